@@ -1,0 +1,194 @@
+//! When the next request may start: the in-flight limit (fixed or AIMD), the
+//! minimum gap between starts, a requests-per-minute rate, and global cool-downs.
+
+use crate::config::RunConfig;
+use crate::ratelimit::RateLimitHeaders;
+use crate::time::Millis;
+
+/// Start-gate state. Times are kept in microseconds so that rates like 7 000 per
+/// minute (8.57 ms apart) do not drift.
+#[derive(Clone, Debug)]
+pub(crate) struct Pacer {
+    max_in_flight: usize,
+    adaptive: bool,
+    /// AIMD window: the current in-flight limit, `1.0..=max_in_flight`.
+    window: f64,
+    /// Requests sent before this instant cannot trigger another decrease: one
+    /// halving per congestion event, as in TCP.
+    last_decrease: Millis,
+    in_flight: usize,
+    delay_us: u64,
+    /// No start before this (from `delay_ms`): strict.
+    next_delay_start_us: u64,
+    /// Gap of the requests-per-minute rate: the user's `rpm`, else the endpoint's
+    /// advertised `x-ratelimit-limit-requests`.
+    rate_gap_us: u64,
+    user_rate: bool,
+    /// GCRA theoretical arrival time of the next start.
+    rate_tat_us: u64,
+    cooldown_until: Millis,
+}
+
+fn us(t: Millis) -> u64 {
+    t.0.saturating_mul(1000)
+}
+
+impl Pacer {
+    pub(crate) fn new(config: &RunConfig) -> Pacer {
+        Pacer {
+            max_in_flight: config.concurrency,
+            adaptive: config.adaptive_concurrency,
+            window: config.concurrency as f64,
+            last_decrease: Millis(0),
+            in_flight: 0,
+            delay_us: config.delay_ms.saturating_mul(1000),
+            next_delay_start_us: 0,
+            rate_gap_us: config.rpm.map_or(0, |rpm| 60_000_000 / u64::from(rpm)),
+            user_rate: config.rpm.is_some(),
+            rate_tat_us: 0,
+            cooldown_until: Millis(0),
+        }
+    }
+
+    /// Current in-flight limit.
+    pub(crate) fn limit(&self) -> usize {
+        (self.window as usize).clamp(1, self.max_in_flight)
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Earliest time a start is allowed, ignoring the in-flight limit.
+    pub(crate) fn next_start_at(&self) -> Millis {
+        // GCRA with a tolerance of one gap: a timer that fires a little late does not
+        // cost throughput, and no burst builds up while idle.
+        let rate_us = self.rate_tat_us.saturating_sub(self.rate_gap_us);
+        let at_us = self.next_delay_start_us.max(rate_us);
+        Millis(at_us.div_ceil(1000)).max(self.cooldown_until)
+    }
+
+    /// Whether a request may start at `now`.
+    pub(crate) fn may_start(&self, now: Millis) -> bool {
+        self.in_flight < self.limit() && self.next_start_at() <= now
+    }
+
+    /// A request starts at `now` (the caller checked `may_start`).
+    pub(crate) fn on_start(&mut self, now: Millis) {
+        self.in_flight += 1;
+        let now_us = us(now);
+        self.next_delay_start_us = now_us + self.delay_us;
+        if self.rate_gap_us > 0 {
+            self.rate_tat_us = self.rate_tat_us.max(now_us) + self.rate_gap_us;
+        }
+    }
+
+    /// A request ended (any outcome).
+    pub(crate) fn on_finish(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// A request succeeded: grow the window by one per window of successes.
+    pub(crate) fn on_success(&mut self) {
+        if self.adaptive {
+            self.window = (self.window + 1.0 / self.window).min(self.max_in_flight as f64);
+        }
+    }
+
+    /// The endpoint said "too many requests" to a request sent at `sent_at`.
+    /// `pause_ms`: how long nobody should start.
+    pub(crate) fn on_rate_limited(&mut self, now: Millis, sent_at: Millis, pause_ms: u64) {
+        self.cool_down(now, pause_ms);
+        if self.adaptive && sent_at >= self.last_decrease {
+            self.window = (self.window / 2.0).max(1.0);
+            self.last_decrease = now;
+        }
+    }
+
+    /// Nobody starts before `now + ms`.
+    pub(crate) fn cool_down(&mut self, now: Millis, ms: u64) {
+        self.cooldown_until = self.cooldown_until.max(now.plus(ms));
+    }
+
+    /// Learns from the rate-limit headers every answer may carry.
+    pub(crate) fn on_headers(&mut self, now: Millis, headers: &RateLimitHeaders) {
+        if !self.user_rate {
+            if let Some(limit) = headers.limit_requests.filter(|l| *l > 0) {
+                self.rate_gap_us = 60_000_000 / limit;
+            }
+        }
+        let pause = headers.exhausted_for_ms();
+        if pause > 0 {
+            self.cool_down(now, pause);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_gap_spreads_starts_and_tolerates_one_late_timer() {
+        let config = RunConfig {
+            rpm: Some(6000),
+            concurrency: 100,
+            ..RunConfig::default()
+        };
+        let mut p = Pacer::new(&config);
+        assert!(p.may_start(Millis(1000)));
+        p.on_start(Millis(1000));
+        // Next start allowed 10 ms after the first (tolerance lets it be at 1000).
+        p.on_start(Millis(1000));
+        assert_eq!(p.next_start_at(), Millis(1010));
+        assert!(!p.may_start(Millis(1009)));
+        // Starting 3 ms late does not push the schedule back.
+        p.on_start(Millis(1013));
+        assert_eq!(p.next_start_at(), Millis(1020));
+    }
+
+    #[test]
+    fn aimd_halves_once_per_event_and_recovers() {
+        let config = RunConfig {
+            concurrency: 8,
+            ..RunConfig::default()
+        };
+        let mut p = Pacer::new(&config);
+        assert_eq!(p.limit(), 8);
+        p.on_rate_limited(Millis(100), Millis(50), 0);
+        assert_eq!(p.limit(), 4);
+        // Another 429 for a request sent before the decrease: no second halving.
+        p.on_rate_limited(Millis(110), Millis(60), 0);
+        assert_eq!(p.limit(), 4);
+        p.on_rate_limited(Millis(200), Millis(150), 0);
+        assert_eq!(p.limit(), 2);
+        for _ in 0..100 {
+            p.on_success();
+        }
+        assert_eq!(p.limit(), 8);
+    }
+
+    #[test]
+    fn endpoint_limit_and_exhaustion_pace_unless_user_rate() {
+        let mut p = Pacer::new(&RunConfig::default());
+        let h = RateLimitHeaders {
+            limit_requests: Some(600),
+            remaining_requests: Some(0),
+            reset_requests_ms: Some(250),
+            ..RateLimitHeaders::default()
+        };
+        p.on_headers(Millis(1000), &h);
+        assert_eq!(p.next_start_at(), Millis(1250));
+        p.on_start(Millis(1250));
+        p.on_start(Millis(1250));
+        assert_eq!(p.next_start_at(), Millis(1350));
+        let mut user = Pacer::new(&RunConfig {
+            rpm: Some(60),
+            ..RunConfig::default()
+        });
+        user.on_headers(Millis(0), &h);
+        user.on_start(Millis(0));
+        user.on_start(Millis(0));
+        assert_eq!(user.next_start_at(), Millis(1000));
+    }
+}

@@ -1,0 +1,1066 @@
+//! Providers: how one image becomes one HTTP request, and how the answer becomes a
+//! prediction. Pure functions, so the native CLI and the browser speak identically.
+
+mod http_json;
+mod openai;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::http::HttpRequest;
+use crate::input::LabelSet;
+use crate::journal::Usage;
+
+/// The endpoint family and its settings. Never holds the API key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum Provider {
+    /// OpenAI-compatible chat completions.
+    #[serde(rename = "openai")]
+    OpenAi(OpenAiConfig),
+    /// Any JSON endpoint: POST image + labels, read the prediction at a field path.
+    #[serde(rename = "http")]
+    HttpJson(HttpJsonConfig),
+}
+
+/// Settings for an OpenAI-compatible chat-completions endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenAiConfig {
+    /// Base URL up to and including `/v1`, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Model name, e.g. `gpt-4o-mini`.
+    pub model: String,
+    /// Image detail level sent with the image.
+    pub detail: ImageDetail,
+    /// Extra instructions placed before the list of labels; `None` = the built-in prompt.
+    #[serde(default)]
+    pub prompt: Option<String>,
+}
+
+/// OpenAI's image `detail` setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum ImageDetail {
+    /// Let the model decide.
+    #[default]
+    Auto,
+    /// 512x512 low-resolution view: cheapest.
+    Low,
+    /// Full detail tiles.
+    High,
+}
+
+/// Settings for a generic JSON endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpJsonConfig {
+    /// Absolute URL the request is POSTed to.
+    pub url: String,
+    /// Dotted path of the prediction in the answer, e.g. `prediction` or
+    /// `result.label` or `choices.0.label`.
+    pub prediction_field: String,
+}
+
+/// A model answer the engine can use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// Index of the predicted label in the [`crate::input::LabelSet`].
+    pub label: usize,
+    /// Token usage, when the endpoint reported it.
+    pub usage: Option<Usage>,
+}
+
+/// The instructions sent as the system message to an OpenAI-compatible endpoint when
+/// [`OpenAiConfig::prompt`] is `None`. The allowed labels follow in the user message.
+pub const DEFAULT_PROMPT: &str = "You are an image classifier. Classify the image into \
+exactly one of the allowed labels given by the user. Answer only with JSON of the form \
+{\"label\": \"<one of the allowed labels, spelled exactly as given>\"}.";
+
+/// Longest echoed model answer kept in an [`AnswerError`], in characters.
+const MAX_ANSWER_CHARS: usize = 100;
+/// Longest echoed text (refusal, detail, body snippet) kept in an error, in characters.
+const MAX_DETAIL_CHARS: usize = 200;
+/// Longest [`ApiError::message`], in characters.
+const MAX_API_MESSAGE_CHARS: usize = 300;
+
+/// What one request is about: the inputs of [`Provider::build_request`].
+#[derive(Clone, Copy, Debug)]
+pub struct RequestInput<'a> {
+    /// The image: an `http(s)://` URL or a `data:` URL, passed to the endpoint as it is.
+    pub image_url: &'a str,
+    /// The labels the model must choose from.
+    pub labels: &'a LabelSet,
+    /// 1-based attempt number (1 = first try, 2 = first retry, ...).
+    pub attempt: u32,
+    /// The item's id from the CSV, when it has one (sent by the generic JSON provider only).
+    pub item_id: Option<&'a str>,
+}
+
+impl Provider {
+    /// The absolute URL requests are POSTed to.
+    ///
+    /// For OpenAI this is `{base_url}/chat/completions` (trailing `/` of the base URL
+    /// ignored); a base URL that already ends in `/chat/completions` is used as it is.
+    pub fn endpoint_url(&self) -> String {
+        match self {
+            Provider::OpenAi(cfg) => openai::endpoint_url(&cfg.base_url),
+            Provider::HttpJson(cfg) => cfg.url.clone(),
+        }
+    }
+
+    /// The HTTP request asking the endpoint to classify one image.
+    ///
+    /// Headers are `content-type: application/json` and `x-stainless-retry-count:
+    /// {attempt - 1}` (the header the OpenAI SDKs send). There is never an
+    /// `Authorization` header: the host adds the key at the last moment.
+    pub fn build_request(&self, input: &RequestInput) -> HttpRequest {
+        let body = match self {
+            Provider::OpenAi(cfg) => openai::build_body(cfg, input),
+            Provider::HttpJson(_) => http_json::build_body(input),
+        };
+        HttpRequest {
+            method: "POST",
+            url: self.endpoint_url(),
+            headers: vec![
+                ("content-type".to_owned(), "application/json".to_owned()),
+                (
+                    "x-stainless-retry-count".to_owned(),
+                    input.attempt.saturating_sub(1).to_string(),
+                ),
+            ],
+            body,
+        }
+    }
+
+    /// Reads the endpoint's answer (the body of a 2xx response) into a prediction.
+    pub fn parse_answer(&self, body: &str, labels: &LabelSet) -> Result<Answer, AnswerError> {
+        match self {
+            Provider::OpenAi(_) => openai::parse_answer(body, labels),
+            Provider::HttpJson(cfg) => http_json::parse_answer(body, &cfg.prediction_field, labels),
+        }
+    }
+}
+
+/// An error the endpoint reported in its body, OpenAI style:
+/// `{"error": {"message": ..., "type": ..., "code": ...}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// Human-readable message, capped at about 300 characters.
+    pub message: String,
+    /// The error's `type`, e.g. `insufficient_quota`, `invalid_request_error`.
+    pub kind: Option<String>,
+    /// The error's `code` as a string (numeric codes are turned into their digits),
+    /// e.g. `insufficient_quota`, `rate_limit_exceeded`, `invalid_api_key`.
+    pub code: Option<String>,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        match (&self.kind, &self.code) {
+            (Some(kind), Some(code)) => write!(f, " (type {kind}, code {code})"),
+            (Some(kind), None) => write!(f, " (type {kind})"),
+            (None, Some(code)) => write!(f, " (code {code})"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+/// Reads an error body: OpenAI's `{"error": {"message", "type", "code"}}` (`code` may be
+/// a string, a number or null), `{"error": "message"}`, the `{"object": "error",
+/// "message": ...}` of some OpenAI-compatible servers, and FastAPI's `{"detail": ...}`.
+/// `None` when the body is none of these.
+pub fn parse_api_error(body: &str) -> Option<ApiError> {
+    api_error_from_value(&serde_json::from_str(body).ok()?)
+}
+
+/// [`parse_api_error`] on an already parsed body.
+fn api_error_from_value(value: &serde_json::Value) -> Option<ApiError> {
+    use serde_json::Value;
+
+    fn text(v: Option<&Value>) -> Option<String> {
+        match v? {
+            Value::String(s) if !s.is_empty() => Some(truncate(s, MAX_API_MESSAGE_CHARS)),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+    fn from_object(obj: &serde_json::Map<String, Value>) -> ApiError {
+        let kind = text(obj.get("type"));
+        let code = text(obj.get("code"));
+        let message = text(obj.get("message"))
+            .or_else(|| code.clone())
+            .or_else(|| kind.clone())
+            .unwrap_or_else(|| "(no message)".to_owned());
+        ApiError {
+            message,
+            kind,
+            code,
+        }
+    }
+    fn message_only(msg: &str) -> ApiError {
+        ApiError {
+            message: truncate(msg, MAX_API_MESSAGE_CHARS),
+            kind: None,
+            code: None,
+        }
+    }
+
+    let top = value.as_object()?;
+    match top.get("error") {
+        Some(Value::Object(err)) => return Some(from_object(err)),
+        Some(Value::String(msg)) if !msg.is_empty() => return Some(message_only(msg)),
+        _ => {}
+    }
+    if top.get("object").and_then(Value::as_str) == Some("error") {
+        return Some(from_object(top));
+    }
+    match top.get("detail") {
+        Some(Value::String(msg)) if !msg.is_empty() => Some(message_only(msg)),
+        Some(Value::Array(items)) => {
+            let first = items.first()?.as_object()?;
+            Some(ApiError {
+                message: text(first.get("msg"))?,
+                kind: text(first.get("type")),
+                code: None,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Token usage as OpenAI spells it; every field optional.
+#[derive(Deserialize)]
+struct RawUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    total_tokens: Option<u64>,
+}
+
+impl RawUsage {
+    /// `None` when no count at all was given; a missing total is the sum of the others.
+    fn into_usage(self) -> Option<Usage> {
+        if self.prompt_tokens.is_none()
+            && self.completion_tokens.is_none()
+            && self.total_tokens.is_none()
+        {
+            return None;
+        }
+        let prompt_tokens = self.prompt_tokens.unwrap_or(0);
+        let completion_tokens = self.completion_tokens.unwrap_or(0);
+        Some(Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: self
+                .total_tokens
+                .unwrap_or(prompt_tokens.saturating_add(completion_tokens)),
+        })
+    }
+}
+
+/// Why an endpoint's answer gives no usable prediction. The remote side's fault, never
+/// a misuse of the API; each message says what happened in terms a user can act on.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AnswerError {
+    /// The model declined to answer; holds its refusal text (capped).
+    #[error("the model refused to classify the image: {0:?}")]
+    Refusal(String),
+    /// The answer is not in the expected shape (not JSON, no choices, no label field,
+    /// ...). `detail` is short and never holds the whole body.
+    #[error("the endpoint's answer could not be read: {detail}")]
+    Malformed {
+        /// What was wrong, e.g. the JSON parser's message or the missing field's path.
+        detail: String,
+    },
+    /// The model answered something that is not one of the CSV's labels.
+    #[error(
+        "the model answered {answer:?}, which is not one of the labels in the CSV \
+         (labels are matched exactly, then ignoring case and surrounding spaces)"
+    )]
+    OutsideLabelSet {
+        /// What the model answered, capped at about 100 characters.
+        answer: String,
+    },
+    /// The endpoint answered with an error body instead of a prediction.
+    #[error("the endpoint answered with an error: {0}")]
+    ErrorBody(ApiError),
+}
+
+impl AnswerError {
+    fn malformed(detail: impl Into<String>) -> Self {
+        AnswerError::Malformed {
+            detail: truncate(&detail.into(), MAX_DETAIL_CHARS),
+        }
+    }
+
+    fn outside(answer: &str) -> Self {
+        AnswerError::OutsideLabelSet {
+            answer: truncate(answer, MAX_ANSWER_CHARS),
+        }
+    }
+}
+
+/// Matches `answer` against the label set, or says it is outside it.
+fn match_label(answer: &str, labels: &LabelSet) -> Result<usize, AnswerError> {
+    labels
+        .match_answer(answer)
+        .ok_or_else(|| AnswerError::outside(answer))
+}
+
+/// `s` cut to at most `max` characters (on a char boundary), with `…` when cut.
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_owned(),
+        Some((end, _)) => {
+            let mut out = String::with_capacity(end + 3);
+            out.push_str(&s[..end]);
+            out.push('…');
+            out
+        }
+    }
+}
+
+/// A short, single-line snippet of a body for an error detail.
+fn snippet(body: &str) -> String {
+    truncate(body.trim(), 60).replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn labels() -> LabelSet {
+        LabelSet::from_labels(["dog", "cat"])
+    }
+
+    fn openai(detail: ImageDetail, prompt: Option<&str>) -> Provider {
+        Provider::OpenAi(OpenAiConfig {
+            base_url: "https://api.openai.com/v1/".to_owned(),
+            model: "gpt-4o-mini".to_owned(),
+            detail,
+            prompt: prompt.map(str::to_owned),
+        })
+    }
+
+    fn http(field: &str) -> Provider {
+        Provider::HttpJson(HttpJsonConfig {
+            url: "http://localhost:8080/predict".to_owned(),
+            prediction_field: field.to_owned(),
+        })
+    }
+
+    fn input<'a>(labels: &'a LabelSet, attempt: u32, id: Option<&'a str>) -> RequestInput<'a> {
+        RequestInput {
+            image_url: "https://example.com/a.png",
+            labels,
+            attempt,
+            item_id: id,
+        }
+    }
+
+    fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+        req.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn chat(content: &str) -> String {
+        json!({
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": null},
+                "finish_reason": "stop"
+            }],
+            "usage": {"prompt_tokens": 120, "completion_tokens": 7, "total_tokens": 127,
+                      "prompt_tokens_details": {"cached_tokens": 0}}
+        })
+        .to_string()
+    }
+
+    fn usage(p: u64, c: u64, t: u64) -> Option<Usage> {
+        Some(Usage {
+            prompt_tokens: p,
+            completion_tokens: c,
+            total_tokens: t,
+        })
+    }
+
+    // ------------------------------------------------------------------ requests
+
+    #[test]
+    fn openai_endpoint_url() {
+        assert_eq!(
+            openai(ImageDetail::Auto, None).endpoint_url(),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        let mut p = openai(ImageDetail::Auto, None);
+        if let Provider::OpenAi(cfg) = &mut p {
+            cfg.base_url = "http://127.0.0.1:9/v1/chat/completions/".to_owned();
+        }
+        assert_eq!(p.endpoint_url(), "http://127.0.0.1:9/v1/chat/completions");
+        assert_eq!(http("x").endpoint_url(), "http://localhost:8080/predict");
+    }
+
+    #[test]
+    fn openai_request_shape() {
+        let labels = labels();
+        let req = openai(ImageDetail::Low, None).build_request(&input(&labels, 1, Some("id-7")));
+        assert_eq!(req.method, "POST");
+        assert_eq!(req.url, "https://api.openai.com/v1/chat/completions");
+        assert_eq!(header(&req, "content-type"), Some("application/json"));
+        assert_eq!(header(&req, "x-stainless-retry-count"), Some("0"));
+        assert_eq!(header(&req, "authorization"), None);
+        assert_eq!(req.headers.len(), 2);
+
+        let body: Value = serde_json::from_str(&req.body).unwrap();
+        assert_eq!(body["model"], "gpt-4o-mini");
+        assert_eq!(body["temperature"], 0);
+        let messages = body["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[0]["role"], "system");
+        assert_eq!(messages[0]["content"], DEFAULT_PROMPT);
+        assert_eq!(messages[1]["role"], "user");
+        let parts = messages[1]["content"].as_array().unwrap();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0]["type"], "text");
+        assert!(parts[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains(r#"["cat","dog"]"#));
+        assert_eq!(parts[1]["type"], "image_url");
+        assert_eq!(
+            parts[1]["image_url"],
+            json!({"url": "https://example.com/a.png", "detail": "low"})
+        );
+        assert_eq!(
+            body["response_format"],
+            json!({
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "classification",
+                    "strict": true,
+                    "schema": {
+                        "type": "object",
+                        "properties": {"label": {"type": "string", "enum": ["cat", "dog"]}},
+                        "required": ["label"],
+                        "additionalProperties": false
+                    }
+                }
+            })
+        );
+        // The item id is not sent to OpenAI.
+        assert!(!req.body.contains("id-7"));
+        // Exactly these top-level keys.
+        let mut keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["messages", "model", "response_format", "temperature"]
+        );
+    }
+
+    #[test]
+    fn openai_detail_values_and_prompt_override() {
+        let labels = labels();
+        for (detail, text) in [
+            (ImageDetail::Auto, "auto"),
+            (ImageDetail::Low, "low"),
+            (ImageDetail::High, "high"),
+        ] {
+            let req = openai(detail, Some("Is it a pet?")).build_request(&input(&labels, 1, None));
+            let body: Value = serde_json::from_str(&req.body).unwrap();
+            assert_eq!(
+                body["messages"][1]["content"][1]["image_url"]["detail"],
+                text
+            );
+            assert_eq!(body["messages"][0]["content"], "Is it a pet?");
+        }
+    }
+
+    #[test]
+    fn retry_count_header_is_attempt_minus_one() {
+        let labels = labels();
+        for provider in [openai(ImageDetail::Auto, None), http("p")] {
+            for (attempt, expected) in [(1, "0"), (2, "1"), (6, "5"), (0, "0")] {
+                let req = provider.build_request(&input(&labels, attempt, None));
+                assert_eq!(header(&req, "x-stainless-retry-count"), Some(expected));
+                assert_eq!(header(&req, "authorization"), None);
+            }
+        }
+    }
+
+    #[test]
+    fn labels_and_urls_are_escaped() {
+        let labels =
+            LabelSet::from_labels(["say \"hi\"", "two\nlines", "back\\slash", "</script>"]);
+        let data_url = "data:image/png;base64,iVBORw0KGgo=";
+        let mut inp = input(&labels, 1, Some("a\"b"));
+        inp.image_url = data_url;
+        let expected: Vec<String> = labels.names().to_vec();
+        assert_eq!(expected.len(), 4);
+
+        let req = openai(ImageDetail::Auto, Some("quote \" and\nnewline")).build_request(&inp);
+        let body: Value = serde_json::from_str(&req.body).expect("valid JSON");
+        let schema_enum =
+            &body["response_format"]["json_schema"]["schema"]["properties"]["label"]["enum"];
+        assert_eq!(schema_enum, &json!(expected));
+        assert_eq!(body["messages"][0]["content"], "quote \" and\nnewline");
+        assert_eq!(
+            body["messages"][1]["content"][1]["image_url"]["url"],
+            data_url
+        );
+        // The label list in the text part is itself a parseable JSON array.
+        let text = body["messages"][1]["content"][0]["text"].as_str().unwrap();
+        let list: Vec<String> = serde_json::from_str(&text[text.find('[').unwrap()..]).unwrap();
+        assert_eq!(list, expected);
+
+        let req = http("p").build_request(&inp);
+        let body: Value = serde_json::from_str(&req.body).expect("valid JSON");
+        assert_eq!(body["labels"], json!(expected));
+        assert_eq!(body["id"], "a\"b");
+        assert_eq!(body["image"], data_url);
+    }
+
+    #[test]
+    fn http_json_request_shape() {
+        let labels = labels();
+        let req = http("prediction").build_request(&input(&labels, 3, Some("row-1")));
+        assert_eq!(req.method, "POST");
+        assert_eq!(req.url, "http://localhost:8080/predict");
+        assert_eq!(header(&req, "content-type"), Some("application/json"));
+        assert_eq!(header(&req, "x-stainless-retry-count"), Some("2"));
+        let body: Value = serde_json::from_str(&req.body).unwrap();
+        assert_eq!(
+            body,
+            json!({"image": "https://example.com/a.png", "labels": ["cat", "dog"],
+                   "id": "row-1", "attempt": 3})
+        );
+        // No id: the key is left out, not null.
+        let req = http("prediction").build_request(&input(&labels, 1, None));
+        let body: Value = serde_json::from_str(&req.body).unwrap();
+        assert!(body.get("id").is_none(), "{body}");
+        assert_eq!(body["attempt"], 1);
+    }
+
+    // ------------------------------------------------------------------ OpenAI answers
+
+    #[test]
+    fn openai_parses_label_and_usage() {
+        let labels = labels();
+        let p = openai(ImageDetail::Auto, None);
+        let answer = p
+            .parse_answer(&chat(r#"{"label":"dog"}"#), &labels)
+            .unwrap();
+        assert_eq!(
+            answer,
+            Answer {
+                label: 1,
+                usage: usage(120, 7, 127)
+            }
+        );
+        let answer = p
+            .parse_answer(&chat(r#"{"label": "cat"}"#), &labels)
+            .unwrap();
+        assert_eq!(answer.label, 0);
+    }
+
+    #[test]
+    fn openai_usage_variants() {
+        let labels = labels();
+        let p = openai(ImageDetail::Auto, None);
+        let msg = r#"{"message":{"content":"{\"label\":\"cat\"}"}}"#;
+        let no_usage = format!(r#"{{"choices":[{msg}]}}"#);
+        assert_eq!(p.parse_answer(&no_usage, &labels).unwrap().usage, None);
+        let null_usage = format!(r#"{{"choices":[{msg}],"usage":null}}"#);
+        assert_eq!(p.parse_answer(&null_usage, &labels).unwrap().usage, None);
+        let no_total = format!(
+            r#"{{"choices":[{msg}],"usage":{{"prompt_tokens":10,"completion_tokens":2}}}}"#
+        );
+        assert_eq!(
+            p.parse_answer(&no_total, &labels).unwrap().usage,
+            usage(10, 2, 12)
+        );
+        let empty = format!(r#"{{"choices":[{msg}],"usage":{{}}}}"#);
+        assert_eq!(p.parse_answer(&empty, &labels).unwrap().usage, None);
+    }
+
+    #[test]
+    fn openai_tolerates_fences_whitespace_and_bare_labels() {
+        let labels = labels();
+        let p = openai(ImageDetail::Auto, None);
+        for (content, label) in [
+            ("  {\"label\": \"dog\"}\n", 1),
+            ("```json\n{\"label\": \"cat\"}\n```", 0),
+            ("```\n{\"label\": \"dog\"}\n```", 1),
+            ("\n```JSON\n{\"label\":\"dog\"}```\n", 1),
+            ("```json {\"label\": \"cat\"}```", 0),
+            ("dog", 1),
+            ("  Cat ", 0),
+            ("\"dog\"", 1),
+            ("```\ncat\n```", 0),
+            ("{\"label\": \" DOG \"}", 1),
+            ("{\"label\": \"cat\", \"confidence\": 0.9}", 0),
+        ] {
+            let answer = p
+                .parse_answer(&chat(content), &labels)
+                .unwrap_or_else(|e| panic!("{content:?}: {e}"));
+            assert_eq!(answer.label, label, "{content:?}");
+        }
+    }
+
+    #[test]
+    fn openai_numeric_labels() {
+        let labels = LabelSet::from_labels(["0", "1", "2", "3"]);
+        let p = openai(ImageDetail::Auto, None);
+        assert_eq!(
+            p.parse_answer(&chat(r#"{"label":"3"}"#), &labels)
+                .unwrap()
+                .label,
+            3
+        );
+        assert_eq!(
+            p.parse_answer(&chat(r#"{"label":2}"#), &labels)
+                .unwrap()
+                .label,
+            2
+        );
+        assert_eq!(p.parse_answer(&chat("1"), &labels).unwrap().label, 1);
+        assert_eq!(
+            p.parse_answer(&chat("7"), &labels),
+            Err(AnswerError::OutsideLabelSet {
+                answer: "7".to_owned()
+            })
+        );
+    }
+
+    #[test]
+    fn openai_outside_label_set() {
+        let labels = labels();
+        let p = openai(ImageDetail::Auto, None);
+        let err = p
+            .parse_answer(&chat(r#"{"label":"zebra"}"#), &labels)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            AnswerError::OutsideLabelSet {
+                answer: "zebra".to_owned()
+            }
+        );
+        let text = err.to_string();
+        assert!(text.contains("\"zebra\""), "{text}");
+        assert!(text.contains("not one of the labels"), "{text}");
+        // Free text is echoed, capped at 100 characters.
+        let long = "I think this is a picture of a very fluffy animal. ".repeat(10);
+        match p.parse_answer(&chat(&long), &labels).unwrap_err() {
+            AnswerError::OutsideLabelSet { answer } => {
+                assert_eq!(answer.chars().count(), 101);
+                assert!(answer.ends_with('…'));
+                assert!(long.starts_with(answer.trim_end_matches('…')));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn openai_refusal() {
+        let labels = labels();
+        let p = openai(ImageDetail::Auto, None);
+        let body = json!({"choices": [{"message": {"role": "assistant", "content": null,
+            "refusal": "I'm sorry, I can't help with that."}, "finish_reason": "stop"}]})
+        .to_string();
+        let err = p.parse_answer(&body, &labels).unwrap_err();
+        assert_eq!(
+            err,
+            AnswerError::Refusal("I'm sorry, I can't help with that.".to_owned())
+        );
+        assert!(err.to_string().contains("refused"));
+        // Refusal wins even when content is also set.
+        let body = json!({"choices": [{"message": {"content": "{\"label\":\"cat\"}",
+            "refusal": "no"}}]})
+        .to_string();
+        assert_eq!(
+            p.parse_answer(&body, &labels),
+            Err(AnswerError::Refusal("no".to_owned()))
+        );
+    }
+
+    fn malformed(result: Result<Answer, AnswerError>) -> String {
+        match result {
+            Err(AnswerError::Malformed { detail }) => detail,
+            other => panic!("expected Malformed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn openai_malformed_bodies() {
+        let labels = labels();
+        let p = openai(ImageDetail::Auto, None);
+        let detail = malformed(p.parse_answer("<html>502 Bad Gateway</html>", &labels));
+        assert!(detail.starts_with("not JSON"), "{detail}");
+        assert!(detail.contains("<html>502"), "{detail}");
+        assert!(malformed(p.parse_answer("", &labels)).starts_with("not JSON"));
+        assert!(malformed(p.parse_answer(r#"{"choices": [{"mess"#, &labels)).contains("not JSON"));
+        assert!(malformed(p.parse_answer("{}", &labels)).contains("no choices"));
+        assert!(malformed(p.parse_answer(r#"{"choices": []}"#, &labels)).contains("no choices"));
+        assert!(malformed(p.parse_answer(r#"{"choices": null}"#, &labels)).contains("no choices"));
+        assert!(malformed(p.parse_answer(r#"{"choices": [{}]}"#, &labels)).contains("no message"));
+        assert!(malformed(p.parse_answer(r#"{"choices": 5}"#, &labels))
+            .contains("not a chat completion"));
+        let detail = malformed(p.parse_answer(
+            r#"{"choices": [{"message": {"content": null}, "finish_reason": "content_filter"}]}"#,
+            &labels,
+        ));
+        assert!(
+            detail.contains("no content") && detail.contains("content_filter"),
+            "{detail}"
+        );
+        assert!(malformed(p.parse_answer(&chat("   "), &labels)).contains("empty"));
+        let detail = malformed(p.parse_answer(&chat(r#"{"answer": "cat"}"#), &labels));
+        assert!(detail.contains("not {\"label\": ...} JSON"), "{detail}");
+        assert!(detail.contains("missing field `label`"), "{detail}");
+        // A cut-short answer says so.
+        let body = json!({"choices": [{"message": {"content": "{\"label\": \"ca"},
+            "finish_reason": "length"}]})
+        .to_string();
+        assert!(malformed(p.parse_answer(&body, &labels)).contains("cut short"));
+    }
+
+    #[test]
+    fn malformed_detail_never_echoes_a_whole_body() {
+        let labels = labels();
+        let p = openai(ImageDetail::Auto, None);
+        let huge = format!("<html>{}</html>", "x".repeat(100_000));
+        let detail = malformed(p.parse_answer(&huge, &labels));
+        assert!(
+            detail.chars().count() <= MAX_DETAIL_CHARS + 1,
+            "{}",
+            detail.len()
+        );
+        let huge_content = format!("{{\"label\": \"{}", "y".repeat(10_000));
+        let detail = malformed(p.parse_answer(&chat(&huge_content), &labels));
+        assert!(
+            detail.chars().count() <= MAX_DETAIL_CHARS + 1,
+            "{}",
+            detail.len()
+        );
+        let detail = malformed(http("p").parse_answer(&huge, &labels));
+        assert!(
+            detail.chars().count() <= MAX_DETAIL_CHARS + 1,
+            "{}",
+            detail.len()
+        );
+    }
+
+    #[test]
+    fn openai_error_body() {
+        let labels = labels();
+        let p = openai(ImageDetail::Auto, None);
+        let body = r#"{"error": {"message": "You exceeded your current quota.",
+            "type": "insufficient_quota", "param": null, "code": "insufficient_quota"}}"#;
+        let err = p.parse_answer(body, &labels).unwrap_err();
+        assert_eq!(
+            err,
+            AnswerError::ErrorBody(ApiError {
+                message: "You exceeded your current quota.".to_owned(),
+                kind: Some("insufficient_quota".to_owned()),
+                code: Some("insufficient_quota".to_owned()),
+            })
+        );
+        assert_eq!(
+            err.to_string(),
+            "the endpoint answered with an error: You exceeded your current quota. \
+             (type insufficient_quota, code insufficient_quota)"
+        );
+        // An error next to (null) choices is still an error.
+        let body = r#"{"choices": null, "error": {"message": "overloaded", "code": 503}}"#;
+        assert!(matches!(
+            p.parse_answer(body, &labels),
+            Err(AnswerError::ErrorBody(ApiError { code: Some(c), .. })) if c == "503"
+        ));
+        // An error whose shape breaks the typed parse is still recognised.
+        let body = r#"{"choices": "nope", "error": "server exploded"}"#;
+        assert!(matches!(
+            p.parse_answer(body, &labels),
+            Err(AnswerError::ErrorBody(ApiError { message, .. })) if message == "server exploded"
+        ));
+        // `"error": null` is not an error.
+        let body = r#"{"error": null, "choices": [{"message": {"content": "cat"}}]}"#;
+        assert_eq!(p.parse_answer(body, &labels).unwrap().label, 0);
+    }
+
+    #[test]
+    fn openai_takes_first_of_several_choices() {
+        let labels = labels();
+        let p = openai(ImageDetail::Auto, None);
+        let body = r#"{"choices": [{"message": {"content": "dog"}},
+            {"message": {"content": "cat"}}, {"weird": [1, {"a": null}]}]}"#;
+        assert_eq!(p.parse_answer(body, &labels).unwrap().label, 1);
+    }
+
+    // ------------------------------------------------------------------ API errors
+
+    #[test]
+    fn api_error_code_string_number_null() {
+        let e = parse_api_error(
+            r#"{"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}"#,
+        )
+        .unwrap();
+        assert_eq!(e.message, "Rate limit reached");
+        assert_eq!(e.kind.as_deref(), Some("requests"));
+        assert_eq!(e.code.as_deref(), Some("rate_limit_exceeded"));
+
+        let e = parse_api_error(r#"{"error": {"message": "Bad gateway", "code": 502}}"#).unwrap();
+        assert_eq!(e.code.as_deref(), Some("502"));
+        assert_eq!(e.kind, None);
+        assert_eq!(e.to_string(), "Bad gateway (code 502)");
+
+        let e = parse_api_error(
+            r#"{"error": {"message": "Invalid image", "type": "invalid_request_error", "code": null}}"#,
+        )
+        .unwrap();
+        assert_eq!(e.code, None);
+        assert_eq!(e.to_string(), "Invalid image (type invalid_request_error)");
+    }
+
+    #[test]
+    fn api_error_other_shapes() {
+        assert_eq!(
+            parse_api_error(r#"{"error": "Unauthorized"}"#),
+            Some(ApiError {
+                message: "Unauthorized".to_owned(),
+                kind: None,
+                code: None
+            })
+        );
+        let e = parse_api_error(
+            r#"{"object": "error", "message": "model not found", "type": "NotFoundError", "code": 404}"#,
+        )
+        .unwrap();
+        assert_eq!(e.message, "model not found");
+        assert_eq!(e.kind.as_deref(), Some("NotFoundError"));
+        assert_eq!(e.code.as_deref(), Some("404"));
+        assert_eq!(
+            parse_api_error(r#"{"detail": "Not authenticated"}"#)
+                .unwrap()
+                .message,
+            "Not authenticated"
+        );
+        let e = parse_api_error(
+            r#"{"detail": [{"loc": ["body", "image"], "msg": "field required", "type": "value_error.missing"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(e.message, "field required");
+        assert_eq!(e.kind.as_deref(), Some("value_error.missing"));
+        // No message: fall back to the code.
+        let e = parse_api_error(r#"{"error": {"code": "insufficient_quota"}}"#).unwrap();
+        assert_eq!(e.message, "insufficient_quota");
+        assert_eq!(e.code.as_deref(), Some("insufficient_quota"));
+        assert_eq!(
+            parse_api_error(r#"{"error": {}}"#).unwrap().message,
+            "(no message)"
+        );
+        for not_error in [
+            "",
+            "not json",
+            "[]",
+            "{}",
+            r#"{"error": null}"#,
+            r#"{"error": 3}"#,
+            r#"{"choices": []}"#,
+        ] {
+            assert_eq!(parse_api_error(not_error), None, "{not_error}");
+        }
+    }
+
+    #[test]
+    fn api_error_message_is_capped() {
+        let body = json!({"error": {"message": "é".repeat(5000), "code": "x"}}).to_string();
+        let e = parse_api_error(&body).unwrap();
+        assert_eq!(e.message.chars().count(), MAX_API_MESSAGE_CHARS + 1);
+        assert!(e.message.ends_with('…'));
+    }
+
+    // ------------------------------------------------------------------ generic JSON answers
+
+    #[test]
+    fn http_json_top_level_field() {
+        let labels = labels();
+        let answer = http("prediction")
+            .parse_answer(r#"{"prediction": "dog", "score": 0.93}"#, &labels)
+            .unwrap();
+        assert_eq!(
+            answer,
+            Answer {
+                label: 1,
+                usage: None
+            }
+        );
+    }
+
+    #[test]
+    fn http_json_dotted_path_with_array_index() {
+        let labels = labels();
+        let body =
+            r#"{"result": {"top": [{"label": "cat", "p": 0.6}, {"label": "dog", "p": 0.4}]}}"#;
+        assert_eq!(
+            http("result.top.0.label")
+                .parse_answer(body, &labels)
+                .unwrap()
+                .label,
+            0
+        );
+        assert_eq!(
+            http("result.top.1.label")
+                .parse_answer(body, &labels)
+                .unwrap()
+                .label,
+            1
+        );
+        let detail = malformed(http("result.top.2.label").parse_answer(body, &labels));
+        assert!(detail.contains("result.top.2.label"), "{detail}");
+        assert!(detail.contains("array of 2 elements"), "{detail}");
+        let detail = malformed(http("result.best").parse_answer(body, &labels));
+        assert!(
+            detail.contains("`result.best`") && detail.contains("no field `best`"),
+            "{detail}"
+        );
+        let detail = malformed(http("result.top.x").parse_answer(body, &labels));
+        assert!(detail.contains("`x` is not an index"), "{detail}");
+        // Objects with numeric keys are looked up by key.
+        let body = r#"{"by": {"0": "dog"}}"#;
+        assert_eq!(http("by.0").parse_answer(body, &labels).unwrap().label, 1);
+        // Top-level arrays and an empty path.
+        assert_eq!(
+            http("0").parse_answer(r#"["cat"]"#, &labels).unwrap().label,
+            0
+        );
+        assert_eq!(http("").parse_answer(r#""dog""#, &labels).unwrap().label, 1);
+    }
+
+    #[test]
+    fn http_json_numbers_and_wrong_types() {
+        let digits = LabelSet::from_labels(["0", "1", "7"]);
+        assert_eq!(
+            http("p")
+                .parse_answer(r#"{"p": 7}"#, &digits)
+                .unwrap()
+                .label,
+            2
+        );
+        assert_eq!(
+            http("p")
+                .parse_answer(r#"{"p": "1"}"#, &digits)
+                .unwrap()
+                .label,
+            1
+        );
+        assert_eq!(
+            http("p").parse_answer(r#"{"p": 9}"#, &digits),
+            Err(AnswerError::OutsideLabelSet {
+                answer: "9".to_owned()
+            })
+        );
+        assert_eq!(
+            http("p").parse_answer(r#"{"p": "zebra"}"#, &labels()),
+            Err(AnswerError::OutsideLabelSet {
+                answer: "zebra".to_owned()
+            })
+        );
+        for (body, kind) in [
+            (r#"{"p": null}"#, "null"),
+            (r#"{"p": true}"#, "a boolean"),
+            (r#"{"p": ["cat"]}"#, "an array"),
+            (r#"{"p": {"label": "cat"}}"#, "an object"),
+        ] {
+            let detail = malformed(http("p").parse_answer(body, &labels()));
+            assert!(detail.contains(kind) && detail.contains("`p`"), "{detail}");
+        }
+        assert!(malformed(http("p").parse_answer("oops", &labels())).starts_with("not JSON"));
+    }
+
+    #[test]
+    fn http_json_usage_and_error_body() {
+        let labels = labels();
+        let body = r#"{"label": "cat", "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}}"#;
+        assert_eq!(
+            http("label").parse_answer(body, &labels).unwrap().usage,
+            usage(5, 1, 6)
+        );
+        // A usage of the wrong shape is ignored, not an error.
+        let body = r#"{"label": "cat", "usage": "lots"}"#;
+        assert_eq!(
+            http("label").parse_answer(body, &labels).unwrap().usage,
+            None
+        );
+        let body = r#"{"error": {"message": "model not loaded", "code": 503}}"#;
+        assert_eq!(
+            http("label").parse_answer(body, &labels),
+            Err(AnswerError::ErrorBody(ApiError {
+                message: "model not loaded".to_owned(),
+                kind: None,
+                code: Some("503".to_owned()),
+            }))
+        );
+        let body = r#"{"label": null, "detail": "queue full"}"#;
+        assert!(matches!(
+            http("label").parse_answer(body, &labels),
+            Err(AnswerError::ErrorBody(ApiError { message, .. })) if message == "queue full"
+        ));
+    }
+
+    // ------------------------------------------------------------------ messages
+
+    #[test]
+    fn error_messages_are_actionable() {
+        assert_eq!(
+            AnswerError::Malformed {
+                detail: "the answer has no choices".to_owned()
+            }
+            .to_string(),
+            "the endpoint's answer could not be read: the answer has no choices"
+        );
+        let text = AnswerError::OutsideLabelSet {
+            answer: "a \"b\"\nc".to_owned(),
+        }
+        .to_string();
+        assert!(
+            text.starts_with(r#"the model answered "a \"b\"\nc", which"#),
+            "{text}"
+        );
+        assert!(!text.contains('\n'));
+        assert_eq!(
+            AnswerError::Refusal("no".to_owned()).to_string(),
+            "the model refused to classify the image: \"no\""
+        );
+    }
+
+    #[test]
+    fn truncate_is_char_safe() {
+        assert_eq!(truncate("abc", 3), "abc");
+        assert_eq!(truncate("abcd", 3), "abc…");
+        assert_eq!(truncate("ééé", 2), "éé…");
+        assert_eq!(truncate("", 0), "");
+        assert_eq!(truncate("🐱🐶", 1), "🐱…");
+    }
+
+    #[test]
+    fn provider_config_still_round_trips() {
+        let p = openai(ImageDetail::High, Some("x"));
+        let text = serde_json::to_string(&p).unwrap();
+        assert!(text.contains(r#""kind":"openai""#), "{text}");
+        assert_eq!(serde_json::from_str::<Provider>(&text).unwrap(), p);
+    }
+}

@@ -1,0 +1,417 @@
+//! Reports, in the JSON shapes existing consumers read (camelCase; fields may be
+//! added, never renamed or dropped) and as console text.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::RunConfig;
+use crate::eval::Evaluation;
+use crate::journal::{FailureKind, Usage};
+use crate::time::{format_duration, format_seconds};
+
+const RULE: &str = "================================================================================";
+const THIN_RULE: &str = "--------------------------------------------------------------------------------";
+
+/// The report emitted when every item of a batch is final.
+///
+/// `processed`, `successful`, `failed` and `successRate` are cumulative over
+/// batches 1..=`batchNumber` (so they do not depend on timing); the `batch*`
+/// fields count this batch alone. `averageTimePerImage` and
+/// `estimatedTimeRemaining` come from the measured rate of this session.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchReport {
+    /// 1-based.
+    pub batch_number: usize,
+    /// Batches in the run.
+    pub total_batches: usize,
+    /// 0-based row index of the batch's first item.
+    pub batch_start_index: usize,
+    /// 0-based row index of the batch's last item.
+    pub batch_end_index: usize,
+    /// Items in this batch.
+    pub batch_size: usize,
+    /// Items final in batches 1..=this.
+    pub processed: usize,
+    /// Successful items in batches 1..=this.
+    pub successful: usize,
+    /// Failed items in batches 1..=this.
+    pub failed: usize,
+    /// Time since the run (this session) started.
+    pub elapsed_ms: u64,
+    /// Elapsed time over items finished in this session, in ms.
+    pub average_time_per_image: u64,
+    /// `averageTimePerImage` x items not yet final, in ms.
+    pub estimated_time_remaining: u64,
+    /// `successful / processed` as `"96.00%"`.
+    pub success_rate: String,
+    /// Items of the whole run.
+    pub total_items: usize,
+    /// Successful items in this batch.
+    pub batch_successful: usize,
+    /// Failed items in this batch.
+    pub batch_failed: usize,
+    /// Predictions equal to the label, in batches 1..=this.
+    pub agreements: usize,
+    /// Retries spent on this batch's items.
+    pub retries: u64,
+    /// 429 answers to this batch's items.
+    pub rate_limit_hits: u64,
+    /// Every item of this batch was already final in the journal this run resumed from.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resumed: bool,
+}
+
+/// One failed item, as listed in the reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorEntry {
+    /// 0-based data row index.
+    pub row: usize,
+    /// CSV line number.
+    pub line: u64,
+    /// The image reference (long data URLs shortened).
+    pub image: String,
+    /// The human label.
+    pub label: String,
+    /// What went wrong.
+    pub error: String,
+    /// Class of failure.
+    pub error_kind: Option<FailureKind>,
+    /// HTTP status of the last answer, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// Requests made for the item.
+    pub attempts: u32,
+}
+
+/// `overallProgress`: the whole run so far, whatever the batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OverallProgress<E> {
+    /// Items in the run.
+    pub total: usize,
+    /// Successful items so far.
+    pub successful: usize,
+    /// Failed items so far.
+    pub failed: usize,
+    /// Every failed item so far.
+    pub errors: E,
+}
+
+/// How the run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum RunStatus {
+    /// Still going (progress reports).
+    Running,
+    /// Every item is final.
+    Completed,
+    /// Stopped on request (Ctrl-C, Cancel); the rest can be resumed.
+    Interrupted,
+    /// Stopped by a run-fatal condition (see `abortReason`); the rest can be resumed.
+    Aborted,
+}
+
+impl RunStatus {
+    /// `completed`, `interrupted`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Aborted => "aborted",
+        }
+    }
+}
+
+/// The progress file, rewritten after each batch. Borrows from the engine so that
+/// writing it costs no copy of the reports.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgressReport<'a> {
+    /// When it was written.
+    pub timestamp: String,
+    /// The labels CSV.
+    pub csv_path: &'a str,
+    /// Number of the latest reported batch (0 before the first).
+    pub batch_number: usize,
+    /// Batches in the run.
+    pub total_batches: usize,
+    /// The whole run so far.
+    pub overall_progress: OverallProgress<&'a [ErrorEntry]>,
+    /// The latest batch report.
+    pub current_batch_report: Option<&'a BatchReport>,
+    /// Every batch report so far, in order.
+    pub all_reports: &'a [BatchReport],
+    /// Run id (its start time), naming its files.
+    pub run_id: &'a str,
+    /// `running` while the run goes on.
+    pub status: RunStatus,
+    /// The settings used (no secrets).
+    pub config: &'a RunConfig,
+}
+
+/// Latency of the final attempt of each answered item.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencySummary {
+    /// Items measured.
+    pub count: usize,
+    /// Median, ms.
+    pub p50: u64,
+    /// 95th percentile, ms.
+    pub p95: u64,
+    /// Slowest, ms.
+    pub max: u64,
+}
+
+/// Whole-run statistics.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Statistics {
+    /// Items in the CSV.
+    pub total: usize,
+    /// Items final (successful + failed).
+    pub processed: usize,
+    /// Items with a usable prediction.
+    pub successful: usize,
+    /// Items without one.
+    pub failed: usize,
+    /// Items not final (interrupted or aborted runs); resume does them.
+    pub remaining: usize,
+    /// `successful / processed` as `"96.00%"`.
+    pub success_rate: String,
+    /// Time of this session, ms.
+    pub elapsed_ms: u64,
+    /// Elapsed over items finished in this session, ms.
+    pub average_time_per_image: u64,
+    /// Requests sent in this session.
+    pub requests: u64,
+    /// Retries (requests beyond each item's first).
+    pub retries: u64,
+    /// 429 answers.
+    pub rate_limit_hits: u64,
+    /// Items taken as final from the journal this run resumed from.
+    pub resumed_items: usize,
+    /// Latency percentiles.
+    pub latency_ms: LatencySummary,
+    /// Token usage summed over successful items.
+    pub usage: Usage,
+}
+
+/// The final summary: written once when the run ends, however it ends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// When it was written.
+    pub timestamp: String,
+    /// Run id (its start time), naming its files.
+    pub run_id: String,
+    /// How the run ended.
+    pub status: RunStatus,
+    /// Why an aborted run stopped.
+    pub abort_reason: Option<String>,
+    /// The labels CSV.
+    pub csv_path: String,
+    /// When this session started.
+    pub started_at: String,
+    /// When it ended.
+    pub finished_at: String,
+    /// Batches in the run.
+    pub total_batches: usize,
+    /// The same shape as in the progress file, with every error.
+    pub overall_progress: OverallProgress<Vec<ErrorEntry>>,
+    /// Whole-run statistics.
+    pub statistics: Statistics,
+    /// Prediction against label.
+    pub evaluation: Evaluation,
+    /// Every batch report, in order.
+    pub all_reports: Vec<BatchReport>,
+    /// The settings used (no secrets).
+    pub config: RunConfig,
+}
+
+/// `"96.00%"`; `"0.00%"` when nothing is counted.
+pub fn percent(part: usize, whole: usize) -> String {
+    if whole == 0 {
+        return "0.00%".into();
+    }
+    format!("{:.2}%", part as f64 * 100.0 / whole as f64)
+}
+
+impl BatchReport {
+    /// The console box printed after each batch.
+    pub fn to_console(&self) -> String {
+        let first = self.batch_start_index + 1;
+        let last = self.batch_end_index + 1;
+        let overall_pct = if self.total_items == 0 {
+            100.0
+        } else {
+            self.processed as f64 * 100.0 / self.total_items as f64
+        };
+        let mut s = String::with_capacity(1024);
+        let _ = writeln!(s, "{RULE}");
+        let _ = writeln!(s, "📊 BATCH {}/{} COMPLETE", self.batch_number, self.total_batches);
+        let _ = writeln!(s, "{RULE}");
+        let _ = writeln!(s, "   Batch Range:      {first} - {last} ({} images)", self.batch_size);
+        let _ = writeln!(
+            s,
+            "   Overall Progress: {}/{} ({overall_pct:.1}%)",
+            self.processed, self.total_items
+        );
+        let _ = writeln!(s, "   Successful:       {}", self.successful);
+        let _ = writeln!(s, "   Failed:           {}", self.failed);
+        let _ = writeln!(s, "   Success Rate:     {}", self.success_rate);
+        let _ = writeln!(s, "   Elapsed Time:     {}", format_duration(self.elapsed_ms));
+        let _ = writeln!(
+            s,
+            "   Avg Time/Image:   {}",
+            format_seconds(self.average_time_per_image)
+        );
+        let _ = writeln!(
+            s,
+            "   Est. Remaining:   {}",
+            format_duration(self.estimated_time_remaining)
+        );
+        let _ = writeln!(
+            s,
+            "   This Batch:       {} ok, {} failed, {} retries, {} rate-limited",
+            self.batch_successful, self.batch_failed, self.retries, self.rate_limit_hits
+        );
+        let _ = writeln!(
+            s,
+            "   Agreement:        {} ({}/{} predictions match the label)",
+            percent(self.agreements, self.successful),
+            self.agreements,
+            self.successful
+        );
+        let _ = writeln!(s, "{RULE}");
+        s
+    }
+}
+
+/// Shortens a data URL for reports; other references are kept whole.
+pub fn display_image(image: &str) -> String {
+    const KEEP: usize = 48;
+    if image.starts_with("data:") && image.len() > KEEP + 16 {
+        let cut = (0..=KEEP).rev().find(|&i| image.is_char_boundary(i)).unwrap_or(0);
+        format!("{}…({} bytes)", &image[..cut], image.len())
+    } else {
+        image.to_string()
+    }
+}
+
+impl Summary {
+    /// The final console summary, listing at most `max_errors` errors (the JSON
+    /// has them all).
+    pub fn to_console(&self, max_errors: usize) -> String {
+        let st = &self.statistics;
+        let ev = &self.evaluation;
+        let mut s = String::with_capacity(4096);
+        let title = match self.status {
+            RunStatus::Completed => "🏁 SHADOW RUN COMPLETE".to_string(),
+            RunStatus::Interrupted => "⏸  SHADOW RUN INTERRUPTED (resume it with --resume)".to_string(),
+            RunStatus::Aborted => "⛔ SHADOW RUN ABORTED".to_string(),
+            RunStatus::Running => "SHADOW RUN".to_string(),
+        };
+        let _ = writeln!(s, "{RULE}");
+        let _ = writeln!(s, "{title}");
+        if let Some(reason) = &self.abort_reason {
+            let _ = writeln!(s, "   Reason: {reason}");
+        }
+        let _ = writeln!(s, "{RULE}");
+        let _ = writeln!(s, "   Total Images:     {}", st.total);
+        let _ = writeln!(s, "   Processed:        {}", st.processed);
+        let _ = writeln!(s, "   Successful:       {}", st.successful);
+        let _ = writeln!(s, "   Failed:           {}", st.failed);
+        if st.remaining > 0 {
+            let _ = writeln!(s, "   Not Yet Run:      {}", st.remaining);
+        }
+        let _ = writeln!(s, "   Success Rate:     {}", st.success_rate);
+        let _ = writeln!(
+            s,
+            "   Agreement:        {} ({}/{} predictions match the label)",
+            percent(ev.agreements as usize, ev.compared as usize),
+            ev.agreements,
+            ev.compared
+        );
+        let _ = writeln!(s, "   Total Time:       {}", format_duration(st.elapsed_ms));
+        let _ = writeln!(s, "   Avg Time/Image:   {}", format_seconds(st.average_time_per_image));
+        let _ = writeln!(
+            s,
+            "   Requests:         {} ({} retries, {} rate-limited)",
+            st.requests, st.retries, st.rate_limit_hits
+        );
+        if st.latency_ms.count > 0 {
+            let l = st.latency_ms;
+            let _ = writeln!(
+                s,
+                "   Latency:          p50 {}, p95 {}, max {}",
+                format_seconds(l.p50),
+                format_seconds(l.p95),
+                format_seconds(l.max)
+            );
+        }
+        if st.usage.total_tokens > 0 {
+            let _ = writeln!(
+                s,
+                "   Tokens:           {} (prompt {}, completion {})",
+                st.usage.total_tokens, st.usage.prompt_tokens, st.usage.completion_tokens
+            );
+        }
+        if st.resumed_items > 0 {
+            let _ = writeln!(s, "   Resumed:          {} items taken from the journal", st.resumed_items);
+        }
+        if ev.compared > 0 {
+            let _ = writeln!(s, "{THIN_RULE}");
+            let width = ev.labels.iter().map(|l| l.chars().count()).max().unwrap_or(5).clamp(5, 24);
+            let _ = writeln!(
+                s,
+                "   {:<width$}  precision  recall     f1  support",
+                "label"
+            );
+            let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+            for l in ev.per_label.iter().filter(|l| l.support > 0 || l.predicted > 0) {
+                let name: String = l.label.chars().take(width).collect();
+                let _ = writeln!(
+                    s,
+                    "   {name:<width$}  {:>9}  {:>6}  {:>5}  {:>7}",
+                    fmt(l.precision),
+                    fmt(l.recall),
+                    fmt(l.f1),
+                    l.support
+                );
+            }
+            let _ = writeln!(
+                s,
+                "   {:<width$}  {:>9}  {:>6}  {:>5}  {:>7}",
+                "macro avg",
+                fmt(ev.macro_precision),
+                fmt(ev.macro_recall),
+                fmt(ev.macro_f1),
+                ev.compared
+            );
+        }
+        let errors = &self.overall_progress.errors;
+        if !errors.is_empty() {
+            let _ = writeln!(s, "{THIN_RULE}");
+            let shown = errors.len().min(max_errors);
+            let _ = writeln!(
+                s,
+                "   Errors: {} (first {shown} shown; all are in the summary JSON)",
+                errors.len()
+            );
+            for e in &errors[..shown] {
+                let _ = writeln!(s, "     line {} ({}): {}", e.line, e.image, e.error);
+            }
+            if errors.len() > shown {
+                let _ = writeln!(s, "     ... and {} more", errors.len() - shown);
+            }
+        }
+        let _ = writeln!(s, "{RULE}");
+        s
+    }
+}

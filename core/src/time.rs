@@ -1,0 +1,212 @@
+//! Time as a plain value. The core never reads a clock: hosts pass `Millis` in.
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch (UTC), as given by the host.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Millis(pub u64);
+
+impl Millis {
+    /// `self + ms`, saturating.
+    pub fn plus(self, ms: u64) -> Millis {
+        Millis(self.0.saturating_add(ms))
+    }
+
+    /// Milliseconds from `earlier` to `self`, 0 if `earlier` is later.
+    pub fn since(self, earlier: Millis) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    /// `2025-01-24T10:30:00.000Z`
+    pub fn to_iso8601(self) -> String {
+        let (y, mo, d, h, mi, s, ms) = self.civil();
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+    }
+
+    /// `2025-01-24T10-30-00-000Z`: the ISO form made safe for file names.
+    pub fn to_file_stamp(self) -> String {
+        let (y, mo, d, h, mi, s, ms) = self.civil();
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}-{mi:02}-{s:02}-{ms:03}Z")
+    }
+
+    fn civil(self) -> (i64, u32, u32, u64, u64, u64, u64) {
+        let ms = self.0 % 1000;
+        let secs = self.0 / 1000;
+        let (h, mi, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+        let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
+        (y, mo, d, h, mi, s, ms)
+    }
+}
+
+/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Inverse of [`civil_from_days`].
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form `Retry-After`
+/// uses for dates.
+pub fn parse_http_date(s: &str) -> Option<Millis> {
+    let mut parts = s.split_whitespace();
+    let _weekday = parts.next()?;
+    let day: u32 = parts.next()?.parse().ok()?;
+    let month = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut hms = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, mi, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    if days < 0 {
+        return None;
+    }
+    Some(Millis((days as u64 * 86_400 + h * 3600 + mi * 60 + sec) * 1000))
+}
+
+/// Parses a Go-style duration as OpenAI's `x-ratelimit-reset-*` headers give it:
+/// `1s`, `6m0s`, `20ms`, `1h2m3.5s`, `0.5s`. Returns milliseconds (rounded up).
+pub fn parse_go_duration(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let mut total_us: f64 = 0.0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_end == 0 {
+            return None;
+        }
+        let value: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let factor_us = match &rest[..unit_end] {
+            "h" => 3_600_000_000.0,
+            "m" => 60_000_000.0,
+            "s" => 1_000_000.0,
+            "ms" => 1_000.0,
+            "us" | "µs" => 1.0,
+            "ns" => 0.001,
+            _ => return None,
+        };
+        total_us += value * factor_us;
+        rest = &rest[unit_end..];
+    }
+    Some((total_us / 1000.0).ceil() as u64)
+}
+
+/// A duration for people: `45s`, `2m 15s`, `1h 5m 3s`.
+pub fn format_duration(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    if h > 0 {
+        format!("{h}h {m}m {s}s")
+    } else if m > 0 {
+        format!("{m}m {s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Seconds with two decimals, for per-image times: `2.70s`.
+pub fn format_seconds(ms: u64) -> String {
+    let centis = (ms + 5) / 10;
+    format!("{}.{:02}s", centis / 100, centis % 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_from_epoch_millis() {
+        assert_eq!(Millis(0).to_iso8601(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Millis(1_737_714_600_123).to_iso8601(),
+            "2025-01-24T10:30:00.123Z"
+        );
+        assert_eq!(
+            Millis(1_737_714_600_123).to_file_stamp(),
+            "2025-01-24T10-30-00-123Z"
+        );
+        // A leap day.
+        assert_eq!(Millis(951_782_400_000).to_iso8601(), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn http_date_round_trips_through_civil_days() {
+        assert_eq!(
+            parse_http_date("Fri, 24 Jan 2025 10:30:00 GMT"),
+            Some(Millis(1_737_714_600_000))
+        );
+        assert_eq!(parse_http_date("Fri, 24 Jan 2025 10:30:00 PST"), None);
+        assert_eq!(parse_http_date("120"), None);
+        assert_eq!(parse_http_date(""), None);
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("1s"), Some(1000));
+        assert_eq!(parse_go_duration("6m0s"), Some(360_000));
+        assert_eq!(parse_go_duration("20ms"), Some(20));
+        assert_eq!(parse_go_duration("1h2m3.5s"), Some(3_723_500));
+        assert_eq!(parse_go_duration("0.5s"), Some(500));
+        assert_eq!(parse_go_duration("7.66s"), Some(7660));
+        assert_eq!(parse_go_duration("10"), None);
+        assert_eq!(parse_go_duration("s"), None);
+        assert_eq!(parse_go_duration("3x"), None);
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(format_duration(135_000), "2m 15s");
+        assert_eq!(format_duration(2_550_000), "42m 30s");
+        assert_eq!(format_duration(45_999), "45s");
+        assert_eq!(format_duration(3_903_000), "1h 5m 3s");
+        assert_eq!(format_seconds(2700), "2.70s");
+        assert_eq!(format_seconds(2705), "2.71s");
+        assert_eq!(format_seconds(999), "1.00s");
+        assert_eq!(format_seconds(0), "0.00s");
+    }
+}

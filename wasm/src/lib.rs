@@ -1,0 +1,1 @@
+//! wasm-bindgen face of shadow-core (built in the browser-page issue).
