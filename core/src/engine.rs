@@ -292,7 +292,10 @@ impl Run {
         for r in results {
             let mismatch = |reason: String| UsageError::RestoreMismatch { row: r.row, reason };
             let Some(item) = self.items.get(r.row) else {
-                return Err(mismatch(format!("the CSV has only {} rows", self.items.len())));
+                return Err(mismatch(format!(
+                    "the CSV has only {} rows",
+                    self.items.len()
+                )));
             };
             let image = display_image(item.image.as_str());
             if r.image != image || r.label != item.label {
@@ -351,7 +354,11 @@ impl Run {
                 self.on_response(now, f, response);
                 Ok(())
             }
-            Input::TransportFailed { ticket, kind, message } => {
+            Input::TransportFailed {
+                ticket,
+                kind,
+                message,
+            } => {
                 let f = self.take_in_flight(ticket)?;
                 self.requests += 1;
                 let what = match kind {
@@ -656,7 +663,11 @@ impl Run {
         let latency_ms = now.since(f.sent_at);
         let status = response.status;
         if (200..300).contains(&status) {
-            let outcome = match self.config.provider.parse_answer(&response.body, &self.labels) {
+            let outcome = match self
+                .config
+                .provider
+                .parse_answer(&response.body, &self.labels)
+            {
                 Ok(answer) => {
                     self.pacer.on_success();
                     Outcome::Success {
@@ -802,7 +813,8 @@ impl Run {
                     self.usage.completion_tokens += u.completion_tokens;
                     self.usage.total_tokens += u.total_tokens;
                 }
-                self.latencies.push(latency_ms.min(u64::from(u32::MAX)) as u32);
+                self.latencies
+                    .push(latency_ms.min(u64::from(u32::MAX)) as u32);
                 (
                     Phase::Succeeded,
                     live.then(|| ItemResult {

@@ -37,7 +37,10 @@ impl Tally {
         if label == prediction {
             self.agreed[label] += 1;
         } else {
-            *self.confusions.entry((label as u32, prediction as u32)).or_default() += 1;
+            *self
+                .confusions
+                .entry((label as u32, prediction as u32))
+                .or_default() += 1;
         }
     }
 
@@ -214,7 +217,10 @@ mod tests {
         let cat = &e.per_label[0];
         assert_eq!((cat.precision, cat.recall), (Some(1.0), Some(0.6667)));
         let dog = &e.per_label[1];
-        assert_eq!((dog.precision, dog.recall, dog.f1), (Some(0.6667), Some(1.0), Some(0.8)));
+        assert_eq!(
+            (dog.precision, dog.recall, dog.f1),
+            (Some(0.6667), Some(1.0), Some(0.8))
+        );
         let fox = &e.per_label[2];
         assert_eq!((fox.precision, fox.recall, fox.f1), (None, None, None));
         assert_eq!(
@@ -225,7 +231,10 @@ mod tests {
         assert_eq!(e.top_confusions[0].predicted, "dog");
         // Macro over the two labels that occur.
         let macro_recall = e.macro_recall.unwrap();
-        assert!((macro_recall - (2.0 / 3.0 + 1.0) / 2.0).abs() < 1e-3, "{macro_recall}");
+        assert!(
+            (macro_recall - (2.0 / 3.0 + 1.0) / 2.0).abs() < 1e-3,
+            "{macro_recall}"
+        );
     }
 
     #[test]

@@ -1194,15 +1194,3 @@ mod tests {
         }
     }
 }
-#[cfg(test)]
-mod perf_tmp {
-    #[test]
-    #[ignore]
-    fn million() {
-        let mut t = String::from("id,image,label\r\n");
-        for i in 0..1_000_000 { t.push_str(&format!("{i},images/cat_{i:07}.jpg,label{}\r\n", i % 10)); }
-        let s = std::time::Instant::now();
-        let csv = super::parse_labels_csv(&t, &Default::default()).unwrap();
-        eprintln!("{} bytes, {} items in {:?}", t.len(), csv.items.len(), s.elapsed());
-    }
-}

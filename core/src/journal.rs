@@ -1,6 +1,9 @@
 //! The results journal: one JSON line per finished item, and the fold that turns a
 //! journal back into known results for resume.
 
+use std::collections::BTreeMap;
+use std::io::BufRead;
+
 use serde::{Deserialize, Serialize};
 
 /// Token usage an endpoint reported for one request.
@@ -83,4 +86,303 @@ pub struct ItemResult {
     pub usage: Option<Usage>,
     /// ISO-8601 time the item finished.
     pub finished_at: String,
+}
+
+impl ItemResult {
+    /// The result as one journal line: compact JSON (camelCase fields) ending in `\n`.
+    pub fn to_json_line(&self) -> String {
+        // Serialising this struct cannot fail: plain fields, string keys only.
+        let mut line = serde_json::to_string(self).expect("ItemResult serialises to JSON");
+        line.push('\n');
+        line
+    }
+}
+
+/// A journal folded back into results, for resume.
+///
+/// A line is a result only if it is complete: newline-terminated and a valid
+/// [`ItemResult`]. The last line written before a crash may be cut anywhere; it is
+/// ignored and reported in [`torn_tail`](Self::torn_tail). Before appending to the
+/// journal again, the host truncates the file to [`complete_len`](Self::complete_len)
+/// so that the next line does not get glued to the torn one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FoldedJournal {
+    /// The known results, sorted by row, one per row: the last line for a row wins.
+    pub results: Vec<ItemResult>,
+    /// Lines read (blank ones and a torn tail included).
+    pub lines_read: usize,
+    /// The last non-blank line was incomplete (no trailing newline, or not a valid
+    /// result) and was ignored.
+    pub torn_tail: bool,
+    /// Lines before the last that are not valid results: (1-based line number,
+    /// reason). Whether that is fatal is the caller's decision.
+    pub bad_lines: Vec<(usize, String)>,
+    /// Length in bytes of the journal's sound part: up to the torn tail when there is
+    /// one, else up to the last newline. Truncate the file to this before appending.
+    pub complete_len: usize,
+}
+
+/// Folds a journal held in memory. See [`FoldedJournal`].
+///
+/// Blank lines are skipped. An unusable line that is the last non-blank one (with or
+/// without a newline) is the torn tail; an unusable line before it goes to
+/// `bad_lines`. A last line without a newline is torn even if it parses.
+pub fn fold_journal(text: &str) -> FoldedJournal {
+    let mut folder = Folder::default();
+    for chunk in text.as_bytes().split_inclusive(|&b| b == b'\n') {
+        folder.line(chunk);
+    }
+    folder.finish()
+}
+
+/// Folds a journal read line by line from `r`. Same rules as [`fold_journal`]; a line
+/// that is not UTF-8 is an unusable line, not an error.
+///
+/// # Errors
+///
+/// Only the reader's own errors.
+pub fn fold_journal_reader<R: BufRead>(mut r: R) -> std::io::Result<FoldedJournal> {
+    let mut folder = Folder::default();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if r.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        folder.line(&buf);
+    }
+    Ok(folder.finish())
+}
+
+/// The state of a fold.
+#[derive(Default)]
+struct Folder {
+    by_row: BTreeMap<usize, ItemResult>,
+    lines_read: usize,
+    bad_lines: Vec<(usize, String)>,
+    /// An unusable newline-terminated line: bad if another non-blank line follows,
+    /// else the torn tail. (line number, reason, start offset)
+    pending: Option<(usize, String, usize)>,
+    /// Start offset of an unterminated last line.
+    unterminated: Option<usize>,
+    offset: usize,
+    last_newline_end: usize,
+}
+
+impl Folder {
+    /// One line, with its `\n` if it has one.
+    fn line(&mut self, chunk: &[u8]) {
+        self.lines_read += 1;
+        let number = self.lines_read;
+        let start = self.offset;
+        self.offset += chunk.len();
+        let (body, terminated) = match chunk.strip_suffix(b"\n") {
+            Some(body) => (body, true),
+            None => (chunk, false),
+        };
+        if terminated {
+            self.last_newline_end = self.offset;
+        }
+        if body.trim_ascii().is_empty() {
+            return;
+        }
+        if let Some((line, reason, _)) = self.pending.take() {
+            self.bad_lines.push((line, reason));
+        }
+        if !terminated {
+            // Only the very last chunk can lack a newline.
+            self.unterminated = Some(start);
+            return;
+        }
+        match serde_json::from_slice::<ItemResult>(body) {
+            Ok(result) => {
+                self.by_row.insert(result.row, result);
+            }
+            Err(e) => self.pending = Some((number, format!("not a result line: {e}"), start)),
+        }
+    }
+
+    fn finish(self) -> FoldedJournal {
+        let torn_start = self
+            .unterminated
+            .or(self.pending.map(|(_, _, start)| start));
+        FoldedJournal {
+            results: self.by_row.into_values().collect(),
+            lines_read: self.lines_read,
+            torn_tail: torn_start.is_some(),
+            bad_lines: self.bad_lines,
+            complete_len: torn_start.unwrap_or(self.last_newline_end),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> ItemResult {
+        ItemResult {
+            row: 7,
+            line: 9,
+            id: Some("img-7".into()),
+            image: "images/chat noir.png".into(),
+            label: "chat".into(),
+            prediction: Some("chien".into()),
+            agreement: Some(false),
+            status: ItemStatus::Failed,
+            attempts: 3,
+            latency_ms: Some(1234),
+            error: Some("HTTP 500: \"boom\"\nline two".into()),
+            error_kind: Some(FailureKind::Http),
+            http_status: Some(500),
+            usage: Some(Usage {
+                prompt_tokens: 100,
+                completion_tokens: 5,
+                total_tokens: 105,
+            }),
+            finished_at: "2025-01-24T10:30:00.000Z".into(),
+        }
+    }
+
+    fn ok(row: usize, label: &str) -> ItemResult {
+        ItemResult {
+            row,
+            line: row as u64 + 2,
+            id: None,
+            image: format!("{row}.png"),
+            label: label.into(),
+            prediction: Some(label.into()),
+            agreement: Some(true),
+            status: ItemStatus::Success,
+            attempts: 1,
+            latency_ms: Some(10),
+            error: None,
+            error_kind: None,
+            http_status: Some(200),
+            usage: None,
+            finished_at: "2025-01-24T10:30:00.000Z".into(),
+        }
+    }
+
+    #[test]
+    fn json_line_round_trip_and_field_names() {
+        let r = full();
+        let line = r.to_json_line();
+        assert!(line.ends_with('\n'));
+        assert_eq!(line.matches('\n').count(), 1, "one line: {line}");
+        for name in [
+            "\"latencyMs\"",
+            "\"finishedAt\"",
+            "\"errorKind\":\"http\"",
+            "\"httpStatus\"",
+            "\"promptTokens\"",
+            "\"status\":\"failed\"",
+        ] {
+            assert!(line.contains(name), "{name} in {line}");
+        }
+        let back: ItemResult = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, r);
+        let minimal = ok(0, "cat");
+        let line = minimal.to_json_line();
+        assert!(
+            !line.contains("errorKind") && !line.contains("\"id\""),
+            "{line}"
+        );
+        assert_eq!(serde_json::from_str::<ItemResult>(&line).unwrap(), minimal);
+    }
+
+    #[test]
+    fn fold_plain_and_blank_lines() {
+        let text = format!(
+            "{}\n{}\r\n\n",
+            ok(1, "a").to_json_line(),
+            ok(0, "b").to_json_line().trim_end()
+        );
+        let f = fold_journal(&text);
+        assert_eq!(f.results, [ok(0, "b"), ok(1, "a")]);
+        assert_eq!(f.lines_read, 4);
+        assert!(!f.torn_tail);
+        assert!(f.bad_lines.is_empty());
+        assert_eq!(f.complete_len, text.len());
+        assert_eq!(fold_journal(""), FoldedJournal::default());
+    }
+
+    #[test]
+    fn last_line_wins_for_duplicate_rows() {
+        let mut failed = ok(2, "a");
+        failed.status = ItemStatus::Failed;
+        let text = [ok(2, "a"), ok(0, "x"), failed.clone(), ok(1, "y")]
+            .iter()
+            .map(ItemResult::to_json_line)
+            .collect::<String>();
+        let f = fold_journal(&text);
+        assert_eq!(f.results, [ok(0, "x"), ok(1, "y"), failed]);
+        assert_eq!(f.lines_read, 4);
+    }
+
+    #[test]
+    fn torn_tail_at_every_offset() {
+        let head = format!(
+            "{}{}\n",
+            ok(0, "a").to_json_line(),
+            ok(1, "b").to_json_line()
+        );
+        let mut last = full();
+        last.label = "étiquette".into();
+        let last = last.to_json_line();
+        let whole = format!("{head}{last}");
+        for cut in head.len() + 1..whole.len() {
+            let bytes = &whole.as_bytes()[..cut];
+            let f = fold_journal_reader(bytes).unwrap();
+            assert_eq!(f.results, [ok(0, "a"), ok(1, "b")], "cut {cut}");
+            assert!(f.torn_tail, "cut {cut}");
+            assert!(f.bad_lines.is_empty(), "cut {cut}");
+            assert_eq!(f.lines_read, 4, "cut {cut}");
+            assert_eq!(f.complete_len, head.len(), "cut {cut}");
+            if whole.is_char_boundary(cut) {
+                assert_eq!(fold_journal(&whole[..cut]), f, "cut {cut}");
+            }
+        }
+        // Cut at the line start: nothing torn; the whole line: a third result.
+        let f = fold_journal(&head);
+        assert!(!f.torn_tail && f.results.len() == 2);
+        let f = fold_journal(&whole);
+        assert!(!f.torn_tail && f.results.len() == 3);
+        assert_eq!(f.complete_len, whole.len());
+    }
+
+    #[test]
+    fn unparsable_last_line_with_newline_is_torn() {
+        let text = format!("{}{{\"row\":1,\"li\n\n  \n", ok(0, "a").to_json_line());
+        let f = fold_journal(&text);
+        assert!(f.torn_tail);
+        assert!(f.bad_lines.is_empty());
+        assert_eq!(f.results, [ok(0, "a")]);
+        assert_eq!(f.complete_len, ok(0, "a").to_json_line().len());
+    }
+
+    #[test]
+    fn bad_middle_line_is_reported() {
+        let text = format!(
+            "{}garbage\n\n{{\"row\":5}}\n{}",
+            ok(0, "a").to_json_line(),
+            ok(1, "b").to_json_line()
+        );
+        let f = fold_journal(&text);
+        assert_eq!(f.results, [ok(0, "a"), ok(1, "b")]);
+        assert!(!f.torn_tail);
+        let lines: Vec<usize> = f.bad_lines.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, [2, 4]);
+        assert!(
+            f.bad_lines[1].1.contains("missing field"),
+            "{:?}",
+            f.bad_lines
+        );
+        // Bytes that are not UTF-8 make a bad line, not an error.
+        let mut bytes = b"\xff\xfe\n".to_vec();
+        bytes.extend_from_slice(ok(0, "a").to_json_line().as_bytes());
+        let f = fold_journal_reader(&bytes[..]).unwrap();
+        assert_eq!(f.bad_lines.len(), 1);
+        assert_eq!(f.results, [ok(0, "a")]);
+    }
 }

@@ -1,4 +1,86 @@
-//! shadow-core (work in progress)
+//! # shadow-core
+//!
+//! The engine of shadow-batch, which runs a model in *shadow mode* over a labelled
+//! image set: every image of a labels CSV goes to a model endpoint, the answer is
+//! recorded beside the human label, and nobody acts on it. This crate decides
+//! everything about such a run — batching, pacing, retries, rate-limit handling,
+//! statistics, evaluation, reports, resume — and does none of the work itself.
+//!
+//! ## What it does not do
+//!
+//! It performs no I/O and reads no clock: no sockets, no files, no threads, no
+//! timers, no randomness of its own (jitter comes from [`RunConfig::seed`]). It never
+//! sees an API key: requests it builds carry no `Authorization` header, and the host
+//! adds the key at the last moment. Hosts (the native CLI, the browser page) load
+//! images, perform HTTP, sleep, and write the files.
+//!
+//! ## The run loop
+//!
+//! Two verbs and a deadline, as in str0m and quinn-proto: [`Run::handle`] pushes an
+//! event in, [`Run::poll`] pulls the next thing to do, [`Run::poll_timeout`] says
+//! when to poll again if nothing happens. Time is [`Millis`], passed in.
+//!
+//! ```no_run
+//! use shadow_core::input::{parse_labels_csv, ColumnNames};
+//! use shadow_core::{Input, Millis, Output, Run, RunConfig};
+//! # fn now() -> Millis { Millis(0) }
+//! # fn start_request(_: shadow_core::http::HttpRequest, _: shadow_core::Ticket) {}
+//! # fn wait_for_answer_or(_: Option<Millis>) -> Option<Input> { None }
+//! # fn load_image(_: &shadow_core::input::ImageRef) -> String { String::new() }
+//! let csv = parse_labels_csv("image,label\nhttps://x.test/a.png,cat\n", &ColumnNames::default())?;
+//! let mut run = Run::new(RunConfig::default(), csv, now())?;
+//! loop {
+//!     while let Some(output) = run.poll(now()) {
+//!         match output {
+//!             Output::Send(order) => {
+//!                 let image = load_image(&run.item(order.item).image);
+//!                 let request = run.request(&order, &image); // + the host's API key
+//!                 start_request(request, order.ticket);
+//!             }
+//!             Output::ItemDone(result) => { /* append result.to_json_line() to the journal */ }
+//!             Output::BatchReport(report) => {
+//!                 print!("{}", report.to_console());
+//!                 let _progress = serde_json::to_string_pretty(&run.progress(now()))?;
+//!             }
+//!             Output::Finished(summary) => {
+//!                 print!("{}", summary.to_console(20));
+//!                 return Ok(());
+//!             }
+//!             _ => {}
+//!         }
+//!     }
+//!     // Sleep until an answer arrives or the deadline passes, whichever is first.
+//!     if let Some(input) = wait_for_answer_or(run.poll_timeout()) {
+//!         run.handle(now(), input)?;
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Invariants (property-tested in `tests/engine`)
+//!
+//! - Every item ends exactly once: one [`Output::ItemDone`] per row, unless the run
+//!   is interrupted or aborted, in which case unfinished rows get none and a resume
+//!   ([`Run::restore`]) dispatches exactly those.
+//! - Never more than [`RunConfig::concurrency`] requests in flight; no two starts
+//!   closer than `delay_ms`; no start inside an rpm gap (one start of tolerance);
+//!   no start before a `retry-after` or an exhausted rate-limit window ends.
+//! - Batch reports come strictly in batch order, each as soon as every item of its
+//!   batch is final; dispatch is pipelined across batches meanwhile. Their counts are
+//!   cumulative over batches 1..=k and so do not depend on timing.
+//! - [`Output::Finished`] is the last output; after it, `poll` returns `None` and
+//!   `poll_timeout` returns `None`. Waking up early or twice does nothing.
+//! - The same inputs at the same times give the same outputs.
+//!
+//! ## Errors
+//!
+//! Caller mistakes are `Err`s: a bad setting ([`ConfigError`]), an unknown ticket or
+//! a journal of another CSV ([`UsageError`]), a CSV with no usable header
+//! ([`input::CsvError`]). What the remote side or the data does wrong is not an
+//! `Err`: a bad row, a missing image, a garbage answer or an exhausted retry budget
+//! fails that item (in the journal and reports); a wrong key (401/403) or an empty
+//! quota stops the run as `aborted` with the reason, and what is left can be resumed.
+
 pub mod config;
 pub mod engine;
 pub mod eval;

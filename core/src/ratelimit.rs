@@ -91,7 +91,10 @@ pub(crate) enum StatusVerdict {
 /// Classifies an error status per the retry policy: 408, 409, 429, 5xx retried;
 /// 401/403 and quota exhaustion fatal; other 4xx final; `x-should-retry` overrides
 /// everything but the fatal cases.
-pub(crate) fn classify_status(response: &HttpResponse, headers: &RateLimitHeaders) -> StatusVerdict {
+pub(crate) fn classify_status(
+    response: &HttpResponse,
+    headers: &RateLimitHeaders,
+) -> StatusVerdict {
     let status = response.status;
     let api_error = parse_api_error(&response.body);
     let code = api_error.as_ref().and_then(|e| e.code.as_deref());
@@ -116,13 +119,19 @@ pub(crate) fn classify_status(response: &HttpResponse, headers: &RateLimitHeader
         };
     }
     match headers.should_retry {
-        Some(true) => return StatusVerdict::Retry { rate_limited: status == 429 },
+        Some(true) => {
+            return StatusVerdict::Retry {
+                rate_limited: status == 429,
+            }
+        }
         Some(false) => return StatusVerdict::Fail,
         None => {}
     }
     match status {
         429 => StatusVerdict::Retry { rate_limited: true },
-        408 | 409 | 500..=599 => StatusVerdict::Retry { rate_limited: false },
+        408 | 409 | 500..=599 => StatusVerdict::Retry {
+            rate_limited: false,
+        },
         _ => StatusVerdict::Fail,
     }
 }
@@ -173,7 +182,10 @@ mod tests {
     fn retry_after_forms() {
         let now = Millis(1_737_714_600_000);
         let h = |hs: &[(&str, &str)]| RateLimitHeaders::parse(&response(429, hs, ""), now);
-        assert_eq!(h(&[("retry-after-ms", "1500.2")]).retry_after_ms, Some(1501));
+        assert_eq!(
+            h(&[("retry-after-ms", "1500.2")]).retry_after_ms,
+            Some(1501)
+        );
         assert_eq!(h(&[("Retry-After", "3")]).retry_after_ms, Some(3000));
         assert_eq!(h(&[("retry-after", "0.5")]).retry_after_ms, Some(500));
         assert_eq!(
@@ -226,20 +238,40 @@ mod tests {
             classify_status(&r, &RateLimitHeaders::parse(&r, Millis(0)))
         };
         assert!(matches!(verdict(401, &[], ""), StatusVerdict::Fatal { .. }));
-        assert!(matches!(verdict(403, &[("x-should-retry", "true")], ""), StatusVerdict::Fatal { .. }));
+        assert!(matches!(
+            verdict(403, &[("x-should-retry", "true")], ""),
+            StatusVerdict::Fatal { .. }
+        ));
         let quota = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
-        assert!(matches!(verdict(429, &[], quota), StatusVerdict::Fatal { .. }));
-        assert_eq!(verdict(429, &[], ""), StatusVerdict::Retry { rate_limited: true });
+        assert!(matches!(
+            verdict(429, &[], quota),
+            StatusVerdict::Fatal { .. }
+        ));
+        assert_eq!(
+            verdict(429, &[], ""),
+            StatusVerdict::Retry { rate_limited: true }
+        );
         for s in [408, 409, 500, 502, 503, 504] {
-            assert_eq!(verdict(s, &[], ""), StatusVerdict::Retry { rate_limited: false }, "{s}");
+            assert_eq!(
+                verdict(s, &[], ""),
+                StatusVerdict::Retry {
+                    rate_limited: false
+                },
+                "{s}"
+            );
         }
         for s in [400, 404, 413, 422] {
             assert_eq!(verdict(s, &[], ""), StatusVerdict::Fail, "{s}");
         }
-        assert_eq!(verdict(503, &[("x-should-retry", "false")], ""), StatusVerdict::Fail);
+        assert_eq!(
+            verdict(503, &[("x-should-retry", "false")], ""),
+            StatusVerdict::Fail
+        );
         assert_eq!(
             verdict(400, &[("x-should-retry", "true")], ""),
-            StatusVerdict::Retry { rate_limited: false }
+            StatusVerdict::Retry {
+                rate_limited: false
+            }
         );
     }
 

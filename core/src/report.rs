@@ -10,8 +10,10 @@ use crate::eval::Evaluation;
 use crate::journal::{FailureKind, Usage};
 use crate::time::{format_duration, format_seconds};
 
-const RULE: &str = "================================================================================";
-const THIN_RULE: &str = "--------------------------------------------------------------------------------";
+const RULE: &str =
+    "================================================================================";
+const THIN_RULE: &str =
+    "--------------------------------------------------------------------------------";
 
 /// The report emitted when every item of a batch is final.
 ///
@@ -254,9 +256,17 @@ impl BatchReport {
         };
         let mut s = String::with_capacity(1024);
         let _ = writeln!(s, "{RULE}");
-        let _ = writeln!(s, "📊 BATCH {}/{} COMPLETE", self.batch_number, self.total_batches);
+        let _ = writeln!(
+            s,
+            "📊 BATCH {}/{} COMPLETE",
+            self.batch_number, self.total_batches
+        );
         let _ = writeln!(s, "{RULE}");
-        let _ = writeln!(s, "   Batch Range:      {first} - {last} ({} images)", self.batch_size);
+        let _ = writeln!(
+            s,
+            "   Batch Range:      {first} - {last} ({} images)",
+            self.batch_size
+        );
         let _ = writeln!(
             s,
             "   Overall Progress: {}/{} ({overall_pct:.1}%)",
@@ -265,7 +275,11 @@ impl BatchReport {
         let _ = writeln!(s, "   Successful:       {}", self.successful);
         let _ = writeln!(s, "   Failed:           {}", self.failed);
         let _ = writeln!(s, "   Success Rate:     {}", self.success_rate);
-        let _ = writeln!(s, "   Elapsed Time:     {}", format_duration(self.elapsed_ms));
+        let _ = writeln!(
+            s,
+            "   Elapsed Time:     {}",
+            format_duration(self.elapsed_ms)
+        );
         let _ = writeln!(
             s,
             "   Avg Time/Image:   {}",
@@ -297,7 +311,10 @@ impl BatchReport {
 pub fn display_image(image: &str) -> String {
     const KEEP: usize = 48;
     if image.starts_with("data:") && image.len() > KEEP + 16 {
-        let cut = (0..=KEEP).rev().find(|&i| image.is_char_boundary(i)).unwrap_or(0);
+        let cut = (0..=KEEP)
+            .rev()
+            .find(|&i| image.is_char_boundary(i))
+            .unwrap_or(0);
         format!("{}…({} bytes)", &image[..cut], image.len())
     } else {
         image.to_string()
@@ -313,7 +330,9 @@ impl Summary {
         let mut s = String::with_capacity(4096);
         let title = match self.status {
             RunStatus::Completed => "🏁 SHADOW RUN COMPLETE".to_string(),
-            RunStatus::Interrupted => "⏸  SHADOW RUN INTERRUPTED (resume it with --resume)".to_string(),
+            RunStatus::Interrupted => {
+                "⏸  SHADOW RUN INTERRUPTED (resume it with --resume)".to_string()
+            }
             RunStatus::Aborted => "⛔ SHADOW RUN ABORTED".to_string(),
             RunStatus::Running => "SHADOW RUN".to_string(),
         };
@@ -339,7 +358,11 @@ impl Summary {
             ev.compared
         );
         let _ = writeln!(s, "   Total Time:       {}", format_duration(st.elapsed_ms));
-        let _ = writeln!(s, "   Avg Time/Image:   {}", format_seconds(st.average_time_per_image));
+        let _ = writeln!(
+            s,
+            "   Avg Time/Image:   {}",
+            format_seconds(st.average_time_per_image)
+        );
         let _ = writeln!(
             s,
             "   Requests:         {} ({} retries, {} rate-limited)",
@@ -363,18 +386,32 @@ impl Summary {
             );
         }
         if st.resumed_items > 0 {
-            let _ = writeln!(s, "   Resumed:          {} items taken from the journal", st.resumed_items);
+            let _ = writeln!(
+                s,
+                "   Resumed:          {} items taken from the journal",
+                st.resumed_items
+            );
         }
         if ev.compared > 0 {
             let _ = writeln!(s, "{THIN_RULE}");
-            let width = ev.labels.iter().map(|l| l.chars().count()).max().unwrap_or(5).clamp(5, 24);
+            let width = ev
+                .labels
+                .iter()
+                .map(|l| l.chars().count())
+                .max()
+                .unwrap_or(0)
+                .clamp(9, 24);
             let _ = writeln!(
                 s,
                 "   {:<width$}  precision  recall     f1  support",
                 "label"
             );
             let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
-            for l in ev.per_label.iter().filter(|l| l.support > 0 || l.predicted > 0) {
+            for l in ev
+                .per_label
+                .iter()
+                .filter(|l| l.support > 0 || l.predicted > 0)
+            {
                 let name: String = l.label.chars().take(width).collect();
                 let _ = writeln!(
                     s,
@@ -405,7 +442,9 @@ impl Summary {
                 errors.len()
             );
             for e in &errors[..shown] {
-                let _ = writeln!(s, "     line {} ({}): {}", e.line, e.image, e.error);
+                let prefix = format!("line {}: ", e.line);
+                let error = e.error.strip_prefix(&prefix).unwrap_or(&e.error);
+                let _ = writeln!(s, "     line {} ({}): {error}", e.line, e.image);
             }
             if errors.len() > shown {
                 let _ = writeln!(s, "     ... and {} more", errors.len() - shown);

@@ -97,7 +97,9 @@ pub fn parse_http_date(s: &str) -> Option<Millis> {
     if days < 0 {
         return None;
     }
-    Some(Millis((days as u64 * 86_400 + h * 3600 + mi * 60 + sec) * 1000))
+    Some(Millis(
+        (days as u64 * 86_400 + h * 3600 + mi * 60 + sec) * 1000,
+    ))
 }
 
 /// Parses a Go-style duration as OpenAI's `x-ratelimit-reset-*` headers give it:
@@ -171,7 +173,10 @@ mod tests {
             "2025-01-24T10-30-00-123Z"
         );
         // A leap day.
-        assert_eq!(Millis(951_782_400_000).to_iso8601(), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            Millis(951_782_400_000).to_iso8601(),
+            "2000-02-29T00:00:00.000Z"
+        );
     }
 
     #[test]

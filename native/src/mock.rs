@@ -450,7 +450,7 @@ impl Bucket {
         let dt = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + dt * self.per_sec).min(self.capacity);
-        let allowed = self.tokens + 1e-9 >= 0.0;
+        let allowed = self.tokens + 1e-9 >= 1.0;
         let mut wait_ms = 0;
         if allowed {
             self.tokens = (self.tokens - 1.0).max(0.0);
@@ -573,7 +573,7 @@ fn decide(cfg: &MockConfig, truth: Option<&Truth>, req: &Parsed, attempt: u64) -
         .and_then(|t| t.get(&req.image))
         .and_then(|l| req.labels.iter().position(|x| x == l))
         .unwrap_or_else(|| pick(roll(seed, content, SALT_PICK, PER_CONTENT), n));
-    let is_correct = roll(seed, content, SALT_CORRECT, attempt) < cfg.accuracy;
+    let is_correct = roll(seed, content, SALT_CORRECT, PER_CONTENT) < cfg.accuracy;
     let index = if is_correct || n < 2 {
         correct
     } else {

@@ -1,0 +1,6 @@
+//! Engine tests: deterministic simulations, property tests and snapshots.
+
+mod properties;
+mod scenarios;
+mod sim;
+mod snapshots;

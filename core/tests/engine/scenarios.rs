@@ -1,0 +1,666 @@
+//! Scripted endpoint behaviours, one scenario each.
+
+use shadow_core::http::TransportErrorKind;
+use shadow_core::input::{parse_labels_csv, ColumnNames};
+use shadow_core::journal::{FailureKind, ItemStatus};
+use shadow_core::report::RunStatus;
+use shadow_core::{Millis, RunConfig};
+
+use crate::sim::*;
+
+const LABELS: &[&str] = &["cat", "dog"];
+
+fn label_of(row: usize) -> &'static str {
+    LABELS[row % 2]
+}
+
+#[test]
+fn all_succeed_with_reports_in_order_and_evaluation() {
+    let log = Sim::new(config(), csv_of(35, LABELS), |item, _, _| {
+        // Wrong on every 5th row.
+        let l = if item.row % 5 == 0 {
+            label_of(item.row + 1)
+        } else {
+            &item.label
+        };
+        (100 + (item.row as u64 * 37) % 400, ok(l))
+    })
+    .finish();
+    check_consistency(&log, 35);
+    let s = log.summary.unwrap();
+    assert_eq!(s.status, RunStatus::Completed);
+    assert_eq!(s.statistics.successful, 35);
+    assert_eq!(log.reports.len(), 4);
+    assert_eq!(log.reports[3].batch_size, 5);
+    assert_eq!(s.evaluation.agreements, 28);
+    assert_eq!(s.statistics.usage.total_tokens, 35 * 105);
+    assert_eq!(s.statistics.requests, 35);
+    assert!(log.done.iter().all(|d| d.status == ItemStatus::Success));
+    assert_eq!(
+        log.done
+            .iter()
+            .filter(|d| d.agreement == Some(false))
+            .count(),
+        7
+    );
+    assert_eq!(log.max_in_flight, 8);
+}
+
+#[test]
+fn a_slow_item_does_not_hold_back_later_batches_but_its_report_comes_first() {
+    let log = Sim::new(config(), csv_of(30, LABELS), |item, _, _| {
+        let latency = if item.row == 0 { 20_000 } else { 50 };
+        (latency, ok(&item.label))
+    })
+    .finish();
+    check_consistency(&log, 30);
+    // Every other item was sent long before row 0 answered...
+    let (last_send, _) = log.sends.last().unwrap();
+    assert!(last_send.since(T0) < 1_000, "dispatch was held back");
+    // ...and batch 1's report still came first, once row 0 was done.
+    let first = &log.reports[0];
+    assert_eq!(first.batch_number, 1);
+    assert!(first.elapsed_ms >= 20_000);
+}
+
+#[test]
+fn storm_of_429_with_retry_after_ms_pauses_everyone_then_all_succeed() {
+    let config = RunConfig {
+        max_retries: 10,
+        ..config()
+    };
+    let log = Sim::new(config, csv_of(40, LABELS), |item, order, now| {
+        // Everything sent in the first second is rate limited.
+        if now.since(T0) < 1_000 && order.attempt < 3 {
+            (
+                20,
+                status_with(429, &[("retry-after-ms", "700"), ("retry-after", "1")]),
+            )
+        } else {
+            (30, ok(&item.label))
+        }
+    })
+    .finish();
+    check_consistency(&log, 40);
+    let s = log.summary.unwrap();
+    assert_eq!(s.statistics.successful, 40);
+    assert!(s.statistics.rate_limit_hits > 0);
+    assert_eq!(s.statistics.retries, s.statistics.requests - 40);
+}
+
+#[test]
+fn storm_of_429_without_headers_backs_off_and_succeeds() {
+    let config = RunConfig {
+        max_retries: 8,
+        ..config()
+    };
+    let log = Sim::new(config, csv_of(20, LABELS), |item, order, _| {
+        if order.attempt <= 2 {
+            (10, status(429))
+        } else {
+            (10, ok(&item.label))
+        }
+    })
+    .finish();
+    check_consistency(&log, 20);
+    let s = log.summary.unwrap();
+    assert_eq!(s.statistics.successful, 20);
+    assert_eq!(s.statistics.rate_limit_hits, 40);
+    // Item 0: attempt 2 waits at least 0.75 x 500 ms, attempt 3 at least 0.75 x 1 s.
+    let times: Vec<Millis> = log
+        .sends
+        .iter()
+        .filter(|(_, o)| o.item == 0)
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(times.len(), 3);
+    assert!(times[1].since(times[0]) >= 375);
+    assert!(times[2].since(times[1]) >= 750);
+}
+
+#[test]
+fn retry_after_as_http_date_is_honoured() {
+    let log = Sim::new(config(), csv_of(3, LABELS), |item, order, now| {
+        if order.attempt == 1 {
+            // An HTTP date 5 s from now (whole seconds: now is on a second boundary + latency).
+            let at = Millis((now.0 / 1000 + 5) * 1000);
+            let date = httpdate(at);
+            (
+                0,
+                Reply::Status(503, vec![("retry-after", date)], String::new()),
+            )
+        } else {
+            (0, ok(&item.label))
+        }
+    })
+    .finish();
+    let first_retry = log.sends.iter().find(|(_, o)| o.attempt == 2).unwrap().0;
+    assert!(first_retry.since(T0) >= 4_000, "{first_retry:?}");
+    assert_eq!(log.summary.unwrap().statistics.successful, 3);
+}
+
+fn httpdate(t: Millis) -> String {
+    // Only for T0's day, 2025-01-24 (a Friday).
+    let secs = (t.0 / 1000) % 86_400;
+    format!(
+        "Fri, 24 Jan 2025 {:02}:{:02}:{:02} GMT",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[test]
+fn exhausted_ratelimit_headers_pause_new_starts() {
+    let log = Sim::new(
+        RunConfig {
+            concurrency: 1,
+            ..config()
+        },
+        csv_of(4, LABELS),
+        |item, _, _| {
+            let _ = item;
+            (
+                10,
+                Reply::Status(
+                    200,
+                    vec![
+                        ("x-ratelimit-remaining-requests", "0".into()),
+                        ("x-ratelimit-reset-requests", "2s".into()),
+                    ],
+                    completion(&item.label),
+                ),
+            )
+        },
+    )
+    .finish();
+    let times: Vec<u64> = log.sends.iter().map(|(t, _)| t.since(T0)).collect();
+    assert_eq!(times, vec![0, 2_010, 4_020, 6_030]);
+}
+
+#[test]
+fn server_errors_are_retried_client_errors_are_not_and_retries_run_out() {
+    let config = RunConfig {
+        max_retries: 2,
+        ..config()
+    };
+    let log = Sim::new(config, csv_of(12, LABELS), |item, order, _| {
+        match item.row % 4 {
+            0 if order.attempt == 1 => (10, status(500)),
+            1 => (10, status(400)),
+            2 => (10, status(503)),
+            _ => (10, ok(&item.label)),
+        }
+    })
+    .finish();
+    check_consistency(&log, 12);
+    let by_row = |row: usize| log.done.iter().find(|d| d.row == row).unwrap().clone();
+    assert_eq!(by_row(0).status, ItemStatus::Success);
+    assert_eq!(by_row(0).attempts, 2);
+    let bad = by_row(1);
+    assert_eq!(
+        (bad.status, bad.attempts, bad.http_status),
+        (ItemStatus::Failed, 1, Some(400))
+    );
+    let flaky = by_row(2);
+    assert_eq!(flaky.attempts, 3);
+    assert_eq!(flaky.error_kind, Some(FailureKind::Http));
+    assert!(flaky.error.unwrap().contains("gave up after 3 attempts"));
+    let s = log.summary.unwrap();
+    assert_eq!((s.statistics.successful, s.statistics.failed), (6, 6));
+}
+
+#[test]
+fn x_should_retry_overrides_the_status_table() {
+    let log = Sim::new(config(), csv_of(2, LABELS), |item, order, _| {
+        match (item.row, order.attempt) {
+            (0, 1) => (1, status_with(400, &[("x-should-retry", "true")])),
+            (1, _) => (1, status_with(500, &[("x-should-retry", "false")])),
+            _ => (1, ok(&item.label)),
+        }
+    })
+    .finish();
+    let s = log.summary.unwrap();
+    assert_eq!((s.statistics.successful, s.statistics.failed), (1, 1));
+    assert_eq!(s.statistics.requests, 3);
+}
+
+#[test]
+fn timeouts_and_resets_are_retried() {
+    let log = Sim::new(config(), csv_of(6, LABELS), |item, order, _| {
+        match (item.row % 3, order.attempt) {
+            (0, 1) => (0, Reply::Hang),
+            (1, 1) => (5, Reply::Transport(TransportErrorKind::Reset)),
+            _ => (5, ok(&item.label)),
+        }
+    })
+    .finish();
+    check_consistency(&log, 6);
+    let s = log.summary.unwrap();
+    assert_eq!(s.statistics.successful, 6);
+    assert_eq!(s.statistics.retries, 4);
+    assert!(s.statistics.elapsed_ms >= 60_000, "waited for the timeout");
+}
+
+#[test]
+fn bad_answers_fail_the_item_without_retry() {
+    let refusal = serde_json::json!({"choices":[{"message":{"role":"assistant","content":null,"refusal":"I can't help with that."}}]}).to_string();
+    let log = Sim::new(config(), csv_of(4, LABELS), move |item, _, _| {
+        match item.row {
+            0 => (1, Reply::Body("<html>502 Bad Gateway</html>".into())),
+            1 => (1, Reply::Body(refusal.clone())),
+            2 => (1, ok("zebra")),
+            _ => (1, ok(&item.label)),
+        }
+    })
+    .finish();
+    check_consistency(&log, 4);
+    for row in 0..3 {
+        let d = log.done.iter().find(|d| d.row == row).unwrap();
+        assert_eq!(
+            (d.status, d.error_kind, d.attempts),
+            (ItemStatus::Failed, Some(FailureKind::Answer), 1),
+            "row {row}"
+        );
+    }
+    let zebra = log.done.iter().find(|d| d.row == 2).unwrap();
+    assert!(zebra.error.as_ref().unwrap().contains("zebra"));
+}
+
+#[test]
+fn wrong_key_aborts_the_run_and_leaves_items_for_resume() {
+    let log = Sim::new(RunConfig { concurrency: 2, ..config() }, csv_of(30, LABELS), |_, _, _| {
+        (50, Reply::Status(401, vec![], r#"{"error":{"message":"Incorrect API key provided: sk-abc***xyz.","type":"invalid_request_error","code":"invalid_api_key"}}"#.into()))
+    })
+    .finish();
+    let s = log.summary.unwrap();
+    assert_eq!(s.status, RunStatus::Aborted);
+    let reason = s.abort_reason.unwrap();
+    assert!(
+        reason.contains("401") && reason.contains("OPENAI_API_KEY"),
+        "{reason}"
+    );
+    assert_eq!(
+        log.sends.len(),
+        2,
+        "no request after the first answer said 401"
+    );
+    assert_eq!(s.statistics.processed, 0);
+    assert_eq!(s.statistics.remaining, 30);
+    assert!(log.done.is_empty());
+}
+
+#[test]
+fn insufficient_quota_aborts() {
+    let quota = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
+    let log = Sim::new(
+        RunConfig {
+            concurrency: 1,
+            ..config()
+        },
+        csv_of(5, LABELS),
+        move |item, _, _| {
+            if item.row < 2 {
+                (5, ok(&item.label))
+            } else {
+                (5, Reply::Status(429, vec![], quota.into()))
+            }
+        },
+    )
+    .finish();
+    let s = log.summary.unwrap();
+    assert_eq!(s.status, RunStatus::Aborted);
+    assert!(s.abort_reason.unwrap().contains("quota"));
+    assert_eq!(s.statistics.successful, 2);
+    assert_eq!(s.statistics.remaining, 3);
+}
+
+#[test]
+fn cancel_stops_dispatch_and_waits_for_in_flight() {
+    let log = Sim::new(
+        RunConfig {
+            concurrency: 4,
+            ..config()
+        },
+        csv_of(100, LABELS),
+        |item, _, _| (1_000, ok(&item.label)),
+    )
+    .cancel_at(Millis(T0.0 + 2_500), None)
+    .finish();
+    check_consistency(&log, 100);
+    let s = log.summary.unwrap();
+    assert_eq!(s.status, RunStatus::Interrupted);
+    // Starts at 0, 1 s, 2 s (4 each); the 4 started at 2 s finish at 3 s.
+    assert_eq!(s.statistics.processed, 12);
+    assert_eq!(log.reports.len(), 1);
+}
+
+#[test]
+fn abandon_after_grace_leaves_hung_items_unfinished() {
+    let log = Sim::new(
+        RunConfig {
+            concurrency: 4,
+            ..config()
+        },
+        csv_of(20, LABELS),
+        |item, _, _| {
+            if item.row < 2 {
+                (0, ok(&item.label))
+            } else {
+                (0, Reply::Hang)
+            }
+        },
+    )
+    .cancel_at(Millis(T0.0 + 100), Some(5_000))
+    .finish();
+    let s = log.summary.unwrap();
+    assert_eq!(s.status, RunStatus::Interrupted);
+    assert_eq!(s.statistics.processed, 2);
+    assert_eq!(s.statistics.remaining, 18);
+    assert_eq!(s.statistics.elapsed_ms, 5_100);
+}
+
+/// A script whose outcome depends on the item only, as a real endpoint's would.
+fn steady(
+    item: &shadow_core::input::Item,
+    order: &shadow_core::SendOrder,
+    _: Millis,
+) -> (u64, Reply) {
+    match item.row % 7 {
+        3 => (40, status(400)),
+        5 if order.attempt == 1 => (40, status(502)),
+        6 => (40, ok(label_of(item.row + 1))),
+        _ => (40 + item.row as u64 % 13, ok(&item.label)),
+    }
+}
+
+#[test]
+fn resume_after_interrupt_ends_like_a_clean_run() {
+    let config = || RunConfig {
+        concurrency: 2,
+        ..config()
+    };
+    let clean = Sim::new(config(), csv_of(57, LABELS), steady).finish();
+    let first = Sim::new(config(), csv_of(57, LABELS), steady)
+        .cancel_at(Millis(T0.0 + 800), Some(10))
+        .finish();
+    assert!(
+        !first.reports.is_empty(),
+        "the first session should complete a batch"
+    );
+    let partial = first.summary.as_ref().unwrap();
+    assert_eq!(partial.status, RunStatus::Interrupted);
+    assert!(partial.statistics.processed > 0 && partial.statistics.remaining > 0);
+
+    let mut second = Sim::new(config(), csv_of(57, LABELS), steady);
+    let taken = second.run.restore(first.done.clone(), false).unwrap();
+    assert_eq!(taken, first.done.len());
+    let second = second.finish();
+    // No row was sent again, and together the two sessions finished each row once.
+    let mut rows: Vec<usize> = first
+        .done
+        .iter()
+        .chain(&second.done)
+        .map(|d| d.row)
+        .collect();
+    rows.sort_unstable();
+    assert_eq!(rows, (0..57).collect::<Vec<_>>());
+    let (a, b) = (clean.summary.unwrap(), second.summary.unwrap());
+    assert_eq!(b.status, RunStatus::Completed);
+    assert_eq!(b.statistics.resumed_items, first.done.len());
+    for (x, y) in [
+        (a.statistics.successful, b.statistics.successful),
+        (a.statistics.failed, b.statistics.failed),
+        (
+            a.evaluation.agreements as usize,
+            b.evaluation.agreements as usize,
+        ),
+    ] {
+        assert_eq!(x, y);
+    }
+    assert_eq!(a.evaluation.confusion_matrix, b.evaluation.confusion_matrix);
+    let counts = |r: &[shadow_core::report::BatchReport]| -> Vec<(usize, usize)> {
+        r.iter().map(|r| (r.successful, r.failed)).collect()
+    };
+    assert_eq!(counts(&a.all_reports), counts(&b.all_reports));
+    assert!(b.all_reports[0].resumed);
+}
+
+#[test]
+fn resume_with_retry_failed_runs_failed_items_again() {
+    let first = Sim::new(config(), csv_of(10, LABELS), |item, _, _| {
+        if item.row == 4 {
+            (1, status(400))
+        } else {
+            (1, ok(&item.label))
+        }
+    })
+    .finish();
+    assert_eq!(first.summary.as_ref().unwrap().statistics.failed, 1);
+    let mut second = Sim::new(config(), csv_of(10, LABELS), |item, _, _| {
+        (1, ok(&item.label))
+    });
+    assert_eq!(second.run.restore(first.done.clone(), true).unwrap(), 9);
+    let second = second.finish();
+    assert_eq!(second.done.len(), 1);
+    assert_eq!(second.done[0].row, 4);
+    assert_eq!(second.summary.unwrap().statistics.successful, 10);
+}
+
+#[test]
+fn restore_refuses_a_journal_of_another_csv() {
+    let first = Sim::new(config(), csv_of(3, LABELS), |item, _, _| {
+        (1, ok(&item.label))
+    })
+    .finish();
+    let sim = Sim::new(config(), csv_of(3, &["x", "y"]), |item, _, _| {
+        (1, ok(&item.label))
+    });
+    let mut run = sim.run;
+    let err = run.restore(first.done, false).unwrap_err();
+    assert!(err.to_string().contains("different CSV"), "{err}");
+}
+
+#[test]
+fn defective_rows_fail_with_their_line_and_nothing_is_sent_for_them() {
+    let csv = parse_labels_csv(
+        "image,label\na.png,cat\nb.png,\n,dog\nd.png,dog\n",
+        &ColumnNames::default(),
+    )
+    .unwrap();
+    let log = Sim::new(config(), csv, |item, _, _| (1, ok(&item.label))).finish();
+    check_consistency(&log, 4);
+    assert_eq!(log.sends.len(), 2);
+    let failed: Vec<_> = log
+        .done
+        .iter()
+        .filter(|d| d.status == ItemStatus::Failed)
+        .collect();
+    assert_eq!(failed.len(), 2);
+    assert!(failed[0].error.as_ref().unwrap().contains("line 3"));
+    assert!(failed[1].error.as_ref().unwrap().contains("line 4"));
+    assert_eq!(failed[0].error_kind, Some(FailureKind::Input));
+}
+
+#[test]
+fn delay_and_rpm_space_the_starts() {
+    let delayed = Sim::new(
+        RunConfig {
+            delay_ms: 250,
+            ..config()
+        },
+        csv_of(8, LABELS),
+        |item, _, _| (10, ok(&item.label)),
+    )
+    .finish();
+    let times: Vec<u64> = delayed.sends.iter().map(|(t, _)| t.since(T0)).collect();
+    assert_eq!(times, vec![0, 250, 500, 750, 1000, 1250, 1500, 1750]);
+    // 120 per minute = one per 500 ms, with one start of tolerance at the beginning.
+    let paced = Sim::new(
+        RunConfig {
+            rpm: Some(120),
+            ..config()
+        },
+        csv_of(6, LABELS),
+        |item, _, _| (10, ok(&item.label)),
+    )
+    .finish();
+    let times: Vec<u64> = paced.sends.iter().map(|(t, _)| t.since(T0)).collect();
+    assert_eq!(times, vec![0, 0, 500, 1000, 1500, 2000]);
+}
+
+#[test]
+fn endpoint_advertised_limit_paces_requests() {
+    let log = Sim::new(
+        RunConfig {
+            concurrency: 5,
+            ..config()
+        },
+        csv_of(30, LABELS),
+        |item, _, _| {
+            (
+                5,
+                Reply::Status(
+                    200,
+                    vec![("x-ratelimit-limit-requests", "600".into())],
+                    completion(&item.label),
+                ),
+            )
+        },
+    )
+    .finish();
+    // 600/min = 100 ms apart once the first answer taught the limit.
+    let last = log.sends.last().unwrap().0.since(T0);
+    assert!(last >= 2_000, "not paced: last start at {last} ms");
+}
+
+#[test]
+fn adaptive_concurrency_halves_on_429_and_grows_back() {
+    let config = RunConfig {
+        adaptive_concurrency: true,
+        concurrency: 8,
+        max_retries: 10,
+        ..config()
+    };
+    let log = Sim::new(config, csv_of(1000, LABELS), |item, _, now| {
+        if (1_000..1_100).contains(&now.since(T0)) {
+            (50, status_with(429, &[("retry-after-ms", "100")]))
+        } else {
+            (50, ok(&item.label))
+        }
+    })
+    .finish();
+    check_consistency(&log, 1000);
+    // Right after the 429s the engine keeps at most 4 in flight...
+    let in_flight_at = |t: u64| {
+        let t = Millis(T0.0 + t);
+        log.sends
+            .iter()
+            .filter(|(s, _)| *s <= t && s.plus(50) > t)
+            .count()
+    };
+    assert!(in_flight_at(1_230) <= 4, "{}", in_flight_at(1_230));
+    // ...and is back to 8 later.
+    assert_eq!(in_flight_at(4_000), 8);
+}
+
+#[test]
+fn early_or_repeated_wakeups_do_nothing() {
+    let mut run = shadow_core::Run::new(
+        RunConfig {
+            delay_ms: 1000,
+            ..config()
+        },
+        csv_of(3, LABELS),
+        T0,
+    )
+    .unwrap();
+    let first = run.poll(T0);
+    assert!(matches!(first, Some(shadow_core::Output::Send(_))));
+    assert!(run.poll(T0).is_none());
+    let deadline = run.poll_timeout().unwrap();
+    assert_eq!(deadline, Millis(T0.0 + 1000));
+    assert!(run.poll(Millis(T0.0 + 999)).is_none());
+    assert!(run.poll(Millis(T0.0 + 999)).is_none());
+    assert!(matches!(
+        run.poll(deadline),
+        Some(shadow_core::Output::Send(_))
+    ));
+    assert!(run.poll(deadline).is_none());
+}
+
+#[test]
+fn unknown_tickets_are_a_usage_error() {
+    let mut run = shadow_core::Run::new(config(), csv_of(1, LABELS), T0).unwrap();
+    let err = run
+        .handle(
+            T0,
+            shadow_core::Input::ImageFailed {
+                ticket: shadow_core::Ticket(99),
+                message: "x".into(),
+            },
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        shadow_core::UsageError::UnknownTicket(shadow_core::Ticket(99))
+    );
+}
+
+#[test]
+fn an_empty_csv_completes_at_once() {
+    let log = Sim::new(config(), csv_of(0, LABELS), |_, _, _| unreachable!()).finish();
+    let s = log.summary.unwrap();
+    assert_eq!(
+        (s.status, s.total_batches, s.statistics.total),
+        (RunStatus::Completed, 0, 0)
+    );
+}
+
+#[test]
+fn image_failures_are_final_without_a_request() {
+    let mut run = shadow_core::Run::new(config(), csv_of(2, LABELS), T0).unwrap();
+    let Some(shadow_core::Output::Send(order)) = run.poll(T0) else {
+        panic!()
+    };
+    run.handle(
+        T0,
+        shadow_core::Input::ImageFailed {
+            ticket: order.ticket,
+            message: "line 2: images/img-0.png: no such file".into(),
+        },
+    )
+    .unwrap();
+    let Some(shadow_core::Output::ItemDone(done)) = run.poll(T0) else {
+        panic!()
+    };
+    assert_eq!(
+        (done.attempts, done.error_kind),
+        (0, Some(FailureKind::Image))
+    );
+    assert!(done.error.unwrap().contains("no such file"));
+}
+
+#[test]
+fn bad_settings_are_refused() {
+    for bad in [
+        RunConfig {
+            batch_size: 0,
+            ..config()
+        },
+        RunConfig {
+            concurrency: 0,
+            ..config()
+        },
+        RunConfig {
+            rpm: Some(0),
+            ..config()
+        },
+        RunConfig {
+            request_timeout_ms: 0,
+            ..config()
+        },
+    ] {
+        assert!(shadow_core::Run::new(bad, csv_of(1, LABELS), T0).is_err());
+    }
+}

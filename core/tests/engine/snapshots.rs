@@ -1,0 +1,118 @@
+//! Snapshots of what people and programs read: the console box, the final console
+//! summary, and the JSON of the progress file and summary.
+
+use shadow_core::input::{parse_labels_csv, ColumnNames};
+use shadow_core::RunConfig;
+
+use crate::sim::*;
+
+fn sample_run() -> (Log, Sim) {
+    let csv = parse_labels_csv(
+        "image,label,id\nimages/a.png,cat,a1\nimages/b.png,dog,b1\nimages/c.png,cat,c1\nhttps://example.test/d.jpg,dog,d1\nimages/e.png,,e1\n",
+        &ColumnNames::default(),
+    )
+    .unwrap();
+    let script = |item: &shadow_core::input::Item, order: &shadow_core::SendOrder, _| match (
+        item.row,
+        order.attempt,
+    ) {
+        (1, 1) => (1_200, status_with(429, &[("retry-after-ms", "2000")])),
+        (2, _) => (900, ok("dog")),
+        (3, _) => (400, status(400)),
+        _ => (1_500, ok(&item.label)),
+    };
+    let config = RunConfig {
+        batch_size: 2,
+        concurrency: 2,
+        ..config()
+    };
+    let log = Sim::new(config.clone(), csv.clone(), script).finish();
+    (log, Sim::new(config, csv, script))
+}
+
+#[test]
+fn console_batch_report() {
+    let (log, _) = sample_run();
+    insta::assert_snapshot!(log.reports[0].to_console());
+}
+
+#[test]
+fn console_summary() {
+    let (log, _) = sample_run();
+    insta::assert_snapshot!(log.summary.unwrap().to_console(10));
+}
+
+#[test]
+fn summary_json() {
+    let (log, _) = sample_run();
+    insta::assert_json_snapshot!(log.summary.unwrap());
+}
+
+#[test]
+fn journal_lines() {
+    let (log, _) = sample_run();
+    let lines: String = log.done.iter().map(|d| d.to_json_line()).collect();
+    insta::assert_snapshot!(lines);
+}
+
+#[test]
+fn progress_json_has_the_fields_consumers_read() {
+    let (_, sim) = sample_run();
+    let mut run = sim.run;
+    // Drive by hand to the first report: everything answers at once.
+    let now = T0;
+    let mut sent = Vec::new();
+    while let Some(out) = run.poll(now) {
+        if let shadow_core::Output::Send(o) = out {
+            sent.push(o);
+        }
+    }
+    for o in sent {
+        let body = completion(&run.item(o.item).label.clone());
+        run.handle(
+            now,
+            shadow_core::Input::Response {
+                ticket: o.ticket,
+                response: shadow_core::http::HttpResponse {
+                    status: 200,
+                    headers: vec![],
+                    body,
+                },
+            },
+        )
+        .unwrap();
+    }
+    while run.poll(now).is_some() {}
+    let progress = serde_json::to_value(run.progress(now)).unwrap();
+    insta::assert_json_snapshot!(progress);
+    for key in [
+        "timestamp",
+        "csvPath",
+        "batchNumber",
+        "totalBatches",
+        "overallProgress",
+        "currentBatchReport",
+        "allReports",
+    ] {
+        assert!(progress.get(key).is_some(), "{key}");
+    }
+    for key in ["total", "successful", "failed", "errors"] {
+        assert!(progress["overallProgress"].get(key).is_some(), "{key}");
+    }
+    for key in [
+        "batchNumber",
+        "totalBatches",
+        "batchStartIndex",
+        "batchEndIndex",
+        "batchSize",
+        "processed",
+        "successful",
+        "failed",
+        "elapsedMs",
+        "averageTimePerImage",
+        "estimatedTimeRemaining",
+        "successRate",
+    ] {
+        assert!(progress["currentBatchReport"].get(key).is_some(), "{key}");
+    }
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every check and test of shadow-batch. Installs what it needs when missing,
+# so it works on a fresh machine; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "toolchain"
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+rustup target list --installed | grep -q '^wasm32-unknown-unknown$' || rustup target add wasm32-unknown-unknown
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "core builds for wasm32 with no I/O crates in its dependencies"
+cargo build -q -p shadow-core --target wasm32-unknown-unknown
+if cargo tree -p shadow-core --target wasm32-unknown-unknown -e normal --prefix none \
+    | grep -E '^(tokio|reqwest|wasm-bindgen|mio|hyper) '; then
+  echo "shadow-core must not depend on the crates above" >&2
+  exit 1
+fi
+
+step "cargo test (workspace)"
+cargo test --workspace --all-targets
+cargo test --workspace --doc
