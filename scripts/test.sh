@@ -26,5 +26,5 @@ if cargo tree -p shadow-core --target wasm32-unknown-unknown -e normal --prefix 
 fi
 
 step "cargo test (workspace)"
-cargo test --workspace --all-targets
+cargo test --workspace --lib --bins --tests
 cargo test --workspace --doc

@@ -1,8 +1,10 @@
 //! The run: a sans-IO state machine that decides what to send when, what each
 //! answer means, and what the reports say.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 
@@ -79,14 +81,56 @@ pub enum Input {
 pub enum Output {
     /// Start a request.
     Send(SendOrder),
-    /// An item is final: append it to the results journal.
-    ItemDone(ItemResult),
+    /// An item is final: append [`Run::result`] of it to the results journal.
+    ItemDone(ItemDone),
     /// Every item of this batch is final (reports come in batch order). Show it
     /// and write the progress file ([`Run::progress`]).
     BatchReport(BatchReport),
     /// The run is over; nothing follows. Write it as the summary.
     Finished(Box<Summary>),
 }
+
+/// An item became final. Compact on purpose: [`Run::result`] turns it into the
+/// journal record, borrowing the item's text from the run instead of copying it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemDone {
+    /// 0-based row.
+    pub row: usize,
+    /// Index of the predicted label in [`Run::labels`], on success.
+    pub prediction: Option<usize>,
+    /// Requests made for the item.
+    pub attempts: u32,
+    /// Dispatch-to-answer time of the last attempt.
+    pub latency_ms: Option<u64>,
+    /// Status of the last answer, if one came.
+    pub http_status: Option<u16>,
+    /// Token usage of the successful request.
+    pub usage: Option<Usage>,
+    /// Why it failed, on failure.
+    pub failure: Option<(FailureKind, String)>,
+    /// When it became final.
+    pub finished_at: Millis,
+}
+
+/// Tickets are sequential numbers: hashing them with SipHash buys nothing.
+#[derive(Default)]
+struct TicketHasher(u64);
+
+impl Hasher for TicketHasher {
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type TicketMap = HashMap<Ticket, InFlight, BuildHasherDefault<TicketHasher>>;
 
 /// The host used the API wrongly. (Bad input and bad answers are not errors of
 /// this kind: they become item failures or a run-fatal stop, in the reports.)
@@ -202,7 +246,7 @@ pub struct Run {
     reports: Vec<BatchReport>,
     cursor: usize,
     retry_queue: BinaryHeap<Reverse<(Millis, usize)>>,
-    in_flight: HashMap<Ticket, InFlight>,
+    in_flight: TicketMap,
     next_ticket: u64,
     pacer: Pacer,
     outputs: VecDeque<Output>,
@@ -222,7 +266,6 @@ pub struct Run {
     latencies: Vec<u32>,
     errors: Vec<ErrorEntry>,
     tally: Tally,
-    stamp_cache: (Millis, String),
 }
 
 impl Run {
@@ -252,7 +295,10 @@ impl Run {
             reports: Vec::with_capacity(batch_count),
             cursor: 0,
             retry_queue: BinaryHeap::new(),
-            in_flight: HashMap::with_capacity(config.concurrency * 2),
+            in_flight: TicketMap::with_capacity_and_hasher(
+                config.concurrency * 2,
+                Default::default(),
+            ),
             next_ticket: 0,
             outputs: VecDeque::new(),
             started_at: now,
@@ -270,7 +316,6 @@ impl Run {
             usage: Usage::default(),
             latencies: Vec::new(),
             errors: Vec::new(),
-            stamp_cache: (Millis(u64::MAX), String::new()),
             config,
             items,
             labels,
@@ -281,9 +326,9 @@ impl Run {
     /// final, so that only the rest is dispatched. With `retry_failed`, failed
     /// results are ignored and those items run again. Returns how many were taken.
     /// Only before the first `poll`.
-    pub fn restore<I>(&mut self, results: I, retry_failed: bool) -> Result<usize, UsageError>
+    pub fn restore<'r, I>(&mut self, results: I, retry_failed: bool) -> Result<usize, UsageError>
     where
-        I: IntoIterator<Item = ItemResult>,
+        I: IntoIterator<Item = ItemResult<'r>>,
     {
         if self.polled {
             return Err(UsageError::RestoreAfterStart);
@@ -298,7 +343,7 @@ impl Run {
                 )));
             };
             let image = display_image(item.image.as_str());
-            if r.image != image || r.label != item.label {
+            if r.image != image || r.label != item.label.as_str() {
                 return Err(mismatch(format!(
                     "journal has image {:?} label {:?}, the CSV has {:?} {:?}",
                     r.image, r.label, image, item.label
@@ -318,7 +363,7 @@ impl Run {
                 },
                 _ => Outcome::Failure {
                     kind: r.error_kind.unwrap_or(FailureKind::Http),
-                    message: r.error.clone().unwrap_or_else(|| "failed".into()),
+                    message: r.error.as_deref().unwrap_or("failed").to_string(),
                     status: r.http_status,
                     latency_ms: r.latency_ms,
                 },
@@ -441,6 +486,37 @@ impl Run {
             attempt: order.attempt,
             item_id: self.items[order.item].id.as_deref(),
         })
+    }
+
+    /// The journal record of a finished item, borrowing its text from the run.
+    pub fn result(&self, done: &ItemDone) -> ItemResult<'_> {
+        let item = &self.items[done.row];
+        let prediction = done.prediction.map(|p| self.labels.names()[p].as_str());
+        let (error_kind, error) = match &done.failure {
+            Some((kind, message)) => (Some(*kind), Some(Cow::Owned(message.clone()))),
+            None => (None, None),
+        };
+        ItemResult {
+            row: done.row,
+            line: item.line,
+            id: item.id.as_deref().map(Cow::Borrowed),
+            image: display_image(item.image.as_str()),
+            label: Cow::Borrowed(&item.label),
+            prediction: prediction.map(Cow::Borrowed),
+            agreement: prediction.map(|p| p == item.label),
+            status: if done.failure.is_none() {
+                ItemStatus::Success
+            } else {
+                ItemStatus::Failed
+            },
+            attempts: done.attempts,
+            latency_ms: done.latency_ms,
+            error,
+            error_kind,
+            http_status: done.http_status,
+            usage: done.usage,
+            finished_at: done.finished_at,
+        }
     }
 
     /// The progress file's content as of `now`.
@@ -791,17 +867,16 @@ impl Run {
         let label = self.labels.index_of(&item.label);
         let tally = &mut self.batches[batch];
         tally.remaining -= 1;
-        let (phase, result) = match outcome {
+        let done = match outcome {
             Outcome::Success {
                 label: predicted,
                 usage,
                 latency_ms,
                 status,
             } => {
-                let agreement = label == Some(predicted);
                 self.successful += 1;
                 tally.successful += 1;
-                if agreement {
+                if label == Some(predicted) {
                     self.agreements += 1;
                     tally.agreements += 1;
                 }
@@ -815,26 +890,17 @@ impl Run {
                 }
                 self.latencies
                     .push(latency_ms.min(u64::from(u32::MAX)) as u32);
-                (
-                    Phase::Succeeded,
-                    live.then(|| ItemResult {
-                        row: i,
-                        line: item.line,
-                        id: item.id.clone(),
-                        image: display_image(item.image.as_str()),
-                        label: item.label.clone(),
-                        prediction: Some(self.labels.names()[predicted].clone()),
-                        agreement: Some(agreement),
-                        status: ItemStatus::Success,
-                        attempts,
-                        latency_ms: Some(latency_ms),
-                        error: None,
-                        error_kind: None,
-                        http_status: Some(status),
-                        usage,
-                        finished_at: String::new(),
-                    }),
-                )
+                self.states[i].phase = Phase::Succeeded;
+                ItemDone {
+                    row: i,
+                    prediction: Some(predicted),
+                    attempts,
+                    latency_ms: Some(latency_ms),
+                    http_status: Some(status),
+                    usage,
+                    failure: None,
+                    finished_at: now,
+                }
             }
             Outcome::Failure {
                 kind,
@@ -847,54 +913,34 @@ impl Run {
                 if let Some(l) = latency_ms.filter(|_| status.is_some()) {
                     self.latencies.push(l.min(u64::from(u32::MAX)) as u32);
                 }
-                let image = display_image(item.image.as_str());
                 self.errors.push(ErrorEntry {
                     row: i,
                     line: item.line,
-                    image: image.clone(),
+                    image: display_image(item.image.as_str()).into_owned(),
                     label: item.label.clone(),
                     error: message.clone(),
                     error_kind: Some(kind),
                     http_status: status,
                     attempts,
                 });
-                (
-                    Phase::Failed,
-                    live.then(|| ItemResult {
-                        row: i,
-                        line: item.line,
-                        id: item.id.clone(),
-                        image,
-                        label: item.label.clone(),
-                        prediction: None,
-                        agreement: None,
-                        status: ItemStatus::Failed,
-                        attempts,
-                        latency_ms,
-                        error: Some(message),
-                        error_kind: Some(kind),
-                        http_status: status,
-                        usage: None,
-                        finished_at: String::new(),
-                    }),
-                )
+                self.states[i].phase = Phase::Failed;
+                ItemDone {
+                    row: i,
+                    prediction: None,
+                    attempts,
+                    latency_ms,
+                    http_status: status,
+                    usage: None,
+                    failure: Some((kind, message)),
+                    finished_at: now,
+                }
             }
         };
-        self.states[i].phase = phase;
-        if let Some(mut result) = result {
+        if live {
             self.done_this_session += 1;
-            result.finished_at = self.stamp(now);
-            self.outputs.push_back(Output::ItemDone(result));
+            self.outputs.push_back(Output::ItemDone(done));
             self.emit_ready_reports(now);
         }
-    }
-
-    /// ISO time of `now`, formatted once per distinct instant.
-    fn stamp(&mut self, now: Millis) -> String {
-        if self.stamp_cache.0 != now {
-            self.stamp_cache = (now, now.to_iso8601());
-        }
-        self.stamp_cache.1.clone()
     }
 
     fn average_ms(&self, elapsed: u64) -> u64 {

@@ -1,10 +1,13 @@
 //! The results journal: one JSON line per finished item, and the fold that turns a
 //! journal back into known results for resume.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
 use serde::{Deserialize, Serialize};
+
+use crate::time::Millis;
 
 /// Token usage an endpoint reported for one request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,27 +47,29 @@ pub enum FailureKind {
     Transport,
     /// A 2xx answer the provider could not use: malformed, refusal, label outside the set.
     Answer,
-    /// The run stopped (interrupt or run-fatal error) before this item could finish.
-    NotRun,
 }
 
 /// One line of `shadow-mode-batch-results-{run}.jsonl`: the record of a finished item.
+///
+/// The engine hands out results that borrow its item text ([`crate::Run::result`]),
+/// so writing the journal copies nothing; results read back from a journal are
+/// `ItemResult<'static>`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ItemResult {
+pub struct ItemResult<'a> {
     /// 0-based data row index.
     pub row: usize,
     /// CSV line number where the row starts.
     pub line: u64,
     /// The id column's value, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    pub id: Option<Cow<'a, str>>,
     /// The image reference as the CSV wrote it.
-    pub image: String,
+    pub image: Cow<'a, str>,
     /// The human label.
-    pub label: String,
+    pub label: Cow<'a, str>,
     /// The model's label, on success.
-    pub prediction: Option<String>,
+    pub prediction: Option<Cow<'a, str>>,
     /// `prediction == label`, on success.
     pub agreement: Option<bool>,
     /// `success` or `failed`.
@@ -74,7 +79,7 @@ pub struct ItemResult {
     /// Time from dispatch to answer of the last attempt, in ms.
     pub latency_ms: Option<u64>,
     /// Human-readable reason, on failure. Never contains a secret.
-    pub error: Option<String>,
+    pub error: Option<Cow<'a, str>>,
     /// Class of failure, on failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<FailureKind>,
@@ -84,17 +89,40 @@ pub struct ItemResult {
     /// Token usage of the successful request, when the endpoint reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
-    /// ISO-8601 time the item finished.
-    pub finished_at: String,
+    /// When the item finished; ISO-8601 in the JSON.
+    #[serde(with = "crate::time::iso8601")]
+    pub finished_at: Millis,
 }
 
-impl ItemResult {
+impl ItemResult<'_> {
     /// The result as one journal line: compact JSON (camelCase fields) ending in `\n`.
     pub fn to_json_line(&self) -> String {
         // Serialising this struct cannot fail: plain fields, string keys only.
         let mut line = serde_json::to_string(self).expect("ItemResult serialises to JSON");
         line.push('\n');
         line
+    }
+
+    /// The same result, owning its text.
+    pub fn into_owned(self) -> ItemResult<'static> {
+        let own = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
+        ItemResult {
+            id: self.id.map(own),
+            image: own(self.image),
+            label: own(self.label),
+            prediction: self.prediction.map(own),
+            error: self.error.map(own),
+            row: self.row,
+            line: self.line,
+            agreement: self.agreement,
+            status: self.status,
+            attempts: self.attempts,
+            latency_ms: self.latency_ms,
+            error_kind: self.error_kind,
+            http_status: self.http_status,
+            usage: self.usage,
+            finished_at: self.finished_at,
+        }
     }
 }
 
@@ -108,7 +136,7 @@ impl ItemResult {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FoldedJournal {
     /// The known results, sorted by row, one per row: the last line for a row wins.
-    pub results: Vec<ItemResult>,
+    pub results: Vec<ItemResult<'static>>,
     /// Lines read (blank ones and a torn tail included).
     pub lines_read: usize,
     /// The last non-blank line was incomplete (no trailing newline, or not a valid
@@ -157,7 +185,7 @@ pub fn fold_journal_reader<R: BufRead>(mut r: R) -> std::io::Result<FoldedJourna
 /// The state of a fold.
 #[derive(Default)]
 struct Folder {
-    by_row: BTreeMap<usize, ItemResult>,
+    by_row: BTreeMap<usize, ItemResult<'static>>,
     lines_read: usize,
     bad_lines: Vec<(usize, String)>,
     /// An unusable newline-terminated line: bad if another non-blank line follows,
@@ -194,7 +222,7 @@ impl Folder {
             self.unterminated = Some(start);
             return;
         }
-        match serde_json::from_slice::<ItemResult>(body) {
+        match serde_json::from_slice::<ItemResult<'static>>(body) {
             Ok(result) => {
                 self.by_row.insert(result.row, result);
             }
@@ -220,7 +248,7 @@ impl Folder {
 mod tests {
     use super::*;
 
-    fn full() -> ItemResult {
+    fn full() -> ItemResult<'static> {
         ItemResult {
             row: 7,
             line: 9,
@@ -240,18 +268,18 @@ mod tests {
                 completion_tokens: 5,
                 total_tokens: 105,
             }),
-            finished_at: "2025-01-24T10:30:00.000Z".into(),
+            finished_at: Millis(1_737_714_600_000),
         }
     }
 
-    fn ok(row: usize, label: &str) -> ItemResult {
+    fn ok(row: usize, label: &str) -> ItemResult<'static> {
         ItemResult {
             row,
             line: row as u64 + 2,
             id: None,
-            image: format!("{row}.png"),
-            label: label.into(),
-            prediction: Some(label.into()),
+            image: format!("{row}.png").into(),
+            label: label.to_string().into(),
+            prediction: Some(label.to_string().into()),
             agreement: Some(true),
             status: ItemStatus::Success,
             attempts: 1,
@@ -260,7 +288,7 @@ mod tests {
             error_kind: None,
             http_status: Some(200),
             usage: None,
-            finished_at: "2025-01-24T10:30:00.000Z".into(),
+            finished_at: Millis(1_737_714_600_000),
         }
     }
 

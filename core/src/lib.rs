@@ -95,5 +95,5 @@ pub mod report;
 pub mod time;
 
 pub use config::{ConfigError, RunConfig};
-pub use engine::{Counts, Input, Output, Run, SendOrder, Ticket, UsageError};
+pub use engine::{Counts, Input, ItemDone, Output, Run, SendOrder, Ticket, UsageError};
 pub use time::Millis;

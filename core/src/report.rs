@@ -307,17 +307,18 @@ impl BatchReport {
     }
 }
 
-/// Shortens a data URL for reports; other references are kept whole.
-pub fn display_image(image: &str) -> String {
+/// Shortens a data URL for reports and the journal (the CSV holds it whole); other
+/// references are kept as they are.
+pub fn display_image(image: &str) -> std::borrow::Cow<'_, str> {
     const KEEP: usize = 48;
     if image.starts_with("data:") && image.len() > KEEP + 16 {
         let cut = (0..=KEEP)
             .rev()
             .find(|&i| image.is_char_boundary(i))
             .unwrap_or(0);
-        format!("{}…({} bytes)", &image[..cut], image.len())
+        format!("{}…({} bytes)", &image[..cut], image.len()).into()
     } else {
-        image.to_string()
+        image.into()
     }
 }
 

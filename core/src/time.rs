@@ -66,6 +66,60 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Parses the ISO-8601 form [`Millis::to_iso8601`] writes (`2025-01-24T10:30:00.123Z`;
+/// the fraction is optional).
+pub fn parse_iso8601(s: &str) -> Option<Millis> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || !s.ends_with('Z')
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let frac = &s[19..s.len() - 1];
+    let ms = match frac.strip_prefix('.') {
+        None if frac.is_empty() => 0,
+        Some(digits)
+            if (1..=9).contains(&digits.len()) && digits.bytes().all(|c| c.is_ascii_digit()) =>
+        {
+            format!("{digits:0<3}")[..3].parse::<u64>().ok()?
+        }
+        _ => return None,
+    };
+    let days = u64::try_from(days_from_civil(y as i64, mo as u32, d as u32)).ok()?;
+    Some(Millis(
+        (days * 86_400 + h * 3600 + mi * 60 + sec) * 1000 + ms,
+    ))
+}
+
+/// Serde `with` module: [`Millis`] as an ISO-8601 string.
+pub mod iso8601 {
+    use super::{parse_iso8601, Millis};
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    /// Writes `2025-01-24T10:30:00.000Z`.
+    pub fn serialize<S: Serializer>(t: &Millis, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_iso8601())
+    }
+
+    /// Reads what `serialize` writes.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        parse_iso8601(&text)
+            .ok_or_else(|| D::Error::custom(format!("not an ISO-8601 UTC time: {text:?}")))
+    }
+}
+
 /// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form `Retry-After`
 /// uses for dates.
 pub fn parse_http_date(s: &str) -> Option<Millis> {
@@ -177,6 +231,30 @@ mod tests {
             Millis(951_782_400_000).to_iso8601(),
             "2000-02-29T00:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn iso8601_round_trips() {
+        for t in [0, 951_782_400_000, 1_737_714_600_123, 4_102_444_799_999] {
+            assert_eq!(parse_iso8601(&Millis(t).to_iso8601()), Some(Millis(t)));
+        }
+        assert_eq!(
+            parse_iso8601("2025-01-24T10:30:00Z"),
+            Some(Millis(1_737_714_600_000))
+        );
+        assert_eq!(
+            parse_iso8601("2025-01-24T10:30:00.5Z"),
+            Some(Millis(1_737_714_600_500))
+        );
+        for bad in [
+            "",
+            "2025-01-24 10:30:00Z",
+            "2025-13-24T10:30:00.000Z",
+            "2025-01-24T10:30:00.000",
+            "2025-01-24T10:30:00.Z",
+        ] {
+            assert_eq!(parse_iso8601(bad), None, "{bad}");
+        }
     }
 
     #[test]

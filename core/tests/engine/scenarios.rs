@@ -634,6 +634,7 @@ fn image_failures_are_final_without_a_request() {
     let Some(shadow_core::Output::ItemDone(done)) = run.poll(T0) else {
         panic!()
     };
+    let done = run.result(&done);
     assert_eq!(
         (done.attempts, done.error_kind),
         (0, Some(FailureKind::Image))

@@ -78,7 +78,7 @@ pub fn config() -> RunConfig {
 #[derive(Default, Debug)]
 pub struct Log {
     pub sends: Vec<(Millis, SendOrder)>,
-    pub done: Vec<ItemResult>,
+    pub done: Vec<ItemResult<'static>>,
     pub reports: Vec<BatchReport>,
     pub summary: Option<Summary>,
     pub max_in_flight: usize,
@@ -227,7 +227,8 @@ impl Sim {
     fn on_output(&mut self, out: Output) {
         match out {
             Output::Send(order) => self.on_send(order),
-            Output::ItemDone(result) => {
+            Output::ItemDone(done) => {
+                let result = self.run.result(&done).into_owned();
                 assert!(
                     !self.log.done.iter().any(|d| d.row == result.row),
                     "row {} finished twice",
