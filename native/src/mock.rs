@@ -681,11 +681,6 @@ impl MockState {
     pub fn stats(&self) -> MockStats {
         self.inner.counters.snapshot()
     }
-
-    /// The configuration in use.
-    pub fn config(&self) -> &MockConfig {
-        &self.inner.cfg
-    }
 }
 
 /// The mock's routes (`/v1/chat/completions`, `/v1/models`, `/stats`) with CORS.
@@ -965,11 +960,6 @@ impl MockServer {
     /// A snapshot of the counters.
     pub fn stats(&self) -> MockStats {
         self.state.stats()
-    }
-
-    /// The shared state (e.g. to read the configuration).
-    pub fn state(&self) -> &MockState {
-        &self.state
     }
 
     /// Stops accepting connections, lets requests in flight finish (waiting at
@@ -1619,7 +1609,7 @@ mod tests {
         assert_eq!(ok.status, 200);
         let s = srv.stats();
         assert_eq!((s.unauthorized, s.ok), (2, 1));
-        assert!(!format!("{:?}", srv.state()).contains("sk-right-key"));
+        assert!(!format!("{srv:?}").contains("sk-right-key"));
         srv.shutdown().await;
     }
 

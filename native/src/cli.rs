@@ -1,0 +1,231 @@
+//! The command line: what each flag means, its default, and how the flags become
+//! the core's `RunConfig`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::mock::MockConfig;
+
+const AFTER_HELP: &str = "\
+EXAMPLES:
+    shadow-batch training-data/labels.csv
+        Every image against the built-in mock endpoint (no key, no network).
+    OPENAI_API_KEY=sk-... shadow-batch training-data/labels.csv 50 0 5 --model gpt-4o-mini
+        The same against OpenAI: batches of 50, no fixed delay, 5 retries.
+    shadow-batch --resume training-data/shadow-mode-batch-progress-2025-01-24T10-30-00-000Z.json
+        Continue an interrupted run; finished images are not sent again.
+
+FILES (in the CSV's folder, or --out-dir):
+    shadow-mode-batch-progress-{run}.json   replaced after every batch
+    shadow-mode-batch-results-{run}.jsonl   one line per finished image (the predictions)
+    shadow-mode-batch-{run}.json            the final summary
+
+EXIT STATUS:
+    0 every image succeeded; 1 some failed; 2 usage or configuration error, or the
+    run was aborted (wrong key, no quota); 130 interrupted (Ctrl-C).
+
+ENVIRONMENT:
+    OPENAI_API_KEY    key for --provider openai (and bearer key for http); never
+                      written to any file or log
+    OPENAI_BASE_URL   default for --base-url
+    NO_COLOR          no colours in the progress bar";
+
+/// Run a model in shadow mode over a labelled image set: every image of the CSV
+/// goes to the model, its answer is recorded beside the human label (and acted on
+/// by no one), and you see batch by batch how the model would have done.
+#[derive(Parser, Debug)]
+#[command(
+    name = "shadow-batch",
+    version,
+    after_long_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the built-in mock endpoint (OpenAI-compatible) on 127.0.0.1 until Ctrl-C.
+    MockServer(MockConfig),
+}
+
+/// Which kind of endpoint answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProviderKind {
+    /// OpenAI-compatible chat completions (--base-url, --model, OPENAI_API_KEY).
+    Openai,
+    /// Any JSON endpoint: POST {image, labels}, read the answer at --prediction-field.
+    Http,
+    /// The built-in mock endpoint, in-process: simulated predictions.
+    Mock,
+}
+
+/// OpenAI's image detail level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Detail {
+    Low,
+    High,
+    Auto,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The labels CSV: a header row, an image column (path relative to the CSV's
+    /// folder, absolute path, http(s) or data: URL) and a label column.
+    #[arg(required_unless_present = "resume", value_name = "CSV")]
+    pub csv: Option<PathBuf>,
+
+    /// Images per batch report [default: 50].
+    #[arg(value_name = "BATCH_SIZE")]
+    pub batch_size: Option<usize>,
+
+    /// Minimum time between two request starts, in ms [default: 0: pacing comes
+    /// from --rpm and the endpoint's rate-limit headers].
+    #[arg(value_name = "DELAY_MS")]
+    pub delay_ms: Option<u64>,
+
+    /// Retries per image after the first attempt, for timeouts, resets, 408, 409,
+    /// 429 and 5xx [default: 5].
+    #[arg(value_name = "MAX_RETRIES")]
+    pub max_retries: Option<u32>,
+
+    /// Most requests in flight at once.
+    #[arg(long, default_value_t = 8, help_heading = "Pacing")]
+    pub concurrency: usize,
+
+    /// Keep the in-flight limit fixed instead of halving it on 429 and growing it
+    /// back on success.
+    #[arg(long, help_heading = "Pacing")]
+    pub no_adaptive: bool,
+
+    /// Cap on requests per minute, spread evenly [default: none; the endpoint's
+    /// x-ratelimit-limit-requests is followed when it sends one].
+    #[arg(long, value_name = "N", help_heading = "Pacing")]
+    pub rpm: Option<u32>,
+
+    /// Per-request timeout, in seconds.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 60.0,
+        help_heading = "Pacing"
+    )]
+    pub timeout: f64,
+
+    /// Seed of the retry jitter (and of the built-in mock's answers).
+    #[arg(long, default_value_t = 42, help_heading = "Pacing")]
+    pub seed: u64,
+
+    /// Endpoint kind [default: openai when OPENAI_API_KEY is set, else mock].
+    #[arg(long, value_enum, help_heading = "Endpoint")]
+    pub provider: Option<ProviderKind>,
+
+    /// Model name sent to the endpoint.
+    #[arg(long, default_value = "gpt-4o-mini", help_heading = "Endpoint")]
+    pub model: String,
+
+    /// Base URL of the OpenAI-compatible API, up to /v1.
+    #[arg(
+        long,
+        env = "OPENAI_BASE_URL",
+        default_value = "https://api.openai.com/v1",
+        help_heading = "Endpoint"
+    )]
+    pub base_url: String,
+
+    /// Image detail level for OpenAI (low is cheapest).
+    #[arg(long, value_enum, default_value = "low", help_heading = "Endpoint")]
+    pub detail: Detail,
+
+    /// URL the http provider POSTs each image to.
+    #[arg(long, value_name = "URL", help_heading = "Endpoint")]
+    pub endpoint: Option<String>,
+
+    /// Dotted path of the prediction in the http provider's answer (e.g.
+    /// result.label or choices.0.label).
+    #[arg(long, default_value = "prediction", help_heading = "Endpoint")]
+    pub prediction_field: String,
+
+    /// Instructions to the model instead of the built-in prompt (the label list is
+    /// always added).
+    #[arg(long, value_name = "TEXT", help_heading = "Endpoint")]
+    pub prompt: Option<String>,
+
+    /// Name of the image column [default: found among image, image_path, path,
+    /// file, filename, url, image_url].
+    #[arg(long, value_name = "NAME", help_heading = "CSV")]
+    pub image_column: Option<String>,
+
+    /// Name of the label column [default: found among label, class, category,
+    /// expected].
+    #[arg(long, value_name = "NAME", help_heading = "CSV")]
+    pub label_column: Option<String>,
+
+    /// Name of an id column copied into the results [default: id, image_id or uid
+    /// when present].
+    #[arg(long, value_name = "NAME", help_heading = "CSV")]
+    pub id_column: Option<String>,
+
+    /// Let image paths point outside the CSV's folder (absolute paths, `..`,
+    /// symlinks).
+    #[arg(long, help_heading = "CSV")]
+    pub allow_outside_data_dir: bool,
+
+    /// Folder for the progress, results and summary files [default: the CSV's
+    /// folder].
+    #[arg(long, value_name = "DIR", help_heading = "Files")]
+    pub out_dir: Option<PathBuf>,
+
+    /// Continue an earlier run from its progress, summary or results file: same run
+    /// id and files, finished images skipped.
+    #[arg(long, value_name = "FILE", help_heading = "Files")]
+    pub resume: Option<PathBuf>,
+
+    /// With --resume: send the images that failed again.
+    #[arg(long, requires = "resume", help_heading = "Files")]
+    pub retry_failed: bool,
+
+    /// Errors listed in the final console summary (the JSON has them all).
+    #[arg(long, value_name = "N", default_value_t = 20, help_heading = "Files")]
+    pub errors_shown: usize,
+
+    /// Built-in mock: latency of each answer, in ms.
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 120,
+        help_heading = "Built-in mock"
+    )]
+    pub mock_latency_ms: u64,
+
+    /// Built-in mock: how often it answers the CSV's label (0..=1).
+    #[arg(
+        long,
+        value_name = "SHARE",
+        default_value_t = 0.9,
+        help_heading = "Built-in mock"
+    )]
+    pub mock_accuracy: f64,
+
+    /// Built-in mock: share of requests answered with a 500 (0..=1); retries absorb
+    /// them.
+    #[arg(
+        long,
+        value_name = "SHARE",
+        default_value_t = 0.02,
+        help_heading = "Built-in mock"
+    )]
+    pub mock_error_rate: f64,
+
+    /// Built-in mock: requests-per-minute limit, with real 429s and rate-limit
+    /// headers.
+    #[arg(long, value_name = "N", help_heading = "Built-in mock")]
+    pub mock_rpm: Option<u32>,
+}

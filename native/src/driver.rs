@@ -1,0 +1,233 @@
+//! The tokio loop around the core's `Run`: drain `poll`, perform what it asks,
+//! sleep until an answer or `poll_timeout`, feed answers back. It decides no
+//! policy: pacing, retries and report content are the core's.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use shadow_core::report::{RunStatus, Summary};
+use shadow_core::{Input, Millis, Output, Run};
+use tokio::sync::mpsc;
+
+use crate::files::{write_atomic, Journal, RunFiles};
+use crate::transport::Transport;
+
+/// How long requests in flight may finish after Ctrl-C before they are abandoned.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// Wall-clock milliseconds from one `SystemTime` reading plus a monotonic `Instant`,
+/// so that time never runs backwards during a run.
+#[derive(Clone, Copy)]
+pub struct Clock {
+    epoch_ms: u64,
+    origin: Instant,
+}
+
+impl Clock {
+    pub fn start() -> Clock {
+        let epoch_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Clock {
+            epoch_ms,
+            origin: Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> Millis {
+        Millis(self.epoch_ms + self.origin.elapsed().as_millis() as u64)
+    }
+
+    fn instant_of(&self, t: Millis) -> tokio::time::Instant {
+        let offset = Duration::from_millis(t.0.saturating_sub(self.epoch_ms));
+        tokio::time::Instant::from_std(self.origin + offset)
+    }
+}
+
+/// How the loop ended.
+pub enum Ended {
+    /// The engine finished (completed, interrupted or aborted).
+    Finished(Box<Summary>),
+    /// A second Ctrl-C: left at once; the journal was flushed.
+    ExitedAtOnce,
+}
+
+pub struct Driver {
+    pub run: Run,
+    pub clock: Clock,
+    pub transport: Arc<Transport>,
+    pub journal: Journal,
+    pub files: RunFiles,
+    pub errors_shown: usize,
+}
+
+impl Driver {
+    pub async fn drive(mut self) -> Result<Ended> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
+        let bar = progress_bar(&self.run);
+        let mut interrupts = Interrupts::new()?;
+        let mut abandon_at: Option<tokio::time::Instant> = None;
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let now = self.clock.now();
+            let mut progress_due = false;
+            while let Some(output) = self.run.poll(now) {
+                match output {
+                    Output::Send(order) => {
+                        let item = self.run.item(order.item).clone();
+                        let (tx, transport) = (tx.clone(), self.transport.clone());
+                        tokio::spawn(async move {
+                            let _ = tx.send(transport.attempt(order, item).await);
+                        });
+                    }
+                    Output::ItemDone(done) => self.journal.append(&self.run.result(&done))?,
+                    Output::BatchReport(report) => {
+                        progress_due = true;
+                        if !report.resumed {
+                            bar.suspend(|| print_now(&report.to_console()));
+                        }
+                    }
+                    Output::Finished(summary) => {
+                        self.journal.sync()?;
+                        bar.finish_and_clear();
+                        let json = serde_json::to_vec_pretty(&self.run.progress(now))?;
+                        write_atomic(&self.files.progress, &json)?;
+                        write_atomic(&self.files.summary, &serde_json::to_vec_pretty(&summary)?)?;
+                        print_now(&summary.to_console(self.errors_shown));
+                        return Ok(Ended::Finished(summary));
+                    }
+                    _ => {}
+                }
+            }
+            // Lines reach the OS as soon as their items are final; a kill loses none.
+            self.journal.flush()?;
+            if progress_due {
+                self.journal.sync()?;
+                let json = serde_json::to_vec_pretty(&self.run.progress(now))?;
+                write_atomic(&self.files.progress, &json)?;
+            }
+            let counts = self.run.counts();
+            bar.set_position((counts.successful + counts.failed) as u64);
+            bar.set_message(format!(
+                "{} ok, {} failed, {} in flight",
+                counts.successful, counts.failed, counts.in_flight
+            ));
+
+            let deadline = self.run.poll_timeout().map(|t| self.clock.instant_of(t));
+            tokio::select! {
+                Some(input) = rx.recv() => {
+                    self.feed(input);
+                    // Take every answer already waiting before polling again.
+                    while let Ok(input) = rx.try_recv() {
+                        self.feed(input);
+                    }
+                }
+                _ = sleep_until(deadline) => {}
+                _ = sleep_until(abandon_at) => {
+                    abandon_at = None;
+                    let _ = self.run.handle(self.clock.now(), Input::Abandon);
+                }
+                _ = tick.tick() => {}
+                _ = interrupts.recv() => {
+                    if interrupts.count > 1 {
+                        self.journal.sync()?;
+                        bar.abandon();
+                        eprintln!("\nshadow-batch: stopped at once; finished results are in {}", self.files.results.display());
+                        return Ok(Ended::ExitedAtOnce);
+                    }
+                    let in_flight = self.run.counts().in_flight;
+                    bar.suspend(|| eprintln!(
+                        "\nshadow-batch: interrupted; waiting up to {}s for {in_flight} request(s) in flight, then writing the reports (Ctrl-C again to quit now)",
+                        GRACE.as_secs()
+                    ));
+                    let _ = self.run.handle(self.clock.now(), Input::Cancel);
+                    abandon_at = Some(tokio::time::Instant::now() + GRACE);
+                }
+            }
+        }
+    }
+
+    fn feed(&mut self, input: Input) {
+        // An answer to an abandoned request has no ticket any more: nothing to do.
+        let _ = self.run.handle(self.clock.now(), input);
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn print_now(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// A live bar on stderr when it is a terminal; nothing otherwise (the batch
+/// reports on stdout are the plain-text progress).
+fn progress_bar(run: &Run) -> ProgressBar {
+    let total = run.items().len() as u64;
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+    }
+    let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let bar = if color {
+        "{bar:40.cyan/blue}"
+    } else {
+        "{bar:40}"
+    };
+    let style = ProgressStyle::with_template(&format!(
+        "{{spinner}} {{elapsed_precise}} {bar} {{pos}}/{{len}} ({{per_sec}}, ETA {{eta}}) {{msg}}"
+    ))
+    .expect("valid template")
+    .progress_chars("=> ");
+    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    pb.set_style(style);
+    pb
+}
+
+/// Ctrl-C and SIGTERM, counted.
+struct Interrupts {
+    count: u32,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn new() -> Result<Interrupts> {
+        Ok(Interrupts {
+            count: 0,
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        self.count += 1;
+    }
+}
+
+/// Exit status for a finished run: 0 all succeeded, 1 some failed, 2 aborted,
+/// 130 interrupted.
+pub fn exit_code(summary: &Summary) -> u8 {
+    match summary.status {
+        RunStatus::Completed if summary.statistics.failed == 0 => 0,
+        RunStatus::Completed => 1,
+        RunStatus::Interrupted => 130,
+        _ => 2,
+    }
+}

@@ -1,0 +1,132 @@
+//! The run's files: their names, the atomically replaced progress file, and the
+//! append-only results journal.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use shadow_core::journal::ItemResult;
+
+const PREFIX: &str = "shadow-mode-batch-";
+
+/// Where one run's three files live.
+#[derive(Clone, Debug)]
+pub struct RunFiles {
+    pub run_id: String,
+    pub progress: PathBuf,
+    pub summary: PathBuf,
+    pub results: PathBuf,
+}
+
+impl RunFiles {
+    pub fn new(dir: &Path, run_id: &str) -> RunFiles {
+        RunFiles {
+            run_id: run_id.to_string(),
+            progress: dir.join(format!("{PREFIX}progress-{run_id}.json")),
+            summary: dir.join(format!("{PREFIX}{run_id}.json")),
+            results: dir.join(format!("{PREFIX}results-{run_id}.jsonl")),
+        }
+    }
+
+    /// The files of the run that `file` (any of its three) belongs to.
+    pub fn of_existing(file: &Path) -> Result<RunFiles> {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{}: not a file name", file.display()))?;
+        let run_id = name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| {
+                rest.strip_prefix("progress-")
+                    .and_then(|r| r.strip_suffix(".json"))
+                    .or_else(|| {
+                        rest.strip_prefix("results-")
+                            .and_then(|r| r.strip_suffix(".jsonl"))
+                    })
+                    .or_else(|| rest.strip_suffix(".json"))
+            })
+            .filter(|id| !id.is_empty());
+        let Some(run_id) = run_id else {
+            bail!(
+                "{}: --resume takes a file of an earlier run, named {PREFIX}progress-RUN.json, {PREFIX}results-RUN.jsonl or {PREFIX}RUN.json",
+                file.display()
+            );
+        };
+        let dir = file.parent().unwrap_or(Path::new("."));
+        Ok(RunFiles::new(dir, run_id))
+    }
+}
+
+/// Replaces `path` with `bytes` so that a reader (or a crash) sees the old file or
+/// the new one, never half of one: write a temporary file, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let write = || -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            // Make the rename itself durable; not every platform can open a folder.
+            if let Ok(d) = File::open(if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            }) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    };
+    write().with_context(|| format!("could not write {}", path.display()))
+}
+
+/// The results journal, opened for appending.
+pub struct Journal {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl Journal {
+    /// Opens (creating) `path` for appending, first cutting it to `keep` bytes: a
+    /// torn last line from a crash must not glue onto the next one.
+    pub fn open(path: &Path, keep: Option<u64>) -> Result<Journal> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("could not open the results journal {}", path.display()))?;
+        if let Some(len) = keep {
+            file.set_len(len)
+                .with_context(|| format!("could not trim {}", path.display()))?;
+        }
+        Ok(Journal {
+            path: path.to_path_buf(),
+            out: BufWriter::with_capacity(64 * 1024, file),
+        })
+    }
+
+    pub fn append(&mut self, result: &ItemResult<'_>) -> Result<()> {
+        serde_json::to_writer(&mut self.out, result)?;
+        self.out
+            .write_all(b"\n")
+            .with_context(|| format!("could not write {}", self.path.display()))
+    }
+
+    /// Hands buffered lines to the OS: they survive the process being killed.
+    pub fn flush(&mut self) -> Result<()> {
+        self.out
+            .flush()
+            .with_context(|| format!("could not write {}", self.path.display()))
+    }
+
+    /// Flushes and fsyncs: the lines survive a power cut too.
+    pub fn sync(&mut self) -> Result<()> {
+        self.flush()?;
+        self.out
+            .get_ref()
+            .sync_data()
+            .with_context(|| format!("could not sync {}", self.path.display()))
+    }
+}

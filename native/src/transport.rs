@@ -1,0 +1,135 @@
+//! One attempt of one item over HTTP: load the image, build the request with the
+//! core's provider, add the key, send, read a capped body, and turn whatever
+//! happened into the core's `Input`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shadow_core::http::{HttpResponse, TransportErrorKind};
+use shadow_core::input::{Item, LabelSet};
+use shadow_core::provider::{Provider, RequestInput};
+use shadow_core::{Input, SendOrder};
+
+use crate::images::ImageLoader;
+
+/// Largest answer read; beyond it the attempt fails (and is retried).
+const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// What every attempt shares.
+pub struct Transport {
+    pub client: reqwest::Client,
+    pub provider: Provider,
+    pub labels: LabelSet,
+    pub images: ImageLoader,
+    /// Sent as a bearer token; never logged, never in an error.
+    pub api_key: Option<String>,
+    pub timeout: Duration,
+}
+
+impl Transport {
+    pub fn client(concurrency: usize) -> reqwest::Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .user_agent(concat!("shadow-batch/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(concurrency.max(1))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+    }
+
+    /// Performs `order` for `item` and says how it went.
+    pub async fn attempt(self: Arc<Self>, order: SendOrder, item: Item) -> Input {
+        let ticket = order.ticket;
+        let image_url = match self.images.load(&item).await {
+            Ok(url) => url,
+            Err(message) => return Input::ImageFailed { ticket, message },
+        };
+        let request = self.provider.build_request(&RequestInput {
+            image_url: &image_url,
+            labels: &self.labels,
+            attempt: order.attempt,
+            item_id: item.id.as_deref(),
+        });
+        drop(image_url);
+        let mut builder = self
+            .client
+            .post(&request.url)
+            .timeout(self.timeout)
+            .body(request.body);
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(key) = &self.api_key {
+            builder = builder.bearer_auth(key);
+        }
+        let failed = |e: reqwest::Error| Input::TransportFailed {
+            ticket,
+            kind: classify(&e),
+            message: describe(e),
+        };
+        let mut response = match builder.send().await {
+            Ok(r) => r,
+            Err(e) => return failed(e),
+        };
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_BODY_BYTES {
+                        return Input::TransportFailed {
+                            ticket,
+                            kind: TransportErrorKind::Body,
+                            message: format!(
+                                "the answer is larger than {} MiB",
+                                MAX_BODY_BYTES / (1024 * 1024)
+                            ),
+                        };
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return failed(e),
+            }
+        }
+        Input::Response {
+            ticket,
+            response: HttpResponse {
+                status,
+                headers,
+                body: String::from_utf8(body)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            },
+        }
+    }
+}
+
+fn classify(e: &reqwest::Error) -> TransportErrorKind {
+    if e.is_timeout() {
+        TransportErrorKind::Timeout
+    } else if e.is_connect() {
+        TransportErrorKind::Connect
+    } else if e.is_body() || e.is_decode() {
+        TransportErrorKind::Body
+    } else {
+        TransportErrorKind::Reset
+    }
+}
+
+/// The error and its causes, without the URL (a query string could carry a secret).
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut parts = vec![e.to_string()];
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
