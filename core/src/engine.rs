@@ -67,6 +67,11 @@ pub enum Input {
         /// What is wrong, naming the file.
         message: String,
     },
+    /// Stop dispatching until `Resume`; answers to requests in flight are still
+    /// taken and reported. (A user's pause button.)
+    Pause,
+    /// Dispatch again after `Pause`.
+    Resume,
     /// Stop dispatching; answers to requests in flight are still taken. The run
     /// finishes `interrupted` when none is left in flight.
     Cancel,
@@ -252,6 +257,7 @@ pub struct Run {
     outputs: VecDeque<Output>,
     started_at: Millis,
     polled: bool,
+    paused: bool,
     stop: Option<Stop>,
     finished: bool,
     successful: usize,
@@ -303,6 +309,7 @@ impl Run {
             outputs: VecDeque::new(),
             started_at: now,
             polled: false,
+            paused: false,
             stop: None,
             finished: false,
             successful: 0,
@@ -380,6 +387,14 @@ impl Run {
     /// Feeds an event in. Then drain [`Run::poll`].
     pub fn handle(&mut self, now: Millis, input: Input) -> Result<(), UsageError> {
         match input {
+            Input::Pause => {
+                self.paused = true;
+                Ok(())
+            }
+            Input::Resume => {
+                self.paused = false;
+                Ok(())
+            }
             Input::Cancel => {
                 self.stop.get_or_insert(Stop::Interrupted);
                 Ok(())
@@ -452,7 +467,7 @@ impl Run {
             self.polled = true;
             self.emit_ready_reports(now);
         }
-        if self.stop.is_none() {
+        if self.stop.is_none() && !self.paused {
             self.dispatch(now);
         }
         self.maybe_finish(now);
@@ -462,7 +477,7 @@ impl Run {
     /// When to poll again if no event arrives first; `None` = nothing timed is
     /// pending (wait for an answer, or the run is over). Polling early is harmless.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        if self.finished || self.stop.is_some() || !self.outputs.is_empty() {
+        if self.finished || self.stop.is_some() || self.paused || !self.outputs.is_empty() {
             return None;
         }
         if self.pacer.in_flight() >= self.pacer.limit() {
@@ -631,6 +646,11 @@ impl Run {
             done_this_session: self.done_this_session,
             resumed: self.resumed,
         }
+    }
+
+    /// True between `Input::Pause` and `Input::Resume`.
+    pub fn is_paused(&self) -> bool {
+        self.paused
     }
 
     /// True once `Output::Finished` has been queued.

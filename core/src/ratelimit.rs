@@ -26,41 +26,53 @@ pub struct RateLimitHeaders {
 }
 
 impl RateLimitHeaders {
-    /// Reads the headers of `response`; `now` turns an HTTP-date `retry-after` into a wait.
+    /// Reads the headers of `response` in one pass; `now` turns an HTTP-date
+    /// `retry-after` into a wait.
     pub fn parse(response: &HttpResponse, now: Millis) -> RateLimitHeaders {
-        let num = |name: &str| response.header(name).and_then(|v| v.parse::<u64>().ok());
-        let retry_after_ms = response
-            .header("retry-after-ms")
-            .and_then(|v| v.parse::<f64>().ok())
-            .filter(|v| v.is_finite() && *v >= 0.0)
-            .map(|v| v.ceil() as u64)
-            .or_else(|| {
-                let v = response.header("retry-after")?;
-                match v.parse::<f64>() {
+        let mut h = RateLimitHeaders::default();
+        let mut retry_after = None;
+        let mut retry_after_ms = None;
+        for (name, value) in &response.headers {
+            let value = value.trim();
+            let num = || value.parse::<u64>().ok();
+            let name = name.as_str();
+            let is = |n: &str| name.eq_ignore_ascii_case(n);
+            if is("retry-after-ms") {
+                retry_after_ms = value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+                    .map(|v| v.ceil() as u64);
+            } else if is("retry-after") {
+                retry_after = match value.parse::<f64>() {
                     Ok(secs) if secs.is_finite() && secs >= 0.0 => {
                         Some((secs * 1000.0).ceil() as u64)
                     }
                     Ok(_) => None,
-                    Err(_) => parse_http_date(v).map(|at| at.since(now)),
-                }
-            });
-        RateLimitHeaders {
-            retry_after_ms,
-            limit_requests: num("x-ratelimit-limit-requests"),
-            remaining_requests: num("x-ratelimit-remaining-requests"),
-            reset_requests_ms: response
-                .header("x-ratelimit-reset-requests")
-                .and_then(parse_go_duration),
-            remaining_tokens: num("x-ratelimit-remaining-tokens"),
-            reset_tokens_ms: response
-                .header("x-ratelimit-reset-tokens")
-                .and_then(parse_go_duration),
-            should_retry: match response.header("x-should-retry") {
-                Some(v) if v.eq_ignore_ascii_case("true") => Some(true),
-                Some(v) if v.eq_ignore_ascii_case("false") => Some(false),
-                _ => None,
-            },
+                    Err(_) => parse_http_date(value).map(|at| at.since(now)),
+                };
+            } else if is("x-ratelimit-limit-requests") {
+                h.limit_requests = num();
+            } else if is("x-ratelimit-remaining-requests") {
+                h.remaining_requests = num();
+            } else if is("x-ratelimit-reset-requests") {
+                h.reset_requests_ms = parse_go_duration(value);
+            } else if is("x-ratelimit-remaining-tokens") {
+                h.remaining_tokens = num();
+            } else if is("x-ratelimit-reset-tokens") {
+                h.reset_tokens_ms = parse_go_duration(value);
+            } else if is("x-should-retry") {
+                h.should_retry = if value.eq_ignore_ascii_case("true") {
+                    Some(true)
+                } else if value.eq_ignore_ascii_case("false") {
+                    Some(false)
+                } else {
+                    None
+                };
+            }
         }
+        h.retry_after_ms = retry_after_ms.or(retry_after);
+        h
     }
 
     /// The endpoint says no request may start for this long (0 = no pause asked).

@@ -323,6 +323,17 @@ pub fn display_image(image: &str) -> std::borrow::Cow<'_, str> {
 }
 
 impl Summary {
+    /// The process exit status both hosts use: 0 every item succeeded, 1 some
+    /// failed, 2 aborted (run-fatal condition), 130 interrupted.
+    pub fn exit_code(&self) -> u8 {
+        match self.status {
+            RunStatus::Completed if self.statistics.failed == 0 => 0,
+            RunStatus::Completed => 1,
+            RunStatus::Interrupted => 130,
+            _ => 2,
+        }
+    }
+
     /// The final console summary, listing at most `max_errors` errors (the JSON
     /// has them all).
     pub fn to_console(&self, max_errors: usize) -> String {

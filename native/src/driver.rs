@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use shadow_core::report::{RunStatus, Summary};
+use shadow_core::report::Summary;
 use shadow_core::{Input, Millis, Output, Run};
 use tokio::sync::mpsc;
 
@@ -218,16 +218,5 @@ impl Interrupts {
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
         self.count += 1;
-    }
-}
-
-/// Exit status for a finished run: 0 all succeeded, 1 some failed, 2 aborted,
-/// 130 interrupted.
-pub fn exit_code(summary: &Summary) -> u8 {
-    match summary.status {
-        RunStatus::Completed if summary.statistics.failed == 0 => 0,
-        RunStatus::Completed => 1,
-        RunStatus::Interrupted => 130,
-        _ => 2,
     }
 }

@@ -26,7 +26,7 @@ use shadow_core::provider::{HttpJsonConfig, ImageDetail, OpenAiConfig, Provider}
 use shadow_core::{Run, RunConfig};
 
 use crate::cli::{Cli, Command, Detail, ProviderKind, RunArgs};
-use crate::driver::{exit_code, Clock, Driver, Ended};
+use crate::driver::{Clock, Driver, Ended};
 use crate::files::{write_atomic, Journal, RunFiles};
 use crate::images::ImageLoader;
 use crate::mock::{MockConfig, MockServer, Truth, MOCK_MODEL};
@@ -275,7 +275,7 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
             if let Some(reason) = &summary.abort_reason {
                 eprintln!("error: run aborted: {reason}");
             }
-            exit_code(&summary)
+            summary.exit_code()
         }
         Ended::ExitedAtOnce => 130,
     })

@@ -1,1 +1,284 @@
-//! wasm-bindgen face of shadow-core (built in the browser-page issue).
+//! The wasm-bindgen face of shadow-core, for the browser page. Thin on purpose:
+//! every decision is the core's; this file only converts between plain JS objects
+//! and the core's types. The generated `shadow_wasm.d.ts` is the contract with
+//! `web/`.
+//!
+//! JS objects in and out (camelCase):
+//! - outputs of `poll`: `{type: "send", ticket, item, attempt, image: {kind, value}, line}`,
+//!   `{type: "itemDone", row, result, jsonLine}`, `{type: "batchReport", report, console}`,
+//!   `{type: "finished", summary, console, exitCode}`, or `null`;
+//! - inputs of `handle`: `{type: "response", ticket, status, headers: [[name, value]], body}`,
+//!   `{type: "transportFailed", ticket, kind: "timeout"|"connect"|"reset"|"body", message}`,
+//!   `{type: "imageFailed", ticket, message}`, `{type: "cancel"}`, `{type: "abandon"}`.
+//!
+//! Time is milliseconds since the Unix epoch, as `performance.timeOrigin +
+//! performance.now()` gives it.
+
+use serde::{Deserialize, Serialize};
+use shadow_core::http::{HttpResponse, TransportErrorKind};
+use shadow_core::input::{parse_labels_csv, ColumnNames};
+use shadow_core::journal::fold_journal;
+use shadow_core::report::Summary;
+use shadow_core::{Input, Millis, Output, Run, RunConfig, SendOrder, Ticket};
+use wasm_bindgen::prelude::*;
+
+fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| JsError::new(&e.to_string()))
+}
+
+fn millis(now: f64) -> Millis {
+    Millis(if now.is_finite() && now > 0.0 { now as u64 } else { 0 })
+}
+
+/// CSV columns named by the user; the rest found by common names.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Columns {
+    image_column: Option<String>,
+    label_column: Option<String>,
+    id_column: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+enum JsInput {
+    Response {
+        ticket: u64,
+        status: u16,
+        #[serde(default)]
+        headers: Vec<(String, String)>,
+        #[serde(default)]
+        body: String,
+    },
+    TransportFailed {
+        ticket: u64,
+        kind: TransportErrorKind,
+        #[serde(default)]
+        message: String,
+    },
+    ImageFailed {
+        ticket: u64,
+        message: String,
+    },
+    Cancel,
+    Abandon,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+enum JsOutput<'a> {
+    #[serde(rename_all = "camelCase")]
+    Send {
+        ticket: u64,
+        item: usize,
+        attempt: u32,
+        image: &'a shadow_core::input::ImageRef,
+        line: u64,
+    },
+    #[serde(rename_all = "camelCase")]
+    ItemDone {
+        row: usize,
+        result: shadow_core::journal::ItemResult<'a>,
+        json_line: String,
+    },
+    BatchReport {
+        report: &'a shadow_core::report::BatchReport,
+        console: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Finished {
+        summary: &'a Summary,
+        console: String,
+        exit_code: u8,
+    },
+}
+
+/// One shadow run, driven by the page.
+#[wasm_bindgen]
+pub struct ShadowRun {
+    run: Run,
+}
+
+#[wasm_bindgen]
+impl ShadowRun {
+    /// A run over `csvText` with `config` (a `RunConfig` in camelCase, plus optional
+    /// `imageColumn`, `labelColumn`, `idColumn`) starting at `now`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(csv_text: &str, config: JsValue, now: f64) -> Result<ShadowRun, JsError> {
+        let columns: Columns = serde_wasm_bindgen::from_value(config.clone())
+            .map_err(|e| JsError::new(&format!("bad settings: {e}")))?;
+        let config: RunConfig = serde_wasm_bindgen::from_value(config)
+            .map_err(|e| JsError::new(&format!("bad settings: {e}")))?;
+        let csv = parse_labels_csv(
+            csv_text,
+            &ColumnNames {
+                image: columns.image_column,
+                label: columns.label_column,
+                id: columns.id_column,
+            },
+        )
+        .map_err(|e| JsError::new(&e.to_string()))?;
+        let run = Run::new(config, csv, millis(now)).map_err(|e| JsError::new(&e.to_string()))?;
+        Ok(ShadowRun { run })
+    }
+
+    /// Takes the finished results of an earlier session (results JSONL text; a torn
+    /// last line is ignored). Returns how many rows were taken.
+    pub fn restore(&mut self, journal: &str, retry_failed: bool) -> Result<usize, JsError> {
+        let folded = fold_journal(journal);
+        self.run
+            .restore(folded.results, retry_failed)
+            .map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// Feeds an event in (see the crate docs for the shapes).
+    pub fn handle(&mut self, now: f64, input: JsValue) -> Result<(), JsError> {
+        let input: JsInput = serde_wasm_bindgen::from_value(input)
+            .map_err(|e| JsError::new(&format!("bad input: {e}")))?;
+        let input = match input {
+            JsInput::Response {
+                ticket,
+                status,
+                headers,
+                body,
+            } => Input::Response {
+                ticket: Ticket(ticket),
+                response: HttpResponse {
+                    status,
+                    headers,
+                    body,
+                },
+            },
+            JsInput::TransportFailed {
+                ticket,
+                kind,
+                message,
+            } => Input::TransportFailed {
+                ticket: Ticket(ticket),
+                kind,
+                message,
+            },
+            JsInput::ImageFailed { ticket, message } => Input::ImageFailed {
+                ticket: Ticket(ticket),
+                message,
+            },
+            JsInput::Cancel => Input::Cancel,
+            JsInput::Abandon => Input::Abandon,
+        };
+        self.run
+            .handle(millis(now), input)
+            .map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// The next thing to do, or `null`.
+    pub fn poll(&mut self, now: f64) -> Result<JsValue, JsError> {
+        let Some(output) = self.run.poll(millis(now)) else {
+            return Ok(JsValue::NULL);
+        };
+        match output {
+            Output::Send(order) => {
+                let item = self.run.item(order.item);
+                to_js(&JsOutput::Send {
+                    ticket: order.ticket.0,
+                    item: order.item,
+                    attempt: order.attempt,
+                    image: &item.image,
+                    line: item.line,
+                })
+            }
+            Output::ItemDone(done) => {
+                let result = self.run.result(&done);
+                let json_line = result.to_json_line();
+                to_js(&JsOutput::ItemDone {
+                    row: done.row,
+                    result,
+                    json_line,
+                })
+            }
+            Output::BatchReport(report) => to_js(&JsOutput::BatchReport {
+                console: report.to_console(),
+                report: &report,
+            }),
+            Output::Finished(summary) => to_js(&JsOutput::Finished {
+                console: summary.to_console(20),
+                exit_code: summary.exit_code(),
+                summary: &summary,
+            }),
+            _ => Ok(JsValue::NULL),
+        }
+    }
+
+    /// When to poll again if nothing arrives (ms since the epoch), or `undefined`.
+    #[wasm_bindgen(js_name = pollTimeout)]
+    pub fn poll_timeout(&self) -> Option<f64> {
+        self.run.poll_timeout().map(|t| t.0 as f64)
+    }
+
+    /// The HTTP request for a send order, with the image as `imageUrl` (an http(s)
+    /// URL or a data URL). `{method, url, headers: [[name, value]], body}`; the page
+    /// adds the API key.
+    pub fn request(&self, ticket: u64, item: usize, attempt: u32, image_url: &str) -> Result<JsValue, JsError> {
+        if item >= self.run.items().len() {
+            return Err(JsError::new(&format!("no item {item}")));
+        }
+        let order = SendOrder {
+            ticket: Ticket(ticket),
+            item,
+            attempt,
+        };
+        let r = self.run.request(&order, image_url);
+        to_js(&serde_json::json!({
+            "method": r.method, "url": r.url, "headers": r.headers, "body": r.body,
+        }))
+    }
+
+    /// The progress file's content as of `now`.
+    pub fn progress(&self, now: f64) -> Result<JsValue, JsError> {
+        to_js(&self.run.progress(millis(now)))
+    }
+
+    /// Live counts: `{total, successful, failed, agreements, inFlight, doneThisSession, resumed}`.
+    pub fn counts(&self) -> Result<JsValue, JsError> {
+        to_js(&self.run.counts())
+    }
+
+    /// Number of rows.
+    #[wasm_bindgen(js_name = itemCount)]
+    pub fn item_count(&self) -> usize {
+        self.run.items().len()
+    }
+
+    /// The CSV's label set, sorted.
+    pub fn labels(&self) -> Result<JsValue, JsError> {
+        to_js(self.run.labels().names())
+    }
+
+    /// Relative image paths the CSV names (for checking the chosen images folder).
+    #[wasm_bindgen(js_name = relativePaths)]
+    pub fn relative_paths(&self) -> Vec<String> {
+        self.run
+            .items()
+            .iter()
+            .filter_map(|i| match &i.image {
+                shadow_core::input::ImageRef::RelativePath(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// `data:image/...;base64,...` from an image file's bytes (type from its magic
+/// bytes; at most 20 MiB).
+#[wasm_bindgen(js_name = imageDataUrl)]
+pub fn image_data_url(bytes: &[u8]) -> Result<String, JsError> {
+    shadow_core::image::to_data_url(bytes).map_err(|e| JsError::new(&e.to_string()))
+}
+
+/// The normalized form of a relative image path, or an error if it leaves the
+/// images folder.
+#[wasm_bindgen(js_name = checkRelativePath)]
+pub fn check_relative_path(path: &str) -> Result<String, JsError> {
+    shadow_core::input::check_relative_path(path).map_err(|e| JsError::new(&e.to_string()))
+}

@@ -665,3 +665,29 @@ fn bad_settings_are_refused() {
         assert!(shadow_core::Run::new(bad, csv_of(1, LABELS), T0).is_err());
     }
 }
+
+#[test]
+fn pause_holds_dispatch_but_not_answers() {
+    let mut run = shadow_core::Run::new(RunConfig { concurrency: 2, ..config() }, csv_of(4, LABELS), T0).unwrap();
+    let mut sent = Vec::new();
+    while let Some(out) = run.poll(T0) {
+        if let shadow_core::Output::Send(o) = out {
+            sent.push(o);
+        }
+    }
+    assert_eq!(sent.len(), 2);
+    run.handle(T0, shadow_core::Input::Pause).unwrap();
+    let answer = |o: &shadow_core::SendOrder, run: &shadow_core::Run| shadow_core::Input::Response {
+        ticket: o.ticket,
+        response: shadow_core::http::HttpResponse { status: 200, headers: vec![], body: completion(&run.item(o.item).label) },
+    };
+    let input = answer(&sent[0], &run);
+    run.handle(Millis(T0.0 + 10), input).unwrap();
+    // The answer is recorded while paused, but nothing new is sent.
+    assert!(matches!(run.poll(Millis(T0.0 + 10)), Some(shadow_core::Output::ItemDone(_))));
+    assert!(run.poll(Millis(T0.0 + 10)).is_none());
+    assert_eq!(run.poll_timeout(), None);
+    assert!(run.is_paused());
+    run.handle(Millis(T0.0 + 20), shadow_core::Input::Resume).unwrap();
+    assert!(matches!(run.poll(Millis(T0.0 + 20)), Some(shadow_core::Output::Send(_))));
+}

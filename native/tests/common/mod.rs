@@ -1,0 +1,495 @@
+//! Helpers for the `shadow-batch` integration tests: temporary data sets built from
+//! a few of the example images, the binary run with bounded waits, a standalone
+//! mock endpoint, and readers for the run's three files.
+//!
+//! Every child process is owned by a guard that kills it on drop, every wait has a
+//! deadline, and everything is written under temporary folders (never the repo).
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_shadow-batch");
+
+/// Upper bound for any one run of the binary in these tests.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The example images shipped with the repo (read only; copied before use).
+pub fn example_images() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../training-data/images")
+}
+
+/// A temporary data set: `root/data/labels.csv`, `root/data/images/*.png`, and an
+/// output folder `root/out`.
+pub struct Data {
+    pub root: TempDir,
+    pub data: PathBuf,
+    pub csv: PathBuf,
+    pub out: PathBuf,
+}
+
+impl Data {
+    /// `n` images (`digit-0000.png`...) with labels `i % 10`, in a fresh temp dir.
+    pub fn new(n: usize) -> Data {
+        let root = tempfile::tempdir().expect("temp dir");
+        let data = root.path().join("data");
+        let out = root.path().join("out");
+        std::fs::create_dir_all(data.join("images")).unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        let mut rows = Vec::new();
+        for i in 0..n {
+            let name = format!("digit-{i:04}.png");
+            copy_image(&name, &data.join("images").join(&name));
+            rows.push(format!("images/{name},{}", i % 10));
+        }
+        let csv = data.join("labels.csv");
+        write_csv(&csv, "image,label", &rows);
+        Data {
+            root,
+            data,
+            csv,
+            out,
+        }
+    }
+
+    /// Another folder inside the temp root (created).
+    pub fn dir(&self, name: &str) -> PathBuf {
+        let d = self.root.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}
+
+/// Copies example image `name` to `to` (writable copy).
+pub fn copy_image(name: &str, to: &Path) {
+    let bytes = std::fs::read(example_images().join(name))
+        .unwrap_or_else(|e| panic!("cannot read example image {name}: {e}"));
+    std::fs::write(to, bytes).unwrap();
+}
+
+/// Writes a CSV: the header line then each row, LF-terminated.
+pub fn write_csv(path: &Path, header: &str, rows: &[String]) {
+    let mut text = String::from(header);
+    text.push('\n');
+    for r in rows {
+        text.push_str(r);
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// Polls `f` every 10 ms until it is true or `timeout` passes; says which.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A child process killed (and reaped) when dropped.
+pub struct ChildGuard(Option<Child>);
+
+impl ChildGuard {
+    pub fn new(child: Child) -> ChildGuard {
+        ChildGuard(Some(child))
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().expect("child").id()
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("child")
+    }
+
+    /// Waits for the exit up to `timeout`; kills the child and panics after it.
+    pub fn wait_timeout(&mut self, timeout: Duration, what: &str) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child().try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child().kill();
+                let _ = self.child().wait();
+                panic!("{what}: still running after {timeout:?}; killed");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// True while the child has not exited.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child().try_wait(), Ok(None))
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends a signal (`INT`, `TERM`, `KILL`) to one process, by id.
+#[cfg(unix)]
+pub fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{sig} {pid} failed");
+}
+
+/// The binary with a clean environment for these tests: no key, no base URL from
+/// the developer's shell, working directory `cwd` (so nothing lands in the repo).
+pub fn shadow(cwd: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(cwd)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// A running `shadow-batch` whose stdout and stderr go to files.
+pub struct Running {
+    pub guard: ChildGuard,
+    pub started: Instant,
+    logs: TempDir,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct Finished {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Finished {
+    /// Asserts the exit code, showing the output when it differs.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "unexpected exit code\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+impl Running {
+    pub fn spawn(mut cmd: Command) -> Running {
+        let logs = tempfile::tempdir().expect("temp dir");
+        let out = File::create(logs.path().join("stdout")).unwrap();
+        let err = File::create(logs.path().join("stderr")).unwrap();
+        let child = cmd
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("spawn shadow-batch");
+        Running {
+            guard: ChildGuard::new(child),
+            started: Instant::now(),
+            logs,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.guard.id()
+    }
+
+    pub fn stdout_now(&self) -> String {
+        std::fs::read_to_string(self.logs.path().join("stdout")).unwrap_or_default()
+    }
+
+    /// Waits (bounded) for the exit and collects the output.
+    pub fn finish(mut self, timeout: Duration) -> Finished {
+        let status = self.guard.wait_timeout(timeout, "shadow-batch");
+        let read = |name: &str| {
+            let bytes = std::fs::read(self.logs.path().join(name)).unwrap_or_default();
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        Finished {
+            code: status.code(),
+            stdout: read("stdout"),
+            stderr: read("stderr"),
+            elapsed: self.started.elapsed(),
+        }
+    }
+}
+
+/// Runs the command to its end (at most [`RUN_TIMEOUT`]).
+pub fn run(cmd: Command) -> Finished {
+    Running::spawn(cmd).finish(RUN_TIMEOUT)
+}
+
+/// A standalone `shadow-batch mock-server` on 127.0.0.1, killed on drop.
+pub struct Mock {
+    _guard: ChildGuard,
+    /// Base URL up to `/v1`.
+    pub url: String,
+}
+
+impl Mock {
+    /// Starts `shadow-batch mock-server --port 0 ARGS...` and reads its address.
+    pub fn start(args: &[&str]) -> Mock {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("mock-server")
+            .arg("--port")
+            .arg("0")
+            .args(args)
+            .env_remove("RUST_LOG")
+            .current_dir(std::env::temp_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut guard = ChildGuard::new(cmd.spawn().expect("spawn mock-server"));
+        let stdout = guard.child().stdout.take().expect("mock stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(first)) = lines.next() {
+                let _ = tx.send(first);
+            }
+            // Drain until the mock exits so that it never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let first = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("mock-server printed no address within 10 s");
+        let prefix = "shadow-batch mock endpoint listening on ";
+        let url = first
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("unexpected first line from mock-server: {first:?}"))
+            .trim()
+            .to_string();
+        assert!(
+            url.starts_with("http://127.0.0.1:") && url.ends_with("/v1"),
+            "mock URL {url}"
+        );
+        Mock { _guard: guard, url }
+    }
+
+    /// `GET /stats` as JSON.
+    pub fn stats(&self) -> Value {
+        let hostport = self
+            .url
+            .strip_prefix("http://")
+            .and_then(|s| s.strip_suffix("/v1"))
+            .unwrap();
+        let mut stream = TcpStream::connect(hostport).expect("connect to mock");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        write!(
+            stream,
+            "GET /stats HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).expect("read /stats");
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .expect("HTTP answer");
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("/stats body {body:?}: {e}"))
+    }
+}
+
+/// The three files of one run.
+#[derive(Clone, Debug)]
+pub struct RunFiles {
+    pub progress: PathBuf,
+    pub summary: PathBuf,
+    pub results: PathBuf,
+}
+
+impl RunFiles {
+    /// The files of the only run in `dir` (its results file must exist).
+    pub fn in_dir(dir: &Path) -> RunFiles {
+        let names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let ids: Vec<&str> = names
+            .iter()
+            .filter_map(|n| {
+                n.strip_prefix("shadow-mode-batch-results-")?
+                    .strip_suffix(".jsonl")
+            })
+            .collect();
+        assert_eq!(
+            ids.len(),
+            1,
+            "expected the results file of exactly one run in {}: {names:?}",
+            dir.display()
+        );
+        let id = ids[0];
+        RunFiles {
+            progress: dir.join(format!("shadow-mode-batch-progress-{id}.json")),
+            summary: dir.join(format!("shadow-mode-batch-{id}.json")),
+            results: dir.join(format!("shadow-mode-batch-results-{id}.jsonl")),
+        }
+    }
+
+    pub fn progress(&self) -> Value {
+        read_json(&self.progress)
+    }
+
+    pub fn summary(&self) -> Value {
+        read_json(&self.summary)
+    }
+
+    pub fn results(&self) -> Vec<Value> {
+        read_results(&self.results)
+    }
+}
+
+pub fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// Every complete line of a results journal, parsed.
+pub fn read_results(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("bad line {l:?} in {}: {e}", path.display()))
+        })
+        .collect()
+}
+
+/// Complete (newline-terminated) lines in a file so far; 0 if it does not exist.
+pub fn complete_lines(path: &Path) -> usize {
+    std::fs::read(path)
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+        .unwrap_or(0)
+}
+
+/// Asserts that `v` (an object) has every field in `fields`.
+pub fn assert_fields(v: &Value, fields: &[&str], what: &str) {
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("{what} is not an object: {v}"));
+    for f in fields {
+        assert!(obj.contains_key(*f), "{what} lacks field {f:?}: {v:#}");
+    }
+}
+
+/// Asserts that the journal holds each row 0..n exactly once.
+pub fn assert_each_row_once(results: &[Value], n: usize) {
+    let mut rows: Vec<u64> = results
+        .iter()
+        .map(|r| r["row"].as_u64().expect("row"))
+        .collect();
+    rows.sort_unstable();
+    let expected: Vec<u64> = (0..n as u64).collect();
+    assert_eq!(rows, expected, "results rows are not 0..{n} each once");
+}
+
+/// Row -> (status, prediction, agreement), for comparing two runs.
+pub fn outcomes(results: &[Value]) -> std::collections::BTreeMap<u64, (Value, Value, Value)> {
+    results
+        .iter()
+        .map(|r| {
+            (
+                r["row"].as_u64().unwrap(),
+                (
+                    r["status"].clone(),
+                    r["prediction"].clone(),
+                    r["agreement"].clone(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Every file under `dir` (recursively), as bytes, with its path.
+pub fn all_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            } else if e.file_type().unwrap().is_file() {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+/// A TCP server on 127.0.0.1 that accepts connections and never answers; stopped on drop.
+pub struct HungServer {
+    pub addr: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HungServer {
+    pub fn start() -> HungServer {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => held.push(stream),
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        HungServer {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for HungServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
