@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every check and test of shadow-batch. Installs what it needs when missing,
-# so it works on a fresh machine; safe to run again.
+# Runs every check and test of shadow-batch. Installs what it needs when missing
+# (wasm target, wasm-bindgen CLI, Chromium, npm packages), so it works on a fresh
+# machine; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,8 +15,9 @@ rustup target list --installed | grep -q '^wasm32-unknown-unknown$' || rustup ta
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy (all targets, warnings are errors)"
+step "cargo clippy (all targets, native and wasm32; warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p shadow-core -p shadow-wasm --all-targets --target wasm32-unknown-unknown -- -D warnings
 
 step "core builds for wasm32 with no I/O crates in its dependencies"
 cargo build -q -p shadow-core --target wasm32-unknown-unknown
@@ -25,6 +27,23 @@ if cargo tree -p shadow-core --target wasm32-unknown-unknown -e normal --prefix 
   exit 1
 fi
 
-step "cargo test (workspace)"
+step "cargo test (workspace: core, native CLI)"
 cargo test --workspace --lib --bins --tests
 cargo test --workspace --doc
+
+step "browser page: wasm build (installs the matching wasm-bindgen CLI if missing)"
+bash web/build.sh
+
+step "wasm face under wasm-bindgen-test (node)"
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+  cargo test -p shadow-wasm --target wasm32-unknown-unknown
+
+step "browser tests (headless Chromium + playwright-core)"
+if [ ! -x /usr/bin/chromium ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+if [ ! -d web/node_modules/playwright-core ]; then
+  (cd web && npm ci --no-audit --no-fund)
+fi
+cargo build -q -p shadow-native
+(cd web && node --test tests/)

@@ -54,6 +54,19 @@ pub struct Cli {
 pub enum Command {
     /// Serve the built-in mock endpoint (OpenAI-compatible) on 127.0.0.1 until Ctrl-C.
     MockServer(MockConfig),
+    /// Serve the browser page and the mock endpoint (at /v1) on 127.0.0.1 until
+    /// Ctrl-C. Build the page first: bash web/build.sh.
+    Web(WebArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct WebArgs {
+    /// Folder holding index.html and pkg/ [default: the web/ folder of this source tree].
+    #[arg(long, value_name = "DIR")]
+    pub web_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub mock: MockConfig,
 }
 
 /// Which kind of endpoint answers.

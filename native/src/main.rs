@@ -52,7 +52,13 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Some(Command::MockServer(cfg)) => runtime.block_on(mock_server(cfg)).map(|()| 0),
+        Some(Command::MockServer(cfg)) => runtime.block_on(mock_server(cfg, None)).map(|()| 0),
+        Some(Command::Web(args)) => {
+            let dir = args
+                .web_dir
+                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"));
+            runtime.block_on(mock_server(args.mock, Some(dir))).map(|()| 0)
+        }
         None => runtime.block_on(run(cli.run, &matches)),
     };
     // Requests still in flight after an abandon must not hold the process open.
@@ -395,7 +401,16 @@ async fn build_truth(csv: &LabelsCsv, images: &ImageLoader) -> Truth {
     truth
 }
 
-async fn mock_server(mut cfg: MockConfig) -> Result<()> {
+/// Serves the mock endpoint; with `web_dir`, the browser page too, on the same origin.
+async fn mock_server(mut cfg: MockConfig, web_dir: Option<PathBuf>) -> Result<()> {
+    if let Some(dir) = &web_dir {
+        if !dir.join("pkg/shadow_wasm.js").exists() {
+            bail!(
+                "{} has no pkg/shadow_wasm.js: build the page first with `bash web/build.sh`",
+                dir.display()
+            );
+        }
+    }
     let truth = match cfg.truth.take() {
         Some(path) => {
             let csv = read_csv(&path, &ColumnNames::default())?;
@@ -418,13 +433,18 @@ async fn mock_server(mut cfg: MockConfig) -> Result<()> {
         }
         None => None,
     };
-    let server = MockServer::spawn(cfg.clone(), truth)
+    let server = MockServer::spawn_with_files(cfg.clone(), truth, web_dir.clone())
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", cfg.port))?;
-    println!(
-        "shadow-batch mock endpoint listening on {}",
-        server.base_url()
-    );
+    if web_dir.is_some() {
+        println!(
+            "shadow-batch page at http://{}/ (mock endpoint at {})",
+            server.addr,
+            server.base_url()
+        );
+    } else {
+        println!("shadow-batch mock endpoint listening on {}", server.base_url());
+    }
     println!("(OpenAI-compatible; simulated predictions; Ctrl-C to stop)");
     let _ = tokio::signal::ctrl_c().await;
     server.shutdown().await;

@@ -928,10 +928,23 @@ impl MockServer {
     /// Binds 127.0.0.1:`cfg.port` (0 = any free port) and serves the mock in a
     /// tokio task. Must be called inside a tokio runtime.
     pub async fn spawn(cfg: MockConfig, truth: Option<Truth>) -> std::io::Result<MockServer> {
+        MockServer::spawn_with_files(cfg, truth, None).await
+    }
+
+    /// As [`MockServer::spawn`], also serving the static files of `files` (the
+    /// browser page) at `/`.
+    pub async fn spawn_with_files(
+        cfg: MockConfig,
+        truth: Option<Truth>,
+        files: Option<PathBuf>,
+    ) -> std::io::Result<MockServer> {
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, cfg.port)).await?;
         let addr = listener.local_addr()?;
         let state = MockState::new(cfg, truth);
-        let app = router(state.clone());
+        let mut app = router(state.clone());
+        if let Some(dir) = files {
+            app = app.fallback_service(tower_http::services::ServeDir::new(dir));
+        }
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, app)

@@ -9,7 +9,8 @@
 //!   `{type: "finished", summary, console, exitCode}`, or `null`;
 //! - inputs of `handle`: `{type: "response", ticket, status, headers: [[name, value]], body}`,
 //!   `{type: "transportFailed", ticket, kind: "timeout"|"connect"|"reset"|"body", message}`,
-//!   `{type: "imageFailed", ticket, message}`, `{type: "cancel"}`, `{type: "abandon"}`.
+//!   `{type: "imageFailed", ticket, message}`, `{type: "pause"}`, `{type: "resume"}`,
+//!   `{type: "cancel"}`, `{type: "abandon"}`.
 //!
 //! Time is milliseconds since the Unix epoch, as `performance.timeOrigin +
 //! performance.now()` gives it.
@@ -62,6 +63,8 @@ enum JsInput {
         ticket: u64,
         message: String,
     },
+    Pause,
+    Resume,
     Cancel,
     Abandon,
 }
@@ -164,6 +167,8 @@ impl ShadowRun {
                 ticket: Ticket(ticket),
                 message,
             },
+            JsInput::Pause => Input::Pause,
+            JsInput::Resume => Input::Resume,
             JsInput::Cancel => Input::Cancel,
             JsInput::Abandon => Input::Abandon,
         };
@@ -242,6 +247,12 @@ impl ShadowRun {
     /// Live counts: `{total, successful, failed, agreements, inFlight, doneThisSession, resumed}`.
     pub fn counts(&self) -> Result<JsValue, JsError> {
         to_js(&self.run.counts())
+    }
+
+    /// True while paused.
+    #[wasm_bindgen(js_name = isPaused)]
+    pub fn is_paused(&self) -> bool {
+        self.run.is_paused()
     }
 
     /// Number of rows.

@@ -1,0 +1,130 @@
+//! The wasm face under wasm-bindgen-test (node): plain JS objects in and out, core
+//! errors as JS errors.
+
+#![cfg(target_arch = "wasm32")]
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use shadow_wasm::{check_relative_path, image_data_url, ShadowRun};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::wasm_bindgen_test;
+
+const T0: f64 = 1_737_714_600_000.0;
+
+fn js(v: &Value) -> JsValue {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .unwrap()
+}
+
+fn value(v: JsValue) -> Value {
+    serde_wasm_bindgen::from_value(v).unwrap()
+}
+
+fn config() -> Value {
+    json!({
+        "runId": "2025-01-24T10-30-00-000Z",
+        "csvPath": "labels.csv",
+        "batchSize": 2,
+        "concurrency": 4,
+        "provider": { "kind": "openai", "baseUrl": "http://127.0.0.1:8787/v1", "model": "m", "detail": "low" },
+        "providerLabel": "mock"
+    })
+}
+
+fn completion(label: &str) -> String {
+    json!({"choices":[{"message":{"role":"assistant","content": json!({"label": label}).to_string(),"refusal":null}}]}).to_string()
+}
+
+#[wasm_bindgen_test]
+fn a_run_goes_from_csv_to_summary_through_plain_objects() {
+    let csv = "image,label\nhttps://x.test/a.png,cat\nhttps://x.test/b.png,dog\nhttps://x.test/c.png,cat\n";
+    let mut run = ShadowRun::new(csv, js(&config()), T0).unwrap();
+    assert_eq!(run.item_count(), 3);
+    let mut sends = Vec::new();
+    loop {
+        let out = run.poll(T0).unwrap();
+        if out.is_null() {
+            break;
+        }
+        let out = value(out);
+        assert_eq!(out["type"], "send");
+        sends.push(out);
+    }
+    assert_eq!(sends.len(), 3);
+    assert_eq!(sends[0]["image"], json!({"kind": "url", "value": "https://x.test/a.png"}));
+    let ticket = sends[0]["ticket"].as_u64().unwrap();
+    let request = value(run.request(ticket, 0, 1, "https://x.test/a.png").unwrap());
+    assert_eq!(request["url"], "http://127.0.0.1:8787/v1/chat/completions");
+    let body: Value = serde_json::from_str(request["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["response_format"]["json_schema"]["schema"]["properties"]["label"]["enum"], json!(["cat", "dog"]));
+    assert!(!request["headers"].to_string().to_lowercase().contains("authorization"));
+
+    let mut outputs = Vec::new();
+    for s in &sends {
+        // The model says "cat" every time: right for a and c, wrong for b.
+        let label = "cat";
+        let input = json!({"type": "response", "ticket": s["ticket"], "status": 200,
+            "headers": [["x-ratelimit-limit-requests", "600"]], "body": completion(label)});
+        run.handle(T0 + 100.0, js(&input)).unwrap();
+        loop {
+            let out = run.poll(T0 + 100.0).unwrap();
+            if out.is_null() {
+                break;
+            }
+            outputs.push(value(out));
+        }
+    }
+    let kinds: Vec<&str> = outputs.iter().map(|o| o["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["itemDone", "itemDone", "batchReport", "itemDone", "batchReport", "finished"]);
+    let line = outputs[0]["jsonLine"].as_str().unwrap();
+    assert!(line.ends_with('\n') && line.contains("\"prediction\":\"cat\""), "{line}");
+    assert!(outputs[2]["console"].as_str().unwrap().contains("📊 BATCH 1/2 COMPLETE"));
+    let finished = &outputs[5];
+    assert_eq!(finished["exitCode"], 0);
+    assert_eq!(finished["summary"]["statistics"]["successful"], 3);
+    assert_eq!(finished["summary"]["evaluation"]["agreements"], 2);
+    assert!(run.poll_timeout().is_none());
+}
+
+#[wasm_bindgen_test]
+fn resume_takes_the_journal_and_sends_only_the_rest() {
+    let csv = "image,label\nhttps://x.test/a.png,cat\nhttps://x.test/b.png,dog\n";
+    let line = json!({"row":0,"line":2,"image":"https://x.test/a.png","label":"cat","prediction":"cat","agreement":true,
+        "status":"success","attempts":1,"latencyMs":5,"error":null,"finishedAt":"2025-01-24T10:30:00.000Z"});
+    let mut run = ShadowRun::new(csv, js(&config()), T0).unwrap();
+    // The torn half line at the end is ignored.
+    let journal = format!("{line}\n{{\"row\":1,\"li");
+    assert_eq!(run.restore(&journal, false).unwrap(), 1);
+    let mut sends = 0;
+    loop {
+        let out = run.poll(T0).unwrap();
+        if out.is_null() {
+            break;
+        }
+        if value(out)["type"] == "send" {
+            sends += 1;
+        }
+    }
+    assert_eq!(sends, 1);
+}
+
+#[wasm_bindgen_test]
+fn errors_reach_js_with_the_core_message() {
+    let err = ShadowRun::new("foo,bar\n1,2\n", js(&config()), T0).err().unwrap();
+    let message = js_sys::Error::from(JsValue::from(err)).message();
+    let message = String::from(message);
+    assert!(message.contains("image column") && message.contains("foo"), "{message}");
+    let bad_config = json!({"batchSize": 0, "provider": config()["provider"]});
+    let err = ShadowRun::new("image,label\na.png,x\n", js(&bad_config), T0).err().unwrap();
+    let message = String::from(js_sys::Error::from(JsValue::from(err)).message());
+    assert!(message.contains("batch size"), "{message}");
+    assert!(check_relative_path("../x.png").is_err());
+    assert_eq!(check_relative_path("images/./a.png").unwrap(), "images/a.png");
+}
+
+#[wasm_bindgen_test]
+fn image_bytes_become_data_urls_by_their_magic() {
+    let png = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13];
+    assert!(image_data_url(&png).unwrap().starts_with("data:image/png;base64,"));
+    assert!(image_data_url(b"not an image").is_err());
+}

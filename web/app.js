@@ -1,0 +1,227 @@
+// The page: settings in, progress and reports out. Everything the CSV or an
+// endpoint supplies is shown with textContent, never as HTML.
+
+import init, { ShadowRun } from './pkg/shadow_wasm.js';
+import { ImageFiles, Runner, now } from './runner.js';
+import { Store } from './store.js';
+
+const $ = (id) => document.getElementById(id);
+const state = { runner: null, run: null, runId: null, lines: [], summary: null, csvName: null, started: 0, store: null };
+window.__shadow = state; // for the browser tests
+
+function showError(message) {
+  $('error').textContent = message;
+  $('error').hidden = !message;
+}
+
+function fileStamp(ms) {
+  return new Date(ms).toISOString().replace(/:/g, '-').replace('.', '-');
+}
+
+function settings(runId, csvName) {
+  const mock = document.querySelector('input[name=endpoint]:checked').value === 'mock';
+  const num = (id) => Number($(id).value);
+  return {
+    runId,
+    csvPath: csvName,
+    batchSize: num('batch-size'),
+    delayMs: num('delay'),
+    maxRetries: num('retries'),
+    concurrency: num('concurrency'),
+    requestTimeoutMs: num('timeout') * 1000,
+    seed: num('seed'),
+    providerLabel: mock ? 'mock' : 'openai',
+    provider: {
+      kind: 'openai',
+      baseUrl: mock ? `${location.origin}/v1` : $('base-url').value.trim(),
+      model: mock ? 'shadow-mock-1' : $('model').value.trim(),
+      detail: 'low',
+    },
+  };
+}
+
+function download(name, text, type) {
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(new Blob([text], { type }));
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
+function fmtDuration(ms) {
+  const s = Math.floor(ms / 1000);
+  const h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60;
+  return h ? `${h}h ${m}m ${s % 60}s` : m ? `${m}m ${s % 60}s` : `${s}s`;
+}
+
+function setRunning(running) {
+  $('start').disabled = running;
+  $('pause').disabled = !running;
+  $('cancel').disabled = !running;
+  for (const el of $('setup').querySelectorAll('fieldset')) el.disabled = running;
+}
+
+function tick() {
+  const c = state.run.counts();
+  const done = c.successful + c.failed;
+  $('bar').max = Math.max(1, c.total);
+  $('bar').value = done;
+  const elapsed = now() - state.started;
+  const rate = c.doneThisSession > 0 ? c.doneThisSession / (elapsed / 1000) : 0;
+  const eta = rate > 0 ? ((c.total - done) / rate) * 1000 : 0;
+  const pct = (a, b) => (b ? ((100 * a) / b).toFixed(2) : '0.00') + '%';
+  $('stats').textContent =
+    `${done}/${c.total} done · ${rate.toFixed(1)} images/s · ETA ${fmtDuration(eta)} · ` +
+    `success ${pct(c.successful, done)} · agreement ${pct(c.agreements, c.successful)} · ${c.inFlight} in flight`;
+  if (!$('status').dataset.final) $('status').textContent = state.run.isPaused?.() ? 'paused' : 'running';
+}
+
+function addReport(out) {
+  const pre = document.createElement('pre');
+  pre.className = 'report';
+  pre.dataset.batch = out.report.batchNumber;
+  pre.textContent = out.console;
+  $('reports').prepend(pre);
+  $('reports-section').hidden = false;
+}
+
+function table(el, header, rows, diagonal) {
+  el.replaceChildren();
+  const head = el.insertRow();
+  for (const h of header) {
+    const th = document.createElement('th');
+    th.textContent = h;
+    head.append(th);
+  }
+  rows.forEach((row, i) => {
+    const tr = el.insertRow();
+    row.forEach((cell, j) => {
+      const td = tr.insertCell();
+      td.textContent = cell;
+      if (diagonal && j === i + 1) td.className = 'diag';
+    });
+  });
+}
+
+function showSummary(out) {
+  const s = out.summary;
+  state.summary = s;
+  $('summary-text').textContent = out.console;
+  const ev = s.evaluation;
+  if (ev.confusionMatrix) {
+    table($('matrix'), ['label \\ predicted', ...ev.labels], ev.confusionMatrix.map((row, i) => [ev.labels[i], ...row]), true);
+  }
+  const f = (v) => (v === null || v === undefined ? '-' : v.toFixed(3));
+  table($('per-label'), ['label', 'precision', 'recall', 'F1', 'support'],
+    ev.perLabel.map((l) => [l.label, f(l.precision), f(l.recall), f(l.f1), l.support]));
+  $('summary').hidden = false;
+  $('dl-summary').disabled = false;
+  $('status').textContent = s.status === 'aborted' ? `aborted: ${s.abortReason}` : s.status;
+  $('status').dataset.final = s.status;
+}
+
+async function start(resumeFrom) {
+  showError('');
+  const csvFile = $('csv').files[0];
+  if (!csvFile && !resumeFrom) return showError('Choose a labels CSV first.');
+  const csvText = resumeFrom ? resumeFrom.csvText : await csvFile.text();
+  const csvName = resumeFrom ? resumeFrom.csvName : csvFile.name;
+  const runId = resumeFrom ? resumeFrom.runId : fileStamp(Date.now());
+  const config = resumeFrom ? resumeFrom.config : settings(runId, csvName);
+  const mock = config.providerLabel === 'mock';
+  const apiKey = mock ? null : $('api-key').value.trim();
+  if (!mock && !apiKey) return showError('Enter the API key of the OpenAI-compatible endpoint (it stays in this page\'s memory only).');
+  let run;
+  try {
+    run = new ShadowRun(csvText, config, now());
+  } catch (e) {
+    return showError(`${csvName}: ${e.message}`);
+  }
+  const files = new ImageFiles($('images').files);
+  const missing = run.relativePaths().filter((p) => !files.lookup(p));
+  if (missing.length && files.size) {
+    $('data-info').textContent = `${missing.length} image path(s) of the CSV are not in the chosen folder (e.g. ${missing[0]}); they will fail.`;
+  }
+  Object.assign(state, { run, runId, csvName, lines: [], summary: null, started: now() });
+  if (resumeFrom) {
+    state.lines = await state.store.lines(runId);
+    try {
+      run.restore(state.lines.join(''), false);
+    } catch (e) {
+      return showError(`Cannot resume: ${e.message}`);
+    }
+  }
+  await state.store.saveRun({ runId, csvName, csvText, config, status: 'running', startedAt: Date.now() });
+  $('reports').replaceChildren();
+  $('summary').hidden = true;
+  $('live').hidden = false;
+  delete $('status').dataset.final;
+  setRunning(true);
+  state.runner = new Runner(run, {
+    files,
+    apiKey,
+    timeoutMs: config.requestTimeoutMs,
+    on: {
+      itemDone(outs) {
+        if (!outs.length) return;
+        const lines = outs.map((o) => o.jsonLine);
+        state.lines.push(...lines);
+        state.store.appendLines(runId, lines);
+      },
+      batchReport(out) { if (!out.report.resumed) addReport(out); },
+      tick,
+      finished(out) {
+        tick();
+        showSummary(out);
+        setRunning(false);
+        state.store.saveRun({ runId, csvName, csvText, config, status: out.summary.status, startedAt: Date.now() });
+      },
+    },
+  });
+  state.runner.start();
+}
+
+async function main() {
+  await init();
+  state.store = await Store.open();
+  const toggle = () => {
+    const mock = document.querySelector('input[name=endpoint]:checked').value === 'mock';
+    $('openai-fields').hidden = mock;
+    $('model').disabled = mock;
+  };
+  for (const r of document.querySelectorAll('input[name=endpoint]')) r.addEventListener('change', toggle);
+  toggle();
+  $('setup').addEventListener('submit', (e) => { e.preventDefault(); start(null).catch((err) => showError(String(err.message || err))); });
+  $('pause').addEventListener('click', () => {
+    const paused = state.run.isPaused();
+    if (paused) state.runner.resume(); else state.runner.pause();
+    $('pause').textContent = paused ? 'Pause' : 'Resume';
+    tick();
+  });
+  $('cancel').addEventListener('click', () => { state.runner.cancel(); $('status').textContent = 'cancelling…'; });
+  $('dl-progress').addEventListener('click', () =>
+    download(`shadow-mode-batch-progress-${state.runId}.json`, JSON.stringify(state.run.progress(now()), null, 2), 'application/json'));
+  $('dl-summary').addEventListener('click', () =>
+    download(`shadow-mode-batch-${state.runId}.json`, JSON.stringify(state.summary, null, 2), 'application/json'));
+  $('dl-results').addEventListener('click', () =>
+    download(`shadow-mode-batch-results-${state.runId}.jsonl`, state.lines.join(''), 'application/x-ndjson'));
+
+  const pending = await state.store.unfinished();
+  if (pending) {
+    const saved = (await state.store.lines(pending.runId)).length;
+    $('resume-text').textContent =
+      `An unfinished run of ${pending.csvName} (${pending.runId}) has ${saved} finished result(s) saved in this browser. ` +
+      'Choose its images folder again if it uses file paths, then resume.';
+    $('resume-offer').hidden = false;
+    $('resume-accept').addEventListener('click', () => {
+      $('resume-offer').hidden = true;
+      start(pending).catch((err) => showError(String(err.message || err)));
+    });
+    $('resume-discard').addEventListener('click', async () => {
+      await state.store.forget(pending.runId);
+      $('resume-offer').hidden = true;
+    });
+  }
+}
+
+main().catch((e) => showError(`The page could not start: ${e.message || e}`));

@@ -1,0 +1,159 @@
+// The page in headless Chromium against `shadow-batch web` (page + mock endpoint on
+// one origin): the same CSV, mock and seed give the same batch reports and counts as
+// the native CLI; hostile labels stay text; a bad CSV gets a readable message; a
+// reload mid-run loses no finished result. Takes a screenshot for the README.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const BIN = process.env.SHADOW_BATCH_BIN || join(ROOT, 'target/debug/shadow-batch');
+const CSV = join(ROOT, 'training-data/labels.csv');
+const IMAGES = join(ROOT, 'training-data/images');
+const MOCK = ['--accuracy', '0.9', '--error-rate', '0.02', '--seed', '42'];
+
+const children = [];
+let browser;
+
+function serve(extra) {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(BIN, ['web', '--port', '0', '--truth', CSV, ...MOCK, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`web server did not start: ${out}`)), 20_000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/page at (http:\/\/127\.0\.0\.1:\d+)\//);
+      if (m) { clearTimeout(timer); resolvePromise(m[1]); }
+    });
+    child.stderr.on('data', (d) => { out += d; });
+    child.on('exit', (code) => reject(new Error(`web server exited ${code}: ${out}`)));
+  });
+}
+
+async function openPage(url) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const page = await context.newPage();
+  page.dialogs = [];
+  page.on('dialog', (d) => { page.dialogs.push(d.message()); d.dismiss(); });
+  page.on('pageerror', (e) => { page.errors = (page.errors || []).concat(String(e)); });
+  await page.goto(url);
+  await page.waitForFunction(() => window.__shadow && window.__shadow.store !== null);
+  return page;
+}
+
+async function runToEnd(page, timeout = 90_000) {
+  await page.click('#start');
+  await page.waitForSelector('#status[data-final]', { timeout });
+  return page.evaluate(() => ({
+    summary: window.__shadow.summary,
+    lines: window.__shadow.lines,
+    reportsShown: [...document.querySelectorAll('pre.report')].map((p) => p.textContent),
+  }));
+}
+
+const countsOf = (reports) => reports.map((r) => [r.batchNumber, r.processed, r.successful, r.failed, r.batchSuccessful, r.batchFailed, r.agreements]);
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  for (const c of children) c.kill('SIGKILL');
+});
+
+test('the page gives the same reports and counts as the CLI for the same CSV, mock and seed', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'shadow-cli-'));
+  const cli = spawnSync(BIN, [CSV, '--out-dir', out, '--seed', '42', '--mock-latency-ms', '20'], { encoding: 'utf8', env: { ...process.env, OPENAI_API_KEY: '' } });
+  assert.equal(cli.status, 0, cli.stderr);
+  const summaryFile = readdirSync(out).find((f) => /^shadow-mode-batch-\d.*\.json$/.test(f));
+  const native = JSON.parse(readFileSync(join(out, summaryFile), 'utf8'));
+
+  const url = await serve(['--latency-ms', '20']);
+  const page = await openPage(url);
+  await page.setInputFiles('#csv', CSV);
+  await page.setInputFiles('#images', IMAGES);
+  const { summary, lines, reportsShown } = await runToEnd(page);
+
+  assert.equal(summary.status, 'completed');
+  assert.equal(summary.statistics.total, 300);
+  assert.equal(summary.statistics.successful, native.statistics.successful);
+  assert.equal(summary.statistics.failed, native.statistics.failed);
+  assert.equal(summary.evaluation.agreements, native.evaluation.agreements);
+  assert.deepEqual(summary.evaluation.confusionMatrix, native.evaluation.confusionMatrix);
+  assert.deepEqual(countsOf(summary.allReports), countsOf(native.allReports));
+  assert.equal(lines.length, 300);
+  assert.equal(new Set(lines.map((l) => JSON.parse(l).row)).size, 300);
+  // The page shows the same report text as the console.
+  const first = reportsShown.find((t) => t.includes('BATCH 1/6'));
+  assert.ok(first.includes('📊 BATCH 1/6 COMPLETE'), first);
+  assert.ok(first.includes('Batch Range:      1 - 50 (50 images)'), first);
+  assert.ok(await page.textContent('#summary-text').then((t) => t.includes('SHADOW RUN COMPLETE')));
+  assert.deepEqual(page.errors || [], []);
+  mkdirSync(join(ROOT, 'docs'), { recursive: true });
+  await page.screenshot({ path: join(ROOT, 'docs/screenshot.png'), fullPage: false });
+});
+
+test('labels from the CSV are shown as text, never as HTML', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'shadow-xss-'));
+  const hostile = '<img src=x onerror=alert(1)>';
+  const rows = ['image,label', `https://example.test/a.png,"${hostile}"`, 'https://example.test/b.png,cat', 'https://example.test/c.png,cat'];
+  writeFileSync(join(dir, 'labels.csv'), rows.join('\n') + '\n');
+  const url = await serve([]);
+  const page = await openPage(url);
+  await page.setInputFiles('#csv', join(dir, 'labels.csv'));
+  const { summary } = await runToEnd(page);
+  assert.equal(summary.statistics.total, 3);
+  const cells = await page.$$eval('#per-label td', (tds) => tds.map((td) => td.textContent));
+  assert.ok(cells.includes(hostile), cells.join(' | '));
+  assert.equal(await page.$$eval('img', (imgs) => imgs.length), 0);
+  assert.deepEqual(page.dialogs, []);
+});
+
+test('a CSV without an image column gets a readable message', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'shadow-bad-'));
+  writeFileSync(join(dir, 'bad.csv'), 'foo,bar\n1,2\n');
+  const url = await serve([]);
+  const page = await openPage(url);
+  await page.setInputFiles('#csv', join(dir, 'bad.csv'));
+  await page.click('#start');
+  await page.waitForSelector('#error:not([hidden])');
+  const text = await page.textContent('#error');
+  assert.match(text, /bad\.csv/);
+  assert.match(text, /image column/i);
+  assert.match(text, /foo/);
+});
+
+test('a reload mid-run loses no finished result and the run resumes to the same end', async () => {
+  const url = await serve(['--latency-ms', '250']);
+  const page = await openPage(url);
+  await page.setInputFiles('#csv', CSV);
+  await page.setInputFiles('#images', IMAGES);
+  await page.click('#start');
+  await page.waitForFunction(() => window.__shadow.lines.length >= 40, null, { timeout: 30_000 });
+  await page.reload();
+  await page.waitForSelector('#resume-offer:not([hidden])');
+  const saved = await page.textContent('#resume-text');
+  const kept = Number(saved.match(/has (\d+) finished/)[1]);
+  assert.ok(kept >= 40, saved);
+  await page.setInputFiles('#images', IMAGES);
+  await page.click('#resume-accept');
+  await page.waitForSelector('#status[data-final]', { timeout: 90_000 });
+  const { summary, lines } = await page.evaluate(() => ({ summary: window.__shadow.summary, lines: window.__shadow.lines }));
+  assert.equal(summary.status, 'completed');
+  assert.equal(summary.statistics.processed, 300);
+  assert.ok(summary.statistics.resumedItems >= kept);
+  const rows = lines.map((l) => JSON.parse(l).row);
+  assert.equal(rows.length, 300, 'every row once in the results');
+  assert.equal(new Set(rows).size, 300);
+});
