@@ -19,6 +19,9 @@ pub struct RunConfig {
     pub delay_ms: u64,
     /// Retries after the first attempt, for retryable failures. Default 5.
     pub max_retries: u32,
+    /// Retries after a 429 (rate limited), counted apart from `max_retries`: an
+    /// endpoint saying "later" is no fault of the item. Default 20.
+    pub max_rate_limit_retries: u32,
     /// Most requests in flight at once. Default 8.
     pub concurrency: usize,
     /// Halve the in-flight limit on 429 and grow it back by one per window of
@@ -52,6 +55,7 @@ impl Default for RunConfig {
             batch_size: 50,
             delay_ms: 0,
             max_retries: 5,
+            max_rate_limit_retries: 20,
             concurrency: 8,
             adaptive_concurrency: true,
             rpm: None,
@@ -84,8 +88,8 @@ pub enum ConfigError {
     /// `rpm` was 0.
     #[error("requests per minute must be at least 1 (leave it unset for no cap)")]
     Rpm,
-    /// `max_retries` over 100.
-    #[error("max retries {0} is too many; use at most 100")]
+    /// `max_retries` over 100 or `max_rate_limit_retries` over 1000.
+    #[error("max retries {0} is too many; use at most 100 (1000 for rate-limited answers)")]
     MaxRetries(u32),
     /// `request_timeout_ms` was 0.
     #[error("request timeout must be more than 0 ms")]
@@ -104,8 +108,10 @@ impl RunConfig {
         if self.rpm == Some(0) {
             return Err(ConfigError::Rpm);
         }
-        if self.max_retries > 100 {
-            return Err(ConfigError::MaxRetries(self.max_retries));
+        if self.max_retries > 100 || self.max_rate_limit_retries > 1000 {
+            return Err(ConfigError::MaxRetries(
+                self.max_retries.max(self.max_rate_limit_retries),
+            ));
         }
         if self.request_timeout_ms == 0 {
             return Err(ConfigError::Timeout);

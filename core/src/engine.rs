@@ -192,6 +192,8 @@ enum Phase {
 struct ItemState {
     phase: Phase,
     attempts: u16,
+    /// Of the attempts, how many the endpoint answered 429 (a separate budget).
+    rate_limited: u16,
 }
 
 impl ItemState {
@@ -293,7 +295,8 @@ impl Run {
             states: vec![
                 ItemState {
                     phase: Phase::Pending,
-                    attempts: 0
+                    attempts: 0,
+                    rate_limited: 0,
                 };
                 n
             ],
@@ -432,7 +435,7 @@ impl Run {
                 } else {
                     format!("{what}: {message}")
                 };
-                self.retry_or_fail(now, f, FailureKind::Transport, message, None, None);
+                self.retry_or_fail(now, f, FailureKind::Transport, message, None, None, false);
                 Ok(())
             }
             Input::ImageFailed { ticket, message } => {
@@ -756,6 +759,9 @@ impl Run {
     fn on_response(&mut self, now: Millis, f: InFlight, response: HttpResponse) {
         let headers = RateLimitHeaders::parse(&response, now);
         self.pacer.on_headers(now, &headers);
+        if response.status != 429 {
+            self.pacer.on_accepted(now);
+        }
         let latency_ms = now.since(f.sent_at);
         let status = response.status;
         if (200..300).contains(&status) {
@@ -808,6 +814,7 @@ impl Run {
                     message,
                     Some(status),
                     headers.retry_after_ms,
+                    rate_limited,
                 );
             }
             StatusVerdict::Fail => {
@@ -837,7 +844,10 @@ impl Run {
     }
 
     /// A retryable failure: schedule the next attempt, or fail the item when its
-    /// retries are spent. While stopping, the item is left for resume instead.
+    /// budget is spent. 429s draw on `max_rate_limit_retries`, everything else on
+    /// `max_retries`: "later" from a rate limiter is not a fault of the item. While
+    /// stopping, the item is left for resume instead.
+    #[allow(clippy::too_many_arguments)]
     fn retry_or_fail(
         &mut self,
         now: Millis,
@@ -846,13 +856,23 @@ impl Run {
         message: String,
         status: Option<u16>,
         retry_after_ms: Option<u64>,
+        rate_limited: bool,
     ) {
         if self.stop.is_some() {
             self.states[f.item].phase = Phase::Pending;
             return;
         }
         let latency_ms = Some(now.since(f.sent_at));
-        if f.attempt > self.config.max_retries {
+        let state = &mut self.states[f.item];
+        if rate_limited {
+            state.rate_limited += 1;
+        }
+        let spent = if rate_limited {
+            u32::from(state.rate_limited) > self.config.max_rate_limit_retries
+        } else {
+            f.attempt - u32::from(state.rate_limited) > self.config.max_retries
+        };
+        if spent {
             let message = if f.attempt > 1 {
                 format!("{message} (gave up after {} attempts)", f.attempt)
             } else {

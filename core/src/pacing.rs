@@ -1,5 +1,13 @@
 //! When the next request may start: the in-flight limit (fixed or AIMD), the
 //! minimum gap between starts, a requests-per-minute rate, and global cool-downs.
+//!
+//! The rate comes from the user's `rpm`, else from the endpoint's
+//! `x-ratelimit-limit-requests`, else it is learned: when a 429 says the run is too
+//! fast, the rate the endpoint accepted over the last few seconds is the rate it
+//! allows, and the run paces itself just under it, creeping back up with each
+//! success so that a raised limit is found again.
+
+use std::collections::VecDeque;
 
 use crate::config::RunConfig;
 use crate::ratelimit::RateLimitHeaders;
@@ -21,13 +29,32 @@ pub(crate) struct Pacer {
     /// No start before this (from `delay_ms`): strict.
     next_delay_start_us: u64,
     /// Gap of the requests-per-minute rate: the user's `rpm`, else the endpoint's
-    /// advertised `x-ratelimit-limit-requests`.
+    /// advertised `x-ratelimit-limit-requests`, else learned from 429s (0 = none).
     rate_gap_us: u64,
-    user_rate: bool,
+    rate_source: RateSource,
+    /// When requests the endpoint accepted (any answer but 429) came back, over the
+    /// last `ACCEPTED_WINDOW_MS`.
+    accepted: VecDeque<Millis>,
+    first_accepted: Option<Millis>,
     /// GCRA theoretical arrival time of the next start.
     rate_tat_us: u64,
     cooldown_until: Millis,
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RateSource {
+    User,
+    Header,
+    Learned,
+}
+
+/// How far back accepted requests are counted to measure the allowed rate.
+const ACCEPTED_WINDOW_MS: u64 = 5_000;
+/// Pace this much below the measured rate.
+const LEARNED_HEADROOM: f64 = 1.02;
+/// Each accepted request shortens a learned gap by this fraction: about 5% per
+/// second at 100 requests per second.
+const LEARNED_CREEP: u64 = 2_000;
 
 fn us(t: Millis) -> u64 {
     t.0.saturating_mul(1000)
@@ -44,7 +71,13 @@ impl Pacer {
             delay_us: config.delay_ms.saturating_mul(1000),
             next_delay_start_us: 0,
             rate_gap_us: config.rpm.map_or(0, |rpm| 60_000_000 / u64::from(rpm)),
-            user_rate: config.rpm.is_some(),
+            rate_source: if config.rpm.is_some() {
+                RateSource::User
+            } else {
+                RateSource::Learned
+            },
+            accepted: VecDeque::new(),
+            first_accepted: None,
             rate_tat_us: 0,
             cooldown_until: Millis(0),
         }
@@ -95,14 +128,51 @@ impl Pacer {
         }
     }
 
+    /// The endpoint took a request (answered anything but 429): it counts toward
+    /// the rate the endpoint allows, and lets a learned rate creep up.
+    pub(crate) fn on_accepted(&mut self, now: Millis) {
+        self.first_accepted.get_or_insert(now);
+        self.accepted.push_back(now);
+        while self
+            .accepted
+            .front()
+            .is_some_and(|t| now.since(*t) > ACCEPTED_WINDOW_MS)
+        {
+            self.accepted.pop_front();
+        }
+        if self.rate_source == RateSource::Learned {
+            self.rate_gap_us -= self.rate_gap_us / LEARNED_CREEP;
+        }
+    }
+
     /// The endpoint said "too many requests" to a request sent at `sent_at`.
     /// `pause_ms`: how long nobody should start.
     pub(crate) fn on_rate_limited(&mut self, now: Millis, sent_at: Millis, pause_ms: u64) {
         self.cool_down(now, pause_ms);
-        if self.adaptive && sent_at >= self.last_decrease {
-            self.window = (self.window / 2.0).max(1.0);
-            self.last_decrease = now;
+        if sent_at < self.last_decrease {
+            return;
         }
+        self.last_decrease = now;
+        if self.adaptive {
+            self.window = (self.window / 2.0).max(1.0);
+        }
+        if self.rate_source == RateSource::Learned {
+            self.rate_gap_us = self.rate_gap_us.max(self.measured_gap_us(now));
+        }
+    }
+
+    /// The gap that matches the rate the endpoint accepted lately, with headroom;
+    /// with too few answers to measure, twice the current gap (at least 1 ms).
+    fn measured_gap_us(&self, now: Millis) -> u64 {
+        let span_ms = self
+            .first_accepted
+            .map_or(0, |first| now.since(first))
+            .min(ACCEPTED_WINDOW_MS);
+        let n = self.accepted.len() as u64;
+        if n < 10 || span_ms < 100 {
+            return (self.rate_gap_us * 2).max(1_000);
+        }
+        (span_ms as f64 * 1000.0 / n as f64 * LEARNED_HEADROOM) as u64
     }
 
     /// Nobody starts before `now + ms`.
@@ -112,9 +182,10 @@ impl Pacer {
 
     /// Learns from the rate-limit headers every answer may carry.
     pub(crate) fn on_headers(&mut self, now: Millis, headers: &RateLimitHeaders) {
-        if !self.user_rate {
+        if self.rate_source != RateSource::User {
             if let Some(limit) = headers.limit_requests.filter(|l| *l > 0) {
                 self.rate_gap_us = 60_000_000 / limit;
+                self.rate_source = RateSource::Header;
             }
         }
         let pause = headers.exhausted_for_ms();
@@ -166,6 +237,46 @@ mod tests {
             p.on_success();
         }
         assert_eq!(p.limit(), 8);
+    }
+
+    #[test]
+    fn a_429_without_headers_paces_at_the_rate_the_endpoint_accepted() {
+        let mut p = Pacer::new(&RunConfig {
+            concurrency: 64,
+            adaptive_concurrency: false,
+            ..RunConfig::default()
+        });
+        assert_eq!(p.next_start_at(), Millis(0));
+        // 200 answers accepted over 2 s: 100 per second.
+        for i in 0..200 {
+            p.on_accepted(Millis(10_000 + i * 10));
+        }
+        p.on_rate_limited(Millis(12_000), Millis(11_990), 0);
+        assert_eq!(p.rate_gap_us, 10_200);
+        // Successes creep the pace back up.
+        for i in 0..100 {
+            p.on_accepted(Millis(12_000 + i * 10));
+        }
+        assert!(
+            p.rate_gap_us < 10_200 && p.rate_gap_us > 9_500,
+            "{}",
+            p.rate_gap_us
+        );
+        // A 429 for a request sent before the last one counts once.
+        let gap = p.rate_gap_us;
+        p.on_rate_limited(Millis(13_000), Millis(11_995), 0);
+        assert_eq!(p.rate_gap_us, gap);
+        // Advertised limits win over what was learned.
+        p.on_headers(
+            Millis(13_000),
+            &RateLimitHeaders {
+                limit_requests: Some(600),
+                ..RateLimitHeaders::default()
+            },
+        );
+        assert_eq!(p.rate_gap_us, 100_000);
+        p.on_accepted(Millis(13_100));
+        assert_eq!(p.rate_gap_us, 100_000);
     }
 
     #[test]

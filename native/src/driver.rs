@@ -18,6 +18,13 @@ use crate::transport::Transport;
 /// How long requests in flight may finish after Ctrl-C before they are abandoned.
 const GRACE: Duration = Duration::from_secs(10);
 
+/// Writing the progress file costs time in proportion to the run's size (it holds
+/// every batch report). After each batch it is rewritten, unless the last write was
+/// so recent that writing again would make report writing more than 1/50 of the
+/// run's time: then the write waits (at most until the next batch after the pause).
+/// The final write always happens.
+const REPORT_TIME_SHARE: u32 = 50;
+
 /// Wall-clock milliseconds from one `SystemTime` reading plus a monotonic `Instant`,
 /// so that time never runs backwards during a run.
 #[derive(Clone, Copy)]
@@ -71,6 +78,7 @@ impl Driver {
         let mut interrupts = Interrupts::new()?;
         let mut abandon_at: Option<tokio::time::Instant> = None;
         let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut reports = ReportWriter::default();
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             let now = self.clock.now();
@@ -94,9 +102,15 @@ impl Driver {
                     Output::Finished(summary) => {
                         self.journal.sync()?;
                         bar.finish_and_clear();
-                        let json = serde_json::to_vec_pretty(&self.run.progress(now))?;
-                        write_atomic(&self.files.progress, &json)?;
-                        write_atomic(&self.files.summary, &serde_json::to_vec_pretty(&summary)?)?;
+                        reports.write_progress(&self.run, &self.files, now)?;
+                        reports.timed(|| {
+                            let json = serde_json::to_vec_pretty(&summary)?;
+                            write_atomic(&self.files.summary, &json)
+                        })?;
+                        if std::env::var_os("SHADOW_BATCH_TIMINGS").is_some() {
+                            eprintln!("report-write-ms: {}", reports.spent.as_millis());
+                            eprintln!("progress-writes: {}", reports.writes);
+                        }
                         print_now(&summary.to_console(self.errors_shown));
                         return Ok(Ended::Finished(summary));
                     }
@@ -107,8 +121,10 @@ impl Driver {
             self.journal.flush()?;
             if progress_due {
                 self.journal.sync()?;
-                let json = serde_json::to_vec_pretty(&self.run.progress(now))?;
-                write_atomic(&self.files.progress, &json)?;
+                reports.pending = true;
+            }
+            if reports.pending && Instant::now() >= reports.next_allowed {
+                reports.write_progress(&self.run, &self.files, now)?;
             }
             let counts = self.run.counts();
             bar.set_position((counts.successful + counts.failed) as u64);
@@ -154,6 +170,46 @@ impl Driver {
     fn feed(&mut self, input: Input) {
         // An answer to an abandoned request has no ticket any more: nothing to do.
         let _ = self.run.handle(self.clock.now(), input);
+    }
+}
+
+/// Writes the progress file, keeping the time spent on it a small share of the run.
+struct ReportWriter {
+    pending: bool,
+    next_allowed: Instant,
+    spent: Duration,
+    writes: u64,
+}
+
+impl Default for ReportWriter {
+    fn default() -> Self {
+        ReportWriter {
+            pending: false,
+            next_allowed: Instant::now(),
+            spent: Duration::ZERO,
+            writes: 0,
+        }
+    }
+}
+
+impl ReportWriter {
+    fn timed(&mut self, write: impl FnOnce() -> Result<()>) -> Result<Duration> {
+        let start = Instant::now();
+        write()?;
+        let took = start.elapsed();
+        self.spent += took;
+        Ok(took)
+    }
+
+    fn write_progress(&mut self, run: &Run, files: &RunFiles, now: Millis) -> Result<()> {
+        let took = self.timed(|| {
+            let json = serde_json::to_vec_pretty(&run.progress(now))?;
+            write_atomic(&files.progress, &json)
+        })?;
+        self.writes += 1;
+        self.pending = false;
+        self.next_allowed = Instant::now() + took * REPORT_TIME_SHARE;
+        Ok(())
     }
 }
 

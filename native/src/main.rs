@@ -57,7 +57,9 @@ fn main() -> ExitCode {
             let dir = args
                 .web_dir
                 .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"));
-            runtime.block_on(mock_server(args.mock, Some(dir))).map(|()| 0)
+            runtime
+                .block_on(mock_server(args.mock, Some(dir)))
+                .map(|()| 0)
         }
         None => runtime.block_on(run(cli.run, &matches)),
     };
@@ -87,7 +89,17 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
     let (files, saved) = match &args.resume {
         Some(file) => {
             let files = RunFiles::of_existing(file)?;
-            (Some(files.clone()), Some(read_saved(&files)?))
+            // Killed before its first batch report, a run has only its journal: with
+            // the CSV given, that is enough (the settings come from the flags).
+            let saved = match read_saved(&files)? {
+                None if args.csv.is_none() => bail!(
+                    "cannot resume: neither {} nor {} exists; give the CSV too to resume from the results file alone",
+                    files.progress.display(),
+                    files.summary.display()
+                ),
+                saved => saved,
+            };
+            (Some(files), saved)
         }
         None => (None, None),
     };
@@ -287,11 +299,11 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
     })
 }
 
-fn read_saved(files: &RunFiles) -> Result<SavedRun> {
+fn read_saved(files: &RunFiles) -> Result<Option<SavedRun>> {
     for path in [&files.progress, &files.summary] {
         match std::fs::read(path) {
             Ok(bytes) => {
-                return serde_json::from_slice(&bytes).with_context(|| {
+                return serde_json::from_slice(&bytes).map(Some).with_context(|| {
                     format!(
                         "{} is not a shadow-batch progress or summary file",
                         path.display()
@@ -302,11 +314,7 @@ fn read_saved(files: &RunFiles) -> Result<SavedRun> {
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
     }
-    bail!(
-        "cannot resume: neither {} nor {} exists (give the CSV too to resume from the results file alone)",
-        files.progress.display(),
-        files.summary.display()
-    )
+    Ok(None)
 }
 
 fn read_csv(path: &Path, columns: &ColumnNames) -> Result<LabelsCsv> {
@@ -443,7 +451,10 @@ async fn mock_server(mut cfg: MockConfig, web_dir: Option<PathBuf>) -> Result<()
             server.base_url()
         );
     } else {
-        println!("shadow-batch mock endpoint listening on {}", server.base_url());
+        println!(
+            "shadow-batch mock endpoint listening on {}",
+            server.base_url()
+        );
     }
     println!("(OpenAI-compatible; simulated predictions; Ctrl-C to stop)");
     let _ = tokio::signal::ctrl_c().await;

@@ -30,7 +30,11 @@ fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
 }
 
 fn millis(now: f64) -> Millis {
-    Millis(if now.is_finite() && now > 0.0 { now as u64 } else { 0 })
+    Millis(if now.is_finite() && now > 0.0 {
+        now as u64
+    } else {
+        0
+    })
 }
 
 /// CSV columns named by the user; the rest found by common names.
@@ -224,7 +228,13 @@ impl ShadowRun {
     /// The HTTP request for a send order, with the image as `imageUrl` (an http(s)
     /// URL or a data URL). `{method, url, headers: [[name, value]], body}`; the page
     /// adds the API key.
-    pub fn request(&self, ticket: u64, item: usize, attempt: u32, image_url: &str) -> Result<JsValue, JsError> {
+    pub fn request(
+        &self,
+        ticket: u64,
+        item: usize,
+        attempt: u32,
+        image_url: &str,
+    ) -> Result<JsValue, JsError> {
         if item >= self.run.items().len() {
             return Err(JsError::new(&format!("no item {item}")));
         }

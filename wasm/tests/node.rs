@@ -51,13 +51,22 @@ fn a_run_goes_from_csv_to_summary_through_plain_objects() {
         sends.push(out);
     }
     assert_eq!(sends.len(), 3);
-    assert_eq!(sends[0]["image"], json!({"kind": "url", "value": "https://x.test/a.png"}));
+    assert_eq!(
+        sends[0]["image"],
+        json!({"kind": "url", "value": "https://x.test/a.png"})
+    );
     let ticket = sends[0]["ticket"].as_u64().unwrap();
     let request = value(run.request(ticket, 0, 1, "https://x.test/a.png").unwrap());
     assert_eq!(request["url"], "http://127.0.0.1:8787/v1/chat/completions");
     let body: Value = serde_json::from_str(request["body"].as_str().unwrap()).unwrap();
-    assert_eq!(body["response_format"]["json_schema"]["schema"]["properties"]["label"]["enum"], json!(["cat", "dog"]));
-    assert!(!request["headers"].to_string().to_lowercase().contains("authorization"));
+    assert_eq!(
+        body["response_format"]["json_schema"]["schema"]["properties"]["label"]["enum"],
+        json!(["cat", "dog"])
+    );
+    assert!(!request["headers"]
+        .to_string()
+        .to_lowercase()
+        .contains("authorization"));
 
     let mut outputs = Vec::new();
     for s in &sends {
@@ -74,11 +83,30 @@ fn a_run_goes_from_csv_to_summary_through_plain_objects() {
             outputs.push(value(out));
         }
     }
-    let kinds: Vec<&str> = outputs.iter().map(|o| o["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["itemDone", "itemDone", "batchReport", "itemDone", "batchReport", "finished"]);
+    let kinds: Vec<&str> = outputs
+        .iter()
+        .map(|o| o["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "itemDone",
+            "itemDone",
+            "batchReport",
+            "itemDone",
+            "batchReport",
+            "finished"
+        ]
+    );
     let line = outputs[0]["jsonLine"].as_str().unwrap();
-    assert!(line.ends_with('\n') && line.contains("\"prediction\":\"cat\""), "{line}");
-    assert!(outputs[2]["console"].as_str().unwrap().contains("📊 BATCH 1/2 COMPLETE"));
+    assert!(
+        line.ends_with('\n') && line.contains("\"prediction\":\"cat\""),
+        "{line}"
+    );
+    assert!(outputs[2]["console"]
+        .as_str()
+        .unwrap()
+        .contains("📊 BATCH 1/2 COMPLETE"));
     let finished = &outputs[5];
     assert_eq!(finished["exitCode"], 0);
     assert_eq!(finished["summary"]["statistics"]["successful"], 3);
@@ -110,21 +138,33 @@ fn resume_takes_the_journal_and_sends_only_the_rest() {
 
 #[wasm_bindgen_test]
 fn errors_reach_js_with_the_core_message() {
-    let err = ShadowRun::new("foo,bar\n1,2\n", js(&config()), T0).err().unwrap();
+    let err = ShadowRun::new("foo,bar\n1,2\n", js(&config()), T0)
+        .err()
+        .unwrap();
     let message = js_sys::Error::from(JsValue::from(err)).message();
     let message = String::from(message);
-    assert!(message.contains("image column") && message.contains("foo"), "{message}");
+    assert!(
+        message.contains("image column") && message.contains("foo"),
+        "{message}"
+    );
     let bad_config = json!({"batchSize": 0, "provider": config()["provider"]});
-    let err = ShadowRun::new("image,label\na.png,x\n", js(&bad_config), T0).err().unwrap();
+    let err = ShadowRun::new("image,label\na.png,x\n", js(&bad_config), T0)
+        .err()
+        .unwrap();
     let message = String::from(js_sys::Error::from(JsValue::from(err)).message());
     assert!(message.contains("batch size"), "{message}");
     assert!(check_relative_path("../x.png").is_err());
-    assert_eq!(check_relative_path("images/./a.png").unwrap(), "images/a.png");
+    assert_eq!(
+        check_relative_path("images/./a.png").unwrap(),
+        "images/a.png"
+    );
 }
 
 #[wasm_bindgen_test]
 fn image_bytes_become_data_urls_by_their_magic() {
     let png = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13];
-    assert!(image_data_url(&png).unwrap().starts_with("data:image/png;base64,"));
+    assert!(image_data_url(&png)
+        .unwrap()
+        .starts_with("data:image/png;base64,"));
     assert!(image_data_url(b"not an image").is_err());
 }

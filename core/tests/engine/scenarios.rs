@@ -668,7 +668,15 @@ fn bad_settings_are_refused() {
 
 #[test]
 fn pause_holds_dispatch_but_not_answers() {
-    let mut run = shadow_core::Run::new(RunConfig { concurrency: 2, ..config() }, csv_of(4, LABELS), T0).unwrap();
+    let mut run = shadow_core::Run::new(
+        RunConfig {
+            concurrency: 2,
+            ..config()
+        },
+        csv_of(4, LABELS),
+        T0,
+    )
+    .unwrap();
     let mut sent = Vec::new();
     while let Some(out) = run.poll(T0) {
         if let shadow_core::Output::Send(o) = out {
@@ -677,17 +685,101 @@ fn pause_holds_dispatch_but_not_answers() {
     }
     assert_eq!(sent.len(), 2);
     run.handle(T0, shadow_core::Input::Pause).unwrap();
-    let answer = |o: &shadow_core::SendOrder, run: &shadow_core::Run| shadow_core::Input::Response {
-        ticket: o.ticket,
-        response: shadow_core::http::HttpResponse { status: 200, headers: vec![], body: completion(&run.item(o.item).label) },
-    };
+    let answer =
+        |o: &shadow_core::SendOrder, run: &shadow_core::Run| shadow_core::Input::Response {
+            ticket: o.ticket,
+            response: shadow_core::http::HttpResponse {
+                status: 200,
+                headers: vec![],
+                body: completion(&run.item(o.item).label),
+            },
+        };
     let input = answer(&sent[0], &run);
     run.handle(Millis(T0.0 + 10), input).unwrap();
     // The answer is recorded while paused, but nothing new is sent.
-    assert!(matches!(run.poll(Millis(T0.0 + 10)), Some(shadow_core::Output::ItemDone(_))));
+    assert!(matches!(
+        run.poll(Millis(T0.0 + 10)),
+        Some(shadow_core::Output::ItemDone(_))
+    ));
     assert!(run.poll(Millis(T0.0 + 10)).is_none());
     assert_eq!(run.poll_timeout(), None);
     assert!(run.is_paused());
-    run.handle(Millis(T0.0 + 20), shadow_core::Input::Resume).unwrap();
-    assert!(matches!(run.poll(Millis(T0.0 + 20)), Some(shadow_core::Output::Send(_))));
+    run.handle(Millis(T0.0 + 20), shadow_core::Input::Resume)
+        .unwrap();
+    assert!(matches!(
+        run.poll(Millis(T0.0 + 20)),
+        Some(shadow_core::Output::Send(_))
+    ));
+}
+
+/// A token bucket like a real rate limiter: `per_second` refill, one second of burst.
+fn bucket_endpoint(
+    per_second: f64,
+    headers: bool,
+) -> impl FnMut(&shadow_core::input::Item, &shadow_core::SendOrder, Millis) -> (u64, Reply) {
+    let mut tokens = per_second;
+    let mut last = T0;
+    move |item, _, now| {
+        tokens = (tokens + now.since(last) as f64 * per_second / 1000.0).min(per_second);
+        last = now;
+        let limit = [(
+            "x-ratelimit-limit-requests",
+            ((per_second * 60.0) as u64).to_string(),
+        )];
+        if tokens >= 1.0 {
+            tokens -= 1.0;
+            let hs = if headers { limit.to_vec() } else { vec![] };
+            (100, Reply::Status(200, hs, completion(&item.label)))
+        } else {
+            let wait = ((1.0 - tokens) * 1000.0 / per_second).ceil() as u64;
+            (
+                1,
+                Reply::Status(
+                    429,
+                    vec![("retry-after-ms", wait.to_string())],
+                    String::new(),
+                ),
+            )
+        }
+    }
+}
+
+#[test]
+fn without_ratelimit_headers_the_rate_is_learned_from_429s() {
+    // 100 per second allowed; 32 in flight at 100 ms could do 320.
+    let config = RunConfig {
+        concurrency: 32,
+        adaptive_concurrency: true,
+        ..config()
+    };
+    let log = Sim::new(config, csv_of(3000, LABELS), bucket_endpoint(100.0, false)).finish();
+    check_consistency(&log, 3000);
+    let s = log.summary.unwrap();
+    assert_eq!(
+        s.statistics.successful, 3000,
+        "no item may fail for being rate limited"
+    );
+    let ideal_ms = 3000.0 / 100.0 * 1000.0;
+    let efficiency = ideal_ms / s.statistics.elapsed_ms as f64;
+    let share_429 = s.statistics.rate_limit_hits as f64 / s.statistics.requests as f64;
+    eprintln!("learned: efficiency {efficiency:.3}, 429 share {share_429:.4}");
+    assert!(efficiency >= 0.9, "efficiency {efficiency:.3}");
+    assert!(share_429 <= 0.05, "429 share {share_429:.3}");
+}
+
+#[test]
+fn with_ratelimit_headers_the_run_paces_at_the_limit() {
+    let config = RunConfig {
+        concurrency: 32,
+        adaptive_concurrency: true,
+        ..config()
+    };
+    let log = Sim::new(config, csv_of(3000, LABELS), bucket_endpoint(100.0, true)).finish();
+    let s = log.summary.unwrap();
+    assert_eq!(s.statistics.successful, 3000);
+    let efficiency = 30_000.0 / s.statistics.elapsed_ms as f64;
+    let share_429 = s.statistics.rate_limit_hits as f64 / s.statistics.requests as f64;
+    eprintln!("headers: efficiency {efficiency:.3}, 429 share {share_429:.4}");
+    assert!(efficiency >= 0.95, "efficiency {efficiency:.3}");
+    assert!(share_429 <= 0.01, "429 share {share_429:.3}");
 }
