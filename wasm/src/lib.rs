@@ -73,6 +73,8 @@ enum JsInput {
     Abandon,
 }
 
+// Built and serialized at once, never stored: the size of its variants is no matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 enum JsOutput<'a> {
