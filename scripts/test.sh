@@ -17,7 +17,8 @@ cargo fmt --all -- --check
 
 step "cargo clippy (all targets, native and wasm32; warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy -p shadow-core -p shadow-wasm --all-targets --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -p shadow-core --lib --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -p shadow-wasm --all-targets --target wasm32-unknown-unknown -- -D warnings
 
 step "core builds for wasm32 with no I/O crates in its dependencies"
 cargo build -q -p shadow-core --target wasm32-unknown-unknown
