@@ -39,6 +39,10 @@ pub struct RunConfig {
     /// Longest wait honoured from a `retry-after`; longer values are cut to this.
     /// Default 600 000 (10 minutes).
     pub max_retry_wait_ms: u64,
+    /// Stop the run (`aborted`, resumable) when no request has had a 2xx answer for
+    /// this long while requests keep failing (at least 20 in a row): the endpoint is
+    /// down, hangs, or rate-limits forever. 0 = never. Default 600 000 (10 minutes).
+    pub abort_after_failing_ms: u64,
     /// Seed of the backoff jitter: the same inputs give the same run.
     pub seed: u64,
     /// The endpoint family and its settings.
@@ -63,6 +67,7 @@ impl Default for RunConfig {
             backoff_initial_ms: 500,
             backoff_max_ms: 30_000,
             max_retry_wait_ms: 600_000,
+            abort_after_failing_ms: 600_000,
             seed: 0,
             provider: Provider::OpenAi(OpenAiConfig {
                 base_url: "https://api.openai.com/v1".into(),

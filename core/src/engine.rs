@@ -258,6 +258,10 @@ pub struct Run {
     pacer: Pacer,
     outputs: VecDeque<Output>,
     started_at: Millis,
+    /// Last 2xx answer (or the start), and the failed attempts since: the breaker
+    /// that stops a run against a dead endpoint.
+    last_good: Millis,
+    failing_streak: u32,
     polled: bool,
     paused: bool,
     stop: Option<Stop>,
@@ -311,6 +315,8 @@ impl Run {
             next_ticket: 0,
             outputs: VecDeque::new(),
             started_at: now,
+            last_good: now,
+            failing_streak: 0,
             polled: false,
             paused: false,
             stop: None,
@@ -435,6 +441,7 @@ impl Run {
                 } else {
                     format!("{what}: {message}")
                 };
+                self.note_failing(now, &message);
                 self.retry_or_fail(now, f, FailureKind::Transport, message, None, None, false);
                 Ok(())
             }
@@ -765,6 +772,8 @@ impl Run {
         let latency_ms = now.since(f.sent_at);
         let status = response.status;
         if (200..300).contains(&status) {
+            self.last_good = now;
+            self.failing_streak = 0;
             let outcome = match self
                 .config
                 .provider
@@ -807,6 +816,7 @@ impl Run {
                     self.pacer.on_rate_limited(now, f.sent_at, pause);
                 }
                 let message = describe_status(&response);
+                self.note_failing(now, &message);
                 self.retry_or_fail(
                     now,
                     f,
@@ -832,6 +842,23 @@ impl Run {
                 );
             }
         }
+    }
+
+    /// A retryable failure: after long enough with nothing but failures, the
+    /// endpoint is taken as down and the run stops (resumable) instead of failing
+    /// every item.
+    fn note_failing(&mut self, now: Millis, last_error: &str) {
+        self.failing_streak += 1;
+        let limit = self.config.abort_after_failing_ms;
+        let failing_for = now.since(self.last_good);
+        if limit == 0 || self.failing_streak < 20 || failing_for < limit || self.stop.is_some() {
+            return;
+        }
+        self.stop = Some(Stop::Aborted(format!(
+            "no request has been answered successfully for {} ({} failed attempts in a row; the last: {last_error}). The endpoint looks down, stuck or rate-limited without end; check it, then continue the run with --resume",
+            crate::time::format_duration(failing_for),
+            self.failing_streak
+        )));
     }
 
     fn backoff(&self, item: usize, attempt: u32) -> u64 {

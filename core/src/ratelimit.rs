@@ -125,6 +125,12 @@ pub(crate) fn classify_status(
             ),
         };
     }
+    if status == 404 && code == Some("model_not_found") {
+        let detail = api_error.map(|e| e.message).unwrap_or_default();
+        return StatusVerdict::Fatal {
+            reason: format!("the endpoint does not know the model (HTTP 404 model_not_found): {detail} Pass a model it serves with --model."),
+        };
+    }
     if status == 429 && code == Some("insufficient_quota") {
         return StatusVerdict::Fatal {
             reason: "the account has run out of quota (HTTP 429 insufficient_quota); add credit or raise the limit, then resume the run with --resume".into(),

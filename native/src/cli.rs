@@ -132,6 +132,17 @@ pub struct RunArgs {
     )]
     pub timeout: f64,
 
+    /// Stop the run (resumable) when nothing has succeeded for this many seconds
+    /// while requests keep failing: the endpoint is down, hangs or rate-limits
+    /// without end. 0 = never.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 600,
+        help_heading = "Pacing"
+    )]
+    pub give_up_after: u64,
+
     /// Seed of the retry jitter (and of the built-in mock's answers).
     #[arg(long, default_value_t = 42, help_heading = "Pacing")]
     pub seed: u64,

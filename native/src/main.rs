@@ -147,6 +147,11 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
     );
     take!("rpm", config.rpm, args.rpm);
     take!("seed", config.seed, args.seed);
+    take!(
+        "give_up_after",
+        config.abort_after_failing_ms,
+        args.give_up_after.saturating_mul(1000)
+    );
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         bail!("--timeout must be a positive number of seconds");
     }

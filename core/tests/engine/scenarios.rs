@@ -783,3 +783,57 @@ fn with_ratelimit_headers_the_run_paces_at_the_limit() {
     assert!(efficiency >= 0.95, "efficiency {efficiency:.3}");
     assert!(share_429 <= 0.01, "429 share {share_429:.3}");
 }
+
+#[test]
+fn an_endpoint_that_only_fails_stops_the_run_after_a_while() {
+    // Rate limited without end: every answer is a 429 with retry-after 30 s.
+    let config = RunConfig {
+        concurrency: 4,
+        max_rate_limit_retries: 1000,
+        abort_after_failing_ms: 600_000,
+        ..config()
+    };
+    let log = Sim::new(config, csv_of(500, LABELS), |_, _, _| {
+        (50, status_with(429, &[("retry-after", "30")]))
+    })
+    .finish();
+    let s = log.summary.unwrap();
+    assert_eq!(s.status, RunStatus::Aborted);
+    let reason = s.abort_reason.unwrap();
+    assert!(
+        reason.contains("no request has been answered successfully for 10m")
+            && reason.contains("--resume"),
+        "{reason}"
+    );
+    assert!(
+        s.statistics.elapsed_ms < 700_000,
+        "{}",
+        s.statistics.elapsed_ms
+    );
+    assert_eq!(
+        s.statistics.processed, 0,
+        "nothing failed for good: all of it can be resumed"
+    );
+}
+
+#[test]
+fn one_good_answer_resets_the_breaker() {
+    // Connections refused for 11 minutes, except one success at minute 6.
+    let config = RunConfig {
+        concurrency: 1,
+        max_retries: 100,
+        backoff_max_ms: 5_000,
+        ..config()
+    };
+    let log = Sim::new(config, csv_of(3, LABELS), |item, _, now| {
+        let t = now.since(T0);
+        if (360_000..365_000).contains(&t) || t > 660_000 {
+            (10, ok(&item.label))
+        } else {
+            (10, Reply::Transport(TransportErrorKind::Connect))
+        }
+    })
+    .finish();
+    let s = log.summary.unwrap();
+    assert_eq!(s.status, RunStatus::Completed, "{:?}", s.abort_reason);
+}

@@ -1,0 +1,1195 @@
+//! The benchmark harness of shadow-batch: the figures users care about, side by
+//! side in one run. It prints one table (and writes it as markdown, with the exact
+//! commands it ran, to `target/bench-report.md`); it asserts nothing.
+//!
+//! Run everything with `bash scripts/bench.sh` (builds the CLI, this harness, the
+//! naive client and the engine benchmark natively and for wasm32-wasip1, installs
+//! `wrk` when missing, then runs this). By hand, after those builds:
+//!
+//! ```sh
+//! target/release/examples/bench [SCENARIO...]   # 1..5, default all
+//! ```
+//!
+//! with `SHADOW_BENCH_ENGINE` / `SHADOW_BENCH_ENGINE_WASM` naming the built engine
+//! benchmark (native executable / `.wasm`) for scenario 3.
+//!
+//! Scenarios (all traffic on 127.0.0.1, against `shadow-batch mock-server`):
+//! 1. Rate-limit efficiency: mock `--rpm 6000 --latency-ms 100 --error-rate 0.01`,
+//!    3,000 images: throughput over the ideal N / (rpm/60) and the share of 429s,
+//!    for shadow-batch (with and without `x-ratelimit-*` headers) and for the naive
+//!    one-at-a-time client (`examples/naive.rs`, on 300 images).
+//! 2. Pipeline ceiling: mock with no latency and no limit; images/s through the
+//!    whole CLI next to `wrk` POSTing the same body.
+//! 3. Engine overhead: `core/benches/engine.rs`, natively and as wasm under node.
+//! 4. Memory and report cost: 1,000,000 URL rows against the fastest mock: peak RSS
+//!    (and its growth per row, from a 100,000-row run) and the share of wall time
+//!    spent writing reports (`SHADOW_BATCH_TIMINGS=1`, `report-write-ms:`).
+//! 5. Stragglers: one image made to take 30 s by the mock; time until the other
+//!    1,999 images are done, with and without it.
+
+// The harness is a host: it reads the clock.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+use shadow_core::image::to_data_url;
+use shadow_core::input::{read_labels_csv, ColumnNames, Item};
+use shadow_core::provider::{ImageDetail, OpenAiConfig, Provider, RequestInput};
+use shadow_core::time::parse_iso8601;
+
+/// Scenario 1: the endpoint's limit, and the images sent through it.
+const RPM: u32 = 6000;
+const S1_IMAGES: usize = 3000;
+const S1_MOCK: [&str; 6] = [
+    "--rpm",
+    "6000",
+    "--latency-ms",
+    "100",
+    "--error-rate",
+    "0.01",
+];
+/// shadow-batch's best settings there: enough in flight for 100 requests/s at
+/// 100 ms; pacing from the endpoint's own headers (no --rpm).
+const S1_CLI: [&str; 2] = ["--concurrency", "16"];
+/// The naive client is slow by design: a tenth of the images keeps the harness
+/// short; its ratio does not depend on N.
+const S1_NAIVE_IMAGES: usize = 300;
+
+/// Scenario 2.
+const S2_IMAGES: usize = 40_000;
+const S2_CONCURRENCY: [usize; 2] = [16, 32];
+const S2_WRK_SECS: u32 = 8;
+
+/// Scenario 4.
+const S4_ROWS: usize = 1_000_000;
+const S4_SMALL_ROWS: usize = 100_000;
+
+/// Scenario 5.
+const S5_IMAGES: usize = 2000;
+const S5_SLOW_MS: u64 = 30_000;
+const S5_LATENCY: &str = "50";
+const S5_CONCURRENCY: &str = "8";
+/// The straggler's row: in the first batch, where it could hold the most back.
+const S5_SLOW_ROW: usize = 25;
+
+fn main() -> Result<()> {
+    let wanted: Vec<u32> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().map_err(|_| anyhow!("usage: bench [1-5 ...]")))
+        .collect::<Result<_>>()?;
+    let run = |n: u32| wanted.is_empty() || wanted.contains(&n);
+    let mut b = Bench::new()?;
+    let started = Instant::now();
+    note(&format!("temp dir {}", b.tmp.path().display()));
+    let scenarios: [(u32, fn(&mut Bench) -> Result<()>); 5] = [
+        (1, Bench::rate_limit),
+        (2, Bench::ceiling),
+        (3, Bench::engine),
+        (4, Bench::memory),
+        (5, Bench::stragglers),
+    ];
+    for (n, scenario) in scenarios {
+        if run(n) {
+            let t = Instant::now();
+            if let Err(e) = scenario(&mut b) {
+                note(&format!("scenario {n} failed: {e:#}"));
+                b.fig(n, "scenario failed", "—", &format!("{e:#}"), None);
+            }
+            note(&format!(
+                "scenario {n} took {:.0} s",
+                t.elapsed().as_secs_f64()
+            ));
+        }
+    }
+    let report = b.report(started.elapsed());
+    println!("{report}");
+    let path = b.root.join("target/bench-report.md");
+    fs::write(&path, &report).with_context(|| format!("cannot write {}", path.display()))?;
+    note(&format!("written to {}", path.display()));
+    Ok(())
+}
+
+fn note(text: &str) {
+    eprintln!("[bench] {text}");
+}
+
+/// One line of the figures table.
+struct Figure {
+    scenario: u32,
+    name: String,
+    target: String,
+    measured: String,
+    pass: Option<bool>,
+}
+
+struct Bench {
+    root: PathBuf,
+    bin: PathBuf,
+    naive: PathBuf,
+    tmp: tempfile::TempDir,
+    data: PathBuf,
+    /// (image path relative to `data`, label) of the 300 shipped images.
+    images: Vec<(String, String)>,
+    rt: tokio::runtime::Runtime,
+    http: reqwest::Client,
+    use_time: bool,
+    figures: Vec<Figure>,
+    notes: Vec<String>,
+    commands: Vec<String>,
+}
+
+impl Bench {
+    fn new() -> Result<Bench> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .canonicalize()?;
+        let exe = std::env::current_exe()?;
+        let release = exe
+            .parent()
+            .and_then(Path::parent)
+            .ok_or_else(|| anyhow!("cannot place {}", exe.display()))?
+            .to_path_buf();
+        let bin = release.join("shadow-batch");
+        let naive = release.join("examples/naive");
+        for p in [&bin, &naive] {
+            if !p.exists() {
+                bail!(
+                    "{} is missing: build with `cargo build --release -p shadow-native --bins --examples` (or run bash scripts/bench.sh)",
+                    p.display()
+                );
+            }
+        }
+        let tmp = tempfile::Builder::new().prefix("shadow-bench-").tempdir()?;
+        let data = tmp.path().join("data");
+        fs::create_dir_all(data.join("images"))?;
+        // The shipped example, copied so that the CLI loads real files.
+        let labels = root.join("training-data/labels.csv");
+        let csv = read_labels_csv(
+            BufReader::new(fs::File::open(&labels)?),
+            &ColumnNames::default(),
+        )
+        .with_context(|| format!("{}", labels.display()))?;
+        let mut images = Vec::new();
+        for item in &csv.items {
+            let rel = item.image.as_str().to_owned();
+            fs::copy(root.join("training-data").join(&rel), data.join(&rel))
+                .with_context(|| format!("cannot copy {rel}"))?;
+            images.push((rel, item.label.clone()));
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(Bench {
+            root,
+            bin,
+            naive,
+            tmp,
+            data,
+            images,
+            rt,
+            http: reqwest::Client::new(),
+            use_time: Path::new("/usr/bin/time").exists(),
+            figures: Vec::new(),
+            notes: Vec::new(),
+            commands: Vec::new(),
+        })
+    }
+
+    fn fig(&mut self, scenario: u32, name: &str, target: &str, measured: &str, pass: Option<bool>) {
+        note(&format!("  {name}: {measured}"));
+        self.figures.push(Figure {
+            scenario,
+            name: name.into(),
+            target: target.into(),
+            measured: measured.into(),
+            pass,
+        });
+    }
+
+    fn say(&mut self, scenario: u32, text: &str) {
+        note(&format!("  {text}"));
+        self.notes.push(format!("{scenario}. {text}"));
+    }
+
+    /// A command line as run, temp paths shortened to `$TMP`.
+    fn record(&mut self, cmd: &Command) {
+        let mut line = String::new();
+        for (k, v) in cmd.get_envs() {
+            if let Some(v) = v {
+                let _ = write!(line, "{}={} ", k.to_string_lossy(), v.to_string_lossy());
+            }
+        }
+        line.push_str(&cmd.get_program().to_string_lossy());
+        for a in cmd.get_args() {
+            line.push(' ');
+            line.push_str(&a.to_string_lossy());
+        }
+        let line = line
+            .replace(&self.tmp.path().display().to_string(), "$TMP")
+            .replace(&format!("{}/", self.root.display()), "");
+        if !self.commands.contains(&line) {
+            self.commands.push(line);
+        }
+    }
+
+    // -----------------------------------------------------------------------
+    // Data
+    // -----------------------------------------------------------------------
+
+    /// A CSV of `n` rows cycling over the shipped images (path images).
+    fn path_csv(&self, name: &str, n: usize) -> Result<PathBuf> {
+        self.path_csv_with(name, n, |i| &self.images[i % self.images.len()])
+    }
+
+    fn path_csv_with<'a>(
+        &self,
+        name: &str,
+        n: usize,
+        row: impl Fn(usize) -> &'a (String, String),
+    ) -> Result<PathBuf> {
+        let path = self.data.join(name);
+        let mut w = BufWriter::new(fs::File::create(&path)?);
+        writeln!(w, "image,label")?;
+        for i in 0..n {
+            let (image, label) = row(i);
+            writeln!(w, "{image},{label}")?;
+        }
+        w.flush()?;
+        Ok(path)
+    }
+
+    /// A CSV of `n` rows with https URL images (the mock never fetches them).
+    fn url_csv(&self, name: &str, n: usize) -> Result<PathBuf> {
+        let path = self.data.join(name);
+        let mut w = BufWriter::new(fs::File::create(&path)?);
+        writeln!(w, "image,label")?;
+        for i in 0..n {
+            writeln!(w, "https://images.example/digit-{i:07}.png,{}", i % 10)?;
+        }
+        w.flush()?;
+        Ok(path)
+    }
+
+    // -----------------------------------------------------------------------
+    // Processes
+    // -----------------------------------------------------------------------
+
+    fn mock(&mut self, flags: &[&str]) -> Result<Mock> {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["mock-server", "--port", "0"]).args(flags);
+        self.record(&cmd);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut proc = Proc::spawn(cmd, "mock-server")?;
+        let stdout = proc
+            .child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("no stdout"))?;
+        let mut lines = BufReader::new(stdout);
+        let mut first = String::new();
+        lines.read_line(&mut first)?;
+        let url = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .ok_or_else(|| anyhow!("the mock said {first:?}"))?
+            .trim_end_matches('/')
+            .to_owned();
+        // Keep its stdout drained so that it never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
+        let base = url
+            .strip_suffix("/v1")
+            .ok_or_else(|| anyhow!("unexpected mock URL {url}"))?
+            .to_owned();
+        Ok(Mock { proc, base })
+    }
+
+    fn stats(&self, mock: &Mock) -> Result<Value> {
+        let url = format!("{}/stats", mock.base);
+        self.rt.block_on(async {
+            let text = self
+                .http
+                .get(&url)
+                .send()
+                .await?
+                .error_for_status()?
+                .text()
+                .await?;
+            Ok(serde_json::from_str(&text)?)
+        })
+    }
+
+    /// Runs shadow-batch on `csv` against `mock` and reads what it left.
+    fn cli(&mut self, name: &str, csv: &Path, mock: &Mock, flags: &[&str]) -> Result<CliRun> {
+        let out = self.tmp.path().join("runs").join(name);
+        fs::create_dir_all(&out)?;
+        let time_file = out.join("time.txt");
+        let mut cmd = if self.use_time {
+            let mut c = Command::new("/usr/bin/time");
+            c.arg("-f").arg("maxrss_kb=%M").arg("-o").arg(&time_file);
+            c.arg(&self.bin);
+            c
+        } else {
+            Command::new(&self.bin)
+        };
+        cmd.arg(csv)
+            .args(["--provider", "openai", "--base-url"])
+            .arg(format!("{}/v1", mock.base))
+            .arg("--out-dir")
+            .arg(&out)
+            .args(flags)
+            .env("OPENAI_API_KEY", "dummy")
+            .env("SHADOW_BATCH_TIMINGS", "1");
+        self.record(&cmd);
+        cmd.stdin(Stdio::null())
+            .stdout(fs::File::create(out.join("stdout.txt"))?)
+            .stderr(fs::File::create(out.join("stderr.txt"))?);
+        let start = Instant::now();
+        let mut proc = Proc::spawn(cmd, name)?;
+        let mut hwm_kb = None;
+        let status = loop {
+            if let Some(status) = proc.child.try_wait()? {
+                break status;
+            }
+            if !self.use_time {
+                hwm_kb = vm_hwm_kb(proc.child.id()).or(hwm_kb);
+            }
+            if start.elapsed() > Duration::from_secs(300) {
+                proc.kill();
+                bail!("{name}: shadow-batch still running after 300 s; killed");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let wall = start.elapsed();
+        drop(proc);
+        let stderr = fs::read_to_string(out.join("stderr.txt")).unwrap_or_default();
+        let after = |key: &str| -> Option<u64> {
+            stderr
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().parse().ok())
+        };
+        let report_write_ms = after("report-write-ms:");
+        let progress_writes = after("progress-writes:");
+        let max_rss_kb = if self.use_time {
+            fs::read_to_string(&time_file).ok().and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("maxrss_kb=")?.trim().parse().ok())
+            })
+        } else {
+            hwm_kb
+        };
+        if !matches!(status.code(), Some(0 | 1)) {
+            bail!(
+                "{name}: shadow-batch exited with {status}: {}",
+                stderr.lines().rev().take(5).collect::<Vec<_>>().join(" / ")
+            );
+        }
+        let mut summary = None;
+        let mut results = None;
+        for entry in fs::read_dir(&out)? {
+            let path = entry?.path();
+            let file = path.file_name().unwrap_or_default().to_string_lossy();
+            if file.starts_with("shadow-mode-batch-results-") {
+                results = Some(path.clone());
+            } else if file.starts_with("shadow-mode-batch-")
+                && !file.starts_with("shadow-mode-batch-progress-")
+                && file.ends_with(".json")
+            {
+                summary = Some(path.clone());
+            }
+        }
+        let summary_path = summary.ok_or_else(|| anyhow!("{name}: no summary file"))?;
+        let summary: Value = serde_json::from_slice(&fs::read(&summary_path)?)?;
+        Ok(CliRun {
+            wall,
+            summary,
+            results: results.ok_or_else(|| anyhow!("{name}: no results file"))?,
+            max_rss_kb,
+            report_write_ms,
+            progress_writes,
+        })
+    }
+
+    // -----------------------------------------------------------------------
+    // 1. Rate-limit efficiency
+    // -----------------------------------------------------------------------
+
+    fn rate_limit(&mut self) -> Result<()> {
+        note("1. rate-limit efficiency");
+        let csv = self.path_csv("s1.csv", S1_IMAGES)?;
+        let per_sec = f64::from(RPM) / 60.0;
+        let ideal = |n: usize| n as f64 / per_sec;
+
+        for headers in [true, false] {
+            let mut flags = S1_MOCK.to_vec();
+            if !headers {
+                flags.push("--no-ratelimit-headers");
+            }
+            let mock = self.mock(&flags)?;
+            let name = if headers {
+                "s1-headers"
+            } else {
+                "s1-no-headers"
+            };
+            let run = self.cli(name, &csv, &mock, &S1_CLI)?;
+            let stats = self.stats(&mock)?;
+            drop(mock);
+            let done = run.stat("successful") + run.stat("failed");
+            let ratio = ideal(S1_IMAGES) / run.wall.as_secs_f64();
+            let share = limited_share(&stats);
+            let which = if headers {
+                "x-ratelimit-* headers"
+            } else {
+                "no x-ratelimit-* headers, only 429 + retry-after"
+            };
+            self.say(
+                1,
+                &format!(
+                    "shadow-batch {} ({which}): {done}/{S1_IMAGES} images in {:.1} s (ideal {:.1} s), {} requests, {} answered 429, {} retries, engine elapsed {:.1} s",
+                    S1_CLI.join(" "),
+                    run.wall.as_secs_f64(),
+                    ideal(S1_IMAGES),
+                    stats["requests"],
+                    stats["rateLimited"],
+                    run.stat("retries"),
+                    run.stat("elapsedMs") as f64 / 1000.0,
+                ),
+            );
+            if headers {
+                self.fig(
+                    1,
+                    "shadow-batch, throughput / ideal (with headers)",
+                    "≥ 0.95",
+                    &format!("{ratio:.3}"),
+                    Some(ratio >= 0.95),
+                );
+                self.fig(
+                    1,
+                    "shadow-batch, share of requests answered 429 (with headers)",
+                    "≤ 1%",
+                    &pct(share),
+                    Some(share <= 0.01),
+                );
+            } else {
+                self.fig(
+                    1,
+                    "shadow-batch, throughput / ideal (no x-ratelimit-* headers)",
+                    "≥ 0.90",
+                    &format!("{ratio:.3}"),
+                    Some(ratio >= 0.90),
+                );
+                self.fig(
+                    1,
+                    "shadow-batch, share of requests answered 429 (no headers)",
+                    "—",
+                    &pct(share),
+                    None,
+                );
+            }
+        }
+
+        // (b) the naive strategy, on the same endpoint.
+        let mock = self.mock(&S1_MOCK)?;
+        let mut cmd = Command::new(&self.naive);
+        cmd.arg(&csv)
+            .arg("--base-url")
+            .arg(format!("{}/v1", mock.base))
+            .args([
+                "--rpm",
+                &RPM.to_string(),
+                "--limit",
+                &S1_NAIVE_IMAGES.to_string(),
+            ])
+            .env("OPENAI_API_KEY", "dummy");
+        self.record(&cmd);
+        let start = Instant::now();
+        let output = cmd.stderr(Stdio::inherit()).output()?;
+        let wall = start.elapsed();
+        if !output.status.success() {
+            bail!("the naive client exited with {}", output.status);
+        }
+        let naive: Value = serde_json::from_slice(&output.stdout)?;
+        let stats = self.stats(&mock)?;
+        drop(mock);
+        let ratio = ideal(S1_NAIVE_IMAGES) / wall.as_secs_f64();
+        let share = limited_share(&stats);
+        self.say(
+            1,
+            &format!(
+                "naive client (one request at a time, {} ms between rows, sleep retry-after on 429), on {S1_NAIVE_IMAGES} of the {S1_IMAGES} images: {} ok in {:.1} s (ideal {:.1} s), {} requests, {} answered 429, {} answered 500; at that rate {S1_IMAGES} images take {:.0} s",
+                naive["delayMs"],
+                naive["successful"],
+                wall.as_secs_f64(),
+                ideal(S1_NAIVE_IMAGES),
+                stats["requests"],
+                stats["rateLimited"],
+                stats["serverErrors"],
+                wall.as_secs_f64() * (S1_IMAGES as f64 / S1_NAIVE_IMAGES as f64),
+            ),
+        );
+        self.fig(
+            1,
+            &format!("naive script, throughput / ideal ({S1_NAIVE_IMAGES} images)"),
+            "— (baseline)",
+            &format!("{ratio:.3}"),
+            None,
+        );
+        self.fig(
+            1,
+            "naive script, share of requests answered 429",
+            "— (baseline)",
+            &pct(share),
+            None,
+        );
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------
+    // 2. Pipeline ceiling
+    // -----------------------------------------------------------------------
+
+    fn ceiling(&mut self) -> Result<()> {
+        note("2. pipeline ceiling");
+        let csv = self.path_csv("s2.csv", S2_IMAGES)?;
+        let mut best_cli = (0.0f64, 0usize);
+        for c in S2_CONCURRENCY {
+            let mock = self.mock(&[])?;
+            let run = self.cli(
+                &format!("s2-c{c}"),
+                &csv,
+                &mock,
+                &["--concurrency", &c.to_string()],
+            )?;
+            drop(mock);
+            if run.stat("successful") != S2_IMAGES as u64 {
+                bail!("shadow-batch -c {c}: {} successful", run.stat("successful"));
+            }
+            let rate = S2_IMAGES as f64 / run.wall.as_secs_f64();
+            self.say(
+                2,
+                &format!(
+                    "shadow-batch --concurrency {c}: {S2_IMAGES} images in {:.2} s = {rate:.0} images/s (engine elapsed {:.2} s)",
+                    run.wall.as_secs_f64(),
+                    run.stat("elapsedMs") as f64 / 1000.0
+                ),
+            );
+            if rate > best_cli.0 {
+                best_cli = (rate, c);
+            }
+        }
+
+        // wrk on the same endpoint with the body the CLI sends for one of the images.
+        let body = self.data.join("s2-body.json");
+        let (image, _) = &self.images[0];
+        let url = to_data_url(&fs::read(self.data.join(image))?)?;
+        let labels =
+            shadow_core::input::LabelSet::from_labels(self.images.iter().map(|(_, l)| l.clone()));
+        let provider = Provider::OpenAi(OpenAiConfig {
+            base_url: "http://127.0.0.1/v1".into(),
+            model: "gpt-4o-mini".into(),
+            detail: ImageDetail::Low,
+            prompt: None,
+        });
+        let request = provider.build_request(&RequestInput {
+            image_url: &url,
+            labels: &labels,
+            attempt: 1,
+            item_id: None,
+        });
+        fs::write(&body, &request.body)?;
+        let lua = self.data.join("s2-post.lua");
+        fs::write(
+            &lua,
+            format!(
+                "wrk.method = \"POST\"\n\
+                 wrk.headers[\"content-type\"] = \"application/json\"\n\
+                 wrk.headers[\"x-stainless-retry-count\"] = \"0\"\n\
+                 wrk.headers[\"authorization\"] = \"Bearer dummy\"\n\
+                 local f = assert(io.open([[{}]], \"rb\"))\n\
+                 wrk.body = f:read(\"*a\")\n\
+                 f:close()\n",
+                body.display()
+            ),
+        )?;
+        self.fig(
+            2,
+            &format!("shadow-batch images/s (best: --concurrency {})", best_cli.1),
+            "—",
+            &format!("{:.0}", best_cli.0),
+            None,
+        );
+        let mut best_wrk = (0.0f64, 0usize);
+        if Command::new("wrk").arg("--version").output().is_err() {
+            self.fig(2, "wrk requests/s", "—", "n/a (wrk not installed)", None);
+            return Ok(());
+        }
+        for c in S2_CONCURRENCY {
+            let mock = self.mock(&[])?;
+            let mut cmd = Command::new("wrk");
+            cmd.args(["-t", "2", "-c", &c.to_string()])
+                .arg("-d")
+                .arg(format!("{S2_WRK_SECS}s"))
+                .arg("-s")
+                .arg(&lua)
+                .arg(format!("{}/v1/chat/completions", mock.base));
+            self.record(&cmd);
+            let output = cmd.stderr(Stdio::inherit()).output()?;
+            let stats = self.stats(&mock)?;
+            drop(mock);
+            let text = String::from_utf8_lossy(&output.stdout);
+            let rate: f64 = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| anyhow!("no Requests/sec in wrk's output: {text}"))?;
+            let ok = stats["ok"].as_u64().unwrap_or(0);
+            let requests = stats["requests"].as_u64().unwrap_or(0);
+            self.say(
+                2,
+                &format!(
+                    "wrk -t 2 -c {c} -d {S2_WRK_SECS}s (same {} byte body): {rate:.0} requests/s; the mock answered {ok} of {requests} with 200",
+                    request.body.len()
+                ),
+            );
+            if rate > best_wrk.0 {
+                best_wrk = (rate, c);
+            }
+        }
+        self.fig(
+            2,
+            &format!("wrk requests/s (best: -c {})", best_wrk.1),
+            "—",
+            &format!("{:.0}", best_wrk.0),
+            None,
+        );
+        let ratio = best_cli.0 / best_wrk.0;
+        self.fig(
+            2,
+            "shadow-batch / wrk",
+            "≥ 0.50",
+            &format!("{ratio:.2}"),
+            Some(ratio >= 0.5),
+        );
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------
+    // 3. Engine overhead
+    // -----------------------------------------------------------------------
+
+    fn engine(&mut self) -> Result<()> {
+        note("3. engine overhead");
+        let items = "1000000";
+        let native = match std::env::var_os("SHADOW_BENCH_ENGINE") {
+            Some(path) => {
+                let mut cmd = Command::new(path);
+                cmd.arg(items);
+                Some(self.engine_throughput(cmd, "native")?)
+            }
+            None => None,
+        };
+        match native {
+            Some(n) => self.fig(
+                3,
+                "engine items/s, native",
+                "≥ 1,000,000",
+                &thousands(n),
+                Some(n >= 1e6),
+            ),
+            None => self.fig(
+                3,
+                "engine items/s, native",
+                "≥ 1,000,000",
+                "n/a (SHADOW_BENCH_ENGINE not set)",
+                None,
+            ),
+        }
+        let wasm = match std::env::var_os("SHADOW_BENCH_ENGINE_WASM") {
+            Some(path) => {
+                let mut cmd = Command::new("node");
+                cmd.arg("--no-warnings")
+                    .arg(self.root.join("scripts/wasi-run.mjs"))
+                    .arg(path)
+                    .arg(items);
+                Some(self.engine_throughput(cmd, "wasm")?)
+            }
+            None => None,
+        };
+        match (wasm, native) {
+            (Some(w), Some(n)) => {
+                self.fig(
+                    3,
+                    "engine items/s, wasm32-wasip1 under node",
+                    "—",
+                    &thousands(w),
+                    None,
+                );
+                self.fig(
+                    3,
+                    "engine wasm / native",
+                    "≥ 0.30",
+                    &format!("{:.2}", w / n),
+                    Some(w / n >= 0.3),
+                );
+            }
+            (Some(w), None) => self.fig(
+                3,
+                "engine items/s, wasm32-wasip1 under node",
+                "—",
+                &thousands(w),
+                None,
+            ),
+            (None, _) => self.fig(
+                3,
+                "engine items/s, wasm",
+                "≥ 0.30 × native",
+                "n/a (SHADOW_BENCH_ENGINE_WASM not set)",
+                None,
+            ),
+        }
+        Ok(())
+    }
+
+    fn engine_throughput(&mut self, mut cmd: Command, what: &str) -> Result<f64> {
+        self.record(&cmd);
+        let output = cmd.stderr(Stdio::inherit()).output()?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            bail!(
+                "engine bench ({what}) exited with {}: {text}",
+                output.status
+            );
+        }
+        // The first "throughput:" line is pass 1 (speed; pass 2 counts allocations).
+        let rate = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("throughput:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .ok_or_else(|| anyhow!("no throughput line in the engine bench output: {text}"))?;
+        let parse = text
+            .lines()
+            .find_map(|l| l.strip_prefix("-- answer parsing alone:"))
+            .map(str::trim)
+            .unwrap_or("?");
+        self.say(
+            3,
+            &format!(
+                "engine bench ({what}), 1,000,000 items, pass 1: {} items/s; answer parsing alone: {parse}",
+                thousands(rate)
+            ),
+        );
+        Ok(rate)
+    }
+
+    // -----------------------------------------------------------------------
+    // 4. Memory and report cost
+    // -----------------------------------------------------------------------
+
+    fn memory(&mut self) -> Result<()> {
+        note("4. memory and report cost at scale");
+        let flags = ["--concurrency", "32"];
+        let mut runs = Vec::new();
+        for rows in [S4_SMALL_ROWS, S4_ROWS] {
+            let csv = self.url_csv(&format!("s4-{rows}.csv"), rows)?;
+            let mock = self.mock(&[])?;
+            let run = self.cli(&format!("s4-{rows}"), &csv, &mock, &flags)?;
+            drop(mock);
+            fs::remove_file(&csv)?;
+            let wall_ms = run.wall.as_secs_f64() * 1000.0;
+            let share = run.report_write_ms.map(|ms| ms as f64 / wall_ms);
+            self.say(
+                4,
+                &format!(
+                    "{} URL rows, --concurrency 32, batch size 50: {:.1} s = {:.0} rows/s, peak RSS {}, reports written in {} ms over {} progress writes ({}), {} successful",
+                    thousands(rows as f64),
+                    run.wall.as_secs_f64(),
+                    rows as f64 / run.wall.as_secs_f64(),
+                    run.max_rss_kb.map_or("n/a".into(), |kb| format!("{:.1} MB", kb as f64 / 1000.0)),
+                    run.report_write_ms.map_or("n/a".into(), |v| v.to_string()),
+                    run.progress_writes.map_or("n/a".into(), |v| v.to_string()),
+                    share.map_or("n/a".into(), pct),
+                    run.stat("successful"),
+                ),
+            );
+            fs::remove_file(&run.results).ok();
+            runs.push((rows, run.max_rss_kb, share));
+        }
+        let (small, big) = (&runs[0], &runs[1]);
+        match big.1 {
+            Some(kb) => self.fig(
+                4,
+                "peak RSS, 1,000,000 rows",
+                "< 200 MB",
+                &format!("{:.1} MB", kb as f64 / 1000.0),
+                Some((kb as f64) * 1024.0 < 200e6),
+            ),
+            None => self.fig(4, "peak RSS, 1,000,000 rows", "< 200 MB", "n/a", None),
+        }
+        if let (Some(a), Some(b)) = (small.1, big.1) {
+            let per_row = (b as f64 - a as f64) * 1024.0 / (big.0 - small.0) as f64;
+            let items = item_list_bytes_per_row();
+            self.fig(
+                4,
+                "RSS growth per row (100k → 1M rows)",
+                &format!("≈ item list ({items:.0} B/row)"),
+                &format!("{per_row:.0} B/row"),
+                Some(per_row <= items * 1.25),
+            );
+        }
+        match big.2 {
+            Some(share) => self.fig(
+                4,
+                "share of wall time writing reports, 1M rows",
+                "< 2%",
+                &pct(share),
+                Some(share < 0.02),
+            ),
+            None => self.fig(
+                4,
+                "share of wall time writing reports, 1M rows",
+                "< 2%",
+                "n/a (no report-write-ms line)",
+                None,
+            ),
+        }
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------
+    // 5. Stragglers
+    // -----------------------------------------------------------------------
+
+    fn stragglers(&mut self) -> Result<()> {
+        note("5. stragglers");
+        // The mock picks stragglers by a seeded hash of the request content, one
+        // image in --slow-every. Find an N that makes at least one of the 300
+        // images slow (by running them once with a short --slow-ms), then build a
+        // CSV where one such image occurs once and only unaffected images fill the
+        // other rows.
+        let probe_csv = self.path_csv("s5-probe.csv", self.images.len())?;
+        let mut found = None;
+        for every in [300u64, 150, 600, 100, 1000, 50] {
+            let every_s = every.to_string();
+            let mock = self.mock(&["--slow-every", &every_s, "--slow-ms", "2000"])?;
+            let run = self.cli(
+                &format!("s5-probe-{every}"),
+                &probe_csv,
+                &mock,
+                &["--concurrency", "64"],
+            )?;
+            drop(mock);
+            let slow: Vec<usize> = read_results(&run.results)?
+                .iter()
+                .filter(|r| r.latency_ms >= 1500)
+                .map(|r| r.row)
+                .collect();
+            if !slow.is_empty() {
+                found = Some((every, slow));
+                break;
+            }
+        }
+        let (every, slow) =
+            found.ok_or_else(|| anyhow!("no --slow-every value made an image slow"))?;
+        let straggler = self.images[slow[0]].clone();
+        let others: Vec<&(String, String)> = self
+            .images
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !slow.contains(i))
+            .map(|(_, x)| x)
+            .collect();
+        let csv = self.path_csv_with("s5.csv", S5_IMAGES, |i| {
+            if i == S5_SLOW_ROW {
+                &straggler
+            } else {
+                others[i % others.len()]
+            }
+        })?;
+        self.say(
+            5,
+            &format!(
+                "mock --slow-every {every} makes {} of the 300 images slow; {} is row {} of {S5_IMAGES} (batch 1), the other rows use only the unaffected images",
+                slow.len(),
+                straggler.0,
+                S5_SLOW_ROW + 1
+            ),
+        );
+
+        let slow_ms = S5_SLOW_MS.to_string();
+        let every_s = every.to_string();
+        let mut others_ms = Vec::new();
+        for with in [false, true] {
+            let mut flags = vec!["--latency-ms", S5_LATENCY];
+            if with {
+                flags.extend([
+                    "--slow-ms",
+                    slow_ms.as_str(),
+                    "--slow-every",
+                    every_s.as_str(),
+                ]);
+            }
+            let mock = self.mock(&flags)?;
+            let name = if with { "s5-with" } else { "s5-without" };
+            let run = self.cli(name, &csv, &mock, &["--concurrency", S5_CONCURRENCY])?;
+            drop(mock);
+            let start = run
+                .summary
+                .get("startedAt")
+                .and_then(Value::as_str)
+                .and_then(parse_iso8601)
+                .ok_or_else(|| anyhow!("{name}: no startedAt in the summary"))?;
+            let results = read_results(&run.results)?;
+            let others_done = results
+                .iter()
+                .filter(|r| r.row != S5_SLOW_ROW)
+                .map(|r| r.finished_at)
+                .max()
+                .ok_or_else(|| anyhow!("{name}: no results"))?
+                .since(start);
+            let straggler_done = results
+                .iter()
+                .find(|r| r.row == S5_SLOW_ROW)
+                .map(|r| r.finished_at.since(start));
+            let slow_rows = results.iter().filter(|r| r.latency_ms >= 10_000).count();
+            self.say(
+                5,
+                &format!(
+                    "{name}: {} rows, --concurrency {S5_CONCURRENCY}, mock latency {S5_LATENCY} ms: the other {} images done {:.2} s after the start, the straggler row at {}, wall {:.1} s, {slow_rows} row(s) over 10 s",
+                    results.len(),
+                    S5_IMAGES - 1,
+                    others_done as f64 / 1000.0,
+                    straggler_done.map_or("?".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0)),
+                    run.wall.as_secs_f64(),
+                ),
+            );
+            if with && slow_rows != 1 {
+                bail!("{slow_rows} rows were slow, not 1");
+            }
+            others_ms.push(others_done as f64);
+        }
+        let loss = 1.0 - others_ms[0] / others_ms[1];
+        self.fig(
+            5,
+            "time until the 1,999 others are done: without → with straggler",
+            "—",
+            &format!(
+                "{:.2} s → {:.2} s",
+                others_ms[0] / 1000.0,
+                others_ms[1] / 1000.0
+            ),
+            None,
+        );
+        self.fig(
+            5,
+            "throughput loss of the others from one 30 s straggler",
+            "< 5%",
+            &pct(loss),
+            Some(loss < 0.05),
+        );
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------
+    // Report
+    // -----------------------------------------------------------------------
+
+    fn report(&self, took: Duration) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# shadow-batch benchmark figures\n");
+        let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "Harness run took {:.0} s; load average at the end: {}.\n",
+            took.as_secs_f64(),
+            load.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let _ = writeln!(s, "| # | figure | target | measured | verdict |");
+        let _ = writeln!(s, "|---|---|---|---|---|");
+        for f in &self.figures {
+            let verdict = match f.pass {
+                Some(true) => "pass",
+                Some(false) => "MISS",
+                None => "—",
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                f.scenario, f.name, f.target, f.measured, verdict
+            );
+        }
+        let _ = writeln!(s, "\n## Details\n");
+        for n in &self.notes {
+            let _ = writeln!(s, "- {n}");
+        }
+        let _ = writeln!(s, "\n## Commands run ($TMP is the harness's temp dir)\n");
+        let _ = writeln!(s, "```");
+        for c in &self.commands {
+            let _ = writeln!(s, "{c}");
+        }
+        let _ = writeln!(s, "```");
+        s
+    }
+}
+
+/// A child process that is killed (and reaped) when dropped, with its children
+/// (`/usr/bin/time` runs shadow-batch as its child).
+struct Proc {
+    child: Child,
+    name: String,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command, name: &str) -> Result<Proc> {
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {name} ({:?})", cmd.get_program()))?;
+        Ok(Proc {
+            child,
+            name: name.into(),
+        })
+    }
+
+    fn kill(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            for pid in children_of(self.child.id()) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+            if self.child.kill().is_err() {
+                note(&format!("could not kill {}", self.name));
+            }
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Pids whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let child: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+        let ppid: u32 = stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        (ppid == pid).then_some(child)
+    })
+    .collect()
+}
+
+fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+struct Mock {
+    proc: Proc,
+    base: String,
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        self.proc.kill();
+    }
+}
+
+struct CliRun {
+    wall: Duration,
+    summary: Value,
+    results: PathBuf,
+    max_rss_kb: Option<u64>,
+    report_write_ms: Option<u64>,
+    progress_writes: Option<u64>,
+}
+
+impl CliRun {
+    fn stat(&self, field: &str) -> u64 {
+        self.summary["statistics"][field].as_u64().unwrap_or(0)
+    }
+}
+
+struct ResultLine {
+    row: usize,
+    latency_ms: u64,
+    finished_at: shadow_core::Millis,
+}
+
+fn read_results(path: &Path) -> Result<Vec<ResultLine>> {
+    let mut out = Vec::new();
+    for line in BufReader::new(fs::File::open(path)?).lines() {
+        let v: Value = serde_json::from_str(&line?)?;
+        out.push(ResultLine {
+            row: v["row"].as_u64().unwrap_or(u64::MAX) as usize,
+            latency_ms: v["latencyMs"].as_u64().unwrap_or(0),
+            finished_at: v["finishedAt"]
+                .as_str()
+                .and_then(parse_iso8601)
+                .ok_or_else(|| anyhow!("a result line without finishedAt"))?,
+        });
+    }
+    Ok(out)
+}
+
+fn limited_share(stats: &Value) -> f64 {
+    let requests = stats["requests"].as_u64().unwrap_or(0);
+    let limited = stats["rateLimited"].as_u64().unwrap_or(0);
+    limited as f64 / requests.max(1) as f64
+}
+
+/// Bytes one URL row of scenario 4 holds in the item list: the `Item` struct
+/// plus its two heap strings as glibc malloc rounds them (8 bytes of header,
+/// 16-byte steps, 32 at least).
+fn item_list_bytes_per_row() -> f64 {
+    let chunk = |len: usize| (len + 8).div_ceil(16).max(2) * 16;
+    let url = "https://images.example/digit-0000000.png".len();
+    (std::mem::size_of::<Item>() + chunk(url) + chunk(1)) as f64
+}
+
+fn pct(share: f64) -> String {
+    format!("{:.2}%", share * 100.0)
+}
+
+fn thousands(v: f64) -> String {
+    let digits = format!("{:.0}", v.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
