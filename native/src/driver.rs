@@ -249,26 +249,33 @@ fn progress_bar(run: &Run) -> ProgressBar {
     pb
 }
 
-/// Ctrl-C and SIGTERM, counted.
+/// Ctrl-C and SIGTERM, counted. Held as streams, so that a signal arriving while
+/// the loop is busy elsewhere is not lost.
 struct Interrupts {
     count: u32,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
 }
 
 impl Interrupts {
     fn new() -> Result<Interrupts> {
+        #[cfg(unix)]
+        use tokio::signal::unix::{signal, SignalKind};
         Ok(Interrupts {
             count: 0,
             #[cfg(unix)]
-            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            #[cfg(unix)]
+            term: signal(SignalKind::terminate())?,
         })
     }
 
     async fn recv(&mut self) {
         #[cfg(unix)]
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = self.int.recv() => {}
             _ = self.term.recv() => {}
         }
         #[cfg(not(unix))]
