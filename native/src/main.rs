@@ -281,7 +281,18 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
         files: files.clone(),
         errors_shown: args.errors_shown,
     };
-    let ended = driver.drive().await?;
+    let summary = match driver.drive().await? {
+        Ended::Finished(summary) => summary,
+        Ended::ExitedAtOnce => {
+            // The mock (if any) is dropped, not drained: the user asked to leave now.
+            println!(
+                "To continue: shadow-batch {} --resume {}",
+                csv_path.display(),
+                files.results.display()
+            );
+            return Ok(130);
+        }
+    };
     if let Some(server) = mock {
         let stats = server.stats();
         println!(
@@ -290,18 +301,19 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
         );
         server.shutdown().await;
     }
-    Ok(match ended {
-        Ended::Finished(summary) => {
-            println!("Results:  {}", files.results.display());
-            println!("Summary:  {}", files.summary.display());
-            println!("Progress: {}", files.progress.display());
-            if let Some(reason) = &summary.abort_reason {
-                eprintln!("error: run aborted: {reason}");
-            }
-            summary.exit_code()
-        }
-        Ended::ExitedAtOnce => 130,
-    })
+    println!("Results:  {}", files.results.display());
+    println!("Summary:  {}", files.summary.display());
+    println!("Progress: {}", files.progress.display());
+    if let Some(reason) = &summary.abort_reason {
+        eprintln!("error: run aborted: {reason}");
+    }
+    if summary.status == shadow_core::report::RunStatus::Interrupted {
+        println!(
+            "To continue: shadow-batch --resume {}",
+            files.progress.display()
+        );
+    }
+    Ok(summary.exit_code())
 }
 
 fn read_saved(files: &RunFiles) -> Result<Option<SavedRun>> {
