@@ -67,6 +67,9 @@ const S2_IMAGES: usize = 40_000;
 const S2_CONCURRENCY: [usize; 2] = [16, 32];
 const S2_WRK_SECS: u32 = 8;
 
+/// Scenario 3: runs of the engine bench per build (the median is the figure).
+const ENGINE_RUNS: usize = 3;
+
 /// Scenario 4.
 const S4_ROWS: usize = 1_000_000;
 const S4_SMALL_ROWS: usize = 100_000;
@@ -75,6 +78,8 @@ const S4_SMALL_ROWS: usize = 100_000;
 const S5_IMAGES: usize = 2000;
 const S5_SLOW_MS: u64 = 30_000;
 const S5_LATENCY: &str = "50";
+/// In-flight limit of the straggler runs (`SHADOW_BENCH_S5_CONCURRENCY` overrides
+/// it, to see how the loss scales).
 const S5_CONCURRENCY: &str = "8";
 /// The straggler's row: in the first batch, where it could hold the most back.
 const S5_SLOW_ROW: usize = 25;
@@ -88,7 +93,7 @@ fn main() -> Result<()> {
     let mut b = Bench::new()?;
     let started = Instant::now();
     note(&format!("temp dir {}", b.tmp.path().display()));
-    let scenarios: [(u32, fn(&mut Bench) -> Result<()>); 5] = [
+    let scenarios: [(u32, Scenario); 5] = [
         (1, Bench::rate_limit),
         (2, Bench::ceiling),
         (3, Bench::engine),
@@ -115,6 +120,9 @@ fn main() -> Result<()> {
     note(&format!("written to {}", path.display()));
     Ok(())
 }
+
+/// One scenario: runs, and adds its figures to the table.
+type Scenario = fn(&mut Bench) -> Result<()>;
 
 fn note(text: &str) {
     eprintln!("[bench] {text}");
@@ -143,6 +151,7 @@ struct Bench {
     figures: Vec<Figure>,
     notes: Vec<String>,
     commands: Vec<String>,
+    seq: usize,
 }
 
 impl Bench {
@@ -199,6 +208,7 @@ impl Bench {
             figures: Vec::new(),
             notes: Vec::new(),
             commands: Vec::new(),
+            seq: 0,
         })
     }
 
@@ -211,6 +221,12 @@ impl Bench {
             measured: measured.into(),
             pass,
         });
+    }
+
+    /// A fresh number, for run folders.
+    fn tmp_seq(&mut self) -> usize {
+        self.seq += 1;
+        self.seq
     }
 
     fn say(&mut self, scenario: u32, text: &str) {
@@ -231,9 +247,20 @@ impl Bench {
             line.push(' ');
             line.push_str(&a.to_string_lossy());
         }
-        let line = line
+        let mut line = line
             .replace(&self.tmp.path().display().to_string(), "$TMP")
             .replace(&format!("{}/", self.root.display()), "");
+        // Mock ports differ from run to run.
+        let host = "http://127.0.0.1:";
+        let mut from = 0;
+        while let Some(at) = line[from..].find(host) {
+            let digits = from + at + host.len();
+            let end = line[digits..]
+                .find(|c: char| !c.is_ascii_digit())
+                .map_or(line.len(), |e| digits + e);
+            line.replace_range(digits..end, "PORT");
+            from = digits;
+        }
         if !self.commands.contains(&line) {
             self.commands.push(line);
         }
@@ -561,14 +588,10 @@ impl Bench {
         note("2. pipeline ceiling");
         let csv = self.path_csv("s2.csv", S2_IMAGES)?;
         let mut best_cli = (0.0f64, 0usize);
-        for c in S2_CONCURRENCY {
+        for c in S2_CONCURRENCY.into_iter().flat_map(|c| [c, c]) {
             let mock = self.mock(&[])?;
-            let run = self.cli(
-                &format!("s2-c{c}"),
-                &csv,
-                &mock,
-                &["--concurrency", &c.to_string()],
-            )?;
+            let name = format!("s2-c{c}-{}", self.tmp_seq());
+            let run = self.cli(&name, &csv, &mock, &["--concurrency", &c.to_string()])?;
             drop(mock);
             if run.stat("successful") != S2_IMAGES as u64 {
                 bail!("shadow-batch -c {c}: {} successful", run.stat("successful"));
@@ -690,17 +713,20 @@ impl Bench {
         note("3. engine overhead");
         let items = "1000000";
         let native = match std::env::var_os("SHADOW_BENCH_ENGINE") {
-            Some(path) => {
-                let mut cmd = Command::new(path);
-                cmd.arg(items);
-                Some(self.engine_throughput(cmd, "native")?)
-            }
+            Some(path) => Some(self.engine_throughput(
+                || {
+                    let mut cmd = Command::new(&path);
+                    cmd.arg(items);
+                    cmd
+                },
+                "native",
+            )?),
             None => None,
         };
         match native {
             Some(n) => self.fig(
                 3,
-                "engine items/s, native",
+                "engine items/s, native (median of 3)",
                 "≥ 1,000,000",
                 &thousands(n),
                 Some(n >= 1e6),
@@ -715,12 +741,15 @@ impl Bench {
         }
         let wasm = match std::env::var_os("SHADOW_BENCH_ENGINE_WASM") {
             Some(path) => {
-                let mut cmd = Command::new("node");
-                cmd.arg("--no-warnings")
-                    .arg(self.root.join("scripts/wasi-run.mjs"))
-                    .arg(path)
-                    .arg(items);
-                Some(self.engine_throughput(cmd, "wasm")?)
+                let runner = self.root.join("scripts/wasi-run.mjs");
+                Some(self.engine_throughput(
+                    || {
+                        let mut cmd = Command::new("node");
+                        cmd.arg("--no-warnings").arg(&runner).arg(&path).arg(items);
+                        cmd
+                    },
+                    "wasm",
+                )?)
             }
             None => None,
         };
@@ -728,7 +757,7 @@ impl Bench {
             (Some(w), Some(n)) => {
                 self.fig(
                     3,
-                    "engine items/s, wasm32-wasip1 under node",
+                    "engine items/s, wasm32-wasip1 under node (median of 3)",
                     "—",
                     &thousands(w),
                     None,
@@ -743,7 +772,7 @@ impl Bench {
             }
             (Some(w), None) => self.fig(
                 3,
-                "engine items/s, wasm32-wasip1 under node",
+                "engine items/s, wasm32-wasip1 under node (median of 3)",
                 "—",
                 &thousands(w),
                 None,
@@ -759,35 +788,54 @@ impl Bench {
         Ok(())
     }
 
-    fn engine_throughput(&mut self, mut cmd: Command, what: &str) -> Result<f64> {
-        self.record(&cmd);
-        let output = cmd.stderr(Stdio::inherit()).output()?;
-        let text = String::from_utf8_lossy(&output.stdout);
-        if !output.status.success() {
-            bail!(
-                "engine bench ({what}) exited with {}: {text}",
-                output.status
-            );
+    /// Runs the engine bench `ENGINE_RUNS` times; the median of pass 1's
+    /// throughput (this shared VM varies by ±20% from one run to the next).
+    fn engine_throughput(&mut self, make: impl Fn() -> Command, what: &str) -> Result<f64> {
+        let mut rates = Vec::new();
+        let mut parse = String::new();
+        for _ in 0..ENGINE_RUNS {
+            let mut cmd = make();
+            self.record(&cmd);
+            let output = cmd.stderr(Stdio::inherit()).output()?;
+            let text = String::from_utf8_lossy(&output.stdout);
+            if !output.status.success() {
+                bail!(
+                    "engine bench ({what}) exited with {}: {text}",
+                    output.status
+                );
+            }
+            // The first "throughput:" line is pass 1 (speed; pass 2 counts allocations).
+            let rate = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("throughput:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+                .ok_or_else(|| anyhow!("no throughput line in the engine bench output: {text}"))?;
+            rates.push(rate);
+            if let Some(p) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("-- answer parsing alone:"))
+            {
+                if !parse.is_empty() {
+                    parse.push_str(", ");
+                }
+                parse.push_str(p.trim().split(' ').next().unwrap_or("?"));
+            }
         }
-        // The first "throughput:" line is pass 1 (speed; pass 2 counts allocations).
-        let rate = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("throughput:"))
-            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-            .ok_or_else(|| anyhow!("no throughput line in the engine bench output: {text}"))?;
-        let parse = text
-            .lines()
-            .find_map(|l| l.strip_prefix("-- answer parsing alone:"))
-            .map(str::trim)
-            .unwrap_or("?");
+        let all = rates
+            .iter()
+            .map(|r| thousands(*r))
+            .collect::<Vec<_>>()
+            .join(", ");
+        rates.sort_by(f64::total_cmp);
+        let median = rates[rates.len() / 2];
         self.say(
             3,
             &format!(
-                "engine bench ({what}), 1,000,000 items, pass 1: {} items/s; answer parsing alone: {parse}",
-                thousands(rate)
+                "engine bench ({what}), 1,000,000 items, pass 1, {ENGINE_RUNS} runs: {all} items/s (median {}); answer parsing alone: {parse} answers/s",
+                thousands(median)
             ),
         );
-        Ok(rate)
+        Ok(median)
     }
 
     // -----------------------------------------------------------------------
@@ -809,7 +857,7 @@ impl Bench {
             self.say(
                 4,
                 &format!(
-                    "{} URL rows, --concurrency 32, batch size 50: {:.1} s = {:.0} rows/s, peak RSS {}, reports written in {} ms over {} progress writes ({}), {} successful",
+                    "{} URL rows, --concurrency 32, batch size 50 (default): {:.1} s = {:.0} rows/s, peak RSS {}, reports written in {} ms over {} progress writes ({}), {} successful",
                     thousands(rows as f64),
                     run.wall.as_secs_f64(),
                     rows as f64 / run.wall.as_secs_f64(),
@@ -837,6 +885,17 @@ impl Bench {
         if let (Some(a), Some(b)) = (small.1, big.1) {
             let per_row = (b as f64 - a as f64) * 1024.0 / (big.0 - small.0) as f64;
             let items = item_list_bytes_per_row();
+            self.say(
+                4,
+                &format!(
+                    "item list estimate: Item struct {} B + URL text ({} B, a {} B malloc chunk) + label text (1 B, a {} B chunk) = {items:.0} B/row, {:.0} MB for 1,000,000 rows",
+                    std::mem::size_of::<Item>(),
+                    SAMPLE_URL.len(),
+                    malloc_chunk(SAMPLE_URL.len()),
+                    malloc_chunk(1),
+                    items * S4_ROWS as f64 / 1e6
+                ),
+            );
             self.fig(
                 4,
                 "RSS growth per row (100k → 1M rows)",
@@ -926,6 +985,8 @@ impl Bench {
 
         let slow_ms = S5_SLOW_MS.to_string();
         let every_s = every.to_string();
+        let concurrency =
+            std::env::var("SHADOW_BENCH_S5_CONCURRENCY").unwrap_or_else(|_| S5_CONCURRENCY.into());
         let mut others_ms = Vec::new();
         for with in [false, true] {
             let mut flags = vec!["--latency-ms", S5_LATENCY];
@@ -939,7 +1000,7 @@ impl Bench {
             }
             let mock = self.mock(&flags)?;
             let name = if with { "s5-with" } else { "s5-without" };
-            let run = self.cli(name, &csv, &mock, &["--concurrency", S5_CONCURRENCY])?;
+            let run = self.cli(name, &csv, &mock, &["--concurrency", &concurrency])?;
             drop(mock);
             let start = run
                 .summary
@@ -963,7 +1024,7 @@ impl Bench {
             self.say(
                 5,
                 &format!(
-                    "{name}: {} rows, --concurrency {S5_CONCURRENCY}, mock latency {S5_LATENCY} ms: the other {} images done {:.2} s after the start, the straggler row at {}, wall {:.1} s, {slow_rows} row(s) over 10 s",
+                    "{name}: {} rows, --concurrency {concurrency}, mock latency {S5_LATENCY} ms: the other {} images done {:.2} s after the start, the straggler row at {}, wall {:.1} s, {slow_rows} row(s) over 10 s",
                     results.len(),
                     S5_IMAGES - 1,
                     others_done as f64 / 1000.0,
@@ -977,6 +1038,15 @@ impl Bench {
             others_ms.push(others_done as f64);
         }
         let loss = 1.0 - others_ms[0] / others_ms[1];
+        let slots: f64 = concurrency.parse().unwrap_or(8.0);
+        self.say(
+            5,
+            &format!(
+                "a straggler that only holds one of the {slots} in-flight slots for the whole run leaves the others {:.0}% of the capacity: an expected loss of 1/{slots} = {}",
+                100.0 * (slots - 1.0) / slots,
+                pct(1.0 / slots)
+            ),
+        );
         self.fig(
             5,
             "time until the 1,999 others are done: without → with straggler",
@@ -1173,9 +1243,15 @@ fn limited_share(stats: &Value) -> f64 {
 /// plus its two heap strings as glibc malloc rounds them (8 bytes of header,
 /// 16-byte steps, 32 at least).
 fn item_list_bytes_per_row() -> f64 {
-    let chunk = |len: usize| (len + 8).div_ceil(16).max(2) * 16;
-    let url = "https://images.example/digit-0000000.png".len();
-    (std::mem::size_of::<Item>() + chunk(url) + chunk(1)) as f64
+    (std::mem::size_of::<Item>() + malloc_chunk(SAMPLE_URL.len()) + malloc_chunk(1)) as f64
+}
+
+/// A URL of scenario 4's CSV (they all have this length).
+const SAMPLE_URL: &str = "https://images.example/digit-0000000.png";
+
+/// Bytes glibc malloc takes for a `len`-byte allocation.
+fn malloc_chunk(len: usize) -> usize {
+    (len + 8).div_ceil(16).max(2) * 16
 }
 
 fn pct(share: f64) -> String {
