@@ -20,10 +20,10 @@ const GRACE: Duration = Duration::from_secs(10);
 
 /// Writing the progress file costs time in proportion to the run's size (it holds
 /// every batch report). After each batch it is rewritten, unless the last write was
-/// so recent that writing again would make report writing more than 1/50 of the
-/// run's time: then the write waits (at most until the next batch after the pause).
+/// so recent that writing again would make report writing more than 1/100 of the
+/// run's time: then the write waits (the loop wakes at least every 250 ms to do it).
 /// The final write always happens.
-const REPORT_TIME_SHARE: u32 = 50;
+const REPORT_TIME_SHARE: u32 = 100;
 
 /// Wall-clock milliseconds from one `SystemTime` reading plus a monotonic `Instant`,
 /// so that time never runs backwards during a run.
@@ -126,12 +126,6 @@ impl Driver {
             if reports.pending && Instant::now() >= reports.next_allowed {
                 reports.write_progress(&self.run, &self.files, now)?;
             }
-            let counts = self.run.counts();
-            bar.set_position((counts.successful + counts.failed) as u64);
-            bar.set_message(format!(
-                "{} ok, {} failed, {} in flight",
-                counts.successful, counts.failed, counts.in_flight
-            ));
 
             let deadline = self.run.poll_timeout().map(|t| self.clock.instant_of(t));
             tokio::select! {
@@ -147,7 +141,15 @@ impl Driver {
                     abandon_at = None;
                     let _ = self.run.handle(self.clock.now(), Input::Abandon);
                 }
-                _ = tick.tick() => {}
+                // Wakes the loop to redraw the bar, and to write a deferred progress file.
+                _ = tick.tick(), if !bar.is_hidden() || reports.pending => {
+                    let counts = self.run.counts();
+                    bar.set_position((counts.successful + counts.failed) as u64);
+                    bar.set_message(format!(
+                        "{} ok, {} failed, {} in flight",
+                        counts.successful, counts.failed, counts.in_flight
+                    ));
+                }
                 _ = interrupts.recv() => {
                     if interrupts.count > 1 {
                         self.journal.sync()?;

@@ -261,7 +261,12 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
         mock.is_some(),
     );
 
+    let endpoint = config.provider.endpoint_url();
+    let endpoint = reqwest::Url::parse(&endpoint).with_context(|| {
+        format!("the endpoint URL {endpoint:?} is not a valid URL (check --base-url / --endpoint)")
+    })?;
     let transport = Arc::new(Transport {
+        endpoint,
         client: Transport::client(config.concurrency)?,
         provider: config.provider.clone(),
         labels,

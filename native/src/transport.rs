@@ -24,6 +24,8 @@ pub struct Transport {
     /// Sent as a bearer token; never logged, never in an error.
     pub api_key: Option<String>,
     pub timeout: Duration,
+    /// The provider's endpoint, parsed once (parsing a URL per request is not free).
+    pub endpoint: reqwest::Url,
 }
 
 impl Transport {
@@ -49,9 +51,23 @@ impl Transport {
             item_id: item.id.as_deref(),
         });
         drop(image_url);
+        let url = if request.url == self.endpoint.as_str() {
+            self.endpoint.clone()
+        } else {
+            match reqwest::Url::parse(&request.url) {
+                Ok(url) => url,
+                Err(e) => {
+                    return Input::TransportFailed {
+                        ticket,
+                        kind: TransportErrorKind::Connect,
+                        message: format!("bad endpoint URL: {e}"),
+                    }
+                }
+            }
+        };
         let mut builder = self
             .client
-            .post(&request.url)
+            .post(url)
             .timeout(self.timeout)
             .body(request.body);
         for (name, value) in &request.headers {
