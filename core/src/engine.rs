@@ -359,7 +359,7 @@ impl Run {
                 )));
             };
             let image = display_image(item.image.as_str());
-            if r.image != image || r.label != item.label.as_str() {
+            if r.image != image || *r.label != *item.label {
                 return Err(mismatch(format!(
                     "journal has image {:?} label {:?}, the CSV has {:?} {:?}",
                     r.image, r.label, image, item.label
@@ -528,7 +528,7 @@ impl Run {
             image: display_image(item.image.as_str()),
             label: Cow::Borrowed(&item.label),
             prediction: prediction.map(Cow::Borrowed),
-            agreement: prediction.map(|p| p == item.label),
+            agreement: prediction.map(|p| *p == *item.label),
             status: if done.failure.is_none() {
                 ItemStatus::Success
             } else {
@@ -699,7 +699,7 @@ impl Run {
                 self.cursor += 1;
                 continue;
             }
-            if let Some(defect) = self.items[i].defect.clone() {
+            if let Some(defect) = self.items[i].defect.as_deref().map(str::to_string) {
                 self.cursor += 1;
                 self.record(
                     now,
@@ -984,7 +984,7 @@ impl Run {
                     row: i,
                     line: item.line,
                     image: display_image(item.image.as_str()).into_owned(),
-                    label: item.label.clone(),
+                    label: item.label.to_string(),
                     error: message.clone(),
                     error_kind: Some(kind),
                     http_status: status,

@@ -19,6 +19,7 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -28,13 +29,13 @@ use serde::{Deserialize, Serialize};
 #[non_exhaustive]
 pub enum ImageRef {
     /// An `http://` or `https://` URL, passed to the endpoint as it is.
-    Url(String),
+    Url(Box<str>),
     /// A `data:` URL, passed to the endpoint as it is.
-    DataUrl(String),
+    DataUrl(Box<str>),
     /// A path relative to the CSV's folder (or the uploaded images folder).
-    RelativePath(String),
+    RelativePath(Box<str>),
     /// An absolute file-system path.
-    AbsolutePath(String),
+    AbsolutePath(Box<str>),
 }
 
 impl ImageRef {
@@ -49,13 +50,13 @@ impl ImageRef {
     pub fn parse(cell: &str) -> ImageRef {
         let s = cell.trim();
         if starts_with_ignore_case(s, "http://") || starts_with_ignore_case(s, "https://") {
-            ImageRef::Url(s.to_owned())
+            ImageRef::Url(s.into())
         } else if starts_with_ignore_case(s, "data:") {
-            ImageRef::DataUrl(s.to_owned())
+            ImageRef::DataUrl(s.into())
         } else if s.starts_with('/') || s.starts_with('\\') || has_drive_root(s) {
-            ImageRef::AbsolutePath(s.to_owned())
+            ImageRef::AbsolutePath(s.into())
         } else {
-            ImageRef::RelativePath(s.to_owned())
+            ImageRef::RelativePath(s.into())
         }
     }
 
@@ -87,7 +88,8 @@ fn has_drive_root(s: &str) -> bool {
     b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/')
 }
 
-/// One data row of the labels CSV.
+/// One data row of the labels CSV. Kept small, as a run holds one per row: text is
+/// boxed (no spare capacity) and each distinct label is stored once, shared.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Item {
     /// 0-based index among the data rows (the header and blank lines are not rows).
@@ -96,15 +98,15 @@ pub struct Item {
     pub line: u64,
     /// The id column's value, when there is an id column and the cell is not empty
     /// (bytes that are not UTF-8 are replaced by `U+FFFD`: the id only identifies).
-    pub id: Option<String>,
+    pub id: Option<Box<str>>,
     /// The image reference. On a defect row it is what the row had, or an empty
     /// `RelativePath("")` when the cell is missing, empty or not UTF-8.
     pub image: ImageRef,
     /// The human label, trimmed. On a defect row it is what the row had, or empty.
-    pub label: String,
+    pub label: Arc<str>,
     /// Why this row cannot be sent (missing field, bad UTF-8, ...), naming its line.
     /// Such a row becomes an item failure, never a crash.
-    pub defect: Option<String>,
+    pub defect: Option<Box<str>>,
 }
 
 /// The distinct labels of the CSV, sorted and de-duplicated.
@@ -414,9 +416,12 @@ pub fn read_labels_csv<R: io::Read>(
         id: id_col,
         image_name: &headers[image_col],
         label_name: &headers[label_col],
+        header_len: headers.len(),
     };
     let mut items = Vec::new();
-    let mut seen: HashSet<String> = HashSet::new();
+    // Every distinct label once (defect rows' too), and those of usable rows.
+    let mut interned: HashSet<Arc<str>> = HashSet::new();
+    let mut seen: HashSet<Arc<str>> = HashSet::new();
     loop {
         tracker.start(&rdr);
         if !read_record(&mut rdr, &mut record)? {
@@ -426,8 +431,8 @@ pub fn read_labels_csv<R: io::Read>(
         if is_blank(&record) {
             continue;
         }
-        let item = cols.item(&record, items.len(), line);
-        if item.defect.is_none() && !seen.contains(item.label.as_str()) {
+        let item = cols.item(&record, items.len(), line, &mut interned);
+        if item.defect.is_none() && !seen.contains(&*item.label) {
             seen.insert(item.label.clone());
         }
         items.push(item);
@@ -435,7 +440,7 @@ pub fn read_labels_csv<R: io::Read>(
 
     Ok(LabelsCsv {
         items,
-        labels: LabelSet::from_labels(seen),
+        labels: LabelSet::from_labels(seen.iter().map(|l| l.to_string())),
         image_column: headers[image_col].clone(),
         label_column: headers[label_col].clone(),
         id_column: id_col.map(|i| headers[i].clone()),
@@ -500,6 +505,7 @@ struct Columns<'h> {
     id: Option<usize>,
     image_name: &'h str,
     label_name: &'h str,
+    header_len: usize,
 }
 
 /// A cell's state.
@@ -521,12 +527,18 @@ impl Columns<'_> {
         }
     }
 
-    fn item(&self, record: &csv::ByteRecord, row: usize, line: u64) -> Item {
+    fn item(
+        &self,
+        record: &csv::ByteRecord,
+        row: usize,
+        line: u64,
+        interned: &mut HashSet<Arc<str>>,
+    ) -> Item {
         let image = Self::cell(record, self.image);
         let label = Self::cell(record, self.label);
         let id = self.id.and_then(|col| {
             let bytes = record.get(col)?.trim_ascii();
-            (!bytes.is_empty()).then(|| String::from_utf8_lossy(bytes).trim().to_owned())
+            (!bytes.is_empty()).then(|| String::from_utf8_lossy(bytes).trim().into())
         });
 
         let mut problems: Vec<String> = Vec::new();
@@ -542,6 +554,18 @@ impl Columns<'_> {
                 )),
             }
         }
+        let extra = record
+            .iter()
+            .skip(self.header_len)
+            .filter(|c| !c.trim_ascii().is_empty())
+            .count();
+        if extra > 0 {
+            problems.push(format!(
+                "the row has {} fields, the header {} (a comma in a field that is not quoted?)",
+                record.len(),
+                self.header_len
+            ));
+        }
         let defect = if problems.is_empty() {
             None
         } else {
@@ -554,7 +578,7 @@ impl Columns<'_> {
                     if record.len() == 1 { "" } else { "s" }
                 ));
             }
-            Some(msg)
+            Some(msg.into())
         };
         Item {
             row,
@@ -562,15 +586,22 @@ impl Columns<'_> {
             id,
             image: match image {
                 Cell::Ok(s) => ImageRef::parse(s),
-                _ => ImageRef::RelativePath(String::new()),
+                _ => ImageRef::RelativePath("".into()),
             },
-            label: match label {
-                Cell::Ok(s) => s.to_owned(),
-                _ => String::new(),
-            },
+            label: intern(interned, if let Cell::Ok(s) = label { s } else { "" }),
             defect,
         }
     }
+}
+
+/// The shared copy of `label`.
+fn intern(set: &mut HashSet<Arc<str>>, label: &str) -> Arc<str> {
+    if let Some(shared) = set.get(label) {
+        return shared.clone();
+    }
+    let shared: Arc<str> = label.into();
+    set.insert(shared.clone());
+    shared
 }
 
 /// Computes the line where each record starts.
@@ -780,7 +811,7 @@ mod tests {
     }
 
     fn rel(s: &str) -> ImageRef {
-        ImageRef::RelativePath(s.to_owned())
+        ImageRef::RelativePath(s.into())
     }
 
     /// (line, image, label, defect?) of each item.
@@ -791,7 +822,7 @@ mod tests {
                 (
                     i.line,
                     i.image.as_str().to_owned(),
-                    i.label.clone(),
+                    i.label.to_string(),
                     i.defect.is_some(),
                 )
             })
@@ -898,7 +929,7 @@ mod tests {
         assert_eq!(csv.items[0].image.as_str(), "u2");
         let csv = parse("category,label,file\na,b,c.png\n");
         assert_eq!(csv.label_column, "label");
-        assert_eq!(csv.items[0].label, "b");
+        assert_eq!(&*csv.items[0].label, "b");
     }
 
     #[test]
@@ -1008,9 +1039,9 @@ mod tests {
             .starts_with("line 7: label is not valid UTF-8"));
         assert_eq!(d[6], None);
         assert_eq!(csv.items[1].image, rel("nolabel.png"));
-        assert_eq!(csv.items[2].label, "dog");
+        assert_eq!(&*csv.items[2].label, "dog");
         assert_eq!(csv.items[4].image, rel(""));
-        assert_eq!(csv.items[4].label, "cat");
+        assert_eq!(&*csv.items[4].label, "cat");
         assert_eq!(csv.items.len(), 7);
         assert_eq!(csv.defect_count(), 5);
         // "dog" only appears on defect rows before the last one; "caf\xe9" never counts.
@@ -1185,12 +1216,38 @@ mod tests {
                 prop_assert_eq!(item.row, i);
                 prop_assert_eq!(item.line, expected_line);
                 prop_assert_eq!(item.image.as_str(), image.trim());
-                prop_assert_eq!(&item.label, label.trim());
+                prop_assert_eq!(&*item.label, label.trim());
                 prop_assert_eq!(&item.defect, &None);
                 expected_line += 1 + (image.matches('\n').count() + label.matches('\n').count()) as u64;
             }
             let labels = LabelSet::from_labels(rows.iter().map(|(_, l)| l.trim()));
             prop_assert_eq!(csv.labels, labels);
         }
+    }
+
+    #[test]
+    fn rows_longer_than_the_header_are_defects_unless_the_extra_cells_are_empty() {
+        let csv = parse_labels_csv(
+            "image,label\ndata:image/png;base64,AAAA,3\na.png,cat,\nb.png,dog, \n",
+            &ColumnNames::default(),
+        )
+        .unwrap();
+        let defect = csv.items[0].defect.as_deref().unwrap();
+        assert!(
+            defect.starts_with("line 2:") && defect.contains("3 fields, the header 2"),
+            "{defect}"
+        );
+        assert!(csv.items[1].defect.is_none());
+        assert!(csv.items[2].defect.is_none());
+        // Labels are shared, not copied per row.
+        let again = parse_labels_csv(
+            "image,label\na.png,cat\nb.png,cat\n",
+            &ColumnNames::default(),
+        )
+        .unwrap();
+        assert!(std::sync::Arc::ptr_eq(
+            &again.items[0].label,
+            &again.items[1].label
+        ));
     }
 }

@@ -190,7 +190,7 @@ impl Bench {
             let rel = item.image.as_str().to_owned();
             fs::copy(root.join("training-data").join(&rel), data.join(&rel))
                 .with_context(|| format!("cannot copy {rel}"))?;
-            images.push((rel, item.label.clone()));
+            images.push((rel, item.label.to_string()));
         }
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

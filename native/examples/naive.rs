@@ -91,12 +91,12 @@ async fn main() -> Result<()> {
     for (i, item) in csv.items.iter().take(rows).enumerate() {
         t.images += 1;
         let image = match &item.image {
-            ImageRef::Url(u) | ImageRef::DataUrl(u) => u.clone(),
+            ImageRef::Url(u) | ImageRef::DataUrl(u) => u.to_string(),
             ImageRef::RelativePath(p) => {
-                let bytes = tokio::fs::read(dir.join(p)).await?;
+                let bytes = tokio::fs::read(dir.join(&**p)).await?;
                 to_data_url(&bytes)?
             }
-            ImageRef::AbsolutePath(p) => to_data_url(&tokio::fs::read(p).await?)?,
+            ImageRef::AbsolutePath(p) => to_data_url(&tokio::fs::read(&**p).await?)?,
             other => bail!("line {}: unsupported image {other:?}", item.line),
         };
         let mut attempt = 1u32;

@@ -285,7 +285,7 @@ impl ShadowRun {
             .items()
             .iter()
             .filter_map(|i| match &i.image {
-                shadow_core::input::ImageRef::RelativePath(p) => Some(p.clone()),
+                shadow_core::input::ImageRef::RelativePath(p) => Some(p.to_string()),
                 _ => None,
             })
             .collect()
