@@ -37,21 +37,7 @@ echo "== building (release): shadow-batch, bench harness, naive client, engine b
 cargo build -q --release -p shadow-native --bins --examples
 SHADOW_BENCH_ENGINE=$(engine_bench)
 # The same benchmark for wasm32-wasip1, run under node's WASI (scripts/wasi-run.mjs).
-# cargo builds a bench's dev-dependencies too, and proptest's default `fork`
-# feature (wait-timeout) does not build for wasm32-wasip1; when that fails, build
-# the core library with cargo and the benchmark file against it with rustc, with
-# the bench profile's settings (opt-level 3).
-SHADOW_BENCH_ENGINE_WASM=$(engine_bench --target wasm32-wasip1 2>/dev/null || true)
-if [ -z "$SHADOW_BENCH_ENGINE_WASM" ]; then
-  echo "   (cargo bench cannot build for wasm32-wasip1 here; building the engine bench with rustc)" >&2
-  cargo build -q --release -p shadow-core --target wasm32-wasip1
-  SHADOW_BENCH_ENGINE_WASM=target/wasm32-wasip1/release/engine-bench.wasm
-  rustc --edition 2021 --crate-type bin --crate-name engine -C opt-level=3 -C debuginfo=1 \
-    --target wasm32-wasip1 core/benches/engine.rs \
-    --extern shadow_core=target/wasm32-wasip1/release/libshadow_core.rlib \
-    -L dependency=target/wasm32-wasip1/release/deps -L dependency=target/release/deps \
-    -o "$SHADOW_BENCH_ENGINE_WASM"
-fi
+SHADOW_BENCH_ENGINE_WASM=$(engine_bench --target wasm32-wasip1)
 export SHADOW_BENCH_ENGINE SHADOW_BENCH_ENGINE_WASM
 
 echo "== load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (figures are steadiest below 0.5)" >&2
