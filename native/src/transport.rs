@@ -86,9 +86,16 @@ impl Transport {
             Err(e) => return failed(e),
         };
         let status = response.status().as_u16();
+        // Only the headers the core reads (names come lower-case from hyper).
         let headers = response
             .headers()
             .iter()
+            .filter(|(k, _)| {
+                let k = k.as_str();
+                k.starts_with("x-ratelimit-")
+                    || k.starts_with("retry-after")
+                    || k == "x-should-retry"
+            })
             .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect();
         let mut body = Vec::new();
