@@ -49,13 +49,14 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    // One thread drives the engine and every socket: the work per request is small,
-    // and cross-thread wake-ups cost more than they save (file reads still go to the
-    // blocking pool).
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // A run: one thread drives the engine and every socket; the work per request is
+    // small, and cross-thread wake-ups cost more than they save (file reads still go
+    // to the blocking pool). The servers use every core.
+    let runtime = match &cli.command {
+        None => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        Some(_) => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: could not start the async runtime: {e}");
