@@ -32,11 +32,6 @@ use crate::images::ImageLoader;
 use crate::mock::{MockConfig, MockServer, Truth, MOCK_MODEL};
 use crate::transport::Transport;
 
-// A run allocates and frees small buffers per request (image, body, headers); the
-// system allocator spends measurably more CPU on that than mimalloc.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
