@@ -48,8 +48,12 @@ fn main() -> ExitCode {
     // small, and cross-thread wake-ups cost more than they save (file reads still go
     // to the blocking pool). The servers use every core.
     let runtime = match &cli.command {
-        None => tokio::runtime::Builder::new_current_thread().enable_all().build(),
-        Some(_) => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        None => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(_) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
     };
     let runtime = match runtime {
         Ok(rt) => rt,
