@@ -104,8 +104,9 @@ pub struct RunArgs {
     #[arg(value_name = "DELAY_MS")]
     pub delay_ms: Option<u64>,
 
-    /// Retries per image after the first attempt, for timeouts, resets, 408, 409,
-    /// 429 and 5xx [default: 5].
+    /// Retries per image after the first attempt, for timeouts, resets, 408, 409
+    /// and 5xx [default: 5]. (429s wait as long as the endpoint asks, on a budget
+    /// of their own: 20.)
     #[arg(value_name = "MAX_RETRIES")]
     pub max_retries: Option<u32>,
 

@@ -237,6 +237,10 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
             provider
         }
     };
+    let endpoint = config.provider.endpoint_url();
+    let endpoint = reqwest::Url::parse(&endpoint).with_context(|| {
+        format!("the endpoint URL {endpoint:?} is not a valid URL (check --base-url / --endpoint)")
+    })?;
     config.provider_label = match kind {
         ProviderKind::Openai => "openai",
         ProviderKind::Http => "http",
@@ -272,10 +276,6 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
         mock.is_some(),
     );
 
-    let endpoint = config.provider.endpoint_url();
-    let endpoint = reqwest::Url::parse(&endpoint).with_context(|| {
-        format!("the endpoint URL {endpoint:?} is not a valid URL (check --base-url / --endpoint)")
-    })?;
     let transport = Arc::new(Transport {
         endpoint,
         client: Transport::client(config.concurrency)?,
