@@ -251,6 +251,23 @@ impl ShadowRun {
         }))
     }
 
+    /// Reads an endpoint's 2xx answer the way the run does: `{label, usage}`, or a
+    /// JS error saying what is wrong with it (refusal, malformed, label outside the
+    /// set, error body).
+    #[wasm_bindgen(js_name = parseAnswer)]
+    pub fn parse_answer(&self, body: &str) -> Result<JsValue, JsError> {
+        let answer = self
+            .run
+            .config()
+            .provider
+            .parse_answer(body, self.run.labels())
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        to_js(&serde_json::json!({
+            "label": self.run.labels().names()[answer.label],
+            "usage": answer.usage,
+        }))
+    }
+
     /// The progress file's content as of `now`.
     pub fn progress(&self, now: f64) -> Result<JsValue, JsError> {
         to_js(&self.run.progress(millis(now)))

@@ -112,6 +112,11 @@ fn a_run_goes_from_csv_to_summary_through_plain_objects() {
     assert_eq!(finished["summary"]["statistics"]["successful"], 3);
     assert_eq!(finished["summary"]["evaluation"]["agreements"], 2);
     assert!(run.poll_timeout().is_none());
+    let answer = value(run.parse_answer(&completion("dog")).unwrap());
+    assert_eq!(answer["label"], "dog");
+    let err = run.parse_answer(&completion("zebra")).err().unwrap();
+    let message = String::from(js_sys::Error::from(JsValue::from(err)).message());
+    assert!(message.contains("zebra"), "{message}");
 }
 
 #[wasm_bindgen_test]
