@@ -5,8 +5,6 @@
 
 import { imageDataUrl } from './pkg/shadow_wasm.js';
 
-const GRACE_MS = 10_000;
-
 export const now = () => Math.floor(performance.timeOrigin + performance.now());
 
 /** Loads an item's image as the URL the endpoint receives. */
@@ -36,7 +34,6 @@ export class Runner {
     this.timeoutMs = options.timeoutMs;
     this.on = options.on;
     this.timer = null;
-    this.graceTimer = null;
     this.finished = false;
     this.controllers = new Map();
   }
@@ -47,13 +44,9 @@ export class Runner {
 
   resume() { this.feed({ type: 'resume' }); }
 
-  cancel() {
-    this.feed({ type: 'cancel' });
-    this.graceTimer = setTimeout(() => {
-      for (const c of this.controllers.values()) c.abort();
-      this.feed({ type: 'abandon' });
-    }, GRACE_MS);
-  }
+  // The core waits for the requests in flight for its grace period, then gives
+  // them up and finishes; the page then aborts whatever fetch is still open.
+  cancel() { this.feed({ type: 'cancel' }); }
 
   feed(input) {
     if (this.finished) return;
@@ -79,7 +72,7 @@ export class Runner {
         case 'finished':
           this.on.itemDone(done.splice(0));
           this.finished = true;
-          clearTimeout(this.graceTimer);
+          for (const c of this.controllers.values()) c.abort();
           this.on.finished(out);
           return;
       }

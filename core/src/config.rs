@@ -43,6 +43,9 @@ pub struct RunConfig {
     /// this long while requests keep failing (at least 20 in a row): the endpoint is
     /// down, hangs, or rate-limits forever. 0 = never. Default 600 000 (10 minutes).
     pub abort_after_failing_ms: u64,
+    /// After `Cancel`, how long requests in flight may still answer before they are
+    /// abandoned (their items left for resume). Default 10 000.
+    pub cancel_grace_ms: u64,
     /// Seed of the backoff jitter: the same inputs give the same run.
     pub seed: u64,
     /// The endpoint family and its settings.
@@ -68,6 +71,7 @@ impl Default for RunConfig {
             backoff_max_ms: 30_000,
             max_retry_wait_ms: 600_000,
             abort_after_failing_ms: 600_000,
+            cancel_grace_ms: 10_000,
             seed: 0,
             provider: Provider::OpenAi(OpenAiConfig {
                 base_url: "https://api.openai.com/v1".into(),

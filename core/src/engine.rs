@@ -72,11 +72,12 @@ pub enum Input {
     Pause,
     /// Dispatch again after `Pause`.
     Resume,
-    /// Stop dispatching; answers to requests in flight are still taken. The run
-    /// finishes `interrupted` when none is left in flight.
+    /// Stop dispatching; answers to requests in flight are still taken for
+    /// [`RunConfig::cancel_grace_ms`], then the rest are abandoned. The run finishes
+    /// `interrupted`.
     Cancel,
-    /// Give up on the requests in flight (their items stay unfinished, for resume)
-    /// and finish now. Sent after `Cancel` when the grace period is over.
+    /// Give up on the requests in flight now (their items stay unfinished, for
+    /// resume) and finish: a user who will not wait for the grace period.
     Abandon,
 }
 
@@ -265,6 +266,8 @@ pub struct Run {
     polled: bool,
     paused: bool,
     stop: Option<Stop>,
+    /// When a cancelled run stops waiting for the requests in flight.
+    abandon_at: Option<Millis>,
     finished: bool,
     successful: usize,
     failed: usize,
@@ -320,6 +323,7 @@ impl Run {
             polled: false,
             paused: false,
             stop: None,
+            abandon_at: None,
             finished: false,
             successful: 0,
             failed: 0,
@@ -406,15 +410,12 @@ impl Run {
             }
             Input::Cancel => {
                 self.stop.get_or_insert(Stop::Interrupted);
+                self.abandon_at
+                    .get_or_insert(now.plus(self.config.cancel_grace_ms));
                 Ok(())
             }
             Input::Abandon => {
-                self.stop.get_or_insert(Stop::Interrupted);
-                for (_, f) in self.in_flight.drain() {
-                    self.states[f.item].phase = Phase::Pending;
-                    self.pacer.on_finish();
-                }
-                self.maybe_finish(now);
+                self.abandon(now);
                 Ok(())
             }
             Input::Response { ticket, response } => {
@@ -480,6 +481,9 @@ impl Run {
         if self.stop.is_none() && !self.paused {
             self.dispatch(now);
         }
+        if self.abandon_at.is_some_and(|at| at <= now) {
+            self.abandon(now);
+        }
         self.maybe_finish(now);
         self.outputs.pop_front()
     }
@@ -487,7 +491,14 @@ impl Run {
     /// When to poll again if no event arrives first; `None` = nothing timed is
     /// pending (wait for an answer, or the run is over). Polling early is harmless.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        if self.finished || self.stop.is_some() || self.paused || !self.outputs.is_empty() {
+        if self.finished || !self.outputs.is_empty() {
+            return None;
+        }
+        if self.stop.is_some() {
+            // Waiting for the requests in flight; after a cancel, only so long.
+            return self.abandon_at.filter(|_| !self.in_flight.is_empty());
+        }
+        if self.paused {
             return None;
         }
         if self.pacer.in_flight() >= self.pacer.limit() {
@@ -676,6 +687,17 @@ impl Run {
             (Some(Stop::Interrupted), true) => RunStatus::Interrupted,
             (Some(Stop::Aborted(_)), true) => RunStatus::Aborted,
         }
+    }
+
+    /// Leaves the requests in flight unanswered (their items stay unfinished, for
+    /// resume) and finishes the run as interrupted.
+    fn abandon(&mut self, now: Millis) {
+        self.stop.get_or_insert(Stop::Interrupted);
+        for (_, f) in self.in_flight.drain() {
+            self.states[f.item].phase = Phase::Pending;
+            self.pacer.on_finish();
+        }
+        self.maybe_finish(now);
     }
 
     fn take_in_flight(&mut self, ticket: Ticket) -> Result<InFlight, UsageError> {

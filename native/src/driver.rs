@@ -15,9 +15,6 @@ use tokio::sync::mpsc;
 use crate::files::{write_atomic, Journal, RunFiles};
 use crate::transport::Transport;
 
-/// How long requests in flight may finish after Ctrl-C before they are abandoned.
-const GRACE: Duration = Duration::from_secs(10);
-
 /// Writing the progress file costs time in proportion to the run's size (it holds
 /// every batch report). After each batch it is rewritten, unless the last write was
 /// so recent that writing again would make report writing more than 1/100 of the
@@ -76,7 +73,6 @@ impl Driver {
         let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
         let bar = progress_bar(&self.run);
         let mut interrupts = Interrupts::new()?;
-        let mut abandon_at: Option<tokio::time::Instant> = None;
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let mut reports = ReportWriter::default();
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -137,10 +133,6 @@ impl Driver {
                     }
                 }
                 _ = sleep_until(deadline) => {}
-                _ = sleep_until(abandon_at) => {
-                    abandon_at = None;
-                    let _ = self.run.handle(self.clock.now(), Input::Abandon);
-                }
                 // Wakes the loop to redraw the bar, and to write a deferred progress file.
                 _ = tick.tick(), if !bar.is_hidden() || reports.pending => {
                     let counts = self.run.counts();
@@ -158,12 +150,12 @@ impl Driver {
                         return Ok(Ended::ExitedAtOnce);
                     }
                     let in_flight = self.run.counts().in_flight;
+                    let grace = self.run.config().cancel_grace_ms as f64 / 1000.0;
                     bar.suspend(|| eprintln!(
-                        "\nshadow-batch: interrupted; waiting up to {}s for {in_flight} request(s) in flight, then writing the reports (Ctrl-C again to quit now)",
-                        GRACE.as_secs()
+                        "\nshadow-batch: interrupted; waiting up to {grace}s for {in_flight} request(s) in flight, then writing the reports (Ctrl-C again to quit now)"
                     ));
+                    // The core abandons what is still in flight when the grace ends.
                     let _ = self.run.handle(self.clock.now(), Input::Cancel);
-                    abandon_at = Some(tokio::time::Instant::now() + GRACE);
                 }
             }
         }

@@ -315,7 +315,11 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
             "Built-in mock: {} requests, {} injected server errors, {} rate-limited",
             stats.requests, stats.server_errors, stats.rate_limited
         );
-        server.shutdown().await;
+        // Requests abandoned by an interrupt may still be held by the mock: do not
+        // wait for them.
+        if summary.status != shadow_core::report::RunStatus::Interrupted {
+            server.shutdown().await;
+        }
     }
     println!("Results:  {}", files.results.display());
     println!("Summary:  {}", files.summary.display());

@@ -102,8 +102,8 @@ proptest! {
     fn interrupted_then_resumed_covers_every_row_once(
         config in any_config(), n in 1usize..80, seed in any::<u64>(), cut in 0u64..20_000, grace in 0u64..5_000
     ) {
-        let first = Sim::new(config.clone(), csv_of(n, &["a", "b"]), chaos(seed))
-            .cancel_at(Millis(T0.0 + cut), Some(grace))
+        let first = Sim::new(RunConfig { cancel_grace_ms: grace, ..config.clone() }, csv_of(n, &["a", "b"]), chaos(seed))
+            .cancel_at(Millis(T0.0 + cut))
             .finish();
         check_consistency(&first, n);
         let mut second = Sim::new(config, csv_of(n, &["a", "b"]), chaos(seed ^ 1));

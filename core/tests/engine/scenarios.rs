@@ -325,7 +325,7 @@ fn cancel_stops_dispatch_and_waits_for_in_flight() {
         csv_of(100, LABELS),
         |item, _, _| (1_000, ok(&item.label)),
     )
-    .cancel_at(Millis(T0.0 + 2_500), None)
+    .cancel_at(Millis(T0.0 + 2_500))
     .finish();
     check_consistency(&log, 100);
     let s = log.summary.unwrap();
@@ -340,6 +340,7 @@ fn abandon_after_grace_leaves_hung_items_unfinished() {
     let log = Sim::new(
         RunConfig {
             concurrency: 4,
+            cancel_grace_ms: 5_000,
             ..config()
         },
         csv_of(20, LABELS),
@@ -351,7 +352,7 @@ fn abandon_after_grace_leaves_hung_items_unfinished() {
             }
         },
     )
-    .cancel_at(Millis(T0.0 + 100), Some(5_000))
+    .cancel_at(Millis(T0.0 + 100))
     .finish();
     let s = log.summary.unwrap();
     assert_eq!(s.status, RunStatus::Interrupted);
@@ -381,9 +382,16 @@ fn resume_after_interrupt_ends_like_a_clean_run() {
         ..config()
     };
     let clean = Sim::new(config(), csv_of(57, LABELS), steady).finish();
-    let first = Sim::new(config(), csv_of(57, LABELS), steady)
-        .cancel_at(Millis(T0.0 + 800), Some(10))
-        .finish();
+    let first = Sim::new(
+        RunConfig {
+            cancel_grace_ms: 10,
+            ..config()
+        },
+        csv_of(57, LABELS),
+        steady,
+    )
+    .cancel_at(Millis(T0.0 + 800))
+    .finish();
     assert!(
         !first.reports.is_empty(),
         "the first session should complete a batch"

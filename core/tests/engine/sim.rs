@@ -99,7 +99,6 @@ pub struct Sim {
     in_flight: usize,
     not_before: Millis,
     cancel_at: Option<Millis>,
-    abandon_after_ms: Option<u64>,
     cancelled_at: Option<Millis>,
 }
 
@@ -121,15 +120,14 @@ impl Sim {
             in_flight: 0,
             not_before: Millis(0),
             cancel_at: None,
-            abandon_after_ms: None,
             cancelled_at: None,
         }
     }
 
-    /// Cancel at `at`; then, after `grace_ms`, abandon what is still in flight.
-    pub fn cancel_at(mut self, at: Millis, grace_ms: Option<u64>) -> Sim {
+    /// Cancel at `at` (the engine abandons what is still in flight after its
+    /// `cancel_grace_ms`).
+    pub fn cancel_at(mut self, at: Millis) -> Sim {
         self.cancel_at = Some(at);
-        self.abandon_after_ms = grace_ms;
         self
     }
 
@@ -151,9 +149,6 @@ impl Sim {
                 self.pending.peek().map(|Reverse((at, _, _))| *at),
                 self.run.poll_timeout(),
                 self.cancel_at.filter(|_| self.cancelled_at.is_none()),
-                self.cancelled_at
-                    .zip(self.abandon_after_ms)
-                    .map(|(at, grace)| at.plus(grace)),
             ]
             .into_iter()
             .flatten()
@@ -182,14 +177,6 @@ impl Sim {
             if self.cancelled_at.is_none() && self.now >= at {
                 self.cancelled_at = Some(self.now);
                 self.run.handle(self.now, Input::Cancel).unwrap();
-            }
-        }
-        if let (Some(at), Some(grace)) = (self.cancelled_at, self.abandon_after_ms) {
-            if self.now >= at.plus(grace) && !self.run.is_finished() {
-                self.run.handle(self.now, Input::Abandon).unwrap();
-                self.pending.clear();
-                self.replies.clear();
-                self.in_flight = 0;
             }
         }
         while let Some(Reverse((at, _, ticket))) = self.pending.peek().copied() {
