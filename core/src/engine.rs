@@ -646,6 +646,15 @@ impl Run {
         &self.items[index]
     }
 
+    /// The items whose first request is still to come, from item `from` on, in the
+    /// order they will be sent (retries, sent when due, come on top). A host that
+    /// needs time to prepare an item, such as reading its image file, can start on
+    /// these early. Skipping ahead with `from` keeps repeated calls cheap.
+    pub fn upcoming(&self, from: usize) -> impl Iterator<Item = usize> + '_ {
+        (from.max(self.cursor)..self.items.len())
+            .filter(|&i| self.states[i].phase == Phase::Pending && self.items[i].defect.is_none())
+    }
+
     /// The CSV's label set.
     pub fn labels(&self) -> &LabelSet {
         &self.labels

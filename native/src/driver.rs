@@ -9,10 +9,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shadow_core::report::Summary;
-use shadow_core::{Input, Millis, Output, Run};
+use shadow_core::{Input, Millis, Output, Run, SendOrder};
 use tokio::sync::mpsc;
 
 use crate::files::{write_atomic, Journal, RunFiles};
+use crate::read_ahead::{Claim, Image, ReadAhead};
 use crate::transport::Transport;
 
 /// Writing the progress file costs time in proportion to the run's size (it holds
@@ -71,6 +72,12 @@ pub struct Driver {
 impl Driver {
     pub async fn drive(mut self) -> Result<Ended> {
         let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
+        let (chunks_tx, mut chunks) = mpsc::unbounded_channel();
+        let mut read_ahead = ReadAhead::new(
+            self.transport.images.clone(),
+            self.run.config().concurrency,
+            chunks_tx,
+        );
         let bar = progress_bar(&self.run);
         let mut interrupts = Interrupts::new()?;
         let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -81,13 +88,11 @@ impl Driver {
             let mut progress_due = false;
             while let Some(output) = self.run.poll(now) {
                 match output {
-                    Output::Send(order) => {
-                        let item = self.run.item(order.item).clone();
-                        let (tx, transport) = (tx.clone(), self.transport.clone());
-                        tokio::spawn(async move {
-                            let _ = tx.send(transport.attempt(order, item).await);
-                        });
-                    }
+                    Output::Send(order) => match read_ahead.claim(order) {
+                        Claim::Ready(image) => self.send(&tx, order, Some(image)),
+                        Claim::NotRead => self.send(&tx, order, None),
+                        Claim::Waiting => {}
+                    },
                     Output::ItemDone(done) => self.journal.append(&self.run.result(&done))?,
                     Output::BatchReport(report) => {
                         progress_due = true;
@@ -96,6 +101,10 @@ impl Driver {
                         }
                     }
                     Output::Finished(summary) => {
+                        tracing::debug!(
+                            "{} requests found their image read ahead",
+                            read_ahead.hits
+                        );
                         self.journal.sync()?;
                         bar.finish_and_clear();
                         reports.write_progress(&self.run, &self.files, now)?;
@@ -113,6 +122,7 @@ impl Driver {
                     _ => {}
                 }
             }
+            read_ahead.refill(&self.run);
             // Lines reach the OS as soon as their items are final; a kill loses none.
             self.journal.flush()?;
             if progress_due {
@@ -130,6 +140,11 @@ impl Driver {
                     // Take every answer already waiting before polling again.
                     while let Ok(input) = rx.try_recv() {
                         self.feed(input);
+                    }
+                }
+                Some(chunk) = chunks.recv() => {
+                    for (order, image) in read_ahead.arrived(chunk) {
+                        self.send(&tx, order, image);
                     }
                 }
                 _ = sleep_until(deadline) => {}
@@ -159,6 +174,19 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Performs `order` on its own task; the answer comes back on `tx`.
+    fn send(&self, tx: &mpsc::UnboundedSender<Input>, order: SendOrder, image: Option<Image>) {
+        let item = self.run.item(order.item).clone();
+        let (tx, transport) = (tx.clone(), self.transport.clone());
+        tokio::spawn(async move {
+            let input = match image {
+                Some(image) => transport.attempt_with(order, item, image).await,
+                None => transport.attempt(order, item).await,
+            };
+            let _ = tx.send(input);
+        });
     }
 
     fn feed(&mut self, input: Input) {

@@ -32,17 +32,12 @@ impl ImageLoader {
         })
     }
 
-    /// The image URL for `item`, or a message naming the line and the file.
+    /// The image URL for `item`, or a message naming the line and the file. Files
+    /// are read on tokio's blocking pool.
     pub async fn load(&self, item: &Item) -> Result<String, String> {
-        let path = match &item.image {
-            ImageRef::Url(url) | ImageRef::DataUrl(url) => return Ok(url.to_string()),
-            ImageRef::RelativePath(p) if self.allow_outside => self.base.join(&**p),
-            ImageRef::RelativePath(p) => {
-                let clean = check_relative_path(p).map_err(|e| at(item, e.to_string()))?;
-                self.base.join(clean)
-            }
-            ImageRef::AbsolutePath(p) => PathBuf::from(&**p),
-            other => return Err(at(item, format!("unsupported image reference {other:?}"))),
+        let path = match self.file_of(item)? {
+            None => return Ok(item.image.as_str().to_string()),
+            Some(path) => path,
         };
         let loader = self.clone();
         let shown = item.image.as_str().to_string();
@@ -54,6 +49,30 @@ impl ImageLoader {
         }
     }
 
+    /// `load`, blocking the calling thread: for callers already off the runtime.
+    pub fn load_blocking(&self, item: &Item) -> Result<String, String> {
+        match self.file_of(item)? {
+            None => Ok(item.image.as_str().to_string()),
+            Some(path) => self
+                .read(&path, item.image.as_str())
+                .map_err(|e| at(item, e)),
+        }
+    }
+
+    /// The file to read for `item`; `None` when its image is a URL.
+    fn file_of(&self, item: &Item) -> Result<Option<PathBuf>, String> {
+        Ok(Some(match &item.image {
+            ImageRef::Url(_) | ImageRef::DataUrl(_) => return Ok(None),
+            ImageRef::RelativePath(p) if self.allow_outside => self.base.join(&**p),
+            ImageRef::RelativePath(p) => {
+                let clean = check_relative_path(p).map_err(|e| at(item, e.to_string()))?;
+                self.base.join(clean)
+            }
+            ImageRef::AbsolutePath(p) => PathBuf::from(&**p),
+            other => return Err(at(item, format!("unsupported image reference {other:?}"))),
+        }))
+    }
+
     fn read(&self, path: &Path, shown: &str) -> Result<String, String> {
         let io = |e: std::io::Error| {
             format!(
@@ -62,17 +81,18 @@ impl ImageLoader {
                 path.display()
             )
         };
-        if !self.allow_outside {
-            self.check_inside(path).map_err(|e| match e {
+        let file = if self.allow_outside {
+            File::open(path).map_err(io)?
+        } else {
+            self.open_inside(path).map_err(|e| match e {
                 Escape::Io(e) => io(e),
                 Escape::Outside(real) => format!(
                     "{shown} resolves to {}, outside the data folder {}; pass --allow-outside-data-dir to allow it",
                     real.display(),
                     self.base.display()
                 ),
-            })?;
-        }
-        let mut file = File::open(path).map_err(io)?;
+            })?
+        };
         let meta = file.metadata().map_err(io)?;
         if !meta.is_file() {
             return Err(format!("{shown} is not a file"));
@@ -84,39 +104,68 @@ impl ImageLoader {
                 MAX_IMAGE_BYTES / (1024 * 1024)
             ));
         }
+        // Exactly the size just read: `File::read_to_end` would ask the size again
+        // and read once more to see the end (two system calls per image).
         let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.read_to_end(&mut bytes).map_err(io)?;
+        (&file)
+            .take(meta.len())
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
         to_data_url(&bytes).map_err(|e| format!("{shown}: {e}"))
     }
 
-    /// The file must resolve to a place inside the data folder: its folder (cached)
-    /// and, when the file itself is a symlink, its target.
-    fn check_inside(&self, path: &Path) -> Result<(), Escape> {
-        let link = std::fs::symlink_metadata(path).map_err(Escape::Io)?;
-        if link.file_type().is_symlink() {
-            let real = path.canonicalize().map_err(Escape::Io)?;
-            return if real.starts_with(&*self.base) {
-                Ok(())
-            } else {
-                Err(Escape::Outside(real))
-            };
-        }
+    /// Opens `path` if it resolves to a place inside the data folder: its folder
+    /// (cached) and, when the file itself is a symlink, its target. The file is
+    /// opened without following a final symlink, which saves asking first.
+    fn open_inside(&self, path: &Path) -> Result<File, Escape> {
         let dir = path.parent().unwrap_or(Path::new("/"));
-        if self.inside.lock().expect("not poisoned").contains(dir) {
-            return Ok(());
+        if !self.inside.lock().expect("not poisoned").contains(dir) {
+            let real = dir.canonicalize().map_err(Escape::Io)?;
+            if !real.starts_with(&*self.base) {
+                return Err(Escape::Outside(
+                    real.join(path.file_name().unwrap_or_default()),
+                ));
+            }
+            self.inside
+                .lock()
+                .expect("not poisoned")
+                .insert(dir.to_path_buf());
         }
-        let real = dir.canonicalize().map_err(Escape::Io)?;
-        if !real.starts_with(&*self.base) {
-            return Err(Escape::Outside(
-                real.join(path.file_name().unwrap_or_default()),
-            ));
+        match open_no_follow(path) {
+            Ok(Some(file)) => Ok(file),
+            Ok(None) => {
+                let real = path.canonicalize().map_err(Escape::Io)?;
+                if !real.starts_with(&*self.base) {
+                    return Err(Escape::Outside(real));
+                }
+                File::open(&real).map_err(Escape::Io)
+            }
+            Err(e) => Err(Escape::Io(e)),
         }
-        self.inside
-            .lock()
-            .expect("not poisoned")
-            .insert(dir.to_path_buf());
-        Ok(())
     }
+}
+
+/// The file at `path`, or `None` when `path` is a symlink.
+#[cfg(unix)]
+fn open_no_follow(path: &Path) -> std::io::Result<Option<File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+fn open_no_follow(path: &Path) -> std::io::Result<Option<File>> {
+    if std::fs::symlink_metadata(path)?.file_type().is_symlink() {
+        return Ok(None);
+    }
+    File::open(path).map(Some)
 }
 
 enum Escape {

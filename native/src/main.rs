@@ -7,6 +7,7 @@ mod driver;
 mod files;
 mod images;
 mod mock;
+mod read_ahead;
 mod transport;
 
 use std::fs::File;

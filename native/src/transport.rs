@@ -39,8 +39,19 @@ impl Transport {
 
     /// Performs `order` for `item` and says how it went.
     pub async fn attempt(self: Arc<Self>, order: SendOrder, item: Item) -> Input {
+        let image = self.images.load(&item).await;
+        self.attempt_with(order, item, image).await
+    }
+
+    /// `attempt` with the image already loaded (or failed to load).
+    pub async fn attempt_with(
+        self: Arc<Self>,
+        order: SendOrder,
+        item: Item,
+        image: Result<String, String>,
+    ) -> Input {
         let ticket = order.ticket;
-        let image_url = match self.images.load(&item).await {
+        let image_url = match image {
             Ok(url) => url,
             Err(message) => return Input::ImageFailed { ticket, message },
         };

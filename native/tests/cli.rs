@@ -786,3 +786,82 @@ fn retry_failed_resends_the_failures_once() {
     assert_eq!(stat(&summary, "failed"), 0);
     assert_eq!(healthy.stats()["ok"], 5);
 }
+
+/// Images read ahead of their requests (most of them at one request in flight)
+/// end exactly as images loaded with their request (all of them at 64 in flight):
+/// missing files, escapes and symlinks included.
+#[test]
+#[cfg(unix)]
+fn images_read_ahead_end_as_images_loaded_with_their_request() {
+    let data = Data::new(3);
+    copy_image("digit-0001.png", &data.root.path().join("outside.png"));
+    std::os::unix::fs::symlink(
+        data.root.path().join("outside.png"),
+        data.data.join("images/out-link.png"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        data.data.join("images/digit-0002.png"),
+        data.data.join("images/in-link.png"),
+    )
+    .unwrap();
+    let kinds = [
+        "images/digit-0000.png",
+        "images/nope.png",
+        "../outside.png",
+        "images/out-link.png",
+        "images/in-link.png",
+        "images/digit-0001.png",
+    ];
+    let rows: Vec<String> = (0..60)
+        .map(|i| format!("{},{}", kinds[i % kinds.len()], i % 3))
+        .collect();
+    write_csv(&data.csv, "image,label", &rows);
+
+    let outcome = |concurrency: &str| {
+        let out = data.dir(&format!("c{concurrency}"));
+        let mut cmd = builtin(&data, &data.csv, &out);
+        cmd.args(["--concurrency", concurrency, "--mock-accuracy", "1"])
+            .env("RUST_LOG", "shadow_batch=debug");
+        let done = run(cmd);
+        done.expect_code(1);
+        let mut results = RunFiles::in_dir(&out).results();
+        assert_each_row_once(&results, 60);
+        results.sort_by_key(|r| r["row"].as_u64());
+        let ends: Vec<(String, String)> = results
+            .iter()
+            .map(|r| (r["status"].to_string(), r["error"].to_string()))
+            .collect();
+        let hits: usize = done
+            .stderr
+            .lines()
+            .find_map(|l| {
+                let (before, _) = l.split_once(" requests found their image read ahead")?;
+                before.rsplit(' ').next()?.parse().ok()
+            })
+            .unwrap_or_else(|| panic!("no read-ahead count in\n{}", done.stderr));
+        (ends, hits)
+    };
+    let (ahead, hits_ahead) = outcome("1");
+    let (with_request, hits_with_request) = outcome("64");
+    assert!(
+        hits_ahead >= 40,
+        "only {hits_ahead} of 60 images were read ahead"
+    );
+    assert_eq!(hits_with_request, 0);
+    assert_eq!(ahead, with_request);
+    for (row, (status, error)) in ahead.iter().enumerate() {
+        let kind = kinds[row % kinds.len()];
+        let fine = kind.starts_with("images/digit") || kind == "images/in-link.png";
+        assert_eq!(
+            status,
+            if fine { "\"success\"" } else { "\"failed\"" },
+            "row {row}: {error}"
+        );
+        if kind == "images/nope.png" {
+            assert!(error.contains("no such file"), "{error}");
+        } else if !fine {
+            assert!(error.contains("--allow-outside-data-dir"), "{error}");
+        }
+    }
+}

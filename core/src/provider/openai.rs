@@ -150,7 +150,11 @@ pub(super) fn build_body(cfg: &OpenAiConfig, input: &RequestInput) -> String {
             },
         },
     };
-    serde_json::to_string(&request).expect("the request serializes")
+    // Sized for the image up front: the body is mostly the image, and growing a
+    // buffer of image size by doubling copies it several times.
+    let mut body = Vec::with_capacity(input.image_url.len() + 2 * list.len() + 1024);
+    serde_json::to_writer(&mut body, &request).expect("the request serializes");
+    String::from_utf8(body).expect("serde_json writes UTF-8")
 }
 
 // ---------------------------------------------------------------------------------

@@ -845,3 +845,50 @@ fn one_good_answer_resets_the_breaker() {
     let s = log.summary.unwrap();
     assert_eq!(s.status, RunStatus::Completed, "{:?}", s.abort_reason);
 }
+
+#[test]
+fn upcoming_names_the_next_first_requests_in_the_order_they_are_sent() {
+    use shadow_core::{Input, Output, Run};
+    // Row 3 has a cell beyond the header: it is never sent.
+    let text =
+        "image,label\na.png,cat\nb.png,dog\nc.png,cat\nd.png,dog,extra\ne.png,cat\nf.png,dog\n";
+    let csv = parse_labels_csv(text, &ColumnNames::default()).unwrap();
+    let cfg = RunConfig {
+        concurrency: 2,
+        ..config()
+    };
+    let mut run = Run::new(cfg, csv, T0).unwrap();
+    let upcoming = |run: &Run, from| run.upcoming(from).collect::<Vec<_>>();
+    assert_eq!(upcoming(&run, 0), [0, 1, 2, 4, 5]);
+    assert_eq!(upcoming(&run, 3), [4, 5]);
+
+    let mut sends = Vec::new();
+    while let Some(out) = run.poll(T0) {
+        if let Output::Send(order) = out {
+            sends.push(order);
+        }
+    }
+    assert_eq!(sends.iter().map(|o| o.item).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(upcoming(&run, 0), [2, 4, 5]);
+
+    // Item 0 fails and waits for its retry: it is no first request, so not upcoming;
+    // item 2 is what the freed slot sends, as announced.
+    let t = T0.plus(10);
+    let failed = Input::Response {
+        ticket: sends[0].ticket,
+        response: shadow_core::http::HttpResponse {
+            status: 500,
+            headers: vec![],
+            body: String::new(),
+        },
+    };
+    run.handle(t, failed).unwrap();
+    let next: Vec<_> = std::iter::from_fn(|| run.poll(t))
+        .filter_map(|o| match o {
+            Output::Send(order) => Some(order.item),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(next, [2]);
+    assert_eq!(upcoming(&run, 0), [4, 5]);
+}
