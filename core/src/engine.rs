@@ -14,7 +14,7 @@ use crate::http::{HttpRequest, HttpResponse, TransportErrorKind};
 use crate::input::{Item, LabelSet, LabelsCsv};
 use crate::journal::{FailureKind, ItemResult, ItemStatus, Usage};
 use crate::pacing::Pacer;
-use crate::provider::RequestInput;
+use crate::provider::RequestTemplate;
 use crate::ratelimit::{backoff_ms, classify_status, describe_status, unit_hash};
 use crate::ratelimit::{RateLimitHeaders, StatusVerdict};
 use crate::report::{display_image, percent, BatchReport, ErrorEntry, LatencySummary};
@@ -249,6 +249,7 @@ pub struct Run {
     config: RunConfig,
     items: Vec<Item>,
     labels: LabelSet,
+    template: RequestTemplate,
     states: Vec<ItemState>,
     batches: Vec<BatchTally>,
     reports: Vec<BatchReport>,
@@ -297,6 +298,7 @@ impl Run {
             })
             .collect();
         Ok(Run {
+            template: config.provider.request_template(&labels),
             pacer: Pacer::new(&config),
             tally: Tally::new(labels.len()),
             states: vec![
@@ -516,12 +518,16 @@ impl Run {
     /// Builds the HTTP request for `order`, with the image as `image_url` (an
     /// http(s) URL, or a data URL the host made from the file).
     pub fn request(&self, order: &SendOrder, image_url: &str) -> HttpRequest {
-        self.config.provider.build_request(&RequestInput {
+        self.template.build(
             image_url,
-            labels: &self.labels,
-            attempt: order.attempt,
-            item_id: self.items[order.item].id.as_deref(),
-        })
+            order.attempt,
+            self.items[order.item].id.as_deref(),
+        )
+    }
+
+    /// How this run's requests are built, for hosts that build them themselves.
+    pub fn request_template(&self) -> &RequestTemplate {
+        &self.template
     }
 
     /// The journal record of a finished item, borrowing its text from the run.

@@ -118,20 +118,41 @@ impl Provider {
     /// {attempt - 1}` (the header the OpenAI SDKs send). There is never an
     /// `Authorization` header: the host adds the key at the last moment.
     pub fn build_request(&self, input: &RequestInput) -> HttpRequest {
-        let body = match self {
-            Provider::OpenAi(cfg) => openai::build_body(cfg, input),
-            Provider::HttpJson(_) => http_json::build_body(input),
+        self.request_template(input.labels)
+            .build(input.image_url, input.attempt, input.item_id)
+    }
+
+    /// `build_request` for one label set, prepared once for many requests.
+    pub fn request_template(&self, labels: &LabelSet) -> RequestTemplate {
+        let whole = || TemplateBody::Whole {
+            provider: self.clone(),
+            labels: labels.clone(),
         };
-        HttpRequest {
-            method: "POST",
+        let body = match self {
+            Provider::OpenAi(cfg) => {
+                let marked = openai::build_body(
+                    cfg,
+                    &RequestInput {
+                        image_url: IMAGE_MARK,
+                        labels,
+                        attempt: 1,
+                        item_id: None,
+                    },
+                );
+                let mark = serde_json::to_string(IMAGE_MARK).expect("a string serializes");
+                match marked.split_once(&mark) {
+                    // A prompt or label holding the mark itself keeps the slow way.
+                    Some((before, after)) if !after.contains(&mark) => TemplateBody::AroundImage {
+                        before: before.to_owned(),
+                        after: after.to_owned(),
+                    },
+                    _ => whole(),
+                }
+            }
+            Provider::HttpJson(_) => whole(),
+        };
+        RequestTemplate {
             url: self.endpoint_url(),
-            headers: vec![
-                ("content-type".to_owned(), "application/json".to_owned()),
-                (
-                    "x-stainless-retry-count".to_owned(),
-                    input.attempt.saturating_sub(1).to_string(),
-                ),
-            ],
             body,
         }
     }
@@ -141,6 +162,79 @@ impl Provider {
         match self {
             Provider::OpenAi(_) => openai::parse_answer(body, labels),
             Provider::HttpJson(cfg) => http_json::parse_answer(body, &cfg.prediction_field, labels),
+        }
+    }
+}
+
+/// Stands for the image URL while the rest of an OpenAI body is serialized once.
+const IMAGE_MARK: &str = "\u{1}shadow-batch image\u{1}";
+
+/// The requests of one run, with everything but the image, the attempt and the item
+/// id serialized once (`Provider::request_template`): at thousands of requests a
+/// second, writing the prompt and the label schema again for each image showed in
+/// profiles.
+#[derive(Clone, Debug)]
+pub struct RequestTemplate {
+    url: String,
+    body: TemplateBody,
+}
+
+#[derive(Clone, Debug)]
+enum TemplateBody {
+    /// The JSON text around the image URL (a JSON string).
+    AroundImage { before: String, after: String },
+    /// Serialized whole for each request.
+    Whole {
+        provider: Provider,
+        labels: LabelSet,
+    },
+}
+
+impl RequestTemplate {
+    /// The request for one image; the same as `Provider::build_request`.
+    pub fn build(&self, image_url: &str, attempt: u32, item_id: Option<&str>) -> HttpRequest {
+        let body = match &self.body {
+            TemplateBody::AroundImage { before, after } => {
+                let mut body =
+                    String::with_capacity(before.len() + image_url.len() + after.len() + 2);
+                body.push_str(before);
+                if image_url
+                    .bytes()
+                    .any(|b| b == b'"' || b == b'\\' || b < 0x20)
+                {
+                    body.push_str(&serde_json::to_string(image_url).expect("a string serializes"));
+                } else {
+                    body.push('"');
+                    body.push_str(image_url);
+                    body.push('"');
+                }
+                body.push_str(after);
+                body
+            }
+            TemplateBody::Whole { provider, labels } => {
+                let input = RequestInput {
+                    image_url,
+                    labels,
+                    attempt,
+                    item_id,
+                };
+                match provider {
+                    Provider::OpenAi(cfg) => openai::build_body(cfg, &input),
+                    Provider::HttpJson(_) => http_json::build_body(&input),
+                }
+            }
+        };
+        HttpRequest {
+            method: "POST",
+            url: self.url.clone(),
+            headers: vec![
+                ("content-type".to_owned(), "application/json".to_owned()),
+                (
+                    "x-stainless-retry-count".to_owned(),
+                    attempt.saturating_sub(1).to_string(),
+                ),
+            ],
+            body,
         }
     }
 }
@@ -366,6 +460,66 @@ mod tests {
             attempt,
             item_id: id,
         }
+    }
+
+    #[test]
+    fn a_template_builds_what_serializing_the_whole_request_builds() {
+        let odd_labels = LabelSet::from_labels(["a \"quoted\" label", "tab\there", "ünï"]);
+        let marked_prompt = format!("Look for {IMAGE_MARK} please");
+        let providers = [
+            openai(ImageDetail::Low, None),
+            openai(ImageDetail::High, Some("Say \"cat\" or \\dog\\")),
+            openai(ImageDetail::Auto, Some(&marked_prompt)),
+            http("label"),
+        ];
+        let urls = [
+            "data:image/png;base64,iVBORw0KGgo=",
+            "https://example.com/a \"b\"\\c\u{1}\n.png",
+            "",
+        ];
+        for provider in &providers {
+            for labels in [labels(), odd_labels.clone()] {
+                let template = provider.request_template(&labels);
+                for url in urls {
+                    for (attempt, id) in [(1, None), (3, Some("row-7"))] {
+                        let input = RequestInput {
+                            image_url: url,
+                            labels: &labels,
+                            attempt,
+                            item_id: id,
+                        };
+                        let whole = match provider {
+                            Provider::OpenAi(cfg) => openai::build_body(cfg, &input),
+                            Provider::HttpJson(_) => http_json::build_body(&input),
+                        };
+                        let built = template.build(url, attempt, id);
+                        assert_eq!(built.body, whole, "{provider:?} {url:?}");
+                        assert_eq!(built.url, provider.endpoint_url());
+                        assert_eq!(
+                            header(&built, "x-stainless-retry-count"),
+                            Some(&*(attempt - 1).to_string())
+                        );
+                    }
+                }
+            }
+        }
+        // The mark inside a longer string does not match; a label that is exactly
+        // the mark is served the slow way rather than split at the wrong place.
+        assert!(matches!(
+            providers[2].request_template(&labels()).body,
+            TemplateBody::AroundImage { .. }
+        ));
+        let marked_labels = LabelSet::from_labels(["cat", IMAGE_MARK]);
+        let template = providers[0].request_template(&marked_labels);
+        assert!(matches!(template.body, TemplateBody::Whole { .. }));
+        let Provider::OpenAi(cfg) = &providers[0] else {
+            unreachable!()
+        };
+        assert_eq!(
+            template.build("x.png", 1, None).body,
+            openai::build_body(cfg, &input(&marked_labels, 1, None))
+                .replace("https://example.com/a.png", "x.png")
+        );
     }
 
     fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {

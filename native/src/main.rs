@@ -261,7 +261,7 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
     config.run_id = files.run_id.clone();
     config.validate()?;
 
-    let labels = csv.labels.clone();
+    let labels = csv.labels.len();
     let rows = csv.items.len();
     let defects = csv.defect_count();
     let mut run = Run::new(config.clone(), csv, clock.now())?;
@@ -271,7 +271,7 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
         &config,
         &files,
         rows,
-        labels.len(),
+        labels,
         defects,
         resumed,
         mock.is_some(),
@@ -280,8 +280,7 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
     let transport = Arc::new(Transport {
         endpoint,
         client: Transport::client(config.concurrency)?,
-        provider: config.provider.clone(),
-        labels,
+        requests: run.request_template().clone(),
         images,
         api_key: if kind == ProviderKind::Mock {
             None

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shadow_core::http::{HttpResponse, TransportErrorKind};
-use shadow_core::input::{Item, LabelSet};
-use shadow_core::provider::{Provider, RequestInput};
+use shadow_core::input::Item;
+use shadow_core::provider::RequestTemplate;
 use shadow_core::{Input, SendOrder};
 
 use crate::images::ImageLoader;
@@ -18,8 +18,8 @@ const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// What every attempt shares.
 pub struct Transport {
     pub client: reqwest::Client,
-    pub provider: Provider,
-    pub labels: LabelSet,
+    /// The provider's requests for this run's labels.
+    pub requests: RequestTemplate,
     pub images: ImageLoader,
     /// Sent as a bearer token; never logged, never in an error.
     pub api_key: Option<String>,
@@ -55,12 +55,9 @@ impl Transport {
             Ok(url) => url,
             Err(message) => return Input::ImageFailed { ticket, message },
         };
-        let request = self.provider.build_request(&RequestInput {
-            image_url: &image_url,
-            labels: &self.labels,
-            attempt: order.attempt,
-            item_id: item.id.as_deref(),
-        });
+        let request = self
+            .requests
+            .build(&image_url, order.attempt, item.id.as_deref());
         drop(image_url);
         let url = if request.url == self.endpoint.as_str() {
             self.endpoint.clone()
