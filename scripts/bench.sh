@@ -5,7 +5,7 @@
 # report cost at 1,000,000 rows, and a 30 s straggler. All traffic stays on
 # 127.0.0.1. Prints one table and writes it to target/bench-report.md.
 #
-#   bash scripts/bench.sh          # every scenario (about 5 minutes on 2 cores)
+#   bash scripts/bench.sh          # every scenario (about 6 minutes on 2 cores, plus the build)
 #   bash scripts/bench.sh 1 4      # only some of them (1..5)
 #
 # Installs what it needs when missing: Debian's wrk and time, the wasm32-wasip1
