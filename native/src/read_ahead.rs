@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shadow_core::input::{ImageRef, Item};
+#[cfg(test)]
+use shadow_core::Input;
 use shadow_core::{Run, SendOrder};
 use tokio::sync::mpsc;
 
@@ -37,8 +39,9 @@ pub struct Chunk {
 }
 
 enum Slot {
-    /// In a chunk being read; requests already ordered for the item wait here.
-    Reading(Vec<SendOrder>),
+    /// In a chunk being read; the request already ordered for the item (an item
+    /// has one at a time) waits here.
+    Reading(Option<SendOrder>),
     Ready(Image),
 }
 
@@ -63,6 +66,7 @@ pub struct ReadAhead {
     next: usize,
     chunks_reading: usize,
     enabled: bool,
+    budget: usize,
     done: mpsc::UnboundedSender<Chunk>,
     /// Requests that found their image read ahead.
     pub hits: usize,
@@ -86,6 +90,7 @@ impl ReadAhead {
             next: 0,
             chunks_reading: 0,
             enabled: true,
+            budget: BUDGET_BYTES,
             done,
             hits: 0,
         }
@@ -100,16 +105,15 @@ impl ReadAhead {
                 self.hits += 1;
                 Claim::Ready(image)
             }
-            Some(Slot::Reading(mut waiting)) => {
-                waiting.push(order);
-                self.slots.insert(order.item, Slot::Reading(waiting));
+            Some(Slot::Reading(_)) => {
+                self.slots.insert(order.item, Slot::Reading(Some(order)));
                 Claim::Waiting
             }
         }
     }
 
     /// Takes in a chunk that was read; returns the orders that waited for it, with
-    /// their image (`None`: not read, load it with the request).
+    /// their image (`None`: over the budget, load it with the request).
     pub fn arrived(&mut self, chunk: Chunk) -> Vec<(SendOrder, Option<Image>)> {
         self.chunks_reading -= 1;
         let read = chunk.images.iter().filter(|(_, i)| i.is_some()).count() as u32;
@@ -125,21 +129,17 @@ impl ReadAhead {
             let Some(Slot::Reading(waiting)) = self.slots.remove(&item) else {
                 continue;
             };
-            match (waiting.len(), image) {
-                (0, Some(image)) => {
+            match (waiting, image) {
+                (None, Some(image)) => {
                     self.slots.insert(item, Slot::Ready(image));
                 }
-                (0, None) => self.next = self.next.min(item),
-                (_, image) => {
+                (None, None) => self.next = self.next.min(item),
+                (Some(order), image) => {
                     if let Some(image) = &image {
                         self.held.fetch_sub(bytes(image), Ordering::Relaxed);
                         self.hits += 1;
                     }
-                    let mut image = image;
-                    for order in waiting {
-                        // Only the first order can wait: an item has one request at a time.
-                        go.push((order, image.take()));
-                    }
+                    go.push((order, image));
                 }
             }
         }
@@ -151,7 +151,7 @@ impl ReadAhead {
         while self.enabled
             && self.chunks_reading < MAX_CHUNKS
             && self.window - self.slots.len() >= self.chunk_len
-            && self.held.load(Ordering::Relaxed) < BUDGET_BYTES
+            && self.held.load(Ordering::Relaxed) < self.budget
         {
             let mut items: Vec<(usize, Item)> = Vec::with_capacity(self.chunk_len);
             let mut considered = None;
@@ -176,16 +176,17 @@ impl ReadAhead {
                 return;
             }
             for (i, _) in &items {
-                self.slots.insert(*i, Slot::Reading(Vec::new()));
+                self.slots.insert(*i, Slot::Reading(None));
             }
             self.chunks_reading += 1;
             let (loader, held, done) = (self.loader.clone(), self.held.clone(), self.done.clone());
+            let budget = self.budget;
             tokio::task::spawn_blocking(move || {
                 let start = Instant::now();
                 let images = items
                     .into_iter()
                     .map(|(i, item)| {
-                        if held.load(Ordering::Relaxed) >= BUDGET_BYTES {
+                        if held.load(Ordering::Relaxed) >= budget {
                             return (i, None);
                         }
                         let image = loader.load_blocking(&item);
@@ -204,4 +205,145 @@ impl ReadAhead {
 
 fn bytes(image: &Image) -> usize {
     image.as_ref().map_or(0, String::len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shadow_core::input::{parse_labels_csv, ColumnNames};
+    use shadow_core::{Millis, Output, RunConfig};
+
+    /// A run over `n` copies of a shipped image (and a missing file as row 2),
+    /// one request in flight.
+    fn setup(n: usize) -> (tempfile::TempDir, Run, ImageLoader) {
+        let dir = tempfile::tempdir().unwrap();
+        let image = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../training-data/images/digit-0000.png");
+        let mut csv = String::from("image,label\n");
+        for i in 0..n {
+            if i == 2 {
+                csv.push_str("missing.png,0\n");
+            } else {
+                std::fs::copy(&image, dir.path().join(format!("{i}.png"))).unwrap();
+                csv.push_str(&format!("{i}.png,0\n"));
+            }
+        }
+        let csv = parse_labels_csv(&csv, &ColumnNames::default()).unwrap();
+        let config = RunConfig {
+            concurrency: 1,
+            ..RunConfig::default()
+        };
+        let run = Run::new(config, csv, Millis(0)).unwrap();
+        let loader = ImageLoader::new(dir.path(), false).unwrap();
+        (dir, run, loader)
+    }
+
+    fn next_send(run: &mut Run) -> SendOrder {
+        std::iter::from_fn(|| run.poll(Millis(0)))
+            .find_map(|o| match o {
+                Output::Send(order) => Some(order),
+                _ => None,
+            })
+            .expect("a send")
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn an_order_for_a_file_being_read_waits_for_its_chunk() {
+        let (_dir, mut run, loader) = setup(40);
+        runtime().block_on(async {
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let mut ahead = ReadAhead::new(loader, 1, tx);
+            // One chunk at a time, so that chunks arrive in a known order.
+            (ahead.window, ahead.chunk_len) = (8, 8);
+            let first = next_send(&mut run);
+            assert_eq!(first.item, 0);
+            assert!(matches!(ahead.claim(first), Claim::NotRead));
+            ahead.refill(&run);
+            // Item 1 is the next to go, in the chunk still being read.
+            run.handle(
+                Millis(1),
+                Input::ImageFailed {
+                    ticket: first.ticket,
+                    message: "x".into(),
+                },
+            )
+            .unwrap();
+            let second = next_send(&mut run);
+            assert_eq!(second.item, 1);
+            assert!(matches!(ahead.claim(second), Claim::Waiting));
+            let go = ahead.arrived(rx.recv().await.unwrap());
+            assert_eq!(go.len(), 1);
+            let (order, image) = &go[0];
+            assert_eq!(order.ticket, second.ticket);
+            assert!(image
+                .as_ref()
+                .unwrap()
+                .as_ref()
+                .unwrap()
+                .starts_with("data:image/png;base64,"));
+            // The missing file was read ahead too, as its error.
+            run.handle(
+                Millis(2),
+                Input::ImageFailed {
+                    ticket: second.ticket,
+                    message: "x".into(),
+                },
+            )
+            .unwrap();
+            let third = next_send(&mut run);
+            assert_eq!(third.item, 2);
+            match ahead.claim(third) {
+                Claim::Ready(Err(e)) => {
+                    assert!(e.contains("line 4") && e.contains("no such file"), "{e}")
+                }
+                _ => panic!("row 2 should be read ahead, as a failure"),
+            }
+            assert_eq!(ahead.hits, 2);
+        });
+    }
+
+    #[test]
+    fn over_the_budget_files_are_left_to_their_request_and_read_later() {
+        let (_dir, mut run, loader) = setup(40);
+        runtime().block_on(async {
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let mut ahead = ReadAhead::new(loader, 1, tx);
+            // One chunk at a time, so that chunks arrive in a known order.
+            (ahead.window, ahead.chunk_len) = (8, 8);
+            ahead.budget = 1;
+            let first = next_send(&mut run);
+            ahead.refill(&run);
+            assert!(ahead.arrived(rx.recv().await.unwrap()).is_empty());
+            // One image fits (the budget is checked before each file); the rest of
+            // the chunk was not read and is not held.
+            assert_eq!(ahead.slots.len(), 1);
+            assert!(matches!(ahead.slots.get(&1), Some(Slot::Ready(Ok(_)))));
+            assert_eq!(ahead.next, 2);
+            // Full: no more reading until the ready image is taken.
+            ahead.refill(&run);
+            assert_eq!(ahead.chunks_reading, 0);
+            run.handle(
+                Millis(1),
+                Input::ImageFailed {
+                    ticket: first.ticket,
+                    message: "x".into(),
+                },
+            )
+            .unwrap();
+            let second = next_send(&mut run);
+            assert!(matches!(ahead.claim(second), Claim::Ready(Ok(_))));
+            assert_eq!(ahead.held.load(Ordering::Relaxed), 0);
+            // Reading resumes where it stopped.
+            ahead.refill(&run);
+            assert_eq!(ahead.chunks_reading, 1);
+            ahead.arrived(rx.recv().await.unwrap());
+            assert!(matches!(ahead.slots.get(&2), Some(Slot::Ready(Err(_)))));
+        });
+    }
 }
