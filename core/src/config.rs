@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::input::ColumnNames;
 use crate::provider::{ImageDetail, OpenAiConfig, Provider};
 
 /// How a run paces, retries and batches. Serialized into every report, so it must
@@ -13,6 +14,11 @@ pub struct RunConfig {
     pub run_id: String,
     /// The labels CSV as the user named it (shown in reports only).
     pub csv_path: String,
+    /// The CSV's columns, when they were named rather than found by their common
+    /// names: a resumed run reads the CSV the same way. Left out of reports when
+    /// not named.
+    #[serde(skip_serializing_if = "ColumnNames::is_default")]
+    pub columns: ColumnNames,
     /// Items per batch report. Default 50.
     pub batch_size: usize,
     /// Minimum time between two request starts, in ms. Default 0.
@@ -59,6 +65,7 @@ impl Default for RunConfig {
         RunConfig {
             run_id: String::new(),
             csv_path: String::new(),
+            columns: ColumnNames::default(),
             batch_size: 50,
             delay_ms: 0,
             max_retries: 5,

@@ -222,14 +222,25 @@ pub const ID_COLUMN_NAMES: &[&str] = &["id", "image_id", "uid"];
 /// Columns named explicitly (from `--image-column`, `--label-column`, `--id-column`);
 /// `None` means "find it by its common names". Names are matched like headers:
 /// ignoring case, surrounding spaces, and spaces versus `-` versus `_`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ColumnNames {
     /// The image column (path or URL).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// The label column.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// The id column (optional even when auto-detected).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+}
+
+impl ColumnNames {
+    /// True when every column is found by its common names.
+    pub fn is_default(&self) -> bool {
+        *self == ColumnNames::default()
+    }
 }
 
 /// A parsed labels CSV.

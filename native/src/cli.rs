@@ -209,7 +209,8 @@ pub struct RunArgs {
     pub out_dir: Option<PathBuf>,
 
     /// Continue an earlier run from its progress, summary or results file: same run
-    /// id and files, finished images skipped.
+    /// id and files, finished images skipped, the CSV read with the columns named
+    /// at the start.
     #[arg(long, value_name = "FILE", help_heading = "Files")]
     pub resume: Option<PathBuf>,
 

@@ -120,10 +120,15 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
         (None, Some(s)) => PathBuf::from(&s.csv_path),
         (None, None) => bail!("no CSV given"),
     };
-    let columns = ColumnNames {
+    // Columns named now win; otherwise a resumed run reads the CSV as it did first.
+    let named = ColumnNames {
         image: args.image_column.clone(),
         label: args.label_column.clone(),
         id: args.id_column.clone(),
+    };
+    let columns = match &saved {
+        Some(s) if named.is_default() => s.config.columns.clone(),
+        _ => named,
     };
     let csv = read_csv(&csv_path, &columns)?;
     let data_dir = match csv_path.parent() {
@@ -173,6 +178,7 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
         (args.timeout * 1000.0).ceil() as u64
     );
     config.csv_path = csv_path.display().to_string();
+    config.columns = columns;
 
     let api_key = std::env::var("OPENAI_API_KEY")
         .ok()

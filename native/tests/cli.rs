@@ -865,3 +865,52 @@ fn images_read_ahead_end_as_images_loaded_with_their_request() {
         }
     }
 }
+
+#[test]
+fn resume_reads_the_csv_with_the_columns_named_at_the_start() {
+    let data = Data::new(4);
+    let rows: Vec<String> = (0..4)
+        .map(|i| match i {
+            1 => "images/nope.png,1,r1".to_string(),
+            _ => format!("images/digit-{i:04}.png,{i},r{i}"),
+        })
+        .collect();
+    // No column here has a name shadow-batch would find by itself.
+    write_csv(&data.csv, "picture,truth,ref", &rows);
+    let mut first = builtin(&data, &data.csv, &data.out);
+    first.args([
+        "--image-column",
+        "picture",
+        "--label-column",
+        "truth",
+        "--id-column",
+        "ref",
+    ]);
+    run(first).expect_code(1);
+    let files = RunFiles::in_dir(&data.out);
+    let columns = &files.summary()["config"]["columns"];
+    assert_eq!(columns["image"], "picture", "{columns}");
+    assert_eq!(columns["id"], "ref", "{columns}");
+
+    // The missing image turns up; resuming needs no column flags.
+    copy_image("digit-0001.png", &data.data.join("images/nope.png"));
+    let mut again = shadow(data.root.path());
+    again.args([
+        "--resume",
+        p(&files.summary),
+        "--retry-failed",
+        "--mock-latency-ms",
+        "5",
+        "--mock-error-rate",
+        "0",
+    ]);
+    run(again).expect_code(0);
+    let results = files.results();
+    assert_each_row_once(&results, 4);
+    assert!(
+        results.iter().all(|r| r["status"] == "success"),
+        "{results:#?}"
+    );
+    let row1 = results.iter().find(|r| r["row"] == 1).unwrap();
+    assert_eq!(row1["id"], "r1", "{row1}");
+}
