@@ -13,8 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shadow_core::input::{ImageRef, Item};
-#[cfg(test)]
-use shadow_core::Input;
 use shadow_core::{Run, SendOrder};
 use tokio::sync::mpsc;
 
@@ -211,7 +209,7 @@ fn bytes(image: &Image) -> usize {
 mod tests {
     use super::*;
     use shadow_core::input::{parse_labels_csv, ColumnNames};
-    use shadow_core::{Millis, Output, RunConfig};
+    use shadow_core::{Input, Millis, Output, RunConfig};
 
     /// A run over `n` copies of a shipped image (and a missing file as row 2),
     /// one request in flight.
@@ -247,6 +245,24 @@ mod tests {
             .expect("a send")
     }
 
+    /// Ends `order`'s attempt, freeing the one slot for the next send.
+    fn fail(run: &mut Run, order: SendOrder, at: u64) {
+        let message = "x".into();
+        let input = Input::ImageFailed {
+            ticket: order.ticket,
+            message,
+        };
+        run.handle(Millis(at), input).unwrap();
+    }
+
+    /// A read-ahead of one chunk (8 files) at a time, so chunks arrive in a known order.
+    fn one_chunk_at_a_time(loader: ImageLoader) -> (ReadAhead, mpsc::UnboundedReceiver<Chunk>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut ahead = ReadAhead::new(loader, 1, tx);
+        (ahead.window, ahead.chunk_len) = (8, 8);
+        (ahead, rx)
+    }
+
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .build()
@@ -257,23 +273,13 @@ mod tests {
     fn an_order_for_a_file_being_read_waits_for_its_chunk() {
         let (_dir, mut run, loader) = setup(40);
         runtime().block_on(async {
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            let mut ahead = ReadAhead::new(loader, 1, tx);
-            // One chunk at a time, so that chunks arrive in a known order.
-            (ahead.window, ahead.chunk_len) = (8, 8);
+            let (mut ahead, mut rx) = one_chunk_at_a_time(loader);
             let first = next_send(&mut run);
             assert_eq!(first.item, 0);
             assert!(matches!(ahead.claim(first), Claim::NotRead));
             ahead.refill(&run);
             // Item 1 is the next to go, in the chunk still being read.
-            run.handle(
-                Millis(1),
-                Input::ImageFailed {
-                    ticket: first.ticket,
-                    message: "x".into(),
-                },
-            )
-            .unwrap();
+            fail(&mut run, first, 1);
             let second = next_send(&mut run);
             assert_eq!(second.item, 1);
             assert!(matches!(ahead.claim(second), Claim::Waiting));
@@ -288,14 +294,7 @@ mod tests {
                 .unwrap()
                 .starts_with("data:image/png;base64,"));
             // The missing file was read ahead too, as its error.
-            run.handle(
-                Millis(2),
-                Input::ImageFailed {
-                    ticket: second.ticket,
-                    message: "x".into(),
-                },
-            )
-            .unwrap();
+            fail(&mut run, second, 2);
             let third = next_send(&mut run);
             assert_eq!(third.item, 2);
             match ahead.claim(third) {
@@ -312,10 +311,7 @@ mod tests {
     fn over_the_budget_files_are_left_to_their_request_and_read_later() {
         let (_dir, mut run, loader) = setup(40);
         runtime().block_on(async {
-            let (tx, mut rx) = mpsc::unbounded_channel();
-            let mut ahead = ReadAhead::new(loader, 1, tx);
-            // One chunk at a time, so that chunks arrive in a known order.
-            (ahead.window, ahead.chunk_len) = (8, 8);
+            let (mut ahead, mut rx) = one_chunk_at_a_time(loader);
             ahead.budget = 1;
             let first = next_send(&mut run);
             ahead.refill(&run);
@@ -328,14 +324,7 @@ mod tests {
             // Full: no more reading until the ready image is taken.
             ahead.refill(&run);
             assert_eq!(ahead.chunks_reading, 0);
-            run.handle(
-                Millis(1),
-                Input::ImageFailed {
-                    ticket: first.ticket,
-                    message: "x".into(),
-                },
-            )
-            .unwrap();
+            fail(&mut run, first, 1);
             let second = next_send(&mut run);
             assert!(matches!(ahead.claim(second), Claim::Ready(Ok(_))));
             assert_eq!(ahead.held.load(Ordering::Relaxed), 0);

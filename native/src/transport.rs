@@ -59,23 +59,11 @@ impl Transport {
             .requests
             .build(&image_url, order.attempt, item.id.as_deref());
         drop(image_url);
-        let url = if request.url == self.endpoint.as_str() {
-            self.endpoint.clone()
-        } else {
-            match reqwest::Url::parse(&request.url) {
-                Ok(url) => url,
-                Err(e) => {
-                    return Input::TransportFailed {
-                        ticket,
-                        kind: TransportErrorKind::Connect,
-                        message: format!("bad endpoint URL: {e}"),
-                    }
-                }
-            }
-        };
+        // `request.url` is the endpoint of every request of a run (the template's),
+        // parsed once when the run started.
         let mut builder = self
             .client
-            .post(url)
+            .post(self.endpoint.clone())
             .timeout(self.timeout)
             .body(request.body);
         for (name, value) in &request.headers {
