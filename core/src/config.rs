@@ -79,7 +79,7 @@ impl Default for RunConfig {
             max_retry_wait_ms: 600_000,
             abort_after_failing_ms: 600_000,
             cancel_grace_ms: 10_000,
-            seed: 0,
+            seed: 42,
             provider: Provider::OpenAi(OpenAiConfig {
                 base_url: "https://api.openai.com/v1".into(),
                 model: "gpt-4o-mini".into(),

@@ -84,6 +84,7 @@
 pub mod config;
 pub mod engine;
 pub mod eval;
+pub mod hash;
 pub mod http;
 pub mod image;
 pub mod input;

@@ -165,13 +165,10 @@ pub(crate) fn describe_status(response: &HttpResponse) -> String {
 /// `seed`, item and attempt hashed to a number in [0, 1): jitter that does not
 /// depend on the order events arrive in.
 pub(crate) fn unit_hash(seed: u64, item: usize, attempt: u32) -> f64 {
-    let mut z = seed
+    let z = seed
         ^ (item as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
         ^ u64::from(attempt).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
+    crate::hash::unit_interval(crate::hash::mix64(z))
 }
 
 /// Capped exponential backoff before attempt `attempt + 1`, minus up to 25% jitter.
