@@ -93,6 +93,7 @@ mod pacing;
 pub mod provider;
 pub mod ratelimit;
 pub mod report;
+pub mod run_files;
 pub mod time;
 
 pub use config::{ConfigError, RunConfig};

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use shadow_core::journal::ItemResult;
-
-const PREFIX: &str = "shadow-mode-batch-";
+use shadow_core::run_files::{
+    progress_file_name, results_file_name, run_id_of_file_name, summary_file_name, PREFIX,
+};
 
 /// Where one run's three files live.
 #[derive(Clone, Debug)]
@@ -23,9 +24,9 @@ impl RunFiles {
     pub fn new(dir: &Path, run_id: &str) -> RunFiles {
         RunFiles {
             run_id: run_id.to_string(),
-            progress: dir.join(format!("{PREFIX}progress-{run_id}.json")),
-            summary: dir.join(format!("{PREFIX}{run_id}.json")),
-            results: dir.join(format!("{PREFIX}results-{run_id}.jsonl")),
+            progress: dir.join(progress_file_name(run_id)),
+            summary: dir.join(summary_file_name(run_id)),
+            results: dir.join(results_file_name(run_id)),
         }
     }
 
@@ -35,18 +36,7 @@ impl RunFiles {
             .file_name()
             .and_then(|n| n.to_str())
             .with_context(|| format!("{}: not a file name", file.display()))?;
-        let run_id = name
-            .strip_prefix(PREFIX)
-            .and_then(|rest| {
-                rest.strip_prefix("progress-")
-                    .and_then(|r| r.strip_suffix(".json"))
-                    .or_else(|| {
-                        rest.strip_prefix("results-")
-                            .and_then(|r| r.strip_suffix(".jsonl"))
-                    })
-                    .or_else(|| rest.strip_suffix(".json"))
-            })
-            .filter(|id| !id.is_empty());
+        let run_id = run_id_of_file_name(name);
         let Some(run_id) = run_id else {
             bail!(
                 "{}: --resume takes a file of an earlier run, named {PREFIX}progress-RUN.json, {PREFIX}results-RUN.jsonl or {PREFIX}RUN.json",
