@@ -56,8 +56,9 @@ pub struct RunConfig {
     pub seed: u64,
     /// The endpoint family and its settings.
     pub provider: Provider,
-    /// Shown in reports: `mock` when the predictions are simulated.
-    pub provider_label: String,
+    /// Who answers, as reports name it: `mock` when the predictions are simulated.
+    /// A resumed run keeps it.
+    pub provider_label: EndpointKind,
 }
 
 impl Default for RunConfig {
@@ -86,7 +87,31 @@ impl Default for RunConfig {
                 detail: ImageDetail::Low,
                 prompt: None,
             }),
-            provider_label: "openai".into(),
+            provider_label: EndpointKind::Openai,
+        }
+    }
+}
+
+/// Who answers a run's requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointKind {
+    /// An OpenAI-compatible chat-completions endpoint.
+    #[default]
+    Openai,
+    /// A generic JSON endpoint (the user's own model service).
+    Http,
+    /// The built-in mock endpoint: simulated predictions.
+    Mock,
+}
+
+impl EndpointKind {
+    /// `openai`, `http` or `mock`, as reports write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointKind::Openai => "openai",
+            EndpointKind::Http => "http",
+            EndpointKind::Mock => "mock",
         }
     }
 }

@@ -16,7 +16,8 @@ pub struct HttpRequest {
 
 /// What the endpoint answered (any status). Hosts pass every header they got, or at
 /// least `retry-after`, `retry-after-ms`, `x-should-retry` and `x-ratelimit-*`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct HttpResponse {
     /// HTTP status code.
     pub status: u16,

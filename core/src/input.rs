@@ -219,7 +219,7 @@ pub const LABEL_COLUMN_NAMES: &[&str] = &["label", "class", "category", "expecte
 /// Header names tried, in this order, for the optional id column.
 pub const ID_COLUMN_NAMES: &[&str] = &["id", "image_id", "uid"];
 
-/// Columns named explicitly (from `--image-column`, `--label-column`, `--id-column`);
+/// Columns named explicitly by the user (the CLI's `--image-column` and kin);
 /// `None` means "find it by its common names". Names are matched like headers:
 /// ignoring case, surrounding spaces, and spaces versus `-` versus `_`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -279,7 +279,7 @@ pub enum CsvError {
     /// No header matches a known image column name.
     #[error(
         "no image column in the CSV header (columns found: {}; names tried: {}); \
-         pass --image-column NAME to say which column holds the image path or URL",
+         name the column that holds the image path or URL",
         list(.found),
         list_static(IMAGE_COLUMN_NAMES)
     )]
@@ -290,7 +290,7 @@ pub enum CsvError {
     /// No header matches a known label column name.
     #[error(
         "no label column in the CSV header (columns found: {}; names tried: {}); \
-         pass --label-column NAME to say which column holds the human label",
+         name the column that holds the human label",
         list(.found),
         list_static(LABEL_COLUMN_NAMES)
     )]
@@ -300,13 +300,12 @@ pub enum CsvError {
     },
     /// A column named in [`ColumnNames`] is not in the header.
     #[error(
-        "the CSV has no column {name:?} (given with {flag}); columns found: {}; \
-         pass one of these to {flag}",
+        "the CSV has no column {name:?} (named as the {role} column); columns found: {}",
         list(.found)
     )]
     ColumnNotFound {
-        /// The command-line flag the name came from, e.g. `--image-column`.
-        flag: &'static str,
+        /// Which column the name was given for.
+        role: ColumnRole,
         /// The name given.
         name: String,
         /// The header's column names, as written.
@@ -315,6 +314,28 @@ pub enum CsvError {
     /// Reading the file failed.
     #[error("could not read the CSV file: {0}; check that the file exists and is readable")]
     Io(#[from] io::Error),
+}
+
+/// Which of the CSV's columns a name was given for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ColumnRole {
+    /// The image path or URL.
+    Image,
+    /// The human label.
+    Label,
+    /// The optional row id.
+    Id,
+}
+
+impl std::fmt::Display for ColumnRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ColumnRole::Image => "image",
+            ColumnRole::Label => "label",
+            ColumnRole::Id => "id",
+        })
+    }
 }
 
 /// `a, b, c` with each name quoted, or `(none)`.
@@ -397,7 +418,7 @@ pub fn read_labels_csv<R: io::Read>(
         &headers,
         &normalized,
         columns.image.as_deref(),
-        "--image-column",
+        ColumnRole::Image,
         IMAGE_COLUMN_NAMES,
     )?
     .ok_or_else(|| CsvError::NoImageColumn {
@@ -407,7 +428,7 @@ pub fn read_labels_csv<R: io::Read>(
         &headers,
         &normalized,
         columns.label.as_deref(),
-        "--label-column",
+        ColumnRole::Label,
         LABEL_COLUMN_NAMES,
     )?
     .ok_or_else(|| CsvError::NoLabelColumn {
@@ -417,7 +438,7 @@ pub fn read_labels_csv<R: io::Read>(
         &headers,
         &normalized,
         columns.id.as_deref(),
-        "--id-column",
+        ColumnRole::Id,
         ID_COLUMN_NAMES,
     )?;
 
@@ -490,7 +511,7 @@ fn resolve_column(
     headers: &[String],
     normalized: &[String],
     explicit: Option<&str>,
-    flag: &'static str,
+    role: ColumnRole,
     candidates: &[&str],
 ) -> Result<Option<usize>, CsvError> {
     if let Some(name) = explicit {
@@ -498,7 +519,7 @@ fn resolve_column(
         return match normalized.iter().position(|n| *n == wanted) {
             Some(i) => Ok(Some(i)),
             None => Err(CsvError::ColumnNotFound {
-                flag,
+                role,
                 name: name.to_owned(),
                 found: headers.to_vec(),
             }),
@@ -753,7 +774,7 @@ pub enum PathError {
     /// The path climbs above the data folder with `..`.
     #[error(
         "image path {path:?} points outside the data folder; \
-         pass --allow-outside-data-dir to allow it"
+         such paths are refused unless outside paths are allowed"
     )]
     EscapesDataDir {
         /// The path as the CSV wrote it.
@@ -763,7 +784,7 @@ pub enum PathError {
     /// folder.
     #[error(
         "image path {path:?} is absolute, not relative to the data folder; \
-         pass --allow-outside-data-dir to allow it"
+         such paths are refused unless outside paths are allowed"
     )]
     Absolute {
         /// The path as the CSV wrote it.
@@ -1085,7 +1106,7 @@ mod tests {
         assert!(matches!(
             err,
             CsvError::ColumnNotFound {
-                flag: "--label-column",
+                role: ColumnRole::Label,
                 ..
             }
         ));
@@ -1094,7 +1115,7 @@ mod tests {
             msg.contains("\"truth\"") && msg.contains("\"image\", \"label\""),
             "{msg}"
         );
-        assert!(msg.contains("--label-column"), "{msg}");
+        assert!(msg.contains("label column") && !msg.contains("--"), "{msg}");
     }
 
     #[test]
@@ -1109,7 +1130,7 @@ mod tests {
         assert!(matches!(err, CsvError::NoImageColumn { .. }));
         assert!(msg.contains("\"name\", \"label\""), "{msg}");
         assert!(
-            msg.contains("\"image_path\"") && msg.contains("--image-column"),
+            msg.contains("\"image_path\"") && !msg.contains("--"),
             "{msg}"
         );
 
@@ -1117,10 +1138,7 @@ mod tests {
         let msg = err.to_string();
         assert!(matches!(err, CsvError::NoLabelColumn { .. }));
         assert!(msg.contains("\"image\", \"Tag\""), "{msg}");
-        assert!(
-            msg.contains("\"category\"") && msg.contains("--label-column"),
-            "{msg}"
-        );
+        assert!(msg.contains("\"category\"") && !msg.contains("--"), "{msg}");
 
         // A header-only file is not an error: it has no items.
         let csv = parse("image,label\n");
@@ -1184,7 +1202,7 @@ mod tests {
         assert_eq!(
             check_relative_path("../x.png").unwrap_err().to_string(),
             "image path \"../x.png\" points outside the data folder; \
-             pass --allow-outside-data-dir to allow it"
+             such paths are refused unless outside paths are allowed"
         );
         assert!(matches!(
             check_relative_path("..\\x"),

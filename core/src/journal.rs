@@ -150,6 +150,22 @@ pub struct FoldedJournal {
     pub complete_len: usize,
 }
 
+impl FoldedJournal {
+    /// Readies the results for a resumed run ([`crate::Run::restore`]): with
+    /// `retry_failed`, failed results are dropped so that those rows run again.
+    /// Returns whether the journal must be rewritten with one line per kept result
+    /// before anything is appended: when results were dropped, a row appeared more
+    /// than once, or lines were unusable.
+    pub fn prepare_resume(&mut self, retry_failed: bool) -> bool {
+        let rows = self.results.len();
+        if retry_failed {
+            self.results.retain(|r| r.status != ItemStatus::Failed);
+        }
+        let duplicates = self.lines_read > rows + usize::from(self.torn_tail);
+        self.results.len() != rows || duplicates || !self.bad_lines.is_empty()
+    }
+}
+
 /// Folds a journal held in memory. See [`FoldedJournal`].
 ///
 /// Blank lines are skipped. An unusable line that is the last non-blank one (with or

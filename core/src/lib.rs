@@ -33,20 +33,22 @@
 //!     while let Some(output) = run.poll(now()) {
 //!         match output {
 //!             Output::Send(order) => {
-//!                 let image = load_image(&run.item(order.item).image);
-//!                 let request = run.request(&order, &image); // + the host's API key
-//!                 start_request(request, order.ticket);
+//!                 let item = run.item(order.item);
+//!                 let image = load_image(&item.image);
+//!                 let request = run.request_template().build(&image, order.attempt, item.id.as_deref());
+//!                 start_request(request, order.ticket); // the host adds its API key
 //!             }
-//!             Output::ItemDone(result) => { /* append result.to_json_line() to the journal */ }
-//!             Output::BatchReport(report) => {
+//!             Output::ItemDone(done) => {
+//!                 let _line = run.result(&done).to_json_line(); // append to the journal
+//!             }
+//!             Output::BatchReport { report } => {
 //!                 print!("{}", report.to_console());
 //!                 let _progress = serde_json::to_string_pretty(&run.progress(now()))?;
 //!             }
-//!             Output::Finished(summary) => {
+//!             Output::Finished { summary } => {
 //!                 print!("{}", summary.to_console(20));
 //!                 return Ok(());
 //!             }
-//!             _ => {}
 //!         }
 //!     }
 //!     // Sleep until an answer arrives or the deadline passes, whichever is first.
@@ -79,7 +81,10 @@
 //! ([`input::CsvError`]). What the remote side or the data does wrong is not an
 //! `Err`: a bad row, a missing image, a garbage answer or an exhausted retry budget
 //! fails that item (in the journal and reports); a wrong key (401/403) or an empty
-//! quota stops the run as `aborted` with the reason, and what is left can be resumed.
+//! quota stops the run as `aborted` with the reason ([`AbortReason`], data that each
+//! host words in its own vocabulary), and what is left can be resumed.
+
+#![warn(missing_docs)]
 
 pub mod config;
 pub mod engine;
@@ -96,6 +101,8 @@ pub mod report;
 pub mod run_files;
 pub mod time;
 
-pub use config::{ConfigError, RunConfig};
-pub use engine::{Counts, Input, ItemDone, Output, Run, SendOrder, Ticket, UsageError};
+pub use config::{ConfigError, EndpointKind, RunConfig};
+pub use engine::{
+    AbortReason, Counts, Input, ItemDone, Output, Run, SendOrder, Ticket, UsageError,
+};
 pub use time::Millis;

@@ -74,6 +74,10 @@ pub struct Answer {
     pub usage: Option<Usage>,
 }
 
+/// The model name the built-in mock endpoint answers as (the mock crate uses it,
+/// and the page shows it as the mock's).
+pub const MOCK_MODEL: &str = "shadow-mock-1";
+
 /// The instructions sent as the system message to an OpenAI-compatible endpoint when
 /// [`OpenAiConfig::prompt`] is `None`. The allowed labels follow in the user message.
 pub const DEFAULT_PROMPT: &str = "You are an image classifier. Classify the image into \
@@ -87,7 +91,7 @@ const MAX_DETAIL_CHARS: usize = 200;
 /// Longest [`ApiError::message`], in characters.
 const MAX_API_MESSAGE_CHARS: usize = 300;
 
-/// What one request is about: the inputs of [`Provider::build_request`].
+/// What one request is about: what a provider's body builder needs.
 #[derive(Clone, Copy, Debug)]
 pub struct RequestInput<'a> {
     /// The image: an `http(s)://` URL or a `data:` URL, passed to the endpoint as it is.
@@ -112,17 +116,8 @@ impl Provider {
         }
     }
 
-    /// The HTTP request asking the endpoint to classify one image.
-    ///
-    /// Headers are `content-type: application/json` and `x-stainless-retry-count:
-    /// {attempt - 1}` (the header the OpenAI SDKs send). There is never an
-    /// `Authorization` header: the host adds the key at the last moment.
-    pub fn build_request(&self, input: &RequestInput) -> HttpRequest {
-        self.request_template(input.labels)
-            .build(input.image_url, input.attempt, input.item_id)
-    }
-
-    /// `build_request` for one label set, prepared once for many requests.
+    /// The requests asking the endpoint to classify one image each, for one label
+    /// set: the one request builder of every host.
     pub fn request_template(&self, labels: &LabelSet) -> RequestTemplate {
         let whole = || TemplateBody::Whole {
             provider: self.clone(),
@@ -154,6 +149,14 @@ impl Provider {
         RequestTemplate {
             url: self.endpoint_url(),
             body,
+        }
+    }
+
+    /// The model the requests name, for providers that name one.
+    pub fn model(&self) -> Option<&str> {
+        match self {
+            Provider::OpenAi(cfg) => Some(&cfg.model),
+            Provider::HttpJson(_) => None,
         }
     }
 
@@ -191,7 +194,11 @@ enum TemplateBody {
 }
 
 impl RequestTemplate {
-    /// The request for one image; the same as `Provider::build_request`.
+    /// The HTTP request asking the endpoint to classify one image.
+    ///
+    /// Headers are `content-type: application/json` and `x-stainless-retry-count:
+    /// {attempt - 1}` (the header the OpenAI SDKs send). There is never an
+    /// `Authorization` header: the host adds the key at the last moment.
     pub fn build(&self, image_url: &str, attempt: u32, item_id: Option<&str>) -> HttpRequest {
         let body = match &self.body {
             TemplateBody::AroundImage { before, after } => {
@@ -451,6 +458,18 @@ mod tests {
             url: "http://localhost:8080/predict".to_owned(),
             prediction_field: field.to_owned(),
         })
+    }
+
+    /// Requests in these tests come from the one builder hosts use: the template.
+    trait BuildOne {
+        fn build_request(&self, input: &RequestInput) -> HttpRequest;
+    }
+
+    impl BuildOne for Provider {
+        fn build_request(&self, input: &RequestInput) -> HttpRequest {
+            self.request_template(input.labels)
+                .build(input.image_url, input.attempt, input.item_id)
+        }
     }
 
     fn input<'a>(labels: &'a LabelSet, attempt: u32, id: Option<&'a str>) -> RequestInput<'a> {

@@ -1,6 +1,7 @@
 //! Reading what an endpoint says about its limits, and deciding what a response
 //! means: success, retry (and when), item failure, or a run-fatal condition.
 
+use crate::engine::AbortReason;
 use crate::http::HttpResponse;
 use crate::provider::parse_api_error;
 use crate::time::{parse_go_duration, parse_http_date, Millis};
@@ -97,44 +98,37 @@ pub(crate) enum StatusVerdict {
     /// The item failed for good; other items go on.
     Fail,
     /// Nothing more can succeed: stop the run and say why.
-    Fatal { reason: String },
+    Fatal(AbortReason),
 }
 
 /// Classifies an error status per the retry policy: 408, 409, 429, 5xx retried;
-/// 401/403 and quota exhaustion fatal; other 4xx final; `x-should-retry` overrides
-/// everything but the fatal cases.
+/// 401/403, an unknown model and quota exhaustion fatal; other 4xx final;
+/// `x-should-retry` overrides everything but the fatal cases. `model` is the model
+/// the run asked for, named in the reason when the endpoint does not know it.
 pub(crate) fn classify_status(
     response: &HttpResponse,
     headers: &RateLimitHeaders,
+    model: Option<&str>,
 ) -> StatusVerdict {
     let status = response.status;
     let api_error = parse_api_error(&response.body);
     let code = api_error.as_ref().and_then(|e| e.code.as_deref());
+    let is_code = |c: &str| code == Some(c);
+    let detail = || api_error.as_ref().map(|e| e.message.clone());
     if status == 401 || status == 403 {
-        let what = if status == 401 {
-            "the endpoint rejected the API key (HTTP 401)"
-        } else {
-            "the endpoint refused access (HTTP 403)"
-        };
-        let detail = api_error
-            .map(|e| format!(": {}", e.message))
-            .unwrap_or_default();
-        return StatusVerdict::Fatal {
-            reason: format!(
-                "{what}{detail}. Check OPENAI_API_KEY (or the key you gave) and that it may use this model and base URL."
-            ),
-        };
+        return StatusVerdict::Fatal(AbortReason::Unauthorized {
+            status,
+            detail: detail(),
+        });
     }
-    if status == 404 && code == Some("model_not_found") {
-        let detail = api_error.map(|e| e.message).unwrap_or_default();
-        return StatusVerdict::Fatal {
-            reason: format!("the endpoint does not know the model (HTTP 404 model_not_found): {detail} Pass a model it serves with --model."),
-        };
+    if status == 404 && is_code("model_not_found") {
+        return StatusVerdict::Fatal(AbortReason::ModelNotFound {
+            model: model.map(str::to_string),
+            detail: detail(),
+        });
     }
-    if status == 429 && code == Some("insufficient_quota") {
-        return StatusVerdict::Fatal {
-            reason: "the account has run out of quota (HTTP 429 insufficient_quota); add credit or raise the limit, then resume the run with --resume".into(),
-        };
+    if status == 429 && is_code("insufficient_quota") {
+        return StatusVerdict::Fatal(AbortReason::QuotaExhausted { detail: detail() });
     }
     match headers.should_retry {
         Some(true) => {
@@ -250,18 +244,15 @@ mod tests {
     fn status_policy() {
         let verdict = |status, hs: &[(&str, &str)], body: &str| {
             let r = response(status, hs, body);
-            classify_status(&r, &RateLimitHeaders::parse(&r, Millis(0)))
+            classify_status(&r, &RateLimitHeaders::parse(&r, Millis(0)), None)
         };
-        assert!(matches!(verdict(401, &[], ""), StatusVerdict::Fatal { .. }));
+        assert!(matches!(verdict(401, &[], ""), StatusVerdict::Fatal(_)));
         assert!(matches!(
             verdict(403, &[("x-should-retry", "true")], ""),
-            StatusVerdict::Fatal { .. }
+            StatusVerdict::Fatal(_)
         ));
         let quota = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
-        assert!(matches!(
-            verdict(429, &[], quota),
-            StatusVerdict::Fatal { .. }
-        ));
+        assert!(matches!(verdict(429, &[], quota), StatusVerdict::Fatal(_)));
         assert_eq!(
             verdict(429, &[], ""),
             StatusVerdict::Retry { rate_limited: true }

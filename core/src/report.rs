@@ -214,8 +214,12 @@ pub struct Summary {
     pub run_id: String,
     /// How the run ended.
     pub status: RunStatus,
-    /// Why an aborted run stopped.
+    /// Why an aborted run stopped, in words.
     pub abort_reason: Option<String>,
+    /// Why an aborted run stopped, as data (`{"kind": "unauthorized", "status":
+    /// 401, ...}`), for hosts and tools that word the next step themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_kind: Option<crate::engine::AbortReason>,
     /// The labels CSV.
     pub csv_path: String,
     /// When this session started.
@@ -343,7 +347,7 @@ impl Summary {
         let title = match self.status {
             RunStatus::Completed => "🏁 SHADOW RUN COMPLETE".to_string(),
             RunStatus::Interrupted => {
-                "⏸  SHADOW RUN INTERRUPTED (resume it with --resume)".to_string()
+                "⏸  SHADOW RUN INTERRUPTED (the rest can be resumed)".to_string()
             }
             RunStatus::Aborted => "⛔ SHADOW RUN ABORTED".to_string(),
             RunStatus::Running => "SHADOW RUN".to_string(),

@@ -5,7 +5,22 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use shadow_core::provider::{OpenAiConfig, Provider};
+use shadow_core::RunConfig;
+
 use crate::mock::MockConfig;
+
+/// Every default is the core's: written once, in `RunConfig::default()`.
+fn defaults() -> RunConfig {
+    RunConfig::default()
+}
+
+fn default_openai() -> OpenAiConfig {
+    match defaults().provider {
+        Provider::OpenAi(openai) => openai,
+        other => unreachable!("the default provider is OpenAI, not {other:?}"),
+    }
+}
 
 const AFTER_HELP: &str = "\
 EXAMPLES:
@@ -95,23 +110,23 @@ pub struct RunArgs {
     #[arg(required_unless_present = "resume", value_name = "CSV")]
     pub csv: Option<PathBuf>,
 
-    /// Images per batch report [default: 50].
-    #[arg(value_name = "BATCH_SIZE")]
-    pub batch_size: Option<usize>,
+    /// Images per batch report.
+    #[arg(value_name = "BATCH_SIZE", default_value_t = defaults().batch_size)]
+    pub batch_size: usize,
 
-    /// Minimum time between two request starts, in ms [default: 0: pacing comes
-    /// from --rpm and the endpoint's rate-limit headers].
-    #[arg(value_name = "DELAY_MS")]
-    pub delay_ms: Option<u64>,
+    /// Minimum time between two request starts, in ms (0: pacing comes from --rpm
+    /// and the endpoint's rate-limit headers).
+    #[arg(value_name = "DELAY_MS", default_value_t = defaults().delay_ms)]
+    pub delay_ms: u64,
 
     /// Retries per image after the first attempt, for timeouts, resets, 408, 409
-    /// and 5xx [default: 5]. (429s wait as long as the endpoint asks, on a budget
-    /// of their own: 20.)
-    #[arg(value_name = "MAX_RETRIES")]
-    pub max_retries: Option<u32>,
+    /// and 5xx. (429s wait as long as the endpoint asks, on a budget of their own:
+    /// 20.)
+    #[arg(value_name = "MAX_RETRIES", default_value_t = defaults().max_retries)]
+    pub max_retries: u32,
 
     /// Most requests in flight at once.
-    #[arg(long, default_value_t = 8, help_heading = "Pacing")]
+    #[arg(long, default_value_t = defaults().concurrency, help_heading = "Pacing")]
     pub concurrency: usize,
 
     /// Keep the in-flight limit fixed instead of halving it on 429 and growing it
@@ -128,7 +143,7 @@ pub struct RunArgs {
     #[arg(
         long,
         value_name = "SECS",
-        default_value_t = 60.0,
+        default_value_t = defaults().request_timeout_ms as f64 / 1000.0,
         help_heading = "Pacing"
     )]
     pub timeout: f64,
@@ -139,13 +154,13 @@ pub struct RunArgs {
     #[arg(
         long,
         value_name = "SECS",
-        default_value_t = 600,
+        default_value_t = defaults().abort_after_failing_ms / 1000,
         help_heading = "Pacing"
     )]
     pub give_up_after: u64,
 
     /// Seed of the retry jitter (and of the built-in mock's answers).
-    #[arg(long, default_value_t = 42, help_heading = "Pacing")]
+    #[arg(long, default_value_t = defaults().seed, help_heading = "Pacing")]
     pub seed: u64,
 
     /// Endpoint kind [default: openai when OPENAI_API_KEY is set, else mock].
@@ -153,14 +168,14 @@ pub struct RunArgs {
     pub provider: Option<ProviderKind>,
 
     /// Model name sent to the endpoint.
-    #[arg(long, default_value = "gpt-4o-mini", help_heading = "Endpoint")]
+    #[arg(long, default_value_t = default_openai().model, help_heading = "Endpoint")]
     pub model: String,
 
     /// Base URL of the OpenAI-compatible API, up to /v1.
     #[arg(
         long,
         env = "OPENAI_BASE_URL",
-        default_value = "https://api.openai.com/v1",
+        default_value_t = default_openai().base_url,
         help_heading = "Endpoint"
     )]
     pub base_url: String,

@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shadow_core::report::Summary;
 use shadow_core::{Input, Millis, Output, Run, SendOrder};
@@ -94,13 +94,13 @@ impl Driver {
                         Claim::Waiting => {}
                     },
                     Output::ItemDone(done) => self.journal.append(&self.run.result(&done))?,
-                    Output::BatchReport(report) => {
+                    Output::BatchReport { report } => {
                         progress_due = true;
                         if !report.resumed {
                             bar.suspend(|| print_now(&report.to_console()));
                         }
                     }
-                    Output::Finished(summary) => {
+                    Output::Finished { summary } => {
                         tracing::debug!(
                             "{} requests found their image read ahead",
                             read_ahead.hits
@@ -119,7 +119,6 @@ impl Driver {
                         print_now(&summary.to_console(self.errors_shown));
                         return Ok(Ended::Finished(summary));
                     }
-                    _ => {}
                 }
             }
             read_ahead.refill(&self.run);
@@ -136,10 +135,10 @@ impl Driver {
             let deadline = self.run.poll_timeout().map(|t| self.clock.instant_of(t));
             tokio::select! {
                 Some(input) = rx.recv() => {
-                    self.feed(input);
+                    self.feed(input)?;
                     // Take every answer already waiting before polling again.
                     while let Ok(input) = rx.try_recv() {
-                        self.feed(input);
+                        self.feed(input)?;
                     }
                 }
                 Some(chunk) = chunks.recv() => {
@@ -170,7 +169,7 @@ impl Driver {
                         "\nshadow-batch: interrupted; waiting up to {grace}s for {in_flight} request(s) in flight, then writing the reports (Ctrl-C again to quit now)"
                     ));
                     // The core abandons what is still in flight when the grace ends.
-                    let _ = self.run.handle(self.clock.now(), Input::Cancel);
+                    self.feed(Input::Cancel)?;
                 }
             }
         }
@@ -189,9 +188,12 @@ impl Driver {
         });
     }
 
-    fn feed(&mut self, input: Input) {
-        // An answer to an abandoned request has no ticket any more: nothing to do.
-        let _ = self.run.handle(self.clock.now(), input);
+    /// An answer to an abandoned request is taken and ignored by the core; any
+    /// other refusal is a bug of this host, and stops the run loudly.
+    fn feed(&mut self, input: Input) -> Result<()> {
+        self.run
+            .handle(self.clock.now(), input)
+            .context("shadow-batch fed its engine an answer it never asked for (a bug)")
     }
 }
 

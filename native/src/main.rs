@@ -7,6 +7,8 @@ mod driver;
 mod files;
 mod images;
 mod mock;
+mod next_step;
+mod plan;
 mod read_ahead;
 mod transport;
 
@@ -20,17 +22,18 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
-use serde::Deserialize;
 use shadow_core::input::{read_labels_csv, ColumnNames, LabelsCsv};
-use shadow_core::journal::{fold_journal_reader, ItemStatus};
-use shadow_core::provider::{HttpJsonConfig, ImageDetail, OpenAiConfig, Provider};
-use shadow_core::{Run, RunConfig};
+use shadow_core::journal::fold_journal_reader;
+use shadow_core::provider::Provider;
+use shadow_core::report::RunStatus;
+use shadow_core::{EndpointKind, Run, RunConfig};
 
-use crate::cli::{Cli, Command, Detail, ProviderKind, RunArgs};
+use crate::cli::{Cli, Command, RunArgs};
 use crate::driver::{Clock, Driver, Ended};
 use crate::files::{write_atomic, Journal, RunFiles};
 use crate::images::ImageLoader;
-use crate::mock::{MockConfig, MockServer, Truth, MOCK_MODEL};
+use crate::mock::{MockConfig, MockServer, Truth};
+use crate::plan::{plan, Plan, SavedRun};
 use crate::transport::Transport;
 
 fn main() -> ExitCode {
@@ -86,14 +89,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// What an earlier run's progress or summary file says about it.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SavedRun {
-    csv_path: String,
-    config: RunConfig,
-}
-
 async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
     let clock = Clock::start();
     let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
@@ -115,145 +110,39 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
         }
         None => (None, None),
     };
-    let csv_path: PathBuf = match (&args.csv, &saved) {
-        (Some(p), _) => p.clone(),
-        (None, Some(s)) => PathBuf::from(&s.csv_path),
-        (None, None) => bail!("no CSV given"),
-    };
-    // Columns named now win; otherwise a resumed run reads the CSV as it did first.
-    let named = ColumnNames {
-        image: args.image_column.clone(),
-        label: args.label_column.clone(),
-        id: args.id_column.clone(),
-    };
-    let columns = match &saved {
-        Some(s) if named.is_default() => s.config.columns.clone(),
-        _ => named,
-    };
-    let csv = read_csv(&csv_path, &columns)?;
+    let Plan {
+        csv: csv_path,
+        mut config,
+        api_key,
+    } = plan(
+        &args,
+        &given,
+        saved.as_ref(),
+        std::env::var("OPENAI_API_KEY").ok(),
+    )?;
+    let csv = read_csv(&csv_path, &config.columns)?;
     let data_dir = match csv_path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-
-    let mut config = saved.as_ref().map(|s| s.config.clone()).unwrap_or_default();
-    let fresh = saved.is_none();
-    macro_rules! take {
-        ($id:literal, $field:expr, $value:expr) => {
-            if fresh || given($id) {
-                $field = $value;
-            }
-        };
-    }
-    take!(
-        "batch_size",
-        config.batch_size,
-        args.batch_size.unwrap_or(50)
-    );
-    take!("delay_ms", config.delay_ms, args.delay_ms.unwrap_or(0));
-    take!(
-        "max_retries",
-        config.max_retries,
-        args.max_retries.unwrap_or(5)
-    );
-    take!("concurrency", config.concurrency, args.concurrency);
-    take!(
-        "no_adaptive",
-        config.adaptive_concurrency,
-        !args.no_adaptive
-    );
-    take!("rpm", config.rpm, args.rpm);
-    take!("seed", config.seed, args.seed);
-    take!(
-        "give_up_after",
-        config.abort_after_failing_ms,
-        args.give_up_after.saturating_mul(1000)
-    );
-    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
-        bail!("--timeout must be a positive number of seconds");
-    }
-    take!(
-        "timeout",
-        config.request_timeout_ms,
-        (args.timeout * 1000.0).ceil() as u64
-    );
-    config.csv_path = csv_path.display().to_string();
-    config.columns = columns;
-
-    let api_key = std::env::var("OPENAI_API_KEY")
-        .ok()
-        .filter(|k| !k.trim().is_empty());
-    let saved_kind = saved
-        .as_ref()
-        .map(|s| match s.config.provider_label.as_str() {
-            "mock" => ProviderKind::Mock,
-            "http" => ProviderKind::Http,
-            _ => ProviderKind::Openai,
-        });
-    let kind = match (args.provider, saved_kind) {
-        (Some(kind), _) => kind,
-        (None, Some(kind)) => kind,
-        (None, None) if api_key.is_some() => ProviderKind::Openai,
-        (None, None) => ProviderKind::Mock,
-    };
     let images = ImageLoader::new(&data_dir, args.allow_outside_data_dir)
         .with_context(|| format!("cannot open the data folder {}", data_dir.display()))?;
-    let mut mock = None;
-    let detail = match args.detail {
-        Detail::Low => ImageDetail::Low,
-        Detail::High => ImageDetail::High,
-        Detail::Auto => ImageDetail::Auto,
-    };
-    let keep_saved_endpoint = !fresh && saved_kind == Some(kind);
-    config.provider = match kind {
-        ProviderKind::Openai => {
-            if api_key.is_none() {
-                bail!("--provider openai needs an API key: set OPENAI_API_KEY (or use --provider mock for simulated predictions)");
-            }
-            match (&config.provider, keep_saved_endpoint) {
-                (Provider::OpenAi(saved), true) if !given("model") && !given("base_url") => {
-                    Provider::OpenAi(saved.clone())
-                }
-                _ => Provider::OpenAi(OpenAiConfig {
-                    base_url: args.base_url.clone(),
-                    model: args.model.clone(),
-                    detail,
-                    prompt: args.prompt.clone(),
-                }),
-            }
-        }
-        ProviderKind::Http => match (&config.provider, keep_saved_endpoint, &args.endpoint) {
-            (Provider::HttpJson(saved), true, None) => Provider::HttpJson(saved.clone()),
-            (_, _, Some(url)) => Provider::HttpJson(HttpJsonConfig {
-                url: url.clone(),
-                prediction_field: args.prediction_field.clone(),
-            }),
-            _ => {
-                bail!("--provider http needs --endpoint URL (the address each image is POSTed to)")
-            }
-        },
-        ProviderKind::Mock => {
+    let mock = match config.provider_label {
+        EndpointKind::Mock => {
             let server = start_builtin_mock(&args, &csv, &images).await?;
-            let provider = Provider::OpenAi(OpenAiConfig {
-                base_url: server.base_url(),
-                model: MOCK_MODEL.into(),
-                detail,
-                prompt: args.prompt.clone(),
-            });
-            mock = Some(server);
-            provider
+            if let Provider::OpenAi(openai) = &mut config.provider {
+                openai.base_url = server.base_url();
+            }
+            Some(server)
         }
+        EndpointKind::Openai | EndpointKind::Http => None,
     };
-    let endpoint = config.provider.endpoint_url();
-    let endpoint = reqwest::Url::parse(&endpoint).with_context(|| {
-        format!("the endpoint URL {endpoint:?} is not a valid URL (check --base-url / --endpoint)")
+    let endpoint_text = config.provider.endpoint_url();
+    let endpoint = reqwest::Url::parse(&endpoint_text).with_context(|| {
+        format!(
+            "the endpoint URL {endpoint_text:?} is not a valid URL (check --base-url / --endpoint)"
+        )
     })?;
-    config.provider_label = match kind {
-        ProviderKind::Openai => "openai",
-        ProviderKind::Http => "http",
-        ProviderKind::Mock => "mock",
-    }
-    .into();
 
     let files = match files {
         Some(files) => files,
@@ -284,15 +173,11 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
     );
 
     let transport = Arc::new(Transport {
-        endpoint,
+        endpoint: (endpoint_text, endpoint),
         client: Transport::client(config.concurrency)?,
         requests: run.request_template().clone(),
         images,
-        api_key: if kind == ProviderKind::Mock {
-            None
-        } else {
-            api_key
-        },
+        api_key,
         timeout: Duration::from_millis(config.request_timeout_ms),
     });
     let driver = Driver {
@@ -323,17 +208,18 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
         );
         // Requests abandoned by an interrupt may still be held by the mock: do not
         // wait for them.
-        if summary.status != shadow_core::report::RunStatus::Interrupted {
+        if summary.status != RunStatus::Interrupted {
             server.shutdown().await;
         }
     }
     println!("Results:  {}", files.results.display());
     println!("Summary:  {}", files.summary.display());
     println!("Progress: {}", files.progress.display());
-    if let Some(reason) = &summary.abort_reason {
+    if let Some(reason) = &summary.abort_kind {
         eprintln!("error: run aborted: {reason}");
+        eprintln!("{}", next_step::after_abort(reason, &files.progress));
     }
-    if summary.status == shadow_core::report::RunStatus::Interrupted {
+    if summary.status == RunStatus::Interrupted {
         println!(
             "To continue: shadow-batch --resume {}",
             files.progress.display()
@@ -363,8 +249,10 @@ fn read_saved(files: &RunFiles) -> Result<Option<SavedRun>> {
 fn read_csv(path: &Path, columns: &ColumnNames) -> Result<LabelsCsv> {
     let file =
         File::open(path).with_context(|| format!("cannot open the CSV {}", path.display()))?;
-    read_labels_csv(BufReader::with_capacity(1 << 20, file), columns)
-        .with_context(|| format!("{}", path.display()))
+    read_labels_csv(BufReader::with_capacity(1 << 20, file), columns).map_err(|e| {
+        let step = next_step::for_csv(&e);
+        anyhow::Error::new(e).context(format!("{}{step}", path.display()))
+    })
 }
 
 /// Opens the results journal; on resume, feeds what it holds to the run first.
@@ -379,7 +267,7 @@ fn open_journal(run: &mut Run, files: &RunFiles, args: &RunArgs) -> Result<(Jour
     let Some(file) = existing.filter(|_| args.resume.is_some()) else {
         return Ok((Journal::open(&files.results, None)?, 0));
     };
-    let folded = fold_journal_reader(BufReader::new(file))
+    let mut folded = fold_journal_reader(BufReader::new(file))
         .with_context(|| format!("cannot read {}", files.results.display()))?;
     for (line, reason) in &folded.bad_lines {
         tracing::warn!(
@@ -387,23 +275,13 @@ fn open_journal(run: &mut Run, files: &RunFiles, args: &RunArgs) -> Result<(Jour
             files.results.display()
         );
     }
-    let duplicates = folded.lines_read > folded.results.len() + usize::from(folded.torn_tail);
-    let drop_failed = args.retry_failed
-        && folded
-            .results
-            .iter()
-            .any(|r| r.status == ItemStatus::Failed);
-    let results: Vec<_> = folded
-        .results
-        .into_iter()
-        .filter(|r| !(args.retry_failed && r.status == ItemStatus::Failed))
-        .collect();
+    let rewrite = folded.prepare_resume(args.retry_failed);
     let taken = run
-        .restore(results.iter().cloned(), args.retry_failed)
+        .restore(folded.results.iter().cloned())
         .with_context(|| format!("cannot resume from {}", files.results.display()))?;
-    if drop_failed || duplicates || !folded.bad_lines.is_empty() {
-        // Rewrite the journal with one line per finished row, atomically.
-        let text: String = results.iter().map(|r| r.to_json_line()).collect();
+    if rewrite {
+        // One line per finished row, atomically.
+        let text: String = folded.results.iter().map(|r| r.to_json_line()).collect();
         write_atomic(&files.results, text.as_bytes())?;
         return Ok((Journal::open(&files.results, None)?, taken));
     }
@@ -517,10 +395,12 @@ fn print_banner(
     let endpoint = match &config.provider {
         Provider::OpenAi(o) => format!(
             "{} (model {}, {})",
-            o.base_url, o.model, config.provider_label
+            o.base_url,
+            o.model,
+            config.provider_label.as_str()
         ),
         Provider::HttpJson(h) => format!("{} (http, prediction at {})", h.url, h.prediction_field),
-        _ => config.provider_label.clone(),
+        _ => config.provider_label.as_str().to_string(),
     };
     println!(
         "shadow-batch {} — run {}",

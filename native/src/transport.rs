@@ -24,8 +24,9 @@ pub struct Transport {
     /// Sent as a bearer token; never logged, never in an error.
     pub api_key: Option<String>,
     pub timeout: Duration,
-    /// The provider's endpoint, parsed once (parsing a URL per request is not free).
-    pub endpoint: reqwest::Url,
+    /// The provider's endpoint as the template writes it, and parsed once: parsing
+    /// a URL per request is not free, and nearly every request goes there.
+    pub endpoint: (String, reqwest::Url),
 }
 
 impl Transport {
@@ -59,11 +60,25 @@ impl Transport {
             .requests
             .build(&image_url, order.attempt, item.id.as_deref());
         drop(image_url);
-        // `request.url` is the endpoint of every request of a run (the template's),
-        // parsed once when the run started.
+        let url = if request.url == self.endpoint.0 {
+            self.endpoint.1.clone()
+        } else {
+            match reqwest::Url::parse(&request.url) {
+                Ok(url) => url,
+                Err(e) => {
+                    return Input::TransportFailed {
+                        ticket,
+                        kind: TransportErrorKind::Connect,
+                        message: format!("the request URL is not valid: {e}"),
+                    }
+                }
+            }
+        };
+        let method =
+            reqwest::Method::from_bytes(request.method.as_bytes()).unwrap_or(reqwest::Method::POST);
         let mut builder = self
             .client
-            .post(self.endpoint.clone())
+            .request(method, url)
             .timeout(self.timeout)
             .body(request.body);
         for (name, value) in &request.headers {

@@ -107,7 +107,7 @@ proptest! {
             .finish();
         check_consistency(&first, n);
         let mut second = Sim::new(config, csv_of(n, &["a", "b"]), chaos(seed ^ 1));
-        second.run.restore(first.done.clone(), false).unwrap();
+        second.run.restore(first.done.clone()).unwrap();
         let second = second.finish();
         let mut rows: Vec<usize> = first.done.iter().chain(&second.done).map(|d| d.row).collect();
         rows.sort_unstable();

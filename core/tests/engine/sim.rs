@@ -223,7 +223,7 @@ impl Sim {
                 );
                 self.log.done.push(result);
             }
-            Output::BatchReport(report) => {
+            Output::BatchReport { report } => {
                 assert_eq!(
                     report.batch_number,
                     self.log.reports.len() + 1,
@@ -233,11 +233,10 @@ impl Sim {
                 assert!(progress["batchNumber"].as_u64().unwrap() >= report.batch_number as u64);
                 self.log.reports.push(report);
             }
-            Output::Finished(summary) => {
+            Output::Finished { summary } => {
                 assert!(self.log.summary.is_none(), "two summaries");
                 self.log.summary = Some(*summary);
             }
-            other => panic!("unexpected output {other:?}"),
         }
     }
 
@@ -278,7 +277,11 @@ impl Sim {
         self.log.max_in_flight = self.log.max_in_flight.max(self.in_flight);
         self.log.sends.push((self.now, order));
         let item = self.run.item(order.item).clone();
-        let request = self.run.request(&order, "https://example.test/img.png");
+        let request = self.run.request_template().build(
+            "https://example.test/img.png",
+            order.attempt,
+            self.run.item(order.item).id.as_deref(),
+        );
         assert!(
             !request
                 .headers

@@ -1,0 +1,661 @@
+//! The run: a sans-IO state machine that decides what to send when, what each
+//! answer means, and what the reports say.
+//!
+//! - [`contract`]: what goes in and comes out ([`Input`], [`Output`], tickets, errors);
+//! - `schedule`: which item goes next and when (phases, retry queue, tickets in
+//!   flight, pacing);
+//! - `outcome`: what an attempt's outcome means (prediction, failure, retry, stop);
+//! - `tally`: counts, batch reports and statistics;
+//! - `stop`: why a run stops early ([`AbortReason`]) and the breaker for an endpoint
+//!   that only fails.
+
+pub mod contract;
+mod outcome;
+mod schedule;
+mod stop;
+mod tally;
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+
+use crate::config::{ConfigError, RunConfig};
+use crate::http::{HttpResponse, TransportErrorKind};
+use crate::input::{Item, LabelSet, LabelsCsv};
+use crate::journal::{FailureKind, ItemResult, ItemStatus};
+use crate::provider::RequestTemplate;
+use crate::ratelimit::{backoff_ms, unit_hash, RateLimitHeaders};
+use crate::report::{display_image, OverallProgress, ProgressReport, RunStatus, Summary};
+use crate::time::Millis;
+
+pub use contract::{Counts, Input, ItemDone, Output, SendOrder, Ticket, UsageError};
+pub use stop::AbortReason;
+
+use outcome::{judge_response, Ended, Failure, Verdict};
+use schedule::{Claimed, InFlight, Schedule};
+use stop::{Breaker, Stop};
+use tally::{FinalItem, Source, Tallies};
+
+/// One shadow run over the items of a labels CSV. See the crate docs for the loop.
+#[derive(Debug)]
+pub struct Run {
+    config: RunConfig,
+    items: Vec<Item>,
+    labels: LabelSet,
+    template: RequestTemplate,
+    schedule: Schedule,
+    tallies: Tallies,
+    breaker: Breaker,
+    outputs: VecDeque<Output>,
+    started_at: Millis,
+    polled: bool,
+    paused: bool,
+    stop: Option<Stop>,
+    /// When a cancelled run stops waiting for the requests in flight.
+    abandon_at: Option<Millis>,
+    finished: bool,
+}
+
+/// Construction and resume.
+impl Run {
+    /// A run over `csv` starting at `now`. Nothing is sent until the first `poll`.
+    pub fn new(config: RunConfig, csv: LabelsCsv, now: Millis) -> Result<Run, ConfigError> {
+        config.validate()?;
+        let LabelsCsv { items, labels, .. } = csv;
+        Ok(Run {
+            template: config.provider.request_template(&labels),
+            schedule: Schedule::new(items.len(), &config),
+            tallies: Tallies::new(items.len(), config.batch_size, labels.len()),
+            breaker: Breaker::new(now),
+            outputs: VecDeque::new(),
+            started_at: now,
+            polled: false,
+            paused: false,
+            stop: None,
+            abandon_at: None,
+            finished: false,
+            config,
+            items,
+            labels,
+        })
+    }
+
+    /// Takes results already known (from the journal of an earlier session) as
+    /// final, so that only the rest is dispatched. Returns how many were taken.
+    /// Only before the first `poll`. (To run failed rows again, leave them out:
+    /// [`crate::journal::FoldedJournal::prepare_resume`].)
+    pub fn restore<'r, I>(&mut self, results: I) -> Result<usize, UsageError>
+    where
+        I: IntoIterator<Item = ItemResult<'r>>,
+    {
+        if self.polled {
+            return Err(UsageError::RestoreAfterStart);
+        }
+        let mut taken = 0;
+        for r in results {
+            let mismatch = |reason: String| UsageError::RestoreMismatch { row: r.row, reason };
+            let Some(item) = self.items.get(r.row) else {
+                return Err(mismatch(format!(
+                    "the CSV has only {} rows",
+                    self.items.len()
+                )));
+            };
+            let image = display_image(item.image.as_str());
+            if r.image != image || *r.label != *item.label {
+                return Err(mismatch(format!(
+                    "journal has image {:?} label {:?}, the CSV has {:?} {:?}",
+                    r.image, r.label, image, item.label
+                )));
+            }
+            if self.schedule.is_final(r.row) {
+                continue;
+            }
+            let ended = match (r.status, r.prediction.as_deref()) {
+                (ItemStatus::Success, Some(p)) => Ended::Succeeded {
+                    label: self.labels.index_of(p).ok_or_else(|| {
+                        mismatch(format!("prediction {p:?} is not a label of this CSV"))
+                    })?,
+                    usage: r.usage,
+                    latency_ms: r.latency_ms.unwrap_or(0),
+                    status: r.http_status.unwrap_or(200),
+                },
+                _ => Ended::Failed(Failure {
+                    kind: r.error_kind.unwrap_or(FailureKind::Http),
+                    message: r.error.as_deref().unwrap_or("failed").to_string(),
+                    status: r.http_status,
+                    latency_ms: r.latency_ms,
+                }),
+            };
+            self.schedule
+                .restore(r.row, r.attempts, matches!(ended, Ended::Succeeded { .. }));
+            self.finish_item(Millis(0), r.row, ended, Source::Restored);
+            taken += 1;
+        }
+        Ok(taken)
+    }
+}
+
+/// The two verbs and the deadline.
+impl Run {
+    /// Feeds an event in. Then drain [`Run::poll`].
+    ///
+    /// # Errors
+    ///
+    /// [`UsageError::UnknownTicket`] for an answer to a ticket this run never
+    /// issued or that was answered already. An answer to an abandoned request is
+    /// no error: it is ignored.
+    pub fn handle(&mut self, now: Millis, input: Input) -> Result<(), UsageError> {
+        match input {
+            Input::Pause => self.paused = true,
+            Input::Resume => self.paused = false,
+            Input::Cancel => {
+                self.stop.get_or_insert(Stop::Interrupted);
+                self.abandon_at
+                    .get_or_insert(now.plus(self.config.cancel_grace_ms));
+            }
+            Input::Abandon => self.abandon(now),
+            Input::Response { ticket, response } => {
+                if let Some(f) = self.claim(ticket)? {
+                    self.tallies.requests += 1;
+                    self.on_response(now, f, response);
+                }
+            }
+            Input::TransportFailed {
+                ticket,
+                kind,
+                message,
+            } => {
+                if let Some(f) = self.claim(ticket)? {
+                    self.tallies.requests += 1;
+                    self.on_transport_failed(now, f, kind, message);
+                }
+            }
+            Input::ImageFailed { ticket, message } => {
+                if let Some(f) = self.claim(ticket)? {
+                    let failure = Failure::without_request(FailureKind::Image, message);
+                    self.finish_item(now, f.item, Ended::Failed(failure), Source::Live);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next thing to do, or `None` until an event arrives or
+    /// [`Run::poll_timeout`] passes.
+    pub fn poll(&mut self, now: Millis) -> Option<Output> {
+        if let Some(o) = self.outputs.pop_front() {
+            return Some(o);
+        }
+        if self.finished {
+            return None;
+        }
+        if !self.polled {
+            self.polled = true;
+            self.emit_ready_reports(now);
+        }
+        if self.stop.is_none() && !self.paused {
+            self.dispatch(now);
+        }
+        if self.abandon_at.is_some_and(|at| at <= now) {
+            self.abandon(now);
+        }
+        self.maybe_finish(now);
+        self.outputs.pop_front()
+    }
+
+    /// When to poll again if no event arrives first; `None` = nothing timed is
+    /// pending (wait for an answer, or the run is over). Polling early is harmless.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        if self.finished || !self.outputs.is_empty() {
+            return None;
+        }
+        if self.stop.is_some() {
+            // Waiting for the requests in flight; after a cancel, only so long.
+            return self.abandon_at.filter(|_| self.schedule.in_flight() > 0);
+        }
+        let pacer = &self.schedule.pacer;
+        if self.paused || pacer.in_flight() >= pacer.limit() {
+            return None;
+        }
+        let due = self.schedule.earliest_due()?;
+        Some(due.max(pacer.next_start_at()))
+    }
+}
+
+/// What the host reads: requests, results and reports.
+impl Run {
+    /// How this run's requests are built: the host calls
+    /// [`RequestTemplate::build`] with the image URL, the order's attempt and the
+    /// item's id, then adds its credential.
+    pub fn request_template(&self) -> &RequestTemplate {
+        &self.template
+    }
+
+    /// The journal record of a finished item, borrowing its text from the run.
+    pub fn result(&self, done: &ItemDone) -> ItemResult<'_> {
+        let item = &self.items[done.row];
+        let prediction = done.prediction.map(|p| self.labels.names()[p].as_str());
+        let (error_kind, error) = match &done.failure {
+            Some((kind, message)) => (Some(*kind), Some(Cow::Owned(message.clone()))),
+            None => (None, None),
+        };
+        ItemResult {
+            row: done.row,
+            line: item.line,
+            id: item.id.as_deref().map(Cow::Borrowed),
+            image: display_image(item.image.as_str()),
+            label: Cow::Borrowed(&item.label),
+            prediction: prediction.map(Cow::Borrowed),
+            agreement: prediction.map(|p| *p == *item.label),
+            status: if done.failure.is_none() {
+                ItemStatus::Success
+            } else {
+                ItemStatus::Failed
+            },
+            attempts: done.attempts,
+            latency_ms: done.latency_ms,
+            error,
+            error_kind,
+            http_status: done.http_status,
+            usage: done.usage,
+            finished_at: done.finished_at,
+        }
+    }
+
+    /// The progress file's content as of `now`.
+    pub fn progress(&self, now: Millis) -> ProgressReport<'_> {
+        ProgressReport {
+            timestamp: now.to_iso8601(),
+            csv_path: &self.config.csv_path,
+            batch_number: self.tallies.reports.len(),
+            total_batches: self.tallies.batch_count(),
+            overall_progress: OverallProgress {
+                total: self.items.len(),
+                successful: self.tallies.successful,
+                failed: self.tallies.failed,
+                errors: &self.tallies.errors,
+            },
+            current_batch_report: self.tallies.reports.last(),
+            all_reports: &self.tallies.reports,
+            run_id: &self.config.run_id,
+            status: self.status(),
+            config: &self.config,
+        }
+    }
+
+    /// The summary as of `now` (also what `Output::Finished` carries).
+    pub fn summary(&self, now: Millis) -> Summary {
+        let elapsed = now.since(self.started_at);
+        let abort = match &self.stop {
+            Some(Stop::Aborted(reason)) => Some(reason.clone()),
+            _ => None,
+        };
+        Summary {
+            timestamp: now.to_iso8601(),
+            run_id: self.config.run_id.clone(),
+            status: self.status(),
+            abort_reason: abort.as_ref().map(ToString::to_string),
+            abort_kind: abort,
+            csv_path: self.config.csv_path.clone(),
+            started_at: self.started_at.to_iso8601(),
+            finished_at: now.to_iso8601(),
+            total_batches: self.tallies.batch_count(),
+            overall_progress: OverallProgress {
+                total: self.items.len(),
+                successful: self.tallies.successful,
+                failed: self.tallies.failed,
+                errors: self.tallies.errors.clone(),
+            },
+            statistics: self.tallies.statistics(elapsed),
+            evaluation: self.tallies.eval.evaluate(&self.labels),
+            all_reports: self.tallies.reports.clone(),
+            config: self.config.clone(),
+        }
+    }
+
+    /// The items, in CSV order.
+    pub fn items(&self) -> &[Item] {
+        &self.items
+    }
+
+    /// Item `index`.
+    pub fn item(&self, index: usize) -> &Item {
+        &self.items[index]
+    }
+
+    /// The items whose first request is still to come, from item `from` on, in the
+    /// order they will be sent (retries, sent when due, come on top). A host that
+    /// needs time to prepare an item, such as reading its image file, can start on
+    /// these early. Skipping ahead with `from` keeps repeated calls cheap.
+    pub fn upcoming(&self, from: usize) -> impl Iterator<Item = usize> + '_ {
+        self.schedule
+            .fresh_from(from)
+            .filter(|&i| self.items[i].defect.is_none())
+    }
+
+    /// The CSV's label set.
+    pub fn labels(&self) -> &LabelSet {
+        &self.labels
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RunConfig {
+        &self.config
+    }
+
+    /// Live counts.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            total: self.items.len(),
+            successful: self.tallies.successful,
+            failed: self.tallies.failed,
+            agreements: self.tallies.agreements,
+            in_flight: self.schedule.in_flight(),
+            done_this_session: self.tallies.done_this_session,
+            resumed: self.tallies.resumed,
+        }
+    }
+
+    /// True between `Input::Pause` and `Input::Resume`.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// True once `Output::Finished` has been queued.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// `running` until finished; then how it ended.
+    pub fn status(&self) -> RunStatus {
+        match (&self.stop, self.finished) {
+            (_, false) => RunStatus::Running,
+            (None, true) => RunStatus::Completed,
+            (Some(Stop::Interrupted), true) => RunStatus::Interrupted,
+            (Some(Stop::Aborted(_)), true) => RunStatus::Aborted,
+        }
+    }
+
+    /// Why the run stopped early, once it has (`None` while dispatching, and for a
+    /// run that was interrupted or completed).
+    pub fn abort_reason(&self) -> Option<&AbortReason> {
+        match &self.stop {
+            Some(Stop::Aborted(reason)) => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+/// Dispatch.
+impl Run {
+    fn dispatch(&mut self, now: Millis) {
+        // A defective row ends without a request; one per poll keeps outputs small.
+        if let Some(i) = self.schedule.next_fresh() {
+            if let Some(defect) = &self.items[i].defect {
+                let failure = Failure::without_request(FailureKind::Input, defect.to_string());
+                self.schedule.take_fresh();
+                self.finish_item(now, i, Ended::Failed(failure), Source::Live);
+                return;
+            }
+        }
+        if !self.schedule.pacer.may_start(now) {
+            return;
+        }
+        let Some(item) = self.schedule.next_due(now) else {
+            return;
+        };
+        let order = self.schedule.start(now, item);
+        if order.attempt > 1 {
+            self.tallies.on_retry(item);
+        }
+        self.outputs.push_back(Output::Send(order));
+    }
+
+    /// The request an answer is for; `None` for one the run abandoned.
+    fn claim(&mut self, ticket: Ticket) -> Result<Option<InFlight>, UsageError> {
+        match self.schedule.claim(ticket) {
+            Claimed::Request(f) => Ok(Some(f)),
+            Claimed::Abandoned => Ok(None),
+            Claimed::Unknown => Err(UsageError::UnknownTicket(ticket)),
+        }
+    }
+
+    /// Leaves the requests in flight unanswered (their items stay unfinished, for
+    /// resume) and finishes the run as interrupted.
+    fn abandon(&mut self, now: Millis) {
+        self.stop.get_or_insert(Stop::Interrupted);
+        self.schedule.abandon();
+        self.maybe_finish(now);
+    }
+}
+
+/// Answers.
+impl Run {
+    fn on_response(&mut self, now: Millis, f: InFlight, response: HttpResponse) {
+        let headers = RateLimitHeaders::parse(&response, now);
+        let pacer = &mut self.schedule.pacer;
+        pacer.on_headers(now, &headers);
+        if response.status != 429 {
+            pacer.on_accepted(now);
+        }
+        if (200..300).contains(&response.status) {
+            self.breaker.on_success(now);
+        }
+        let latency_ms = now.since(f.sent_at);
+        let verdict = judge_response(
+            &self.config.provider,
+            &self.labels,
+            &response,
+            &headers,
+            latency_ms,
+        );
+        match verdict {
+            Verdict::Final(ended) => {
+                if matches!(ended, Ended::Succeeded { .. }) {
+                    self.schedule.pacer.on_success();
+                }
+                self.schedule.request_made(&f, false);
+                self.finish_item(now, f.item, ended, Source::Live);
+            }
+            Verdict::Fatal(reason) => {
+                self.schedule.request_made(&f, false);
+                self.schedule.leave_for_resume(f.item);
+                if !matches!(self.stop, Some(Stop::Aborted(_))) {
+                    self.stop = Some(Stop::Aborted(reason));
+                }
+            }
+            Verdict::Retry {
+                failure,
+                retry_after_ms,
+                rate_limited,
+            } => {
+                if rate_limited {
+                    self.tallies.on_rate_limited(f.item);
+                    let pause = retry_after_ms.map_or_else(
+                        || self.backoff(f.item, f.attempt),
+                        |ms| ms.min(self.config.max_retry_wait_ms),
+                    );
+                    self.schedule.pacer.on_rate_limited(now, f.sent_at, pause);
+                }
+                self.note_failing(now, &failure.message);
+                self.retry_or_fail(now, f, failure, retry_after_ms, rate_limited);
+            }
+        }
+    }
+
+    fn on_transport_failed(
+        &mut self,
+        now: Millis,
+        f: InFlight,
+        kind: TransportErrorKind,
+        message: String,
+    ) {
+        let failure = Failure::transport(kind, message, now.since(f.sent_at));
+        self.note_failing(now, &failure.message);
+        self.retry_or_fail(now, f, failure, None, false);
+    }
+
+    /// A retryable failure: after long enough with nothing but failures, the
+    /// endpoint is taken as down and the run stops (resumable) instead of failing
+    /// every item.
+    fn note_failing(&mut self, now: Millis, last_error: &str) {
+        let limit = self.config.abort_after_failing_ms;
+        if let Some(reason) = self.breaker.on_failure(now, limit, last_error) {
+            self.stop.get_or_insert(Stop::Aborted(reason));
+        }
+    }
+
+    fn backoff(&self, item: usize, attempt: u32) -> u64 {
+        backoff_ms(
+            self.config.backoff_initial_ms,
+            self.config.backoff_max_ms,
+            attempt,
+            unit_hash(self.config.seed, item, attempt),
+        )
+    }
+
+    /// A retryable failure: schedule the next attempt, or fail the item when its
+    /// budget is spent. 429s draw on `max_rate_limit_retries`, everything else on
+    /// `max_retries`: "later" from a rate limiter is not a fault of the item. While
+    /// stopping, the item is left for resume instead.
+    fn retry_or_fail(
+        &mut self,
+        now: Millis,
+        f: InFlight,
+        failure: Failure,
+        retry_after_ms: Option<u64>,
+        rate_limited: bool,
+    ) {
+        let rate_limited_so_far = self.schedule.request_made(&f, rate_limited);
+        if self.stop.is_some() {
+            self.schedule.leave_for_resume(f.item);
+            return;
+        }
+        let spent = if rate_limited {
+            rate_limited_so_far > self.config.max_rate_limit_retries
+        } else {
+            f.attempt - rate_limited_so_far > self.config.max_retries
+        };
+        if spent {
+            let mut failure = failure;
+            if f.attempt > 1 {
+                failure.message =
+                    format!("{} (gave up after {} attempts)", failure.message, f.attempt);
+            }
+            self.finish_item(now, f.item, Ended::Failed(failure), Source::Live);
+            return;
+        }
+        let wait = retry_after_ms.map_or_else(
+            || self.backoff(f.item, f.attempt),
+            |ms| ms.min(self.config.max_retry_wait_ms),
+        );
+        self.schedule.retry_at(f.item, now.plus(wait));
+    }
+}
+
+/// Results and reports.
+impl Run {
+    /// Makes item `row` final: tallies, journal line (when live), and any batch
+    /// report it completes.
+    fn finish_item(&mut self, now: Millis, row: usize, ended: Ended, source: Source) {
+        if source == Source::Live {
+            self.schedule
+                .finish(row, matches!(ended, Ended::Succeeded { .. }));
+        }
+        let item = &self.items[row];
+        let done = self.tallies.record(
+            FinalItem {
+                row,
+                item,
+                label: self.labels.index_of(&item.label),
+                attempts: self.schedule.requests(row),
+                ended,
+                at: now,
+            },
+            source,
+        );
+        if source == Source::Live {
+            self.outputs.push_back(Output::ItemDone(done));
+            self.emit_ready_reports(now);
+        }
+    }
+
+    fn emit_ready_reports(&mut self, now: Millis) {
+        let elapsed = now.since(self.started_at);
+        while let Some(report) = self.tallies.next_report(elapsed) {
+            self.outputs.push_back(Output::BatchReport { report });
+        }
+    }
+
+    fn maybe_finish(&mut self, now: Millis) {
+        if self.finished || self.schedule.in_flight() > 0 {
+            return;
+        }
+        let all_final = self.tallies.final_count() == self.items.len();
+        if all_final || self.stop.is_some() {
+            if all_final && self.stop == Some(Stop::Interrupted) {
+                self.stop = None;
+            }
+            self.finished = true;
+            let summary = Box::new(self.summary(now));
+            self.outputs.push_back(Output::Finished { summary });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::{parse_labels_csv, ColumnNames};
+
+    fn run() -> Run {
+        let csv = parse_labels_csv(
+            "image,label\nhttps://x.test/a.png,cat\n",
+            &ColumnNames::default(),
+        )
+        .unwrap();
+        Run::new(RunConfig::default(), csv, Millis(0)).unwrap()
+    }
+
+    #[test]
+    fn an_answer_to_an_abandoned_request_is_ignored_and_an_unknown_ticket_is_an_error() {
+        let mut run = run();
+        let Some(Output::Send(order)) = run.poll(Millis(0)) else {
+            panic!("the first poll sends")
+        };
+        run.handle(Millis(1), Input::Abandon).unwrap();
+        let late = Input::TransportFailed {
+            ticket: order.ticket,
+            kind: TransportErrorKind::Timeout,
+            message: String::new(),
+        };
+        assert_eq!(run.handle(Millis(2), late), Ok(()));
+        assert_eq!(
+            run.handle(
+                Millis(3),
+                Input::ImageFailed {
+                    ticket: Ticket(99),
+                    message: String::new()
+                }
+            ),
+            Err(UsageError::UnknownTicket(Ticket(99)))
+        );
+    }
+
+    #[test]
+    fn an_image_that_cannot_be_loaded_counts_no_request() {
+        let mut run = run();
+        let Some(Output::Send(order)) = run.poll(Millis(0)) else {
+            panic!("the first poll sends")
+        };
+        let failed = Input::ImageFailed {
+            ticket: order.ticket,
+            message: "missing".into(),
+        };
+        run.handle(Millis(1), failed).unwrap();
+        let Some(Output::ItemDone(done)) = run.poll(Millis(1)) else {
+            panic!("the item is final")
+        };
+        assert_eq!(done.attempts, 0);
+        assert_eq!(run.counts().failed, 1);
+    }
+}

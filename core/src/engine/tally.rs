@@ -1,0 +1,280 @@
+//! What the run counts and reports: per-item and per-batch tallies, the error
+//! list, latencies, token usage, the evaluation, and the batch reports built from
+//! them in batch order.
+
+use crate::eval::Tally;
+use crate::input::Item;
+use crate::journal::Usage;
+use crate::report::{display_image, percent, BatchReport, ErrorEntry, LatencySummary, Statistics};
+use crate::time::Millis;
+
+use super::contract::ItemDone;
+use super::outcome::Ended;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct BatchTally {
+    remaining: u32,
+    successful: u32,
+    failed: u32,
+    agreements: u32,
+    retries: u32,
+    rate_limit_hits: u32,
+    restored: u32,
+}
+
+/// An item that became final.
+pub(super) struct FinalItem<'a> {
+    pub(super) row: usize,
+    pub(super) item: &'a Item,
+    /// Index of the item's label in the label set (`None` for a defective row).
+    pub(super) label: Option<usize>,
+    /// Requests made for it.
+    pub(super) attempts: u32,
+    pub(super) ended: Ended,
+    pub(super) at: Millis,
+}
+
+/// Where a final result comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Source {
+    /// Decided in this session: journaled and counted in the session's timing.
+    Live,
+    /// Read back from the journal of an earlier session.
+    Restored,
+}
+
+#[derive(Debug)]
+pub(super) struct Tallies {
+    batch_size: usize,
+    items: usize,
+    batches: Vec<BatchTally>,
+    pub(super) reports: Vec<BatchReport>,
+    pub(super) successful: usize,
+    pub(super) failed: usize,
+    pub(super) agreements: usize,
+    pub(super) done_this_session: usize,
+    pub(super) resumed: usize,
+    pub(super) requests: u64,
+    retries: u64,
+    rate_limit_hits: u64,
+    usage: Usage,
+    latencies: Vec<u32>,
+    pub(super) errors: Vec<ErrorEntry>,
+    pub(super) eval: Tally,
+}
+
+fn clamp_ms(ms: u64) -> u32 {
+    ms.min(u64::from(u32::MAX)) as u32
+}
+
+impl Tallies {
+    pub(super) fn new(items: usize, batch_size: usize, labels: usize) -> Tallies {
+        let batch_count = items.div_ceil(batch_size);
+        Tallies {
+            batch_size,
+            items,
+            batches: (0..batch_count)
+                .map(|b| BatchTally {
+                    remaining: (items - b * batch_size).min(batch_size) as u32,
+                    ..BatchTally::default()
+                })
+                .collect(),
+            reports: Vec::with_capacity(batch_count),
+            successful: 0,
+            failed: 0,
+            agreements: 0,
+            done_this_session: 0,
+            resumed: 0,
+            requests: 0,
+            retries: 0,
+            rate_limit_hits: 0,
+            usage: Usage::default(),
+            latencies: Vec::new(),
+            errors: Vec::new(),
+            eval: Tally::new(labels),
+        }
+    }
+
+    pub(super) fn batch_count(&self) -> usize {
+        self.batches.len()
+    }
+
+    pub(super) fn final_count(&self) -> usize {
+        self.successful + self.failed
+    }
+
+    pub(super) fn on_retry(&mut self, item: usize) {
+        self.retries += 1;
+        self.batches[item / self.batch_size].retries += 1;
+    }
+
+    pub(super) fn on_rate_limited(&mut self, item: usize) {
+        self.rate_limit_hits += 1;
+        self.batches[item / self.batch_size].rate_limit_hits += 1;
+    }
+
+    /// Counts an item as final and says what to journal.
+    pub(super) fn record(&mut self, f: FinalItem<'_>, source: Source) -> ItemDone {
+        let FinalItem {
+            row,
+            item,
+            label,
+            attempts,
+            ended,
+            at: now,
+        } = f;
+        let batch = &mut self.batches[row / self.batch_size];
+        batch.remaining -= 1;
+        match source {
+            Source::Live => self.done_this_session += 1,
+            Source::Restored => {
+                self.resumed += 1;
+                batch.restored += 1;
+            }
+        }
+        match ended {
+            Ended::Succeeded {
+                label: predicted,
+                usage,
+                latency_ms,
+                status,
+            } => {
+                self.successful += 1;
+                batch.successful += 1;
+                if label == Some(predicted) {
+                    self.agreements += 1;
+                    batch.agreements += 1;
+                }
+                if let Some(label) = label {
+                    self.eval.record(label, predicted);
+                }
+                if let Some(u) = usage {
+                    self.usage.prompt_tokens += u.prompt_tokens;
+                    self.usage.completion_tokens += u.completion_tokens;
+                    self.usage.total_tokens += u.total_tokens;
+                }
+                self.latencies.push(clamp_ms(latency_ms));
+                ItemDone {
+                    row,
+                    prediction: Some(predicted),
+                    attempts,
+                    latency_ms: Some(latency_ms),
+                    http_status: Some(status),
+                    usage,
+                    failure: None,
+                    finished_at: now,
+                }
+            }
+            Ended::Failed(failure) => {
+                self.failed += 1;
+                batch.failed += 1;
+                if let Some(l) = failure.latency_ms.filter(|_| failure.status.is_some()) {
+                    self.latencies.push(clamp_ms(l));
+                }
+                self.errors.push(ErrorEntry {
+                    row,
+                    line: item.line,
+                    image: display_image(item.image.as_str()).into_owned(),
+                    label: item.label.to_string(),
+                    error: failure.message.clone(),
+                    error_kind: Some(failure.kind),
+                    http_status: failure.status,
+                    attempts,
+                });
+                ItemDone {
+                    row,
+                    prediction: None,
+                    attempts,
+                    latency_ms: failure.latency_ms,
+                    http_status: failure.status,
+                    usage: None,
+                    failure: Some((failure.kind, failure.message)),
+                    finished_at: now,
+                }
+            }
+        }
+    }
+
+    /// Elapsed time over the items finished in this session.
+    pub(super) fn average_ms(&self, elapsed: u64) -> u64 {
+        match self.done_this_session {
+            0 => 0,
+            n => elapsed / n as u64,
+        }
+    }
+
+    /// The report of the next batch in order, once every item of it is final.
+    pub(super) fn next_report(&mut self, elapsed: u64) -> Option<BatchReport> {
+        let b = self.reports.len();
+        let tally = *self.batches.get(b)?;
+        if tally.remaining > 0 {
+            return None;
+        }
+        let start = b * self.batch_size;
+        let end = (start + self.batch_size).min(self.items) - 1;
+        let (prev_ok, prev_failed, prev_agreed) = self
+            .reports
+            .last()
+            .map_or((0, 0, 0), |r| (r.successful, r.failed, r.agreements));
+        let successful = prev_ok + tally.successful as usize;
+        let failed = prev_failed + tally.failed as usize;
+        let processed = successful + failed;
+        let average = self.average_ms(elapsed);
+        let not_final = self.items - self.final_count();
+        let report = BatchReport {
+            batch_number: b + 1,
+            total_batches: self.batches.len(),
+            batch_start_index: start,
+            batch_end_index: end,
+            batch_size: end + 1 - start,
+            processed,
+            successful,
+            failed,
+            elapsed_ms: elapsed,
+            average_time_per_image: average,
+            estimated_time_remaining: average * not_final as u64,
+            success_rate: percent(successful, processed),
+            total_items: self.items,
+            batch_successful: tally.successful as usize,
+            batch_failed: tally.failed as usize,
+            agreements: prev_agreed + tally.agreements as usize,
+            retries: u64::from(tally.retries),
+            rate_limit_hits: u64::from(tally.rate_limit_hits),
+            resumed: tally.restored as usize == end + 1 - start,
+        };
+        self.reports.push(report.clone());
+        Some(report)
+    }
+
+    pub(super) fn statistics(&self, elapsed: u64) -> Statistics {
+        let processed = self.final_count();
+        let mut latencies = self.latencies.clone();
+        latencies.sort_unstable();
+        let pct = |p: usize| {
+            latencies
+                .get((latencies.len() * p).div_ceil(100).saturating_sub(1))
+                .map_or(0, |v| u64::from(*v))
+        };
+        Statistics {
+            total: self.items,
+            processed,
+            successful: self.successful,
+            failed: self.failed,
+            remaining: self.items - processed,
+            success_rate: percent(self.successful, processed),
+            elapsed_ms: elapsed,
+            average_time_per_image: self.average_ms(elapsed),
+            requests: self.requests,
+            retries: self.retries,
+            rate_limit_hits: self.rate_limit_hits,
+            resumed_items: self.resumed,
+            latency_ms: LatencySummary {
+                count: latencies.len(),
+                p50: pct(50),
+                p95: pct(95),
+                max: latencies.last().map_or(0, |v| u64::from(*v)),
+            },
+            usage: self.usage,
+        }
+    }
+}

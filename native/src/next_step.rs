@@ -1,0 +1,94 @@
+//! What the user should do next, in this CLI's words (its flags, its files). The
+//! core says what happened; only the host knows how the user fixes it.
+
+use std::path::Path;
+
+use shadow_core::input::{ColumnRole, CsvError};
+use shadow_core::AbortReason;
+
+fn column_flag(role: ColumnRole) -> &'static str {
+    match role {
+        ColumnRole::Image => "--image-column",
+        ColumnRole::Label => "--label-column",
+        ColumnRole::Id => "--id-column",
+    }
+}
+
+/// The flag that fixes a CSV the core could not read, as a sentence to append.
+pub fn for_csv(e: &CsvError) -> String {
+    match e {
+        CsvError::NoImageColumn { .. } => {
+            "; pass --image-column NAME to say which column holds the image path or URL".into()
+        }
+        CsvError::NoLabelColumn { .. } => {
+            "; pass --label-column NAME to say which column holds the human label".into()
+        }
+        CsvError::ColumnNotFound { role, .. } => {
+            format!("; pass one of the columns found to {}", column_flag(*role))
+        }
+        _ => String::new(),
+    }
+}
+
+/// How to fix the cause of an aborted run and continue it.
+pub fn after_abort(reason: &AbortReason, progress: &Path) -> String {
+    let resume = format!("shadow-batch --resume {}", progress.display());
+    match reason {
+        AbortReason::Unauthorized { .. } => format!(
+            "Check OPENAI_API_KEY (or the key you gave) and that it may use this model and base URL, then continue with: {resume}"
+        ),
+        AbortReason::QuotaExhausted { .. } => {
+            format!("Add credit or raise the account's limit, then continue with: {resume}")
+        }
+        AbortReason::ModelNotFound { .. } => {
+            format!("Pass a model the endpoint serves, then continue with: {resume} --model NAME")
+        }
+        AbortReason::EndpointFailing { .. } => format!(
+            "Check that the endpoint is up and answering (see the last error above), then continue with: {resume}"
+        ),
+        _ => format!("Continue with: {resume}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_abort_names_the_resume_command_and_its_fix() {
+        let progress = Path::new("out/shadow-mode-batch-progress-X.json");
+        let cases = [
+            (
+                AbortReason::Unauthorized {
+                    status: 401,
+                    detail: None,
+                },
+                "OPENAI_API_KEY",
+            ),
+            (AbortReason::QuotaExhausted { detail: None }, "credit"),
+            (
+                AbortReason::ModelNotFound {
+                    model: Some("gpt-x".into()),
+                    detail: None,
+                },
+                "--model",
+            ),
+            (
+                AbortReason::EndpointFailing {
+                    for_ms: 600_000,
+                    attempts: 20,
+                    last_error: "HTTP 503".into(),
+                },
+                "endpoint is up",
+            ),
+        ];
+        for (reason, fix) in cases {
+            let step = after_abort(&reason, progress);
+            assert!(step.contains(fix), "{step}");
+            assert!(
+                step.contains("--resume out/shadow-mode-batch-progress-X.json"),
+                "{step}"
+            );
+        }
+    }
+}

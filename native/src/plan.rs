@@ -1,0 +1,297 @@
+//! What to run, decided from the flags, the saved settings of a run being resumed,
+//! and the environment — before any file is opened or socket bound. Pure, so every
+//! merge rule is unit-tested here rather than through a process.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use serde::Deserialize;
+use shadow_core::input::ColumnNames;
+use shadow_core::provider::{HttpJsonConfig, ImageDetail, OpenAiConfig, Provider};
+use shadow_core::{EndpointKind, RunConfig};
+
+use crate::cli::{Detail, ProviderKind, RunArgs};
+
+/// What an earlier run's progress or summary file says about it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedRun {
+    pub csv_path: String,
+    pub config: RunConfig,
+}
+
+/// A run, decided. The endpoint of the built-in mock is not known yet (it is bound
+/// later): `config.provider` then holds the mock's settings with no base URL.
+#[derive(Debug, PartialEq)]
+pub struct Plan {
+    pub csv: PathBuf,
+    pub config: RunConfig,
+    /// The key to send, for endpoints that get one.
+    pub api_key: Option<String>,
+}
+
+/// Flags given on the command line (not defaults): on resume they replace the
+/// saved settings, which otherwise stay.
+pub trait Given {
+    fn given(&self, id: &str) -> bool;
+}
+
+impl<F: Fn(&str) -> bool> Given for F {
+    fn given(&self, id: &str) -> bool {
+        self(id)
+    }
+}
+
+/// Decides the run. `api_key` is `OPENAI_API_KEY` as the environment has it.
+pub fn plan(
+    args: &RunArgs,
+    given: &dyn Given,
+    saved: Option<&SavedRun>,
+    api_key: Option<String>,
+) -> Result<Plan> {
+    let api_key = api_key.filter(|k| !k.trim().is_empty());
+    let csv = match (&args.csv, saved) {
+        (Some(p), _) => p.clone(),
+        (None, Some(s)) => PathBuf::from(&s.csv_path),
+        (None, None) => bail!("no CSV given"),
+    };
+    let fresh = saved.is_none();
+    let mut config = saved.map(|s| s.config.clone()).unwrap_or_default();
+    let take = |id: &str| fresh || given.given(id);
+    if take("batch_size") {
+        config.batch_size = args.batch_size;
+    }
+    if take("delay_ms") {
+        config.delay_ms = args.delay_ms;
+    }
+    if take("max_retries") {
+        config.max_retries = args.max_retries;
+    }
+    if take("concurrency") {
+        config.concurrency = args.concurrency;
+    }
+    if take("no_adaptive") {
+        config.adaptive_concurrency = !args.no_adaptive;
+    }
+    if take("rpm") {
+        config.rpm = args.rpm;
+    }
+    if take("seed") {
+        config.seed = args.seed;
+    }
+    if take("give_up_after") {
+        config.abort_after_failing_ms = args.give_up_after.saturating_mul(1000);
+    }
+    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
+        bail!("--timeout must be a positive number of seconds");
+    }
+    if take("timeout") {
+        config.request_timeout_ms = (args.timeout * 1000.0).ceil() as u64;
+    }
+    config.csv_path = csv.display().to_string();
+    // Columns named now win; otherwise a resumed run reads the CSV as it did first.
+    let named = ColumnNames {
+        image: args.image_column.clone(),
+        label: args.label_column.clone(),
+        id: args.id_column.clone(),
+    };
+    if fresh || !named.is_default() {
+        config.columns = named;
+    }
+
+    let saved_kind = saved.map(|s| s.config.provider_label);
+    let kind = match (args.provider, saved_kind) {
+        (Some(kind), _) => endpoint_kind(kind),
+        (None, Some(kind)) => kind,
+        (None, None) if api_key.is_some() => EndpointKind::Openai,
+        (None, None) => EndpointKind::Mock,
+    };
+    let keep_saved_endpoint = saved_kind == Some(kind);
+    let detail = match args.detail {
+        Detail::Low => ImageDetail::Low,
+        Detail::High => ImageDetail::High,
+        Detail::Auto => ImageDetail::Auto,
+    };
+    let openai = |base_url: String, model: String| {
+        Provider::OpenAi(OpenAiConfig {
+            base_url,
+            model,
+            detail,
+            prompt: args.prompt.clone(),
+        })
+    };
+    config.provider = match kind {
+        EndpointKind::Openai => {
+            if api_key.is_none() {
+                bail!("--provider openai needs an API key: set OPENAI_API_KEY (or use --provider mock for simulated predictions)");
+            }
+            match &config.provider {
+                Provider::OpenAi(_)
+                    if keep_saved_endpoint && !given.given("model") && !given.given("base_url") =>
+                {
+                    config.provider.clone()
+                }
+                _ => openai(args.base_url.clone(), args.model.clone()),
+            }
+        }
+        EndpointKind::Http => match (&config.provider, &args.endpoint) {
+            (_, Some(url)) => Provider::HttpJson(HttpJsonConfig {
+                url: url.clone(),
+                prediction_field: args.prediction_field.clone(),
+            }),
+            (Provider::HttpJson(_), None) if keep_saved_endpoint => config.provider.clone(),
+            _ => {
+                bail!("--provider http needs --endpoint URL (the address each image is POSTed to)")
+            }
+        },
+        // The mock's address is known once it is bound.
+        EndpointKind::Mock => openai(String::new(), shadow_core::provider::MOCK_MODEL.into()),
+    };
+    config.provider_label = kind;
+    Ok(Plan {
+        csv,
+        config,
+        api_key: api_key.filter(|_| kind != EndpointKind::Mock),
+    })
+}
+
+fn endpoint_kind(kind: ProviderKind) -> EndpointKind {
+    match kind {
+        ProviderKind::Openai => EndpointKind::Openai,
+        ProviderKind::Http => EndpointKind::Http,
+        ProviderKind::Mock => EndpointKind::Mock,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::parser::ValueSource;
+    use clap::{CommandFactory, FromArgMatches};
+
+    use crate::cli::Cli;
+
+    /// The plan for a command line, as `main` makes it.
+    fn plan_for(argv: &[&str], saved: Option<&SavedRun>, key: Option<&str>) -> Result<Plan> {
+        let matches = Cli::command()
+            .try_get_matches_from(std::iter::once("shadow-batch").chain(argv.iter().copied()))
+            .unwrap();
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+        plan(&cli.run, &given, saved, key.map(str::to_string))
+    }
+
+    #[test]
+    fn no_flags_give_the_core_defaults() {
+        let plan = plan_for(&["data/labels.csv"], None, None).unwrap();
+        let defaults = RunConfig::default();
+        let c = &plan.config;
+        assert_eq!(
+            (
+                c.batch_size,
+                c.delay_ms,
+                c.max_retries,
+                c.concurrency,
+                c.adaptive_concurrency,
+                c.rpm,
+                c.seed,
+                c.request_timeout_ms,
+                c.abort_after_failing_ms
+            ),
+            (
+                defaults.batch_size,
+                defaults.delay_ms,
+                defaults.max_retries,
+                defaults.concurrency,
+                defaults.adaptive_concurrency,
+                defaults.rpm,
+                defaults.seed,
+                defaults.request_timeout_ms,
+                defaults.abort_after_failing_ms
+            )
+        );
+        assert_eq!(c.provider_label, EndpointKind::Mock);
+        assert_eq!(plan.api_key, None);
+        let with_key = plan_for(&["data/labels.csv"], None, Some("sk-test")).unwrap();
+        assert_eq!(with_key.config.provider, defaults.provider);
+        assert_eq!(with_key.config.provider_label, EndpointKind::Openai);
+        assert_eq!(with_key.api_key.as_deref(), Some("sk-test"));
+    }
+
+    #[test]
+    fn positional_settings_and_flags_are_taken() {
+        let plan = plan_for(
+            &[
+                "l.csv",
+                "10",
+                "300",
+                "2",
+                "--concurrency",
+                "3",
+                "--rpm",
+                "60",
+            ],
+            None,
+            None,
+        )
+        .unwrap();
+        let c = &plan.config;
+        assert_eq!((c.batch_size, c.delay_ms, c.max_retries), (10, 300, 2));
+        assert_eq!((c.concurrency, c.rpm), (3, Some(60)));
+    }
+
+    #[test]
+    fn a_resumed_run_keeps_its_settings_unless_a_flag_is_given_again() {
+        let first = plan_for(
+            &[
+                "l.csv",
+                "10",
+                "--provider",
+                "http",
+                "--endpoint",
+                "http://x.test/p",
+            ],
+            None,
+            None,
+        )
+        .unwrap();
+        let saved = SavedRun {
+            csv_path: "l.csv".into(),
+            config: RunConfig {
+                columns: ColumnNames {
+                    image: Some("picture".into()),
+                    ..ColumnNames::default()
+                },
+                ..first.config.clone()
+            },
+        };
+        let resumed = plan_for(&["--resume", "x.json", "--rpm", "30"], Some(&saved), None).unwrap();
+        assert_eq!(resumed.csv, PathBuf::from("l.csv"));
+        assert_eq!(resumed.config.batch_size, 10, "kept");
+        assert_eq!(resumed.config.rpm, Some(30), "given again");
+        assert_eq!(resumed.config.provider, first.config.provider);
+        assert_eq!(resumed.config.provider_label, EndpointKind::Http);
+        assert_eq!(resumed.config.columns.image.as_deref(), Some("picture"));
+        let renamed = plan_for(
+            &["--resume", "x.json", "--label-column", "truth"],
+            Some(&saved),
+            None,
+        )
+        .unwrap();
+        assert_eq!(renamed.config.columns.label.as_deref(), Some("truth"));
+        assert_eq!(
+            renamed.config.columns.image, None,
+            "named columns replace the saved ones"
+        );
+    }
+
+    #[test]
+    fn openai_without_a_key_and_http_without_an_endpoint_are_refused() {
+        let err = plan_for(&["l.csv", "--provider", "openai"], None, Some("  ")).unwrap_err();
+        assert!(err.to_string().contains("OPENAI_API_KEY"), "{err}");
+        let err = plan_for(&["l.csv", "--provider", "http"], None, None).unwrap_err();
+        assert!(err.to_string().contains("--endpoint"), "{err}");
+        let err = plan_for(&["l.csv", "--timeout", "0"], None, None).unwrap_err();
+        assert!(err.to_string().contains("--timeout"), "{err}");
+    }
+}
