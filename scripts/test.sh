@@ -32,7 +32,7 @@ if cargo tree -p shadow-core --target wasm32-unknown-unknown -e normal --prefix 
   exit 1
 fi
 
-step "cargo test (workspace: core, native CLI)"
+step "cargo test (workspace: core, mock, native CLI)"
 cargo test --workspace --lib --bins --tests
 cargo test --workspace --doc
 

@@ -50,12 +50,8 @@ export class Runner {
 
   feed(input) {
     if (this.finished) return;
-    try {
-      this.run.handle(now(), input);
-    } catch (e) {
-      // An answer to an abandoned request: nothing to do.
-      if (!String(e.message).includes('no request in flight')) throw e;
-    }
+    // An answer to a request the run abandoned is taken and ignored by the core.
+    this.run.handle(now(), input);
     this.pump();
   }
 
@@ -92,7 +88,7 @@ export class Runner {
       this.feed({ type: 'imageFailed', ticket, message: `line ${order.line}: ${e.message}` });
       return;
     }
-    const request = this.run.request(BigInt(ticket), order.item, order.attempt, url);
+    const request = this.run.request(order.item, order.attempt, url);
     const headers = new Headers(request.headers);
     if (this.apiKey) headers.set('authorization', `Bearer ${this.apiKey}`);
     const controller = new AbortController();
@@ -104,7 +100,7 @@ export class Runner {
         method: request.method, headers, body: request.body, signal: controller.signal,
       });
       const body = await response.text();
-      this.feed({ type: 'response', ticket, status: response.status, headers: [...response.headers], body });
+      this.feed({ type: 'response', ticket, response: { status: response.status, headers: [...response.headers], body } });
     } catch (e) {
       const kind = timedOut ? 'timeout' : 'connect';
       // fetch's errors say little (and never the key); keep them short.

@@ -105,8 +105,8 @@ fn bench(n: usize) {
                     done += 1;
                     std::hint::black_box(run.result(&d));
                 }
-                Output::BatchReport(_) => reports += 1,
-                Output::Finished(s) => {
+                Output::BatchReport { .. } => reports += 1,
+                Output::Finished { summary: s } => {
                     let secs = start.elapsed().as_secs_f64();
                     let peak = PEAK.load(Relaxed) - before_run;
                     println!("items:                 {n}");
@@ -139,7 +139,6 @@ fn bench(n: usize) {
                     );
                     return;
                 }
-                _ => {}
             }
         }
         now = now.plus(1);

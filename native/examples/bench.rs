@@ -43,7 +43,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 use shadow_core::image::to_data_url;
 use shadow_core::input::{read_labels_csv, ColumnNames, Item};
-use shadow_core::provider::{ImageDetail, OpenAiConfig, Provider, RequestInput};
+use shadow_core::provider::{ImageDetail, OpenAiConfig, Provider};
 use shadow_core::time::parse_iso8601;
 
 /// Scenario 1: the endpoint's limit, and the images sent through it.
@@ -57,6 +57,9 @@ const S1_MOCK: [&str; 6] = [
     "--error-rate",
     "0.01",
 ];
+/// The fastest mock: no latency, no injected errors, no limit (the product default
+/// mock waits 120 ms and fails 2%).
+const FASTEST_MOCK: [&str; 4] = ["--latency-ms", "0", "--error-rate", "0"];
 /// shadow-batch's best settings there: enough in flight for 100 requests/s at
 /// 100 ms; pacing from the endpoint's own headers (no --rpm).
 const S1_CLI: [&str; 2] = ["--concurrency", "16"];
@@ -623,12 +626,7 @@ impl Bench {
             detail: ImageDetail::Low,
             prompt: None,
         });
-        let request = provider.build_request(&RequestInput {
-            image_url: &url,
-            labels: &labels,
-            attempt: 1,
-            item_id: None,
-        });
+        let request = provider.request_template(&labels).build(&url, 1, None);
         fs::write(&body, &request.body)?;
         let lua = self.data.join("s2-post.lua");
         fs::write(
@@ -675,7 +673,7 @@ impl Bench {
         for round in 1..=S2_ROUNDS {
             let (mut best_cli, mut best_wrk) = (0.0f64, 0.0f64);
             for c in S2_CONCURRENCY {
-                let mock = self.mock(&[])?;
+                let mock = self.mock(&FASTEST_MOCK)?;
                 let name = format!("s2-c{c}-{}", self.tmp_seq());
                 let run = self.cli(&name, csv, &mock, &["--concurrency", &c.to_string()])?;
                 drop(mock);
@@ -695,7 +693,7 @@ impl Bench {
                 if !wrk {
                     continue;
                 }
-                let mock = self.mock(&[])?;
+                let mock = self.mock(&FASTEST_MOCK)?;
                 let threads = if self.pin { "1" } else { "2" };
                 let mut cmd = self.command("wrk", CLIENT_CPU);
                 cmd.args(["-t", threads, "-c", &c.to_string()])
@@ -933,7 +931,7 @@ impl Bench {
         let mut runs = Vec::new();
         for rows in [S4_SMALL_ROWS, S4_ROWS] {
             let csv = self.url_csv(&format!("s4-{rows}.csv"), rows)?;
-            let mock = self.mock(&[])?;
+            let mock = self.mock(&FASTEST_MOCK)?;
             let run = self.cli(&format!("s4-{rows}"), &csv, &mock, &flags)?;
             drop(mock);
             fs::remove_file(&csv)?;
@@ -1041,7 +1039,9 @@ impl Bench {
         let mut found = None;
         for every in [300u64, 150, 600, 100, 1000, 50] {
             let every_s = every.to_string();
-            let mock = self.mock(&["--slow-every", &every_s, "--slow-ms", "2000"])?;
+            let mut flags = FASTEST_MOCK.to_vec();
+            flags.extend(["--slow-every", &every_s, "--slow-ms", "2000"]);
+            let mock = self.mock(&flags)?;
             let run = self.cli(
                 &format!("s5-probe-{every}"),
                 &probe_csv,
@@ -1092,7 +1092,7 @@ impl Bench {
             std::env::var("SHADOW_BENCH_S5_CONCURRENCY").unwrap_or_else(|_| S5_CONCURRENCY.into());
         let mut others_ms = Vec::new();
         for with in [false, true] {
-            let mut flags = vec!["--latency-ms", S5_LATENCY];
+            let mut flags = vec!["--latency-ms", S5_LATENCY, "--error-rate", "0"];
             if with {
                 flags.extend([
                     "--slow-ms",

@@ -22,7 +22,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use shadow_core::image::to_data_url;
 use shadow_core::input::{read_labels_csv, ColumnNames, ImageRef};
-use shadow_core::provider::{ImageDetail, OpenAiConfig, Provider, RequestInput};
+use shadow_core::provider::{ImageDetail, OpenAiConfig, Provider};
 
 /// One request at a time, fixed delay, sleep on 429.
 #[derive(Parser, Debug)]
@@ -101,12 +101,10 @@ async fn main() -> Result<()> {
         };
         let mut attempt = 1u32;
         let ok = loop {
-            let request = provider.build_request(&RequestInput {
-                image_url: &image,
-                labels: &csv.labels,
-                attempt,
-                item_id: item.id.as_deref(),
-            });
+            let request =
+                provider
+                    .request_template(&csv.labels)
+                    .build(&image, attempt, item.id.as_deref());
             let mut builder = client.post(&request.url).body(request.body);
             for (name, value) in &request.headers {
                 builder = builder.header(name, value);

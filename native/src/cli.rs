@@ -4,11 +4,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-
 use shadow_core::provider::{OpenAiConfig, Provider};
 use shadow_core::RunConfig;
-
-use crate::mock::MockConfig;
+use shadow_mock::MockConfig;
 
 /// Every default is the core's: written once, in `RunConfig::default()`.
 fn defaults() -> RunConfig {
@@ -68,7 +66,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve the built-in mock endpoint (OpenAI-compatible) on 127.0.0.1 until Ctrl-C.
-    MockServer(MockConfig),
+    MockServer(MockArgs),
     /// Serve the browser page and the mock endpoint (at /v1) on 127.0.0.1 until
     /// Ctrl-C. Build the page first: bash web/build.sh.
     Web(WebArgs),
@@ -81,7 +79,120 @@ pub struct WebArgs {
     pub web_dir: Option<PathBuf>,
 
     #[command(flatten)]
-    pub mock: MockConfig,
+    pub mock: MockArgs,
+}
+
+/// The mock endpoint's flags (`shadow-batch mock-server --help`); every default is
+/// `MockConfig::default()`'s.
+#[derive(Args, Clone, Debug)]
+pub struct MockArgs {
+    /// Port to listen on, on 127.0.0.1 (0 = any free port).
+    #[arg(long, default_value_t = MockConfig::default().port)]
+    pub port: u16,
+
+    /// Requests-per-minute limit, enforced with a token bucket holding one second
+    /// of burst; over it the mock answers 429 with retry-after headers. Unset or 0
+    /// = unlimited.
+    #[arg(long, value_name = "N")]
+    pub rpm: Option<u32>,
+
+    /// Latency added to every answered request (200 or 500), in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = MockConfig::default().latency_ms)]
+    pub latency_ms: u64,
+
+    /// Share of requests answered with an injected 500 server error (0..=1).
+    /// Rolled per (image, labels, attempt): a retry may succeed.
+    #[arg(
+        long,
+        value_name = "SHARE",
+        default_value_t = MockConfig::default().error_rate,
+        value_parser = parse_share
+    )]
+    pub error_rate: f64,
+
+    /// How often the answer is the true label (0..=1). Rolled per (image, labels):
+    /// a retry gets the same answer. Meaningless without --truth.
+    #[arg(
+        long,
+        value_name = "SHARE",
+        default_value_t = MockConfig::default().accuracy,
+        value_parser = parse_share
+    )]
+    pub accuracy: f64,
+
+    /// Seed of every answer and injected fault.
+    #[arg(long, default_value_t = MockConfig::default().seed)]
+    pub seed: u64,
+
+    /// Labels CSV giving the true labels of the images (the mock answers them at
+    /// --accuracy).
+    #[arg(long, value_name = "CSV")]
+    pub truth: Option<PathBuf>,
+
+    /// On 429 send only retry-after / retry-after-ms, and never any
+    /// x-ratelimit-* header.
+    #[arg(long)]
+    pub no_ratelimit_headers: bool,
+
+    /// Require this bearer key; other requests get 401 invalid_api_key. The key is
+    /// never logged or echoed.
+    #[arg(long, value_name = "KEY")]
+    pub require_key: Option<String>,
+
+    /// After this many 200 answers, every request gets 429 insufficient_quota.
+    #[arg(long, value_name = "N")]
+    pub quota: Option<u64>,
+
+    /// Share of 200 answers whose content is not valid JSON (0..=1). Rolled per
+    /// (image, labels, attempt).
+    #[arg(
+        long,
+        value_name = "SHARE",
+        default_value_t = MockConfig::default().malformed_rate,
+        value_parser = parse_share
+    )]
+    pub malformed_rate: f64,
+
+    /// Extra latency of straggler requests, in milliseconds (see --slow-every).
+    #[arg(long, value_name = "MS", default_value_t = MockConfig::default().slow_ms)]
+    pub slow_ms: u64,
+
+    /// Make one image in N (chosen by its seeded content hash) a straggler that
+    /// waits --slow-ms more; 0 = off.
+    #[arg(long, value_name = "N", default_value_t = MockConfig::default().slow_every)]
+    pub slow_every: u64,
+}
+
+impl From<MockArgs> for MockConfig {
+    fn from(a: MockArgs) -> MockConfig {
+        MockConfig {
+            port: a.port,
+            rpm: a.rpm,
+            latency_ms: a.latency_ms,
+            error_rate: a.error_rate,
+            accuracy: a.accuracy,
+            seed: a.seed,
+            truth: a.truth,
+            no_ratelimit_headers: a.no_ratelimit_headers,
+            require_key: a.require_key,
+            quota: a.quota,
+            malformed_rate: a.malformed_rate,
+            slow_ms: a.slow_ms,
+            slow_every: a.slow_every,
+        }
+    }
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("`{s}` is not between 0 and 1"))
+    }
 }
 
 /// Which kind of endpoint answers.
@@ -241,7 +352,7 @@ pub struct RunArgs {
     #[arg(
         long,
         value_name = "MS",
-        default_value_t = 120,
+        default_value_t = MockConfig::default().latency_ms,
         help_heading = "Built-in mock"
     )]
     pub mock_latency_ms: u64,
@@ -250,7 +361,7 @@ pub struct RunArgs {
     #[arg(
         long,
         value_name = "SHARE",
-        default_value_t = 0.9,
+        default_value_t = MockConfig::default().accuracy,
         help_heading = "Built-in mock"
     )]
     pub mock_accuracy: f64,
@@ -260,7 +371,7 @@ pub struct RunArgs {
     #[arg(
         long,
         value_name = "SHARE",
-        default_value_t = 0.02,
+        default_value_t = MockConfig::default().error_rate,
         help_heading = "Built-in mock"
     )]
     pub mock_error_rate: f64,
@@ -269,4 +380,88 @@ pub struct RunArgs {
     /// headers.
     #[arg(long, value_name = "N", help_heading = "Built-in mock")]
     pub mock_rpm: Option<u32>,
+}
+
+impl RunArgs {
+    /// The built-in mock of a run: the `--mock-*` flags, the run's seed, any free
+    /// port, the rest `MockConfig::default()`'s.
+    pub fn builtin_mock(&self) -> MockConfig {
+        MockConfig {
+            port: 0,
+            rpm: self.mock_rpm,
+            latency_ms: self.mock_latency_ms,
+            error_rate: self.mock_error_rate,
+            accuracy: self.mock_accuracy,
+            seed: self.seed,
+            ..MockConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("shadow-batch").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    /// The CLI's mock defaults are `MockConfig::default()`'s, for `mock-server`,
+    /// `web` and the built-in mock of a run alike: the page and the CLI meet the
+    /// same endpoint.
+    #[test]
+    fn mock_defaults_are_the_mock_crates() {
+        let Some(Command::MockServer(args)) = parse(&["mock-server"]).command else {
+            panic!("not mock-server");
+        };
+        assert_eq!(MockConfig::from(args), MockConfig::default());
+        let Some(Command::Web(web)) = parse(&["web"]).command else {
+            panic!("not web");
+        };
+        assert_eq!(MockConfig::from(web.mock), MockConfig::default());
+        let run = parse(&["labels.csv"]).run;
+        assert_eq!(
+            run.builtin_mock(),
+            MockConfig {
+                port: 0,
+                ..MockConfig::default()
+            }
+        );
+    }
+
+    #[test]
+    fn mock_flags_are_read() {
+        let Some(Command::MockServer(args)) = parse(&[
+            "mock-server",
+            "--rpm",
+            "60",
+            "--error-rate",
+            "0.25",
+            "--no-ratelimit-headers",
+            "--slow-every",
+            "7",
+        ])
+        .command
+        else {
+            panic!("not mock-server");
+        };
+        let cfg = MockConfig::from(args);
+        assert_eq!(cfg.rpm, Some(60));
+        assert_eq!(cfg.error_rate, 0.25);
+        assert!(cfg.no_ratelimit_headers);
+        assert_eq!(cfg.slow_every, 7);
+        assert!(Cli::try_parse_from(["shadow-batch", "mock-server", "--accuracy", "2"]).is_err());
+        let run = parse(&["labels.csv", "--mock-latency-ms", "5", "--seed", "7"]).run;
+        let mock = run.builtin_mock();
+        assert_eq!((mock.latency_ms, mock.seed), (5, 7));
+    }
+
+    #[test]
+    fn shares_are_validated() {
+        assert_eq!(parse_share("0.3"), Ok(0.3));
+        assert!(parse_share("1.5").is_err());
+        assert!(parse_share("-0.1").is_err());
+        assert!(parse_share("x").is_err());
+    }
 }

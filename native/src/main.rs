@@ -6,7 +6,6 @@ mod cli;
 mod driver;
 mod files;
 mod images;
-mod mock;
 mod next_step;
 mod plan;
 mod read_ahead;
@@ -27,12 +26,12 @@ use shadow_core::journal::fold_journal_reader;
 use shadow_core::provider::Provider;
 use shadow_core::report::RunStatus;
 use shadow_core::{EndpointKind, Run, RunConfig};
+use shadow_mock::{MockConfig, MockServer, Truth};
 
 use crate::cli::{Cli, Command, RunArgs};
 use crate::driver::{Clock, Driver, Ended};
 use crate::files::{write_atomic, Journal, RunFiles};
 use crate::images::ImageLoader;
-use crate::mock::{MockConfig, MockServer, Truth};
 use crate::plan::{plan, Plan, SavedRun};
 use crate::transport::Transport;
 
@@ -67,13 +66,15 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Some(Command::MockServer(cfg)) => runtime.block_on(mock_server(cfg, None)).map(|()| 0),
+        Some(Command::MockServer(args)) => {
+            runtime.block_on(mock_server(args.into(), None)).map(|()| 0)
+        }
         Some(Command::Web(args)) => {
             let dir = args
                 .web_dir
                 .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../web"));
             runtime
-                .block_on(mock_server(args.mock, Some(dir)))
+                .block_on(mock_server(args.mock.into(), Some(dir)))
                 .map(|()| 0)
         }
         None => runtime.block_on(run(cli.run, &matches)),
@@ -305,16 +306,7 @@ async fn start_builtin_mock(
         }
     }
     let truth = build_truth(csv, images).await;
-    let cfg = MockConfig {
-        port: 0,
-        rpm: args.mock_rpm,
-        latency_ms: args.mock_latency_ms,
-        error_rate: args.mock_error_rate,
-        accuracy: args.mock_accuracy,
-        seed: args.seed,
-        ..MockConfig::default()
-    };
-    MockServer::spawn(cfg, Some(truth))
+    MockServer::spawn(args.builtin_mock(), Some(truth))
         .await
         .context("cannot start the built-in mock endpoint on 127.0.0.1")
 }

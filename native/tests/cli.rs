@@ -196,7 +196,7 @@ fn readme_command_runs_the_builtin_mock_end_to_end() {
 /// images sent 8 at a time: the bucket overflows, and every item must still
 /// succeed with the default retries.
 fn rate_limit_storm(rows: usize, extra: &[&str]) {
-    let mut args = vec!["--rpm", "300", "--latency-ms", "10"];
+    let mut args = vec!["--rpm", "300", "--latency-ms", "10", "--error-rate", "0"];
     args.extend_from_slice(extra);
     let mock = Mock::start(&args);
     let data = Data::new(rows);
@@ -249,7 +249,7 @@ fn rate_limit_storm_without_ratelimit_headers_is_absorbed() {
 
 #[test]
 fn server_errors_are_retried() {
-    let mock = Mock::start(&["--error-rate", "0.5"]);
+    let mock = Mock::start(&["--latency-ms", "0", "--error-rate", "0.5"]);
     let data = Data::new(8);
     let done = run(openai(
         &data,
@@ -277,7 +277,14 @@ fn server_errors_are_retried() {
 fn wrong_key_aborts_fast_and_no_key_is_written() {
     const RIGHT: &str = "sk-right-4f9Q2zX";
     const WRONG: &str = "wrong-key-xyz";
-    let mock = Mock::start(&["--require-key", RIGHT]);
+    let mock = Mock::start(&[
+        "--latency-ms",
+        "0",
+        "--error-rate",
+        "0",
+        "--require-key",
+        RIGHT,
+    ]);
     let data = Data::new(6);
 
     let done = run(openai(
@@ -326,7 +333,14 @@ fn wrong_key_aborts_fast_and_no_key_is_written() {
 
 #[test]
 fn malformed_answers_fail_as_answer_errors() {
-    let mock = Mock::start(&["--malformed-rate", "1"]);
+    let mock = Mock::start(&[
+        "--latency-ms",
+        "0",
+        "--error-rate",
+        "0",
+        "--malformed-rate",
+        "1",
+    ]);
     let data = Data::new(4);
     let done = run(openai(
         &data,
@@ -392,7 +406,7 @@ fn hung_endpoint_times_out() {
 // ---------------------------------------------------------------------------
 
 const RESUME_ROWS: usize = 60;
-const RESUME_MOCK: [&str; 4] = ["--latency-ms", "100", "--seed", "7"];
+const RESUME_MOCK: [&str; 6] = ["--latency-ms", "100", "--error-rate", "0", "--seed", "7"];
 
 /// Arguments of a fresh 60-row run in batches of 10 at concurrency 4 into `out`.
 fn resume_args<'a>(data: &'a Data, out: &'a Path, batch: &'a str) -> Vec<&'a str> {
@@ -753,7 +767,7 @@ fn help_lists_every_flag() {
 #[test]
 fn retry_failed_resends_the_failures_once() {
     let data = Data::new(5);
-    let broken = Mock::start(&["--error-rate", "1"]);
+    let broken = Mock::start(&["--latency-ms", "0", "--error-rate", "1"]);
     let first = run(openai(
         &data,
         &broken.url,
@@ -766,7 +780,7 @@ fn retry_failed_resends_the_failures_once() {
     assert_each_row_once(&results, 5);
     assert_all_failed(&results, "http");
 
-    let healthy = Mock::start(&[]);
+    let healthy = Mock::start(&["--latency-ms", "0", "--error-rate", "0"]);
     let again = run(openai(
         &data,
         &healthy.url,

@@ -7,7 +7,7 @@
 //! - outputs of `poll`: `{type: "send", ticket, item, attempt, image: {kind, value}, line}`,
 //!   `{type: "itemDone", row, result, jsonLine}`, `{type: "batchReport", report, console}`,
 //!   `{type: "finished", summary, console, exitCode}`, or `null`;
-//! - inputs of `handle`: `{type: "response", ticket, status, headers: [[name, value]], body}`,
+//! - inputs of `handle`: `{type: "response", ticket, response: {status, headers: [[name, value]], body}}`,
 //!   `{type: "transportFailed", ticket, kind: "timeout"|"connect"|"reset"|"body", message}`,
 //!   `{type: "imageFailed", ticket, message}`, `{type: "pause"}`, `{type: "resume"}`,
 //!   `{type: "cancel"}`, `{type: "abandon"}`.
@@ -16,11 +16,9 @@
 //! performance.now()` gives it.
 
 use serde::{Deserialize, Serialize};
-use shadow_core::http::{HttpResponse, TransportErrorKind};
 use shadow_core::input::{parse_labels_csv, ColumnNames};
 use shadow_core::journal::fold_journal;
-use shadow_core::report::Summary;
-use shadow_core::{Input, Millis, Output, Run, RunConfig, SendOrder, Ticket};
+use shadow_core::{Input, Millis, Output, Run, RunConfig};
 use wasm_bindgen::prelude::*;
 
 fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
@@ -46,62 +44,29 @@ struct Columns {
     id_column: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
-enum JsInput {
-    Response {
-        ticket: u64,
-        status: u16,
-        #[serde(default)]
-        headers: Vec<(String, String)>,
-        #[serde(default)]
-        body: String,
-    },
-    TransportFailed {
-        ticket: u64,
-        kind: TransportErrorKind,
-        #[serde(default)]
-        message: String,
-    },
-    ImageFailed {
-        ticket: u64,
-        message: String,
-    },
-    Pause,
-    Resume,
-    Cancel,
-    Abandon,
-}
-
-// Built and serialized at once, never stored: the size of its variants is no matter.
-#[allow(clippy::large_enum_variant)]
+/// An output of `poll` as the page reads it: the core's [`Output`] (`{type: ...,
+/// ...}`) with what the page needs beside it.
 #[derive(Serialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
-enum JsOutput<'a> {
-    #[serde(rename_all = "camelCase")]
-    Send {
-        ticket: u64,
-        item: usize,
-        attempt: u32,
-        image: &'a shadow_core::input::ImageRef,
-        line: u64,
-    },
-    #[serde(rename_all = "camelCase")]
-    ItemDone {
-        row: usize,
-        result: shadow_core::journal::ItemResult<'a>,
-        json_line: String,
-    },
-    BatchReport {
-        report: &'a shadow_core::report::BatchReport,
-        console: String,
-    },
-    #[serde(rename_all = "camelCase")]
-    Finished {
-        summary: &'a Summary,
-        console: String,
-        exit_code: u8,
-    },
+#[serde(rename_all = "camelCase")]
+struct Polled<'a> {
+    #[serde(flatten)]
+    output: &'a Output,
+    /// `send`: the item's image and CSV line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<&'a shadow_core::input::ImageRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u64>,
+    /// `itemDone`: the journal record, and its line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<shadow_core::journal::ItemResult<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    json_line: Option<String>,
+    /// `batchReport` and `finished`: the console text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    console: Option<String>,
+    /// `finished`: the CLI's exit code for this outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_code: Option<u8>,
 }
 
 /// One shadow run, driven by the page.
@@ -136,48 +101,18 @@ impl ShadowRun {
     /// Takes the finished results of an earlier session (results JSONL text; a torn
     /// last line is ignored). Returns how many rows were taken.
     pub fn restore(&mut self, journal: &str, retry_failed: bool) -> Result<usize, JsError> {
-        let folded = fold_journal(journal);
+        let mut folded = fold_journal(journal);
+        folded.prepare_resume(retry_failed);
         self.run
-            .restore(folded.results, retry_failed)
+            .restore(folded.results)
             .map_err(|e| JsError::new(&e.to_string()))
     }
 
-    /// Feeds an event in (see the crate docs for the shapes).
+    /// Feeds an event in: a core `Input` as JSON (see the crate docs). An answer
+    /// to a request the run abandoned is taken and ignored.
     pub fn handle(&mut self, now: f64, input: JsValue) -> Result<(), JsError> {
-        let input: JsInput = serde_wasm_bindgen::from_value(input)
+        let input: Input = serde_wasm_bindgen::from_value(input)
             .map_err(|e| JsError::new(&format!("bad input: {e}")))?;
-        let input = match input {
-            JsInput::Response {
-                ticket,
-                status,
-                headers,
-                body,
-            } => Input::Response {
-                ticket: Ticket(ticket),
-                response: HttpResponse {
-                    status,
-                    headers,
-                    body,
-                },
-            },
-            JsInput::TransportFailed {
-                ticket,
-                kind,
-                message,
-            } => Input::TransportFailed {
-                ticket: Ticket(ticket),
-                kind,
-                message,
-            },
-            JsInput::ImageFailed { ticket, message } => Input::ImageFailed {
-                ticket: Ticket(ticket),
-                message,
-            },
-            JsInput::Pause => Input::Pause,
-            JsInput::Resume => Input::Resume,
-            JsInput::Cancel => Input::Cancel,
-            JsInput::Abandon => Input::Abandon,
-        };
         self.run
             .handle(millis(now), input)
             .map_err(|e| JsError::new(&e.to_string()))
@@ -188,37 +123,33 @@ impl ShadowRun {
         let Some(output) = self.run.poll(millis(now)) else {
             return Ok(JsValue::NULL);
         };
-        match output {
+        let mut polled = Polled {
+            output: &output,
+            image: None,
+            line: None,
+            result: None,
+            json_line: None,
+            console: None,
+            exit_code: None,
+        };
+        match &output {
             Output::Send(order) => {
                 let item = self.run.item(order.item);
-                to_js(&JsOutput::Send {
-                    ticket: order.ticket.0,
-                    item: order.item,
-                    attempt: order.attempt,
-                    image: &item.image,
-                    line: item.line,
-                })
+                polled.image = Some(&item.image);
+                polled.line = Some(item.line);
             }
             Output::ItemDone(done) => {
-                let result = self.run.result(&done);
-                let json_line = result.to_json_line();
-                to_js(&JsOutput::ItemDone {
-                    row: done.row,
-                    result,
-                    json_line,
-                })
+                let result = self.run.result(done);
+                polled.json_line = Some(result.to_json_line());
+                polled.result = Some(result);
             }
-            Output::BatchReport(report) => to_js(&JsOutput::BatchReport {
-                console: report.to_console(),
-                report: &report,
-            }),
-            Output::Finished(summary) => to_js(&JsOutput::Finished {
-                console: summary.to_console(20),
-                exit_code: summary.exit_code(),
-                summary: &summary,
-            }),
-            _ => Ok(JsValue::NULL),
+            Output::BatchReport { report } => polled.console = Some(report.to_console()),
+            Output::Finished { summary } => {
+                polled.console = Some(summary.to_console(20));
+                polled.exit_code = Some(summary.exit_code());
+            }
         }
+        to_js(&polled)
     }
 
     /// When to poll again if nothing arrives (ms since the epoch), or `undefined`.
@@ -230,22 +161,12 @@ impl ShadowRun {
     /// The HTTP request for a send order, with the image as `imageUrl` (an http(s)
     /// URL or a data URL). `{method, url, headers: [[name, value]], body}`; the page
     /// adds the API key.
-    pub fn request(
-        &self,
-        ticket: u64,
-        item: usize,
-        attempt: u32,
-        image_url: &str,
-    ) -> Result<JsValue, JsError> {
+    pub fn request(&self, item: usize, attempt: u32, image_url: &str) -> Result<JsValue, JsError> {
         if item >= self.run.items().len() {
             return Err(JsError::new(&format!("no item {item}")));
         }
-        let order = SendOrder {
-            ticket: Ticket(ticket),
-            item,
-            attempt,
-        };
-        let r = self.run.request(&order, image_url);
+        let id = self.run.item(item).id.as_deref();
+        let r = self.run.request_template().build(image_url, attempt, id);
         to_js(&serde_json::json!({
             "method": r.method, "url": r.url, "headers": r.headers, "body": r.body,
         }))

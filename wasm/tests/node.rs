@@ -55,8 +55,7 @@ fn a_run_goes_from_csv_to_summary_through_plain_objects() {
         sends[0]["image"],
         json!({"kind": "url", "value": "https://x.test/a.png"})
     );
-    let ticket = sends[0]["ticket"].as_u64().unwrap();
-    let request = value(run.request(ticket, 0, 1, "https://x.test/a.png").unwrap());
+    let request = value(run.request(0, 1, "https://x.test/a.png").unwrap());
     assert_eq!(request["url"], "http://127.0.0.1:8787/v1/chat/completions");
     let body: Value = serde_json::from_str(request["body"].as_str().unwrap()).unwrap();
     assert_eq!(
@@ -72,8 +71,8 @@ fn a_run_goes_from_csv_to_summary_through_plain_objects() {
     for s in &sends {
         // The model says "cat" every time: right for a and c, wrong for b.
         let label = "cat";
-        let input = json!({"type": "response", "ticket": s["ticket"], "status": 200,
-            "headers": [["x-ratelimit-limit-requests", "600"]], "body": completion(label)});
+        let input = json!({"type": "response", "ticket": s["ticket"], "response": {"status": 200,
+            "headers": [["x-ratelimit-limit-requests", "600"]], "body": completion(label)}});
         run.handle(T0 + 100.0, js(&input)).unwrap();
         loop {
             let out = run.poll(T0 + 100.0).unwrap();

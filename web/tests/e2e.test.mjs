@@ -109,7 +109,7 @@ test('labels from the CSV are shown as text, never as HTML', async () => {
   const hostile = '<img src=x onerror=alert(1)>';
   const rows = ['image,label', `https://example.test/a.png,"${hostile}"`, 'https://example.test/b.png,cat', 'https://example.test/c.png,cat'];
   writeFileSync(join(dir, 'labels.csv'), rows.join('\n') + '\n');
-  const url = await serve([]);
+  const url = await serve(['--latency-ms', '0']);
   const page = await openPage(url);
   await page.setInputFiles('#csv', join(dir, 'labels.csv'));
   const { summary } = await runToEnd(page);
@@ -123,7 +123,7 @@ test('labels from the CSV are shown as text, never as HTML', async () => {
 test('a CSV without an image column gets a readable message', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'shadow-bad-'));
   writeFileSync(join(dir, 'bad.csv'), 'foo,bar\n1,2\n');
-  const url = await serve([]);
+  const url = await serve(['--latency-ms', '0']);
   const page = await openPage(url);
   await page.setInputFiles('#csv', join(dir, 'bad.csv'));
   await page.click('#start');

@@ -1,0 +1,98 @@
+//! The mock's settings, and their one default.
+
+use std::path::PathBuf;
+
+/// Settings of the mock endpoint.
+///
+/// [`MockConfig::default()`] is the product's default mock, written only here: the
+/// CLI's `mock-server` and `web` commands and the built-in mock of a run take
+/// their flag defaults from it, so the page and the CLI meet the same endpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MockConfig {
+    /// Port to listen on, on 127.0.0.1 (0 = any free port).
+    pub port: u16,
+
+    /// Requests-per-minute limit, enforced with a token bucket holding one second
+    /// of burst; over it the mock answers 429 with retry-after headers. `None` or
+    /// `Some(0)` = unlimited.
+    pub rpm: Option<u32>,
+
+    /// Latency added to every answered request (200 or 500), in milliseconds.
+    pub latency_ms: u64,
+
+    /// Share of requests answered with an injected 500 server error (0..=1).
+    /// Rolled per (image, labels, attempt): a retry may succeed.
+    pub error_rate: f64,
+
+    /// How often the answer is the true label (0..=1). Rolled per (image, labels):
+    /// a retry gets the same answer. Meaningless without a [`Truth`](crate::Truth).
+    pub accuracy: f64,
+
+    /// Seed of every answer and injected fault.
+    pub seed: u64,
+
+    /// Labels CSV giving the true labels of the images. The mock does not read it:
+    /// the host loads the images as it will send them and hands the server a
+    /// [`Truth`](crate::Truth); this field only records where it came from.
+    pub truth: Option<PathBuf>,
+
+    /// On 429 send only `retry-after` / `retry-after-ms`, and never any
+    /// `x-ratelimit-*` header.
+    pub no_ratelimit_headers: bool,
+
+    /// Require this bearer key; other requests get 401 `invalid_api_key`. The key
+    /// is never logged or echoed.
+    pub require_key: Option<String>,
+
+    /// After this many 200 answers, every request gets 429 `insufficient_quota`.
+    pub quota: Option<u64>,
+
+    /// Share of 200 answers whose content is not valid JSON (0..=1). Rolled per
+    /// (image, labels, attempt).
+    pub malformed_rate: f64,
+
+    /// Extra latency of straggler requests, in milliseconds (see
+    /// [`slow_every`](MockConfig::slow_every)).
+    pub slow_ms: u64,
+
+    /// Make one image in N (chosen by its seeded content hash) a straggler that
+    /// waits [`slow_ms`](MockConfig::slow_ms) more; 0 = off.
+    pub slow_every: u64,
+}
+
+impl Default for MockConfig {
+    /// A model that answers in 120 ms, right 9 times in 10, with 2% injected server
+    /// errors, seed 42 (the core's default seed), on port 8787; no rate limit, no
+    /// key, no quota, no malformed answers, no stragglers.
+    fn default() -> Self {
+        MockConfig {
+            port: 8787,
+            rpm: None,
+            latency_ms: 120,
+            error_rate: 0.02,
+            accuracy: 0.9,
+            seed: 42,
+            truth: None,
+            no_ratelimit_headers: false,
+            require_key: None,
+            quota: None,
+            malformed_rate: 0.0,
+            slow_ms: 0,
+            slow_every: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_seed_is_the_cores() {
+        // A run with the default seed and the default mock roll the same dice.
+        assert_eq!(
+            MockConfig::default().seed,
+            shadow_core::RunConfig::default().seed
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! What the mock has answered so far: lock-free counters, and their snapshot
+//! served at `GET /stats`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+/// A snapshot of the mock's counters (`GET /stats`). All of them count chat
+/// completion requests only.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MockStats {
+    /// Chat completion requests received.
+    pub requests: u64,
+    /// 200 answers (malformed ones included).
+    pub ok: u64,
+    /// 429 `rate_limit_exceeded` answers.
+    pub rate_limited: u64,
+    /// Injected 500 answers.
+    pub server_errors: u64,
+    /// 401 answers (wrong or missing key).
+    pub unauthorized: u64,
+    /// 200 answers whose content is deliberately not JSON.
+    pub malformed: u64,
+    /// 429 `insufficient_quota` answers.
+    pub quota_exceeded: u64,
+    /// 400 answers (bad body).
+    pub bad_requests: u64,
+    /// Answers by HTTP status (only statuses that occurred).
+    pub by_status: BTreeMap<u16, u64>,
+}
+
+const STATUSES: [u16; 5] = [200, 400, 401, 429, 500];
+
+/// The live counters behind [`MockStats`].
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub requests: AtomicU64,
+    pub ok: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub server_errors: AtomicU64,
+    pub unauthorized: AtomicU64,
+    pub malformed: AtomicU64,
+    pub quota_exceeded: AtomicU64,
+    pub bad_requests: AtomicU64,
+    by_status: [AtomicU64; STATUSES.len()],
+}
+
+impl Counters {
+    /// Adds one to a counter.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an answer by its status.
+    pub fn status(&self, status: StatusCode) {
+        if let Some(i) = STATUSES.iter().position(|&s| s == status.as_u16()) {
+            Self::bump(&self.by_status[i]);
+        }
+    }
+
+    pub fn snapshot(&self) -> MockStats {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        MockStats {
+            requests: load(&self.requests),
+            ok: load(&self.ok),
+            rate_limited: load(&self.rate_limited),
+            server_errors: load(&self.server_errors),
+            unauthorized: load(&self.unauthorized),
+            malformed: load(&self.malformed),
+            quota_exceeded: load(&self.quota_exceeded),
+            bad_requests: load(&self.bad_requests),
+            by_status: STATUSES
+                .iter()
+                .zip(&self.by_status)
+                .map(|(&s, c)| (s, load(c)))
+                .filter(|&(_, n)| n > 0)
+                .collect(),
+        }
+    }
+}

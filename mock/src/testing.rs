@@ -1,0 +1,35 @@
+//! Test helpers shared by the modules' tests: labels, images and a request body
+//! as shadow-batch sends them.
+
+use serde_json::json;
+
+pub const LABELS: [&str; 4] = ["cat", "dog", "bird", "fish"];
+
+pub fn labels() -> Vec<String> {
+    LABELS.iter().map(|s| s.to_string()).collect()
+}
+
+pub fn image(i: usize) -> String {
+    format!("https://example.test/images/{i:04}.jpg")
+}
+
+/// A chat completion request for `image` with [`LABELS`] as the label enum.
+pub fn body(image: &str) -> String {
+    json!({
+        "model": "gpt-test",
+        "messages": [
+            { "role": "system", "content": "Classify the image." },
+            { "role": "user", "content": [
+                { "type": "text", "text": "Which label?" },
+                { "type": "image_url", "image_url": { "url": image } }
+            ]}
+        ],
+        "response_format": { "type": "json_schema", "json_schema": {
+            "name": "classification", "strict": true,
+            "schema": { "type": "object", "additionalProperties": false,
+                "required": ["label"],
+                "properties": { "label": { "type": "string", "enum": LABELS } } }
+        }}
+    })
+    .to_string()
+}
