@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use shadow_core::image::{to_data_url, MAX_IMAGE_BYTES};
-use shadow_core::input::{check_relative_path, ImageRef, Item};
+use shadow_core::input::{check_relative_path, ImageRef, Item, PathError};
 
 /// Resolves and reads image files relative to the CSV's folder.
 #[derive(Clone, Debug)]
@@ -65,7 +65,16 @@ impl ImageLoader {
             ImageRef::Url(_) | ImageRef::DataUrl(_) => return Ok(None),
             ImageRef::RelativePath(p) if self.allow_outside => self.base.join(&**p),
             ImageRef::RelativePath(p) => {
-                let clean = check_relative_path(p).map_err(|e| at(item, e.to_string()))?;
+                let clean = check_relative_path(p).map_err(|e| {
+                    // The core says what is wrong; the flag that allows it is ours.
+                    let step = match e {
+                        PathError::EscapesDataDir { .. } | PathError::Absolute { .. } => {
+                            " (pass --allow-outside-data-dir to allow it)"
+                        }
+                        _ => "",
+                    };
+                    at(item, format!("{e}{step}"))
+                })?;
                 self.base.join(clean)
             }
             ImageRef::AbsolutePath(p) => PathBuf::from(&**p),
