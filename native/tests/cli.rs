@@ -304,6 +304,14 @@ fn wrong_key_aborts_fast_and_no_key_is_written() {
     assert_eq!(summary["status"], "aborted");
     let reason = summary["abortReason"].as_str().expect("abortReason");
     assert!(reason.contains("401"), "{reason}");
+    assert_eq!(summary["abortKind"]["kind"], "unauthorized");
+    assert_eq!(summary["abortKind"]["status"], 401);
+    // The CLI words the next step in its own terms: the variable and the command.
+    assert!(
+        done.stderr.contains("OPENAI_API_KEY") && done.stderr.contains("--resume"),
+        "{}",
+        done.stderr
+    );
     assert_eq!(files.progress()["status"], "aborted");
     assert!(!done.stdout.contains(WRONG) && !done.stderr.contains(WRONG));
 
