@@ -1,7 +1,10 @@
 // The page: settings in, progress and reports out. Everything the CSV or an
 // endpoint supplies is shown with textContent, never as HTML.
 
-import init, { ShadowRun } from './pkg/shadow_wasm.js';
+import init, {
+  ShadowRun, defaultConfig, fileStamp, formatDuration, mockModel, percent,
+  progressFileName, resultsFileName, summaryFileName,
+} from './pkg/shadow_wasm.js';
 import { ImageFiles, Runner, now } from './runner.js';
 import { Store } from './store.js';
 
@@ -14,30 +17,34 @@ function showError(message) {
   $('error').hidden = !message;
 }
 
-function fileStamp(ms) {
-  return new Date(ms).toISOString().replace(/:/g, '-').replace('.', '-');
+// The settings form's fields: each reads one setting of the core's RunConfig and
+// writes it back. The form starts from defaultConfig(): the page keeps no defaults.
+const FIELDS = {
+  'batch-size': { get: (c) => c.batchSize, set: (c, v) => { c.batchSize = Number(v); } },
+  delay: { get: (c) => c.delayMs, set: (c, v) => { c.delayMs = Number(v); } },
+  retries: { get: (c) => c.maxRetries, set: (c, v) => { c.maxRetries = Number(v); } },
+  concurrency: { get: (c) => c.concurrency, set: (c, v) => { c.concurrency = Number(v); } },
+  timeout: { get: (c) => c.requestTimeoutMs / 1000, set: (c, v) => { c.requestTimeoutMs = Number(v) * 1000; } },
+  seed: { get: (c) => c.seed, set: (c, v) => { c.seed = Number(v); } },
+  'base-url': { get: (c) => c.provider.baseUrl, set: (c, v) => { c.provider.baseUrl = v.trim(); } },
+  model: { get: (c) => c.provider.model, set: (c, v) => { c.provider.model = v.trim(); } },
+};
+
+function fillForm(config) {
+  for (const [id, field] of Object.entries(FIELDS)) $(id).value = field.get(config);
 }
 
 function settings(runId, csvName) {
   const mock = document.querySelector('input[name=endpoint]:checked').value === 'mock';
-  const num = (id) => Number($(id).value);
-  return {
-    runId,
-    csvPath: csvName,
-    batchSize: num('batch-size'),
-    delayMs: num('delay'),
-    maxRetries: num('retries'),
-    concurrency: num('concurrency'),
-    requestTimeoutMs: num('timeout') * 1000,
-    seed: num('seed'),
-    providerLabel: mock ? 'mock' : 'openai',
-    provider: {
-      kind: 'openai',
-      baseUrl: mock ? `${location.origin}/v1` : $('base-url').value.trim(),
-      model: mock ? 'shadow-mock-1' : $('model').value.trim(),
-      detail: 'low',
-    },
-  };
+  const config = defaultConfig();
+  for (const [id, field] of Object.entries(FIELDS)) field.set(config, $(id).value);
+  Object.assign(config, { runId, csvPath: csvName });
+  if (mock) {
+    config.providerLabel = 'mock';
+    config.provider.baseUrl = `${location.origin}/v1`;
+    config.provider.model = mockModel();
+  }
+  return config;
 }
 
 function download(name, text, type) {
@@ -46,12 +53,6 @@ function download(name, text, type) {
   a.download = name;
   a.click();
   setTimeout(() => URL.revokeObjectURL(a.href), 1000);
-}
-
-function fmtDuration(ms) {
-  const s = Math.floor(ms / 1000);
-  const h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60;
-  return h ? `${h}h ${m}m ${s % 60}s` : m ? `${m}m ${s % 60}s` : `${s}s`;
 }
 
 function setRunning(running) {
@@ -69,10 +70,9 @@ function tick() {
   const elapsed = now() - state.started;
   const rate = c.doneThisSession > 0 ? c.doneThisSession / (elapsed / 1000) : 0;
   const eta = rate > 0 ? ((c.total - done) / rate) * 1000 : 0;
-  const pct = (a, b) => (b ? ((100 * a) / b).toFixed(2) : '0.00') + '%';
   $('stats').textContent =
-    `${done}/${c.total} done · ${rate.toFixed(1)} images/s · ETA ${fmtDuration(eta)} · ` +
-    `success ${pct(c.successful, done)} · agreement ${pct(c.agreements, c.successful)} · ${c.inFlight} in flight`;
+    `${done}/${c.total} done · ${rate.toFixed(1)} images/s · ETA ${formatDuration(eta)} · ` +
+    `success ${percent(c.successful, done)} · agreement ${percent(c.agreements, c.successful)} · ${c.inFlight} in flight`;
   if (!$('status').dataset.final) $('status').textContent = state.run.isPaused?.() ? 'paused' : 'running';
 }
 
@@ -183,6 +183,7 @@ async function start(resumeFrom) {
 
 async function main() {
   await init();
+  fillForm(defaultConfig());
   state.store = await Store.open();
   const toggle = () => {
     const mock = document.querySelector('input[name=endpoint]:checked').value === 'mock';
@@ -200,11 +201,11 @@ async function main() {
   });
   $('cancel').addEventListener('click', () => { state.runner.cancel(); $('status').textContent = 'cancelling…'; });
   $('dl-progress').addEventListener('click', () =>
-    download(`shadow-mode-batch-progress-${state.runId}.json`, JSON.stringify(state.run.progress(now()), null, 2), 'application/json'));
+    download(progressFileName(state.runId), JSON.stringify(state.run.progress(now()), null, 2), 'application/json'));
   $('dl-summary').addEventListener('click', () =>
-    download(`shadow-mode-batch-${state.runId}.json`, JSON.stringify(state.summary, null, 2), 'application/json'));
+    download(summaryFileName(state.runId), JSON.stringify(state.summary, null, 2), 'application/json'));
   $('dl-results').addEventListener('click', () =>
-    download(`shadow-mode-batch-results-${state.runId}.jsonl`, state.lines.join(''), 'application/x-ndjson'));
+    download(resultsFileName(state.runId), state.lines.join(''), 'application/x-ndjson'));
 
   const pending = await state.store.unfinished();
   if (pending) {

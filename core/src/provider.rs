@@ -40,6 +40,12 @@ pub struct OpenAiConfig {
     pub prompt: Option<String>,
 }
 
+/// The model name the built-in mock endpoint serves (`GET /v1/models` lists it) and
+/// the hosts ask for when they run against the mock. Written here, once, so that
+/// the mock crate and both hosts (the CLI, the page through the wasm face) use the
+/// same name without depending on one another.
+pub const MOCK_MODEL: &str = "shadow-mock-1";
+
 /// OpenAI's image `detail` setting.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

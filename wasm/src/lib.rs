@@ -14,6 +14,10 @@
 //!
 //! Time is milliseconds since the Unix epoch, as `performance.timeOrigin +
 //! performance.now()` gives it.
+//!
+//! Product defaults and constants come from the core through this face, never from
+//! copies in the page: `defaultConfig()` (fills the settings form), the run files'
+//! names, the run-id stamp, duration and percent formatting, the mock's model name.
 
 use serde::{Deserialize, Serialize};
 use shadow_core::input::{parse_labels_csv, ColumnNames};
@@ -27,12 +31,17 @@ fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
         .map_err(|e| JsError::new(&e.to_string()))
 }
 
-fn millis(now: f64) -> Millis {
-    Millis(if now.is_finite() && now > 0.0 {
-        now as u64
+/// Whole milliseconds from a JS number; 0 for negatives, NaN and infinities.
+fn whole_ms(ms: f64) -> u64 {
+    if ms.is_finite() && ms > 0.0 {
+        ms as u64
     } else {
         0
-    })
+    }
+}
+
+fn millis(now: f64) -> Millis {
+    Millis(whole_ms(now))
 }
 
 /// CSV columns named by the user; the rest found by common names.
@@ -242,4 +251,53 @@ pub fn image_data_url(bytes: &[u8]) -> Result<String, JsError> {
 #[wasm_bindgen(js_name = checkRelativePath)]
 pub fn check_relative_path(path: &str) -> Result<String, JsError> {
     shadow_core::input::check_relative_path(path).map_err(|e| JsError::new(&e.to_string()))
+}
+
+/// `RunConfig::default()` as a plain object (camelCase, the shape `ShadowRun` takes):
+/// the product's defaults, which the page's settings form starts from.
+#[wasm_bindgen(js_name = defaultConfig)]
+pub fn default_config() -> Result<JsValue, JsError> {
+    to_js(&RunConfig::default())
+}
+
+/// The progress file's name for a run id: `shadow-mode-batch-progress-{runId}.json`.
+#[wasm_bindgen(js_name = progressFileName)]
+pub fn progress_file_name(run_id: &str) -> String {
+    shadow_core::run_files::progress_file_name(run_id)
+}
+
+/// The final summary's file name for a run id: `shadow-mode-batch-{runId}.json`.
+#[wasm_bindgen(js_name = summaryFileName)]
+pub fn summary_file_name(run_id: &str) -> String {
+    shadow_core::run_files::summary_file_name(run_id)
+}
+
+/// The results journal's file name for a run id: `shadow-mode-batch-results-{runId}.jsonl`.
+#[wasm_bindgen(js_name = resultsFileName)]
+pub fn results_file_name(run_id: &str) -> String {
+    shadow_core::run_files::results_file_name(run_id)
+}
+
+/// The run id of a run started at `ms` (since the epoch): `2025-01-24T10-30-00-000Z`.
+#[wasm_bindgen(js_name = fileStamp)]
+pub fn file_stamp(ms: f64) -> String {
+    millis(ms).to_file_stamp()
+}
+
+/// A duration for people, as the console words it: `45s`, `2m 15s`, `1h 5m 3s`.
+#[wasm_bindgen(js_name = formatDuration)]
+pub fn format_duration(ms: f64) -> String {
+    shadow_core::time::format_duration(whole_ms(ms))
+}
+
+/// `part` of `whole` as the reports word it: `"96.00%"`; `"0.00%"` when `whole` is 0.
+#[wasm_bindgen]
+pub fn percent(part: usize, whole: usize) -> String {
+    shadow_core::report::percent(part, whole)
+}
+
+/// The model name of the built-in mock endpoint.
+#[wasm_bindgen(js_name = mockModel)]
+pub fn mock_model() -> String {
+    shadow_core::provider::MOCK_MODEL.to_owned()
 }

@@ -5,7 +5,11 @@
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use shadow_wasm::{check_relative_path, image_data_url, ShadowRun};
+use shadow_core::RunConfig;
+use shadow_wasm::{
+    check_relative_path, default_config, file_stamp, format_duration, image_data_url, mock_model,
+    percent, progress_file_name, results_file_name, summary_file_name, ShadowRun,
+};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -171,4 +175,42 @@ fn image_bytes_become_data_urls_by_their_magic() {
         .unwrap()
         .starts_with("data:image/png;base64,"));
     assert!(image_data_url(b"not an image").is_err());
+}
+
+#[wasm_bindgen_test]
+fn default_config_is_the_cores_default_as_the_page_reads_it() {
+    let js_config = default_config().unwrap();
+    // The page reads camelCase fields and sends the object back as a RunConfig.
+    let back: RunConfig = serde_wasm_bindgen::from_value(js_config.clone()).unwrap();
+    assert_eq!(back, RunConfig::default());
+    let fields = value(js_config);
+    let defaults = RunConfig::default();
+    assert_eq!(fields["batchSize"], defaults.batch_size);
+    assert_eq!(fields["requestTimeoutMs"], defaults.request_timeout_ms);
+    assert_eq!(fields["provider"]["kind"], "openai");
+    assert!(fields["provider"]["baseUrl"].is_string());
+}
+
+#[wasm_bindgen_test]
+fn constants_are_the_cores() {
+    let id = "2025-01-24T10-30-00-123Z";
+    assert_eq!(file_stamp(1_737_714_600_123.0), id);
+    assert_eq!(file_stamp(f64::NAN), "1970-01-01T00-00-00-000Z");
+    assert_eq!(
+        progress_file_name(id),
+        shadow_core::run_files::progress_file_name(id)
+    );
+    assert_eq!(
+        summary_file_name(id),
+        shadow_core::run_files::summary_file_name(id)
+    );
+    assert_eq!(
+        results_file_name(id),
+        shadow_core::run_files::results_file_name(id)
+    );
+    assert_eq!(format_duration(3_903_999.7), "1h 5m 3s");
+    assert_eq!(format_duration(-5.0), "0s");
+    assert_eq!(percent(48, 50), "96.00%");
+    assert_eq!(percent(0, 0), "0.00%");
+    assert_eq!(mock_model(), shadow_core::provider::MOCK_MODEL);
 }

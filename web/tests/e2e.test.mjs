@@ -1,7 +1,11 @@
 // The page in headless Chromium against `shadow-batch web` (page + mock endpoint on
 // one origin): the same CSV, mock and seed give the same batch reports and counts as
 // the native CLI; hostile labels stay text; a bad CSV gets a readable message; a
-// reload mid-run loses no finished result. Takes a screenshot for the README.
+// reload mid-run loses no finished result; the settings form shows the core's
+// defaults; downloads carry the CLI's file names. Takes a screenshot for the README.
+//
+// The CLI binary is $SHADOW_BATCH_BIN, else target/debug/shadow-batch under
+// $CARGO_TARGET_DIR (relative to the repository root) or the repository's target/.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +16,8 @@ import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const BIN = process.env.SHADOW_BATCH_BIN || join(ROOT, 'target/debug/shadow-batch');
+const TARGET = resolve(ROOT, process.env.CARGO_TARGET_DIR || 'target');
+const BIN = process.env.SHADOW_BATCH_BIN || join(TARGET, 'debug/shadow-batch');
 const CSV = join(ROOT, 'training-data/labels.csv');
 const IMAGES = join(ROOT, 'training-data/images');
 const MOCK = ['--accuracy', '0.9', '--error-rate', '0.02', '--seed', '42'];
@@ -76,8 +81,10 @@ test('the page gives the same reports and counts as the CLI for the same CSV, mo
   const out = mkdtempSync(join(tmpdir(), 'shadow-cli-'));
   const cli = spawnSync(BIN, [CSV, '--out-dir', out, '--seed', '42', '--mock-latency-ms', '20'], { encoding: 'utf8', env: { ...process.env, OPENAI_API_KEY: '' } });
   assert.equal(cli.status, 0, cli.stderr);
-  const summaryFile = readdirSync(out).find((f) => /^shadow-mode-batch-\d.*\.json$/.test(f));
+  const cliFiles = readdirSync(out);
+  const summaryFile = cliFiles.find((f) => /^shadow-mode-batch-\d.*\.json$/.test(f));
   const native = JSON.parse(readFileSync(join(out, summaryFile), 'utf8'));
+  const cliRunId = summaryFile.slice('shadow-mode-batch-'.length, -'.json'.length);
 
   const url = await serve(['--latency-ms', '20']);
   const page = await openPage(url);
@@ -92,6 +99,10 @@ test('the page gives the same reports and counts as the CLI for the same CSV, mo
   assert.equal(summary.evaluation.agreements, native.evaluation.agreements);
   assert.deepEqual(summary.evaluation.confusionMatrix, native.evaluation.confusionMatrix);
   assert.deepEqual(countsOf(summary.allReports), countsOf(native.allReports));
+  // Both hosts ran with the product's defaults (the page's come from its form), and
+  // asked the mock for its model by the same name.
+  const settingsOf = ({ runId, csvPath, provider: { baseUrl, ...provider }, ...rest }) => ({ ...rest, provider });
+  assert.deepEqual(settingsOf(summary.config), settingsOf(native.config));
   assert.equal(lines.length, 300);
   assert.equal(new Set(lines.map((l) => JSON.parse(l).row)).size, 300);
   // The page shows the same report text as the console.
@@ -100,8 +111,52 @@ test('the page gives the same reports and counts as the CLI for the same CSV, mo
   assert.ok(first.includes('Batch Range:      1 - 50 (50 images)'), first);
   assert.ok(await page.textContent('#summary-text').then((t) => t.includes('SHADOW RUN COMPLETE')));
   assert.deepEqual(page.errors || [], []);
+
+  // The downloads are named as the CLI names its files, with the page's run id.
+  const runId = await page.evaluate(() => window.__shadow.runId);
+  assert.match(runId, /^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z$/);
+  const downloads = {};
+  for (const button of ['#dl-progress', '#dl-summary', '#dl-results']) {
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click(button)]);
+    downloads[button] = { name: download.suggestedFilename(), text: readFileSync(await download.path(), 'utf8') };
+  }
+  const names = Object.values(downloads).map((d) => d.name);
+  assert.deepEqual(names, [
+    `shadow-mode-batch-progress-${runId}.json`, `shadow-mode-batch-${runId}.json`, `shadow-mode-batch-results-${runId}.jsonl`,
+  ]);
+  for (const name of names) assert.ok(cliFiles.includes(name.replace(runId, cliRunId)), `${name} vs ${cliFiles}`);
+  assert.equal(JSON.parse(downloads['#dl-progress'].text).batchNumber, 6);
+  assert.deepEqual(JSON.parse(downloads['#dl-summary'].text).statistics, summary.statistics);
+  assert.equal(downloads['#dl-results'].text.split('\n').filter(Boolean).length, 300);
+
   mkdirSync(join(ROOT, 'docs'), { recursive: true });
   await page.screenshot({ path: join(ROOT, 'docs/screenshot.png'), fullPage: false });
+});
+
+test('the settings form starts from the core\'s defaults; the page\'s HTML holds none', async () => {
+  const url = await serve([]);
+  const page = await openPage(url);
+  const { fields, expected } = await page.evaluate(async () => {
+    const { defaultConfig } = await import('./pkg/shadow_wasm.js');
+    const d = defaultConfig();
+    const expected = {
+      'batch-size': d.batchSize, delay: d.delayMs, retries: d.maxRetries, concurrency: d.concurrency,
+      timeout: d.requestTimeoutMs / 1000, seed: d.seed, model: d.provider.model, 'base-url': d.provider.baseUrl,
+    };
+    const inputs = document.querySelectorAll('#setup input:not([type=file]):not([type=radio]):not([type=password])');
+    return { fields: Object.fromEntries([...inputs].map((i) => [i.id, i.value])), expected };
+  });
+  for (const [id, v] of Object.entries(expected)) assert.ok(v !== undefined && v !== null && v !== '', `defaultConfig() has no ${id}`);
+  // Every field of the form, and no other, shows the core's default.
+  assert.deepEqual(fields, Object.fromEntries(Object.entries(expected).map(([id, v]) => [id, String(v)])));
+
+  const html = await (await fetch(`${url}/`)).text();
+  const preset = await page.evaluate((text) => {
+    const doc = new DOMParser().parseFromString(text, 'text/html');
+    return [...doc.querySelectorAll('#setup input[value]:not([type=radio])')].map((i) => i.outerHTML);
+  }, html);
+  assert.deepEqual(preset, [], 'index.html presets a setting the core owns');
+  assert.deepEqual(page.errors || [], []);
 });
 
 test('labels from the CSV are shown as text, never as HTML', async () => {
