@@ -47,6 +47,19 @@ function settings(runId, csvName) {
   return config;
 }
 
+// The core says why a run stopped (abortKind); the page says what to do, in its
+// own terms: its fields and its resume offer, not the CLI's flags.
+function nextStep(reason) {
+  const resume = 'then reload the page and resume the run from the offer.';
+  switch (reason && reason.kind) {
+    case 'unauthorized': return `Check the API key field, ${resume}`;
+    case 'quotaExhausted': return `Add credit or raise the account's limit, ${resume}`;
+    case 'modelNotFound': return `Put a model the endpoint serves in the Model field, ${resume}`;
+    case 'endpointFailing': return `Check the Base URL and that the endpoint is up, ${resume}`;
+    default: return `Fix the cause, ${resume}`;
+  }
+}
+
 function download(name, text, type) {
   const a = document.createElement('a');
   a.href = URL.createObjectURL(new Blob([text], { type }));
@@ -116,7 +129,7 @@ function showSummary(out) {
     ev.perLabel.map((l) => [l.label, f(l.precision), f(l.recall), f(l.f1), l.support]));
   $('summary').hidden = false;
   $('dl-summary').disabled = false;
-  $('status').textContent = s.status === 'aborted' ? `aborted: ${s.abortReason}` : s.status;
+  $('status').textContent = s.status === 'aborted' ? `aborted: ${s.abortReason}. ${nextStep(s.abortKind)}` : s.status;
   $('status').dataset.final = s.status;
 }
 

@@ -80,10 +80,6 @@ pub struct Answer {
     pub usage: Option<Usage>,
 }
 
-/// The model name the built-in mock endpoint answers as (the mock crate uses it,
-/// and the page shows it as the mock's).
-pub const MOCK_MODEL: &str = "shadow-mock-1";
-
 /// The instructions sent as the system message to an OpenAI-compatible endpoint when
 /// [`OpenAiConfig::prompt`] is `None`. The allowed labels follow in the user message.
 pub const DEFAULT_PROMPT: &str = "You are an image classifier. Classify the image into \
