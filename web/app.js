@@ -50,7 +50,7 @@ function settings(runId, csvName) {
 // The core says why a run stopped (abortKind); the page says what to do, in its
 // own terms: its fields and its resume offer, not the CLI's flags.
 function nextStep(reason) {
-  const resume = 'then reload the page and resume the run from the offer.';
+  const resume = 'then start the run again.';
   switch (reason && reason.kind) {
     case 'unauthorized': return `Check the API key field, ${resume}`;
     case 'quotaExhausted': return `Add credit or raise the account's limit, ${resume}`;
