@@ -91,41 +91,17 @@ fn readme_command_runs_the_builtin_mock_end_to_end() {
     assert!(files.progress.is_file() && files.summary.is_file());
 
     let progress = files.progress();
-    assert_fields(
-        &progress,
-        &[
-            "timestamp",
-            "csvPath",
-            "batchNumber",
-            "totalBatches",
-            "overallProgress",
-            "currentBatchReport",
-            "allReports",
-        ],
-        "progress",
-    );
+    use shadow_core::report::contract::*;
+    assert_fields(&progress, PROGRESS_FIELDS, "progress");
     assert_fields(
         &progress["overallProgress"],
-        &["total", "successful", "failed", "errors"],
+        OVERALL_PROGRESS_FIELDS,
         "progress.overallProgress",
     );
-    let report_fields = [
-        "batchNumber",
-        "totalBatches",
-        "batchStartIndex",
-        "batchEndIndex",
-        "batchSize",
-        "processed",
-        "successful",
-        "failed",
-        "elapsedMs",
-        "averageTimePerImage",
-        "estimatedTimeRemaining",
-        "successRate",
-    ];
+    let report_fields = BATCH_REPORT_FIELDS;
     assert_fields(
         &progress["currentBatchReport"],
-        &report_fields,
+        report_fields,
         "progress.currentBatchReport",
     );
     assert_eq!(progress["batchNumber"], 3);
@@ -156,7 +132,7 @@ fn readme_command_runs_the_builtin_mock_end_to_end() {
     let reports = summary["allReports"].as_array().unwrap();
     assert_eq!(reports.len(), 3, "one report per batch");
     for (i, r) in reports.iter().enumerate() {
-        assert_fields(r, &report_fields, "summary.allReports[]");
+        assert_fields(r, report_fields, "summary.allReports[]");
         assert_eq!(r["batchNumber"], i + 1);
     }
 

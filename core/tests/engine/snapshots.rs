@@ -85,34 +85,14 @@ fn progress_json_has_the_fields_consumers_read() {
     while run.poll(now).is_some() {}
     let progress = serde_json::to_value(run.progress(now)).unwrap();
     insta::assert_json_snapshot!(progress);
-    for key in [
-        "timestamp",
-        "csvPath",
-        "batchNumber",
-        "totalBatches",
-        "overallProgress",
-        "currentBatchReport",
-        "allReports",
-    ] {
+    use shadow_core::report::contract::*;
+    for key in PROGRESS_FIELDS {
         assert!(progress.get(key).is_some(), "{key}");
     }
-    for key in ["total", "successful", "failed", "errors"] {
+    for key in OVERALL_PROGRESS_FIELDS {
         assert!(progress["overallProgress"].get(key).is_some(), "{key}");
     }
-    for key in [
-        "batchNumber",
-        "totalBatches",
-        "batchStartIndex",
-        "batchEndIndex",
-        "batchSize",
-        "processed",
-        "successful",
-        "failed",
-        "elapsedMs",
-        "averageTimePerImage",
-        "estimatedTimeRemaining",
-        "successRate",
-    ] {
+    for key in BATCH_REPORT_FIELDS {
         assert!(progress["currentBatchReport"].get(key).is_some(), "{key}");
     }
 }
