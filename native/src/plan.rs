@@ -30,22 +30,12 @@ pub struct Plan {
     pub api_key: Option<String>,
 }
 
-/// Flags given on the command line (not defaults): on resume they replace the
-/// saved settings, which otherwise stay.
-pub trait Given {
-    fn given(&self, id: &str) -> bool;
-}
-
-impl<F: Fn(&str) -> bool> Given for F {
-    fn given(&self, id: &str) -> bool {
-        self(id)
-    }
-}
-
-/// Decides the run. `api_key` is `OPENAI_API_KEY` as the environment has it.
+/// Decides the run. `given(id)` says whether flag `id` was given on the command
+/// line (not defaulted): on resume, given flags replace the saved settings, which
+/// otherwise stay. `api_key` is `OPENAI_API_KEY` as the environment has it.
 pub fn plan(
     args: &RunArgs,
-    given: &dyn Given,
+    given: &dyn Fn(&str) -> bool,
     saved: Option<&SavedRun>,
     api_key: Option<String>,
 ) -> Result<Plan> {
@@ -57,7 +47,7 @@ pub fn plan(
     };
     let fresh = saved.is_none();
     let mut config = saved.map(|s| s.config.clone()).unwrap_or_default();
-    let take = |id: &str| fresh || given.given(id);
+    let take = |id: &str| fresh || given(id);
     if take("batch_size") {
         config.batch_size = args.batch_size;
     }
@@ -127,7 +117,7 @@ pub fn plan(
             }
             match &config.provider {
                 Provider::OpenAi(_)
-                    if keep_saved_endpoint && !given.given("model") && !given.given("base_url") =>
+                    if keep_saved_endpoint && !given("model") && !given("base_url") =>
                 {
                     config.provider.clone()
                 }
