@@ -24,7 +24,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use shadow_core::input::{read_labels_csv, ColumnNames, LabelsCsv};
 use shadow_core::journal::fold_journal_reader;
 use shadow_core::provider::Provider;
-use shadow_core::report::RunStatus;
+use shadow_core::report::{RunStatus, Summary};
 use shadow_core::{EndpointKind, Run, RunConfig};
 use shadow_mock::{MockConfig, MockServer, Truth};
 
@@ -94,23 +94,7 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
     let clock = Clock::start();
     let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
 
-    let (files, saved) = match &args.resume {
-        Some(file) => {
-            let files = RunFiles::of_existing(file)?;
-            // Killed before its first batch report, a run has only its journal: with
-            // the CSV given, that is enough (the settings come from the flags).
-            let saved = match read_saved(&files)? {
-                None if args.csv.is_none() => bail!(
-                    "cannot resume: neither {} nor {} exists; give the CSV too to resume from the results file alone",
-                    files.progress.display(),
-                    files.summary.display()
-                ),
-                saved => saved,
-            };
-            (Some(files), saved)
-        }
-        None => (None, None),
-    };
+    let (files, saved) = saved_run(&args)?;
     let Plan {
         csv: csv_path,
         mut config,
@@ -138,13 +122,7 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
         }
         EndpointKind::Openai | EndpointKind::Http => None,
     };
-    let endpoint_text = config.provider.endpoint_url();
-    let endpoint = reqwest::Url::parse(&endpoint_text).with_context(|| {
-        format!(
-            "the endpoint URL {endpoint_text:?} is not a valid URL (check --base-url / --endpoint)"
-        )
-    })?;
-
+    let endpoint = endpoint_url(&config)?;
     let files = match files {
         Some(files) => files,
         None => {
@@ -174,7 +152,7 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
     );
 
     let transport = Arc::new(Transport {
-        endpoint: (endpoint_text, endpoint),
+        endpoint,
         client: Transport::client(config.concurrency)?,
         requests: run.request_template().clone(),
         images,
@@ -201,6 +179,41 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
             return Ok(130);
         }
     };
+    print_epilogue(&summary, &files, mock).await;
+    Ok(summary.exit_code())
+}
+
+/// The files and saved settings of the run named by `--resume`, if any.
+fn saved_run(args: &RunArgs) -> Result<(Option<RunFiles>, Option<SavedRun>)> {
+    let Some(file) = &args.resume else {
+        return Ok((None, None));
+    };
+    let files = RunFiles::of_existing(file)?;
+    // Killed before its first batch report, a run has only its journal: with the CSV
+    // given, that is enough (the settings come from the flags).
+    let saved = read_saved(&files)?;
+    if saved.is_none() && args.csv.is_none() {
+        bail!(
+            "cannot resume: neither {} nor {} exists; give the CSV too to resume from the results file alone",
+            files.progress.display(),
+            files.summary.display()
+        );
+    }
+    Ok((Some(files), saved))
+}
+
+/// The endpoint's URL, as text (for messages) and parsed once.
+fn endpoint_url(config: &RunConfig) -> Result<(String, reqwest::Url)> {
+    let text = config.provider.endpoint_url();
+    let url = reqwest::Url::parse(&text).with_context(|| {
+        format!("the endpoint URL {text:?} is not a valid URL (check --base-url / --endpoint)")
+    })?;
+    Ok((text, url))
+}
+
+/// What a user reads after the last report: the mock's counts, where the files are,
+/// and the next step when the run did not complete.
+async fn print_epilogue(summary: &Summary, files: &RunFiles, mock: Option<MockServer>) {
     if let Some(server) = mock {
         let stats = server.stats();
         println!(
@@ -226,7 +239,6 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
             files.progress.display()
         );
     }
-    Ok(summary.exit_code())
 }
 
 fn read_saved(files: &RunFiles) -> Result<Option<SavedRun>> {

@@ -392,7 +392,7 @@ fn hung_endpoint_times_out() {
 const RESUME_ROWS: usize = 60;
 const RESUME_MOCK: [&str; 6] = ["--latency-ms", "100", "--error-rate", "0", "--seed", "7"];
 
-/// Arguments of a fresh 60-row run in batches of 10 at concurrency 4 into `out`.
+/// Arguments of a fresh 60-row run in batches of `batch` at concurrency 4 into `out`.
 fn resume_args<'a>(data: &'a Data, out: &'a Path, batch: &'a str) -> Vec<&'a str> {
     vec![
         p(&data.csv),
@@ -402,6 +402,74 @@ fn resume_args<'a>(data: &'a Data, out: &'a Path, batch: &'a str) -> Vec<&'a str
         "--out-dir",
         p(out),
     ]
+}
+
+/// Two identical runs side by side: a clean one that is left to finish, and a victim
+/// that a test interrupts, then resumes, then compares with the clean one.
+struct ResumeRace {
+    mock: Mock,
+    data: Data,
+    clean_out: PathBuf,
+    victim_out: PathBuf,
+    clean: Running,
+    victim: Running,
+}
+
+impl ResumeRace {
+    fn start(batch: &str) -> Self {
+        let mock = Mock::start(&RESUME_MOCK);
+        let data = Data::new(RESUME_ROWS);
+        let (clean_out, victim_out) = (data.dir("clean"), data.dir("victim"));
+        let spawn = |out: &Path| {
+            Running::spawn(openai(
+                &data,
+                &mock.url,
+                "sk-dummy",
+                &resume_args(&data, out, batch),
+            ))
+        };
+        let (clean, victim) = (spawn(&clean_out), spawn(&victim_out));
+        ResumeRace {
+            mock,
+            data,
+            clean_out,
+            victim_out,
+            clean,
+            victim,
+        }
+    }
+
+    /// Waits (15 s at most) until `ready` holds for the victim's folder, and asserts
+    /// the victim is still running then.
+    fn wait_for_victim(&mut self, what: &str, ready: impl Fn(&Path) -> bool) {
+        let (out, victim) = (&self.victim_out, &mut self.victim);
+        let seen = wait_until(Duration::from_secs(15), || {
+            ready(out) || !victim.guard.running()
+        });
+        assert!(seen, "no {what} within 15 s");
+        assert!(
+            victim.guard.running(),
+            "the run ended before it could be interrupted"
+        );
+    }
+
+    /// Kills the victim with SIGKILL and lets the clean run finish.
+    fn kill_victim(&mut self) {
+        self.victim.guard.child().kill().unwrap();
+        let status = self
+            .victim
+            .guard
+            .wait_timeout(Duration::from_secs(5), "killed run");
+        assert_eq!(status.code(), None, "killed by a signal");
+    }
+
+    /// Resumes the victim with `args` and asserts it ends like the clean run.
+    fn resume_and_compare(mut self, args: &[&str]) {
+        self.clean.finish(RUN_TIMEOUT).expect_code(0);
+        let resumed = run(openai(&self.data, &self.mock.url, "sk-dummy", args));
+        resumed.expect_code(0);
+        assert_same_as_clean(&self.victim_out, &self.clean_out);
+    }
 }
 
 /// Asserts that the run in `dir` finished every row once, with the same outcome as
@@ -435,85 +503,33 @@ fn assert_same_as_clean(dir: &Path, clean: &Path) {
 #[test]
 #[cfg(unix)]
 fn sigkill_then_resume_equals_a_clean_run() {
-    let mock = Mock::start(&RESUME_MOCK);
-    let data = Data::new(RESUME_ROWS);
-    let (clean_out, killed_out) = (data.dir("clean"), data.dir("killed"));
-    let clean = Running::spawn(openai(
-        &data,
-        &mock.url,
-        "sk-dummy",
-        &resume_args(&data, &clean_out, "10"),
-    ));
-    let mut victim = Running::spawn(openai(
-        &data,
-        &mock.url,
-        "sk-dummy",
-        &resume_args(&data, &killed_out, "10"),
-    ));
-    // Kill it once the first batch is reported (mid-run: 6 batches of ~0.3 s).
-    let seen = wait_until(Duration::from_secs(15), || {
-        progress_file(&killed_out).is_some() || !victim.guard.running()
-    });
-    assert!(seen, "no progress file within 15 s");
-    assert!(
-        victim.guard.running(),
-        "the run ended before it could be killed"
-    );
-    victim.guard.child().kill().unwrap();
-    let status = victim
-        .guard
-        .wait_timeout(Duration::from_secs(5), "killed run");
-    assert_eq!(status.code(), None, "killed by a signal");
-    clean.finish(RUN_TIMEOUT).expect_code(0);
+    // Killed once the first batch is reported (mid-run: 6 batches of ~0.3 s).
+    let mut race = ResumeRace::start("10");
+    race.wait_for_victim("progress file", |out| progress_file(out).is_some());
+    race.kill_victim();
 
-    let progress = progress_file(&killed_out).unwrap();
-    let results = results_file(&killed_out).unwrap();
-    let before = complete_lines(&results);
+    let out = race.victim_out.clone();
+    let progress = progress_file(&out).unwrap();
+    let before = complete_lines(&results_file(&out).unwrap());
     assert!(
         before < RESUME_ROWS,
         "killed after the end ({before} lines)"
     );
-    assert!(find_file(&killed_out, "shadow-mode-batch-2", ".json").is_none());
-
-    let resumed = run(openai(
-        &data,
-        &mock.url,
-        "sk-dummy",
-        &["--resume", p(&progress)],
-    ));
-    resumed.expect_code(0);
-    assert_same_as_clean(&killed_out, &clean_out);
+    assert!(find_file(&out, "shadow-mode-batch-2", ".json").is_none());
+    race.resume_and_compare(&["--resume", p(&progress)]);
 }
 
 #[test]
 #[cfg(unix)]
 fn sigint_writes_interrupted_reports_then_resume_completes() {
-    let mock = Mock::start(&RESUME_MOCK);
-    let data = Data::new(RESUME_ROWS);
-    let (clean_out, out) = (data.dir("clean"), data.dir("interrupted"));
-    let clean = Running::spawn(openai(
-        &data,
-        &mock.url,
-        "sk-dummy",
-        &resume_args(&data, &clean_out, "10"),
-    ));
-    let mut victim = Running::spawn(openai(
-        &data,
-        &mock.url,
-        "sk-dummy",
-        &resume_args(&data, &out, "10"),
-    ));
-    let seen = wait_until(Duration::from_secs(15), || {
-        results_file(&out).is_some_and(|r| complete_lines(&r) >= 8) || !victim.guard.running()
+    let mut race = ResumeRace::start("10");
+    race.wait_for_victim("results", |out| {
+        results_file(out).is_some_and(|r| complete_lines(&r) >= 8)
     });
-    assert!(seen, "no results within 15 s");
-    assert!(victim.guard.running(), "the run ended before the interrupt");
-    signal(victim.pid(), "INT");
-    let done = victim.finish(Duration::from_secs(15));
-    done.expect_code(130);
-    clean.finish(RUN_TIMEOUT).expect_code(0);
+    signal(race.victim.pid(), "INT");
+    race.victim.finish(Duration::from_secs(15)).expect_code(130);
 
-    let files = RunFiles::in_dir(&out);
+    let files = RunFiles::in_dir(&race.victim_out);
     let summary = files.summary();
     assert_eq!(summary["status"], "interrupted");
     assert!(
@@ -522,70 +538,32 @@ fn sigint_writes_interrupted_reports_then_resume_completes() {
         summary["statistics"]
     );
     assert!(files.progress.is_file());
-    let finished = files.results().len();
-    assert!(finished < RESUME_ROWS);
-
-    let resumed = run(openai(
-        &data,
-        &mock.url,
-        "sk-dummy",
-        &["--resume", p(&files.summary)],
-    ));
-    resumed.expect_code(0);
-    assert_same_as_clean(&out, &clean_out);
+    assert!(files.results().len() < RESUME_ROWS);
+    race.resume_and_compare(&["--resume", p(&files.summary)]);
 }
 
 #[test]
 fn killed_before_first_progress_resumes_from_results_and_csv() {
-    let mock = Mock::start(&RESUME_MOCK);
-    let data = Data::new(RESUME_ROWS);
-    let (clean_out, killed_out) = (data.dir("clean"), data.dir("killed"));
     // One batch of 100: no progress file is written before the end.
-    let clean = Running::spawn(openai(
-        &data,
-        &mock.url,
-        "sk-dummy",
-        &resume_args(&data, &clean_out, "100"),
-    ));
-    let mut victim = Running::spawn(openai(
-        &data,
-        &mock.url,
-        "sk-dummy",
-        &resume_args(&data, &killed_out, "100"),
-    ));
-    let seen = wait_until(Duration::from_secs(15), || {
-        results_file(&killed_out).is_some_and(|r| complete_lines(&r) >= 8)
-            || !victim.guard.running()
+    let mut race = ResumeRace::start("100");
+    race.wait_for_victim("results", |out| {
+        results_file(out).is_some_and(|r| complete_lines(&r) >= 8)
     });
-    assert!(seen, "no results within 15 s");
-    assert!(
-        victim.guard.running(),
-        "the run ended before it could be killed"
-    );
-    victim.guard.child().kill().unwrap();
-    victim
-        .guard
-        .wait_timeout(Duration::from_secs(5), "killed run");
-    clean.finish(RUN_TIMEOUT).expect_code(0);
-    assert!(progress_file(&killed_out).is_none());
-    let results = results_file(&killed_out).unwrap();
-    assert!(complete_lines(&results) < RESUME_ROWS);
+    race.kill_victim();
 
-    let resumed = run(openai(
-        &data,
-        &mock.url,
-        "sk-dummy",
-        &[
-            p(&data.csv),
-            "100",
-            "--concurrency",
-            "4",
-            "--resume",
-            p(&results),
-        ],
-    ));
-    resumed.expect_code(0);
-    assert_same_as_clean(&killed_out, &clean_out);
+    let out = race.victim_out.clone();
+    assert!(progress_file(&out).is_none());
+    let results = results_file(&out).unwrap();
+    assert!(complete_lines(&results) < RESUME_ROWS);
+    let csv = race.data.csv.clone();
+    race.resume_and_compare(&[
+        p(&csv),
+        "100",
+        "--concurrency",
+        "4",
+        "--resume",
+        p(&results),
+    ]);
 }
 
 // ---------------------------------------------------------------------------

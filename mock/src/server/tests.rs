@@ -19,6 +19,11 @@ fn cfg() -> MockConfig {
     }
 }
 
+/// A mock with `config` and no web page, on a free port.
+async fn serve(config: MockConfig) -> MockServer {
+    MockServer::spawn(config, None).await.unwrap()
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
@@ -83,7 +88,7 @@ async fn send(c: &reqwest::Client, srv: &MockServer, img: &str, attempt: u64) ->
 
 #[tokio::test]
 async fn answer_is_a_chat_completion_with_an_enum_label() {
-    let srv = MockServer::spawn(cfg(), None).await.unwrap();
+    let srv = serve(cfg()).await;
     let c = client();
     let a = send(&c, &srv, &image(1), 0).await;
     assert_eq!(a.status, 200, "{}", a.text);
@@ -113,8 +118,7 @@ async fn same_request_same_body_across_time_and_servers() {
         accuracy: 0.5,
         ..cfg()
     };
-    let a = MockServer::spawn(cfg.clone(), None).await.unwrap();
-    let b = MockServer::spawn(cfg, None).await.unwrap();
+    let (a, b) = (serve(cfg.clone()).await, serve(cfg).await);
     let c = client();
     let mut labels_seen = std::collections::HashSet::new();
     for i in 0..20 {
@@ -171,15 +175,11 @@ async fn accuracy_one_and_zero_against_truth() {
 
 #[tokio::test]
 async fn injected_server_errors() {
-    let always = MockServer::spawn(
-        MockConfig {
-            error_rate: 1.0,
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let always = serve(MockConfig {
+        error_rate: 1.0,
+        ..cfg()
+    })
+    .await;
     let c = client();
     for i in 0..5 {
         let a = send(&c, &always, &image(i), i as u64).await;
@@ -195,15 +195,11 @@ async fn injected_server_errors() {
     assert_eq!(always.stats().server_errors, 5);
     always.shutdown().await;
 
-    let some = MockServer::spawn(
-        MockConfig {
-            error_rate: 0.3,
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let some = serve(MockConfig {
+        error_rate: 0.3,
+        ..cfg()
+    })
+    .await;
     let mut failed = Vec::new();
     for i in 0..200 {
         let a = send(&c, &some, &image(i), 0).await;
@@ -247,15 +243,11 @@ async fn injected_server_errors() {
 
 #[tokio::test]
 async fn malformed_answers() {
-    let srv = MockServer::spawn(
-        MockConfig {
-            malformed_rate: 1.0,
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let srv = serve(MockConfig {
+        malformed_rate: 1.0,
+        ..cfg()
+    })
+    .await;
     let a = send(&client(), &srv, &image(1), 0).await;
     assert_eq!(a.status, 200);
     let content = a.json()["choices"][0]["message"]["content"]
@@ -274,15 +266,11 @@ async fn malformed_answers() {
 #[tokio::test]
 async fn rate_limit_gives_429_with_headers() {
     // 600 rpm = 10 per second, bucket capacity 10; fire 20 at once.
-    let srv = MockServer::spawn(
-        MockConfig {
-            rpm: Some(600),
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let srv = serve(MockConfig {
+        rpm: Some(600),
+        ..cfg()
+    })
+    .await;
     let c = client();
     let images: Vec<String> = (0..20).map(image).collect();
     let answers = futures_join_all(images.iter().map(|img| send(&c, &srv, img, 0)).collect()).await;
@@ -353,16 +341,12 @@ where
 
 #[tokio::test]
 async fn no_ratelimit_headers_hides_them() {
-    let srv = MockServer::spawn(
-        MockConfig {
-            rpm: Some(60),
-            no_ratelimit_headers: true,
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let srv = serve(MockConfig {
+        rpm: Some(60),
+        no_ratelimit_headers: true,
+        ..cfg()
+    })
+    .await;
     let c = client();
     let first = send(&c, &srv, &image(1), 0).await;
     let second = send(&c, &srv, &image(2), 0).await;
@@ -384,15 +368,11 @@ async fn no_ratelimit_headers_hides_them() {
 
 #[tokio::test]
 async fn require_key() {
-    let srv = MockServer::spawn(
-        MockConfig {
-            require_key: Some("sk-right-key".into()),
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let srv = serve(MockConfig {
+        require_key: Some("sk-right-key".into()),
+        ..cfg()
+    })
+    .await;
     let c = client();
     let wrong_key = "sk-WRONG-9f8e7d6c";
     let a = send_raw(&c, &srv, body(&image(1)), None, Some(wrong_key)).await;
@@ -416,15 +396,11 @@ async fn require_key() {
 
 #[tokio::test]
 async fn quota_runs_out() {
-    let srv = MockServer::spawn(
-        MockConfig {
-            quota: Some(3),
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let srv = serve(MockConfig {
+        quota: Some(3),
+        ..cfg()
+    })
+    .await;
     let c = client();
     for i in 0..3 {
         assert_eq!(send(&c, &srv, &image(i), 0).await.status, 200);
@@ -445,7 +421,7 @@ async fn quota_runs_out() {
 
 #[tokio::test]
 async fn bad_requests_get_400() {
-    let srv = MockServer::spawn(cfg(), None).await.unwrap();
+    let srv = serve(cfg()).await;
     let c = client();
     let a = send_raw(&c, &srv, "{oops".into(), None, None).await;
     assert_eq!(a.status, 400);
@@ -460,16 +436,12 @@ async fn bad_requests_get_400() {
 
 #[tokio::test]
 async fn slow_requests_wait_longer() {
-    let srv = MockServer::spawn(
-        MockConfig {
-            slow_every: 1,
-            slow_ms: 300,
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let srv = serve(MockConfig {
+        slow_every: 1,
+        slow_ms: 300,
+        ..cfg()
+    })
+    .await;
     let t = std::time::Instant::now();
     assert_eq!(send(&client(), &srv, &image(1), 0).await.status, 200);
     assert!(t.elapsed() >= Duration::from_millis(300));
@@ -478,15 +450,11 @@ async fn slow_requests_wait_longer() {
 
 #[tokio::test]
 async fn cors_preflight_and_exposed_headers() {
-    let srv = MockServer::spawn(
-        MockConfig {
-            rpm: Some(6000),
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let srv = serve(MockConfig {
+        rpm: Some(6000),
+        ..cfg()
+    })
+    .await;
     let c = client();
     let url = format!("{}/chat/completions", srv.base_url());
     let pre = c
@@ -538,15 +506,11 @@ async fn cors_preflight_and_exposed_headers() {
 
 #[tokio::test]
 async fn models_and_stats_endpoints() {
-    let srv = MockServer::spawn(
-        MockConfig {
-            error_rate: 0.5,
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let srv = serve(MockConfig {
+        error_rate: 0.5,
+        ..cfg()
+    })
+    .await;
     let c = client();
     let models: Value = c
         .get(format!("{}/models", srv.base_url()))
@@ -599,15 +563,11 @@ impl JsonText for reqwest::Response {
 
 #[tokio::test]
 async fn latency_applies_and_shutdown_is_graceful() {
-    let srv = MockServer::spawn(
-        MockConfig {
-            latency_ms: 200,
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let srv = serve(MockConfig {
+        latency_ms: 200,
+        ..cfg()
+    })
+    .await;
     let c = client();
     let url = format!("{}/chat/completions", srv.base_url());
     let t = std::time::Instant::now();

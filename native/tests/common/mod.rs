@@ -229,7 +229,7 @@ impl Running {
     }
 
     /// Waits (bounded) for the exit and collects the output.
-    pub fn finish(mut self, timeout: Duration) -> Finished {
+    pub fn finish(&mut self, timeout: Duration) -> Finished {
         let status = self.guard.wait_timeout(timeout, "shadow-batch");
         let read = |name: &str| {
             let bytes = std::fs::read(self.logs.path().join(name)).unwrap_or_default();
