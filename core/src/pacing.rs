@@ -4,8 +4,13 @@
 //! The rate comes from the user's `rpm`, else from the endpoint's
 //! `x-ratelimit-limit-requests`, else it is learned: when a 429 says the run is too
 //! fast, the rate the endpoint accepted over the last few seconds is the rate it
-//! allows, and the run paces itself just under it, creeping back up with each
-//! success so that a raised limit is found again.
+//! allows, and the run paces itself just under it. A learned pace is bounded: it is
+//! never slower than one request per retry-after (the endpoint's own word on when
+//! to come back), and it relaxes with time, halving its gap every
+//! `LEARNED_HALF_LIFE_MS` while the endpoint accepts requests, so that a recovered
+//! endpoint or a raised limit is found again in seconds, whatever the rate. With
+//! too few accepted requests to measure a rate (a 429 burst at the start), nothing
+//! is learned: the cool-downs and the in-flight window do the slowing.
 
 use std::collections::VecDeque;
 
@@ -36,6 +41,9 @@ pub(crate) struct Pacer {
     /// last `ACCEPTED_WINDOW_MS`.
     accepted: VecDeque<Millis>,
     first_accepted: Option<Millis>,
+    /// Since when a learned gap has been relaxing: the last accepted request or the
+    /// last 429, whichever is later (time of refusals does not relax it).
+    relaxed_at: Option<Millis>,
     /// GCRA theoretical arrival time of the next start.
     rate_tat_us: u64,
     cooldown_until: Millis,
@@ -52,9 +60,14 @@ enum RateSource {
 const ACCEPTED_WINDOW_MS: u64 = 5_000;
 /// Pace this much below the measured rate.
 const LEARNED_HEADROOM: f64 = 1.02;
-/// Each accepted request shortens a learned gap by this fraction: about 5% per
-/// second at 100 requests per second.
-const LEARNED_CREEP: u64 = 2_000;
+/// Fewest accepted requests in the window that measure a rate.
+const MIN_SAMPLES: usize = 5;
+/// While the endpoint accepts requests, a learned gap halves this often: about 7%
+/// per second, at any rate (a fraction per request would recover at the speed of
+/// the pace it is recovering from).
+const LEARNED_HALF_LIFE_MS: f64 = 10_000.0;
+/// The slowest learned pace: one request a minute.
+const MAX_LEARNED_GAP_US: u64 = 60_000_000;
 
 fn us(t: Millis) -> u64 {
     t.0.saturating_mul(1000)
@@ -78,6 +91,7 @@ impl Pacer {
             },
             accepted: VecDeque::new(),
             first_accepted: None,
+            relaxed_at: None,
             rate_tat_us: 0,
             cooldown_until: Millis(0),
         }
@@ -110,9 +124,12 @@ impl Pacer {
     pub(crate) fn on_start(&mut self, now: Millis) {
         self.in_flight += 1;
         let now_us = us(now);
-        self.next_delay_start_us = now_us + self.delay_us;
+        self.next_delay_start_us = now_us.saturating_add(self.delay_us);
         if self.rate_gap_us > 0 {
-            self.rate_tat_us = self.rate_tat_us.max(now_us) + self.rate_gap_us;
+            self.rate_tat_us = self
+                .rate_tat_us
+                .max(now_us)
+                .saturating_add(self.rate_gap_us);
         }
     }
 
@@ -129,9 +146,19 @@ impl Pacer {
     }
 
     /// The endpoint took a request (answered anything but 429): it counts toward
-    /// the rate the endpoint allows, and lets a learned rate creep up.
+    /// the rate the endpoint allows, and lets a learned pace relax.
     pub(crate) fn on_accepted(&mut self, now: Millis) {
         self.first_accepted.get_or_insert(now);
+        if self.rate_source == RateSource::Learned {
+            let since = self.relaxed_at.map_or(0, |t| now.since(t));
+            let keep = (-(since as f64) / LEARNED_HALF_LIFE_MS).exp2();
+            self.rate_gap_us = (self.rate_gap_us as f64 * keep) as u64;
+            // The rest of the TAT belongs to the old, slower gap.
+            self.rate_tat_us = self
+                .rate_tat_us
+                .min(us(now).saturating_add(self.rate_gap_us));
+        }
+        self.relaxed_at = Some(now);
         self.accepted.push_back(now);
         while self
             .accepted
@@ -139,9 +166,6 @@ impl Pacer {
             .is_some_and(|t| now.since(*t) > ACCEPTED_WINDOW_MS)
         {
             self.accepted.pop_front();
-        }
-        if self.rate_source == RateSource::Learned {
-            self.rate_gap_us -= self.rate_gap_us / LEARNED_CREEP;
         }
     }
 
@@ -153,26 +177,34 @@ impl Pacer {
             return;
         }
         self.last_decrease = now;
+        self.relaxed_at = Some(now);
         if self.adaptive {
             self.window = (self.window / 2.0).max(1.0);
         }
         if self.rate_source == RateSource::Learned {
-            self.rate_gap_us = self.rate_gap_us.max(self.measured_gap_us(now));
+            if let Some(measured) = self.measured_gap_us(now) {
+                // A retry-after of 0 says nothing about the rate.
+                let slowest = match pause_ms {
+                    0 => MAX_LEARNED_GAP_US,
+                    ms => ms.saturating_mul(1000).min(MAX_LEARNED_GAP_US),
+                };
+                self.rate_gap_us = self.rate_gap_us.max(measured).min(slowest);
+            }
         }
     }
 
     /// The gap that matches the rate the endpoint accepted lately, with headroom;
-    /// with too few answers to measure, twice the current gap (at least 1 ms).
-    fn measured_gap_us(&self, now: Millis) -> u64 {
+    /// `None` with too few answers to measure.
+    fn measured_gap_us(&self, now: Millis) -> Option<u64> {
         let span_ms = self
             .first_accepted
             .map_or(0, |first| now.since(first))
             .min(ACCEPTED_WINDOW_MS);
-        let n = self.accepted.len() as u64;
-        if n < 10 || span_ms < 100 {
-            return (self.rate_gap_us * 2).max(1_000);
+        let n = self.accepted.len();
+        if n < MIN_SAMPLES || span_ms < 100 {
+            return None;
         }
-        (span_ms as f64 * 1000.0 / n as f64 * LEARNED_HEADROOM) as u64
+        Some((span_ms as f64 * 1000.0 / n as f64 * LEARNED_HEADROOM) as u64)
     }
 
     /// Nobody starts before `now + ms`.
@@ -253,12 +285,12 @@ mod tests {
         }
         p.on_rate_limited(Millis(12_000), Millis(11_990), 0);
         assert_eq!(p.rate_gap_us, 10_200);
-        // Successes creep the pace back up.
-        for i in 0..100 {
+        // Accepted requests relax the pace with time: a second takes ~7% off.
+        for i in 0..=100 {
             p.on_accepted(Millis(12_000 + i * 10));
         }
         assert!(
-            p.rate_gap_us < 10_200 && p.rate_gap_us > 9_500,
+            p.rate_gap_us < 9_600 && p.rate_gap_us > 9_400,
             "{}",
             p.rate_gap_us
         );
@@ -277,6 +309,49 @@ mod tests {
         assert_eq!(p.rate_gap_us, 100_000);
         p.on_accepted(Millis(13_100));
         assert_eq!(p.rate_gap_us, 100_000);
+    }
+
+    #[test]
+    fn a_429_burst_with_nothing_accepted_learns_no_pace() {
+        // The endpoint refuses everything at first: there is no rate to measure, so
+        // no gap may grow from it (it used to double per 429 and overflow at ~54).
+        let mut p = Pacer::new(&RunConfig::default());
+        for i in 0..1_000 {
+            let t = Millis(i * 1_000);
+            p.on_rate_limited(t, t, 1_000);
+            p.on_finish();
+        }
+        assert_eq!(p.rate_gap_us, 0);
+        assert_eq!(p.next_start_at(), Millis(1_000_000));
+    }
+
+    #[test]
+    fn a_learned_pace_is_never_slower_than_retry_after_and_relaxes() {
+        let mut p = Pacer::new(&RunConfig::default());
+        // Five answers in 5 s: one a second, i.e. a 1.02 s gap measured...
+        for i in 0..5 {
+            p.on_accepted(Millis(1_000 + i * 1_000));
+        }
+        // ...but the endpoint said to come back in 200 ms.
+        p.on_rate_limited(Millis(6_000), Millis(5_900), 200);
+        assert_eq!(p.rate_gap_us, 200_000);
+        // Endless 429s cannot push it further.
+        for i in 1..1_000 {
+            let t = Millis(6_000 + i * 300);
+            p.on_rate_limited(t, t, 200);
+        }
+        assert_eq!(p.rate_gap_us, 200_000);
+        // Ten seconds of accepted requests after the last 429 halve it, twenty
+        // quarter it.
+        let last_429 = 6_000 + 999 * 300;
+        let near = |gap: u64, want: u64| gap.abs_diff(want) * 200 < want;
+        for i in 1..=200 {
+            p.on_accepted(Millis(last_429 + i * 100));
+            if i == 100 {
+                assert!(near(p.rate_gap_us, 100_000), "{}", p.rate_gap_us);
+            }
+        }
+        assert!(near(p.rate_gap_us, 50_000), "{}", p.rate_gap_us);
     }
 
     #[test]

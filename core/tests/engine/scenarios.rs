@@ -791,6 +791,68 @@ fn without_ratelimit_headers_the_rate_is_learned_from_429s() {
     assert!(share_429 <= 0.05, "429 share {share_429:.3}");
 }
 
+/// An endpoint that refuses the first `refusals` requests with a 429 carrying
+/// `headers`, then accepts everything (100 ms each). Returns the script and the
+/// time of its last refusal.
+fn burst_then_recovered(
+    refusals: usize,
+    headers: &'static [(&'static str, &'static str)],
+) -> (
+    impl FnMut(&shadow_core::input::Item, &shadow_core::SendOrder, Millis) -> (u64, Reply),
+    std::rc::Rc<std::cell::Cell<Millis>>,
+) {
+    let last_refusal = std::rc::Rc::new(std::cell::Cell::new(T0));
+    let seen = last_refusal.clone();
+    let mut requests = 0;
+    let script = move |item: &shadow_core::input::Item, _: &shadow_core::SendOrder, now| {
+        requests += 1;
+        if requests <= refusals {
+            seen.set(now);
+            (100, status_with(429, headers))
+        } else {
+            (100, ok(&item.label))
+        }
+    };
+    (script, last_refusal)
+}
+
+#[test]
+fn a_429_burst_at_the_start_does_not_slow_the_run_after_the_endpoint_recovers() {
+    // Issue 10 item 1: 25 refusals with retry-after 1 s, then every request is
+    // accepted. The run used to go on at one request per 32.7 s; it must finish the
+    // ten images within moments of the endpoint's recovery.
+    for (refusals, headers) in [
+        (25, &[("retry-after", "1")][..]),
+        (20, &[][..]),
+        (30, &[][..]),
+    ] {
+        let (script, last_refusal) = burst_then_recovered(refusals, headers);
+        let config = RunConfig {
+            concurrency: 8,
+            adaptive_concurrency: true,
+            max_rate_limit_retries: 100,
+            ..config()
+        };
+        let log = Sim::new(config, csv_of(10, LABELS), script).finish();
+        check_consistency(&log, 10);
+        let s = log.summary.unwrap();
+        assert_eq!(s.statistics.successful, 10);
+        assert_eq!(s.statistics.rate_limit_hits as usize, refusals);
+        let recovered_at = last_refusal.get();
+        let end = Millis(T0.0 + s.statistics.elapsed_ms);
+        let after = end.since(recovered_at);
+        eprintln!(
+            "{refusals} refusals {headers:?}: recovered after {} ms, done {after} ms later",
+            recovered_at.since(T0)
+        );
+        // The last refusal's own retry wait (a retry-after of 1 s, or a backoff of
+        // a few seconds at the third or fourth attempt without one), then ten
+        // images at 100 ms each, a few at a time.
+        let bound = if headers.is_empty() { 6_000 } else { 3_000 };
+        assert!(after <= bound, "{after} ms after the endpoint recovered");
+    }
+}
+
 #[test]
 fn with_ratelimit_headers_the_run_paces_at_the_limit() {
     let config = RunConfig {
