@@ -791,20 +791,20 @@ fn without_ratelimit_headers_the_rate_is_learned_from_429s() {
     assert!(share_429 <= 0.05, "429 share {share_429:.3}");
 }
 
+/// When a scripted endpoint last did something, readable after the run.
+type Seen = std::rc::Rc<std::cell::Cell<Millis>>;
+
 /// An endpoint that refuses the first `refusals` requests with a 429 carrying
-/// `headers`, then accepts everything (100 ms each). Returns the script and the
-/// time of its last refusal.
+/// `headers`, then accepts everything (100 ms each); `last_refusal` is set to the
+/// time of each refusal.
 fn burst_then_recovered(
     refusals: usize,
     headers: &'static [(&'static str, &'static str)],
-) -> (
-    impl FnMut(&shadow_core::input::Item, &shadow_core::SendOrder, Millis) -> (u64, Reply),
-    std::rc::Rc<std::cell::Cell<Millis>>,
-) {
-    let last_refusal = std::rc::Rc::new(std::cell::Cell::new(T0));
+    last_refusal: &Seen,
+) -> impl FnMut(&shadow_core::input::Item, &shadow_core::SendOrder, Millis) -> (u64, Reply) {
     let seen = last_refusal.clone();
     let mut requests = 0;
-    let script = move |item: &shadow_core::input::Item, _: &shadow_core::SendOrder, now| {
+    move |item: &shadow_core::input::Item, _: &shadow_core::SendOrder, now| {
         requests += 1;
         if requests <= refusals {
             seen.set(now);
@@ -812,8 +812,7 @@ fn burst_then_recovered(
         } else {
             (100, ok(&item.label))
         }
-    };
-    (script, last_refusal)
+    }
 }
 
 #[test]
@@ -826,7 +825,8 @@ fn a_429_burst_at_the_start_does_not_slow_the_run_after_the_endpoint_recovers() 
         (20, &[][..]),
         (30, &[][..]),
     ] {
-        let (script, last_refusal) = burst_then_recovered(refusals, headers);
+        let last_refusal = Seen::default();
+        let script = burst_then_recovered(refusals, headers, &last_refusal);
         let config = RunConfig {
             concurrency: 8,
             adaptive_concurrency: true,
