@@ -2,7 +2,7 @@
 // endpoint supplies is shown with textContent, never as HTML.
 
 import init, {
-  ShadowRun, defaultConfig, fileStamp, formatDuration, mockModel, percent,
+  ShadowRun, defaultConfig, settingBounds, fileStamp, formatDuration, mockModel, percent,
   progressFileName, resultsFileName, summaryFileName,
 } from './pkg/shadow_wasm.js';
 import { ImageFiles, Runner, now } from './runner.js';
@@ -18,20 +18,35 @@ function showError(message) {
 }
 
 // The settings form's fields: each reads one setting of the core's RunConfig and
-// writes it back. The form starts from defaultConfig(): the page keeps no defaults.
+// writes it back. The form starts from defaultConfig() and takes its limits from
+// settingBounds(): the page keeps no defaults and no ranges.
+const numeric = (setting, scale = 1) => ({
+  setting,
+  scale,
+  get: (c) => c[setting] / scale,
+  set: (c, v) => { c[setting] = Math.round(Number(v) * scale); },
+});
 const FIELDS = {
-  'batch-size': { get: (c) => c.batchSize, set: (c, v) => { c.batchSize = Number(v); } },
-  delay: { get: (c) => c.delayMs, set: (c, v) => { c.delayMs = Number(v); } },
-  retries: { get: (c) => c.maxRetries, set: (c, v) => { c.maxRetries = Number(v); } },
-  concurrency: { get: (c) => c.concurrency, set: (c, v) => { c.concurrency = Number(v); } },
-  timeout: { get: (c) => c.requestTimeoutMs / 1000, set: (c, v) => { c.requestTimeoutMs = Number(v) * 1000; } },
-  seed: { get: (c) => c.seed, set: (c, v) => { c.seed = Number(v); } },
+  'batch-size': numeric('batchSize'),
+  delay: numeric('delayMs'),
+  retries: numeric('maxRetries'),
+  concurrency: numeric('concurrency'),
+  timeout: numeric('requestTimeoutMs', 1000),
+  seed: numeric('seed'),
   'base-url': { get: (c) => c.provider.baseUrl, set: (c, v) => { c.provider.baseUrl = v.trim(); } },
   model: { get: (c) => c.provider.model, set: (c, v) => { c.provider.model = v.trim(); } },
 };
 
 function fillForm(config) {
-  for (const [id, field] of Object.entries(FIELDS)) $(id).value = field.get(config);
+  const bounds = settingBounds();
+  for (const [id, field] of Object.entries(FIELDS)) {
+    $(id).value = field.get(config);
+    const range = field.setting && bounds[field.setting];
+    if (range) {
+      $(id).min = range.min / field.scale;
+      $(id).max = range.max / field.scale;
+    }
+  }
 }
 
 function settings(runId, csvName) {

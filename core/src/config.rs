@@ -116,47 +116,215 @@ impl EndpointKind {
     }
 }
 
+/// A numeric setting of [`RunConfig`], for naming it in errors and for showing its
+/// allowed range (the CLI's `--help`, the page's form limits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Setting {
+    /// [`RunConfig::batch_size`].
+    BatchSize,
+    /// [`RunConfig::delay_ms`].
+    DelayMs,
+    /// [`RunConfig::max_retries`].
+    MaxRetries,
+    /// [`RunConfig::max_rate_limit_retries`].
+    MaxRateLimitRetries,
+    /// [`RunConfig::concurrency`].
+    Concurrency,
+    /// [`RunConfig::rpm`], when set.
+    Rpm,
+    /// [`RunConfig::request_timeout_ms`].
+    RequestTimeoutMs,
+    /// [`RunConfig::backoff_initial_ms`].
+    BackoffInitialMs,
+    /// [`RunConfig::backoff_max_ms`].
+    BackoffMaxMs,
+    /// [`RunConfig::max_retry_wait_ms`].
+    MaxRetryWaitMs,
+    /// [`RunConfig::abort_after_failing_ms`] (0 = never).
+    AbortAfterFailingMs,
+    /// [`RunConfig::cancel_grace_ms`].
+    CancelGraceMs,
+}
+
+const HOUR_MS: u64 = 3_600_000;
+
+impl Setting {
+    /// Every numeric setting, in the order of [`RunConfig`]'s fields.
+    pub const ALL: [Setting; 12] = [
+        Setting::BatchSize,
+        Setting::DelayMs,
+        Setting::MaxRetries,
+        Setting::MaxRateLimitRetries,
+        Setting::Concurrency,
+        Setting::Rpm,
+        Setting::RequestTimeoutMs,
+        Setting::BackoffInitialMs,
+        Setting::BackoffMaxMs,
+        Setting::MaxRetryWaitMs,
+        Setting::AbortAfterFailingMs,
+        Setting::CancelGraceMs,
+    ];
+
+    /// The allowed values, inclusive. Upper bounds keep every setting far from what
+    /// would exhaust memory or overflow a time (the engine sizes tables from
+    /// `concurrency`), while leaving room for any real endpoint: 1,024 requests in
+    /// flight, a million a minute, an hour per request.
+    pub fn bounds(self) -> (u64, u64) {
+        match self {
+            Setting::BatchSize => (1, 100_000),
+            Setting::DelayMs => (0, HOUR_MS),
+            Setting::MaxRetries => (0, 100),
+            Setting::MaxRateLimitRetries => (0, 1_000),
+            Setting::Concurrency => (1, 1_024),
+            Setting::Rpm => (1, 1_000_000),
+            Setting::RequestTimeoutMs => (1, HOUR_MS),
+            Setting::BackoffInitialMs => (1, HOUR_MS),
+            Setting::BackoffMaxMs => (1, HOUR_MS),
+            Setting::MaxRetryWaitMs => (0, 24 * HOUR_MS),
+            Setting::AbortAfterFailingMs => (0, 7 * 24 * HOUR_MS),
+            Setting::CancelGraceMs => (0, HOUR_MS),
+        }
+    }
+
+    /// The field's name in the JSON config (`batchSize`, `requestTimeoutMs`...).
+    pub fn field(self) -> &'static str {
+        match self {
+            Setting::BatchSize => "batchSize",
+            Setting::DelayMs => "delayMs",
+            Setting::MaxRetries => "maxRetries",
+            Setting::MaxRateLimitRetries => "maxRateLimitRetries",
+            Setting::Concurrency => "concurrency",
+            Setting::Rpm => "rpm",
+            Setting::RequestTimeoutMs => "requestTimeoutMs",
+            Setting::BackoffInitialMs => "backoffInitialMs",
+            Setting::BackoffMaxMs => "backoffMaxMs",
+            Setting::MaxRetryWaitMs => "maxRetryWaitMs",
+            Setting::AbortAfterFailingMs => "abortAfterFailingMs",
+            Setting::CancelGraceMs => "cancelGraceMs",
+        }
+    }
+
+    /// Whether the value is a time in milliseconds.
+    pub fn is_millis(self) -> bool {
+        self.field().ends_with("Ms")
+    }
+
+    /// The setting's value in `config`; `None` when it is unset (`rpm`).
+    pub fn value(self, config: &RunConfig) -> Option<u64> {
+        let count = |n: usize| n as u64;
+        Some(match self {
+            Setting::BatchSize => count(config.batch_size),
+            Setting::DelayMs => config.delay_ms,
+            Setting::MaxRetries => u64::from(config.max_retries),
+            Setting::MaxRateLimitRetries => u64::from(config.max_rate_limit_retries),
+            Setting::Concurrency => count(config.concurrency),
+            Setting::Rpm => u64::from(config.rpm?),
+            Setting::RequestTimeoutMs => config.request_timeout_ms,
+            Setting::BackoffInitialMs => config.backoff_initial_ms,
+            Setting::BackoffMaxMs => config.backoff_max_ms,
+            Setting::MaxRetryWaitMs => config.max_retry_wait_ms,
+            Setting::AbortAfterFailingMs => config.abort_after_failing_ms,
+            Setting::CancelGraceMs => config.cancel_grace_ms,
+        })
+    }
+}
+
 /// A setting that cannot work. The caller's mistake, reported before anything runs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum ConfigError {
-    /// `batch_size` was 0.
-    #[error("batch size must be at least 1")]
-    BatchSize,
-    /// `concurrency` was 0.
-    #[error("concurrency must be at least 1")]
-    Concurrency,
-    /// `rpm` was 0.
-    #[error("requests per minute must be at least 1 (leave it unset for no cap)")]
-    Rpm,
-    /// `max_retries` over 100 or `max_rate_limit_retries` over 1000.
-    #[error("max retries {0} is too many; use at most 100 (1000 for rate-limited answers)")]
-    MaxRetries(u32),
-    /// `request_timeout_ms` was 0.
-    #[error("request timeout must be more than 0 ms")]
-    Timeout,
+    /// A numeric setting outside [`Setting::bounds`].
+    #[error("{} is {value}{unit}; it must be between {min}{unit} and {max}{unit}", setting.field(), unit = if setting.is_millis() { " ms" } else { "" })]
+    OutOfRange {
+        /// Which setting.
+        setting: Setting,
+        /// The value given.
+        value: u64,
+        /// The smallest allowed value.
+        min: u64,
+        /// The largest allowed value.
+        max: u64,
+    },
 }
 
 impl RunConfig {
-    /// Checks the settings; the engine refuses to start with a bad one.
+    /// Checks the settings; the engine refuses to start with a bad one, and a host
+    /// should check before it sizes anything from them.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.batch_size == 0 {
-            return Err(ConfigError::BatchSize);
-        }
-        if self.concurrency == 0 {
-            return Err(ConfigError::Concurrency);
-        }
-        if self.rpm == Some(0) {
-            return Err(ConfigError::Rpm);
-        }
-        if self.max_retries > 100 || self.max_rate_limit_retries > 1000 {
-            return Err(ConfigError::MaxRetries(
-                self.max_retries.max(self.max_rate_limit_retries),
-            ));
-        }
-        if self.request_timeout_ms == 0 {
-            return Err(ConfigError::Timeout);
+        for setting in Setting::ALL {
+            let (min, max) = setting.bounds();
+            if let Some(value) = setting.value(self).filter(|v| !(min..=max).contains(v)) {
+                return Err(ConfigError::OutOfRange {
+                    setting,
+                    value,
+                    min,
+                    max,
+                });
+            }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_within_bounds() {
+        RunConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn every_setting_is_refused_just_outside_its_bounds() {
+        let set = |config: &mut RunConfig, setting: Setting, v: u64| match setting {
+            Setting::BatchSize => config.batch_size = v as usize,
+            Setting::DelayMs => config.delay_ms = v,
+            Setting::MaxRetries => config.max_retries = v as u32,
+            Setting::MaxRateLimitRetries => config.max_rate_limit_retries = v as u32,
+            Setting::Concurrency => config.concurrency = v as usize,
+            Setting::Rpm => config.rpm = Some(v as u32),
+            Setting::RequestTimeoutMs => config.request_timeout_ms = v,
+            Setting::BackoffInitialMs => config.backoff_initial_ms = v,
+            Setting::BackoffMaxMs => config.backoff_max_ms = v,
+            Setting::MaxRetryWaitMs => config.max_retry_wait_ms = v,
+            Setting::AbortAfterFailingMs => config.abort_after_failing_ms = v,
+            Setting::CancelGraceMs => config.cancel_grace_ms = v,
+        };
+        for setting in Setting::ALL {
+            let (min, max) = setting.bounds();
+            for ok in [min, max] {
+                let mut config = RunConfig::default();
+                set(&mut config, setting, ok);
+                assert_eq!(config.validate(), Ok(()), "{setting:?} = {ok}");
+                assert_eq!(setting.value(&config), Some(ok));
+            }
+            let outside = [min.checked_sub(1), Some(max + 1)];
+            for bad in outside.into_iter().flatten() {
+                let mut config = RunConfig::default();
+                set(&mut config, setting, bad);
+                let err = config.validate().unwrap_err();
+                assert_eq!(
+                    err,
+                    ConfigError::OutOfRange {
+                        setting,
+                        value: bad,
+                        min,
+                        max
+                    }
+                );
+                let text = err.to_string();
+                assert!(text.starts_with(setting.field()), "{text}");
+                assert!(text.contains(&max.to_string()), "{text}");
+            }
+        }
+        let absurd = RunConfig {
+            concurrency: usize::MAX,
+            ..RunConfig::default()
+        };
+        assert_eq!(
+            absurd.validate().unwrap_err().to_string(),
+            "concurrency is 18446744073709551615; it must be between 1 and 1024"
+        );
     }
 }

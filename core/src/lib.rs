@@ -101,7 +101,7 @@ pub mod report;
 pub mod run_files;
 pub mod time;
 
-pub use config::{ConfigError, EndpointKind, RunConfig};
+pub use config::{ConfigError, EndpointKind, RunConfig, Setting};
 pub use engine::{
     AbortReason, Counts, Input, ItemDone, Output, Run, SendOrder, Ticket, UsageError,
 };

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use shadow_core::provider::{OpenAiConfig, Provider};
-use shadow_core::RunConfig;
+use shadow_core::{RunConfig, Setting};
 use shadow_mock::MockConfig;
 
 /// Every default is the core's: written once, in `RunConfig::default()`.
@@ -18,6 +18,60 @@ fn default_openai() -> OpenAiConfig {
         Provider::OpenAi(openai) => openai,
         other => unreachable!("the default provider is OpenAI, not {other:?}"),
     }
+}
+
+/// How the command line sets a bounded setting: clap's argument id, the name shown
+/// to the user, and whether it takes seconds where the core keeps milliseconds.
+pub struct SettingFlag {
+    pub id: &'static str,
+    pub shown: &'static str,
+    pub seconds: bool,
+}
+
+/// The flag of `setting`; `None` when no flag sets it (it comes only from a saved
+/// run's config).
+pub fn setting_flag(setting: Setting) -> Option<SettingFlag> {
+    let (id, shown, seconds) = match setting {
+        Setting::BatchSize => ("batch_size", "BATCH_SIZE", false),
+        Setting::DelayMs => ("delay_ms", "DELAY_MS", false),
+        Setting::MaxRetries => ("max_retries", "MAX_RETRIES", false),
+        Setting::Concurrency => ("concurrency", "--concurrency", false),
+        Setting::Rpm => ("rpm", "--rpm", false),
+        Setting::RequestTimeoutMs => ("timeout", "--timeout", true),
+        Setting::AbortAfterFailingMs => ("give_up_after", "--give-up-after", true),
+        Setting::MaxRateLimitRetries
+        | Setting::BackoffInitialMs
+        | Setting::BackoffMaxMs
+        | Setting::MaxRetryWaitMs
+        | Setting::CancelGraceMs => return None,
+    };
+    Some(SettingFlag { id, shown, seconds })
+}
+
+/// `min` to `max` in the flag's unit.
+pub fn range_text(setting: Setting, flag: &SettingFlag) -> String {
+    let (min, max) = setting.bounds();
+    if flag.seconds {
+        let secs = |ms: u64| ms as f64 / 1000.0;
+        format!("{} to {} seconds", secs(min), secs(max))
+    } else {
+        format!("{min} to {max}")
+    }
+}
+
+/// The command line, with each bounded flag's range (the core's) in its help.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    for setting in Setting::ALL {
+        if let Some(flag) = setting_flag(setting) {
+            let range = range_text(setting, &flag);
+            cmd = cmd.mut_arg(flag.id, |arg| {
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                arg.help(format!("{help} [range: {range}]"))
+            });
+        }
+    }
+    cmd
 }
 
 const AFTER_HELP: &str = "\

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory, FromArgMatches};
+use clap::{ArgMatches, FromArgMatches};
 use shadow_core::input::{read_labels_csv, ColumnNames, LabelsCsv};
 use shadow_core::journal::fold_journal_reader;
 use shadow_core::provider::Provider;
@@ -36,7 +36,7 @@ use crate::plan::{plan, Plan, SavedRun};
 use crate::transport::Transport;
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches = crate::cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -133,7 +133,6 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
         }
     };
     config.run_id = files.run_id.clone();
-    config.validate()?;
 
     let labels = csv.labels.len();
     let rows = csv.items.len();

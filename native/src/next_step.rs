@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use shadow_core::input::{ColumnRole, CsvError};
-use shadow_core::AbortReason;
+use shadow_core::{AbortReason, ConfigError};
 
 fn column_flag(role: ColumnRole) -> &'static str {
     match role {
@@ -27,6 +27,25 @@ pub fn for_csv(e: &CsvError) -> String {
             format!("; pass one of the columns found to {}", column_flag(*role))
         }
         _ => String::new(),
+    }
+}
+
+/// A setting out of its range, in this CLI's words: the flag and its unit.
+pub fn for_setting(e: &ConfigError) -> String {
+    let ConfigError::OutOfRange { setting, value, .. } = e;
+    match crate::cli::setting_flag(*setting) {
+        Some(flag) => {
+            let given = if flag.seconds {
+                (*value as f64 / 1000.0).to_string()
+            } else {
+                value.to_string()
+            };
+            let range = crate::cli::range_text(*setting, &flag);
+            format!("{} {given} is out of range: give {range}", flag.shown)
+        }
+        None => {
+            format!("the saved run's setting {e}; edit it in the progress file or start a new run")
+        }
     }
 }
 

@@ -138,6 +138,10 @@ pub fn plan(
         EndpointKind::Mock => openai(String::new(), shadow_core::provider::MOCK_MODEL.into()),
     };
     config.provider_label = kind;
+    // Before anything is sized from a number (the engine's tables, the HTTP pool).
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!(crate::next_step::for_setting(&e)))?;
     Ok(Plan {
         csv,
         config,
@@ -157,13 +161,13 @@ fn endpoint_kind(kind: ProviderKind) -> EndpointKind {
 mod tests {
     use super::*;
     use clap::parser::ValueSource;
-    use clap::{CommandFactory, FromArgMatches};
+    use clap::FromArgMatches;
 
     use crate::cli::Cli;
 
     /// The plan for a command line, as `main` makes it.
     fn plan_for(argv: &[&str], saved: Option<&SavedRun>, key: Option<&str>) -> Result<Plan> {
-        let matches = Cli::command()
+        let matches = crate::cli::command()
             .try_get_matches_from(std::iter::once("shadow-batch").chain(argv.iter().copied()))
             .unwrap();
         let cli = Cli::from_arg_matches(&matches).unwrap();
@@ -283,5 +287,31 @@ mod tests {
         assert!(err.to_string().contains("--endpoint"), "{err}");
         let err = plan_for(&["l.csv", "--timeout", "0"], None, None).unwrap_err();
         assert!(err.to_string().contains("--timeout"), "{err}");
+        for (argv, words) in [
+            (
+                &["l.csv", "--concurrency", "1000000000"][..],
+                "--concurrency 1000000000 is out of range: give 1 to 1024",
+            ),
+            (
+                &["l.csv", "--concurrency", "18446744073709551615"],
+                "--concurrency 18446744073709551615 is out of range",
+            ),
+            (
+                &["l.csv", "0"],
+                "BATCH_SIZE 0 is out of range: give 1 to 100000",
+            ),
+            (&["l.csv", "--rpm", "0"], "--rpm 0 is out of range"),
+            (
+                &["l.csv", "--timeout", "7200"],
+                "--timeout 7200 is out of range: give 0.001 to 3600 seconds",
+            ),
+            (
+                &["l.csv", "--give-up-after", "99999999999"],
+                "--give-up-after",
+            ),
+        ] {
+            let err = plan_for(argv, None, None).unwrap_err().to_string();
+            assert!(err.contains(words), "{argv:?}: {err}");
+        }
     }
 }

@@ -260,6 +260,25 @@ pub fn default_config() -> Result<JsValue, JsError> {
     to_js(&RunConfig::default())
 }
 
+/// Each numeric setting's allowed range, by its config field name:
+/// `{ batchSize: { min, max }, ... }` (the page's form limits).
+#[wasm_bindgen(js_name = settingBounds)]
+pub fn setting_bounds() -> Result<JsValue, JsError> {
+    #[derive(Serialize)]
+    struct Bounds {
+        min: u64,
+        max: u64,
+    }
+    let bounds: std::collections::BTreeMap<&str, Bounds> = shadow_core::Setting::ALL
+        .iter()
+        .map(|s| {
+            let (min, max) = s.bounds();
+            (s.field(), Bounds { min, max })
+        })
+        .collect();
+    to_js(&bounds)
+}
+
 /// The progress file's name for a run id: `shadow-mode-batch-progress-{runId}.json`.
 #[wasm_bindgen(js_name = progressFileName)]
 pub fn progress_file_name(run_id: &str) -> String {

@@ -136,16 +136,31 @@ test('the page gives the same reports and counts as the CLI for the same CSV, mo
 test('the settings form starts from the core\'s defaults; the page\'s HTML holds none', async () => {
   const url = await serve([]);
   const page = await openPage(url);
-  const { fields, expected } = await page.evaluate(async () => {
-    const { defaultConfig } = await import('./pkg/shadow_wasm.js');
+  const { fields, expected, limits } = await page.evaluate(async () => {
+    const { defaultConfig, settingBounds } = await import('./pkg/shadow_wasm.js');
     const d = defaultConfig();
+    const b = settingBounds();
+    const limits = {
+      want: {
+        'batch-size': b.batchSize, delay: b.delayMs, retries: b.maxRetries, concurrency: b.concurrency,
+        timeout: { min: b.requestTimeoutMs.min / 1000, max: b.requestTimeoutMs.max / 1000 },
+      },
+      got: {},
+    };
+    for (const id of Object.keys(limits.want)) {
+      const input = document.getElementById(id);
+      limits.got[id] = { min: Number(input.min), max: Number(input.max) };
+    }
     const expected = {
       'batch-size': d.batchSize, delay: d.delayMs, retries: d.maxRetries, concurrency: d.concurrency,
       timeout: d.requestTimeoutMs / 1000, seed: d.seed, model: d.provider.model, 'base-url': d.provider.baseUrl,
     };
     const inputs = document.querySelectorAll('#setup input:not([type=file]):not([type=radio]):not([type=password])');
-    return { fields: Object.fromEntries([...inputs].map((i) => [i.id, i.value])), expected };
+    return { fields: Object.fromEntries([...inputs].map((i) => [i.id, i.value])), expected, limits };
   });
+  // The form's limits are the core's bounds (RunConfig::validate refuses outside them).
+  assert.deepEqual(limits.got, limits.want);
+  assert.equal(limits.want.concurrency.max, 1024);
   for (const [id, v] of Object.entries(expected)) assert.ok(v !== undefined && v !== null && v !== '', `defaultConfig() has no ${id}`);
   // Every field of the form, and no other, shows the core's default.
   assert.deepEqual(fields, Object.fromEntries(Object.entries(expected).map(([id, v]) => [id, String(v)])));
