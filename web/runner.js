@@ -31,6 +31,7 @@ export class Runner {
     this.run = run;
     this.files = options.files;
     this.apiKey = options.apiKey || null; // memory only
+    if (this.apiKey) run.hideSecret(this.apiKey);
     this.timeoutMs = options.timeoutMs;
     this.on = options.on;
     this.timer = null;

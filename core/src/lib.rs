@@ -97,6 +97,7 @@ pub mod journal;
 mod pacing;
 pub mod provider;
 pub mod ratelimit;
+pub mod redact;
 pub mod report;
 pub mod run_files;
 pub mod time;

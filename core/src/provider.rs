@@ -118,6 +118,22 @@ impl Provider {
         }
     }
 
+    /// The same settings with the URL as it may be shown or saved: no userinfo,
+    /// no credential in its query ([`crate::redact::url_for_display`]).
+    pub fn for_display(&self) -> Provider {
+        let shown = |url: &str| crate::redact::url_for_display(url).into_owned();
+        match self {
+            Provider::OpenAi(cfg) => Provider::OpenAi(OpenAiConfig {
+                base_url: shown(&cfg.base_url),
+                ..cfg.clone()
+            }),
+            Provider::HttpJson(cfg) => Provider::HttpJson(HttpJsonConfig {
+                url: shown(&cfg.url),
+                ..cfg.clone()
+            }),
+        }
+    }
+
     /// The requests asking the endpoint to classify one image each, for one label
     /// set: the one request builder of every host.
     pub fn request_template(&self, labels: &LabelSet) -> RequestTemplate {

@@ -138,10 +138,14 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
     let rows = csv.items.len();
     let defects = csv.defect_count();
     let mut run = Run::new(config.clone(), csv, clock.now())?;
+    if let Some(key) = &api_key {
+        run.hide_secret(key);
+    }
     let (journal, resumed) = open_journal(&mut run, &files, &args)?;
 
+    // The run's own config: its URL is the one reports show (no credentials).
     print_banner(
-        &config,
+        run.config(),
         &files,
         rows,
         labels,
@@ -205,7 +209,8 @@ fn saved_run(args: &RunArgs) -> Result<(Option<RunFiles>, Option<SavedRun>)> {
 fn endpoint_url(config: &RunConfig) -> Result<(String, reqwest::Url)> {
     let text = config.provider.endpoint_url();
     let url = reqwest::Url::parse(&text).with_context(|| {
-        format!("the endpoint URL {text:?} is not a valid URL (check --base-url / --endpoint)")
+        let shown = shadow_core::redact::url_for_display(&text);
+        format!("the endpoint URL {shown:?} is not a valid URL (check --base-url / --endpoint)")
     })?;
     Ok((text, url))
 }

@@ -138,6 +138,16 @@ pub fn plan(
         EndpointKind::Mock => openai(String::new(), shadow_core::provider::MOCK_MODEL.into()),
     };
     config.provider_label = kind;
+    if config
+        .provider
+        .endpoint_url()
+        .contains(shadow_core::redact::REDACTED)
+    {
+        bail!(
+            "the saved run's endpoint URL carried credentials, which are never saved: give {} again with them",
+            if kind == EndpointKind::Http { "--endpoint URL" } else { "--base-url URL" }
+        );
+    }
     // Before anything is sized from a number (the engine's tables, the HTTP pool).
     config
         .validate()
@@ -313,5 +323,33 @@ mod tests {
             let err = plan_for(argv, None, None).unwrap_err().to_string();
             assert!(err.contains(words), "{argv:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_saved_url_without_its_credentials_must_be_given_again() {
+        // Reports keep a URL without its credentials (the core's display form).
+        let url = "http://u:pw@x.test/p?token=t0k3n";
+        let first = plan_for(
+            &["l.csv", "--provider", "http", "--endpoint", url],
+            None,
+            None,
+        );
+        let mut config = first.unwrap().config;
+        config.provider = config.provider.for_display();
+        let saved = SavedRun {
+            csv_path: "l.csv".into(),
+            config,
+        };
+        let err = plan_for(&["--resume", "x.json"], Some(&saved), None).unwrap_err();
+        assert!(
+            err.to_string().contains("give --endpoint URL again"),
+            "{err}"
+        );
+        let again = plan_for(
+            &["--resume", "x.json", "--endpoint", url],
+            Some(&saved),
+            None,
+        );
+        assert_eq!(again.unwrap().config.provider.endpoint_url(), url);
     }
 }

@@ -890,3 +890,64 @@ fn resume_reads_the_csv_with_the_columns_named_at_the_start() {
     let row1 = results.iter().find(|r| r["row"] == 1).unwrap();
     assert_eq!(row1["id"], "r1", "{row1}");
 }
+
+// ---------------------------------------------------------------------------
+// Secrets: an endpoint that echoes the key gets it into no output
+// ---------------------------------------------------------------------------
+
+#[test]
+fn an_echoed_key_appears_in_no_output_of_either_provider() {
+    const KEY: &str = "sk-canary-31f7e2d9c4b8a6";
+    const URL_SECRET: &str = "urlsecret-8e4f2a6b";
+    for provider in ["openai", "http"] {
+        let endpoint = EchoingEndpoint::start(4);
+        let data = Data::new(6);
+        let mut cmd = shadow(data.root.path());
+        cmd.env("OPENAI_API_KEY", KEY)
+            .args([
+                p(&data.csv),
+                "--concurrency",
+                "1",
+                "--out-dir",
+                p(&data.out),
+            ])
+            .args(["--provider", provider]);
+        match provider {
+            "openai" => cmd.args([
+                "--base-url",
+                &format!("{}/v1?api-key={URL_SECRET}", endpoint.url),
+            ]),
+            _ => cmd.args([
+                "--endpoint",
+                &format!("{}/predict?token={URL_SECRET}", endpoint.url),
+            ]),
+        };
+        let done = run(cmd);
+        // Four answers outside the label set, then a 401: aborted.
+        done.expect_code(2);
+        let mut everything = format!("{}\n{}", done.stdout, done.stderr);
+        for (path, bytes) in all_files(&data.out) {
+            everything += &format!(
+                "\n--- {}\n{}",
+                path.display(),
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+        for secret in [KEY, URL_SECRET] {
+            assert!(
+                !everything.contains(&secret[..8]),
+                "{provider}: {} is written out:\n{everything}",
+                &secret[..8]
+            );
+        }
+        assert!(
+            everything.contains("[REDACTED]"),
+            "{provider}: no echo was seen:\n{everything}"
+        );
+        assert!(
+            done.stderr.contains("API key"),
+            "{provider}: {}",
+            done.stderr
+        );
+    }
+}

@@ -107,6 +107,13 @@ impl ShadowRun {
         Ok(ShadowRun { run })
     }
 
+    /// The API key the page sends: any echo of it in an answer or an error is
+    /// redacted before the run keeps or reports it.
+    #[wasm_bindgen(js_name = hideSecret)]
+    pub fn hide_secret(&mut self, secret: &str) {
+        self.run.hide_secret(secret);
+    }
+
     /// Takes the finished results of an earlier session (results JSONL text; a torn
     /// last line is ignored). Returns how many rows were taken.
     pub fn restore(&mut self, journal: &str, retry_failed: bool) -> Result<usize, JsError> {

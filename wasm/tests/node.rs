@@ -160,7 +160,7 @@ fn errors_reach_js_with_the_core_message() {
         .err()
         .unwrap();
     let message = String::from(js_sys::Error::from(JsValue::from(err)).message());
-    assert!(message.contains("batch size"), "{message}");
+    assert!(message.contains("batchSize is 0"), "{message}");
     assert!(check_relative_path("../x.png").is_err());
     assert_eq!(
         check_relative_path("images/./a.png").unwrap(),
@@ -213,4 +213,41 @@ fn constants_are_the_cores() {
     assert_eq!(percent(48, 50), "96.00%");
     assert_eq!(percent(0, 0), "0.00%");
     assert_eq!(mock_model(), shadow_core::provider::MOCK_MODEL);
+}
+
+#[wasm_bindgen_test]
+fn a_key_the_endpoint_echoes_is_redacted_from_every_output() {
+    const KEY: &str = "sk-canary-page-4b1e9f";
+    let csv = "image,label\nhttps://x.test/a.png,cat\nhttps://x.test/b.png,dog\n";
+    let mut run = ShadowRun::new(csv, js(&config()), T0).unwrap();
+    run.hide_secret(KEY);
+    let mut sends = Vec::new();
+    loop {
+        let out = run.poll(T0).unwrap();
+        if out.is_null() {
+            break;
+        }
+        sends.push(value(out));
+    }
+    let bodies = [
+        completion(KEY),
+        json!({"error": {"message": format!("Incorrect API key provided: Bearer {KEY}")}})
+            .to_string(),
+    ];
+    let mut everything = String::new();
+    for (s, (status, body)) in sends.iter().zip([(200, &bodies[0]), (401, &bodies[1])]) {
+        let input = json!({"type": "response", "ticket": s["ticket"],
+            "response": {"status": status, "headers": [], "body": body}});
+        run.handle(T0 + 100.0, js(&input)).unwrap();
+        loop {
+            let out = run.poll(T0 + 100.0).unwrap();
+            if out.is_null() {
+                break;
+            }
+            everything += &value(out).to_string();
+        }
+    }
+    assert!(everything.contains("finished"), "{everything}");
+    assert!(everything.contains("[REDACTED]"), "{everything}");
+    assert!(!everything.contains(&KEY[..8]), "{everything}");
 }

@@ -24,6 +24,7 @@ use crate::input::{Item, LabelSet, LabelsCsv};
 use crate::journal::{FailureKind, ItemResult, ItemStatus};
 use crate::provider::RequestTemplate;
 use crate::ratelimit::{backoff_ms, unit_hash, RateLimitHeaders};
+use crate::redact::Redactor;
 use crate::report::{display_image, OverallProgress, ProgressReport, RunStatus, Summary};
 use crate::time::Millis;
 
@@ -53,16 +54,30 @@ pub struct Run {
     /// When a cancelled run stops waiting for the requests in flight.
     abandon_at: Option<Millis>,
     finished: bool,
+    /// Applied to every text from the endpoint or the host before it is kept.
+    redactor: Redactor,
 }
 
 /// Construction and resume.
 impl Run {
     /// A run over `csv` starting at `now`. Nothing is sent until the first `poll`.
+    ///
+    /// Credentials in the endpoint URL (userinfo, `?api-key=`) are redacted from
+    /// everything the run reports, and the URL is reported without them; give the
+    /// API key with [`Run::hide_secret`].
     pub fn new(config: RunConfig, csv: LabelsCsv, now: Millis) -> Result<Run, ConfigError> {
         config.validate()?;
         let LabelsCsv { items, labels, .. } = csv;
+        let mut redactor = Redactor::default();
+        redactor.add_url(&config.provider.endpoint_url());
+        let template = config.provider.request_template(&labels);
+        let config = RunConfig {
+            provider: config.provider.for_display(),
+            ..config
+        };
         Ok(Run {
-            template: config.provider.request_template(&labels),
+            redactor,
+            template,
             schedule: Schedule::new(items.len(), &config),
             tallies: Tallies::new(items.len(), config.batch_size, labels.len()),
             breaker: Breaker::new(now),
@@ -77,6 +92,12 @@ impl Run {
             items,
             labels,
         })
+    }
+
+    /// A credential (the API key) the host sends with each request: any echo of it
+    /// in an answer or an error is redacted before the run keeps or reports it.
+    pub fn hide_secret(&mut self, secret: &str) {
+        self.redactor.add(secret);
     }
 
     /// Takes results already known (from the journal of an earlier session) as
@@ -153,24 +174,36 @@ impl Run {
                     .get_or_insert(now.plus(self.config.cancel_grace_ms));
             }
             Input::Abandon => self.abandon(now),
-            Input::Response { ticket, response } => {
+            Input::Response {
+                ticket,
+                mut response,
+            } => {
                 if let Some(f) = self.claim(ticket)? {
                     self.tallies.requests += 1;
+                    self.redactor.redact_in_place(&mut response.body);
+                    for (_, value) in &mut response.headers {
+                        self.redactor.redact_in_place(value);
+                    }
                     self.on_response(now, f, response);
                 }
             }
             Input::TransportFailed {
                 ticket,
                 kind,
-                message,
+                mut message,
             } => {
                 if let Some(f) = self.claim(ticket)? {
                     self.tallies.requests += 1;
+                    self.redactor.redact_in_place(&mut message);
                     self.on_transport_failed(now, f, kind, message);
                 }
             }
-            Input::ImageFailed { ticket, message } => {
+            Input::ImageFailed {
+                ticket,
+                mut message,
+            } => {
                 if let Some(f) = self.claim(ticket)? {
+                    self.redactor.redact_in_place(&mut message);
                     let failure = Failure::without_request(FailureKind::Image, message);
                     self.finish_item(now, f.item, Ended::Failed(failure), Source::Live);
                 }

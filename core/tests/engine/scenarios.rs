@@ -976,3 +976,92 @@ fn upcoming_names_the_next_first_requests_in_the_order_they_are_sent() {
     assert_eq!(next, [2]);
     assert_eq!(upcoming(&run, 0), [4, 5]);
 }
+
+/// Issue 10 item 2: an endpoint that echoes the key (in a 401, an error body, an
+/// answer, a transport error) must not get it into any output of the run.
+#[test]
+fn an_echoed_key_is_redacted_from_everything_the_run_writes() {
+    use shadow_core::http::TransportErrorKind;
+    use shadow_core::provider::{HttpJsonConfig, Provider};
+    const KEY: &str = "sk-canary-5f2d9c8e7b6a";
+    const URL_PASSWORD: &str = "urlpass-77aa88bb";
+    const URL_KEY: &str = "querykey-99cc00dd";
+    let openai = config();
+    let http = RunConfig {
+        provider: Provider::HttpJson(HttpJsonConfig {
+            url: format!("https://me:{URL_PASSWORD}@model.test/predict?api-key={URL_KEY}"),
+            prediction_field: "prediction".into(),
+        }),
+        ..config()
+    };
+    for (name, base) in [("openai", openai), ("http", http)] {
+        let is_openai = name == "openai";
+        let answer = move |text: &str| {
+            if is_openai {
+                Reply::Label(text.to_string())
+            } else {
+                Reply::Body(serde_json::json!({ "prediction": text }).to_string())
+            }
+        };
+        let config = RunConfig {
+            concurrency: 1,
+            // The 500 and the transport error are final: their texts are kept.
+            max_retries: 0,
+            ..base
+        };
+        let script = move |item: &shadow_core::input::Item, order: &shadow_core::SendOrder, _| {
+            let mut echo = format!("Incorrect API key provided: Bearer {KEY}");
+            if !is_openai {
+                echo += &format!("; url https://me:{URL_PASSWORD}@model.test/?api-key={URL_KEY}");
+            }
+            let reply = match (item.row, order.attempt) {
+                // An answer that is the key (outside the label set: quoted in the error).
+                (0, _) => answer(KEY),
+                // An answer with a cut echo of it.
+                (1, _) => answer(&KEY[..12]),
+                (2, _) => Reply::Status(500, vec![("x-echo", echo.clone())], echo),
+                (3, _) => Reply::TransportSaying(TransportErrorKind::Connect, echo),
+                (7, _) => Reply::Status(
+                    401,
+                    vec![],
+                    serde_json::json!({"error": {"message": echo, "code": "invalid_api_key"}})
+                        .to_string(),
+                ),
+                _ => answer(&item.label),
+            };
+            (10, reply)
+        };
+        let mut sim = Sim::new(config, csv_of(8, LABELS), script);
+        sim.run.hide_secret(KEY);
+        let log = sim.finish();
+        let summary = log.summary.as_ref().unwrap();
+        assert_eq!(summary.status, RunStatus::Aborted, "{name}");
+        assert_eq!(log.done.len(), 7, "{name}");
+        let mut everything = serde_json::to_string(summary).unwrap();
+        everything += &summary.to_console(100);
+        for report in &log.reports {
+            everything += &serde_json::to_string(report).unwrap();
+            everything += &report.to_console();
+        }
+        for done in &log.done {
+            everything += &serde_json::to_string(done).unwrap();
+        }
+        for secret in [KEY, URL_PASSWORD, URL_KEY] {
+            assert!(
+                !everything.contains(&secret[..8]),
+                "{name}: {} leaked in\n{everything}",
+                &secret[..8]
+            );
+        }
+        assert!(
+            everything.contains("[REDACTED]"),
+            "{name}: nothing was echoed?"
+        );
+        if !is_openai {
+            assert!(
+                everything.contains("https://model.test/predict?api-key=[REDACTED]"),
+                "{name}: the URL is reported without its credentials"
+            );
+        }
+    }
+}

@@ -24,6 +24,8 @@ pub enum Reply {
     Body(String),
     /// No answer: the connection fails this way.
     Transport(TransportErrorKind),
+    /// No answer, with the host's message.
+    TransportSaying(TransportErrorKind, String),
     /// Never answers; the host's timeout fires.
     Hang,
 }
@@ -304,6 +306,14 @@ impl Sim {
                     ticket,
                     kind,
                     message: "simulated".into(),
+                },
+            ),
+            Reply::TransportSaying(kind, message) => (
+                latency,
+                Input::TransportFailed {
+                    ticket,
+                    kind,
+                    message,
                 },
             ),
         };

@@ -493,3 +493,67 @@ impl Drop for HungServer {
         }
     }
 }
+
+/// An endpoint that echoes whatever credential it is sent, as careless proxies do:
+/// requests 1 to `answers` get a 200 whose prediction is the bearer token followed
+/// by the request line (URL and query), the rest a 401 quoting both. One thread,
+/// one request per connection; it lives as long as the test process.
+pub struct EchoingEndpoint {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl EchoingEndpoint {
+    pub fn start(answers: usize) -> EchoingEndpoint {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(stream) = stream else { continue };
+                let mut reader = std::io::BufReader::new(&stream);
+                let mut head = Vec::new();
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    head.push(line.trim_end().to_string());
+                }
+                let mut body = vec![0; length];
+                let _ = std::io::Read::read_exact(&mut reader, &mut body);
+                let token = head
+                    .iter()
+                    .find_map(|h| {
+                        h.to_ascii_lowercase()
+                            .starts_with("authorization:")
+                            .then(|| h[14..].trim().to_string())
+                    })
+                    .unwrap_or_default();
+                let echo = format!("{token} {}", head.first().cloned().unwrap_or_default());
+                let (status, body) = if n < answers {
+                    let content = serde_json::json!({ "label": echo }).to_string();
+                    let body = serde_json::json!({
+                        "prediction": echo,
+                        "choices": [{ "index": 0, "message": { "role": "assistant", "content": content }, "finish_reason": "stop" }],
+                    });
+                    ("200 OK", body.to_string())
+                } else {
+                    let body = serde_json::json!({ "error": { "message": format!("Incorrect API key provided: {echo}"), "code": "invalid_api_key" } });
+                    ("401 Unauthorized", body.to_string())
+                };
+                let _ = write!(
+                    &stream,
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nx-echo: {echo}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        EchoingEndpoint { url }
+    }
+}
