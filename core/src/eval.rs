@@ -74,15 +74,30 @@ impl Tally {
                     predicted: self.predicted[i],
                     correct: self.agreed[i],
                     precision: precision.map(round4),
+                    precision_interval: wilson_interval(self.agreed[i], self.predicted[i]),
                     recall: recall.map(round4),
+                    recall_interval: wilson_interval(self.agreed[i], self.actual[i]),
                     f1: f1.map(round4),
                 }
             })
             .collect();
-        let scored: Vec<&LabelScores> = per_label.iter().filter(|s| s.support > 0).collect();
+        // As scikit-learn's classification_report: the labels that occur in the
+        // truth or the predictions, an undefined score counting as 0.
+        let scored: Vec<&LabelScores> = per_label
+            .iter()
+            .filter(|s| s.support > 0 || s.predicted > 0)
+            .collect();
         let macro_of = |f: fn(&LabelScores) -> Option<f64>| {
             let vals: Vec<f64> = scored.iter().map(|s| f(s).unwrap_or(0.0)).collect();
             (!vals.is_empty()).then(|| round4(vals.iter().sum::<f64>() / vals.len() as f64))
+        };
+        let weighted_of = |f: fn(&LabelScores) -> Option<f64>| {
+            let total: u64 = scored.iter().map(|s| s.support).sum();
+            let sum: f64 = scored
+                .iter()
+                .map(|s| f(s).unwrap_or(0.0) * s.support as f64)
+                .sum();
+            (total > 0).then(|| round4(sum / total as f64))
         };
         let mut top: Vec<Confusion> = self
             .confusions
@@ -122,15 +137,108 @@ impl Tally {
             compared,
             agreements,
             agreement_rate: ratio(agreements as f64, compared as f64).map(round4),
+            agreement_interval: wilson_interval(agreements, compared),
+            kappa: self.kappa(),
             macro_precision: macro_of(|s| s.precision),
             macro_recall: macro_of(|s| s.recall),
             macro_f1: macro_of(|s| s.f1),
+            weighted_precision: weighted_of(|s| s.precision),
+            weighted_recall: weighted_of(|s| s.recall),
+            weighted_f1: weighted_of(|s| s.f1),
             labels: names.to_vec(),
             confusion_matrix: matrix,
             top_confusions: top,
             per_label,
         }
     }
+}
+
+impl Tally {
+    /// Cohen's kappa with its large-sample standard error (Fleiss, Cohen & Everitt
+    /// 1969, as statsmodels' `cohens_kappa(...).std_kappa`). `None` when nothing was
+    /// compared or chance agreement is total (one label only, on both sides).
+    fn kappa(&self) -> Option<Kappa> {
+        let n = self.compared() as f64;
+        if n == 0.0 {
+            return None;
+        }
+        let row = |i: usize| self.actual[i] as f64 / n;
+        let col = |i: usize| self.predicted[i] as f64 / n;
+        let labels = self.actual.len();
+        let observed = self.agreements() as f64 / n;
+        let chance: f64 = (0..labels).map(|i| row(i) * col(i)).sum();
+        if chance >= 1.0 {
+            return None;
+        }
+        let kappa = (observed - chance) / (1.0 - chance);
+        let a: f64 = (0..labels)
+            .map(|i| {
+                let p = self.agreed[i] as f64 / n;
+                p * (1.0 - (row(i) + col(i)) * (1.0 - kappa)).powi(2)
+            })
+            .sum();
+        let b: f64 = self
+            .confusions
+            .iter()
+            .map(|(&(l, p), &count)| {
+                let (l, p) = (l as usize, p as usize);
+                count as f64 / n * (col(l) + row(p)).powi(2)
+            })
+            .sum::<f64>()
+            * (1.0 - kappa).powi(2);
+        let c = (kappa - chance * (1.0 - kappa)).powi(2);
+        let variance = ((a + b - c) / (n * (1.0 - chance).powi(2))).max(0.0);
+        Some(Kappa {
+            value: round4(kappa),
+            standard_error: round4(variance.sqrt()),
+        })
+    }
+}
+
+/// The 95% Wilson score interval of `successes` out of `n`; `None` when `n` is 0.
+/// Unlike the normal approximation it stays inside 0..1 and is honest at small
+/// `n` and at rates near 0 or 1 (a 10/10 batch is not "100% ± 0").
+pub fn wilson_interval(successes: u64, n: u64) -> Option<Interval> {
+    const Z: f64 = 1.959_963_984_540_054;
+    if n == 0 {
+        return None;
+    }
+    let (k, n) = (successes as f64, n as f64);
+    let p = k / n;
+    let z2 = Z * Z;
+    let center = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+    let half = Z / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    Some(Interval {
+        low: round4((center - half).max(0.0)),
+        high: round4((center + half).min(1.0)),
+    })
+}
+
+/// A 95% confidence interval of a rate, both ends in 0..1.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    /// Lower end.
+    pub low: f64,
+    /// Upper end.
+    pub high: f64,
+}
+
+impl Interval {
+    /// Whether `rate` lies outside the interval.
+    pub fn excludes(&self, rate: f64) -> bool {
+        rate < self.low || rate > self.high
+    }
+}
+
+/// Cohen's kappa: agreement corrected for the agreement expected by chance from
+/// how often each label is used (1 = perfect, 0 = no better than chance).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Kappa {
+    /// The kappa.
+    pub value: f64,
+    /// Its large-sample standard error (a 95% interval is ± 1.96 of it).
+    pub standard_error: f64,
 }
 
 fn ratio(num: f64, den: f64) -> Option<f64> {
@@ -151,12 +259,23 @@ pub struct Evaluation {
     pub agreements: u64,
     /// `agreements / compared`, 0..1; null when nothing was compared.
     pub agreement_rate: Option<f64>,
-    /// Unweighted mean of per-label precision over labels that occur.
+    /// 95% Wilson interval of the agreement rate.
+    pub agreement_interval: Option<Interval>,
+    /// Cohen's kappa, chance-corrected agreement.
+    pub kappa: Option<Kappa>,
+    /// Unweighted mean of per-label precision over the labels that occur in the
+    /// truth or the predictions (an undefined score counts as 0, as scikit-learn's).
     pub macro_precision: Option<f64>,
-    /// Unweighted mean of per-label recall over labels that occur.
+    /// Unweighted mean of per-label recall, over the same labels.
     pub macro_recall: Option<f64>,
-    /// Unweighted mean of per-label F1 over labels that occur.
+    /// Unweighted mean of per-label F1, over the same labels.
     pub macro_f1: Option<f64>,
+    /// Mean of per-label precision weighted by support.
+    pub weighted_precision: Option<f64>,
+    /// Mean of per-label recall weighted by support (equals the agreement rate).
+    pub weighted_recall: Option<f64>,
+    /// Mean of per-label F1 weighted by support.
+    pub weighted_f1: Option<f64>,
     /// Row and column order of the matrix.
     pub labels: Vec<String>,
     /// `confusionMatrix[label][prediction]` counts; null for more than 100 labels.
@@ -193,8 +312,12 @@ pub struct LabelScores {
     pub correct: u64,
     /// `correct / predicted`; null when never predicted.
     pub precision: Option<f64>,
+    /// 95% Wilson interval of the precision.
+    pub precision_interval: Option<Interval>,
     /// `correct / support`; null when the label never occurs.
     pub recall: Option<f64>,
+    /// 95% Wilson interval of the recall.
+    pub recall_interval: Option<Interval>,
     /// Harmonic mean of precision and recall; null when either is null.
     pub f1: Option<f64>,
 }
@@ -235,6 +358,110 @@ mod tests {
             (macro_recall - (2.0 / 3.0 + 1.0) / 2.0).abs() < 1e-3,
             "{macro_recall}"
         );
+    }
+
+    /// The reference values come from scikit-learn 1.9.1 (`classification_report`,
+    /// `cohen_kappa_score`) and statsmodels 0.15.0 (`proportion_confint(method=
+    /// "wilson")`, `cohens_kappa(...).std_kappa`) for the same matrix, computed
+    /// apart from this code.
+    #[test]
+    fn scores_match_scikit_learn_and_statsmodels() {
+        let labels = LabelSet::from_labels(["cat", "dog", "fox", "owl"]);
+        let matrix = [[50, 5, 3, 2], [4, 40, 6, 0], [2, 8, 25, 0], [0, 0, 0, 0]];
+        let mut t = Tally::new(4);
+        for (l, row) in matrix.iter().enumerate() {
+            for (p, &count) in row.iter().enumerate() {
+                for _ in 0..count {
+                    t.record(l, p);
+                }
+            }
+        }
+        let e = t.evaluate(&labels);
+        let near = |got: Option<f64>, want: f64| {
+            let got = got.unwrap();
+            assert!((got - want).abs() <= 5e-5, "{got} != {want}");
+        };
+        let interval = |got: Option<Interval>, low: f64, high: f64| {
+            let got = got.unwrap();
+            near(Some(got.low), low);
+            near(Some(got.high), high);
+        };
+        assert_eq!((e.compared, e.agreements), (145, 115));
+        near(e.agreement_rate, 0.793_103_448_275_862_1);
+        interval(
+            e.agreement_interval,
+            0.720_023_502_889_544_8,
+            0.851_053_942_020_462_1,
+        );
+        let kappa = e.kappa.unwrap();
+        near(Some(kappa.value), 0.685_352_622_061_482_7);
+        near(Some(kappa.standard_error), 0.050_334_660_433_284_38);
+        near(e.macro_precision, 0.595_717_060_409_069_4);
+        near(e.macro_recall, 0.586_904_761_904_761_9);
+        near(e.macro_f1, 0.590_851_418_950_718_8);
+        near(e.weighted_precision, 0.807_190_149_970_202_8);
+        near(e.weighted_recall, 0.793_103_448_275_862_1);
+        near(e.weighted_f1, 0.799_457_987_778_792_2);
+        let want = [
+            (
+                "cat",
+                0.892_857_142_857_142_9,
+                0.833_333_333_333_333_4,
+                0.862_068_965_517_241_3,
+            ),
+            ("dog", 0.754_716_981_132_075_5, 0.8, 0.776_699_029_126_213_6),
+            (
+                "fox",
+                0.735_294_117_647_058_9,
+                0.714_285_714_285_714_3,
+                0.724_637_681_159_420_3,
+            ),
+        ];
+        for (scores, (label, precision, recall, f1)) in e.per_label.iter().zip(want) {
+            assert_eq!(scores.label, label);
+            near(scores.precision, precision);
+            near(scores.recall, recall);
+            near(scores.f1, f1);
+        }
+        interval(
+            e.per_label[0].precision_interval,
+            0.785_315_548_289_285_3,
+            0.949_960_644_288_829_3,
+        );
+        interval(
+            e.per_label[0].recall_interval,
+            0.719_683_868_363_854_7,
+            0.906_868_230_208_085_5,
+        );
+        interval(
+            e.per_label[2].recall_interval,
+            0.549_450_651_368_173_8,
+            0.836_734_637_635_653,
+        );
+        // Predicted twice, never the truth: precision 0 (0 to 0.66), recall undefined.
+        let owl = &e.per_label[3];
+        assert_eq!(
+            (owl.support, owl.predicted, owl.precision, owl.recall),
+            (0, 2, Some(0.0), None)
+        );
+        interval(owl.precision_interval, 0.0, 0.657_619_772_493_347);
+        assert_eq!(owl.recall_interval, None);
+    }
+
+    #[test]
+    fn wilson_is_bounded_and_kappa_is_undefined_for_one_label() {
+        let all = wilson_interval(10, 10).unwrap();
+        assert!(
+            all.high == 1.0 && all.low > 0.6 && all.low < 0.75,
+            "{all:?}"
+        );
+        assert_eq!(wilson_interval(0, 0), None);
+        let none = wilson_interval(0, 3).unwrap();
+        assert_eq!(none.low, 0.0);
+        let mut t = Tally::new(2);
+        t.record(0, 0);
+        t.record(0, 0);
+        assert_eq!(t.kappa(), None);
     }
 
     #[test]
