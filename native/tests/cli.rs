@@ -890,3 +890,44 @@ fn resume_reads_the_csv_with_the_columns_named_at_the_start() {
     let row1 = results.iter().find(|r| r["row"] == 1).unwrap();
     assert_eq!(row1["id"], "r1", "{row1}");
 }
+
+// ---------------------------------------------------------------------------
+// 13. Hostile files and settings (issue 10)
+// ---------------------------------------------------------------------------
+
+/// A FIFO named like an image fails its row at once (opening one for reading
+/// blocks until a writer comes, which never does); the other rows succeed.
+#[test]
+#[cfg(unix)]
+fn a_fifo_named_like_an_image_fails_its_row_at_once() {
+    let data = Data::new(2);
+    let fifo = data.data.join("images/pipe.png");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    let rows = vec![
+        "images/digit-0000.png,0".to_string(),
+        "images/pipe.png,1".to_string(), // line 3
+        "images/digit-0001.png,1".to_string(),
+    ];
+    write_csv(&data.csv, "image,label", &rows);
+    // Before the fix, the run hung here for good (before its banner).
+    let done = Running::spawn(builtin(&data, &data.csv, &data.out)).finish(Duration::from_secs(20));
+    done.expect_code(1);
+    let results = RunFiles::in_dir(&data.out).results();
+    assert_each_row_once(&results, 3);
+    for r in &results {
+        if r["row"] == 1 {
+            assert_eq!(r["status"], "failed", "{r}");
+            assert_eq!(r["errorKind"], "image", "{r}");
+            let error = r["error"].as_str().unwrap();
+            assert!(error.contains("line 3"), "{error}");
+            assert!(error.contains("images/pipe.png"), "{error}");
+            assert!(error.contains("named pipe"), "{error}");
+        } else {
+            assert_eq!(r["status"], "success", "{r}");
+        }
+    }
+}
