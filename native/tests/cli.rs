@@ -931,3 +931,36 @@ fn a_fifo_named_like_an_image_fails_its_row_at_once() {
         }
     }
 }
+
+/// A key pasted with a Windows line end (or any control character) is refused
+/// at start, naming the variable and what is wrong, before any request; the key
+/// is shown nowhere, not even in part.
+#[test]
+fn a_key_with_a_control_character_is_refused_at_start_without_showing_it() {
+    const KEY: &str = "sk-canary-Zq8Vx3Lm";
+    let mock = Mock::start(&["--latency-ms", "0", "--error-rate", "0"]);
+    let data = Data::new(2);
+    for (key, what) in [
+        (format!("{KEY}\r"), "carriage return"),
+        (format!("{KEY}\n"), "line break"),
+        (format!("sk-canary\u{1b}[31m-Zq8Vx3Lm"), "control character"),
+    ] {
+        let done = run(openai(
+            &data,
+            &mock.url,
+            &key,
+            &[p(&data.csv), "50", "0", "0", "--out-dir", p(&data.out)],
+        ));
+        done.expect_code(2);
+        assert!(done.stderr.contains("OPENAI_API_KEY"), "{}", done.stderr);
+        assert!(done.stderr.contains(what), "{what}: {}", done.stderr);
+        for text in [&done.stdout, &done.stderr] {
+            assert!(
+                !text.contains("canary") && !text.contains("Zq8Vx3Lm"),
+                "the key (or part of it) is shown: {text}"
+            );
+        }
+    }
+    assert!(all_files(&data.out).is_empty(), "no run was started");
+    assert_eq!(mock.stats()["requests"], 0);
+}
