@@ -964,3 +964,37 @@ fn a_key_with_a_control_character_is_refused_at_start_without_showing_it() {
     assert!(all_files(&data.out).is_empty(), "no run was started");
     assert_eq!(mock.stats()["requests"], 0);
 }
+
+/// A CSV that cannot be run as written is refused before anything starts, naming
+/// the file and the line: a quote never closed (csv would read the rest of the
+/// file into one label), or a header with no row under it.
+#[test]
+fn a_csv_with_an_unclosed_quote_or_no_rows_is_refused_naming_the_line() {
+    let data = Data::new(3);
+    let rows = vec![
+        "images/digit-0000.png,0".to_string(),
+        "images/digit-0001.png,\"1".to_string(), // line 3
+        "images/digit-0002.png,2".to_string(),
+    ];
+    write_csv(&data.csv, "image,label", &rows);
+    let done = run(builtin(&data, &data.csv, &data.out));
+    done.expect_code(2);
+    assert!(
+        done.stderr
+            .contains("labels.csv: line 3: a quoted field opens here and is never closed"),
+        "{}",
+        done.stderr
+    );
+    assert!(done.stderr.contains("lines 3 to 4"), "{}", done.stderr);
+
+    let header_only = data.data.join("header-only.csv");
+    write_csv(&header_only, "image,label", &[]);
+    let done = run(builtin(&data, &header_only, &data.out));
+    done.expect_code(2);
+    assert!(
+        done.stderr.contains("header-only.csv") && done.stderr.contains("no rows"),
+        "{}",
+        done.stderr
+    );
+    assert!(all_files(&data.out).is_empty(), "no run was started");
+}
