@@ -998,3 +998,23 @@ fn a_csv_with_an_unclosed_quote_or_no_rows_is_refused_naming_the_line() {
     );
     assert!(all_files(&data.out).is_empty(), "no run was started");
 }
+
+/// Log lines written to a pipe or a file carry no colour codes (NO_COLOR unset):
+/// a WARN from a resume that skips a bad journal line, with stderr not a terminal.
+#[test]
+fn warnings_to_a_pipe_have_no_colour_codes() {
+    let data = Data::new(2);
+    run(builtin(&data, &data.csv, &data.out)).expect_code(0);
+    let files = RunFiles::in_dir(&data.out);
+    let journal = std::fs::read_to_string(&files.results).unwrap();
+    std::fs::write(&files.results, format!("not a result\n{journal}")).unwrap();
+    let mut again = shadow(data.root.path());
+    again
+        .args(["--resume", p(&files.progress)])
+        .env_remove("NO_COLOR");
+    let done = run(again);
+    done.expect_code(0);
+    assert!(done.stderr.contains("WARN"), "{}", done.stderr);
+    assert!(done.stderr.contains("skipped"), "{}", done.stderr);
+    assert!(!done.stderr.contains("\x1b["), "{:?}", done.stderr);
+}
