@@ -24,7 +24,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use shadow_core::input::{read_labels_csv, ColumnNames, LabelsCsv};
 use shadow_core::journal::fold_journal_reader;
 use shadow_core::provider::Provider;
-use shadow_core::report::{RunStatus, Summary};
+use shadow_core::report::{escape_for_terminal, RunStatus, Summary};
 use shadow_core::{EndpointKind, Run, RunConfig};
 use shadow_mock::{MockConfig, MockServer, Truth};
 
@@ -89,7 +89,10 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // An error may quote the CSV (a header, a path): escaped, line by line.
+            let text = format!("{e:#}");
+            let lines: Vec<_> = text.split('\n').map(escape_for_terminal).collect();
+            eprintln!("error: {}", lines.join("\n"));
             ExitCode::from(2)
         }
     }
@@ -178,7 +181,7 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
             // The mock (if any) is dropped, not drained: the user asked to leave now.
             println!(
                 "To continue: shadow-batch {} --resume {}",
-                csv_path.display(),
+                escape_for_terminal(&csv_path.display().to_string()),
                 files.results.display()
             );
             return Ok(130);
@@ -235,7 +238,10 @@ async fn print_epilogue(summary: &Summary, files: &RunFiles, mock: Option<MockSe
     println!("Summary:  {}", files.summary.display());
     println!("Progress: {}", files.progress.display());
     if let Some(reason) = &summary.abort_kind {
-        eprintln!("error: run aborted: {reason}");
+        eprintln!(
+            "error: run aborted: {}",
+            escape_for_terminal(&reason.to_string())
+        );
         eprintln!("{}", next_step::after_abort(reason, &files.progress));
     }
     if summary.status == RunStatus::Interrupted {
@@ -422,14 +428,14 @@ fn print_banner(
     }
     println!(
         "  CSV:          {} ({rows} rows, {labels} labels{})",
-        config.csv_path,
+        escape_for_terminal(&config.csv_path),
         if defects > 0 {
             format!(", {defects} unusable rows")
         } else {
             String::new()
         }
     );
-    println!("  Endpoint:     {endpoint}");
+    println!("  Endpoint:     {}", escape_for_terminal(&endpoint));
     println!(
         "  Settings:     batch size {}, delay {} ms, max retries {}, concurrency {}{}, rpm cap {}, timeout {}s",
         config.batch_size,

@@ -1018,3 +1018,34 @@ fn warnings_to_a_pipe_have_no_colour_codes() {
     assert!(done.stderr.contains("skipped"), "{}", done.stderr);
     assert!(!done.stderr.contains("\x1b["), "{:?}", done.stderr);
 }
+
+/// A label holding an escape sequence and a carriage return is printed escaped on
+/// the console, and kept as it was in the results.
+#[test]
+fn labels_with_control_characters_are_escaped_on_the_console() {
+    let data = Data::new(2);
+    let label = "\x1b[31mred\rx";
+    let rows = vec![
+        format!("images/digit-0000.png,\"{label}\""),
+        "images/digit-0001.png,1".to_string(),
+    ];
+    write_csv(&data.csv, "image,label", &rows);
+    let mut cmd = builtin(&data, &data.csv, &data.out);
+    cmd.args(["--mock-accuracy", "1"]);
+    let done = run(cmd);
+    done.expect_code(0);
+    for text in [&done.stdout, &done.stderr] {
+        assert!(
+            !text.contains('\x1b') && !text.contains('\r'),
+            "printed raw: {text:?}"
+        );
+    }
+    assert!(
+        done.stdout.contains("\\u{1b}[31mred\\rx"),
+        "{}",
+        done.stdout
+    );
+    let results = RunFiles::in_dir(&data.out).results();
+    let row0 = results.iter().find(|r| r["row"] == 0).unwrap();
+    assert_eq!(row0["label"], label, "{row0}");
+}
