@@ -336,8 +336,11 @@ mod tests {
             (format!("{secret}\r"), "ends with a carriage return (\\r)"),
             (format!("{secret}\r\n"), "ends with a carriage return (\\r)"),
             (format!("\n{secret}"), "starts with a line break (\\n)"),
-            (format!("sk-Zq8\u{1b}Vx3Lm"), "contains a control character"),
-            (format!("sk-Zq8 Vx3Lm"), "contains a space"),
+            (
+                "sk-Zq8\u{1b}Vx3Lm".to_string(),
+                "contains a control character",
+            ),
+            ("sk-Zq8 Vx3Lm".to_string(), "contains a space"),
             (
                 format!("{secret}\u{201d}"),
                 "ends with a non-ASCII character",

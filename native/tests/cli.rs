@@ -943,7 +943,10 @@ fn a_key_with_a_control_character_is_refused_at_start_without_showing_it() {
     for (key, what) in [
         (format!("{KEY}\r"), "carriage return"),
         (format!("{KEY}\n"), "line break"),
-        (format!("sk-canary\u{1b}[31m-Zq8Vx3Lm"), "control character"),
+        (
+            "sk-canary\u{1b}[31m-Zq8Vx3Lm".to_string(),
+            "control character",
+        ),
     ] {
         let done = run(openai(
             &data,
