@@ -8,8 +8,10 @@
 //!
 //! A data row that cannot be used (missing image or label, bytes that are not UTF-8)
 //! becomes an [`Item`] with a [`defect`](Item::defect) naming its line, so the run
-//! reports it as an item failure; only a file without a usable header (or a read
-//! error) is a whole-file [`CsvError`].
+//! reports it as an item failure. A file without a usable header, without any row,
+//! or with a quoted field that is never closed (csv itself would read the rest of
+//! the file into that field without a word), or a read error, is a whole-file
+//! [`CsvError`].
 //!
 //! Line numbers are 1-based and name the line where a record *starts* (the header is
 //! line 1 unless blank lines precede it); they are exact for LF and CRLF files, blank
@@ -311,9 +313,41 @@ pub enum CsvError {
         /// The header's column names, as written.
         found: Vec<String>,
     },
+    /// A quoted field opens and is never closed: read as CSV, everything after the
+    /// quote to the end of the file would be one field, and the rows there lost.
+    #[error(
+        "line {line}: a quoted field opens here and is never closed, so {} would be \
+         read as one field; close the quote (a quote inside a quoted field is written \
+         twice: \"\")",
+        swallowed(*.line, *.last_line)
+    )]
+    UnterminatedQuote {
+        /// The 1-based line where the quote opens.
+        line: u64,
+        /// The file's last line (1-based; a final line end starts no line).
+        last_line: u64,
+    },
+    /// The file has a header but no data row (only blank lines after it, if any).
+    #[error(
+        "the CSV has a header but no rows: nothing to run; add one row per image \
+         below the header (line {header_line})"
+    )]
+    NoRows {
+        /// The 1-based line of the header.
+        header_line: u64,
+    },
     /// Reading the file failed.
     #[error("could not read the CSV file: {0}; check that the file exists and is readable")]
     Io(#[from] io::Error),
+}
+
+/// What an unterminated quote takes with it.
+fn swallowed(line: u64, last_line: u64) -> String {
+    if last_line > line {
+        format!("lines {line} to {last_line} (the end of the file)")
+    } else {
+        "the rest of the file".to_owned()
+    }
 }
 
 /// Which of the CSV's columns a name was given for.
@@ -374,7 +408,8 @@ const BUFFER: usize = 64 * 1024;
 /// # Errors
 ///
 /// [`CsvError`] when there is no header, no image or label column, a named column is
-/// missing, or reading fails. Bad rows are never errors.
+/// missing, no row, a quoted field never closed, or reading fails. Bad rows are
+/// never errors.
 pub fn read_labels_csv<R: io::Read>(
     reader: R,
     columns: &ColumnNames,
@@ -389,15 +424,18 @@ pub fn read_labels_csv<R: io::Read>(
     // The header: the first record with a non-blank cell.
     let mut tracker = LineTracker::default();
     tracker.start(&rdr);
-    loop {
+    let header_line = loop {
         if !read_record(&mut rdr, &mut record)? {
+            rdr.get_ref().check_quotes()?;
             return Err(CsvError::Empty);
         }
-        tracker.record_read(&rdr);
+        let line = tracker.record_read(&rdr);
         if !is_blank(&record) {
-            break;
+            break line;
         }
-    }
+    };
+    // A header that took the whole file in is an unclosed quote, not a bad header.
+    rdr.get_ref().check_quotes()?;
     let headers: Vec<String> = record
         .iter()
         .enumerate()
@@ -468,6 +506,10 @@ pub fn read_labels_csv<R: io::Read>(
             seen.insert(item.label.clone());
         }
         items.push(item);
+    }
+    rdr.get_ref().check_quotes()?;
+    if items.is_empty() {
+        return Err(CsvError::NoRows { header_line });
     }
 
     Ok(LabelsCsv {
@@ -675,6 +717,9 @@ struct TapState {
     window_start: u64,
     delivered: u64,
     run: Run,
+    quotes: QuoteScan,
+    /// The inner reader has said end of file.
+    eof: bool,
 }
 
 enum Run {
@@ -692,7 +737,21 @@ impl<R> LineTap<R> {
                 window_start: 0,
                 delivered: 0,
                 run: Run::Idle,
+                quotes: QuoteScan::default(),
+                eof: false,
             }),
+        }
+    }
+
+    /// [`CsvError::UnterminatedQuote`] when the whole input has been read and it
+    /// ended inside a quoted field.
+    fn check_quotes(&self) -> Result<(), CsvError> {
+        let st = self.state.borrow();
+        match st.quotes.unclosed() {
+            Some((line, last_line)) if st.eof => {
+                Err(CsvError::UnterminatedQuote { line, last_line })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -752,6 +811,10 @@ impl<R: io::Read> io::Read for LineTap<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         let st = self.state.get_mut();
+        if n == 0 && !buf.is_empty() {
+            st.eof = true;
+        }
+        st.quotes.feed(&buf[..n], st.delivered == 0);
         st.window.extend_from_slice(&buf[..n]);
         st.delivered += n as u64;
         st.scan();
@@ -761,6 +824,79 @@ impl<R: io::Read> io::Read for LineTap<R> {
             st.window_start += drop as u64;
         }
         Ok(n)
+    }
+}
+
+/// Follows csv's quoting over every byte handed to the parser, to learn whether the
+/// input ends inside a quoted field: csv accepts that without a word, and the rest
+/// of the file becomes one field. The grammar is csv-core's with this reader's
+/// settings: a `"` opens a quoted field only at the start of a field; inside one,
+/// `""` is a quote and a lone `"` ends the quoting (what follows, up to the next `,`
+/// or line end, is plain text); `,` ends a field and `\r` or `\n` a record. csv
+/// skips a byte-order mark when its first read starts with one: so does this.
+#[derive(Default)]
+struct QuoteScan {
+    state: QuoteState,
+    /// `\n`s seen: the current line is this plus one.
+    newlines: u64,
+    /// The last byte seen was a `\n`.
+    at_line_start: bool,
+    /// The line where the current quoted field opened.
+    open_line: u64,
+}
+
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum QuoteState {
+    #[default]
+    FieldStart,
+    Plain,
+    Quoted,
+    /// A `"` inside a quoted field: a closing quote, or the first of `""`.
+    QuoteInQuoted,
+}
+
+impl QuoteScan {
+    fn feed(&mut self, bytes: &[u8], first_read: bool) {
+        const BOM: &[u8] = b"\xef\xbb\xbf";
+        let bytes = match bytes.strip_prefix(BOM) {
+            Some(rest) if first_read => rest,
+            _ => bytes,
+        };
+        let Some(&last) = bytes.last() else {
+            return;
+        };
+        let mut state = self.state;
+        for &b in bytes {
+            state = match (state, b) {
+                (QuoteState::Quoted, b'"') => QuoteState::QuoteInQuoted,
+                (QuoteState::Quoted, b'\n') => {
+                    self.newlines += 1;
+                    QuoteState::Quoted
+                }
+                (QuoteState::Quoted, _) => QuoteState::Quoted,
+                (QuoteState::QuoteInQuoted, b'"') => QuoteState::Quoted,
+                (QuoteState::FieldStart, b'"') => {
+                    self.open_line = self.newlines + 1;
+                    QuoteState::Quoted
+                }
+                (_, b'\n') => {
+                    self.newlines += 1;
+                    QuoteState::FieldStart
+                }
+                (_, b',' | b'\r') => QuoteState::FieldStart,
+                _ => QuoteState::Plain,
+            };
+        }
+        self.state = state;
+        self.at_line_start = last == b'\n';
+    }
+
+    /// `(line where the quote opened, last line)` when a quoted field is open.
+    fn unclosed(&self) -> Option<(u64, u64)> {
+        (self.state == QuoteState::Quoted).then(|| {
+            let last_line = self.newlines + u64::from(!self.at_line_start);
+            (self.open_line, last_line.max(self.open_line))
+        })
     }
 }
 
@@ -1140,9 +1276,75 @@ mod tests {
         assert!(msg.contains("\"image\", \"Tag\""), "{msg}");
         assert!(msg.contains("\"category\"") && !msg.contains("--"), "{msg}");
 
-        // A header-only file is not an error: it has no items.
-        let csv = parse("image,label\n");
-        assert!(csv.items.is_empty() && csv.labels.is_empty());
+        // A header-only file (blank lines after it included) has nothing to run.
+        for header_only in ["image,label\n", "\nimage,label", "image,label\n\n , \n"] {
+            let err = parse_labels_csv(header_only, &ColumnNames::default()).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                matches!(err, CsvError::NoRows { .. }),
+                "{header_only:?}: {msg}"
+            );
+            assert!(msg.contains("no rows"), "{msg}");
+        }
+        let err = parse_labels_csv("\n\nimage,label\n", &ColumnNames::default()).unwrap_err();
+        assert!(matches!(err, CsvError::NoRows { header_line: 3 }), "{err}");
+    }
+
+    #[test]
+    fn an_unclosed_quote_refuses_the_file_naming_the_line_it_opens() {
+        let text = "image,label\na.png,cat\nb.png,\"dog\nc.png,cat\nd.png,dog\n";
+        let err = parse_labels_csv(text, &ColumnNames::default()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CsvError::UnterminatedQuote {
+                    line: 3,
+                    last_line: 5
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "line 3: a quoted field opens here and is never closed, so lines 3 to 5 \
+             (the end of the file) would be read as one field; close the quote (a quote \
+             inside a quoted field is written twice: \"\")"
+        );
+        let unclosed = |text: &str| match parse_labels_csv(text, &ColumnNames::default()) {
+            Err(CsvError::UnterminatedQuote { line, last_line }) => Some((line, last_line)),
+            Err(e) => panic!("{text:?}: {e}"),
+            Ok(_) => None,
+        };
+        // CRLF, a BOM, the quote on the last line, in a multi-line record, in the header.
+        assert_eq!(
+            unclosed("\u{feff}image,label\r\na.png,cat\r\n\"b.png,dog\r\nc.png,x\r\n"),
+            Some((3, 4))
+        );
+        assert_eq!(unclosed("image,label\na.png,\"cat"), Some((2, 2)));
+        assert_eq!(unclosed("image,label\na.png,\"cat\n"), Some((2, 2)));
+        assert_eq!(
+            unclosed("image,label\n\"a\n.png\",\"c\"\"at\nb.png,dog\n"),
+            Some((3, 4))
+        );
+        assert_eq!(unclosed("\"image,label\na.png,cat\n"), Some((1, 2)));
+        assert_eq!(unclosed("\"\n"), Some((1, 1)));
+        // Closed quotes, `""`, text after a closing quote, and quotes that do not
+        // open a field (plain text) are fine.
+        for fine in [
+            "image,label\n\"a\n.png\",\"cat\"\n",
+            "image,label\na.png,\"say \"\"hi\"\"\"\n",
+            "image,label\na.png,\"big\" cat\n",
+            "image,label\na.png,5\" screen\nb.png, \"x\n",
+            "image,label\na.png,\"\"\n",
+        ] {
+            assert_eq!(unclosed(fine), None, "{fine:?}");
+        }
+        // The same verdict when the reader hands over one byte at a time.
+        let err = read_labels_csv(OneByte(text.as_bytes()), &ColumnNames::default()).unwrap_err();
+        assert!(
+            matches!(err, CsvError::UnterminatedQuote { line: 3, .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1220,11 +1422,29 @@ mod tests {
     }
 
     proptest! {
+        /// The quote scan says "unclosed" exactly when csv reads what follows the
+        /// text into a quoted field: a sentinel record appended after a line end
+        /// then never starts a record of its own.
+        #[test]
+        fn the_quote_scan_agrees_with_csv(text in "(\u{feff})?[ab\",\r\n]{0,40}") {
+            let mut scan = QuoteScan::default();
+            scan.feed(text.as_bytes(), true);
+            let with_sentinel = format!("{text}\nSENTINEL,z\n");
+            let mut rdr = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(with_sentinel.as_bytes());
+            let sentinel_read = rdr
+                .byte_records()
+                .any(|r| r.unwrap().get(0) == Some(&b"SENTINEL"[..]));
+            prop_assert_eq!(scan.unclosed().is_some(), !sentinel_read);
+        }
+
         #[test]
         fn written_rows_parse_back(
             rows in proptest::collection::vec(
                 ("[ -~\n\r\"',é]{0,12}[a-z0-9]", "[ -~\n\"',é]{0,8}[a-z]"),
-                0..40,
+                1..40,
             ),
             crlf in any::<bool>(),
         ) {

@@ -344,6 +344,47 @@ impl BatchReport {
     }
 }
 
+/// `text` made safe to print to a terminal: control characters (a CSV label or an
+/// endpoint's message may hold `ESC [ 2 J`, a `\r` that rewrites the line, a bell)
+/// and the invisible characters that reorder text (bidirectional overrides,
+/// isolates and marks; line and paragraph separators) are written as escapes,
+/// `\n`, `\r`, `\t` or `\u{1b}`, the way Rust's `escape_debug` writes them. Any
+/// other character is kept, backslashes included. Borrowed when there is nothing
+/// to escape. For console text only: the JSON files keep the text as it was (JSON
+/// escapes control characters itself).
+pub fn escape_for_terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{061c}'
+                    | '\u{200e}'
+                    | '\u{200f}'
+                    | '\u{2028}'..='\u{202e}'
+                    | '\u{2066}'..='\u{2069}'
+            )
+    }
+    if !text.chars().any(unsafe_char) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            match c {
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                _ => {
+                    let _ = write!(out, "\\u{{{:x}}}", c as u32);
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
 /// Shortens a data URL for reports and the journal (the CSV holds it whole); other
 /// references are kept as they are.
 pub fn display_image(image: &str) -> std::borrow::Cow<'_, str> {
@@ -388,7 +429,7 @@ impl Summary {
         let _ = writeln!(s, "{RULE}");
         let _ = writeln!(s, "{title}");
         if let Some(reason) = &self.abort_reason {
-            let _ = writeln!(s, "   Reason: {reason}");
+            let _ = writeln!(s, "   Reason: {}", escape_for_terminal(reason));
         }
         let _ = writeln!(s, "{RULE}");
         let _ = writeln!(s, "   Total Images:     {}", st.total);
@@ -446,7 +487,7 @@ impl Summary {
             let width = ev
                 .labels
                 .iter()
-                .map(|l| l.chars().count())
+                .map(|l| escape_for_terminal(l).chars().count())
                 .max()
                 .unwrap_or(0)
                 .clamp(9, 24);
@@ -461,7 +502,7 @@ impl Summary {
                 .iter()
                 .filter(|l| l.support > 0 || l.predicted > 0)
             {
-                let name: String = l.label.chars().take(width).collect();
+                let name: String = escape_for_terminal(&l.label).chars().take(width).collect();
                 let _ = writeln!(
                     s,
                     "   {name:<width$}  {:>9}  {:>6}  {:>5}  {:>7}",
@@ -493,7 +534,13 @@ impl Summary {
             for e in &errors[..shown] {
                 let prefix = format!("line {}: ", e.line);
                 let error = e.error.strip_prefix(&prefix).unwrap_or(&e.error);
-                let _ = writeln!(s, "     line {} ({}): {error}", e.line, e.image);
+                let _ = writeln!(
+                    s,
+                    "     line {} ({}): {}",
+                    e.line,
+                    escape_for_terminal(&e.image),
+                    escape_for_terminal(error)
+                );
             }
             if errors.len() > shown {
                 let _ = writeln!(s, "     ... and {} more", errors.len() - shown);

@@ -96,7 +96,8 @@ ENVIRONMENT:
     OPENAI_API_KEY    key for --provider openai (and bearer key for http); never
                       written to any file or log
     OPENAI_BASE_URL   default for --base-url
-    NO_COLOR          no colours in the progress bar";
+    NO_COLOR          no colours in the progress bar and log lines (they have none
+                      anyway when stderr is not a terminal)";
 
 /// Run a model in shadow mode over a labelled image set: every image of the CSV
 /// goes to the model, its answer is recorded beside the human label (and acted on

@@ -91,7 +91,7 @@ impl ImageLoader {
             )
         };
         let file = if self.allow_outside {
-            File::open(path).map_err(io)?
+            open_image(path).map_err(io)?
         } else {
             self.open_inside(path).map_err(|e| match e {
                 Escape::Io(e) => io(e),
@@ -102,9 +102,14 @@ impl ImageLoader {
                 ),
             })?
         };
+        // The type of what was opened (fstat), not of what the path named a moment
+        // before: nothing can be swapped in between.
         let meta = file.metadata().map_err(io)?;
         if !meta.is_file() {
-            return Err(format!("{shown} is not a file"));
+            return Err(format!(
+                "{shown} is {}, not a regular file; put the image file there",
+                kind_of(&meta.file_type())
+            ));
         }
         if meta.len() > MAX_IMAGE_BYTES as u64 {
             return Err(format!(
@@ -147,20 +152,40 @@ impl ImageLoader {
                 if !real.starts_with(&*self.base) {
                     return Err(Escape::Outside(real));
                 }
-                File::open(&real).map_err(Escape::Io)
+                open_image(&real).map_err(Escape::Io)
             }
             Err(e) => Err(Escape::Io(e)),
         }
     }
 }
 
-/// The file at `path`, or `None` when `path` is a symlink.
+/// Opens `path` for reading without waiting on it: a FIFO (named pipe) opened for
+/// reading blocks until a writer comes, and a device may block too; with
+/// `O_NONBLOCK` the open returns at once and the caller's fstat then refuses
+/// anything that is not a regular file. For regular files the flag changes nothing
+/// (open(2): "this flag has no effect for regular files and block devices").
+#[cfg(unix)]
+fn open_image(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_image(path: &Path) -> std::io::Result<File> {
+    File::open(path)
+}
+
+/// The file at `path`, or `None` when `path` is a symlink. Opened as
+/// [`open_image`] does.
 #[cfg(unix)]
 fn open_no_follow(path: &Path) -> std::io::Result<Option<File>> {
     use std::os::unix::fs::OpenOptionsExt;
     match File::options()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
     {
         Ok(file) => Ok(Some(file)),
@@ -174,7 +199,32 @@ fn open_no_follow(path: &Path) -> std::io::Result<Option<File>> {
     if std::fs::symlink_metadata(path)?.file_type().is_symlink() {
         return Ok(None);
     }
-    File::open(path).map(Some)
+    open_image(path).map(Some)
+}
+
+/// What a file that is not a regular file is, for a row's error.
+fn kind_of(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a named pipe (FIFO)";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+    }
+    if t.is_dir() {
+        "a folder"
+    } else {
+        "a special file"
+    }
 }
 
 enum Escape {
@@ -190,6 +240,98 @@ fn describe_io(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        // What open(2) says of a socket file, or a FIFO with no writer opened for
+        // writing: there is no file to read there.
+        #[cfg(unix)]
+        _ if e.raw_os_error() == Some(libc::ENXIO) => {
+            "not a regular file (a socket or a device with nothing behind it)".into()
+        }
         _ => e.to_string(),
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use shadow_core::input::{parse_labels_csv, ColumnNames};
+
+    use super::*;
+
+    /// The load of each row of `csv` (read against `dir`), each given 5 s: a load
+    /// that blocks fails the test instead of hanging it.
+    fn load_all(dir: &Path, allow_outside: bool, csv: &str) -> Vec<Result<String, String>> {
+        let csv = parse_labels_csv(csv, &ColumnNames::default()).unwrap();
+        let loader = ImageLoader::new(dir, allow_outside).unwrap();
+        csv.items
+            .into_iter()
+            .map(|item| {
+                let (tx, rx) = mpsc::channel();
+                let loader = loader.clone();
+                let shown = item.image.to_string();
+                std::thread::spawn(move || tx.send(loader.load_blocking(&item)));
+                rx.recv_timeout(Duration::from_secs(5))
+                    .unwrap_or_else(|_| panic!("loading {shown} still blocks after 5 s"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn special_files_fail_their_row_at_once_naming_what_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.path().join("pipe.png"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        std::os::unix::net::UnixListener::bind(dir.path().join("socket.png")).unwrap();
+        std::fs::create_dir(dir.path().join("folder.png")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("pipe.png"), dir.path().join("link.png"))
+            .unwrap();
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../training-data/images/digit-0000.png"),
+            dir.path().join("fine.png"),
+        )
+        .unwrap();
+        let loaded = load_all(
+            dir.path(),
+            false,
+            "image,label\npipe.png,a\nsocket.png,a\nfolder.png,a\nlink.png,a\nfine.png,a\n",
+        );
+        let expect = [
+            "line 2: pipe.png is a named pipe (FIFO), not a regular file",
+            "line 3: socket.png: not a regular file",
+            "line 4: folder.png is a folder, not a regular file",
+            "line 5: link.png is a named pipe (FIFO), not a regular file",
+        ];
+        for (got, want) in loaded.iter().zip(expect) {
+            let error = got.as_ref().expect_err(want);
+            assert!(
+                error.starts_with(want),
+                "{error:?} should start with {want:?}"
+            );
+        }
+        assert!(loaded[4]
+            .as_ref()
+            .unwrap()
+            .starts_with("data:image/png;base64,"));
+
+        // Outside paths allowed: the same checks on the plain open.
+        let loaded = load_all(
+            dir.path(),
+            true,
+            &format!(
+                "image,label\n{}/pipe.png,a\n/dev/null,a\n",
+                dir.path().display()
+            ),
+        );
+        let error = loaded[0].as_ref().unwrap_err();
+        assert!(error.contains("is a named pipe (FIFO)"), "{error}");
+        let error = loaded[1].as_ref().unwrap_err();
+        assert!(
+            error.contains("/dev/null is a character device, not a regular file"),
+            "{error}"
+        );
     }
 }

@@ -12,7 +12,7 @@ mod read_ahead;
 mod transport;
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use clap::{ArgMatches, FromArgMatches};
 use shadow_core::input::{read_labels_csv, ColumnNames, LabelsCsv};
 use shadow_core::journal::fold_journal_reader;
 use shadow_core::provider::Provider;
-use shadow_core::report::{RunStatus, Summary};
+use shadow_core::report::{escape_for_terminal, RunStatus, Summary};
 use shadow_core::{EndpointKind, Run, RunConfig};
 use shadow_mock::{MockConfig, MockServer, Truth};
 
@@ -46,6 +46,11 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: not in a pipe, file or CI log.
+        .with_ansi(
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .init();
     // A run: one thread drives the engine and every socket; the work per request is
     // small, and cross-thread wake-ups cost more than they save (file reads still go
@@ -84,7 +89,10 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // An error may quote the CSV (a header, a path): escaped, line by line.
+            let text = format!("{e:#}");
+            let lines: Vec<_> = text.split('\n').map(escape_for_terminal).collect();
+            eprintln!("error: {}", lines.join("\n"));
             ExitCode::from(2)
         }
     }
@@ -176,7 +184,7 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
             // The mock (if any) is dropped, not drained: the user asked to leave now.
             println!(
                 "To continue: shadow-batch {} --resume {}",
-                csv_path.display(),
+                escape_for_terminal(&csv_path.display().to_string()),
                 files.results.display()
             );
             return Ok(130);
@@ -234,7 +242,10 @@ async fn print_epilogue(summary: &Summary, files: &RunFiles, mock: Option<MockSe
     println!("Summary:  {}", files.summary.display());
     println!("Progress: {}", files.progress.display());
     if let Some(reason) = &summary.abort_kind {
-        eprintln!("error: run aborted: {reason}");
+        eprintln!(
+            "error: run aborted: {}",
+            escape_for_terminal(&reason.to_string())
+        );
         eprintln!("{}", next_step::after_abort(reason, &files.progress));
     }
     if summary.status == RunStatus::Interrupted {
@@ -421,14 +432,14 @@ fn print_banner(
     }
     println!(
         "  CSV:          {} ({rows} rows, {labels} labels{})",
-        config.csv_path,
+        escape_for_terminal(&config.csv_path),
         if defects > 0 {
             format!(", {defects} unusable rows")
         } else {
             String::new()
         }
     );
-    println!("  Endpoint:     {endpoint}");
+    println!("  Endpoint:     {}", escape_for_terminal(&endpoint));
     println!(
         "  Settings:     batch size {}, delay {} ms, max retries {}, concurrency {}{}, rpm cap {}, timeout {}s",
         config.batch_size,

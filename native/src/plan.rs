@@ -152,11 +152,55 @@ pub fn plan(
     config
         .validate()
         .map_err(|e| anyhow::anyhow!(crate::next_step::for_setting(&e)))?;
+    if let Some(key) = api_key.as_deref().filter(|_| kind != EndpointKind::Mock) {
+        check_key("OPENAI_API_KEY", key)?;
+    }
     Ok(Plan {
         csv,
         config,
         api_key: api_key.filter(|_| kind != EndpointKind::Mock),
     })
+}
+
+/// Refuses a key that cannot be what the user meant: one with a control character
+/// (a `\r` left by a Windows file makes every request fail), a space or a non-ASCII
+/// character anywhere (a key is one token of printable ASCII). Refused rather than
+/// trimmed: a secret is sent as it is, and the variable stays wrong for every other
+/// tool that reads it until it is fixed at its source. The message names `var` and
+/// what is wrong, never the key or any part of it.
+fn check_key(var: &str, key: &str) -> Result<()> {
+    let Some((at, c)) = key
+        .char_indices()
+        .find(|&(_, c)| c.is_control() || c.is_whitespace() || !c.is_ascii())
+    else {
+        return Ok(());
+    };
+    let bad = |c: char| c.is_control() || c.is_whitespace() || !c.is_ascii();
+    let place = if at == 0 {
+        "starts with"
+    } else if key[at..].chars().all(bad) {
+        "ends with"
+    } else {
+        "contains"
+    };
+    let (what, why) = match c {
+        '\r' => ("a carriage return (\\r)", " (pasted from a Windows file?)"),
+        '\n' => (
+            "a line break (\\n)",
+            " (read from a file with its line end?)",
+        ),
+        '\t' => ("a tab", ""),
+        ' ' => ("a space", ""),
+        c if c.is_control() => ("a control character", ""),
+        _ => (
+            "a non-ASCII character",
+            " (a typographic quote or a non-breaking space pasted with it?)",
+        ),
+    };
+    bail!(
+        "{var} {place} {what}, which no API key holds{why}. Set it again without it, \
+         e.g. export {var}=\"$(tr -d ' \\r\\n' < key.txt)\" (the key is not shown here)"
+    )
 }
 
 fn endpoint_kind(kind: ProviderKind) -> EndpointKind {
@@ -351,5 +395,41 @@ mod tests {
             None,
         );
         assert_eq!(again.unwrap().config.provider.endpoint_url(), url);
+    }
+
+    #[test]
+    fn a_key_with_a_control_character_space_or_non_ascii_is_refused_unshown() {
+        let secret = "sk-Zq8Vx3Lm";
+        let cases = [
+            (format!("{secret}\r"), "ends with a carriage return (\\r)"),
+            (format!("{secret}\r\n"), "ends with a carriage return (\\r)"),
+            (format!("\n{secret}"), "starts with a line break (\\n)"),
+            (
+                "sk-Zq8\u{1b}Vx3Lm".to_string(),
+                "contains a control character",
+            ),
+            ("sk-Zq8 Vx3Lm".to_string(), "contains a space"),
+            (
+                format!("{secret}\u{201d}"),
+                "ends with a non-ASCII character",
+            ),
+        ];
+        for (key, what) in cases {
+            for provider in ["openai", "http"] {
+                let argv = [
+                    "l.csv",
+                    "--provider",
+                    provider,
+                    "--endpoint",
+                    "http://x.test/p",
+                ];
+                let err = plan_for(&argv, None, Some(&key)).unwrap_err().to_string();
+                assert!(err.starts_with(&format!("OPENAI_API_KEY {what}")), "{err}");
+                assert!(!err.contains("Zq8") && !err.contains("Vx3"), "{err}");
+            }
+        }
+        // The built-in mock sends no key: nothing to check.
+        assert!(plan_for(&["l.csv", "--provider", "mock"], None, Some("sk\r")).is_ok());
+        assert!(plan_for(&["l.csv"], None, Some("sk-fine_KEY.1=")).is_ok());
     }
 }

@@ -951,3 +951,165 @@ fn an_echoed_key_appears_in_no_output_of_either_provider() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// 13. Hostile files and settings (issue 10)
+// ---------------------------------------------------------------------------
+
+/// A FIFO named like an image fails its row at once (opening one for reading
+/// blocks until a writer comes, which never does); the other rows succeed.
+#[test]
+#[cfg(unix)]
+fn a_fifo_named_like_an_image_fails_its_row_at_once() {
+    let data = Data::new(2);
+    let fifo = data.data.join("images/pipe.png");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    let rows = vec![
+        "images/digit-0000.png,0".to_string(),
+        "images/pipe.png,1".to_string(), // line 3
+        "images/digit-0001.png,1".to_string(),
+    ];
+    write_csv(&data.csv, "image,label", &rows);
+    // Before the fix, the run hung here for good (before its banner).
+    let done = Running::spawn(builtin(&data, &data.csv, &data.out)).finish(Duration::from_secs(20));
+    done.expect_code(1);
+    let results = RunFiles::in_dir(&data.out).results();
+    assert_each_row_once(&results, 3);
+    for r in &results {
+        if r["row"] == 1 {
+            assert_eq!(r["status"], "failed", "{r}");
+            assert_eq!(r["errorKind"], "image", "{r}");
+            let error = r["error"].as_str().unwrap();
+            assert!(error.contains("line 3"), "{error}");
+            assert!(error.contains("images/pipe.png"), "{error}");
+            assert!(error.contains("named pipe"), "{error}");
+        } else {
+            assert_eq!(r["status"], "success", "{r}");
+        }
+    }
+}
+
+/// A key pasted with a Windows line end (or any control character) is refused
+/// at start, naming the variable and what is wrong, before any request; the key
+/// is shown nowhere, not even in part.
+#[test]
+fn a_key_with_a_control_character_is_refused_at_start_without_showing_it() {
+    const KEY: &str = "sk-canary-Zq8Vx3Lm";
+    let mock = Mock::start(&["--latency-ms", "0", "--error-rate", "0"]);
+    let data = Data::new(2);
+    for (key, what) in [
+        (format!("{KEY}\r"), "carriage return"),
+        (format!("{KEY}\n"), "line break"),
+        (
+            "sk-canary\u{1b}[31m-Zq8Vx3Lm".to_string(),
+            "control character",
+        ),
+    ] {
+        let done = run(openai(
+            &data,
+            &mock.url,
+            &key,
+            &[p(&data.csv), "50", "0", "0", "--out-dir", p(&data.out)],
+        ));
+        done.expect_code(2);
+        assert!(done.stderr.contains("OPENAI_API_KEY"), "{}", done.stderr);
+        assert!(done.stderr.contains(what), "{what}: {}", done.stderr);
+        for text in [&done.stdout, &done.stderr] {
+            assert!(
+                !text.contains("canary") && !text.contains("Zq8Vx3Lm"),
+                "the key (or part of it) is shown: {text}"
+            );
+        }
+    }
+    assert!(all_files(&data.out).is_empty(), "no run was started");
+    assert_eq!(mock.stats()["requests"], 0);
+}
+
+/// A CSV that cannot be run as written is refused before anything starts, naming
+/// the file and the line: a quote never closed (csv would read the rest of the
+/// file into one label), or a header with no row under it.
+#[test]
+fn a_csv_with_an_unclosed_quote_or_no_rows_is_refused_naming_the_line() {
+    let data = Data::new(3);
+    let rows = vec![
+        "images/digit-0000.png,0".to_string(),
+        "images/digit-0001.png,\"1".to_string(), // line 3
+        "images/digit-0002.png,2".to_string(),
+    ];
+    write_csv(&data.csv, "image,label", &rows);
+    let done = run(builtin(&data, &data.csv, &data.out));
+    done.expect_code(2);
+    assert!(
+        done.stderr
+            .contains("labels.csv: line 3: a quoted field opens here and is never closed"),
+        "{}",
+        done.stderr
+    );
+    assert!(done.stderr.contains("lines 3 to 4"), "{}", done.stderr);
+
+    let header_only = data.data.join("header-only.csv");
+    write_csv(&header_only, "image,label", &[]);
+    let done = run(builtin(&data, &header_only, &data.out));
+    done.expect_code(2);
+    assert!(
+        done.stderr.contains("header-only.csv") && done.stderr.contains("no rows"),
+        "{}",
+        done.stderr
+    );
+    assert!(all_files(&data.out).is_empty(), "no run was started");
+}
+
+/// Log lines written to a pipe or a file carry no colour codes (NO_COLOR unset):
+/// a WARN from a resume that skips a bad journal line, with stderr not a terminal.
+#[test]
+fn warnings_to_a_pipe_have_no_colour_codes() {
+    let data = Data::new(2);
+    run(builtin(&data, &data.csv, &data.out)).expect_code(0);
+    let files = RunFiles::in_dir(&data.out);
+    let journal = std::fs::read_to_string(&files.results).unwrap();
+    std::fs::write(&files.results, format!("not a result\n{journal}")).unwrap();
+    let mut again = shadow(data.root.path());
+    again
+        .args(["--resume", p(&files.progress)])
+        .env_remove("NO_COLOR");
+    let done = run(again);
+    done.expect_code(0);
+    assert!(done.stderr.contains("WARN"), "{}", done.stderr);
+    assert!(done.stderr.contains("skipped"), "{}", done.stderr);
+    assert!(!done.stderr.contains("\x1b["), "{:?}", done.stderr);
+}
+
+/// A label holding an escape sequence and a carriage return is printed escaped on
+/// the console, and kept as it was in the results.
+#[test]
+fn labels_with_control_characters_are_escaped_on_the_console() {
+    let data = Data::new(2);
+    let label = "\x1b[31mred\rx";
+    let rows = vec![
+        format!("images/digit-0000.png,\"{label}\""),
+        "images/digit-0001.png,1".to_string(),
+    ];
+    write_csv(&data.csv, "image,label", &rows);
+    let mut cmd = builtin(&data, &data.csv, &data.out);
+    cmd.args(["--mock-accuracy", "1"]);
+    let done = run(cmd);
+    done.expect_code(0);
+    for text in [&done.stdout, &done.stderr] {
+        assert!(
+            !text.contains('\x1b') && !text.contains('\r'),
+            "printed raw: {text:?}"
+        );
+    }
+    assert!(
+        done.stdout.contains("\\u{1b}[31mred\\rx"),
+        "{}",
+        done.stdout
+    );
+    let results = RunFiles::in_dir(&data.out).results();
+    let row0 = results.iter().find(|r| r["row"] == 0).unwrap();
+    assert_eq!(row0["label"], label, "{row0}");
+}

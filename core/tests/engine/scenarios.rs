@@ -1065,3 +1065,47 @@ fn an_echoed_key_is_redacted_from_everything_the_run_writes() {
         }
     }
 }
+
+/// What the README's resume section promises of attempts (issue 10, item 7e): they
+/// are not carried over. An image waiting for its retry when the run stopped has no
+/// journal line; the resumed run sends it again from attempt 1, so it costs at most
+/// `max_retries` requests more than in one session, and ends once.
+#[test]
+fn an_image_waiting_for_its_retry_starts_again_from_attempt_1_on_resume() {
+    let failing = |item: &shadow_core::input::Item, _: &shadow_core::SendOrder, _| {
+        if item.row == 1 {
+            (10, status_with(500, &[("retry-after-ms", "1000")]))
+        } else {
+            (10, ok(&item.label))
+        }
+    };
+    let first = Sim::new(
+        RunConfig {
+            cancel_grace_ms: 10,
+            ..config()
+        },
+        csv_of(3, LABELS),
+        failing,
+    )
+    .cancel_at(Millis(T0.0 + 1_500))
+    .finish();
+    let attempts_of_row_1 = |log: &Log| -> Vec<u32> {
+        log.sends
+            .iter()
+            .filter(|(_, o)| o.item == 1)
+            .map(|(_, o)| o.attempt)
+            .collect()
+    };
+    assert_eq!(attempts_of_row_1(&first), [1, 2], "waiting for attempt 3");
+    assert!(first.done.iter().all(|d| d.row != 1), "row 1 is not final");
+
+    let mut second = Sim::new(config(), csv_of(3, LABELS), failing);
+    second.run.restore(first.done.clone()).unwrap();
+    let max_retries = second.run.config().max_retries;
+    let second = second.finish();
+    let again = attempts_of_row_1(&second);
+    assert_eq!(again, (1..=max_retries + 1).collect::<Vec<_>>());
+    assert_eq!(second.done.len(), 1);
+    assert_eq!(second.done[0].row, 1);
+    assert_eq!(second.done[0].attempts, max_retries + 1);
+}

@@ -57,8 +57,19 @@ pub fn completion(label: &str) -> String {
     .to_string()
 }
 
-/// `n` rows `img-{i}.png` with labels cycling through `labels`.
+/// `n` rows `img-{i}.png` with labels cycling through `labels`. With `n == 0`, a
+/// CSV of no rows, built by hand: the reader refuses a file without rows, but the
+/// engine still runs one.
 pub fn csv_of(n: usize, labels: &[&str]) -> LabelsCsv {
+    if n == 0 {
+        return LabelsCsv {
+            items: vec![],
+            labels: Default::default(),
+            image_column: "image".into(),
+            label_column: "label".into(),
+            id_column: None,
+        };
+    }
     let mut text = String::from("image,label\n");
     for i in 0..n {
         text.push_str(&format!("img-{i}.png,{}\n", labels[i % labels.len()]));

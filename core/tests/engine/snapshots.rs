@@ -96,3 +96,43 @@ fn progress_json_has_the_fields_consumers_read() {
         assert!(progress["currentBatchReport"].get(key).is_some(), "{key}");
     }
 }
+
+/// Labels, image paths and an endpoint's message holding control characters and
+/// escape sequences are printed escaped in the console text, and kept as they were
+/// in the JSON.
+#[test]
+fn console_text_escapes_control_characters_from_the_csv_and_the_endpoint() {
+    let red = "\x1b[31mred\rx";
+    let csv = parse_labels_csv(
+        &format!(
+            "image,label\n\"a\x1b[2J.png\",\"{red}\"\nb.png,\"\u{202e}god\"\n\"c\x07.png\",\n"
+        ),
+        &ColumnNames::default(),
+    )
+    .unwrap();
+    let summary = Sim::new(config(), csv.clone(), |item, _, _| (100, ok(&item.label)))
+        .finish()
+        .summary
+        .unwrap();
+    let text = summary.to_console(10);
+    for raw in ['\x1b', '\r', '\x07', '\u{202e}'] {
+        assert!(!text.contains(raw), "{raw:?} printed raw:\n{text}");
+    }
+    assert!(text.contains("\\u{1b}[31mred\\rx"), "{text}");
+    assert!(text.contains("\\u{202e}god"), "{text}");
+    assert!(text.contains("line 4 (c\\u{7}.png)"), "{text}");
+    let json = serde_json::to_string(&summary).unwrap();
+    assert!(json.contains("\\u001b[31mred\\rx"), "{json}");
+
+    // A message from the endpoint, in the reason of an abort.
+    let body = r#"{"error":{"message":"\u001b[2J\rkey revoked","code":"invalid_api_key"}}"#;
+    let summary = Sim::new(config(), csv, move |_, _, _| {
+        (100, Reply::Status(401, vec![], body.to_string()))
+    })
+    .finish()
+    .summary
+    .unwrap();
+    let text = summary.to_console(10);
+    assert!(!text.contains('\x1b') && !text.contains('\r'), "{text}");
+    assert!(text.contains("\\u{1b}[2J\\rkey revoked"), "{text}");
+}
