@@ -15,6 +15,7 @@
 use std::collections::VecDeque;
 
 use crate::config::RunConfig;
+use crate::engine::{Pace, PaceSource};
 use crate::ratelimit::RateLimitHeaders;
 use crate::time::Millis;
 
@@ -104,6 +105,21 @@ impl Pacer {
 
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight
+    }
+
+    /// What paces starts as of `now`, for a live display.
+    pub(crate) fn pace(&self, now: Millis) -> Pace {
+        let rate = (self.rate_gap_us > 0).then_some(self.rate_gap_us);
+        Pace {
+            source: rate.map(|_| match self.rate_source {
+                RateSource::User => PaceSource::UserCap,
+                RateSource::Header => PaceSource::EndpointHeaders,
+                RateSource::Learned => PaceSource::Learned,
+            }),
+            requests_per_minute: rate.map(|gap| (60_000_000 + gap / 2) / gap),
+            in_flight_limit: self.limit(),
+            cooling_down_until: (self.cooldown_until > now).then_some(self.cooldown_until),
+        }
     }
 
     /// Earliest time a start is allowed, ignoring the in-flight limit.
@@ -309,6 +325,40 @@ mod tests {
         assert_eq!(p.rate_gap_us, 100_000);
         p.on_accepted(Millis(13_100));
         assert_eq!(p.rate_gap_us, 100_000);
+    }
+
+    #[test]
+    fn the_pace_says_which_rate_it_follows() {
+        let mut p = Pacer::new(&RunConfig::default());
+        let pace = p.pace(Millis(0));
+        assert_eq!((pace.source, pace.requests_per_minute), (None, None));
+        assert_eq!(pace.in_flight_limit, 8);
+        for i in 0..200 {
+            p.on_accepted(Millis(10_000 + i * 10));
+        }
+        p.on_rate_limited(Millis(12_000), Millis(11_990), 500);
+        let pace = p.pace(Millis(12_000));
+        assert_eq!(pace.source, Some(PaceSource::Learned));
+        assert_eq!(pace.requests_per_minute, Some(5_882)); // 100/s less 2%
+        assert_eq!(pace.in_flight_limit, 4);
+        assert_eq!(pace.cooling_down_until, Some(Millis(12_500)));
+        assert_eq!(p.pace(Millis(12_500)).cooling_down_until, None);
+        let limit = RateLimitHeaders {
+            limit_requests: Some(600),
+            ..RateLimitHeaders::default()
+        };
+        p.on_headers(Millis(13_000), &limit);
+        let pace = p.pace(Millis(13_000));
+        assert_eq!(pace.source, Some(PaceSource::EndpointHeaders));
+        assert_eq!(pace.requests_per_minute, Some(600));
+        let mut user = Pacer::new(&RunConfig {
+            rpm: Some(90),
+            ..RunConfig::default()
+        });
+        user.on_headers(Millis(0), &limit);
+        let pace = user.pace(Millis(0));
+        assert_eq!(pace.source, Some(PaceSource::UserCap));
+        assert_eq!(pace.requests_per_minute, Some(90));
     }
 
     #[test]

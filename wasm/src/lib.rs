@@ -210,9 +210,17 @@ impl ShadowRun {
         to_js(&self.run.progress(millis(now)))
     }
 
-    /// Live counts: `{total, successful, failed, agreements, inFlight, doneThisSession, resumed}`.
+    /// Live counts: `{total, successful, failed, agreements, inFlight, doneThisSession,
+    /// resumed, retries, rateLimitHits}`.
     pub fn counts(&self) -> Result<JsValue, JsError> {
         to_js(&self.run.counts())
+    }
+
+    /// What paces request starts as of `now`: `{source, requestsPerMinute,
+    /// inFlightLimit, coolingDownUntil}`, `source` one of `"userCap"`,
+    /// `"endpointHeaders"`, `"learned"`, or `null` while no rate applies.
+    pub fn pace(&self, now: f64) -> Result<JsValue, JsError> {
+        to_js(&self.run.pace(millis(now)))
     }
 
     /// True while paused.
@@ -244,6 +252,58 @@ impl ShadowRun {
             })
             .collect()
     }
+}
+
+/// The journal a resumed run starts from: the results JSONL `journal` folded to one
+/// line per row (the last line for a row wins; a torn last line and unusable lines
+/// are left out) and, with `retryFailed`, without the failed rows, so that they run
+/// again. The page stores this in place of the old journal and hands it to
+/// `ShadowRun.restore`.
+#[wasm_bindgen(js_name = prepareJournal)]
+pub fn prepare_journal(journal: &str, retry_failed: bool) -> String {
+    let mut folded = fold_journal(journal);
+    folded.prepare_resume(retry_failed);
+    folded.results.iter().map(|r| r.to_json_line()).collect()
+}
+
+/// What a labels CSV holds, for the page's check before a run:
+/// `{rows, labels, defective, urls, absolute, relative: [[row, path]]}` (`urls`
+/// counts http(s) and data URLs; rows with a defect are counted only in
+/// `defective`). `columns` is `{imageColumn, labelColumn, idColumn}` or
+/// `undefined`. A CSV that cannot be read is a JS error saying why.
+#[wasm_bindgen(js_name = inspectCsv)]
+pub fn inspect_csv(csv_text: &str, columns: JsValue) -> Result<JsValue, JsError> {
+    use shadow_core::input::ImageRef;
+    let columns: Columns = if columns.is_undefined() || columns.is_null() {
+        Columns::default()
+    } else {
+        serde_wasm_bindgen::from_value(columns)
+            .map_err(|e| JsError::new(&format!("bad columns: {e}")))?
+    };
+    let csv = parse_labels_csv(
+        csv_text,
+        &ColumnNames {
+            image: columns.image_column,
+            label: columns.label_column,
+            id: columns.id_column,
+        },
+    )
+    .map_err(|e| JsError::new(&e.to_string()))?;
+    let (mut defective, mut urls, mut absolute) = (0, 0, 0);
+    let mut relative = Vec::new();
+    for item in &csv.items {
+        match &item.image {
+            _ if item.defect.is_some() => defective += 1,
+            ImageRef::Url(_) | ImageRef::DataUrl(_) => urls += 1,
+            ImageRef::RelativePath(p) => relative.push((item.row, p.to_string())),
+            // Absolute paths, which a browser cannot read.
+            _ => absolute += 1,
+        }
+    }
+    to_js(&serde_json::json!({
+        "rows": csv.items.len(), "labels": csv.labels.names(), "defective": defective,
+        "urls": urls, "absolute": absolute, "relative": relative,
+    }))
 }
 
 /// `data:image/...;base64,...` from an image file's bytes (type from its magic

@@ -7,8 +7,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use shadow_core::RunConfig;
 use shadow_wasm::{
-    check_relative_path, default_config, file_stamp, format_duration, image_data_url, mock_model,
-    percent, progress_file_name, results_file_name, summary_file_name, ShadowRun,
+    check_relative_path, default_config, file_stamp, format_duration, image_data_url, inspect_csv,
+    mock_model, percent, prepare_journal, progress_file_name, results_file_name, summary_file_name,
+    ShadowRun,
 };
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -250,4 +251,112 @@ fn a_key_the_endpoint_echoes_is_redacted_from_every_output() {
     assert!(everything.contains("finished"), "{everything}");
     assert!(everything.contains("[REDACTED]"), "{everything}");
     assert!(!everything.contains(&KEY[..8]), "{everything}");
+}
+
+#[wasm_bindgen_test]
+fn counts_and_pace_say_retries_429s_and_the_rate_followed() {
+    let csv = "image,label\nhttps://x.test/a.png,cat\nhttps://x.test/b.png,dog\n";
+    let mut run = ShadowRun::new(csv, js(&config()), T0).unwrap();
+    let pace = value(run.pace(T0).unwrap());
+    assert_eq!(pace["source"], Value::Null);
+    assert_eq!(pace["inFlightLimit"], 4);
+    let mut sends = Vec::new();
+    loop {
+        let out = run.poll(T0).unwrap();
+        if out.is_null() {
+            break;
+        }
+        sends.push(value(out));
+    }
+    let limited = json!({"type": "response", "ticket": sends[0]["ticket"], "response": {"status": 429,
+        "headers": [["retry-after-ms", "300"], ["x-ratelimit-limit-requests", "120"]], "body": "{}"}});
+    run.handle(T0 + 10.0, js(&limited)).unwrap();
+    while !run.poll(T0 + 10.0).unwrap().is_null() {}
+    let pace = value(run.pace(T0 + 10.0).unwrap());
+    assert_eq!(pace["source"], "endpointHeaders");
+    assert_eq!(pace["requestsPerMinute"], 120);
+    assert_eq!(pace["coolingDownUntil"], T0 as u64 + 310);
+    // The retry goes out once the cool-down is over.
+    let retry = loop {
+        let out = value(run.poll(T0 + 1_000.0).unwrap());
+        if out["type"] == "send" {
+            break out;
+        }
+    };
+    assert_eq!(retry["attempt"], 2);
+    let counts = value(run.counts().unwrap());
+    assert_eq!(
+        (counts["retries"].clone(), counts["rateLimitHits"].clone()),
+        (json!(1), json!(1))
+    );
+}
+
+#[wasm_bindgen_test]
+fn a_journal_is_folded_for_resume_and_failed_rows_dropped_for_a_retry() {
+    let line = |row: usize, status: &str| {
+        let mut v = json!({"row": row, "line": row + 2, "image": format!("https://x.test/{row}.png"), "label": "cat",
+            "status": status, "attempts": 1, "finishedAt": "2025-01-24T10:30:00.000Z"});
+        if status == "success" {
+            v["prediction"] = json!("cat");
+            v["agreement"] = json!(true);
+        } else {
+            v["error"] = json!("HTTP 500");
+        }
+        format!("{v}\n")
+    };
+    // Row 1 failed, then succeeded in a later session; row 2 failed; a torn tail.
+    let journal = [
+        line(0, "success"),
+        line(1, "failed"),
+        line(2, "failed"),
+        line(1, "success"),
+    ]
+    .concat()
+        + "{\"row\":3";
+    let rows = |text: &str| -> Vec<(u64, String)> {
+        text.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .map(|v| {
+                (
+                    v["row"].as_u64().unwrap(),
+                    v["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let kept = prepare_journal(&journal, false);
+    assert_eq!(
+        rows(&kept),
+        [
+            (0, "success".into()),
+            (1, "success".into()),
+            (2, "failed".into())
+        ]
+    );
+    assert!(kept.ends_with('\n'));
+    let retry = prepare_journal(&journal, true);
+    assert_eq!(rows(&retry), [(0, "success".into()), (1, "success".into())]);
+}
+
+#[wasm_bindgen_test]
+fn a_csv_is_inspected_for_the_check_before_a_run() {
+    let csv = "image,label\nimages/a.png,cat\nhttps://x.test/b.png,dog\n/abs/c.png,cat\n,dog\nimages/d.png,dog\n";
+    let seen = value(inspect_csv(csv, JsValue::UNDEFINED).unwrap());
+    assert_eq!(seen["rows"], 5);
+    assert_eq!(seen["labels"], json!(["cat", "dog"]));
+    assert_eq!(seen["urls"], 1);
+    assert_eq!(seen["absolute"], 1);
+    assert_eq!(seen["defective"], 1);
+    assert_eq!(
+        seen["relative"],
+        json!([[0, "images/a.png"], [4, "images/d.png"]])
+    );
+    let named = js(&json!({"imageColumn": "pic", "labelColumn": "truth"}));
+    let seen = value(inspect_csv("truth,pic\ncat,a.png\n", named).unwrap());
+    assert_eq!(seen["relative"], json!([[0, "a.png"]]));
+    let err = inspect_csv("foo,bar\n1,2\n", JsValue::UNDEFINED)
+        .err()
+        .unwrap();
+    let message = String::from(js_sys::Error::from(JsValue::from(err)).message());
+    assert!(message.contains("image column"), "{message}");
 }

@@ -161,4 +161,38 @@ pub struct Counts {
     pub done_this_session: usize,
     /// Items restored from the journal.
     pub resumed: usize,
+    /// Requests that were retries (attempt 2 and later), this session.
+    pub retries: u64,
+    /// Answers that said "rate limited" (429), this session.
+    pub rate_limit_hits: u64,
+}
+
+/// What paces request starts at the moment, for a live display
+/// ([`crate::Run::pace`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pace {
+    /// Where the requests-per-minute rate comes from; `None` while no rate applies
+    /// (starts then wait only for the in-flight limit, `delay_ms` and cool-downs).
+    pub source: Option<PaceSource>,
+    /// That rate, in requests per minute (rounded), when there is one.
+    pub requests_per_minute: Option<u64>,
+    /// The in-flight limit now (with adaptive concurrency, 1 to `concurrency`).
+    pub in_flight_limit: usize,
+    /// No request starts before this, after a 429 or an exhausted rate budget;
+    /// `None` when that time has passed.
+    pub cooling_down_until: Option<Millis>,
+}
+
+/// Where a run's requests-per-minute rate comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum PaceSource {
+    /// The user's cap ([`crate::RunConfig::rpm`]).
+    UserCap,
+    /// The endpoint's advertised limit (`x-ratelimit-limit-requests`).
+    EndpointHeaders,
+    /// Learned from the endpoint's 429s: just under the rate it accepted.
+    Learned,
 }

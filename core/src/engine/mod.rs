@@ -28,7 +28,9 @@ use crate::redact::Redactor;
 use crate::report::{display_image, OverallProgress, ProgressReport, RunStatus, Summary};
 use crate::time::Millis;
 
-pub use contract::{Counts, Input, ItemDone, Output, SendOrder, Ticket, UsageError};
+pub use contract::{
+    Counts, Input, ItemDone, Output, Pace, PaceSource, SendOrder, Ticket, UsageError,
+};
 pub use stop::AbortReason;
 
 use outcome::{judge_response, Ended, Failure, Verdict};
@@ -385,7 +387,15 @@ impl Run {
             in_flight: self.schedule.in_flight(),
             done_this_session: self.tallies.done_this_session,
             resumed: self.tallies.resumed,
+            retries: self.tallies.retries,
+            rate_limit_hits: self.tallies.rate_limit_hits,
         }
+    }
+
+    /// What paces request starts as of `now`: the rate followed and where it comes
+    /// from, the in-flight limit, a cool-down.
+    pub fn pace(&self, now: Millis) -> Pace {
+        self.schedule.pacer.pace(now)
     }
 
     /// True between `Input::Pause` and `Input::Resume`.
