@@ -1,21 +1,74 @@
 // The page: settings in, progress and reports out. Everything the CSV or an
 // endpoint supplies is shown with textContent, never as HTML.
+//
+// The run lifecycle: at most one run is prepared or running at a time
+// (`state.active`); while one is, the resume offers are hidden and the stored runs'
+// actions disabled. A run is started from the form (Start), or resumed from a stored
+// run (its offer, or the stored runs list): the form then shows the stored run's
+// settings, and the run uses what the form shows.
 
 import init, {
-  ShadowRun, defaultConfig, settingBounds, fileStamp, formatDuration, mockModel, percent,
+  ShadowRun, defaultConfig, settingBounds, fileStamp, formatDuration, mockModel, percent, prepareJournal,
   progressFileName, resultsFileName, summaryFileName,
 } from './pkg/shadow_wasm.js';
 import { ImageFiles, Runner, now } from './runner.js';
 import { Store } from './store.js';
+import { preflight } from './preflight.js';
+import { renderRuns } from './runs.js';
 
 const $ = (id) => document.getElementById(id);
-const state = { runner: null, run: null, runId: null, lines: [], summary: null, csvName: null, started: 0, store: null };
+const state = {
+  runner: null, run: null, runId: null, lines: [], summary: null, csvName: null, started: 0, store: null,
+  // A run is being prepared or running: nothing else may start.
+  active: false,
+  cancelling: false,
+  // The stored run the form is set up to resume: {record, retryFailed}.
+  resume: null,
+  // The run whose settings the form shows (started from it, or filled from it).
+  formRunId: null,
+  // The model typed for the OpenAI-compatible endpoint, while the mock's is shown.
+  userModel: null,
+  // Set once the stored runs are read and offered (for the browser tests).
+  ready: false,
+};
 window.__shadow = state; // for the browser tests
 
 function showError(message) {
   $('error').textContent = message;
   $('error').hidden = !message;
 }
+
+// Field problems: a message next to the field to fix, tied to it with
+// aria-describedby, the field marked aria-invalid until it is edited.
+const PROBLEM_OF = {
+  images: 'data-info', 'base-url': 'base-url-problem', 'api-key': 'api-key-problem', model: 'model-problem',
+  endpoint: 'endpoint-problem',
+};
+
+function markField(field, message) {
+  const problem = $(PROBLEM_OF[field]);
+  problem.textContent = message;
+  problem.classList.add('problem');
+  problem.hidden = false;
+  const input = $(field);
+  if (input) {
+    input.setAttribute('aria-invalid', 'true');
+    if (document.activeElement === document.body || document.activeElement === $('start')) input.focus();
+  }
+}
+
+function clearField(field) {
+  const problem = $(PROBLEM_OF[field]);
+  if (field === 'images') {
+    problem.classList.remove('problem'); // still the folder's hint
+  } else {
+    problem.hidden = true;
+    problem.textContent = '';
+  }
+  $(field)?.removeAttribute('aria-invalid');
+}
+
+const clearFields = () => Object.keys(PROBLEM_OF).forEach(clearField);
 
 // The settings form's fields: each reads one setting of the core's RunConfig and
 // writes it back. The form starts from defaultConfig() and takes its limits from
@@ -31,48 +84,89 @@ const FIELDS = {
   delay: numeric('delayMs'),
   retries: numeric('maxRetries'),
   concurrency: numeric('concurrency'),
+  rpm: { setting: 'rpm', scale: 1, get: (c) => c.rpm ?? '', set: (c, v) => { c.rpm = v === '' ? null : Math.round(Number(v)); } },
   timeout: numeric('requestTimeoutMs', 1000),
   seed: numeric('seed'),
   'base-url': { get: (c) => c.provider.baseUrl, set: (c, v) => { c.provider.baseUrl = v.trim(); } },
   model: { get: (c) => c.provider.model, set: (c, v) => { c.provider.model = v.trim(); } },
 };
 
-function fillForm(config) {
+const mockChosen = () => document.querySelector('input[name=endpoint]:checked').value === 'mock';
+
+/** Shows `config` in the form. With `endpoint`, also its endpoint choice (a stored run's). */
+function fillForm(config, { endpoint = false } = {}) {
   const bounds = settingBounds();
+  const mock = endpoint ? config.providerLabel === 'mock' : mockChosen();
   for (const [id, field] of Object.entries(FIELDS)) {
-    $(id).value = field.get(config);
+    // A mock run's address and model are the mock's: the fields keep the user's.
+    const mocks = config.providerLabel === 'mock' && (id === 'base-url' || id === 'model');
+    if (!mocks) $(id).value = field.get(config);
     const range = field.setting && bounds[field.setting];
     if (range) {
       $(id).min = range.min / field.scale;
       $(id).max = range.max / field.scale;
     }
   }
+  if (endpoint) {
+    if (!mock) state.userModel = config.provider.model;
+    document.querySelector(`input[name=endpoint][value=${mock ? 'mock' : 'openai'}]`).checked = true;
+  }
+  showEndpoint();
 }
 
-function settings(runId, csvName) {
-  const mock = document.querySelector('input[name=endpoint]:checked').value === 'mock';
-  const config = defaultConfig();
+/** The endpoint choice: the mock's model is shown as the mock's; the user's comes back. */
+function showEndpoint() {
+  const mock = mockChosen();
+  $('openai-fields').hidden = mock;
+  if (mock) {
+    if (!$('model').disabled) state.userModel = $('model').value;
+    $('model').value = mockModel();
+  } else if ($('model').disabled) {
+    $('model').value = state.userModel ?? defaultConfig().provider.model;
+  }
+  $('model').disabled = mock;
+  clearField('model');
+}
+
+/** The run's settings: `base` (the defaults, or a resumed run's) with the form's values. */
+function settings(base, runId, csvName) {
+  const config = structuredClone(base);
   for (const [id, field] of Object.entries(FIELDS)) field.set(config, $(id).value);
   Object.assign(config, { runId, csvPath: csvName });
-  if (mock) {
+  if (mockChosen()) {
     config.providerLabel = 'mock';
     config.provider.baseUrl = `${location.origin}/v1`;
     config.provider.model = mockModel();
+  } else {
+    config.providerLabel = 'openai';
   }
   return config;
 }
 
 // The core says why a run stopped (abortKind); the page says what to do, in its
-// own terms: its fields and its resume offer, not the CLI's flags.
-function nextStep(reason) {
-  const resume = 'then start the run again.';
+// own terms (its fields and its resume offer, not the CLI's flags), next to the
+// field to fix.
+function nextStep(reason, mock) {
+  const resume = 'then resume the run ("Resume it", above the form).';
   switch (reason && reason.kind) {
-    case 'unauthorized': return `Check the API key field, ${resume}`;
-    case 'quotaExhausted': return `Add credit or raise the account's limit, ${resume}`;
-    case 'modelNotFound': return `Put a model the endpoint serves in the Model field, ${resume}`;
-    case 'endpointFailing': return `Check the Base URL and that the endpoint is up, ${resume}`;
-    default: return `Fix the cause, ${resume}`;
+    case 'unauthorized': return { field: 'api-key', text: `Check the key in the API key field, ${resume}` };
+    case 'quotaExhausted': return { field: null, text: `Add credit or raise the account's limit, ${resume}` };
+    case 'modelNotFound': return { field: 'model', text: `Put a model the endpoint serves in the Model field, ${resume}` };
+    case 'endpointFailing': return mock
+      ? { field: 'endpoint', text: `The page's own server (shadow-batch web) stopped answering: start it again, reload this page, ${resume}` }
+      : { field: 'base-url', text: `Check the Base URL and that the endpoint is up, ${resume}` };
+    default: return { field: null, text: `Fix the cause, ${resume}` };
   }
+}
+
+/** A run where no request reached the endpoint (every result a connection failure
+ * or a 404), though nothing aborted it: the address is the likely cause. */
+function unreachable(summary, lines) {
+  if (summary.statistics.successful > 0 || summary.statistics.failed === 0) return null;
+  const failures = lines.map((l) => JSON.parse(l)).filter((r) => r.status === 'failed');
+  const reached = (r) => !(r.errorKind === 'transport' || r.httpStatus === 404);
+  if (failures.length === 0 || failures.some(reached)) return null;
+  return failures[failures.length - 1].error || 'no answer';
 }
 
 function download(name, text, type) {
@@ -86,8 +180,38 @@ function download(name, text, type) {
 function setRunning(running) {
   $('start').disabled = running;
   $('pause').disabled = !running;
+  $('pause').textContent = 'Pause';
   $('cancel').disabled = !running;
   for (const el of $('setup').querySelectorAll('fieldset')) el.disabled = running;
+  $('resume-leave').disabled = running;
+}
+
+// Resume mode: the form holds a stored run's settings, and Start resumes it.
+function setResume(resume) {
+  state.resume = resume;
+  $('start').textContent = resume ? (resume.retryFailed ? 'Retry failed rows' : 'Resume run') : 'Start';
+  $('resume-note').hidden = !resume;
+  if (resume) {
+    const { record, retryFailed } = resume;
+    $('resume-note-text').textContent = `${retryFailed ? 'Retrying the failed rows of' : 'Resuming'} the run of ` +
+      `${record.csvName} (${record.runId}), from the copy of the CSV stored with it. The form shows the run's settings.`;
+  }
+}
+
+/** The pace, as the live line words it. */
+function paceText(pace, config, t) {
+  const rpm = pace.requestsPerMinute;
+  let text;
+  switch (pace.source) {
+    case 'userCap': text = `pace: your cap of ${rpm}/min`; break;
+    case 'endpointHeaders': text = `pace: ${rpm}/min from the endpoint's headers`; break;
+    case 'learned': text = `pace: ~${rpm}/min learned from 429s`; break;
+    default: text = config.delayMs > 0 ? `pace: one start every ${config.delayMs} ms` : 'pace: as fast as answers come';
+  }
+  if (pace.source && config.delayMs > 0) text += `, at least ${config.delayMs} ms apart`;
+  text += `, up to ${pace.inFlightLimit} in flight`;
+  if (pace.coolingDownUntil) text += ` · waiting ${formatDuration(pace.coolingDownUntil - t + 999)} after a rate limit`;
+  return text;
 }
 
 function tick() {
@@ -95,13 +219,22 @@ function tick() {
   const done = c.successful + c.failed;
   $('bar').max = Math.max(1, c.total);
   $('bar').value = done;
-  const elapsed = now() - state.started;
+  $('bar').setAttribute('aria-valuetext', `${done} of ${c.total} rows done`);
+  const t = now();
+  const elapsed = t - state.started;
   const rate = c.doneThisSession > 0 ? c.doneThisSession / (elapsed / 1000) : 0;
   const eta = rate > 0 ? ((c.total - done) / rate) * 1000 : 0;
   $('stats').textContent =
     `${done}/${c.total} done · ${rate.toFixed(1)} images/s · ETA ${formatDuration(eta)} · ` +
-    `success ${percent(c.successful, done)} · agreement ${percent(c.agreements, c.successful)} · ${c.inFlight} in flight`;
-  if (!$('status').dataset.final) $('status').textContent = state.run.isPaused?.() ? 'paused' : 'running';
+    `success ${percent(c.successful, done)} · agreement ${percent(c.agreements, c.successful)} · ` +
+    `${c.inFlight} in flight · retries ${c.retries} · 429s ${c.rateLimitHits} · ` +
+    paceText(state.run.pace(t), state.config, t);
+  if ($('status').dataset.final) return;
+  if (state.cancelling) {
+    $('status').textContent = `cancelling… waiting for ${c.inFlight} request(s) in flight`;
+  } else {
+    $('status').textContent = state.run.isPaused() ? 'paused' : 'running';
+  }
 }
 
 function addReport(out) {
@@ -113,22 +246,30 @@ function addReport(out) {
   $('reports-section').hidden = false;
 }
 
+/** Fills a table (keeping its caption): a header row, then rows whose first cell
+ * heads the row. */
 function table(el, header, rows, diagonal) {
-  el.replaceChildren();
-  const head = el.insertRow();
+  const caption = el.caption;
+  const thead = document.createElement('thead');
+  const head = thead.insertRow();
   for (const h of header) {
     const th = document.createElement('th');
+    th.scope = 'col';
     th.textContent = h;
     head.append(th);
   }
+  const tbody = document.createElement('tbody');
   rows.forEach((row, i) => {
-    const tr = el.insertRow();
+    const tr = tbody.insertRow();
     row.forEach((cell, j) => {
-      const td = tr.insertCell();
+      const td = document.createElement(j === 0 ? 'th' : 'td');
+      if (j === 0) td.scope = 'row';
       td.textContent = cell;
       if (diagonal && j === i + 1) td.className = 'diag';
+      tr.append(td);
     });
   });
+  el.replaceChildren(...(caption ? [caption] : []), thead, tbody);
 }
 
 function showSummary(out) {
@@ -144,48 +285,183 @@ function showSummary(out) {
     ev.perLabel.map((l) => [l.label, f(l.precision), f(l.recall), f(l.f1), l.support]));
   $('summary').hidden = false;
   $('dl-summary').disabled = false;
-  $('status').textContent = s.status === 'aborted' ? `aborted: ${s.abortReason}. ${nextStep(s.abortKind)}` : s.status;
+
+  const mock = s.config.providerLabel === 'mock';
+  const { total, successful, failed } = s.statistics;
+  let status = s.status;
+  if (s.status === 'aborted') {
+    const step = nextStep(s.abortKind, mock);
+    status = `aborted: ${s.abortReason}.`;
+    if (step.field) markField(step.field, step.text); else status += ` ${step.text}`;
+  } else if (s.status === 'interrupted') {
+    status = `interrupted: ${total - successful - failed} of ${total} rows left; resume it from the offer above the form.`;
+  } else if (failed > 0) {
+    status = `completed: ${failed} of ${total} rows failed; retry them from the offer above the form.`;
+  }
+  const cause = s.status !== 'aborted' && unreachable(s, state.lines);
+  if (cause) {
+    const advice = mock
+      ? `No request reached the page's own server (last error: ${cause}): is shadow-batch web still running?`
+      : `No request reached the endpoint (last error: ${cause}): check the Base URL, that the endpoint is up, ` +
+        'and that it accepts requests from this page (CORS), then retry the failed rows.';
+    markField(mock ? 'endpoint' : 'base-url', advice);
+  }
+  $('status').textContent = status;
   $('status').dataset.final = s.status;
 }
 
-async function start(resumeFrom) {
+const runRecord = (extra) => ({
+  runId: state.runId, csvName: state.csvName, csvText: state.csvText, config: state.config,
+  startedAt: state.startedAt, counts: state.run ? countsOf(state.run) : undefined, ...extra,
+});
+
+function countsOf(run) {
+  const { total, successful, failed } = run.counts();
+  return { total, successful, failed };
+}
+
+async function refreshRuns() {
+  await renderRuns(state.store, $('resume-offer'), $('stored-runs'), {
+    resume: (record, retryFailed) => resumeRun(record, retryFailed),
+    dismiss: async (record) => { await state.store.saveRun({ ...record, dismissed: true }); await refreshRuns(); },
+    remove: async (record) => {
+      if (state.active) return;
+      await state.store.forget(record.runId);
+      if (state.resume?.record.runId === record.runId) setResume(null);
+      await refreshRuns();
+    },
+  }, {
+    active: () => state.active,
+    nextStep: (record) => nextStep(record.abortKind, record.config?.providerLabel === 'mock').text,
+  });
+}
+
+/** An offer or the stored list asked to resume `record`: the form shows its
+ * settings (unless it shows them already, with the user's corrections since), then
+ * the run resumes if nothing is missing. */
+function resumeRun(record, retryFailed) {
+  if (state.active) return;
+  if (state.formRunId !== record.runId) fillForm(record.config, { endpoint: true });
+  state.formRunId = record.runId;
+  setResume({ record, retryFailed });
+  updatePreflight();
+  start().catch((err) => { state.active = false; showError(String(err.message || err)); });
+}
+
+// The check before Start, shown as soon as a CSV (or a stored run to resume) and a
+// folder are known. Returns {csvText, csvName, done, check} for start(), or null.
+let csvCache = { file: null, text: null };
+async function csvOfForm() {
+  const file = $('csv').files[0];
+  if (!file) return null;
+  if (csvCache.file !== file) csvCache = { file, text: await file.text() };
+  return { csvText: csvCache.text, csvName: file.name };
+}
+
+async function resumeJournal(resume) {
+  const stored = await state.store.lines(resume.record.runId);
+  const kept = prepareJournal(stored.join(''), resume.retryFailed);
+  const lines = kept ? kept.split(/(?<=\n)/) : [];
+  return { kept, lines, done: new Set(lines.map((l) => JSON.parse(l).row)) };
+}
+
+async function updatePreflight() {
+  const resume = state.resume;
+  const source = resume ? { csvText: resume.record.csvText, csvName: resume.record.csvName } : await csvOfForm();
+  if (!source) { $('data-info').textContent = ''; return null; }
+  const done = resume ? (await resumeJournal(resume)).done : new Set();
+  if (resume !== state.resume) return null; // changed meanwhile
+  const files = new ImageFiles($('images').files);
+  try {
+    const check = preflight(source.csvText, files, { done, columns: resume?.record.config?.columns });
+    $('data-info').textContent = check.text;
+    if (!check.refuse) clearField('images');
+    return check;
+  } catch (e) {
+    $('data-info').textContent = `${source.csvName}: ${e.message}`;
+    return null;
+  }
+}
+
+async function start() {
+  if (state.active) return; // never two runs
+  state.active = true;
+  // No offer or stored run can start another run from now on.
+  $('resume-offer').hidden = true;
+  for (const b of $('stored-runs').querySelectorAll('button')) b.disabled = true;
+  let started = false;
+  try {
+    started = await prepareAndStart();
+  } finally {
+    if (!started) {
+      state.active = false;
+      await refreshRuns();
+    }
+  }
+}
+
+/** Returns whether a run started. */
+async function prepareAndStart() {
   showError('');
-  const csvFile = $('csv').files[0];
-  if (!csvFile && !resumeFrom) return showError('Choose a labels CSV first.');
-  const csvText = resumeFrom ? resumeFrom.csvText : await csvFile.text();
-  const csvName = resumeFrom ? resumeFrom.csvName : csvFile.name;
-  const runId = resumeFrom ? resumeFrom.runId : fileStamp(Date.now());
-  const config = resumeFrom ? resumeFrom.config : settings(runId, csvName);
+  clearFields();
+  const resume = state.resume;
+  const source = resume ? { csvText: resume.record.csvText, csvName: resume.record.csvName } : await csvOfForm();
+  if (!source) { showError('Choose a labels CSV first.'); return false; }
+  const { csvText, csvName } = source;
+  const runId = resume ? resume.record.runId : fileStamp(Date.now());
+  const base = resume ? resume.record.config : defaultConfig();
+  const config = settings(base, runId, csvName);
   const mock = config.providerLabel === 'mock';
   const apiKey = mock ? null : $('api-key').value.trim();
-  if (!mock && !apiKey) return showError('Enter the API key of the OpenAI-compatible endpoint (it stays in this page\'s memory only).');
+  if (!mock && !apiKey) {
+    markField('api-key', 'Enter the API key of the OpenAI-compatible endpoint (it stays in this page\'s memory only).');
+    $('api-key').focus();
+    return false;
+  }
   let run;
   try {
     run = new ShadowRun(csvText, config, now());
   } catch (e) {
-    return showError(`${csvName}: ${e.message}`);
+    showError(`${csvName}: ${e.message}`);
+    return false;
   }
+  const journal = resume ? await resumeJournal(resume) : { kept: '', lines: [], done: new Set() };
   const files = new ImageFiles($('images').files);
-  const missing = run.relativePaths().filter((p) => !files.lookup(p));
-  if (missing.length && files.size) {
-    $('data-info').textContent = `${missing.length} image path(s) of the CSV are not in the chosen folder (e.g. ${missing[0]}); they will fail.`;
+  const check = preflight(csvText, files, { done: journal.done, columns: config.columns });
+  $('data-info').textContent = check.text;
+  if (check.refuse) {
+    markField('images', check.text);
+    $('images').focus();
+    return false;
   }
-  Object.assign(state, { run, runId, csvName, lines: [], summary: null, started: now() });
-  if (resumeFrom) {
-    state.lines = await state.store.lines(runId);
+  if (resume) {
     try {
-      run.restore(state.lines.join(''), false);
+      run.restore(journal.kept, false);
     } catch (e) {
-      return showError(`Cannot resume: ${e.message}`);
+      showError(`Cannot resume: ${e.message}`);
+      return false;
     }
+    // The stored journal becomes the folded one (one line per row, without the
+    // rows to retry), so that each row ends once in it.
+    await state.store.replaceLines(runId, journal.lines);
   }
-  await state.store.saveRun({ runId, csvName, csvText, config, status: 'running', startedAt: Date.now() });
+
+  Object.assign(state, {
+    run, runId, csvName, csvText, config, lines: journal.lines, summary: null, started: now(), cancelling: false,
+    startedAt: resume ? resume.record.startedAt : Date.now(), formRunId: runId,
+  });
+  setResume(null);
+  fillForm(config); // what the run uses, as the core took it
+  await state.store.saveRun(runRecord({ status: 'running' }));
   $('reports').replaceChildren();
   $('summary').hidden = true;
+  $('dl-summary').disabled = true;
   $('live').hidden = false;
   delete $('status').dataset.final;
   setRunning(true);
-  state.runner = new Runner(run, {
+  await refreshRuns(); // hides the offers while this run is active
+
+  const runner = new Runner(run, {
     files,
     apiKey,
     timeoutMs: config.requestTimeoutMs,
@@ -196,38 +472,55 @@ async function start(resumeFrom) {
         state.lines.push(...lines);
         state.store.appendLines(runId, lines);
       },
-      batchReport(out) { if (!out.report.resumed) addReport(out); },
+      batchReport(out) {
+        if (!out.report.resumed) addReport(out);
+        state.store.saveRun(runRecord({ status: 'running' }));
+      },
       tick,
       finished(out) {
         tick();
-        showSummary(out);
+        state.active = false;
+        state.cancelling = false;
         setRunning(false);
-        state.store.saveRun({ runId, csvName, csvText, config, status: out.summary.status, startedAt: Date.now() });
+        showSummary(out);
+        const s = out.summary;
+        state.store.saveRun(runRecord({ status: s.status, abortKind: s.abortKind, abortReason: s.abortReason }))
+          .then(refreshRuns);
       },
     },
   });
-  state.runner.start();
+  state.runner = runner;
+  runner.start();
+  return true;
 }
 
 async function main() {
   await init();
   fillForm(defaultConfig());
   state.store = await Store.open();
-  const toggle = () => {
-    const mock = document.querySelector('input[name=endpoint]:checked').value === 'mock';
-    $('openai-fields').hidden = mock;
-    $('model').disabled = mock;
-  };
-  for (const r of document.querySelectorAll('input[name=endpoint]')) r.addEventListener('change', toggle);
-  toggle();
-  $('setup').addEventListener('submit', (e) => { e.preventDefault(); start(null).catch((err) => showError(String(err.message || err))); });
-  $('pause').addEventListener('click', () => {
-    const paused = state.run.isPaused();
-    if (paused) state.runner.resume(); else state.runner.pause();
-    $('pause').textContent = paused ? 'Pause' : 'Resume';
-    tick();
+  for (const r of document.querySelectorAll('input[name=endpoint]')) r.addEventListener('change', showEndpoint);
+  showEndpoint();
+  for (const id of ['base-url', 'api-key', 'model']) $(id).addEventListener('input', () => clearField(id));
+  $('csv').addEventListener('change', () => { setResume(null); updatePreflight(); });
+  $('images').addEventListener('change', () => updatePreflight());
+  $('resume-leave').addEventListener('click', () => { setResume(null); fillForm(defaultConfig()); updatePreflight(); });
+  $('setup').addEventListener('submit', (e) => {
+    e.preventDefault();
+    start().catch((err) => showError(String(err.message || err)));
   });
-  $('cancel').addEventListener('click', () => { state.runner.cancel(); $('status').textContent = 'cancelling…'; });
+  $('pause').addEventListener('click', () => {
+    if (!state.runner || state.runner.finished) return;
+    if (state.run.isPaused()) state.runner.resume(); else state.runner.pause();
+    $('pause').textContent = state.run.isPaused() ? 'Resume' : 'Pause';
+  });
+  $('cancel').addEventListener('click', () => {
+    if (!state.runner || state.runner.finished) return;
+    // Said before the core is told: with nothing in flight, it finishes at once.
+    state.cancelling = true;
+    $('pause').disabled = true;
+    $('cancel').disabled = true;
+    state.runner.cancel();
+  });
   $('dl-progress').addEventListener('click', () =>
     download(progressFileName(state.runId), JSON.stringify(state.run.progress(now()), null, 2), 'application/json'));
   $('dl-summary').addEventListener('click', () =>
@@ -235,22 +528,8 @@ async function main() {
   $('dl-results').addEventListener('click', () =>
     download(resultsFileName(state.runId), state.lines.join(''), 'application/x-ndjson'));
 
-  const pending = await state.store.unfinished();
-  if (pending) {
-    const saved = (await state.store.lines(pending.runId)).length;
-    $('resume-text').textContent =
-      `An unfinished run of ${pending.csvName} (${pending.runId}) has ${saved} finished result(s) saved in this browser. ` +
-      'Choose its images folder again if it uses file paths, then resume.';
-    $('resume-offer').hidden = false;
-    $('resume-accept').addEventListener('click', () => {
-      $('resume-offer').hidden = true;
-      start(pending).catch((err) => showError(String(err.message || err)));
-    });
-    $('resume-discard').addEventListener('click', async () => {
-      await state.store.forget(pending.runId);
-      $('resume-offer').hidden = true;
-    });
-  }
+  await refreshRuns();
+  state.ready = true;
 }
 
 main().catch((e) => showError(`The page could not start: ${e.message || e}`));

@@ -1,6 +1,11 @@
 // Keeps each run's finished results in IndexedDB as they arrive, so that a page
 // reload loses nothing: the page offers to resume from them. The API key is never
 // stored.
+//
+// A run's record: {runId, csvName, csvText, config, status, startedAt, updatedAt,
+// counts: {total, successful, failed}, abortKind, abortReason}. `status` is the
+// core's (`completed`, `interrupted`, `aborted`) once the run ended in the page, and
+// `running` while it runs, or when the page went away mid-run.
 
 const DB = 'shadow-batch';
 
@@ -26,6 +31,16 @@ function done(tx) {
   });
 }
 
+function result(req) {
+  return new Promise((resolve, reject) => {
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+}
+
+/** When a record was last written (records of older pages have no updatedAt). */
+export const touched = (record) => record.updatedAt || record.startedAt || 0;
+
 export class Store {
   static async open() {
     try {
@@ -40,7 +55,7 @@ export class Store {
   async saveRun(record) {
     if (!this.db) return;
     const tx = this.db.transaction('runs', 'readwrite');
-    tx.objectStore('runs').put(record);
+    tx.objectStore('runs').put({ ...record, updatedAt: Date.now() });
     await done(tx);
   }
 
@@ -52,36 +67,38 @@ export class Store {
     await done(tx);
   }
 
-  async unfinished() {
-    if (!this.db) return null;
-    const tx = this.db.transaction('runs');
-    const all = await new Promise((resolve, reject) => {
-      const req = tx.objectStore('runs').getAll();
-      req.onsuccess = () => resolve(req.result);
-      req.onerror = () => reject(req.error);
-    });
-    return all.filter((r) => r.status === 'running').sort((a, b) => b.startedAt - a.startedAt)[0] || null;
+  /** Replaces a run's result lines, in one transaction (a resumed run's journal,
+   * folded to one line per row). */
+  async replaceLines(runId, lines) {
+    if (!this.db) return;
+    const tx = this.db.transaction('lines', 'readwrite');
+    const store = tx.objectStore('lines');
+    const keys = await result(store.index('runId').getAllKeys(runId));
+    for (const key of keys) store.delete(key);
+    for (const line of lines) store.add({ runId, line });
+    await done(tx);
+  }
+
+  /** Every stored run, the one written last first. */
+  async runs() {
+    if (!this.db) return [];
+    const all = await result(this.db.transaction('runs').objectStore('runs').getAll());
+    return all.sort((a, b) => touched(b) - touched(a));
   }
 
   async lines(runId) {
     if (!this.db) return [];
-    const tx = this.db.transaction('lines');
-    return new Promise((resolve, reject) => {
-      const req = tx.objectStore('lines').index('runId').getAll(runId);
-      req.onsuccess = () => resolve(req.result.map((r) => r.line));
-      req.onerror = () => reject(req.error);
-    });
+    const rows = await result(this.db.transaction('lines').objectStore('lines').index('runId').getAll(runId));
+    return rows.map((r) => r.line);
   }
 
   async forget(runId) {
     if (!this.db) return;
     const tx = this.db.transaction(['runs', 'lines'], 'readwrite');
     tx.objectStore('runs').delete(runId);
-    const index = tx.objectStore('lines').index('runId');
-    index.openKeyCursor(IDBKeyRange.only(runId)).onsuccess = (e) => {
-      const cursor = e.target.result;
-      if (cursor) { tx.objectStore('lines').delete(cursor.primaryKey); cursor.continue(); }
-    };
+    const lines = tx.objectStore('lines');
+    const keys = await result(lines.index('runId').getAllKeys(runId));
+    for (const key of keys) lines.delete(key);
     await done(tx);
   }
 }

@@ -137,13 +137,13 @@ test('the settings form starts from the core\'s defaults; the page\'s HTML holds
   const url = await serve([]);
   const page = await openPage(url);
   const { fields, expected, limits } = await page.evaluate(async () => {
-    const { defaultConfig, settingBounds } = await import('./pkg/shadow_wasm.js');
+    const { defaultConfig, settingBounds, mockModel } = await import('./pkg/shadow_wasm.js');
     const d = defaultConfig();
     const b = settingBounds();
     const limits = {
       want: {
         'batch-size': b.batchSize, delay: b.delayMs, retries: b.maxRetries, concurrency: b.concurrency,
-        timeout: { min: b.requestTimeoutMs.min / 1000, max: b.requestTimeoutMs.max / 1000 },
+        timeout: { min: b.requestTimeoutMs.min / 1000, max: b.requestTimeoutMs.max / 1000 }, rpm: b.rpm,
       },
       got: {},
     };
@@ -151,10 +151,14 @@ test('the settings form starts from the core\'s defaults; the page\'s HTML holds
       const input = document.getElementById(id);
       limits.got[id] = { min: Number(input.min), max: Number(input.max) };
     }
+    // The mock is chosen: the Model field shows the mock's model (the core's
+    // default model comes back with the OpenAI-compatible endpoint). No
+    // requests-per-minute cap by default: that field is empty.
     const expected = {
       'batch-size': d.batchSize, delay: d.delayMs, retries: d.maxRetries, concurrency: d.concurrency,
-      timeout: d.requestTimeoutMs / 1000, seed: d.seed, model: d.provider.model, 'base-url': d.provider.baseUrl,
+      timeout: d.requestTimeoutMs / 1000, seed: d.seed, model: mockModel(), 'base-url': d.provider.baseUrl,
     };
+    if (d.rpm !== null) throw new Error(`defaultConfig() has an rpm cap: ${d.rpm}`);
     const inputs = document.querySelectorAll('#setup input:not([type=file]):not([type=radio]):not([type=password])');
     return { fields: Object.fromEntries([...inputs].map((i) => [i.id, i.value])), expected, limits };
   });
@@ -163,7 +167,7 @@ test('the settings form starts from the core\'s defaults; the page\'s HTML holds
   assert.equal(limits.want.concurrency.max, 1024);
   for (const [id, v] of Object.entries(expected)) assert.ok(v !== undefined && v !== null && v !== '', `defaultConfig() has no ${id}`);
   // Every field of the form, and no other, shows the core's default.
-  assert.deepEqual(fields, Object.fromEntries(Object.entries(expected).map(([id, v]) => [id, String(v)])));
+  assert.deepEqual(fields, { ...Object.fromEntries(Object.entries(expected).map(([id, v]) => [id, String(v)])), rpm: '' });
 
   const html = await (await fetch(`${url}/`)).text();
   const preset = await page.evaluate((text) => {
@@ -184,7 +188,7 @@ test('labels from the CSV are shown as text, never as HTML', async () => {
   await page.setInputFiles('#csv', join(dir, 'labels.csv'));
   const { summary } = await runToEnd(page);
   assert.equal(summary.statistics.total, 3);
-  const cells = await page.$$eval('#per-label td', (tds) => tds.map((td) => td.textContent));
+  const cells = await page.$$eval('#per-label th, #per-label td', (cells) => cells.map((c) => c.textContent));
   assert.ok(cells.includes(hostile), cells.join(' | '));
   assert.equal(await page.$$eval('img', (imgs) => imgs.length), 0);
   assert.deepEqual(page.dialogs, []);
@@ -213,11 +217,11 @@ test('a reload mid-run loses no finished result and the run resumes to the same 
   await page.waitForFunction(() => window.__shadow.lines.length >= 40, null, { timeout: 30_000 });
   await page.reload();
   await page.waitForSelector('#resume-offer:not([hidden])');
-  const saved = await page.textContent('#resume-text');
+  const saved = await page.textContent('#resume-offer');
   const kept = Number(saved.match(/has (\d+) finished/)[1]);
   assert.ok(kept >= 40, saved);
   await page.setInputFiles('#images', IMAGES);
-  await page.click('#resume-accept');
+  await page.getByRole('button', { name: 'Resume it', exact: true }).click();
   await page.waitForSelector('#status[data-final]', { timeout: 90_000 });
   const { summary, lines } = await page.evaluate(() => ({ summary: window.__shadow.summary, lines: window.__shadow.lines }));
   assert.equal(summary.status, 'completed');

@@ -22,6 +22,12 @@ after(shutdown);
 
 const button = (page, name) => page.getByRole('button', { name, exact: true }).first();
 
+/** The page raised no error; its context is closed. */
+async function finish(page) {
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+}
+
 /** Marks the run shown now as seen, so that `nextEnd` waits for another one. */
 async function markSeen(page) {
   await page.evaluate(() => {
@@ -80,11 +86,12 @@ test('a run started while a resume offer is on screen is the only runner: the of
 
   await waitForEnd(page);
   const { summary, lines, reportsShown } = await results(page);
-  assert.equal(summary.runId, newRunId);
   assertEveryRowOnce(lines);
   assert.equal(reportsShown.length, 6, 'each batch reported once');
+  assert.equal(summary.runId, newRunId);
   assert.equal(usable, false, 'the resume offer stayed usable while a run was active');
   assert.deepEqual(page.errors, []);
+  await finish(page);
 });
 
 // Item 2: Cancel and Pause end in the state they say.
@@ -103,6 +110,7 @@ test('Cancel while paused, with nothing in flight, ends the run as interrupted, 
   assert.match(status, /interrupted/);
   assert.equal(await page.isDisabled('#cancel'), true);
   assert.equal(await page.isEnabled('#start'), true);
+  await finish(page);
 });
 
 test('Cancel between two paced starts ends the run as interrupted, not "cancelling…"', async () => {
@@ -117,6 +125,7 @@ test('Cancel between two paced starts ends the run as interrupted, not "cancelli
   const status = await waitForEnd(page);
   assert.doesNotMatch(status, /cancelling/);
   assert.match(status, /interrupted/);
+  await finish(page);
 });
 
 test('after Pause then Cancel, the next run\'s Pause button says Pause and pauses', async () => {
@@ -140,6 +149,7 @@ test('after Pause then Cancel, the next run\'s Pause button says Pause and pause
   assert.equal((await page.textContent('#pause')).trim(), 'Resume');
   await page.click('#cancel');
   assert.match(await nextEnd(page), /interrupted/);
+  await finish(page);
 });
 
 // Item 3: what can be resumed, retried, listed and deleted.
@@ -165,6 +175,7 @@ test('a cancelled run is offered for resume, in the same session and after a rel
   assert.equal(summary.statistics.processed, 300);
   assert.ok(summary.statistics.resumedItems >= 30, JSON.stringify(summary.statistics));
   assertEveryRowOnce(lines);
+  await finish(page);
 });
 
 test('failed rows can be retried from the page: only they run again, each row ends once in the results', async () => {
@@ -191,6 +202,7 @@ test('failed rows can be retried from the page: only they run again, each row en
   assertEveryRowOnce(lines);
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-results')]);
   assertEveryRowOnce(readFileSync(await download.path(), 'utf8').split('\n').filter(Boolean));
+  await finish(page);
 });
 
 test('an old run the user ignored is not offered forever; stored runs are listed and can be deleted', async () => {
@@ -226,6 +238,7 @@ test('an old run the user ignored is not offered forever; stored runs are listed
   await ready(page);
   assert.equal(await page.locator('#stored-runs tbody tr').count(), 1);
   assert.match(await page.textContent('#stored-runs tbody'), /completed/);
+  await finish(page);
 });
 
 // Item 4: preflight, and the next step of an aborted run by its field.
@@ -247,6 +260,7 @@ test('before Start the page says what will happen, and refuses a run that would 
   assert.equal((await fieldProblem(page, 'images')).invalid, false);
   await page.click('#start');
   assert.match(await waitForEnd(page), /completed/);
+  await finish(page);
 });
 
 test('a run aborted for a wrong key says to check the API key next to that field, and resumes once it is fixed', async () => {
@@ -268,6 +282,7 @@ test('a run aborted for a wrong key says to check the API key next to that field
   await button(page, 'Resume it').click();
   assert.match(await nextEnd(page), /completed/);
   assertEveryRowOnce((await results(page)).lines);
+  await finish(page);
 });
 
 test('a run whose endpoint cannot be reached says to check the Base URL next to that field', async () => {
@@ -286,6 +301,7 @@ test('a run whose endpoint cannot be reached says to check the Base URL next to 
   const problem = await fieldProblem(page, 'base-url');
   assert.equal(problem.invalid, true);
   assert.match(problem.text, /Base URL/);
+  await finish(page);
 });
 
 // Item 5: the live line, the form of a resumed run, the mock's model, phone width,
@@ -303,6 +319,7 @@ test('the live line shows retries, 429s and the pace the run follows', async () 
   assert.match(await page.textContent('#stats'), /240\/min/);
   await page.click('#cancel');
   await waitForEnd(page);
+  await finish(page);
 });
 
 test('a resumed run\'s form shows the settings the run uses', async () => {
@@ -327,6 +344,7 @@ test('a resumed run\'s form shows the settings the run uses', async () => {
   assert.equal(summary.totalBatches, 12);
   assert.ok(reportsShown.length >= 1);
   assertEveryRowOnce(lines);
+  await finish(page);
 });
 
 test('the Model field shows the mock\'s model while the mock is chosen, and the user\'s model otherwise', async () => {
@@ -345,6 +363,7 @@ test('the Model field shows the mock\'s model while the mock is chosen, and the 
   assert.equal(await page.inputValue('#model'), mock);
   await page.check('input[name=endpoint][value=openai]');
   assert.equal(await page.inputValue('#model'), 'my-model');
+  await finish(page);
 });
 
 test('at phone width nothing is cut off: tables scroll in their boxes; progress bar and tables have names', async () => {
@@ -379,4 +398,5 @@ test('at phone width nothing is cut off: tables scroll in their boxes; progress 
     assert.ok(h.cols, 'column headers');
     assert.ok(h.rows, 'row headers');
   }
+  await finish(page);
 });
