@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { readFileSync } from 'node:fs';
 import {
-  CSV, launch, shutdown, serve, openPage, ready, chooseData, fill, waitForLines, waitForEnd, results, rowsOf, writeCsv,
+  IMAGES, launch, shutdown, serve, openPage, ready, chooseData, fill, waitForLines, waitForEnd, results, rowsOf, writeCsv,
 } from './harness.mjs';
 
 before(launch);
@@ -255,7 +255,7 @@ test('before Start the page says what will happen, and refuses a run that would 
   assert.equal(await page.isHidden('#live'), true);
   assert.match((await fieldProblem(page, 'images')).text, /choose the images folder/);
 
-  await page.setInputFiles('#images', CSV.replace(/labels\.csv$/, 'images'));
+  await page.setInputFiles('#images', IMAGES);
   await page.waitForFunction(() => /300 rows, 300 images matched/.test(document.getElementById('data-info').textContent));
   assert.equal((await fieldProblem(page, 'images')).invalid, false);
   await page.click('#start');
@@ -301,6 +301,26 @@ test('a run whose endpoint cannot be reached says to check the Base URL next to 
   const problem = await fieldProblem(page, 'base-url');
   assert.equal(problem.invalid, true);
   assert.match(problem.text, /Base URL/);
+  await finish(page);
+});
+
+test('CSV names and image paths are text in the check before Start, the offers and the stored runs', async () => {
+  const hostile = '<img src=x onerror=alert(1)>';
+  const csv = writeCsv(`${hostile}.csv`, ['image,label', `images/${hostile}.png,cat`, 'images/digit-0001.png,dog']);
+  const url = await serve(['--latency-ms', '0']);
+  const page = await openPage(url);
+  await page.setInputFiles('#csv', csv);
+  await page.setInputFiles('#images', IMAGES);
+  await page.waitForFunction(() => /not in the chosen folder/.test(document.getElementById('data-info').textContent));
+  assert.ok((await page.textContent('#data-info')).includes(`images/${hostile}.png`));
+  await page.click('#start');
+  assert.match(await waitForEnd(page), /completed: 1 of 2 rows failed/);
+  await page.waitForSelector('#resume-offer:not([hidden])');
+  assert.ok((await page.textContent('#resume-offer')).includes(`${hostile}.csv`));
+  await page.click('#stored-runs > summary');
+  assert.ok((await page.textContent('#stored-runs tbody')).includes(`${hostile}.csv`));
+  assert.equal(await page.$$eval('img', (imgs) => imgs.length), 0);
+  assert.deepEqual(page.dialogs, []);
   await finish(page);
 });
 
