@@ -485,7 +485,8 @@ async function prepareAndStart() {
         showSummary(out);
         const s = out.summary;
         state.store.saveRun(runRecord({ status: s.status, abortKind: s.abortKind, abortReason: s.abortReason }))
-          .then(refreshRuns);
+          .then(refreshRuns)
+          .catch((e) => showError(`This browser could not keep the run: ${e.message || e}`));
       },
     },
   });
