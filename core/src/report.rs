@@ -238,6 +238,124 @@ pub struct Summary {
     pub all_reports: Vec<BatchReport>,
     /// The settings used (no secrets).
     pub config: RunConfig,
+    /// Failed items counted by why they have no usable prediction.
+    #[serde(default)]
+    pub failure_reasons: FailureReasons,
+    /// The errors grouped by kind and message, most frequent first.
+    #[serde(default)]
+    pub error_groups: Vec<ErrorGroup>,
+}
+
+/// Failed items by reason. Every field is always written (0 when none), except
+/// `answer`, which only a journal from an older version can hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FailureReasons {
+    /// The model declined to classify the image.
+    pub refused: usize,
+    /// The model answered something outside the CSV's labels.
+    pub outside_labels: usize,
+    /// The answer could not be read.
+    pub malformed: usize,
+    /// An unusable answer, from an older journal.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub answer: usize,
+    /// An HTTP error status (or an error body where an answer should be).
+    pub http: usize,
+    /// No answer: timeout, refused or reset connection.
+    pub transport: usize,
+    /// The image could not be loaded.
+    pub image: usize,
+    /// The CSV row is unusable.
+    pub input: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl FailureReasons {
+    /// Counts `errors` by kind (an entry without a kind counts as HTTP, as the
+    /// engine restores it).
+    pub fn of(errors: &[ErrorEntry]) -> FailureReasons {
+        let mut reasons = FailureReasons::default();
+        for e in errors {
+            *reasons.count_mut(e.error_kind.unwrap_or(FailureKind::Http)) += 1;
+        }
+        reasons
+    }
+
+    fn count_mut(&mut self, kind: FailureKind) -> &mut usize {
+        match kind {
+            FailureKind::Refused => &mut self.refused,
+            FailureKind::OutsideLabels => &mut self.outside_labels,
+            FailureKind::Malformed => &mut self.malformed,
+            FailureKind::Answer => &mut self.answer,
+            FailureKind::Http => &mut self.http,
+            FailureKind::Transport => &mut self.transport,
+            FailureKind::Image => &mut self.image,
+            FailureKind::Input => &mut self.input,
+        }
+    }
+
+    /// How many failed for `kind`.
+    pub fn count(&self, kind: FailureKind) -> usize {
+        let mut copy = *self;
+        *copy.count_mut(kind)
+    }
+}
+
+/// Errors of one kind with one message: 300 "could not connect" failures are one
+/// group, not 300 lines.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorGroup {
+    /// Class of failure.
+    pub kind: Option<FailureKind>,
+    /// The message (without the `line N: ` prefix some carry).
+    pub message: String,
+    /// Items in the group.
+    pub count: usize,
+    /// 0-based rows of the first [`ERROR_GROUP_ROWS`] items.
+    pub rows: Vec<usize>,
+    /// CSV line numbers of the same items.
+    pub lines: Vec<u64>,
+}
+
+/// Rows listed per error group.
+pub const ERROR_GROUP_ROWS: usize = 20;
+
+/// `errors` grouped by kind and message, most frequent first (ties in order of
+/// first appearance).
+pub fn group_errors(errors: &[ErrorEntry]) -> Vec<ErrorGroup> {
+    let mut groups: Vec<ErrorGroup> = Vec::new();
+    let mut index: std::collections::HashMap<(Option<FailureKind>, String), usize> =
+        std::collections::HashMap::new();
+    for e in errors {
+        let prefix = format!("line {}: ", e.line);
+        let message = e.error.strip_prefix(&prefix).unwrap_or(&e.error);
+        let at = *index
+            .entry((e.error_kind, message.to_owned()))
+            .or_insert_with(|| {
+                groups.push(ErrorGroup {
+                    kind: e.error_kind,
+                    message: message.to_owned(),
+                    count: 0,
+                    rows: Vec::new(),
+                    lines: Vec::new(),
+                });
+                groups.len() - 1
+            });
+        let group = &mut groups[at];
+        group.count += 1;
+        if group.rows.len() < ERROR_GROUP_ROWS {
+            group.rows.push(e.row);
+            group.lines.push(e.line);
+        }
+    }
+    // Stable: equal counts keep their order of first appearance.
+    groups.sort_by_key(|g| std::cmp::Reverse(g.count));
+    groups
 }
 
 /// The fields of the progress file that existing consumers read: none may be
@@ -447,6 +565,22 @@ impl Summary {
             ev.agreements,
             ev.compared
         );
+        if let Some(i) = ev.agreement_interval {
+            let _ = writeln!(
+                s,
+                "   95% Interval:     {:.2}% to {:.2}% (Wilson)",
+                i.low * 100.0,
+                i.high * 100.0
+            );
+        }
+        if let Some(k) = ev.kappa {
+            let _ = writeln!(
+                s,
+                "   Cohen's Kappa:    {:.3} ± {:.3} (agreement beyond chance; 1 = perfect)",
+                k.value,
+                1.96 * k.standard_error
+            );
+        }
         let _ = writeln!(s, "   Total Time:       {}", format_duration(st.elapsed_ms));
         let _ = writeln!(
             s,
@@ -512,41 +646,137 @@ impl Summary {
                     l.support
                 );
             }
-            let _ = writeln!(
-                s,
-                "   {:<width$}  {:>9}  {:>6}  {:>5}  {:>7}",
-                "macro avg",
-                fmt(ev.macro_precision),
-                fmt(ev.macro_recall),
-                fmt(ev.macro_f1),
-                ev.compared
-            );
+            for (name, p, r, f1) in [
+                (
+                    "macro avg",
+                    ev.macro_precision,
+                    ev.macro_recall,
+                    ev.macro_f1,
+                ),
+                (
+                    "weighted avg",
+                    ev.weighted_precision,
+                    ev.weighted_recall,
+                    ev.weighted_f1,
+                ),
+            ] {
+                let _ = writeln!(
+                    s,
+                    "   {name:<width$}  {:>9}  {:>6}  {:>5}  {:>7}",
+                    fmt(p),
+                    fmt(r),
+                    fmt(f1),
+                    ev.compared
+                );
+            }
         }
         let errors = &self.overall_progress.errors;
         if !errors.is_empty() {
             let _ = writeln!(s, "{THIN_RULE}");
-            let shown = errors.len().min(max_errors);
+            let reasons: Vec<String> = FailureKind::ALL
+                .iter()
+                .filter_map(|&k| {
+                    let n = self.failure_reasons.count(k);
+                    (n > 0).then(|| format!("{n} {}", k.describe()))
+                })
+                .collect();
+            let _ = writeln!(s, "   Failures:         {}", reasons.join(", "));
+            let groups = &self.error_groups;
+            let shown = groups.len().min(max_errors);
             let _ = writeln!(
                 s,
-                "   Errors: {} (first {shown} shown; all are in the summary JSON)",
-                errors.len()
+                "   Errors: {} in {} group{} (first {shown} shown; every error is in the summary JSON)",
+                errors.len(),
+                groups.len(),
+                if groups.len() == 1 { "" } else { "s" }
             );
-            for e in &errors[..shown] {
-                let prefix = format!("line {}: ", e.line);
-                let error = e.error.strip_prefix(&prefix).unwrap_or(&e.error);
+            for g in &groups[..shown] {
+                let mut lines: Vec<String> = g.lines.iter().take(5).map(u64::to_string).collect();
+                if g.count > lines.len() {
+                    lines.push("...".into());
+                }
                 let _ = writeln!(
                     s,
-                    "     line {} ({}): {}",
-                    e.line,
-                    escape_for_terminal(&e.image),
-                    escape_for_terminal(error)
+                    "     {:>5} x {} (line{} {})",
+                    g.count,
+                    escape_for_terminal(&g.message),
+                    if g.count == 1 { "" } else { "s" },
+                    lines.join(", ")
                 );
             }
-            if errors.len() > shown {
-                let _ = writeln!(s, "     ... and {} more", errors.len() - shown);
+            if groups.len() > shown {
+                let rest: usize = groups[shown..].iter().map(|g| g.count).sum();
+                let _ = writeln!(
+                    s,
+                    "     ... and {rest} more in {} more groups",
+                    groups.len() - shown
+                );
             }
         }
         let _ = writeln!(s, "{RULE}");
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(row: usize, kind: FailureKind, error: String) -> ErrorEntry {
+        ErrorEntry {
+            row,
+            line: row as u64 + 2,
+            image: format!("img-{row}.png"),
+            label: "cat".into(),
+            error,
+            error_kind: Some(kind),
+            http_status: None,
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn identical_errors_are_one_group_and_reasons_are_counted_apart() {
+        let mut errors: Vec<ErrorEntry> = (0..300)
+            .map(|row| {
+                let message = "could not connect to the endpoint: connection refused";
+                entry(row, FailureKind::Transport, message.into())
+            })
+            .collect();
+        // Same words, other kind: another group. A `line N: ` prefix is not part of
+        // the message.
+        errors.push(entry(
+            300,
+            FailureKind::Image,
+            "line 302: image missing".into(),
+        ));
+        errors.push(entry(
+            301,
+            FailureKind::Image,
+            "line 303: image missing".into(),
+        ));
+        errors.push(entry(302, FailureKind::Refused, "refused".into()));
+        let groups = group_errors(&errors);
+        assert_eq!(groups.len(), 3);
+        assert_eq!(
+            (groups[0].count, groups[0].kind),
+            (300, Some(FailureKind::Transport))
+        );
+        assert_eq!(groups[0].rows.len(), ERROR_GROUP_ROWS);
+        assert_eq!(groups[0].lines[..3], [2, 3, 4]);
+        assert_eq!(
+            (groups[1].count, groups[1].message.as_str()),
+            (2, "image missing")
+        );
+        assert_eq!(groups[1].lines, [302, 303]);
+        let reasons = FailureReasons::of(&errors);
+        assert_eq!(
+            (reasons.transport, reasons.image, reasons.refused),
+            (300, 2, 1)
+        );
+        assert_eq!(reasons.count(FailureKind::Transport), 300);
+        let json = serde_json::to_value(reasons).unwrap();
+        assert!(json.get("answer").is_none(), "{json}");
+        assert_eq!(json["outsideLabels"], 0);
     }
 }

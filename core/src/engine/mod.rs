@@ -25,7 +25,10 @@ use crate::journal::{FailureKind, ItemResult, ItemStatus};
 use crate::provider::RequestTemplate;
 use crate::ratelimit::{backoff_ms, unit_hash, RateLimitHeaders};
 use crate::redact::Redactor;
-use crate::report::{display_image, OverallProgress, ProgressReport, RunStatus, Summary};
+use crate::report::{
+    display_image, group_errors, FailureReasons, OverallProgress, ProgressReport, RunStatus,
+    Summary,
+};
 use crate::time::Millis;
 
 pub use contract::{Counts, Input, ItemDone, Output, SendOrder, Ticket, UsageError};
@@ -342,6 +345,8 @@ impl Run {
             evaluation: self.tallies.eval.evaluate(&self.labels),
             all_reports: self.tallies.reports.clone(),
             config: self.config.clone(),
+            failure_reasons: FailureReasons::of(&self.tallies.errors),
+            error_groups: group_errors(&self.tallies.errors),
         }
     }
 

@@ -255,14 +255,30 @@ fn bad_answers_fail_the_item_without_retry() {
     })
     .finish();
     check_consistency(&log, 4);
-    for row in 0..3 {
+    let kinds = [
+        FailureKind::Malformed,
+        FailureKind::Refused,
+        FailureKind::OutsideLabels,
+    ];
+    for (row, kind) in kinds.into_iter().enumerate() {
         let d = log.done.iter().find(|d| d.row == row).unwrap();
         assert_eq!(
             (d.status, d.error_kind, d.attempts),
-            (ItemStatus::Failed, Some(FailureKind::Answer), 1),
+            (ItemStatus::Failed, Some(kind), 1),
             "row {row}"
         );
     }
+    let summary = log.summary.as_ref().unwrap();
+    let reasons = summary.failure_reasons;
+    assert_eq!(
+        (
+            reasons.malformed,
+            reasons.refused,
+            reasons.outside_labels,
+            reasons.http
+        ),
+        (1, 1, 1, 0)
+    );
     let zebra = log.done.iter().find(|d| d.row == 2).unwrap();
     assert!(zebra.error.as_ref().unwrap().contains("zebra"));
 }
