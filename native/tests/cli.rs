@@ -316,7 +316,7 @@ fn wrong_key_aborts_fast_and_no_key_is_written() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn malformed_answers_fail_as_answer_errors() {
+fn malformed_answers_fail_as_malformed_or_outside_the_labels() {
     let mock = Mock::start(&[
         "--latency-ms",
         "0",
@@ -336,13 +336,26 @@ fn malformed_answers_fail_as_answer_errors() {
     let files = RunFiles::in_dir(&data.out);
     let results = files.results();
     assert_each_row_once(&results, 4);
-    assert_all_failed(&results, "answer");
+    // Unreadable answers: malformed JSON, or free text that names no label.
+    for r in &results {
+        assert_eq!(r["status"], "failed", "{r}");
+        assert!(
+            r["errorKind"] == "malformed" || r["errorKind"] == "outsideLabels",
+            "{r}"
+        );
+    }
     let summary = files.summary();
     assert_eq!(summary["status"], "completed");
     assert_eq!(stat(&summary, "failed"), 4);
     let errors = summary["overallProgress"]["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 4);
-    assert!(errors.iter().all(|e| e["errorKind"] == "answer"));
+    let reasons = &summary["failureReasons"];
+    let counted =
+        reasons["malformed"].as_u64().unwrap() + reasons["outsideLabels"].as_u64().unwrap();
+    assert_eq!(counted, 4, "{reasons}");
+    let groups = summary["errorGroups"].as_array().unwrap();
+    let grouped: u64 = groups.iter().map(|g| g["count"].as_u64().unwrap()).sum();
+    assert_eq!(grouped, 4, "{groups:#?}");
 }
 
 // ---------------------------------------------------------------------------
