@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
-use crate::eval::Evaluation;
+use crate::eval::{Evaluation, Interval};
 use crate::journal::{FailureKind, Usage};
 use crate::time::{format_duration, format_seconds};
 
@@ -63,6 +63,26 @@ pub struct BatchReport {
     /// Every item of this batch was already final in the journal this run resumed from.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resumed: bool,
+    /// This batch alone: predictions equal to the label over its successful items.
+    #[serde(default)]
+    pub batch_agreement_rate: Option<f64>,
+    /// 95% Wilson interval of `batchAgreementRate`.
+    #[serde(default)]
+    pub batch_agreement_interval: Option<Interval>,
+    /// This batch's agreement lies outside the 95% interval of the run's agreement
+    /// over batches 1..=this: the model (or the data) behaves differently here.
+    #[serde(default)]
+    pub drift: bool,
+    /// Median latency of this batch's answered items, ms.
+    #[serde(default)]
+    pub latency_p50_ms: Option<u64>,
+    /// 95th percentile latency of this batch's answered items, ms.
+    #[serde(default)]
+    pub latency_p95_ms: Option<u64>,
+    /// Images per second between the previous batch report and this one (null for a
+    /// batch taken whole from the journal).
+    #[serde(default)]
+    pub throughput_per_sec: Option<f64>,
 }
 
 /// One failed item, as listed in the reports.
@@ -457,6 +477,19 @@ impl BatchReport {
             self.agreements,
             self.successful
         );
+        if let (true, Some(rate), Some(run)) = (
+            self.drift,
+            self.batch_agreement_rate,
+            crate::eval::wilson_interval(self.agreements as u64, self.successful as u64),
+        ) {
+            let _ = writeln!(
+                s,
+                "   DRIFT:            this batch agrees {:.2}%, outside the run's 95% interval {:.2}% to {:.2}%",
+                rate * 100.0,
+                run.low * 100.0,
+                run.high * 100.0
+            );
+        }
         let _ = writeln!(s, "{RULE}");
         s
     }

@@ -1125,3 +1125,56 @@ fn an_image_waiting_for_its_retry_starts_again_from_attempt_1_on_resume() {
     assert_eq!(second.done[0].row, 1);
     assert_eq!(second.done[0].attempts, max_retries + 1);
 }
+
+/// Issue 11: each batch report describes the batch alone (agreement with its
+/// interval, latency, throughput) and flags a batch whose agreement falls outside
+/// the run's interval.
+#[test]
+fn a_batch_that_agrees_less_than_the_run_is_flagged_as_drift() {
+    let config = RunConfig {
+        batch_size: 20,
+        concurrency: 4,
+        ..config()
+    };
+    // Rows 80..100 (batch 5) are answered wrong; batch 3 is slower.
+    let log = Sim::new(config, csv_of(100, LABELS), |item, _, _| {
+        let latency = if (40..60).contains(&item.row) {
+            300
+        } else {
+            100
+        };
+        if item.row >= 80 {
+            let wrong = LABELS.iter().find(|l| **l != &*item.label).unwrap();
+            (latency, ok(wrong))
+        } else {
+            (latency, ok(&item.label))
+        }
+    })
+    .finish();
+    check_consistency(&log, 100);
+    let drift: Vec<bool> = log.reports.iter().map(|r| r.drift).collect();
+    assert_eq!(drift, [false, false, false, false, true]);
+    let last = &log.reports[4];
+    assert_eq!(last.batch_agreement_rate, Some(0.0));
+    let band = last.batch_agreement_interval.unwrap();
+    assert!(band.low == 0.0 && band.high < 0.2, "{band:?}");
+    assert_eq!(log.reports[0].batch_agreement_rate, Some(1.0));
+    assert_eq!(
+        log.reports
+            .iter()
+            .map(|r| r.latency_p50_ms)
+            .collect::<Vec<_>>(),
+        [Some(100), Some(100), Some(300), Some(100), Some(100)]
+    );
+    // Four in flight at 100 ms: about 40 images a second; a third of that at 300 ms.
+    let throughput: Vec<f64> = log
+        .reports
+        .iter()
+        .map(|r| r.throughput_per_sec.unwrap())
+        .collect();
+    assert!((35.0..=45.0).contains(&throughput[0]), "{throughput:?}");
+    assert!(throughput[2] < throughput[0] / 2.0, "{throughput:?}");
+    let console = last.to_console();
+    assert!(console.contains("DRIFT"), "{console}");
+    assert!(!log.reports[0].to_console().contains("DRIFT"));
+}
