@@ -87,6 +87,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod cost;
 pub mod engine;
 pub mod eval;
 pub mod hash;

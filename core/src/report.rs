@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
+use crate::cost::{Cost, PriceSource};
 use crate::eval::{Evaluation, Interval};
 use crate::journal::{FailureKind, Usage};
 use crate::time::{format_duration, format_seconds};
@@ -264,6 +265,9 @@ pub struct Summary {
     /// The errors grouped by kind and message, most frequent first.
     #[serde(default)]
     pub error_groups: Vec<ErrorGroup>,
+    /// Tokens per image and, when a price is known, money.
+    #[serde(default)]
+    pub cost: Cost,
 }
 
 /// Failed items by reason. Every field is always written (0 when none), except
@@ -409,6 +413,15 @@ pub mod contract {
         "estimatedTimeRemaining",
         "successRate",
     ];
+}
+
+/// `$12.34`, or `$0.000153` under a dollar: enough digits for a per-image price.
+fn format_usd(x: f64) -> String {
+    if x >= 1.0 {
+        format!("${x:.2}")
+    } else {
+        format!("${x:.6}")
+    }
 }
 
 /// `"96.00%"`; `"0.00%"` when nothing is counted.
@@ -641,6 +654,27 @@ impl Summary {
                 "   Tokens:           {} (prompt {}, completion {})",
                 st.usage.total_tokens, st.usage.prompt_tokens, st.usage.completion_tokens
             );
+        }
+        if let Some(tokens) = self.cost.tokens_per_image {
+            let money = match (&self.cost.price, self.cost.amount_usd) {
+                (Some(p), Some(amount)) => {
+                    let source = match &p.source {
+                        PriceSource::Given => "at the price given".to_string(),
+                        PriceSource::ListPrice { model, checked } => {
+                            format!("at {model}'s list price as of {checked}")
+                        }
+                    };
+                    format!(
+                        "{} ({} per image, {source}: ${:.2} in, ${:.2} out per 1M tokens)",
+                        format_usd(amount),
+                        format_usd(self.cost.usd_per_image.unwrap_or(0.0)),
+                        p.price.input_per_million,
+                        p.price.output_per_million
+                    )
+                }
+                _ => "no price known for this model".to_string(),
+            };
+            let _ = writeln!(s, "   Cost:             {money}; {tokens} tokens per image");
         }
         if st.resumed_items > 0 {
             let _ = writeln!(

@@ -364,6 +364,26 @@ pub struct RunArgs {
     #[arg(long, value_name = "TEXT", help_heading = "Endpoint")]
     pub prompt: Option<String>,
 
+    /// The model's price in US dollars per million prompt (input) tokens, for the
+    /// cost in the summary [default: the built-in list price of a few OpenAI
+    /// models, dated; other models get no money figure].
+    #[arg(
+        long,
+        value_name = "USD",
+        requires = "price_output",
+        help_heading = "Endpoint"
+    )]
+    pub price_input: Option<f64>,
+
+    /// The model's price in US dollars per million completion (output) tokens.
+    #[arg(
+        long,
+        value_name = "USD",
+        requires = "price_input",
+        help_heading = "Endpoint"
+    )]
+    pub price_output: Option<f64>,
+
     /// Name of the image column [default: found among image, image_path, path,
     /// file, filename, url, image_url].
     #[arg(long, value_name = "NAME", help_heading = "CSV")]

@@ -32,7 +32,10 @@ pub fn for_csv(e: &CsvError) -> String {
 
 /// A setting out of its range, in this CLI's words: the flag and its unit.
 pub fn for_setting(e: &ConfigError) -> String {
-    let ConfigError::OutOfRange { setting, value, .. } = e;
+    let ConfigError::OutOfRange { setting, value, .. } = e else {
+        // The price: only flags set it.
+        return format!("--price-input / --price-output: {e}");
+    };
     match crate::cli::setting_flag(*setting) {
         Some(flag) => {
             let given = if flag.seconds {

@@ -19,6 +19,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use crate::config::{ConfigError, RunConfig};
+use crate::cost::Cost;
 use crate::http::{HttpResponse, TransportErrorKind};
 use crate::input::{Item, LabelSet, LabelsCsv};
 use crate::journal::{FailureKind, ItemResult, ItemStatus};
@@ -325,6 +326,13 @@ impl Run {
             Some(Stop::Aborted(reason)) => Some(reason.clone()),
             _ => None,
         };
+        let statistics = self.tallies.statistics(elapsed);
+        let cost = Cost::of(
+            statistics.usage,
+            self.tallies.items_with_usage,
+            self.config.price,
+            self.config.provider.model(),
+        );
         Summary {
             timestamp: now.to_iso8601(),
             run_id: self.config.run_id.clone(),
@@ -341,12 +349,13 @@ impl Run {
                 failed: self.tallies.failed,
                 errors: self.tallies.errors.clone(),
             },
-            statistics: self.tallies.statistics(elapsed),
+            statistics,
             evaluation: self.tallies.eval.evaluate(&self.labels),
             all_reports: self.tallies.reports.clone(),
             config: self.config.clone(),
             failure_reasons: FailureReasons::of(&self.tallies.errors),
             error_groups: group_errors(&self.tallies.errors),
+            cost,
         }
     }
 

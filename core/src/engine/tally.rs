@@ -60,6 +60,8 @@ pub(super) struct Tallies {
     retries: u64,
     rate_limit_hits: u64,
     usage: Usage,
+    /// Items whose answer reported token usage.
+    pub(super) items_with_usage: usize,
     latencies: Vec<u32>,
     pub(super) errors: Vec<ErrorEntry>,
     pub(super) eval: Tally,
@@ -103,6 +105,7 @@ impl Tallies {
             retries: 0,
             rate_limit_hits: 0,
             usage: Usage::default(),
+            items_with_usage: 0,
             latencies: Vec::new(),
             errors: Vec::new(),
             eval: Tally::new(labels),
@@ -163,6 +166,7 @@ impl Tallies {
                     self.eval.record(label, predicted);
                 }
                 if let Some(u) = usage {
+                    self.items_with_usage += 1;
                     self.usage.prompt_tokens += u.prompt_tokens;
                     self.usage.completion_tokens += u.completion_tokens;
                     self.usage.total_tokens += u.total_tokens;
