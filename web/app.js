@@ -71,6 +71,8 @@ function nextStep(reason) {
     case 'quotaExhausted': return `Add credit or raise the account's limit, ${resume}`;
     case 'modelNotFound': return `Put a model the endpoint serves in the Model field, ${resume}`;
     case 'endpointFailing': return `Check the Base URL and that the endpoint is up, ${resume}`;
+    case 'endpointUnreachable': return `Check the Base URL and that the endpoint is up, ${resume}`;
+    case 'endpointRefuses': return `Check the Base URL and the Model field against what the endpoint serves, ${resume}`;
     default: return `Fix the cause, ${resume}`;
   }
 }

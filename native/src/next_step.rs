@@ -65,6 +65,12 @@ pub fn after_abort(reason: &AbortReason, progress: &Path) -> String {
         AbortReason::ModelNotFound { .. } => {
             format!("Pass a model the endpoint serves, then continue with: {resume} --model NAME")
         }
+        AbortReason::EndpointUnreachable { .. } => format!(
+            "Check the endpoint URL (--base-url or --endpoint) and that the server is up, then continue with: {resume}"
+        ),
+        AbortReason::EndpointRefuses { .. } => format!(
+            "Check the endpoint URL, --model and --provider against what the endpoint serves, then continue with: {resume} --retry-failed"
+        ),
         AbortReason::EndpointFailing { .. } => format!(
             "Check that the endpoint is up and answering (see the last error above), then continue with: {resume}"
         ),

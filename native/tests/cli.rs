@@ -1126,3 +1126,37 @@ fn labels_with_control_characters_are_escaped_on_the_console() {
     let row0 = results.iter().find(|r| r["row"] == 0).unwrap();
     assert_eq!(row0["label"], label, "{row0}");
 }
+
+// ---------------------------------------------------------------------------
+// An endpoint that never worked (issue 12, item 3)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_wrong_base_url_stops_the_run_early_and_marks_nothing_failed() {
+    // A port nothing listens on: every connection is refused at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let data = Data::new(300);
+    let done = run(openai(
+        &data,
+        &url,
+        "sk-dummy",
+        &[p(&data.csv), "--out-dir", p(&data.out)],
+    ));
+    done.expect_code(2);
+    assert!(
+        done.stderr.contains("could not be reached"),
+        "{}",
+        done.stderr
+    );
+    assert!(done.stderr.contains("--base-url"), "{}", done.stderr);
+    let summary = RunFiles::in_dir(&data.out).summary();
+    assert_eq!(summary["abortKind"]["kind"], "endpointUnreachable");
+    assert_eq!(stat(&summary, "failed"), 0, "every row is left for resume");
+    assert!(
+        stat(&summary, "requests") <= 20,
+        "{:#}",
+        summary["statistics"]
+    );
+}

@@ -484,6 +484,7 @@ impl Run {
         if response.status != 429 {
             pacer.on_accepted(now);
         }
+        self.breaker.on_answer();
         if (200..300).contains(&response.status) {
             self.breaker.on_success(now);
         }
@@ -497,8 +498,16 @@ impl Run {
         );
         match verdict {
             Verdict::Final(ended) => {
-                if matches!(ended, Ended::Succeeded { .. }) {
-                    self.schedule.pacer.on_success();
+                match &ended {
+                    Ended::Succeeded { .. } => self.schedule.pacer.on_success(),
+                    Ended::Failed(failure) if failure.kind == FailureKind::Http => {
+                        if let Some(reason) =
+                            self.breaker.on_refusal(response.status, &failure.message)
+                        {
+                            self.stop.get_or_insert(Stop::Aborted(reason));
+                        }
+                    }
+                    Ended::Failed(_) => {}
                 }
                 self.schedule.request_made(&f, false);
                 self.finish_item(now, f.item, ended, Source::Live);
@@ -537,6 +546,11 @@ impl Run {
         message: String,
     ) {
         let failure = Failure::transport(kind, message, now.since(f.sent_at));
+        if kind == TransportErrorKind::Connect {
+            if let Some(reason) = self.breaker.on_connect_failure(&failure.message) {
+                self.stop.get_or_insert(Stop::Aborted(reason));
+            }
+        }
         self.note_failing(now, &failure.message);
         self.retry_or_fail(now, f, failure, None, false);
     }

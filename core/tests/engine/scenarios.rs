@@ -1178,3 +1178,89 @@ fn a_batch_that_agrees_less_than_the_run_is_flagged_as_drift() {
     assert!(console.contains("DRIFT"), "{console}");
     assert!(!log.reports[0].to_console().contains("DRIFT"));
 }
+
+/// Issue 12 item 3: an endpoint that was never reached stops the run after a few
+/// attempts (it used to fail every row after every retry); one that refuses every
+/// request with the same configuration error stops after five.
+#[test]
+fn an_endpoint_that_never_worked_stops_the_run_early() {
+    use shadow_core::engine::AbortReason;
+    use shadow_core::http::TransportErrorKind;
+    let config = RunConfig {
+        concurrency: 8,
+        ..config()
+    };
+    let log = Sim::new(config.clone(), csv_of(300, LABELS), |_, _, _| {
+        (
+            1,
+            Reply::TransportSaying(TransportErrorKind::Connect, "connection refused".into()),
+        )
+    })
+    .finish();
+    let s = log.summary.unwrap();
+    assert_eq!(s.status, RunStatus::Aborted);
+    assert!(
+        matches!(s.abort_kind, Some(AbortReason::EndpointUnreachable { attempts, .. }) if attempts <= 20),
+        "{:?}",
+        s.abort_kind
+    );
+    assert!(log.sends.len() <= 20, "{} requests", log.sends.len());
+    assert_eq!(
+        s.statistics.failed, 0,
+        "nothing is marked failed: all of it resumes"
+    );
+    assert!(s.abort_reason.unwrap().contains("could not be reached"));
+
+    let log = Sim::new(config.clone(), csv_of(300, LABELS), |_, _, _| {
+        (
+            1,
+            Reply::Status(404, vec![], r#"{"error":{"message":"Not found"}}"#.into()),
+        )
+    })
+    .finish();
+    let s = log.summary.unwrap();
+    assert!(
+        matches!(
+            s.abort_kind,
+            Some(AbortReason::EndpointRefuses {
+                status: 404,
+                attempts: 5,
+                ..
+            })
+        ),
+        "{:?}",
+        s.abort_kind
+    );
+    assert!(s.statistics.failed <= 12, "{} failed", s.statistics.failed);
+}
+
+/// An endpoint that worked and then cannot be reached keeps the give-up-after
+/// behaviour: it is not taken for a wrong URL.
+#[test]
+fn an_endpoint_that_worked_then_fails_to_connect_waits_for_give_up_after() {
+    use shadow_core::engine::AbortReason;
+    use shadow_core::http::TransportErrorKind;
+    let config = RunConfig {
+        concurrency: 4,
+        max_retries: 10,
+        abort_after_failing_ms: 60_000,
+        ..config()
+    };
+    let log = Sim::new(config, csv_of(200, LABELS), |item, _, _| {
+        if item.row < 10 {
+            (10, ok(&item.label))
+        } else {
+            (
+                10,
+                Reply::TransportSaying(TransportErrorKind::Connect, "connection refused".into()),
+            )
+        }
+    })
+    .finish();
+    let s = log.summary.unwrap();
+    assert!(
+        matches!(s.abort_kind, Some(AbortReason::EndpointFailing { for_ms, .. }) if for_ms >= 60_000),
+        "{:?}",
+        s.abort_kind
+    );
+}
