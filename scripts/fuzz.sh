@@ -5,7 +5,7 @@
 # overflow checks (profile `fuzz`), and prints executions, time and findings per
 # target.
 #
-#   bash scripts/fuzz.sh [SECONDS_PER_TARGET]      default 60 (10 targets: ~10 min)
+#   bash scripts/fuzz.sh [SECONDS_PER_TARGET]      default 60 (11 targets: ~11 min)
 #   FUZZ_TARGETS="csv::any_input_is_read_or_refused" bash scripts/fuzz.sh 300
 #
 # A failing case is shrunk, printed into the log, and its seed saved in
@@ -35,6 +35,7 @@ targets=(
   journal::any_journal_folds_and_resumes
   saved_run::any_saved_file_is_read_or_refused
   saved_run::saved_settings_are_read_back
+  responses::any_endpoint_behaviour_ends_the_run
 )
 if [ -n "${FUZZ_TARGETS:-}" ]; then
   read -r -a targets <<<"$FUZZ_TARGETS"

@@ -19,7 +19,7 @@ const TARGET: &str = "answers";
 
 /// Longest error text a parser may produce, whatever the body: reports and logs
 /// quote it, so it must not grow with the body.
-const MAX_ERROR_BYTES: usize = 4096;
+pub(crate) const MAX_ERROR_BYTES: usize = 4096;
 
 fn openai() -> Provider {
     Provider::OpenAi(OpenAiConfig {
@@ -236,7 +236,7 @@ fn usage() -> impl Strategy<Value = Value> {
 
 /// An error body in one of the shapes endpoints use, and whether
 /// `parse_api_error` must read it (it needs some text to show).
-fn error_body() -> BoxedStrategy<(Value, bool)> {
+pub(crate) fn error_body() -> BoxedStrategy<(Value, bool)> {
     let code = prop_oneof![
         Just(json!("insufficient_quota")),
         Just(json!("model_not_found")),
@@ -273,7 +273,7 @@ fn error_body() -> BoxedStrategy<(Value, bool)> {
 
 /// A chat completion near the real shape, and the label index a correct parser
 /// must find when the body is well formed and names a label of the set.
-fn openai_body(labels: LabelSet) -> impl Strategy<Value = (String, Option<usize>)> {
+pub(crate) fn openai_body(labels: LabelSet) -> impl Strategy<Value = (String, Option<usize>)> {
     let mut said: Vec<String> = labels.names().to_vec();
     said.extend(["fox".to_owned(), "CAT".to_owned(), String::new()]);
     (prop::sample::select(said), any::<bool>()).prop_flat_map(move |(label, clean)| {

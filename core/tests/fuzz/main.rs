@@ -1,6 +1,7 @@
 //! Fuzz targets for every parser that reads outside input: the labels CSV, each
 //! provider's answer parser (and error bodies), the rate-limit headers, the results
-//! journal fold (with the resume that follows it) and the saved run a resume reads.
+//! journal fold (with the resume that follows it) and the saved run a resume reads;
+//! and the engine fed any endpoint behaviour (`responses`).
 //!
 //! Property-based (proptest), so they run on the stable toolchain with the rest of
 //! the tests: `cargo test -p shadow-core --test fuzz`. Each target draws its input
@@ -23,6 +24,7 @@ mod corpus;
 mod csv;
 mod journal;
 mod ratelimit;
+mod responses;
 mod saved_run;
 
 use proptest::test_runner::{Config, RngSeed};

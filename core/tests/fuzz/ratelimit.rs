@@ -92,7 +92,7 @@ fn http_date(t: Millis) -> String {
 }
 
 /// A value for one of the header names: real forms and their edges.
-fn value() -> impl Strategy<Value = String> {
+pub(crate) fn value() -> impl Strategy<Value = String> {
     prop_oneof![
         3 => (0u64..100_000).prop_map(|n| n.to_string()),
         1 => any::<u64>().prop_map(|n| n.to_string()),
@@ -149,7 +149,7 @@ fn date_text() -> impl Strategy<Value = String> {
 }
 
 /// A header name as endpoints spell it: any case, sometimes padded.
-fn name() -> impl Strategy<Value = String> {
+pub(crate) fn name() -> impl Strategy<Value = String> {
     (
         prop::sample::select(NAMES.to_vec()),
         any::<bool>(),
