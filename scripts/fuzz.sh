@@ -15,7 +15,8 @@
 # When a nightly toolchain and cargo-fuzz are installed, the coverage-guided
 # libFuzzer targets of fuzz/ run too (FUZZ_LIBFUZZER=0 skips them); they start
 # from the same seeds (core/tests/fuzz-corpus/<target>/) and write what they
-# learn to target/fuzz-corpus/<target>/, outside the repository.
+# learn to target/fuzz-corpus/<target>/, outside the repository (copy an input
+# worth keeping into the seed folder: the proptest targets mutate it too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -83,14 +84,17 @@ done
 if [ "${FUZZ_LIBFUZZER:-1}" != 0 ] && rustup toolchain list | grep -q '^nightly' \
     && cargo +nightly fuzz --version >/dev/null 2>&1; then
   printf '\n== libFuzzer targets (cargo +nightly fuzz)\n'
-  for t in $(cd fuzz && cargo +nightly fuzz list); do
-    corpus="target/fuzz-corpus/$t"
+  for t in $(cargo +nightly fuzz list); do
+    # Each libFuzzer target is named after its seed folder.
+    seeds="$PWD/core/tests/fuzz-corpus/$t"
+    corpus="$PWD/target/fuzz-corpus/$t"
     mkdir -p "$corpus"
-    seeds="core/tests/fuzz-corpus/$(sed -n "s/^$t *= *//p" fuzz/seeds.txt)"
     log="$logs/libfuzzer-$t.log"
-    if (cd fuzz && cargo +nightly fuzz run "$t" "../$corpus" "../$seeds" -- \
-        -max_total_time="$seconds" -rss_limit_mb=1024 -max_len=65536 -print_final_stats=1) \
-        >"$log" 2>&1; then
+    # -malloc_limit_mb: one allocation over 512 MiB is a finding (no allocation
+    # may be sized from a number in the input).
+    if cargo +nightly fuzz run "$t" "$corpus" "$seeds" -- \
+        -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=512 \
+        -max_len=65536 -print_final_stats=1 >"$log" 2>&1; then
       findings=0
     else
       findings=1
