@@ -719,4 +719,71 @@ mod tests {
         assert_eq!(done.attempts, 0);
         assert_eq!(run.counts().failed, 1);
     }
+
+    /// Found by the `journal` fuzz target: token counts restored from a journal,
+    /// or reported by the endpoint, were summed with `+`, which overflowed (a
+    /// panic in debug builds, a wrapped total in release ones).
+    #[test]
+    fn token_usage_totals_saturate_instead_of_overflowing() {
+        let csv = parse_labels_csv(
+            "image,label\na.png,cat\nb.png,cat\nc.png,cat\n",
+            &ColumnNames::default(),
+        )
+        .unwrap();
+        let mut run = Run::new(RunConfig::default(), csv, Millis(0)).unwrap();
+        let huge = crate::journal::Usage {
+            prompt_tokens: u64::MAX,
+            completion_tokens: u64::MAX - 1,
+            total_tokens: u64::MAX,
+        };
+        let restored = ["a.png", "b.png"]
+            .iter()
+            .enumerate()
+            .map(|(row, image)| ItemResult {
+                row,
+                line: row as u64 + 2,
+                id: None,
+                image: (*image).into(),
+                label: "cat".into(),
+                prediction: Some("cat".into()),
+                agreement: Some(true),
+                status: ItemStatus::Success,
+                attempts: 1,
+                latency_ms: Some(1),
+                error: None,
+                error_kind: None,
+                http_status: Some(200),
+                usage: Some(huge),
+                finished_at: Millis(0),
+            });
+        assert_eq!(run.restore(restored), Ok(2));
+        let Some(Output::Send(order)) = run.poll(Millis(0)) else {
+            panic!("the last row is sent")
+        };
+        let body = r#"{"choices":[{"message":{"content":"cat"}}],"usage":{"prompt_tokens":18446744073709551615,"completion_tokens":7,"total_tokens":18446744073709551615}}"#;
+        let response = HttpResponse {
+            status: 200,
+            headers: vec![],
+            body: body.into(),
+        };
+        run.handle(
+            Millis(1),
+            Input::Response {
+                ticket: order.ticket,
+                response,
+            },
+        )
+        .unwrap();
+        while run.poll(Millis(1)).is_some() {}
+        assert!(run.is_finished());
+        let usage = run.summary(Millis(1)).statistics.usage;
+        assert_eq!(
+            (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.total_tokens
+            ),
+            (u64::MAX, u64::MAX, u64::MAX)
+        );
+    }
 }

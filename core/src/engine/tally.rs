@@ -167,9 +167,12 @@ impl Tallies {
                 }
                 if let Some(u) = usage {
                     self.items_with_usage += 1;
-                    self.usage.prompt_tokens += u.prompt_tokens;
-                    self.usage.completion_tokens += u.completion_tokens;
-                    self.usage.total_tokens += u.total_tokens;
+                    // The counts come from the endpoint or a journal: any u64.
+                    let sum = &mut self.usage;
+                    sum.prompt_tokens = sum.prompt_tokens.saturating_add(u.prompt_tokens);
+                    sum.completion_tokens =
+                        sum.completion_tokens.saturating_add(u.completion_tokens);
+                    sum.total_tokens = sum.total_tokens.saturating_add(u.total_tokens);
                 }
                 self.latencies.push(clamp_ms(latency_ms));
                 self.batch_latencies[row / self.batch_size].push(clamp_ms(latency_ms));
