@@ -49,6 +49,9 @@ pub struct ExplorerInput<'a> {
     /// The run is still going (the page during a run): without a summary its
     /// status is `running` rather than `interrupted`.
     pub live: bool,
+    /// The CSV's label set, when the host has it: an evaluation computed from the
+    /// results then lists every label, seen yet or not.
+    pub csv_labels: Option<&'a [String]>,
 }
 
 /// Why the explorer's data could not be built. The host names the file.
@@ -381,7 +384,8 @@ pub fn build(input: ExplorerInput<'_>) -> Result<ExplorerData, ExplorerError> {
                 results
                     .iter()
                     .map(|r| r.label.as_ref())
-                    .chain(results.iter().filter_map(|r| r.prediction.as_deref())),
+                    .chain(results.iter().filter_map(|r| r.prediction.as_deref()))
+                    .chain(input.csv_labels.unwrap_or(&[]).iter().map(String::as_str)),
             );
             let mut tally = Tally::new(set.len());
             for r in results.iter().filter(|r| r.status == ItemStatus::Success) {
@@ -571,7 +575,8 @@ fn batch_points(
     run_interval: Option<Interval>,
 ) -> Vec<BatchPoint> {
     let mut points = Vec::with_capacity(reports.len());
-    let (mut prev_agreements, mut prev_elapsed) = (0u64, None::<u64>);
+    let mut prev_agreements = 0u64;
+    let (mut window_start, mut window_rows) = (0u64, 0u64);
     for report in reports {
         let start = count(report, "batchStartIndex").unwrap_or(0);
         let end = count(report, "batchEndIndex").unwrap_or(start);
@@ -617,21 +622,25 @@ fn batch_points(
             p50 = p50.or(percentile(&lat, 50));
             p95 = p95.or(percentile(&lat, 95));
         }
+        // Throughput: the rows of this session's batches reported since the last
+        // report with an earlier time, over that time (pipelined batches often
+        // report in the same millisecond).
         let elapsed = count(report, "elapsedMs");
         let size = count(report, "batchSize").unwrap_or(end + 1 - start);
         let throughput = number(report, "throughputPerSec").or_else(|| {
             if resumed {
                 return None;
             }
-            match (elapsed, prev_elapsed) {
-                (Some(e), Some(p)) if e > p => Some(size as f64 * 1000.0 / (e - p) as f64),
-                (Some(e), None) if e > 0 => Some(size as f64 * 1000.0 / e as f64),
-                _ => None,
+            let e = elapsed?;
+            window_rows += size;
+            let rate =
+                (e > window_start).then(|| window_rows as f64 * 1000.0 / (e - window_start) as f64);
+            if rate.is_some() {
+                window_start = e;
+                window_rows = 0;
             }
+            rate
         });
-        if !resumed {
-            prev_elapsed = elapsed.or(prev_elapsed);
-        }
         points.push(BatchPoint {
             batch_number: count(report, "batchNumber").unwrap_or(points.len() as u64 + 1),
             start,
@@ -841,6 +850,14 @@ mod tests {
             (Some(7.0), Some(9.0))
         );
         assert_eq!(b2.throughput_per_sec, Some(1.0));
+        // Reports in the same millisecond: their rows count in the next window.
+        let tied = |n: u64, elapsed: u64| {
+            serde_json::json!({"batchNumber": n, "batchStartIndex": (n - 1) * 10,
+                "batchEndIndex": n * 10 - 1, "batchSize": 10, "elapsedMs": elapsed})
+        };
+        let points = batch_points(&[tied(1, 1000), tied(2, 1000), tied(3, 2000)], &[], None);
+        let rates: Vec<_> = points.iter().map(|p| p.throughput_per_sec).collect();
+        assert_eq!(rates, [Some(10.0), None, Some(20.0)]);
         assert_eq!((b2.retries, b2.rate_limit_hits), (Some(4), Some(2)));
         assert!(!b2.drift, "the report says no drift");
     }
@@ -884,6 +901,16 @@ mod tests {
         assert_eq!(live.totals.total, Some(10));
         assert_eq!(live.totals.remaining, Some(4));
         assert_eq!(live.run_id, "r1");
+        let csv_labels = ["ant".to_string(), "cat".to_string()];
+        let with_csv = build(ExplorerInput {
+            progress: Some(&progress),
+            results: Some(&folded),
+            live: true,
+            csv_labels: Some(&csv_labels),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(with_csv.labels, ["ant", "bird", "cat", "dog"]);
         let ended = build(ExplorerInput {
             progress: Some(&progress),
             ..Default::default()

@@ -284,6 +284,7 @@ pub fn explorer_data(files: &RunFiles) -> Result<ExplorerData> {
         progress: progress.as_deref(),
         results: results.as_ref(),
         live: false,
+        csv_labels: None,
     })
     .with_context(|| {
         format!(

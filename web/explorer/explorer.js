@@ -149,7 +149,7 @@ function matrixSection(data, pick) {
 function perLabelSection(data, pick) {
   const ev = data.evaluation || {};
   const per = ev.perLabel || [];
-  const withInterval = (v, i) => (i ? `${num(v)} (${num(i.low, 2)}–${num(i.high, 2)})` : num(v));
+  const withInterval = (v, i) => [num(v), i ? el('span', { class: 'sx-ci', text: `${num(i.low, 2)}–${num(i.high, 2)}` }) : null];
   return el('section', { class: 'sx-perlabel-section', 'aria-labelledby': 'sx-perlabel-h' },
     el('h2', { id: 'sx-perlabel-h', text: 'Per label' }),
     per.length ? el('div', { class: 'sx-scroll' },
@@ -162,8 +162,8 @@ function perLabelSection(data, pick) {
           el('td', { text: int(l.support) }),
           el('td', { text: int(l.predicted) }),
           el('td', { text: int(l.correct) }),
-          el('td', { text: withInterval(l.precision, l.precisionInterval) }),
-          el('td', { text: withInterval(l.recall, l.recallInterval) }),
+          el('td', {}, withInterval(l.precision, l.precisionInterval)),
+          el('td', {}, withInterval(l.recall, l.recallInterval)),
           el('td', { text: num(l.f1) })))))) : el('p', { class: 'sx-muted', text: 'No evaluation yet.' }));
 }
 
@@ -211,13 +211,15 @@ class Explorer {
     }
     const pick = (label, predicted) => this.pick(label, predicted);
     const errors = errorsSection(data, (g) => this.showGroup(g));
-    this.container.replaceChildren(
+    const parts = [
       headline(data),
       el('div', { class: 'sx-two' }, matrixSection(data, pick), perLabelSection(data, pick)),
       errors,
       this.table.root,
       el('section', { class: 'sx-batches-section', 'aria-labelledby': 'sx-batches-h' },
-        el('h2', { id: 'sx-batches-h', text: 'Over batches' }), batchCharts(data)));
+        el('h2', { id: 'sx-batches-h', text: 'Over batches' }), batchCharts(data)),
+    ];
+    this.container.replaceChildren(...parts.filter(Boolean));
     this.container.dataset.ready = '1';
   }
 

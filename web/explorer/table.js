@@ -45,6 +45,7 @@ export class ResultsTable {
     this.n = this.items.row.length;
     this.haystack = null;
     this.labelRank = null;
+    this.rows = null;
     this.build();
     this.refresh(false);
   }
@@ -168,8 +169,11 @@ export class ResultsTable {
     const cmp = this.comparator();
     if (cmp) {
       const dir = this.sort.dir;
-      // Stable: ties keep row order.
+      const missing = this.missing();
+      // Rows without the value last in either direction; ties keep row order.
       rows.sort((a, b) => {
+        const ma = missing(a);
+        if (ma !== missing(b)) return ma ? 1 : -1;
         const c = cmp(a, b);
         return c ? c * dir : a - b;
       });
@@ -177,6 +181,17 @@ export class ResultsTable {
       rows.reverse();
     }
     return rows;
+  }
+
+  /** Whether row `i` lacks the sorted value. */
+  missing() {
+    const it = this.items;
+    switch (this.sort.key) {
+      case 'prediction': return (i) => it.prediction[i] === null;
+      case 'latency': return (i) => it.latencyMs[i] === null;
+      case 'error': return (i) => it.error[i] === null;
+      default: return () => false;
+    }
   }
 
   comparator() {
@@ -188,22 +203,20 @@ export class ResultsTable {
       order.forEach((li, r) => { this.labelRank[li] = r; });
     }
     const rank = this.labelRank;
-    const nullLast = (x) => (x === null || x === undefined ? Infinity : x);
     switch (this.sort.key) {
       case 'row': return null; // the columns are in row order already
       case 'label': return (a, b) => rank[it.label[a]] - rank[it.label[b]];
-      case 'prediction': return (a, b) => nullLast(it.prediction[a] === null ? null : rank[it.prediction[a]]) - nullLast(it.prediction[b] === null ? null : rank[it.prediction[b]]);
+      case 'prediction': return (a, b) => rank[it.prediction[a]] - rank[it.prediction[b]];
       case 'agreement': {
         const score = (i) => (!it.ok[i] ? 2 : it.prediction[i] === it.label[i] ? 0 : 1);
         return (a, b) => score(a) - score(b);
       }
       case 'attempts': return (a, b) => it.attempts[a] - it.attempts[b];
-      case 'latency': return (a, b) => {
-        const x = nullLast(it.latencyMs[a]);
-        const y = nullLast(it.latencyMs[b]);
-        return x === y ? 0 : x < y ? -1 : 1;
-      };
-      case 'error': return (a, b) => nullLast(it.error[a]) - nullLast(it.error[b]) || 0;
+      case 'latency': return (a, b) => it.latencyMs[a] - it.latencyMs[b];
+      case 'error': {
+        const texts = it.errorTexts;
+        return (a, b) => (texts[it.error[a]] < texts[it.error[b]] ? -1 : texts[it.error[a]] > texts[it.error[b]] ? 1 : 0);
+      }
       default: return null;
     }
   }
