@@ -68,7 +68,7 @@ function headline(data) {
     figure('Processed', t.total !== null && t.total !== undefined ? `${int(t.processed)} / ${int(t.total)}` : int(t.processed),
       t.remaining ? `${int(t.remaining)} not done` : `${int(t.successful)} with a prediction`),
     figure('Failed', int(t.failed),
-      reasons.length ? reasons.map(([k, n]) => `${REASON_NAMES[k] || k} ${int(n)}`).join(' · ') : 'no failures',
+      reasons.length ? reasons.map(([k, n]) => `${REASON_NAMES[k] || k}: ${int(n)}`).join(' · ') : 'no failures',
       t.failed > 0 ? 'sx-warn' : ''),
   ];
   if (cost) stats.push(figure('Cost', cost[0], cost.slice(1).join(' · ')));
@@ -117,7 +117,8 @@ function matrixSection(data, pick) {
     if (!it.ok[i]) failedBy.set(data.labels[it.label[i]], (failedBy.get(data.labels[it.label[i]]) || 0) + 1);
   }
   const withFailed = failedBy.size > 0;
-  const head = el('tr', {}, el('th', { scope: 'col', class: 'sx-corner', text: 'label ↓ · predicted →' }),
+  const head = el('tr', {}, el('th', { scope: 'col', class: 'sx-corner', title: 'rows: label; columns: predicted' },
+    el('span', { class: 'sx-long', text: 'label ↓ · predicted →' }), el('span', { class: 'sx-short', 'aria-hidden': 'true', text: '↓ →' })),
     labels.map((l) => el('th', { scope: 'col', class: 'sx-col', title: l }, el('span', { text: l }))),
     withFailed ? el('th', { scope: 'col', class: 'sx-col sx-failcol', text: 'failed' }) : null);
   const rows = ev.confusionMatrix.map((row, i) => {
@@ -156,12 +157,12 @@ function perLabelSection(data, pick) {
       el('table', { class: 'sx-perlabel' },
         el('caption', { class: 'sx-muted', text: 'Precision and recall with their 95% intervals. Click a label to list its rows.' }),
         el('thead', {}, el('tr', {}, ['label', 'support', 'predicted', 'correct', 'precision', 'recall', 'F1']
-          .map((h) => el('th', { scope: 'col', text: h })))),
+          .map((h, i) => el('th', { scope: 'col', class: i === 2 || i === 3 ? 'sx-opt' : null, text: h })))),
         el('tbody', {}, per.map((l) => el('tr', {},
           el('th', { scope: 'row' }, el('button', { type: 'button', class: 'sx-link', text: l.label, onclick: () => pick(l.label, undefined) })),
           el('td', { text: int(l.support) }),
-          el('td', { text: int(l.predicted) }),
-          el('td', { text: int(l.correct) }),
+          el('td', { class: 'sx-opt', text: int(l.predicted) }),
+          el('td', { class: 'sx-opt', text: int(l.correct) }),
           el('td', {}, withInterval(l.precision, l.precisionInterval)),
           el('td', {}, withInterval(l.recall, l.recallInterval)),
           el('td', { text: num(l.f1) })))))) : el('p', { class: 'sx-muted', text: 'No evaluation yet.' }));

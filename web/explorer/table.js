@@ -241,7 +241,7 @@ export class ResultsTable {
       const e = it.error[i];
       const tr = el('tr', { class: ok ? (agree ? 'sx-agree' : 'sx-disagree') : 'sx-failed', dataset: { row: it.row[i] } },
         el('td', { class: 'sx-num', title: `CSV line ${it.line[i]}`, text: it.row[i] + 1 }),
-        el('td', { class: 'sx-thumb' }, this.thumb(i), el('span', { class: 'sx-name', text: it.image[i] })),
+        el('td', {}, el('div', { class: 'sx-thumb' }, this.thumb(i), el('span', { class: 'sx-name', text: it.image[i] }))),
         el('td', { class: 'sx-label', text: labels[it.label[i]] }),
         el('td', { class: 'sx-label', text: p === null ? '—' : labels[p] }),
         el('td', { class: 'sx-mark', text: !ok ? 'failed' : agree ? '✓ agrees' : '✗ differs' }),
