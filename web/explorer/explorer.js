@@ -222,6 +222,10 @@ class Explorer {
     ];
     this.container.replaceChildren(...parts.filter(Boolean));
     this.container.dataset.ready = '1';
+    if (!this.marked) {
+      this.marked = true;
+      performance.mark('explorer-ready');
+    }
   }
 
   /** Lists the rows labelled `label` and predicted `predicted` (null: failed; undefined: any). */

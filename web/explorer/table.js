@@ -75,6 +75,11 @@ export class ResultsTable {
       clearTimeout(typing);
       typing = setTimeout(() => this.setFilter({ text: e.target.value }), 120);
     });
+    // Enter (or the clear button) filters at once.
+    this.controls.text.addEventListener('search', (e) => {
+      clearTimeout(typing);
+      this.setFilter({ text: e.target.value });
+    });
     this.chips = el('div', { class: 'sx-chips', 'aria-live': 'polite' });
     this.caption = el('caption');
     this.head = el('tr');
