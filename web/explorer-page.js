@@ -67,7 +67,9 @@ export class ExplorerPanel {
   }
 
   thumbnail(image) {
-    if (/^https?:\/\//i.test(image)) return image;
+    // Like the HTML report, the page fetches no image from elsewhere: that would
+    // tell the image's host who looks at the results.
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(image)) return { reason: 'A remote image: not loaded here.' };
     if (/^data:/i.test(image)) return { reason: 'An image given as a data URL: the results keep only its start.' };
     const files = this.imageFiles();
     if (!files || files.size === 0) return { reason: 'Choose the images folder (under Data) to see the images.' };
