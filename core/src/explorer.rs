@@ -687,7 +687,7 @@ mod tests {
             latency_ms: Some(100 + row as u64),
             error: prediction
                 .is_none()
-                .then(|| Cow::Borrowed("HTTP 500: boom")),
+                .then_some(Cow::Borrowed("HTTP 500: boom")),
             error_kind: prediction.is_none().then_some(FailureKind::Http),
             http_status: Some(if prediction.is_some() { 200 } else { 500 }),
             usage: None,
