@@ -7,6 +7,7 @@ import init, {
 } from './pkg/shadow_wasm.js';
 import { ImageFiles, Runner, now } from './runner.js';
 import { Store } from './store.js';
+import { ExplorerPanel } from './explorer-page.js';
 
 const $ = (id) => document.getElementById(id);
 const state = { runner: null, run: null, runId: null, lines: [], summary: null, csvName: null, started: 0, store: null };
@@ -198,11 +199,12 @@ async function start(resumeFrom) {
         state.lines.push(...lines);
         state.store.appendLines(runId, lines);
       },
-      batchReport(out) { if (!out.report.resumed) addReport(out); },
+      batchReport(out) { if (!out.report.resumed) addReport(out); state.explorer.live(state); },
       tick,
       finished(out) {
         tick();
         showSummary(out);
+        state.explorer.finished(state);
         setRunning(false);
         state.store.saveRun({ runId, csvName, csvText, config, status: out.summary.status, startedAt: Date.now() });
       },
@@ -215,6 +217,7 @@ async function main() {
   await init();
   fillForm(defaultConfig());
   state.store = await Store.open();
+  state.explorer = new ExplorerPanel($('explorer-section'), () => new ImageFiles($('images').files));
   const toggle = () => {
     const mock = document.querySelector('input[name=endpoint]:checked').value === 'mock';
     $('openai-fields').hidden = mock;

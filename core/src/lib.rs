@@ -90,6 +90,7 @@ pub mod config;
 pub mod cost;
 pub mod engine;
 pub mod eval;
+pub mod explorer;
 pub mod hash;
 pub mod http;
 pub mod image;
