@@ -32,7 +32,9 @@ if cargo tree -p shadow-core --target wasm32-unknown-unknown -e normal --prefix 
   exit 1
 fi
 
-step "cargo test (workspace: core, mock, native CLI)"
+step "cargo test (workspace: core and its fuzz targets, mock, native CLI)"
+# --tests includes core/tests/fuzz: every fuzz target for a bounded number of
+# cases with a fixed seed (about 10 s); scripts/fuzz.sh runs them for longer.
 cargo test --workspace --lib --bins --tests
 cargo test --workspace --doc
 

@@ -15,6 +15,7 @@ import { ImageFiles, Runner, now } from './runner.js';
 import { Store } from './store.js';
 import { preflight } from './preflight.js';
 import { renderRuns } from './runs.js';
+import { ExplorerPanel } from './explorer-page.js';
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -152,9 +153,13 @@ function nextStep(reason, mock) {
     case 'unauthorized': return { field: 'api-key', text: `Check the key in the API key field, ${resume}` };
     case 'quotaExhausted': return { field: null, text: `Add credit or raise the account's limit, ${resume}` };
     case 'modelNotFound': return { field: 'model', text: `Put a model the endpoint serves in the Model field, ${resume}` };
-    case 'endpointFailing': return mock
+    case 'endpointFailing':
+    case 'endpointUnreachable': return mock
       ? { field: 'endpoint', text: `The page's own server (shadow-batch web) stopped answering: start it again, reload this page, ${resume}` }
       : { field: 'base-url', text: `Check the Base URL and that the endpoint is up, ${resume}` };
+    case 'endpointRefuses': return mock
+      ? { field: 'endpoint', text: `The page's own server refuses the requests: reload this page, ${resume}` }
+      : { field: 'base-url', text: `Check the Base URL and the Model field against what the endpoint serves, ${resume}` };
     default: return { field: null, text: `Fix the cause, ${resume}` };
   }
 }
@@ -474,6 +479,7 @@ async function prepareAndStart() {
       },
       batchReport(out) {
         if (!out.report.resumed) addReport(out);
+        state.explorer.live(state);
         state.store.saveRun(runRecord({ status: 'running' }));
       },
       tick,
@@ -483,6 +489,7 @@ async function prepareAndStart() {
         state.cancelling = false;
         setRunning(false);
         showSummary(out);
+        state.explorer.finished(state);
         const s = out.summary;
         state.store.saveRun(runRecord({ status: s.status, abortKind: s.abortKind, abortReason: s.abortReason }))
           .then(refreshRuns)
@@ -499,6 +506,7 @@ async function main() {
   await init();
   fillForm(defaultConfig());
   state.store = await Store.open();
+  state.explorer = new ExplorerPanel($('explorer-section'), () => new ImageFiles($('images').files));
   for (const r of document.querySelectorAll('input[name=endpoint]')) r.addEventListener('change', showEndpoint);
   showEndpoint();
   for (const id of ['base-url', 'api-key', 'model']) $(id).addEventListener('input', () => clearField(id));

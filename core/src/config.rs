@@ -56,6 +56,10 @@ pub struct RunConfig {
     pub seed: u64,
     /// The endpoint family and its settings.
     pub provider: Provider,
+    /// The model's price, for the cost in the summary; when unset, the built-in
+    /// list price of a well-known model is used, else no money figure is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<crate::cost::Price>,
     /// Who answers, as reports name it: `mock` when the predictions are simulated.
     /// A resumed run keeps it.
     pub provider_label: EndpointKind,
@@ -88,6 +92,7 @@ impl Default for RunConfig {
                 prompt: None,
             }),
             provider_label: EndpointKind::Openai,
+            price: None,
         }
     }
 }
@@ -245,6 +250,9 @@ pub enum ConfigError {
         /// The largest allowed value.
         max: u64,
     },
+    /// A price that is negative, not a number, or over 10,000 per million tokens.
+    #[error("a price per million tokens must be a number from 0 to 10000")]
+    Price,
 }
 
 impl RunConfig {
@@ -261,6 +269,9 @@ impl RunConfig {
                     max,
                 });
             }
+        }
+        if self.price.is_some_and(|p| !p.is_valid()) {
+            return Err(ConfigError::Price);
         }
         Ok(())
     }

@@ -809,7 +809,20 @@ impl TapState {
 
 impl<R: io::Read> io::Read for LineTap<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let mut n = self.inner.read(buf)?;
+        if self.state.get_mut().delivered == 0 {
+            // csv-core strips a BOM from its first input and takes what is left
+            // for the whole file: a first read of exactly the BOM (a pipe whose
+            // writer sent it alone) would read as an empty file. Hand over more.
+            while n > 0 && n < 4 && n < buf.len() {
+                match self.inner.read(&mut buf[n..]) {
+                    Ok(0) => break,
+                    Ok(more) => n += more,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         let st = self.state.get_mut();
         if n == 0 && !buf.is_empty() {
             st.eof = true;
@@ -1140,6 +1153,34 @@ mod tests {
                 (5, "b.png".into(), "dog".into(), false),
             ]
         );
+    }
+
+    /// A reader that hands over the given pieces, one per call.
+    struct Pieces(Vec<&'static [u8]>);
+
+    impl io::Read for Pieces {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Ok(0);
+            }
+            let piece = self.0.remove(0);
+            buf[..piece.len()].copy_from_slice(piece);
+            Ok(piece.len())
+        }
+    }
+
+    /// Found by the `csv` fuzz target: when the first read returned exactly the
+    /// three BOM bytes, csv-core stripped them, saw no input, and the whole file
+    /// read as empty (`CsvError::Empty`).
+    #[test]
+    fn bom_alone_in_the_first_read_is_not_the_end_of_the_file() {
+        let pieces = Pieces(vec![b"\xEF\xBB\xBF", b"image,label\n", b"a.png,cat\n"]);
+        let csv = read_labels_csv(pieces, &ColumnNames::default()).unwrap();
+        assert_eq!(csv.image_column, "image");
+        assert_eq!(summary(&csv), [(2, "a.png".into(), "cat".into(), false)]);
+        // A file that is only a BOM is still empty.
+        let err = read_labels_csv(Pieces(vec![b"\xEF\xBB\xBF"]), &ColumnNames::default());
+        assert!(matches!(err, Err(CsvError::Empty)));
     }
 
     #[test]

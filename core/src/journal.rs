@@ -45,8 +45,43 @@ pub enum FailureKind {
     Http,
     /// No answer: timeout, connection refused or reset (retries exhausted).
     Transport,
-    /// A 2xx answer the provider could not use: malformed, refusal, label outside the set.
+    /// The model declined to classify the image.
+    Refused,
+    /// The model answered something that is not one of the CSV's labels.
+    OutsideLabels,
+    /// A 2xx answer that could not be read (not JSON, no label field...).
+    Malformed,
+    /// A 2xx answer the provider could not use, in a journal written before refusals,
+    /// answers outside the labels and malformed answers were told apart.
     Answer,
+}
+
+impl FailureKind {
+    /// Every kind, in the order reports list them.
+    pub const ALL: [FailureKind; 8] = [
+        FailureKind::Refused,
+        FailureKind::OutsideLabels,
+        FailureKind::Malformed,
+        FailureKind::Answer,
+        FailureKind::Http,
+        FailureKind::Transport,
+        FailureKind::Image,
+        FailureKind::Input,
+    ];
+
+    /// A few words for people: `refused`, `answer outside the labels`...
+    pub fn describe(self) -> &'static str {
+        match self {
+            FailureKind::Input => "unusable CSV row",
+            FailureKind::Image => "image error",
+            FailureKind::Http => "HTTP error",
+            FailureKind::Transport => "transport error",
+            FailureKind::Refused => "refused",
+            FailureKind::OutsideLabels => "answer outside the labels",
+            FailureKind::Malformed => "malformed answer",
+            FailureKind::Answer => "unusable answer",
+        }
+    }
 }
 
 /// One line of `shadow-mode-batch-results-{run}.jsonl`: the record of a finished item.

@@ -87,8 +87,10 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod cost;
 pub mod engine;
 pub mod eval;
+pub mod explorer;
 pub mod hash;
 pub mod http;
 pub mod image;

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
-use crate::eval::Evaluation;
+use crate::cost::{Cost, PriceSource};
+use crate::eval::{Evaluation, Interval};
 use crate::journal::{FailureKind, Usage};
 use crate::time::{format_duration, format_seconds};
 
@@ -63,6 +64,26 @@ pub struct BatchReport {
     /// Every item of this batch was already final in the journal this run resumed from.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resumed: bool,
+    /// This batch alone: predictions equal to the label over its successful items.
+    #[serde(default)]
+    pub batch_agreement_rate: Option<f64>,
+    /// 95% Wilson interval of `batchAgreementRate`.
+    #[serde(default)]
+    pub batch_agreement_interval: Option<Interval>,
+    /// This batch's agreement lies outside the 95% interval of the run's agreement
+    /// over batches 1..=this: the model (or the data) behaves differently here.
+    #[serde(default)]
+    pub drift: bool,
+    /// Median latency of this batch's answered items, ms.
+    #[serde(default)]
+    pub latency_p50_ms: Option<u64>,
+    /// 95th percentile latency of this batch's answered items, ms.
+    #[serde(default)]
+    pub latency_p95_ms: Option<u64>,
+    /// Images per second between the previous batch report and this one (null for a
+    /// batch taken whole from the journal).
+    #[serde(default)]
+    pub throughput_per_sec: Option<f64>,
 }
 
 /// One failed item, as listed in the reports.
@@ -238,6 +259,127 @@ pub struct Summary {
     pub all_reports: Vec<BatchReport>,
     /// The settings used (no secrets).
     pub config: RunConfig,
+    /// Failed items counted by why they have no usable prediction.
+    #[serde(default)]
+    pub failure_reasons: FailureReasons,
+    /// The errors grouped by kind and message, most frequent first.
+    #[serde(default)]
+    pub error_groups: Vec<ErrorGroup>,
+    /// Tokens per image and, when a price is known, money.
+    #[serde(default)]
+    pub cost: Cost,
+}
+
+/// Failed items by reason. Every field is always written (0 when none), except
+/// `answer`, which only a journal from an older version can hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FailureReasons {
+    /// The model declined to classify the image.
+    pub refused: usize,
+    /// The model answered something outside the CSV's labels.
+    pub outside_labels: usize,
+    /// The answer could not be read.
+    pub malformed: usize,
+    /// An unusable answer, from an older journal.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub answer: usize,
+    /// An HTTP error status (or an error body where an answer should be).
+    pub http: usize,
+    /// No answer: timeout, refused or reset connection.
+    pub transport: usize,
+    /// The image could not be loaded.
+    pub image: usize,
+    /// The CSV row is unusable.
+    pub input: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl FailureReasons {
+    /// Counts `errors` by kind (an entry without a kind counts as HTTP, as the
+    /// engine restores it).
+    pub fn of(errors: &[ErrorEntry]) -> FailureReasons {
+        let mut reasons = FailureReasons::default();
+        for e in errors {
+            *reasons.count_mut(e.error_kind.unwrap_or(FailureKind::Http)) += 1;
+        }
+        reasons
+    }
+
+    fn count_mut(&mut self, kind: FailureKind) -> &mut usize {
+        match kind {
+            FailureKind::Refused => &mut self.refused,
+            FailureKind::OutsideLabels => &mut self.outside_labels,
+            FailureKind::Malformed => &mut self.malformed,
+            FailureKind::Answer => &mut self.answer,
+            FailureKind::Http => &mut self.http,
+            FailureKind::Transport => &mut self.transport,
+            FailureKind::Image => &mut self.image,
+            FailureKind::Input => &mut self.input,
+        }
+    }
+
+    /// How many failed for `kind`.
+    pub fn count(&self, kind: FailureKind) -> usize {
+        let mut copy = *self;
+        *copy.count_mut(kind)
+    }
+}
+
+/// Errors of one kind with one message: 300 "could not connect" failures are one
+/// group, not 300 lines.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorGroup {
+    /// Class of failure.
+    pub kind: Option<FailureKind>,
+    /// The message (without the `line N: ` prefix some carry).
+    pub message: String,
+    /// Items in the group.
+    pub count: usize,
+    /// 0-based rows of the first [`ERROR_GROUP_ROWS`] items.
+    pub rows: Vec<usize>,
+    /// CSV line numbers of the same items.
+    pub lines: Vec<u64>,
+}
+
+/// Rows listed per error group.
+pub const ERROR_GROUP_ROWS: usize = 20;
+
+/// `errors` grouped by kind and message, most frequent first (ties in order of
+/// first appearance).
+pub fn group_errors(errors: &[ErrorEntry]) -> Vec<ErrorGroup> {
+    let mut groups: Vec<ErrorGroup> = Vec::new();
+    let mut index: std::collections::HashMap<(Option<FailureKind>, String), usize> =
+        std::collections::HashMap::new();
+    for e in errors {
+        let prefix = format!("line {}: ", e.line);
+        let message = e.error.strip_prefix(&prefix).unwrap_or(&e.error);
+        let at = *index
+            .entry((e.error_kind, message.to_owned()))
+            .or_insert_with(|| {
+                groups.push(ErrorGroup {
+                    kind: e.error_kind,
+                    message: message.to_owned(),
+                    count: 0,
+                    rows: Vec::new(),
+                    lines: Vec::new(),
+                });
+                groups.len() - 1
+            });
+        let group = &mut groups[at];
+        group.count += 1;
+        if group.rows.len() < ERROR_GROUP_ROWS {
+            group.rows.push(e.row);
+            group.lines.push(e.line);
+        }
+    }
+    // Stable: equal counts keep their order of first appearance.
+    groups.sort_by_key(|g| std::cmp::Reverse(g.count));
+    groups
 }
 
 /// The fields of the progress file that existing consumers read: none may be
@@ -271,6 +413,15 @@ pub mod contract {
         "estimatedTimeRemaining",
         "successRate",
     ];
+}
+
+/// `$12.34`, or `$0.000153` under a dollar: enough digits for a per-image price.
+fn format_usd(x: f64) -> String {
+    if x >= 1.0 {
+        format!("${x:.2}")
+    } else {
+        format!("${x:.6}")
+    }
 }
 
 /// `"96.00%"`; `"0.00%"` when nothing is counted.
@@ -339,6 +490,19 @@ impl BatchReport {
             self.agreements,
             self.successful
         );
+        if let (true, Some(rate), Some(run)) = (
+            self.drift,
+            self.batch_agreement_rate,
+            crate::eval::wilson_interval(self.agreements as u64, self.successful as u64),
+        ) {
+            let _ = writeln!(
+                s,
+                "   DRIFT:            this batch agrees {:.2}%, outside the run's 95% interval {:.2}% to {:.2}%",
+                rate * 100.0,
+                run.low * 100.0,
+                run.high * 100.0
+            );
+        }
         let _ = writeln!(s, "{RULE}");
         s
     }
@@ -447,6 +611,22 @@ impl Summary {
             ev.agreements,
             ev.compared
         );
+        if let Some(i) = ev.agreement_interval {
+            let _ = writeln!(
+                s,
+                "   95% Interval:     {:.2}% to {:.2}% (Wilson)",
+                i.low * 100.0,
+                i.high * 100.0
+            );
+        }
+        if let Some(k) = ev.kappa {
+            let _ = writeln!(
+                s,
+                "   Cohen's Kappa:    {:.3} ± {:.3} (agreement beyond chance; 1 = perfect)",
+                k.value,
+                1.96 * k.standard_error
+            );
+        }
         let _ = writeln!(s, "   Total Time:       {}", format_duration(st.elapsed_ms));
         let _ = writeln!(
             s,
@@ -474,6 +654,27 @@ impl Summary {
                 "   Tokens:           {} (prompt {}, completion {})",
                 st.usage.total_tokens, st.usage.prompt_tokens, st.usage.completion_tokens
             );
+        }
+        if let Some(tokens) = self.cost.tokens_per_image {
+            let money = match (&self.cost.price, self.cost.amount_usd) {
+                (Some(p), Some(amount)) => {
+                    let source = match &p.source {
+                        PriceSource::Given => "at the price given".to_string(),
+                        PriceSource::ListPrice { model, checked } => {
+                            format!("at {model}'s list price as of {checked}")
+                        }
+                    };
+                    format!(
+                        "{} ({} per image, {source}: ${:.2} in, ${:.2} out per 1M tokens)",
+                        format_usd(amount),
+                        format_usd(self.cost.usd_per_image.unwrap_or(0.0)),
+                        p.price.input_per_million,
+                        p.price.output_per_million
+                    )
+                }
+                _ => "no price known for this model".to_string(),
+            };
+            let _ = writeln!(s, "   Cost:             {money}; {tokens} tokens per image");
         }
         if st.resumed_items > 0 {
             let _ = writeln!(
@@ -512,41 +713,137 @@ impl Summary {
                     l.support
                 );
             }
-            let _ = writeln!(
-                s,
-                "   {:<width$}  {:>9}  {:>6}  {:>5}  {:>7}",
-                "macro avg",
-                fmt(ev.macro_precision),
-                fmt(ev.macro_recall),
-                fmt(ev.macro_f1),
-                ev.compared
-            );
+            for (name, p, r, f1) in [
+                (
+                    "macro avg",
+                    ev.macro_precision,
+                    ev.macro_recall,
+                    ev.macro_f1,
+                ),
+                (
+                    "weighted avg",
+                    ev.weighted_precision,
+                    ev.weighted_recall,
+                    ev.weighted_f1,
+                ),
+            ] {
+                let _ = writeln!(
+                    s,
+                    "   {name:<width$}  {:>9}  {:>6}  {:>5}  {:>7}",
+                    fmt(p),
+                    fmt(r),
+                    fmt(f1),
+                    ev.compared
+                );
+            }
         }
         let errors = &self.overall_progress.errors;
         if !errors.is_empty() {
             let _ = writeln!(s, "{THIN_RULE}");
-            let shown = errors.len().min(max_errors);
+            let reasons: Vec<String> = FailureKind::ALL
+                .iter()
+                .filter_map(|&k| {
+                    let n = self.failure_reasons.count(k);
+                    (n > 0).then(|| format!("{n} {}", k.describe()))
+                })
+                .collect();
+            let _ = writeln!(s, "   Failures:         {}", reasons.join(", "));
+            let groups = &self.error_groups;
+            let shown = groups.len().min(max_errors);
             let _ = writeln!(
                 s,
-                "   Errors: {} (first {shown} shown; all are in the summary JSON)",
-                errors.len()
+                "   Errors: {} in {} group{} (first {shown} shown; every error is in the summary JSON)",
+                errors.len(),
+                groups.len(),
+                if groups.len() == 1 { "" } else { "s" }
             );
-            for e in &errors[..shown] {
-                let prefix = format!("line {}: ", e.line);
-                let error = e.error.strip_prefix(&prefix).unwrap_or(&e.error);
+            for g in &groups[..shown] {
+                let mut lines: Vec<String> = g.lines.iter().take(5).map(u64::to_string).collect();
+                if g.count > lines.len() {
+                    lines.push("...".into());
+                }
                 let _ = writeln!(
                     s,
-                    "     line {} ({}): {}",
-                    e.line,
-                    escape_for_terminal(&e.image),
-                    escape_for_terminal(error)
+                    "     {:>5} x {} (line{} {})",
+                    g.count,
+                    escape_for_terminal(&g.message),
+                    if g.count == 1 { "" } else { "s" },
+                    lines.join(", ")
                 );
             }
-            if errors.len() > shown {
-                let _ = writeln!(s, "     ... and {} more", errors.len() - shown);
+            if groups.len() > shown {
+                let rest: usize = groups[shown..].iter().map(|g| g.count).sum();
+                let _ = writeln!(
+                    s,
+                    "     ... and {rest} more in {} more groups",
+                    groups.len() - shown
+                );
             }
         }
         let _ = writeln!(s, "{RULE}");
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(row: usize, kind: FailureKind, error: String) -> ErrorEntry {
+        ErrorEntry {
+            row,
+            line: row as u64 + 2,
+            image: format!("img-{row}.png"),
+            label: "cat".into(),
+            error,
+            error_kind: Some(kind),
+            http_status: None,
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn identical_errors_are_one_group_and_reasons_are_counted_apart() {
+        let mut errors: Vec<ErrorEntry> = (0..300)
+            .map(|row| {
+                let message = "could not connect to the endpoint: connection refused";
+                entry(row, FailureKind::Transport, message.into())
+            })
+            .collect();
+        // Same words, other kind: another group. A `line N: ` prefix is not part of
+        // the message.
+        errors.push(entry(
+            300,
+            FailureKind::Image,
+            "line 302: image missing".into(),
+        ));
+        errors.push(entry(
+            301,
+            FailureKind::Image,
+            "line 303: image missing".into(),
+        ));
+        errors.push(entry(302, FailureKind::Refused, "refused".into()));
+        let groups = group_errors(&errors);
+        assert_eq!(groups.len(), 3);
+        assert_eq!(
+            (groups[0].count, groups[0].kind),
+            (300, Some(FailureKind::Transport))
+        );
+        assert_eq!(groups[0].rows.len(), ERROR_GROUP_ROWS);
+        assert_eq!(groups[0].lines[..3], [2, 3, 4]);
+        assert_eq!(
+            (groups[1].count, groups[1].message.as_str()),
+            (2, "image missing")
+        );
+        assert_eq!(groups[1].lines, [302, 303]);
+        let reasons = FailureReasons::of(&errors);
+        assert_eq!(
+            (reasons.transport, reasons.image, reasons.refused),
+            (300, 2, 1)
+        );
+        assert_eq!(reasons.count(FailureKind::Transport), 300);
+        let json = serde_json::to_value(reasons).unwrap();
+        assert!(json.get("answer").is_none(), "{json}");
+        assert_eq!(json["outsideLabels"], 0);
     }
 }

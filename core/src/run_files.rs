@@ -19,6 +19,11 @@ pub fn results_file_name(run_id: &str) -> String {
     format!("{PREFIX}results-{run_id}.jsonl")
 }
 
+/// The self-contained HTML report: `shadow-mode-batch-report-{run}.html`.
+pub fn report_file_name(run_id: &str) -> String {
+    format!("{PREFIX}report-{run_id}.html")
+}
+
 /// The run id in the name of any of a run's files, or `None` if the name is not
 /// one of them.
 pub fn run_id_of_file_name(name: &str) -> Option<&str> {
@@ -28,6 +33,10 @@ pub fn run_id_of_file_name(name: &str) -> Option<&str> {
         .or_else(|| {
             rest.strip_prefix("results-")
                 .and_then(|r| r.strip_suffix(".jsonl"))
+        })
+        .or_else(|| {
+            rest.strip_prefix("report-")
+                .and_then(|r| r.strip_suffix(".html"))
         })
         .or_else(|| rest.strip_suffix(".json"))
         .filter(|id| !id.is_empty())
@@ -44,6 +53,7 @@ mod tests {
             progress_file_name(id),
             summary_file_name(id),
             results_file_name(id),
+            report_file_name(id),
         ] {
             assert_eq!(run_id_of_file_name(&name), Some(id), "{name}");
         }

@@ -144,7 +144,14 @@ pub fn parse_http_date(s: &str) -> Option<Millis> {
     let year: i64 = parts.next()?.parse().ok()?;
     let mut hms = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
     let (h, mi, sec) = (hms.next()??, hms.next()??, hms.next()??);
-    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || mi > 59 || sec > 60 {
+    // The year has four digits (RFC 9110); a longer one would overflow below.
+    if parts.next()? != "GMT"
+        || !(1..=31).contains(&day)
+        || !(0..=9999).contains(&year)
+        || h > 23
+        || mi > 59
+        || sec > 60
+    {
         return None;
     }
     let days = days_from_civil(year, month, day);
@@ -266,6 +273,26 @@ mod tests {
         assert_eq!(parse_http_date("Fri, 24 Jan 2025 10:30:00 PST"), None);
         assert_eq!(parse_http_date("120"), None);
         assert_eq!(parse_http_date(""), None);
+    }
+
+    /// Found by the `ratelimit` fuzz target: a `retry-after` date with a year of
+    /// more than four digits overflowed the day arithmetic (a panic in debug
+    /// builds, a wrong wait in release ones).
+    #[test]
+    fn http_date_with_a_huge_year_is_refused_not_overflowed() {
+        for year in [
+            "99999999999",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "10000",
+        ] {
+            let date = format!("Fri, 31 Dec {year} 23:59:59 GMT");
+            assert_eq!(parse_http_date(&date), None, "{date}");
+        }
+        assert_eq!(
+            parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(Millis(253_402_300_799_000))
+        );
     }
 
     #[test]

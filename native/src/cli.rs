@@ -82,11 +82,18 @@ EXAMPLES:
         The same against OpenAI: batches of 50, no fixed delay, 5 retries.
     shadow-batch --resume training-data/shadow-mode-batch-progress-2025-01-24T10-30-00-000Z.json
         Continue an interrupted run; finished images are not sent again.
+    shadow-batch report training-data/shadow-mode-batch-results-2025-01-24T10-30-00-000Z.jsonl
+        Write the HTML report (results explorer) of an earlier run, even an
+        interrupted one; open it in a browser.
 
 FILES (in the CSV's folder, or --out-dir):
     shadow-mode-batch-progress-{run}.json   replaced after every batch
     shadow-mode-batch-results-{run}.jsonl   one line per finished image (the predictions)
     shadow-mode-batch-{run}.json            the final summary
+    shadow-mode-batch-report-{run}.html     the results explorer: one self-contained
+                                            file to open in a browser (no server, no
+                                            network); `shadow-batch report FILE`
+                                            writes it again for any earlier run
 
 EXIT STATUS:
     0 every image succeeded; 1 some failed; 2 usage or configuration error, or the
@@ -125,6 +132,34 @@ pub enum Command {
     /// Serve the browser page and the mock endpoint (at /v1) on 127.0.0.1 until
     /// Ctrl-C. Build the page first: bash web/build.sh.
     Web(WebArgs),
+    /// Write the HTML report (the results explorer, one self-contained file) of an
+    /// earlier run, finished or not, from its progress, summary or results file.
+    Report(ReportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Any file of the run: shadow-mode-batch-progress-RUN.json,
+    /// shadow-mode-batch-RUN.json or shadow-mode-batch-results-RUN.jsonl (its other
+    /// files are found beside it).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Where to write the report [default: shadow-mode-batch-report-RUN.html beside
+    /// FILE].
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+
+    /// The folder the CSV's image paths start from, for the thumbnails [default:
+    /// FILE's folder when the CSV is there, else the CSV's folder as the run named
+    /// it].
+    #[arg(long, value_name = "DIR")]
+    pub images_dir: Option<PathBuf>,
+
+    /// Embed downscaled copies of the images (96 px a side, 8 MiB in all) instead of
+    /// linking them by relative path, so that the report shows them anywhere.
+    #[arg(long)]
+    pub embed_thumbnails: bool,
 }
 
 #[derive(Args, Debug)]
@@ -364,6 +399,26 @@ pub struct RunArgs {
     #[arg(long, value_name = "TEXT", help_heading = "Endpoint")]
     pub prompt: Option<String>,
 
+    /// The model's price in US dollars per million prompt (input) tokens, for the
+    /// cost in the summary [default: the built-in list price of a few OpenAI
+    /// models, dated; other models get no money figure].
+    #[arg(
+        long,
+        value_name = "USD",
+        requires = "price_output",
+        help_heading = "Endpoint"
+    )]
+    pub price_input: Option<f64>,
+
+    /// The model's price in US dollars per million completion (output) tokens.
+    #[arg(
+        long,
+        value_name = "USD",
+        requires = "price_input",
+        help_heading = "Endpoint"
+    )]
+    pub price_output: Option<f64>,
+
     /// Name of the image column [default: found among image, image_path, path,
     /// file, filename, url, image_url].
     #[arg(long, value_name = "NAME", help_heading = "CSV")]
@@ -384,8 +439,8 @@ pub struct RunArgs {
     #[arg(long, help_heading = "CSV")]
     pub allow_outside_data_dir: bool,
 
-    /// Folder for the progress, results and summary files [default: the CSV's
-    /// folder].
+    /// Folder for the progress, results, summary and report files [default: the
+    /// CSV's folder].
     #[arg(long, value_name = "DIR", help_heading = "Files")]
     pub out_dir: Option<PathBuf>,
 
@@ -398,6 +453,11 @@ pub struct RunArgs {
     /// With --resume: send the images that failed again.
     #[arg(long, requires = "resume", help_heading = "Files")]
     pub retry_failed: bool,
+
+    /// In the HTML report written at the end, embed downscaled copies of the
+    /// images (96 px a side, 8 MiB in all) instead of linking them by relative path.
+    #[arg(long, help_heading = "Files")]
+    pub embed_thumbnails: bool,
 
     /// Errors listed in the final console summary (the JSON has them all).
     #[arg(long, value_name = "N", default_value_t = 20, help_heading = "Files")]

@@ -8,16 +8,19 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use shadow_core::journal::ItemResult;
 use shadow_core::run_files::{
-    progress_file_name, results_file_name, run_id_of_file_name, summary_file_name, PREFIX,
+    progress_file_name, report_file_name, results_file_name, run_id_of_file_name,
+    summary_file_name, PREFIX,
 };
 
-/// Where one run's three files live.
+/// Where one run's files live.
 #[derive(Clone, Debug)]
 pub struct RunFiles {
     pub run_id: String,
     pub progress: PathBuf,
     pub summary: PathBuf,
     pub results: PathBuf,
+    /// The self-contained HTML report.
+    pub report: PathBuf,
 }
 
 impl RunFiles {
@@ -27,6 +30,7 @@ impl RunFiles {
             progress: dir.join(progress_file_name(run_id)),
             summary: dir.join(summary_file_name(run_id)),
             results: dir.join(results_file_name(run_id)),
+            report: dir.join(report_file_name(run_id)),
         }
     }
 

@@ -9,6 +9,7 @@ mod images;
 mod next_step;
 mod plan;
 mod read_ahead;
+mod report;
 mod transport;
 
 use std::fs::File;
@@ -56,7 +57,7 @@ fn main() -> ExitCode {
     // small, and cross-thread wake-ups cost more than they save (file reads still go
     // to the blocking pool). The servers use every core.
     let runtime = match &cli.command {
-        None => tokio::runtime::Builder::new_current_thread()
+        None | Some(Command::Report(_)) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
         Some(_) => tokio::runtime::Builder::new_multi_thread()
@@ -82,6 +83,7 @@ fn main() -> ExitCode {
                 .block_on(mock_server(args.mock.into(), Some(dir)))
                 .map(|()| 0)
         }
+        Some(Command::Report(args)) => write_report_of(&args).map(|()| 0),
         None => runtime.block_on(run(cli.run, &matches)),
     };
     // Requests still in flight after an abandon must not hold the process open.
@@ -190,8 +192,39 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
             return Ok(130);
         }
     };
-    print_epilogue(&summary, &files, mock).await;
+    // The report is a view of the files just written: failing to write it costs
+    // the run nothing, and `shadow-batch report` can write it again.
+    let report = report::write_report(
+        &files,
+        &report::ReportOptions {
+            data_dir: Some(data_dir),
+            embed_thumbnails: args.embed_thumbnails,
+            out: None,
+        },
+    );
+    print_epilogue(&summary, &files, mock, report).await;
     Ok(summary.exit_code())
+}
+
+/// `shadow-batch report FILE`.
+fn write_report_of(args: &cli::ReportArgs) -> Result<()> {
+    let files = report::run_files_of(&args.file)?;
+    if let Some(dir) = &args.images_dir {
+        if !dir.is_dir() {
+            bail!("--images-dir {}: not a folder", dir.display());
+        }
+    }
+    let out = report::write_report(
+        &files,
+        &report::ReportOptions {
+            data_dir: args.images_dir.clone(),
+            embed_thumbnails: args.embed_thumbnails,
+            out: args.out.clone(),
+        },
+    )?;
+    println!("Report:   {}", out.display());
+    println!("          (open it in a browser: one file, no server, no network)");
+    Ok(())
 }
 
 /// The files and saved settings of the run named by `--resume`, if any.
@@ -225,7 +258,12 @@ fn endpoint_url(config: &RunConfig) -> Result<(String, reqwest::Url)> {
 
 /// What a user reads after the last report: the mock's counts, where the files are,
 /// and the next step when the run did not complete.
-async fn print_epilogue(summary: &Summary, files: &RunFiles, mock: Option<MockServer>) {
+async fn print_epilogue(
+    summary: &Summary,
+    files: &RunFiles,
+    mock: Option<MockServer>,
+    report: Result<PathBuf>,
+) {
     if let Some(server) = mock {
         let stats = server.stats();
         println!(
@@ -241,6 +279,14 @@ async fn print_epilogue(summary: &Summary, files: &RunFiles, mock: Option<MockSe
     println!("Results:  {}", files.results.display());
     println!("Summary:  {}", files.summary.display());
     println!("Progress: {}", files.progress.display());
+    match report {
+        Ok(path) => println!("Report:   {} (open it in a browser)", path.display()),
+        Err(e) => eprintln!(
+            "warning: the HTML report was not written ({}); write it later with: shadow-batch report {}",
+            escape_for_terminal(&format!("{e:#}")),
+            files.results.display()
+        ),
+    }
     if let Some(reason) = &summary.abort_kind {
         eprintln!(
             "error: run aborted: {}",

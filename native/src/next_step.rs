@@ -32,7 +32,10 @@ pub fn for_csv(e: &CsvError) -> String {
 
 /// A setting out of its range, in this CLI's words: the flag and its unit.
 pub fn for_setting(e: &ConfigError) -> String {
-    let ConfigError::OutOfRange { setting, value, .. } = e;
+    let ConfigError::OutOfRange { setting, value, .. } = e else {
+        // The price: only flags set it.
+        return format!("--price-input / --price-output: {e}");
+    };
     match crate::cli::setting_flag(*setting) {
         Some(flag) => {
             let given = if flag.seconds {
@@ -62,6 +65,12 @@ pub fn after_abort(reason: &AbortReason, progress: &Path) -> String {
         AbortReason::ModelNotFound { .. } => {
             format!("Pass a model the endpoint serves, then continue with: {resume} --model NAME")
         }
+        AbortReason::EndpointUnreachable { .. } => format!(
+            "Check the endpoint URL (--base-url or --endpoint) and that the server is up, then continue with: {resume}"
+        ),
+        AbortReason::EndpointRefuses { .. } => format!(
+            "Check the endpoint URL, --model and --provider against what the endpoint serves, then continue with: {resume} --retry-failed"
+        ),
         AbortReason::EndpointFailing { .. } => format!(
             "Check that the endpoint is up and answering (see the last error above), then continue with: {resume}"
         ),

@@ -69,6 +69,12 @@ pub fn plan(
     if take("seed") {
         config.seed = args.seed;
     }
+    if let (Some(input), Some(output)) = (args.price_input, args.price_output) {
+        config.price = Some(shadow_core::cost::Price {
+            input_per_million: input,
+            output_per_million: output,
+        });
+    }
     if take("give_up_after") {
         config.abort_after_failing_ms = args.give_up_after.saturating_mul(1000);
     }
@@ -355,6 +361,10 @@ mod tests {
                 "BATCH_SIZE 0 is out of range: give 1 to 100000",
             ),
             (&["l.csv", "--rpm", "0"], "--rpm 0 is out of range"),
+            (
+                &["l.csv", "--price-input=-1", "--price-output", "1"],
+                "--price-input / --price-output: a price per million tokens",
+            ),
             (
                 &["l.csv", "--timeout", "7200"],
                 "--timeout 7200 is out of range: give 0.001 to 3600 seconds",

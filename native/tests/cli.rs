@@ -316,7 +316,7 @@ fn wrong_key_aborts_fast_and_no_key_is_written() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn malformed_answers_fail_as_answer_errors() {
+fn malformed_answers_fail_as_malformed_or_outside_the_labels() {
     let mock = Mock::start(&[
         "--latency-ms",
         "0",
@@ -336,13 +336,26 @@ fn malformed_answers_fail_as_answer_errors() {
     let files = RunFiles::in_dir(&data.out);
     let results = files.results();
     assert_each_row_once(&results, 4);
-    assert_all_failed(&results, "answer");
+    // Unreadable answers: malformed JSON, or free text that names no label.
+    for r in &results {
+        assert_eq!(r["status"], "failed", "{r}");
+        assert!(
+            r["errorKind"] == "malformed" || r["errorKind"] == "outsideLabels",
+            "{r}"
+        );
+    }
     let summary = files.summary();
     assert_eq!(summary["status"], "completed");
     assert_eq!(stat(&summary, "failed"), 4);
     let errors = summary["overallProgress"]["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 4);
-    assert!(errors.iter().all(|e| e["errorKind"] == "answer"));
+    let reasons = &summary["failureReasons"];
+    let counted =
+        reasons["malformed"].as_u64().unwrap() + reasons["outsideLabels"].as_u64().unwrap();
+    assert_eq!(counted, 4, "{reasons}");
+    let groups = summary["errorGroups"].as_array().unwrap();
+    let grouped: u64 = groups.iter().map(|g| g["count"].as_u64().unwrap()).sum();
+    assert_eq!(grouped, 4, "{groups:#?}");
 }
 
 // ---------------------------------------------------------------------------
@@ -717,6 +730,9 @@ fn help_lists_every_flag() {
         "--timeout",
         "--seed",
         "--allow-outside-data-dir",
+        "--embed-thumbnails",
+        "shadow-mode-batch-report-{run}.html",
+        "shadow-batch report",
     ] {
         assert!(done.stdout.contains(flag), "--help lacks {flag}");
     }
@@ -1112,4 +1128,142 @@ fn labels_with_control_characters_are_escaped_on_the_console() {
     let results = RunFiles::in_dir(&data.out).results();
     let row0 = results.iter().find(|r| r["row"] == 0).unwrap();
     assert_eq!(row0["label"], label, "{row0}");
+}
+
+// ---------------------------------------------------------------------------
+// An endpoint that never worked (issue 12, item 3)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_wrong_base_url_stops_the_run_early_and_marks_nothing_failed() {
+    // A port nothing listens on: every connection is refused at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let data = Data::new(300);
+    let done = run(openai(
+        &data,
+        &url,
+        "sk-dummy",
+        &[p(&data.csv), "--out-dir", p(&data.out)],
+    ));
+    done.expect_code(2);
+    assert!(
+        done.stderr.contains("could not be reached"),
+        "{}",
+        done.stderr
+    );
+    assert!(done.stderr.contains("--base-url"), "{}", done.stderr);
+    let summary = RunFiles::in_dir(&data.out).summary();
+    assert_eq!(summary["abortKind"]["kind"], "endpointUnreachable");
+    assert_eq!(stat(&summary, "failed"), 0, "every row is left for resume");
+    assert!(
+        stat(&summary, "requests") <= 20,
+        "{:#}",
+        summary["statistics"]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// HTML report (the results explorer, one self-contained file)
+// ---------------------------------------------------------------------------
+
+/// The JSON a report embeds for the explorer.
+fn report_data(path: &Path) -> Value {
+    let html = std::fs::read_to_string(path).unwrap();
+    let open = "<script type=\"application/json\" id=\"explorer-data\">";
+    let start = html.find(open).expect("embedded data") + open.len();
+    let end = html[start..].find("</script>").unwrap() + start;
+    serde_json::from_str(&html[start..end]).unwrap()
+}
+
+#[test]
+fn every_run_writes_its_html_report_and_report_writes_it_again_from_any_run_file() {
+    let data = Data::new(12);
+    let done = run(builtin(&data, &data.csv, &data.out));
+    done.expect_code(0);
+    let report = find_file(&data.out, "shadow-mode-batch-report-", ".html").expect("a report");
+    assert!(
+        done.stdout
+            .contains(&format!("Report:   {}", report.display())),
+        "{}",
+        done.stdout
+    );
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("Content-Security-Policy") && html.contains("default-src 'none'"));
+    let first = report_data(&report);
+    let files = RunFiles::in_dir(&data.out);
+    let summary = files.summary();
+    assert_eq!(first["status"], "completed");
+    assert_eq!(first["evaluation"], summary["evaluation"]);
+    assert_eq!(first["items"]["row"].as_array().unwrap().len(), 12);
+    // The report is in --out-dir, the images beside the CSV: linked relatively.
+    assert_eq!(first["thumbnails"]["base"], "../data/");
+
+    // From each of the run's files, the same report again.
+    for given in [&files.summary, &files.progress, &files.results] {
+        std::fs::remove_file(&report).unwrap();
+        let mut cmd = shadow(data.root.path());
+        cmd.args(["report", p(given), "--images-dir", p(&data.data)]);
+        let again = run(cmd);
+        again.expect_code(0);
+        assert!(again.stdout.contains(p(&report)), "{}", again.stdout);
+        assert_eq!(report_data(&report), first, "from {}", given.display());
+    }
+
+    // Without its summary (a run killed before its end): status interrupted, the
+    // evaluation computed from the results, and a note saying so.
+    std::fs::remove_file(&files.summary).unwrap();
+    let other = data.dir("elsewhere").join("r.html");
+    let mut cmd = shadow(data.root.path());
+    cmd.args(["report", p(&files.progress), "--out", p(&other)]);
+    cmd.arg("--embed-thumbnails");
+    run(cmd).expect_code(0);
+    let partial = report_data(&other);
+    assert_eq!(partial["status"], "interrupted");
+    assert_eq!(partial["evaluationSource"], "results");
+    assert_eq!(
+        partial["evaluation"]["agreements"],
+        summary["evaluation"]["agreements"]
+    );
+    assert!(partial["notes"].to_string().contains("wrote no summary"));
+    // The CSV is found through the run's config; 12 images embedded, downscaled.
+    assert_eq!(partial["thumbnails"]["base"], "../data/");
+    let embedded = partial["thumbnails"]["embedded"].as_object().unwrap();
+    assert_eq!(embedded.len(), 12);
+    assert!(embedded
+        .values()
+        .all(|u| u.as_str().unwrap().starts_with("data:image/png;base64,")));
+}
+
+#[test]
+fn report_refuses_what_is_not_a_run_file_naming_it_and_what_to_do() {
+    let data = Data::new(3);
+    let mut cmd = shadow(data.root.path());
+    cmd.args(["report", p(&data.csv)]);
+    let done = run(cmd);
+    done.expect_code(2);
+    assert!(
+        done.stderr
+            .contains("labels.csv: not a file of a shadow-batch run")
+            && done.stderr.contains("progress, summary or results file"),
+        "{}",
+        done.stderr
+    );
+    // A broken summary is named, with the way out.
+    let summary = data
+        .out
+        .join("shadow-mode-batch-2025-01-24T10-30-00-000Z.json");
+    std::fs::write(&summary, "{ not json").unwrap();
+    let mut cmd = shadow(data.root.path());
+    cmd.args(["report", p(&summary)]);
+    let done = run(cmd);
+    done.expect_code(2);
+    assert!(
+        done.stderr.contains(p(&summary))
+            && done.stderr.contains("not a shadow-batch summary file")
+            && done.stderr.contains("another file of the run"),
+        "{}",
+        done.stderr
+    );
 }

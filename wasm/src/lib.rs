@@ -382,6 +382,37 @@ pub fn percent(part: usize, whole: usize) -> String {
     shadow_core::report::percent(part, whole)
 }
 
+/// The results explorer's data (`shadow_core::explorer`), the same shape the CLI
+/// embeds in its HTML report, from whichever of a run's files the page has: the
+/// summary and progress as JSON text (or `undefined`), the results JSONL text (or
+/// `undefined`; a torn last line is ignored). `live`: the run is still going.
+/// `csvLabels`: the CSV's label set (`ShadowRun.labels()`), or `undefined`.
+#[wasm_bindgen(js_name = explorerData)]
+pub fn explorer_data(
+    summary: Option<String>,
+    progress: Option<String>,
+    results: Option<String>,
+    live: bool,
+    csv_labels: Option<Vec<String>>,
+) -> Result<JsValue, JsError> {
+    let folded = results.as_deref().map(fold_journal);
+    let data = shadow_core::explorer::build(shadow_core::explorer::ExplorerInput {
+        summary: summary.as_deref(),
+        progress: progress.as_deref(),
+        results: folded.as_ref(),
+        live,
+        csv_labels: csv_labels.as_deref(),
+    })
+    .map_err(|e| JsError::new(&e.to_string()))?;
+    to_js(&data)
+}
+
+/// The run id in the name of one of a run's files, or `undefined`.
+#[wasm_bindgen(js_name = runIdOfFileName)]
+pub fn run_id_of_file_name(name: &str) -> Option<String> {
+    shadow_core::run_files::run_id_of_file_name(name).map(str::to_owned)
+}
+
 /// The model name of the built-in mock endpoint.
 #[wasm_bindgen(js_name = mockModel)]
 pub fn mock_model() -> String {

@@ -19,13 +19,17 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use crate::config::{ConfigError, RunConfig};
+use crate::cost::Cost;
 use crate::http::{HttpResponse, TransportErrorKind};
 use crate::input::{Item, LabelSet, LabelsCsv};
 use crate::journal::{FailureKind, ItemResult, ItemStatus};
 use crate::provider::RequestTemplate;
 use crate::ratelimit::{backoff_ms, unit_hash, RateLimitHeaders};
 use crate::redact::Redactor;
-use crate::report::{display_image, OverallProgress, ProgressReport, RunStatus, Summary};
+use crate::report::{
+    display_image, group_errors, FailureReasons, OverallProgress, ProgressReport, RunStatus,
+    Summary,
+};
 use crate::time::Millis;
 
 pub use contract::{
@@ -324,6 +328,13 @@ impl Run {
             Some(Stop::Aborted(reason)) => Some(reason.clone()),
             _ => None,
         };
+        let statistics = self.tallies.statistics(elapsed);
+        let cost = Cost::of(
+            statistics.usage,
+            self.tallies.items_with_usage,
+            self.config.price,
+            self.config.provider.model(),
+        );
         Summary {
             timestamp: now.to_iso8601(),
             run_id: self.config.run_id.clone(),
@@ -340,10 +351,13 @@ impl Run {
                 failed: self.tallies.failed,
                 errors: self.tallies.errors.clone(),
             },
-            statistics: self.tallies.statistics(elapsed),
+            statistics,
             evaluation: self.tallies.eval.evaluate(&self.labels),
             all_reports: self.tallies.reports.clone(),
             config: self.config.clone(),
+            failure_reasons: FailureReasons::of(&self.tallies.errors),
+            error_groups: group_errors(&self.tallies.errors),
+            cost,
         }
     }
 
@@ -480,6 +494,7 @@ impl Run {
         if response.status != 429 {
             pacer.on_accepted(now);
         }
+        self.breaker.on_answer();
         if (200..300).contains(&response.status) {
             self.breaker.on_success(now);
         }
@@ -493,8 +508,16 @@ impl Run {
         );
         match verdict {
             Verdict::Final(ended) => {
-                if matches!(ended, Ended::Succeeded { .. }) {
-                    self.schedule.pacer.on_success();
+                match &ended {
+                    Ended::Succeeded { .. } => self.schedule.pacer.on_success(),
+                    Ended::Failed(failure) if failure.kind == FailureKind::Http => {
+                        if let Some(reason) =
+                            self.breaker.on_refusal(response.status, &failure.message)
+                        {
+                            self.stop.get_or_insert(Stop::Aborted(reason));
+                        }
+                    }
+                    Ended::Failed(_) => {}
                 }
                 self.schedule.request_made(&f, false);
                 self.finish_item(now, f.item, ended, Source::Live);
@@ -533,6 +556,11 @@ impl Run {
         message: String,
     ) {
         let failure = Failure::transport(kind, message, now.since(f.sent_at));
+        if kind == TransportErrorKind::Connect {
+            if let Some(reason) = self.breaker.on_connect_failure(&failure.message) {
+                self.stop.get_or_insert(Stop::Aborted(reason));
+            }
+        }
         self.note_failing(now, &failure.message);
         self.retry_or_fail(now, f, failure, None, false);
     }
@@ -700,5 +728,72 @@ mod tests {
         };
         assert_eq!(done.attempts, 0);
         assert_eq!(run.counts().failed, 1);
+    }
+
+    /// Found by the `journal` fuzz target: token counts restored from a journal,
+    /// or reported by the endpoint, were summed with `+`, which overflowed (a
+    /// panic in debug builds, a wrapped total in release ones).
+    #[test]
+    fn token_usage_totals_saturate_instead_of_overflowing() {
+        let csv = parse_labels_csv(
+            "image,label\na.png,cat\nb.png,cat\nc.png,cat\n",
+            &ColumnNames::default(),
+        )
+        .unwrap();
+        let mut run = Run::new(RunConfig::default(), csv, Millis(0)).unwrap();
+        let huge = crate::journal::Usage {
+            prompt_tokens: u64::MAX,
+            completion_tokens: u64::MAX - 1,
+            total_tokens: u64::MAX,
+        };
+        let restored = ["a.png", "b.png"]
+            .iter()
+            .enumerate()
+            .map(|(row, image)| ItemResult {
+                row,
+                line: row as u64 + 2,
+                id: None,
+                image: (*image).into(),
+                label: "cat".into(),
+                prediction: Some("cat".into()),
+                agreement: Some(true),
+                status: ItemStatus::Success,
+                attempts: 1,
+                latency_ms: Some(1),
+                error: None,
+                error_kind: None,
+                http_status: Some(200),
+                usage: Some(huge),
+                finished_at: Millis(0),
+            });
+        assert_eq!(run.restore(restored), Ok(2));
+        let Some(Output::Send(order)) = run.poll(Millis(0)) else {
+            panic!("the last row is sent")
+        };
+        let body = r#"{"choices":[{"message":{"content":"cat"}}],"usage":{"prompt_tokens":18446744073709551615,"completion_tokens":7,"total_tokens":18446744073709551615}}"#;
+        let response = HttpResponse {
+            status: 200,
+            headers: vec![],
+            body: body.into(),
+        };
+        run.handle(
+            Millis(1),
+            Input::Response {
+                ticket: order.ticket,
+                response,
+            },
+        )
+        .unwrap();
+        while run.poll(Millis(1)).is_some() {}
+        assert!(run.is_finished());
+        let usage = run.summary(Millis(1)).statistics.usage;
+        assert_eq!(
+            (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.total_tokens
+            ),
+            (u64::MAX, u64::MAX, u64::MAX)
+        );
     }
 }

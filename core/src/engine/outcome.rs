@@ -5,7 +5,7 @@
 use crate::http::{HttpResponse, TransportErrorKind};
 use crate::input::LabelSet;
 use crate::journal::{FailureKind, Usage};
-use crate::provider::Provider;
+use crate::provider::{AnswerError, Provider};
 use crate::ratelimit::{classify_status, describe_status, RateLimitHeaders, StatusVerdict};
 
 use super::stop::AbortReason;
@@ -101,7 +101,13 @@ pub(super) fn judge_response(
                 status,
             },
             Err(e) => Ended::Failed(Failure {
-                kind: FailureKind::Answer,
+                kind: match &e {
+                    AnswerError::Refusal(_) => FailureKind::Refused,
+                    AnswerError::OutsideLabelSet { .. } => FailureKind::OutsideLabels,
+                    AnswerError::Malformed { .. } => FailureKind::Malformed,
+                    // An error where an answer should be: the endpoint's fault.
+                    _ => FailureKind::Http,
+                },
                 message: e.to_string(),
                 status: Some(status),
                 latency_ms: Some(latency_ms),

@@ -41,6 +41,25 @@ pub enum AbortReason {
         /// The endpoint's own message, when it gave one.
         detail: Option<String>,
     },
+    /// Nothing has ever answered: the first `attempts` attempts all failed to
+    /// connect (refused, DNS, TLS). The URL is wrong or the server is not up.
+    EndpointUnreachable {
+        /// Attempts that failed to connect.
+        attempts: u32,
+        /// The last failure.
+        last_error: String,
+    },
+    /// Nothing has ever succeeded, and the first `attempts` answers were all the
+    /// same HTTP error that retrying does not cure: the URL, the model or the
+    /// request shape is wrong for this endpoint.
+    EndpointRefuses {
+        /// The HTTP status every answer had.
+        status: u16,
+        /// Answers with it.
+        attempts: u32,
+        /// The last answer's error.
+        detail: String,
+    },
     /// No request had a 2xx answer for `for_ms` while `attempts` attempts in a row
     /// failed: the endpoint is down, hangs, or rate-limits without end.
     EndpointFailing {
@@ -75,6 +94,21 @@ impl fmt::Display for AbortReason {
                 }
                 write!(f, " (HTTP 404 model_not_found){}", detail(d))
             }
+            AbortReason::EndpointUnreachable {
+                attempts,
+                last_error,
+            } => write!(
+                f,
+                "the endpoint could not be reached: the first {attempts} attempts all failed to connect (the last: {last_error})"
+            ),
+            AbortReason::EndpointRefuses {
+                status,
+                attempts,
+                detail,
+            } => write!(
+                f,
+                "the endpoint answered the first {attempts} requests all with HTTP {status} and nothing has succeeded (the last: {detail}); the URL, model or request shape looks wrong for it"
+            ),
             AbortReason::EndpointFailing {
                 for_ms,
                 attempts,
@@ -97,27 +131,85 @@ pub(super) enum Stop {
     Aborted(AbortReason),
 }
 
-/// The failed attempts since the last 2xx answer (or the start).
+/// The failed attempts since the last 2xx answer (or the start), and what the
+/// start of a run says about an endpoint that never worked.
 #[derive(Clone, Debug)]
 pub(super) struct Breaker {
     last_good: Millis,
     failing_streak: u32,
+    /// Some answer (any status) has come back: the endpoint can be reached.
+    reached: bool,
+    /// Some answer was a 2xx.
+    ever_succeeded: bool,
+    /// Attempts that failed to connect before anything was reached.
+    unreachable_attempts: u32,
+    /// Before any success: the status of the non-retryable errors seen, and how many
+    /// in a row had it.
+    refusals: Option<(u16, u32)>,
 }
 
 /// Fewer failures in a row than this never stop a run, however long they took.
 const MIN_FAILING_STREAK: u32 = 20;
+/// Connection failures, with nothing ever reached, that stop a run as unreachable:
+/// a little more than the first wave at the default concurrency.
+const UNREACHABLE_ATTEMPTS: u32 = 10;
+/// The same non-retryable HTTP error, with nothing ever succeeded, that stops a run.
+const REFUSALS_IN_A_ROW: u32 = 5;
 
 impl Breaker {
     pub(super) fn new(now: Millis) -> Breaker {
         Breaker {
             last_good: now,
             failing_streak: 0,
+            reached: false,
+            ever_succeeded: false,
+            unreachable_attempts: 0,
+            refusals: None,
         }
     }
 
     pub(super) fn on_success(&mut self, now: Millis) {
         self.last_good = now;
         self.failing_streak = 0;
+        self.ever_succeeded = true;
+    }
+
+    /// An answer came back, whatever its status.
+    pub(super) fn on_answer(&mut self) {
+        self.reached = true;
+    }
+
+    /// An attempt could not connect. Says to abort when nothing was ever reached
+    /// and enough attempts failed this way.
+    pub(super) fn on_connect_failure(&mut self, error: &str) -> Option<AbortReason> {
+        if self.reached {
+            return None;
+        }
+        self.unreachable_attempts += 1;
+        (self.unreachable_attempts >= UNREACHABLE_ATTEMPTS).then(|| {
+            AbortReason::EndpointUnreachable {
+                attempts: self.unreachable_attempts,
+                last_error: error.to_string(),
+            }
+        })
+    }
+
+    /// An answer failed its item with an HTTP error retrying does not cure. Says to
+    /// abort when nothing has ever succeeded and the last answers all had `status`.
+    pub(super) fn on_refusal(&mut self, status: u16, error: &str) -> Option<AbortReason> {
+        if self.ever_succeeded {
+            return None;
+        }
+        let count = match self.refusals {
+            Some((same, n)) if same == status => n + 1,
+            _ => 1,
+        };
+        self.refusals = Some((status, count));
+        (count >= REFUSALS_IN_A_ROW).then(|| AbortReason::EndpointRefuses {
+            status,
+            attempts: count,
+            detail: error.to_string(),
+        })
     }
 
     /// Counts a retryable failure; says to abort when nothing has succeeded for

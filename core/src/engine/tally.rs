@@ -2,7 +2,7 @@
 //! list, latencies, token usage, the evaluation, and the batch reports built from
 //! them in batch order.
 
-use crate::eval::Tally;
+use crate::eval::{wilson_interval, Tally};
 use crate::input::Item;
 use crate::journal::Usage;
 use crate::report::{display_image, percent, BatchReport, ErrorEntry, LatencySummary, Statistics};
@@ -48,6 +48,8 @@ pub(super) struct Tallies {
     batch_size: usize,
     items: usize,
     batches: Vec<BatchTally>,
+    /// Latencies of each batch not yet reported (freed when it is).
+    batch_latencies: Vec<Vec<u32>>,
     pub(super) reports: Vec<BatchReport>,
     pub(super) successful: usize,
     pub(super) failed: usize,
@@ -58,9 +60,22 @@ pub(super) struct Tallies {
     pub(super) retries: u64,
     pub(super) rate_limit_hits: u64,
     usage: Usage,
+    /// Items whose answer reported token usage.
+    pub(super) items_with_usage: usize,
     latencies: Vec<u32>,
     pub(super) errors: Vec<ErrorEntry>,
     pub(super) eval: Tally,
+}
+
+/// The nearest-rank `p`th percentile of sorted `values`.
+fn percentile(sorted: &[u32], p: usize) -> Option<u64> {
+    sorted
+        .get((sorted.len() * p).div_ceil(100).saturating_sub(1))
+        .map(|v| u64::from(*v))
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
 }
 
 fn clamp_ms(ms: u64) -> u32 {
@@ -79,6 +94,7 @@ impl Tallies {
                     ..BatchTally::default()
                 })
                 .collect(),
+            batch_latencies: vec![Vec::new(); batch_count],
             reports: Vec::with_capacity(batch_count),
             successful: 0,
             failed: 0,
@@ -89,6 +105,7 @@ impl Tallies {
             retries: 0,
             rate_limit_hits: 0,
             usage: Usage::default(),
+            items_with_usage: 0,
             latencies: Vec::new(),
             errors: Vec::new(),
             eval: Tally::new(labels),
@@ -149,11 +166,16 @@ impl Tallies {
                     self.eval.record(label, predicted);
                 }
                 if let Some(u) = usage {
-                    self.usage.prompt_tokens += u.prompt_tokens;
-                    self.usage.completion_tokens += u.completion_tokens;
-                    self.usage.total_tokens += u.total_tokens;
+                    self.items_with_usage += 1;
+                    // The counts come from the endpoint or a journal: any u64.
+                    let sum = &mut self.usage;
+                    sum.prompt_tokens = sum.prompt_tokens.saturating_add(u.prompt_tokens);
+                    sum.completion_tokens =
+                        sum.completion_tokens.saturating_add(u.completion_tokens);
+                    sum.total_tokens = sum.total_tokens.saturating_add(u.total_tokens);
                 }
                 self.latencies.push(clamp_ms(latency_ms));
+                self.batch_latencies[row / self.batch_size].push(clamp_ms(latency_ms));
                 ItemDone {
                     row,
                     prediction: Some(predicted),
@@ -170,6 +192,7 @@ impl Tallies {
                 batch.failed += 1;
                 if let Some(l) = failure.latency_ms.filter(|_| failure.status.is_some()) {
                     self.latencies.push(clamp_ms(l));
+                    self.batch_latencies[row / self.batch_size].push(clamp_ms(l));
                 }
                 self.errors.push(ErrorEntry {
                     row,
@@ -212,10 +235,10 @@ impl Tallies {
         }
         let start = b * self.batch_size;
         let end = (start + self.batch_size).min(self.items) - 1;
-        let (prev_ok, prev_failed, prev_agreed) = self
-            .reports
-            .last()
-            .map_or((0, 0, 0), |r| (r.successful, r.failed, r.agreements));
+        let (prev_ok, prev_failed, prev_agreed, prev_elapsed) =
+            self.reports.last().map_or((0, 0, 0, 0), |r| {
+                (r.successful, r.failed, r.agreements, r.elapsed_ms)
+            });
         let successful = prev_ok + tally.successful as usize;
         let failed = prev_failed + tally.failed as usize;
         let processed = successful + failed;
@@ -241,20 +264,52 @@ impl Tallies {
             retries: u64::from(tally.retries),
             rate_limit_hits: u64::from(tally.rate_limit_hits),
             resumed: tally.restored as usize == end + 1 - start,
+            batch_agreement_rate: None,
+            batch_agreement_interval: None,
+            drift: false,
+            latency_p50_ms: None,
+            latency_p95_ms: None,
+            throughput_per_sec: None,
         };
+        let report = self.with_batch_statistics(report, tally, prev_elapsed);
         self.reports.push(report.clone());
         Some(report)
+    }
+
+    /// Adds what describes this batch alone: its agreement and whether it drifts
+    /// from the run's, its latencies, its throughput.
+    fn with_batch_statistics(
+        &mut self,
+        mut report: BatchReport,
+        tally: BatchTally,
+        prev_elapsed: u64,
+    ) -> BatchReport {
+        let b = report.batch_number - 1;
+        let compared = u64::from(tally.successful);
+        report.batch_agreement_rate =
+            (compared > 0).then(|| round4(f64::from(tally.agreements) / compared as f64));
+        report.batch_agreement_interval = wilson_interval(u64::from(tally.agreements), compared);
+        let run = wilson_interval(report.agreements as u64, report.successful as u64);
+        report.drift = match (report.batch_agreement_rate, run) {
+            (Some(rate), Some(run)) => run.excludes(rate),
+            _ => false,
+        };
+        let mut latencies = std::mem::take(&mut self.batch_latencies[b]);
+        latencies.sort_unstable();
+        report.latency_p50_ms = percentile(&latencies, 50);
+        report.latency_p95_ms = percentile(&latencies, 95);
+        let live = report.batch_size - tally.restored as usize;
+        let spent_ms = report.elapsed_ms.saturating_sub(prev_elapsed);
+        report.throughput_per_sec = (live > 0 && spent_ms > 0)
+            .then(|| (live as f64 * 1000.0 / spent_ms as f64 * 100.0).round() / 100.0);
+        report
     }
 
     pub(super) fn statistics(&self, elapsed: u64) -> Statistics {
         let processed = self.final_count();
         let mut latencies = self.latencies.clone();
         latencies.sort_unstable();
-        let pct = |p: usize| {
-            latencies
-                .get((latencies.len() * p).div_ceil(100).saturating_sub(1))
-                .map_or(0, |v| u64::from(*v))
-        };
+        let pct = |p: usize| percentile(&latencies, p).unwrap_or(0);
         Statistics {
             total: self.items,
             processed,

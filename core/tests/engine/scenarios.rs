@@ -255,14 +255,30 @@ fn bad_answers_fail_the_item_without_retry() {
     })
     .finish();
     check_consistency(&log, 4);
-    for row in 0..3 {
+    let kinds = [
+        FailureKind::Malformed,
+        FailureKind::Refused,
+        FailureKind::OutsideLabels,
+    ];
+    for (row, kind) in kinds.into_iter().enumerate() {
         let d = log.done.iter().find(|d| d.row == row).unwrap();
         assert_eq!(
             (d.status, d.error_kind, d.attempts),
-            (ItemStatus::Failed, Some(FailureKind::Answer), 1),
+            (ItemStatus::Failed, Some(kind), 1),
             "row {row}"
         );
     }
+    let summary = log.summary.as_ref().unwrap();
+    let reasons = summary.failure_reasons;
+    assert_eq!(
+        (
+            reasons.malformed,
+            reasons.refused,
+            reasons.outside_labels,
+            reasons.http
+        ),
+        (1, 1, 1, 0)
+    );
     let zebra = log.done.iter().find(|d| d.row == 2).unwrap();
     assert!(zebra.error.as_ref().unwrap().contains("zebra"));
 }
@@ -910,7 +926,8 @@ fn an_endpoint_that_only_fails_stops_the_run_after_a_while() {
 
 #[test]
 fn one_good_answer_resets_the_breaker() {
-    // Connections refused for 11 minutes, except one success at minute 6.
+    // After a first success (an endpoint that never worked stops early instead),
+    // connections refused for 11 minutes, except one success at minute 6.
     let config = RunConfig {
         concurrency: 1,
         max_retries: 100,
@@ -919,7 +936,7 @@ fn one_good_answer_resets_the_breaker() {
     };
     let log = Sim::new(config, csv_of(3, LABELS), |item, _, now| {
         let t = now.since(T0);
-        if (360_000..365_000).contains(&t) || t > 660_000 {
+        if t == 0 || (360_000..365_000).contains(&t) || t > 660_000 {
             (10, ok(&item.label))
         } else {
             (10, Reply::Transport(TransportErrorKind::Connect))
@@ -1108,4 +1125,143 @@ fn an_image_waiting_for_its_retry_starts_again_from_attempt_1_on_resume() {
     assert_eq!(second.done.len(), 1);
     assert_eq!(second.done[0].row, 1);
     assert_eq!(second.done[0].attempts, max_retries + 1);
+}
+
+/// Issue 11: each batch report describes the batch alone (agreement with its
+/// interval, latency, throughput) and flags a batch whose agreement falls outside
+/// the run's interval.
+#[test]
+fn a_batch_that_agrees_less_than_the_run_is_flagged_as_drift() {
+    let config = RunConfig {
+        batch_size: 20,
+        concurrency: 4,
+        ..config()
+    };
+    // Rows 80..100 (batch 5) are answered wrong; batch 3 is slower.
+    let log = Sim::new(config, csv_of(100, LABELS), |item, _, _| {
+        let latency = if (40..60).contains(&item.row) {
+            300
+        } else {
+            100
+        };
+        if item.row >= 80 {
+            let wrong = LABELS.iter().find(|l| **l != &*item.label).unwrap();
+            (latency, ok(wrong))
+        } else {
+            (latency, ok(&item.label))
+        }
+    })
+    .finish();
+    check_consistency(&log, 100);
+    let drift: Vec<bool> = log.reports.iter().map(|r| r.drift).collect();
+    assert_eq!(drift, [false, false, false, false, true]);
+    let last = &log.reports[4];
+    assert_eq!(last.batch_agreement_rate, Some(0.0));
+    let band = last.batch_agreement_interval.unwrap();
+    assert!(band.low == 0.0 && band.high < 0.2, "{band:?}");
+    assert_eq!(log.reports[0].batch_agreement_rate, Some(1.0));
+    assert_eq!(
+        log.reports
+            .iter()
+            .map(|r| r.latency_p50_ms)
+            .collect::<Vec<_>>(),
+        [Some(100), Some(100), Some(300), Some(100), Some(100)]
+    );
+    // Four in flight at 100 ms: about 40 images a second; a third of that at 300 ms.
+    let throughput: Vec<f64> = log
+        .reports
+        .iter()
+        .map(|r| r.throughput_per_sec.unwrap())
+        .collect();
+    assert!((35.0..=45.0).contains(&throughput[0]), "{throughput:?}");
+    assert!(throughput[2] < throughput[0] / 2.0, "{throughput:?}");
+    let console = last.to_console();
+    assert!(console.contains("DRIFT"), "{console}");
+    assert!(!log.reports[0].to_console().contains("DRIFT"));
+}
+
+/// Issue 12 item 3: an endpoint that was never reached stops the run after a few
+/// attempts (it used to fail every row after every retry); one that refuses every
+/// request with the same configuration error stops after five.
+#[test]
+fn an_endpoint_that_never_worked_stops_the_run_early() {
+    use shadow_core::engine::AbortReason;
+    use shadow_core::http::TransportErrorKind;
+    let config = RunConfig {
+        concurrency: 8,
+        ..config()
+    };
+    let log = Sim::new(config.clone(), csv_of(300, LABELS), |_, _, _| {
+        (
+            1,
+            Reply::TransportSaying(TransportErrorKind::Connect, "connection refused".into()),
+        )
+    })
+    .finish();
+    let s = log.summary.unwrap();
+    assert_eq!(s.status, RunStatus::Aborted);
+    assert!(
+        matches!(s.abort_kind, Some(AbortReason::EndpointUnreachable { attempts, .. }) if attempts <= 20),
+        "{:?}",
+        s.abort_kind
+    );
+    assert!(log.sends.len() <= 20, "{} requests", log.sends.len());
+    assert_eq!(
+        s.statistics.failed, 0,
+        "nothing is marked failed: all of it resumes"
+    );
+    assert!(s.abort_reason.unwrap().contains("could not be reached"));
+
+    let log = Sim::new(config.clone(), csv_of(300, LABELS), |_, _, _| {
+        (
+            1,
+            Reply::Status(404, vec![], r#"{"error":{"message":"Not found"}}"#.into()),
+        )
+    })
+    .finish();
+    let s = log.summary.unwrap();
+    assert!(
+        matches!(
+            s.abort_kind,
+            Some(AbortReason::EndpointRefuses {
+                status: 404,
+                attempts: 5,
+                ..
+            })
+        ),
+        "{:?}",
+        s.abort_kind
+    );
+    assert!(s.statistics.failed <= 12, "{} failed", s.statistics.failed);
+}
+
+/// An endpoint that worked and then cannot be reached keeps the give-up-after
+/// behaviour: it is not taken for a wrong URL.
+#[test]
+fn an_endpoint_that_worked_then_fails_to_connect_waits_for_give_up_after() {
+    use shadow_core::engine::AbortReason;
+    use shadow_core::http::TransportErrorKind;
+    let config = RunConfig {
+        concurrency: 4,
+        max_retries: 10,
+        abort_after_failing_ms: 60_000,
+        ..config()
+    };
+    let log = Sim::new(config, csv_of(200, LABELS), |item, _, _| {
+        if item.row < 10 {
+            (10, ok(&item.label))
+        } else {
+            (
+                10,
+                Reply::TransportSaying(TransportErrorKind::Connect, "connection refused".into()),
+            )
+        }
+    })
+    .finish();
+    let s = log.summary.unwrap();
+    assert!(
+        matches!(s.abort_kind, Some(AbortReason::EndpointFailing { for_ms, .. }) if for_ms >= 60_000),
+        "{:?}",
+        s.abort_kind
+    );
 }

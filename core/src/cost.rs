@@ -1,0 +1,206 @@
+//! What a run cost: tokens per image and, when a price is known, money.
+//!
+//! A price comes from the user (the run's `price`), else from a small table of
+//! well-known models whose list prices were checked on [`PRICES_CHECKED`]; a
+//! model in neither gets no money figure, never a guess.
+
+use serde::{Deserialize, Serialize};
+
+use crate::journal::Usage;
+
+/// US dollars per million tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Price {
+    /// Per million prompt (input) tokens, image tokens included.
+    pub input_per_million: f64,
+    /// Per million completion (output) tokens.
+    pub output_per_million: f64,
+}
+
+impl Price {
+    /// Whether both figures are finite and between 0 and 10,000.
+    pub fn is_valid(&self) -> bool {
+        [self.input_per_million, self.output_per_million]
+            .iter()
+            .all(|p| p.is_finite() && (0.0..=10_000.0).contains(p))
+    }
+}
+
+/// When the table's prices were checked.
+pub const PRICES_CHECKED: &str = "2026-12-01";
+
+/// Standard (not batch, not cached) list prices of a few OpenAI models, USD per
+/// million tokens, as OpenAI's pricing page gave them according to two copies of
+/// it dated March and May 2026 (this machine cannot reach the page itself).
+/// Dated snapshots (`gpt-4o-mini-2024-07-18`) take their family's price.
+const KNOWN_PRICES: [(&str, f64, f64); 9] = [
+    ("gpt-4o-mini", 0.15, 0.60),
+    ("gpt-4o", 2.50, 10.00),
+    ("gpt-4.1-nano", 0.10, 0.40),
+    ("gpt-4.1-mini", 0.40, 1.60),
+    ("gpt-4.1", 2.00, 8.00),
+    ("gpt-5-nano", 0.05, 0.40),
+    ("gpt-5-mini", 0.25, 2.00),
+    ("gpt-5", 1.25, 10.00),
+    ("o4-mini", 1.10, 4.40),
+];
+
+/// The table's price of `model`: the longest known name it starts with, followed by
+/// nothing or a `-` (so `gpt-4o-mini-2024-07-18` is `gpt-4o-mini`, not `gpt-4o`).
+pub fn list_price(model: &str) -> Option<Price> {
+    KNOWN_PRICES
+        .iter()
+        .filter(|(name, ..)| {
+            model
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+        })
+        .max_by_key(|(name, ..)| name.len())
+        .map(|&(_, input, output)| Price {
+            input_per_million: input,
+            output_per_million: output,
+        })
+}
+
+/// Where the price of a cost figure came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "source")]
+pub enum PriceSource {
+    /// Given with the run's settings.
+    Given,
+    /// The built-in table of list prices, checked on `checked`.
+    ListPrice {
+        /// The model the price is for.
+        model: String,
+        /// When the table was checked.
+        checked: String,
+    },
+}
+
+/// The price a cost figure used.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PriceUsed {
+    /// The price.
+    #[serde(flatten)]
+    pub price: Price,
+    /// Where it came from.
+    #[serde(flatten)]
+    pub source: PriceSource,
+}
+
+/// What the run's answered items cost.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cost {
+    /// Items whose answer reported its token usage.
+    pub items_with_usage: usize,
+    /// Mean tokens (prompt + completion) per such item.
+    pub tokens_per_image: Option<f64>,
+    /// The price used; null when none is known for the model.
+    pub price: Option<PriceUsed>,
+    /// US dollars for the tokens counted, at `price`.
+    pub amount_usd: Option<f64>,
+    /// `amountUsd` per item with usage.
+    pub usd_per_image: Option<f64>,
+}
+
+impl Cost {
+    /// The cost of `usage` over `items` answered items, at the `given` price or else
+    /// the list price of `model`.
+    pub fn of(usage: Usage, items: usize, given: Option<Price>, model: Option<&str>) -> Cost {
+        let price = match (given, model.and_then(|m| list_price(m).map(|p| (m, p)))) {
+            (Some(price), _) => Some(PriceUsed {
+                price,
+                source: PriceSource::Given,
+            }),
+            (None, Some((model, price))) => Some(PriceUsed {
+                price,
+                source: PriceSource::ListPrice {
+                    model: model.to_owned(),
+                    checked: PRICES_CHECKED.to_owned(),
+                },
+            }),
+            (None, None) => None,
+        };
+        let amount = price.as_ref().map(|p| {
+            (usage.prompt_tokens as f64 * p.price.input_per_million
+                + usage.completion_tokens as f64 * p.price.output_per_million)
+                / 1e6
+        });
+        let per_item = |x: f64| (items > 0).then(|| x / items as f64);
+        Cost {
+            items_with_usage: items,
+            tokens_per_image: per_item(usage.total_tokens as f64)
+                .map(|t| (t * 10.0).round() / 10.0),
+            price,
+            amount_usd: amount.map(round_usd),
+            usd_per_image: amount.and_then(per_item).map(round_usd),
+        }
+    }
+}
+
+/// Rounded to a millionth of a dollar: enough for a per-image figure.
+fn round_usd(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(prompt: u64, completion: u64) -> Usage {
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: prompt + completion,
+        }
+    }
+
+    #[test]
+    fn dated_snapshots_take_their_familys_price_and_unknown_models_none() {
+        let mini = list_price("gpt-4o-mini-2024-07-18").unwrap();
+        assert_eq!(
+            (mini.input_per_million, mini.output_per_million),
+            (0.15, 0.60)
+        );
+        assert_eq!(list_price("gpt-4o").unwrap().input_per_million, 2.50);
+        assert_eq!(list_price("gpt-4.1-mini").unwrap().input_per_million, 0.40);
+        assert_eq!(list_price("gpt-4oops"), None);
+        assert_eq!(list_price("shadow-mock-1"), None);
+        assert_eq!(list_price(""), None);
+    }
+
+    #[test]
+    fn cost_uses_the_given_price_then_the_list_price_and_never_guesses() {
+        // 300 images at 1000 prompt + 5 completion tokens.
+        let used = usage(300_000, 1_500);
+        let listed = Cost::of(used, 300, None, Some("gpt-4o-mini"));
+        // 0.3 M x $0.15 + 0.0015 M x $0.60 = $0.045 + $0.0009.
+        assert_eq!(listed.amount_usd, Some(0.0459));
+        assert_eq!(listed.usd_per_image, Some(0.000153));
+        assert_eq!(listed.tokens_per_image, Some(1005.0));
+        let source = &listed.price.as_ref().unwrap().source;
+        assert!(
+            matches!(source, PriceSource::ListPrice { checked, .. } if checked == PRICES_CHECKED)
+        );
+        let given = Price {
+            input_per_million: 1.0,
+            output_per_million: 2.0,
+        };
+        let paid = Cost::of(used, 300, Some(given), Some("gpt-4o-mini"));
+        assert_eq!(paid.amount_usd, Some(0.303));
+        assert_eq!(paid.price.unwrap().source, PriceSource::Given);
+        let unknown = Cost::of(used, 300, None, Some("my-model"));
+        assert_eq!((unknown.price, unknown.amount_usd), (None, None));
+        assert_eq!(unknown.tokens_per_image, Some(1005.0));
+        let json = serde_json::to_value(&listed).unwrap();
+        assert_eq!(json["price"]["source"], "listPrice");
+        assert_eq!(json["price"]["inputPerMillion"], 0.15);
+        assert_eq!(
+            Cost::of(Usage::default(), 0, None, None).tokens_per_image,
+            None
+        );
+    }
+}

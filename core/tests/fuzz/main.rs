@@ -1,0 +1,46 @@
+//! Fuzz targets for every parser that reads outside input: the labels CSV, each
+//! provider's answer parser (and error bodies), the rate-limit headers, the results
+//! journal fold (with the resume that follows it) and the saved run a resume reads;
+//! and the engine fed any endpoint behaviour (`responses`).
+//!
+//! Property-based (proptest), so they run on the stable toolchain with the rest of
+//! the tests: `cargo test -p shadow-core --test fuzz`. Each target draws its input
+//! three ways: arbitrary bytes, a structure-aware generator (CSV with quotes, BOMs
+//! and CRLFs; JSON near the provider shapes; header values near real ones), and a
+//! seed file of `tests/fuzz-corpus/<target>/` mutated byte-wise (flips, inserts,
+//! deletes, duplicated runs, dictionary tokens, splices with another seed). Every
+//! seed also runs as it is. The properties: no panic; every input is parsed or
+//! rejected with a typed error; what comes out is bounded by what went in (rows by
+//! lines, error texts by a constant or the input's length).
+//!
+//! Case counts are sized for CI (the whole binary in well under a minute in a debug
+//! build) and the seed is fixed, so the suite is deterministic. `PROPTEST_CASES`
+//! and `PROPTEST_RNG_SEED` override both: `scripts/fuzz.sh` runs long, with fresh
+//! seeds. A failure is shrunk, printed, and its seed saved under
+//! `tests/proptest-regressions/`, where it runs first from then on.
+
+mod answers;
+mod corpus;
+mod csv;
+mod journal;
+mod ratelimit;
+mod responses;
+mod saved_run;
+
+use proptest::test_runner::{Config, RngSeed};
+
+/// The seed of CI runs; `PROPTEST_RNG_SEED` replaces it.
+const CI_SEED: u64 = 0x5EED_F022;
+
+/// The proptest settings of a target: `ci_cases` cases and a fixed seed, unless
+/// the environment says otherwise.
+pub fn config(ci_cases: u32) -> Config {
+    let mut config = Config::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = ci_cases;
+    }
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        config.rng_seed = RngSeed::Fixed(CI_SEED);
+    }
+    config
+}

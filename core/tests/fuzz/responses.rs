@@ -1,0 +1,176 @@
+//! Target `responses`: whatever an endpoint answers, through the engine. The
+//! answer parsers and the header parser are fuzzed on their own in `answers` and
+//! `ratelimit`; here any status, headers and body go through everything that
+//! reads them in a run: the status policy and the error-body reader of non-2xx
+//! answers, the provider's parser of 2xx ones, the rate-limit headers and what
+//! pacing and retries make of them. A run must end, every row once, and the
+//! texts it reports must stay bounded, whatever the endpoint says.
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+use shadow_core::http::{HttpResponse, TransportErrorKind};
+use shadow_core::input::{parse_labels_csv, ColumnNames, LabelSet};
+use shadow_core::report::RunStatus;
+use shadow_core::{Input, Millis, Output, Run, RunConfig};
+
+use crate::answers::{error_body, openai_body, MAX_ERROR_BYTES};
+use crate::corpus::{self, Bytes};
+use crate::ratelimit;
+
+const NOW: Millis = Millis(1_737_714_600_000);
+
+/// What the endpoint does with one request.
+#[derive(Clone, Debug)]
+enum Reply {
+    Answer(HttpResponse),
+    Transport(TransportErrorKind),
+}
+
+fn status() -> impl Strategy<Value = u16> {
+    prop_oneof![
+        6 => Just(200u16),
+        2 => Just(429u16),
+        3 => prop::sample::select(vec![400u16, 401, 403, 404, 408, 409, 413, 422, 429, 500, 502, 503]),
+        1 => any::<u16>(),
+    ]
+}
+
+fn body() -> impl Strategy<Value = String> {
+    let labels = LabelSet::from_labels(["cat", "dog"]);
+    prop_oneof![
+        4 => openai_body(labels).prop_map(|(body, _)| body),
+        2 => error_body().prop_map(|(body, _)| body.to_string()),
+        2 => corpus::mutated("answers").prop_map(|b| b.text()),
+        1 => corpus::noise().prop_map(|b: Bytes| b.text()),
+    ]
+}
+
+fn reply() -> impl Strategy<Value = Reply> {
+    let headers = vec((ratelimit::name(), ratelimit::value()), 0..4);
+    prop_oneof![
+        8 => (status(), headers, body()).prop_map(|(status, headers, body)| {
+            Reply::Answer(HttpResponse { status, headers, body })
+        }),
+        1 => prop::sample::select(vec![
+            TransportErrorKind::Timeout,
+            TransportErrorKind::Connect,
+            TransportErrorKind::Reset,
+            TransportErrorKind::Body,
+        ])
+        .prop_map(Reply::Transport),
+    ]
+}
+
+/// Small settings, so that runs end in a few steps: few retries, short backoff.
+fn config() -> impl Strategy<Value = RunConfig> {
+    (
+        1usize..4,
+        0u32..3,
+        0u32..4,
+        1usize..4,
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(batch_size, max_retries, max_rate_limit_retries, concurrency, adaptive, seed)| {
+                RunConfig {
+                    run_id: "fuzz".into(),
+                    batch_size,
+                    max_retries,
+                    max_rate_limit_retries,
+                    concurrency,
+                    adaptive_concurrency: adaptive,
+                    backoff_initial_ms: 10,
+                    backoff_max_ms: 1_000,
+                    seed,
+                    ..RunConfig::default()
+                }
+            },
+        )
+}
+
+fn check(config: RunConfig, rows: usize, replies: &[Reply]) -> Result<(), TestCaseError> {
+    let mut text = String::from("image,label\n");
+    for i in 0..rows {
+        text.push_str(&format!(
+            "https://x.test/{i}.png,{}\n",
+            ["cat", "dog"][i % 2]
+        ));
+    }
+    let csv = parse_labels_csv(&text, &ColumnNames::default()).unwrap();
+    let mut run = Run::new(config, csv, NOW).unwrap();
+    let mut now = NOW;
+    let mut sent = 0;
+    let mut done = vec![0u32; rows];
+    let mut pending = Vec::new();
+    for _ in 0..10_000 {
+        while let Some(output) = run.poll(now) {
+            match output {
+                Output::Send(order) => pending.push(order),
+                Output::ItemDone(d) => {
+                    done[d.row] += 1;
+                    let line = run.result(&d).to_json_line();
+                    if let Some((_, message)) = &d.failure {
+                        prop_assert!(message.len() <= MAX_ERROR_BYTES + 64, "{}", message);
+                    }
+                    prop_assert!(line.len() <= 2 * MAX_ERROR_BYTES, "{}", line);
+                }
+                Output::BatchReport { .. } => {
+                    serde_json::to_string(&run.progress(now)).unwrap();
+                }
+                Output::Finished { summary } => {
+                    prop_assert!(done.iter().all(|&n| n <= 1), "{:?}", done);
+                    let s = &summary.statistics;
+                    prop_assert_eq!(s.successful + s.failed, done.iter().sum::<u32>() as usize);
+                    match summary.status {
+                        RunStatus::Completed => prop_assert!(done.iter().all(|&n| n == 1)),
+                        RunStatus::Aborted => {
+                            let reason = summary.abort_reason.as_deref().unwrap_or("");
+                            prop_assert!(!reason.is_empty());
+                            prop_assert!(reason.len() <= MAX_ERROR_BYTES, "{}", reason);
+                        }
+                        other => prop_assert!(false, "status {:?}", other),
+                    }
+                    summary.to_console(20);
+                    serde_json::to_string(&summary).unwrap();
+                    return Ok(());
+                }
+            }
+        }
+        if let Some(order) = pending.pop() {
+            now = now.plus(5);
+            let input = match &replies[sent % replies.len()] {
+                Reply::Answer(response) => Input::Response {
+                    ticket: order.ticket,
+                    response: response.clone(),
+                },
+                Reply::Transport(kind) => Input::TransportFailed {
+                    ticket: order.ticket,
+                    kind: *kind,
+                    message: "fuzz".into(),
+                },
+            };
+            sent += 1;
+            run.handle(now, input).expect("a ticket the run issued");
+        } else if let Some(at) = run.poll_timeout() {
+            now = now.max(at);
+        } else {
+            prop_assert!(false, "the run waits for nothing and does not finish");
+        }
+    }
+    prop_assert!(false, "the run did not finish in 10 000 steps");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(crate::config(500))]
+
+    #[test]
+    fn any_endpoint_behaviour_ends_the_run(
+        config in config(),
+        rows in 1usize..6,
+        replies in vec(reply(), 1..6),
+    ) {
+        check(config, rows, &replies)?;
+    }
+}

@@ -1,0 +1,93 @@
+// DOM and formatting helpers of the results explorer. Every string the data holds
+// (labels, image names, errors: the CSV's and the endpoint's) reaches the page as a
+// text node or an attribute value, never as HTML.
+//
+// The explorer's modules are inlined into the CLI's HTML report by concatenation
+// (native/src/report.rs): each import is one line `import { ... } from './x.js';`
+// of another explorer module, and exports are `export function|const|class` only.
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+function build(e, props, children) {
+  if (props) {
+    for (const [k, v] of Object.entries(props)) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === 'class') e.setAttribute('class', v);
+      else if (k === 'text') e.textContent = String(v);
+      else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+      else if (k === 'dataset') Object.assign(e.dataset, v);
+      else if (k === 'style') Object.assign(e.style, v);
+      else e.setAttribute(k, v === true ? '' : String(v));
+    }
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    e.append(c instanceof Node ? c : String(c));
+  }
+  return e;
+}
+
+/** An HTML element; strings among the children become text nodes. */
+export function el(tag, props, ...children) {
+  return build(document.createElement(tag), props, children);
+}
+
+/** An SVG element. */
+export function svg(tag, props, ...children) {
+  return build(document.createElementNS(SVG_NS, tag), props, children);
+}
+
+const INT = new Intl.NumberFormat('en-US');
+
+/** 12,345 */
+export function int(n) {
+  return n === null || n === undefined ? '–' : INT.format(n);
+}
+
+/** 0.9234 -> "92.3%" */
+export function pct(x, digits = 1) {
+  return typeof x === 'number' && Number.isFinite(x) ? `${(x * 100).toFixed(digits)}%` : '–';
+}
+
+/** {low, high} -> "89.1–94.7%" */
+export function interval(i, digits = 1) {
+  if (!i || typeof i.low !== 'number') return '';
+  return `${(i.low * 100).toFixed(digits)}–${(i.high * 100).toFixed(digits)}%`;
+}
+
+/** 0.91234 -> "0.912" */
+export function num(x, digits = 3) {
+  return typeof x === 'number' && Number.isFinite(x) ? x.toFixed(digits) : '–';
+}
+
+/** Milliseconds for people: "850 ms", "2.4 s", "3m 05s". */
+export function ms(x) {
+  if (typeof x !== 'number' || !Number.isFinite(x)) return '–';
+  if (x < 1000) return `${Math.round(x)} ms`;
+  if (x < 60_000) return `${(x / 1000).toFixed(1)} s`;
+  const s = Math.round(x / 1000);
+  return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
+}
+
+/** The run's status as a person reads it, with its style class. */
+export function statusOf(data) {
+  const failed = data.totals && data.totals.failed > 0;
+  switch (data.status) {
+    case 'completed':
+      return failed
+        ? { text: 'completed with failures', cls: 'warn' }
+        : { text: 'completed', cls: 'ok' };
+    case 'interrupted': return { text: 'interrupted', cls: 'stopped' };
+    case 'aborted': return { text: 'aborted', cls: 'bad' };
+    case 'running': return { text: 'running', cls: 'live' };
+    default: return { text: String(data.status || 'unknown'), cls: 'stopped' };
+  }
+}
+
+/** A URL a thumbnail may load: nothing that runs script. */
+export function safeImageUrl(url) {
+  if (typeof url !== 'string' || url === '') return null;
+  if (/^\s*(javascript|vbscript):/i.test(url)) return null;
+  if (/^\s*data:/i.test(url) && !/^\s*data:image\/(png|jpeg|gif|webp);/i.test(url)) return null;
+  return url;
+}

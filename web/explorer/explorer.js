@@ -1,0 +1,258 @@
+// The results explorer: one renderer for the page (during and after a run, and for
+// an earlier run opened from its files) and for the CLI's self-contained HTML
+// report. It draws the data that shadow-core's `explorer::build` makes (the page
+// gets it through the wasm face, the report embeds it as JSON); it fetches
+// nothing, and every string of the data is set as text.
+//
+//   const view = renderExplorer(container, data, { thumbnail: (image, i) => url | null | {reason} });
+//   view.update(newData);   // live: keeps the table's filters, sort and page
+
+import { el, int, pct, interval, num, ms, statusOf } from './dom.js';
+import { batchCharts } from './charts.js';
+import { ResultsTable, defaultFilters } from './table.js';
+
+export const FORMAT = 1;
+
+const REASON_NAMES = {
+  refused: 'refused', outsideLabels: 'outside the label set', malformed: 'malformed answer',
+  http: 'HTTP error', transport: 'transport error', image: 'image error', input: 'unusable CSV row',
+  answer: 'unusable answer', unknown: 'unknown',
+};
+
+const COST_NAMES = {
+  tokensPerImage: ['tokens per image', (v) => num(v, 0)],
+  promptTokensPerImage: ['prompt tokens per image', (v) => num(v, 0)],
+  completionTokensPerImage: ['answer tokens per image', (v) => num(v, 1)],
+  totalTokens: ['tokens', int],
+  inputCost: ['input cost', (v) => num(v, 4)],
+  outputCost: ['output cost', (v) => num(v, 4)],
+  totalCost: ['cost', (v) => num(v, 4)],
+  costPerImage: ['cost per image', (v) => num(v, 6)],
+};
+
+function figure(name, value, detail, cls) {
+  return el('div', { class: `sx-stat ${cls || ''}` },
+    el('div', { class: 'sx-stat-name', text: name }),
+    el('div', { class: 'sx-stat-value', text: value }),
+    detail ? el('div', { class: 'sx-stat-detail', text: detail }) : null);
+}
+
+function costText(cost) {
+  if (!cost || typeof cost !== 'object') return null;
+  const parts = [];
+  for (const [key, value] of Object.entries(cost)) {
+    if (value === null || value === undefined || typeof value === 'object') continue;
+    const known = COST_NAMES[key];
+    const shown = known ? known[1](value) : String(value);
+    parts.push(`${known ? known[0] : key}: ${shown}`);
+  }
+  return parts.length ? parts : null;
+}
+
+function headline(data) {
+  const ev = data.evaluation || {};
+  const t = data.totals || {};
+  const status = statusOf(data);
+  const config = data.config || {};
+  const provider = config.provider || {};
+  const mock = config.providerLabel === 'mock';
+  const model = provider.model || (provider.url ? 'http endpoint' : null);
+  const reasons = Object.entries(data.failureReasons || {}).filter(([, n]) => n > 0);
+  const kappa = ev.kappa;
+  const cost = costText(data.cost);
+  const stats = [
+    figure('Agreement', pct(ev.agreementRate),
+      ev.agreementInterval ? `95% interval ${interval(ev.agreementInterval)} · n = ${int(ev.compared)}` : `n = ${int(ev.compared || 0)}`, 'sx-main'),
+    figure('Cohen\'s κ', kappa ? num(kappa.value) : '–', kappa ? `± ${num(1.96 * kappa.standardError)} (95%)` : 'chance-corrected agreement'),
+    figure('Macro F1', num(ev.macroF1), `weighted ${num(ev.weightedF1)}`),
+    figure('Processed', t.total !== null && t.total !== undefined ? `${int(t.processed)} / ${int(t.total)}` : int(t.processed),
+      t.remaining ? `${int(t.remaining)} not done` : `${int(t.successful)} with a prediction`),
+    figure('Failed', int(t.failed),
+      reasons.length ? reasons.map(([k, n]) => `${REASON_NAMES[k] || k}: ${int(n)}`).join(' · ') : 'no failures',
+      t.failed > 0 ? 'sx-warn' : ''),
+  ];
+  if (cost) stats.push(figure('Cost', cost[0], cost.slice(1).join(' · ')));
+  return el('header', { class: 'sx-head' },
+    el('div', { class: 'sx-title' },
+      el('h2', {}, 'Run ', el('span', { class: 'sx-runid', text: data.runId || '(unnamed)' })),
+      el('span', { class: `sx-status sx-${status.cls}`, role: 'status', text: status.text })),
+    data.abortReason ? el('p', { class: 'sx-abort', text: `Stopped: ${data.abortReason}` }) : null,
+    el('p', { class: 'sx-meta' },
+      data.csvPath ? ['CSV ', el('code', { text: data.csvPath })] : null,
+      model ? [' · model ', el('code', { text: model })] : null,
+      config.providerLabel ? ` · ${config.providerLabel}` : null,
+      mock ? el('strong', { class: 'sx-sim', text: ' · predictions are SIMULATED (built-in mock)' }) : null),
+    el('div', { class: 'sx-stats' }, stats),
+    (data.notes || []).length ? el('ul', { class: 'sx-notes' }, data.notes.map((n) => el('li', { text: n }))) : null);
+}
+
+function heat(count, rowTotal, diagonal) {
+  if (!count) return {};
+  const share = rowTotal ? count / rowTotal : 0;
+  const a = 0.1 + 0.85 * share;
+  return {
+    style: { background: diagonal ? `rgba(22, 140, 70, ${a.toFixed(3)})` : `rgba(205, 45, 45, ${a.toFixed(3)})`, color: a > 0.55 ? '#fff' : '' },
+  };
+}
+
+function matrixSection(data, pick) {
+  const ev = data.evaluation || {};
+  const labels = ev.labels || [];
+  const section = el('section', { class: 'sx-matrix-section', 'aria-labelledby': 'sx-matrix-h' },
+    el('h2', { id: 'sx-matrix-h', text: 'Confusion matrix' }));
+  if (!ev.confusionMatrix) {
+    const top = ev.topConfusions || [];
+    section.append(el('p', { class: 'sx-muted', text: labels.length ? `${labels.length} labels: too many for a matrix; the most frequent confusions:` : 'No evaluation yet.' }));
+    if (top.length) {
+      section.append(el('ol', { class: 'sx-top' }, top.map((c) => el('li', {},
+        el('button', { type: 'button', class: 'sx-link', onclick: () => pick(c.label, c.predicted) },
+          `${c.label} → ${c.predicted}: ${int(c.count)}`)))));
+    }
+    return section;
+  }
+  // Failed rows by label, from the table's rows, as a last column.
+  const failedBy = new Map();
+  const it = data.items;
+  for (let i = 0; i < it.row.length; i++) {
+    if (!it.ok[i]) failedBy.set(data.labels[it.label[i]], (failedBy.get(data.labels[it.label[i]]) || 0) + 1);
+  }
+  const withFailed = failedBy.size > 0;
+  const head = el('tr', {}, el('th', { scope: 'col', class: 'sx-corner', title: 'rows: label; columns: predicted' },
+    el('span', { class: 'sx-long', text: 'label ↓ · predicted →' }), el('span', { class: 'sx-short', 'aria-hidden': 'true', text: '↓ →' })),
+    labels.map((l) => el('th', { scope: 'col', class: 'sx-col', title: l }, el('span', { text: l }))),
+    withFailed ? el('th', { scope: 'col', class: 'sx-col sx-failcol', text: 'failed' }) : null);
+  const rows = ev.confusionMatrix.map((row, i) => {
+    const total = row.reduce((a, b) => a + b, 0);
+    return el('tr', {},
+      el('th', { scope: 'row', class: 'sx-rowhead', title: labels[i] }, el('span', { text: labels[i] })),
+      row.map((count, j) => el('td', heat(count, total, i === j),
+        el('button', {
+          type: 'button', class: 'sx-cell', dataset: { label: i, predicted: j }, text: count ? int(count) : '·',
+          'aria-label': `${int(count)} rows labelled ${labels[i]} predicted ${labels[j]}`,
+          onclick: () => pick(labels[i], labels[j]),
+        }))),
+      withFailed ? el('td', { class: 'sx-failcol' },
+        el('button', {
+          type: 'button', class: 'sx-cell', text: failedBy.get(labels[i]) ? int(failedBy.get(labels[i])) : '·',
+          'aria-label': `${int(failedBy.get(labels[i]) || 0)} rows labelled ${labels[i]} failed`,
+          onclick: () => pick(labels[i], null),
+        })) : null);
+  });
+  section.append(
+    el('p', { class: 'sx-muted', text: 'Rows: the human label; columns: the model\'s prediction. Colour: share of the row. Click a cell to list its rows.' }),
+    el('div', { class: 'sx-scroll' },
+      el('table', { class: 'sx-matrix' },
+        el('caption', { class: 'sx-visually-hidden', text: 'Confusion matrix: label by prediction' }),
+        el('thead', {}, head), el('tbody', {}, rows))));
+  return section;
+}
+
+function perLabelSection(data, pick) {
+  const ev = data.evaluation || {};
+  const per = ev.perLabel || [];
+  const withInterval = (v, i) => [num(v), i ? el('span', { class: 'sx-ci', text: `${num(i.low, 2)}–${num(i.high, 2)}` }) : null];
+  return el('section', { class: 'sx-perlabel-section', 'aria-labelledby': 'sx-perlabel-h' },
+    el('h2', { id: 'sx-perlabel-h', text: 'Per label' }),
+    per.length ? el('div', { class: 'sx-scroll' },
+      el('table', { class: 'sx-perlabel' },
+        el('caption', { class: 'sx-muted', text: 'Precision and recall with their 95% intervals. Click a label to list its rows.' }),
+        el('thead', {}, el('tr', {}, ['label', 'support', 'predicted', 'correct', 'precision', 'recall', 'F1']
+          .map((h, i) => el('th', { scope: 'col', class: i === 2 || i === 3 ? 'sx-opt' : null, text: h })))),
+        el('tbody', {}, per.map((l) => el('tr', {},
+          el('th', { scope: 'row' }, el('button', { type: 'button', class: 'sx-link', text: l.label, onclick: () => pick(l.label, undefined) })),
+          el('td', { text: int(l.support) }),
+          el('td', { class: 'sx-opt', text: int(l.predicted) }),
+          el('td', { class: 'sx-opt', text: int(l.correct) }),
+          el('td', {}, withInterval(l.precision, l.precisionInterval)),
+          el('td', {}, withInterval(l.recall, l.recallInterval)),
+          el('td', { text: num(l.f1) })))))) : el('p', { class: 'sx-muted', text: 'No evaluation yet.' }));
+}
+
+function errorsSection(data, showGroup) {
+  const groups = data.errorGroups || [];
+  if (!groups.length) return null;
+  return el('section', { class: 'sx-errors-section', 'aria-labelledby': 'sx-errors-h' },
+    el('h2', { id: 'sx-errors-h', text: 'Errors, grouped' }),
+    el('div', { class: 'sx-scroll' },
+      el('table', { class: 'sx-errors' },
+        el('thead', {}, el('tr', {}, ['rows', 'kind', 'message', 'first rows', ''].map((h) => el('th', { scope: 'col', text: h })))),
+        el('tbody', {}, groups.map((g) => el('tr', {},
+          el('td', { class: 'sx-num', text: int(g.count) }),
+          el('td', { text: g.kind || '' }),
+          el('td', { class: 'sx-error', text: g.message }),
+          el('td', { text: (g.rows || []).slice(0, 8).map((r) => `#${r + 1}`).join(', ') + ((g.rows || []).length > 8 || g.count > (g.rows || []).length ? ', …' : '') }),
+          el('td', {}, el('button', { type: 'button', class: 'sx-link', text: 'show', onclick: () => showGroup(g) }))))))));
+}
+
+class Explorer {
+  constructor(container, data, options) {
+    this.container = container;
+    this.options = options;
+    this.container.classList.add('sx');
+    this.render(data);
+  }
+
+  render(data) {
+    if (!data || data.format !== FORMAT) {
+      this.container.replaceChildren(el('p', { class: 'sx-abort', text: `This explorer reads data of format ${FORMAT}; got ${data ? data.format : 'nothing'}.` }));
+      return;
+    }
+    const oldLabels = this.data ? this.data.labels : null;
+    this.data = data;
+    if (!this.table) {
+      this.table = new ResultsTable(data, this.options);
+    } else {
+      // Keep the filters across an update; label indices may have moved.
+      const f = this.table.filters;
+      const remap = (i) => (i >= 0 && oldLabels ? Math.max(-1, data.labels.indexOf(oldLabels[i])) : i);
+      f.label = remap(f.label);
+      f.predicted = remap(f.predicted);
+      f.error = -1;
+      this.table.setData(data);
+    }
+    const pick = (label, predicted) => this.pick(label, predicted);
+    const errors = errorsSection(data, (g) => this.showGroup(g));
+    const parts = [
+      headline(data),
+      el('div', { class: 'sx-two' }, matrixSection(data, pick), perLabelSection(data, pick)),
+      errors,
+      this.table.root,
+      el('section', { class: 'sx-batches-section', 'aria-labelledby': 'sx-batches-h' },
+        el('h2', { id: 'sx-batches-h', text: 'Over batches' }), batchCharts(data)),
+    ];
+    this.container.replaceChildren(...parts.filter(Boolean));
+    this.container.dataset.ready = '1';
+    if (!this.marked) {
+      this.marked = true;
+      performance.mark('explorer-ready');
+    }
+  }
+
+  /** Lists the rows labelled `label` and predicted `predicted` (null: failed; undefined: any). */
+  pick(label, predicted) {
+    const index = (name) => this.data.labels.indexOf(name);
+    this.table.setFilter({
+      ...defaultFilters(),
+      label: index(label),
+      predicted: predicted === undefined ? -1 : predicted === null ? -2 : index(predicted),
+    });
+    this.table.root.scrollIntoView({ block: 'start' });
+  }
+
+  showGroup(group) {
+    const idx = this.data.items.errorTexts.indexOf(group.message);
+    if (idx >= 0) {
+      this.table.setFilter({ ...defaultFilters(), failures: true, error: idx });
+    } else {
+      this.table.setFilter({ ...defaultFilters(), rows: new Set(group.rows || []), rowsName: `${(group.rows || []).length} listed rows of “${group.message}”` });
+    }
+    this.table.root.scrollIntoView({ block: 'start' });
+  }
+
+  update(data) { this.render(data); }
+}
+
+/** Draws the explorer for `data` into `container`; returns it for updates. */
+export function renderExplorer(container, data, options = {}) {
+  return new Explorer(container, data, options);
+}

@@ -1,0 +1,297 @@
+// The results table: one line per finished row, with filters (disagreements only,
+// failures only, by label, by predicted label, text search, an error group, a
+// confusion-matrix cell), sorting, and pages of PAGE_SIZE rows, so that 100,000
+// rows cost one pass over the columns per filter change and PAGE_SIZE rows of DOM.
+
+import { el, int, ms, safeImageUrl } from './dom.js';
+
+export const PAGE_SIZE = 50;
+
+const ANY = -1;
+const NO_PREDICTION = -2;
+
+export function defaultFilters() {
+  return { disagreements: false, failures: false, label: ANY, predicted: ANY, text: '', error: ANY, rows: null, rowsName: '' };
+}
+
+const COLUMNS = [
+  { key: 'row', name: '#', sort: true },
+  { key: 'thumb', name: 'Image' },
+  { key: 'label', name: 'Label', sort: true },
+  { key: 'prediction', name: 'Prediction', sort: true },
+  { key: 'agreement', name: 'Agreement', sort: true },
+  { key: 'attempts', name: 'Attempts', sort: true },
+  { key: 'latency', name: 'Latency', sort: true },
+  { key: 'error', name: 'Error', sort: true },
+];
+
+export class ResultsTable {
+  /**
+   * @param data     the explorer data
+   * @param options  {thumbnail(image, i) -> url | null | {reason}}
+   */
+  constructor(data, options) {
+    this.options = options;
+    this.filters = defaultFilters();
+    this.sort = { key: 'row', dir: 1 };
+    this.page = 0;
+    this.root = el('section', { class: 'sx-table-section', 'aria-labelledby': 'sx-results-h' });
+    this.setData(data);
+  }
+
+  setData(data) {
+    this.data = data;
+    this.items = data.items;
+    this.n = this.items.row.length;
+    this.haystack = null;
+    this.labelRank = null;
+    this.rows = null;
+    this.build();
+    this.refresh(false);
+  }
+
+  /** Changes some filters (and goes to the first page). */
+  setFilter(partial) {
+    Object.assign(this.filters, partial);
+    this.page = 0;
+    this.syncControls();
+    this.refresh(true);
+  }
+
+  build() {
+    const labels = this.data.labels;
+    const option = (value, text) => el('option', { value, text });
+    const labelOptions = () => [option(ANY, 'any'), ...labels.map((l, i) => option(i, l))];
+    this.controls = {
+      disagreements: el('input', { type: 'checkbox', name: 'disagreements', onchange: (e) => this.setFilter({ disagreements: e.target.checked }) }),
+      failures: el('input', { type: 'checkbox', name: 'failures', onchange: (e) => this.setFilter({ failures: e.target.checked }) }),
+      label: el('select', { name: 'label', onchange: (e) => this.setFilter({ label: Number(e.target.value) }) }, labelOptions()),
+      predicted: el('select', { name: 'predicted', onchange: (e) => this.setFilter({ predicted: Number(e.target.value) }) },
+        labelOptions(), option(NO_PREDICTION, '(none: failed)')),
+      text: el('input', { type: 'search', name: 'search', placeholder: 'image, label, error, row…', 'aria-label': 'Search the results' }),
+    };
+    let typing;
+    this.controls.text.addEventListener('input', (e) => {
+      clearTimeout(typing);
+      typing = setTimeout(() => this.setFilter({ text: e.target.value }), 120);
+    });
+    // Enter (or the clear button) filters at once.
+    this.controls.text.addEventListener('search', (e) => {
+      clearTimeout(typing);
+      this.setFilter({ text: e.target.value });
+    });
+    this.chips = el('div', { class: 'sx-chips', 'aria-live': 'polite' });
+    this.caption = el('caption');
+    this.head = el('tr');
+    for (const c of COLUMNS) {
+      const th = el('th', { scope: 'col', dataset: { key: c.key } });
+      if (c.sort) {
+        th.append(el('button', { type: 'button', class: 'sx-sort', text: c.name, onclick: () => this.sortBy(c.key) }));
+      } else {
+        th.textContent = c.name;
+      }
+      this.head.append(th);
+    }
+    this.body = el('tbody');
+    this.pager = el('div', { class: 'sx-pager' });
+    const c = this.controls;
+    this.root.replaceChildren(
+      el('h2', { id: 'sx-results-h', text: 'Results' }),
+      el('div', { class: 'sx-filters', role: 'group', 'aria-label': 'Filters' },
+        el('label', {}, c.disagreements, ' disagreements only'),
+        el('label', {}, c.failures, ' failures only'),
+        el('label', {}, 'label ', c.label),
+        el('label', {}, 'predicted ', c.predicted),
+        el('label', { class: 'sx-search' }, c.text)),
+      this.chips,
+      el('div', { class: 'sx-scroll' },
+        el('table', { class: 'sx-results' }, this.caption, el('thead', {}, this.head), this.body)),
+      this.pager);
+    this.syncControls();
+  }
+
+  syncControls() {
+    const f = this.filters;
+    const c = this.controls;
+    c.disagreements.checked = f.disagreements;
+    c.failures.checked = f.failures;
+    c.label.value = String(f.label);
+    c.predicted.value = String(f.predicted);
+    if (c.text.value !== f.text) c.text.value = f.text;
+    const chips = [];
+    const chip = (text, clear) => el('span', { class: 'sx-chip' }, text,
+      el('button', { type: 'button', 'aria-label': `clear: ${text}`, text: '×', onclick: () => this.setFilter(clear) }));
+    if (f.error !== ANY) chips.push(chip(`error: ${this.items.errorTexts[f.error]}`, { error: ANY }));
+    if (f.rows) chips.push(chip(f.rowsName || `${f.rows.size} rows`, { rows: null, rowsName: '' }));
+    const active = f.disagreements || f.failures || f.label !== ANY || f.predicted !== ANY || f.text || f.error !== ANY || f.rows;
+    if (active) {
+      chips.push(el('button', { type: 'button', class: 'sx-clear', text: 'clear all filters', onclick: () => this.setFilter(defaultFilters()) }));
+    }
+    this.chips.replaceChildren(...chips);
+  }
+
+  sortBy(key) {
+    this.sort = this.sort.key === key ? { key, dir: -this.sort.dir } : { key, dir: 1 };
+    this.page = 0;
+    this.refresh(true);
+  }
+
+  search(i) {
+    if (!this.haystack) {
+      const it = this.items;
+      const labels = this.data.labels;
+      this.haystack = new Array(this.n);
+      for (let j = 0; j < this.n; j++) {
+        const p = it.prediction[j];
+        const e = it.error[j];
+        this.haystack[j] = `${it.image[j]}\u0000${labels[it.label[j]]}\u0000${p === null ? '' : labels[p]}\u0000${e === null ? '' : it.errorTexts[e]}\u0000${it.id.length ? it.id[j] || '' : ''}`.toLowerCase();
+      }
+    }
+    return this.haystack[i];
+  }
+
+  /** Indices of the rows that pass the filters, sorted. */
+  matching() {
+    const f = this.filters;
+    const it = this.items;
+    const q = f.text.trim().toLowerCase();
+    const qNum = /^#?\d+$/.test(q) ? Number(q.replace('#', '')) : null;
+    const out = new Int32Array(this.n);
+    let k = 0;
+    for (let i = 0; i < this.n; i++) {
+      const ok = it.ok[i];
+      const p = it.prediction[i];
+      if (f.failures && ok) continue;
+      if (f.disagreements && (!ok || p === it.label[i])) continue;
+      if (f.label !== ANY && it.label[i] !== f.label) continue;
+      if (f.predicted === NO_PREDICTION ? p !== null : f.predicted !== ANY && p !== f.predicted) continue;
+      if (f.error !== ANY && it.error[i] !== f.error) continue;
+      if (f.rows && !f.rows.has(it.row[i])) continue;
+      if (q && !(qNum !== null && (it.row[i] + 1 === qNum || it.line[i] === qNum)) && !this.search(i).includes(q)) continue;
+      out[k++] = i;
+    }
+    const rows = out.subarray(0, k);
+    const cmp = this.comparator();
+    if (cmp) {
+      const dir = this.sort.dir;
+      const missing = this.missing();
+      // Rows without the value last in either direction; ties keep row order.
+      rows.sort((a, b) => {
+        const ma = missing(a);
+        if (ma !== missing(b)) return ma ? 1 : -1;
+        const c = cmp(a, b);
+        return c ? c * dir : a - b;
+      });
+    } else if (this.sort.dir < 0) {
+      rows.reverse();
+    }
+    return rows;
+  }
+
+  /** Whether row `i` lacks the sorted value. */
+  missing() {
+    const it = this.items;
+    switch (this.sort.key) {
+      case 'prediction': return (i) => it.prediction[i] === null;
+      case 'latency': return (i) => it.latencyMs[i] === null;
+      case 'error': return (i) => it.error[i] === null;
+      default: return () => false;
+    }
+  }
+
+  comparator() {
+    const it = this.items;
+    const labels = this.data.labels;
+    if (!this.labelRank) {
+      const order = labels.map((l, i) => i).sort((a, b) => (labels[a] < labels[b] ? -1 : labels[a] > labels[b] ? 1 : 0));
+      this.labelRank = new Int32Array(labels.length);
+      order.forEach((li, r) => { this.labelRank[li] = r; });
+    }
+    const rank = this.labelRank;
+    switch (this.sort.key) {
+      case 'row': return null; // the columns are in row order already
+      case 'label': return (a, b) => rank[it.label[a]] - rank[it.label[b]];
+      case 'prediction': return (a, b) => rank[it.prediction[a]] - rank[it.prediction[b]];
+      case 'agreement': {
+        const score = (i) => (!it.ok[i] ? 2 : it.prediction[i] === it.label[i] ? 0 : 1);
+        return (a, b) => score(a) - score(b);
+      }
+      case 'attempts': return (a, b) => it.attempts[a] - it.attempts[b];
+      case 'latency': return (a, b) => it.latencyMs[a] - it.latencyMs[b];
+      case 'error': {
+        const texts = it.errorTexts;
+        return (a, b) => (texts[it.error[a]] < texts[it.error[b]] ? -1 : texts[it.error[a]] > texts[it.error[b]] ? 1 : 0);
+      }
+      default: return null;
+    }
+  }
+
+  refresh(recompute) {
+    if (recompute || !this.rows) this.rows = this.matching();
+    const pages = Math.max(1, Math.ceil(this.rows.length / PAGE_SIZE));
+    this.page = Math.min(this.page, pages - 1);
+    this.render(pages);
+  }
+
+  render(pages) {
+    const it = this.items;
+    const labels = this.data.labels;
+    const start = this.page * PAGE_SIZE;
+    const slice = this.rows.subarray(start, start + PAGE_SIZE);
+    const frag = document.createDocumentFragment();
+    for (const i of slice) {
+      const p = it.prediction[i];
+      const ok = it.ok[i];
+      const agree = ok && p === it.label[i];
+      const e = it.error[i];
+      const tr = el('tr', { class: ok ? (agree ? 'sx-agree' : 'sx-disagree') : 'sx-failed', dataset: { row: it.row[i] } },
+        el('td', { class: 'sx-num', title: `CSV line ${it.line[i]}`, text: it.row[i] + 1 }),
+        el('td', {}, el('div', { class: 'sx-thumb' }, this.thumb(i), el('span', { class: 'sx-name', text: it.image[i] }))),
+        el('td', { class: 'sx-label', text: labels[it.label[i]] }),
+        el('td', { class: 'sx-label', text: p === null ? '—' : labels[p] }),
+        el('td', { class: 'sx-mark', text: !ok ? 'failed' : agree ? '✓ agrees' : '✗ differs' }),
+        el('td', { class: 'sx-num', text: it.attempts[i] }),
+        el('td', { class: 'sx-num', text: ms(it.latencyMs[i]) }),
+        el('td', { class: 'sx-error', text: e === null ? '' : `${it.errorKind[i] ? `[${it.errorKind[i]}] ` : ''}${it.errorTexts[e]}` }));
+      frag.append(tr);
+    }
+    if (!slice.length) {
+      frag.append(el('tr', {}, el('td', { colspan: COLUMNS.length, class: 'sx-muted', text: this.n ? 'No row matches these filters.' : 'No results to show.' })));
+    }
+    this.body.replaceChildren(frag);
+    const shown = this.rows.length;
+    this.caption.textContent = shown
+      ? `Rows ${int(start + 1)}–${int(start + slice.length)} of ${int(shown)}${shown < this.n ? ` (filtered from ${int(this.n)})` : ''}`
+      : `0 of ${int(this.n)} rows`;
+    for (const th of this.head.children) {
+      const key = th.dataset.key;
+      if (key === this.sort.key) th.setAttribute('aria-sort', this.sort.dir > 0 ? 'ascending' : 'descending');
+      else th.removeAttribute('aria-sort');
+    }
+    const go = (page) => () => { this.page = page; this.refresh(false); };
+    const btn = (text, page, disabled, label) => el('button', { type: 'button', text, disabled, 'aria-label': label, onclick: go(page) });
+    this.pager.replaceChildren(
+      btn('«', 0, this.page === 0, 'first page'),
+      btn('‹', this.page - 1, this.page === 0, 'previous page'),
+      el('span', { text: `page ${int(this.page + 1)} of ${int(pages)}` }),
+      btn('›', this.page + 1, this.page >= pages - 1, 'next page'),
+      btn('»', pages - 1, this.page >= pages - 1, 'last page'));
+    this.root.dataset.matching = String(shown);
+  }
+
+  thumb(i) {
+    const image = this.items.image[i];
+    let got = null;
+    try {
+      got = this.options.thumbnail ? this.options.thumbnail(image, i) : null;
+    } catch {
+      got = null;
+    }
+    const url = typeof got === 'string' ? safeImageUrl(got) : null;
+    const placeholder = (why) => el('span', { class: 'sx-noimg', title: why, text: 'no image' });
+    if (!url) return placeholder((got && got.reason) || 'This image cannot be shown here.');
+    const img = el('img', { src: url, alt: '', loading: 'lazy', decoding: 'async', width: 40, height: 40 });
+    img.addEventListener('error', () => img.replaceWith(placeholder('The image could not be loaded from here.')), { once: true });
+    return img;
+  }
+}

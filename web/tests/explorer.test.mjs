@@ -1,0 +1,324 @@
+// The results explorer in headless Chromium, in its two places: the page (live
+// during a run, at its end, and for an earlier run opened from its files) and the
+// CLI's self-contained HTML report opened from disk with every network request
+// blocked. Known data for the filters and the matrix click-through; hostile labels,
+// image names and CSV name in every view, with no script run.
+//
+// The CLI binary is $SHADOW_BATCH_BIN, else target/debug/shadow-batch under
+// $CARGO_TARGET_DIR (relative to the repository root) or the repository's target/.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const TARGET = resolve(ROOT, process.env.CARGO_TARGET_DIR || 'target');
+const BIN = process.env.SHADOW_BATCH_BIN || join(TARGET, 'debug/shadow-batch');
+const CSV = join(ROOT, 'training-data/labels.csv');
+const IMAGES = join(ROOT, 'training-data/images');
+
+const children = [];
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  for (const c of children) c.kill('SIGKILL');
+});
+
+function serve(extra = []) {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(BIN, ['web', '--port', '0', '--truth', CSV, '--seed', '42', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`web server did not start: ${out}`)), 20_000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/page at (http:\/\/127\.0\.0\.1:\d+)\//);
+      if (m) { clearTimeout(timer); resolvePromise(m[1]); }
+    });
+    child.stderr.on('data', (d) => { out += d; });
+    child.on('exit', (code) => reject(new Error(`web server exited ${code}: ${out}`)));
+  });
+}
+
+/** A page that records dialogs, page errors and a `__pwned` flag set by any injected script. */
+async function newPage(viewport = { width: 1200, height: 900 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.dialogs = [];
+  page.errors = [];
+  page.on('dialog', (d) => { page.dialogs.push(d.message()); d.dismiss(); });
+  page.on('pageerror', (e) => { page.errors.push(String(e)); });
+  return { context, page };
+}
+
+async function openApp(url) {
+  const { page } = await newPage();
+  await page.goto(url);
+  await page.waitForFunction(() => window.__shadow && window.__shadow.explorer);
+  return page;
+}
+
+function runCli(args) {
+  const r = spawnSync(BIN, args, { encoding: 'utf8', env: { ...process.env, OPENAI_API_KEY: '' } });
+  return r;
+}
+
+const caption = (page) => page.textContent('.sx-results caption');
+const shownRows = (page) => page.$$eval('.sx-results tbody tr[data-row]', (trs) => trs.map((tr) => Number(tr.dataset.row)));
+
+// Known results: labels bird, cat, dog; 8 compared, 4 agree; rows 5 and 8 failed.
+const KNOWN = [
+  ['cat', 'cat', 100, 1], ['cat', 'dog', 250, 2], ['cat', 'cat', 120, 1], ['dog', 'dog', 90, 1],
+  ['dog', 'cat', 300, 1], ['dog', null, 500, 3, 'HTTP 500: server error', 'http'], ['bird', 'bird', 80, 1],
+  ['bird', 'cat', 110, 1], ['bird', null, null, 0, 'images/digit-0008.png: not found', 'image'], ['cat', 'dog', 130, 1],
+].map(([label, prediction, latencyMs, attempts, error, errorKind], row) => JSON.stringify({
+  row, line: row + 2, image: `images/digit-${String(row).padStart(4, '0')}.png`, label, prediction,
+  agreement: prediction === null ? null : prediction === label, status: prediction === null ? 'failed' : 'success',
+  attempts, latencyMs, error: error || null, ...(errorKind ? { errorKind } : {}), finishedAt: '2025-01-24T10:30:00.000Z',
+})).join('\n') + '\n';
+
+test('explorer: filters and the matrix click-through list exactly the expected rows', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'shadow-known-'));
+  const results = join(dir, 'shadow-mode-batch-results-2025-01-24T10-30-00-000Z.jsonl');
+  writeFileSync(results, KNOWN);
+  const page = await openApp(await serve(['--latency-ms', '0']));
+  await page.click('#open-run summary');
+  await page.setInputFiles('#open-run-files', results);
+  await page.waitForSelector('#explorer[data-ready]');
+
+  // Headline: computed from the results (no summary), and it says so.
+  assert.equal(await page.textContent('.sx-status'), 'interrupted');
+  assert.match(await page.textContent('.sx-stats'), /50\.0%/);
+  assert.match(await page.textContent('.sx-notes'), /computed from the 10 finished results/);
+  assert.match(await caption(page), /Rows 1–10 of 10/);
+
+  // The matrix: labels bird, cat, dog; the cat -> dog cell lists rows 1 and 9.
+  const cell = '.sx-matrix button[data-label="1"][data-predicted="2"]';
+  assert.equal(await page.textContent(cell), '2');
+  await page.click(cell);
+  assert.deepEqual(await shownRows(page), [1, 9]);
+  assert.equal(await page.inputValue('.sx-filters select[name=label]'), '1');
+  assert.equal(await page.inputValue('.sx-filters select[name=predicted]'), '2');
+  // The failed column of the dog row lists the failed dog.
+  await page.click('.sx-matrix tbody tr:nth-child(3) .sx-failcol button');
+  assert.deepEqual(await shownRows(page), [5]);
+  await page.click('.sx-clear');
+  assert.deepEqual(await shownRows(page), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+
+  await page.check('.sx-filters input[name=disagreements]');
+  assert.deepEqual(await shownRows(page), [1, 4, 7, 9]);
+  await page.uncheck('.sx-filters input[name=disagreements]');
+  await page.check('.sx-filters input[name=failures]');
+  assert.deepEqual(await shownRows(page), [5, 8]);
+  await page.uncheck('.sx-filters input[name=failures]');
+  await page.selectOption('.sx-filters select[name=label]', '2');
+  assert.deepEqual(await shownRows(page), [3, 4, 5]);
+  await page.selectOption('.sx-filters select[name=label]', '-1');
+  await page.selectOption('.sx-filters select[name=predicted]', '1');
+  assert.deepEqual(await shownRows(page), [0, 2, 4, 7]);
+  await page.selectOption('.sx-filters select[name=predicted]', '-1');
+  await page.fill('.sx-filters input[type=search]', 'NOT FOUND');
+  await page.waitForFunction(() => document.querySelectorAll('.sx-results tbody tr[data-row]').length === 1);
+  assert.deepEqual(await shownRows(page), [8]);
+  await page.fill('.sx-filters input[type=search]', '');
+  await page.waitForFunction(() => document.querySelectorAll('.sx-results tbody tr[data-row]').length === 10);
+
+  // Sorting: latency descending puts the 500 ms row first; a row without latency last.
+  await page.click('.sx-results th[data-key=latency] button');
+  await page.click('.sx-results th[data-key=latency] button');
+  assert.equal(await page.getAttribute('.sx-results th[data-key=latency]', 'aria-sort'), 'descending');
+  const byLatency = await shownRows(page);
+  assert.deepEqual(byLatency.slice(0, 3), [5, 4, 1]);
+
+  // Errors, grouped: one group per message; "show" lists its rows.
+  const groups = await page.$$eval('.sx-errors tbody tr', (trs) => trs.map((tr) => tr.textContent));
+  assert.equal(groups.length, 2);
+  await page.click('.sx-errors tbody tr:has-text("server error") button');
+  assert.deepEqual(await shownRows(page), [5]);
+
+  // No images folder chosen: every thumbnail is a placeholder that says why.
+  const placeholders = await page.$$eval('.sx-noimg', (s) => s.map((x) => x.title));
+  assert.ok(placeholders.length >= 1 && placeholders.every((t) => /images folder/.test(t)), placeholders.join('|'));
+  assert.deepEqual(page.errors, []);
+});
+
+test('explorer: the page shows it during a run and at its end, with thumbnails from the chosen folder', async () => {
+  const page = await openApp(await serve(['--latency-ms', '40']));
+  await page.setInputFiles('#csv', CSV);
+  await page.setInputFiles('#images', IMAGES);
+  await page.click('#start');
+  await page.waitForFunction(() => document.querySelector('.sx-status')?.textContent === 'running', null, { timeout: 30_000 });
+  await page.waitForSelector('#status[data-final]', { timeout: 90_000 });
+  await page.waitForFunction(() => document.querySelector('.sx-status')?.textContent.startsWith('completed'));
+  const summary = await page.evaluate(() => window.__shadow.summary);
+  assert.match(await caption(page), /of 300$/);
+  const agreement = `${(summary.evaluation.agreementRate * 100).toFixed(1)}%`;
+  assert.equal(await page.textContent('.sx-stat.sx-main .sx-stat-value'), agreement);
+  await page.locator('.sx-results img').first().scrollIntoViewIfNeeded();
+  await page.waitForFunction(() => [...document.querySelectorAll('.sx-results img')].slice(0, 5).every((i) => i.complete && i.naturalWidth > 0));
+  assert.deepEqual(page.errors, []);
+});
+
+/** Runs the CLI on `csv` into `out` and returns its files. */
+function cliRun(csv, out, extra = []) {
+  const r = runCli([csv, '--out-dir', out, '--seed', '42', '--mock-latency-ms', '5', ...extra]);
+  assert.ok(r.status === 0 || r.status === 1, `exit ${r.status}: ${r.stderr}`);
+  const names = readdirSync(out);
+  const pick = (re) => join(out, names.find((n) => re.test(n)));
+  return {
+    stdout: r.stdout,
+    summary: pick(/^shadow-mode-batch-\d.*\.json$/),
+    results: pick(/^shadow-mode-batch-results-.*\.jsonl$/),
+    report: pick(/^shadow-mode-batch-report-.*\.html$/),
+  };
+}
+
+/** Opens a report from disk; every request that is not a file is aborted and recorded. */
+async function openReport(path, viewport) {
+  const { context, page } = await newPage(viewport);
+  const attempted = [];
+  await context.route('**/*', (route) => {
+    const url = route.request().url();
+    if (url.startsWith('file:')) return route.continue();
+    attempted.push(url);
+    return route.abort();
+  });
+  page.on('request', (r) => { if (!/^(file|data|blob):/.test(r.url())) attempted.push(r.url()); });
+  await page.goto(pathToFileURL(path).href);
+  await page.waitForSelector('#explorer[data-ready]');
+  return { page, attempted };
+}
+
+test('report: opened from disk with the network blocked, it shows the summary\'s numbers and the images', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'shadow-report-'));
+  // No retries and 30% injected 500s: failures to show.
+  const run = cliRun(CSV, out, ['--mock-error-rate', '0.3', '--mock-accuracy', '0.8', '50', '0', '0']);
+  assert.match(run.stdout, /Report: {3}.*shadow-mode-batch-report-.*\.html/);
+  const summary = JSON.parse(readFileSync(run.summary, 'utf8'));
+  assert.ok(summary.statistics.failed > 0, 'the run has failures to show');
+  const { page, attempted } = await openReport(run.report);
+
+  const ev = summary.evaluation;
+  assert.equal(await page.textContent('.sx-stat.sx-main .sx-stat-value'), `${(ev.agreementRate * 100).toFixed(1)}%`);
+  const main = await page.textContent('.sx-stat.sx-main .sx-stat-detail');
+  assert.ok(main.includes(`n = ${ev.compared}`), main);
+  assert.ok(main.includes(`${(ev.agreementInterval.low * 100).toFixed(1)}–${(ev.agreementInterval.high * 100).toFixed(1)}%`), main);
+  assert.equal(await page.textContent('.sx-status'), 'completed with failures');
+  const stats = await page.textContent('.sx-stats');
+  assert.ok(stats.includes(`${summary.statistics.processed} / ${summary.statistics.total}`), stats);
+  assert.ok(stats.includes(`Failed${summary.statistics.failed}`), stats);
+  // Every cell of the matrix is the summary's.
+  const matrix = await page.$$eval('.sx-matrix tbody tr', (trs) => trs.map((tr) =>
+    [...tr.querySelectorAll('td:not(.sx-failcol) button')].map((b) => (b.textContent === '·' ? 0 : Number(b.textContent.replace(/,/g, ''))))));
+  assert.deepEqual(matrix, ev.confusionMatrix);
+  assert.match(await caption(page), /of 300$/);
+  await page.check('.sx-filters input[name=failures]');
+  assert.match(await caption(page), new RegExp(`of ${summary.statistics.failed} \\(filtered from 300\\)`));
+  // Thumbnails load by relative path from the report's folder (the --out-dir) to the images.
+  await page.uncheck('.sx-filters input[name=failures]');
+  await page.waitForFunction(() => [...document.querySelectorAll('.sx-results img')].slice(0, 5).every((i) => i.complete && i.naturalWidth > 0));
+  assert.deepEqual(attempted, [], 'the report made no network request');
+  assert.deepEqual(page.errors, []);
+  assert.equal(await page.$$eval('svg.sx-chart', (s) => s.length), 4);
+});
+
+test('report: `shadow-batch report` writes it for an interrupted run from its results file alone', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'shadow-report-only-'));
+  const results = join(out, 'shadow-mode-batch-results-2025-01-24T10-30-00-000Z.jsonl');
+  writeFileSync(results, KNOWN);
+  const r = runCli(['report', results, '--images-dir', join(ROOT, 'training-data')]);
+  assert.equal(r.status, 0, r.stderr);
+  const report = join(out, 'shadow-mode-batch-report-2025-01-24T10-30-00-000Z.html');
+  const { page, attempted } = await openReport(report);
+  assert.equal(await page.textContent('.sx-status'), 'interrupted');
+  assert.match(await page.textContent('.sx-stats'), /50\.0%/);
+  await page.click('.sx-matrix button[data-label="1"][data-predicted="2"]');
+  assert.deepEqual(await shownRows(page), [1, 9]);
+  assert.deepEqual(attempted, []);
+  // The row whose image the folder lacks gets the placeholder after its load fails.
+  assert.deepEqual(page.errors, []);
+});
+
+const HOSTILE_LABEL = '<img src=x onerror=window.__pwned=1>';
+const HOSTILE_LABEL_2 = '</script><script>window.__pwned=2</script>';
+
+function hostileRun() {
+  const dir = mkdtempSync(join(tmpdir(), 'shadow-hostile-'));
+  mkdirSync(join(dir, 'images', '<'), { recursive: true });
+  const nameA = `<img src=x onerror=window.__pwned=3>.png`;
+  const nameB = `<\u002fscript><img src=x onerror=window.__pwned=4>.png`; // "<" folder, then a file
+  copyFileSync(join(IMAGES, 'digit-0000.png'), join(dir, 'images', nameA));
+  copyFileSync(join(IMAGES, 'digit-0001.png'), join(dir, 'images', '<', 'script><img src=x onerror=window.__pwned=4>.png'));
+  const q = (s) => `"${s.replace(/"/g, '""')}"`;
+  const rows = [
+    ['images/' + nameA, HOSTILE_LABEL], ['images/' + nameB, HOSTILE_LABEL_2], ['images/' + nameA, 'cat'],
+    ['images/' + nameB, HOSTILE_LABEL], ['images/missing <b onmouseover=window.__pwned=5>.png', HOSTILE_LABEL_2],
+  ];
+  const csv = join(dir, `${HOSTILE_LABEL}.csv`);
+  writeFileSync(csv, 'image,label\n' + rows.map(([i, l]) => `${q(i)},${q(l)}`).join('\n') + '\n');
+  return { dir, csv, run: cliRun(csv, dir, ['--mock-accuracy', '0.5']) };
+}
+
+async function assertInert(page, where) {
+  assert.deepEqual(page.dialogs, [], where);
+  assert.deepEqual(page.errors, [], where);
+  assert.equal(await page.evaluate(() => window.__pwned), undefined, `${where}: an injected script ran`);
+  const injected = await page.evaluate(() => ({
+    handlers: [...document.querySelectorAll('#explorer *')].filter((e) => [...e.attributes].some((a) => a.name.startsWith('on'))).length,
+    scripts: document.querySelectorAll('#explorer script').length,
+    badImages: [...document.querySelectorAll('#explorer img')].filter((i) => i.getAttribute('src') === 'x').length,
+    bold: document.querySelectorAll('#explorer b').length,
+  }));
+  assert.deepEqual(injected, { handlers: 0, scripts: 0, badImages: 0, bold: 0 }, where);
+  const text = await page.textContent('#explorer');
+  for (const s of [HOSTILE_LABEL, HOSTILE_LABEL_2, 'onerror=window.__pwned=3>.png', 'missing <b onmouseover=window.__pwned=5>.png']) {
+    assert.ok(text.includes(s), `${where}: ${s} shown as text`);
+  }
+  // In every view: headline (CSV name), matrix, per-label table, results table, error groups.
+  assert.ok((await page.textContent('.sx-meta')).includes(HOSTILE_LABEL), `${where}: headline`);
+  assert.ok((await page.textContent('.sx-matrix')).includes(HOSTILE_LABEL_2), `${where}: matrix`);
+  assert.ok((await page.textContent('.sx-perlabel')).includes(HOSTILE_LABEL), `${where}: per label`);
+  assert.ok((await page.textContent('.sx-errors')).includes('<b onmouseover'), `${where}: errors`);
+  await page.fill('.sx-filters input[type=search]', '<img');
+  await page.waitForFunction(() => document.querySelector('.sx-results caption').textContent.includes('filtered'));
+  assert.equal(await page.evaluate(() => window.__pwned), undefined, where);
+}
+
+test('hostile labels, image names and CSV name stay text in the report and in the page', async () => {
+  const { run } = hostileRun();
+  const { page: report, attempted } = await openReport(run.report);
+  // The real images (hostile names and all) load as thumbnails.
+  await report.waitForFunction(() => [...document.querySelectorAll('.sx-results img')].filter((i) => i.complete && i.naturalWidth > 0).length >= 2);
+  await assertInert(report, 'report');
+  assert.deepEqual(attempted, []);
+  // The report's options list the hostile labels as text.
+  const options = await report.$$eval('.sx-filters select[name=label] option', (o) => o.map((x) => x.textContent));
+  assert.ok(options.includes(HOSTILE_LABEL_2));
+
+  const page = await openApp(await serve(['--latency-ms', '0']));
+  await page.click('#open-run summary');
+  await page.setInputFiles('#open-run-files', [run.results, run.summary]);
+  await page.waitForSelector('#explorer[data-ready]');
+  await assertInert(page, 'page');
+});
+
+test('report: a file that is not a run file is refused, naming it and what to give instead', () => {
+  const r = runCli(['report', CSV]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /labels\.csv: not a file of a shadow-batch run/);
+  assert.match(r.stderr, /progress, summary or results file/);
+});
