@@ -297,8 +297,20 @@ test('a run whose endpoint cannot be reached says to check the Base URL next to 
   await page.check('input[name=endpoint][value=openai]');
   await fill(page, { 'base-url': `http://127.0.0.1:${port}/v1`, 'api-key': 'some-key', retries: 0 });
   await page.click('#start');
-  await waitForEnd(page);
-  const problem = await fieldProblem(page, 'base-url');
+  // Three rows, no retries: each fails, too few failures for the core to stop the
+  // run; the page sees that no request reached the endpoint.
+  assert.match(await waitForEnd(page), /completed: 3 of 3 rows failed/);
+  let problem = await fieldProblem(page, 'base-url');
+  assert.equal(problem.invalid, true);
+  assert.match(problem.text, /Base URL/);
+  await markSeen(page);
+
+  // Enough rows for the core to stop the run as unreachable: the same place.
+  const many = writeCsv('many.csv', ['image,label', ...Array.from({ length: 30 }, (_, i) => `https://example.test/${i}.png,cat`)]);
+  await page.setInputFiles('#csv', many);
+  await page.click('#start');
+  assert.match(await nextEnd(page), /aborted/);
+  problem = await fieldProblem(page, 'base-url');
   assert.equal(problem.invalid, true);
   assert.match(problem.text, /Base URL/);
   await finish(page);
