@@ -470,4 +470,46 @@ mod tests {
         assert_eq!(e.agreement_rate, None);
         assert_eq!(e.macro_f1, None);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// The interval holds the observed rate (to its rounding), stays in
+            /// 0..1, and narrows as the same rate is seen over more items.
+            #[test]
+            fn wilson_holds_the_rate_and_narrows_with_n(k in 0u64..500, extra in 0u64..500) {
+                let n = k + extra + 1;
+                let i = wilson_interval(k, n).unwrap();
+                let p = k as f64 / n as f64;
+                prop_assert!(0.0 <= i.low && i.low <= i.high && i.high <= 1.0);
+                prop_assert!(i.low <= p + 1e-4 && p - 1e-4 <= i.high, "{p} not in {i:?}");
+                let wider = wilson_interval(k * 10, n * 10).unwrap();
+                prop_assert!(wider.high - wider.low <= i.high - i.low + 1e-4);
+            }
+
+            /// Kappa is at most 1, is 1 exactly when every prediction agrees (with
+            /// more than one label used), and its standard error is finite and
+            /// not negative.
+            #[test]
+            fn kappa_is_at_most_one(pairs in proptest::collection::vec((0usize..4, 0usize..4), 1..200)) {
+                let mut t = Tally::new(4);
+                for &(l, p) in &pairs {
+                    t.record(l, p);
+                }
+                if let Some(k) = t.kappa() {
+                    prop_assert!(k.value <= 1.0 + 1e-9, "{k:?}");
+                    prop_assert!(k.standard_error.is_finite() && k.standard_error >= 0.0);
+                    let all_agree = pairs.iter().all(|(l, p)| l == p);
+                    prop_assert_eq!(all_agree, (k.value - 1.0).abs() < 1e-9, "{:?}", k);
+                }
+                let e = t.evaluate(&LabelSet::from_labels(["a", "b", "c", "d"]));
+                prop_assert_eq!(e.compared as usize, pairs.len());
+                if let (Some(w), Some(rate)) = (e.weighted_recall, e.agreement_rate) {
+                    prop_assert!((w - rate).abs() < 1e-3, "weighted recall {w} vs agreement {rate}");
+                }
+            }
+        }
+    }
 }

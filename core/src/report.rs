@@ -846,4 +846,33 @@ mod tests {
         assert!(json.get("answer").is_none(), "{json}");
         assert_eq!(json["outsideLabels"], 0);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Every error lands in exactly one group of its kind and message, and
+            /// the reasons add up to the errors.
+            #[test]
+            fn groups_and_reasons_account_for_every_error(
+                errors in proptest::collection::vec((0usize..3, 0usize..3), 0..100),
+            ) {
+                let kinds = [FailureKind::Http, FailureKind::Transport, FailureKind::Refused];
+                let entries: Vec<ErrorEntry> = errors
+                    .iter()
+                    .enumerate()
+                    .map(|(row, &(k, m))| entry(row, kinds[k], format!("message {m}")))
+                    .collect();
+                let groups = group_errors(&entries);
+                prop_assert_eq!(groups.iter().map(|g| g.count).sum::<usize>(), entries.len());
+                prop_assert!(groups.windows(2).all(|w| w[0].count >= w[1].count));
+                let distinct: std::collections::HashSet<_> = errors.iter().collect();
+                prop_assert_eq!(groups.len(), distinct.len());
+                let reasons = FailureReasons::of(&entries);
+                let total: usize = FailureKind::ALL.iter().map(|&k| reasons.count(k)).sum();
+                prop_assert_eq!(total, entries.len());
+            }
+        }
+    }
 }
