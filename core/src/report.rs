@@ -691,7 +691,7 @@ impl Summary {
                 .map(|l| escape_for_terminal(l).chars().count())
                 .max()
                 .unwrap_or(0)
-                .clamp(9, 24);
+                .clamp("weighted avg".len(), 24);
             let _ = writeln!(
                 s,
                 "   {:<width$}  precision  recall     f1  support",
