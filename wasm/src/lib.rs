@@ -53,6 +53,18 @@ struct Columns {
     id_column: Option<String>,
 }
 
+impl Columns {
+    /// Reads `csv_text` with these columns.
+    fn read(self, csv_text: &str) -> Result<shadow_core::input::LabelsCsv, JsError> {
+        let names = ColumnNames {
+            image: self.image_column,
+            label: self.label_column,
+            id: self.id_column,
+        };
+        parse_labels_csv(csv_text, &names).map_err(|e| JsError::new(&e.to_string()))
+    }
+}
+
 /// An output of `poll` as the page reads it: the core's [`Output`] (`{type: ...,
 /// ...}`) with what the page needs beside it.
 #[derive(Serialize)]
@@ -94,15 +106,7 @@ impl ShadowRun {
             .map_err(|e| JsError::new(&format!("bad settings: {e}")))?;
         let config: RunConfig = serde_wasm_bindgen::from_value(config)
             .map_err(|e| JsError::new(&format!("bad settings: {e}")))?;
-        let csv = parse_labels_csv(
-            csv_text,
-            &ColumnNames {
-                image: columns.image_column,
-                label: columns.label_column,
-                id: columns.id_column,
-            },
-        )
-        .map_err(|e| JsError::new(&e.to_string()))?;
+        let csv = columns.read(csv_text)?;
         let run = Run::new(config, csv, millis(now)).map_err(|e| JsError::new(&e.to_string()))?;
         Ok(ShadowRun { run })
     }
@@ -280,15 +284,7 @@ pub fn inspect_csv(csv_text: &str, columns: JsValue) -> Result<JsValue, JsError>
         serde_wasm_bindgen::from_value(columns)
             .map_err(|e| JsError::new(&format!("bad columns: {e}")))?
     };
-    let csv = parse_labels_csv(
-        csv_text,
-        &ColumnNames {
-            image: columns.image_column,
-            label: columns.label_column,
-            id: columns.id_column,
-        },
-    )
-    .map_err(|e| JsError::new(&e.to_string()))?;
+    let csv = columns.read(csv_text)?;
     let (mut defective, mut urls, mut absolute) = (0, 0, 0);
     let mut relative = Vec::new();
     for item in &csv.items {

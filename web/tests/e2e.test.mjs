@@ -9,48 +9,12 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
+import { join } from 'node:path';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const TARGET = resolve(ROOT, process.env.CARGO_TARGET_DIR || 'target');
-const BIN = process.env.SHADOW_BATCH_BIN || join(TARGET, 'debug/shadow-batch');
-const CSV = join(ROOT, 'training-data/labels.csv');
-const IMAGES = join(ROOT, 'training-data/images');
-const MOCK = ['--accuracy', '0.9', '--error-rate', '0.02', '--seed', '42'];
-
-const children = [];
-let browser;
-
-function serve(extra) {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(BIN, ['web', '--port', '0', '--truth', CSV, ...MOCK, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`web server did not start: ${out}`)), 20_000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/page at (http:\/\/127\.0\.0\.1:\d+)\//);
-      if (m) { clearTimeout(timer); resolvePromise(m[1]); }
-    });
-    child.stderr.on('data', (d) => { out += d; });
-    child.on('exit', (code) => reject(new Error(`web server exited ${code}: ${out}`)));
-  });
-}
-
-async function openPage(url) {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
-  const page = await context.newPage();
-  page.dialogs = [];
-  page.on('dialog', (d) => { page.dialogs.push(d.message()); d.dismiss(); });
-  page.on('pageerror', (e) => { page.errors = (page.errors || []).concat(String(e)); });
-  await page.goto(url);
-  await page.waitForFunction(() => window.__shadow && window.__shadow.store !== null);
-  return page;
-}
+import { BIN, CSV, IMAGES, ROOT, launch, openPage, serve, shutdown } from './harness.mjs';
 
 async function runToEnd(page, timeout = 90_000) {
   await page.click('#start');
@@ -64,18 +28,8 @@ async function runToEnd(page, timeout = 90_000) {
 
 const countsOf = (reports) => reports.map((r) => [r.batchNumber, r.processed, r.successful, r.failed, r.batchSuccessful, r.batchFailed, r.agreements]);
 
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-  for (const c of children) c.kill('SIGKILL');
-});
+before(launch);
+after(shutdown);
 
 test('the page gives the same reports and counts as the CLI for the same CSV, mock and seed', async () => {
   const out = mkdtempSync(join(tmpdir(), 'shadow-cli-'));

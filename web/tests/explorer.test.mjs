@@ -9,50 +9,17 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const TARGET = resolve(ROOT, process.env.CARGO_TARGET_DIR || 'target');
-const BIN = process.env.SHADOW_BATCH_BIN || join(TARGET, 'debug/shadow-batch');
-const CSV = join(ROOT, 'training-data/labels.csv');
-const IMAGES = join(ROOT, 'training-data/images');
+import { BIN, CSV, IMAGES, ROOT, launch, serve, shutdown } from './harness.mjs';
 
-const children = [];
 let browser;
-
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-  for (const c of children) c.kill('SIGKILL');
-});
-
-function serve(extra = []) {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(BIN, ['web', '--port', '0', '--truth', CSV, '--seed', '42', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`web server did not start: ${out}`)), 20_000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/page at (http:\/\/127\.0\.0\.1:\d+)\//);
-      if (m) { clearTimeout(timer); resolvePromise(m[1]); }
-    });
-    child.stderr.on('data', (d) => { out += d; });
-    child.on('exit', (code) => reject(new Error(`web server exited ${code}: ${out}`)));
-  });
-}
+before(async () => { browser = await launch(); });
+after(shutdown);
 
 /** A page that records dialogs, page errors and a `__pwned` flag set by any injected script. */
 async function newPage(viewport = { width: 1200, height: 900 }) {
