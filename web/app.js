@@ -80,12 +80,20 @@ const numeric = (setting, scale = 1) => ({
   get: (c) => c[setting] / scale,
   set: (c, v) => { c[setting] = Math.round(Number(v) * scale); },
 });
+/** A setting that may be left unset (empty field = null). */
+const optional = (setting) => ({
+  setting,
+  scale: 1,
+  get: (c) => c[setting] ?? '',
+  set: (c, v) => { c[setting] = v === '' ? null : Math.round(Number(v)); },
+});
 const FIELDS = {
   'batch-size': numeric('batchSize'),
   delay: numeric('delayMs'),
   retries: numeric('maxRetries'),
-  concurrency: numeric('concurrency'),
-  rpm: { setting: 'rpm', scale: 1, get: (c) => c.rpm ?? '', set: (c, v) => { c.rpm = v === '' ? null : Math.round(Number(v)); } },
+  concurrency: optional('concurrency'),
+  rpm: optional('rpm'),
+  tpm: optional('tpm'),
   timeout: numeric('requestTimeoutMs', 1000),
   seed: numeric('seed'),
   'base-url': { get: (c) => c.provider.baseUrl, set: (c, v) => { c.provider.baseUrl = v.trim(); } },
@@ -214,7 +222,12 @@ function paceText(pace, config, t) {
     default: text = config.delayMs > 0 ? `pace: one start every ${config.delayMs} ms` : 'pace: as fast as answers come';
   }
   if (pace.source && config.delayMs > 0) text += `, at least ${config.delayMs} ms apart`;
+  if (pace.tokensPerMinute) {
+    const from = pace.tokenSource === 'userCap' ? 'your cap' : "the endpoint's headers";
+    text += `, ${pace.tokensPerMinute} tokens/min from ${from} at ~${pace.tokensPerRequest} a request`;
+  }
   text += `, up to ${pace.inFlightLimit} in flight`;
+  if (pace.latencyMs != null) text += ` (${pace.latencyMs} ms a request)`;
   if (pace.coolingDownUntil) text += ` · waiting ${formatDuration(pace.coolingDownUntil - t + 999)} after a rate limit`;
   return text;
 }

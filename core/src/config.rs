@@ -28,14 +28,23 @@ pub struct RunConfig {
     /// Retries after a 429 (rate limited), counted apart from `max_retries`: an
     /// endpoint saying "later" is no fault of the item. Default 20.
     pub max_rate_limit_retries: u32,
-    /// Most requests in flight at once. Default 8.
-    pub concurrency: usize,
-    /// Halve the in-flight limit on 429 and grow it back by one per window of
-    /// successes (AIMD), between 1 and `concurrency`. Default on.
+    /// A fixed cap on requests in flight, for endpoints that limit concurrent
+    /// requests. Default none: the limit is found from the pace (rate × latency)
+    /// and the endpoint's answers, up to `max_concurrency`.
+    pub concurrency: Option<usize>,
+    /// The most requests in flight a found limit may reach. Default 256.
+    pub max_concurrency: usize,
+    /// Halve the in-flight limit on 429 and grow it back on success (AIMD); the
+    /// found limit also follows the pace and latency. Off: the limit stays at
+    /// `concurrency`, else `max_concurrency`. Default on.
     pub adaptive_concurrency: bool,
     /// Cap on request starts per minute, spread evenly. Default none: pacing then
     /// follows the endpoint's `x-ratelimit-limit-requests`.
     pub rpm: Option<u32>,
+    /// Cap on tokens per minute: starts are spaced by what each is charged (its
+    /// prompt and `max_tokens`). Default none: the endpoint's token-limit headers
+    /// are followed when it sends them.
+    pub tpm: Option<u64>,
     /// Per-request timeout the host applies, in ms. Default 60 000.
     pub request_timeout_ms: u64,
     /// First backoff wait when the endpoint gives no retry-after, in ms. Default 500.
@@ -75,9 +84,11 @@ impl Default for RunConfig {
             delay_ms: 0,
             max_retries: 5,
             max_rate_limit_retries: 20,
-            concurrency: 8,
+            concurrency: None,
+            max_concurrency: 256,
             adaptive_concurrency: true,
             rpm: None,
+            tpm: None,
             request_timeout_ms: 60_000,
             backoff_initial_ms: 500,
             backoff_max_ms: 30_000,
@@ -134,10 +145,14 @@ pub enum Setting {
     MaxRetries,
     /// [`RunConfig::max_rate_limit_retries`].
     MaxRateLimitRetries,
-    /// [`RunConfig::concurrency`].
+    /// [`RunConfig::concurrency`], when set.
     Concurrency,
+    /// [`RunConfig::max_concurrency`].
+    MaxConcurrency,
     /// [`RunConfig::rpm`], when set.
     Rpm,
+    /// [`RunConfig::tpm`], when set.
+    Tpm,
     /// [`RunConfig::request_timeout_ms`].
     RequestTimeoutMs,
     /// [`RunConfig::backoff_initial_ms`].
@@ -156,13 +171,15 @@ const HOUR_MS: u64 = 3_600_000;
 
 impl Setting {
     /// Every numeric setting, in the order of [`RunConfig`]'s fields.
-    pub const ALL: [Setting; 12] = [
+    pub const ALL: [Setting; 14] = [
         Setting::BatchSize,
         Setting::DelayMs,
         Setting::MaxRetries,
         Setting::MaxRateLimitRetries,
         Setting::Concurrency,
+        Setting::MaxConcurrency,
         Setting::Rpm,
+        Setting::Tpm,
         Setting::RequestTimeoutMs,
         Setting::BackoffInitialMs,
         Setting::BackoffMaxMs,
@@ -181,8 +198,9 @@ impl Setting {
             Setting::DelayMs => (0, HOUR_MS),
             Setting::MaxRetries => (0, 100),
             Setting::MaxRateLimitRetries => (0, 1_000),
-            Setting::Concurrency => (1, 1_024),
+            Setting::Concurrency | Setting::MaxConcurrency => (1, 1_024),
             Setting::Rpm => (1, 1_000_000),
+            Setting::Tpm => (1, 10_000_000_000),
             Setting::RequestTimeoutMs => (1, HOUR_MS),
             Setting::BackoffInitialMs => (1, HOUR_MS),
             Setting::BackoffMaxMs => (1, HOUR_MS),
@@ -200,7 +218,9 @@ impl Setting {
             Setting::MaxRetries => "maxRetries",
             Setting::MaxRateLimitRetries => "maxRateLimitRetries",
             Setting::Concurrency => "concurrency",
+            Setting::MaxConcurrency => "maxConcurrency",
             Setting::Rpm => "rpm",
+            Setting::Tpm => "tpm",
             Setting::RequestTimeoutMs => "requestTimeoutMs",
             Setting::BackoffInitialMs => "backoffInitialMs",
             Setting::BackoffMaxMs => "backoffMaxMs",
@@ -215,7 +235,8 @@ impl Setting {
         self.field().ends_with("Ms")
     }
 
-    /// The setting's value in `config`; `None` when it is unset (`rpm`).
+    /// The setting's value in `config`; `None` when it is unset (`rpm`, `tpm`,
+    /// `concurrency`).
     pub fn value(self, config: &RunConfig) -> Option<u64> {
         let count = |n: usize| n as u64;
         Some(match self {
@@ -223,8 +244,10 @@ impl Setting {
             Setting::DelayMs => config.delay_ms,
             Setting::MaxRetries => u64::from(config.max_retries),
             Setting::MaxRateLimitRetries => u64::from(config.max_rate_limit_retries),
-            Setting::Concurrency => count(config.concurrency),
+            Setting::Concurrency => count(config.concurrency?),
+            Setting::MaxConcurrency => count(config.max_concurrency),
             Setting::Rpm => u64::from(config.rpm?),
+            Setting::Tpm => config.tpm?,
             Setting::RequestTimeoutMs => config.request_timeout_ms,
             Setting::BackoffInitialMs => config.backoff_initial_ms,
             Setting::BackoffMaxMs => config.backoff_max_ms,
@@ -256,6 +279,12 @@ pub enum ConfigError {
 }
 
 impl RunConfig {
+    /// The most requests that can ever be in flight: `concurrency` when given,
+    /// else `max_concurrency`. Hosts size connection pools and read-ahead by it.
+    pub fn in_flight_cap(&self) -> usize {
+        self.concurrency.unwrap_or(self.max_concurrency)
+    }
+
     /// Checks the settings; the engine refuses to start with a bad one, and a host
     /// should check before it sizes anything from them.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -293,8 +322,10 @@ mod tests {
             Setting::DelayMs => config.delay_ms = v,
             Setting::MaxRetries => config.max_retries = v as u32,
             Setting::MaxRateLimitRetries => config.max_rate_limit_retries = v as u32,
-            Setting::Concurrency => config.concurrency = v as usize,
+            Setting::Concurrency => config.concurrency = Some(v as usize),
+            Setting::MaxConcurrency => config.max_concurrency = v as usize,
             Setting::Rpm => config.rpm = Some(v as u32),
+            Setting::Tpm => config.tpm = Some(v),
             Setting::RequestTimeoutMs => config.request_timeout_ms = v,
             Setting::BackoffInitialMs => config.backoff_initial_ms = v,
             Setting::BackoffMaxMs => config.backoff_max_ms = v,
@@ -330,7 +361,7 @@ mod tests {
             }
         }
         let absurd = RunConfig {
-            concurrency: usize::MAX,
+            concurrency: Some(usize::MAX),
             ..RunConfig::default()
         };
         assert_eq!(

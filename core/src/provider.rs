@@ -187,6 +187,81 @@ impl Provider {
     }
 }
 
+/// What one request is charged against a tokens-per-minute limit when the endpoint
+/// admits it, before any answer says what it really cost: the prompt (text and
+/// image) and the most the answer may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenCharge {
+    /// Prompt tokens of one request, from the provider's published image formula;
+    /// the run replaces it with what answers' `usage` report.
+    pub prompt: u64,
+    /// The `max_tokens` the request sends (0 when it sends none).
+    pub max_output: u64,
+}
+
+/// Published image charges at low detail and at high detail for a 768×768 image
+/// (four 512 px tiles, the size of a typical photo after OpenAI's scaling): the
+/// engine does not see image sizes, and answers' `usage` corrects the seed.
+fn image_tokens(model: &str, detail: ImageDetail) -> u64 {
+    let model = model.to_ascii_lowercase();
+    // gpt-4o-mini bills ~33x the tiles of gpt-4o, so that an image costs the same.
+    let (low, tile) = if model.contains("gpt-4o-mini") {
+        (2_833, 5_667)
+    } else {
+        (85, 170)
+    };
+    match detail {
+        ImageDetail::Low => low,
+        ImageDetail::High | ImageDetail::Auto => low + 4 * tile,
+    }
+}
+
+/// o1, o3, o4-mini, gpt-5...: they reject `max_tokens`, and their reasoning tokens
+/// count within `max_completion_tokens`.
+pub(crate) fn is_reasoning_model(model: &str) -> bool {
+    let m = model.to_ascii_lowercase();
+    let m = m.rsplit('/').next().unwrap_or(&m);
+    m.starts_with("gpt-5")
+        || (m.starts_with('o') && m[1..].starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// The output tokens an answer naming one label may take: the JSON around the
+/// label and the label itself at one token per byte (no tokenizer does worse), and
+/// for a reasoning model room to think. Small, because endpoints count it against
+/// the tokens-per-minute limit when they admit a request.
+pub(crate) fn answer_token_budget(labels: &LabelSet, model: &str) -> u32 {
+    let longest = labels.names().iter().map(String::len).max().unwrap_or(0);
+    let answer = 16 + u32::try_from(longest).unwrap_or(u32::MAX).min(4_096);
+    if is_reasoning_model(model) {
+        answer + 2_048
+    } else {
+        answer
+    }
+}
+
+impl Provider {
+    /// What one request is charged at admission against a token limit.
+    pub fn token_charge(&self, labels: &LabelSet) -> TokenCharge {
+        match self {
+            Provider::OpenAi(cfg) => {
+                let list: usize = labels.names().iter().map(|l| l.len() + 3).sum();
+                let prompt = cfg.prompt.as_deref().unwrap_or(DEFAULT_PROMPT).len();
+                // About four characters a token, plus the message framing.
+                let text = ((prompt + list + 60) / 4 + 20) as u64;
+                TokenCharge {
+                    prompt: text + image_tokens(&cfg.model, cfg.detail),
+                    max_output: u64::from(answer_token_budget(labels, &cfg.model)),
+                }
+            }
+            // Its own service: nothing known until its answers or headers say so.
+            Provider::HttpJson(_) => TokenCharge {
+                prompt: 0,
+                max_output: 0,
+            },
+        }
+    }
+}
+
 /// Stands for the image URL while the rest of an OpenAI body is serialized once.
 const IMAGE_MARK: &str = "\u{1}shadow-batch image\u{1}";
 
@@ -462,6 +537,13 @@ mod tests {
         LabelSet::from_labels(["dog", "cat"])
     }
 
+    fn openai_config() -> OpenAiConfig {
+        match openai(ImageDetail::Low, None) {
+            Provider::OpenAi(cfg) => cfg,
+            _ => unreachable!(),
+        }
+    }
+
     fn openai(detail: ImageDetail, prompt: Option<&str>) -> Provider {
         Provider::OpenAi(OpenAiConfig {
             base_url: "https://api.openai.com/v1/".to_owned(),
@@ -659,7 +741,13 @@ mod tests {
         keys.sort();
         assert_eq!(
             keys,
-            ["messages", "model", "response_format", "temperature"]
+            [
+                "max_tokens",
+                "messages",
+                "model",
+                "response_format",
+                "temperature"
+            ]
         );
     }
 
@@ -1253,5 +1341,52 @@ mod tests {
         let text = serde_json::to_string(&p).unwrap();
         assert!(text.contains(r#""kind":"openai""#), "{text}");
         assert_eq!(serde_json::from_str::<Provider>(&text).unwrap(), p);
+    }
+
+    #[test]
+    fn requests_ask_for_no_more_tokens_than_a_label_needs() {
+        let labels = LabelSet::from_labels(["dog", "a rather long label"]);
+        let body = |model: &str| {
+            let provider = Provider::OpenAi(OpenAiConfig {
+                model: model.to_owned(),
+                ..openai_config()
+            });
+            let request = provider
+                .request_template(&labels)
+                .build("https://x/i.png", 1, None);
+            serde_json::from_str::<serde_json::Value>(&request.body).unwrap()
+        };
+        let plain = body("gpt-4o-mini");
+        assert_eq!(plain["max_tokens"], 16 + 19);
+        assert!(plain.get("max_completion_tokens").is_none());
+        for reasoning in ["o4-mini", "o1", "gpt-5-mini", "openai/o3"] {
+            let b = body(reasoning);
+            assert!(b.get("max_tokens").is_none(), "{reasoning}");
+            assert_eq!(b["max_completion_tokens"], 16 + 19 + 2_048, "{reasoning}");
+        }
+        assert!(!is_reasoning_model("omni-vision"));
+    }
+
+    #[test]
+    fn token_charge_is_seeded_from_the_published_image_formula() {
+        let labels = labels();
+        let charge = |model: &str, detail| {
+            Provider::OpenAi(OpenAiConfig {
+                model: model.to_owned(),
+                detail,
+                ..openai_config()
+            })
+            .token_charge(&labels)
+        };
+        let mini = charge("gpt-4o-mini", ImageDetail::Low);
+        let text = mini.prompt - 2_833;
+        assert!((40..200).contains(&text), "{text}");
+        assert_eq!(mini.max_output, 16 + 3);
+        assert_eq!(charge("gpt-4o", ImageDetail::Low).prompt, text + 85);
+        assert_eq!(charge("gpt-4o", ImageDetail::High).prompt, text + 765);
+        assert_eq!(
+            charge("gpt-4o-mini", ImageDetail::Auto).prompt,
+            text + 2_833 + 4 * 5_667
+        );
     }
 }

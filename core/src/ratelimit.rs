@@ -4,38 +4,67 @@
 use crate::engine::AbortReason;
 use crate::http::HttpResponse;
 use crate::provider::parse_api_error;
-use crate::time::{parse_go_duration, parse_http_date, Millis};
+use crate::time::{parse_go_duration, parse_http_date, parse_rfc3339, Millis};
+
+/// One limit an endpoint reports: how much per minute, how much is left, and when
+/// it is whole again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LimitWindow {
+    /// The limit per minute.
+    pub limit: Option<u64>,
+    /// What is left of it.
+    pub remaining: Option<u64>,
+    /// When it is whole again, as a wait in ms.
+    pub reset_ms: Option<u64>,
+}
+
+impl LimitWindow {
+    /// How long nothing more fits (0 unless `remaining` is 0).
+    fn exhausted_for_ms(&self) -> u64 {
+        match self.remaining {
+            Some(0) => self.reset_ms.unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        *self == LimitWindow::default()
+    }
+}
 
 /// The rate-limit facts a response carried. Every field is optional: endpoints
 /// send some, all or none of them.
+///
+/// OpenAI's `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` (resets as Go
+/// durations) and Anthropic's `anthropic-ratelimit-{requests,tokens,input-tokens,
+/// output-tokens}-{limit,remaining,reset}` (resets as RFC 3339 times) are read into
+/// the same windows, so pacing does not care which provider spoke.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RateLimitHeaders {
     /// `retry-after-ms`, or `retry-after` as seconds or an HTTP date, as a wait in ms.
     pub retry_after_ms: Option<u64>,
-    /// `x-ratelimit-limit-requests` (per minute at OpenAI).
-    pub limit_requests: Option<u64>,
-    /// `x-ratelimit-remaining-requests`.
-    pub remaining_requests: Option<u64>,
-    /// `x-ratelimit-reset-requests`, a Go duration, in ms.
-    pub reset_requests_ms: Option<u64>,
-    /// `x-ratelimit-remaining-tokens`.
-    pub remaining_tokens: Option<u64>,
-    /// `x-ratelimit-reset-tokens`, in ms.
-    pub reset_tokens_ms: Option<u64>,
+    /// Requests per minute.
+    pub requests: LimitWindow,
+    /// Tokens per minute, counting the prompt and the `max_tokens` asked for
+    /// (OpenAI; Anthropic's most restrictive token limit).
+    pub tokens: LimitWindow,
+    /// Input (prompt) tokens per minute (Anthropic).
+    pub input_tokens: LimitWindow,
+    /// Output tokens per minute (Anthropic).
+    pub output_tokens: LimitWindow,
     /// `x-should-retry: true|false`.
     pub should_retry: Option<bool>,
 }
 
 impl RateLimitHeaders {
     /// Reads the headers of `response` in one pass; `now` turns an HTTP-date
-    /// `retry-after` into a wait.
+    /// `retry-after` and RFC 3339 resets into waits.
     pub fn parse(response: &HttpResponse, now: Millis) -> RateLimitHeaders {
         let mut h = RateLimitHeaders::default();
         let mut retry_after = None;
         let mut retry_after_ms = None;
         for (name, value) in &response.headers {
             let value = value.trim();
-            let num = || value.parse::<u64>().ok();
             let name = name.as_str();
             let is = |n: &str| name.eq_ignore_ascii_case(n);
             if is("retry-after-ms") {
@@ -52,16 +81,6 @@ impl RateLimitHeaders {
                     Ok(_) => None,
                     Err(_) => parse_http_date(value).map(|at| at.since(now)),
                 };
-            } else if is("x-ratelimit-limit-requests") {
-                h.limit_requests = num();
-            } else if is("x-ratelimit-remaining-requests") {
-                h.remaining_requests = num();
-            } else if is("x-ratelimit-reset-requests") {
-                h.reset_requests_ms = parse_go_duration(value);
-            } else if is("x-ratelimit-remaining-tokens") {
-                h.remaining_tokens = num();
-            } else if is("x-ratelimit-reset-tokens") {
-                h.reset_tokens_ms = parse_go_duration(value);
             } else if is("x-should-retry") {
                 h.should_retry = if value.eq_ignore_ascii_case("true") {
                     Some(true)
@@ -70,24 +89,90 @@ impl RateLimitHeaders {
                 } else {
                     None
                 };
+            } else {
+                h.read_window_header(name, value, now);
             }
         }
         h.retry_after_ms = retry_after_ms.or(retry_after);
         h
     }
 
+    /// `x-ratelimit-{field}-{window}` or `anthropic-ratelimit-{window}-{field}`.
+    fn read_window_header(&mut self, name: &str, value: &str, now: Millis) {
+        let lower = |prefix: &str| {
+            name.get(..prefix.len())
+                .filter(|p| p.eq_ignore_ascii_case(prefix))
+                .map(|_| name[prefix.len()..].to_ascii_lowercase())
+        };
+        let (window, field, reset) = if let Some(rest) = lower("x-ratelimit-") {
+            let Some((field, window)) = rest.split_once('-') else {
+                return;
+            };
+            let reset = parse_go_duration(value);
+            (window.to_owned(), field.to_owned(), reset)
+        } else if let Some(rest) = lower("anthropic-ratelimit-") {
+            let Some((window, field)) = rest.rsplit_once('-') else {
+                return;
+            };
+            let reset = parse_rfc3339(value).map(|at| at.since(now));
+            (window.to_owned(), field.to_owned(), reset)
+        } else {
+            return;
+        };
+        let window = match window.as_str() {
+            "requests" => &mut self.requests,
+            "tokens" => &mut self.tokens,
+            "input-tokens" => &mut self.input_tokens,
+            "output-tokens" => &mut self.output_tokens,
+            _ => return,
+        };
+        match field.as_str() {
+            "limit" => window.limit = value.parse().ok(),
+            "remaining" => window.remaining = value.parse().ok(),
+            "reset" => window.reset_ms = reset,
+            _ => {}
+        }
+    }
+
     /// The endpoint says no request may start for this long (0 = no pause asked).
     pub fn exhausted_for_ms(&self) -> u64 {
-        let requests = match self.remaining_requests {
-            Some(0) => self.reset_requests_ms.unwrap_or(0),
-            _ => 0,
-        };
-        let tokens = match self.remaining_tokens {
-            Some(0) => self.reset_tokens_ms.unwrap_or(0),
-            _ => 0,
-        };
-        requests.max(tokens)
+        [
+            &self.requests,
+            &self.tokens,
+            &self.input_tokens,
+            &self.output_tokens,
+        ]
+        .iter()
+        .map(|w| w.exhausted_for_ms())
+        .max()
+        .unwrap_or(0)
     }
+
+    /// Whether the response said anything about token limits.
+    pub fn speaks_of_tokens(&self) -> bool {
+        !(self.tokens.is_empty() && self.input_tokens.is_empty() && self.output_tokens.is_empty())
+    }
+}
+
+/// Whether a 429 is about tokens rather than requests: OpenAI's error type
+/// `tokens` or a message naming tokens per minute, Anthropic's message about
+/// input or output tokens, or an exhausted token window in the headers.
+pub(crate) fn is_token_limit(response: &HttpResponse, headers: &RateLimitHeaders) -> bool {
+    if headers.tokens.remaining == Some(0)
+        || headers.input_tokens.remaining == Some(0)
+        || headers.output_tokens.remaining == Some(0)
+    {
+        return true;
+    }
+    let Some(error) = parse_api_error(&response.body) else {
+        return false;
+    };
+    let message = error.message.to_ascii_lowercase();
+    error.kind.as_deref().is_some_and(|k| k.contains("token"))
+        || message.contains("tokens per min")
+        || message.contains("(tpm)")
+        || message.contains("input tokens")
+        || message.contains("output tokens")
 }
 
 /// What a non-2xx response means for its item and the run.
@@ -229,15 +314,92 @@ mod tests {
             "",
         );
         let h = RateLimitHeaders::parse(&r, Millis(0));
-        assert_eq!(h.limit_requests, Some(6000));
-        assert_eq!(h.reset_requests_ms, Some(360_000));
+        assert_eq!(h.requests.limit, Some(6000));
+        assert_eq!(h.requests.reset_ms, Some(360_000));
+        assert_eq!(h.tokens.remaining, Some(100));
+        assert_eq!(h.tokens.reset_ms, Some(20));
         assert_eq!(h.exhausted_for_ms(), 360_000);
         let fine = RateLimitHeaders {
-            remaining_requests: Some(3),
-            reset_requests_ms: Some(100),
+            requests: LimitWindow {
+                remaining: Some(3),
+                reset_ms: Some(100),
+                ..h.requests
+            },
             ..h
         };
         assert_eq!(fine.exhausted_for_ms(), 0);
+    }
+
+    #[test]
+    fn anthropic_headers_fill_the_same_windows() {
+        // As Anthropic documents them; resets are RFC 3339 times.
+        let now = parse_rfc3339("2025-01-24T10:30:00Z").unwrap();
+        let r = response(
+            429,
+            &[
+                ("retry-after", "7"),
+                ("anthropic-ratelimit-requests-limit", "50"),
+                ("anthropic-ratelimit-requests-remaining", "49"),
+                ("anthropic-ratelimit-requests-reset", "2025-01-24T10:30:01Z"),
+                ("anthropic-ratelimit-tokens-limit", "48000"),
+                ("anthropic-ratelimit-tokens-remaining", "0"),
+                (
+                    "anthropic-ratelimit-tokens-reset",
+                    "2025-01-24T10:30:02.500Z",
+                ),
+                ("anthropic-ratelimit-input-tokens-limit", "40000"),
+                ("anthropic-ratelimit-input-tokens-remaining", "0"),
+                (
+                    "Anthropic-RateLimit-Input-Tokens-Reset",
+                    "2025-01-24T11:30:04+01:00",
+                ),
+                ("anthropic-ratelimit-output-tokens-limit", "8000"),
+                ("anthropic-ratelimit-output-tokens-remaining", "7990"),
+                (
+                    "anthropic-ratelimit-output-tokens-reset",
+                    "2025-01-24T10:30:00Z",
+                ),
+            ],
+            r#"{"type":"error","error":{"type":"rate_limit_error","message":"This request would exceed the rate limit for your organization of 40,000 input tokens per minute."}}"#,
+        );
+        let h = RateLimitHeaders::parse(&r, now);
+        assert_eq!(h.retry_after_ms, Some(7_000));
+        assert_eq!(
+            h.requests,
+            LimitWindow {
+                limit: Some(50),
+                remaining: Some(49),
+                reset_ms: Some(1_000)
+            }
+        );
+        assert_eq!(h.tokens.limit, Some(48_000));
+        assert_eq!(h.tokens.reset_ms, Some(2_500));
+        assert_eq!(h.input_tokens.limit, Some(40_000));
+        assert_eq!(h.input_tokens.reset_ms, Some(4_000));
+        assert_eq!(h.output_tokens.remaining, Some(7_990));
+        assert_eq!(h.exhausted_for_ms(), 4_000);
+        assert!(h.speaks_of_tokens());
+        assert!(is_token_limit(&r, &h));
+        // A request limit 429 is not about tokens.
+        let requests = response(
+            429,
+            &[("x-ratelimit-remaining-requests", "0")],
+            r#"{"error":{"message":"Rate limit reached for gpt-4o-mini in organization org-x on requests per min (RPM): Limit 500, Used 500, Requested 1.","type":"requests","code":"rate_limit_exceeded"}}"#,
+        );
+        let h = RateLimitHeaders::parse(&requests, now);
+        assert!(!h.speaks_of_tokens());
+        assert!(!is_token_limit(&requests, &h));
+        // OpenAI's token 429, told by its type and by its message.
+        for body in [
+            r#"{"error":{"message":"Rate limit reached for gpt-4o-mini in organization org-x on tokens per min (TPM): Limit 200000, Used 199000, Requested 2849. Please try again in 555ms.","type":"tokens","code":"rate_limit_exceeded"}}"#,
+            r#"{"error":{"message":"Rate limit reached on tokens per min (TPM)","code":"rate_limit_exceeded"}}"#,
+        ] {
+            let r = response(429, &[], body);
+            assert!(
+                is_token_limit(&r, &RateLimitHeaders::parse(&r, now)),
+                "{body}"
+            );
+        }
     }
 
     #[test]

@@ -102,6 +102,48 @@ pub fn parse_iso8601(s: &str) -> Option<Millis> {
     ))
 }
 
+/// Parses an RFC 3339 time, as Anthropic's rate-limit resets are written:
+/// `2025-01-24T10:30:07Z`, `2025-01-24T10:30:07.25+01:00`, `t`/`z`/space allowed.
+/// `None` for anything else, and for times before 1970.
+pub fn parse_rfc3339(s: &str) -> Option<Millis> {
+    let s = s.trim();
+    if s.len() < 20 || !s.is_char_boundary(19) {
+        return None;
+    }
+    let (main, zone) = match s.as_bytes()[s.len() - 1] {
+        b'Z' | b'z' => (&s[..s.len() - 1], 0i64),
+        _ => {
+            let cut = s.len() - 6;
+            let (main, offset) = (s.get(..cut)?, s.get(cut..)?);
+            let o = offset.as_bytes();
+            let sign = match o[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            if o[3] != b':' {
+                return None;
+            }
+            let h: i64 = offset.get(1..3)?.parse().ok()?;
+            let m: i64 = offset.get(4..6)?.parse().ok()?;
+            if h > 23 || m > 59 {
+                return None;
+            }
+            (main, sign * (h * 60 + m) * 60_000)
+        }
+    };
+    let mut utc = String::with_capacity(main.len() + 1);
+    utc.push_str(main);
+    utc.push('Z');
+    // RFC 3339 allows a lowercase or space separator; parse_iso8601 checks the rest.
+    if matches!(utc.as_bytes().get(10), Some(b't' | b' ')) {
+        utc.replace_range(10..11, "T");
+    }
+    let local = parse_iso8601(&utc)?;
+    let at = i64::try_from(local.0).ok()?.checked_sub(zone)?;
+    u64::try_from(at).ok().map(Millis)
+}
+
 /// Serde `with` module: [`Millis`] as an ISO-8601 string.
 pub mod iso8601 {
     use super::{parse_iso8601, Millis};
@@ -318,5 +360,33 @@ mod tests {
         assert_eq!(format_seconds(2705), "2.71s");
         assert_eq!(format_seconds(999), "1.00s");
         assert_eq!(format_seconds(0), "0.00s");
+    }
+
+    #[test]
+    fn rfc3339_times_with_offsets() {
+        let utc = parse_rfc3339("2025-01-24T10:30:07Z").unwrap();
+        assert_eq!(utc.to_iso8601(), "2025-01-24T10:30:07.000Z");
+        assert_eq!(parse_rfc3339("2025-01-24t10:30:07z"), Some(utc));
+        assert_eq!(parse_rfc3339("2025-01-24 10:30:07Z"), Some(utc));
+        assert_eq!(parse_rfc3339("2025-01-24T11:30:07+01:00"), Some(utc));
+        assert_eq!(parse_rfc3339("2025-01-24T05:00:07-05:30"), Some(utc));
+        assert_eq!(
+            parse_rfc3339("2025-01-24T10:30:07.25Z"),
+            Some(utc.plus(250))
+        );
+        for bad in [
+            "",
+            "2025-01-24T10:30:07",
+            "2025-01-24T10:30:07+0100",
+            "2025-01-24T10:30:07+24:00",
+            "2025-13-24T10:30:07Z",
+            "1969-12-31T23:59:59Z",
+            "1970-01-01T00:00:00+00:01",
+            "2025-01-24T10:30:07Zé",
+            "é025-01-24T10:30:07Z",
+            "2025-01-24T10:30:07+01:0é",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 }

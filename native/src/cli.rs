@@ -36,7 +36,9 @@ pub fn setting_flag(setting: Setting) -> Option<SettingFlag> {
         Setting::DelayMs => ("delay_ms", "DELAY_MS", false),
         Setting::MaxRetries => ("max_retries", "MAX_RETRIES", false),
         Setting::Concurrency => ("concurrency", "--concurrency", false),
+        Setting::MaxConcurrency => ("max_concurrency", "--max-concurrency", false),
         Setting::Rpm => ("rpm", "--rpm", false),
+        Setting::Tpm => ("tpm", "--tpm", false),
         Setting::RequestTimeoutMs => ("timeout", "--timeout", true),
         Setting::AbortAfterFailingMs => ("give_up_after", "--give-up-after", true),
         Setting::MaxRateLimitRetries
@@ -326,12 +328,18 @@ pub struct RunArgs {
     #[arg(value_name = "MAX_RETRIES", default_value_t = defaults().max_retries)]
     pub max_retries: u32,
 
-    /// Most requests in flight at once.
-    #[arg(long, default_value_t = defaults().concurrency, help_heading = "Pacing")]
-    pub concurrency: usize,
+    /// A fixed cap on requests in flight, for an endpoint that limits concurrent
+    /// requests (a local server, a gateway) [default: none; the limit is found:
+    /// the pace × the measured latency, or grown while latency holds].
+    #[arg(long, value_name = "N", help_heading = "Pacing")]
+    pub concurrency: Option<usize>,
 
-    /// Keep the in-flight limit fixed instead of halving it on 429 and growing it
-    /// back on success.
+    /// The most requests in flight a found limit may reach.
+    #[arg(long, value_name = "N", default_value_t = defaults().max_concurrency, help_heading = "Pacing")]
+    pub max_concurrency: usize,
+
+    /// Keep the in-flight limit fixed (at --concurrency, else --max-concurrency)
+    /// instead of finding it, halving it on 429 and growing it back on success.
     #[arg(long, help_heading = "Pacing")]
     pub no_adaptive: bool,
 
@@ -339,6 +347,12 @@ pub struct RunArgs {
     /// x-ratelimit-limit-requests is followed when it sends one].
     #[arg(long, value_name = "N", help_heading = "Pacing")]
     pub rpm: Option<u32>,
+
+    /// Cap on tokens per minute: starts are spaced by what each request is
+    /// charged (its prompt, learned from answers, plus max_tokens) [default: none;
+    /// the endpoint's x-ratelimit-limit-tokens is followed when it sends one].
+    #[arg(long, value_name = "N", help_heading = "Pacing")]
+    pub tpm: Option<u64>,
 
     /// Per-request timeout, in seconds.
     #[arg(

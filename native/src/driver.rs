@@ -75,7 +75,7 @@ impl Driver {
         let (chunks_tx, mut chunks) = mpsc::unbounded_channel();
         let mut read_ahead = ReadAhead::new(
             self.transport.images.clone(),
-            self.run.config().concurrency,
+            self.run.config().in_flight_cap(),
             chunks_tx,
         );
         let bar = progress_bar(&self.run);

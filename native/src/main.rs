@@ -166,7 +166,7 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
 
     let transport = Arc::new(Transport {
         endpoint,
-        client: Transport::client(config.concurrency)?,
+        client: Transport::client(config.in_flight_cap())?,
         requests: run.request_template().clone(),
         images,
         api_key,
@@ -487,13 +487,21 @@ fn print_banner(
     );
     println!("  Endpoint:     {}", escape_for_terminal(&endpoint));
     println!(
-        "  Settings:     batch size {}, delay {} ms, max retries {}, concurrency {}{}, rpm cap {}, timeout {}s",
+        "  Settings:     batch size {}, delay {} ms, max retries {}, {}, rpm cap {}, tpm cap {}, timeout {}s",
         config.batch_size,
         config.delay_ms,
         config.max_retries,
-        config.concurrency,
-        if config.adaptive_concurrency { " (adaptive)" } else { "" },
+        match (config.concurrency, config.adaptive_concurrency) {
+            (Some(n), true) => format!("concurrency up to {n} (halved on 429)"),
+            (Some(n), false) => format!("concurrency {n}"),
+            (None, true) => format!(
+                "concurrency found from the pace (up to {})",
+                config.max_concurrency
+            ),
+            (None, false) => format!("concurrency {}", config.max_concurrency),
+        },
         config.rpm.map_or("none".to_string(), |r| r.to_string()),
+        config.tpm.map_or("none".to_string(), |r| r.to_string()),
         config.request_timeout_ms as f64 / 1000.0
     );
     if resumed > 0 {

@@ -60,6 +60,12 @@ pub fn plan(
     if take("concurrency") {
         config.concurrency = args.concurrency;
     }
+    if take("max_concurrency") {
+        config.max_concurrency = args.max_concurrency;
+    }
+    if take("tpm") {
+        config.tpm = args.tpm;
+    }
     if take("no_adaptive") {
         config.adaptive_concurrency = !args.no_adaptive;
     }
@@ -246,8 +252,10 @@ mod tests {
                 c.delay_ms,
                 c.max_retries,
                 c.concurrency,
+                c.max_concurrency,
                 c.adaptive_concurrency,
                 c.rpm,
+                c.tpm,
                 c.seed,
                 c.request_timeout_ms,
                 c.abort_after_failing_ms
@@ -257,8 +265,10 @@ mod tests {
                 defaults.delay_ms,
                 defaults.max_retries,
                 defaults.concurrency,
+                defaults.max_concurrency,
                 defaults.adaptive_concurrency,
                 defaults.rpm,
+                defaults.tpm,
                 defaults.seed,
                 defaults.request_timeout_ms,
                 defaults.abort_after_failing_ms
@@ -291,7 +301,7 @@ mod tests {
         .unwrap();
         let c = &plan.config;
         assert_eq!((c.batch_size, c.delay_ms, c.max_retries), (10, 300, 2));
-        assert_eq!((c.concurrency, c.rpm), (3, Some(60)));
+        assert_eq!((c.concurrency, c.rpm), (Some(3), Some(60)));
     }
 
     #[test]

@@ -228,7 +228,7 @@ mod tests {
         }
         let csv = parse_labels_csv(&csv, &ColumnNames::default()).unwrap();
         let config = RunConfig {
-            concurrency: 1,
+            concurrency: Some(1),
             ..RunConfig::default()
         };
         let run = Run::new(config, csv, Millis(0)).unwrap();

@@ -97,7 +97,7 @@ test('the settings form starts from the core\'s defaults; the page\'s HTML holds
     const limits = {
       want: {
         'batch-size': b.batchSize, delay: b.delayMs, retries: b.maxRetries, concurrency: b.concurrency,
-        timeout: { min: b.requestTimeoutMs.min / 1000, max: b.requestTimeoutMs.max / 1000 }, rpm: b.rpm,
+        timeout: { min: b.requestTimeoutMs.min / 1000, max: b.requestTimeoutMs.max / 1000 }, rpm: b.rpm, tpm: b.tpm,
       },
       got: {},
     };
@@ -107,12 +107,15 @@ test('the settings form starts from the core\'s defaults; the page\'s HTML holds
     }
     // The mock is chosen: the Model field shows the mock's model (the core's
     // default model comes back with the OpenAI-compatible endpoint). No
-    // requests-per-minute cap by default: that field is empty.
+    // requests-per-minute, tokens-per-minute or concurrency cap by default (the
+    // in-flight limit is found from the pace): those fields are empty.
     const expected = {
-      'batch-size': d.batchSize, delay: d.delayMs, retries: d.maxRetries, concurrency: d.concurrency,
+      'batch-size': d.batchSize, delay: d.delayMs, retries: d.maxRetries,
       timeout: d.requestTimeoutMs / 1000, seed: d.seed, model: mockModel(), 'base-url': d.provider.baseUrl,
     };
-    if (d.rpm !== null) throw new Error(`defaultConfig() has an rpm cap: ${d.rpm}`);
+    for (const cap of ['rpm', 'tpm', 'concurrency']) {
+      if (d[cap] !== null) throw new Error(`defaultConfig() has a ${cap} cap: ${d[cap]}`);
+    }
     const inputs = document.querySelectorAll('#setup input:not([type=file]):not([type=radio]):not([type=password])');
     return { fields: Object.fromEntries([...inputs].map((i) => [i.id, i.value])), expected, limits };
   });
@@ -121,7 +124,9 @@ test('the settings form starts from the core\'s defaults; the page\'s HTML holds
   assert.equal(limits.want.concurrency.max, 1024);
   for (const [id, v] of Object.entries(expected)) assert.ok(v !== undefined && v !== null && v !== '', `defaultConfig() has no ${id}`);
   // Every field of the form, and no other, shows the core's default.
-  assert.deepEqual(fields, { ...Object.fromEntries(Object.entries(expected).map(([id, v]) => [id, String(v)])), rpm: '' });
+  assert.deepEqual(fields, {
+    ...Object.fromEntries(Object.entries(expected).map(([id, v]) => [id, String(v)])), rpm: '', tpm: '', concurrency: '',
+  });
 
   const html = await (await fetch(`${url}/`)).text();
   const preset = await page.evaluate((text) => {

@@ -177,7 +177,19 @@ pub struct Pace {
     pub source: Option<PaceSource>,
     /// That rate, in requests per minute (rounded), when there is one.
     pub requests_per_minute: Option<u64>,
-    /// The in-flight limit now (with adaptive concurrency, 1 to `concurrency`).
+    /// Where the tokens-per-minute limit comes from (the user's `tpm` or the
+    /// endpoint's headers); `None` while no token limit is known.
+    pub token_source: Option<PaceSource>,
+    /// That limit, in tokens per minute.
+    pub tokens_per_minute: Option<u64>,
+    /// What one request is charged against it: the prompt estimate (learned from
+    /// answers' `usage`) and `max_tokens`.
+    pub tokens_per_request: Option<u64>,
+    /// Mean latency of successful requests, which with the rate sets the
+    /// in-flight limit.
+    pub latency_ms: Option<u64>,
+    /// The in-flight limit now: `concurrency` when given (halved on 429), else
+    /// found from the pace and latency, up to `max_concurrency`.
     pub in_flight_limit: usize,
     /// No request starts before this, after a 429 or an exhausted rate budget;
     /// `None` when that time has passed.

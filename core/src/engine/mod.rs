@@ -24,7 +24,7 @@ use crate::http::{HttpResponse, TransportErrorKind};
 use crate::input::{Item, LabelSet, LabelsCsv};
 use crate::journal::{FailureKind, ItemResult, ItemStatus};
 use crate::provider::RequestTemplate;
-use crate::ratelimit::{backoff_ms, unit_hash, RateLimitHeaders};
+use crate::ratelimit::{backoff_ms, is_token_limit, unit_hash, RateLimitHeaders};
 use crate::redact::Redactor;
 use crate::report::{
     display_image, group_errors, FailureReasons, OverallProgress, ProgressReport, RunStatus,
@@ -77,6 +77,7 @@ impl Run {
         let mut redactor = Redactor::default();
         redactor.add_url(&config.provider.endpoint_url());
         let template = config.provider.request_template(&labels);
+        let token_charge = config.provider.token_charge(&labels);
         let config = RunConfig {
             provider: config.provider.for_display(),
             ..config
@@ -84,7 +85,7 @@ impl Run {
         Ok(Run {
             redactor,
             template,
-            schedule: Schedule::new(items.len(), &config),
+            schedule: Schedule::new(items.len(), &config, token_charge),
             tallies: Tallies::new(items.len(), config.batch_size, labels.len()),
             breaker: Breaker::new(now),
             outputs: VecDeque::new(),
@@ -509,7 +510,12 @@ impl Run {
         match verdict {
             Verdict::Final(ended) => {
                 match &ended {
-                    Ended::Succeeded { .. } => self.schedule.pacer.on_success(),
+                    Ended::Succeeded {
+                        latency_ms, usage, ..
+                    } => self
+                        .schedule
+                        .pacer
+                        .on_success(*latency_ms, usage.map(|u| u.prompt_tokens)),
                     Ended::Failed(failure) if failure.kind == FailureKind::Http => {
                         if let Some(reason) =
                             self.breaker.on_refusal(response.status, &failure.message)
@@ -540,7 +546,10 @@ impl Run {
                         || self.backoff(f.item, f.attempt),
                         |ms| ms.min(self.config.max_retry_wait_ms),
                     );
-                    self.schedule.pacer.on_rate_limited(now, f.sent_at, pause);
+                    let tokens = is_token_limit(&response, &headers);
+                    self.schedule
+                        .pacer
+                        .on_rate_limited(now, f.sent_at, pause, tokens);
                 }
                 self.note_failing(now, &failure.message);
                 self.retry_or_fail(now, f, failure, retry_after_ms, rate_limited);

@@ -8,6 +8,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::config::RunConfig;
 use crate::pacing::Pacer;
+use crate::provider::TokenCharge;
 use crate::time::Millis;
 
 use super::contract::{SendOrder, Ticket};
@@ -83,7 +84,7 @@ pub(super) struct Schedule {
 }
 
 impl Schedule {
-    pub(super) fn new(items: usize, config: &RunConfig) -> Schedule {
+    pub(super) fn new(items: usize, config: &RunConfig, charge: TokenCharge) -> Schedule {
         Schedule {
             states: vec![
                 ItemState {
@@ -96,12 +97,12 @@ impl Schedule {
             cursor: 0,
             retries: BinaryHeap::new(),
             in_flight: TicketMap::with_capacity_and_hasher(
-                config.concurrency.min(4096) * 2,
+                config.in_flight_cap().min(4096) * 2,
                 Default::default(),
             ),
             abandoned: Vec::new(),
             next_ticket: 0,
-            pacer: Pacer::new(config),
+            pacer: Pacer::new(config, charge),
         }
     }
 

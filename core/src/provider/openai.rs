@@ -35,6 +35,14 @@ pub(super) fn endpoint_url(base_url: &str) -> String {
 struct ChatRequest<'a> {
     model: &'a str,
     temperature: u8,
+    /// What a label needs (`super::answer_token_budget`): the endpoint counts it
+    /// against the tokens-per-minute limit when the request is admitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    /// The same, for reasoning models, which refuse `max_tokens` and think before
+    /// they answer (`super::is_reasoning_model`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
     messages: [Message<'a>; 2],
     response_format: ResponseFormat<'a>,
 }
@@ -110,9 +118,13 @@ pub(super) fn build_body(cfg: &OpenAiConfig, input: &RequestInput) -> String {
     // The label list is written as a JSON array so labels with quotes, commas or
     // newlines stay unambiguous.
     let list = serde_json::to_string(names).expect("a list of strings serializes");
+    let budget = super::answer_token_budget(input.labels, &cfg.model);
+    let reasoning = super::is_reasoning_model(&cfg.model);
     let request = ChatRequest {
         model: &cfg.model,
         temperature: 0,
+        max_tokens: (!reasoning).then_some(budget),
+        max_completion_tokens: reasoning.then_some(budget),
         messages: [
             Message::System {
                 content: cfg.prompt.as_deref().unwrap_or(DEFAULT_PROMPT),

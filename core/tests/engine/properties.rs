@@ -66,7 +66,8 @@ fn any_config() -> impl Strategy<Value = RunConfig> {
         .prop_map(
             |(batch_size, concurrency, delay_ms, max_retries, rpm, adaptive, seed)| RunConfig {
                 batch_size,
-                concurrency,
+                concurrency: (seed % 2 == 0).then_some(concurrency),
+                max_concurrency: concurrency,
                 delay_ms,
                 max_retries,
                 rpm,

@@ -43,7 +43,9 @@ fn all_succeed_with_reports_in_order_and_evaluation() {
             .count(),
         7
     );
-    assert_eq!(log.max_in_flight, 8);
+    // No pace is known and latency holds: the in-flight limit grew past where it
+    // starts (8), one more per success.
+    assert!(log.max_in_flight > 16, "{}", log.max_in_flight);
 }
 
 #[test]
@@ -154,7 +156,7 @@ fn httpdate(t: Millis) -> String {
 fn exhausted_ratelimit_headers_pause_new_starts() {
     let log = Sim::new(
         RunConfig {
-            concurrency: 1,
+            concurrency: Some(1),
             ..config()
         },
         csv_of(4, LABELS),
@@ -285,7 +287,7 @@ fn bad_answers_fail_the_item_without_retry() {
 
 #[test]
 fn wrong_key_aborts_the_run_and_leaves_items_for_resume() {
-    let log = Sim::new(RunConfig { concurrency: 2, ..config() }, csv_of(30, LABELS), |_, _, _| {
+    let log = Sim::new(RunConfig { concurrency: Some(2), ..config() }, csv_of(30, LABELS), |_, _, _| {
         (50, Reply::Status(401, vec![], r#"{"error":{"message":"Incorrect API key provided: sk-abc***xyz.","type":"invalid_request_error","code":"invalid_api_key"}}"#.into()))
     })
     .finish();
@@ -321,7 +323,7 @@ fn insufficient_quota_aborts() {
     let quota = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
     let log = Sim::new(
         RunConfig {
-            concurrency: 1,
+            concurrency: Some(1),
             ..config()
         },
         csv_of(5, LABELS),
@@ -345,7 +347,7 @@ fn insufficient_quota_aborts() {
 fn cancel_stops_dispatch_and_waits_for_in_flight() {
     let log = Sim::new(
         RunConfig {
-            concurrency: 4,
+            concurrency: Some(4),
             ..config()
         },
         csv_of(100, LABELS),
@@ -365,7 +367,7 @@ fn cancel_stops_dispatch_and_waits_for_in_flight() {
 fn abandon_after_grace_leaves_hung_items_unfinished() {
     let log = Sim::new(
         RunConfig {
-            concurrency: 4,
+            concurrency: Some(4),
             cancel_grace_ms: 5_000,
             ..config()
         },
@@ -404,7 +406,7 @@ fn steady(
 #[test]
 fn resume_after_interrupt_ends_like_a_clean_run() {
     let config = || RunConfig {
-        concurrency: 2,
+        concurrency: Some(2),
         ..config()
     };
     let clean = Sim::new(config(), csv_of(57, LABELS), steady).finish();
@@ -553,7 +555,7 @@ fn delay_and_rpm_space_the_starts() {
 fn endpoint_advertised_limit_paces_requests() {
     let log = Sim::new(
         RunConfig {
-            concurrency: 5,
+            concurrency: Some(5),
             ..config()
         },
         csv_of(30, LABELS),
@@ -578,7 +580,7 @@ fn endpoint_advertised_limit_paces_requests() {
 fn adaptive_concurrency_halves_on_429_and_grows_back() {
     let config = RunConfig {
         adaptive_concurrency: true,
-        concurrency: 8,
+        concurrency: Some(8),
         max_retries: 10,
         ..config()
     };
@@ -690,7 +692,7 @@ fn bad_settings_are_refused() {
             ..config()
         },
         RunConfig {
-            concurrency: 0,
+            concurrency: Some(0),
             ..config()
         },
         RunConfig {
@@ -710,7 +712,7 @@ fn bad_settings_are_refused() {
 fn pause_holds_dispatch_but_not_answers() {
     let mut run = shadow_core::Run::new(
         RunConfig {
-            concurrency: 2,
+            concurrency: Some(2),
             ..config()
         },
         csv_of(4, LABELS),
@@ -788,7 +790,7 @@ fn bucket_endpoint(
 fn without_ratelimit_headers_the_rate_is_learned_from_429s() {
     // 100 per second allowed; 32 in flight at 100 ms could do 320.
     let config = RunConfig {
-        concurrency: 32,
+        concurrency: Some(32),
         adaptive_concurrency: true,
         ..config()
     };
@@ -844,7 +846,7 @@ fn a_429_burst_at_the_start_does_not_slow_the_run_after_the_endpoint_recovers() 
         let last_refusal = Seen::default();
         let script = burst_then_recovered(refusals, headers, &last_refusal);
         let config = RunConfig {
-            concurrency: 8,
+            concurrency: Some(8),
             adaptive_concurrency: true,
             max_rate_limit_retries: 100,
             ..config()
@@ -872,7 +874,7 @@ fn a_429_burst_at_the_start_does_not_slow_the_run_after_the_endpoint_recovers() 
 #[test]
 fn with_ratelimit_headers_the_run_paces_at_the_limit() {
     let config = RunConfig {
-        concurrency: 32,
+        concurrency: Some(32),
         adaptive_concurrency: true,
         ..config()
     };
@@ -890,7 +892,7 @@ fn with_ratelimit_headers_the_run_paces_at_the_limit() {
 fn an_endpoint_that_only_fails_stops_the_run_after_a_while() {
     // Rate limited without end: every answer is a 429 with retry-after 30 s.
     let config = RunConfig {
-        concurrency: 4,
+        concurrency: Some(4),
         max_rate_limit_retries: 1000,
         abort_after_failing_ms: 600_000,
         ..config()
@@ -929,7 +931,7 @@ fn one_good_answer_resets_the_breaker() {
     // After a first success (an endpoint that never worked stops early instead),
     // connections refused for 11 minutes, except one success at minute 6.
     let config = RunConfig {
-        concurrency: 1,
+        concurrency: Some(1),
         max_retries: 100,
         backoff_max_ms: 5_000,
         ..config()
@@ -955,7 +957,7 @@ fn upcoming_names_the_next_first_requests_in_the_order_they_are_sent() {
         "image,label\na.png,cat\nb.png,dog\nc.png,cat\nd.png,dog,extra\ne.png,cat\nf.png,dog\n";
     let csv = parse_labels_csv(text, &ColumnNames::default()).unwrap();
     let cfg = RunConfig {
-        concurrency: 2,
+        concurrency: Some(2),
         ..config()
     };
     let mut run = Run::new(cfg, csv, T0).unwrap();
@@ -1021,7 +1023,7 @@ fn an_echoed_key_is_redacted_from_everything_the_run_writes() {
             }
         };
         let config = RunConfig {
-            concurrency: 1,
+            concurrency: Some(1),
             // The 500 and the transport error are final: their texts are kept.
             max_retries: 0,
             ..base
@@ -1134,7 +1136,7 @@ fn an_image_waiting_for_its_retry_starts_again_from_attempt_1_on_resume() {
 fn a_batch_that_agrees_less_than_the_run_is_flagged_as_drift() {
     let config = RunConfig {
         batch_size: 20,
-        concurrency: 4,
+        concurrency: Some(4),
         ..config()
     };
     // Rows 80..100 (batch 5) are answered wrong; batch 3 is slower.
@@ -1188,7 +1190,7 @@ fn an_endpoint_that_never_worked_stops_the_run_early() {
     use shadow_core::engine::AbortReason;
     use shadow_core::http::TransportErrorKind;
     let config = RunConfig {
-        concurrency: 8,
+        concurrency: Some(8),
         ..config()
     };
     let log = Sim::new(config.clone(), csv_of(300, LABELS), |_, _, _| {
@@ -1242,7 +1244,7 @@ fn an_endpoint_that_worked_then_fails_to_connect_waits_for_give_up_after() {
     use shadow_core::engine::AbortReason;
     use shadow_core::http::TransportErrorKind;
     let config = RunConfig {
-        concurrency: 4,
+        concurrency: Some(4),
         max_retries: 10,
         abort_after_failing_ms: 60_000,
         ..config()

@@ -97,6 +97,8 @@ pub struct Log {
     pub max_in_flight: usize,
     /// (time, in-flight limit the engine may use) after each 429 or 2xx.
     pub events: Vec<(Millis, String)>,
+    /// The engine's pace, once per simulated second.
+    pub paces: Vec<(Millis, shadow_core::engine::Pace)>,
 }
 
 type Script = Box<dyn FnMut(&Item, &SendOrder, Millis) -> (u64, Reply)>;
@@ -181,6 +183,14 @@ impl Sim {
                 idle_spins = 0;
             }
             self.now = next;
+            if self
+                .log
+                .paces
+                .last()
+                .is_none_or(|(at, _)| self.now.since(*at) >= 1_000)
+            {
+                self.log.paces.push((self.now, self.run.pace(self.now)));
+            }
             self.deliver_due();
         }
     }
@@ -282,10 +292,11 @@ impl Sim {
         }
         self.in_flight += 1;
         assert!(
-            self.in_flight <= config.concurrency,
-            "{} in flight, concurrency {}",
+            self.in_flight <= config.concurrency.unwrap_or(config.max_concurrency),
+            "{} in flight, concurrency {:?}, max {}",
             self.in_flight,
-            config.concurrency
+            config.concurrency,
+            config.max_concurrency
         );
         self.log.max_in_flight = self.log.max_in_flight.max(self.in_flight);
         self.log.sends.push((self.now, order));

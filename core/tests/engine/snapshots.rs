@@ -23,7 +23,7 @@ fn sample_run() -> (Log, Sim) {
     };
     let config = RunConfig {
         batch_size: 2,
-        concurrency: 2,
+        concurrency: Some(2),
         ..config()
     };
     let log = Sim::new(config.clone(), csv.clone(), script).finish();

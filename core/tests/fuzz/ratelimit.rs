@@ -7,7 +7,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use shadow_core::http::HttpResponse;
 use shadow_core::ratelimit::RateLimitHeaders;
-use shadow_core::time::{parse_go_duration, parse_http_date, parse_iso8601};
+use shadow_core::time::{parse_go_duration, parse_http_date, parse_iso8601, parse_rfc3339};
 use shadow_core::Millis;
 
 use crate::corpus::{self, Bytes};
@@ -27,6 +27,13 @@ const NAMES: &[&str] = &[
     "x-ratelimit-remaining-tokens",
     "x-ratelimit-reset-tokens",
     "x-should-retry",
+    "anthropic-ratelimit-requests-limit",
+    "anthropic-ratelimit-requests-remaining",
+    "anthropic-ratelimit-requests-reset",
+    "anthropic-ratelimit-tokens-remaining",
+    "anthropic-ratelimit-input-tokens-limit",
+    "anthropic-ratelimit-input-tokens-reset",
+    "anthropic-ratelimit-output-tokens-remaining",
     "content-type",
 ];
 
@@ -54,19 +61,33 @@ fn check(headers: &[(String, String)], now: Millis) -> Result<(), TestCaseError>
     let h = parse(headers, now);
     let has = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
     prop_assert!(h.retry_after_ms.is_none() || has("retry-after") || has("retry-after-ms"));
-    prop_assert!(h.limit_requests.is_none() || has("x-ratelimit-limit-requests"));
-    prop_assert!(h.remaining_requests.is_none() || has("x-ratelimit-remaining-requests"));
-    prop_assert!(h.reset_requests_ms.is_none() || has("x-ratelimit-reset-requests"));
-    prop_assert!(h.remaining_tokens.is_none() || has("x-ratelimit-remaining-tokens"));
-    prop_assert!(h.reset_tokens_ms.is_none() || has("x-ratelimit-reset-tokens"));
+    // A window's field is read only from OpenAI's or Anthropic's header for it.
+    let from = |window: &str, field: &str| {
+        has(&format!("x-ratelimit-{field}-{window}"))
+            || has(&format!("anthropic-ratelimit-{window}-{field}"))
+    };
+    for (window, w) in [
+        ("requests", h.requests),
+        ("tokens", h.tokens),
+        ("input-tokens", h.input_tokens),
+        ("output-tokens", h.output_tokens),
+    ] {
+        prop_assert!(w.limit.is_none() || from(window, "limit"));
+        prop_assert!(w.remaining.is_none() || from(window, "remaining"));
+        prop_assert!(w.reset_ms.is_none() || from(window, "reset"));
+    }
     prop_assert!(h.should_retry.is_none() || has("x-should-retry"));
     let pause = h.exhausted_for_ms();
     prop_assert!(
-        pause == 0 || Some(pause) == h.reset_requests_ms || Some(pause) == h.reset_tokens_ms
+        pause == 0
+            || [h.requests, h.tokens, h.input_tokens, h.output_tokens]
+                .iter()
+                .any(|w| w.remaining == Some(0) && w.reset_ms == Some(pause))
     );
     for (_, value) in headers {
         parse_http_date(value);
         parse_go_duration(value);
+        parse_rfc3339(value);
         if let Some(t) = parse_iso8601(value.trim()) {
             // What it reads, it writes back the same way (to the millisecond).
             prop_assert_eq!(parse_iso8601(&t.to_iso8601()), Some(t));
@@ -239,7 +260,7 @@ proptest! {
             (case("x-ratelimit-reset-requests"), text.clone()),
             (case("x-should-retry"), case("false")),
         ], NOW);
-        prop_assert_eq!(h.remaining_requests, Some(remaining));
+        prop_assert_eq!(h.requests.remaining, Some(remaining));
         prop_assert_eq!(h.should_retry, Some(false));
         prop_assert_eq!(h.exhausted_for_ms(), if remaining == 0 { expected } else { 0 });
     }

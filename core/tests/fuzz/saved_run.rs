@@ -154,9 +154,11 @@ fn config() -> impl Strategy<Value = RunConfig> {
                 delay_ms,
                 max_retries,
                 max_rate_limit_retries,
-                concurrency,
+                concurrency: (seed % 2 == 0).then_some(concurrency),
+                max_concurrency: concurrency,
                 adaptive_concurrency: adaptive,
                 rpm,
+                tpm: (seed % 5 == 0).then_some(seed),
                 request_timeout_ms,
                 backoff_initial_ms,
                 backoff_max_ms,
@@ -228,7 +230,11 @@ fn saved_file() -> impl Strategy<Value = (RunConfig, bool, Value)> {
         valid.max_retries = clamp(S::MaxRetries, valid.max_retries.into()) as u32;
         valid.max_rate_limit_retries =
             clamp(S::MaxRateLimitRetries, valid.max_rate_limit_retries.into()) as u32;
-        valid.concurrency = clamp(S::Concurrency, valid.concurrency as u64) as usize;
+        valid.concurrency = valid
+            .concurrency
+            .map(|c| clamp(S::Concurrency, c as u64) as usize);
+        valid.max_concurrency = clamp(S::MaxConcurrency, valid.max_concurrency as u64) as usize;
+        valid.tpm = valid.tpm.map(|t| clamp(S::Tpm, t));
         valid.rpm = valid.rpm.map(|r| clamp(S::Rpm, r.into()) as u32);
         valid.request_timeout_ms = clamp(S::RequestTimeoutMs, valid.request_timeout_ms);
         valid.backoff_initial_ms = clamp(S::BackoffInitialMs, valid.backoff_initial_ms);
