@@ -268,6 +268,11 @@ pub struct Summary {
     /// Tokens per image and, when a price is known, money.
     #[serde(default)]
     pub cost: Cost,
+    /// The pace the run had found when the summary was written: what to give
+    /// `--rpm`, `--tpm` or `--concurrency` to start a similar run there. Absent
+    /// from summaries of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pace: Option<crate::engine::Pace>,
 }
 
 /// Failed items by reason. Every field is always written (0 when none), except

@@ -152,8 +152,11 @@ impl Driver {
                     let counts = self.run.counts();
                     bar.set_position((counts.successful + counts.failed) as u64);
                     bar.set_message(format!(
-                        "{} ok, {} failed, {} in flight",
-                        counts.successful, counts.failed, counts.in_flight
+                        "{} ok, {} failed, {} in flight · {}",
+                        counts.successful,
+                        counts.failed,
+                        counts.in_flight,
+                        self.run.pace(self.clock.now()).describe()
                     ));
                 }
                 _ = interrupts.recv() => {

@@ -276,6 +276,12 @@ async fn print_epilogue(
             server.shutdown().await;
         }
     }
+    if let Some(pace) = &summary.pace {
+        println!(
+            "Pace at the end: {}",
+            pace.describe().trim_start_matches("pace: ")
+        );
+    }
     println!("Results:  {}", files.results.display());
     println!("Summary:  {}", files.summary.display());
     println!("Progress: {}", files.progress.display());

@@ -196,6 +196,42 @@ pub struct Pace {
     pub cooling_down_until: Option<Millis>,
 }
 
+impl Pace {
+    /// One line for a live display: `2950/min learned from 429s, 600000 tokens/min
+    /// from the endpoint at ~3020 a request, up to 24 in flight (300 ms a request)`.
+    pub fn describe(&self) -> String {
+        let from = |source: PaceSource| match source {
+            PaceSource::UserCap => "your cap",
+            PaceSource::EndpointHeaders => "the endpoint",
+            PaceSource::Learned => "learned from 429s",
+        };
+        let mut parts = Vec::new();
+        if let (Some(source), Some(rpm)) = (self.source, self.requests_per_minute) {
+            parts.push(match source {
+                PaceSource::Learned => format!("~{rpm}/min {}", from(source)),
+                _ => format!("{rpm}/min from {}", from(source)),
+            });
+        }
+        if let (Some(source), Some(tpm)) = (self.token_source, self.tokens_per_minute) {
+            let each = self
+                .tokens_per_request
+                .map_or(String::new(), |t| format!(" at ~{t} a request"));
+            parts.push(format!("{tpm} tokens/min from {}{each}", from(source)));
+        }
+        if parts.is_empty() {
+            parts.push("no rate limit known".to_string());
+        }
+        let latency = self
+            .latency_ms
+            .map_or(String::new(), |ms| format!(" ({ms} ms a request)"));
+        format!(
+            "pace: {}, up to {} in flight{latency}",
+            parts.join(", "),
+            self.in_flight_limit
+        )
+    }
+}
+
 /// Where a run's requests-per-minute rate comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

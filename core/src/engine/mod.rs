@@ -359,6 +359,7 @@ impl Run {
             failure_reasons: FailureReasons::of(&self.tallies.errors),
             error_groups: group_errors(&self.tallies.errors),
             cost,
+            pace: Some(self.pace(now)),
         }
     }
 
