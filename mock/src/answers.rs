@@ -206,6 +206,9 @@ mod tests {
             model: "m".into(),
             labels: labels(),
             image: image(i),
+            images: 1,
+            text_chars: 0,
+            max_tokens: None,
         }
     }
 

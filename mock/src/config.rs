@@ -17,6 +17,25 @@ pub struct MockConfig {
     /// `Some(0)` = unlimited.
     pub rpm: Option<u32>,
 
+    /// Tokens-per-minute limit, enforced with a second token bucket holding one
+    /// second of it (capacity N/60, refilled at N/60 per second). A request is
+    /// charged, on arrival, its prompt tokens (see
+    /// [`image_tokens`](MockConfig::image_tokens)) plus its `max_completion_tokens`
+    /// or `max_tokens`, or [`UNSET_MAX_TOKENS_CHARGE`] when it sets neither; it is
+    /// admitted only when both this bucket and the [`rpm`](MockConfig::rpm) one
+    /// allow it. Over the limit the mock answers 429 (`type: "tokens"`) with the
+    /// wait for that charge; a request whose charge is more than the bucket holds
+    /// gets 400 instead (no wait would help). Sets the `x-ratelimit-*-tokens`
+    /// headers from the bucket. `None` or `Some(0)` = unlimited (and fixed token
+    /// headers).
+    pub tpm: Option<u64>,
+
+    /// Prompt tokens charged per image content part (the rest of the prompt is
+    /// charged at one token per 4 characters of its text parts, rounded up). The
+    /// default, 2,833, is gpt-4o-mini's charge for a low-detail image. Also the
+    /// `usage.prompt_tokens` the answers report.
+    pub image_tokens: u64,
+
     /// Latency added to every answered request (200 or 500), in milliseconds.
     pub latency_ms: u64,
 
@@ -60,14 +79,26 @@ pub struct MockConfig {
     pub slow_every: u64,
 }
 
+/// The token charge of a request that sets neither `max_completion_tokens` nor
+/// `max_tokens`. Real endpoints count a large default output allowance against
+/// the tokens-per-minute limit, so a client that leaves it unset pays for it; the
+/// mock charges this much.
+pub const UNSET_MAX_TOKENS_CHARGE: u64 = 1000;
+
+/// gpt-4o-mini's prompt tokens for one low-detail image.
+const GPT_4O_MINI_LOW_DETAIL_IMAGE_TOKENS: u64 = 2833;
+
 impl Default for MockConfig {
     /// A model that answers in 120 ms, right 9 times in 10, with 2% injected server
-    /// errors, seed 42 (the core's default seed), on port 8787; no rate limit, no
-    /// key, no quota, no malformed answers, no stragglers.
+    /// errors, seed 42 (the core's default seed), on port 8787, charging 2,833
+    /// prompt tokens per image; no rate limit, no key, no quota, no malformed
+    /// answers, no stragglers.
     fn default() -> Self {
         MockConfig {
             port: 8787,
             rpm: None,
+            tpm: None,
+            image_tokens: GPT_4O_MINI_LOW_DETAIL_IMAGE_TOKENS,
             latency_ms: 120,
             error_rate: 0.02,
             accuracy: 0.9,

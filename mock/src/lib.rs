@@ -58,9 +58,15 @@
 //! accuracy only decides whether it answers that pick or another label: the
 //! agreement rate a client measures is then meaningless.
 //!
-//! Only two things depend on time: the requests-per-minute token bucket (its 429s
-//! and `x-ratelimit-*` values) and the order in which the
-//! [`quota`](MockConfig::quota) is used up. Retries absorb the 429s.
+//! The `usage` of an answer is a pure function of the request too:
+//! `prompt_tokens` = [`image_tokens`](MockConfig::image_tokens) per image part plus
+//! one per 4 characters of the text parts (rounded up), `completion_tokens` one per
+//! 4 characters of the answer's content (rounded up, at least 1).
+//!
+//! Only two things depend on time: admission by the requests- and tokens-per-minute
+//! buckets ([`rpm`](MockConfig::rpm), [`tpm`](MockConfig::tpm): their 429s and
+//! `x-ratelimit-*` values) and the order in which the [`quota`](MockConfig::quota)
+//! is used up. Retries absorb the 429s.
 //!
 //! # Order of checks for a chat completion
 //!
@@ -68,8 +74,16 @@
 //!    `invalid_api_key`.
 //! 2. [`quota`](MockConfig::quota) already used up -> 429 `insufficient_quota`.
 //! 3. Body: bad JSON, missing label enum or missing image -> 400.
-//! 4. Rate limit ([`rpm`](MockConfig::rpm), on arrival, before any sleep) -> 429
-//!    `rate_limit_exceeded`.
+//! 4. Rate limits, on arrival, before any sleep. The request's token charge is its
+//!    prompt tokens plus its `max_completion_tokens` / `max_tokens`, or
+//!    [`UNSET_MAX_TOKENS_CHARGE`] when it sets neither. With [`tpm`](MockConfig::tpm),
+//!    a charge larger than the token bucket holds -> 400 "Request too large"
+//!    (`type: "tokens"`, `x-should-retry: false`; OpenAI says 429, which a client
+//!    would retry forever). Else the request is admitted only if both buckets
+//!    allow it, and then charged to both; otherwise 429 `rate_limit_exceeded` with
+//!    `type` `requests` or `tokens` (the limit with the longer wait) and
+//!    `retry-after-ms` = the time until both would admit this request (see
+//!    [Rate limits](#rate-limits)).
 //! 5. Latency sleep ([`latency_ms`](MockConfig::latency_ms), plus
 //!    [`slow_ms`](MockConfig::slow_ms) for stragglers).
 //! 6. Injected 500, else a 200 answer (malformed or not). A 200 answer counts
@@ -78,6 +92,30 @@
 //!
 //! The required key is never logged, echoed, shown by `Debug` or stored in
 //! [`MockStats`].
+//!
+//! # Rate limits
+//!
+//! Each limit is a token bucket holding one second of it: `rpm` R is a bucket of
+//! max(1, R/60) requests refilled at R/60 per second, `tpm` N one of N/60 tokens
+//! refilled at N/60 per second. Headers on every answer (unless
+//! [`no_ratelimit_headers`](MockConfig::no_ratelimit_headers)):
+//!
+//! * `x-ratelimit-limit-requests` R, `x-ratelimit-remaining-requests` the whole
+//!   requests left in the one-second bucket, `x-ratelimit-reset-requests` the time
+//!   until it is full (a Go duration: `340ms`, `1.2s`);
+//! * `x-ratelimit-limit-tokens` N, `x-ratelimit-remaining-tokens`
+//!   N − (capacity − level) × 60 (floored, 0..=N): the bucket's content expressed
+//!   as a share of the per-minute limit, so a full bucket says N and an empty one
+//!   0 — numerically level × 60, and a request of charge c is admitted when
+//!   remaining ≥ 60 × c; `x-ratelimit-reset-tokens` the time until the bucket is
+//!   full. The "Used" of a token 429's message is N − remaining.
+//! * without `tpm`, a fixed token limit of 10,000,000 that never runs out.
+//!
+//! [`MockStats`] counts the 429s of each limit
+//! ([`rate_limited`](MockStats::rate_limited), of which
+//! [`token_limited`](MockStats::token_limited)) and the tokens charged to admitted
+//! requests ([`tokens_admitted`](MockStats::tokens_admitted)): over a run's wall
+//! time, against N / 60 per second, the share of the token limit a client used.
 //!
 //! # Example
 //!
@@ -106,7 +144,7 @@
 //!
 //! `config` holds [`MockConfig`] and its one default; `answers` the seeded answer
 //! and fault model and [`Truth`]; `openai` the wire format it reads and writes;
-//! `ratelimit` the token bucket and its headers; `stats` the counters; `server`
+//! `ratelimit` the two token buckets and their headers; `stats` the counters; `server`
 //! the router, its handlers and [`MockServer`].
 
 mod answers;
@@ -119,7 +157,7 @@ mod stats;
 mod testing;
 
 pub use answers::Truth;
-pub use config::MockConfig;
+pub use config::{MockConfig, UNSET_MAX_TOKENS_CHARGE};
 pub use server::{router, MockServer, MockState, EXPOSED_HEADERS};
 pub use stats::MockStats;
 

@@ -22,9 +22,8 @@ use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 use crate::answers::{decide, request_id, Truth};
 use crate::config::MockConfig;
 use crate::openai::{completion_body, error_body, models_body, parse_request};
-use crate::ratelimit::{ratelimit_headers, Bucket};
+use crate::ratelimit::{ratelimit_headers, Limit, Limits, Verdict};
 use crate::stats::{Counters, MockStats};
-use crate::MOCK_MODEL;
 
 /// Largest request body accepted (images travel as base64 data URLs).
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -46,7 +45,8 @@ pub const EXPOSED_HEADERS: [&str; 10] = [
 struct Inner {
     cfg: MockConfig,
     truth: Option<Truth>,
-    bucket: Option<Mutex<Bucket>>,
+    /// The requests- and tokens-per-minute buckets (`None`: no limit).
+    limits: Option<Mutex<Limits>>,
     counters: Counters,
     /// Sequence for request ids of requests whose content is unknown.
     seq: AtomicU64,
@@ -65,6 +65,7 @@ impl std::fmt::Debug for MockState {
         f.debug_struct("MockState")
             .field("port", &self.inner.cfg.port)
             .field("rpm", &self.inner.cfg.rpm)
+            .field("tpm", &self.inner.cfg.tpm)
             .field("seed", &self.inner.cfg.seed)
             .field("truth", &self.inner.truth.as_ref().map(Truth::len))
             .finish_non_exhaustive()
@@ -72,17 +73,14 @@ impl std::fmt::Debug for MockState {
 }
 
 impl MockState {
-    /// A fresh state (full rate-limit bucket, zero counters).
+    /// A fresh state (full rate-limit buckets, zero counters).
     pub fn new(cfg: MockConfig, truth: Option<Truth>) -> MockState {
-        let bucket = match cfg.rpm {
-            Some(rpm) if rpm > 0 => Some(Mutex::new(Bucket::new(rpm, Instant::now()))),
-            _ => None,
-        };
+        let limits = Limits::new(cfg.rpm, cfg.tpm, Instant::now()).map(Mutex::new);
         MockState {
             inner: Arc::new(Inner {
                 cfg,
                 truth,
-                bucket,
+                limits,
                 counters: Counters::default(),
                 seq: AtomicU64::new(0),
             }),
@@ -217,31 +215,50 @@ async fn handle(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
         format!("req_{:016x}", request_id(cfg.seed, d.content, attempt)),
     );
 
-    // 4. Rate limit, on arrival.
-    let info = inner.bucket.as_ref().map(|bucket| {
-        bucket
+    // 4. Rate limits, on arrival: the request is charged 1 request and its
+    // tokens, or refused without being charged.
+    let charge = req.token_charge(cfg.image_tokens);
+    let adm = inner.limits.as_ref().map(|limits| {
+        limits
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .take(Instant::now())
+            .admit(Instant::now(), charge)
     });
     if !cfg.no_ratelimit_headers {
-        for (name, value) in ratelimit_headers(info.as_ref()) {
+        for (name, value) in ratelimit_headers(adm.as_ref()) {
             set(&mut out, name, value);
         }
     }
-    if let Some(info) = info.filter(|i| !i.allowed) {
-        Counters::bump(&c.rate_limited);
-        for (name, value) in info.retry_headers() {
-            set(&mut out, name, value);
+    if let Some(adm) = adm {
+        let message = adm.message(&req.model).unwrap_or_default();
+        match adm.verdict {
+            Verdict::Admitted => {}
+            Verdict::Refused { by, .. } => {
+                Counters::bump(&c.rate_limited);
+                let kind = match by {
+                    Limit::Requests => "requests",
+                    Limit::Tokens => {
+                        Counters::bump(&c.token_limited);
+                        "tokens"
+                    }
+                };
+                for (name, value) in adm.retry_headers() {
+                    set(&mut out, name, value);
+                }
+                let body = error_body(&message, kind, Some("rate_limit_exceeded"));
+                return respond(StatusCode::TOO_MANY_REQUESTS, out, &body);
+            }
+            Verdict::TooLarge => {
+                // OpenAI answers this with a 429 that no wait cures; the mock says
+                // 400, and that a retry cannot help, so that clients do not loop.
+                Counters::bump(&c.too_large);
+                set(&mut out, "x-should-retry", "false");
+                let body = error_body(&message, "tokens", Some("rate_limit_exceeded"));
+                return respond(StatusCode::BAD_REQUEST, out, &body);
+            }
         }
-        let message = format!(
-            "Rate limit reached for requests on {MOCK_MODEL} in the shadow-batch mock: \
-             Limit {}, Used {}, Requested 1. Please try again in {}ms.",
-            info.rpm, info.rpm, info.wait_ms
-        );
-        let body = error_body(&message, "requests", Some("rate_limit_exceeded"));
-        return respond(StatusCode::TOO_MANY_REQUESTS, out, &body);
     }
+    Counters::add(&c.tokens_admitted, charge);
 
     // 5. Latency.
     let mut delay = cfg.latency_ms;

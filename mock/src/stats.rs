@@ -16,8 +16,23 @@ pub struct MockStats {
     pub requests: u64,
     /// 200 answers (malformed ones included).
     pub ok: u64,
-    /// 429 `rate_limit_exceeded` answers.
+    /// 429 `rate_limit_exceeded` answers, for either limit (requests or tokens).
     pub rate_limited: u64,
+    /// Of [`rate_limited`](MockStats::rate_limited), those refused by the
+    /// tokens-per-minute limit (`type: "tokens"`); the rest were refused by the
+    /// requests-per-minute limit.
+    #[serde(default)]
+    pub token_limited: u64,
+    /// Tokens charged to admitted requests (prompt tokens plus the output
+    /// allowance, as the tokens-per-minute limit counts them; counted with or
+    /// without `--tpm`). Over a run's wall time, against tpm / 60 per second, it
+    /// gives how much of the token limit a client used.
+    #[serde(default)]
+    pub tokens_admitted: u64,
+    /// 400 answers to requests whose token charge is more than the
+    /// tokens-per-minute bucket holds (not counted in `bad_requests`).
+    #[serde(default)]
+    pub too_large: u64,
     /// Injected 500 answers.
     pub server_errors: u64,
     /// 401 answers (wrong or missing key).
@@ -40,6 +55,9 @@ pub(crate) struct Counters {
     pub requests: AtomicU64,
     pub ok: AtomicU64,
     pub rate_limited: AtomicU64,
+    pub token_limited: AtomicU64,
+    pub tokens_admitted: AtomicU64,
+    pub too_large: AtomicU64,
     pub server_errors: AtomicU64,
     pub unauthorized: AtomicU64,
     pub malformed: AtomicU64,
@@ -52,6 +70,11 @@ impl Counters {
     /// Adds one to a counter.
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Counts an answer by its status.
@@ -67,6 +90,9 @@ impl Counters {
             requests: load(&self.requests),
             ok: load(&self.ok),
             rate_limited: load(&self.rate_limited),
+            token_limited: load(&self.token_limited),
+            tokens_admitted: load(&self.tokens_admitted),
+            too_large: load(&self.too_large),
             server_errors: load(&self.server_errors),
             unauthorized: load(&self.unauthorized),
             malformed: load(&self.malformed),

@@ -188,6 +188,20 @@ pub struct MockArgs {
     #[arg(long, value_name = "N")]
     pub rpm: Option<u32>,
 
+    /// Tokens-per-minute limit, a second token bucket holding one second of it. A
+    /// request is charged on arrival its prompt tokens (--image-tokens per image,
+    /// one per 4 characters of text) plus its max_completion_tokens / max_tokens,
+    /// or 1,000 when it sets neither; over the limit the mock answers 429 (type
+    /// "tokens") with the wait for that charge, and 400 to a request larger than
+    /// the bucket. Unset or 0 = unlimited.
+    #[arg(long, value_name = "N")]
+    pub tpm: Option<u64>,
+
+    /// Prompt tokens charged (and reported in usage) per image; the default is
+    /// gpt-4o-mini's charge for a low-detail image.
+    #[arg(long, value_name = "N", default_value_t = MockConfig::default().image_tokens)]
+    pub image_tokens: u64,
+
     /// Latency added to every answered request (200 or 500), in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = MockConfig::default().latency_ms)]
     pub latency_ms: u64,
@@ -260,6 +274,8 @@ impl From<MockArgs> for MockConfig {
         MockConfig {
             port: a.port,
             rpm: a.rpm,
+            tpm: a.tpm,
+            image_tokens: a.image_tokens,
             latency_ms: a.latency_ms,
             error_rate: a.error_rate,
             accuracy: a.accuracy,
@@ -570,6 +586,10 @@ mod tests {
             "--no-ratelimit-headers",
             "--slow-every",
             "7",
+            "--tpm",
+            "300000",
+            "--image-tokens",
+            "85",
         ])
         .command
         else {
@@ -580,6 +600,7 @@ mod tests {
         assert_eq!(cfg.error_rate, 0.25);
         assert!(cfg.no_ratelimit_headers);
         assert_eq!(cfg.slow_every, 7);
+        assert_eq!((cfg.tpm, cfg.image_tokens), (Some(300_000), 85));
         assert!(Cli::try_parse_from(["shadow-batch", "mock-server", "--accuracy", "2"]).is_err());
         let run = parse(&["labels.csv", "--mock-latency-ms", "5", "--seed", "7"]).run;
         let mock = run.builtin_mock();

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::testing::{body, image, LABELS};
+use crate::MOCK_MODEL;
 
 /// A mock on any free port, answering at once and injecting no faults unless a
 /// test asks for them (the product default waits 120 ms and fails 2%).
@@ -100,9 +101,11 @@ async fn answer_is_a_chat_completion_with_an_enum_label() {
     assert_eq!(v["choices"][0]["message"]["role"], "assistant");
     assert!(v["choices"][0]["message"]["refusal"].is_null());
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
-    assert_eq!(v["usage"]["prompt_tokens"], 85 + 2 * 4);
-    assert_eq!(v["usage"]["completion_tokens"], 5);
-    assert_eq!(v["usage"]["total_tokens"], 85 + 8 + 5);
+    // One image at 2,833 tokens plus 31 characters of text; the answer
+    // `{"label":"<4 or 3 letters>"}` is 15 or 16 characters.
+    assert_eq!(v["usage"]["prompt_tokens"], 2833 + 8);
+    assert_eq!(v["usage"]["completion_tokens"], 4);
+    assert_eq!(v["usage"]["total_tokens"], 2833 + 8 + 4);
     assert!(LABELS.contains(&a.label().as_str()));
     assert!(a.header("x-request-id").unwrap().starts_with("req_"));
     assert_eq!(a.header("content-type"), Some("application/json"));
@@ -288,10 +291,14 @@ async fn rate_limit_gives_429_with_headers() {
         let v = a.json();
         assert_eq!(v["error"]["code"], "rate_limit_exceeded");
         assert_eq!(v["error"]["type"], "requests");
-        assert!(v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("Rate limit reached for requests"));
+        assert_eq!(
+            v["error"]["message"],
+            format!(
+                "Rate limit reached for gpt-test in organization org-mock on requests per min \
+                 (RPM): Limit 600, Used 600, Requested 1. Please try again in {ms}ms."
+            )
+        );
+        assert!(v["error"]["param"].is_null());
     }
     for a in &ok {
         assert_eq!(a.header("x-ratelimit-limit-requests"), Some("600"));
@@ -532,6 +539,9 @@ async fn models_and_stats_endpoints() {
         "requests",
         "ok",
         "rateLimited",
+        "tokenLimited",
+        "tokensAdmitted",
+        "tooLarge",
         "serverErrors",
         "unauthorized",
         "malformed",
@@ -590,4 +600,189 @@ async fn latency_applies_and_shutdown_is_graceful() {
     // And the port no longer answers.
     let after = c.get(format!("http://{addr}/v1/models")).send().await;
     assert!(after.is_err());
+}
+
+/// The charge of [`body`]'s request with the default image charge: 2,833 for the
+/// image, 8 for 31 characters of text, 1,000 for the unset `max_tokens`.
+const CHARGE: u64 = 2833 + 8 + 1000;
+
+#[tokio::test]
+async fn tpm_limit_gives_token_429s_in_openais_shape() {
+    // 360,000 tpm: a bucket of 6,000 tokens, refilled at 6,000 per second. The
+    // first request (3,841 tokens) fits, the second does not until 1,682 more
+    // tokens came in (280 ms).
+    let srv = serve(MockConfig {
+        tpm: Some(360_000),
+        ..cfg()
+    })
+    .await;
+    let c = client();
+    let first = send(&c, &srv, &image(1), 0).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.header("x-ratelimit-limit-tokens"), Some("360000"));
+    let remaining: u64 = first
+        .header("x-ratelimit-remaining-tokens")
+        .unwrap()
+        .parse()
+        .unwrap();
+    // 2,159 tokens left, as a share of the minute: 129,540 (plus a few ms' refill).
+    assert!((129_540..140_000).contains(&remaining), "{remaining}");
+    let reset = first.header("x-ratelimit-reset-tokens").unwrap();
+    assert!(reset.ends_with("ms"), "{reset}");
+    // No --rpm: no request headers.
+    assert!(first.header("x-ratelimit-limit-requests").is_none());
+    let v = first.json();
+    assert_eq!(v["usage"]["prompt_tokens"], 2833 + 8);
+
+    let second = send(&c, &srv, &image(2), 0).await;
+    assert_eq!(second.status, 429, "{}", second.text);
+    let ms: u64 = second.header("retry-after-ms").unwrap().parse().unwrap();
+    assert!((200..=280).contains(&ms), "retry-after-ms {ms}");
+    assert_eq!(second.header("retry-after"), Some("1"));
+    let remaining: u64 = second
+        .header("x-ratelimit-remaining-tokens")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        second.json(),
+        json!({ "error": {
+            "message": format!(
+                "Rate limit reached for gpt-test in organization org-mock on tokens per min \
+                 (TPM): Limit 360000, Used {}, Requested {CHARGE}. Please try again in {ms}ms.",
+                360_000 - remaining
+            ),
+            "type": "tokens",
+            "param": null,
+            "code": "rate_limit_exceeded",
+        }})
+    );
+    let s = srv.stats();
+    assert_eq!((s.rate_limited, s.token_limited, s.ok), (1, 1, 1));
+    assert_eq!(s.tokens_admitted, CHARGE);
+    // After the wait, the same request is admitted.
+    tokio::time::sleep(Duration::from_millis(ms + 20)).await;
+    assert_eq!(send(&c, &srv, &image(2), 1).await.status, 200);
+    assert_eq!(srv.stats().tokens_admitted, 2 * CHARGE);
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn max_tokens_and_image_charge_set_the_token_charge() {
+    // A bucket of 2,000 tokens: the unset max_tokens (1,000) plus a 1,500-token
+    // image does not fit; max_tokens 16 does, and so does a cheaper image.
+    let srv = serve(MockConfig {
+        tpm: Some(120_000),
+        image_tokens: 1_500,
+        ..cfg()
+    })
+    .await;
+    let c = client();
+    let with_max = |n: u64| {
+        let mut v: Value = serde_json::from_str(&body(&image(1))).unwrap();
+        v["max_tokens"] = json!(n);
+        v.to_string()
+    };
+    let unset = send(&c, &srv, &image(1), 0).await;
+    assert_eq!(unset.status, 400, "{}", unset.text);
+    let capped = send_raw(&c, &srv, with_max(16), None, None).await;
+    assert_eq!(capped.status, 200, "{}", capped.text);
+    let v = capped.json();
+    assert_eq!(v["usage"]["prompt_tokens"], 1_508);
+    assert_eq!(v["usage"]["total_tokens"], 1_508 + 4);
+    assert_eq!(srv.stats().tokens_admitted, 1_508 + 16);
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_larger_than_the_token_bucket_gets_400_not_429() {
+    // 180,000 tpm: a bucket of 3,000 tokens, less than the request's 3,841.
+    let srv = serve(MockConfig {
+        tpm: Some(180_000),
+        rpm: Some(600),
+        ..cfg()
+    })
+    .await;
+    let c = client();
+    for attempt in 0..3 {
+        let a = send(&c, &srv, &image(1), attempt).await;
+        assert_eq!(a.status, 400, "{}", a.text);
+        assert_eq!(a.header("x-should-retry"), Some("false"));
+        assert!(a.header("retry-after").is_none());
+        assert!(a.header("retry-after-ms").is_none());
+        // Not charged: the buckets stay full.
+        assert_eq!(a.header("x-ratelimit-remaining-tokens"), Some("180000"));
+        assert_eq!(a.header("x-ratelimit-remaining-requests"), Some("10"));
+        assert_eq!(
+            a.json(),
+            json!({ "error": {
+                "message": format!(
+                    "Request too large for gpt-test in organization org-mock on tokens per \
+                     min (TPM): Limit 180000, Requested {CHARGE}. The mock admits at most 3000 \
+                     tokens at once (one second of the limit). The input or output tokens \
+                     must be reduced in order to run successfully."
+                ),
+                "type": "tokens",
+                "param": null,
+                "code": "rate_limit_exceeded",
+            }})
+        );
+    }
+    let s = srv.stats();
+    assert_eq!((s.too_large, s.bad_requests, s.rate_limited), (3, 0, 0));
+    assert_eq!(s.tokens_admitted, 0);
+    assert_eq!(s.by_status.get(&400), Some(&3));
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn tpm_without_ratelimit_headers() {
+    let srv = serve(MockConfig {
+        tpm: Some(360_000),
+        no_ratelimit_headers: true,
+        ..cfg()
+    })
+    .await;
+    let c = client();
+    let first = send(&c, &srv, &image(1), 0).await;
+    let second = send(&c, &srv, &image(2), 0).await;
+    assert_eq!((first.status, second.status), (200, 429));
+    for a in [&first, &second] {
+        assert!(
+            a.headers
+                .keys()
+                .all(|k| !k.as_str().starts_with("x-ratelimit-")),
+            "{:?}",
+            a.headers
+        );
+    }
+    assert!(second.header("retry-after-ms").is_some());
+    assert_eq!(second.json()["error"]["type"], "tokens");
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn answers_do_not_depend_on_the_token_limit() {
+    // The token limit decides only admission: an admitted answer is the same
+    // body with or without it.
+    let limited = serve(MockConfig {
+        tpm: Some(60_000_000),
+        accuracy: 0.5,
+        ..cfg()
+    })
+    .await;
+    let free = serve(MockConfig {
+        accuracy: 0.5,
+        ..cfg()
+    })
+    .await;
+    let c = client();
+    for i in 0..10 {
+        let a = send(&c, &limited, &image(i), 0).await;
+        let b = send(&c, &free, &image(i), 0).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.text, b.text);
+    }
+    limited.shutdown().await;
+    free.shutdown().await;
 }
