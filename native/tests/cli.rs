@@ -1267,3 +1267,62 @@ fn report_refuses_what_is_not_a_run_file_naming_it_and_what_to_do() {
         done.stderr
     );
 }
+
+// ---------------------------------------------------------------------------
+// Tokens per minute (issue 12)
+// ---------------------------------------------------------------------------
+
+/// A mock limited to 600,000 tokens a minute (a bucket of 10,000 a second) that
+/// charges each request its image (2,833 tokens), its text and its max_tokens at
+/// admission: about three images a second, while the request limit is far away.
+fn token_limited_run(mock_flags: &[&str], run_flags: &[&str]) -> (Value, Value) {
+    let mut args = vec![
+        "--tpm",
+        "600000",
+        "--rpm",
+        "100000",
+        "--latency-ms",
+        "20",
+        "--error-rate",
+        "0",
+    ];
+    args.extend_from_slice(mock_flags);
+    let mock = Mock::start(&args);
+    let rows = 16;
+    let data = Data::new(rows);
+    let mut flags = vec![p(&data.csv), "--out-dir", p(&data.out)];
+    flags.extend_from_slice(run_flags);
+    run(openai(&data, &mock.url, "sk-dummy", &flags)).expect_code(0);
+    let summary = RunFiles::in_dir(&data.out).summary();
+    assert_eq!(stat(&summary, "successful"), rows as u64, "{summary:#}");
+    (summary, mock.stats())
+}
+
+#[test]
+fn default_flags_follow_the_endpoints_token_limit() {
+    let (summary, stats) = token_limited_run(&[], &[]);
+    // The first requests go out before any answer has named the limit (the
+    // in-flight limit starts at 8; the bucket holds three): those may be refused.
+    // After that, none is.
+    let refused = stats["tokenLimited"].as_u64().unwrap();
+    assert!(refused <= 8, "{refused} token 429s: {stats}");
+    let pace = &summary["pace"];
+    assert_eq!(pace["tokenSource"], "endpointHeaders", "{pace}");
+    assert_eq!(pace["tokensPerMinute"], 600_000, "{pace}");
+    // What the run charges a request is what the mock charged it: the prompt
+    // learned from usage, plus max_tokens.
+    let charged = stats["tokensAdmitted"].as_u64().unwrap() / stats["ok"].as_u64().unwrap();
+    let estimate = pace["tokensPerRequest"].as_u64().unwrap();
+    assert!(
+        estimate.abs_diff(charged) * 100 <= charged * 2,
+        "charge {estimate} for {charged}"
+    );
+}
+
+#[test]
+fn a_tpm_cap_paces_an_endpoint_that_names_no_limit() {
+    let (summary, stats) = token_limited_run(&["--no-ratelimit-headers"], &["--tpm", "600000"]);
+    assert_eq!(stats["tokenLimited"], 0, "{stats}");
+    assert_eq!(summary["pace"]["tokenSource"], "userCap");
+    assert_eq!(summary["config"]["tpm"], 600_000);
+}

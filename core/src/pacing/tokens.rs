@@ -44,6 +44,10 @@ pub(super) struct TokenBudget {
     known_since: Option<Millis>,
     /// GCRA theoretical arrival time of the next start, in µs.
     tat_us: u64,
+    /// Starts made before a limit was known, and when the first was: once one
+    /// is, they are charged as if it had paced them.
+    unpaced_starts: u64,
+    first_start_us: Option<u64>,
 }
 
 impl TokenBudget {
@@ -58,6 +62,8 @@ impl TokenBudget {
             scale: 1.0,
             known_since: tpm.map(|_| Millis(0)),
             tat_us: 0,
+            unpaced_starts: 0,
+            first_start_us: None,
         }
     }
 
@@ -100,6 +106,9 @@ impl TokenBudget {
         let gap = self.gap_us();
         if gap > 0 {
             self.tat_us = self.tat_us.max(now_us).saturating_add(gap);
+        } else {
+            self.unpaced_starts += 1;
+            self.first_start_us.get_or_insert(now_us);
         }
     }
 
@@ -131,6 +140,14 @@ impl TokenBudget {
             self.counts_output = counts_output;
             self.source = Some(LimitSource::Header);
             self.known_since.get_or_insert(now);
+            // What went out before the limit was known has drawn on it: start
+            // where pacing them would have left the schedule, not afresh (the
+            // first requests of a run otherwise overdraw it twice).
+            if let Some(first) = self.first_start_us.take() {
+                let owed = first.saturating_add(self.unpaced_starts.saturating_mul(self.gap_us()));
+                self.tat_us = self.tat_us.max(owed);
+                self.unpaced_starts = 0;
+            }
         }
     }
 
@@ -204,6 +221,19 @@ mod tests {
             b.on_token_limited(Millis(5_000));
         }
         assert_eq!(b.charge(), 5_800.0);
+    }
+
+    #[test]
+    fn starts_made_before_the_limit_was_known_are_charged_to_it() {
+        let mut b = TokenBudget::new(None, CHARGE);
+        for _ in 0..8 {
+            b.on_start(1_000_000);
+        }
+        let mut h = RateLimitHeaders::default();
+        h.tokens.limit = Some(180_000); // 3,000 tokens a second: one request
+        b.on_headers(Millis(1_020), &h);
+        // Eight requests' worth, 1.01 s each from the first, less the tolerance.
+        assert_eq!(b.next_start_us(), 1_000_000 + 7 * 1_010_000);
     }
 
     #[test]
