@@ -1,7 +1,22 @@
 //! Providers: how one image becomes one HTTP request, and how the answer becomes a
 //! prediction. Pure functions, so the native CLI and the browser speak identically.
+//!
+//! | provider | request | the label constrained by | key header (added by the host) |
+//! |---|---|---|---|
+//! | [`Provider::OpenAi`] | `POST {base}/chat/completions` | `response_format` JSON schema | `authorization: Bearer KEY` |
+//! | [`Provider::Anthropic`] | `POST {base}/v1/messages` | a forced tool call | `x-api-key: KEY` |
+//! | [`Provider::Gemini`] | `POST {base}/models/{model}:generateContent` | `responseSchema` | `x-goog-api-key: KEY` |
+//! | [`Provider::Azure`] | `POST {resource}/openai/deployments/{d}/chat/completions?api-version=V` or `{resource}/openai/v1/chat/completions` | `response_format` JSON schema | `api-key: KEY` |
+//! | [`Provider::HttpJson`] | `POST {url}` | the labels sent in the body | `authorization: Bearer KEY` |
+//!
+//! Hosts ask [`Provider::credential_header`] (or [`RequestTemplate::credential_header`])
+//! how to send the key, so that no host knows a provider's header.
 
+mod anthropic;
+mod azure;
+mod gemini;
 mod http_json;
+mod image_part;
 mod openai;
 
 use std::fmt;
@@ -11,6 +26,11 @@ use serde::{Deserialize, Serialize};
 use crate::http::HttpRequest;
 use crate::input::LabelSet;
 use crate::journal::Usage;
+
+pub use anthropic::{max_tokens as anthropic_max_tokens, ANTHROPIC_VERSION, TOOL_NAME};
+pub use azure::is_azure_host;
+
+use image_part::ImagePart;
 
 /// The endpoint family and its settings. Never holds the API key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +43,15 @@ pub enum Provider {
     /// Any JSON endpoint: POST image + labels, read the prediction at a field path.
     #[serde(rename = "http")]
     HttpJson(HttpJsonConfig),
+    /// Anthropic's Messages API.
+    #[serde(rename = "anthropic")]
+    Anthropic(AnthropicConfig),
+    /// Google's Gemini API (`generateContent`).
+    #[serde(rename = "gemini")]
+    Gemini(GeminiConfig),
+    /// Azure OpenAI: chat completions at a deployment (or the v1 path).
+    #[serde(rename = "azure")]
+    Azure(AzureConfig),
 }
 
 /// Settings for an OpenAI-compatible chat-completions endpoint.
@@ -40,11 +69,92 @@ pub struct OpenAiConfig {
     pub prompt: Option<String>,
 }
 
-/// The model name the built-in mock endpoint serves (`GET /v1/models` lists it) and
+/// Settings for Anthropic's Messages API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnthropicConfig {
+    /// Base URL without the version, e.g. `https://api.anthropic.com` (a base ending
+    /// in `/v1` or `/v1/messages` is taken too).
+    pub base_url: String,
+    /// Model name, e.g. `claude-haiku-4-5`.
+    pub model: String,
+    /// The system prompt; `None` = the built-in one ([`anthropic::TOOL_PROMPT`]).
+    #[serde(default)]
+    pub prompt: Option<String>,
+}
+
+impl Default for AnthropicConfig {
+    /// The public API and [`anthropic::DEFAULT_MODEL`].
+    fn default() -> Self {
+        AnthropicConfig {
+            base_url: anthropic::DEFAULT_BASE_URL.to_owned(),
+            model: anthropic::DEFAULT_MODEL.to_owned(),
+            prompt: None,
+        }
+    }
+}
+
+/// Settings for Google's Gemini API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GeminiConfig {
+    /// Base URL up to the API version, e.g.
+    /// `https://generativelanguage.googleapis.com/v1beta` (`/v1beta` is added to a
+    /// base without a version).
+    pub base_url: String,
+    /// Model name, e.g. `gemini-2.5-flash` (or a resource name such as
+    /// `tunedModels/x`).
+    pub model: String,
+    /// The system instruction; `None` = the built-in prompt ([`DEFAULT_PROMPT`]).
+    #[serde(default)]
+    pub prompt: Option<String>,
+}
+
+impl Default for GeminiConfig {
+    /// The public API and [`gemini::DEFAULT_MODEL`].
+    fn default() -> Self {
+        GeminiConfig {
+            base_url: gemini::DEFAULT_BASE_URL.to_owned(),
+            model: gemini::DEFAULT_MODEL.to_owned(),
+            prompt: None,
+        }
+    }
+}
+
+/// Settings for an Azure OpenAI resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureConfig {
+    /// The resource's root URL, e.g. `https://RES.openai.azure.com`.
+    pub base_url: String,
+    /// The deployment's name (not the model's, though they are often the same).
+    pub deployment: String,
+    /// `api-version` of the deployment path, e.g. `2024-10-21`; `None` = the
+    /// version-less `/openai/v1/` path.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// Image detail level sent with the image.
+    pub detail: ImageDetail,
+    /// Extra instructions placed before the list of labels; `None` = the built-in prompt.
+    #[serde(default)]
+    pub prompt: Option<String>,
+}
+
+/// The model the built-in mock endpoint serves (`GET /v1/models` lists it) and
 /// the hosts ask for when they run against the mock. Written here, once, so that
 /// the mock crate and both hosts (the CLI, the page through the wasm face) use the
 /// same name without depending on one another.
 pub const MOCK_MODEL: &str = "shadow-mock-1";
+
+/// Where each provider's public API is, and the model asked for when none is named:
+/// the one place these defaults are written. OpenAI's are in
+/// [`crate::RunConfig::default`].
+pub mod defaults {
+    pub use super::anthropic::{
+        DEFAULT_BASE_URL as ANTHROPIC_BASE_URL, DEFAULT_MODEL as ANTHROPIC_MODEL,
+    };
+    pub use super::gemini::{DEFAULT_BASE_URL as GEMINI_BASE_URL, DEFAULT_MODEL as GEMINI_MODEL};
+}
 
 /// OpenAI's image `detail` setting.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +203,13 @@ const MAX_DETAIL_CHARS: usize = 200;
 /// Longest [`ApiError::message`], in characters.
 const MAX_API_MESSAGE_CHARS: usize = 300;
 
+/// The user-message text that lists the labels, as a JSON array so that labels with
+/// quotes, commas or newlines stay unambiguous (the text OpenAI requests carry too).
+fn allowed_labels_text(labels: &LabelSet) -> String {
+    let list = serde_json::to_string(labels.names()).expect("a list of strings serializes");
+    format!("Allowed labels (answer with exactly one of them): {list}")
+}
+
 /// What one request is about: what a provider's body builder needs.
 #[derive(Clone, Copy, Debug)]
 pub struct RequestInput<'a> {
@@ -106,15 +223,54 @@ pub struct RequestInput<'a> {
     pub item_id: Option<&'a str>,
 }
 
+/// How the host sends the API key: which header, and in what form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Credential {
+    /// `authorization: Bearer KEY`.
+    Bearer,
+    /// The key as the whole value of this header.
+    Header(&'static str),
+}
+
+impl Credential {
+    fn header(self, key: &str) -> (&'static str, String) {
+        match self {
+            Credential::Bearer => ("authorization", format!("Bearer {key}")),
+            Credential::Header(name) => (name, key.to_owned()),
+        }
+    }
+}
+
 impl Provider {
     /// The absolute URL requests are POSTed to.
     ///
     /// For OpenAI this is `{base_url}/chat/completions` (trailing `/` of the base URL
     /// ignored); a base URL that already ends in `/chat/completions` is used as it is.
+    /// The other providers' forms are in the table of the module docs.
     pub fn endpoint_url(&self) -> String {
         match self {
             Provider::OpenAi(cfg) => openai::endpoint_url(&cfg.base_url),
             Provider::HttpJson(cfg) => cfg.url.clone(),
+            Provider::Anthropic(cfg) => anthropic::endpoint_url(&cfg.base_url),
+            Provider::Gemini(cfg) => gemini::endpoint_url(&cfg.base_url, &cfg.model),
+            Provider::Azure(cfg) => azure::endpoint_url(cfg),
+        }
+    }
+
+    /// The header that carries the API key, as `(lower-case name, value)`:
+    /// `authorization: Bearer KEY` (OpenAI, the generic JSON endpoint), `x-api-key`
+    /// (Anthropic), `x-goog-api-key` (Gemini: never the `?key=` query, which logs
+    /// keep), `api-key` (Azure). The one answer every host uses.
+    pub fn credential_header(&self, key: &str) -> (&'static str, String) {
+        self.credential().header(key)
+    }
+
+    fn credential(&self) -> Credential {
+        match self {
+            Provider::OpenAi(_) | Provider::HttpJson(_) => Credential::Bearer,
+            Provider::Anthropic(_) => Credential::Header("x-api-key"),
+            Provider::Gemini(_) => Credential::Header("x-goog-api-key"),
+            Provider::Azure(_) => Credential::Header("api-key"),
         }
     }
 
@@ -131,6 +287,18 @@ impl Provider {
                 url: shown(&cfg.url),
                 ..cfg.clone()
             }),
+            Provider::Anthropic(cfg) => Provider::Anthropic(AnthropicConfig {
+                base_url: shown(&cfg.base_url),
+                ..cfg.clone()
+            }),
+            Provider::Gemini(cfg) => Provider::Gemini(GeminiConfig {
+                base_url: shown(&cfg.base_url),
+                ..cfg.clone()
+            }),
+            Provider::Azure(cfg) => Provider::Azure(AzureConfig {
+                base_url: shown(&cfg.base_url),
+                ..cfg.clone()
+            }),
         }
     }
 
@@ -141,54 +309,196 @@ impl Provider {
             provider: self.clone(),
             labels: labels.clone(),
         };
-        let body = match self {
-            Provider::OpenAi(cfg) => {
-                let marked = openai::build_body(
-                    cfg,
-                    &RequestInput {
-                        image_url: IMAGE_MARK,
-                        labels,
-                        attempt: 1,
-                        item_id: None,
-                    },
-                );
-                let mark = serde_json::to_string(IMAGE_MARK).expect("a string serializes");
-                match marked.split_once(&mark) {
-                    // A prompt or label holding the mark itself keeps the slow way.
-                    Some((before, after)) if !after.contains(&mark) => TemplateBody::AroundImage {
-                        before: before.to_owned(),
-                        after: after.to_owned(),
-                    },
-                    _ => whole(),
-                }
+        let url_form = ImagePart::Url {
+            url: IMAGE_MARK,
+            mime: URL_MIME_MARK,
+        };
+        let inline_form = ImagePart::Inline {
+            mime: MIME_MARK,
+            data: DATA_MARK.into(),
+        };
+        let spliced = |build: &dyn Fn(&ImagePart) -> String| {
+            Some((
+                Spliced::of(&build(&url_form))?,
+                Some(Spliced::of(&build(&inline_form))?),
+            ))
+        };
+        let forms = match self {
+            Provider::OpenAi(_) | Provider::Azure(_) => {
+                let marked = self.whole_body(&RequestInput {
+                    image_url: IMAGE_MARK,
+                    labels,
+                    attempt: 1,
+                    item_id: None,
+                });
+                Spliced::of(&marked).map(|s| (s, None))
             }
-            Provider::HttpJson(_) => whole(),
+            Provider::Anthropic(cfg) => {
+                spliced(&|image: &ImagePart| anthropic::build_body(cfg, labels, image))
+            }
+            Provider::Gemini(cfg) => {
+                spliced(&|image: &ImagePart| gemini::build_body(cfg, labels, image))
+            }
+            Provider::HttpJson(_) => None,
+        };
+        let body = match forms {
+            Some((url, inline)) => TemplateBody::Spliced { url, inline },
+            None => whole(),
+        };
+        let extra_headers = match self {
+            Provider::Anthropic(_) => vec![("anthropic-version", ANTHROPIC_VERSION)],
+            _ => Vec::new(),
         };
         RequestTemplate {
             url: self.endpoint_url(),
+            credential: self.credential(),
+            extra_headers,
             body,
         }
     }
 
-    /// The model the requests name, for providers that name one.
+    /// The body of one request, serialized whole (the template's slow way).
+    fn whole_body(&self, input: &RequestInput) -> String {
+        match self {
+            Provider::OpenAi(cfg) => openai::build_body(cfg, input),
+            Provider::Azure(cfg) => openai::build_body(&azure::as_openai(cfg), input),
+            Provider::HttpJson(_) => http_json::build_body(input),
+            Provider::Anthropic(cfg) => {
+                anthropic::build_body(cfg, input.labels, &ImagePart::of(input.image_url))
+            }
+            Provider::Gemini(cfg) => {
+                gemini::build_body(cfg, input.labels, &ImagePart::of(input.image_url))
+            }
+        }
+    }
+
+    /// The model the requests name, for providers that name one (for Azure, the
+    /// deployment).
     pub fn model(&self) -> Option<&str> {
         match self {
             Provider::OpenAi(cfg) => Some(&cfg.model),
             Provider::HttpJson(_) => None,
+            Provider::Anthropic(cfg) => Some(&cfg.model),
+            Provider::Gemini(cfg) => Some(&cfg.model),
+            Provider::Azure(cfg) => Some(&cfg.deployment),
         }
     }
 
     /// Reads the endpoint's answer (the body of a 2xx response) into a prediction.
     pub fn parse_answer(&self, body: &str, labels: &LabelSet) -> Result<Answer, AnswerError> {
         match self {
-            Provider::OpenAi(_) => openai::parse_answer(body, labels),
+            Provider::OpenAi(_) | Provider::Azure(_) => openai::parse_answer(body, labels),
             Provider::HttpJson(cfg) => http_json::parse_answer(body, &cfg.prediction_field, labels),
+            Provider::Anthropic(_) => anthropic::parse_answer(body, labels),
+            Provider::Gemini(_) => gemini::parse_answer(body, labels),
         }
     }
 }
 
-/// Stands for the image URL while the rest of an OpenAI body is serialized once.
+/// Stands for the image URL while the rest of a body is serialized once.
 const IMAGE_MARK: &str = "\u{1}shadow-batch image\u{1}";
+/// Stands for the MIME type a remote image's name suggests.
+const URL_MIME_MARK: &str = "\u{1}shadow-batch url mime\u{1}";
+/// Stands for the media type of a `data:` URL.
+const MIME_MARK: &str = "\u{1}shadow-batch mime\u{1}";
+/// Stands for the base64 data of a `data:` URL.
+const DATA_MARK: &str = "\u{1}shadow-batch data\u{1}";
+
+/// What fills a gap of a [`Spliced`] body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// The image URL, whole.
+    Url,
+    /// The MIME type a remote URL's name suggests.
+    UrlMime,
+    /// The media type of a `data:` URL.
+    Mime,
+    /// The base64 data of a `data:` URL.
+    Data,
+}
+
+const SLOTS: [(&str, Slot); 4] = [
+    (IMAGE_MARK, Slot::Url),
+    (URL_MIME_MARK, Slot::UrlMime),
+    (MIME_MARK, Slot::Mime),
+    (DATA_MARK, Slot::Data),
+];
+
+/// A body's JSON text cut at the places of the image's parts: `pieces[0] slot[0]
+/// pieces[1] ... slot[n-1] pieces[n]`, each slot a JSON string.
+#[derive(Clone, Debug)]
+struct Spliced {
+    pieces: Vec<String>,
+    slots: Vec<Slot>,
+}
+
+impl Spliced {
+    /// Cuts a body serialized with the marks in place of the image's parts. `None`
+    /// when a mark occurs more than once (a prompt or label holding a mark itself),
+    /// or none does: the body is then serialized whole for each request.
+    fn of(marked: &str) -> Option<Spliced> {
+        let mut found = Vec::new();
+        for (mark, slot) in SLOTS {
+            let quoted = serde_json::to_string(mark).expect("a string serializes");
+            let mut at = marked.match_indices(&quoted);
+            if let Some((i, _)) = at.next() {
+                if at.next().is_some() {
+                    return None;
+                }
+                found.push((i, quoted.len(), slot));
+            }
+        }
+        if found.is_empty() {
+            return None;
+        }
+        found.sort_unstable_by_key(|&(i, _, _)| i);
+        let mut pieces = Vec::with_capacity(found.len() + 1);
+        let mut slots = Vec::with_capacity(found.len());
+        let mut from = 0;
+        for (i, len, slot) in found {
+            pieces.push(marked[from..i].to_owned());
+            slots.push(slot);
+            from = i + len;
+        }
+        pieces.push(marked[from..].to_owned());
+        Some(Spliced { pieces, slots })
+    }
+
+    fn fill(&self, image_url: &str, image: Option<&ImagePart>) -> String {
+        let value = |slot: Slot| -> &str {
+            match (slot, image) {
+                (Slot::Url, _) => image_url,
+                (Slot::UrlMime, Some(ImagePart::Url { mime, .. })) => mime,
+                (Slot::Mime, Some(ImagePart::Inline { mime, .. })) => mime,
+                (Slot::Data, Some(ImagePart::Inline { data, .. })) => data,
+                // A slot of the other form: the form is chosen by the image's kind,
+                // so this never happens.
+                _ => "",
+            }
+        };
+        let size = self.pieces.iter().map(String::len).sum::<usize>()
+            + image_url.len()
+            + 2 * self.slots.len();
+        let mut body = String::with_capacity(size + 16);
+        for (piece, slot) in self.pieces.iter().zip(&self.slots) {
+            body.push_str(piece);
+            push_json_string(&mut body, value(*slot));
+        }
+        body.push_str(self.pieces.last().expect("one more piece than slots"));
+        body
+    }
+}
+
+/// Appends `s` as a JSON string, copying it as it is when it needs no escape.
+fn push_json_string(body: &mut String, s: &str) {
+    if s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        body.push_str(&serde_json::to_string(s).expect("a string serializes"));
+    } else {
+        body.push('"');
+        body.push_str(s);
+        body.push('"');
+    }
+}
 
 /// The requests of one run, with everything but the image, the attempt and the item
 /// id serialized once (`Provider::request_template`): at thousands of requests a
@@ -197,13 +507,19 @@ const IMAGE_MARK: &str = "\u{1}shadow-batch image\u{1}";
 #[derive(Clone, Debug)]
 pub struct RequestTemplate {
     url: String,
+    credential: Credential,
+    extra_headers: Vec<(&'static str, &'static str)>,
     body: TemplateBody,
 }
 
 #[derive(Clone, Debug)]
 enum TemplateBody {
-    /// The JSON text around the image URL (a JSON string).
-    AroundImage { before: String, after: String },
+    /// The JSON text around the image's parts: one form for remote URLs, one for
+    /// `data:` URLs (`None` for providers that take every URL whole).
+    Spliced {
+        url: Spliced,
+        inline: Option<Spliced>,
+    },
     /// Serialized whole for each request.
     Whole {
         provider: Provider,
@@ -214,53 +530,51 @@ enum TemplateBody {
 impl RequestTemplate {
     /// The HTTP request asking the endpoint to classify one image.
     ///
-    /// Headers are `content-type: application/json` and `x-stainless-retry-count:
-    /// {attempt - 1}` (the header the OpenAI SDKs send). There is never an
-    /// `Authorization` header: the host adds the key at the last moment.
+    /// Headers are `content-type: application/json`, `x-stainless-retry-count:
+    /// {attempt - 1}` (the header the OpenAI and Anthropic SDKs send; the mock reads
+    /// the attempt from it) and the provider's own (`anthropic-version`). There is
+    /// never a credential header: the host adds the key at the last moment, as
+    /// [`RequestTemplate::credential_header`] says.
     pub fn build(&self, image_url: &str, attempt: u32, item_id: Option<&str>) -> HttpRequest {
         let body = match &self.body {
-            TemplateBody::AroundImage { before, after } => {
-                let mut body =
-                    String::with_capacity(before.len() + image_url.len() + after.len() + 2);
-                body.push_str(before);
-                if image_url
-                    .bytes()
-                    .any(|b| b == b'"' || b == b'\\' || b < 0x20)
-                {
-                    body.push_str(&serde_json::to_string(image_url).expect("a string serializes"));
-                } else {
-                    body.push('"');
-                    body.push_str(image_url);
-                    body.push('"');
-                }
-                body.push_str(after);
-                body
-            }
-            TemplateBody::Whole { provider, labels } => {
-                let input = RequestInput {
-                    image_url,
-                    labels,
-                    attempt,
-                    item_id,
-                };
-                match provider {
-                    Provider::OpenAi(cfg) => openai::build_body(cfg, &input),
-                    Provider::HttpJson(_) => http_json::build_body(&input),
+            TemplateBody::Spliced { url, inline: None } => url.fill(image_url, None),
+            TemplateBody::Spliced {
+                url,
+                inline: Some(inline),
+            } => {
+                let part = ImagePart::of(image_url);
+                match part {
+                    ImagePart::Inline { .. } => inline.fill(image_url, Some(&part)),
+                    ImagePart::Url { .. } => url.fill(image_url, Some(&part)),
                 }
             }
+            TemplateBody::Whole { provider, labels } => provider.whole_body(&RequestInput {
+                image_url,
+                labels,
+                attempt,
+                item_id,
+            }),
         };
+        let mut headers = Vec::with_capacity(2 + self.extra_headers.len());
+        headers.push(("content-type".to_owned(), "application/json".to_owned()));
+        headers.push((
+            "x-stainless-retry-count".to_owned(),
+            attempt.saturating_sub(1).to_string(),
+        ));
+        for (name, value) in &self.extra_headers {
+            headers.push(((*name).to_owned(), (*value).to_owned()));
+        }
         HttpRequest {
             method: "POST",
             url: self.url.clone(),
-            headers: vec![
-                ("content-type".to_owned(), "application/json".to_owned()),
-                (
-                    "x-stainless-retry-count".to_owned(),
-                    attempt.saturating_sub(1).to_string(),
-                ),
-            ],
+            headers,
             body,
         }
+    }
+
+    /// The header carrying `key` for this provider ([`Provider::credential_header`]).
+    pub fn credential_header(&self, key: &str) -> (&'static str, String) {
+        self.credential.header(key)
     }
 }
 
@@ -290,9 +604,12 @@ impl fmt::Display for ApiError {
 }
 
 /// Reads an error body: OpenAI's `{"error": {"message", "type", "code"}}` (`code` may be
-/// a string, a number or null), `{"error": "message"}`, the `{"object": "error",
-/// "message": ...}` of some OpenAI-compatible servers, and FastAPI's `{"detail": ...}`.
-/// `None` when the body is none of these.
+/// a string, a number or null), Anthropic's `{"type": "error", "error": {"type",
+/// "message"}}` (its type is also the code), Google's `{"error": {"code": 429,
+/// "message", "status": "RESOURCE_EXHAUSTED"}}` (its status is the type),
+/// `{"error": "message"}`, the `{"object": "error", "message": ...}` of some
+/// OpenAI-compatible servers, and FastAPI's `{"detail": ...}`. `None` when the body is
+/// none of these.
 pub fn parse_api_error(body: &str) -> Option<ApiError> {
     api_error_from_value(&serde_json::from_str(body).ok()?)
 }
@@ -309,9 +626,16 @@ fn api_error_from_value(value: &serde_json::Value) -> Option<ApiError> {
             _ => None,
         }
     }
-    fn from_object(obj: &serde_json::Map<String, Value>) -> ApiError {
-        let kind = text(obj.get("type"));
-        let code = text(obj.get("code"));
+    /// `envelope`: the body is Anthropic's `{"type": "error", "error": {...}}`,
+    /// whose error has a `type` and no `code`: the type is the code.
+    fn from_object(obj: &serde_json::Map<String, Value>, envelope: bool) -> ApiError {
+        // Google's errors name their kind `status` (`RESOURCE_EXHAUSTED`) beside a
+        // numeric `code`; Azure's `status` is a number, not a kind.
+        let kind = text(obj.get("type")).or_else(|| match obj.get("status") {
+            Some(Value::String(s)) if !s.is_empty() => Some(truncate(s, MAX_API_MESSAGE_CHARS)),
+            _ => None,
+        });
+        let code = text(obj.get("code")).or_else(|| kind.clone().filter(|_| envelope));
         let message = text(obj.get("message"))
             .or_else(|| code.clone())
             .or_else(|| kind.clone())
@@ -331,13 +655,14 @@ fn api_error_from_value(value: &serde_json::Value) -> Option<ApiError> {
     }
 
     let top = value.as_object()?;
+    let envelope = top.get("type").and_then(Value::as_str) == Some("error");
     match top.get("error") {
-        Some(Value::Object(err)) => return Some(from_object(err)),
+        Some(Value::Object(err)) => return Some(from_object(err, envelope)),
         Some(Value::String(msg)) if !msg.is_empty() => return Some(message_only(msg)),
         _ => {}
     }
     if top.get("object").and_then(Value::as_str) == Some("error") {
-        return Some(from_object(top));
+        return Some(from_object(top, false));
     }
     match top.get("detail") {
         Some(Value::String(msg)) if !msg.is_empty() => Some(message_only(msg)),
@@ -471,6 +796,31 @@ mod tests {
         })
     }
 
+    fn anthropic(prompt: Option<&str>) -> Provider {
+        Provider::Anthropic(AnthropicConfig {
+            model: "claude-sonnet-4-5".to_owned(),
+            prompt: prompt.map(str::to_owned),
+            ..AnthropicConfig::default()
+        })
+    }
+
+    fn gemini(prompt: Option<&str>) -> Provider {
+        Provider::Gemini(GeminiConfig {
+            prompt: prompt.map(str::to_owned),
+            ..GeminiConfig::default()
+        })
+    }
+
+    fn azure(api_version: Option<&str>) -> Provider {
+        Provider::Azure(AzureConfig {
+            base_url: "https://res.openai.azure.com".to_owned(),
+            deployment: "vision-prod".to_owned(),
+            api_version: api_version.map(str::to_owned),
+            detail: ImageDetail::Low,
+            prompt: None,
+        })
+    }
+
     fn http(field: &str) -> Provider {
         Provider::HttpJson(HttpJsonConfig {
             url: "http://localhost:8080/predict".to_owned(),
@@ -502,21 +852,33 @@ mod tests {
     #[test]
     fn a_template_builds_what_serializing_the_whole_request_builds() {
         let odd_labels = LabelSet::from_labels(["a \"quoted\" label", "tab\there", "ünï"]);
-        let marked_prompt = format!("Look for {IMAGE_MARK} please");
+        let marked_prompt = format!("Look for {IMAGE_MARK} and {DATA_MARK} please");
         let providers = [
             openai(ImageDetail::Low, None),
             openai(ImageDetail::High, Some("Say \"cat\" or \\dog\\")),
             openai(ImageDetail::Auto, Some(&marked_prompt)),
             http("label"),
+            anthropic(None),
+            anthropic(Some(&marked_prompt)),
+            gemini(None),
+            gemini(Some("Say \"cat\"")),
+            azure(Some("2024-10-21")),
+            azure(None),
         ];
         let urls = [
             "data:image/png;base64,iVBORw0KGgo=",
+            "data:image/svg+xml,%3Csvg%2F%3E",
             "https://example.com/a \"b\"\\c\u{1}\n.png",
             "",
         ];
         for provider in &providers {
             for labels in [labels(), odd_labels.clone()] {
                 let template = provider.request_template(&labels);
+                assert!(
+                    matches!(template.body, TemplateBody::Spliced { .. })
+                        != matches!(provider, Provider::HttpJson(_)),
+                    "{provider:?} is not spliced"
+                );
                 for url in urls {
                     for (attempt, id) in [(1, None), (3, Some("row-7"))] {
                         let input = RequestInput {
@@ -525,12 +887,10 @@ mod tests {
                             attempt,
                             item_id: id,
                         };
-                        let whole = match provider {
-                            Provider::OpenAi(cfg) => openai::build_body(cfg, &input),
-                            Provider::HttpJson(_) => http_json::build_body(&input),
-                        };
+                        let whole = provider.whole_body(&input);
                         let built = template.build(url, attempt, id);
                         assert_eq!(built.body, whole, "{provider:?} {url:?}");
+                        serde_json::from_str::<Value>(&built.body).expect("the body is JSON");
                         assert_eq!(built.url, provider.endpoint_url());
                         assert_eq!(
                             header(&built, "x-stainless-retry-count"),
@@ -541,11 +901,13 @@ mod tests {
             }
         }
         // The mark inside a longer string does not match; a label that is exactly
-        // the mark is served the slow way rather than split at the wrong place.
-        assert!(matches!(
-            providers[2].request_template(&labels()).body,
-            TemplateBody::AroundImage { .. }
-        ));
+        // a mark is served the slow way rather than split at the wrong place.
+        for provider in [&providers[2], &providers[5]] {
+            assert!(matches!(
+                provider.request_template(&labels()).body,
+                TemplateBody::Spliced { .. }
+            ));
+        }
         let marked_labels = LabelSet::from_labels(["cat", IMAGE_MARK]);
         let template = providers[0].request_template(&marked_labels);
         assert!(matches!(template.body, TemplateBody::Whole { .. }));
@@ -556,6 +918,19 @@ mod tests {
             template.build("x.png", 1, None).body,
             openai::build_body(cfg, &input(&marked_labels, 1, None))
                 .replace("https://example.com/a.png", "x.png")
+        );
+        let data_label = LabelSet::from_labels(["cat", DATA_MARK]);
+        let template = providers[4].request_template(&data_label);
+        assert!(matches!(template.body, TemplateBody::Whole { .. }));
+        let url = "data:image/png;base64,AAAA";
+        assert_eq!(
+            template.build(url, 1, None).body,
+            providers[4].whole_body(&RequestInput {
+                image_url: url,
+                labels: &data_label,
+                attempt: 1,
+                item_id: None
+            })
         );
     }
 
@@ -911,11 +1286,11 @@ mod tests {
         assert!(malformed(p.parse_answer(r#"{"choices": 5}"#, &labels))
             .contains("not a chat completion"));
         let detail = malformed(p.parse_answer(
-            r#"{"choices": [{"message": {"content": null}, "finish_reason": "content_filter"}]}"#,
+            r#"{"choices": [{"message": {"content": null}, "finish_reason": "tool_calls"}]}"#,
             &labels,
         ));
         assert!(
-            detail.contains("no content") && detail.contains("content_filter"),
+            detail.contains("no content") && detail.contains("tool_calls"),
             "{detail}"
         );
         assert!(malformed(p.parse_answer(&chat("   "), &labels)).contains("empty"));

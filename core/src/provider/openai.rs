@@ -288,6 +288,13 @@ pub(super) fn parse_answer(body: &str, labels: &LabelSet) -> Result<Answer, Answ
         .0
         .ok_or_else(|| AnswerError::malformed("the answer has no choices"))?;
     let finish_reason = choice.finish_reason.as_ref().map(|t| &*t.0);
+    // Azure's (and some proxies') content filter: a refusal, not a broken answer.
+    if finish_reason == Some("content_filter") {
+        return Err(AnswerError::Refusal(
+            "the endpoint's content filter withheld the answer (finish_reason content_filter)"
+                .to_owned(),
+        ));
+    }
     let message = choice
         .message
         .ok_or_else(|| AnswerError::malformed("the first choice has no message"))?;
@@ -307,8 +314,9 @@ pub(super) fn parse_answer(body: &str, labels: &LabelSet) -> Result<Answer, Answ
 }
 
 /// Reads the model's text: `{"label": ...}` JSON (possibly in a ```json fence), a JSON
-/// string, or a bare label.
-fn parse_content(
+/// string, or a bare label. `finish_reason` `length` says a broken answer was cut
+/// short. (Anthropic's and Gemini's text answers are read the same way.)
+pub(super) fn parse_content(
     content: &str,
     finish_reason: Option<&str>,
     labels: &LabelSet,
