@@ -58,12 +58,34 @@ pub struct MockConfig {
     /// Make one image in N (chosen by its seeded content hash) a straggler that
     /// waits [`slow_ms`](MockConfig::slow_ms) more; 0 = off.
     pub slow_every: u64,
+
+    /// Share of images the model refuses (0..=1), in each dialect's own words.
+    /// Rolled per (image, labels): a retry is refused again.
+    pub refusal_rate: f64,
+
+    /// How the OpenAI-compatible route behaves.
+    pub dialect: OpenAiDialect,
+}
+
+/// How `POST /v1/chat/completions` behaves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpenAiDialect {
+    /// OpenAI's: structured output (`json_schema`) and any image URL.
+    #[default]
+    OpenAi,
+    /// A local server such as Ollama, llama.cpp or an old vLLM: a `json_schema`
+    /// `response_format` and remote (`http(s)`) image URLs are answered 400; a
+    /// `json_object` format gets `{"label": ...}` JSON, no format a bare label. The
+    /// labels are read from the prompt's JSON list when no schema names them.
+    Ollama,
 }
 
 impl Default for MockConfig {
     /// A model that answers in 120 ms, right 9 times in 10, with 2% injected server
     /// errors, seed 42 (the core's default seed), on port 8787; no rate limit, no
-    /// key, no quota, no malformed answers, no stragglers.
+    /// key, no quota, no malformed answers, no refusals, no stragglers; OpenAI's
+    /// dialect on the OpenAI route.
     fn default() -> Self {
         MockConfig {
             port: 8787,
@@ -79,6 +101,8 @@ impl Default for MockConfig {
             malformed_rate: 0.0,
             slow_ms: 0,
             slow_every: 0,
+            refusal_rate: 0.0,
+            dialect: OpenAiDialect::OpenAi,
         }
     }
 }

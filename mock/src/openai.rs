@@ -1,25 +1,19 @@
-//! The OpenAI chat-completions dialect: what the mock reads from a request and the
-//! JSON bodies it answers with. Pure: no I/O, no time.
+//! The OpenAI chat-completions dialect (also Azure's): what the mock reads from a
+//! request and the JSON bodies it answers with. Pure: no I/O, no time.
 
 use serde_json::{json, Value};
 
 use crate::answers::{completion_id, created, Decision};
-use crate::config::MockConfig;
+use crate::config::{MockConfig, OpenAiDialect};
+use crate::dialect::{labels_in_text, AnswerFormat, Parsed};
 use crate::MOCK_MODEL;
 
-/// The parts of a chat completion request the mock reads.
-#[derive(Clone, Debug)]
-pub(crate) struct Parsed {
-    /// `model`, or [`MOCK_MODEL`] when the request names none.
-    pub model: String,
-    /// `response_format.json_schema.schema.properties.label.enum`, in order.
-    pub labels: Vec<String>,
-    /// The first `image_url` content part's URL, exactly as sent.
-    pub image: String,
-}
-
 /// Reads a chat completion request; `Err` holds the message of the 400 answer.
-pub(crate) fn parse_request(body: &[u8]) -> Result<Parsed, String> {
+///
+/// With [`OpenAiDialect::Ollama`], as a local server: a `json_schema`
+/// `response_format` and a remote image URL are refused, and the labels come from
+/// the prompt's JSON list.
+pub(crate) fn parse_request(body: &[u8], dialect: OpenAiDialect) -> Result<Parsed, String> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| format!("We could not parse the JSON body of your request: {e}"))?;
     let model = v
@@ -27,21 +21,10 @@ pub(crate) fn parse_request(body: &[u8]) -> Result<Parsed, String> {
         .and_then(Value::as_str)
         .unwrap_or(MOCK_MODEL)
         .to_owned();
-    let labels: Vec<String> = v
-        .pointer("/response_format/json_schema/schema/properties/label/enum")
-        .and_then(Value::as_array)
-        .ok_or_else(|| {
-            "The mock needs response_format.json_schema.schema.properties.label.enum \
-             (the list of labels)."
-                .to_owned()
-        })?
-        .iter()
-        .map(|l| l.as_str().map(str::to_owned))
-        .collect::<Option<_>>()
-        .ok_or_else(|| "The label enum must hold only strings.".to_owned())?;
-    if labels.is_empty() {
-        return Err("The label enum is empty.".to_owned());
-    }
+    let format_kind = v
+        .pointer("/response_format/type")
+        .and_then(Value::as_str)
+        .unwrap_or("text");
     let image = v
         .get("messages")
         .and_then(Value::as_array)
@@ -58,19 +41,111 @@ pub(crate) fn parse_request(body: &[u8]) -> Result<Parsed, String> {
         })
         .ok_or_else(|| "The request holds no image_url content part.".to_owned())?
         .to_owned();
+    let schema_labels = v.pointer("/response_format/json_schema/schema/properties/label/enum");
+    let (labels, format) = match dialect {
+        OpenAiDialect::OpenAi => {
+            let labels = schema_labels.ok_or_else(|| {
+                "The mock needs response_format.json_schema.schema.properties.label.enum \
+                 (the list of labels)."
+                    .to_owned()
+            })?;
+            (string_list(labels)?, AnswerFormat::Json)
+        }
+        OpenAiDialect::Ollama => {
+            if format_kind == "json_schema" {
+                // As llama.cpp's server and older Ollama/vLLM versions answer it.
+                return Err("response_format type json_schema is not supported by this \
+                            server; use json_object or no response_format"
+                    .to_owned());
+            }
+            let remote = image
+                .get(..8)
+                .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+                || image
+                    .get(..7)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
+            if remote {
+                return Err("invalid image input: only base64 data URLs are supported, \
+                            not remote image URLs"
+                    .to_owned());
+            }
+            let text: Vec<&str> = v
+                .get("messages")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .flat_map(|m| match m.get("content") {
+                    Some(Value::String(s)) => vec![s.as_str()],
+                    Some(Value::Array(parts)) => parts
+                        .iter()
+                        .filter_map(|p| p.get("text").and_then(Value::as_str))
+                        .collect(),
+                    _ => Vec::new(),
+                })
+                .collect();
+            let labels = labels_in_text(&text).ok_or_else(|| {
+                "The mock (ollama dialect) needs the labels as a JSON list in the prompt."
+                    .to_owned()
+            })?;
+            let format = if format_kind == "json_object" {
+                AnswerFormat::Json
+            } else {
+                AnswerFormat::Text
+            };
+            (labels, format)
+        }
+    };
+    if labels.is_empty() {
+        return Err("The label enum is empty.".to_owned());
+    }
     Ok(Parsed {
         model,
         labels,
         image,
+        format,
     })
 }
 
-/// The 200 body: a `chat.completion` object.
-pub(crate) fn completion_body(cfg: &MockConfig, req: &Parsed, d: &Decision) -> Value {
-    let content = if d.malformed {
+/// A JSON array of strings, or the 400 message.
+pub(crate) fn string_list(v: &Value) -> Result<Vec<String>, String> {
+    v.as_array()
+        .ok_or_else(|| "The label enum must be a list.".to_owned())?
+        .iter()
+        .map(|l| l.as_str().map(str::to_owned))
+        .collect::<Option<_>>()
+        .ok_or_else(|| "The label enum must hold only strings.".to_owned())
+}
+
+/// The text of a 200 answer: `{"label":"..."}`, a bare label, or (malformed) a
+/// sentence cut short.
+pub(crate) fn answer_text(req: &Parsed, d: &Decision) -> String {
+    if d.malformed {
         "I think it is probably a".to_owned()
     } else {
-        json!({ "label": d.label }).to_string()
+        match req.format {
+            AnswerFormat::Json => json!({ "label": d.label }).to_string(),
+            AnswerFormat::Text => d.label.clone(),
+        }
+    }
+}
+
+/// The words of every dialect's refusal.
+pub(crate) const REFUSAL: &str = "I'm sorry, I can't help with classifying this image.";
+
+/// The 200 body: a `chat.completion` object. `filtered`: Azure's content filter
+/// withheld the answer (`finish_reason: "content_filter"`, no content).
+pub(crate) fn completion_body(
+    cfg: &MockConfig,
+    req: &Parsed,
+    d: &Decision,
+    filtered: bool,
+) -> Value {
+    let (content, refusal, finish) = if filtered {
+        (Value::Null, Value::Null, "content_filter")
+    } else if d.refused {
+        (Value::Null, json!(REFUSAL), "stop")
+    } else {
+        (json!(answer_text(req, d)), Value::Null, "stop")
     };
     let prompt_tokens = 85 + 2 * req.labels.len() as u64;
     let completion_tokens = 5u64;
@@ -81,9 +156,9 @@ pub(crate) fn completion_body(cfg: &MockConfig, req: &Parsed, d: &Decision) -> V
         "model": req.model,
         "choices": [{
             "index": 0,
-            "message": { "role": "assistant", "content": content, "refusal": null },
+            "message": { "role": "assistant", "content": content, "refusal": refusal },
             "logprobs": null,
-            "finish_reason": "stop",
+            "finish_reason": finish,
         }],
         "usage": {
             "prompt_tokens": prompt_tokens,
@@ -119,18 +194,55 @@ mod tests {
 
     #[test]
     fn parse_errors() {
-        assert!(parse_request(b"{not json").is_err());
-        assert!(parse_request(br#"{"messages":[]}"#).is_err());
+        let parse = |b: &[u8]| parse_request(b, OpenAiDialect::OpenAi);
+        assert!(parse(b"{not json").is_err());
+        assert!(parse(br#"{"messages":[]}"#).is_err());
         let no_image = json!({
             "messages": [{ "role": "user", "content": [{ "type": "text", "text": "hi" }] }],
             "response_format": { "json_schema": { "schema": { "properties": {
                 "label": { "enum": ["a", "b"] } } } } }
         });
-        let e = parse_request(no_image.to_string().as_bytes()).unwrap_err();
+        let e = parse(no_image.to_string().as_bytes()).unwrap_err();
         assert!(e.contains("image_url"), "{e}");
-        let ok = parse_request(body("data:image/png;base64,AAAA").as_bytes()).unwrap();
+        let ok = parse(body("data:image/png;base64,AAAA").as_bytes()).unwrap();
         assert_eq!(ok.image, "data:image/png;base64,AAAA");
         assert_eq!(ok.labels, labels());
         assert_eq!(ok.model, "gpt-test");
+        assert_eq!(ok.format, AnswerFormat::Json);
+    }
+
+    #[test]
+    fn the_ollama_dialect_refuses_schemas_and_remote_images() {
+        let parse = |b: &str| parse_request(b.as_bytes(), OpenAiDialect::Ollama);
+        let e = parse(&body("data:image/png;base64,AAAA")).unwrap_err();
+        assert!(e.contains("json_schema"), "{e}");
+        let plain = |image: &str, format: Value| {
+            json!({
+                "model": "llava",
+                "messages": [{ "role": "user", "content": [
+                    { "type": "text", "text": "Allowed labels (answer with exactly one of them): [\"cat\",\"dog\"]" },
+                    { "type": "image_url", "image_url": { "url": image } }
+                ]}],
+                "response_format": format,
+            })
+            .to_string()
+        };
+        let e = parse(&plain(
+            "https://x.test/a.png",
+            json!({"type": "json_object"}),
+        ))
+        .unwrap_err();
+        assert!(e.contains("remote image"), "{e}");
+        let ok = parse(&plain(
+            "data:image/png;base64,AAAA",
+            json!({"type": "json_object"}),
+        ))
+        .unwrap();
+        assert_eq!(
+            (ok.labels.clone(), ok.format),
+            (vec!["cat".to_owned(), "dog".to_owned()], AnswerFormat::Json)
+        );
+        let ok = parse(&plain("data:image/png;base64,AAAA", Value::Null)).unwrap();
+        assert_eq!(ok.format, AnswerFormat::Text);
     }
 }

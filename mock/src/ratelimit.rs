@@ -5,7 +5,7 @@
 use tokio::time::Instant;
 
 /// Fixed token limit reported in the `x-ratelimit-*-tokens` headers.
-const TOKEN_LIMIT: u64 = 10_000_000;
+pub(crate) const TOKEN_LIMIT: u64 = 10_000_000;
 
 /// Token bucket: capacity max(1, rpm/60), refilled at rpm/60 tokens per second.
 #[derive(Debug)]

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::testing::{body, image, LABELS};
+use crate::MOCK_MODEL;
 
 /// A mock on any free port, answering at once and injecting no faults unless a
 /// test asks for them (the product default waits 120 ms and fails 2%).
