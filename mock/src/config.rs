@@ -40,8 +40,10 @@ pub struct MockConfig {
     /// `x-ratelimit-*` header.
     pub no_ratelimit_headers: bool,
 
-    /// Require this bearer key; other requests get 401 `invalid_api_key`. The key
-    /// is never logged or echoed.
+    /// Require this key, in each dialect's own header (`authorization: Bearer`,
+    /// `x-api-key`, `x-goog-api-key`, `api-key`); other requests get 401
+    /// (`invalid_api_key` for OpenAI; Gemini's 400 `API_KEY_INVALID`). The key is
+    /// never logged or echoed.
     pub require_key: Option<String>,
 
     /// After this many 200 answers, every request gets 429 `insufficient_quota`.

@@ -109,12 +109,8 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
         csv: csv_path,
         mut config,
         api_key,
-    } = plan(
-        &args,
-        &given,
-        saved.as_ref(),
-        std::env::var("OPENAI_API_KEY").ok(),
-    )?;
+        key_var,
+    } = plan(&args, &given, saved.as_ref(), &plan::Env::from_process())?;
     let csv = read_csv(&csv_path, &config.columns)?;
     let data_dir = match csv_path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -130,7 +126,7 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
             }
             Some(server)
         }
-        EndpointKind::Openai | EndpointKind::Http => None,
+        _ => None,
     };
     let endpoint = endpoint_url(&config)?;
     let files = match files {
@@ -202,7 +198,7 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
             out: None,
         },
     );
-    print_epilogue(&summary, &files, mock, report).await;
+    print_epilogue(&summary, &files, mock, report, key_var).await;
     Ok(summary.exit_code())
 }
 
@@ -251,7 +247,7 @@ fn endpoint_url(config: &RunConfig) -> Result<(String, reqwest::Url)> {
     let text = config.provider.endpoint_url();
     let url = reqwest::Url::parse(&text).with_context(|| {
         let shown = shadow_core::redact::url_for_display(&text);
-        format!("the endpoint URL {shown:?} is not a valid URL (check --base-url / --endpoint)")
+        format!("the endpoint URL {shown:?} is not a valid URL (check --base-url / --endpoint / --deployment)")
     })?;
     Ok((text, url))
 }
@@ -263,6 +259,7 @@ async fn print_epilogue(
     files: &RunFiles,
     mock: Option<MockServer>,
     report: Result<PathBuf>,
+    key_var: Option<&str>,
 ) {
     if let Some(server) = mock {
         let stats = server.stats();
@@ -292,7 +289,10 @@ async fn print_epilogue(
             "error: run aborted: {}",
             escape_for_terminal(&reason.to_string())
         );
-        eprintln!("{}", next_step::after_abort(reason, &files.progress));
+        eprintln!(
+            "{}",
+            next_step::after_abort(reason, &files.progress, key_var)
+        );
     }
     if summary.status == RunStatus::Interrupted {
         println!(
@@ -443,6 +443,11 @@ async fn mock_server(mut cfg: MockConfig, web_dir: Option<PathBuf>) -> Result<()
         );
     }
     println!("(OpenAI-compatible; simulated predictions; Ctrl-C to stop)");
+    let root = format!("http://{}", server.addr);
+    println!("Other dialects on the same address (the key in each one's header):");
+    println!("  --provider anthropic --base-url {root}");
+    println!("  --provider gemini --base-url {root}");
+    println!("  --provider azure --base-url {root} --deployment NAME [--api-version 2024-10-21]");
     let _ = tokio::signal::ctrl_c().await;
     server.shutdown().await;
     Ok(())
@@ -465,7 +470,22 @@ fn print_banner(
             config.provider_label.as_str()
         ),
         Provider::HttpJson(h) => format!("{} (http, prediction at {})", h.url, h.prediction_field),
-        _ => config.provider_label.as_str().to_string(),
+        Provider::Azure(a) => format!(
+            "{} (deployment {}, azure{})",
+            config.provider.endpoint_url(),
+            a.deployment,
+            if a.api_version.is_some() {
+                ""
+            } else {
+                ", v1 path"
+            }
+        ),
+        other => format!(
+            "{} (model {}, {})",
+            other.endpoint_url(),
+            other.model().unwrap_or("-"),
+            config.provider_label.as_str()
+        ),
     };
     println!(
         "shadow-batch {} — run {}",
@@ -474,7 +494,7 @@ fn print_banner(
     );
     if mock {
         println!("  NOTE: no API key or endpoint configured: using the BUILT-IN MOCK endpoint.");
-        println!("        Predictions are SIMULATED. Set OPENAI_API_KEY (or --provider) for a real model.");
+        println!("        Predictions are SIMULATED. Set OPENAI_API_KEY (or --provider anthropic, gemini, azure with its key) for a real model.");
     }
     println!(
         "  CSV:          {} ({rows} rows, {labels} labels{})",
