@@ -1,0 +1,453 @@
+//! End-to-end tests of each provider dialect (issue 13): `shadow-batch` with
+//! `--provider anthropic`, `gemini` and `azure` against the mock endpoint speaking
+//! that dialect (its answers, faults, rate limits, refusals and key header), the
+//! ollama-like dialect of a local server, and a canary key per provider that must
+//! appear in no output of a run, even when the endpoint echoes it.
+//!
+//! Each test builds its own small data set in a temp dir, runs the binary with
+//! bounded waits, and talks only to 127.0.0.1.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 temp path")
+}
+
+fn stat(v: &Value, field: &str) -> u64 {
+    v["statistics"][field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("statistics.{field} missing: {v:#}"))
+}
+
+/// A provider of these tests: its `--provider` value, key variable, and the flags
+/// that point it at a server whose root is `root` (`http://127.0.0.1:PORT`).
+#[derive(Clone, Copy, Debug)]
+enum Dialect {
+    Anthropic,
+    Gemini,
+    AzureDeployment,
+    AzureV1,
+}
+
+const DIALECTS: [Dialect; 4] = [
+    Dialect::Anthropic,
+    Dialect::Gemini,
+    Dialect::AzureDeployment,
+    Dialect::AzureV1,
+];
+
+impl Dialect {
+    fn provider(self) -> &'static str {
+        match self {
+            Dialect::Anthropic => "anthropic",
+            Dialect::Gemini => "gemini",
+            Dialect::AzureDeployment | Dialect::AzureV1 => "azure",
+        }
+    }
+
+    fn key_var(self) -> &'static str {
+        match self {
+            Dialect::Anthropic => "ANTHROPIC_API_KEY",
+            Dialect::Gemini => "GEMINI_API_KEY",
+            Dialect::AzureDeployment | Dialect::AzureV1 => "AZURE_OPENAI_API_KEY",
+        }
+    }
+
+    /// A canary key of this provider's shape, different for each.
+    fn canary(self) -> &'static str {
+        match self {
+            Dialect::Anthropic => "sk-ant-api03-canary-5e1d9c3b7a",
+            Dialect::Gemini => "AIzaSyCanary-8b2f6e4d1c9a7",
+            Dialect::AzureDeployment => "azdep0canary3c7a9e5f2b",
+            Dialect::AzureV1 => "azv1x0canary6d2b8f4a1e",
+        }
+    }
+
+    /// `shadow-batch` against `root` with `key`, in `data`'s temp dir.
+    fn command(self, data: &Data, root: &str, key: &str, args: &[&str]) -> Command {
+        let mut cmd = shadow(data.root.path());
+        for var in [
+            "ANTHROPIC_API_KEY",
+            "GEMINI_API_KEY",
+            "AZURE_OPENAI_API_KEY",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env(self.key_var(), key)
+            .args(["--provider", self.provider(), "--base-url", root]);
+        match self {
+            Dialect::Anthropic => cmd.args(["--model", "claude-mock"]),
+            Dialect::Gemini => cmd.args(["--model", "gemini-mock"]),
+            Dialect::AzureDeployment => {
+                cmd.args(["--deployment", "vision-dep", "--api-version", "2024-10-21"])
+            }
+            Dialect::AzureV1 => cmd.args(["--deployment", "vision-dep"]),
+        };
+        cmd.args(args);
+        cmd
+    }
+}
+
+/// The mock's root (`http://127.0.0.1:PORT`), where every dialect has its paths.
+fn root(mock: &Mock) -> String {
+    mock.url.strip_suffix("/v1").expect("a /v1 URL").to_string()
+}
+
+/// Every output of a run: stdout, stderr and every file under `dir`.
+fn everything(done: &Finished, dir: &Path) -> String {
+    let mut text = format!("{}\n{}", done.stdout, done.stderr);
+    for (path, bytes) in all_files(dir) {
+        text += &format!(
+            "\n--- {}\n{}",
+            path.display(),
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+    text
+}
+
+// ---------------------------------------------------------------------------
+// A run in each dialect records its predictions
+// ---------------------------------------------------------------------------
+
+/// Against the mock with the true labels (accuracy 1), injected server faults (529
+/// for Anthropic, 503 for Gemini, 500 for Azure) and one image in five refused:
+/// every fault is retried, every answered row agrees with its label, every refused
+/// row is a refusal (not an HTTP failure), and the files name the provider.
+#[test]
+fn each_provider_runs_against_its_mock_dialect_and_records_predictions() {
+    for dialect in DIALECTS {
+        let data = Data::new(20);
+        let key = dialect.canary();
+        let mock = Mock::start(&[
+            "--latency-ms",
+            "0",
+            "--error-rate",
+            "0.3",
+            "--refusal-rate",
+            "0.2",
+            "--accuracy",
+            "1",
+            "--truth",
+            p(&data.csv),
+            "--require-key",
+            key,
+        ]);
+        let done = run(dialect.command(
+            &data,
+            &root(&mock),
+            key,
+            &[p(&data.csv), "50", "0", "10", "--out-dir", p(&data.out)],
+        ));
+        let files = RunFiles::in_dir(&data.out);
+        let summary = files.summary();
+        let results = files.results();
+        assert_each_row_once(&results, 20);
+        let refused = results.iter().filter(|r| r["status"] == "failed").count();
+        assert!(
+            (1..20).contains(&refused),
+            "{dialect:?}: {refused} refused of 20"
+        );
+        // Some rows refused: exit code 1, the run itself completed.
+        done.expect_code(1);
+        assert_eq!(summary["status"], "completed", "{dialect:?}");
+        for r in &results {
+            if r["status"] == "success" {
+                assert_eq!(r["prediction"], r["label"], "{dialect:?}: {r}");
+                assert_eq!(r["agreement"], true, "{dialect:?}: {r}");
+                assert!(
+                    r["usage"]["promptTokens"].as_u64() > Some(0),
+                    "{dialect:?}: usage read: {r}"
+                );
+            } else {
+                assert_eq!(r["errorKind"], "refused", "{dialect:?}: {r}");
+            }
+        }
+        assert_eq!(stat(&summary, "successful"), 20 - refused as u64);
+        assert!(stat(&summary, "retries") > 0, "{dialect:?}: faults retried");
+        let stats = mock.stats();
+        assert!(stats["serverErrors"].as_u64() > Some(0), "{stats}");
+        assert_eq!(
+            stats["unauthorized"], 0,
+            "{dialect:?}: the key header: {stats}"
+        );
+        assert_eq!(stats["badRequests"], 0, "{dialect:?}: {stats}");
+        // The files name the provider; the banner too.
+        assert_eq!(
+            summary["config"]["providerLabel"],
+            dialect.provider(),
+            "{dialect:?}"
+        );
+        assert_eq!(summary["config"]["provider"]["kind"], dialect.provider());
+        assert_eq!(
+            files.progress()["config"]["providerLabel"],
+            dialect.provider()
+        );
+        assert!(
+            done.stdout.contains(&format!(", {}", dialect.provider())),
+            "{dialect:?}: {}",
+            done.stdout
+        );
+        // And the key is in none of it.
+        let all = everything(&done, &data.out);
+        assert!(!all.contains(key), "{dialect:?}: the key is written out");
+    }
+}
+
+/// Over the mock's rate limit, each dialect's 429 (Anthropic's retry-after in
+/// seconds, Gemini's RetryInfo in the body and no header, Azure's retry-after-ms)
+/// is waited out and every row succeeds.
+#[test]
+fn each_providers_rate_limit_is_waited_out() {
+    for dialect in [Dialect::Anthropic, Dialect::Gemini, Dialect::AzureV1] {
+        let mock = Mock::start(&["--rpm", "300", "--latency-ms", "10", "--error-rate", "0"]);
+        let data = Data::new(12);
+        let done = run(dialect.command(
+            &data,
+            &root(&mock),
+            "k",
+            &[
+                p(&data.csv),
+                "--concurrency",
+                "8",
+                "--out-dir",
+                p(&data.out),
+            ],
+        ));
+        done.expect_code(0);
+        let summary = RunFiles::in_dir(&data.out).summary();
+        assert_eq!(stat(&summary, "successful"), 12, "{dialect:?}");
+        assert!(
+            stat(&summary, "rateLimitHits") > 0,
+            "{dialect:?}: the bucket should have overflowed: {:#}",
+            summary["statistics"]
+        );
+        let stats = mock.stats();
+        assert!(stats["rateLimited"].as_u64() > Some(0), "{stats}");
+        assert_eq!(stats["ok"], 12, "{dialect:?}: {stats}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Run-fatal answers, worded for each provider
+// ---------------------------------------------------------------------------
+
+/// A wrong key stops the run at once, and the next step names the provider's key
+/// variable: Anthropic's 401, Gemini's 400 API_KEY_INVALID, Azure's 401.
+#[test]
+fn a_wrong_key_aborts_naming_the_providers_variable() {
+    for dialect in [
+        Dialect::Anthropic,
+        Dialect::Gemini,
+        Dialect::AzureDeployment,
+    ] {
+        let mock = Mock::start(&["--latency-ms", "0", "--require-key", "right-key-123"]);
+        let data = Data::new(6);
+        let done = run(dialect.command(
+            &data,
+            &root(&mock),
+            dialect.canary(),
+            &[p(&data.csv), "--out-dir", p(&data.out)],
+        ));
+        done.expect_code(2);
+        let summary = RunFiles::in_dir(&data.out).summary();
+        assert_eq!(summary["status"], "aborted");
+        assert_eq!(summary["abortKind"]["kind"], "unauthorized", "{dialect:?}");
+        assert!(
+            done.stderr
+                .contains(&format!("Check {}", dialect.key_var())),
+            "{dialect:?}: {}",
+            done.stderr
+        );
+        assert_eq!(stat(&summary, "failed"), 0, "left for resume");
+        assert!(!everything(&done, &data.out).contains(dialect.canary()));
+    }
+}
+
+/// Anthropic's 400 about the credit balance stops the run (resumable), with the
+/// endpoint's reason and the CLI's next step.
+#[test]
+fn anthropic_credit_balance_stops_the_run() {
+    let mock = Mock::start(&["--latency-ms", "0", "--error-rate", "0", "--quota", "3"]);
+    let data = Data::new(10);
+    let done = run(Dialect::Anthropic.command(
+        &data,
+        &root(&mock),
+        "k",
+        &[
+            p(&data.csv),
+            "--concurrency",
+            "1",
+            "--out-dir",
+            p(&data.out),
+        ],
+    ));
+    done.expect_code(2);
+    let summary = RunFiles::in_dir(&data.out).summary();
+    assert_eq!(summary["abortKind"]["kind"], "quotaExhausted");
+    assert_eq!(summary["abortKind"]["status"], 400);
+    let reason = summary["abortReason"].as_str().unwrap();
+    assert!(reason.contains("credit balance"), "{reason}");
+    assert!(done.stderr.contains("Add credit"), "{}", done.stderr);
+    assert_eq!(stat(&summary, "successful"), 3);
+}
+
+/// A local server that refuses JSON-schema output (the mock's ollama dialect): every
+/// request is a 400 naming json_schema, and the run stops early saying the request
+/// shape looks wrong instead of failing every row. (Item 4's fallbacks will answer
+/// it.)
+#[test]
+fn a_local_server_refusing_json_schema_stops_the_run_early() {
+    let mock = Mock::start(&[
+        "--latency-ms",
+        "0",
+        "--error-rate",
+        "0",
+        "--dialect",
+        "ollama",
+    ]);
+    let data = Data::new(40);
+    let mut cmd = shadow(data.root.path());
+    cmd.env("OPENAI_API_KEY", "sk-local")
+        .args(["--provider", "openai", "--base-url", &mock.url])
+        .args([p(&data.csv), "--out-dir", p(&data.out)]);
+    let done = run(cmd);
+    done.expect_code(2);
+    let summary = RunFiles::in_dir(&data.out).summary();
+    assert_eq!(summary["abortKind"]["kind"], "endpointRefuses");
+    assert_eq!(summary["abortKind"]["status"], 400);
+    let reason = summary["abortReason"].as_str().unwrap();
+    assert!(reason.contains("json_schema"), "{reason}");
+    assert!(
+        stat(&summary, "requests") < 40,
+        "{:#}",
+        summary["statistics"]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Canary keys: an endpoint that echoes the key gets it into no output
+// ---------------------------------------------------------------------------
+
+/// An endpoint that echoes whatever credential it is sent, in any of the four
+/// headers, as a careless proxy does: requests 1 to `answers` get a 200 whose every
+/// dialect's label is the echo (so the run records it as an answer outside the
+/// labels), the rest a 401 quoting it.
+struct EchoingEndpoint {
+    url: String,
+}
+
+impl EchoingEndpoint {
+    fn start(answers: usize) -> EchoingEndpoint {
+        use std::io::{BufRead, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(stream) = stream else { continue };
+                let mut reader = std::io::BufReader::new(&stream);
+                let mut head = Vec::new();
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    head.push(line.trim_end().to_string());
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let credential = head
+                    .iter()
+                    .find_map(|h| {
+                        let (name, value) = h.split_once(':')?;
+                        let name = name.trim().to_ascii_lowercase();
+                        ["authorization", "x-api-key", "x-goog-api-key", "api-key"]
+                            .contains(&name.as_str())
+                            .then(|| value.trim().to_string())
+                    })
+                    .unwrap_or_default();
+                let echo = format!("{credential} {}", head.first().cloned().unwrap_or_default());
+                let label = serde_json::json!({ "label": echo }).to_string();
+                let (status, body) = if n < answers {
+                    let body = serde_json::json!({
+                        "choices": [{ "index": 0, "message": { "role": "assistant", "content": label }, "finish_reason": "stop" }],
+                        "content": [{ "type": "tool_use", "name": "classify_image", "input": { "label": echo } }],
+                        "stop_reason": "tool_use",
+                        "candidates": [{ "content": { "parts": [{ "text": label }] }, "finishReason": "STOP" }],
+                    });
+                    ("200 OK", body.to_string())
+                } else {
+                    let body = serde_json::json!({ "type": "error", "error": {
+                        "type": "authentication_error",
+                        "message": format!("Incorrect API key provided: {echo}"),
+                    } });
+                    ("401 Unauthorized", body.to_string())
+                };
+                let _ = write!(
+                    &stream,
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nx-echo: {echo}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        EchoingEndpoint { url }
+    }
+}
+
+/// For each provider, a canary key sent to an endpoint that echoes it in answers,
+/// errors and headers appears in no output: stdout, stderr, the progress, summary,
+/// results and report files.
+#[test]
+fn an_echoed_canary_key_appears_in_no_output_of_any_provider() {
+    for dialect in DIALECTS {
+        let key = dialect.canary();
+        let endpoint = EchoingEndpoint::start(4);
+        let data = Data::new(6);
+        let done = run(dialect.command(
+            &data,
+            &endpoint.url,
+            key,
+            &[
+                p(&data.csv),
+                "--concurrency",
+                "1",
+                "--out-dir",
+                p(&data.out),
+            ],
+        ));
+        // Four answers outside the label set, then a 401: aborted.
+        done.expect_code(2);
+        let all = everything(&done, &data.out);
+        for probe in [key, &key[..8], &key[key.len() - 10..]] {
+            assert!(
+                !all.contains(probe),
+                "{dialect:?}: {probe} is written out:\n{all}"
+            );
+        }
+        assert!(
+            all.contains("[REDACTED]"),
+            "{dialect:?}: no echo was seen:\n{all}"
+        );
+        let results = RunFiles::in_dir(&data.out).results();
+        assert!(
+            results.iter().any(|r| r["errorKind"] == "outsideLabels"),
+            "{dialect:?}: the echo was read as an answer: {results:?}"
+        );
+        assert!(
+            done.stderr.contains(dialect.key_var()),
+            "{dialect:?}: {}",
+            done.stderr
+        );
+    }
+}
