@@ -360,3 +360,48 @@ fn a_csv_is_inspected_for_the_check_before_a_run() {
     let message = String::from(js_sys::Error::from(JsValue::from(err)).message());
     assert!(message.contains("image column"), "{message}");
 }
+
+#[wasm_bindgen_test]
+fn the_key_goes_in_the_header_the_provider_names() {
+    let csv = "image,label\nhttps://x.test/a.png,cat\nhttps://x.test/b.png,dog\n";
+    for (provider, header, sent) in [
+        (
+            json!({ "kind": "openai", "baseUrl": "http://127.0.0.1:8787/v1", "model": "m", "detail": "low" }),
+            "authorization",
+            "Bearer k-1",
+        ),
+        (
+            json!({ "kind": "anthropic", "baseUrl": "http://127.0.0.1:8787", "model": "claude-x" }),
+            "x-api-key",
+            "k-1",
+        ),
+        (
+            json!({ "kind": "gemini", "baseUrl": "http://127.0.0.1:8787/v1beta", "model": "gemini-x" }),
+            "x-goog-api-key",
+            "k-1",
+        ),
+        (
+            json!({ "kind": "azure", "baseUrl": "https://r.openai.azure.com", "deployment": "d", "detail": "low" }),
+            "api-key",
+            "k-1",
+        ),
+    ] {
+        let mut cfg = config();
+        cfg["provider"] = provider.clone();
+        cfg["providerLabel"] = provider["kind"].clone();
+        let run = ShadowRun::new(csv, js(&cfg), T0).unwrap();
+        assert_eq!(
+            value(run.credential_header("k-1").unwrap()),
+            json!([header, sent]),
+            "{provider}"
+        );
+        let request = value(run.request(0, 1, "data:image/png;base64,AAAA").unwrap());
+        let headers = request["headers"].as_array().unwrap();
+        assert!(
+            headers
+                .iter()
+                .all(|h| h[0] != header && !h[1].as_str().unwrap().contains("k-1")),
+            "{provider}: the request carries no key"
+        );
+    }
+}
