@@ -27,7 +27,9 @@ use crate::http::HttpRequest;
 use crate::input::LabelSet;
 use crate::journal::Usage;
 
-pub use anthropic::{max_tokens as anthropic_max_tokens, ANTHROPIC_VERSION, TOOL_NAME};
+pub use anthropic::{
+    max_tokens as anthropic_max_tokens, ANTHROPIC_VERSION, TOOL_NAME, TOOL_PROMPT,
+};
 pub use azure::is_azure_host;
 
 use image_part::ImagePart;
@@ -78,13 +80,13 @@ pub struct AnthropicConfig {
     pub base_url: String,
     /// Model name, e.g. `claude-haiku-4-5`.
     pub model: String,
-    /// The system prompt; `None` = the built-in one ([`anthropic::TOOL_PROMPT`]).
+    /// The system prompt; `None` = the built-in one ([`TOOL_PROMPT`]).
     #[serde(default)]
     pub prompt: Option<String>,
 }
 
 impl Default for AnthropicConfig {
-    /// The public API and [`anthropic::DEFAULT_MODEL`].
+    /// The public API and [`defaults::ANTHROPIC_MODEL`].
     fn default() -> Self {
         AnthropicConfig {
             base_url: anthropic::DEFAULT_BASE_URL.to_owned(),
@@ -111,7 +113,7 @@ pub struct GeminiConfig {
 }
 
 impl Default for GeminiConfig {
-    /// The public API and [`gemini::DEFAULT_MODEL`].
+    /// The public API and [`defaults::GEMINI_MODEL`].
     fn default() -> Self {
         GeminiConfig {
             base_url: gemini::DEFAULT_BASE_URL.to_owned(),
