@@ -521,6 +521,13 @@ pub struct RunArgs {
     #[arg(long, help_heading = "CSV")]
     pub allow_outside_data_dir: bool,
 
+    /// Download http(s) images and send them inline (base64, as files are sent),
+    /// for endpoints that cannot or may not fetch URLs: local servers such as
+    /// Ollama, images on a private network. Not saved with the run: give it again
+    /// on --resume.
+    #[arg(long, help_heading = "CSV")]
+    pub inline_images: bool,
+
     /// Folder for the progress, results, summary and report files [default: the
     /// CSV's folder].
     #[arg(long, value_name = "DIR", help_heading = "Files")]

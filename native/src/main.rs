@@ -116,8 +116,16 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let images = ImageLoader::new(&data_dir, args.allow_outside_data_dir)
+    let mut images = ImageLoader::new(&data_dir, args.allow_outside_data_dir)
         .with_context(|| format!("cannot open the data folder {}", data_dir.display()))?;
+    if args.inline_images {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("shadow-batch/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_millis(config.request_timeout_ms))
+            .build()?;
+        images = images.inline_remote(client);
+    }
     let mock = match config.provider_label {
         EndpointKind::Mock => {
             let server = start_builtin_mock(&args, &csv, &images).await?;
@@ -158,6 +166,7 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
         defects,
         resumed,
         mock.is_some(),
+        args.inline_images,
     );
 
     let transport = Arc::new(Transport {
@@ -461,6 +470,7 @@ fn print_banner(
     defects: usize,
     resumed: usize,
     mock: bool,
+    inline_images: bool,
 ) {
     let endpoint = match &config.provider {
         Provider::OpenAi(o) => format!(
@@ -516,6 +526,9 @@ fn print_banner(
         config.rpm.map_or("none".to_string(), |r| r.to_string()),
         config.request_timeout_ms as f64 / 1000.0
     );
+    if inline_images {
+        println!("  Images:       http(s) images downloaded and sent inline (--inline-images)");
+    }
     if resumed > 0 {
         println!(
             "  Resumed:      {resumed} rows already finished in {}",

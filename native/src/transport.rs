@@ -166,7 +166,7 @@ fn classify(e: &reqwest::Error) -> TransportErrorKind {
 }
 
 /// The error and its causes, without the URL (a query string could carry a secret).
-fn describe(e: reqwest::Error) -> String {
+pub fn describe(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut parts = vec![e.to_string()];
     let mut source = std::error::Error::source(&e);

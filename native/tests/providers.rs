@@ -451,3 +451,121 @@ fn an_echoed_canary_key_appears_in_no_output_of_any_provider() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// Item 4: local servers
+// ---------------------------------------------------------------------------
+
+/// A static file server on 127.0.0.1 for `dir` (`GET /NAME`), counting requests;
+/// 404 for what is not there. It lives as long as the test process.
+struct FileServer {
+    url: String,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FileServer {
+    fn start(dir: &Path) -> FileServer {
+        use std::io::{BufRead, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
+        let dir = dir.to_path_buf();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut reader = std::io::BufReader::new(&stream);
+                let mut first = String::new();
+                let _ = reader.read_line(&mut first);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let path = first.split_whitespace().nth(1).unwrap_or("/");
+                let file = dir.join(path.trim_start_matches('/'));
+                let (status, body) = match std::fs::read(&file) {
+                    Ok(bytes) if !path.contains("..") => ("200 OK", bytes),
+                    _ => ("404 Not Found", b"not found".to_vec()),
+                };
+                let _ = write!(
+                    &stream,
+                    "HTTP/1.1 {status}\r\ncontent-type: image/png\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = (&stream).write_all(&body);
+            }
+        });
+        FileServer { url, hits }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// With --inline-images, http(s) images are downloaded and sent as the same data
+/// URLs their files would be (the mock, knowing the files' true labels, then
+/// answers every one right); a URL that cannot be downloaded fails its row, naming
+/// its line, with no request made. Without the flag, the URLs go as they are.
+#[test]
+fn inline_images_downloads_http_images_and_sends_them_inline() {
+    let data = Data::new(6);
+    let files = FileServer::start(&data.data);
+    let mut rows: Vec<String> = (0..6)
+        .map(|i| format!("{}/images/digit-{i:04}.png,{i}", files.url))
+        .collect();
+    rows.push(format!("{}/images/missing.png,3", files.url));
+    let remote_csv = data.data.join("remote.csv");
+    write_csv(&remote_csv, "image,label", &rows);
+    let mock = Mock::start(&[
+        "--latency-ms",
+        "0",
+        "--error-rate",
+        "0",
+        "--accuracy",
+        "1",
+        "--truth",
+        p(&data.csv),
+    ]);
+    let mut cmd = shadow(data.root.path());
+    cmd.env("OPENAI_API_KEY", "sk-local")
+        .args(["--provider", "openai", "--base-url", &mock.url])
+        .args([p(&remote_csv), "--inline-images", "--out-dir", p(&data.out)]);
+    let done = run(cmd);
+    done.expect_code(1);
+    assert!(done.stdout.contains("--inline-images"), "{}", done.stdout);
+    let results = RunFiles::in_dir(&data.out).results();
+    assert_each_row_once(&results, 7);
+    for r in &results {
+        if r["row"] == 6 {
+            assert_eq!(r["errorKind"], "image", "{r}");
+            let error = r["error"].as_str().unwrap();
+            assert!(
+                error.starts_with("line 8: http://") && error.contains("HTTP 404"),
+                "{error}"
+            );
+        } else {
+            assert_eq!(r["agreement"], true, "{r}");
+        }
+    }
+    assert_eq!(files.hits(), 7);
+    assert_eq!(
+        mock.stats()["requests"],
+        6,
+        "no request for the missing image"
+    );
+
+    // Without the flag the URLs go as they are: nothing is downloaded.
+    let out = data.dir("plain");
+    let mut cmd = shadow(data.root.path());
+    cmd.env("OPENAI_API_KEY", "sk-local")
+        .args(["--provider", "openai", "--base-url", &mock.url])
+        .args([p(&remote_csv), "--out-dir", p(&out)]);
+    run(cmd);
+    assert_eq!(files.hits(), 7, "the endpoint is sent the URLs");
+    assert_eq!(RunFiles::in_dir(&out).results().len(), 7);
+}
