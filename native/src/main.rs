@@ -161,12 +161,14 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
     print_banner(
         run.config(),
         &files,
-        rows,
-        labels,
-        defects,
-        resumed,
-        mock.is_some(),
-        args.inline_images,
+        &Facts {
+            rows,
+            labels,
+            defects,
+            resumed,
+            mock: mock.is_some(),
+            inline_images: args.inline_images,
+        },
     );
 
     let transport = Arc::new(Transport {
@@ -462,16 +464,25 @@ async fn mock_server(mut cfg: MockConfig, web_dir: Option<PathBuf>) -> Result<()
     Ok(())
 }
 
-fn print_banner(
-    config: &RunConfig,
-    files: &RunFiles,
+/// What the banner says about a run beside its config.
+struct Facts {
     rows: usize,
     labels: usize,
     defects: usize,
     resumed: usize,
     mock: bool,
     inline_images: bool,
-) {
+}
+
+fn print_banner(config: &RunConfig, files: &RunFiles, facts: &Facts) {
+    let &Facts {
+        rows,
+        labels,
+        defects,
+        resumed,
+        mock,
+        inline_images,
+    } = facts;
     let endpoint = match &config.provider {
         Provider::OpenAi(o) => format!(
             "{} (model {}, {})",
