@@ -91,7 +91,7 @@ export class Runner {
       this.feed({ type: 'imageFailed', ticket, message: `line ${order.line}: ${e.message}` });
       return;
     }
-    const request = this.run.request(order.item, order.attempt, url);
+    const request = this.run.request(order.item, order.attempt, url, order.format);
     const headers = new Headers(request.headers);
     if (this.credential) headers.set(this.credential[0], this.credential[1]);
     const controller = new AbortController();

@@ -172,6 +172,92 @@ pub enum ImageDetail {
     High,
 }
 
+/// How an OpenAI-compatible request (OpenAI, Azure) asks for the form of its
+/// answer. A run starts with [`OutputFormat::JsonSchema`] and, when the endpoint
+/// refuses that (local servers such as llama.cpp's, older vLLM and Ollama, Azure
+/// API versions before 2024-08-01), falls back to [`OutputFormat::JsonObject`], then
+/// to [`OutputFormat::Text`] ([`rejects_format`] says when).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum OutputFormat {
+    /// `response_format: {"type": "json_schema", ...}` whose schema enumerates the
+    /// labels: the model cannot answer anything else.
+    #[default]
+    JsonSchema,
+    /// `response_format: {"type": "json_object"}`: JSON, the labels named only in
+    /// the prompt.
+    JsonObject,
+    /// No `response_format`: the prompt asks for `{"label": ...}`, and the answer's
+    /// text is matched to a label (see [`Provider::parse_answer`]).
+    Text,
+}
+
+impl OutputFormat {
+    /// The format to fall back to when the endpoint refuses this one.
+    pub fn next(self) -> Option<OutputFormat> {
+        match self {
+            OutputFormat::JsonSchema => Some(OutputFormat::JsonObject),
+            OutputFormat::JsonObject => Some(OutputFormat::Text),
+            OutputFormat::Text => None,
+        }
+    }
+
+    /// `json_schema`, `json_object` or `text`, as the API names them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputFormat::JsonSchema => "json_schema",
+            OutputFormat::JsonObject => "json_object",
+            OutputFormat::Text => "text",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            OutputFormat::JsonSchema => 0,
+            OutputFormat::JsonObject => 1,
+            OutputFormat::Text => 2,
+        }
+    }
+
+    const ALL: [OutputFormat; 3] = [
+        OutputFormat::JsonSchema,
+        OutputFormat::JsonObject,
+        OutputFormat::Text,
+    ];
+}
+
+/// Whether an error answer says the endpoint refuses the request's `format`: a 400,
+/// 422 or 501 whose message (or body) names the response format (`response_format`,
+/// `json_schema` or `structured output` for [`OutputFormat::JsonSchema`];
+/// `response_format`, `json_object` or `json mode` for [`OutputFormat::JsonObject`]).
+/// Never for [`OutputFormat::Text`], which has no fallback.
+pub fn rejects_format(response: &crate::http::HttpResponse, format: OutputFormat) -> bool {
+    if !matches!(response.status, 400 | 422 | 501) {
+        return false;
+    }
+    let words: &[&str] = match format {
+        OutputFormat::JsonSchema => &[
+            "response_format",
+            "response format",
+            "json_schema",
+            "structured output",
+        ],
+        OutputFormat::JsonObject => &[
+            "response_format",
+            "response format",
+            "json_object",
+            "json mode",
+        ],
+        OutputFormat::Text => return false,
+    };
+    let text = match parse_api_error(&response.body) {
+        Some(api) => api.message.to_ascii_lowercase(),
+        None => truncate(&response.body, 2000).to_ascii_lowercase(),
+    };
+    words.iter().any(|w| text.contains(w))
+}
+
 /// Settings for a generic JSON endpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -307,9 +393,10 @@ impl Provider {
     /// The requests asking the endpoint to classify one image each, for one label
     /// set: the one request builder of every host.
     pub fn request_template(&self, labels: &LabelSet) -> RequestTemplate {
-        let whole = || TemplateBody::Whole {
+        let whole = |format| TemplateBody::Whole {
             provider: self.clone(),
             labels: labels.clone(),
+            format,
         };
         let url_form = ImagePart::Url {
             url: IMAGE_MARK,
@@ -343,10 +430,30 @@ impl Provider {
             }
             Provider::HttpJson(_) => None,
         };
-        let body = match forms {
+        let mut bodies = vec![match forms {
             Some((url, inline)) => TemplateBody::Spliced { url, inline },
-            None => whole(),
-        };
+            None => whole(OutputFormat::JsonSchema),
+        }];
+        if self.falls_back() {
+            // The other formats, made from the first's marked text.
+            for format in &OutputFormat::ALL[1..] {
+                let marked = self.whole_body_as(
+                    &RequestInput {
+                        image_url: IMAGE_MARK,
+                        labels,
+                        attempt: 1,
+                        item_id: None,
+                    },
+                    *format,
+                );
+                bodies.push(match (&bodies[0], Spliced::of(&marked)) {
+                    (TemplateBody::Spliced { .. }, Some(url)) => {
+                        TemplateBody::Spliced { url, inline: None }
+                    }
+                    _ => whole(*format),
+                });
+            }
+        }
         let extra_headers = match self {
             Provider::Anthropic(_) => vec![("anthropic-version", ANTHROPIC_VERSION)],
             _ => Vec::new(),
@@ -355,8 +462,39 @@ impl Provider {
             url: self.endpoint_url(),
             credential: self.credential(),
             extra_headers,
-            body,
+            bodies,
         }
+    }
+
+    /// Whether the provider's requests fall back to simpler [`OutputFormat`]s when
+    /// the endpoint refuses structured output: OpenAI-compatible ones (OpenAI,
+    /// Azure).
+    pub fn falls_back(&self) -> bool {
+        matches!(self, Provider::OpenAi(_) | Provider::Azure(_))
+    }
+
+    /// [`Provider::whole_body`] asking for `format` (for providers that
+    /// [fall back](Provider::falls_back); the others always ask as they do).
+    fn whole_body_as(&self, input: &RequestInput, format: OutputFormat) -> String {
+        let body = self.whole_body(input);
+        if format == OutputFormat::JsonSchema || !self.falls_back() {
+            return body;
+        }
+        let mut value: serde_json::Value =
+            serde_json::from_str(&body).expect("a body the provider built is JSON");
+        let object = value.as_object_mut().expect("a chat request is an object");
+        match format {
+            OutputFormat::JsonObject => {
+                object.insert(
+                    "response_format".to_owned(),
+                    serde_json::json!({ "type": "json_object" }),
+                );
+            }
+            _ => {
+                object.remove("response_format");
+            }
+        }
+        value.to_string()
     }
 
     /// The body of one request, serialized whole (the template's slow way).
@@ -511,7 +649,9 @@ pub struct RequestTemplate {
     url: String,
     credential: Credential,
     extra_headers: Vec<(&'static str, &'static str)>,
-    body: TemplateBody,
+    /// By [`OutputFormat`]: one body for providers that do not fall back, three for
+    /// those that do.
+    bodies: Vec<TemplateBody>,
 }
 
 #[derive(Clone, Debug)]
@@ -526,6 +666,7 @@ enum TemplateBody {
     Whole {
         provider: Provider,
         labels: LabelSet,
+        format: OutputFormat,
     },
 }
 
@@ -538,7 +679,21 @@ impl RequestTemplate {
     /// never a credential header: the host adds the key at the last moment, as
     /// [`RequestTemplate::credential_header`] says.
     pub fn build(&self, image_url: &str, attempt: u32, item_id: Option<&str>) -> HttpRequest {
-        let body = match &self.body {
+        self.build_as(image_url, attempt, item_id, OutputFormat::JsonSchema)
+    }
+
+    /// [`RequestTemplate::build`] asking for the answer in `format`, as a
+    /// [`crate::SendOrder`] says (providers that do not [fall
+    /// back](Provider::falls_back) ignore it).
+    pub fn build_as(
+        &self,
+        image_url: &str,
+        attempt: u32,
+        item_id: Option<&str>,
+        format: OutputFormat,
+    ) -> HttpRequest {
+        let body = &self.bodies[format.index().min(self.bodies.len() - 1)];
+        let body = match body {
             TemplateBody::Spliced { url, inline: None } => url.fill(image_url, None),
             TemplateBody::Spliced {
                 url,
@@ -550,12 +705,19 @@ impl RequestTemplate {
                     ImagePart::Url { .. } => url.fill(image_url, Some(&part)),
                 }
             }
-            TemplateBody::Whole { provider, labels } => provider.whole_body(&RequestInput {
-                image_url,
+            TemplateBody::Whole {
+                provider,
                 labels,
-                attempt,
-                item_id,
-            }),
+                format,
+            } => provider.whole_body_as(
+                &RequestInput {
+                    image_url,
+                    labels,
+                    attempt,
+                    item_id,
+                },
+                *format,
+            ),
         };
         let mut headers = Vec::with_capacity(2 + self.extra_headers.len());
         headers.push(("content-type".to_owned(), "application/json".to_owned()));
@@ -762,6 +924,51 @@ fn match_label(answer: &str, labels: &LabelSet) -> Result<usize, AnswerError> {
         .ok_or_else(|| AnswerError::outside(answer))
 }
 
+/// Longest plain-text answer searched for a label it names.
+const MAX_MENTION_CHARS: usize = 300;
+
+/// The label a short plain-text answer names ("It is a cat."): the one label that
+/// occurs in it as a whole word (not inside a longer run of letters and digits),
+/// ignoring case; a label found only inside another found label ("cat" in "wild
+/// cat") does not count. `None` when no label or several are named, or the answer
+/// is longer than 300 characters. The rule for models that answer in prose (local
+/// servers without structured output).
+fn single_mention(answer: &str, labels: &LabelSet) -> Option<usize> {
+    if answer.chars().count() > MAX_MENTION_CHARS {
+        return None;
+    }
+    let text = answer.to_lowercase();
+    let is_word = |c: char| c.is_alphanumeric();
+    let mut found: Vec<(usize, String)> = Vec::new();
+    for (i, name) in labels.names().iter().enumerate() {
+        let label = name.trim().to_lowercase();
+        if label.is_empty() {
+            continue;
+        }
+        let named = text.match_indices(&label).any(|(at, _)| {
+            let before = text[..at].chars().next_back();
+            let after = text[at + label.len()..].chars().next();
+            !before.is_some_and(is_word) && !after.is_some_and(is_word)
+        });
+        if named {
+            found.push((i, label));
+        }
+    }
+    let outer: Vec<usize> = found
+        .iter()
+        .filter(|(i, label)| {
+            !found.iter().any(|(j, other)| {
+                j != i && other.len() > label.len() && other.contains(label.as_str())
+            })
+        })
+        .map(|(i, _)| *i)
+        .collect();
+    match outer.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
+}
+
 /// `s` cut to at most `max` characters (on a char boundary), with `…` when cut.
 fn truncate(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
@@ -877,7 +1084,7 @@ mod tests {
             for labels in [labels(), odd_labels.clone()] {
                 let template = provider.request_template(&labels);
                 assert!(
-                    matches!(template.body, TemplateBody::Spliced { .. })
+                    matches!(template.bodies[0], TemplateBody::Spliced { .. })
                         != matches!(provider, Provider::HttpJson(_)),
                     "{provider:?} is not spliced"
                 );
@@ -892,6 +1099,13 @@ mod tests {
                         let whole = provider.whole_body(&input);
                         let built = template.build(url, attempt, id);
                         assert_eq!(built.body, whole, "{provider:?} {url:?}");
+                        for format in OutputFormat::ALL {
+                            assert_eq!(
+                                template.build_as(url, attempt, id, format).body,
+                                provider.whole_body_as(&input, format),
+                                "{provider:?} {url:?} {format:?}"
+                            );
+                        }
                         serde_json::from_str::<Value>(&built.body).expect("the body is JSON");
                         assert_eq!(built.url, provider.endpoint_url());
                         assert_eq!(
@@ -906,13 +1120,13 @@ mod tests {
         // a mark is served the slow way rather than split at the wrong place.
         for provider in [&providers[2], &providers[5]] {
             assert!(matches!(
-                provider.request_template(&labels()).body,
+                provider.request_template(&labels()).bodies[0],
                 TemplateBody::Spliced { .. }
             ));
         }
         let marked_labels = LabelSet::from_labels(["cat", IMAGE_MARK]);
         let template = providers[0].request_template(&marked_labels);
-        assert!(matches!(template.body, TemplateBody::Whole { .. }));
+        assert!(matches!(template.bodies[0], TemplateBody::Whole { .. }));
         let Provider::OpenAi(cfg) = &providers[0] else {
             unreachable!()
         };
@@ -923,7 +1137,7 @@ mod tests {
         );
         let data_label = LabelSet::from_labels(["cat", DATA_MARK]);
         let template = providers[4].request_template(&data_label);
-        assert!(matches!(template.body, TemplateBody::Whole { .. }));
+        assert!(matches!(template.bodies[0], TemplateBody::Whole { .. }));
         let url = "data:image/png;base64,AAAA";
         assert_eq!(
             template.build(url, 1, None).body,
@@ -1622,6 +1836,136 @@ mod tests {
         assert_eq!(truncate("ééé", 2), "éé…");
         assert_eq!(truncate("", 0), "");
         assert_eq!(truncate("🐱🐶", 1), "🐱…");
+    }
+
+    #[test]
+    fn openai_compatible_requests_fall_back_to_json_object_then_text() {
+        let labels = labels();
+        for provider in [openai(ImageDetail::Low, None), azure(None)] {
+            assert!(provider.falls_back());
+            let template = provider.request_template(&labels);
+            let body = |format| -> Value {
+                serde_json::from_str(
+                    &template
+                        .build_as("https://x.test/a.png", 1, None, format)
+                        .body,
+                )
+                .unwrap()
+            };
+            assert_eq!(
+                body(OutputFormat::JsonSchema)["response_format"]["type"],
+                "json_schema"
+            );
+            let object = body(OutputFormat::JsonObject);
+            assert_eq!(object["response_format"], json!({"type": "json_object"}));
+            let text = body(OutputFormat::Text);
+            assert!(text.get("response_format").is_none(), "{text}");
+            // Everything else is the same request.
+            for b in [&object, &text] {
+                assert_eq!(b["messages"], body(OutputFormat::JsonSchema)["messages"]);
+                assert_eq!(b["model"], body(OutputFormat::JsonSchema)["model"]);
+            }
+        }
+        // The other providers have their own constraint and ask the same way always.
+        for provider in [anthropic(None), gemini(None), http("label")] {
+            assert!(!provider.falls_back());
+            let template = provider.request_template(&labels);
+            assert_eq!(
+                template
+                    .build_as("https://x.test/a.png", 1, None, OutputFormat::Text)
+                    .body,
+                template.build("https://x.test/a.png", 1, None).body
+            );
+        }
+        assert_eq!(
+            OutputFormat::JsonSchema.next(),
+            Some(OutputFormat::JsonObject)
+        );
+        assert_eq!(OutputFormat::JsonObject.next(), Some(OutputFormat::Text));
+        assert_eq!(OutputFormat::Text.next(), None);
+    }
+
+    #[test]
+    fn refusals_of_the_response_format_are_recognised() {
+        let answer = |status, body: &str| crate::http::HttpResponse {
+            status,
+            headers: Vec::new(),
+            body: body.to_owned(),
+        };
+        // llama.cpp's server, an old vLLM, Azure before 2024-08-01, the mock's
+        // ollama dialect.
+        for body in [
+            r#"{"error": {"code": 400, "message": "response_format type json_schema is not supported", "type": "invalid_request_error"}}"#,
+            r#"{"object": "error", "message": "Unsupported response_format: json_schema", "type": "BadRequestError", "code": 400}"#,
+            r#"{"error": {"message": "response_format value as json_schema is enabled only for api versions 2024-08-01-preview and later", "type": "invalid_request_error", "param": null, "code": "BadRequest"}}"#,
+            "Structured output is not supported by this model",
+        ] {
+            assert!(
+                rejects_format(&answer(400, body), OutputFormat::JsonSchema),
+                "{body}"
+            );
+        }
+        assert!(rejects_format(
+            &answer(
+                422,
+                r#"{"detail": "json_object response format is not supported"}"#
+            ),
+            OutputFormat::JsonObject
+        ));
+        // Not about the format, not a client error, or no fallback left.
+        let other =
+            r#"{"error": {"message": "Invalid image input", "type": "invalid_request_error"}}"#;
+        assert!(!rejects_format(
+            &answer(400, other),
+            OutputFormat::JsonSchema
+        ));
+        let schema = r#"{"error": {"message": "json_schema unsupported"}}"#;
+        assert!(!rejects_format(
+            &answer(500, schema),
+            OutputFormat::JsonSchema
+        ));
+        assert!(!rejects_format(
+            &answer(429, schema),
+            OutputFormat::JsonSchema
+        ));
+        assert!(!rejects_format(
+            &answer(400, schema),
+            OutputFormat::JsonObject
+        ));
+        assert!(!rejects_format(&answer(400, schema), OutputFormat::Text));
+    }
+
+    #[test]
+    fn prose_answers_name_a_label_by_the_one_whole_word_they_hold() {
+        let labels = LabelSet::from_labels(["cat", "dog", "wild cat", "7", "Sea Lion"]);
+        let p = openai(ImageDetail::Auto, None);
+        let label = |text: &str| {
+            p.parse_answer(&chat(text), &labels)
+                .map(|a| labels.names()[a.label].clone())
+        };
+        assert_eq!(label("It is a cat.").unwrap(), "cat");
+        assert_eq!(label("The image shows a DOG").unwrap(), "dog");
+        assert_eq!(label("A wild cat, I think").unwrap(), "wild cat");
+        assert_eq!(label("The digit is 7").unwrap(), "7");
+        assert_eq!(label("Looks like a sea lion!").unwrap(), "Sea Lion");
+        // Inside a longer word, several labels, none, or too long: outside the set.
+        for text in [
+            "A category of animal",
+            "Either a cat or a dog",
+            "The number 17",
+            "No idea",
+        ] {
+            assert!(
+                matches!(label(text), Err(AnswerError::OutsideLabelSet { .. })),
+                "{text}: {:?}",
+                label(text)
+            );
+        }
+        let long = format!("It is a cat. {}", "Really. ".repeat(50));
+        assert!(matches!(
+            label(&long),
+            Err(AnswerError::OutsideLabelSet { .. })
+        ));
     }
 
     #[test]

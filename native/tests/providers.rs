@@ -298,12 +298,15 @@ fn anthropic_credit_balance_stops_the_run() {
     assert_eq!(stat(&summary, "successful"), 3);
 }
 
-/// A local server that refuses JSON-schema output (the mock's ollama dialect): every
-/// request is a 400 naming json_schema, and the run stops early saying the request
-/// shape looks wrong instead of failing every row. (Item 4's fallbacks will answer
-/// it.)
+/// A local server that refuses JSON-schema output and remote image URLs (the mock's
+/// ollama dialect): the run falls back to JSON mode and says so, every local image
+/// is answered (right, against the true labels), and a remote image URL fails its
+/// row with the server's reason, or, with --inline-images, is downloaded and
+/// answered too.
 #[test]
-fn a_local_server_refusing_json_schema_stops_the_run_early() {
+fn a_local_server_refusing_json_schema_is_asked_in_json_mode() {
+    let data = Data::new(12);
+    let files = FileServer::start(&data.data);
     let mock = Mock::start(&[
         "--latency-ms",
         "0",
@@ -311,24 +314,65 @@ fn a_local_server_refusing_json_schema_stops_the_run_early() {
         "0",
         "--dialect",
         "ollama",
+        "--accuracy",
+        "1",
+        "--truth",
+        p(&data.csv),
     ]);
-    let data = Data::new(40);
-    let mut cmd = shadow(data.root.path());
-    cmd.env("OPENAI_API_KEY", "sk-local")
-        .args(["--provider", "openai", "--base-url", &mock.url])
-        .args([p(&data.csv), "--out-dir", p(&data.out)]);
-    let done = run(cmd);
-    done.expect_code(2);
-    let summary = RunFiles::in_dir(&data.out).summary();
-    assert_eq!(summary["abortKind"]["kind"], "endpointRefuses");
-    assert_eq!(summary["abortKind"]["status"], 400);
-    let reason = summary["abortReason"].as_str().unwrap();
-    assert!(reason.contains("json_schema"), "{reason}");
+    let local = |csv: &Path, out: &Path, extra: &[&str]| {
+        let mut cmd = shadow(data.root.path());
+        cmd.env("OPENAI_API_KEY", "sk-local")
+            .args([
+                "--provider",
+                "openai",
+                "--base-url",
+                &mock.url,
+                "--model",
+                "llava",
+            ])
+            .args([p(csv), "--concurrency", "2", "--out-dir", p(out)])
+            .args(extra);
+        run(cmd)
+    };
+    let done = local(&data.csv, &data.out, &[]);
+    done.expect_code(0);
     assert!(
-        stat(&summary, "requests") < 40,
-        "{:#}",
-        summary["statistics"]
+        done.stderr
+            .contains("refused json_schema output; requests now ask for json_object"),
+        "{}",
+        done.stderr
     );
+    let results = RunFiles::in_dir(&data.out).results();
+    assert_each_row_once(&results, 12);
+    assert!(
+        results.iter().all(|r| r["agreement"] == true),
+        "{results:?}"
+    );
+    let stats = mock.stats();
+    assert!(
+        stats["badRequests"].as_u64() <= Some(2),
+        "one wave refused: {stats}"
+    );
+
+    // Remote URLs: refused by the server (the row fails with its reason) unless
+    // --inline-images sends them inline.
+    let rows: Vec<String> = (0..3)
+        .map(|i| format!("{}/images/digit-{i:04}.png,{i}", files.url))
+        .collect();
+    let remote_csv = data.data.join("remote.csv");
+    write_csv(&remote_csv, "image,label", &rows);
+    let refused = data.dir("refused");
+    local(&remote_csv, &refused, &[]).expect_code(1);
+    for r in RunFiles::in_dir(&refused).results() {
+        assert_eq!(r["errorKind"], "http", "{r}");
+        assert!(r["error"].as_str().unwrap().contains("remote image"), "{r}");
+    }
+    let inlined = data.dir("inlined");
+    local(&remote_csv, &inlined, &["--inline-images"]).expect_code(0);
+    assert!(RunFiles::in_dir(&inlined)
+        .results()
+        .iter()
+        .all(|r| r["agreement"] == true));
 }
 
 // ---------------------------------------------------------------------------

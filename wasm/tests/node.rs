@@ -60,7 +60,7 @@ fn a_run_goes_from_csv_to_summary_through_plain_objects() {
         sends[0]["image"],
         json!({"kind": "url", "value": "https://x.test/a.png"})
     );
-    let request = value(run.request(0, 1, "https://x.test/a.png").unwrap());
+    let request = value(run.request(0, 1, "https://x.test/a.png", None).unwrap());
     assert_eq!(request["url"], "http://127.0.0.1:8787/v1/chat/completions");
     let body: Value = serde_json::from_str(request["body"].as_str().unwrap()).unwrap();
     assert_eq!(
@@ -395,7 +395,10 @@ fn the_key_goes_in_the_header_the_provider_names() {
             json!([header, sent]),
             "{provider}"
         );
-        let request = value(run.request(0, 1, "data:image/png;base64,AAAA").unwrap());
+        let request = value(
+            run.request(0, 1, "data:image/png;base64,AAAA", None)
+                .unwrap(),
+        );
         let headers = request["headers"].as_array().unwrap();
         assert!(
             headers
@@ -404,4 +407,29 @@ fn the_key_goes_in_the_header_the_provider_names() {
             "{provider}: the request carries no key"
         );
     }
+}
+
+#[wasm_bindgen_test]
+fn a_send_order_names_the_answers_form_and_the_request_follows_it() {
+    let csv = "image,label\nhttps://x.test/a.png,cat\nhttps://x.test/b.png,dog\n";
+    let mut run = ShadowRun::new(csv, js(&config()), T0).unwrap();
+    let order = value(run.poll(T0).unwrap());
+    assert_eq!(order["type"], "send");
+    assert_eq!(order["format"], "jsonSchema");
+    let body = |format: Option<&str>| -> Value {
+        let request = value(
+            run.request(0, 1, "https://x.test/a.png", format.map(str::to_owned))
+                .unwrap(),
+        );
+        serde_json::from_str(request["body"].as_str().unwrap()).unwrap()
+    };
+    assert_eq!(body(None)["response_format"]["type"], "json_schema");
+    assert_eq!(
+        body(Some("jsonObject"))["response_format"]["type"],
+        "json_object"
+    );
+    assert!(body(Some("text")).get("response_format").is_none());
+    assert!(run
+        .request(0, 1, "https://x.test/a.png", Some("yaml".into()))
+        .is_err());
 }

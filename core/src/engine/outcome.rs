@@ -5,7 +5,7 @@
 use crate::http::{HttpResponse, TransportErrorKind};
 use crate::input::LabelSet;
 use crate::journal::{FailureKind, Usage};
-use crate::provider::{AnswerError, Provider};
+use crate::provider::{rejects_format, AnswerError, OutputFormat, Provider};
 use crate::ratelimit::{
     body_retry_delay_ms, classify_status, describe_status, RateLimitHeaders, StatusVerdict,
 };
@@ -83,17 +83,27 @@ pub(super) enum Verdict {
     },
     /// Nothing more can succeed. The item is left for resume.
     Fatal(AbortReason),
+    /// The endpoint refuses the answer's form the request asked for: the run falls
+    /// back to the next [`OutputFormat`] and sends the item again.
+    FormatRefused {
+        /// The form the refused request asked for.
+        format: OutputFormat,
+    },
 }
 
-/// Reads an endpoint's answer for one attempt.
+/// Reads an endpoint's answer for one attempt, whose request asked for `format`.
 pub(super) fn judge_response(
     provider: &Provider,
     labels: &LabelSet,
     response: &HttpResponse,
     headers: &RateLimitHeaders,
     latency_ms: u64,
+    format: OutputFormat,
 ) -> Verdict {
     let status = response.status;
+    if provider.falls_back() && rejects_format(response, format) {
+        return Verdict::FormatRefused { format };
+    }
     if (200..300).contains(&status) {
         return Verdict::Final(match provider.parse_answer(&response.body, labels) {
             Ok(answer) => Ended::Succeeded {
@@ -160,7 +170,14 @@ mod tests {
             body: body.to_owned(),
         };
         let parsed = RateLimitHeaders::parse(&response, Millis(1_737_714_600_000));
-        judge_response(provider, &labels(), &response, &parsed, 40)
+        judge_response(
+            provider,
+            &labels(),
+            &response,
+            &parsed,
+            40,
+            OutputFormat::JsonSchema,
+        )
     }
 
     fn anthropic() -> Provider {

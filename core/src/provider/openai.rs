@@ -11,8 +11,8 @@ use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    match_label, parse_api_error, snippet, truncate, AnswerError, ImageDetail, OpenAiConfig,
-    RawUsage, RequestInput, DEFAULT_PROMPT, MAX_DETAIL_CHARS,
+    match_label, parse_api_error, single_mention, snippet, truncate, AnswerError, ImageDetail,
+    OpenAiConfig, RawUsage, RequestInput, DEFAULT_PROMPT, MAX_DETAIL_CHARS,
 };
 use crate::input::LabelSet;
 use crate::provider::Answer;
@@ -314,8 +314,9 @@ pub(super) fn parse_answer(body: &str, labels: &LabelSet) -> Result<Answer, Answ
 }
 
 /// Reads the model's text: `{"label": ...}` JSON (possibly in a ```json fence), a JSON
-/// string, or a bare label. `finish_reason` `length` says a broken answer was cut
-/// short. (Anthropic's and Gemini's text answers are read the same way.)
+/// string, a bare label, or a short sentence naming exactly one label as a whole word
+/// (`single_mention`). `finish_reason` `length` says a broken answer was cut short.
+/// (Anthropic's and Gemini's text answers are read the same way.)
 pub(super) fn parse_content(
     content: &str,
     finish_reason: Option<&str>,
@@ -342,7 +343,8 @@ pub(super) fn parse_content(
             Ok(s) => match_label(&s.0, labels),
             Err(_) => match_label(text, labels),
         },
-        Some(_) => match_label(text, labels),
+        // Prose ("It is a cat."): the one label it names, if it names one.
+        Some(_) => match_label(text, labels).or_else(|e| single_mention(text, labels).ok_or(e)),
     }
 }
 
