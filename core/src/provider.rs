@@ -466,6 +466,20 @@ impl Provider {
         }
     }
 
+    /// Where an OpenAI-compatible endpoint lists the models it serves (`GET
+    /// {base}/models`), for a check before a run; `None` for the other providers
+    /// (Azure's list names models, not deployments).
+    pub fn models_url(&self) -> Option<String> {
+        match self {
+            Provider::OpenAi(cfg) => {
+                let base = cfg.base_url.trim().trim_end_matches('/');
+                let base = base.strip_suffix("/chat/completions").unwrap_or(base);
+                Some(format!("{base}/models"))
+            }
+            _ => None,
+        }
+    }
+
     /// Whether the provider's requests fall back to simpler [`OutputFormat`]s when
     /// the endpoint refuses structured output: OpenAI-compatible ones (OpenAI,
     /// Azure).
@@ -532,6 +546,61 @@ impl Provider {
             Provider::Anthropic(_) => anthropic::parse_answer(body, labels),
             Provider::Gemini(_) => gemini::parse_answer(body, labels),
         }
+    }
+}
+
+/// What an endpoint's model list (`GET /models`) says about the run's model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ModelListing {
+    /// The model is listed (exactly, or as a local server tags it: `llava` for
+    /// `llava:latest`), or the endpoint says it answers as any model (the mock).
+    Listed,
+    /// The endpoint lists models, and not this one.
+    NotListed {
+        /// The models listed, in the endpoint's order.
+        listed: Vec<String>,
+    },
+    /// The answer is not a model list, or an empty one: nothing to say.
+    Unknown,
+}
+
+/// Reads a `GET /models` answer (OpenAI's and local servers' `{"data": [{"id"}]}`, or
+/// Ollama's own `{"models": [{"name"}]}`) and says whether it names `model`. An
+/// entry `owned_by` `shadow-batch` is the built-in mock, which answers as any model.
+pub fn check_model_listing(body: &str, model: &str) -> ModelListing {
+    use serde_json::Value;
+    let Ok(value) = serde_json::from_str::<Value>(body) else {
+        return ModelListing::Unknown;
+    };
+    let (entries, key) = match (value.get("data"), value.get("models")) {
+        (Some(Value::Array(data)), _) => (data, "id"),
+        (_, Some(Value::Array(models))) => (models, "name"),
+        _ => return ModelListing::Unknown,
+    };
+    if entries
+        .iter()
+        .any(|e| e.get("owned_by").and_then(Value::as_str) == Some("shadow-batch"))
+    {
+        return ModelListing::Listed;
+    }
+    let listed: Vec<String> = entries
+        .iter()
+        .filter_map(|e| e.get(key).and_then(Value::as_str))
+        .map(|id| truncate(id, MAX_ANSWER_CHARS))
+        .collect();
+    if listed.is_empty() {
+        return ModelListing::Unknown;
+    }
+    let model = model.trim();
+    let tagged = |a: &str, b: &str| a.strip_suffix(":latest") == Some(b);
+    if listed
+        .iter()
+        .any(|id| id == model || tagged(id, model) || tagged(model, id))
+    {
+        ModelListing::Listed
+    } else {
+        ModelListing::NotListed { listed }
     }
 }
 
@@ -1966,6 +2035,62 @@ mod tests {
             label(&long),
             Err(AnswerError::OutsideLabelSet { .. })
         ));
+    }
+
+    #[test]
+    fn model_lists_say_whether_the_model_is_served() {
+        assert_eq!(
+            openai(ImageDetail::Low, None).models_url().as_deref(),
+            Some("https://api.openai.com/v1/models")
+        );
+        assert_eq!(anthropic(None).models_url(), None);
+        assert_eq!(azure(None).models_url(), None);
+        // OpenAI's list, as documented.
+        let openai_list = r#"{"object": "list", "data": [
+            {"id": "gpt-4o-mini", "object": "model", "created": 1721172741, "owned_by": "system"},
+            {"id": "gpt-4o", "object": "model", "created": 1715367049, "owned_by": "system"}]}"#;
+        assert_eq!(
+            check_model_listing(openai_list, "gpt-4o"),
+            ModelListing::Listed
+        );
+        assert_eq!(
+            check_model_listing(openai_list, "gpt-5"),
+            ModelListing::NotListed {
+                listed: vec!["gpt-4o-mini".into(), "gpt-4o".into()]
+            }
+        );
+        // Ollama's OpenAI-compatible list and its own: tags.
+        let ollama = r#"{"object": "list", "data": [{"id": "llava:latest", "object": "model", "owned_by": "library"}]}"#;
+        assert_eq!(check_model_listing(ollama, "llava"), ModelListing::Listed);
+        let native = r#"{"models": [{"name": "qwen2.5vl:7b", "model": "qwen2.5vl:7b"}]}"#;
+        assert_eq!(
+            check_model_listing(native, "qwen2.5vl:7b"),
+            ModelListing::Listed
+        );
+        assert!(matches!(
+            check_model_listing(native, "qwen2.5vl"),
+            ModelListing::NotListed { .. }
+        ));
+        // The mock answers as any model.
+        let mock =
+            r#"{"object": "list", "data": [{"id": "shadow-mock-1", "owned_by": "shadow-batch"}]}"#;
+        assert_eq!(
+            check_model_listing(mock, "gpt-4o-mini"),
+            ModelListing::Listed
+        );
+        for nothing in [
+            "",
+            "<html>",
+            r#"{"data": []}"#,
+            r#"{"error": {"message": "no"}}"#,
+            r#"{"data": [{"x": 1}]}"#,
+        ] {
+            assert_eq!(
+                check_model_listing(nothing, "m"),
+                ModelListing::Unknown,
+                "{nothing}"
+            );
+        }
     }
 
     #[test]

@@ -171,9 +171,13 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
         },
     );
 
+    let client = Transport::client(config.concurrency)?;
+    if mock.is_none() {
+        check_model(&client, &config.provider, api_key.as_deref()).await;
+    }
     let transport = Arc::new(Transport {
         endpoint,
-        client: Transport::client(config.concurrency)?,
+        client,
         requests: run.request_template().clone(),
         images,
         api_key,
@@ -211,6 +215,61 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
     );
     print_epilogue(&summary, &files, mock, report, key_var).await;
     Ok(summary.exit_code())
+}
+
+/// Before a run against an OpenAI-compatible endpoint: asks its model list (`GET
+/// /models`) and warns when the list does not name the model, with the names it
+/// gives (a local server answers an unloaded model with a bare 404). Any failure
+/// of the check itself (no answer within 3 s, an error status, no list) is silent:
+/// many servers have no list, and the run's own requests say what is wrong with
+/// the endpoint.
+async fn check_model(client: &reqwest::Client, provider: &Provider, key: Option<&str>) {
+    use shadow_core::provider::{check_model_listing, ModelListing};
+    let (Some(url), Some(model)) = (provider.models_url(), provider.model()) else {
+        return;
+    };
+    let mut request = client.get(&url).timeout(Duration::from_secs(3));
+    if let Some(key) = key {
+        let (name, value) = provider.credential_header(key);
+        if let Ok(mut value) = reqwest::header::HeaderValue::from_str(&value) {
+            value.set_sensitive(true);
+            request = request.header(name, value);
+        }
+    }
+    let body = match request.send().await {
+        Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
+        Ok(r) => {
+            tracing::debug!("model list: HTTP {}", r.status().as_u16());
+            return;
+        }
+        Err(e) => {
+            tracing::debug!("model list: {}", transport::describe(e));
+            return;
+        }
+    };
+    if let ModelListing::NotListed { listed } = check_model_listing(&body, model) {
+        const SHOWN: usize = 10;
+        // What the endpoint says is shown as every text it supplies is: without the key.
+        let mut redactor = shadow_core::redact::Redactor::default();
+        if let Some(key) = key {
+            redactor.add(key);
+        }
+        let mut names = listed
+            .iter()
+            .take(SHOWN)
+            .map(|n| escape_for_terminal(&redactor.redact(n)).into_owned())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if listed.len() > SHOWN {
+            names += &format!(" and {} more", listed.len() - SHOWN);
+        }
+        eprintln!(
+            "warning: the endpoint's model list ({}) does not name {:?}; it names: {names}. \
+             If its requests fail, pass one of those with --model.",
+            shadow_core::redact::url_for_display(&url),
+            escape_for_terminal(model)
+        );
+    }
 }
 
 /// `shadow-batch report FILE`.

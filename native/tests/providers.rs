@@ -613,3 +613,93 @@ fn inline_images_downloads_http_images_and_sends_them_inline() {
     assert_eq!(files.hits(), 7, "the endpoint is sent the URLs");
     assert_eq!(RunFiles::in_dir(&out).results().len(), 7);
 }
+
+/// A local server whose model list (`GET /v1/models`, Ollama's form) does not name
+/// the model: the run warns before it starts, naming the models listed; a model
+/// the list names (by its tag, `llava` for `llava:latest`) gets no warning, nor does
+/// the mock (which answers as any model).
+#[test]
+fn a_model_the_endpoint_does_not_list_is_warned_about_with_the_list() {
+    use std::io::{BufRead, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let mut reader = std::io::BufReader::new(&stream);
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let (status, body) = if first.starts_with("GET /v1/models") {
+                (
+                    "200 OK",
+                    r#"{"object":"list","data":[{"id":"llava:latest","object":"model","owned_by":"library"},{"id":"qwen2.5vl:7b","object":"model","owned_by":"library"}]}"#,
+                )
+            } else {
+                (
+                    "404 Not Found",
+                    r#"{"error":{"message":"model \"gpt-x\" not found, try pulling it first","type":"api_error"}}"#,
+                )
+            };
+            let _ = write!(
+                &stream,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let data = Data::new(6);
+    let run_with = |model: &str, out: &Path| {
+        let mut cmd = shadow(data.root.path());
+        cmd.env("OPENAI_API_KEY", "sk-local")
+            .args(["--provider", "openai", "--base-url", &url, "--model", model])
+            .args([p(&data.csv), "--out-dir", p(out)]);
+        run(cmd)
+    };
+    let done = run_with("gpt-x", &data.out);
+    assert!(
+        done.stderr
+            .contains("warning: the endpoint's model list (http://127.0.0.1:")
+            && done
+                .stderr
+                .contains("does not name \"gpt-x\"; it names: llava:latest, qwen2.5vl:7b"),
+        "{}",
+        done.stderr
+    );
+    // The run itself then stops on the server's answers, with its reason.
+    done.expect_code(2);
+    assert!(
+        done.stderr.contains("try pulling it first"),
+        "{}",
+        done.stderr
+    );
+    let tagged = run_with("llava", &data.dir("tagged"));
+    assert!(!tagged.stderr.contains("model list"), "{}", tagged.stderr);
+    // The mock lists one model but answers as any: no warning.
+    let mock = Mock::start(&["--latency-ms", "0", "--error-rate", "0"]);
+    let mut cmd = shadow(data.root.path());
+    cmd.env("OPENAI_API_KEY", "sk-local")
+        .args([
+            "--provider",
+            "openai",
+            "--base-url",
+            &mock.url,
+            "--model",
+            "gpt-x",
+        ])
+        .args([p(&data.csv), "--out-dir", p(&data.dir("mock"))]);
+    let done = run(cmd);
+    done.expect_code(0);
+    assert!(!done.stderr.contains("model list"), "{}", done.stderr);
+}
