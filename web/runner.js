@@ -32,6 +32,8 @@ export class Runner {
     this.files = options.files;
     this.apiKey = options.apiKey || null; // memory only
     if (this.apiKey) run.hideSecret(this.apiKey);
+    // [name, value]: the header the core says this provider takes the key in.
+    this.credential = this.apiKey ? run.credentialHeader(this.apiKey) : null;
     this.timeoutMs = options.timeoutMs;
     this.on = options.on;
     this.timer = null;
@@ -89,9 +91,9 @@ export class Runner {
       this.feed({ type: 'imageFailed', ticket, message: `line ${order.line}: ${e.message}` });
       return;
     }
-    const request = this.run.request(order.item, order.attempt, url);
+    const request = this.run.request(order.item, order.attempt, url, order.format);
     const headers = new Headers(request.headers);
-    if (this.apiKey) headers.set('authorization', `Bearer ${this.apiKey}`);
+    if (this.credential) headers.set(this.credential[0], this.credential[1]);
     const controller = new AbortController();
     this.controllers.set(ticket, controller);
     let timedOut = false;

@@ -119,15 +119,24 @@ pub enum EndpointKind {
     Http,
     /// The built-in mock endpoint: simulated predictions.
     Mock,
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// Google's Gemini API.
+    Gemini,
+    /// An Azure OpenAI resource.
+    Azure,
 }
 
 impl EndpointKind {
-    /// `openai`, `http` or `mock`, as reports write it.
+    /// `openai`, `http`, `mock`, `anthropic`, `gemini` or `azure`, as reports write it.
     pub fn as_str(self) -> &'static str {
         match self {
             EndpointKind::Openai => "openai",
             EndpointKind::Http => "http",
             EndpointKind::Mock => "mock",
+            EndpointKind::Anthropic => "anthropic",
+            EndpointKind::Gemini => "gemini",
+            EndpointKind::Azure => "azure",
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The HTTP exchange as plain data: what the host must send, and what came back.
 
-/// A request for the host to perform. The API key is *not* here: the host adds its
-/// `Authorization` header at the last moment, so the key never passes through the core.
+/// A request for the host to perform. The API key is *not* here: the host adds it at
+/// the last moment, in the header
+/// [`crate::provider::RequestTemplate::credential_header`] names, so the key is never
+/// kept by the core.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpRequest {
     /// Always `POST` today; kept as data so hosts never assume.

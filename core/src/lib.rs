@@ -9,9 +9,11 @@
 //! ## What it does not do
 //!
 //! It performs no I/O and reads no clock: no sockets, no files, no threads, no
-//! timers, no randomness of its own (jitter comes from [`RunConfig::seed`]). It never
-//! sees an API key: requests it builds carry no `Authorization` header, and the host
-//! adds the key at the last moment. Hosts (the native CLI, the browser page) load
+//! timers, no randomness of its own (jitter comes from [`RunConfig::seed`]). It keeps
+//! no API key: requests it builds carry no credential, and the host adds the key at
+//! the last moment, in the header the provider takes it in
+//! ([`provider::RequestTemplate::credential_header`]: a bearer token, `x-api-key`,
+//! `x-goog-api-key` or `api-key`). Hosts (the native CLI, the browser page) load
 //! images, perform HTTP, sleep, and write the files.
 //!
 //! ## The run loop

@@ -1,7 +1,22 @@
 //! Providers: how one image becomes one HTTP request, and how the answer becomes a
 //! prediction. Pure functions, so the native CLI and the browser speak identically.
+//!
+//! | provider | request | the label constrained by | key header (added by the host) |
+//! |---|---|---|---|
+//! | [`Provider::OpenAi`] | `POST {base}/chat/completions` | `response_format` JSON schema | `authorization: Bearer KEY` |
+//! | [`Provider::Anthropic`] | `POST {base}/v1/messages` | a forced tool call | `x-api-key: KEY` |
+//! | [`Provider::Gemini`] | `POST {base}/models/{model}:generateContent` | `responseSchema` | `x-goog-api-key: KEY` |
+//! | [`Provider::Azure`] | `POST {resource}/openai/deployments/{d}/chat/completions?api-version=V` or `{resource}/openai/v1/chat/completions` | `response_format` JSON schema | `api-key: KEY` |
+//! | [`Provider::HttpJson`] | `POST {url}` | the labels sent in the body | `authorization: Bearer KEY` |
+//!
+//! Hosts ask [`Provider::credential_header`] (or [`RequestTemplate::credential_header`])
+//! how to send the key, so that no host knows a provider's header.
 
+mod anthropic;
+mod azure;
+mod gemini;
 mod http_json;
+mod image_part;
 mod openai;
 
 use std::fmt;
@@ -11,6 +26,13 @@ use serde::{Deserialize, Serialize};
 use crate::http::HttpRequest;
 use crate::input::LabelSet;
 use crate::journal::Usage;
+
+pub use anthropic::{
+    max_tokens as anthropic_max_tokens, ANTHROPIC_VERSION, TOOL_NAME, TOOL_PROMPT,
+};
+pub use azure::is_azure_host;
+
+use image_part::ImagePart;
 
 /// The endpoint family and its settings. Never holds the API key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +45,15 @@ pub enum Provider {
     /// Any JSON endpoint: POST image + labels, read the prediction at a field path.
     #[serde(rename = "http")]
     HttpJson(HttpJsonConfig),
+    /// Anthropic's Messages API.
+    #[serde(rename = "anthropic")]
+    Anthropic(AnthropicConfig),
+    /// Google's Gemini API (`generateContent`).
+    #[serde(rename = "gemini")]
+    Gemini(GeminiConfig),
+    /// Azure OpenAI: chat completions at a deployment (or the v1 path).
+    #[serde(rename = "azure")]
+    Azure(AzureConfig),
 }
 
 /// Settings for an OpenAI-compatible chat-completions endpoint.
@@ -40,11 +71,92 @@ pub struct OpenAiConfig {
     pub prompt: Option<String>,
 }
 
-/// The model name the built-in mock endpoint serves (`GET /v1/models` lists it) and
+/// Settings for Anthropic's Messages API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnthropicConfig {
+    /// Base URL without the version, e.g. `https://api.anthropic.com` (a base ending
+    /// in `/v1` or `/v1/messages` is taken too).
+    pub base_url: String,
+    /// Model name, e.g. `claude-haiku-4-5`.
+    pub model: String,
+    /// The system prompt; `None` = the built-in one ([`TOOL_PROMPT`]).
+    #[serde(default)]
+    pub prompt: Option<String>,
+}
+
+impl Default for AnthropicConfig {
+    /// The public API and [`defaults::ANTHROPIC_MODEL`].
+    fn default() -> Self {
+        AnthropicConfig {
+            base_url: anthropic::DEFAULT_BASE_URL.to_owned(),
+            model: anthropic::DEFAULT_MODEL.to_owned(),
+            prompt: None,
+        }
+    }
+}
+
+/// Settings for Google's Gemini API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GeminiConfig {
+    /// Base URL up to the API version, e.g.
+    /// `https://generativelanguage.googleapis.com/v1beta` (`/v1beta` is added to a
+    /// base without a version).
+    pub base_url: String,
+    /// Model name, e.g. `gemini-2.5-flash` (or a resource name such as
+    /// `tunedModels/x`).
+    pub model: String,
+    /// The system instruction; `None` = the built-in prompt ([`DEFAULT_PROMPT`]).
+    #[serde(default)]
+    pub prompt: Option<String>,
+}
+
+impl Default for GeminiConfig {
+    /// The public API and [`defaults::GEMINI_MODEL`].
+    fn default() -> Self {
+        GeminiConfig {
+            base_url: gemini::DEFAULT_BASE_URL.to_owned(),
+            model: gemini::DEFAULT_MODEL.to_owned(),
+            prompt: None,
+        }
+    }
+}
+
+/// Settings for an Azure OpenAI resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureConfig {
+    /// The resource's root URL, e.g. `https://RES.openai.azure.com`.
+    pub base_url: String,
+    /// The deployment's name (not the model's, though they are often the same).
+    pub deployment: String,
+    /// `api-version` of the deployment path, e.g. `2024-10-21`; `None` = the
+    /// version-less `/openai/v1/` path.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// Image detail level sent with the image.
+    pub detail: ImageDetail,
+    /// Extra instructions placed before the list of labels; `None` = the built-in prompt.
+    #[serde(default)]
+    pub prompt: Option<String>,
+}
+
+/// The model the built-in mock endpoint serves (`GET /v1/models` lists it) and
 /// the hosts ask for when they run against the mock. Written here, once, so that
 /// the mock crate and both hosts (the CLI, the page through the wasm face) use the
 /// same name without depending on one another.
 pub const MOCK_MODEL: &str = "shadow-mock-1";
+
+/// Where each provider's public API is, and the model asked for when none is named:
+/// the one place these defaults are written. OpenAI's are in
+/// [`crate::RunConfig::default`].
+pub mod defaults {
+    pub use super::anthropic::{
+        DEFAULT_BASE_URL as ANTHROPIC_BASE_URL, DEFAULT_MODEL as ANTHROPIC_MODEL,
+    };
+    pub use super::gemini::{DEFAULT_BASE_URL as GEMINI_BASE_URL, DEFAULT_MODEL as GEMINI_MODEL};
+}
 
 /// OpenAI's image `detail` setting.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +170,92 @@ pub enum ImageDetail {
     Low,
     /// Full detail tiles.
     High,
+}
+
+/// How an OpenAI-compatible request (OpenAI, Azure) asks for the form of its
+/// answer. A run starts with [`OutputFormat::JsonSchema`] and, when the endpoint
+/// refuses that (local servers such as llama.cpp's, older vLLM and Ollama, Azure
+/// API versions before 2024-08-01), falls back to [`OutputFormat::JsonObject`], then
+/// to [`OutputFormat::Text`] ([`rejects_format`] says when).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum OutputFormat {
+    /// `response_format: {"type": "json_schema", ...}` whose schema enumerates the
+    /// labels: the model cannot answer anything else.
+    #[default]
+    JsonSchema,
+    /// `response_format: {"type": "json_object"}`: JSON, the labels named only in
+    /// the prompt.
+    JsonObject,
+    /// No `response_format`: the prompt asks for `{"label": ...}`, and the answer's
+    /// text is matched to a label (see [`Provider::parse_answer`]).
+    Text,
+}
+
+impl OutputFormat {
+    /// The format to fall back to when the endpoint refuses this one.
+    pub fn next(self) -> Option<OutputFormat> {
+        match self {
+            OutputFormat::JsonSchema => Some(OutputFormat::JsonObject),
+            OutputFormat::JsonObject => Some(OutputFormat::Text),
+            OutputFormat::Text => None,
+        }
+    }
+
+    /// `json_schema`, `json_object` or `text`, as the API names them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputFormat::JsonSchema => "json_schema",
+            OutputFormat::JsonObject => "json_object",
+            OutputFormat::Text => "text",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            OutputFormat::JsonSchema => 0,
+            OutputFormat::JsonObject => 1,
+            OutputFormat::Text => 2,
+        }
+    }
+
+    const ALL: [OutputFormat; 3] = [
+        OutputFormat::JsonSchema,
+        OutputFormat::JsonObject,
+        OutputFormat::Text,
+    ];
+}
+
+/// Whether an error answer says the endpoint refuses the request's `format`: a 400,
+/// 422 or 501 whose message (or body) names the response format (`response_format`,
+/// `json_schema` or `structured output` for [`OutputFormat::JsonSchema`];
+/// `response_format`, `json_object` or `json mode` for [`OutputFormat::JsonObject`]).
+/// Never for [`OutputFormat::Text`], which has no fallback.
+pub fn rejects_format(response: &crate::http::HttpResponse, format: OutputFormat) -> bool {
+    if !matches!(response.status, 400 | 422 | 501) {
+        return false;
+    }
+    let words: &[&str] = match format {
+        OutputFormat::JsonSchema => &[
+            "response_format",
+            "response format",
+            "json_schema",
+            "structured output",
+        ],
+        OutputFormat::JsonObject => &[
+            "response_format",
+            "response format",
+            "json_object",
+            "json mode",
+        ],
+        OutputFormat::Text => return false,
+    };
+    let text = match parse_api_error(&response.body) {
+        Some(api) => api.message.to_ascii_lowercase(),
+        None => truncate(&response.body, 2000).to_ascii_lowercase(),
+    };
+    words.iter().any(|w| text.contains(w))
 }
 
 /// Settings for a generic JSON endpoint.
@@ -93,6 +291,13 @@ const MAX_DETAIL_CHARS: usize = 200;
 /// Longest [`ApiError::message`], in characters.
 const MAX_API_MESSAGE_CHARS: usize = 300;
 
+/// The user-message text that lists the labels, as a JSON array so that labels with
+/// quotes, commas or newlines stay unambiguous (the text OpenAI requests carry too).
+fn allowed_labels_text(labels: &LabelSet) -> String {
+    let list = serde_json::to_string(labels.names()).expect("a list of strings serializes");
+    format!("Allowed labels (answer with exactly one of them): {list}")
+}
+
 /// What one request is about: what a provider's body builder needs.
 #[derive(Clone, Copy, Debug)]
 pub struct RequestInput<'a> {
@@ -106,15 +311,54 @@ pub struct RequestInput<'a> {
     pub item_id: Option<&'a str>,
 }
 
+/// How the host sends the API key: which header, and in what form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Credential {
+    /// `authorization: Bearer KEY`.
+    Bearer,
+    /// The key as the whole value of this header.
+    Header(&'static str),
+}
+
+impl Credential {
+    fn header(self, key: &str) -> (&'static str, String) {
+        match self {
+            Credential::Bearer => ("authorization", format!("Bearer {key}")),
+            Credential::Header(name) => (name, key.to_owned()),
+        }
+    }
+}
+
 impl Provider {
     /// The absolute URL requests are POSTed to.
     ///
     /// For OpenAI this is `{base_url}/chat/completions` (trailing `/` of the base URL
     /// ignored); a base URL that already ends in `/chat/completions` is used as it is.
+    /// The other providers' forms are in the table of the module docs.
     pub fn endpoint_url(&self) -> String {
         match self {
             Provider::OpenAi(cfg) => openai::endpoint_url(&cfg.base_url),
             Provider::HttpJson(cfg) => cfg.url.clone(),
+            Provider::Anthropic(cfg) => anthropic::endpoint_url(&cfg.base_url),
+            Provider::Gemini(cfg) => gemini::endpoint_url(&cfg.base_url, &cfg.model),
+            Provider::Azure(cfg) => azure::endpoint_url(cfg),
+        }
+    }
+
+    /// The header that carries the API key, as `(lower-case name, value)`:
+    /// `authorization: Bearer KEY` (OpenAI, the generic JSON endpoint), `x-api-key`
+    /// (Anthropic), `x-goog-api-key` (Gemini: never the `?key=` query, which logs
+    /// keep), `api-key` (Azure). The one answer every host uses.
+    pub fn credential_header(&self, key: &str) -> (&'static str, String) {
+        self.credential().header(key)
+    }
+
+    fn credential(&self) -> Credential {
+        match self {
+            Provider::OpenAi(_) | Provider::HttpJson(_) => Credential::Bearer,
+            Provider::Anthropic(_) => Credential::Header("x-api-key"),
+            Provider::Gemini(_) => Credential::Header("x-goog-api-key"),
+            Provider::Azure(_) => Credential::Header("api-key"),
         }
     }
 
@@ -131,58 +375,176 @@ impl Provider {
                 url: shown(&cfg.url),
                 ..cfg.clone()
             }),
+            Provider::Anthropic(cfg) => Provider::Anthropic(AnthropicConfig {
+                base_url: shown(&cfg.base_url),
+                ..cfg.clone()
+            }),
+            Provider::Gemini(cfg) => Provider::Gemini(GeminiConfig {
+                base_url: shown(&cfg.base_url),
+                ..cfg.clone()
+            }),
+            Provider::Azure(cfg) => Provider::Azure(AzureConfig {
+                base_url: shown(&cfg.base_url),
+                ..cfg.clone()
+            }),
         }
     }
 
     /// The requests asking the endpoint to classify one image each, for one label
     /// set: the one request builder of every host.
     pub fn request_template(&self, labels: &LabelSet) -> RequestTemplate {
-        let whole = || TemplateBody::Whole {
+        let whole = |format| TemplateBody::Whole {
             provider: self.clone(),
             labels: labels.clone(),
+            format,
         };
-        let body = match self {
-            Provider::OpenAi(cfg) => {
-                let marked = openai::build_body(
-                    cfg,
+        let url_form = ImagePart::Url {
+            url: IMAGE_MARK,
+            mime: URL_MIME_MARK,
+        };
+        let inline_form = ImagePart::Inline {
+            mime: MIME_MARK,
+            data: DATA_MARK.into(),
+        };
+        let spliced = |build: &dyn Fn(&ImagePart) -> String| {
+            Some((
+                Spliced::of(&build(&url_form))?,
+                Some(Spliced::of(&build(&inline_form))?),
+            ))
+        };
+        let forms = match self {
+            Provider::OpenAi(_) | Provider::Azure(_) => {
+                let marked = self.whole_body(&RequestInput {
+                    image_url: IMAGE_MARK,
+                    labels,
+                    attempt: 1,
+                    item_id: None,
+                });
+                Spliced::of(&marked).map(|s| (s, None))
+            }
+            Provider::Anthropic(cfg) => {
+                spliced(&|image: &ImagePart| anthropic::build_body(cfg, labels, image))
+            }
+            Provider::Gemini(cfg) => {
+                spliced(&|image: &ImagePart| gemini::build_body(cfg, labels, image))
+            }
+            Provider::HttpJson(_) => None,
+        };
+        let mut bodies = vec![match forms {
+            Some((url, inline)) => TemplateBody::Spliced { url, inline },
+            None => whole(OutputFormat::JsonSchema),
+        }];
+        if self.falls_back() {
+            // The other formats, made from the first's marked text.
+            for format in &OutputFormat::ALL[1..] {
+                let marked = self.whole_body_as(
                     &RequestInput {
                         image_url: IMAGE_MARK,
                         labels,
                         attempt: 1,
                         item_id: None,
                     },
+                    *format,
                 );
-                let mark = serde_json::to_string(IMAGE_MARK).expect("a string serializes");
-                match marked.split_once(&mark) {
-                    // A prompt or label holding the mark itself keeps the slow way.
-                    Some((before, after)) if !after.contains(&mark) => TemplateBody::AroundImage {
-                        before: before.to_owned(),
-                        after: after.to_owned(),
-                    },
-                    _ => whole(),
-                }
+                bodies.push(match (&bodies[0], Spliced::of(&marked)) {
+                    (TemplateBody::Spliced { .. }, Some(url)) => {
+                        TemplateBody::Spliced { url, inline: None }
+                    }
+                    _ => whole(*format),
+                });
             }
-            Provider::HttpJson(_) => whole(),
+        }
+        let extra_headers = match self {
+            Provider::Anthropic(_) => vec![("anthropic-version", ANTHROPIC_VERSION)],
+            _ => Vec::new(),
         };
         RequestTemplate {
             url: self.endpoint_url(),
-            body,
+            credential: self.credential(),
+            extra_headers,
+            bodies,
         }
     }
 
-    /// The model the requests name, for providers that name one.
+    /// Where an OpenAI-compatible endpoint lists the models it serves (`GET
+    /// {base}/models`), for a check before a run; `None` for the other providers
+    /// (Azure's list names models, not deployments).
+    pub fn models_url(&self) -> Option<String> {
+        match self {
+            Provider::OpenAi(cfg) => {
+                let base = cfg.base_url.trim().trim_end_matches('/');
+                let base = base.strip_suffix("/chat/completions").unwrap_or(base);
+                Some(format!("{base}/models"))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the provider's requests fall back to simpler [`OutputFormat`]s when
+    /// the endpoint refuses structured output: OpenAI-compatible ones (OpenAI,
+    /// Azure).
+    pub fn falls_back(&self) -> bool {
+        matches!(self, Provider::OpenAi(_) | Provider::Azure(_))
+    }
+
+    /// [`Provider::whole_body`] asking for `format` (for providers that
+    /// [fall back](Provider::falls_back); the others always ask as they do).
+    fn whole_body_as(&self, input: &RequestInput, format: OutputFormat) -> String {
+        let body = self.whole_body(input);
+        if format == OutputFormat::JsonSchema || !self.falls_back() {
+            return body;
+        }
+        let mut value: serde_json::Value =
+            serde_json::from_str(&body).expect("a body the provider built is JSON");
+        let object = value.as_object_mut().expect("a chat request is an object");
+        match format {
+            OutputFormat::JsonObject => {
+                object.insert(
+                    "response_format".to_owned(),
+                    serde_json::json!({ "type": "json_object" }),
+                );
+            }
+            _ => {
+                object.remove("response_format");
+            }
+        }
+        value.to_string()
+    }
+
+    /// The body of one request, serialized whole (the template's slow way).
+    fn whole_body(&self, input: &RequestInput) -> String {
+        match self {
+            Provider::OpenAi(cfg) => openai::build_body(cfg, input),
+            Provider::Azure(cfg) => openai::build_body(&azure::as_openai(cfg), input),
+            Provider::HttpJson(_) => http_json::build_body(input),
+            Provider::Anthropic(cfg) => {
+                anthropic::build_body(cfg, input.labels, &ImagePart::of(input.image_url))
+            }
+            Provider::Gemini(cfg) => {
+                gemini::build_body(cfg, input.labels, &ImagePart::of(input.image_url))
+            }
+        }
+    }
+
+    /// The model the requests name, for providers that name one (for Azure, the
+    /// deployment).
     pub fn model(&self) -> Option<&str> {
         match self {
             Provider::OpenAi(cfg) => Some(&cfg.model),
             Provider::HttpJson(_) => None,
+            Provider::Anthropic(cfg) => Some(&cfg.model),
+            Provider::Gemini(cfg) => Some(&cfg.model),
+            Provider::Azure(cfg) => Some(&cfg.deployment),
         }
     }
 
     /// Reads the endpoint's answer (the body of a 2xx response) into a prediction.
     pub fn parse_answer(&self, body: &str, labels: &LabelSet) -> Result<Answer, AnswerError> {
         match self {
-            Provider::OpenAi(_) => openai::parse_answer(body, labels),
+            Provider::OpenAi(_) | Provider::Azure(_) => openai::parse_answer(body, labels),
             Provider::HttpJson(cfg) => http_json::parse_answer(body, &cfg.prediction_field, labels),
+            Provider::Anthropic(_) => anthropic::parse_answer(body, labels),
+            Provider::Gemini(_) => gemini::parse_answer(body, labels),
         }
     }
 }
@@ -242,17 +604,35 @@ pub(crate) fn answer_token_budget(labels: &LabelSet, model: &str) -> u32 {
 impl Provider {
     /// What one request is charged at admission against a token limit.
     pub fn token_charge(&self, labels: &LabelSet) -> TokenCharge {
+        let list: usize = labels.names().iter().map(|l| l.len() + 3).sum();
+        // About four characters a token, plus the message framing.
+        let text = |prompt: Option<&str>| {
+            ((prompt.unwrap_or(DEFAULT_PROMPT).len() + list + 60) / 4 + 20) as u64
+        };
         match self {
-            Provider::OpenAi(cfg) => {
-                let list: usize = labels.names().iter().map(|l| l.len() + 3).sum();
-                let prompt = cfg.prompt.as_deref().unwrap_or(DEFAULT_PROMPT).len();
-                // About four characters a token, plus the message framing.
-                let text = ((prompt + list + 60) / 4 + 20) as u64;
+            Provider::OpenAi(cfg) => TokenCharge {
+                prompt: text(cfg.prompt.as_deref()) + image_tokens(&cfg.model, cfg.detail),
+                max_output: u64::from(answer_token_budget(labels, &cfg.model)),
+            },
+            Provider::Azure(cfg) => {
+                // The body is OpenAI's, for a model the deployment's name may tell.
+                let openai = azure::as_openai(cfg);
                 TokenCharge {
-                    prompt: text + image_tokens(&cfg.model, cfg.detail),
-                    max_output: u64::from(answer_token_budget(labels, &cfg.model)),
+                    prompt: text(cfg.prompt.as_deref()) + image_tokens(&openai.model, cfg.detail),
+                    max_output: u64::from(answer_token_budget(labels, &openai.model)),
                 }
             }
+            // (width × height) / 750 per image, up to ~1,600 for the largest
+            // Claude takes; plus the forced tool's definition and system prompt.
+            Provider::Anthropic(cfg) => TokenCharge {
+                prompt: text(cfg.prompt.as_deref()) + 1_600 + 350,
+                max_output: u64::from(anthropic::max_tokens(labels)),
+            },
+            // 258 tokens per 768 px tile: four for a photo.
+            Provider::Gemini(cfg) => TokenCharge {
+                prompt: text(cfg.prompt.as_deref()) + 4 * 258,
+                max_output: 0,
+            },
             // Its own service: nothing known until its answers or headers say so.
             Provider::HttpJson(_) => TokenCharge {
                 prompt: 0,
@@ -262,8 +642,165 @@ impl Provider {
     }
 }
 
-/// Stands for the image URL while the rest of an OpenAI body is serialized once.
+/// What an endpoint's model list (`GET /models`) says about the run's model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ModelListing {
+    /// The model is listed (exactly, or as a local server tags it: `llava` for
+    /// `llava:latest`), or the endpoint says it answers as any model (the mock).
+    Listed,
+    /// The endpoint lists models, and not this one.
+    NotListed {
+        /// The models listed, in the endpoint's order.
+        listed: Vec<String>,
+    },
+    /// The answer is not a model list, or an empty one: nothing to say.
+    Unknown,
+}
+
+/// Reads a `GET /models` answer (OpenAI's and local servers' `{"data": [{"id"}]}`, or
+/// Ollama's own `{"models": [{"name"}]}`) and says whether it names `model`. An
+/// entry `owned_by` `shadow-batch` is the built-in mock, which answers as any model.
+pub fn check_model_listing(body: &str, model: &str) -> ModelListing {
+    use serde_json::Value;
+    let Ok(value) = serde_json::from_str::<Value>(body) else {
+        return ModelListing::Unknown;
+    };
+    let (entries, key) = match (value.get("data"), value.get("models")) {
+        (Some(Value::Array(data)), _) => (data, "id"),
+        (_, Some(Value::Array(models))) => (models, "name"),
+        _ => return ModelListing::Unknown,
+    };
+    if entries
+        .iter()
+        .any(|e| e.get("owned_by").and_then(Value::as_str) == Some("shadow-batch"))
+    {
+        return ModelListing::Listed;
+    }
+    let listed: Vec<String> = entries
+        .iter()
+        .filter_map(|e| e.get(key).and_then(Value::as_str))
+        .map(|id| truncate(id, MAX_ANSWER_CHARS))
+        .collect();
+    if listed.is_empty() {
+        return ModelListing::Unknown;
+    }
+    let model = model.trim();
+    let tagged = |a: &str, b: &str| a.strip_suffix(":latest") == Some(b);
+    if listed
+        .iter()
+        .any(|id| id == model || tagged(id, model) || tagged(model, id))
+    {
+        ModelListing::Listed
+    } else {
+        ModelListing::NotListed { listed }
+    }
+}
+
+/// Stands for the image URL while the rest of a body is serialized once.
 const IMAGE_MARK: &str = "\u{1}shadow-batch image\u{1}";
+/// Stands for the MIME type a remote image's name suggests.
+const URL_MIME_MARK: &str = "\u{1}shadow-batch url mime\u{1}";
+/// Stands for the media type of a `data:` URL.
+const MIME_MARK: &str = "\u{1}shadow-batch mime\u{1}";
+/// Stands for the base64 data of a `data:` URL.
+const DATA_MARK: &str = "\u{1}shadow-batch data\u{1}";
+
+/// What fills a gap of a [`Spliced`] body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// The image URL, whole.
+    Url,
+    /// The MIME type a remote URL's name suggests.
+    UrlMime,
+    /// The media type of a `data:` URL.
+    Mime,
+    /// The base64 data of a `data:` URL.
+    Data,
+}
+
+const SLOTS: [(&str, Slot); 4] = [
+    (IMAGE_MARK, Slot::Url),
+    (URL_MIME_MARK, Slot::UrlMime),
+    (MIME_MARK, Slot::Mime),
+    (DATA_MARK, Slot::Data),
+];
+
+/// A body's JSON text cut at the places of the image's parts: `pieces[0] slot[0]
+/// pieces[1] ... slot[n-1] pieces[n]`, each slot a JSON string.
+#[derive(Clone, Debug)]
+struct Spliced {
+    pieces: Vec<String>,
+    slots: Vec<Slot>,
+}
+
+impl Spliced {
+    /// Cuts a body serialized with the marks in place of the image's parts. `None`
+    /// when a mark occurs more than once (a prompt or label holding a mark itself),
+    /// or none does: the body is then serialized whole for each request.
+    fn of(marked: &str) -> Option<Spliced> {
+        let mut found = Vec::new();
+        for (mark, slot) in SLOTS {
+            let quoted = serde_json::to_string(mark).expect("a string serializes");
+            let mut at = marked.match_indices(&quoted);
+            if let Some((i, _)) = at.next() {
+                if at.next().is_some() {
+                    return None;
+                }
+                found.push((i, quoted.len(), slot));
+            }
+        }
+        if found.is_empty() {
+            return None;
+        }
+        found.sort_unstable_by_key(|&(i, _, _)| i);
+        let mut pieces = Vec::with_capacity(found.len() + 1);
+        let mut slots = Vec::with_capacity(found.len());
+        let mut from = 0;
+        for (i, len, slot) in found {
+            pieces.push(marked[from..i].to_owned());
+            slots.push(slot);
+            from = i + len;
+        }
+        pieces.push(marked[from..].to_owned());
+        Some(Spliced { pieces, slots })
+    }
+
+    fn fill(&self, image_url: &str, image: Option<&ImagePart>) -> String {
+        let value = |slot: Slot| -> &str {
+            match (slot, image) {
+                (Slot::Url, _) => image_url,
+                (Slot::UrlMime, Some(ImagePart::Url { mime, .. })) => mime,
+                (Slot::Mime, Some(ImagePart::Inline { mime, .. })) => mime,
+                (Slot::Data, Some(ImagePart::Inline { data, .. })) => data,
+                // A slot of the other form: the form is chosen by the image's kind,
+                // so this never happens.
+                _ => "",
+            }
+        };
+        let size = self.pieces.iter().map(String::len).sum::<usize>()
+            + image_url.len()
+            + 2 * self.slots.len();
+        let mut body = String::with_capacity(size + 16);
+        for (piece, slot) in self.pieces.iter().zip(&self.slots) {
+            body.push_str(piece);
+            push_json_string(&mut body, value(*slot));
+        }
+        body.push_str(self.pieces.last().expect("one more piece than slots"));
+        body
+    }
+}
+
+/// Appends `s` as a JSON string, copying it as it is when it needs no escape.
+fn push_json_string(body: &mut String, s: &str) {
+    if s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        body.push_str(&serde_json::to_string(s).expect("a string serializes"));
+    } else {
+        body.push('"');
+        body.push_str(s);
+        body.push('"');
+    }
+}
 
 /// The requests of one run, with everything but the image, the attempt and the item
 /// id serialized once (`Provider::request_template`): at thousands of requests a
@@ -272,70 +809,98 @@ const IMAGE_MARK: &str = "\u{1}shadow-batch image\u{1}";
 #[derive(Clone, Debug)]
 pub struct RequestTemplate {
     url: String,
-    body: TemplateBody,
+    credential: Credential,
+    extra_headers: Vec<(&'static str, &'static str)>,
+    /// By [`OutputFormat`]: one body for providers that do not fall back, three for
+    /// those that do.
+    bodies: Vec<TemplateBody>,
 }
 
 #[derive(Clone, Debug)]
 enum TemplateBody {
-    /// The JSON text around the image URL (a JSON string).
-    AroundImage { before: String, after: String },
+    /// The JSON text around the image's parts: one form for remote URLs, one for
+    /// `data:` URLs (`None` for providers that take every URL whole).
+    Spliced {
+        url: Spliced,
+        inline: Option<Spliced>,
+    },
     /// Serialized whole for each request.
     Whole {
         provider: Provider,
         labels: LabelSet,
+        format: OutputFormat,
     },
 }
 
 impl RequestTemplate {
     /// The HTTP request asking the endpoint to classify one image.
     ///
-    /// Headers are `content-type: application/json` and `x-stainless-retry-count:
-    /// {attempt - 1}` (the header the OpenAI SDKs send). There is never an
-    /// `Authorization` header: the host adds the key at the last moment.
+    /// Headers are `content-type: application/json`, `x-stainless-retry-count:
+    /// {attempt - 1}` (the header the OpenAI and Anthropic SDKs send; the mock reads
+    /// the attempt from it) and the provider's own (`anthropic-version`). There is
+    /// never a credential header: the host adds the key at the last moment, as
+    /// [`RequestTemplate::credential_header`] says.
     pub fn build(&self, image_url: &str, attempt: u32, item_id: Option<&str>) -> HttpRequest {
-        let body = match &self.body {
-            TemplateBody::AroundImage { before, after } => {
-                let mut body =
-                    String::with_capacity(before.len() + image_url.len() + after.len() + 2);
-                body.push_str(before);
-                if image_url
-                    .bytes()
-                    .any(|b| b == b'"' || b == b'\\' || b < 0x20)
-                {
-                    body.push_str(&serde_json::to_string(image_url).expect("a string serializes"));
-                } else {
-                    body.push('"');
-                    body.push_str(image_url);
-                    body.push('"');
+        self.build_as(image_url, attempt, item_id, OutputFormat::JsonSchema)
+    }
+
+    /// [`RequestTemplate::build`] asking for the answer in `format`, as a
+    /// [`crate::SendOrder`] says (providers that do not [fall
+    /// back](Provider::falls_back) ignore it).
+    pub fn build_as(
+        &self,
+        image_url: &str,
+        attempt: u32,
+        item_id: Option<&str>,
+        format: OutputFormat,
+    ) -> HttpRequest {
+        let body = &self.bodies[format.index().min(self.bodies.len() - 1)];
+        let body = match body {
+            TemplateBody::Spliced { url, inline: None } => url.fill(image_url, None),
+            TemplateBody::Spliced {
+                url,
+                inline: Some(inline),
+            } => {
+                let part = ImagePart::of(image_url);
+                match part {
+                    ImagePart::Inline { .. } => inline.fill(image_url, Some(&part)),
+                    ImagePart::Url { .. } => url.fill(image_url, Some(&part)),
                 }
-                body.push_str(after);
-                body
             }
-            TemplateBody::Whole { provider, labels } => {
-                let input = RequestInput {
+            TemplateBody::Whole {
+                provider,
+                labels,
+                format,
+            } => provider.whole_body_as(
+                &RequestInput {
                     image_url,
                     labels,
                     attempt,
                     item_id,
-                };
-                match provider {
-                    Provider::OpenAi(cfg) => openai::build_body(cfg, &input),
-                    Provider::HttpJson(_) => http_json::build_body(&input),
-                }
-            }
+                },
+                *format,
+            ),
         };
+        let mut headers = Vec::with_capacity(2 + self.extra_headers.len());
+        headers.push(("content-type".to_owned(), "application/json".to_owned()));
+        headers.push((
+            "x-stainless-retry-count".to_owned(),
+            attempt.saturating_sub(1).to_string(),
+        ));
+        for (name, value) in &self.extra_headers {
+            headers.push(((*name).to_owned(), (*value).to_owned()));
+        }
         HttpRequest {
             method: "POST",
             url: self.url.clone(),
-            headers: vec![
-                ("content-type".to_owned(), "application/json".to_owned()),
-                (
-                    "x-stainless-retry-count".to_owned(),
-                    attempt.saturating_sub(1).to_string(),
-                ),
-            ],
+            headers,
             body,
         }
+    }
+
+    /// The header carrying `key` for this provider ([`Provider::credential_header`]).
+    pub fn credential_header(&self, key: &str) -> (&'static str, String) {
+        self.credential.header(key)
     }
 }
 
@@ -365,9 +930,12 @@ impl fmt::Display for ApiError {
 }
 
 /// Reads an error body: OpenAI's `{"error": {"message", "type", "code"}}` (`code` may be
-/// a string, a number or null), `{"error": "message"}`, the `{"object": "error",
-/// "message": ...}` of some OpenAI-compatible servers, and FastAPI's `{"detail": ...}`.
-/// `None` when the body is none of these.
+/// a string, a number or null), Anthropic's `{"type": "error", "error": {"type",
+/// "message"}}` (its type is also the code), Google's `{"error": {"code": 429,
+/// "message", "status": "RESOURCE_EXHAUSTED"}}` (its status is the type),
+/// `{"error": "message"}`, the `{"object": "error", "message": ...}` of some
+/// OpenAI-compatible servers, and FastAPI's `{"detail": ...}`. `None` when the body is
+/// none of these.
 pub fn parse_api_error(body: &str) -> Option<ApiError> {
     api_error_from_value(&serde_json::from_str(body).ok()?)
 }
@@ -384,9 +952,16 @@ fn api_error_from_value(value: &serde_json::Value) -> Option<ApiError> {
             _ => None,
         }
     }
-    fn from_object(obj: &serde_json::Map<String, Value>) -> ApiError {
-        let kind = text(obj.get("type"));
-        let code = text(obj.get("code"));
+    /// `envelope`: the body is Anthropic's `{"type": "error", "error": {...}}`,
+    /// whose error has a `type` and no `code`: the type is the code.
+    fn from_object(obj: &serde_json::Map<String, Value>, envelope: bool) -> ApiError {
+        // Google's errors name their kind `status` (`RESOURCE_EXHAUSTED`) beside a
+        // numeric `code`; Azure's `status` is a number, not a kind.
+        let kind = text(obj.get("type")).or_else(|| match obj.get("status") {
+            Some(Value::String(s)) if !s.is_empty() => Some(truncate(s, MAX_API_MESSAGE_CHARS)),
+            _ => None,
+        });
+        let code = text(obj.get("code")).or_else(|| kind.clone().filter(|_| envelope));
         let message = text(obj.get("message"))
             .or_else(|| code.clone())
             .or_else(|| kind.clone())
@@ -406,13 +981,14 @@ fn api_error_from_value(value: &serde_json::Value) -> Option<ApiError> {
     }
 
     let top = value.as_object()?;
+    let envelope = top.get("type").and_then(Value::as_str) == Some("error");
     match top.get("error") {
-        Some(Value::Object(err)) => return Some(from_object(err)),
+        Some(Value::Object(err)) => return Some(from_object(err, envelope)),
         Some(Value::String(msg)) if !msg.is_empty() => return Some(message_only(msg)),
         _ => {}
     }
     if top.get("object").and_then(Value::as_str) == Some("error") {
-        return Some(from_object(top));
+        return Some(from_object(top, false));
     }
     match top.get("detail") {
         Some(Value::String(msg)) if !msg.is_empty() => Some(message_only(msg)),
@@ -510,6 +1086,51 @@ fn match_label(answer: &str, labels: &LabelSet) -> Result<usize, AnswerError> {
         .ok_or_else(|| AnswerError::outside(answer))
 }
 
+/// Longest plain-text answer searched for a label it names.
+const MAX_MENTION_CHARS: usize = 300;
+
+/// The label a short plain-text answer names ("It is a cat."): the one label that
+/// occurs in it as a whole word (not inside a longer run of letters and digits),
+/// ignoring case; a label found only inside another found label ("cat" in "wild
+/// cat") does not count. `None` when no label or several are named, or the answer
+/// is longer than 300 characters. The rule for models that answer in prose (local
+/// servers without structured output).
+fn single_mention(answer: &str, labels: &LabelSet) -> Option<usize> {
+    if answer.chars().count() > MAX_MENTION_CHARS {
+        return None;
+    }
+    let text = answer.to_lowercase();
+    let is_word = |c: char| c.is_alphanumeric();
+    let mut found: Vec<(usize, String)> = Vec::new();
+    for (i, name) in labels.names().iter().enumerate() {
+        let label = name.trim().to_lowercase();
+        if label.is_empty() {
+            continue;
+        }
+        let named = text.match_indices(&label).any(|(at, _)| {
+            let before = text[..at].chars().next_back();
+            let after = text[at + label.len()..].chars().next();
+            !before.is_some_and(is_word) && !after.is_some_and(is_word)
+        });
+        if named {
+            found.push((i, label));
+        }
+    }
+    let outer: Vec<usize> = found
+        .iter()
+        .filter(|(i, label)| {
+            !found.iter().any(|(j, other)| {
+                j != i && other.len() > label.len() && other.contains(label.as_str())
+            })
+        })
+        .map(|(i, _)| *i)
+        .collect();
+    match outer.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
+}
+
 /// `s` cut to at most `max` characters (on a char boundary), with `…` when cut.
 fn truncate(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
@@ -553,6 +1174,31 @@ mod tests {
         })
     }
 
+    fn anthropic(prompt: Option<&str>) -> Provider {
+        Provider::Anthropic(AnthropicConfig {
+            model: "claude-sonnet-4-5".to_owned(),
+            prompt: prompt.map(str::to_owned),
+            ..AnthropicConfig::default()
+        })
+    }
+
+    fn gemini(prompt: Option<&str>) -> Provider {
+        Provider::Gemini(GeminiConfig {
+            prompt: prompt.map(str::to_owned),
+            ..GeminiConfig::default()
+        })
+    }
+
+    fn azure(api_version: Option<&str>) -> Provider {
+        Provider::Azure(AzureConfig {
+            base_url: "https://res.openai.azure.com".to_owned(),
+            deployment: "vision-prod".to_owned(),
+            api_version: api_version.map(str::to_owned),
+            detail: ImageDetail::Low,
+            prompt: None,
+        })
+    }
+
     fn http(field: &str) -> Provider {
         Provider::HttpJson(HttpJsonConfig {
             url: "http://localhost:8080/predict".to_owned(),
@@ -584,21 +1230,33 @@ mod tests {
     #[test]
     fn a_template_builds_what_serializing_the_whole_request_builds() {
         let odd_labels = LabelSet::from_labels(["a \"quoted\" label", "tab\there", "ünï"]);
-        let marked_prompt = format!("Look for {IMAGE_MARK} please");
+        let marked_prompt = format!("Look for {IMAGE_MARK} and {DATA_MARK} please");
         let providers = [
             openai(ImageDetail::Low, None),
             openai(ImageDetail::High, Some("Say \"cat\" or \\dog\\")),
             openai(ImageDetail::Auto, Some(&marked_prompt)),
             http("label"),
+            anthropic(None),
+            anthropic(Some(&marked_prompt)),
+            gemini(None),
+            gemini(Some("Say \"cat\"")),
+            azure(Some("2024-10-21")),
+            azure(None),
         ];
         let urls = [
             "data:image/png;base64,iVBORw0KGgo=",
+            "data:image/svg+xml,%3Csvg%2F%3E",
             "https://example.com/a \"b\"\\c\u{1}\n.png",
             "",
         ];
         for provider in &providers {
             for labels in [labels(), odd_labels.clone()] {
                 let template = provider.request_template(&labels);
+                assert!(
+                    matches!(template.bodies[0], TemplateBody::Spliced { .. })
+                        != matches!(provider, Provider::HttpJson(_)),
+                    "{provider:?} is not spliced"
+                );
                 for url in urls {
                     for (attempt, id) in [(1, None), (3, Some("row-7"))] {
                         let input = RequestInput {
@@ -607,12 +1265,17 @@ mod tests {
                             attempt,
                             item_id: id,
                         };
-                        let whole = match provider {
-                            Provider::OpenAi(cfg) => openai::build_body(cfg, &input),
-                            Provider::HttpJson(_) => http_json::build_body(&input),
-                        };
+                        let whole = provider.whole_body(&input);
                         let built = template.build(url, attempt, id);
                         assert_eq!(built.body, whole, "{provider:?} {url:?}");
+                        for format in OutputFormat::ALL {
+                            assert_eq!(
+                                template.build_as(url, attempt, id, format).body,
+                                provider.whole_body_as(&input, format),
+                                "{provider:?} {url:?} {format:?}"
+                            );
+                        }
+                        serde_json::from_str::<Value>(&built.body).expect("the body is JSON");
                         assert_eq!(built.url, provider.endpoint_url());
                         assert_eq!(
                             header(&built, "x-stainless-retry-count"),
@@ -623,14 +1286,16 @@ mod tests {
             }
         }
         // The mark inside a longer string does not match; a label that is exactly
-        // the mark is served the slow way rather than split at the wrong place.
-        assert!(matches!(
-            providers[2].request_template(&labels()).body,
-            TemplateBody::AroundImage { .. }
-        ));
+        // a mark is served the slow way rather than split at the wrong place.
+        for provider in [&providers[2], &providers[5]] {
+            assert!(matches!(
+                provider.request_template(&labels()).bodies[0],
+                TemplateBody::Spliced { .. }
+            ));
+        }
         let marked_labels = LabelSet::from_labels(["cat", IMAGE_MARK]);
         let template = providers[0].request_template(&marked_labels);
-        assert!(matches!(template.body, TemplateBody::Whole { .. }));
+        assert!(matches!(template.bodies[0], TemplateBody::Whole { .. }));
         let Provider::OpenAi(cfg) = &providers[0] else {
             unreachable!()
         };
@@ -638,6 +1303,19 @@ mod tests {
             template.build("x.png", 1, None).body,
             openai::build_body(cfg, &input(&marked_labels, 1, None))
                 .replace("https://example.com/a.png", "x.png")
+        );
+        let data_label = LabelSet::from_labels(["cat", DATA_MARK]);
+        let template = providers[4].request_template(&data_label);
+        assert!(matches!(template.bodies[0], TemplateBody::Whole { .. }));
+        let url = "data:image/png;base64,AAAA";
+        assert_eq!(
+            template.build(url, 1, None).body,
+            providers[4].whole_body(&RequestInput {
+                image_url: url,
+                labels: &data_label,
+                attempt: 1,
+                item_id: None
+            })
         );
     }
 
@@ -999,11 +1677,11 @@ mod tests {
         assert!(malformed(p.parse_answer(r#"{"choices": 5}"#, &labels))
             .contains("not a chat completion"));
         let detail = malformed(p.parse_answer(
-            r#"{"choices": [{"message": {"content": null}, "finish_reason": "content_filter"}]}"#,
+            r#"{"choices": [{"message": {"content": null}, "finish_reason": "tool_calls"}]}"#,
             &labels,
         ));
         assert!(
-            detail.contains("no content") && detail.contains("content_filter"),
+            detail.contains("no content") && detail.contains("tool_calls"),
             "{detail}"
         );
         assert!(malformed(p.parse_answer(&chat("   "), &labels)).contains("empty"));
@@ -1333,6 +2011,192 @@ mod tests {
         assert_eq!(truncate("ééé", 2), "éé…");
         assert_eq!(truncate("", 0), "");
         assert_eq!(truncate("🐱🐶", 1), "🐱…");
+    }
+
+    #[test]
+    fn openai_compatible_requests_fall_back_to_json_object_then_text() {
+        let labels = labels();
+        for provider in [openai(ImageDetail::Low, None), azure(None)] {
+            assert!(provider.falls_back());
+            let template = provider.request_template(&labels);
+            let body = |format| -> Value {
+                serde_json::from_str(
+                    &template
+                        .build_as("https://x.test/a.png", 1, None, format)
+                        .body,
+                )
+                .unwrap()
+            };
+            assert_eq!(
+                body(OutputFormat::JsonSchema)["response_format"]["type"],
+                "json_schema"
+            );
+            let object = body(OutputFormat::JsonObject);
+            assert_eq!(object["response_format"], json!({"type": "json_object"}));
+            let text = body(OutputFormat::Text);
+            assert!(text.get("response_format").is_none(), "{text}");
+            // Everything else is the same request.
+            for b in [&object, &text] {
+                assert_eq!(b["messages"], body(OutputFormat::JsonSchema)["messages"]);
+                assert_eq!(b["model"], body(OutputFormat::JsonSchema)["model"]);
+            }
+        }
+        // The other providers have their own constraint and ask the same way always.
+        for provider in [anthropic(None), gemini(None), http("label")] {
+            assert!(!provider.falls_back());
+            let template = provider.request_template(&labels);
+            assert_eq!(
+                template
+                    .build_as("https://x.test/a.png", 1, None, OutputFormat::Text)
+                    .body,
+                template.build("https://x.test/a.png", 1, None).body
+            );
+        }
+        assert_eq!(
+            OutputFormat::JsonSchema.next(),
+            Some(OutputFormat::JsonObject)
+        );
+        assert_eq!(OutputFormat::JsonObject.next(), Some(OutputFormat::Text));
+        assert_eq!(OutputFormat::Text.next(), None);
+    }
+
+    #[test]
+    fn refusals_of_the_response_format_are_recognised() {
+        let answer = |status, body: &str| crate::http::HttpResponse {
+            status,
+            headers: Vec::new(),
+            body: body.to_owned(),
+        };
+        // llama.cpp's server, an old vLLM, Azure before 2024-08-01, the mock's
+        // ollama dialect.
+        for body in [
+            r#"{"error": {"code": 400, "message": "response_format type json_schema is not supported", "type": "invalid_request_error"}}"#,
+            r#"{"object": "error", "message": "Unsupported response_format: json_schema", "type": "BadRequestError", "code": 400}"#,
+            r#"{"error": {"message": "response_format value as json_schema is enabled only for api versions 2024-08-01-preview and later", "type": "invalid_request_error", "param": null, "code": "BadRequest"}}"#,
+            "Structured output is not supported by this model",
+        ] {
+            assert!(
+                rejects_format(&answer(400, body), OutputFormat::JsonSchema),
+                "{body}"
+            );
+        }
+        assert!(rejects_format(
+            &answer(
+                422,
+                r#"{"detail": "json_object response format is not supported"}"#
+            ),
+            OutputFormat::JsonObject
+        ));
+        // Not about the format, not a client error, or no fallback left.
+        let other =
+            r#"{"error": {"message": "Invalid image input", "type": "invalid_request_error"}}"#;
+        assert!(!rejects_format(
+            &answer(400, other),
+            OutputFormat::JsonSchema
+        ));
+        let schema = r#"{"error": {"message": "json_schema unsupported"}}"#;
+        assert!(!rejects_format(
+            &answer(500, schema),
+            OutputFormat::JsonSchema
+        ));
+        assert!(!rejects_format(
+            &answer(429, schema),
+            OutputFormat::JsonSchema
+        ));
+        assert!(!rejects_format(
+            &answer(400, schema),
+            OutputFormat::JsonObject
+        ));
+        assert!(!rejects_format(&answer(400, schema), OutputFormat::Text));
+    }
+
+    #[test]
+    fn prose_answers_name_a_label_by_the_one_whole_word_they_hold() {
+        let labels = LabelSet::from_labels(["cat", "dog", "wild cat", "7", "Sea Lion"]);
+        let p = openai(ImageDetail::Auto, None);
+        let label = |text: &str| {
+            p.parse_answer(&chat(text), &labels)
+                .map(|a| labels.names()[a.label].clone())
+        };
+        assert_eq!(label("It is a cat.").unwrap(), "cat");
+        assert_eq!(label("The image shows a DOG").unwrap(), "dog");
+        assert_eq!(label("A wild cat, I think").unwrap(), "wild cat");
+        assert_eq!(label("The digit is 7").unwrap(), "7");
+        assert_eq!(label("Looks like a sea lion!").unwrap(), "Sea Lion");
+        // Inside a longer word, several labels, none, or too long: outside the set.
+        for text in [
+            "A category of animal",
+            "Either a cat or a dog",
+            "The number 17",
+            "No idea",
+        ] {
+            assert!(
+                matches!(label(text), Err(AnswerError::OutsideLabelSet { .. })),
+                "{text}: {:?}",
+                label(text)
+            );
+        }
+        let long = format!("It is a cat. {}", "Really. ".repeat(50));
+        assert!(matches!(
+            label(&long),
+            Err(AnswerError::OutsideLabelSet { .. })
+        ));
+    }
+
+    #[test]
+    fn model_lists_say_whether_the_model_is_served() {
+        assert_eq!(
+            openai(ImageDetail::Low, None).models_url().as_deref(),
+            Some("https://api.openai.com/v1/models")
+        );
+        assert_eq!(anthropic(None).models_url(), None);
+        assert_eq!(azure(None).models_url(), None);
+        // OpenAI's list, as documented.
+        let openai_list = r#"{"object": "list", "data": [
+            {"id": "gpt-4o-mini", "object": "model", "created": 1721172741, "owned_by": "system"},
+            {"id": "gpt-4o", "object": "model", "created": 1715367049, "owned_by": "system"}]}"#;
+        assert_eq!(
+            check_model_listing(openai_list, "gpt-4o"),
+            ModelListing::Listed
+        );
+        assert_eq!(
+            check_model_listing(openai_list, "gpt-5"),
+            ModelListing::NotListed {
+                listed: vec!["gpt-4o-mini".into(), "gpt-4o".into()]
+            }
+        );
+        // Ollama's OpenAI-compatible list and its own: tags.
+        let ollama = r#"{"object": "list", "data": [{"id": "llava:latest", "object": "model", "owned_by": "library"}]}"#;
+        assert_eq!(check_model_listing(ollama, "llava"), ModelListing::Listed);
+        let native = r#"{"models": [{"name": "qwen2.5vl:7b", "model": "qwen2.5vl:7b"}]}"#;
+        assert_eq!(
+            check_model_listing(native, "qwen2.5vl:7b"),
+            ModelListing::Listed
+        );
+        assert!(matches!(
+            check_model_listing(native, "qwen2.5vl"),
+            ModelListing::NotListed { .. }
+        ));
+        // The mock answers as any model.
+        let mock =
+            r#"{"object": "list", "data": [{"id": "shadow-mock-1", "owned_by": "shadow-batch"}]}"#;
+        assert_eq!(
+            check_model_listing(mock, "gpt-4o-mini"),
+            ModelListing::Listed
+        );
+        for nothing in [
+            "",
+            "<html>",
+            r#"{"data": []}"#,
+            r#"{"error": {"message": "no"}}"#,
+            r#"{"data": [{"x": 1}]}"#,
+        ] {
+            assert_eq!(
+                check_model_listing(nothing, "m"),
+                ModelListing::Unknown,
+                "{nothing}"
+            );
+        }
     }
 
     #[test]

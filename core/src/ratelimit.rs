@@ -182,14 +182,21 @@ pub(crate) enum StatusVerdict {
     Retry { rate_limited: bool },
     /// The item failed for good; other items go on.
     Fail,
+    /// The endpoint's content filter refused the request (Azure's 400
+    /// `content_filter`): the item is refused, as when the model declines.
+    Refused,
     /// Nothing more can succeed: stop the run and say why.
     Fatal(AbortReason),
 }
 
-/// Classifies an error status per the retry policy: 408, 409, 429, 5xx retried;
-/// 401/403, an unknown model and quota exhaustion fatal; other 4xx final;
-/// `x-should-retry` overrides everything but the fatal cases. `model` is the model
-/// the run asked for, named in the reason when the endpoint does not know it.
+/// Classifies an error status per the retry policy: 408, 409, 429, 5xx (and
+/// Anthropic's 529 `overloaded_error`) retried; 401/403, a key the endpoint calls
+/// invalid (Gemini answers 400 `API_KEY_INVALID`), an unknown model or deployment,
+/// and an account without quota or credit (429 `insufficient_quota`, Gemini's
+/// per-day quota, Anthropic's 400 about the credit balance) fatal; a content-filter
+/// 400 refused; other 4xx final; `x-should-retry` overrides everything but the fatal
+/// and refused cases. `model` is the model the run asked for, named in the reason
+/// when the endpoint does not know it.
 pub(crate) fn classify_status(
     response: &HttpResponse,
     headers: &RateLimitHeaders,
@@ -198,22 +205,45 @@ pub(crate) fn classify_status(
     let status = response.status;
     let api_error = parse_api_error(&response.body);
     let code = api_error.as_ref().and_then(|e| e.code.as_deref());
+    let kind = api_error.as_ref().and_then(|e| e.kind.as_deref());
     let is_code = |c: &str| code == Some(c);
+    let message = api_error
+        .as_ref()
+        .map(|e| e.message.to_ascii_lowercase())
+        .unwrap_or_default();
     let detail = || api_error.as_ref().map(|e| e.message.clone());
-    if status == 401 || status == 403 {
+    let google = || GoogleDetails::of(&response.body);
+    if status == 401 || status == 403 || (status == 400 && google().key_invalid) {
         return StatusVerdict::Fatal(AbortReason::Unauthorized {
             status,
             detail: detail(),
         });
     }
-    if status == 404 && is_code("model_not_found") {
+    let model_unknown = is_code("model_not_found")
+        || is_code("DeploymentNotFound")
+        // Anthropic: `not_found_error` "model: claude-x".
+        || (is_code("not_found_error") && message.starts_with("model:"))
+        // Gemini: `NOT_FOUND` "models/x is not found for API version v1beta...".
+        || (kind == Some("NOT_FOUND") && message.contains("models/"));
+    if status == 404 && model_unknown {
         return StatusVerdict::Fatal(AbortReason::ModelNotFound {
             model: model.map(str::to_string),
             detail: detail(),
         });
     }
-    if status == 429 && is_code("insufficient_quota") {
-        return StatusVerdict::Fatal(AbortReason::QuotaExhausted { detail: detail() });
+    let out_of_credit = (status == 429 && (is_code("insufficient_quota") || google().per_day_quota))
+        // Anthropic: 400 invalid_request_error "Your credit balance is too low...".
+        || (status == 400 && message.contains("credit balance"));
+    if out_of_credit {
+        return StatusVerdict::Fatal(AbortReason::QuotaExhausted {
+            status,
+            detail: detail(),
+        });
+    }
+    if status == 400
+        && (is_code("content_filter") || response.body.contains("ResponsibleAIPolicyViolation"))
+    {
+        return StatusVerdict::Refused;
     }
     match headers.should_retry {
         Some(true) => {
@@ -231,6 +261,83 @@ pub(crate) fn classify_status(
         },
         _ => StatusVerdict::Fail,
     }
+}
+
+/// What the `details` of a Google API error (`{"error": {"details": [...]}}`) say.
+#[derive(Debug, Default)]
+struct GoogleDetails {
+    /// `google.rpc.RetryInfo`'s `retryDelay`, in ms.
+    retry_delay_ms: Option<u64>,
+    /// `google.rpc.ErrorInfo` with reason `API_KEY_INVALID`.
+    key_invalid: bool,
+    /// `google.rpc.QuotaFailure` naming a per-day quota: retrying before tomorrow
+    /// cannot help.
+    per_day_quota: bool,
+}
+
+impl GoogleDetails {
+    fn of(body: &str) -> GoogleDetails {
+        use serde_json::Value;
+        let mut out = GoogleDetails::default();
+        // Cheap test first: most error bodies are not Google's.
+        if !body.contains("type.googleapis.com/google.rpc.") {
+            return out;
+        }
+        let Ok(value) = serde_json::from_str::<Value>(body) else {
+            return out;
+        };
+        let details = value
+            .pointer("/error/details")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice);
+        for detail in details {
+            let kind = detail.get("@type").and_then(Value::as_str).unwrap_or("");
+            if kind.ends_with("google.rpc.RetryInfo") {
+                out.retry_delay_ms = detail
+                    .get("retryDelay")
+                    .and_then(Value::as_str)
+                    .and_then(parse_proto_duration);
+            } else if kind.ends_with("google.rpc.ErrorInfo") {
+                out.key_invalid |=
+                    detail.get("reason").and_then(Value::as_str) == Some("API_KEY_INVALID");
+            } else if kind.ends_with("google.rpc.QuotaFailure") {
+                out.per_day_quota |= detail
+                    .get("violations")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.get("quotaId").and_then(Value::as_str))
+                    .any(|id| id.contains("PerDay"));
+            }
+        }
+        out
+    }
+}
+
+/// The wait an error body asks for, when its headers name none: the `retryDelay` of
+/// a Google `google.rpc.RetryInfo` detail (Gemini's 429 `RESOURCE_EXHAUSTED` carries
+/// one, and no `retry-after` header), in ms.
+pub(crate) fn body_retry_delay_ms(body: &str) -> Option<u64> {
+    GoogleDetails::of(body).retry_delay_ms
+}
+
+/// A protobuf JSON `Duration`: decimal seconds with an `s` suffix (`17s`, `0.5s`,
+/// `1.000340012s`), as a whole number of ms rounded up.
+fn parse_proto_duration(s: &str) -> Option<u64> {
+    let number = s.trim().strip_suffix('s')?;
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    let secs: u64 = whole.parse().ok()?;
+    let mut ms = 0;
+    for (i, b) in fraction.bytes().take(3).enumerate() {
+        ms += u64::from(b - b'0') * 10u64.pow(2 - i as u32);
+    }
+    let rest = fraction.get(3..).unwrap_or("");
+    let up = u64::from(rest.bytes().any(|b| b != b'0'));
+    secs.checked_mul(1000)?.checked_add(ms + up)
 }
 
 /// Human-readable reason for an error status, from the body when it is an API error.
@@ -440,6 +547,36 @@ mod tests {
             StatusVerdict::Retry {
                 rate_limited: false
             }
+        );
+    }
+
+    #[test]
+    fn proto_durations_and_retry_info() {
+        assert_eq!(parse_proto_duration("17s"), Some(17_000));
+        assert_eq!(parse_proto_duration("0.5s"), Some(500));
+        assert_eq!(parse_proto_duration("0.1s"), Some(100));
+        assert_eq!(parse_proto_duration("1.000340012s"), Some(1001));
+        assert_eq!(parse_proto_duration("2.000000000s"), Some(2000));
+        for bad in ["17", "s", "-1s", "1e3s", ".5s", "1.5xs", ""] {
+            assert_eq!(parse_proto_duration(bad), None, "{bad}");
+        }
+        let body = r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","details":[
+            {"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"3.5s"}]}}"#;
+        assert_eq!(body_retry_delay_ms(body), Some(3500));
+        // Not Google's, or no RetryInfo: nothing.
+        assert_eq!(
+            body_retry_delay_ms(r#"{"error":{"retryDelay":"3s"}}"#),
+            None
+        );
+        assert_eq!(
+            body_retry_delay_ms(
+                r#"{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.Help"}]}}"#
+            ),
+            None
+        );
+        assert_eq!(
+            body_retry_delay_ms("type.googleapis.com/google.rpc. {"),
+            None
         );
     }
 

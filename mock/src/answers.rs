@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use shadow_core::hash::{splitmix64, unit_interval};
 
 use crate::config::MockConfig;
-use crate::openai::Parsed;
+use crate::dialect::Parsed;
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -66,6 +66,7 @@ const SALT_PICK: u64 = 0x5049_434b_2121;
 const SALT_SLOW: u64 = 0x534c_4f57_2121;
 const SALT_ID: u64 = 0x4944_2121_2121;
 const SALT_CREATED: u64 = 0x4352_4541_5445;
+const SALT_REFUSE: u64 = 0x5245_4655_5345;
 /// The "attempt" used by rolls that must not depend on the attempt.
 const PER_CONTENT: u64 = u64::MAX;
 
@@ -150,6 +151,8 @@ pub(crate) struct Decision {
     pub malformed: bool,
     pub label: String,
     pub slow: bool,
+    /// The model declines this image (per content: a retry is refused again).
+    pub refused: bool,
 }
 
 /// The answer and the faults for one request: a pure function of
@@ -185,6 +188,7 @@ pub(crate) fn decide(
         label: req.labels[index].clone(),
         slow: cfg.slow_every > 0
             && mix(seed, content, SALT_SLOW, PER_CONTENT) % cfg.slow_every == 0,
+        refused: roll(seed, content, SALT_REFUSE, PER_CONTENT) < cfg.refusal_rate,
     }
 }
 
@@ -209,6 +213,7 @@ mod tests {
             images: 1,
             text_chars: 0,
             max_tokens: None,
+            format: crate::dialect::AnswerFormat::Json,
         }
     }
 
@@ -253,7 +258,7 @@ mod tests {
                 let req = request(i);
                 for attempt in 0..3 {
                     let d = decide(&cfg, Some(&truth), &req, attempt);
-                    let body = completion_body(&cfg, &req, &d);
+                    let body = completion_body(&cfg, &req, &d, false);
                     let line = format!(
                         "{}|{}|{}|{}|{}|{}|{}|{:016x}\n",
                         d.content,
@@ -314,6 +319,23 @@ mod tests {
             })
             .count();
         assert!(differ > 50, "seed must matter ({differ})");
+    }
+
+    #[test]
+    fn refusals_are_per_content_and_near_their_rate() {
+        let cfg = MockConfig {
+            refusal_rate: 0.25,
+            ..cfg()
+        };
+        let refused = (0..2000)
+            .filter(|&i| {
+                let d = decide(&cfg, None, &request(i), 0);
+                assert_eq!(d.refused, decide(&cfg, None, &request(i), 3).refused);
+                d.refused
+            })
+            .count();
+        assert!((400..600).contains(&refused), "refused {refused}");
+        assert!((0..200).all(|i| !decide(&MockConfig::default(), None, &request(i), 0).refused));
     }
 
     #[test]

@@ -59,8 +59,10 @@ pub struct MockConfig {
     /// `x-ratelimit-*` header.
     pub no_ratelimit_headers: bool,
 
-    /// Require this bearer key; other requests get 401 `invalid_api_key`. The key
-    /// is never logged or echoed.
+    /// Require this key, in each dialect's own header (`authorization: Bearer`,
+    /// `x-api-key`, `x-goog-api-key`, `api-key`); other requests get 401
+    /// (`invalid_api_key` for OpenAI; Gemini's 400 `API_KEY_INVALID`). The key is
+    /// never logged or echoed.
     pub require_key: Option<String>,
 
     /// After this many 200 answers, every request gets 429 `insufficient_quota`.
@@ -77,6 +79,27 @@ pub struct MockConfig {
     /// Make one image in N (chosen by its seeded content hash) a straggler that
     /// waits [`slow_ms`](MockConfig::slow_ms) more; 0 = off.
     pub slow_every: u64,
+
+    /// Share of images the model refuses (0..=1), in each dialect's own words.
+    /// Rolled per (image, labels): a retry is refused again.
+    pub refusal_rate: f64,
+
+    /// How the OpenAI-compatible route behaves.
+    pub dialect: OpenAiDialect,
+}
+
+/// How `POST /v1/chat/completions` behaves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpenAiDialect {
+    /// OpenAI's: structured output (`json_schema`) and any image URL.
+    #[default]
+    OpenAi,
+    /// A local server such as Ollama, llama.cpp or an old vLLM: a `json_schema`
+    /// `response_format` and remote (`http(s)`) image URLs are answered 400; a
+    /// `json_object` format gets `{"label": ...}` JSON, no format a bare label. The
+    /// labels are read from the prompt's JSON list when no schema names them.
+    Ollama,
 }
 
 /// The token charge of a request that sets neither `max_completion_tokens` nor
@@ -92,7 +115,7 @@ impl Default for MockConfig {
     /// A model that answers in 120 ms, right 9 times in 10, with 2% injected server
     /// errors, seed 42 (the core's default seed), on port 8787, charging 2,833
     /// prompt tokens per image; no rate limit, no key, no quota, no malformed
-    /// answers, no stragglers.
+    /// answers, no refusals, no stragglers; OpenAI's dialect on the OpenAI route.
     fn default() -> Self {
         MockConfig {
             port: 8787,
@@ -110,6 +133,8 @@ impl Default for MockConfig {
             malformed_rate: 0.0,
             slow_ms: 0,
             slow_every: 0,
+            refusal_rate: 0.0,
+            dialect: OpenAiDialect::OpenAi,
         }
     }
 }

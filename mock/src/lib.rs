@@ -1,6 +1,7 @@
-//! The mock model endpoint of shadow-batch: an OpenAI-compatible chat-completions
-//! server on 127.0.0.1 whose answers, faults and rate limits are set by a
-//! [`MockConfig`]. The CLI runs it in-process as its default endpoint when no key
+//! The mock model endpoint of shadow-batch: a server on 127.0.0.1 that speaks every
+//! dialect shadow-batch speaks (OpenAI chat completions, Anthropic messages, Gemini
+//! `generateContent`, Azure OpenAI's paths, and a local server's OpenAI dialect),
+//! whose answers, faults and rate limits are set by a [`MockConfig`]. The CLI runs it in-process as its default endpoint when no key
 //! or endpoint is configured, serves it with `shadow-batch mock-server` and, beside
 //! the browser page, with `shadow-batch web`; the tests and benchmarks run against
 //! it.
@@ -14,9 +15,9 @@
 //!
 //! It is not a model: it never looks at an image. Its "prediction" is the true
 //! label (when a [`Truth`] holds it) or another label of the request's enum, chosen
-//! by seeded dice. It is not a full OpenAI server either: it speaks only the chat
-//! completions dialect that shadow-batch sends (one image, a JSON-schema label
-//! enum), with no streaming, no tools and no batch API. It listens on 127.0.0.1
+//! by seeded dice. It is not a full server of any of these APIs either: it speaks
+//! only the requests shadow-batch sends (one image, the labels as an enum), with no
+//! streaming and no batch API. It listens on 127.0.0.1
 //! only and is not meant to face a network: [`MockConfig::require_key`] exists to
 //! test a client's handling of 401s, not to protect anything.
 //!
@@ -26,8 +27,34 @@
 //!   JSON schema enumerates the labels
 //!   (`response_format.json_schema.schema.properties.label.enum`). The answer is a
 //!   real `chat.completion` whose message content is `{"label":"<label>"}`.
+//! * `POST /v1/messages` (Anthropic): `x-api-key` and `anthropic-version` headers,
+//!   the labels from the forced tool's `input_schema.properties.label.enum`, the
+//!   image from a `base64` or `url` source. Answers a `tool_use` block whose input is
+//!   `{"label": ...}`, `usage`, and `anthropic-ratelimit-*` headers with RFC 3339
+//!   reset times; its injected fault is a 529 `overloaded_error`, its refusal a
+//!   `stop_reason: "refusal"`, a used-up quota a 400 about the credit balance, a
+//!   429 carries `retry-after` in seconds.
+//! * `POST /v1beta/models/{model}:generateContent` (also under `/v1/`, Gemini):
+//!   `x-goog-api-key` (a `?key=` in the URL is refused with a 400), the labels from
+//!   `generationConfig.responseSchema`, the image from an `inline_data` or
+//!   `file_data` part. Answers a candidate whose text is `{"label": ...}` and
+//!   `usageMetadata`; no rate-limit headers: a 429 is `RESOURCE_EXHAUSTED` with a
+//!   `google.rpc.RetryInfo` `retryDelay`; a wrong key is a 400 `API_KEY_INVALID`,
+//!   the injected fault a 503, a refusal `finishReason: "SAFETY"`.
+//! * `POST /openai/deployments/{deployment}/chat/completions?api-version=...` and
+//!   `POST /openai/v1/chat/completions` (Azure): the `api-key` header, OpenAI's
+//!   bodies; a deployment path without `api-version` is a 404, as on Azure. Only
+//!   `x-ratelimit-remaining-*` headers; a refusal is the content filter (a 400
+//!   `content_filter` or a 200 `finish_reason: "content_filter"`, by content hash).
+//! * `POST /v1/chat/completions` with [`OpenAiDialect::Ollama`]: a local server
+//!   that answers 400 to a `json_schema` `response_format` and to remote image
+//!   URLs, `{"label": ...}` to `json_object` and a bare label to plain text.
 //! * `GET /v1/models`: one model, [`MOCK_MODEL`].
 //! * `GET /stats`: counters ([`MockStats`]) as JSON.
+//!
+//! Every route checks [`require_key`](MockConfig::require_key) in its dialect's
+//! header, and answers faults, rate limits, quota and refusals
+//! ([`refusal_rate`](MockConfig::refusal_rate)) in its dialect's words.
 //!
 //! CORS is open (any origin, `GET`/`POST`/`OPTIONS`, the request's headers mirrored
 //! on preflight) and the rate-limit and retry headers ([`EXPOSED_HEADERS`]) are
@@ -37,16 +64,19 @@
 //!
 //! Every answer and every injected fault is a pure function of
 //! `(seed, request content, attempt)` where the request content is the image URL
-//! string exactly as sent (data URL or http URL) plus the label enum, in order,
-//! and the attempt is the `x-stainless-retry-count` header (default 0). Arrival
+//! string exactly as sent (data URL or http URL; for Anthropic's and Gemini's
+//! inline images, the `data:{type};base64,{data}` URL they were made from, so the
+//! same image gets the same answer in every dialect) plus the label enum, in
+//! order, and the attempt is the `x-stainless-retry-count` header (default 0). Arrival
 //! order and time play no part, so two clients running the same CSV against the
 //! mock end with the same results whatever their timing. In detail:
 //!
 //! * injected 5xx ([`error_rate`](MockConfig::error_rate)) and malformed answers
 //!   ([`malformed_rate`](MockConfig::malformed_rate)) roll per (content, attempt):
 //!   a retry may succeed;
-//! * correctness ([`accuracy`](MockConfig::accuracy)) and the wrong label chosen
-//!   roll per content only: a retried item gets the same answer;
+//! * correctness ([`accuracy`](MockConfig::accuracy)), the wrong label chosen and
+//!   refusals ([`refusal_rate`](MockConfig::refusal_rate)) roll per content only: a
+//!   retried item gets the same answer;
 //! * stragglers ([`slow_every`](MockConfig::slow_every)) are chosen per content.
 //!
 //! The rolls hash with the core's splitmix64 finalizer
@@ -68,27 +98,30 @@
 //! `x-ratelimit-*` values) and the order in which the [`quota`](MockConfig::quota)
 //! is used up. Retries absorb the 429s.
 //!
-//! # Order of checks for a chat completion
+//! # Order of checks for a model request (every dialect)
 //!
-//! 1. [`require_key`](MockConfig::require_key): wrong or missing bearer key -> 401
-//!    `invalid_api_key`.
-//! 2. [`quota`](MockConfig::quota) already used up -> 429 `insufficient_quota`.
-//! 3. Body: bad JSON, missing label enum or missing image -> 400.
+//! 1. [`require_key`](MockConfig::require_key): wrong or missing key in the
+//!    dialect's header -> 401 (`invalid_api_key` for OpenAI; Gemini's 400).
+//! 2. [`quota`](MockConfig::quota) already used up -> 429 `insufficient_quota`
+//!    (Anthropic: 400 credit balance; Gemini: 429 naming a per-day quota).
+//! 3. Required headers (Anthropic's `anthropic-version`) and the body: bad JSON,
+//!    missing label enum or missing image, or what the ollama dialect refuses ->
+//!    400.
 //! 4. Rate limits, on arrival, before any sleep. The request's token charge is its
 //!    prompt tokens plus its `max_completion_tokens` / `max_tokens`, or
 //!    [`UNSET_MAX_TOKENS_CHARGE`] when it sets neither. With [`tpm`](MockConfig::tpm),
 //!    a charge larger than the token bucket holds -> 400 "Request too large"
 //!    (`type: "tokens"`, `x-should-retry: false`; OpenAI says 429, which a client
 //!    would retry forever). Else the request is admitted only if both buckets
-//!    allow it, and then charged to both; otherwise 429 `rate_limit_exceeded` with
-//!    `type` `requests` or `tokens` (the limit with the longer wait) and
-//!    `retry-after-ms` = the time until both would admit this request (see
+//!    allow it, and then charged to both; otherwise 429 in the dialect's words
+//!    (OpenAI's `rate_limit_exceeded` with `type` `requests` or `tokens`, the limit
+//!    with the longer wait), with the wait until both would admit this request (see
 //!    [Rate limits](#rate-limits)).
 //! 5. Latency sleep ([`latency_ms`](MockConfig::latency_ms), plus
 //!    [`slow_ms`](MockConfig::slow_ms) for stragglers).
-//! 6. Injected 500, else a 200 answer (malformed or not). A 200 answer counts
-//!    toward the quota; a request that would exceed it gets the
-//!    `insufficient_quota` 429 instead.
+//! 6. Injected server error, else an answer (a label, malformed, or a refusal). An
+//!    answer counts toward the quota; a request that would exceed it gets the
+//!    quota answer of step 2 instead.
 //!
 //! The required key is never logged, echoed, shown by `Debug` or stored in
 //! [`MockStats`].
@@ -143,12 +176,16 @@
 //! # Modules
 //!
 //! `config` holds [`MockConfig`] and its one default; `answers` the seeded answer
-//! and fault model and [`Truth`]; `openai` the wire format it reads and writes;
+//! and fault model and [`Truth`]; `openai`, `anthropic` and `gemini` the wire
+//! formats it reads and writes; `dialect` what each dialect says in each case;
 //! `ratelimit` the two token buckets and their headers; `stats` the counters; `server`
 //! the router, its handlers and [`MockServer`].
 
 mod answers;
+mod anthropic;
 mod config;
+mod dialect;
+mod gemini;
 mod openai;
 mod ratelimit;
 mod server;
@@ -157,7 +194,7 @@ mod stats;
 mod testing;
 
 pub use answers::Truth;
-pub use config::{MockConfig, UNSET_MAX_TOKENS_CHARGE};
+pub use config::{MockConfig, OpenAiDialect, UNSET_MAX_TOKENS_CHARGE};
 pub use server::{router, MockServer, MockState, EXPOSED_HEADERS};
 pub use stats::MockStats;
 

@@ -1,47 +1,12 @@
-//! The OpenAI chat-completions dialect: what the mock reads from a request and the
-//! JSON bodies it answers with. Pure: no I/O, no time.
+//! The OpenAI chat-completions dialect (also Azure's): what the mock reads from a
+//! request and the JSON bodies it answers with. Pure: no I/O, no time.
 
 use serde_json::{json, Value};
 
 use crate::answers::{completion_id, created, Decision};
-use crate::config::{MockConfig, UNSET_MAX_TOKENS_CHARGE};
+use crate::config::{MockConfig, OpenAiDialect};
+use crate::dialect::{labels_in_text, AnswerFormat, Parsed};
 use crate::MOCK_MODEL;
-
-/// The parts of a chat completion request the mock reads.
-#[derive(Clone, Debug)]
-pub(crate) struct Parsed {
-    /// `model`, or [`MOCK_MODEL`] when the request names none.
-    pub model: String,
-    /// `response_format.json_schema.schema.properties.label.enum`, in order.
-    pub labels: Vec<String>,
-    /// The first `image_url` content part's URL, exactly as sent.
-    pub image: String,
-    /// `image_url` content parts, in all messages.
-    pub images: u64,
-    /// Characters of the prompt's text: every message content that is a string,
-    /// and every `text` content part.
-    pub text_chars: u64,
-    /// `max_completion_tokens`, else `max_tokens`, when the request sets one.
-    pub max_tokens: Option<u64>,
-}
-
-impl Parsed {
-    /// The prompt tokens the mock counts (and reports in `usage.prompt_tokens`):
-    /// `image_tokens` per image part plus one per 4 characters of text, rounded up.
-    pub fn prompt_tokens(&self, image_tokens: u64) -> u64 {
-        self.images
-            .saturating_mul(image_tokens)
-            .saturating_add(self.text_chars.div_ceil(4))
-    }
-
-    /// What the request is charged against a tokens-per-minute limit on arrival:
-    /// its prompt tokens plus its output allowance (`max_completion_tokens` or
-    /// `max_tokens`, else [`UNSET_MAX_TOKENS_CHARGE`]).
-    pub fn token_charge(&self, image_tokens: u64) -> u64 {
-        self.prompt_tokens(image_tokens)
-            .saturating_add(self.max_tokens.unwrap_or(UNSET_MAX_TOKENS_CHARGE))
-    }
-}
 
 /// Tokens of an answer's text: one per 4 characters, rounded up, at least 1.
 pub(crate) fn text_tokens(text: &str) -> u64 {
@@ -67,7 +32,11 @@ fn max_tokens(v: &Value) -> Result<Option<u64>, String> {
 }
 
 /// Reads a chat completion request; `Err` holds the message of the 400 answer.
-pub(crate) fn parse_request(body: &[u8]) -> Result<Parsed, String> {
+///
+/// With [`OpenAiDialect::Ollama`], as a local server: a `json_schema`
+/// `response_format` and a remote image URL are refused, and the labels come from
+/// the prompt's JSON list.
+pub(crate) fn parse_request(body: &[u8], dialect: OpenAiDialect) -> Result<Parsed, String> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| format!("We could not parse the JSON body of your request: {e}"))?;
     let model = v
@@ -75,21 +44,26 @@ pub(crate) fn parse_request(body: &[u8]) -> Result<Parsed, String> {
         .and_then(Value::as_str)
         .unwrap_or(MOCK_MODEL)
         .to_owned();
-    let labels: Vec<String> = v
-        .pointer("/response_format/json_schema/schema/properties/label/enum")
+    let format_kind = v
+        .pointer("/response_format/type")
+        .and_then(Value::as_str)
+        .unwrap_or("text");
+    let image = v
+        .get("messages")
         .and_then(Value::as_array)
-        .ok_or_else(|| {
-            "The mock needs response_format.json_schema.schema.properties.label.enum \
-             (the list of labels)."
-                .to_owned()
-        })?
-        .iter()
-        .map(|l| l.as_str().map(str::to_owned))
-        .collect::<Option<_>>()
-        .ok_or_else(|| "The label enum must hold only strings.".to_owned())?;
-    if labels.is_empty() {
-        return Err("The label enum is empty.".to_owned());
-    }
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("content").and_then(Value::as_array))
+        .flatten()
+        .filter(|part| part.get("type").and_then(Value::as_str) == Some("image_url"))
+        .find_map(|part| {
+            let iu = part.get("image_url")?;
+            iu.get("url")
+                .and_then(Value::as_str)
+                .or_else(|| iu.as_str())
+        })
+        .ok_or_else(|| "The request holds no image_url content part.".to_owned())?
+        .to_owned();
     let max_tokens = max_tokens(&v)?;
     let contents = || {
         v.get("messages")
@@ -100,16 +74,6 @@ pub(crate) fn parse_request(body: &[u8]) -> Result<Parsed, String> {
     };
     let parts = || contents().filter_map(Value::as_array).flatten();
     let is_image = |part: &&Value| part.get("type").and_then(Value::as_str) == Some("image_url");
-    let image = parts()
-        .filter(is_image)
-        .find_map(|part| {
-            let iu = part.get("image_url")?;
-            iu.get("url")
-                .and_then(Value::as_str)
-                .or_else(|| iu.as_str())
-        })
-        .ok_or_else(|| "The request holds no image_url content part.".to_owned())?
-        .to_owned();
     let images = parts().filter(is_image).count() as u64;
     let chars = |s: &str| s.chars().count() as u64;
     let text_chars = contents().filter_map(Value::as_str).map(chars).sum::<u64>()
@@ -118,6 +82,63 @@ pub(crate) fn parse_request(body: &[u8]) -> Result<Parsed, String> {
             .filter_map(|part| part.get("text").and_then(Value::as_str))
             .map(chars)
             .sum::<u64>();
+    let schema_labels = v.pointer("/response_format/json_schema/schema/properties/label/enum");
+    let (labels, format) = match dialect {
+        OpenAiDialect::OpenAi => {
+            let labels = schema_labels.ok_or_else(|| {
+                "The mock needs response_format.json_schema.schema.properties.label.enum \
+                 (the list of labels)."
+                    .to_owned()
+            })?;
+            (string_list(labels)?, AnswerFormat::Json)
+        }
+        OpenAiDialect::Ollama => {
+            if format_kind == "json_schema" {
+                // As llama.cpp's server and older Ollama/vLLM versions answer it.
+                return Err("response_format type json_schema is not supported by this \
+                            server; use json_object or no response_format"
+                    .to_owned());
+            }
+            let remote = image
+                .get(..8)
+                .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+                || image
+                    .get(..7)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
+            if remote {
+                return Err("invalid image input: only base64 data URLs are supported, \
+                            not remote image URLs"
+                    .to_owned());
+            }
+            let text: Vec<&str> = v
+                .get("messages")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .flat_map(|m| match m.get("content") {
+                    Some(Value::String(s)) => vec![s.as_str()],
+                    Some(Value::Array(parts)) => parts
+                        .iter()
+                        .filter_map(|p| p.get("text").and_then(Value::as_str))
+                        .collect(),
+                    _ => Vec::new(),
+                })
+                .collect();
+            let labels = labels_in_text(&text).ok_or_else(|| {
+                "The mock (ollama dialect) needs the labels as a JSON list in the prompt."
+                    .to_owned()
+            })?;
+            let format = if format_kind == "json_object" {
+                AnswerFormat::Json
+            } else {
+                AnswerFormat::Text
+            };
+            (labels, format)
+        }
+    };
+    if labels.is_empty() {
+        return Err("The label enum is empty.".to_owned());
+    }
     Ok(Parsed {
         model,
         labels,
@@ -125,20 +146,53 @@ pub(crate) fn parse_request(body: &[u8]) -> Result<Parsed, String> {
         images,
         text_chars,
         max_tokens,
+        format,
     })
 }
 
-/// The 200 body: a `chat.completion` object. Its `usage` counts the prompt as
-/// [`Parsed::prompt_tokens`] and the answer's text at one token per 4 characters
-/// (rounded up, at least 1); answers are never cut at `max_tokens`.
-pub(crate) fn completion_body(cfg: &MockConfig, req: &Parsed, d: &Decision) -> Value {
-    let content = if d.malformed {
+/// A JSON array of strings, or the 400 message.
+pub(crate) fn string_list(v: &Value) -> Result<Vec<String>, String> {
+    v.as_array()
+        .ok_or_else(|| "The label enum must be a list.".to_owned())?
+        .iter()
+        .map(|l| l.as_str().map(str::to_owned))
+        .collect::<Option<_>>()
+        .ok_or_else(|| "The label enum must hold only strings.".to_owned())
+}
+
+/// The text of a 200 answer: `{"label":"..."}`, a bare label, or (malformed) a
+/// sentence cut short.
+pub(crate) fn answer_text(req: &Parsed, d: &Decision) -> String {
+    if d.malformed {
         "I think it is probably a".to_owned()
     } else {
-        json!({ "label": d.label }).to_string()
+        match req.format {
+            AnswerFormat::Json => json!({ "label": d.label }).to_string(),
+            AnswerFormat::Text => d.label.clone(),
+        }
+    }
+}
+
+/// The words of every dialect's refusal.
+pub(crate) const REFUSAL: &str = "I'm sorry, I can't help with classifying this image.";
+
+/// The 200 body: a `chat.completion` object. `filtered`: Azure's content filter
+/// withheld the answer (`finish_reason: "content_filter"`, no content).
+pub(crate) fn completion_body(
+    cfg: &MockConfig,
+    req: &Parsed,
+    d: &Decision,
+    filtered: bool,
+) -> Value {
+    let (content, refusal, finish) = if filtered {
+        (Value::Null, Value::Null, "content_filter")
+    } else if d.refused {
+        (Value::Null, json!(REFUSAL), "stop")
+    } else {
+        (json!(answer_text(req, d)), Value::Null, "stop")
     };
     let prompt_tokens = req.prompt_tokens(cfg.image_tokens);
-    let completion_tokens = text_tokens(&content);
+    let completion_tokens = content.as_str().or(refusal.as_str()).map_or(1, text_tokens);
     json!({
         "id": format!("chatcmpl-mock-{:016x}", completion_id(cfg.seed, d.content)),
         "object": "chat.completion",
@@ -146,9 +200,9 @@ pub(crate) fn completion_body(cfg: &MockConfig, req: &Parsed, d: &Decision) -> V
         "model": req.model,
         "choices": [{
             "index": 0,
-            "message": { "role": "assistant", "content": content, "refusal": null },
+            "message": { "role": "assistant", "content": content, "refusal": refusal },
             "logprobs": null,
-            "finish_reason": "stop",
+            "finish_reason": finish,
         }],
         "usage": {
             "prompt_tokens": prompt_tokens,
@@ -184,23 +238,25 @@ mod tests {
 
     #[test]
     fn parse_errors() {
-        assert!(parse_request(b"{not json").is_err());
-        assert!(parse_request(br#"{"messages":[]}"#).is_err());
+        let parse = |b: &[u8]| parse_request(b, OpenAiDialect::OpenAi);
+        assert!(parse(b"{not json").is_err());
+        assert!(parse(br#"{"messages":[]}"#).is_err());
         let no_image = json!({
             "messages": [{ "role": "user", "content": [{ "type": "text", "text": "hi" }] }],
             "response_format": { "json_schema": { "schema": { "properties": {
                 "label": { "enum": ["a", "b"] } } } } }
         });
-        let e = parse_request(no_image.to_string().as_bytes()).unwrap_err();
+        let e = parse(no_image.to_string().as_bytes()).unwrap_err();
         assert!(e.contains("image_url"), "{e}");
-        let ok = parse_request(body("data:image/png;base64,AAAA").as_bytes()).unwrap();
+        let ok = parse(body("data:image/png;base64,AAAA").as_bytes()).unwrap();
         assert_eq!(ok.image, "data:image/png;base64,AAAA");
         assert_eq!(ok.labels, labels());
         assert_eq!(ok.model, "gpt-test");
+        assert_eq!(ok.format, AnswerFormat::Json);
         for bad in [json!(0), json!(-3), json!("16"), json!(1.5)] {
             let mut v: Value = serde_json::from_str(&body("x")).unwrap();
             v["max_tokens"] = bad;
-            let e = parse_request(v.to_string().as_bytes()).unwrap_err();
+            let e = parse_request(v.to_string().as_bytes(), OpenAiDialect::OpenAi).unwrap_err();
             assert!(e.starts_with("Invalid 'max_tokens'"), "{e}");
         }
     }
@@ -209,21 +265,24 @@ mod tests {
     fn prompt_tokens_and_charge() {
         // "Classify the image." (19) + "Which label?" (12) = 31 chars -> 8 tokens.
         let mut v: Value = serde_json::from_str(&body("https://x.test/a.png")).unwrap();
-        let p = parse_request(v.to_string().as_bytes()).unwrap();
+        let p = parse_request(v.to_string().as_bytes(), OpenAiDialect::OpenAi).unwrap();
         assert_eq!((p.images, p.text_chars, p.max_tokens), (1, 31, None));
         assert_eq!(p.prompt_tokens(2833), 2833 + 8);
-        assert_eq!(p.token_charge(2833), 2833 + 8 + UNSET_MAX_TOKENS_CHARGE);
+        assert_eq!(
+            p.token_charge(2833),
+            2833 + 8 + crate::config::UNSET_MAX_TOKENS_CHARGE
+        );
         assert_eq!(p.prompt_tokens(0), 8);
         // max_tokens, and max_completion_tokens before it; a second image.
         v["max_tokens"] = json!(50);
-        let p = parse_request(v.to_string().as_bytes()).unwrap();
+        let p = parse_request(v.to_string().as_bytes(), OpenAiDialect::OpenAi).unwrap();
         assert_eq!(p.token_charge(100), 100 + 8 + 50);
         v["max_completion_tokens"] = json!(16);
         v["messages"][1]["content"]
             .as_array_mut()
             .unwrap()
             .push(json!({ "type": "image_url", "image_url": { "url": "https://x.test/b.png" } }));
-        let p = parse_request(v.to_string().as_bytes()).unwrap();
+        let p = parse_request(v.to_string().as_bytes(), OpenAiDialect::OpenAi).unwrap();
         assert_eq!(p.images, 2);
         assert_eq!(p.image, "https://x.test/a.png");
         assert_eq!(p.token_charge(100), 200 + 8 + 16);
@@ -231,5 +290,39 @@ mod tests {
         assert_eq!(text_tokens("ééééé"), 2);
         assert_eq!(text_tokens(""), 1);
         assert_eq!(text_tokens(r#"{"label":"cat"}"#), 4);
+    }
+    #[test]
+    fn the_ollama_dialect_refuses_schemas_and_remote_images() {
+        let parse = |b: &str| parse_request(b.as_bytes(), OpenAiDialect::Ollama);
+        let e = parse(&body("data:image/png;base64,AAAA")).unwrap_err();
+        assert!(e.contains("json_schema"), "{e}");
+        let plain = |image: &str, format: Value| {
+            json!({
+                "model": "llava",
+                "messages": [{ "role": "user", "content": [
+                    { "type": "text", "text": "Allowed labels (answer with exactly one of them): [\"cat\",\"dog\"]" },
+                    { "type": "image_url", "image_url": { "url": image } }
+                ]}],
+                "response_format": format,
+            })
+            .to_string()
+        };
+        let e = parse(&plain(
+            "https://x.test/a.png",
+            json!({"type": "json_object"}),
+        ))
+        .unwrap_err();
+        assert!(e.contains("remote image"), "{e}");
+        let ok = parse(&plain(
+            "data:image/png;base64,AAAA",
+            json!({"type": "json_object"}),
+        ))
+        .unwrap();
+        assert_eq!(
+            (ok.labels.clone(), ok.format),
+            (vec!["cat".to_owned(), "dog".to_owned()], AnswerFormat::Json)
+        );
+        let ok = parse(&plain("data:image/png;base64,AAAA", Value::Null)).unwrap();
+        assert_eq!(ok.format, AnswerFormat::Text);
     }
 }

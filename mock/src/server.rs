@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -21,15 +21,17 @@ use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 
 use crate::answers::{decide, request_id, Truth};
 use crate::config::MockConfig;
-use crate::openai::{completion_body, error_body, models_body, parse_request};
-use crate::ratelimit::{ratelimit_headers, Limit, Limits, Verdict};
+use crate::dialect::{Dialect, Reply};
+use crate::openai::models_body;
+use crate::ratelimit::{Limits, Verdict};
 use crate::stats::{Counters, MockStats};
 
 /// Largest request body accepted (images travel as base64 data URLs).
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
 
-/// Response headers a browser script may read (CORS `Access-Control-Expose-Headers`).
-pub const EXPOSED_HEADERS: [&str; 10] = [
+/// Response headers a browser script may read (CORS `Access-Control-Expose-Headers`):
+/// every rate-limit and retry header of every dialect.
+pub const EXPOSED_HEADERS: [&str; 22] = [
     "retry-after",
     "retry-after-ms",
     "x-ratelimit-limit-requests",
@@ -40,6 +42,18 @@ pub const EXPOSED_HEADERS: [&str; 10] = [
     "x-ratelimit-reset-tokens",
     "x-request-id",
     "x-should-retry",
+    "anthropic-ratelimit-requests-limit",
+    "anthropic-ratelimit-requests-remaining",
+    "anthropic-ratelimit-requests-reset",
+    "anthropic-ratelimit-tokens-limit",
+    "anthropic-ratelimit-tokens-remaining",
+    "anthropic-ratelimit-tokens-reset",
+    "anthropic-ratelimit-input-tokens-limit",
+    "anthropic-ratelimit-input-tokens-remaining",
+    "anthropic-ratelimit-input-tokens-reset",
+    "anthropic-ratelimit-output-tokens-limit",
+    "anthropic-ratelimit-output-tokens-remaining",
+    "anthropic-ratelimit-output-tokens-reset",
 ];
 
 struct Inner {
@@ -93,8 +107,12 @@ impl MockState {
     }
 }
 
-/// The mock's routes (`/v1/chat/completions`, `/v1/models`, `/stats`) with CORS.
-/// Has no fallback, so it can be `.merge`d with a static-file router.
+/// The mock's routes with CORS: `/v1/chat/completions` (OpenAI), `/v1/messages`
+/// (Anthropic), `/v1beta/models/{model}:generateContent` and
+/// `/v1/models/{model}:generateContent` (Gemini),
+/// `/openai/deployments/{deployment}/chat/completions` and
+/// `/openai/v1/chat/completions` (Azure), `/v1/models`, `/stats`. Has no fallback,
+/// so it can be `.merge`d with a static-file router.
 pub fn router(state: MockState) -> Router {
     let exposed: Vec<HeaderName> = EXPOSED_HEADERS
         .iter()
@@ -109,6 +127,14 @@ pub fn router(state: MockState) -> Router {
         .max_age(Duration::from_secs(600));
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/messages", post(messages))
+        .route("/v1beta/models/{model_action}", post(generate_content))
+        .route("/v1/models/{model_action}", post(generate_content))
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(azure_deployment),
+        )
+        .route("/openai/v1/chat/completions", post(azure_v1))
         .route("/v1/models", get(models))
         .route("/stats", get(stats))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -139,12 +165,8 @@ fn respond(status: StatusCode, mut headers: HeaderMap, body: &Value) -> Response
     (status, headers, body.to_string()).into_response()
 }
 
-fn bearer_matches(headers: &HeaderMap, key: &str) -> bool {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| given.trim() == key)
+fn reply(reply: Reply, headers: HeaderMap) -> Response {
+    respond(reply.0, headers, &reply.1)
 }
 
 fn attempt_of(headers: &HeaderMap) -> u64 {
@@ -155,57 +177,160 @@ fn attempt_of(headers: &HeaderMap) -> u64 {
         .unwrap_or(0)
 }
 
+/// `POST /v1/chat/completions`: OpenAI's dialect (or a local server's, as
+/// [`MockConfig::dialect`] says).
 async fn chat_completions(
     State(state): State<MockState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let inner = &*state.inner;
-    let c = &inner.counters;
+    serve(&state, Dialect::OpenAi, &headers, &body, None).await
+}
+
+/// `POST /v1/messages`: Anthropic's dialect.
+async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
+    serve(&state, Dialect::Anthropic, &headers, &body, None).await
+}
+
+/// `POST /v1beta/models/{model}:generateContent`: Gemini's dialect. A key in the
+/// URL (`?key=`) is refused: shadow-batch sends it in `x-goog-api-key` only.
+async fn generate_content(
+    State(state): State<MockState>,
+    Path(model_action): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(model) = model_action.strip_suffix(":generateContent") else {
+        let body = crate::gemini::error_body(
+            404,
+            "NOT_FOUND",
+            &format!("models/{model_action} is not a generateContent call of the mock"),
+            Value::Null,
+        );
+        return counted(
+            &state,
+            respond(StatusCode::NOT_FOUND, HeaderMap::new(), &body),
+        );
+    };
+    let key_in_url = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p.starts_with("key=")));
+    if key_in_url {
+        let reply = Dialect::Gemini.bad_request(
+            "The shadow-batch mock refuses API keys in the URL (where logs keep them): \
+             send the x-goog-api-key header.",
+        );
+        Counters::bump(&state.inner.counters.bad_requests);
+        return counted(&state, self::reply(reply, HeaderMap::new()));
+    }
+    serve(&state, Dialect::Gemini, &headers, &body, Some(model)).await
+}
+
+/// `POST /openai/deployments/{deployment}/chat/completions?api-version=...`: Azure's
+/// deployment path; without `api-version`, 404 as Azure answers.
+async fn azure_deployment(
+    State(state): State<MockState>,
+    Path(deployment): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let versioned = uri.query().is_some_and(|q| {
+        q.split('&').any(|p| {
+            p.strip_prefix("api-version=")
+                .is_some_and(|v| !v.is_empty())
+        })
+    });
+    if !versioned {
+        let body =
+            serde_json::json!({ "error": { "code": "404", "message": "Resource not found" } });
+        return counted(
+            &state,
+            respond(StatusCode::NOT_FOUND, HeaderMap::new(), &body),
+        );
+    }
+    serve(&state, Dialect::Azure, &headers, &body, Some(&deployment)).await
+}
+
+/// `POST /openai/v1/chat/completions`: Azure's version-less v1 path.
+async fn azure_v1(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
+    serve(&state, Dialect::Azure, &headers, &body, None).await
+}
+
+/// Counts a request answered before it reached [`handle`].
+fn counted(state: &MockState, resp: Response) -> Response {
+    let c = &state.inner.counters;
     Counters::bump(&c.requests);
-    let resp = handle(inner, &headers, &body).await;
     c.status(resp.status());
-    tracing::debug!(status = resp.status().as_u16(), "mock answered");
     resp
 }
 
-/// One chat completion, in the order of checks of the crate doc.
-async fn handle(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
+async fn serve(
+    state: &MockState,
+    dialect: Dialect,
+    headers: &HeaderMap,
+    body: &[u8],
+    path_model: Option<&str>,
+) -> Response {
+    let inner = &*state.inner;
+    let c = &inner.counters;
+    Counters::bump(&c.requests);
+    let resp = handle(inner, dialect, headers, body, path_model).await;
+    c.status(resp.status());
+    tracing::debug!(status = resp.status().as_u16(), ?dialect, "mock answered");
+    resp
+}
+
+/// Milliseconds since the Unix epoch, for the RFC 3339 reset times of Anthropic's
+/// headers.
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One model request, in the order of checks of the crate doc.
+async fn handle(
+    inner: &Inner,
+    dialect: Dialect,
+    headers: &HeaderMap,
+    body: &[u8],
+    path_model: Option<&str>,
+) -> Response {
     let cfg = &inner.cfg;
     let c = &inner.counters;
     let mut out = HeaderMap::new();
 
     // 1. Key.
     if let Some(key) = &cfg.require_key {
-        if !bearer_matches(headers, key) {
+        if !dialect.key_matches(headers, key) {
             Counters::bump(&c.unauthorized);
             set(&mut out, "x-request-id", anon_id(inner));
-            let body = error_body(
-                "Incorrect API key provided. You can find your API key at \
-                 https://platform.openai.com/account/api-keys.",
-                "invalid_request_error",
-                Some("invalid_api_key"),
-            );
-            return respond(StatusCode::UNAUTHORIZED, out, &body);
+            return reply(dialect.unauthorized(), out);
         }
     }
 
     // 2. Quota already used up.
     if let Some(quota) = cfg.quota {
         if c.ok.load(Ordering::SeqCst) >= quota {
-            return quota_exceeded(inner, out);
+            return quota_exceeded(inner, dialect, out);
         }
     }
 
-    // 3. Body.
+    // 3. Headers the dialect requires, then the body.
     let attempt = attempt_of(headers);
-    let req = match parse_request(body) {
+    let parsed = if dialect == Dialect::Anthropic && !headers.contains_key("anthropic-version") {
+        Err("anthropic-version: header is required".to_owned())
+    } else {
+        dialect.parse(cfg, body, path_model)
+    };
+    let req = match parsed {
         Ok(req) => req,
         Err(message) => {
             Counters::bump(&c.bad_requests);
             set(&mut out, "x-request-id", anon_id(inner));
-            let body = error_body(&message, "invalid_request_error", None);
-            return respond(StatusCode::BAD_REQUEST, out, &body);
+            return reply(dialect.bad_request(&message), out);
         }
     };
     let d = decide(cfg, inner.truth.as_ref(), &req, attempt);
@@ -225,36 +350,30 @@ async fn handle(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
             .admit(Instant::now(), charge)
     });
     if !cfg.no_ratelimit_headers {
-        for (name, value) in ratelimit_headers(adm.as_ref()) {
+        for (name, value) in dialect.limit_headers(adm.as_ref(), wall_clock_ms()) {
             set(&mut out, name, value);
         }
     }
     if let Some(adm) = adm {
-        let message = adm.message(&req.model).unwrap_or_default();
         match adm.verdict {
             Verdict::Admitted => {}
             Verdict::Refused { by, .. } => {
                 Counters::bump(&c.rate_limited);
-                let kind = match by {
-                    Limit::Requests => "requests",
-                    Limit::Tokens => {
-                        Counters::bump(&c.token_limited);
-                        "tokens"
-                    }
-                };
-                for (name, value) in adm.retry_headers() {
+                if by == crate::ratelimit::Limit::Tokens {
+                    Counters::bump(&c.token_limited);
+                }
+                for (name, value) in dialect.retry_headers(&adm) {
                     set(&mut out, name, value);
                 }
-                let body = error_body(&message, kind, Some("rate_limit_exceeded"));
-                return respond(StatusCode::TOO_MANY_REQUESTS, out, &body);
+                return reply(dialect.rate_limited(&adm, &req.model), out);
             }
             Verdict::TooLarge => {
                 // OpenAI answers this with a 429 that no wait cures; the mock says
                 // 400, and that a retry cannot help, so that clients do not loop.
                 Counters::bump(&c.too_large);
                 set(&mut out, "x-should-retry", "false");
-                let body = error_body(&message, "tokens", Some("rate_limit_exceeded"));
-                return respond(StatusCode::BAD_REQUEST, out, &body);
+                let message = adm.message(&req.model).unwrap_or_default();
+                return reply(dialect.too_large(&message), out);
             }
         }
     }
@@ -272,12 +391,7 @@ async fn handle(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
     // 6. Injected 5xx, else an answer.
     if d.server_error {
         Counters::bump(&c.server_errors);
-        let body = error_body(
-            "The server had an error while processing your request.",
-            "server_error",
-            None,
-        );
-        return respond(StatusCode::INTERNAL_SERVER_ERROR, out, &body);
+        return reply(dialect.server_error(), out);
     }
     if let Some(quota) = cfg.quota {
         let reserved =
@@ -286,15 +400,17 @@ async fn handle(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Response {
             })
             .is_ok();
         if !reserved {
-            return quota_exceeded(inner, out);
+            return quota_exceeded(inner, dialect, out);
         }
     } else {
         Counters::bump(&c.ok);
     }
-    if d.malformed {
+    if d.refused {
+        Counters::bump(&c.refused);
+    } else if d.malformed {
         Counters::bump(&c.malformed);
     }
-    respond(StatusCode::OK, out, &completion_body(cfg, &req, &d))
+    reply(dialect.answer(cfg, &req, &d, body), out)
 }
 
 fn anon_id(inner: &Inner) -> String {
@@ -302,17 +418,12 @@ fn anon_id(inner: &Inner) -> String {
     format!("req_anon_{n:08}")
 }
 
-fn quota_exceeded(inner: &Inner, mut out: HeaderMap) -> Response {
+fn quota_exceeded(inner: &Inner, dialect: Dialect, mut out: HeaderMap) -> Response {
     Counters::bump(&inner.counters.quota_exceeded);
     if !out.contains_key("x-request-id") {
         set(&mut out, "x-request-id", anon_id(inner));
     }
-    let body = error_body(
-        "You exceeded your current quota, please check your plan and billing details.",
-        "insufficient_quota",
-        Some("insufficient_quota"),
-    );
-    respond(StatusCode::TOO_MANY_REQUESTS, out, &body)
+    reply(dialect.quota_exceeded(), out)
 }
 
 /// A running mock endpoint on 127.0.0.1. Dropping it stops the server (without
@@ -404,3 +515,6 @@ impl Drop for MockServer {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod dialect_tests;

@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-/// A snapshot of the mock's counters (`GET /stats`). All of them count chat
-/// completion requests only.
+/// A snapshot of the mock's counters (`GET /stats`). All of them count model
+/// requests only (chat completions, messages, generateContent, in every dialect).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct MockStats {
-    /// Chat completion requests received.
+    /// Model requests received.
     pub requests: u64,
     /// 200 answers (malformed ones included).
     pub ok: u64,
@@ -33,21 +33,23 @@ pub struct MockStats {
     /// tokens-per-minute bucket holds (not counted in `bad_requests`).
     #[serde(default)]
     pub too_large: u64,
-    /// Injected 500 answers.
+    /// Injected server errors (500; 529 for Anthropic, 503 for Gemini).
     pub server_errors: u64,
-    /// 401 answers (wrong or missing key).
+    /// Answers to a wrong or missing key (401; Gemini's 400 `API_KEY_INVALID`).
     pub unauthorized: u64,
+    /// Refusals (in a 200, or Azure's 400 `content_filter`).
+    pub refused: u64,
     /// 200 answers whose content is deliberately not JSON.
     pub malformed: u64,
-    /// 429 `insufficient_quota` answers.
+    /// Answers saying the quota or credit is used up.
     pub quota_exceeded: u64,
-    /// 400 answers (bad body).
+    /// 400 answers (bad body, or a request the dialect refuses).
     pub bad_requests: u64,
     /// Answers by HTTP status (only statuses that occurred).
     pub by_status: BTreeMap<u16, u64>,
 }
 
-const STATUSES: [u16; 5] = [200, 400, 401, 429, 500];
+const STATUSES: [u16; 8] = [200, 400, 401, 404, 429, 500, 503, 529];
 
 /// The live counters behind [`MockStats`].
 #[derive(Default)]
@@ -60,6 +62,7 @@ pub(crate) struct Counters {
     pub too_large: AtomicU64,
     pub server_errors: AtomicU64,
     pub unauthorized: AtomicU64,
+    pub refused: AtomicU64,
     pub malformed: AtomicU64,
     pub quota_exceeded: AtomicU64,
     pub bad_requests: AtomicU64,
@@ -95,6 +98,7 @@ impl Counters {
             too_large: load(&self.too_large),
             server_errors: load(&self.server_errors),
             unauthorized: load(&self.unauthorized),
+            refused: load(&self.refused),
             malformed: load(&self.malformed),
             quota_exceeded: load(&self.quota_exceeded),
             bad_requests: load(&self.bad_requests),

@@ -4,20 +4,43 @@
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
-use shadow_core::provider::{OpenAiConfig, Provider};
+use shadow_core::provider::{defaults as provider_defaults, OpenAiConfig, Provider};
 use shadow_core::{RunConfig, Setting};
-use shadow_mock::MockConfig;
+use shadow_mock::{MockConfig, OpenAiDialect};
 
 /// Every default is the core's: written once, in `RunConfig::default()`.
 fn defaults() -> RunConfig {
     RunConfig::default()
 }
 
-fn default_openai() -> OpenAiConfig {
+pub fn default_openai() -> OpenAiConfig {
     match defaults().provider {
         Provider::OpenAi(openai) => openai,
         other => unreachable!("the default provider is OpenAI, not {other:?}"),
     }
+}
+
+/// `--model`'s help, with each provider's default (the core's).
+fn model_help() -> String {
+    format!(
+        "Model name sent to the endpoint [default: {} for openai, {} for anthropic, {} for \
+         gemini; for azure, --deployment's value is the model]",
+        default_openai().model,
+        provider_defaults::ANTHROPIC_MODEL,
+        provider_defaults::GEMINI_MODEL
+    )
+}
+
+/// `--base-url`'s help, with each provider's default (the core's).
+fn base_url_help() -> String {
+    format!(
+        "Base URL of the endpoint [default: OPENAI_BASE_URL or {} for openai (up to /v1), \
+         {} for anthropic, {} for gemini (up to the version); for azure, the resource: \
+         https://RESOURCE.openai.azure.com, required]",
+        default_openai().base_url,
+        provider_defaults::ANTHROPIC_BASE_URL,
+        provider_defaults::GEMINI_BASE_URL
+    )
 }
 
 /// How the command line sets a bounded setting: clap's argument id, the name shown
@@ -101,12 +124,24 @@ EXIT STATUS:
     0 every image succeeded; 1 some failed; 2 usage or configuration error, or the
     run was aborted (wrong key, no quota); 130 interrupted (Ctrl-C).
 
-ENVIRONMENT:
-    OPENAI_API_KEY    key for --provider openai (and bearer key for http); never
-                      written to any file or log
-    OPENAI_BASE_URL   default for --base-url
-    NO_COLOR          no colours in the progress bar and log lines (they have none
-                      anyway when stderr is not a terminal)";
+ENVIRONMENT (keys are sent only in their header, never written to any file or log):
+    OPENAI_API_KEY        key for --provider openai (authorization: Bearer), and the
+                          bearer key of --provider http when set
+    ANTHROPIC_API_KEY     key for --provider anthropic (x-api-key header)
+    GEMINI_API_KEY        key for --provider gemini (x-goog-api-key header, never in
+                          the URL)
+    AZURE_OPENAI_API_KEY  key for --provider azure (api-key header)
+    OPENAI_BASE_URL       default for --base-url of openai (and of azure); an
+                          *.openai.azure.com address picks --provider azure
+    NO_COLOR              no colours in the progress bar and log lines (they have none
+                          anyway when stderr is not a terminal)
+
+PROVIDERS:
+    ANTHROPIC_API_KEY=... shadow-batch labels.csv --provider anthropic [--model claude-haiku-4-5]
+    GEMINI_API_KEY=... shadow-batch labels.csv --provider gemini [--model gemini-2.5-flash]
+    AZURE_OPENAI_API_KEY=... shadow-batch labels.csv --provider azure \\
+        --base-url https://RESOURCE.openai.azure.com --deployment NAME [--api-version 2024-10-21]
+        (without --api-version: the version-less /openai/v1/ path)";
 
 /// Run a model in shadow mode over a labelled image set: every image of the CSV
 /// goes to the model, its answer is recorded beside the human label (and acted on
@@ -129,7 +164,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Serve the built-in mock endpoint (OpenAI-compatible) on 127.0.0.1 until Ctrl-C.
+    /// Serve the built-in mock endpoint on 127.0.0.1 until Ctrl-C: OpenAI-compatible
+    /// at /v1, and the Anthropic, Gemini and Azure dialects on their own paths.
     MockServer(MockArgs),
     /// Serve the browser page and the mock endpoint (at /v1) on 127.0.0.1 until
     /// Ctrl-C. Build the page first: bash web/build.sh.
@@ -240,7 +276,9 @@ pub struct MockArgs {
     #[arg(long)]
     pub no_ratelimit_headers: bool,
 
-    /// Require this bearer key; other requests get 401 invalid_api_key. The key is
+    /// Require this key, in each dialect's own header (authorization: Bearer for
+    /// OpenAI, x-api-key for Anthropic, x-goog-api-key for Gemini, api-key for
+    /// Azure); other requests get 401 (Gemini: 400 API_KEY_INVALID). The key is
     /// never logged or echoed.
     #[arg(long, value_name = "KEY")]
     pub require_key: Option<String>,
@@ -267,6 +305,33 @@ pub struct MockArgs {
     /// waits --slow-ms more; 0 = off.
     #[arg(long, value_name = "N", default_value_t = MockConfig::default().slow_every)]
     pub slow_every: u64,
+
+    /// Share of images the model refuses (0..=1), in each dialect's words: an
+    /// OpenAI refusal, Anthropic's stop_reason refusal, Gemini's finishReason
+    /// SAFETY, Azure's content filter. Rolled per (image, labels).
+    #[arg(
+        long,
+        value_name = "SHARE",
+        default_value_t = MockConfig::default().refusal_rate,
+        value_parser = parse_share
+    )]
+    pub refusal_rate: f64,
+
+    /// How the OpenAI-compatible route (/v1/chat/completions) behaves: openai, or
+    /// ollama (like a local server: a json_schema response_format and remote
+    /// image URLs get 400; json_object and plain text are answered). The
+    /// Anthropic, Gemini and Azure routes always speak their own dialect.
+    #[arg(long, value_enum, default_value = "openai")]
+    pub dialect: DialectArg,
+}
+
+/// `--dialect` of the mock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DialectArg {
+    /// OpenAI's chat completions, with structured output.
+    Openai,
+    /// A local server such as Ollama: no JSON-schema output, no remote images.
+    Ollama,
 }
 
 impl From<MockArgs> for MockConfig {
@@ -287,6 +352,11 @@ impl From<MockArgs> for MockConfig {
             malformed_rate: a.malformed_rate,
             slow_ms: a.slow_ms,
             slow_every: a.slow_every,
+            refusal_rate: a.refusal_rate,
+            dialect: match a.dialect {
+                DialectArg::Openai => OpenAiDialect::OpenAi,
+                DialectArg::Ollama => OpenAiDialect::Ollama,
+            },
         }
     }
 }
@@ -308,6 +378,14 @@ fn parse_share(s: &str) -> Result<f64, String> {
 pub enum ProviderKind {
     /// OpenAI-compatible chat completions (--base-url, --model, OPENAI_API_KEY).
     Openai,
+    /// Anthropic's Messages API (--model, ANTHROPIC_API_KEY); the label is forced
+    /// through a tool call.
+    Anthropic,
+    /// Google's Gemini API (--model, GEMINI_API_KEY); the label is a JSON enum.
+    Gemini,
+    /// Azure OpenAI (--base-url of the resource, --deployment, --api-version,
+    /// AZURE_OPENAI_API_KEY).
+    Azure,
     /// Any JSON endpoint: POST {image, labels}, read the answer at --prediction-field.
     Http,
     /// The built-in mock endpoint, in-process: simulated predictions.
@@ -394,24 +472,28 @@ pub struct RunArgs {
     #[arg(long, default_value_t = defaults().seed, help_heading = "Pacing")]
     pub seed: u64,
 
-    /// Endpoint kind [default: openai when OPENAI_API_KEY is set, else mock].
+    /// Endpoint kind [default: azure when the base URL is an *.openai.azure.com
+    /// address, else openai when OPENAI_API_KEY is set, else mock].
     #[arg(long, value_enum, help_heading = "Endpoint")]
     pub provider: Option<ProviderKind>,
 
-    /// Model name sent to the endpoint.
-    #[arg(long, default_value_t = default_openai().model, help_heading = "Endpoint")]
-    pub model: String,
+    #[arg(long, value_name = "NAME", help = model_help(), help_heading = "Endpoint")]
+    pub model: Option<String>,
 
-    /// Base URL of the OpenAI-compatible API, up to /v1.
-    #[arg(
-        long,
-        env = "OPENAI_BASE_URL",
-        default_value_t = default_openai().base_url,
-        help_heading = "Endpoint"
-    )]
-    pub base_url: String,
+    #[arg(long, value_name = "URL", help = base_url_help(), help_heading = "Endpoint")]
+    pub base_url: Option<String>,
 
-    /// Image detail level for OpenAI (low is cheapest).
+    /// Azure: the deployment's name (not always the model's) [default: --model's
+    /// value].
+    #[arg(long, value_name = "NAME", help_heading = "Endpoint")]
+    pub deployment: Option<String>,
+
+    /// Azure: the api-version of the deployment path, e.g. 2024-10-21 or
+    /// 2025-04-01-preview [default: none: the version-less /openai/v1/ path].
+    #[arg(long, value_name = "VERSION", help_heading = "Endpoint")]
+    pub api_version: Option<String>,
+
+    /// Image detail level for OpenAI and Azure (low is cheapest).
     #[arg(long, value_enum, default_value = "low", help_heading = "Endpoint")]
     pub detail: Detail,
 
@@ -468,6 +550,13 @@ pub struct RunArgs {
     /// symlinks).
     #[arg(long, help_heading = "CSV")]
     pub allow_outside_data_dir: bool,
+
+    /// Download http(s) images and send them inline (base64, as files are sent),
+    /// for endpoints that cannot or may not fetch URLs: local servers such as
+    /// Ollama, images on a private network. Not saved with the run: give it again
+    /// on --resume.
+    #[arg(long, help_heading = "CSV")]
+    pub inline_images: bool,
 
     /// Folder for the progress, results, summary and report files [default: the
     /// CSV's folder].

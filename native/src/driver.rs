@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use shadow_core::provider::OutputFormat;
 use shadow_core::report::Summary;
 use shadow_core::{Input, Millis, Output, Run, SendOrder};
 use tokio::sync::mpsc;
@@ -83,7 +84,24 @@ impl Driver {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let mut reports = ReportWriter::default();
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut format = self.run.output_format();
         loop {
+            if self.run.output_format() != format {
+                let refused = format;
+                format = self.run.output_format();
+                bar.suspend(|| {
+                    eprintln!(
+                        "note: the endpoint refused {} output; requests now ask for {}{}",
+                        refused.as_str(),
+                        format.as_str(),
+                        if format == OutputFormat::Text {
+                            " (the answer's text is matched to a label: see the README)"
+                        } else {
+                            ""
+                        }
+                    )
+                });
+            }
             let now = self.clock.now();
             let mut progress_due = false;
             while let Some(output) = self.run.poll(now) {

@@ -1,5 +1,6 @@
 //! Loading an item's image as the URL the endpoint receives: http(s) and data URLs
-//! pass through; files become base64 data URLs, after the checks that keep a CSV
+//! pass through (or, with `--inline-images`, http(s) images are downloaded and sent
+//! inline too); files become base64 data URLs, after the checks that keep a CSV
 //! from reading outside its data folder.
 
 use std::collections::HashSet;
@@ -20,6 +21,9 @@ pub struct ImageLoader {
     /// thousands of files from a few folders, and resolving each path in full costs
     /// a system call per component.
     inside: Arc<Mutex<HashSet<PathBuf>>>,
+    /// With `--inline-images`: the client that downloads http(s) images, which are
+    /// then sent as data URLs like files.
+    remote: Option<reqwest::Client>,
 }
 
 impl ImageLoader {
@@ -29,14 +33,72 @@ impl ImageLoader {
             base: Arc::new(base.canonicalize()?),
             allow_outside,
             inside: Arc::default(),
+            remote: None,
         })
+    }
+
+    /// The same loader, downloading http(s) images with `client` and sending them
+    /// as data URLs (for endpoints that cannot or may not fetch URLs: local servers,
+    /// images on a private network).
+    pub fn inline_remote(self, client: reqwest::Client) -> ImageLoader {
+        ImageLoader {
+            remote: Some(client),
+            ..self
+        }
+    }
+
+    /// Downloads an http(s) image (at most [`MAX_IMAGE_BYTES`]) as a data URL. The
+    /// URL is named without its credentials.
+    async fn download(&self, client: &reqwest::Client, url: &str) -> Result<String, String> {
+        let shown = shadow_core::redact::url_for_display(url);
+        let failed = |why: String| format!("{shown}: the download failed: {why}");
+        let mut response = client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| failed(crate::transport::describe(e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(failed(format!("HTTP {}", status.as_u16())));
+        }
+        let too_large = || {
+            format!(
+                "{shown} is over the {} MiB limit",
+                MAX_IMAGE_BYTES / (1024 * 1024)
+            )
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_IMAGE_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| failed(crate::transport::describe(e)))?
+        {
+            if bytes.len() + chunk.len() > MAX_IMAGE_BYTES {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        to_data_url(&bytes).map_err(|e| format!("{shown}: {e}"))
     }
 
     /// The image URL for `item`, or a message naming the line and the file. Files
     /// are read on tokio's blocking pool.
     pub async fn load(&self, item: &Item) -> Result<String, String> {
         let path = match self.file_of(item)? {
-            None => return Ok(item.image.as_str().to_string()),
+            None => {
+                return match (&self.remote, &item.image) {
+                    (Some(client), ImageRef::Url(url)) => {
+                        self.download(client, url).await.map_err(|e| at(item, e))
+                    }
+                    _ => Ok(item.image.as_str().to_string()),
+                }
+            }
             Some(path) => path,
         };
         let loader = self.clone();
@@ -50,6 +112,7 @@ impl ImageLoader {
     }
 
     /// `load`, blocking the calling thread: for callers already off the runtime.
+    /// Files only: a URL image is returned as it is, even with `inline_remote`.
     pub fn load_blocking(&self, item: &Item) -> Result<String, String> {
         match self.file_of(item)? {
             None => Ok(item.image.as_str().to_string()),

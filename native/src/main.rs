@@ -109,19 +109,23 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
         csv: csv_path,
         mut config,
         api_key,
-    } = plan(
-        &args,
-        &given,
-        saved.as_ref(),
-        std::env::var("OPENAI_API_KEY").ok(),
-    )?;
+        key_var,
+    } = plan(&args, &given, saved.as_ref(), &plan::Env::from_process())?;
     let csv = read_csv(&csv_path, &config.columns)?;
     let data_dir = match csv_path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let images = ImageLoader::new(&data_dir, args.allow_outside_data_dir)
+    let mut images = ImageLoader::new(&data_dir, args.allow_outside_data_dir)
         .with_context(|| format!("cannot open the data folder {}", data_dir.display()))?;
+    if args.inline_images {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("shadow-batch/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_millis(config.request_timeout_ms))
+            .build()?;
+        images = images.inline_remote(client);
+    }
     let mock = match config.provider_label {
         EndpointKind::Mock => {
             let server = start_builtin_mock(&args, &csv, &images).await?;
@@ -130,7 +134,7 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
             }
             Some(server)
         }
-        EndpointKind::Openai | EndpointKind::Http => None,
+        _ => None,
     };
     let endpoint = endpoint_url(&config)?;
     let files = match files {
@@ -157,16 +161,23 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
     print_banner(
         run.config(),
         &files,
-        rows,
-        labels,
-        defects,
-        resumed,
-        mock.is_some(),
+        &Facts {
+            rows,
+            labels,
+            defects,
+            resumed,
+            mock: mock.is_some(),
+            inline_images: args.inline_images,
+        },
     );
 
+    let client = Transport::client(config.in_flight_cap())?;
+    if mock.is_none() {
+        check_model(&client, &config.provider, api_key.as_deref()).await;
+    }
     let transport = Arc::new(Transport {
         endpoint,
-        client: Transport::client(config.in_flight_cap())?,
+        client,
         requests: run.request_template().clone(),
         images,
         api_key,
@@ -202,8 +213,63 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
             out: None,
         },
     );
-    print_epilogue(&summary, &files, mock, report).await;
+    print_epilogue(&summary, &files, mock, report, key_var).await;
     Ok(summary.exit_code())
+}
+
+/// Before a run against an OpenAI-compatible endpoint: asks its model list (`GET
+/// /models`) and warns when the list does not name the model, with the names it
+/// gives (a local server answers an unloaded model with a bare 404). Any failure
+/// of the check itself (no answer within 3 s, an error status, no list) is silent:
+/// many servers have no list, and the run's own requests say what is wrong with
+/// the endpoint.
+async fn check_model(client: &reqwest::Client, provider: &Provider, key: Option<&str>) {
+    use shadow_core::provider::{check_model_listing, ModelListing};
+    let (Some(url), Some(model)) = (provider.models_url(), provider.model()) else {
+        return;
+    };
+    let mut request = client.get(&url).timeout(Duration::from_secs(3));
+    if let Some(key) = key {
+        let (name, value) = provider.credential_header(key);
+        if let Ok(mut value) = reqwest::header::HeaderValue::from_str(&value) {
+            value.set_sensitive(true);
+            request = request.header(name, value);
+        }
+    }
+    let body = match request.send().await {
+        Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
+        Ok(r) => {
+            tracing::debug!("model list: HTTP {}", r.status().as_u16());
+            return;
+        }
+        Err(e) => {
+            tracing::debug!("model list: {}", transport::describe(e));
+            return;
+        }
+    };
+    if let ModelListing::NotListed { listed } = check_model_listing(&body, model) {
+        const SHOWN: usize = 10;
+        // What the endpoint says is shown as every text it supplies is: without the key.
+        let mut redactor = shadow_core::redact::Redactor::default();
+        if let Some(key) = key {
+            redactor.add(key);
+        }
+        let mut names = listed
+            .iter()
+            .take(SHOWN)
+            .map(|n| escape_for_terminal(&redactor.redact(n)).into_owned())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if listed.len() > SHOWN {
+            names += &format!(" and {} more", listed.len() - SHOWN);
+        }
+        eprintln!(
+            "warning: the endpoint's model list ({}) does not name {:?}; it names: {names}. \
+             If its requests fail, pass one of those with --model.",
+            shadow_core::redact::url_for_display(&url),
+            escape_for_terminal(model)
+        );
+    }
 }
 
 /// `shadow-batch report FILE`.
@@ -251,7 +317,7 @@ fn endpoint_url(config: &RunConfig) -> Result<(String, reqwest::Url)> {
     let text = config.provider.endpoint_url();
     let url = reqwest::Url::parse(&text).with_context(|| {
         let shown = shadow_core::redact::url_for_display(&text);
-        format!("the endpoint URL {shown:?} is not a valid URL (check --base-url / --endpoint)")
+        format!("the endpoint URL {shown:?} is not a valid URL (check --base-url / --endpoint / --deployment)")
     })?;
     Ok((text, url))
 }
@@ -263,6 +329,7 @@ async fn print_epilogue(
     files: &RunFiles,
     mock: Option<MockServer>,
     report: Result<PathBuf>,
+    key_var: Option<&str>,
 ) {
     if let Some(server) = mock {
         let stats = server.stats();
@@ -298,7 +365,10 @@ async fn print_epilogue(
             "error: run aborted: {}",
             escape_for_terminal(&reason.to_string())
         );
-        eprintln!("{}", next_step::after_abort(reason, &files.progress));
+        eprintln!(
+            "{}",
+            next_step::after_abort(reason, &files.progress, key_var)
+        );
     }
     if summary.status == RunStatus::Interrupted {
         println!(
@@ -449,20 +519,35 @@ async fn mock_server(mut cfg: MockConfig, web_dir: Option<PathBuf>) -> Result<()
         );
     }
     println!("(OpenAI-compatible; simulated predictions; Ctrl-C to stop)");
+    let root = format!("http://{}", server.addr);
+    println!("Other dialects on the same address (the key in each one's header):");
+    println!("  --provider anthropic --base-url {root}");
+    println!("  --provider gemini --base-url {root}");
+    println!("  --provider azure --base-url {root} --deployment NAME [--api-version 2024-10-21]");
     let _ = tokio::signal::ctrl_c().await;
     server.shutdown().await;
     Ok(())
 }
 
-fn print_banner(
-    config: &RunConfig,
-    files: &RunFiles,
+/// What the banner says about a run beside its config.
+struct Facts {
     rows: usize,
     labels: usize,
     defects: usize,
     resumed: usize,
     mock: bool,
-) {
+    inline_images: bool,
+}
+
+fn print_banner(config: &RunConfig, files: &RunFiles, facts: &Facts) {
+    let &Facts {
+        rows,
+        labels,
+        defects,
+        resumed,
+        mock,
+        inline_images,
+    } = facts;
     let endpoint = match &config.provider {
         Provider::OpenAi(o) => format!(
             "{} (model {}, {})",
@@ -471,7 +556,22 @@ fn print_banner(
             config.provider_label.as_str()
         ),
         Provider::HttpJson(h) => format!("{} (http, prediction at {})", h.url, h.prediction_field),
-        _ => config.provider_label.as_str().to_string(),
+        Provider::Azure(a) => format!(
+            "{} (deployment {}, azure{})",
+            config.provider.endpoint_url(),
+            a.deployment,
+            if a.api_version.is_some() {
+                ""
+            } else {
+                ", v1 path"
+            }
+        ),
+        other => format!(
+            "{} (model {}, {})",
+            other.endpoint_url(),
+            other.model().unwrap_or("-"),
+            config.provider_label.as_str()
+        ),
     };
     println!(
         "shadow-batch {} — run {}",
@@ -480,7 +580,7 @@ fn print_banner(
     );
     if mock {
         println!("  NOTE: no API key or endpoint configured: using the BUILT-IN MOCK endpoint.");
-        println!("        Predictions are SIMULATED. Set OPENAI_API_KEY (or --provider) for a real model.");
+        println!("        Predictions are SIMULATED. Set OPENAI_API_KEY (or --provider anthropic, gemini, azure with its key) for a real model.");
     }
     println!(
         "  CSV:          {} ({rows} rows, {labels} labels{})",
@@ -510,6 +610,9 @@ fn print_banner(
         config.tpm.map_or("none".to_string(), |r| r.to_string()),
         config.request_timeout_ms as f64 / 1000.0
     );
+    if inline_images {
+        println!("  Images:       http(s) images downloaded and sent inline (--inline-images)");
+    }
     if resumed > 0 {
         println!(
             "  Resumed:      {resumed} rows already finished in {}",

@@ -52,12 +52,14 @@ pub fn for_setting(e: &ConfigError) -> String {
     }
 }
 
-/// How to fix the cause of an aborted run and continue it.
-pub fn after_abort(reason: &AbortReason, progress: &Path) -> String {
+/// How to fix the cause of an aborted run and continue it. `key_var` is the
+/// environment variable the run's key came from.
+pub fn after_abort(reason: &AbortReason, progress: &Path, key_var: Option<&str>) -> String {
     let resume = format!("shadow-batch --resume {}", progress.display());
     match reason {
         AbortReason::Unauthorized { .. } => format!(
-            "Check OPENAI_API_KEY (or the key you gave) and that it may use this model and base URL, then continue with: {resume}"
+            "Check {} (or the key you gave) and that it may use this model and base URL, then continue with: {resume}",
+            key_var.unwrap_or("the API key")
         ),
         AbortReason::QuotaExhausted { .. } => {
             format!("Add credit or raise the account's limit, then continue with: {resume}")
@@ -93,7 +95,13 @@ mod tests {
                 },
                 "OPENAI_API_KEY",
             ),
-            (AbortReason::QuotaExhausted { detail: None }, "credit"),
+            (
+                AbortReason::QuotaExhausted {
+                    status: 429,
+                    detail: None,
+                },
+                "credit",
+            ),
             (
                 AbortReason::ModelNotFound {
                     model: Some("gpt-x".into()),
@@ -111,12 +119,18 @@ mod tests {
             ),
         ];
         for (reason, fix) in cases {
-            let step = after_abort(&reason, progress);
+            let step = after_abort(&reason, progress, Some("OPENAI_API_KEY"));
             assert!(step.contains(fix), "{step}");
             assert!(
                 step.contains("--resume out/shadow-mode-batch-progress-X.json"),
                 "{step}"
             );
         }
+        let unauthorized = AbortReason::Unauthorized {
+            status: 401,
+            detail: None,
+        };
+        let step = after_abort(&unauthorized, progress, Some("ANTHROPIC_API_KEY"));
+        assert!(step.starts_with("Check ANTHROPIC_API_KEY"), "{step}");
     }
 }

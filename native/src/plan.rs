@@ -7,10 +7,13 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use serde::Deserialize;
 use shadow_core::input::ColumnNames;
-use shadow_core::provider::{HttpJsonConfig, ImageDetail, OpenAiConfig, Provider};
+use shadow_core::provider::{
+    is_azure_host, AnthropicConfig, AzureConfig, GeminiConfig, HttpJsonConfig, ImageDetail,
+    OpenAiConfig, Provider,
+};
 use shadow_core::{EndpointKind, RunConfig};
 
-use crate::cli::{Detail, ProviderKind, RunArgs};
+use crate::cli::{default_openai, Detail, ProviderKind, RunArgs};
 
 /// What an earlier run's progress or summary file says about it.
 #[derive(Clone, Debug, Deserialize)]
@@ -28,18 +31,67 @@ pub struct Plan {
     pub config: RunConfig,
     /// The key to send, for endpoints that get one.
     pub api_key: Option<String>,
+    /// The environment variable the key comes from (for messages; never its value).
+    pub key_var: Option<&'static str>,
+}
+
+/// What the environment says: the keys of each provider and `OPENAI_BASE_URL`.
+#[derive(Clone, Debug, Default)]
+pub struct Env {
+    pub openai_key: Option<String>,
+    pub anthropic_key: Option<String>,
+    pub gemini_key: Option<String>,
+    pub azure_key: Option<String>,
+    pub openai_base_url: Option<String>,
+}
+
+impl Env {
+    /// The process's environment.
+    pub fn from_process() -> Env {
+        let var = |name: &str| std::env::var(name).ok();
+        Env {
+            openai_key: var("OPENAI_API_KEY"),
+            anthropic_key: var("ANTHROPIC_API_KEY"),
+            gemini_key: var("GEMINI_API_KEY"),
+            azure_key: var("AZURE_OPENAI_API_KEY"),
+            openai_base_url: var("OPENAI_BASE_URL"),
+        }
+    }
+
+    /// The key `kind` sends (blank = none), with the variable it comes from.
+    fn key(&self, kind: EndpointKind) -> (Option<String>, Option<&'static str>) {
+        let var = key_var(kind);
+        let value = match kind {
+            EndpointKind::Openai | EndpointKind::Http => &self.openai_key,
+            EndpointKind::Anthropic => &self.anthropic_key,
+            EndpointKind::Gemini => &self.gemini_key,
+            EndpointKind::Azure => &self.azure_key,
+            EndpointKind::Mock => &None,
+        };
+        (value.clone().filter(|k| !k.trim().is_empty()), var)
+    }
+}
+
+/// The environment variable holding the key of `kind`; `None` for the mock.
+pub fn key_var(kind: EndpointKind) -> Option<&'static str> {
+    match kind {
+        EndpointKind::Openai | EndpointKind::Http => Some("OPENAI_API_KEY"),
+        EndpointKind::Anthropic => Some("ANTHROPIC_API_KEY"),
+        EndpointKind::Gemini => Some("GEMINI_API_KEY"),
+        EndpointKind::Azure => Some("AZURE_OPENAI_API_KEY"),
+        EndpointKind::Mock => None,
+    }
 }
 
 /// Decides the run. `given(id)` says whether flag `id` was given on the command
 /// line (not defaulted): on resume, given flags replace the saved settings, which
-/// otherwise stay. `api_key` is `OPENAI_API_KEY` as the environment has it.
+/// otherwise stay. `env` is the environment's keys and `OPENAI_BASE_URL`.
 pub fn plan(
     args: &RunArgs,
     given: &dyn Fn(&str) -> bool,
     saved: Option<&SavedRun>,
-    api_key: Option<String>,
+    env: &Env,
 ) -> Result<Plan> {
-    let api_key = api_key.filter(|k| !k.trim().is_empty());
     let csv = match (&args.csv, saved) {
         (Some(p), _) => p.clone(),
         (None, Some(s)) => PathBuf::from(&s.csv_path),
@@ -102,52 +154,147 @@ pub fn plan(
     }
 
     let saved_kind = saved.map(|s| s.config.provider_label);
+    let flag_base_url = args.base_url.clone().filter(|u| !u.trim().is_empty());
+    let env_base_url = env.openai_base_url.clone().filter(|u| !u.trim().is_empty());
     let kind = match (args.provider, saved_kind) {
         (Some(kind), _) => endpoint_kind(kind),
         (None, Some(kind)) => kind,
-        (None, None) if api_key.is_some() => EndpointKind::Openai,
-        (None, None) => EndpointKind::Mock,
+        (None, None) => {
+            let base = flag_base_url.as_deref().or(env_base_url.as_deref());
+            if base.is_some_and(is_azure_host) {
+                EndpointKind::Azure
+            } else if env.key(EndpointKind::Openai).0.is_some() {
+                EndpointKind::Openai
+            } else {
+                EndpointKind::Mock
+            }
+        }
     };
-    let keep_saved_endpoint = saved_kind == Some(kind);
-    let detail = match args.detail {
-        Detail::Low => ImageDetail::Low,
-        Detail::High => ImageDetail::High,
-        Detail::Auto => ImageDetail::Auto,
+    let (api_key, key_var) = env.key(kind);
+    if let (Some(var), None) = (key_var, &api_key) {
+        if kind != EndpointKind::Http {
+            bail!(
+                "--provider {} needs an API key: set {var} (or use --provider mock for simulated predictions)",
+                kind.as_str()
+            );
+        }
+    }
+    // The saved endpoint settings of the same kind are the base that flags change.
+    let same = saved_kind == Some(kind);
+    let saved_provider = same.then(|| config.provider.clone());
+    let detail = |saved: Option<ImageDetail>| match (saved, take("detail")) {
+        (Some(saved), false) => saved,
+        _ => match args.detail {
+            Detail::Low => ImageDetail::Low,
+            Detail::High => ImageDetail::High,
+            Detail::Auto => ImageDetail::Auto,
+        },
     };
-    let openai = |base_url: String, model: String| {
-        Provider::OpenAi(OpenAiConfig {
-            base_url,
-            model,
-            detail,
-            prompt: args.prompt.clone(),
-        })
+    let prompt = |saved: Option<String>| args.prompt.clone().or(saved);
+    let model = |what: &str| -> Result<Option<String>> {
+        match &args.model {
+            Some(m) if m.trim().is_empty() => bail!("--model is empty: give the {what}"),
+            Some(m) => Ok(Some(m.trim().to_owned())),
+            None => Ok(None),
+        }
     };
     config.provider = match kind {
         EndpointKind::Openai => {
-            if api_key.is_none() {
-                bail!("--provider openai needs an API key: set OPENAI_API_KEY (or use --provider mock for simulated predictions)");
-            }
-            match &config.provider {
-                Provider::OpenAi(_)
-                    if keep_saved_endpoint && !given("model") && !given("base_url") =>
-                {
-                    config.provider.clone()
+            let saved = match saved_provider {
+                Some(Provider::OpenAi(c)) => Some(c),
+                _ => None,
+            };
+            let default = default_openai();
+            let base_url = flag_base_url
+                .clone()
+                .or_else(|| saved.as_ref().map(|c| c.base_url.clone()))
+                .or(env_base_url.clone())
+                .unwrap_or(default.base_url);
+            Provider::OpenAi(OpenAiConfig {
+                base_url,
+                model: model("model name")?
+                    .or_else(|| saved.as_ref().map(|c| c.model.clone()))
+                    .unwrap_or(default.model),
+                detail: detail(saved.as_ref().map(|c| c.detail)),
+                prompt: prompt(saved.and_then(|c| c.prompt)),
+            })
+        }
+        EndpointKind::Anthropic => {
+            let base = match saved_provider {
+                Some(Provider::Anthropic(c)) => c,
+                _ => AnthropicConfig::default(),
+            };
+            Provider::Anthropic(AnthropicConfig {
+                base_url: flag_base_url.clone().unwrap_or(base.base_url),
+                model: model("model name")?.unwrap_or(base.model),
+                prompt: prompt(base.prompt),
+            })
+        }
+        EndpointKind::Gemini => {
+            let base = match saved_provider {
+                Some(Provider::Gemini(c)) => c,
+                _ => GeminiConfig::default(),
+            };
+            Provider::Gemini(GeminiConfig {
+                base_url: flag_base_url.clone().unwrap_or(base.base_url),
+                model: model("model name")?.unwrap_or(base.model),
+                prompt: prompt(base.prompt),
+            })
+        }
+        EndpointKind::Azure => {
+            let saved = match saved_provider {
+                Some(Provider::Azure(c)) => Some(c),
+                _ => None,
+            };
+            let Some(base_url) = flag_base_url
+                .clone()
+                .or_else(|| saved.as_ref().map(|c| c.base_url.clone()))
+                .or(env_base_url.clone())
+            else {
+                bail!("--provider azure needs --base-url https://RESOURCE.openai.azure.com (the resource's endpoint)");
+            };
+            let deployment = match (&args.deployment, model("deployment name")?) {
+                (Some(d), _) if d.trim().is_empty() => {
+                    bail!("--deployment is empty: give the deployment's name")
                 }
-                _ => openai(args.base_url.clone(), args.model.clone()),
-            }
+                (Some(d), _) => d.trim().to_owned(),
+                (None, Some(m)) => m,
+                (None, None) => match &saved {
+                    Some(c) => c.deployment.clone(),
+                    None => bail!(
+                        "--provider azure needs --deployment NAME: the name of the deployment in your Azure resource (not always the model's name)"
+                    ),
+                },
+            };
+            let api_version = match &args.api_version {
+                Some(v) => Some(check_api_version(v)?),
+                None => saved.as_ref().and_then(|c| c.api_version.clone()),
+            };
+            Provider::Azure(AzureConfig {
+                base_url,
+                deployment,
+                api_version,
+                detail: detail(saved.as_ref().map(|c| c.detail)),
+                prompt: prompt(saved.and_then(|c| c.prompt)),
+            })
         }
         EndpointKind::Http => match (&config.provider, &args.endpoint) {
             (_, Some(url)) => Provider::HttpJson(HttpJsonConfig {
                 url: url.clone(),
                 prediction_field: args.prediction_field.clone(),
             }),
-            (Provider::HttpJson(_), None) if keep_saved_endpoint => config.provider.clone(),
+            (Provider::HttpJson(_), None) if same => config.provider.clone(),
             _ => {
                 bail!("--provider http needs --endpoint URL (the address each image is POSTed to)")
             }
         },
         // The mock's address is known once it is bound.
-        EndpointKind::Mock => openai(String::new(), shadow_core::provider::MOCK_MODEL.into()),
+        EndpointKind::Mock => Provider::OpenAi(OpenAiConfig {
+            base_url: String::new(),
+            model: shadow_core::provider::MOCK_MODEL.into(),
+            detail: detail(None),
+            prompt: args.prompt.clone(),
+        }),
     };
     config.provider_label = kind;
     if config
@@ -164,14 +311,31 @@ pub fn plan(
     config
         .validate()
         .map_err(|e| anyhow::anyhow!(crate::next_step::for_setting(&e)))?;
-    if let Some(key) = api_key.as_deref().filter(|_| kind != EndpointKind::Mock) {
-        check_key("OPENAI_API_KEY", key)?;
+    if let (Some(key), Some(var)) = (api_key.as_deref(), key_var) {
+        check_key(var, key)?;
     }
     Ok(Plan {
         csv,
         config,
-        api_key: api_key.filter(|_| kind != EndpointKind::Mock),
+        key_var: key_var.filter(|_| api_key.is_some()),
+        api_key,
     })
+}
+
+/// An Azure `api-version` as given, trimmed: a date with an optional suffix
+/// (`2024-10-21`, `2025-04-01-preview`), or `preview` / `latest` of the v1 API.
+fn check_api_version(version: &str) -> Result<String> {
+    let v = version.trim();
+    let ok = !v.is_empty()
+        && v.len() <= 40
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !ok {
+        bail!(
+            "--api-version {version:?} is not an API version: give one such as 2024-10-21 or 2025-04-01-preview (or leave it out for the /openai/v1/ path)"
+        );
+    }
+    Ok(v.to_owned())
 }
 
 /// Refuses a key that cannot be what the user meant: one with a control character
@@ -218,6 +382,9 @@ fn check_key(var: &str, key: &str) -> Result<()> {
 fn endpoint_kind(kind: ProviderKind) -> EndpointKind {
     match kind {
         ProviderKind::Openai => EndpointKind::Openai,
+        ProviderKind::Anthropic => EndpointKind::Anthropic,
+        ProviderKind::Gemini => EndpointKind::Gemini,
+        ProviderKind::Azure => EndpointKind::Azure,
         ProviderKind::Http => EndpointKind::Http,
         ProviderKind::Mock => EndpointKind::Mock,
     }
@@ -233,12 +400,300 @@ mod tests {
 
     /// The plan for a command line, as `main` makes it.
     fn plan_for(argv: &[&str], saved: Option<&SavedRun>, key: Option<&str>) -> Result<Plan> {
+        let env = Env {
+            openai_key: key.map(str::to_string),
+            ..Env::default()
+        };
+        plan_env(argv, saved, &env)
+    }
+
+    fn plan_env(argv: &[&str], saved: Option<&SavedRun>, env: &Env) -> Result<Plan> {
         let matches = crate::cli::command()
             .try_get_matches_from(std::iter::once("shadow-batch").chain(argv.iter().copied()))
             .unwrap();
         let cli = Cli::from_arg_matches(&matches).unwrap();
         let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
-        plan(&cli.run, &given, saved, key.map(str::to_string))
+        plan(&cli.run, &given, saved, env)
+    }
+
+    fn keys() -> Env {
+        Env {
+            openai_key: Some("sk-openai".into()),
+            anthropic_key: Some("sk-ant-test".into()),
+            gemini_key: Some("AIza-test".into()),
+            azure_key: Some("azure-test".into()),
+            openai_base_url: None,
+        }
+    }
+
+    fn saved_run_of(plan: &Plan) -> SavedRun {
+        SavedRun {
+            csv_path: "l.csv".into(),
+            config: RunConfig {
+                provider: plan.config.provider.for_display(),
+                ..plan.config.clone()
+            },
+        }
+    }
+
+    #[test]
+    fn each_provider_takes_its_own_key_and_defaults() {
+        let env = keys();
+        let p = plan_env(&["l.csv", "--provider", "anthropic"], None, &env).unwrap();
+        assert_eq!(
+            p.config.provider,
+            Provider::Anthropic(AnthropicConfig::default())
+        );
+        assert_eq!(p.config.provider_label, EndpointKind::Anthropic);
+        assert_eq!(
+            (p.api_key.as_deref(), p.key_var),
+            (Some("sk-ant-test"), Some("ANTHROPIC_API_KEY"))
+        );
+        let p = plan_env(
+            &[
+                "l.csv",
+                "--provider",
+                "gemini",
+                "--model",
+                "gemini-2.5-pro",
+                "--prompt",
+                "Which digit?",
+            ],
+            None,
+            &env,
+        )
+        .unwrap();
+        assert_eq!(
+            p.config.provider,
+            Provider::Gemini(GeminiConfig {
+                model: "gemini-2.5-pro".into(),
+                prompt: Some("Which digit?".into()),
+                ..GeminiConfig::default()
+            })
+        );
+        assert_eq!(p.key_var, Some("GEMINI_API_KEY"));
+        assert_eq!(p.api_key.as_deref(), Some("AIza-test"));
+        // OPENAI_BASE_URL is OpenAI's (and Azure's), never Anthropic's or Gemini's.
+        let with_base = Env {
+            openai_base_url: Some("http://proxy.test/v1".into()),
+            ..keys()
+        };
+        let p = plan_env(&["l.csv", "--provider", "anthropic"], None, &with_base).unwrap();
+        assert_eq!(
+            p.config.provider.endpoint_url(),
+            "https://api.anthropic.com/v1/messages"
+        );
+        let p = plan_env(&["l.csv", "--provider", "openai"], None, &with_base).unwrap();
+        assert_eq!(
+            p.config.provider.endpoint_url(),
+            "http://proxy.test/v1/chat/completions"
+        );
+        // Each provider's key is required, by its own name; another's does not do.
+        for (provider, var) in [
+            ("anthropic", "ANTHROPIC_API_KEY"),
+            ("gemini", "GEMINI_API_KEY"),
+            ("azure", "AZURE_OPENAI_API_KEY"),
+        ] {
+            let only_openai = Env {
+                openai_key: Some("sk-openai".into()),
+                ..Env::default()
+            };
+            let argv = [
+                "l.csv",
+                "--provider",
+                provider,
+                "--base-url",
+                "https://r.openai.azure.com",
+                "--deployment",
+                "d",
+            ];
+            let err = plan_env(&argv, None, &only_openai).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!(
+                    "--provider {provider} needs an API key: set {var}"
+                )),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn azure_needs_a_resource_and_a_deployment_and_is_detected_by_host() {
+        let env = keys();
+        let p = plan_env(
+            &[
+                "l.csv",
+                "--provider",
+                "azure",
+                "--base-url",
+                "https://res.openai.azure.com",
+                "--deployment",
+                "vision",
+                "--api-version",
+                "2024-10-21",
+            ],
+            None,
+            &env,
+        )
+        .unwrap();
+        assert_eq!(
+            p.config.provider.endpoint_url(),
+            "https://res.openai.azure.com/openai/deployments/vision/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(
+            (p.api_key.as_deref(), p.key_var),
+            (Some("azure-test"), Some("AZURE_OPENAI_API_KEY"))
+        );
+        // --model stands for the deployment when --deployment is not given; no
+        // --api-version is the v1 path.
+        let p = plan_env(
+            &[
+                "l.csv",
+                "--provider",
+                "azure",
+                "--base-url",
+                "https://res.openai.azure.com",
+                "--model",
+                "gpt-4o",
+            ],
+            None,
+            &env,
+        )
+        .unwrap();
+        assert_eq!(p.config.provider.model(), Some("gpt-4o"));
+        assert_eq!(
+            p.config.provider.endpoint_url(),
+            "https://res.openai.azure.com/openai/v1/chat/completions"
+        );
+        // Detected from the host, when no provider is named (flag or OPENAI_BASE_URL).
+        let p = plan_env(
+            &[
+                "l.csv",
+                "--base-url",
+                "https://res.openai.azure.com/",
+                "--deployment",
+                "d",
+            ],
+            None,
+            &env,
+        )
+        .unwrap();
+        assert_eq!(p.config.provider_label, EndpointKind::Azure);
+        let via_env = Env {
+            openai_base_url: Some("https://res.openai.azure.com".into()),
+            ..keys()
+        };
+        let p = plan_env(&["l.csv", "--deployment", "d"], None, &via_env).unwrap();
+        assert_eq!(p.config.provider_label, EndpointKind::Azure);
+        // What is missing or wrong is named.
+        for (argv, words) in [
+            (
+                &["l.csv", "--provider", "azure", "--deployment", "d"][..],
+                "--provider azure needs --base-url",
+            ),
+            (
+                &[
+                    "l.csv",
+                    "--provider",
+                    "azure",
+                    "--base-url",
+                    "https://r.openai.azure.com",
+                ],
+                "--provider azure needs --deployment NAME",
+            ),
+            (
+                &[
+                    "l.csv",
+                    "--provider",
+                    "azure",
+                    "--base-url",
+                    "https://r.openai.azure.com",
+                    "--deployment",
+                    " ",
+                ],
+                "--deployment is empty",
+            ),
+            (
+                &[
+                    "l.csv",
+                    "--provider",
+                    "azure",
+                    "--base-url",
+                    "https://r.openai.azure.com",
+                    "--deployment",
+                    "d",
+                    "--api-version",
+                    "2024 10",
+                ],
+                "--api-version \"2024 10\" is not an API version",
+            ),
+            (
+                &["l.csv", "--provider", "gemini", "--model", ""],
+                "--model is empty",
+            ),
+        ] {
+            let err = plan_env(argv, None, &env).unwrap_err().to_string();
+            assert!(err.contains(words), "{argv:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_resumed_run_keeps_its_provider_and_flags_change_single_fields() {
+        let env = keys();
+        let first = plan_env(
+            &[
+                "l.csv",
+                "--provider",
+                "azure",
+                "--base-url",
+                "https://res.openai.azure.com",
+                "--deployment",
+                "vision",
+                "--api-version",
+                "2024-10-21",
+                "--detail",
+                "high",
+            ],
+            None,
+            &env,
+        )
+        .unwrap();
+        let saved = saved_run_of(&first);
+        let resumed = plan_env(&["--resume", "x.json"], Some(&saved), &env).unwrap();
+        assert_eq!(resumed.config.provider, first.config.provider);
+        assert_eq!(resumed.config.provider_label, EndpointKind::Azure);
+        let changed = plan_env(
+            &["--resume", "x.json", "--api-version", "2025-04-01-preview"],
+            Some(&saved),
+            &env,
+        )
+        .unwrap();
+        let Provider::Azure(azure) = &changed.config.provider else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                azure.deployment.as_str(),
+                azure.api_version.as_deref(),
+                azure.detail
+            ),
+            ("vision", Some("2025-04-01-preview"), ImageDetail::High)
+        );
+        let first = plan_env(
+            &[
+                "l.csv",
+                "--provider",
+                "anthropic",
+                "--model",
+                "claude-opus-4-1",
+            ],
+            None,
+            &env,
+        )
+        .unwrap();
+        let resumed = plan_env(&["--resume", "x.json"], Some(&saved_run_of(&first)), &env).unwrap();
+        assert_eq!(resumed.config.provider.model(), Some("claude-opus-4-1"));
+        assert_eq!(resumed.key_var, Some("ANTHROPIC_API_KEY"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! One attempt of one item over HTTP: load the image, build the request with the
-//! core's provider, add the key, send, read a capped body, and turn whatever
+//! core's provider, add the key in the header the core names, send, read a capped body, and turn whatever
 //! happened into the core's `Input`.
 
 use std::sync::Arc;
@@ -21,7 +21,8 @@ pub struct Transport {
     /// The provider's requests for this run's labels.
     pub requests: RequestTemplate,
     pub images: ImageLoader,
-    /// Sent as a bearer token; never logged, never in an error.
+    /// Sent in the header the provider names (`RequestTemplate::credential_header`);
+    /// never logged, never in an error.
     pub api_key: Option<String>,
     pub timeout: Duration,
     /// The provider's endpoint as the template writes it, and parsed once: parsing
@@ -56,9 +57,9 @@ impl Transport {
             Ok(url) => url,
             Err(message) => return Input::ImageFailed { ticket, message },
         };
-        let request = self
-            .requests
-            .build(&image_url, order.attempt, item.id.as_deref());
+        let request =
+            self.requests
+                .build_as(&image_url, order.attempt, item.id.as_deref(), order.format);
         drop(image_url);
         let url = if request.url == self.endpoint.0 {
             self.endpoint.1.clone()
@@ -85,7 +86,17 @@ impl Transport {
             builder = builder.header(name, value);
         }
         if let Some(key) = &self.api_key {
-            builder = builder.bearer_auth(key);
+            let (name, value) = self.requests.credential_header(key);
+            // The key was checked at start (printable ASCII only), so this holds.
+            let Ok(mut value) = reqwest::header::HeaderValue::from_str(&value) else {
+                return Input::TransportFailed {
+                    ticket,
+                    kind: TransportErrorKind::Connect,
+                    message: format!("the API key cannot be sent in the {name} header"),
+                };
+            };
+            value.set_sensitive(true);
+            builder = builder.header(name, value);
         }
         let failed = |e: reqwest::Error| Input::TransportFailed {
             ticket,
@@ -104,6 +115,7 @@ impl Transport {
             .filter(|(k, _)| {
                 let k = k.as_str();
                 k.starts_with("x-ratelimit-")
+                    || k.starts_with("anthropic-ratelimit-")
                     || k.starts_with("retry-after")
                     || k == "x-should-retry"
             })
@@ -154,7 +166,7 @@ fn classify(e: &reqwest::Error) -> TransportErrorKind {
 }
 
 /// The error and its causes, without the URL (a query string could carry a secret).
-fn describe(e: reqwest::Error) -> String {
+pub fn describe(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut parts = vec![e.to_string()];
     let mut source = std::error::Error::source(&e);

@@ -178,15 +178,40 @@ impl ShadowRun {
         self.run.poll_timeout().map(|t| t.0 as f64)
     }
 
+    /// The header that carries `key` to this run's provider, as `[name, value]`:
+    /// `authorization: Bearer KEY` (OpenAI, generic JSON), `x-api-key` (Anthropic),
+    /// `x-goog-api-key` (Gemini), `api-key` (Azure). The page adds it to each
+    /// request; the core keeps nothing of it.
+    #[wasm_bindgen(js_name = credentialHeader)]
+    pub fn credential_header(&self, key: &str) -> Result<JsValue, JsError> {
+        let (name, value) = self.run.request_template().credential_header(key);
+        to_js(&[name, value.as_str()])
+    }
+
     /// The HTTP request for a send order, with the image as `imageUrl` (an http(s)
-    /// URL or a data URL). `{method, url, headers: [[name, value]], body}`; the page
-    /// adds the API key.
-    pub fn request(&self, item: usize, attempt: u32, image_url: &str) -> Result<JsValue, JsError> {
+    /// URL or a data URL) and the order's `format` (`"jsonSchema"`, `"jsonObject"`,
+    /// `"text"`; the run's current one when left out). `{method, url, headers:
+    /// [[name, value]], body}`; the page adds the API key with `credentialHeader`.
+    pub fn request(
+        &self,
+        item: usize,
+        attempt: u32,
+        image_url: &str,
+        format: Option<String>,
+    ) -> Result<JsValue, JsError> {
         if item >= self.run.items().len() {
             return Err(JsError::new(&format!("no item {item}")));
         }
+        let format = match format {
+            None => self.run.output_format(),
+            Some(f) => serde_json::from_value(serde_json::Value::String(f.clone()))
+                .map_err(|_| JsError::new(&format!("unknown output format {f:?}")))?,
+        };
         let id = self.run.item(item).id.as_deref();
-        let r = self.run.request_template().build(image_url, attempt, id);
+        let r = self
+            .run
+            .request_template()
+            .build_as(image_url, attempt, id, format);
         to_js(&serde_json::json!({
             "method": r.method, "url": r.url, "headers": r.headers, "body": r.body,
         }))

@@ -60,7 +60,7 @@ fn a_run_goes_from_csv_to_summary_through_plain_objects() {
         sends[0]["image"],
         json!({"kind": "url", "value": "https://x.test/a.png"})
     );
-    let request = value(run.request(0, 1, "https://x.test/a.png").unwrap());
+    let request = value(run.request(0, 1, "https://x.test/a.png", None).unwrap());
     assert_eq!(request["url"], "http://127.0.0.1:8787/v1/chat/completions");
     let body: Value = serde_json::from_str(request["body"].as_str().unwrap()).unwrap();
     assert_eq!(
@@ -359,4 +359,77 @@ fn a_csv_is_inspected_for_the_check_before_a_run() {
         .unwrap();
     let message = String::from(js_sys::Error::from(JsValue::from(err)).message());
     assert!(message.contains("image column"), "{message}");
+}
+
+#[wasm_bindgen_test]
+fn the_key_goes_in_the_header_the_provider_names() {
+    let csv = "image,label\nhttps://x.test/a.png,cat\nhttps://x.test/b.png,dog\n";
+    for (provider, header, sent) in [
+        (
+            json!({ "kind": "openai", "baseUrl": "http://127.0.0.1:8787/v1", "model": "m", "detail": "low" }),
+            "authorization",
+            "Bearer k-1",
+        ),
+        (
+            json!({ "kind": "anthropic", "baseUrl": "http://127.0.0.1:8787", "model": "claude-x" }),
+            "x-api-key",
+            "k-1",
+        ),
+        (
+            json!({ "kind": "gemini", "baseUrl": "http://127.0.0.1:8787/v1beta", "model": "gemini-x" }),
+            "x-goog-api-key",
+            "k-1",
+        ),
+        (
+            json!({ "kind": "azure", "baseUrl": "https://r.openai.azure.com", "deployment": "d", "detail": "low" }),
+            "api-key",
+            "k-1",
+        ),
+    ] {
+        let mut cfg = config();
+        cfg["provider"] = provider.clone();
+        cfg["providerLabel"] = provider["kind"].clone();
+        let run = ShadowRun::new(csv, js(&cfg), T0).unwrap();
+        assert_eq!(
+            value(run.credential_header("k-1").unwrap()),
+            json!([header, sent]),
+            "{provider}"
+        );
+        let request = value(
+            run.request(0, 1, "data:image/png;base64,AAAA", None)
+                .unwrap(),
+        );
+        let headers = request["headers"].as_array().unwrap();
+        assert!(
+            headers
+                .iter()
+                .all(|h| h[0] != header && !h[1].as_str().unwrap().contains("k-1")),
+            "{provider}: the request carries no key"
+        );
+    }
+}
+
+#[wasm_bindgen_test]
+fn a_send_order_names_the_answers_form_and_the_request_follows_it() {
+    let csv = "image,label\nhttps://x.test/a.png,cat\nhttps://x.test/b.png,dog\n";
+    let mut run = ShadowRun::new(csv, js(&config()), T0).unwrap();
+    let order = value(run.poll(T0).unwrap());
+    assert_eq!(order["type"], "send");
+    assert_eq!(order["format"], "jsonSchema");
+    let body = |format: Option<&str>| -> Value {
+        let request = value(
+            run.request(0, 1, "https://x.test/a.png", format.map(str::to_owned))
+                .unwrap(),
+        );
+        serde_json::from_str(request["body"].as_str().unwrap()).unwrap()
+    };
+    assert_eq!(body(None)["response_format"]["type"], "json_schema");
+    assert_eq!(
+        body(Some("jsonObject"))["response_format"]["type"],
+        "json_object"
+    );
+    assert!(body(Some("text")).get("response_format").is_none());
+    assert!(run
+        .request(0, 1, "https://x.test/a.png", Some("yaml".into()))
+        .is_err());
 }

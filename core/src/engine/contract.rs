@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::{HttpResponse, TransportErrorKind};
 use crate::journal::{FailureKind, Usage};
+use crate::provider::OutputFormat;
 use crate::report::{BatchReport, Summary};
 use crate::time::Millis;
 
@@ -17,8 +18,9 @@ use crate::time::Millis;
 pub struct Ticket(pub u64);
 
 /// "Send attempt `attempt` of item `item` now." The host loads the item's image,
-/// builds the request with [`crate::Run::request_template`], performs it and hands
-/// back the outcome with the same ticket.
+/// builds the request with [`crate::Run::request_template`]
+/// ([`crate::provider::RequestTemplate::build_as`] with the order's `format`),
+/// performs it and hands back the outcome with the same ticket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendOrder {
     /// Quote it back in the outcome.
@@ -27,6 +29,10 @@ pub struct SendOrder {
     pub item: usize,
     /// 1 for the first try, 2 for the first retry, ...
     pub attempt: u32,
+    /// How the request asks for the answer's form: the run's current
+    /// [`crate::Run::output_format`].
+    #[serde(default)]
+    pub format: OutputFormat,
 }
 
 /// Events the host feeds into the run.

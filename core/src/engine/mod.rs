@@ -23,7 +23,7 @@ use crate::cost::Cost;
 use crate::http::{HttpResponse, TransportErrorKind};
 use crate::input::{Item, LabelSet, LabelsCsv};
 use crate::journal::{FailureKind, ItemResult, ItemStatus};
-use crate::provider::RequestTemplate;
+use crate::provider::{OutputFormat, RequestTemplate};
 use crate::ratelimit::{backoff_ms, is_token_limit, unit_hash, RateLimitHeaders};
 use crate::redact::Redactor;
 use crate::report::{
@@ -62,6 +62,8 @@ pub struct Run {
     finished: bool,
     /// Applied to every text from the endpoint or the host before it is kept.
     redactor: Redactor,
+    /// How requests ask for the answer's form (falls back when refused).
+    format: OutputFormat,
 }
 
 /// Construction and resume.
@@ -83,6 +85,7 @@ impl Run {
             ..config
         };
         Ok(Run {
+            format: OutputFormat::JsonSchema,
             redactor,
             template,
             schedule: Schedule::new(items.len(), &config, token_charge),
@@ -264,10 +267,17 @@ impl Run {
 /// What the host reads: requests, results and reports.
 impl Run {
     /// How this run's requests are built: the host calls
-    /// [`RequestTemplate::build`] with the image URL, the order's attempt and the
-    /// item's id, then adds its credential.
+    /// [`RequestTemplate::build_as`] with the image URL, the order's attempt, the
+    /// item's id and the order's format, then adds its credential.
     pub fn request_template(&self) -> &RequestTemplate {
         &self.template
+    }
+
+    /// How requests ask for the answer's form now: [`OutputFormat::JsonSchema`]
+    /// until the endpoint refuses it, then the next form (OpenAI-compatible
+    /// providers only; see [`crate::provider::rejects_format`]).
+    pub fn output_format(&self) -> OutputFormat {
+        self.format
     }
 
     /// The journal record of a finished item, borrowing its text from the run.
@@ -462,7 +472,7 @@ impl Run {
         let Some(item) = self.schedule.next_due(now) else {
             return;
         };
-        let order = self.schedule.start(now, item);
+        let order = self.schedule.start(now, item, self.format);
         if order.attempt > 1 {
             self.tallies.on_retry(item);
         }
@@ -507,6 +517,7 @@ impl Run {
             &response,
             &headers,
             latency_ms,
+            f.format,
         );
         match verdict {
             Verdict::Final(ended) => {
@@ -534,6 +545,23 @@ impl Run {
                 self.schedule.leave_for_resume(f.item);
                 if !matches!(self.stop, Some(Stop::Aborted(_))) {
                     self.stop = Some(Stop::Aborted(reason));
+                }
+            }
+            Verdict::FormatRefused { format } => {
+                // Requests sent before an earlier refusal may be refused too: only
+                // a refusal of the current form moves the run on. The item goes
+                // again at once, in the new form, whatever its retry budget: the
+                // form, not the item, was at fault, and it changes at most twice.
+                if self.format == format {
+                    if let Some(next) = format.next() {
+                        self.format = next;
+                    }
+                }
+                self.schedule.request_made(&f, false);
+                if self.stop.is_some() {
+                    self.schedule.leave_for_resume(f.item);
+                } else {
+                    self.schedule.retry_at(f.item, now);
                 }
             }
             Verdict::Retry {

@@ -8,7 +8,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::config::RunConfig;
 use crate::pacing::Pacer;
-use crate::provider::TokenCharge;
+use crate::provider::{OutputFormat, TokenCharge};
 use crate::time::Millis;
 
 use super::contract::{SendOrder, Ticket};
@@ -38,6 +38,8 @@ pub(super) struct InFlight {
     pub(super) item: usize,
     pub(super) attempt: u32,
     pub(super) sent_at: Millis,
+    /// The answer's form the request asked for.
+    pub(super) format: OutputFormat,
 }
 
 /// Tickets are sequential numbers: hashing them with SipHash buys nothing.
@@ -167,7 +169,7 @@ impl Schedule {
     }
 
     /// Puts the next attempt of `item` in flight.
-    pub(super) fn start(&mut self, now: Millis, item: usize) -> SendOrder {
+    pub(super) fn start(&mut self, now: Millis, item: usize, format: OutputFormat) -> SendOrder {
         let state = &mut self.states[item];
         state.phase = Phase::InFlight;
         let attempt = u32::from(state.requests) + 1;
@@ -179,6 +181,7 @@ impl Schedule {
                 item,
                 attempt,
                 sent_at: now,
+                format,
             },
         );
         self.pacer.on_start(now);
@@ -186,6 +189,7 @@ impl Schedule {
             ticket,
             item,
             attempt,
+            format,
         }
     }
 

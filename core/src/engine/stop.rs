@@ -22,15 +22,21 @@ use crate::time::{format_duration, Millis};
 )]
 #[non_exhaustive]
 pub enum AbortReason {
-    /// HTTP 401 (the key was rejected) or 403 (the key may not do this).
+    /// HTTP 401 (the key was rejected) or 403 (the key may not do this), or a 400
+    /// saying the key is invalid (Gemini's `API_KEY_INVALID`).
     Unauthorized {
-        /// 401 or 403.
+        /// 401, 403 or 400.
         status: u16,
         /// The endpoint's own message, when it gave one.
         detail: Option<String>,
     },
-    /// HTTP 429 with `insufficient_quota`: the account has no credit left.
+    /// The account has no quota or credit left: HTTP 429 `insufficient_quota`
+    /// (OpenAI), a 429 naming a per-day quota (Gemini), or a 400 about the credit
+    /// balance (Anthropic).
     QuotaExhausted {
+        /// The status that said so (429 in runs saved before it was kept).
+        #[serde(default = "status_429")]
+        status: u16,
         /// The endpoint's own message, when it gave one.
         detail: Option<String>,
     },
@@ -76,15 +82,27 @@ impl fmt::Display for AbortReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let detail = |d: &Option<String>| d.as_ref().map(|d| format!(": {d}")).unwrap_or_default();
         match self {
-            AbortReason::Unauthorized { status: 401, detail: d } => {
+            // Gemini answers a wrong key with 400 `API_KEY_INVALID`.
+            AbortReason::Unauthorized {
+                status: 401 | 400,
+                detail: d,
+            } => {
                 write!(f, "the endpoint rejected the API key (HTTP 401){}", detail(d))
             }
             AbortReason::Unauthorized { status, detail: d } => {
                 write!(f, "the endpoint refused access (HTTP {status}){}", detail(d))
             }
-            AbortReason::QuotaExhausted { detail: d } => write!(
+            AbortReason::QuotaExhausted {
+                status: 429,
+                detail: d,
+            } => write!(
                 f,
                 "the account has run out of quota (HTTP 429 insufficient_quota){}",
+                detail(d)
+            ),
+            AbortReason::QuotaExhausted { status, detail: d } => write!(
+                f,
+                "the account has run out of quota or credit (HTTP {status}){}",
                 detail(d)
             ),
             AbortReason::ModelNotFound { model, detail: d } => {
@@ -120,6 +138,10 @@ impl fmt::Display for AbortReason {
             ),
         }
     }
+}
+
+fn status_429() -> u16 {
+    429
 }
 
 /// Why dispatching stopped.

@@ -11,8 +11,8 @@ use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    match_label, parse_api_error, snippet, truncate, AnswerError, ImageDetail, OpenAiConfig,
-    RawUsage, RequestInput, DEFAULT_PROMPT, MAX_DETAIL_CHARS,
+    match_label, parse_api_error, single_mention, snippet, truncate, AnswerError, ImageDetail,
+    OpenAiConfig, RawUsage, RequestInput, DEFAULT_PROMPT, MAX_DETAIL_CHARS,
 };
 use crate::input::LabelSet;
 use crate::provider::Answer;
@@ -300,6 +300,13 @@ pub(super) fn parse_answer(body: &str, labels: &LabelSet) -> Result<Answer, Answ
         .0
         .ok_or_else(|| AnswerError::malformed("the answer has no choices"))?;
     let finish_reason = choice.finish_reason.as_ref().map(|t| &*t.0);
+    // Azure's (and some proxies') content filter: a refusal, not a broken answer.
+    if finish_reason == Some("content_filter") {
+        return Err(AnswerError::Refusal(
+            "the endpoint's content filter withheld the answer (finish_reason content_filter)"
+                .to_owned(),
+        ));
+    }
     let message = choice
         .message
         .ok_or_else(|| AnswerError::malformed("the first choice has no message"))?;
@@ -319,8 +326,10 @@ pub(super) fn parse_answer(body: &str, labels: &LabelSet) -> Result<Answer, Answ
 }
 
 /// Reads the model's text: `{"label": ...}` JSON (possibly in a ```json fence), a JSON
-/// string, or a bare label.
-fn parse_content(
+/// string, a bare label, or a short sentence naming exactly one label as a whole word
+/// (`single_mention`). `finish_reason` `length` says a broken answer was cut short.
+/// (Anthropic's and Gemini's text answers are read the same way.)
+pub(super) fn parse_content(
     content: &str,
     finish_reason: Option<&str>,
     labels: &LabelSet,
@@ -346,7 +355,8 @@ fn parse_content(
             Ok(s) => match_label(&s.0, labels),
             Err(_) => match_label(text, labels),
         },
-        Some(_) => match_label(text, labels),
+        // Prose ("It is a cat."): the one label it names, if it names one.
+        Some(_) => match_label(text, labels).or_else(|e| single_mention(text, labels).ok_or(e)),
     }
 }
 

@@ -1267,3 +1267,88 @@ fn an_endpoint_that_worked_then_fails_to_connect_waits_for_give_up_after() {
         s.abort_kind
     );
 }
+
+/// A local server that refuses JSON-schema output, then JSON mode, and answers in
+/// prose: the run falls back json_schema -> json_object -> text as the refusals
+/// come, sends each refused item again without spending its retries or failing it,
+/// reads "It is a cat." as the label, and never stops as an endpoint that refuses
+/// everything.
+#[test]
+fn a_server_refusing_structured_output_is_asked_in_json_mode_then_in_text() {
+    use shadow_core::provider::OutputFormat;
+    let config = RunConfig {
+        max_retries: 0,
+        concurrency: Some(4),
+        ..config()
+    };
+    let refusal = |what: &str| {
+        Reply::Status(
+            400,
+            vec![],
+            format!(
+                r#"{{"error": {{"message": "response_format type {what} is not supported", "type": "invalid_request_error"}}}}"#
+            ),
+        )
+    };
+    let log = Sim::new(config, csv_of(20, LABELS), move |item, order, _| {
+        let reply = match order.format {
+            OutputFormat::JsonSchema => refusal("json_schema"),
+            OutputFormat::JsonObject => refusal("json_object"),
+            _ => {
+                let content = format!("It is a {}.", item.label);
+                Reply::Body(
+                    serde_json::json!({"choices": [{"message": {"content": content}, "finish_reason": "stop"}]})
+                        .to_string(),
+                )
+            }
+        };
+        (10, reply)
+    })
+    .finish();
+    check_consistency(&log, 20);
+    let s = log.summary.as_ref().unwrap();
+    assert_eq!(s.status, RunStatus::Completed);
+    assert_eq!((s.statistics.successful, s.statistics.failed), (20, 0));
+    assert!(log.done.iter().all(|d| d.agreement == Some(true)));
+    // The first wave (4 in flight) is refused in json_schema; after that, nothing
+    // is sent in json_schema again, and text is reached.
+    let formats: Vec<OutputFormat> = log.sends.iter().map(|(_, o)| o.format).collect();
+    let last_schema = formats
+        .iter()
+        .rposition(|f| *f == OutputFormat::JsonSchema)
+        .unwrap();
+    let first_text = formats
+        .iter()
+        .position(|f| *f == OutputFormat::Text)
+        .unwrap();
+    assert!(last_schema < 4, "{formats:?}");
+    assert!(first_text < 12, "{formats:?}");
+    assert!(formats[first_text..]
+        .iter()
+        .all(|f| *f == OutputFormat::Text));
+    // At most two refused sends per item (one per form given up).
+    assert!(log.done.iter().all(|d| d.attempts <= 3), "{:?}", log.done);
+}
+
+/// Providers with their own constraint (Anthropic's forced tool) never fall back:
+/// a 400 naming the response format is an ordinary failure there.
+#[test]
+fn only_openai_compatible_providers_fall_back() {
+    use shadow_core::provider::{AnthropicConfig, OutputFormat, Provider};
+    let config = RunConfig {
+        provider: Provider::Anthropic(AnthropicConfig::default()),
+        ..config()
+    };
+    let log = Sim::new(config, csv_of(3, LABELS), |_, order, _| {
+        assert_eq!(order.format, OutputFormat::JsonSchema);
+        (
+            1,
+            Reply::Status(400, vec![], r#"{"type":"error","error":{"type":"invalid_request_error","message":"response_format: Extra inputs are not permitted"}}"#.into()),
+        )
+    })
+    .finish();
+    assert!(log
+        .done
+        .iter()
+        .all(|d| d.error_kind == Some(FailureKind::Http)));
+}

@@ -301,10 +301,11 @@ impl Sim {
         self.log.max_in_flight = self.log.max_in_flight.max(self.in_flight);
         self.log.sends.push((self.now, order));
         let item = self.run.item(order.item).clone();
-        let request = self.run.request_template().build(
+        let request = self.run.request_template().build_as(
             "https://example.test/img.png",
             order.attempt,
             self.run.item(order.item).id.as_deref(),
+            order.format,
         );
         assert!(
             !request

@@ -1,6 +1,6 @@
 //! Target `answers`: every provider's answer parser (`Provider::parse_answer` for
-//! OpenAI chat completions and for a generic JSON endpoint with a dotted field
-//! path) and the error-body reader (`parse_api_error`, which the engine also uses
+//! OpenAI chat completions, Anthropic messages, Gemini `generateContent` and a
+//! generic JSON endpoint with a dotted field path) and the error-body reader (`parse_api_error`, which the engine also uses
 //! on non-2xx bodies). Each body, whatever its source, goes through all three.
 //! An answer is a label of the set or a typed error whose text stays under a
 //! fixed size, however large the body.
@@ -10,7 +10,8 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use shadow_core::input::LabelSet;
 use shadow_core::provider::{
-    parse_api_error, AnswerError, ApiError, HttpJsonConfig, ImageDetail, OpenAiConfig, Provider,
+    parse_api_error, AnswerError, AnthropicConfig, ApiError, GeminiConfig, HttpJsonConfig,
+    ImageDetail, OpenAiConfig, Provider,
 };
 
 use crate::corpus::{self, Bytes};
@@ -101,6 +102,13 @@ fn check_body_expecting(
     check_answer(&answer, labels)?;
     if let Some(label) = expect_openai {
         prop_assert_eq!(answer.map(|a| a.label), Ok(label));
+    }
+    // The other dialects' parsers take every body too.
+    for provider in [
+        Provider::Anthropic(AnthropicConfig::default()),
+        Provider::Gemini(GeminiConfig::default()),
+    ] {
+        check_answer(&provider.parse_answer(body, labels), labels)?;
     }
     for (i, path) in paths.iter().enumerate() {
         let answer = http(path).parse_answer(body, labels);
@@ -403,6 +411,13 @@ fn well_formed_answers_are_read() {
     let labels = LabelSet::from_labels(["cat", "dog"]);
     let body = json!({"choices": [{"message": {"content": "{\"label\":\"dog\"}"}}]}).to_string();
     assert_eq!(openai().parse_answer(&body, &labels).unwrap().label, 1);
+    let body = json!({"content": [{"type": "tool_use", "input": {"label": "dog"}}]}).to_string();
+    let anthropic = Provider::Anthropic(AnthropicConfig::default());
+    assert_eq!(anthropic.parse_answer(&body, &labels).unwrap().label, 1);
+    let body = json!({"candidates": [{"content": {"parts": [{"text": "{\"label\":\"cat\"}"}]}}]})
+        .to_string();
+    let gemini = Provider::Gemini(GeminiConfig::default());
+    assert_eq!(gemini.parse_answer(&body, &labels).unwrap().label, 0);
     let body = json!({"result": [{"label": "cat"}]}).to_string();
     assert_eq!(
         http("result.0.label")
