@@ -37,8 +37,9 @@
 //! 6. Tokens-per-minute limit (TPM): mock `--tpm 2000000 --rpm 6000 --latency-ms
 //!    300 --error-rate 0.01` (each request charged 2,833 tokens for its image, its
 //!    text / 4 and its `max_tokens`, 1,000 when unset, at admission), the 300
-//!    shipped images: admitted tokens per second over tpm / 60 (the mock's
-//!    `tokensAdmitted` over the wall time) and the share answered 429; tuned:
+//!    shipped images: the mock's `tokensAdmitted` over what the limit admits in the
+//!    run's wall time (tpm / 60 per second, plus the full one-second bucket there
+//!    at the start) and the share answered 429; tuned:
 //!    shadow-batch `--tpm 2000000` (skipped when its `--help` has no `--tpm`).
 //! 7. Latency-bound, no limit: mock `--latency-ms 500 --error-rate 0`, 2,000
 //!    images: wall time against 2,000 × 0.5 s / C, C the default in-flight limit
@@ -1291,12 +1292,16 @@ impl Bench {
             let wall = run.wall.as_secs_f64();
             let tokens = get("tokensAdmitted");
             let admitted = get("requests") - get("rateLimited") - get("tooLarge");
-            let ratio = tokens as f64 / wall / per_sec;
+            // What the limit could admit over the run: a full bucket (one second's
+            // worth, there at the start) plus the refill over the wall time. The
+            // plain rate, tokens / wall / (tpm/60), counts that first second's
+            // burst as if sustained and can exceed 1.
+            let ratio = tokens as f64 / (per_sec * (wall + 1.0));
             let share = limited_share(&stats);
             self.say(
                 6,
                 &format!(
-                    "{} rpm / {} tpm, {S6_LATENCY} ms, shadow-batch {}: {}/{S6_IMAGES} images in {wall:.1} s, {} requests, {} answered 429 ({} by the token limit), {} too large (400), {} retries; {} tokens admitted = {:.0} tokens/s of the {per_sec:.0} allowed, {:.0} tokens per admitted request, {:.2} requests/s admitted",
+                    "{} rpm / {} tpm, {S6_LATENCY} ms, shadow-batch {}: {}/{S6_IMAGES} images in {wall:.1} s, {} requests, {} answered 429 ({} by the token limit), {} too large (400), {} retries; {} tokens admitted = {:.0} tokens/s of the {per_sec:.0} allowed ({:.3} of the rate; {ratio:.3} of the {per_sec:.0} × (wall + 1 s) the limit admits with its initial one-second burst), {:.0} tokens per admitted request, {:.2} requests/s admitted",
                     thousands(f64::from(S6_RPM)),
                     thousands(S6_TPM as f64),
                     flags_text(cli),
@@ -1308,6 +1313,7 @@ impl Bench {
                     run.stat("retries"),
                     thousands(tokens as f64),
                     tokens as f64 / wall,
+                    tokens as f64 / wall / per_sec,
                     tokens as f64 / admitted.max(1) as f64,
                     admitted as f64 / wall,
                 ),
@@ -1316,7 +1322,7 @@ impl Bench {
             if default {
                 self.fig(
                     6,
-                    "2,000,000 tpm, 300 ms, token headers: admitted tokens/s / (tpm/60), share 429 (default flags)",
+                    "2,000,000 tpm, 300 ms, token headers: admitted tokens / (tpm/60 × (wall + 1 s)), share 429 (default flags)",
                     "≥ 0.95, ≤ 1%",
                     &measured,
                     Some(ratio >= 0.95 && share <= 0.01),
