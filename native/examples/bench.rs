@@ -149,7 +149,10 @@ fn main() -> Result<()> {
         if run(n) {
             let t = Instant::now();
             let load = load_average();
-            b.say(n, &format!("load average at the start of the scenario: {load}"));
+            b.say(
+                n,
+                &format!("load average at the start of the scenario: {load}"),
+            );
             if let Err(e) = scenario(&mut b) {
                 note(&format!("scenario {n} failed: {e:#}"));
                 b.fig(n, "scenario failed", "—", &format!("{e:#}"), None);
@@ -1206,7 +1209,9 @@ impl Bench {
             let loss = 1.0 - others_ms[0] / others_ms[1];
             let slots: Option<f64> = match concurrency {
                 Some(c) => c.parse().ok(),
-                None => default_in_flight.as_ref().and_then(|d| d.value.parse().ok()),
+                None => default_in_flight
+                    .as_ref()
+                    .and_then(|d| d.value.parse().ok()),
             };
             if let Some(slots) = slots {
                 self.say(
@@ -1220,7 +1225,9 @@ impl Bench {
             }
             self.fig(
                 5,
-                &format!("{setting}: time until the 1,999 others are done, without → with straggler"),
+                &format!(
+                    "{setting}: time until the 1,999 others are done, without → with straggler"
+                ),
                 "—",
                 &format!(
                     "{:.2} s → {:.2} s",
@@ -1238,13 +1245,7 @@ impl Bench {
                     Some(loss < 0.05),
                 );
             } else {
-                self.fig(
-                    5,
-                    &format!("the same, {setting}"),
-                    "—",
-                    &pct(loss),
-                    None,
-                );
+                self.fig(5, &format!("the same, {setting}"), "—", &pct(loss), None);
             }
         }
         Ok(())
@@ -1353,10 +1354,13 @@ impl Bench {
         let default = self
             .default_in_flight()
             .ok_or_else(|| anyhow!("no in-flight default in shadow-batch --help"))?;
-        let slots: f64 = default
-            .value
-            .parse()
-            .map_err(|_| anyhow!("{} default {:?} is not a number", default.flag, default.value))?;
+        let slots: f64 = default.value.parse().map_err(|_| {
+            anyhow!(
+                "{} default {:?} is not a number",
+                default.flag,
+                default.value
+            )
+        })?;
         self.say(
             7,
             &format!(
@@ -1399,7 +1403,10 @@ impl Bench {
                     stats["requests"],
                 ),
             );
-            let measured = format!("{wall:.2} s, {:.0} images/s, {ratio:.3} of ideal", S7_IMAGES as f64 / wall);
+            let measured = format!(
+                "{wall:.2} s, {:.0} images/s, {ratio:.3} of ideal",
+                S7_IMAGES as f64 / wall
+            );
             if cli.is_empty() {
                 self.fig(
                     7,
@@ -1413,10 +1420,7 @@ impl Bench {
             } else {
                 self.fig(
                     7,
-                    &format!(
-                        "the same, tuned ({}), ideal {ideal:.2} s",
-                        flags_text(cli)
-                    ),
+                    &format!("the same, tuned ({}), ideal {ideal:.2} s", flags_text(cli)),
                     "—",
                     &measured,
                     None,
