@@ -1,5 +1,5 @@
 // Benchmark: a 100,000-row run opened in the results explorer, in both places.
-// Prints figures; asserts nothing about time (see BENCHMARKS.md, scenario 6).
+// Prints figures; asserts nothing about time (see BENCHMARKS.md, scenario 8).
 //
 //   cargo build --release -p shadow-native && bash web/build.sh && node scripts/bench-explorer.mjs [ROWS]
 //

@@ -26,7 +26,7 @@ pub struct MockConfig {
     /// allow it. Over the limit the mock answers 429 (`type: "tokens"`) with the
     /// wait for that charge; a request whose charge is more than the bucket holds
     /// gets 400 instead (no wait would help). Sets the `x-ratelimit-*-tokens`
-    /// headers from the bucket. `None` or `Some(0)` = unlimited (and fixed token
+    /// headers from the bucket. `None` or `Some(0)` = unlimited (and no token
     /// headers).
     pub tpm: Option<u64>,
 

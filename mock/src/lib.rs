@@ -142,7 +142,9 @@
 //!   0 — numerically level × 60, and a request of charge c is admitted when
 //!   remaining ≥ 60 × c; `x-ratelimit-reset-tokens` the time until the bucket is
 //!   full. The "Used" of a token 429's message is N − remaining.
-//! * without `tpm`, a fixed token limit of 10,000,000 that never runs out.
+//! * each only with its limit: without `tpm` no token header at all, since a
+//!   client that paces by `x-ratelimit-limit-tokens` would hold itself to any
+//!   token limit the mock named.
 //!
 //! [`MockStats`] counts the 429s of each limit
 //! ([`rate_limited`](MockStats::rate_limited), of which

@@ -18,14 +18,10 @@
 //!
 //! What each `x-ratelimit-*` header says is in the crate doc ("Rate limits"):
 //! request ones from the request bucket, token ones from the token bucket
-//! (`remaining` = the bucket's content as a share of the per-minute limit), and a
-//! large fixed token limit without `--tpm`.
+//! (`remaining` = the bucket's content as a share of the per-minute limit), and
+//! none without `--tpm`.
 
 use tokio::time::Instant;
-
-/// Fixed token limit reported in the `x-ratelimit-*-tokens` headers when the mock
-/// has no tokens-per-minute limit.
-const TOKEN_LIMIT: u64 = 10_000_000;
 
 /// Float noise (a nanosecond's refill) must not refuse a request or floor a count
 /// one below what it is.
@@ -269,9 +265,14 @@ impl Admission {
     }
 }
 
-/// `x-ratelimit-*` headers: the request ones from the request bucket (when there
-/// is one), the token ones from the token bucket, or a large fixed token limit
-/// when there is none.
+/// `x-ratelimit-*` headers: the request ones from the request bucket and the
+/// token ones from the token bucket, each only when there is that bucket.
+///
+/// Without a token limit the mock sends no token headers. (It used to announce a
+/// fixed 10,000,000 tokens a minute; a client that paces by
+/// `x-ratelimit-limit-tokens` then holds itself to that, ~57 requests a second at
+/// the ~2,900 tokens an image request is charged, far below what an unlimited
+/// mock answers.)
 pub(crate) fn ratelimit_headers(adm: Option<&Admission>) -> Vec<(&'static str, String)> {
     let mut out = Vec::with_capacity(6);
     if let Some(info) = adm.and_then(|a| a.requests) {
@@ -279,17 +280,10 @@ pub(crate) fn ratelimit_headers(adm: Option<&Admission>) -> Vec<(&'static str, S
         out.push(("x-ratelimit-remaining-requests", info.remaining.to_string()));
         out.push(("x-ratelimit-reset-requests", go_duration(info.reset_ms)));
     }
-    match adm.and_then(|a| a.tokens) {
-        Some(info) => {
-            out.push(("x-ratelimit-limit-tokens", info.limit.to_string()));
-            out.push(("x-ratelimit-remaining-tokens", info.remaining.to_string()));
-            out.push(("x-ratelimit-reset-tokens", go_duration(info.reset_ms)));
-        }
-        None => {
-            out.push(("x-ratelimit-limit-tokens", TOKEN_LIMIT.to_string()));
-            out.push(("x-ratelimit-remaining-tokens", TOKEN_LIMIT.to_string()));
-            out.push(("x-ratelimit-reset-tokens", "0s".to_owned()));
-        }
+    if let Some(info) = adm.and_then(|a| a.tokens) {
+        out.push(("x-ratelimit-limit-tokens", info.limit.to_string()));
+        out.push(("x-ratelimit-remaining-tokens", info.remaining.to_string()));
+        out.push(("x-ratelimit-reset-tokens", go_duration(info.reset_ms)));
     }
     out
 }
@@ -541,22 +535,16 @@ mod tests {
         let t0 = Instant::now();
         let mut b = rpm_only(120, t0);
         let first = b.admit(t0, 1);
-        let names: Vec<&str> = ratelimit_headers(Some(&first))
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        assert_eq!(names.len(), 6);
-        // Without --tpm: the fixed token headers.
-        let fixed = ratelimit_headers(None);
+        // Without --tpm: no token headers.
         assert_eq!(
-            fixed,
+            ratelimit_headers(Some(&first)),
             vec![
-                ("x-ratelimit-limit-tokens", "10000000".to_owned()),
-                ("x-ratelimit-remaining-tokens", "10000000".to_owned()),
-                ("x-ratelimit-reset-tokens", "0s".to_owned()),
+                ("x-ratelimit-limit-requests", "120".to_owned()),
+                ("x-ratelimit-remaining-requests", "1".to_owned()),
+                ("x-ratelimit-reset-requests", "500ms".to_owned()),
             ]
         );
-        assert_eq!(ratelimit_headers(Some(&first))[3..], fixed[..]);
+        assert!(ratelimit_headers(None).is_empty());
         b.admit(t0, 1);
         let refused = b.admit(t0, 1);
         assert_eq!(

@@ -7,17 +7,22 @@
 //! `wrk` when missing, then runs this). By hand, after those builds:
 //!
 //! ```sh
-//! target/release/examples/bench [SCENARIO...]   # 1..5, default all
+//! target/release/examples/bench [SCENARIO...]   # 1..7, default all
 //! ```
 //!
 //! with `SHADOW_BENCH_ENGINE` / `SHADOW_BENCH_ENGINE_WASM` naming the built engine
 //! benchmark (native executable / `.wasm`) for scenario 3.
 //!
-//! Scenarios (all traffic on 127.0.0.1, against `shadow-batch mock-server`):
-//! 1. Rate-limit efficiency: mock `--rpm 6000 --latency-ms 100 --error-rate 0.01`,
-//!    3,000 images: throughput over the ideal N / (rpm/60) and the share of 429s,
-//!    for shadow-batch (with and without `x-ratelimit-*` headers) and for the naive
-//!    one-at-a-time client (`examples/naive.rs`, on 300 images).
+//! Scenarios (all traffic on 127.0.0.1, against `shadow-batch mock-server`). The
+//! pacing scenarios (1, 5, 6, 7) run shadow-batch with its default flags, as a
+//! user would, and put a "tuned" figure (the best flags for the case) beside each
+//! default one:
+//! 1. Rate-limit efficiency (RPM): mock `--rpm 6000 --latency-ms 100` (3,000
+//!    images) and `--rpm 3000 --latency-ms 300` (1,500 images), each with and
+//!    without `x-ratelimit-*` headers (`--no-ratelimit-headers`), `--error-rate
+//!    0.01`: throughput over the limit (ideal N / (rpm/60)) and the share of
+//!    requests answered 429; tuned: `--concurrency 32`. Also the naive
+//!    one-at-a-time client (`examples/naive.rs`, on 150 images) at 6,000 rpm.
 //! 2. Pipeline ceiling: mock with no latency and no limit; images/s through the
 //!    whole CLI next to `wrk` POSTing the same body, taking turns over 3 rounds,
 //!    once sharing both cores with the mock and once pinned (`taskset`: the mock
@@ -27,7 +32,18 @@
 //!    (and its growth per row, from a 100,000-row run) and the share of wall time
 //!    spent writing reports (`SHADOW_BATCH_TIMINGS=1`, `report-write-ms:`).
 //! 5. Stragglers: one image made to take 30 s by the mock; time until the other
-//!    1,999 images are done, with and without it.
+//!    1,999 images are done, with and without it, at default flags; tuned:
+//!    `--concurrency 32`.
+//! 6. Tokens-per-minute limit (TPM): mock `--tpm 2000000 --rpm 6000 --latency-ms
+//!    300 --error-rate 0.01` (each request charged 2,833 tokens for its image, its
+//!    text / 4 and its `max_tokens`, 1,000 when unset, at admission), the 300
+//!    shipped images: admitted tokens per second (the mock's `tokensAdmitted` over
+//!    the wall time) over tpm / 60, and the share answered 429; tuned:
+//!    shadow-batch `--tpm 2000000` (skipped when its `--help` has no `--tpm`).
+//! 7. Latency-bound, no limit: mock `--latency-ms 500 --error-rate 0`, 2,000
+//!    images: wall time against 2,000 × 0.5 s / C, C the default in-flight limit
+//!    (`--max-concurrency`'s default when `--help` shows it, else
+//!    `--concurrency`'s); tuned: `--concurrency 256`.
 
 // The harness is a host: it reads the clock.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -46,25 +62,18 @@ use shadow_core::input::{read_labels_csv, ColumnNames, Item};
 use shadow_core::provider::{ImageDetail, OpenAiConfig, Provider};
 use shadow_core::time::parse_iso8601;
 
-/// Scenario 1: the endpoint's limit, and the images sent through it.
-const RPM: u32 = 6000;
-const S1_IMAGES: usize = 3000;
-const S1_MOCK: [&str; 6] = [
-    "--rpm",
-    "6000",
-    "--latency-ms",
-    "100",
-    "--error-rate",
-    "0.01",
-];
+/// Scenario 1: the rate-limit cases, (rpm, mock latency in ms, images): about
+/// 30 s each at the limit.
+const S1_CASES: [(u32, u64, usize); 2] = [(6000, 100, 3000), (3000, 300, 1500)];
+const S1_ERROR_RATE: &str = "0.01";
+/// The tuned figure beside each default one: enough in flight for 100 requests/s
+/// at 300 ms; pacing still from the endpoint's own headers (no --rpm).
+const TUNED_CONCURRENCY: &str = "32";
 /// The fastest mock: no latency, no injected errors, no limit (the product default
 /// mock waits 120 ms and fails 2%).
 const FASTEST_MOCK: [&str; 4] = ["--latency-ms", "0", "--error-rate", "0"];
-/// shadow-batch's best settings there: enough in flight for 100 requests/s at
-/// 100 ms; pacing from the endpoint's own headers (no --rpm).
-const S1_CLI: [&str; 2] = ["--concurrency", "16"];
 /// The naive client is slow by design: a twentieth of the images keeps the harness
-/// short; its ratio does not depend on N.
+/// short; its ratio does not depend on N. It runs against the first case.
 const S1_NAIVE_IMAGES: usize = 150;
 
 /// Scenario 2.
@@ -89,33 +98,60 @@ const S4_SMALL_ROWS: usize = 100_000;
 const S5_IMAGES: usize = 2000;
 const S5_SLOW_MS: u64 = 30_000;
 const S5_LATENCY: &str = "50";
-/// In-flight limit of the straggler runs: the best setting, as in scenarios 1 and 2
-/// (`SHADOW_BENCH_S5_CONCURRENCY` overrides it). A straggler holds one of the slots
-/// for its whole 30 s, so the others lose about 1/concurrency of the capacity: 12.5%
-/// at the default 8, 3% at 32.
-const S5_CONCURRENCY: &str = "32";
+/// In-flight limit of the tuned straggler runs (`SHADOW_BENCH_S5_CONCURRENCY`
+/// overrides it). A straggler holds one of the slots for its whole 30 s, so with a
+/// fixed limit the others lose about 1/concurrency of the capacity: 12.5% at 8,
+/// 3% at 32.
+const S5_CONCURRENCY: &str = TUNED_CONCURRENCY;
 /// The straggler's row: in the first batch, where it could hold the most back.
 const S5_SLOW_ROW: usize = 25;
+
+/// Scenario 6: a limit of 2,000,000 tokens per minute (33,333 per second): about
+/// 11 images per second at the ~2,925 tokens a request is charged with the
+/// max_tokens shadow-batch sends (8.5 at ~3,900 without); the request limit, 100
+/// per second, never binds. The 300 shipped images once: 27-35 s.
+const S6_TPM: u64 = 2_000_000;
+const S6_RPM: u32 = 6000;
+const S6_LATENCY: &str = "300";
+const S6_IMAGES: usize = 300;
+
+/// Scenario 7.
+const S7_IMAGES: usize = 2000;
+const S7_LATENCY_MS: u64 = 500;
+/// The tuned in-flight limit: the coming default maximum.
+const S7_TUNED_CONCURRENCY: usize = 256;
 
 fn main() -> Result<()> {
     let wanted: Vec<u32> = std::env::args()
         .skip(1)
-        .map(|a| a.parse().map_err(|_| anyhow!("usage: bench [1-5 ...]")))
+        .map(|a| {
+            a.parse()
+                .ok()
+                .filter(|n| (1..=7).contains(n))
+                .ok_or_else(|| anyhow!("usage: bench [1-7 ...] (got {a:?})"))
+        })
         .collect::<Result<_>>()?;
     let run = |n: u32| wanted.is_empty() || wanted.contains(&n);
     let mut b = Bench::new()?;
     let started = Instant::now();
     note(&format!("temp dir {}", b.tmp.path().display()));
-    let scenarios: [(u32, Scenario); 5] = [
+    let scenarios: [(u32, Scenario); 7] = [
         (1, Bench::rate_limit),
         (2, Bench::ceiling),
         (3, Bench::engine),
         (4, Bench::memory),
         (5, Bench::stragglers),
+        (6, Bench::token_limit),
+        (7, Bench::latency_bound),
     ];
     for (n, scenario) in scenarios {
         if run(n) {
             let t = Instant::now();
+            let load = load_average();
+            b.say(
+                n,
+                &format!("load average at the start of the scenario: {load}"),
+            );
             if let Err(e) = scenario(&mut b) {
                 note(&format!("scenario {n} failed: {e:#}"));
                 b.fig(n, "scenario failed", "—", &format!("{e:#}"), None);
@@ -167,6 +203,9 @@ struct Bench {
     seq: usize,
     /// Whether processes run pinned to a core (MOCK_CPU, CLIENT_CPU).
     pin: bool,
+    /// `shadow-batch --help`: which pacing flags the binary under test has, and
+    /// their defaults.
+    help: String,
 }
 
 impl Bench {
@@ -210,6 +249,11 @@ impl Bench {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        let help = Command::new(&bin).arg("--help").output()?;
+        if !help.status.success() {
+            bail!("{} --help exited with {}", bin.display(), help.status);
+        }
+        let help = String::from_utf8_lossy(&help.stdout).into_owned();
         Ok(Bench {
             root,
             bin,
@@ -225,6 +269,7 @@ impl Bench {
             commands: Vec::new(),
             seq: 0,
             pin: false,
+            help,
         })
     }
 
@@ -477,91 +522,101 @@ impl Bench {
     // -----------------------------------------------------------------------
 
     fn rate_limit(&mut self) -> Result<()> {
-        note("1. rate-limit efficiency");
-        let csv = self.path_csv("s1.csv", S1_IMAGES)?;
-        let per_sec = f64::from(RPM) / 60.0;
-        let ideal = |n: usize| n as f64 / per_sec;
-
-        for headers in [true, false] {
-            let mut flags = S1_MOCK.to_vec();
-            if !headers {
-                flags.push("--no-ratelimit-headers");
-            }
-            let mock = self.mock(&flags)?;
-            let name = if headers {
-                "s1-headers"
-            } else {
-                "s1-no-headers"
-            };
-            let run = self.cli(name, &csv, &mock, &S1_CLI)?;
-            let stats = self.stats(&mock)?;
-            drop(mock);
-            let done = run.stat("successful") + run.stat("failed");
-            let ratio = ideal(S1_IMAGES) / run.wall.as_secs_f64();
-            let share = limited_share(&stats);
-            let which = if headers {
-                "x-ratelimit-* headers"
-            } else {
-                "no x-ratelimit-* headers, only 429 + retry-after"
-            };
-            self.say(
-                1,
-                &format!(
-                    "shadow-batch {} ({which}): {done}/{S1_IMAGES} images in {:.1} s (ideal {:.1} s), {} requests, {} answered 429, {} retries, engine elapsed {:.1} s",
-                    S1_CLI.join(" "),
-                    run.wall.as_secs_f64(),
-                    ideal(S1_IMAGES),
-                    stats["requests"],
-                    stats["rateLimited"],
-                    run.stat("retries"),
-                    run.stat("elapsedMs") as f64 / 1000.0,
-                ),
-            );
-            if headers {
-                self.fig(
-                    1,
-                    "shadow-batch, throughput / ideal (with headers)",
-                    "≥ 0.95",
-                    &format!("{ratio:.3}"),
-                    Some(ratio >= 0.95),
+        note("1. rate-limit efficiency (RPM)");
+        let tuned = ["--concurrency", TUNED_CONCURRENCY];
+        for (rpm, latency, images) in S1_CASES {
+            let csv = self.path_csv(&format!("s1-{rpm}.csv"), images)?;
+            let ideal = images as f64 / (f64::from(rpm) / 60.0);
+            let (rpm_s, latency_s) = (rpm.to_string(), latency.to_string());
+            for headers in [true, false] {
+                let mut flags = vec![
+                    "--rpm",
+                    &rpm_s,
+                    "--latency-ms",
+                    &latency_s,
+                    "--error-rate",
+                    S1_ERROR_RATE,
+                ];
+                if !headers {
+                    flags.push("--no-ratelimit-headers");
+                }
+                let case = format!(
+                    "{} rpm, {latency} ms, {}",
+                    thousands(f64::from(rpm)),
+                    if headers { "headers" } else { "no headers" }
                 );
-                self.fig(
-                    1,
-                    "shadow-batch, share of requests answered 429 (with headers)",
-                    "≤ 1%",
-                    &pct(share),
-                    Some(share <= 0.01),
-                );
-            } else {
-                self.fig(
-                    1,
-                    "shadow-batch, throughput / ideal (no x-ratelimit-* headers)",
-                    "≥ 0.90",
-                    &format!("{ratio:.3}"),
-                    Some(ratio >= 0.90),
-                );
-                self.fig(
-                    1,
-                    "shadow-batch, share of requests answered 429 (no headers)",
-                    "—",
-                    &pct(share),
-                    None,
-                );
+                for cli in [&[][..], &tuned[..]] {
+                    let default = cli.is_empty();
+                    let mock = self.mock(&flags)?;
+                    let name = format!(
+                        "s1-{rpm}-{}-{}",
+                        if headers { "headers" } else { "no-headers" },
+                        if default { "default" } else { "tuned" }
+                    );
+                    let run = self.cli(&name, &csv, &mock, cli)?;
+                    let stats = self.stats(&mock)?;
+                    drop(mock);
+                    let ratio = ideal / run.wall.as_secs_f64();
+                    let share = limited_share(&stats);
+                    self.say(
+                        1,
+                        &format!(
+                            "{case}, shadow-batch {}: {}/{images} images in {:.1} s (ideal {ideal:.1} s), {} requests, {} answered 429, {} retries, engine elapsed {:.1} s",
+                            flags_text(cli),
+                            run.stat("successful") + run.stat("failed"),
+                            run.wall.as_secs_f64(),
+                            stats["requests"],
+                            stats["rateLimited"],
+                            run.stat("retries"),
+                            run.stat("elapsedMs") as f64 / 1000.0,
+                        ),
+                    );
+                    let measured = format!("{ratio:.3}, {} answered 429", pct(share));
+                    match (default, headers) {
+                        (true, true) => self.fig(
+                            1,
+                            &format!("{case}: throughput / limit, share 429 (default flags)"),
+                            "≥ 0.95, ≤ 1%",
+                            &measured,
+                            Some(ratio >= 0.95 && share <= 0.01),
+                        ),
+                        (true, false) => self.fig(
+                            1,
+                            &format!("{case}: throughput / limit, share 429 (default flags)"),
+                            "≥ 0.90",
+                            &measured,
+                            Some(ratio >= 0.90),
+                        ),
+                        (false, _) => self.fig(
+                            1,
+                            &format!("{case}: the same, tuned ({})", flags_text(cli)),
+                            "—",
+                            &measured,
+                            None,
+                        ),
+                    }
+                }
             }
         }
 
-        // (b) the naive strategy, on the same endpoint.
-        let mock = self.mock(&S1_MOCK)?;
+        // The naive strategy, on the first case's endpoint.
+        let (rpm, latency, images) = S1_CASES[0];
+        let csv = self.path_csv(&format!("s1-{rpm}.csv"), images)?;
+        let ideal = |n: usize| n as f64 / (f64::from(rpm) / 60.0);
+        let (rpm_s, latency_s) = (rpm.to_string(), latency.to_string());
+        let mock = self.mock(&[
+            "--rpm",
+            &rpm_s,
+            "--latency-ms",
+            &latency_s,
+            "--error-rate",
+            S1_ERROR_RATE,
+        ])?;
         let mut cmd = Command::new(&self.naive);
         cmd.arg(&csv)
             .arg("--base-url")
             .arg(format!("{}/v1", mock.base))
-            .args([
-                "--rpm",
-                &RPM.to_string(),
-                "--limit",
-                &S1_NAIVE_IMAGES.to_string(),
-            ])
+            .args(["--rpm", &rpm_s, "--limit", &S1_NAIVE_IMAGES.to_string()])
             .env("OPENAI_API_KEY", "dummy");
         self.record(&cmd);
         let start = Instant::now();
@@ -578,7 +633,7 @@ impl Bench {
         self.say(
             1,
             &format!(
-                "naive client (one request at a time, {} ms between rows, sleep retry-after on 429), on {S1_NAIVE_IMAGES} of the {S1_IMAGES} images: {} ok in {:.1} s (ideal {:.1} s), {} requests, {} answered 429, {} answered 500; at that rate {S1_IMAGES} images take {:.0} s",
+                "naive client (one request at a time, {} ms between rows, sleep retry-after on 429), on {S1_NAIVE_IMAGES} of the {images} images at {rpm} rpm, {latency} ms: {} ok in {:.1} s (ideal {:.1} s), {} requests, {} answered 429, {} answered 500; at that rate {images} images take {:.0} s",
                 naive["delayMs"],
                 naive["successful"],
                 wall.as_secs_f64(),
@@ -586,21 +641,17 @@ impl Bench {
                 stats["requests"],
                 stats["rateLimited"],
                 stats["serverErrors"],
-                wall.as_secs_f64() * (S1_IMAGES as f64 / S1_NAIVE_IMAGES as f64),
+                wall.as_secs_f64() * (images as f64 / S1_NAIVE_IMAGES as f64),
             ),
         );
         self.fig(
             1,
-            &format!("naive script, throughput / ideal ({S1_NAIVE_IMAGES} images)"),
+            &format!(
+                "naive script, throughput / limit, share 429 ({S1_NAIVE_IMAGES} images, {} rpm, headers)",
+                thousands(f64::from(rpm))
+            ),
             "— (baseline)",
-            &format!("{ratio:.3}"),
-            None,
-        );
-        self.fig(
-            1,
-            "naive script, share of requests answered 429",
-            "— (baseline)",
-            &pct(share),
+            &format!("{ratio:.3}, {} answered 429", pct(share)),
             None,
         );
         Ok(())
@@ -1088,87 +1139,314 @@ impl Bench {
 
         let slow_ms = S5_SLOW_MS.to_string();
         let every_s = every.to_string();
-        let concurrency =
+        let tuned =
             std::env::var("SHADOW_BENCH_S5_CONCURRENCY").unwrap_or_else(|_| S5_CONCURRENCY.into());
-        let mut others_ms = Vec::new();
-        for with in [false, true] {
-            let mut flags = vec!["--latency-ms", S5_LATENCY, "--error-rate", "0"];
-            if with {
-                flags.extend([
-                    "--slow-ms",
-                    slow_ms.as_str(),
-                    "--slow-every",
-                    every_s.as_str(),
-                ]);
+        let default_in_flight = self.default_in_flight();
+        for concurrency in [None, Some(tuned.as_str())] {
+            let cli: Vec<&str> = concurrency
+                .map(|c| vec!["--concurrency", c])
+                .unwrap_or_default();
+            let setting = if cli.is_empty() {
+                "default flags".to_owned()
+            } else {
+                format!("tuned ({})", flags_text(&cli))
+            };
+            let mut others_ms = Vec::new();
+            for with in [false, true] {
+                let mut flags = vec!["--latency-ms", S5_LATENCY, "--error-rate", "0"];
+                if with {
+                    flags.extend([
+                        "--slow-ms",
+                        slow_ms.as_str(),
+                        "--slow-every",
+                        every_s.as_str(),
+                    ]);
+                }
+                let mock = self.mock(&flags)?;
+                let name = format!(
+                    "s5-{}-{}",
+                    if with { "with" } else { "without" },
+                    if cli.is_empty() { "default" } else { "tuned" }
+                );
+                let run = self.cli(&name, &csv, &mock, &cli)?;
+                drop(mock);
+                let start = run
+                    .summary
+                    .get("startedAt")
+                    .and_then(Value::as_str)
+                    .and_then(parse_iso8601)
+                    .ok_or_else(|| anyhow!("{name}: no startedAt in the summary"))?;
+                let results = read_results(&run.results)?;
+                let others_done = results
+                    .iter()
+                    .filter(|r| r.row != S5_SLOW_ROW)
+                    .map(|r| r.finished_at)
+                    .max()
+                    .ok_or_else(|| anyhow!("{name}: no results"))?
+                    .since(start);
+                let straggler_done = results
+                    .iter()
+                    .find(|r| r.row == S5_SLOW_ROW)
+                    .map(|r| r.finished_at.since(start));
+                let slow_rows = results.iter().filter(|r| r.latency_ms >= 10_000).count();
+                self.say(
+                    5,
+                    &format!(
+                        "{name}: {} rows, {setting}, mock latency {S5_LATENCY} ms: the other {} images done {:.2} s after the start, the straggler row at {}, wall {:.1} s, {slow_rows} row(s) over 10 s",
+                        results.len(),
+                        S5_IMAGES - 1,
+                        others_done as f64 / 1000.0,
+                        straggler_done.map_or("?".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0)),
+                        run.wall.as_secs_f64(),
+                    ),
+                );
+                if with && slow_rows != 1 {
+                    bail!("{slow_rows} rows were slow, not 1");
+                }
+                others_ms.push(others_done as f64);
             }
-            let mock = self.mock(&flags)?;
-            let name = if with { "s5-with" } else { "s5-without" };
-            let run = self.cli(name, &csv, &mock, &["--concurrency", &concurrency])?;
-            drop(mock);
-            let start = run
-                .summary
-                .get("startedAt")
-                .and_then(Value::as_str)
-                .and_then(parse_iso8601)
-                .ok_or_else(|| anyhow!("{name}: no startedAt in the summary"))?;
-            let results = read_results(&run.results)?;
-            let others_done = results
-                .iter()
-                .filter(|r| r.row != S5_SLOW_ROW)
-                .map(|r| r.finished_at)
-                .max()
-                .ok_or_else(|| anyhow!("{name}: no results"))?
-                .since(start);
-            let straggler_done = results
-                .iter()
-                .find(|r| r.row == S5_SLOW_ROW)
-                .map(|r| r.finished_at.since(start));
-            let slow_rows = results.iter().filter(|r| r.latency_ms >= 10_000).count();
-            self.say(
+            let loss = 1.0 - others_ms[0] / others_ms[1];
+            let slots: Option<f64> = match concurrency {
+                Some(c) => c.parse().ok(),
+                None => default_in_flight
+                    .as_ref()
+                    .and_then(|d| d.value.parse().ok()),
+            };
+            if let Some(slots) = slots {
+                self.say(
+                    5,
+                    &format!(
+                        "{setting}: a straggler that holds one of {slots} fixed in-flight slots for the whole run leaves the others {:.0}% of the capacity: an expected loss of 1/{slots} = {} (less when the in-flight limit grows beyond {slots})",
+                        100.0 * (slots - 1.0) / slots,
+                        pct(1.0 / slots)
+                    ),
+                );
+            }
+            self.fig(
                 5,
                 &format!(
-                    "{name}: {} rows, --concurrency {concurrency}, mock latency {S5_LATENCY} ms: the other {} images done {:.2} s after the start, the straggler row at {}, wall {:.1} s, {slow_rows} row(s) over 10 s",
-                    results.len(),
-                    S5_IMAGES - 1,
-                    others_done as f64 / 1000.0,
-                    straggler_done.map_or("?".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0)),
-                    run.wall.as_secs_f64(),
+                    "{setting}: time until the 1,999 others are done, without → with straggler"
+                ),
+                "—",
+                &format!(
+                    "{:.2} s → {:.2} s",
+                    others_ms[0] / 1000.0,
+                    others_ms[1] / 1000.0
+                ),
+                None,
+            );
+            if cli.is_empty() {
+                self.fig(
+                    5,
+                    "throughput loss of the others from one 30 s straggler (default flags)",
+                    "< 5%",
+                    &pct(loss),
+                    Some(loss < 0.05),
+                );
+            } else {
+                self.fig(5, &format!("the same, {setting}"), "—", &pct(loss), None);
+            }
+        }
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------
+    // 6. Tokens-per-minute limit
+    // -----------------------------------------------------------------------
+
+    fn token_limit(&mut self) -> Result<()> {
+        note("6. tokens-per-minute limit (TPM)");
+        let csv = self.path_csv("s6.csv", S6_IMAGES)?;
+        let (tpm_s, rpm_s) = (S6_TPM.to_string(), S6_RPM.to_string());
+        let flags = [
+            "--tpm",
+            &tpm_s,
+            "--rpm",
+            &rpm_s,
+            "--latency-ms",
+            S6_LATENCY,
+            "--error-rate",
+            S1_ERROR_RATE,
+        ];
+        let per_sec = S6_TPM as f64 / 60.0;
+        let has_tpm = self.has_flag("--tpm");
+        let tuned = ["--tpm", tpm_s.as_str()];
+        for cli in [&[][..], &tuned[..]] {
+            let default = cli.is_empty();
+            if !default && !has_tpm {
+                self.fig(
+                    6,
+                    "the same, tuned (--tpm 2000000)",
+                    "—",
+                    "n/a (this shadow-batch has no --tpm)",
+                    None,
+                );
+                continue;
+            }
+            let mock = self.mock(&flags)?;
+            let name = format!("s6-{}", if default { "default" } else { "tuned" });
+            let run = self.cli(&name, &csv, &mock, cli)?;
+            let stats = self.stats(&mock)?;
+            drop(mock);
+            let get = |k: &str| stats[k].as_u64().unwrap_or(0);
+            let wall = run.wall.as_secs_f64();
+            let tokens = get("tokensAdmitted");
+            let admitted = get("requests") - get("rateLimited") - get("tooLarge");
+            // Admitted tokens per second over the limit's rate, as scenario 1's
+            // images per second over rpm/60. Both can exceed 1 by up to 1 / wall:
+            // the endpoint's bucket is full (one second's worth) at the start.
+            // The strict figure counts that burst in what the limit admits.
+            let ratio = tokens as f64 / wall / per_sec;
+            let strict = tokens as f64 / (per_sec * (wall + 1.0));
+            let share = limited_share(&stats);
+            self.say(
+                6,
+                &format!(
+                    "{} rpm / {} tpm, {S6_LATENCY} ms, shadow-batch {}: {}/{S6_IMAGES} images in {wall:.1} s, {} requests, {} answered 429 ({} by the token limit), {} too large (400), {} retries; {} tokens admitted = {:.0} tokens/s of the {per_sec:.0} allowed ({ratio:.3} of the rate; {strict:.3} of the {per_sec:.0} × (wall + 1 s) the limit admits counting its initial one-second burst), {:.0} tokens per admitted request, {:.2} requests/s admitted",
+                    thousands(f64::from(S6_RPM)),
+                    thousands(S6_TPM as f64),
+                    flags_text(cli),
+                    run.stat("successful") + run.stat("failed"),
+                    get("requests"),
+                    get("rateLimited"),
+                    get("tokenLimited"),
+                    get("tooLarge"),
+                    run.stat("retries"),
+                    thousands(tokens as f64),
+                    tokens as f64 / wall,
+                    tokens as f64 / admitted.max(1) as f64,
+                    admitted as f64 / wall,
                 ),
             );
-            if with && slow_rows != 1 {
-                bail!("{slow_rows} rows were slow, not 1");
+            let measured = format!("{ratio:.3}, {} answered 429", pct(share));
+            if default {
+                self.fig(
+                    6,
+                    "2,000,000 tpm, 300 ms, token headers: admitted tokens/s / (tpm/60), share 429 (default flags)",
+                    "≥ 0.95, ≤ 1%",
+                    &measured,
+                    Some(ratio >= 0.95 && share <= 0.01),
+                );
+            } else {
+                self.fig(
+                    6,
+                    &format!("the same, tuned ({})", flags_text(cli)),
+                    "—",
+                    &measured,
+                    None,
+                );
             }
-            others_ms.push(others_done as f64);
         }
-        let loss = 1.0 - others_ms[0] / others_ms[1];
-        let slots: f64 = concurrency.parse().unwrap_or(8.0);
-        self.say(
-            5,
-            &format!(
-                "a straggler that only holds one of the {slots} in-flight slots for the whole run leaves the others {:.0}% of the capacity: an expected loss of 1/{slots} = {}",
-                100.0 * (slots - 1.0) / slots,
-                pct(1.0 / slots)
-            ),
-        );
-        self.fig(
-            5,
-            "time until the 1,999 others are done: without → with straggler",
-            "—",
-            &format!(
-                "{:.2} s → {:.2} s",
-                others_ms[0] / 1000.0,
-                others_ms[1] / 1000.0
-            ),
-            None,
-        );
-        self.fig(
-            5,
-            "throughput loss of the others from one 30 s straggler",
-            "< 5%",
-            &pct(loss),
-            Some(loss < 0.05),
-        );
         Ok(())
+    }
+
+    // -----------------------------------------------------------------------
+    // 7. Latency-bound, no limit
+    // -----------------------------------------------------------------------
+
+    fn latency_bound(&mut self) -> Result<()> {
+        note("7. latency-bound, no limit");
+        let csv = self.path_csv("s7.csv", S7_IMAGES)?;
+        let latency_s = S7_LATENCY_MS.to_string();
+        let flags = ["--latency-ms", latency_s.as_str(), "--error-rate", "0"];
+        let latency = S7_LATENCY_MS as f64 / 1000.0;
+        let default = self
+            .default_in_flight()
+            .ok_or_else(|| anyhow!("no in-flight default in shadow-batch --help"))?;
+        let slots: f64 = default.value.parse().map_err(|_| {
+            anyhow!(
+                "{} default {:?} is not a number",
+                default.flag,
+                default.value
+            )
+        })?;
+        self.say(
+            7,
+            &format!(
+                "default in-flight limit: {} (shadow-batch --help, {} default){}",
+                default.value,
+                default.flag,
+                if default.flag == "--concurrency" {
+                    "; no --max-concurrency yet, so the ideal is today's"
+                } else {
+                    ""
+                }
+            ),
+        );
+        let tuned_c = S7_TUNED_CONCURRENCY.to_string();
+        let tuned = ["--concurrency", tuned_c.as_str()];
+        for cli in [&[][..], &tuned[..]] {
+            let in_flight = if cli.is_empty() {
+                slots
+            } else {
+                S7_TUNED_CONCURRENCY as f64
+            };
+            let ideal = S7_IMAGES as f64 * latency / in_flight;
+            let mock = self.mock(&flags)?;
+            let name = format!("s7-{}", if cli.is_empty() { "default" } else { "tuned" });
+            let run = self.cli(&name, &csv, &mock, cli)?;
+            let stats = self.stats(&mock)?;
+            drop(mock);
+            let wall = run.wall.as_secs_f64();
+            let ratio = ideal / wall;
+            self.say(
+                7,
+                &format!(
+                    "{} images, mock {S7_LATENCY_MS} ms and no limit, shadow-batch {}: {}/{} successful in {wall:.2} s = {:.0} images/s (engine elapsed {:.2} s), {} requests; ideal {S7_IMAGES} × {latency} s / {in_flight} = {ideal:.2} s",
+                    thousands(S7_IMAGES as f64),
+                    flags_text(cli),
+                    run.stat("successful"),
+                    S7_IMAGES,
+                    S7_IMAGES as f64 / wall,
+                    run.stat("elapsedMs") as f64 / 1000.0,
+                    stats["requests"],
+                ),
+            );
+            let measured = format!(
+                "{wall:.2} s, {:.0} images/s, {ratio:.3} of ideal",
+                S7_IMAGES as f64 / wall
+            );
+            if cli.is_empty() {
+                self.fig(
+                    7,
+                    &format!(
+                        "2,000 × 500 ms, no limit: wall, throughput / ideal 2000 × 0.5 / {in_flight} = {ideal:.2} s (default flags)"
+                    ),
+                    "—",
+                    &measured,
+                    None,
+                );
+            } else {
+                self.fig(
+                    7,
+                    &format!("the same, tuned ({}), ideal {ideal:.2} s", flags_text(cli)),
+                    "—",
+                    &measured,
+                    None,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------
+    // What the binary under test offers
+    // -----------------------------------------------------------------------
+
+    /// Whether `shadow-batch --help` lists `flag`.
+    fn has_flag(&self, flag: &str) -> bool {
+        flag_help(&self.help, flag).is_some()
+    }
+
+    /// The default in-flight limit: `--max-concurrency`'s default when the binary
+    /// has that flag, else `--concurrency`'s.
+    fn default_in_flight(&self) -> Option<FlagDefault> {
+        ["--max-concurrency", "--concurrency"]
+            .into_iter()
+            .find_map(|flag| {
+                let value = flag_default(&self.help, flag)?;
+                Some(FlagDefault { flag, value })
+            })
     }
 
     // -----------------------------------------------------------------------
@@ -1373,4 +1651,103 @@ fn thousands(v: f64) -> String {
         out.push(c);
     }
     out
+}
+
+/// A flag's default as `--help` states it.
+struct FlagDefault {
+    flag: &'static str,
+    value: String,
+}
+
+/// The help text of `flag` in clap's `--help` output: its line and the indented
+/// lines under it, up to the next flag or heading; `None` when it is not there.
+fn flag_help(help: &str, flag: &str) -> Option<String> {
+    // clap indents flag lines by 2 or 6 spaces and their descriptions by 10.
+    let is_flag_line = |line: &str| {
+        let t = line.trim_start();
+        t.starts_with('-') && line.len() - t.len() < 8
+    };
+    let names_flag = |line: &str| {
+        is_flag_line(line)
+            && line
+                .trim_start()
+                .split([',', ' ', '='])
+                .take_while(|w| w.starts_with('-') || w.is_empty())
+                .any(|w| w == flag)
+    };
+    let mut lines = help.lines();
+    let first = lines.by_ref().find(|l| names_flag(l))?;
+    let mut text = format!("{} ", first.trim());
+    for line in lines {
+        if is_flag_line(line) || (!line.is_empty() && !line.starts_with(' ')) {
+            break;
+        }
+        text.push_str(line.trim());
+        text.push(' ');
+    }
+    Some(text)
+}
+
+/// The `[default: X]` of `flag` in `--help` output.
+fn flag_default(help: &str, flag: &str) -> Option<String> {
+    let text = flag_help(help, flag)?;
+    let rest = &text[text.find("[default: ")? + "[default: ".len()..];
+    Some(rest[..rest.find(']')?].trim().to_owned())
+}
+
+/// CLI flags as a user would type them ("default flags" when there are none).
+fn flags_text(flags: &[&str]) -> String {
+    if flags.is_empty() {
+        "default flags".to_owned()
+    } else {
+        flags.join(" ")
+    }
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HELP: &str = "\
+Usage: shadow-batch [OPTIONS] [CSV]
+
+Pacing:
+      --concurrency <CONCURRENCY>
+          Most requests in flight at once [range: 1 to 1024]
+          
+          [default: 8]
+
+      --no-adaptive
+          Keep the in-flight limit fixed
+
+      --rpm <N>
+          Cap on requests per minute [default: none; the endpoint's
+          x-ratelimit-limit-requests is followed] [range: 1 to 1000000]
+
+  -b, --batch-size <N>  Rows per batch [default: 50]
+";
+
+    #[test]
+    fn flags_and_defaults_from_help() {
+        assert_eq!(flag_default(HELP, "--concurrency").as_deref(), Some("8"));
+        assert_eq!(flag_default(HELP, "--no-adaptive"), None);
+        assert!(flag_help(HELP, "--no-adaptive").is_some());
+        assert_eq!(
+            flag_default(HELP, "--rpm").as_deref(),
+            Some("none; the endpoint's x-ratelimit-limit-requests is followed")
+        );
+        assert_eq!(flag_default(HELP, "--batch-size").as_deref(), Some("50"));
+        assert!(flag_help(HELP, "--tpm").is_none());
+        assert!(flag_help(HELP, "--max-concurrency").is_none());
+    }
 }
