@@ -754,38 +754,6 @@ fn pause_holds_dispatch_but_not_answers() {
     ));
 }
 
-/// A token bucket like a real rate limiter: `per_second` refill, one second of burst.
-fn bucket_endpoint(
-    per_second: f64,
-    headers: bool,
-) -> impl FnMut(&shadow_core::input::Item, &shadow_core::SendOrder, Millis) -> (u64, Reply) {
-    let mut tokens = per_second;
-    let mut last = T0;
-    move |item, _, now| {
-        tokens = (tokens + now.since(last) as f64 * per_second / 1000.0).min(per_second);
-        last = now;
-        let limit = [(
-            "x-ratelimit-limit-requests",
-            ((per_second * 60.0) as u64).to_string(),
-        )];
-        if tokens >= 1.0 {
-            tokens -= 1.0;
-            let hs = if headers { limit.to_vec() } else { vec![] };
-            (100, Reply::Status(200, hs, completion(&item.label)))
-        } else {
-            let wait = ((1.0 - tokens) * 1000.0 / per_second).ceil() as u64;
-            (
-                1,
-                Reply::Status(
-                    429,
-                    vec![("retry-after-ms", wait.to_string())],
-                    String::new(),
-                ),
-            )
-        }
-    }
-}
-
 #[test]
 fn without_ratelimit_headers_the_rate_is_learned_from_429s() {
     // 100 per second allowed; 32 in flight at 100 ms could do 320.
@@ -794,7 +762,12 @@ fn without_ratelimit_headers_the_rate_is_learned_from_429s() {
         adaptive_concurrency: true,
         ..config()
     };
-    let log = Sim::new(config, csv_of(3000, LABELS), bucket_endpoint(100.0, false)).finish();
+    let log = Sim::new(
+        config,
+        csv_of(3000, LABELS),
+        rate_limited(100.0, 100, false),
+    )
+    .finish();
     check_consistency(&log, 3000);
     let s = log.summary.unwrap();
     assert_eq!(
@@ -878,7 +851,7 @@ fn with_ratelimit_headers_the_run_paces_at_the_limit() {
         adaptive_concurrency: true,
         ..config()
     };
-    let log = Sim::new(config, csv_of(3000, LABELS), bucket_endpoint(100.0, true)).finish();
+    let log = Sim::new(config, csv_of(3000, LABELS), rate_limited(100.0, 100, true)).finish();
     let s = log.summary.unwrap();
     assert_eq!(s.statistics.successful, 3000);
     let efficiency = 30_000.0 / s.statistics.elapsed_ms as f64;

@@ -407,3 +407,33 @@ pub fn check_consistency(log: &Log, total: usize) {
         "every success is compared"
     );
 }
+
+/// A requests-per-second token bucket with one second of burst, answering after
+/// `latency_ms`; with `headers`, every answer says the limit per minute.
+pub fn rate_limited(
+    per_second: f64,
+    latency_ms: u64,
+    headers: bool,
+) -> impl FnMut(&shadow_core::input::Item, &shadow_core::SendOrder, Millis) -> (u64, Reply) {
+    let mut tokens = per_second;
+    let mut last = T0;
+    move |item, _, now| {
+        tokens = (tokens + now.since(last) as f64 * per_second / 1000.0).min(per_second);
+        last = now;
+        let limit = ((per_second * 60.0) as u64).to_string();
+        let hs = if headers {
+            vec![("x-ratelimit-limit-requests", limit)]
+        } else {
+            vec![]
+        };
+        if tokens >= 1.0 {
+            tokens -= 1.0;
+            (latency_ms, Reply::Status(200, hs, completion(&item.label)))
+        } else {
+            let wait = ((1.0 - tokens) * 1000.0 / per_second).ceil() as u64;
+            let mut hs = hs;
+            hs.push(("retry-after-ms", wait.to_string()));
+            (5, Reply::Status(429, hs, String::new()))
+        }
+    }
+}
