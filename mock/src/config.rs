@@ -77,6 +77,28 @@ pub struct MockConfig {
     /// Make one image in N (chosen by its seeded content hash) a straggler that
     /// waits [`slow_ms`](MockConfig::slow_ms) more; 0 = off.
     pub slow_every: u64,
+
+    /// Batch API: how long a batch takes from creation to `completed`, in ms
+    /// (`validating` for the first tenth, `in_progress`, `finalizing` for the last
+    /// tenth).
+    pub batch_ms: u64,
+
+    /// Batch API: the first N batches created expire when their time is up,
+    /// having run only every other line (the rest come back as `batch_expired`
+    /// in the error file).
+    pub batch_expire: u64,
+
+    /// Batch API: the first N batches created (after any that expire) fail
+    /// validation (`failed`, with an error naming line 1).
+    pub batch_fail: u64,
+
+    /// Batch API: wait this long before answering a create (the batch exists
+    /// from the start of the wait), in ms: a client killed meanwhile has created
+    /// a batch it has no id of.
+    pub batch_create_delay_ms: u64,
+
+    /// Batch API: serve result files 10 lines at a time, this long apart, in ms.
+    pub batch_download_delay_ms: u64,
 }
 
 /// The token charge of a request that sets neither `max_completion_tokens` nor
@@ -110,6 +132,11 @@ impl Default for MockConfig {
             malformed_rate: 0.0,
             slow_ms: 0,
             slow_every: 0,
+            batch_ms: 2_000,
+            batch_expire: 0,
+            batch_fail: 0,
+            batch_create_delay_ms: 0,
+            batch_download_delay_ms: 0,
         }
     }
 }

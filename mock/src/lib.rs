@@ -28,6 +28,17 @@
 //!   real `chat.completion` whose message content is `{"label":"<label>"}`.
 //! * `GET /v1/models`: one model, [`MOCK_MODEL`].
 //! * `GET /stats`: counters ([`MockStats`]) as JSON.
+//! * The OpenAI Batch API: `POST /v1/files` (multipart, `purpose=batch`),
+//!   `GET /v1/files/{id}[/content]`, `POST /v1/batches`, `GET /v1/batches[/{id}]`,
+//!   `POST /v1/batches/{id}/cancel`. A batch's status follows the clock
+//!   ([`batch_ms`](MockConfig::batch_ms)); each line is answered by the same
+//!   function as a live request, its attempt read from a `custom_id` ending in
+//!   `-a{attempt}`; result files come out of input order; the first batches can
+//!   be made to expire or fail ([`batch_expire`](MockConfig::batch_expire),
+//!   [`batch_fail`](MockConfig::batch_fail)), a create answered late
+//!   ([`batch_create_delay_ms`](MockConfig::batch_create_delay_ms)) and a
+//!   download served slowly
+//!   ([`batch_download_delay_ms`](MockConfig::batch_download_delay_ms)).
 //!
 //! CORS is open (any origin, `GET`/`POST`/`OPTIONS`, the request's headers mirrored
 //! on preflight) and the rate-limit and retry headers ([`EXPOSED_HEADERS`]) are
@@ -148,6 +159,7 @@
 //! the router, its handlers and [`MockServer`].
 
 mod answers;
+mod batch;
 mod config;
 mod openai;
 mod ratelimit;

@@ -267,6 +267,27 @@ pub struct MockArgs {
     /// waits --slow-ms more; 0 = off.
     #[arg(long, value_name = "N", default_value_t = MockConfig::default().slow_every)]
     pub slow_every: u64,
+
+    /// Batch API: how long a batch takes from creation to completed, in ms.
+    #[arg(long, value_name = "MS", default_value_t = MockConfig::default().batch_ms)]
+    pub batch_ms: u64,
+
+    /// Batch API: the first N batches created expire, having run every other line.
+    #[arg(long, value_name = "N", default_value_t = MockConfig::default().batch_expire)]
+    pub batch_expire: u64,
+
+    /// Batch API: the first N batches created (after those that expire) fail
+    /// validation.
+    #[arg(long, value_name = "N", default_value_t = MockConfig::default().batch_fail)]
+    pub batch_fail: u64,
+
+    /// Batch API: answer each create this late (the batch exists meanwhile), in ms.
+    #[arg(long, value_name = "MS", default_value_t = MockConfig::default().batch_create_delay_ms)]
+    pub batch_create_delay_ms: u64,
+
+    /// Batch API: serve result files 10 lines at a time, this long apart, in ms.
+    #[arg(long, value_name = "MS", default_value_t = MockConfig::default().batch_download_delay_ms)]
+    pub batch_download_delay_ms: u64,
 }
 
 impl From<MockArgs> for MockConfig {
@@ -287,6 +308,11 @@ impl From<MockArgs> for MockConfig {
             malformed_rate: a.malformed_rate,
             slow_ms: a.slow_ms,
             slow_every: a.slow_every,
+            batch_ms: a.batch_ms,
+            batch_expire: a.batch_expire,
+            batch_fail: a.batch_fail,
+            batch_create_delay_ms: a.batch_create_delay_ms,
+            batch_download_delay_ms: a.batch_download_delay_ms,
         }
     }
 }
