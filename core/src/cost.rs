@@ -223,12 +223,17 @@ mod tests {
         let batch_price = batch.price.as_ref().unwrap();
         assert!(batch_price.batch_api);
         assert_eq!(batch_price.price.input_per_million, 0.075);
-        assert_eq!(serde_json::to_value(&batch).unwrap()["price"]["batchApi"], true);
+        assert_eq!(
+            serde_json::to_value(&batch).unwrap()["price"]["batchApi"],
+            true
+        );
         assert_eq!(
             Cost::of_batch(used, 300, Some(given), None).amount_usd,
             Some(0.1515)
         );
-        assert!(serde_json::to_value(&listed).unwrap()["price"].get("batchApi").is_none());
+        assert!(serde_json::to_value(&listed).unwrap()["price"]
+            .get("batchApi")
+            .is_none());
         let unknown = Cost::of(used, 300, None, Some("my-model"));
         assert_eq!((unknown.price, unknown.amount_usd), (None, None));
         assert_eq!(unknown.tokens_per_image, Some(1005.0));

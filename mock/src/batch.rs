@@ -307,7 +307,11 @@ pub(crate) async fn create(
     }
     let req: CreateBody = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return bad_request(&format!("We could not parse the JSON body of your request: {e}")),
+        Err(e) => {
+            return bad_request(&format!(
+                "We could not parse the JSON body of your request: {e}"
+            ))
+        }
     };
     if req.endpoint != "/v1/chat/completions" {
         return bad_request("The mock runs batches of /v1/chat/completions only.");
@@ -322,7 +326,11 @@ pub(crate) async fn create(
             drop(store);
             return not_found("file", &req.input_file_id);
         };
-        let lines = file.content.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
+        let lines = file
+            .content
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count();
         Counters::bump(&inner.counters.batch_creates);
         let n = store.batches.len() as u64 + 1;
         let cfg = &inner.cfg;
@@ -375,7 +383,10 @@ pub(crate) async fn list(
     let mut store = state.inner.batch.lock().unwrap_or_else(|p| p.into_inner());
     let ids: Vec<String> = store.batches.iter().rev().map(|b| b.id.clone()).collect();
     let start = match &q.after {
-        Some(after) => ids.iter().position(|i| i == after).map_or(ids.len(), |p| p + 1),
+        Some(after) => ids
+            .iter()
+            .position(|i| i == after)
+            .map_or(ids.len(), |p| p + 1),
         None => 0,
     };
     let limit = q.limit.unwrap_or(20).clamp(1, 100);
@@ -440,7 +451,11 @@ const CANCELLING: Duration = Duration::from_millis(200);
 fn batch_object(state: &MockState, store: &mut BatchStore, id: &str) -> Value {
     let cfg = &state.inner.cfg;
     let total = Duration::from_millis(cfg.batch_ms);
-    let i = store.batches.iter().position(|b| b.id == id).expect("a known batch");
+    let i = store
+        .batches
+        .iter()
+        .position(|b| b.id == id)
+        .expect("a known batch");
     let (elapsed, fate, cancelled, lines) = {
         let b = &store.batches[i];
         (b.created.elapsed(), b.fate, b.cancelled, b.lines)
@@ -487,7 +502,13 @@ fn batch_object(state: &MockState, store: &mut BatchStore, id: &str) -> Value {
     } else {
         Value::Null
     };
-    let at = |cond: bool| if cond { json!(b.created_at + elapsed.as_secs()) } else { Value::Null };
+    let at = |cond: bool| {
+        if cond {
+            json!(b.created_at + elapsed.as_secs())
+        } else {
+            Value::Null
+        }
+    };
     json!({
         "id": b.id, "object": "batch", "endpoint": "/v1/chat/completions",
         "errors": errors, "input_file_id": b.input_file_id, "completion_window": "24h",
@@ -534,19 +555,31 @@ fn write_results(
     let mut err: Vec<(u64, String)> = Vec::new();
     for (n, line) in lines.iter().enumerate() {
         let v: Value = serde_json::from_slice(line).unwrap_or(Value::Null);
-        let custom_id = v.get("custom_id").and_then(Value::as_str).unwrap_or("").to_string();
+        let custom_id = v
+            .get("custom_id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let request_id = format!("req_batch_{n:08}");
         let order = crate::answers::order_key(cfg.seed, &custom_id);
         let ran = if expired { n % 2 == 0 } else { n < ran_until };
         if !ran {
-            let code = if expired { "batch_expired" } else { "batch_cancelled" };
+            let code = if expired {
+                "batch_expired"
+            } else {
+                "batch_cancelled"
+            };
             let message = if expired {
                 "This request could not be executed before the completion window expired."
             } else {
                 "This request was not executed because the batch was cancelled."
             };
-            err.push((order, json!({"id": request_id, "custom_id": custom_id, "response": null,
-                "error": {"code": code, "message": message}}).to_string()));
+            err.push((
+                order,
+                json!({"id": request_id, "custom_id": custom_id, "response": null,
+                "error": {"code": code, "message": message}})
+                .to_string(),
+            ));
             continue;
         }
         let body = v.get("body").map(|b| b.to_string()).unwrap_or_default();
@@ -555,7 +588,14 @@ fn write_results(
                 let d = decide(cfg, inner.truth.as_ref(), &req, attempt_of(&custom_id));
                 if d.server_error {
                     Counters::bump(&inner.counters.server_errors);
-                    (500, error_body("The server had an error while processing your request.", "server_error", None))
+                    (
+                        500,
+                        error_body(
+                            "The server had an error while processing your request.",
+                            "server_error",
+                            None,
+                        ),
+                    )
                 } else {
                     if d.malformed {
                         Counters::bump(&inner.counters.malformed);
@@ -573,7 +613,11 @@ fn write_results(
         let line = json!({"id": request_id, "custom_id": custom_id, "error": null,
             "response": {"status_code": status, "request_id": request_id, "body": answer}})
         .to_string();
-        if status == 200 { out.push((order, line)) } else { err.push((order, line)) }
+        if status == 200 {
+            out.push((order, line))
+        } else {
+            err.push((order, line))
+        }
     }
     let mut save = |mut lines: Vec<(u64, String)>, kind: &str| -> Option<String> {
         if lines.is_empty() {

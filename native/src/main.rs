@@ -2,6 +2,7 @@
 //! performs the HTTP, writes the files and paints the console; the core decides
 //! everything else.
 
+mod batch_driver;
 mod cli;
 mod driver;
 mod files;
@@ -57,9 +58,11 @@ fn main() -> ExitCode {
     // small, and cross-thread wake-ups cost more than they save (file reads still go
     // to the blocking pool). The servers use every core.
     let runtime = match &cli.command {
-        None | Some(Command::Report(_)) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
+        None | Some(Command::Report(_) | Command::Cancel(_)) => {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        }
         Some(_) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build(),
@@ -84,7 +87,8 @@ fn main() -> ExitCode {
                 .map(|()| 0)
         }
         Some(Command::Report(args)) => write_report_of(&args).map(|()| 0),
-        None => runtime.block_on(run(cli.run, &matches)),
+        Some(Command::Cancel(args)) => runtime.block_on(cancel(&args)),
+        None => runtime.block_on(run(cli.run, &matches, false)),
     };
     // Requests still in flight after an abandon must not hold the process open.
     runtime.shutdown_timeout(Duration::from_millis(100));
@@ -100,7 +104,22 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
+/// `shadow-batch cancel FILE`: the run resumed with its settings, its provider
+/// batches cancelled at once.
+async fn cancel(args: &cli::CancelArgs) -> Result<u8> {
+    let file = args.file.as_os_str();
+    let matches = crate::cli::command()
+        .try_get_matches_from([
+            std::ffi::OsStr::new("shadow-batch"),
+            "--resume".as_ref(),
+            file,
+        ])
+        .context("cannot read the run to cancel")?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    run(cli.run, &matches, true).await
+}
+
+async fn run(args: RunArgs, matches: &ArgMatches, cancel: bool) -> Result<u8> {
     let clock = Clock::start();
     let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
 
@@ -143,6 +162,29 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
         }
     };
     config.run_id = files.run_id.clone();
+
+    if config.batch_api.is_some() {
+        return batch_driver::run_batch(batch_driver::Setup {
+            args: &args,
+            csv_path,
+            csv,
+            config,
+            api_key,
+            images,
+            files,
+            mock,
+            data_dir,
+            clock,
+            cancel,
+        })
+        .await;
+    }
+    if cancel {
+        bail!(
+            "{}: this run went live, not through a provider's batch API: it has no batches to cancel",
+            args.resume.as_deref().unwrap_or(Path::new("")).display()
+        );
+    }
 
     let labels = csv.labels.len();
     let rows = csv.items.len();
@@ -258,7 +300,7 @@ fn endpoint_url(config: &RunConfig) -> Result<(String, reqwest::Url)> {
 
 /// What a user reads after the last report: the mock's counts, where the files are,
 /// and the next step when the run did not complete.
-async fn print_epilogue(
+pub(crate) async fn print_epilogue(
     summary: &Summary,
     files: &RunFiles,
     mock: Option<MockServer>,
@@ -454,7 +496,7 @@ async fn mock_server(mut cfg: MockConfig, web_dir: Option<PathBuf>) -> Result<()
     Ok(())
 }
 
-fn print_banner(
+pub(crate) fn print_banner(
     config: &RunConfig,
     files: &RunFiles,
     rows: usize,
@@ -492,7 +534,13 @@ fn print_banner(
         }
     );
     println!("  Endpoint:     {}", escape_for_terminal(&endpoint));
-    println!(
+    if config.batch_api.is_some() {
+        println!(
+            "  Settings:     batch size {} (reports), max retries {} (re-sends of failed or expired requests)",
+            config.batch_size, config.max_retries
+        );
+    } else {
+        println!(
         "  Settings:     batch size {}, delay {} ms, max retries {}, {}, rpm cap {}, tpm cap {}, timeout {}s",
         config.batch_size,
         config.delay_ms,
@@ -510,6 +558,7 @@ fn print_banner(
         config.tpm.map_or("none".to_string(), |r| r.to_string()),
         config.request_timeout_ms as f64 / 1000.0
     );
+    }
     if resumed > 0 {
         println!(
             "  Resumed:      {resumed} rows already finished in {}",

@@ -257,7 +257,11 @@ mod tests {
         let runs = encode_members(&members);
         assert_eq!(runs, [[0, 3, 1], [5, 2, 2], [7, 1, 1], [3, 1, 1]]);
         assert_eq!(decode_members(&runs, 100).unwrap(), members);
-        assert_eq!(decode_members(&[[0, 10, 1]], 5), None, "more rows than allowed");
+        assert_eq!(
+            decode_members(&[[0, 10, 1]], 5),
+            None,
+            "more rows than allowed"
+        );
         assert_eq!(decode_members(&[[0, 1, 0]], 5), None, "attempt 0");
         assert_eq!(decode_members(&[[u64::MAX, 2, 1]], 5), None, "overflow");
     }
@@ -314,7 +318,10 @@ mod tests {
         );
         assert!(!one.done);
         let two = &f.shards[1];
-        assert_eq!((two.file_id.as_deref(), two.batch_id.as_deref()), (Some("file-2"), None));
+        assert_eq!(
+            (two.file_id.as_deref(), two.batch_id.as_deref()),
+            (Some("file-2"), None)
+        );
         let bad = format!("garbage\n{}", records[1].to_json_line());
         let f = fold_batch_journal(bad.as_bytes()).unwrap();
         assert_eq!(f.bad_lines.len(), 1);

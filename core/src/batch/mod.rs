@@ -688,7 +688,8 @@ impl BatchRun {
         let rows = self.run.items().len();
         let mut attempts: HashMap<usize, u32> = HashMap::new();
         for record in &batches.shards {
-            for (row, attempt) in journal::decode_members(&record.members, rows).unwrap_or_default() {
+            for (row, attempt) in journal::decode_members(&record.members, rows).unwrap_or_default()
+            {
                 let seen = attempts.entry(row).or_default();
                 *seen = (*seen).max(attempt);
             }
@@ -744,10 +745,11 @@ impl BatchRun {
             if shard.waiting.is_empty() {
                 // Every row is in the results journal already.
                 shard.phase = Phase::Done;
-                self.outputs.push_back(BatchOutput::Record(BatchRecord::Done {
-                    shard: shard.number,
-                    at: now,
-                }));
+                self.outputs
+                    .push_back(BatchOutput::Record(BatchRecord::Done {
+                        shard: shard.number,
+                        at: now,
+                    }));
             }
             self.shards.push(shard);
         }
@@ -1098,7 +1100,10 @@ impl BatchRun {
         for s in 0..self.shards.len() {
             let shard = &self.shards[s];
             let creating = shard.call.is_some_and(|c| {
-                matches!(self.calls.get(&c), Some((_, CallKind::Create | CallKind::List)))
+                matches!(
+                    self.calls.get(&c),
+                    Some((_, CallKind::Create | CallKind::List))
+                )
             });
             let before_batch = matches!(
                 shard.phase,
@@ -1240,14 +1245,15 @@ impl BatchRun {
                 shard.file_id = Some(file_id.clone());
                 shard.phase = Phase::Uploaded;
                 shard.due = now;
-                self.urgent.push_back(BatchOutput::Record(BatchRecord::Uploaded {
-                    shard: shard.number,
-                    file_id,
-                    lines: shard.lines,
-                    bytes: shard.bytes,
-                    members: journal::encode_members(&shard.members),
-                    at: now,
-                }));
+                self.urgent
+                    .push_back(BatchOutput::Record(BatchRecord::Uploaded {
+                        shard: shard.number,
+                        file_id,
+                        lines: shard.lines,
+                        bytes: shard.bytes,
+                        members: journal::encode_members(&shard.members),
+                        at: now,
+                    }));
                 self.urgent.push_back(BatchOutput::DiscardFile {
                     shard: shard.number,
                 });
@@ -1301,11 +1307,12 @@ impl BatchRun {
         shard.polls = 0;
         shard.ended_status = None;
         shard.cancel = self.mode == Mode::Cancelling;
-        self.urgent.push_back(BatchOutput::Record(BatchRecord::Created {
-            shard: shard.number,
-            batch_id: batch.id.clone(),
-            at: now,
-        }));
+        self.urgent
+            .push_back(BatchOutput::Record(BatchRecord::Created {
+                shard: shard.number,
+                batch_id: batch.id.clone(),
+                at: now,
+            }));
         self.on_batch(now, s, batch);
     }
 
@@ -1340,14 +1347,15 @@ impl BatchRun {
                     .cloned()
                     .collect();
                 shard.due = now;
-                self.urgent.push_back(BatchOutput::Record(BatchRecord::Ended {
-                    shard: shard.number,
-                    batch_id: batch.id,
-                    status: batch.status_text,
-                    output_file_id: batch.output_file_id,
-                    error_file_id: batch.error_file_id,
-                    at: now,
-                }));
+                self.urgent
+                    .push_back(BatchOutput::Record(BatchRecord::Ended {
+                        shard: shard.number,
+                        batch_id: batch.id,
+                        status: batch.status_text,
+                        output_file_id: batch.output_file_id,
+                        error_file_id: batch.error_file_id,
+                        at: now,
+                    }));
             }
             ProviderStatus::Failed => {
                 let detail = if batch.errors.is_empty() {
@@ -1364,14 +1372,15 @@ impl BatchRun {
                 self.run.redact(&mut detail);
                 let shard = &mut self.shards[s];
                 shard.error = Some(detail.clone());
-                self.urgent.push_back(BatchOutput::Record(BatchRecord::Ended {
-                    shard: shard.number,
-                    batch_id: batch.id.clone(),
-                    status: batch.status_text,
-                    output_file_id: None,
-                    error_file_id: None,
-                    at: now,
-                }));
+                self.urgent
+                    .push_back(BatchOutput::Record(BatchRecord::Ended {
+                        shard: shard.number,
+                        batch_id: batch.id.clone(),
+                        status: batch.status_text,
+                        output_file_id: None,
+                        error_file_id: None,
+                        at: now,
+                    }));
                 let transient = !batch.errors.is_empty()
                     && batch
                         .errors
@@ -1455,10 +1464,11 @@ impl BatchRun {
             self.run.not_run(now, ticket, &why);
         }
         self.drain_run(now);
-        self.outputs.push_back(BatchOutput::Record(BatchRecord::Done {
-            shard: number,
-            at: now,
-        }));
+        self.outputs
+            .push_back(BatchOutput::Record(BatchRecord::Done {
+                shard: number,
+                at: now,
+            }));
         self.changed = true;
     }
 
@@ -1591,10 +1601,11 @@ impl BatchRun {
                 && self.mode != Mode::Detached
             {
                 shard.phase = Phase::Done;
-                self.outputs.push_back(BatchOutput::Record(BatchRecord::Done {
-                    shard: shard.number,
-                    at: now,
-                }));
+                self.outputs
+                    .push_back(BatchOutput::Record(BatchRecord::Done {
+                        shard: shard.number,
+                        at: now,
+                    }));
             }
         }
         self.refresh();

@@ -269,7 +269,10 @@ mod tests {
         assert_eq!(v["method"], "POST");
         assert_eq!(v["url"], "/v1/chat/completions");
         assert_eq!(v["body"]["model"], "m");
-        assert!(line.contains(&format!(",\"body\":{body}}}")), "verbatim: {line}");
+        assert!(
+            line.contains(&format!(",\"body\":{body}}}")),
+            "verbatim: {line}"
+        );
     }
 
     #[test]
@@ -306,7 +309,10 @@ mod tests {
         assert_eq!(b.input_file_id.as_deref(), Some("file-1"));
         assert_eq!(
             b.errors,
-            [("invalid_request".to_string(), "bad model (line 2)".to_string())]
+            [(
+                "invalid_request".to_string(),
+                "bad model (line 2)".to_string()
+            )]
         );
         assert!(parse_batch("{}").is_err());
         assert!(parse_batch("nope").is_err());

@@ -142,7 +142,8 @@ impl FakeProvider {
             Fate::Fail
         } else if n <= self.script.fail_first + self.script.queue_full_first {
             Fate::QueueFull
-        } else if n <= self.script.fail_first + self.script.queue_full_first + self.script.expire_first
+        } else if n
+            <= self.script.fail_first + self.script.queue_full_first + self.script.expire_first
         {
             Fate::Expire
         } else {
@@ -274,10 +275,8 @@ impl FakeProvider {
         }
         // Out of order: reversed, then odd positions first.
         lines.reverse();
-        let (odd, even): (Vec<_>, Vec<_>) = lines
-            .into_iter()
-            .enumerate()
-            .partition(|(i, _)| i % 2 == 1);
+        let (odd, even): (Vec<_>, Vec<_>) =
+            lines.into_iter().enumerate().partition(|(i, _)| i % 2 == 1);
         let _ = now;
         odd.into_iter().chain(even).map(|(_, l)| l).collect()
     }
@@ -291,7 +290,10 @@ impl FakeProvider {
                     .rev()
                     .map(|i| self.object(now, i))
                     .collect();
-                (ok(json!({"object": "list", "data": data, "has_more": false})), vec![])
+                (
+                    ok(json!({"object": "list", "data": data, "has_more": false})),
+                    vec![],
+                )
             }
             ("GET", p) if p.starts_with("/batches/") => {
                 self.polls += 1;
@@ -396,7 +398,11 @@ impl Sim {
                 }
                 BatchOutput::Upload(order) => {
                     assert_eq!(order.url, "https://api.test/v1/files");
-                    let lines = self.files.get(&order.shard).cloned().expect("the shard file");
+                    let lines = self
+                        .files
+                        .get(&order.shard)
+                        .cloned()
+                        .expect("the shard file");
                     assert_eq!(lines.len(), order.lines);
                     assert_eq!(
                         lines.iter().map(String::len).sum::<usize>() as u64,
@@ -463,7 +469,10 @@ impl Sim {
                 .batch
                 .poll_timeout()
                 .expect("a run that is not finished has a deadline");
-            assert!(next >= self.now || next.0 + 1 >= self.now.0, "time goes forward");
+            assert!(
+                next >= self.now || next.0 + 1 >= self.now.0,
+                "time goes forward"
+            );
             self.now = next.max(self.now);
         }
         panic!("the run did not finish");
@@ -474,7 +483,12 @@ impl Sim {
         let folded = crate::journal::fold_journal(&self.results);
         let batches = fold_batch_journal(self.journal.as_bytes()).unwrap();
         self.now = self.now.plus(1_000);
-        let mut batch = BatchRun::new(config(self.batch.cfg.max_lines), csv(self.batch.run().items().len()), self.now).unwrap();
+        let mut batch = BatchRun::new(
+            config(self.batch.cfg.max_lines),
+            csv(self.batch.run().items().len()),
+            self.now,
+        )
+        .unwrap();
         batch
             .restore(self.now, folded.results.iter().cloned(), &batches, &[])
             .unwrap();
@@ -499,11 +513,7 @@ impl Sim {
             .map(|r| {
                 (
                     r.row,
-                    (
-                        r.status,
-                        r.prediction.map(|p| p.into_owned()),
-                        r.attempts,
-                    ),
+                    (r.status, r.prediction.map(|p| p.into_owned()), r.attempts),
                 )
             })
             .collect()
@@ -538,7 +548,9 @@ fn a_clean_run_goes_in_shards_matches_lines_out_of_order_and_costs_half() {
         [50, 50, 20]
     );
     assert!(batches.iter().all(|b| b.status == "done"), "{batches:?}");
-    assert!(batches.iter().all(|b| b.batch_id.is_some() && b.file_id.is_some()));
+    assert!(batches
+        .iter()
+        .all(|b| b.batch_id.is_some() && b.file_id.is_some()));
     // Every row once, in reports of 50 in order, whatever the order of lines.
     let outcomes = sim.outcomes();
     assert_eq!(outcomes.len(), 120);
@@ -552,7 +564,10 @@ fn a_clean_run_goes_in_shards_matches_lines_out_of_order_and_costs_half() {
     );
     // Six simulated hours, polled from 5 s growing to a minute.
     let elapsed = s.statistics.elapsed_ms;
-    assert!(elapsed >= 6 * 3_600_000 && elapsed < 6 * 3_600_000 + 120_000, "{elapsed}");
+    assert!(
+        elapsed >= 6 * 3_600_000 && elapsed < 6 * 3_600_000 + 120_000,
+        "{elapsed}"
+    );
     let polls = sim.provider.polls;
     assert!((3 * 360..3 * 460).contains(&polls), "{polls} polls");
     let gaps: Vec<u64> = sim
@@ -575,8 +590,17 @@ fn a_clean_run_goes_in_shards_matches_lines_out_of_order_and_costs_half() {
         .map(|r| format!("{}{}", r["record"].as_str().unwrap(), r["shard"]))
         .collect();
     for shard in 1..=3 {
-        let at = |k: &str| kinds.iter().position(|x| *x == format!("{k}{shard}")).unwrap();
-        assert!(at("uploaded") < at("created") && at("created") < at("ended") && at("ended") < at("done"));
+        let at = |k: &str| {
+            kinds
+                .iter()
+                .position(|x| *x == format!("{k}{shard}"))
+                .unwrap()
+        };
+        assert!(
+            at("uploaded") < at("created")
+                && at("created") < at("ended")
+                && at("ended") < at("done")
+        );
     }
     // The progress file names the provider batches.
     let progress = serde_json::to_value(sim.batch.progress(sim.now)).unwrap();
@@ -631,7 +655,9 @@ fn errored_lines_are_re_sent_up_to_the_budget_then_fail() {
     assert_eq!(outcomes[&2].2, 3, "max_retries 2: three attempts");
     assert_eq!(outcomes[&5], (ItemStatus::Success, Some("owl".into()), 2));
     assert!(
-        s.overall_progress.errors[0].error.contains("gave up after 3 attempts"),
+        s.overall_progress.errors[0]
+            .error
+            .contains("gave up after 3 attempts"),
         "{:?}",
         s.overall_progress.errors
     );
@@ -655,7 +681,10 @@ fn a_failed_batch_stops_the_run_resumably_and_a_resume_sends_its_rows_again() {
     let reason = s.abort_reason.as_deref().unwrap();
     assert!(reason.contains("batch_1 failed"), "{reason}");
     assert!(reason.contains("does not support images"), "{reason}");
-    assert_eq!(s.statistics.remaining, 6, "nothing failed: all left for resume");
+    assert_eq!(
+        s.statistics.remaining, 6,
+        "nothing failed: all left for resume"
+    );
     assert_eq!(s.exit_code(), 2);
     sim.resume(Script {
         fail_first: 0,
@@ -790,7 +819,9 @@ fn cancel_keeps_what_the_batches_finished_and_leaves_the_rest_for_resume() {
         sim.drain();
         sim.now = sim.batch.poll_timeout().unwrap().max(sim.now);
     }
-    sim.batch.handle(sim.now, BatchInput::CancelBatches).unwrap();
+    sim.batch
+        .handle(sim.now, BatchInput::CancelBatches)
+        .unwrap();
     sim.run();
     let s = sim.summary();
     assert_eq!(s.status, RunStatus::Interrupted);
@@ -798,7 +829,10 @@ fn cancel_keeps_what_the_batches_finished_and_leaves_the_rest_for_resume() {
     assert!((1..10).contains(&done), "{done} done at cancel");
     assert_eq!(s.statistics.failed, 0, "cancelled rows are not failures");
     assert_eq!(s.statistics.remaining, 10 - done);
-    assert_eq!(s.provider_batches.as_ref().unwrap()[0].status, "done (cancelled)");
+    assert_eq!(
+        s.provider_batches.as_ref().unwrap()[0].status,
+        "done (cancelled)"
+    );
     // A resume sends only the rest.
     sim.resume(script);
     sim.run();
@@ -859,7 +893,10 @@ fn a_crash_before_any_input_resumes_to_the_same_results_and_never_pays_twice() {
         for b in &sim.provider.batches {
             *per_file.entry(&b.input_file).or_default() += 1;
         }
-        assert!(per_file.values().all(|n| *n == 1), "crash {crash}: {per_file:?}");
+        assert!(
+            per_file.values().all(|n| *n == 1),
+            "crash {crash}: {per_file:?}"
+        );
         let mut seen = HashSet::new();
         for (row, attempt, _) in &sim.provider.submitted {
             assert!(
@@ -909,7 +946,10 @@ fn a_resume_finds_a_batch_created_before_the_crash_instead_of_creating_another()
     sim.resume(script);
     sim.run();
     assert_eq!(sim.summary().status, RunStatus::Completed);
-    assert_eq!(sim.provider.creates, 1, "found by its file, not created again");
+    assert_eq!(
+        sim.provider.creates, 1,
+        "found by its file, not created again"
+    );
     assert!(sim.journal.contains("\"created\""));
 }
 
@@ -917,7 +957,9 @@ fn a_resume_finds_a_batch_created_before_the_crash_instead_of_creating_another()
 fn settings_are_checked_and_only_openai_has_a_batch_api() {
     let mut c = config(0);
     assert_eq!(
-        BatchRun::new(c.clone(), csv(1), START).unwrap_err().to_string(),
+        BatchRun::new(c.clone(), csv(1), START)
+            .unwrap_err()
+            .to_string(),
         "batchApi.maxLines is 0; it must be between 1 and 50000"
     );
     c.batch_api = Some(BatchApiConfig {

@@ -482,8 +482,7 @@ impl Run {
             }
             if let Some(i) = self.schedule.next_fresh() {
                 if let Some(defect) = &self.items[i].defect {
-                    let failure =
-                        Failure::without_request(FailureKind::Input, defect.to_string());
+                    let failure = Failure::without_request(FailureKind::Input, defect.to_string());
                     self.schedule.take_fresh();
                     self.finish_item(now, i, Ended::Failed(failure), Source::Live);
                     continue;
