@@ -116,11 +116,11 @@ fn unauthorized(state: &MockState, headers: &HeaderMap) -> Option<Response> {
     })
 }
 
-/// The parts of a `multipart/form-data` body: (name, filename, content).
-fn multipart_parts<'a>(
-    content_type: &str,
-    body: &'a [u8],
-) -> Result<Vec<(String, Option<String>, &'a [u8])>, String> {
+/// One part of a `multipart/form-data` body: (name, filename, content).
+type Part<'a> = (String, Option<String>, &'a [u8]);
+
+/// The parts of a `multipart/form-data` body.
+fn multipart_parts<'a>(content_type: &str, body: &'a [u8]) -> Result<Vec<Part<'a>>, String> {
     let boundary = content_type
         .split(';')
         .find_map(|p| p.trim().strip_prefix("boundary="))
