@@ -179,6 +179,9 @@ async fn run(args: RunArgs, matches: &ArgMatches, cancel: bool) -> Result<u8> {
         })
         .await;
     }
+    if args.resume.is_some() {
+        refuse_live_over_open_batches(&files)?;
+    }
     if cancel {
         bail!(
             "{}: this run went live, not through a provider's batch API: it has no batches to cancel",
@@ -246,6 +249,32 @@ async fn run(args: RunArgs, matches: &ArgMatches, cancel: bool) -> Result<u8> {
     );
     print_epilogue(&summary, &files, mock, report).await;
     Ok(summary.exit_code())
+}
+
+/// A batch-API run resumed live would send again the rows its provider batches
+/// still hold (and pay for them twice): refused while any of them is open.
+fn refuse_live_over_open_batches(files: &RunFiles) -> Result<()> {
+    let Ok(file) = File::open(&files.provider) else {
+        return Ok(());
+    };
+    let folded = shadow_core::batch::fold_batch_journal(BufReader::new(file))
+        .with_context(|| format!("cannot read {}", files.provider.display()))?;
+    let open = folded
+        .shards
+        .iter()
+        .filter(|s| {
+            !s.done
+                && s.file_id.is_some()
+                && !matches!(&s.ended, Some((status, ..)) if status == "failed")
+        })
+        .count();
+    if open > 0 {
+        bail!(
+            "this run went through the provider's batch API and {open} of its batches may still hold rows: resuming it live would send them again. Resume it with --via batch-api, or cancel them first: shadow-batch cancel {}",
+            files.progress.display()
+        );
+    }
+    Ok(())
 }
 
 /// `shadow-batch report FILE`.

@@ -403,6 +403,13 @@ fn ctrl_c_detaches_then_cancel_keeps_what_finished_and_resume_sends_the_rest() {
     assert_eq!(files.summary()["status"], "interrupted");
     assert_eq!(mock.stats()["batchCancels"], 0, "detaching cancels nothing");
 
+    // Resuming it live would send the batch's rows again: refused.
+    let mut live = resume_cmd(&data, &mock.url, &files.progress);
+    live.args(["--via", "live"]);
+    let refused = run(live);
+    refused.expect_code(2);
+    assert!(refused.stderr.contains("Resume it with --via batch-api"), "{}", refused.stderr);
+
     let mut cancel = shadow(data.root.path());
     cancel
         .env("OPENAI_API_KEY", "sk-batch-dummy")
