@@ -408,7 +408,11 @@ fn ctrl_c_detaches_then_cancel_keeps_what_finished_and_resume_sends_the_rest() {
     live.args(["--via", "live"]);
     let refused = run(live);
     refused.expect_code(2);
-    assert!(refused.stderr.contains("Resume it with --via batch-api"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("Resume it with --via batch-api"),
+        "{}",
+        refused.stderr
+    );
 
     let mut cancel = shadow(data.root.path());
     cancel
