@@ -72,6 +72,11 @@ pub struct RunConfig {
     /// Who answers, as reports name it: `mock` when the predictions are simulated.
     /// A resumed run keeps it.
     pub provider_label: EndpointKind,
+    /// Send the requests through the provider's batch API instead of one by one
+    /// ([`crate::batch::BatchRun`]); `None` (the default) for a live run. A
+    /// resumed run keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_api: Option<crate::batch::BatchApiConfig>,
 }
 
 impl Default for RunConfig {
@@ -104,6 +109,7 @@ impl Default for RunConfig {
             }),
             provider_label: EndpointKind::Openai,
             price: None,
+            batch_api: None,
         }
     }
 }
@@ -285,6 +291,24 @@ pub enum ConfigError {
     /// A price that is negative, not a number, or over 10,000 per million tokens.
     #[error("a price per million tokens must be a number from 0 to 10000")]
     Price,
+    /// Batch-API mode with a provider that has no batch API shadow-batch speaks.
+    #[error("the {provider} provider has no batch API; batch-API mode needs an OpenAI-compatible endpoint with /v1/files and /v1/batches")]
+    NoBatchApi {
+        /// The provider, as reports name it.
+        provider: String,
+    },
+    /// A setting of batch-API mode outside its range.
+    #[error("batchApi.{field} is {value}; it must be between {min} and {max}")]
+    BatchApi {
+        /// The field of [`crate::batch::BatchApiConfig`], as JSON names it.
+        field: &'static str,
+        /// The value given.
+        value: u64,
+        /// The smallest allowed value.
+        min: u64,
+        /// The largest allowed value.
+        max: u64,
+    },
 }
 
 impl RunConfig {
@@ -310,6 +334,9 @@ impl RunConfig {
         }
         if self.price.is_some_and(|p| !p.is_valid()) {
             return Err(ConfigError::Price);
+        }
+        if let Some(batch) = &self.batch_api {
+            batch.validate()?;
         }
         Ok(())
     }

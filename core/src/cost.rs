@@ -88,6 +88,10 @@ pub struct PriceUsed {
     /// Where it came from.
     #[serde(flatten)]
     pub source: PriceSource,
+    /// The run went through the provider's batch API, which charges half the
+    /// live price: `price` is already halved (from the price given or listed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch_api: bool,
 }
 
 /// What the run's answered items cost.
@@ -114,6 +118,7 @@ impl Cost {
             (Some(price), _) => Some(PriceUsed {
                 price,
                 source: PriceSource::Given,
+                batch_api: false,
             }),
             (None, Some((model, price))) => Some(PriceUsed {
                 price,
@@ -121,9 +126,30 @@ impl Cost {
                     model: model.to_owned(),
                     checked: PRICES_CHECKED.to_owned(),
                 },
+                batch_api: false,
             }),
             (None, None) => None,
         };
+        Cost::at(usage, items, price)
+    }
+
+    /// The cost of a run that went through the provider's batch API: half the
+    /// price `of` would use, as OpenAI and Anthropic charge for batches.
+    pub fn of_batch(usage: Usage, items: usize, given: Option<Price>, model: Option<&str>) -> Cost {
+        let price = Cost::of(Usage::default(), 0, given, model)
+            .price
+            .map(|used| PriceUsed {
+                price: Price {
+                    input_per_million: used.price.input_per_million / 2.0,
+                    output_per_million: used.price.output_per_million / 2.0,
+                },
+                batch_api: true,
+                ..used
+            });
+        Cost::at(usage, items, price)
+    }
+
+    fn at(usage: Usage, items: usize, price: Option<PriceUsed>) -> Cost {
         let amount = price.as_ref().map(|p| {
             (usage.prompt_tokens as f64 * p.price.input_per_million
                 + usage.completion_tokens as f64 * p.price.output_per_million)
@@ -192,6 +218,22 @@ mod tests {
         let paid = Cost::of(used, 300, Some(given), Some("gpt-4o-mini"));
         assert_eq!(paid.amount_usd, Some(0.303));
         assert_eq!(paid.price.unwrap().source, PriceSource::Given);
+        let batch = Cost::of_batch(used, 300, None, Some("gpt-4o-mini"));
+        assert_eq!(batch.amount_usd, Some(0.02295), "half of the live cost");
+        let batch_price = batch.price.as_ref().unwrap();
+        assert!(batch_price.batch_api);
+        assert_eq!(batch_price.price.input_per_million, 0.075);
+        assert_eq!(
+            serde_json::to_value(&batch).unwrap()["price"]["batchApi"],
+            true
+        );
+        assert_eq!(
+            Cost::of_batch(used, 300, Some(given), None).amount_usd,
+            Some(0.1515)
+        );
+        assert!(serde_json::to_value(&listed).unwrap()["price"]
+            .get("batchApi")
+            .is_none());
         let unknown = Cost::of(used, 300, None, Some("my-model"));
         assert_eq!((unknown.price, unknown.amount_usd), (None, None));
         assert_eq!(unknown.tokens_per_image, Some(1005.0));

@@ -88,6 +88,7 @@
 
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod config;
 pub mod cost;
 pub mod engine;

@@ -175,6 +175,10 @@ pub struct ProgressReport<'a> {
     pub status: RunStatus,
     /// The settings used (no secrets).
     pub config: &'a RunConfig,
+    /// In batch-API mode, the provider batches (shards) of the run and their
+    /// status; absent in a live run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_batches: Option<&'a [crate::batch::ProviderBatch]>,
 }
 
 /// Latency of the final attempt of each answered item.
@@ -273,6 +277,10 @@ pub struct Summary {
     /// from summaries of older versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pace: Option<crate::engine::Pace>,
+    /// In batch-API mode, the provider batches (shards) of this session and how
+    /// each ended; absent in a live run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_batches: Option<Vec<crate::batch::ProviderBatch>>,
 }
 
 /// Failed items by reason. Every field is always written (0 when none), except
@@ -668,6 +676,11 @@ impl Summary {
                         PriceSource::ListPrice { model, checked } => {
                             format!("at {model}'s list price as of {checked}")
                         }
+                    };
+                    let source = if p.batch_api {
+                        format!("{source}, halved for the batch API")
+                    } else {
+                        source
                     };
                     format!(
                         "{} ({} per image, {source}: ${:.2} in, ${:.2} out per 1M tokens)",

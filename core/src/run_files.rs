@@ -24,6 +24,12 @@ pub fn report_file_name(run_id: &str) -> String {
     format!("{PREFIX}report-{run_id}.html")
 }
 
+/// The provider journal of a batch-API run (every file and batch id the provider
+/// gave): `shadow-mode-batch-provider-{run}.jsonl`.
+pub fn provider_file_name(run_id: &str) -> String {
+    format!("{PREFIX}provider-{run_id}.jsonl")
+}
+
 /// The run id in the name of any of a run's files, or `None` if the name is not
 /// one of them.
 pub fn run_id_of_file_name(name: &str) -> Option<&str> {
@@ -37,6 +43,10 @@ pub fn run_id_of_file_name(name: &str) -> Option<&str> {
         .or_else(|| {
             rest.strip_prefix("report-")
                 .and_then(|r| r.strip_suffix(".html"))
+        })
+        .or_else(|| {
+            rest.strip_prefix("provider-")
+                .and_then(|r| r.strip_suffix(".jsonl"))
         })
         .or_else(|| rest.strip_suffix(".json"))
         .filter(|id| !id.is_empty())
@@ -54,6 +64,7 @@ mod tests {
             summary_file_name(id),
             results_file_name(id),
             report_file_name(id),
+            provider_file_name(id),
         ] {
             assert_eq!(run_id_of_file_name(&name), Some(id), "{name}");
         }

@@ -98,6 +98,14 @@ pub(crate) fn request_id(seed: u64, content: u64, attempt: u64) -> u64 {
     mix(seed, content, SALT_ID, attempt)
 }
 
+const SALT_ORDER: u64 = 0x4f52_4445_5221;
+
+/// Where a batch line goes in its result file: lines come out of input order,
+/// the same way for the same seed.
+pub(crate) fn order_key(seed: u64, custom_id: &str) -> u64 {
+    mix(seed, stable_hash(custom_id.as_bytes()), SALT_ORDER, 0)
+}
+
 /// The `created` time of every chat completion of a seed (a fixed fake time).
 pub(crate) fn created(seed: u64) -> u64 {
     1_700_000_000 + mix(seed, 0, SALT_CREATED, 0) % 100_000_000

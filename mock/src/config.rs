@@ -86,6 +86,28 @@ pub struct MockConfig {
 
     /// How the OpenAI-compatible route behaves.
     pub dialect: OpenAiDialect,
+
+    /// Batch API: how long a batch takes from creation to `completed`, in ms
+    /// (`validating` for the first tenth, `in_progress`, `finalizing` for the last
+    /// tenth).
+    pub batch_ms: u64,
+
+    /// Batch API: the first N batches created expire when their time is up,
+    /// having run only every other line (the rest come back as `batch_expired`
+    /// in the error file).
+    pub batch_expire: u64,
+
+    /// Batch API: the first N batches created (after any that expire) fail
+    /// validation (`failed`, with an error naming line 1).
+    pub batch_fail: u64,
+
+    /// Batch API: wait this long before answering a create (the batch exists
+    /// from the start of the wait), in ms: a client killed meanwhile has created
+    /// a batch it has no id of.
+    pub batch_create_delay_ms: u64,
+
+    /// Batch API: serve result files 10 lines at a time, this long apart, in ms.
+    pub batch_download_delay_ms: u64,
 }
 
 /// How `POST /v1/chat/completions` behaves.
@@ -135,6 +157,11 @@ impl Default for MockConfig {
             slow_every: 0,
             refusal_rate: 0.0,
             dialect: OpenAiDialect::OpenAi,
+            batch_ms: 2_000,
+            batch_expire: 0,
+            batch_fail: 0,
+            batch_create_delay_ms: 0,
+            batch_download_delay_ms: 0,
         }
     }
 }

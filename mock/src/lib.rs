@@ -51,6 +51,17 @@
 //!   URLs, `{"label": ...}` to `json_object` and a bare label to plain text.
 //! * `GET /v1/models`: one model, [`MOCK_MODEL`].
 //! * `GET /stats`: counters ([`MockStats`]) as JSON.
+//! * The OpenAI Batch API: `POST /v1/files` (multipart, `purpose=batch`),
+//!   `GET /v1/files/{id}[/content]`, `POST /v1/batches`, `GET /v1/batches[/{id}]`,
+//!   `POST /v1/batches/{id}/cancel`. A batch's status follows the clock
+//!   ([`batch_ms`](MockConfig::batch_ms)); each line is answered by the same
+//!   function as a live request, its attempt read from a `custom_id` ending in
+//!   `-a{attempt}`; result files come out of input order; the first batches can
+//!   be made to expire or fail ([`batch_expire`](MockConfig::batch_expire),
+//!   [`batch_fail`](MockConfig::batch_fail)), a create answered late
+//!   ([`batch_create_delay_ms`](MockConfig::batch_create_delay_ms)) and a
+//!   download served slowly
+//!   ([`batch_download_delay_ms`](MockConfig::batch_download_delay_ms)).
 //!
 //! Every route checks [`require_key`](MockConfig::require_key) in its dialect's
 //! header, and answers faults, rate limits, quota and refusals
@@ -185,6 +196,7 @@
 
 mod answers;
 mod anthropic;
+mod batch;
 mod config;
 mod dialect;
 mod gemini;

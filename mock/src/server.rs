@@ -28,6 +28,8 @@ use crate::stats::{Counters, MockStats};
 
 /// Largest request body accepted (images travel as base64 data URLs).
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
+/// Largest batch input file accepted: OpenAI's 200 MB, and room for the form.
+const FILE_LIMIT: usize = 210 * 1024 * 1024;
 
 /// Response headers a browser script may read (CORS `Access-Control-Expose-Headers`):
 /// every rate-limit and retry header of every dialect.
@@ -56,21 +58,25 @@ pub const EXPOSED_HEADERS: [&str; 22] = [
     "anthropic-ratelimit-output-tokens-reset",
 ];
 
-struct Inner {
-    cfg: MockConfig,
-    truth: Option<Truth>,
+pub(crate) struct Inner {
+    pub(crate) cfg: MockConfig,
+    pub(crate) truth: Option<Truth>,
     /// The requests- and tokens-per-minute buckets (`None`: no limit).
     limits: Option<Mutex<Limits>>,
-    counters: Counters,
+    pub(crate) counters: Counters,
     /// Sequence for request ids of requests whose content is unknown.
     seq: AtomicU64,
+    /// The batch API's files and batches.
+    pub(crate) batch: Mutex<crate::batch::BatchStore>,
+    /// When the mock started (its fake clock's origin).
+    pub(crate) started: Instant,
 }
 
 /// The shared state of a mock endpoint; cheap to clone. Build one and pass it to
 /// [`router`] to serve the mock from another server.
 #[derive(Clone)]
 pub struct MockState {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for MockState {
@@ -97,6 +103,8 @@ impl MockState {
                 limits,
                 counters: Counters::default(),
                 seq: AtomicU64::new(0),
+                batch: Mutex::new(crate::batch::BatchStore::default()),
+                started: Instant::now(),
             }),
         }
     }
@@ -137,6 +145,18 @@ pub fn router(state: MockState) -> Router {
         .route("/openai/v1/chat/completions", post(azure_v1))
         .route("/v1/models", get(models))
         .route("/stats", get(stats))
+        .route(
+            "/v1/files",
+            post(crate::batch::upload).layer(DefaultBodyLimit::max(FILE_LIMIT)),
+        )
+        .route("/v1/files/{id}", get(crate::batch::file_info))
+        .route("/v1/files/{id}/content", get(crate::batch::file_content))
+        .route(
+            "/v1/batches",
+            post(crate::batch::create).get(crate::batch::list),
+        )
+        .route("/v1/batches/{id}", get(crate::batch::retrieve))
+        .route("/v1/batches/{id}/cancel", post(crate::batch::cancel))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(cors)
         .with_state(state)
@@ -167,6 +187,14 @@ fn respond(status: StatusCode, mut headers: HeaderMap, body: &Value) -> Response
 
 fn reply(reply: Reply, headers: HeaderMap) -> Response {
     respond(reply.0, headers, &reply.1)
+}
+
+pub(crate) fn bearer_matches(headers: &HeaderMap, key: &str) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| given.trim() == key)
 }
 
 fn attempt_of(headers: &HeaderMap) -> u64 {

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-/// A snapshot of the mock's counters (`GET /stats`). All of them count model
-/// requests only (chat completions, messages, generateContent, in every dialect).
+/// A snapshot of the mock's counters (`GET /stats`). Those not named `batch*`
+/// count model requests only (chat completions, messages, generateContent, in
+/// every dialect).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct MockStats {
@@ -47,6 +48,27 @@ pub struct MockStats {
     pub bad_requests: u64,
     /// Answers by HTTP status (only statuses that occurred).
     pub by_status: BTreeMap<u16, u64>,
+    /// Batch API: files uploaded (`POST /v1/files`).
+    #[serde(default)]
+    pub batch_uploads: u64,
+    /// Batch API: batches created (`POST /v1/batches`).
+    #[serde(default)]
+    pub batch_creates: u64,
+    /// Batch API: reads of a batch (`GET /v1/batches/{id}`).
+    #[serde(default)]
+    pub batch_polls: u64,
+    /// Batch API: lists of batches (`GET /v1/batches`).
+    #[serde(default)]
+    pub batch_lists: u64,
+    /// Batch API: file downloads (`GET /v1/files/{id}/content`).
+    #[serde(default)]
+    pub batch_downloads: u64,
+    /// Batch API: cancels (`POST /v1/batches/{id}/cancel`).
+    #[serde(default)]
+    pub batch_cancels: u64,
+    /// Batch API: request lines answered (in output and error files).
+    #[serde(default)]
+    pub batch_lines: u64,
 }
 
 const STATUSES: [u16; 8] = [200, 400, 401, 404, 429, 500, 503, 529];
@@ -66,6 +88,13 @@ pub(crate) struct Counters {
     pub malformed: AtomicU64,
     pub quota_exceeded: AtomicU64,
     pub bad_requests: AtomicU64,
+    pub batch_uploads: AtomicU64,
+    pub batch_creates: AtomicU64,
+    pub batch_polls: AtomicU64,
+    pub batch_lists: AtomicU64,
+    pub batch_downloads: AtomicU64,
+    pub batch_cancels: AtomicU64,
+    pub batch_lines: AtomicU64,
     by_status: [AtomicU64; STATUSES.len()],
 }
 
@@ -108,6 +137,13 @@ impl Counters {
                 .map(|(&s, c)| (s, load(c)))
                 .filter(|&(_, n)| n > 0)
                 .collect(),
+            batch_uploads: load(&self.batch_uploads),
+            batch_creates: load(&self.batch_creates),
+            batch_polls: load(&self.batch_polls),
+            batch_lists: load(&self.batch_lists),
+            batch_downloads: load(&self.batch_downloads),
+            batch_cancels: load(&self.batch_cancels),
+            batch_lines: load(&self.batch_lines),
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use shadow_core::batch::BatchApiConfig;
 use shadow_core::provider::{defaults as provider_defaults, OpenAiConfig, Provider};
 use shadow_core::{RunConfig, Setting};
 use shadow_mock::{MockConfig, OpenAiDialect};
@@ -107,6 +108,10 @@ EXAMPLES:
         The same against OpenAI: batches of 50, no fixed delay, 5 retries.
     shadow-batch --resume training-data/shadow-mode-batch-progress-2025-01-24T10-30-00-000Z.json
         Continue an interrupted run; finished images are not sent again.
+    OPENAI_API_KEY=sk-... shadow-batch big.csv --via batch-api
+        The provider's batch engine: half the price, results within 24 hours;
+        Ctrl-C detaches (the batches keep running); --resume FILE collects them,
+        `shadow-batch cancel FILE` cancels them.
     shadow-batch report training-data/shadow-mode-batch-results-2025-01-24T10-30-00-000Z.jsonl
         Write the HTML report (results explorer) of an earlier run, even an
         interrupted one; open it in a browser.
@@ -115,6 +120,9 @@ FILES (in the CSV's folder, or --out-dir):
     shadow-mode-batch-progress-{run}.json   replaced after every batch
     shadow-mode-batch-results-{run}.jsonl   one line per finished image (the predictions)
     shadow-mode-batch-{run}.json            the final summary
+    shadow-mode-batch-provider-{run}.jsonl  --via batch-api: every file and batch id
+                                            the provider gave, written before the
+                                            next step (what --resume continues from)
     shadow-mode-batch-report-{run}.html     the results explorer: one self-contained
                                             file to open in a browser (no server, no
                                             network); `shadow-batch report FILE`
@@ -173,6 +181,17 @@ pub enum Command {
     /// Write the HTML report (the results explorer, one self-contained file) of an
     /// earlier run, finished or not, from its progress, summary or results file.
     Report(ReportArgs),
+    /// Cancel the provider batches of a --via batch-api run at the provider, keep
+    /// what they finished (downloaded into the run's results), and end the run
+    /// as interrupted: --resume later sends the rest.
+    Cancel(CancelArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CancelArgs {
+    /// Any file of the run: its progress, summary, results or provider file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -323,6 +342,27 @@ pub struct MockArgs {
     /// Anthropic, Gemini and Azure routes always speak their own dialect.
     #[arg(long, value_enum, default_value = "openai")]
     pub dialect: DialectArg,
+
+    /// Batch API: how long a batch takes from creation to completed, in ms.
+    #[arg(long, value_name = "MS", default_value_t = MockConfig::default().batch_ms)]
+    pub batch_ms: u64,
+
+    /// Batch API: the first N batches created expire, having run every other line.
+    #[arg(long, value_name = "N", default_value_t = MockConfig::default().batch_expire)]
+    pub batch_expire: u64,
+
+    /// Batch API: the first N batches created (after those that expire) fail
+    /// validation.
+    #[arg(long, value_name = "N", default_value_t = MockConfig::default().batch_fail)]
+    pub batch_fail: u64,
+
+    /// Batch API: answer each create this late (the batch exists meanwhile), in ms.
+    #[arg(long, value_name = "MS", default_value_t = MockConfig::default().batch_create_delay_ms)]
+    pub batch_create_delay_ms: u64,
+
+    /// Batch API: serve result files 10 lines at a time, this long apart, in ms.
+    #[arg(long, value_name = "MS", default_value_t = MockConfig::default().batch_download_delay_ms)]
+    pub batch_download_delay_ms: u64,
 }
 
 /// `--dialect` of the mock.
@@ -357,6 +397,11 @@ impl From<MockArgs> for MockConfig {
                 DialectArg::Openai => OpenAiDialect::OpenAi,
                 DialectArg::Ollama => OpenAiDialect::Ollama,
             },
+            batch_ms: a.batch_ms,
+            batch_expire: a.batch_expire,
+            batch_fail: a.batch_fail,
+            batch_create_delay_ms: a.batch_create_delay_ms,
+            batch_download_delay_ms: a.batch_download_delay_ms,
         }
     }
 }
@@ -390,6 +435,18 @@ pub enum ProviderKind {
     Http,
     /// The built-in mock endpoint, in-process: simulated predictions.
     Mock,
+}
+
+/// How the requests travel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Via {
+    /// One HTTP request per image, paced to the endpoint's limits: results in
+    /// minutes.
+    Live,
+    /// The provider's batch API (OpenAI Batch API: /v1/files + /v1/batches):
+    /// shards of up to 50,000 requests run on the provider's fleet at half the
+    /// price, results within 24 hours.
+    BatchApi,
 }
 
 /// OpenAI's image detail level.
@@ -479,6 +536,25 @@ pub struct RunArgs {
 
     #[arg(long, value_name = "NAME", help = model_help(), help_heading = "Endpoint")]
     pub model: Option<String>,
+
+    /// How the requests travel: live (one request per image) or batch-api (the
+    /// provider's batch engine: half the price, results within 24 h; with
+    /// --provider openai, an OpenAI-compatible server with /v1/files and
+    /// /v1/batches, or the built-in mock) [default: live, or what the resumed
+    /// run used].
+    #[arg(long, value_enum, value_name = "HOW", help_heading = "Batch API")]
+    pub via: Option<Via>,
+
+    /// --via batch-api: the longest wait between two reads of a batch's status,
+    /// in seconds (the first read comes after 5 s, or this if shorter; the
+    /// waits grow by half up to it).
+    #[arg(long, value_name = "SECS", default_value_t = BatchApiConfig::default().poll_max_ms as f64 / 1000.0, help_heading = "Batch API")]
+    pub poll_interval: f64,
+
+    /// --via batch-api: most requests in one provider batch (its input file also
+    /// stays under 200 MB).
+    #[arg(long, value_name = "N", default_value_t = BatchApiConfig::default().max_lines, help_heading = "Batch API")]
+    pub shard_lines: usize,
 
     #[arg(long, value_name = "URL", help = base_url_help(), help_heading = "Endpoint")]
     pub base_url: Option<String>,

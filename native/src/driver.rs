@@ -47,7 +47,7 @@ impl Clock {
         Millis(self.epoch_ms + self.origin.elapsed().as_millis() as u64)
     }
 
-    fn instant_of(&self, t: Millis) -> tokio::time::Instant {
+    pub(crate) fn instant_of(&self, t: Millis) -> tokio::time::Instant {
         let offset = Duration::from_millis(t.0.saturating_sub(self.epoch_ms));
         tokio::time::Instant::from_std(self.origin + offset)
     }
@@ -258,7 +258,7 @@ impl ReportWriter {
     }
 }
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+pub(crate) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
@@ -296,8 +296,8 @@ fn progress_bar(run: &Run) -> ProgressBar {
 
 /// Ctrl-C and SIGTERM, counted. Held as streams, so that a signal arriving while
 /// the loop is busy elsewhere is not lost.
-struct Interrupts {
-    count: u32,
+pub(crate) struct Interrupts {
+    pub(crate) count: u32,
     #[cfg(unix)]
     int: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -305,7 +305,7 @@ struct Interrupts {
 }
 
 impl Interrupts {
-    fn new() -> Result<Interrupts> {
+    pub(crate) fn new() -> Result<Interrupts> {
         #[cfg(unix)]
         use tokio::signal::unix::{signal, SignalKind};
         Ok(Interrupts {
@@ -317,7 +317,7 @@ impl Interrupts {
         })
     }
 
-    async fn recv(&mut self) {
+    pub(crate) async fn recv(&mut self) {
         #[cfg(unix)]
         tokio::select! {
             _ = self.int.recv() => {}

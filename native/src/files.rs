@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use shadow_core::journal::ItemResult;
 use shadow_core::run_files::{
-    progress_file_name, report_file_name, results_file_name, run_id_of_file_name,
-    summary_file_name, PREFIX,
+    progress_file_name, provider_file_name, report_file_name, results_file_name,
+    run_id_of_file_name, summary_file_name, PREFIX,
 };
 
 /// Where one run's files live.
@@ -21,6 +21,8 @@ pub struct RunFiles {
     pub results: PathBuf,
     /// The self-contained HTML report.
     pub report: PathBuf,
+    /// The provider journal of a batch-API run.
+    pub provider: PathBuf,
 }
 
 impl RunFiles {
@@ -31,6 +33,7 @@ impl RunFiles {
             summary: dir.join(summary_file_name(run_id)),
             results: dir.join(results_file_name(run_id)),
             report: dir.join(report_file_name(run_id)),
+            provider: dir.join(provider_file_name(run_id)),
         }
     }
 
@@ -105,6 +108,13 @@ impl Journal {
         serde_json::to_writer(&mut self.out, result)?;
         self.out
             .write_all(b"\n")
+            .with_context(|| format!("could not write {}", self.path.display()))
+    }
+
+    /// Appends a line as it is (it ends in `\n`).
+    pub fn append_line(&mut self, line: &str) -> Result<()> {
+        self.out
+            .write_all(line.as_bytes())
             .with_context(|| format!("could not write {}", self.path.display()))
     }
 

@@ -2,6 +2,7 @@
 //! performs the HTTP, writes the files and paints the console; the core decides
 //! everything else.
 
+mod batch_driver;
 mod cli;
 mod driver;
 mod files;
@@ -57,9 +58,11 @@ fn main() -> ExitCode {
     // small, and cross-thread wake-ups cost more than they save (file reads still go
     // to the blocking pool). The servers use every core.
     let runtime = match &cli.command {
-        None | Some(Command::Report(_)) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
+        None | Some(Command::Report(_) | Command::Cancel(_)) => {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        }
         Some(_) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build(),
@@ -84,7 +87,8 @@ fn main() -> ExitCode {
                 .map(|()| 0)
         }
         Some(Command::Report(args)) => write_report_of(&args).map(|()| 0),
-        None => runtime.block_on(run(cli.run, &matches)),
+        Some(Command::Cancel(args)) => runtime.block_on(cancel(&args)),
+        None => runtime.block_on(run(cli.run, &matches, false)),
     };
     // Requests still in flight after an abandon must not hold the process open.
     runtime.shutdown_timeout(Duration::from_millis(100));
@@ -100,7 +104,22 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
+/// `shadow-batch cancel FILE`: the run resumed with its settings, its provider
+/// batches cancelled at once.
+async fn cancel(args: &cli::CancelArgs) -> Result<u8> {
+    let file = args.file.as_os_str();
+    let matches = crate::cli::command()
+        .try_get_matches_from([
+            std::ffi::OsStr::new("shadow-batch"),
+            "--resume".as_ref(),
+            file,
+        ])
+        .context("cannot read the run to cancel")?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    run(cli.run, &matches, true).await
+}
+
+async fn run(args: RunArgs, matches: &ArgMatches, cancel: bool) -> Result<u8> {
     let clock = Clock::start();
     let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
 
@@ -147,6 +166,32 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
         }
     };
     config.run_id = files.run_id.clone();
+
+    if config.batch_api.is_some() {
+        return batch_driver::run_batch(batch_driver::Setup {
+            args: &args,
+            csv_path,
+            csv,
+            config,
+            api_key,
+            images,
+            files,
+            mock,
+            data_dir,
+            clock,
+            cancel,
+        })
+        .await;
+    }
+    if args.resume.is_some() {
+        refuse_live_over_open_batches(&files)?;
+    }
+    if cancel {
+        bail!(
+            "{}: this run went live, not through a provider's batch API: it has no batches to cancel",
+            args.resume.as_deref().unwrap_or(Path::new("")).display()
+        );
+    }
 
     let labels = csv.labels.len();
     let rows = csv.items.len();
@@ -272,6 +317,32 @@ async fn check_model(client: &reqwest::Client, provider: &Provider, key: Option<
     }
 }
 
+/// A batch-API run resumed live would send again the rows its provider batches
+/// still hold (and pay for them twice): refused while any of them is open.
+fn refuse_live_over_open_batches(files: &RunFiles) -> Result<()> {
+    let Ok(file) = File::open(&files.provider) else {
+        return Ok(());
+    };
+    let folded = shadow_core::batch::fold_batch_journal(BufReader::new(file))
+        .with_context(|| format!("cannot read {}", files.provider.display()))?;
+    let open = folded
+        .shards
+        .iter()
+        .filter(|s| {
+            !s.done
+                && s.file_id.is_some()
+                && !matches!(&s.ended, Some((status, ..)) if status == "failed")
+        })
+        .count();
+    if open > 0 {
+        bail!(
+            "this run went through the provider's batch API and {open} of its batches may still hold rows: resuming it live would send them again. Resume it with --via batch-api, or cancel them first: shadow-batch cancel {}",
+            files.progress.display()
+        );
+    }
+    Ok(())
+}
+
 /// `shadow-batch report FILE`.
 fn write_report_of(args: &cli::ReportArgs) -> Result<()> {
     let files = report::run_files_of(&args.file)?;
@@ -324,7 +395,7 @@ fn endpoint_url(config: &RunConfig) -> Result<(String, reqwest::Url)> {
 
 /// What a user reads after the last report: the mock's counts, where the files are,
 /// and the next step when the run did not complete.
-async fn print_epilogue(
+pub(crate) async fn print_epilogue(
     summary: &Summary,
     files: &RunFiles,
     mock: Option<MockServer>,
@@ -530,16 +601,16 @@ async fn mock_server(mut cfg: MockConfig, web_dir: Option<PathBuf>) -> Result<()
 }
 
 /// What the banner says about a run beside its config.
-struct Facts {
-    rows: usize,
-    labels: usize,
-    defects: usize,
-    resumed: usize,
-    mock: bool,
-    inline_images: bool,
+pub(crate) struct Facts {
+    pub(crate) rows: usize,
+    pub(crate) labels: usize,
+    pub(crate) defects: usize,
+    pub(crate) resumed: usize,
+    pub(crate) mock: bool,
+    pub(crate) inline_images: bool,
 }
 
-fn print_banner(config: &RunConfig, files: &RunFiles, facts: &Facts) {
+pub(crate) fn print_banner(config: &RunConfig, files: &RunFiles, facts: &Facts) {
     let &Facts {
         rows,
         labels,
@@ -592,7 +663,13 @@ fn print_banner(config: &RunConfig, files: &RunFiles, facts: &Facts) {
         }
     );
     println!("  Endpoint:     {}", escape_for_terminal(&endpoint));
-    println!(
+    if config.batch_api.is_some() {
+        println!(
+            "  Settings:     batch size {} (reports), max retries {} (re-sends of failed or expired requests)",
+            config.batch_size, config.max_retries
+        );
+    } else {
+        println!(
         "  Settings:     batch size {}, delay {} ms, max retries {}, {}, rpm cap {}, tpm cap {}, timeout {}s",
         config.batch_size,
         config.delay_ms,
@@ -610,6 +687,7 @@ fn print_banner(config: &RunConfig, files: &RunFiles, facts: &Facts) {
         config.tpm.map_or("none".to_string(), |r| r.to_string()),
         config.request_timeout_ms as f64 / 1000.0
     );
+    }
     if inline_images {
         println!("  Images:       http(s) images downloaded and sent inline (--inline-images)");
     }

@@ -76,6 +76,12 @@ pub fn after_abort(reason: &AbortReason, progress: &Path, key_var: Option<&str>)
         AbortReason::EndpointFailing { .. } => format!(
             "Check that the endpoint is up and answering (see the last error above), then continue with: {resume}"
         ),
+        AbortReason::BatchFailed { .. } => format!(
+            "Check that the model and endpoint accept batches of these requests (the provider's reason is above), then continue with: {resume}"
+        ),
+        AbortReason::BatchRefused { .. } => format!(
+            "Check the key, --base-url (an OpenAI-compatible server needs /v1/files and /v1/batches) and --model, then continue with: {resume}"
+        ),
         _ => format!("Continue with: {resume}"),
     }
 }

@@ -13,7 +13,7 @@ use shadow_core::provider::{
 };
 use shadow_core::{EndpointKind, RunConfig};
 
-use crate::cli::{default_openai, Detail, ProviderKind, RunArgs};
+use crate::cli::{default_openai, Detail, ProviderKind, RunArgs, Via};
 
 /// What an earlier run's progress or summary file says about it.
 #[derive(Clone, Debug, Deserialize)]
@@ -297,6 +297,49 @@ pub fn plan(
         }),
     };
     config.provider_label = kind;
+    // How the requests travel: given now, else as the resumed run did.
+    let via = match (args.via, fresh) {
+        (Some(via), _) => via,
+        (None, false) if config.batch_api.is_some() => Via::BatchApi,
+        (None, _) => Via::Live,
+    };
+    config.batch_api = match via {
+        Via::Live => None,
+        Via::BatchApi => {
+            if kind == EndpointKind::Http {
+                bail!("--via batch-api needs a provider with a batch API: --provider openai (OpenAI, or an OpenAI-compatible server with /v1/files and /v1/batches) or mock; the http provider has none");
+            }
+            let mut batch = config.batch_api.clone().unwrap_or_default();
+            if take("poll_interval") {
+                if !(args.poll_interval > 0.0 && args.poll_interval <= 3600.0) {
+                    bail!(
+                        "--poll-interval {} is out of range: give 0.001 to 3600 seconds",
+                        args.poll_interval
+                    );
+                }
+                batch.poll_max_ms = (args.poll_interval * 1000.0).ceil() as u64;
+                batch.poll_min_ms = batch.poll_max_ms.min(5_000);
+            }
+            if take("shard_lines") {
+                batch.max_lines = args.shard_lines;
+            }
+            if let Err(e) = batch.validate() {
+                bail!(
+                    "{}",
+                    match e {
+                        shadow_core::ConfigError::BatchApi {
+                            field: "maxLines",
+                            value,
+                            min,
+                            max,
+                        } => format!("--shard-lines {value} is out of range: give {min} to {max}"),
+                        other => format!("the saved run's setting {other}"),
+                    }
+                );
+            }
+            Some(batch)
+        }
+    };
     if config
         .provider
         .endpoint_url()

@@ -216,6 +216,11 @@ impl Schedule {
         u32::from(state.rate_limited)
     }
 
+    /// Sets the requests made for `item` (a row taken back by a resumed batch run).
+    pub(super) fn set_requests(&mut self, item: usize, requests: u32) {
+        self.states[item].requests = requests.min(u32::from(u16::MAX)) as u16;
+    }
+
     /// `item` waits for its retry until `at`.
     pub(super) fn retry_at(&mut self, item: usize, at: Millis) {
         self.states[item].phase = Phase::Waiting;

@@ -76,6 +76,26 @@ pub enum AbortReason {
         /// The last failure.
         last_error: String,
     },
+    /// The provider's batch API refused a step of a batch run (uploading the
+    /// requests, creating, reading or downloading a batch) with an HTTP error that
+    /// retrying does not cure.
+    BatchRefused {
+        /// What was refused: `upload`, `create`, `poll`, `download`, `cancel`,
+        /// `list`.
+        step: String,
+        /// The HTTP status.
+        status: u16,
+        /// The endpoint's own message, when it gave one.
+        detail: Option<String>,
+    },
+    /// A provider batch failed as a whole (OpenAI's `failed` status: its input
+    /// did not pass validation), so none of its requests ran.
+    BatchFailed {
+        /// The provider's id of the batch.
+        batch_id: String,
+        /// The provider's errors, in words.
+        detail: String,
+    },
 }
 
 impl fmt::Display for AbortReason {
@@ -135,6 +155,19 @@ impl fmt::Display for AbortReason {
                 f,
                 "no request has been answered successfully for {} ({attempts} failed attempts in a row; the last: {last_error}); the endpoint looks down, stuck or rate-limited without end",
                 format_duration(*for_ms)
+            ),
+            AbortReason::BatchRefused {
+                step,
+                status,
+                detail: d,
+            } => write!(
+                f,
+                "the provider's batch API refused to {step} (HTTP {status}){}",
+                detail(d)
+            ),
+            AbortReason::BatchFailed { batch_id, detail } => write!(
+                f,
+                "the provider batch {batch_id} failed, so none of its requests ran: {detail}"
             ),
         }
     }

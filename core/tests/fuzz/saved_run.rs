@@ -173,6 +173,12 @@ fn config() -> impl Strategy<Value = RunConfig> {
                     input_per_million: (seed % 1000) as f64 / 100.0,
                     output_per_million: 20_000.0,
                 }),
+                // A saved run of batch-API mode, sometimes with absurd settings.
+                batch_api: (seed % 7 == 0).then(|| shadow_core::batch::BatchApiConfig {
+                    max_lines: (seed % 100_000) as usize,
+                    poll_min_ms: seed % 10_000,
+                    ..shadow_core::batch::BatchApiConfig::default()
+                }),
             }
         })
 }
@@ -243,6 +249,7 @@ fn saved_file() -> impl Strategy<Value = (RunConfig, bool, Value)> {
         valid.abort_after_failing_ms = clamp(S::AbortAfterFailingMs, valid.abort_after_failing_ms);
         valid.cancel_grace_ms = clamp(S::CancelGraceMs, valid.cancel_grace_ms);
         valid.price = valid.price.filter(|p| p.is_valid());
+        valid.batch_api = valid.batch_api.filter(|b| b.validate().is_ok());
         let run = Run::new(valid, csv(), NOW).expect("settings made valid");
         let mut value = if summary {
             serde_json::to_value(run.summary(NOW)).unwrap()

@@ -1,0 +1,788 @@
+//! `--via batch-api`: the tokio loop around the core's `BatchRun`. It loads
+//! images and builds request lines (a bounded number at once), writes each shard
+//! to a file in the output folder and uploads it as `multipart/form-data`,
+//! performs the batch API's JSON calls, streams result files back line by line,
+//! and keeps the two journals: the results journal, and the provider journal of
+//! every id the provider gave, synced before the next step. It decides no policy:
+//! sharding, polling, what each line means and what to re-send are the core's.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use shadow_core::batch::{
+    fold_batch_journal, BatchInput, BatchOutput, BatchRun, CallId, LineBuilder, LineOrder,
+    UploadOrder,
+};
+use shadow_core::http::{HttpRequest, HttpResponse, TransportErrorKind};
+use shadow_core::input::{Item, LabelsCsv};
+use shadow_core::journal::{fold_journal_reader, ItemStatus};
+use shadow_core::report::{escape_for_terminal, RunStatus, Summary};
+use shadow_core::{Millis, RunConfig, Ticket};
+use shadow_mock::MockServer;
+use tokio::sync::mpsc;
+
+use crate::cli::RunArgs;
+use crate::driver::Clock;
+use crate::files::{write_atomic, Journal, RunFiles};
+use crate::images::ImageLoader;
+
+/// Lines whose image is being loaded at once.
+const BUILDING_AT_ONCE: usize = 64;
+/// Longest answer of a JSON call read (a download is streamed, not capped).
+const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Lines of a download handed to the core at a time.
+const LINES_PER_INPUT: usize = 500;
+
+/// What `main` has decided and opened for a batch-API run.
+pub struct Setup<'a> {
+    pub args: &'a RunArgs,
+    pub csv_path: PathBuf,
+    pub csv: LabelsCsv,
+    pub config: RunConfig,
+    pub api_key: Option<String>,
+    pub images: ImageLoader,
+    pub files: RunFiles,
+    pub mock: Option<MockServer>,
+    pub data_dir: PathBuf,
+    pub clock: Clock,
+    /// `shadow-batch cancel`: cancel the provider batches at once.
+    pub cancel: bool,
+}
+
+/// Events from the tasks the loop starts.
+enum Event {
+    Input(BatchInput),
+    Built { ticket: Ticket, line: String },
+}
+
+pub async fn run_batch(setup: Setup<'_>) -> Result<u8> {
+    let Setup {
+        args,
+        csv_path,
+        csv,
+        config,
+        api_key,
+        images,
+        files,
+        mock,
+        data_dir,
+        clock,
+        cancel,
+    } = setup;
+    let labels = csv.labels.len();
+    let rows = csv.items.len();
+    let defects = csv.defect_count();
+    let mut batch = BatchRun::new(config, csv, clock.now())?;
+    if let Some(key) = &api_key {
+        batch.hide_secret(key);
+    }
+    let (journal, provider, resumed, open) = open_journals(&mut batch, &files, args, clock.now())?;
+    if cancel && open == 0 {
+        println!(
+            "The run {} has no provider batch to cancel (none was created, or all have ended).",
+            files.run_id
+        );
+    }
+    crate::print_banner(
+        batch.run().config(),
+        &files,
+        &crate::Facts {
+            rows,
+            labels,
+            defects,
+            resumed,
+            mock: mock.is_some(),
+            inline_images: args.inline_images,
+        },
+    );
+    print_via(batch.run().config(), open);
+    let host = Host {
+        clock,
+        client: reqwest::Client::builder()
+            .user_agent(concat!("shadow-batch/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .build()?,
+        api_key,
+        images,
+        builder: batch.line_builder(),
+        journal,
+        provider,
+        files: files.clone(),
+        shard_dir: files
+            .results
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        errors_shown: args.errors_shown,
+        shards: BTreeMap::new(),
+        lines: HashMap::new(),
+        to_build: VecDeque::new(),
+        building: 0,
+        shown: BTreeMap::new(),
+        last_progress: None,
+    };
+    let (summary, detached) = host.drive(batch, cancel).await?;
+    let report = crate::report::write_report(
+        &files,
+        &crate::report::ReportOptions {
+            data_dir: Some(data_dir),
+            embed_thumbnails: args.embed_thumbnails,
+            out: None,
+        },
+    );
+    epilogue(&summary, &files, &csv_path, mock, report, detached, cancel).await;
+    Ok(if cancel && summary.status == RunStatus::Interrupted {
+        0
+    } else {
+        summary.exit_code()
+    })
+}
+
+/// Opens both journals; on resume, feeds what they hold to the run. Returns the
+/// journals, the rows taken as finished and the provider batches still open.
+fn open_journals(
+    batch: &mut BatchRun,
+    files: &RunFiles,
+    args: &RunArgs,
+    now: Millis,
+) -> Result<(Journal, Journal, usize, usize)> {
+    let resuming = args.resume.is_some();
+    let read = |path: &Path| -> Result<Option<File>> {
+        match File::open(path) {
+            Ok(f) => Ok(Some(f).filter(|_| resuming)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    };
+    let mut results = match read(&files.results)? {
+        Some(f) => fold_journal_reader(BufReader::new(f))
+            .with_context(|| format!("cannot read {}", files.results.display()))?,
+        None => Default::default(),
+    };
+    let batches = match read(&files.provider)? {
+        Some(f) => fold_batch_journal(BufReader::new(f))
+            .with_context(|| format!("cannot read {}", files.provider.display()))?,
+        None => Default::default(),
+    };
+    for (line, reason) in &results.bad_lines {
+        tracing::warn!(
+            "{}:{line}: skipped ({reason}); that row runs again",
+            files.results.display()
+        );
+    }
+    for (line, reason) in &batches.bad_lines {
+        tracing::warn!("{}:{line}: skipped ({reason})", files.provider.display());
+    }
+    let fresh: Vec<usize> = if args.retry_failed {
+        results
+            .results
+            .iter()
+            .filter(|r| r.status == ItemStatus::Failed)
+            .map(|r| r.row)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let rewrite = results.prepare_resume(args.retry_failed);
+    let taken = batch
+        .restore(now, results.results.iter().cloned(), &batches, &fresh)
+        .with_context(|| format!("cannot resume from {}", files.results.display()))?;
+    let journal = if rewrite {
+        let text: String = results.results.iter().map(|r| r.to_json_line()).collect();
+        write_atomic(&files.results, text.as_bytes())?;
+        Journal::open(&files.results, None)?
+    } else {
+        Journal::open(
+            &files.results,
+            resuming.then_some(results.complete_len as u64),
+        )?
+    };
+    let provider = Journal::open(
+        &files.provider,
+        resuming.then_some(batches.complete_len as u64),
+    )?;
+    Ok((journal, provider, taken, batch.open_batches()))
+}
+
+fn print_via(config: &RunConfig, open: usize) {
+    let Some(b) = &config.batch_api else { return };
+    println!(
+        "  Via:          the provider's batch API (shards of up to {} requests and {} MB, read every {}s at most; half price, results within 24 h)",
+        b.max_lines,
+        b.max_bytes / 1_000_000,
+        b.poll_max_ms as f64 / 1000.0
+    );
+    if open > 0 {
+        println!("  Resumed:      {open} provider batch(es) still running: polled, not sent again");
+    }
+    println!();
+}
+
+/// A shard's file while it is written.
+struct ShardFile {
+    path: PathBuf,
+    out: Option<BufWriter<File>>,
+}
+
+struct Host {
+    clock: Clock,
+    client: reqwest::Client,
+    api_key: Option<String>,
+    images: ImageLoader,
+    builder: LineBuilder,
+    journal: Journal,
+    provider: Journal,
+    files: RunFiles,
+    shard_dir: PathBuf,
+    errors_shown: usize,
+    shards: BTreeMap<u32, ShardFile>,
+    /// Built lines waiting for their `AppendLine`.
+    lines: HashMap<Ticket, String>,
+    /// Lines to build, and how many are being built.
+    to_build: VecDeque<(LineOrder, Item)>,
+    building: usize,
+    /// What the console last said of each provider batch.
+    shown: BTreeMap<u32, String>,
+    last_progress: Option<Instant>,
+}
+
+impl Host {
+    /// Runs to the end; says whether the user detached.
+    async fn drive(mut self, mut batch: BatchRun, cancel: bool) -> Result<(Box<Summary>, bool)> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+        let mut interrupts = crate::driver::Interrupts::new()?;
+        let mut detached = false;
+        if cancel {
+            batch.handle(self.clock.now(), BatchInput::CancelBatches)?;
+        }
+        loop {
+            let now = self.clock.now();
+            while let Some(output) = batch.poll(now) {
+                if let Some(summary) = self.perform(&batch, output, &tx)? {
+                    self.cleanup();
+                    return Ok((summary, detached));
+                }
+            }
+            self.start_builds(&tx);
+            self.journal.flush()?;
+            let deadline = batch.poll_timeout().map(|t| self.clock.instant_of(t));
+            tokio::select! {
+                Some(event) = rx.recv() => {
+                    self.take(&mut batch, event)?;
+                    while let Ok(event) = rx.try_recv() {
+                        self.take(&mut batch, event)?;
+                    }
+                }
+                _ = crate::driver::sleep_until(deadline) => {}
+                _ = interrupts.recv() => {
+                    if detached || interrupts.count > 1 {
+                        self.journal.sync()?;
+                        eprintln!("\nshadow-batch: stopped at once; both journals are safe");
+                        std::process::exit(130);
+                    }
+                    detached = true;
+                    eprintln!(
+                        "\nshadow-batch: detaching: the provider's batches keep running (and are billed) without this process"
+                    );
+                    batch.handle(self.clock.now(), BatchInput::Detach)?;
+                }
+            }
+        }
+    }
+
+    fn take(&mut self, batch: &mut BatchRun, event: Event) -> Result<()> {
+        let now = self.clock.now();
+        let input = match event {
+            Event::Input(input) => input,
+            Event::Built { ticket, line } => {
+                self.building -= 1;
+                let bytes = line.len() as u64;
+                self.lines.insert(ticket, line);
+                BatchInput::LineBuilt { ticket, bytes }
+            }
+        };
+        if let BatchInput::ImageFailed { .. } = input {
+            self.building -= 1;
+        }
+        batch
+            .handle(now, input)
+            .context("shadow-batch fed its batch engine an answer it never asked for (a bug)")
+    }
+
+    /// Does what `output` asks; returns the summary at the end.
+    fn perform(
+        &mut self,
+        batch: &BatchRun,
+        output: BatchOutput,
+        tx: &mpsc::UnboundedSender<Event>,
+    ) -> Result<Option<Box<Summary>>> {
+        match output {
+            BatchOutput::BuildLine(order) => {
+                let item = batch.run().item(order.item).clone();
+                self.to_build.push_back((order, item));
+            }
+            BatchOutput::AppendLine { shard, ticket } => {
+                let line = self
+                    .lines
+                    .remove(&ticket)
+                    .context("the batch engine placed a line that was never built (a bug)")?;
+                let file = self.shard_file(shard)?;
+                let out = file
+                    .out
+                    .as_mut()
+                    .context("a sealed shard got a line (a bug)")?;
+                out.write_all(line.as_bytes())
+                    .with_context(|| format!("could not write {}", file.path.display()))?;
+            }
+            BatchOutput::DiscardFile { shard } => {
+                if let Some(file) = self.shards.remove(&shard) {
+                    drop(file.out);
+                    let _ = std::fs::remove_file(&file.path);
+                }
+            }
+            BatchOutput::Upload(order) => {
+                let path = {
+                    let file = self.shard_file(order.shard)?;
+                    if let Some(mut out) = file.out.take() {
+                        out.flush()
+                            .with_context(|| format!("could not write {}", file.path.display()))?;
+                    }
+                    file.path.clone()
+                };
+                let (client, key, tx) = (self.client.clone(), self.api_key.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let input = upload(&client, key.as_deref(), order, &path).await;
+                    let _ = tx.send(Event::Input(input));
+                });
+            }
+            BatchOutput::Call {
+                call,
+                request,
+                lines,
+            } => {
+                let (client, key, tx) = (self.client.clone(), self.api_key.clone(), tx.clone());
+                tokio::spawn(async move {
+                    perform_call(&client, key.as_deref(), call, request, lines, &tx).await;
+                });
+            }
+            BatchOutput::Record(record) => {
+                // Results first: a record never says more than the results hold.
+                self.journal.sync()?;
+                self.provider.append_line(&record.to_json_line())?;
+                self.provider.sync()?;
+            }
+            BatchOutput::StatusChanged => {
+                self.show_batches(batch);
+                self.write_progress(batch, true)?;
+            }
+            BatchOutput::ItemDone(done) => self.journal.append(&batch.result(&done))?,
+            BatchOutput::BatchReport { report } => {
+                if !report.resumed {
+                    print_now(&report.to_console());
+                }
+                self.journal.sync()?;
+                self.write_progress(batch, false)?;
+            }
+            BatchOutput::Finished { summary } => {
+                self.journal.sync()?;
+                self.provider.sync()?;
+                self.write_progress(batch, true)?;
+                let json = serde_json::to_vec_pretty(&summary)?;
+                write_atomic(&self.files.summary, &json)?;
+                print_now(&summary.to_console(self.errors_shown));
+                return Ok(Some(summary));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Starts loading images and building lines, a bounded number at once.
+    fn start_builds(&mut self, tx: &mpsc::UnboundedSender<Event>) {
+        while self.building < BUILDING_AT_ONCE {
+            let Some((order, item)) = self.to_build.pop_front() else {
+                return;
+            };
+            self.building += 1;
+            let (images, builder, tx) = (self.images.clone(), self.builder.clone(), tx.clone());
+            tokio::spawn(async move {
+                let event = match images.load(&item).await {
+                    Ok(url) => Event::Built {
+                        ticket: order.ticket,
+                        line: builder.line(&order, &url, item.id.as_deref()),
+                    },
+                    Err(message) => Event::Input(BatchInput::ImageFailed {
+                        ticket: order.ticket,
+                        message,
+                    }),
+                };
+                let _ = tx.send(event);
+            });
+        }
+    }
+
+    fn shard_file(&mut self, shard: u32) -> Result<&mut ShardFile> {
+        if !self.shards.contains_key(&shard) {
+            let path = self.shard_dir.join(format!(
+                ".shadow-batch-{}-shard-{shard}.jsonl",
+                self.files.run_id
+            ));
+            let file = File::create(&path)
+                .with_context(|| format!("could not create {}", path.display()))?;
+            self.shards.insert(
+                shard,
+                ShardFile {
+                    path,
+                    out: Some(BufWriter::with_capacity(256 * 1024, file)),
+                },
+            );
+        }
+        Ok(self.shards.get_mut(&shard).expect("just inserted"))
+    }
+
+    /// Shard files not uploaded: their rows are sent again on resume.
+    fn cleanup(&mut self) {
+        for (_, file) in std::mem::take(&mut self.shards) {
+            drop(file.out);
+            let _ = std::fs::remove_file(&file.path);
+        }
+    }
+
+    fn show_batches(&mut self, batch: &BatchRun) {
+        for b in batch.provider_batches() {
+            let line = b.describe();
+            if self.shown.get(&b.shard) != Some(&line) {
+                println!("  provider batch {}", escape_for_terminal(&line));
+                self.shown.insert(b.shard, line);
+            }
+        }
+        let _ = std::io::stdout().flush();
+    }
+
+    /// The progress file, at most once a second unless `now`.
+    fn write_progress(&mut self, batch: &BatchRun, force: bool) -> Result<()> {
+        if !force
+            && self
+                .last_progress
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return Ok(());
+        }
+        let json = serde_json::to_vec_pretty(&batch.progress(self.clock.now()))?;
+        write_atomic(&self.files.progress, &json)?;
+        self.last_progress = Some(Instant::now());
+        Ok(())
+    }
+}
+
+fn with_key(builder: reqwest::RequestBuilder, key: Option<&str>) -> reqwest::RequestBuilder {
+    match key {
+        Some(key) => builder.bearer_auth(key),
+        None => builder,
+    }
+}
+
+fn classify(e: &reqwest::Error) -> TransportErrorKind {
+    if e.is_timeout() {
+        TransportErrorKind::Timeout
+    } else if e.is_connect() {
+        TransportErrorKind::Connect
+    } else if e.is_body() || e.is_decode() {
+        TransportErrorKind::Body
+    } else {
+        TransportErrorKind::Reset
+    }
+}
+
+/// The error and its causes, without the URL.
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut parts = vec![e.to_string()];
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+fn failed(call: CallId, e: reqwest::Error) -> BatchInput {
+    BatchInput::CallFailed {
+        call,
+        kind: classify(&e),
+        message: describe(e),
+    }
+}
+
+/// The headers the core reads from an answer.
+fn kept_headers(response: &reqwest::Response) -> Vec<(String, String)> {
+    response
+        .headers()
+        .iter()
+        .filter(|(k, _)| {
+            let k = k.as_str();
+            k.starts_with("retry-after") || k == "x-should-retry" || k.starts_with("x-ratelimit-")
+        })
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
+}
+
+async fn read_body(call: CallId, mut response: reqwest::Response) -> BatchInput {
+    let status = response.status().as_u16();
+    let headers = kept_headers(&response);
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return BatchInput::CallFailed {
+                        call,
+                        kind: TransportErrorKind::Body,
+                        message: format!("the answer is larger than {} MiB", MAX_BODY_BYTES >> 20),
+                    };
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => return failed(call, e),
+        }
+    }
+    BatchInput::Answer {
+        call,
+        response: HttpResponse {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        },
+    }
+}
+
+/// Uploads a shard's file as `multipart/form-data`, streamed from disk.
+async fn upload(
+    client: &reqwest::Client,
+    key: Option<&str>,
+    order: UploadOrder,
+    path: &Path,
+) -> BatchInput {
+    let call = order.call;
+    let file = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(e) => {
+            return BatchInput::CallFailed {
+                call,
+                kind: TransportErrorKind::Body,
+                message: format!("cannot read the shard file {}: {e}", path.display()),
+            }
+        }
+    };
+    let len = file
+        .metadata()
+        .await
+        .map(|m| m.len())
+        .unwrap_or(order.bytes);
+    let stream = futures_util::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 256 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(buf), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    let part =
+        reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), len)
+            .file_name(order.file_name.clone());
+    let part = match part.mime_str("application/jsonl") {
+        Ok(p) => p,
+        Err(e) => return failed(call, e),
+    };
+    let form = reqwest::multipart::Form::new()
+        .text("purpose", "batch")
+        .part("file", part);
+    let request = with_key(client.post(&order.url), key)
+        .timeout(Duration::from_secs(3_600))
+        .multipart(form);
+    match request.send().await {
+        Ok(response) => read_body(call, response).await,
+        Err(e) => failed(call, e),
+    }
+}
+
+/// Performs a JSON call; a download's 2xx body goes back line by line.
+async fn perform_call(
+    client: &reqwest::Client,
+    key: Option<&str>,
+    call: CallId,
+    request: HttpRequest,
+    lines: bool,
+    tx: &mpsc::UnboundedSender<Event>,
+) {
+    let send = |input: BatchInput| {
+        let _ = tx.send(Event::Input(input));
+    };
+    let url = match reqwest::Url::parse(&request.url) {
+        Ok(url) => url,
+        Err(e) => {
+            return send(BatchInput::CallFailed {
+                call,
+                kind: TransportErrorKind::Connect,
+                message: format!("the batch API URL is not valid: {e}"),
+            })
+        }
+    };
+    let method =
+        reqwest::Method::from_bytes(request.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut builder = with_key(client.request(method, url), key);
+    for (name, value) in &request.headers {
+        builder = builder.header(name, value);
+    }
+    if !request.body.is_empty() || request.method == "POST" {
+        builder = builder.body(request.body);
+    }
+    // A download may be large; a JSON call should be quick.
+    builder = builder.timeout(Duration::from_secs(if lines { 3_600 } else { 120 }));
+    let mut response = match builder.send().await {
+        Ok(r) => r,
+        Err(e) => return send(failed(call, e)),
+    };
+    if !lines || !response.status().is_success() {
+        return send(read_body(call, response).await);
+    }
+    let status = response.status().as_u16();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut batch: Vec<String> = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                pending.extend_from_slice(&chunk);
+                let mut start = 0;
+                while let Some(p) = pending[start..].iter().position(|&b| b == b'\n') {
+                    let line = &pending[start..start + p];
+                    batch.push(String::from_utf8_lossy(line).into_owned());
+                    start += p + 1;
+                }
+                pending.drain(..start);
+                if !batch.is_empty() {
+                    // Lines reach the core as they arrive: a kill mid-download
+                    // keeps the results already journaled.
+                    for lines in batch.chunks(LINES_PER_INPUT) {
+                        send(BatchInput::Lines {
+                            call,
+                            lines: lines.to_vec(),
+                        });
+                    }
+                    batch.clear();
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return send(failed(call, e)),
+        }
+    }
+    if !pending.is_empty() {
+        send(BatchInput::Lines {
+            call,
+            lines: vec![String::from_utf8_lossy(&pending).into_owned()],
+        });
+    }
+    send(BatchInput::Answer {
+        call,
+        response: HttpResponse {
+            status,
+            headers: Vec::new(),
+            body: String::new(),
+        },
+    });
+}
+
+fn print_now(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// What a user reads after the summary of a batch-API run.
+async fn epilogue(
+    summary: &Summary,
+    files: &RunFiles,
+    csv_path: &Path,
+    mock: Option<MockServer>,
+    report: Result<PathBuf>,
+    detached: bool,
+    cancel: bool,
+) {
+    if let Some(server) = mock {
+        let s = server.stats();
+        println!(
+            "Built-in mock: {} uploads, {} batches created, {} reads, {} downloads, {} lines answered",
+            s.batch_uploads, s.batch_creates, s.batch_polls, s.batch_downloads, s.batch_lines
+        );
+        server.shutdown().await;
+    }
+    println!("Results:  {}", files.results.display());
+    println!("Summary:  {}", files.summary.display());
+    println!("Progress: {}", files.progress.display());
+    println!("Provider: {}", files.provider.display());
+    match report {
+        Ok(path) => println!("Report:   {} (open it in a browser)", path.display()),
+        Err(e) => eprintln!(
+            "warning: the HTML report was not written ({}); write it later with: shadow-batch report {}",
+            escape_for_terminal(&format!("{e:#}")),
+            files.results.display()
+        ),
+    }
+    let resume = format!("shadow-batch --resume {}", files.progress.display());
+    let running: Vec<String> = summary
+        .provider_batches
+        .iter()
+        .flatten()
+        .filter(|b| {
+            b.batch_id.is_some()
+                && !b.status.starts_with("done")
+                && !matches!(b.status.as_str(), "failed" | "parked")
+        })
+        .map(|b| b.batch_id.clone().unwrap_or_default())
+        .collect();
+    if let Some(reason) = &summary.abort_kind {
+        eprintln!(
+            "error: run aborted: {}",
+            escape_for_terminal(&reason.to_string())
+        );
+        eprintln!(
+            "{}",
+            crate::next_step::after_abort(
+                reason,
+                &files.progress,
+                crate::plan::key_var(summary.config.provider_label)
+            )
+        );
+    }
+    if detached {
+        println!(
+            "Detached: {} provider batch(es) keep running at the provider ({}).",
+            running.len(),
+            running.join(", ")
+        );
+        println!("To collect their results (and send the rest): {resume}");
+        println!(
+            "To cancel them instead: shadow-batch cancel {}",
+            files.progress.display()
+        );
+    } else if cancel {
+        println!(
+            "Cancelled: what the batches had finished is in the results; nothing new was sent."
+        );
+        println!("To send the rest later: {resume}");
+    } else if summary.status == RunStatus::Interrupted {
+        println!("To continue: {resume}");
+    }
+    let _ = csv_path;
+    let _ = std::io::stderr().is_terminal();
+}

@@ -1,0 +1,445 @@
+//! End-to-end tests of `--via batch-api` (issue 14) against `shadow-batch
+//! mock-server`'s Batch API: the same results as a live run, expired and failed
+//! batches, errored lines re-sent, kill -9 after the upload, after the create and
+//! in the middle of a download (each resumed to the results of an uninterrupted
+//! run, with the mock's counters showing no second upload or create), Ctrl-C
+//! detaching, `shadow-batch cancel`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 temp path")
+}
+
+/// `shadow-batch CSV --via batch-api` against the mock at `url`, into `out`.
+fn batch_cmd(data: &Data, url: &str, out: &Path, extra: &[&str]) -> Command {
+    let mut cmd = shadow(data.root.path());
+    cmd.env("OPENAI_API_KEY", "sk-batch-dummy")
+        .args(["--provider", "openai", "--base-url", url])
+        .args([
+            p(&data.csv),
+            "10",
+            "--via",
+            "batch-api",
+            "--poll-interval",
+            "0.1",
+            "--out-dir",
+            p(out),
+        ])
+        .args(extra);
+    cmd
+}
+
+/// The same, resuming from `file`.
+fn resume_cmd(data: &Data, url: &str, file: &Path) -> Command {
+    let mut cmd = shadow(data.root.path());
+    cmd.env("OPENAI_API_KEY", "sk-batch-dummy")
+        .args(["--resume", p(file)]);
+    let _ = url;
+    cmd
+}
+
+fn provider_file(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir).ok()?.find_map(|e| {
+        let e = e.ok()?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        (name.starts_with("shadow-mode-batch-provider-") && name.ends_with(".jsonl"))
+            .then(|| e.path())
+    })
+}
+
+fn records(dir: &Path) -> Vec<Value> {
+    provider_file(dir).map_or_else(Vec::new, |f| read_results(&f))
+}
+
+fn count(records: &[Value], kind: &str) -> usize {
+    records.iter().filter(|r| r["record"] == kind).count()
+}
+
+fn stat(v: &Value, field: &str) -> u64 {
+    v[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field} missing: {v:#}"))
+}
+
+#[test]
+fn a_batch_api_run_ends_with_the_same_results_as_a_live_run_at_half_the_price() {
+    let mock = Mock::start(&[
+        "--batch-ms",
+        "400",
+        "--latency-ms",
+        "0",
+        "--error-rate",
+        "0.15",
+        "--seed",
+        "7",
+    ]);
+    let data = Data::new(30);
+    let (batch_out, live_out) = (data.dir("batch"), data.dir("live"));
+    let price = ["--price-input", "1", "--price-output", "2"];
+    let batch = run(batch_cmd(
+        &data,
+        &mock.url,
+        &batch_out,
+        &[&["--shard-lines", "12"][..], &price].concat(),
+    ));
+    batch.expect_code(0);
+    let mut live = shadow(data.root.path());
+    live.env("OPENAI_API_KEY", "sk-batch-dummy")
+        .args(["--provider", "openai", "--base-url", &mock.url])
+        .args([p(&data.csv), "10", "--out-dir", p(&live_out)])
+        .args(price);
+    run(live).expect_code(0);
+
+    let (b, l) = (RunFiles::in_dir(&batch_out), RunFiles::in_dir(&live_out));
+    assert_each_row_once(&b.results(), 30);
+    assert_eq!(
+        outcomes(&b.results()),
+        outcomes(&l.results()),
+        "same answers either way"
+    );
+    let summary = b.summary();
+    assert_eq!(summary["status"], "completed");
+    assert_eq!(summary["config"]["batchApi"]["maxLines"], 12);
+    // Half the price given.
+    assert_eq!(summary["cost"]["price"]["inputPerMillion"], 0.5);
+    assert_eq!(summary["cost"]["price"]["batchApi"], true);
+    let live_usd = l.summary()["cost"]["amountUsd"].as_f64().unwrap();
+    let batch_usd = summary["cost"]["amountUsd"].as_f64().unwrap();
+    assert!(
+        (batch_usd * 2.0 - live_usd).abs() < 1e-6,
+        "{batch_usd} vs {live_usd}"
+    );
+    // Shards of at most 12 lines; errored lines re-sent in later shards.
+    let batches = summary["providerBatches"].as_array().unwrap();
+    assert!(batches.len() >= 3, "{batches:#?}");
+    assert!(batches.iter().all(|b| b["lines"].as_u64().unwrap() <= 12));
+    assert!(
+        batches.iter().all(|b| b["status"] == "done"),
+        "{batches:#?}"
+    );
+    let retries = summary["statistics"]["retries"].as_u64().unwrap();
+    assert!(retries > 0, "an error rate of 0.15 re-sends some lines");
+    // The progress file: reports of 10 in order, and the provider batches.
+    let progress = b.progress();
+    assert_eq!(progress["batchNumber"], 3);
+    assert!(progress["providerBatches"].as_array().unwrap().len() >= 3);
+    // Every shard was uploaded and created once; the journal says so.
+    let stats = mock.stats();
+    let recs = records(&batch_out);
+    assert_eq!(
+        stat(&stats, "batchUploads") as usize,
+        count(&recs, "uploaded")
+    );
+    assert_eq!(
+        stat(&stats, "batchCreates") as usize,
+        count(&recs, "created")
+    );
+    assert_eq!(count(&recs, "done"), batches.len());
+    assert!(
+        batch.stdout.contains("provider batch shard 1"),
+        "{}",
+        batch.stdout
+    );
+    // No key anywhere, and the local shard files are gone.
+    for (path, bytes) in all_files(data.root.path()) {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("sk-batch-dummy"),
+            "key in {}",
+            path.display()
+        );
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!name.starts_with(".shadow-batch-"), "left behind: {name}");
+    }
+}
+
+#[test]
+fn an_expired_batch_re_sends_only_its_unfinished_rows() {
+    let mock = Mock::start(&[
+        "--batch-ms",
+        "300",
+        "--batch-expire",
+        "1",
+        "--error-rate",
+        "0",
+    ]);
+    let data = Data::new(20);
+    let out = data.dir("out");
+    run(batch_cmd(&data, &mock.url, &out, &[])).expect_code(0);
+    let files = RunFiles::in_dir(&out);
+    let results = files.results();
+    assert_each_row_once(&results, 20);
+    // Every other line ran in the expired batch; the other half went again.
+    let second = results.iter().filter(|r| r["attempts"] == 2).count();
+    assert_eq!(second, 10, "{results:#?}");
+    let summary = files.summary();
+    let batches = summary["providerBatches"].as_array().unwrap();
+    assert_eq!(batches.len(), 2);
+    assert_eq!(batches[0]["status"], "done (expired)");
+    assert_eq!(batches[1]["lines"], 10);
+    let stats = mock.stats();
+    assert_eq!(
+        (stat(&stats, "batchUploads"), stat(&stats, "batchCreates")),
+        (2, 2)
+    );
+}
+
+#[test]
+fn a_failed_batch_aborts_resumably_and_the_resume_completes() {
+    let mock = Mock::start(&[
+        "--batch-ms",
+        "300",
+        "--batch-fail",
+        "1",
+        "--error-rate",
+        "0",
+    ]);
+    let data = Data::new(12);
+    let out = data.dir("out");
+    let first = run(batch_cmd(&data, &mock.url, &out, &[]));
+    first.expect_code(2);
+    assert!(
+        first.stderr.contains("failed, so none of its requests ran"),
+        "{}",
+        first.stderr
+    );
+    assert!(first.stderr.contains("--resume"), "{}", first.stderr);
+    let files = RunFiles::in_dir(&out);
+    let summary = files.summary();
+    assert_eq!(summary["status"], "aborted");
+    assert_eq!(summary["abortKind"]["kind"], "batchFailed");
+    assert_eq!(summary["statistics"]["remaining"], 12);
+    run(resume_cmd(&data, &mock.url, &files.progress)).expect_code(0);
+    assert_each_row_once(&files.results(), 12);
+    assert_eq!(files.summary()["status"], "completed");
+    let stats = mock.stats();
+    assert_eq!(
+        (stat(&stats, "batchUploads"), stat(&stats, "batchCreates")),
+        (2, 2)
+    );
+}
+
+#[test]
+fn batch_api_needs_a_provider_with_one() {
+    let data = Data::new(1);
+    let mut cmd = shadow(data.root.path());
+    cmd.args([
+        p(&data.csv),
+        "--via",
+        "batch-api",
+        "--provider",
+        "http",
+        "--endpoint",
+        "http://127.0.0.1:9/x",
+    ]);
+    let out = run(cmd);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains("the http provider has none"),
+        "{}",
+        out.stderr
+    );
+}
+
+const KILL_ROWS: usize = 24;
+
+/// A victim run against its own mock, killed with SIGKILL once `ready` holds
+/// for its output folder, resumed, and compared with a clean run against an
+/// identical mock: same results, and the victim's mock saw no more uploads or
+/// creates than the clean one's.
+fn kill_and_resume(mock_flags: &[&str], what: &str, ready: impl Fn(&Path) -> bool) -> Value {
+    let victim_mock = Mock::start(mock_flags);
+    let clean_mock = Mock::start(mock_flags);
+    let data = Data::new(KILL_ROWS);
+    let (victim_out, clean_out) = (data.dir("victim"), data.dir("clean"));
+    let mut clean = Running::spawn(batch_cmd(&data, &clean_mock.url, &clean_out, &[]));
+    let mut victim = Running::spawn(batch_cmd(&data, &victim_mock.url, &victim_out, &[]));
+    let seen = wait_until(Duration::from_secs(20), || {
+        ready(&victim_out) || !victim.guard.running()
+    });
+    assert!(seen, "no {what} within 20 s");
+    assert!(
+        victim.guard.running(),
+        "the run ended before the kill ({what})"
+    );
+    victim.guard.child().kill().unwrap();
+    let status = victim
+        .guard
+        .wait_timeout(Duration::from_secs(5), "killed run");
+    assert_eq!(status.code(), None, "killed by a signal");
+    clean.finish(RUN_TIMEOUT).expect_code(0);
+
+    let files = RunFiles::in_dir(&victim_out);
+    assert!(
+        files.results().len() < KILL_ROWS,
+        "killed after the end ({what})"
+    );
+    let resumed = run(resume_cmd(&data, &victim_mock.url, &files.progress));
+    resumed.expect_code(0);
+    let reference = RunFiles::in_dir(&clean_out);
+    assert_each_row_once(&files.results(), KILL_ROWS);
+    assert_eq!(
+        outcomes(&files.results()),
+        outcomes(&reference.results()),
+        "{what}"
+    );
+    let (s, c) = (files.summary(), reference.summary());
+    assert_eq!(s["status"], "completed");
+    assert_eq!(
+        s["evaluation"]["confusionMatrix"],
+        c["evaluation"]["confusionMatrix"]
+    );
+    let (v, k) = (victim_mock.stats(), clean_mock.stats());
+    for counter in ["batchUploads", "batchCreates"] {
+        assert_eq!(stat(&v, counter), stat(&k, counter), "{what}: {counter}");
+    }
+    assert_eq!(
+        stat(&v, "batchLines"),
+        stat(&k, "batchLines"),
+        "{what}: no line ran twice"
+    );
+    v
+}
+
+#[test]
+#[cfg(unix)]
+fn killed_after_the_upload_while_creating_resumes_without_a_second_upload_or_create() {
+    // The create is answered 3 s late: the kill lands after the batch exists at
+    // the provider but before its id is known; the resume finds it by its file.
+    let stats = kill_and_resume(
+        &[
+            "--batch-ms",
+            "500",
+            "--error-rate",
+            "0",
+            "--batch-create-delay-ms",
+            "3000",
+        ],
+        "upload",
+        |out| count(&records(out), "uploaded") >= 1,
+    );
+    assert!(
+        stat(&stats, "batchLists") >= 1,
+        "the resume looked for the batch"
+    );
+}
+
+#[test]
+#[cfg(unix)]
+fn killed_after_the_create_resumes_by_polling_the_same_batch() {
+    kill_and_resume(
+        &["--batch-ms", "3000", "--error-rate", "0"],
+        "create",
+        |out| count(&records(out), "created") >= 1,
+    );
+}
+
+#[test]
+#[cfg(unix)]
+fn killed_mid_download_resumes_to_the_same_results() {
+    let stats = kill_and_resume(
+        &[
+            "--batch-ms",
+            "300",
+            "--error-rate",
+            "0",
+            "--batch-download-delay-ms",
+            "400",
+        ],
+        "download",
+        |out| {
+            let Some(results) = std::fs::read_dir(out).ok().and_then(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .find(|p| p.to_string_lossy().contains("-results-"))
+            }) else {
+                return false;
+            };
+            complete_lines(&results) >= 10
+        },
+    );
+    assert!(
+        stat(&stats, "batchDownloads") >= 2,
+        "downloaded again after the kill"
+    );
+}
+
+#[test]
+#[cfg(unix)]
+fn ctrl_c_detaches_then_cancel_keeps_what_finished_and_resume_sends_the_rest() {
+    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
+    let data = Data::new(20);
+    let out = data.dir("out");
+    let mut victim = Running::spawn(batch_cmd(&data, &mock.url, &out, &[]));
+    let seen = wait_until(Duration::from_secs(15), || {
+        count(&records(&out), "created") >= 1
+    });
+    assert!(seen, "no batch created");
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(victim.pid(), "INT");
+    let detached = victim.finish(Duration::from_secs(10));
+    detached.expect_code(130);
+    assert!(
+        detached
+            .stdout
+            .contains("Detached: 1 provider batch(es) keep running"),
+        "{}",
+        detached.stdout
+    );
+    assert!(
+        detached.stdout.contains("shadow-batch cancel"),
+        "{}",
+        detached.stdout
+    );
+    let files = RunFiles::in_dir(&out);
+    assert_eq!(files.summary()["status"], "interrupted");
+    assert_eq!(mock.stats()["batchCancels"], 0, "detaching cancels nothing");
+
+    // Resuming it live would send the batch's rows again: refused.
+    let mut live = resume_cmd(&data, &mock.url, &files.progress);
+    live.args(["--via", "live"]);
+    let refused = run(live);
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains("Resume it with --via batch-api"),
+        "{}",
+        refused.stderr
+    );
+
+    let mut cancel = shadow(data.root.path());
+    cancel
+        .env("OPENAI_API_KEY", "sk-batch-dummy")
+        .args(["cancel", p(&files.progress)]);
+    let cancelled = run(cancel);
+    cancelled.expect_code(0);
+    assert!(
+        cancelled.stdout.contains("Cancelled"),
+        "{}",
+        cancelled.stdout
+    );
+    assert!(stat(&mock.stats(), "batchCancels") >= 1);
+    let summary = files.summary();
+    assert_eq!(summary["status"], "interrupted");
+    let done = summary["statistics"]["successful"].as_u64().unwrap();
+    assert!(done > 0 && done < 20, "{done} finished before the cancel");
+    assert_eq!(summary["statistics"]["failed"], 0);
+    assert_eq!(mock.stats()["batchCreates"], 1, "cancel creates nothing");
+
+    run(resume_cmd(&data, &mock.url, &files.progress)).expect_code(0);
+    assert_each_row_once(&files.results(), 20);
+    let stats = mock.stats();
+    assert_eq!(
+        stat(&stats, "batchCreates"),
+        2,
+        "the rest, in one more batch"
+    );
+    assert_eq!(stat(&stats, "batchLines"), 20, "no row ran twice");
+}
