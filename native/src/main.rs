@@ -24,7 +24,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, FromArgMatches};
 use shadow_core::input::{read_labels_csv, ColumnNames, LabelsCsv};
 use shadow_core::journal::fold_journal_reader;
-use shadow_core::provider::Provider;
+use shadow_core::provider::{OutputFormat, Provider};
 use shadow_core::report::{escape_for_terminal, RunStatus, Summary};
 use shadow_core::{EndpointKind, Run, RunConfig};
 use shadow_mock::{MockConfig, MockServer, Truth};
@@ -118,7 +118,7 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
     };
     let mut images = ImageLoader::new(&data_dir, args.allow_outside_data_dir)
         .with_context(|| format!("cannot open the data folder {}", data_dir.display()))?;
-    if args.inline_images {
+    if config.inline_images {
         let client = reqwest::Client::builder()
             .user_agent(concat!("shadow-batch/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
@@ -167,7 +167,8 @@ async fn run(args: RunArgs, matches: &ArgMatches) -> Result<u8> {
             defects,
             resumed,
             mock: mock.is_some(),
-            inline_images: args.inline_images,
+            inline_images: config.inline_images,
+            format: run.output_format(),
         },
     );
 
@@ -537,6 +538,9 @@ struct Facts {
     resumed: usize,
     mock: bool,
     inline_images: bool,
+    /// The answer form requests start with (simpler than JSON schema when an
+    /// earlier session of the run found the endpoint needs it).
+    format: OutputFormat,
 }
 
 fn print_banner(config: &RunConfig, files: &RunFiles, facts: &Facts) {
@@ -547,6 +551,7 @@ fn print_banner(config: &RunConfig, files: &RunFiles, facts: &Facts) {
         resumed,
         mock,
         inline_images,
+        format,
     } = facts;
     let endpoint = match &config.provider {
         Provider::OpenAi(o) => format!(
@@ -612,6 +617,12 @@ fn print_banner(config: &RunConfig, files: &RunFiles, facts: &Facts) {
     );
     if inline_images {
         println!("  Images:       http(s) images downloaded and sent inline (--inline-images)");
+    }
+    if format != OutputFormat::JsonSchema {
+        println!(
+            "  Answers:      asked for as {} (the endpoint refused the richer forms earlier in this run)",
+            format.as_str()
+        );
     }
     if resumed > 0 {
         println!(

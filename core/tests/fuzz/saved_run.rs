@@ -173,6 +173,14 @@ fn config() -> impl Strategy<Value = RunConfig> {
                     input_per_million: (seed % 1000) as f64 / 100.0,
                     output_per_million: 20_000.0,
                 }),
+                format_fallback: (seed % 7 == 0).then(|| shadow_core::FormatFallback {
+                    endpoint: format!("http://127.0.0.1:{}/v1/chat/completions", seed % 65536),
+                    format: [
+                        shadow_core::provider::OutputFormat::JsonObject,
+                        shadow_core::provider::OutputFormat::Text,
+                    ][(seed / 7 % 2) as usize],
+                }),
+                inline_images: seed % 11 == 0,
             }
         })
 }
