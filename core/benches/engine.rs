@@ -88,7 +88,7 @@ fn bench(n: usize) {
         })
         .collect();
     let config = RunConfig {
-        concurrency: 64,
+        concurrency: Some(64),
         ..RunConfig::default()
     };
     let start = Instant::now();

@@ -198,10 +198,12 @@ mod tests {
         b.on_start(1_000);
         assert_eq!((b.next_start_us(), b.per_ms()), (0, None));
         assert!(!b.on_token_limited(Millis(0)));
-        let mut h = RateLimitHeaders::default();
-        h.tokens = LimitWindow {
-            limit: Some(60_000),
-            ..LimitWindow::default()
+        let mut h = RateLimitHeaders {
+            tokens: LimitWindow {
+                limit: Some(60_000),
+                ..LimitWindow::default()
+            },
+            ..RateLimitHeaders::default()
         };
         b.on_headers(Millis(1_000), &h);
         assert_eq!(b.limit(), Some((60_000, LimitSource::Header)));
