@@ -2393,7 +2393,10 @@ mod tests {
     fn url_host_takes_the_host_alone() {
         for (url, host) in [
             ("https://API.Example.com./v1", "api.example.com"),
-            ("https://user:pw@api.example.com:8443/v1?x=1", "api.example.com"),
+            (
+                "https://user:pw@api.example.com:8443/v1?x=1",
+                "api.example.com",
+            ),
             ("http://127.0.0.1:8787", "127.0.0.1"),
             ("http://[::1]:8787/v1", "[::1]"),
             ("api.example.com/v1", "api.example.com"),
@@ -2428,19 +2431,39 @@ mod tests {
         };
         let mock = "http://127.0.0.1:8787";
         let cases = [
-            (openai(ImageDetail::Low, None), Cors::Allowed, "api.openai.com"),
-            (at(openai(ImageDetail::Low, None), &format!("{mock}/v1")), Cors::Unknown, "127.0.0.1"),
+            (
+                openai(ImageDetail::Low, None),
+                Cors::Allowed,
+                "api.openai.com",
+            ),
+            (
+                at(openai(ImageDetail::Low, None), &format!("{mock}/v1")),
+                Cors::Unknown,
+                "127.0.0.1",
+            ),
             (anthropic(None), Cors::Allowed, "api.anthropic.com"),
             (at(anthropic(None), mock), Cors::Unknown, "127.0.0.1"),
-            (gemini(None), Cors::Allowed, "generativelanguage.googleapis.com"),
-            (at(gemini(None), &format!("{mock}/v1beta")), Cors::Unknown, "127.0.0.1"),
+            (
+                gemini(None),
+                Cors::Allowed,
+                "generativelanguage.googleapis.com",
+            ),
+            (
+                at(gemini(None), &format!("{mock}/v1beta")),
+                Cors::Unknown,
+                "127.0.0.1",
+            ),
             (azure(None), Cors::Refused, "res.openai.azure.com"),
             (
                 at(azure(None), "https://res.cognitiveservices.azure.com"),
                 Cors::Refused,
                 "res.cognitiveservices.azure.com",
             ),
-            (at(azure(None), "https://proxy.example.com"), Cors::Unknown, "proxy.example.com"),
+            (
+                at(azure(None), "https://proxy.example.com"),
+                Cors::Unknown,
+                "proxy.example.com",
+            ),
             (http("label"), Cors::Unknown, "localhost"),
         ];
         for (provider, cors, host) in cases {
@@ -2458,8 +2481,11 @@ mod tests {
             };
             assert_eq!(access.headers, want, "{provider:?}");
             // Requests to Google's hosts carry no header its CORS preflight refuses.
-            let request = provider.request_template(&labels()).build("https://e.x/a.png", 2, None);
-            let google = matches!(provider, Provider::Gemini(_)) && host.ends_with("googleapis.com");
+            let request = provider
+                .request_template(&labels())
+                .build("https://e.x/a.png", 2, None);
+            let google =
+                matches!(provider, Provider::Gemini(_)) && host.ends_with("googleapis.com");
             assert_eq!(
                 header(&request, "x-stainless-retry-count").is_none(),
                 google,

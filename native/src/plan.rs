@@ -821,7 +821,12 @@ mod tests {
         ];
         let first = plan_for(&argv, None, Some("k")).unwrap();
         assert!(first.config.inline_images);
-        assert!(!plan_for(&argv[..5], None, Some("k")).unwrap().config.inline_images);
+        assert!(
+            !plan_for(&argv[..5], None, Some("k"))
+                .unwrap()
+                .config
+                .inline_images
+        );
         let fallback = shadow_core::FormatFallback {
             endpoint: first.config.provider.endpoint_url(),
             format: shadow_core::provider::OutputFormat::Text,

@@ -87,8 +87,7 @@ impl Run {
         // A fallback found by an earlier session holds for the same endpoint only.
         let format = match &config.format_fallback {
             Some(f)
-                if config.provider.falls_back()
-                    && f.endpoint == config.provider.endpoint_url() =>
+                if config.provider.falls_back() && f.endpoint == config.provider.endpoint_url() =>
             {
                 f.format
             }

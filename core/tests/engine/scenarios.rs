@@ -1358,7 +1358,11 @@ fn a_resumed_run_starts_from_the_form_its_endpoint_needed() {
     };
     let (format, kept) = first_format(saved.clone());
     assert_eq!(format, OutputFormat::JsonObject);
-    assert_eq!(kept, Some(fallback.clone()), "still said for the next resume");
+    assert_eq!(
+        kept,
+        Some(fallback.clone()),
+        "still said for the next resume"
+    );
 
     let Provider::OpenAi(openai) = &base.provider else {
         panic!("the test config is OpenAI's")

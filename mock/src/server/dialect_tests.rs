@@ -590,7 +590,9 @@ async fn a_browser_page_may_call_every_dialect() {
         assert!(exposed.contains("anthropic-ratelimit-requests-remaining"));
         assert!(exposed.contains("x-ratelimit-remaining-requests"));
         if matches!(provider, Provider::Anthropic(_)) {
-            assert!(r.headers().contains_key("anthropic-ratelimit-requests-remaining"));
+            assert!(r
+                .headers()
+                .contains_key("anthropic-ratelimit-requests-remaining"));
             let refused = post(false).await.unwrap();
             assert_eq!(refused.status(), 401);
             let body: Value = serde_json::from_str(&refused.text().await.unwrap()).unwrap();
@@ -601,6 +603,9 @@ async fn a_browser_page_may_call_every_dialect() {
         }
     }
     // The CLI names no origin: no opt-in needed.
-    assert_eq!(send(&anthropic(&srv), &image(3), 1, Some(KEY)).await.status, 200);
+    assert_eq!(
+        send(&anthropic(&srv), &image(3), 1, Some(KEY)).await.status,
+        200
+    );
     srv.shutdown().await;
 }
