@@ -8,8 +8,8 @@
 // settings, and the run uses what the form shows.
 
 import init, {
-  ShadowRun, defaultConfig, settingBounds, fileStamp, formatDuration, mockModel, percent, prepareJournal,
-  progressFileName, resultsFileName, summaryFileName,
+  ShadowRun, browserAccess, defaultConfig, defaultProvider, settingBounds, fileStamp, formatDuration, mockModel,
+  percent, prepareJournal, progressFileName, resultsFileName, summaryFileName,
 } from './pkg/shadow_wasm.js';
 import { ImageFiles, Runner, now } from './runner.js';
 import { Store } from './store.js';
@@ -27,8 +27,12 @@ const state = {
   resume: null,
   // The run whose settings the form shows (started from it, or filled from it).
   formRunId: null,
-  // The model typed for the OpenAI-compatible endpoint, while the mock's is shown.
-  userModel: null,
+  // Each provider's settings as the user left them (kind -> RunConfig.provider),
+  // and its API key (kind -> key, in memory only), while another one is shown.
+  providers: {},
+  keys: {},
+  // The provider whose settings the fields show now.
+  shownKind: null,
   // Set once the stored runs are read and offered (for the browser tests).
   ready: false,
 };
@@ -43,7 +47,7 @@ function showError(message) {
 // aria-describedby, the field marked aria-invalid until it is edited.
 const PROBLEM_OF = {
   images: 'data-info', 'base-url': 'base-url-problem', 'api-key': 'api-key-problem', model: 'model-problem',
-  endpoint: 'endpoint-problem',
+  endpoint: 'endpoint-problem', deployment: 'deployment-problem',
 };
 
 function markField(field, message) {
@@ -51,6 +55,8 @@ function markField(field, message) {
   problem.textContent = message;
   problem.classList.add('problem');
   problem.hidden = false;
+  // The note under the address says less than the problem now shown there.
+  if (field === 'base-url') $('endpoint-note').hidden = true;
   const input = $(field);
   if (input) {
     input.setAttribute('aria-invalid', 'true');
@@ -67,6 +73,7 @@ function clearField(field) {
     problem.textContent = '';
   }
   $(field)?.removeAttribute('aria-invalid');
+  if (field === 'base-url' && state.shownKind) showAccess();
 }
 
 const clearFields = () => Object.keys(PROBLEM_OF).forEach(clearField);
@@ -96,45 +103,127 @@ const FIELDS = {
   tpm: optional('tpm'),
   timeout: numeric('requestTimeoutMs', 1000),
   seed: numeric('seed'),
-  'base-url': { get: (c) => c.provider.baseUrl, set: (c, v) => { c.provider.baseUrl = v.trim(); } },
-  model: { get: (c) => c.provider.model, set: (c, v) => { c.provider.model = v.trim(); } },
 };
 
-const mockChosen = () => document.querySelector('input[name=endpoint]:checked').value === 'mock';
+// The endpoint choice: the built-in mock, or a provider. Which form fields each
+// provider shows, and the setting of `RunConfig.provider` each one is; the values
+// start from the core's defaults for that provider (`defaultProvider`), and whether
+// this page may call the endpoint is the core's to say (`browserAccess`).
+const PROVIDER_FIELDS = {
+  openai: { 'base-url': 'baseUrl', model: 'model' },
+  anthropic: { 'base-url': 'baseUrl', model: 'model' },
+  gemini: { 'base-url': 'baseUrl', model: 'model' },
+  azure: { 'base-url': 'baseUrl', deployment: 'deployment', 'api-version': 'apiVersion' },
+};
+const FIELD_WORDS = { 'base-url': 'the Base URL', model: 'the model', deployment: "the deployment's name" };
+
+const chosenKind = () => document.querySelector('input[name=endpoint]:checked').value;
+const mockChosen = () => chosenKind() === 'mock';
+/** How the page names a provider ("Anthropic's API"). */
+const providerName = (kind) => document.querySelector(`input[name=endpoint][value=${kind}]`).dataset.name;
+/** The stored run's endpoint choice: a provider the page offers, else the mock. */
+const kindOf = (config) => (PROVIDER_FIELDS[config.providerLabel] ? config.providerLabel : 'mock');
+
+/** The settings of provider `kind`, with what its fields show when they are shown. */
+function providerOf(kind) {
+  const provider = structuredClone(state.providers[kind] ?? defaultProvider(kind));
+  if (state.shownKind === kind) {
+    for (const [id, key] of Object.entries(PROVIDER_FIELDS[kind])) {
+      const value = $(id).value.trim();
+      provider[key] = key === 'apiVersion' && value === '' ? null : value;
+    }
+  }
+  return provider;
+}
+
+/** Keeps what the fields show (settings and key) for the provider shown. */
+function keepShown() {
+  const shown = state.shownKind;
+  if (!shown || shown === 'mock') return;
+  state.providers[shown] = providerOf(shown);
+  state.keys[shown] = $('api-key').value;
+}
+
+/** Shows provider `kind`'s fields with its settings (the mock: its model, no
+ * fields), keeping the one shown before for when it is chosen again. */
+function showProvider(kind) {
+  keepShown();
+  state.shownKind = kind;
+  const mock = kind === 'mock';
+  $('provider-fields').hidden = mock;
+  $('azure-fields').hidden = kind !== 'azure';
+  $('model-field').hidden = kind === 'azure';
+  $('base-url-name').textContent = kind === 'azure' ? 'Resource URL' : 'Base URL';
+  $('model').disabled = mock;
+  if (mock) {
+    $('model').value = mockModel();
+  } else {
+    const provider = state.providers[kind] ?? defaultProvider(kind);
+    state.providers[kind] = provider;
+    for (const id of ['base-url', 'model', 'deployment', 'api-version']) {
+      const key = PROVIDER_FIELDS[kind][id];
+      $(id).value = key ? (provider[key] ?? '') : '';
+    }
+    $('api-key').value = state.keys[kind] ?? '';
+  }
+  for (const id of ['base-url', 'api-key', 'model', 'deployment', 'endpoint']) clearField(id);
+  showAccess();
+}
 
 /** Shows `config` in the form. With `endpoint`, also its endpoint choice (a stored run's). */
 function fillForm(config, { endpoint = false } = {}) {
   const bounds = settingBounds();
-  const mock = endpoint ? config.providerLabel === 'mock' : mockChosen();
   for (const [id, field] of Object.entries(FIELDS)) {
-    // A mock run's address and model are the mock's: the fields keep the user's.
-    const mocks = config.providerLabel === 'mock' && (id === 'base-url' || id === 'model');
-    if (!mocks) $(id).value = field.get(config);
+    $(id).value = field.get(config);
     const range = field.setting && bounds[field.setting];
     if (range) {
       $(id).min = range.min / field.scale;
       $(id).max = range.max / field.scale;
     }
   }
-  if (endpoint) {
-    if (!mock) state.userModel = config.provider.model;
-    document.querySelector(`input[name=endpoint][value=${mock ? 'mock' : 'openai'}]`).checked = true;
-  }
-  showEndpoint();
+  const kind = endpoint ? kindOf(config) : chosenKind();
+  keepShown();
+  // A mock run's address and model are the mock's: the provider's fields keep the user's.
+  if (kind !== 'mock' && config.providerLabel === kind) state.providers[kind] = structuredClone(config.provider);
+  state.shownKind = null; // shown afresh from the settings just kept
+  document.querySelector(`input[name=endpoint][value=${kind}]`).checked = true;
+  showProvider(kind);
 }
 
-/** The endpoint choice: the mock's model is shown as the mock's; the user's comes back. */
-function showEndpoint() {
-  const mock = mockChosen();
-  $('openai-fields').hidden = mock;
-  if (mock) {
-    if (!$('model').disabled) state.userModel = $('model').value;
-    $('model').value = mockModel();
-  } else if ($('model').disabled) {
-    $('model').value = state.userModel ?? defaultConfig().provider.model;
+/** What the page says, before a run, of calling `kind`'s endpoint from here
+ * (`access`: the core's browserAccess). */
+function accessText(kind, access) {
+  const name = providerName(kind);
+  const at = access.host ? ` at ${access.host}` : '';
+  const cli = `the CLI (shadow-batch labels.csv --provider ${kind}, the key in its environment variable)`;
+  switch (access.cors) {
+    case 'allowed': {
+      const extra = access.headers.map(([n, v]) => `${n}: ${v}`).join(', ');
+      return `${name}${at} answers calls from a browser page (CORS)` +
+        (extra ? `; the page adds ${extra} to each request, which ${name} requires of calls from a page.` : '.');
+    }
+    case 'refused':
+      return `${name}${at} does not answer calls from a browser page (no CORS), so this page cannot run it: ` +
+        `use ${cli}, or enter the URL of a proxy that adds CORS in front of it.`;
+    default:
+      return `The server${at} must allow calls from this page (CORS), as shadow-batch mock-server does; ` +
+        `if it does not, use ${cli}, or a proxy that adds CORS.`;
   }
-  $('model').disabled = mock;
-  clearField('model');
+}
+
+/** The note under the endpoint's address: may this page call it? */
+function showAccess() {
+  const kind = chosenKind();
+  let text = '';
+  if (kind !== 'mock') {
+    try {
+      text = accessText(kind, browserAccess(providerOf(kind)));
+    } catch {
+      text = '';
+    }
+  }
+  $('endpoint-note').textContent = text;
+  $('endpoint-note').hidden = !text;
 }
 
 /** The run's settings: `base` (the defaults, or a resumed run's) with the form's values. */
@@ -142,12 +231,13 @@ function settings(base, runId, csvName) {
   const config = structuredClone(base);
   for (const [id, field] of Object.entries(FIELDS)) field.set(config, $(id).value);
   Object.assign(config, { runId, csvPath: csvName });
-  if (mockChosen()) {
+  const kind = chosenKind();
+  if (kind === 'mock') {
     config.providerLabel = 'mock';
-    config.provider.baseUrl = `${location.origin}/v1`;
-    config.provider.model = mockModel();
+    config.provider = { ...defaultProvider('openai'), baseUrl: `${location.origin}/v1`, model: mockModel() };
   } else {
-    config.providerLabel = 'openai';
+    config.providerLabel = kind;
+    config.provider = providerOf(kind);
   }
   return config;
 }
@@ -173,13 +263,55 @@ function nextStep(reason, mock) {
 }
 
 /** A run where no request reached the endpoint (every result a connection failure
- * or a 404), though nothing aborted it: the address is the likely cause. */
+ * or a 404), though nothing aborted it: the address is the likely cause.
+ * `{error, connection}`: the last error, and whether every failure was one to
+ * connect (which is also how a browser reports a call the endpoint does not allow). */
 function unreachable(summary, lines) {
   if (summary.statistics.successful > 0 || summary.statistics.failed === 0) return null;
   const failures = lines.map((l) => JSON.parse(l)).filter((r) => r.status === 'failed');
   const reached = (r) => !(r.errorKind === 'transport' || r.httpStatus === 404);
   if (failures.length === 0 || failures.some(reached)) return null;
-  return failures[failures.length - 1].error || 'no answer';
+  return {
+    error: failures[failures.length - 1].error || 'no answer',
+    connection: failures.every((r) => r.errorKind === 'transport'),
+  };
+}
+
+/** After a run whose requests all failed to connect: a browser says the same
+ * ("Failed to fetch") when nothing answers and when the endpoint does not allow
+ * calls from this page (CORS). A request a page may send without asking (a
+ * `no-cors` GET, whose answer it cannot read) tells them apart: when the endpoint
+ * answers it, the page says that it is up but refuses calls from a page, and what
+ * to do, next to the Base URL. */
+async function explainUnreached(url, kind, runId) {
+  let answers = false;
+  try {
+    await fetch(url, { mode: 'no-cors', cache: 'no-store', credentials: 'omit', signal: AbortSignal.timeout(5000) });
+    answers = true;
+  } catch {
+    // Nothing answers: the Base URL's message stands.
+  }
+  if (answers && state.runId === runId && !state.active) {
+    const host = new URL(url).host;
+    markField('base-url', corsAdvice(kind, host));
+    // The stored run's offer says the same (saved after the run's own last save).
+    await state.saved?.catch(() => {});
+    const record = (await state.store.runs()).find((r) => r.runId === runId);
+    if (record) {
+      await state.store.saveRun({ ...record, refusedByCors: host });
+      if (!state.active) await refreshRuns();
+    }
+  }
+  state.probed = runId;
+}
+
+/** What to do about an endpoint at `host` that answers, but not to a page's calls. */
+function corsAdvice(kind, host) {
+  const name = kind === 'openai' ? 'The endpoint' : providerName(kind);
+  return `${name} at ${host} answers, but not to calls from a browser page: it does not allow them (CORS), so ` +
+    `every request failed. Run this CSV with the CLI (shadow-batch labels.csv --provider ${kind}, the key in its ` +
+    'environment variable), or enter the URL of a proxy that adds CORS in front of it, then resume the run ' +
+    '("Resume it", above the form).';
 }
 
 function download(name, text, type) {
@@ -319,11 +451,14 @@ function showSummary(out) {
   const cause = s.status !== 'aborted' && unreachable(s, state.lines);
   if (cause) {
     const advice = mock
-      ? `No request reached the page's own server (last error: ${cause}): is shadow-batch web still running?`
-      : `No request reached the endpoint (last error: ${cause}): check the Base URL, that the endpoint is up, ` +
+      ? `No request reached the page's own server (last error: ${cause.error}): is shadow-batch web still running?`
+      : `No request reached the endpoint (last error: ${cause.error}): check the Base URL, that the endpoint is up, ` +
         'and that it accepts requests from this page (CORS), then retry the failed rows.';
     markField(mock ? 'endpoint' : 'base-url', advice);
   }
+  const connection = s.abortKind?.kind === 'endpointUnreachable' || (cause && cause.connection);
+  if (!mock && connection) explainUnreached(state.run.endpointUrl(), kindOf(s.config), s.runId);
+  else state.probed = s.runId;
   $('status').textContent = status;
   $('status').dataset.final = s.status;
 }
@@ -350,7 +485,9 @@ async function refreshRuns() {
     },
   }, {
     active: () => state.active,
-    nextStep: (record) => nextStep(record.abortKind, record.config?.providerLabel === 'mock').text,
+    nextStep: (record) => (record.refusedByCors
+      ? corsAdvice(kindOf(record.config), record.refusedByCors)
+      : nextStep(record.abortKind, record.config?.providerLabel === 'mock').text),
   });
 }
 
@@ -430,9 +567,26 @@ async function prepareAndStart() {
   const base = resume ? resume.record.config : defaultConfig();
   const config = settings(base, runId, csvName);
   const mock = config.providerLabel === 'mock';
+  if (!mock) {
+    const kind = config.providerLabel;
+    const empty = Object.entries(PROVIDER_FIELDS[kind]).find(([, key]) => key !== 'apiVersion' && !config.provider[key]);
+    if (empty) {
+      const what = empty[0] === 'base-url' && kind === 'azure' ? "the resource's URL" : FIELD_WORDS[empty[0]];
+      markField(empty[0], `Enter ${what} (${providerName(kind)}).`);
+      $(empty[0]).focus();
+      return false;
+    }
+    // An endpoint known not to answer a page's calls is said so now, not by every row failing.
+    const access = browserAccess(config.provider);
+    if (access.cors === 'refused') {
+      markField('base-url', accessText(kind, access));
+      $('base-url').focus();
+      return false;
+    }
+  }
   const apiKey = mock ? null : $('api-key').value.trim();
   if (!mock && !apiKey) {
-    markField('api-key', 'Enter the API key of the OpenAI-compatible endpoint (it stays in this page\'s memory only).');
+    markField('api-key', `Enter the API key of ${providerName(config.providerLabel)} (it stays in this page's memory only).`);
     $('api-key').focus();
     return false;
   }
@@ -504,7 +658,8 @@ async function prepareAndStart() {
         showSummary(out);
         state.explorer.finished(state);
         const s = out.summary;
-        state.store.saveRun(runRecord({ status: s.status, abortKind: s.abortKind, abortReason: s.abortReason }))
+        state.saved = state.store.saveRun(runRecord({ status: s.status, abortKind: s.abortKind, abortReason: s.abortReason }));
+        state.saved
           .then(refreshRuns)
           .catch((e) => showError(`This browser could not keep the run: ${e.message || e}`));
       },
@@ -517,12 +672,17 @@ async function prepareAndStart() {
 
 async function main() {
   await init();
+  // The provider fields start with the OpenAI-compatible endpoint's settings
+  // (hidden while the mock is chosen).
+  showProvider('openai');
   fillForm(defaultConfig());
   state.store = await Store.open();
   state.explorer = new ExplorerPanel($('explorer-section'), () => new ImageFiles($('images').files));
-  for (const r of document.querySelectorAll('input[name=endpoint]')) r.addEventListener('change', showEndpoint);
-  showEndpoint();
-  for (const id of ['base-url', 'api-key', 'model']) $(id).addEventListener('input', () => clearField(id));
+  for (const r of document.querySelectorAll('input[name=endpoint]')) {
+    r.addEventListener('change', () => showProvider(chosenKind()));
+  }
+  for (const id of ['base-url', 'api-key', 'model', 'deployment']) $(id).addEventListener('input', () => clearField(id));
+  for (const id of ['base-url', 'api-version']) $(id).addEventListener('input', showAccess);
   $('csv').addEventListener('change', () => { setResume(null); updatePreflight(); });
   $('images').addEventListener('change', () => updatePreflight());
   $('resume-leave').addEventListener('click', () => { setResume(null); fillForm(defaultConfig()); updatePreflight(); });

@@ -34,6 +34,9 @@ export class Runner {
     if (this.apiKey) run.hideSecret(this.apiKey);
     // [name, value]: the header the core says this provider takes the key in.
     this.credential = this.apiKey ? run.credentialHeader(this.apiKey) : null;
+    // [[name, value]]: what the core says a page adds to each request to this
+    // endpoint (Anthropic's opt-in to calls from a browser).
+    this.browserHeaders = run.browserAccess().headers;
     this.timeoutMs = options.timeoutMs;
     this.on = options.on;
     this.timer = null;
@@ -93,6 +96,7 @@ export class Runner {
     }
     const request = this.run.request(order.item, order.attempt, url, order.format);
     const headers = new Headers(request.headers);
+    for (const [name, value] of this.browserHeaders) headers.set(name, value);
     if (this.credential) headers.set(this.credential[0], this.credential[1]);
     const controller = new AbortController();
     this.controllers.set(ticket, controller);
@@ -106,7 +110,9 @@ export class Runner {
       this.feed({ type: 'response', ticket, response: { status: response.status, headers: [...response.headers], body } });
     } catch (e) {
       const kind = timedOut ? 'timeout' : 'connect';
-      // fetch's errors say little (and never the key); keep them short.
+      // fetch's errors say little (and never the key); keep them short. A call the
+      // endpoint does not allow from a page (CORS) fails here too, as one that
+      // reached nothing: the page tells them apart after the run (app.js).
       const message = timedOut ? `no answer within ${this.timeoutMs / 1000} s` : String(e.message || e);
       this.feed({ type: 'transportFailed', ticket, kind, message });
     } finally {

@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::input::ColumnNames;
-use crate::provider::{ImageDetail, OpenAiConfig, Provider};
+use crate::provider::{
+    AnthropicConfig, AzureConfig, GeminiConfig, ImageDetail, OpenAiConfig, OutputFormat, Provider,
+};
 
 /// How a run paces, retries and batches. Serialized into every report, so it must
 /// never hold a secret (the API key stays with the host).
@@ -77,6 +79,28 @@ pub struct RunConfig {
     /// resumed run keeps it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_api: Option<crate::batch::BatchApiConfig>,
+    /// The answer form the run fell back to when the endpoint refused the richer
+    /// ones ([`OutputFormat`]), and the endpoint that refused them. Set by the run
+    /// itself; a resumed run against the same endpoint starts from this form
+    /// rather than being refused again. Left out of reports when there was none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format_fallback: Option<FormatFallback>,
+    /// The host downloads `http(s)` images and sends them inline, for endpoints
+    /// that refuse remote image URLs (Ollama). The engine does not read it: it is
+    /// kept so that a resumed run does the same. Left out of reports when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inline_images: bool,
+}
+
+/// An answer form an endpoint was found to need ([`RunConfig::format_fallback`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FormatFallback {
+    /// The endpoint that refused the richer forms, as reports show its URL
+    /// ([`Provider::endpoint_url`] of the shown settings).
+    pub endpoint: String,
+    /// The form requests ask for since.
+    pub format: OutputFormat,
 }
 
 impl Default for RunConfig {
@@ -110,6 +134,8 @@ impl Default for RunConfig {
             provider_label: EndpointKind::Openai,
             price: None,
             batch_api: None,
+            format_fallback: None,
+            inline_images: false,
         }
     }
 }
@@ -134,6 +160,27 @@ pub enum EndpointKind {
 }
 
 impl EndpointKind {
+    /// The settings a run against this kind of endpoint starts from: the public
+    /// API and its default model (OpenAI's as in [`RunConfig::default`]); for Azure,
+    /// no resource and no deployment (they are the user's) and the version-less
+    /// path. `None` for the generic JSON endpoint (it has no default) and the mock
+    /// (its address is the host's).
+    pub fn default_provider(self) -> Option<Provider> {
+        match self {
+            EndpointKind::Openai => Some(RunConfig::default().provider),
+            EndpointKind::Anthropic => Some(Provider::Anthropic(AnthropicConfig::default())),
+            EndpointKind::Gemini => Some(Provider::Gemini(GeminiConfig::default())),
+            EndpointKind::Azure => Some(Provider::Azure(AzureConfig {
+                base_url: String::new(),
+                deployment: String::new(),
+                api_version: None,
+                detail: ImageDetail::Low,
+                prompt: None,
+            })),
+            EndpointKind::Http | EndpointKind::Mock => None,
+        }
+    }
+
     /// `openai`, `http`, `mock`, `anthropic`, `gemini` or `azure`, as reports write it.
     pub fn as_str(self) -> &'static str {
         match self {

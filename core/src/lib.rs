@@ -107,7 +107,7 @@ pub mod report;
 pub mod run_files;
 pub mod time;
 
-pub use config::{ConfigError, EndpointKind, RunConfig, Setting};
+pub use config::{ConfigError, EndpointKind, FormatFallback, RunConfig, Setting};
 pub use engine::{
     AbortReason, Counts, Input, ItemDone, Output, Run, SendOrder, Ticket, UsageError,
 };

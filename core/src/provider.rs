@@ -10,7 +10,9 @@
 //! | [`Provider::HttpJson`] | `POST {url}` | the labels sent in the body | `authorization: Bearer KEY` |
 //!
 //! Hosts ask [`Provider::credential_header`] (or [`RequestTemplate::credential_header`])
-//! how to send the key, so that no host knows a provider's header.
+//! how to send the key, so that no host knows a provider's header; a browser host asks
+//! [`Provider::browser_access`] whether the endpoint answers a page's calls (CORS) and
+//! what a page must add to them.
 
 mod anthropic;
 mod azure;
@@ -329,7 +331,123 @@ impl Credential {
     }
 }
 
+/// The host of `url`, lower-case, without userinfo, port or a trailing dot
+/// (`https://user@API.example.com.:443/v1` -> `api.example.com`).
+pub(crate) fn url_host(url: &str) -> String {
+    let url = url.trim();
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = after_scheme
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or(after_scheme);
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let host = if host_port.starts_with('[') {
+        // An IPv6 literal: its port follows the `]`.
+        host_port.split_inclusive(']').next().unwrap_or(host_port)
+    } else {
+        host_port.split(':').next().unwrap_or(host_port)
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// The public APIs' hosts, for [`Provider::browser_access`].
+const OPENAI_HOST: &str = "api.openai.com";
+const ANTHROPIC_HOST: &str = "api.anthropic.com";
+
+/// Whether `url` is on one of Google's API hosts (`*.googleapis.com`), whose CORS
+/// preflight allows only the headers Google's own clients send.
+fn is_google_host(url: &str) -> bool {
+    let host = url_host(url);
+    host == "googleapis.com" || host.ends_with(".googleapis.com")
+}
+
+/// Whether a page in a browser may call an endpoint itself, as far as is known. A
+/// browser sends a cross-origin request only when the endpoint allows it: it answers
+/// the CORS preflight (`OPTIONS`) for the request's method and headers with
+/// `Access-Control-Allow-*`; otherwise `fetch` fails without an answer, as it does
+/// when nothing listens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum Cors {
+    /// The provider's public API answers browser calls with this run's requests
+    /// (with [`BrowserAccess::headers`] added): OpenAI's `api.openai.com`,
+    /// Anthropic's `api.anthropic.com`, Gemini's `generativelanguage.googleapis.com`.
+    Allowed,
+    /// The provider's public API does not answer browser calls: Azure OpenAI
+    /// resources (`*.openai.azure.com`, `*.cognitiveservices.azure.com`). Run from the
+    /// native host, or through a proxy that adds CORS.
+    Refused,
+    /// Another server (a local server, a proxy, the built-in mock, the generic JSON
+    /// endpoint): it answers browser calls only if it allows them itself.
+    Unknown,
+}
+
+/// What a browser host needs to know before it calls an endpoint
+/// ([`Provider::browser_access`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrowserAccess {
+    /// Whether the endpoint answers a page's calls.
+    pub cors: Cors,
+    /// Headers a browser adds to every request, besides the request's own and the
+    /// credential: `anthropic-dangerous-direct-browser-access: true` for Anthropic,
+    /// whose API refuses a call from a page without it (401 "CORS requests must set
+    /// 'anthropic-dangerous-direct-browser-access' header"). A native host sends
+    /// none of them.
+    pub headers: Vec<(String, String)>,
+    /// The endpoint's host, e.g. `api.anthropic.com`, for the host's words.
+    pub host: String,
+}
+
 impl Provider {
+    /// Whether a page in a browser may call this endpoint, and what it must add to
+    /// each request ([`BrowserAccess`]). Pure: decided from the provider and the
+    /// endpoint's host, as these APIs are known to behave:
+    ///
+    /// - OpenAI's API answers CORS preflights for `authorization`, `content-type` and
+    ///   the `x-stainless-*` headers its own browser SDK sends.
+    /// - Anthropic's API answers them when the request carries
+    ///   `anthropic-dangerous-direct-browser-access: true`, which its TypeScript SDK
+    ///   sends with `dangerouslyAllowBrowser` (beside `x-stainless-retry-count`);
+    ///   without it, a call from a page is refused with a 401.
+    /// - Gemini's API (`generativelanguage.googleapis.com`) answers them for
+    ///   `content-type`, `x-goog-api-key`, `x-goog-api-client` and `authorization`
+    ///   only: a request with another header (`api-revision` in googleapis/js-genai
+    ///   issue 1723) gets a 403 preflight without `Access-Control-Allow-Origin`. So
+    ///   requests to a Google host carry no `x-stainless-retry-count`
+    ///   ([`RequestTemplate::build_as`]), in every host alike.
+    /// - Azure OpenAI resources do not answer them (browser clients report CORS
+    ///   errors and route Azure through a server, e.g. lobehub/lobehub issue 2487):
+    ///   [`Cors::Refused`].
+    ///
+    /// Any other host (a local server, a proxy, the mock) is [`Cors::Unknown`]:
+    /// the same headers are added, for a proxy that forwards them.
+    pub fn browser_access(&self) -> BrowserAccess {
+        let url = self.endpoint_url();
+        let host = url_host(&url);
+        let known = |public: bool, yes: Cors| if public { yes } else { Cors::Unknown };
+        let cors = match self {
+            Provider::OpenAi(_) => known(host == OPENAI_HOST, Cors::Allowed),
+            Provider::Anthropic(_) => known(host == ANTHROPIC_HOST, Cors::Allowed),
+            Provider::Gemini(_) => known(is_google_host(&url), Cors::Allowed),
+            Provider::Azure(_) => known(is_azure_host(&url), Cors::Refused),
+            Provider::HttpJson(_) => Cors::Unknown,
+        };
+        let headers = match self {
+            Provider::Anthropic(_) => vec![(
+                "anthropic-dangerous-direct-browser-access".to_owned(),
+                "true".to_owned(),
+            )],
+            _ => Vec::new(),
+        };
+        BrowserAccess {
+            cors,
+            headers,
+            host,
+        }
+    }
+
     /// The absolute URL requests are POSTed to.
     ///
     /// For OpenAI this is `{base_url}/chat/completions` (trailing `/` of the base URL
@@ -458,10 +576,15 @@ impl Provider {
             Provider::Anthropic(_) => vec![("anthropic-version", ANTHROPIC_VERSION)],
             _ => Vec::new(),
         };
+        let url = self.endpoint_url();
+        // Google's CORS preflight refuses headers its own clients do not send (see
+        // `browser_access`); the attempt header is only information to an endpoint.
+        let retry_count_header = !matches!(self, Provider::Gemini(_) if is_google_host(&url));
         RequestTemplate {
-            url: self.endpoint_url(),
+            url,
             credential: self.credential(),
             extra_headers,
+            retry_count_header,
             bodies,
         }
     }
@@ -811,6 +934,8 @@ pub struct RequestTemplate {
     url: String,
     credential: Credential,
     extra_headers: Vec<(&'static str, &'static str)>,
+    /// Whether requests carry `x-stainless-retry-count` (not to Google's hosts).
+    retry_count_header: bool,
     /// By [`OutputFormat`]: one body for providers that do not fall back, three for
     /// those that do.
     bodies: Vec<TemplateBody>,
@@ -837,9 +962,10 @@ impl RequestTemplate {
     ///
     /// Headers are `content-type: application/json`, `x-stainless-retry-count:
     /// {attempt - 1}` (the header the OpenAI and Anthropic SDKs send; the mock reads
-    /// the attempt from it) and the provider's own (`anthropic-version`). There is
-    /// never a credential header: the host adds the key at the last moment, as
-    /// [`RequestTemplate::credential_header`] says.
+    /// the attempt from it; left out of requests to Google's hosts, whose CORS
+    /// preflight refuses it: see [`Provider::browser_access`]) and the provider's own
+    /// (`anthropic-version`). There is never a credential header: the host adds the
+    /// key at the last moment, as [`RequestTemplate::credential_header`] says.
     pub fn build(&self, image_url: &str, attempt: u32, item_id: Option<&str>) -> HttpRequest {
         self.build_as(image_url, attempt, item_id, OutputFormat::JsonSchema)
     }
@@ -883,10 +1009,12 @@ impl RequestTemplate {
         };
         let mut headers = Vec::with_capacity(2 + self.extra_headers.len());
         headers.push(("content-type".to_owned(), "application/json".to_owned()));
-        headers.push((
-            "x-stainless-retry-count".to_owned(),
-            attempt.saturating_sub(1).to_string(),
-        ));
+        if self.retry_count_header {
+            headers.push((
+                "x-stainless-retry-count".to_owned(),
+                attempt.saturating_sub(1).to_string(),
+            ));
+        }
         for (name, value) in &self.extra_headers {
             headers.push(((*name).to_owned(), (*value).to_owned()));
         }
@@ -901,6 +1029,11 @@ impl RequestTemplate {
     /// The header carrying `key` for this provider ([`Provider::credential_header`]).
     pub fn credential_header(&self, key: &str) -> (&'static str, String) {
         self.credential.header(key)
+    }
+
+    /// The URL every request is POSTed to ([`Provider::endpoint_url`]).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 }
 
@@ -1277,9 +1410,11 @@ mod tests {
                         }
                         serde_json::from_str::<Value>(&built.body).expect("the body is JSON");
                         assert_eq!(built.url, provider.endpoint_url());
+                        // Not to Google's hosts, whose CORS preflight refuses it.
+                        let google = matches!(provider, Provider::Gemini(_));
                         assert_eq!(
                             header(&built, "x-stainless-retry-count"),
-                            Some(&*(attempt - 1).to_string())
+                            (!google).then(|| (attempt - 1).to_string()).as_deref()
                         );
                     }
                 }
@@ -2251,6 +2386,125 @@ mod tests {
         assert_eq!(
             charge("gpt-4o-mini", ImageDetail::Auto).prompt,
             text + 2_833 + 4 * 5_667
+        );
+    }
+
+    #[test]
+    fn url_host_takes_the_host_alone() {
+        for (url, host) in [
+            ("https://API.Example.com./v1", "api.example.com"),
+            (
+                "https://user:pw@api.example.com:8443/v1?x=1",
+                "api.example.com",
+            ),
+            ("http://127.0.0.1:8787", "127.0.0.1"),
+            ("http://[::1]:8787/v1", "[::1]"),
+            ("api.example.com/v1", "api.example.com"),
+            ("", ""),
+        ] {
+            assert_eq!(url_host(url), host, "{url}");
+        }
+    }
+
+    #[test]
+    fn browser_access_is_known_for_the_public_apis_and_unknown_elsewhere() {
+        let at = |provider: Provider, base: &str| -> Provider {
+            match provider {
+                Provider::OpenAi(c) => Provider::OpenAi(OpenAiConfig {
+                    base_url: base.to_owned(),
+                    ..c
+                }),
+                Provider::Anthropic(c) => Provider::Anthropic(AnthropicConfig {
+                    base_url: base.to_owned(),
+                    ..c
+                }),
+                Provider::Gemini(c) => Provider::Gemini(GeminiConfig {
+                    base_url: base.to_owned(),
+                    ..c
+                }),
+                Provider::Azure(c) => Provider::Azure(AzureConfig {
+                    base_url: base.to_owned(),
+                    ..c
+                }),
+                other => other,
+            }
+        };
+        let mock = "http://127.0.0.1:8787";
+        let cases = [
+            (
+                openai(ImageDetail::Low, None),
+                Cors::Allowed,
+                "api.openai.com",
+            ),
+            (
+                at(openai(ImageDetail::Low, None), &format!("{mock}/v1")),
+                Cors::Unknown,
+                "127.0.0.1",
+            ),
+            (anthropic(None), Cors::Allowed, "api.anthropic.com"),
+            (at(anthropic(None), mock), Cors::Unknown, "127.0.0.1"),
+            (
+                gemini(None),
+                Cors::Allowed,
+                "generativelanguage.googleapis.com",
+            ),
+            (
+                at(gemini(None), &format!("{mock}/v1beta")),
+                Cors::Unknown,
+                "127.0.0.1",
+            ),
+            (azure(None), Cors::Refused, "res.openai.azure.com"),
+            (
+                at(azure(None), "https://res.cognitiveservices.azure.com"),
+                Cors::Refused,
+                "res.cognitiveservices.azure.com",
+            ),
+            (
+                at(azure(None), "https://proxy.example.com"),
+                Cors::Unknown,
+                "proxy.example.com",
+            ),
+            (http("label"), Cors::Unknown, "localhost"),
+        ];
+        for (provider, cors, host) in cases {
+            let access = provider.browser_access();
+            assert_eq!(access.cors, cors, "{provider:?}");
+            assert_eq!(access.host, host, "{provider:?}");
+            let anthropic = matches!(provider, Provider::Anthropic(_));
+            let want: Vec<(String, String)> = if anthropic {
+                vec![(
+                    "anthropic-dangerous-direct-browser-access".into(),
+                    "true".into(),
+                )]
+            } else {
+                Vec::new()
+            };
+            assert_eq!(access.headers, want, "{provider:?}");
+            // Requests to Google's hosts carry no header its CORS preflight refuses.
+            let request = provider
+                .request_template(&labels())
+                .build("https://e.x/a.png", 2, None);
+            let google =
+                matches!(provider, Provider::Gemini(_)) && host.ends_with("googleapis.com");
+            assert_eq!(
+                header(&request, "x-stainless-retry-count").is_none(),
+                google,
+                "{provider:?}"
+            );
+            if google {
+                let names: Vec<&str> = request.headers.iter().map(|(n, _)| n.as_str()).collect();
+                assert_eq!(names, ["content-type"], "only CORS-safe headers to Google");
+                assert_eq!(provider.credential_header("k").0, "x-goog-api-key");
+            }
+        }
+        let json = serde_json::to_value(anthropic(None).browser_access()).unwrap();
+        assert_eq!(
+            json,
+            json!({
+                "cors": "allowed",
+                "headers": [["anthropic-dangerous-direct-browser-access", "true"]],
+                "host": "api.anthropic.com"
+            })
         );
     }
 }

@@ -68,8 +68,14 @@
 //! ([`refusal_rate`](MockConfig::refusal_rate)) in its dialect's words.
 //!
 //! CORS is open (any origin, `GET`/`POST`/`OPTIONS`, the request's headers mirrored
-//! on preflight) and the rate-limit and retry headers ([`EXPOSED_HEADERS`]) are
-//! exposed to scripts, so the browser page can call it from another origin.
+//! on preflight: every dialect's key header, `anthropic-version`,
+//! `anthropic-dangerous-direct-browser-access`, `x-stainless-retry-count`) and the
+//! rate-limit and retry headers of every dialect ([`EXPOSED_HEADERS`], Anthropic's
+//! `anthropic-ratelimit-*` among them) are exposed to scripts, so the browser page
+//! can call every route from another origin. As Anthropic's API does, the
+//! Anthropic route refuses (401 [`ANTHROPIC_CORS_REFUSAL`]) a request from a browser
+//! page (one with an `Origin` header) without
+//! `anthropic-dangerous-direct-browser-access: true`.
 //!
 //! # Determinism
 //!
@@ -111,7 +117,9 @@
 //!
 //! # Order of checks for a model request (every dialect)
 //!
-//! 1. [`require_key`](MockConfig::require_key): wrong or missing key in the
+//! 1. Anthropic's route: a request with an `Origin` and without
+//!    `anthropic-dangerous-direct-browser-access: true` -> 401. Then
+//!    [`require_key`](MockConfig::require_key): wrong or missing key in the
 //!    dialect's header -> 401 (`invalid_api_key` for OpenAI; Gemini's 400).
 //! 2. [`quota`](MockConfig::quota) already used up -> 429 `insufficient_quota`
 //!    (Anthropic: 400 credit balance; Gemini: 429 naming a per-day quota).
@@ -209,7 +217,7 @@ mod testing;
 
 pub use answers::Truth;
 pub use config::{MockConfig, OpenAiDialect, UNSET_MAX_TOKENS_CHARGE};
-pub use server::{router, MockServer, MockState, EXPOSED_HEADERS};
+pub use server::{router, MockServer, MockState, ANTHROPIC_CORS_REFUSAL, EXPOSED_HEADERS};
 pub use stats::MockStats;
 
 /// The one model the mock lists on `GET /v1/models` (and answers as when the

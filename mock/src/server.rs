@@ -197,6 +197,21 @@ pub(crate) fn bearer_matches(headers: &HeaderMap, key: &str) -> bool {
         .is_some_and(|given| given.trim() == key)
 }
 
+/// What Anthropic's API answers (401) a request from a browser page without
+/// `anthropic-dangerous-direct-browser-access: true`.
+pub const ANTHROPIC_CORS_REFUSAL: &str =
+    "CORS requests must set 'anthropic-dangerous-direct-browser-access' header";
+
+/// A request that names no `origin` (not from a browser page), or that carries
+/// `anthropic-dangerous-direct-browser-access: true`.
+fn browser_opted_in(headers: &HeaderMap) -> bool {
+    !headers.contains_key(header::ORIGIN)
+        || headers
+            .get("anthropic-dangerous-direct-browser-access")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
 fn attempt_of(headers: &HeaderMap) -> u64 {
     headers
         .get("x-stainless-retry-count")
@@ -330,7 +345,19 @@ async fn handle(
     let c = &inner.counters;
     let mut out = HeaderMap::new();
 
-    // 1. Key.
+    // 1. Key; before it, as Anthropic's API does, a call from a browser page (it
+    // names its origin) that did not opt in to direct browser access.
+    if dialect == Dialect::Anthropic && !browser_opted_in(headers) {
+        Counters::bump(&c.unauthorized);
+        set(&mut out, "x-request-id", anon_id(inner));
+        return reply(
+            (
+                StatusCode::UNAUTHORIZED,
+                crate::anthropic::error_body("authentication_error", ANTHROPIC_CORS_REFUSAL),
+            ),
+            out,
+        );
+    }
     if let Some(key) = &cfg.require_key {
         if !dialect.key_matches(headers, key) {
             Counters::bump(&c.unauthorized);

@@ -96,7 +96,8 @@ pub async fn run_batch(setup: Setup<'_>) -> Result<u8> {
             defects,
             resumed,
             mock: mock.is_some(),
-            inline_images: args.inline_images,
+            inline_images: batch.run().config().inline_images,
+            format: batch.run().output_format(),
         },
     );
     print_via(batch.run().config(), open);

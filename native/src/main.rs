@@ -25,7 +25,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, FromArgMatches};
 use shadow_core::input::{read_labels_csv, ColumnNames, LabelsCsv};
 use shadow_core::journal::fold_journal_reader;
-use shadow_core::provider::Provider;
+use shadow_core::provider::{OutputFormat, Provider};
 use shadow_core::report::{escape_for_terminal, RunStatus, Summary};
 use shadow_core::{EndpointKind, Run, RunConfig};
 use shadow_mock::{MockConfig, MockServer, Truth};
@@ -137,7 +137,7 @@ async fn run(args: RunArgs, matches: &ArgMatches, cancel: bool) -> Result<u8> {
     };
     let mut images = ImageLoader::new(&data_dir, args.allow_outside_data_dir)
         .with_context(|| format!("cannot open the data folder {}", data_dir.display()))?;
-    if args.inline_images {
+    if config.inline_images {
         let client = reqwest::Client::builder()
             .user_agent(concat!("shadow-batch/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
@@ -212,7 +212,8 @@ async fn run(args: RunArgs, matches: &ArgMatches, cancel: bool) -> Result<u8> {
             defects,
             resumed,
             mock: mock.is_some(),
-            inline_images: args.inline_images,
+            inline_images: config.inline_images,
+            format: run.output_format(),
         },
     );
 
@@ -608,6 +609,9 @@ pub(crate) struct Facts {
     pub(crate) resumed: usize,
     pub(crate) mock: bool,
     pub(crate) inline_images: bool,
+    /// The answer form requests start with (simpler than JSON schema when an
+    /// earlier session of the run found the endpoint needs it).
+    pub(crate) format: OutputFormat,
 }
 
 pub(crate) fn print_banner(config: &RunConfig, files: &RunFiles, facts: &Facts) {
@@ -618,6 +622,7 @@ pub(crate) fn print_banner(config: &RunConfig, files: &RunFiles, facts: &Facts) 
         resumed,
         mock,
         inline_images,
+        format,
     } = facts;
     let endpoint = match &config.provider {
         Provider::OpenAi(o) => format!(
@@ -690,6 +695,12 @@ pub(crate) fn print_banner(config: &RunConfig, files: &RunFiles, facts: &Facts) 
     }
     if inline_images {
         println!("  Images:       http(s) images downloaded and sent inline (--inline-images)");
+    }
+    if format != OutputFormat::JsonSchema {
+        println!(
+            "  Answers:      asked for as {} (the endpoint refused the richer forms earlier in this run)",
+            format.as_str()
+        );
     }
     if resumed > 0 {
         println!(

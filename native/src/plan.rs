@@ -142,6 +142,11 @@ pub fn plan(
     if take("timeout") {
         config.request_timeout_ms = (args.timeout * 1000.0).ceil() as u64;
     }
+    // A resumed run keeps inlining images (there is no flag to turn it off: give
+    // the run again without --resume for that).
+    if take("inline_images") {
+        config.inline_images = args.inline_images;
+    }
     config.csv_path = csv.display().to_string();
     // Columns named now win; otherwise a resumed run reads the CSV as it did first.
     let named = ColumnNames {
@@ -845,6 +850,42 @@ mod tests {
             renamed.config.columns.image, None,
             "named columns replace the saved ones"
         );
+    }
+
+    #[test]
+    fn a_resumed_run_keeps_inline_images_and_the_answer_form_its_endpoint_needed() {
+        let argv = [
+            "l.csv",
+            "--provider",
+            "openai",
+            "--base-url",
+            "http://127.0.0.1:11434/v1",
+            "--inline-images",
+        ];
+        let first = plan_for(&argv, None, Some("k")).unwrap();
+        assert!(first.config.inline_images);
+        assert!(
+            !plan_for(&argv[..5], None, Some("k"))
+                .unwrap()
+                .config
+                .inline_images
+        );
+        let fallback = shadow_core::FormatFallback {
+            endpoint: first.config.provider.endpoint_url(),
+            format: shadow_core::provider::OutputFormat::Text,
+        };
+        let saved = SavedRun {
+            csv_path: "l.csv".into(),
+            config: RunConfig {
+                format_fallback: Some(fallback.clone()),
+                ..first.config.clone()
+            },
+        };
+        let resumed = plan_for(&["--resume", "x.json"], Some(&saved), Some("k")).unwrap();
+        assert!(resumed.config.inline_images, "kept without the flag");
+        // The saved fallback travels with the settings; the run applies it to the
+        // same endpoint only (the core's rule).
+        assert_eq!(resumed.config.format_fallback, Some(fallback));
     }
 
     #[test]

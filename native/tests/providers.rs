@@ -353,6 +353,42 @@ fn a_local_server_refusing_json_schema_is_asked_in_json_mode() {
         stats["badRequests"].as_u64() <= Some(2),
         "one wave refused: {stats}"
     );
+    // The form the endpoint needed is in the run's saved settings...
+    let first = RunFiles::in_dir(&data.out);
+    assert_eq!(
+        first.summary()["config"]["formatFallback"]["format"],
+        "jsonObject"
+    );
+    assert_eq!(
+        first.progress()["config"]["formatFallback"]["format"],
+        "jsonObject"
+    );
+    // ...so that a resumed run starts with it: its rows run again (failed rows by
+    // --retry-failed; here, every row after its lines are dropped) without one
+    // refused request, and the banner says which form is asked for.
+    std::fs::write(&first.results, "").unwrap();
+    let mut cmd = shadow(data.root.path());
+    cmd.env("OPENAI_API_KEY", "sk-local")
+        .args(["--resume", p(&first.summary)]);
+    let resumed = run(cmd);
+    resumed.expect_code(0);
+    assert!(
+        !resumed.stderr.contains("refused json_schema"),
+        "{}",
+        resumed.stderr
+    );
+    assert!(
+        resumed.stdout.contains("asked for as json_object"),
+        "{}",
+        resumed.stdout
+    );
+    assert_eq!(
+        mock.stats()["badRequests"],
+        stats["badRequests"],
+        "no request refused again"
+    );
+    assert_each_row_once(&first.results(), 12);
+    assert!(first.results().iter().all(|r| r["agreement"] == true));
 
     // Remote URLs: refused by the server (the row fails with its reason) unless
     // --inline-images sends them inline.
@@ -603,6 +639,29 @@ fn inline_images_downloads_http_images_and_sends_them_inline() {
         "no request for the missing image"
     );
 
+    // Resumed without the flag, the run still inlines: the failed row is
+    // downloaded again (and fails again), its URL is never sent to the endpoint.
+    let first = RunFiles::in_dir(&data.out);
+    assert_eq!(first.summary()["config"]["inlineImages"], true);
+    let mut cmd = shadow(data.root.path());
+    cmd.env("OPENAI_API_KEY", "sk-local")
+        .args(["--resume", p(&first.progress), "--retry-failed"]);
+    let resumed = run(cmd);
+    resumed.expect_code(1);
+    assert!(
+        resumed.stdout.contains("--inline-images"),
+        "{}",
+        resumed.stdout
+    );
+    assert_eq!(files.hits(), 8, "downloaded again");
+    assert_eq!(mock.stats()["requests"], 6, "the URL was not sent as it is");
+    let results = first.results();
+    assert_each_row_once(&results, 7);
+    assert_eq!(
+        results.iter().find(|r| r["row"] == 6).unwrap()["errorKind"],
+        "image"
+    );
+
     // Without the flag the URLs go as they are: nothing is downloaded.
     let out = data.dir("plain");
     let mut cmd = shadow(data.root.path());
@@ -610,7 +669,7 @@ fn inline_images_downloads_http_images_and_sends_them_inline() {
         .args(["--provider", "openai", "--base-url", &mock.url])
         .args([p(&remote_csv), "--out-dir", p(&out)]);
     run(cmd);
-    assert_eq!(files.hits(), 7, "the endpoint is sent the URLs");
+    assert_eq!(files.hits(), 8, "the endpoint is sent the URLs");
     assert_eq!(RunFiles::in_dir(&out).results().len(), 7);
 }
 

@@ -17,7 +17,9 @@
 //!
 //! Product defaults and constants come from the core through this face, never from
 //! copies in the page: `defaultConfig()` (fills the settings form), the run files'
-//! names, the run-id stamp, duration and percent formatting, the mock's model name.
+//! names, the run-id stamp, duration and percent formatting, the mock's model name,
+//! each provider's default settings (`defaultProvider(kind)`) and whether a page may
+//! call an endpoint (`browserAccess(provider)`, `ShadowRun.browserAccess()`).
 
 use serde::{Deserialize, Serialize};
 use shadow_core::input::{parse_labels_csv, ColumnNames};
@@ -188,6 +190,21 @@ impl ShadowRun {
         to_js(&[name, value.as_str()])
     }
 
+    /// Whether the page may call this run's endpoint, and what it adds to each
+    /// request: `{cors: "allowed"|"refused"|"unknown", headers: [[name, value]],
+    /// host}` (see `Provider::browser_access` in the core).
+    #[wasm_bindgen(js_name = browserAccess)]
+    pub fn browser_access(&self) -> Result<JsValue, JsError> {
+        to_js(&self.run.config().provider.browser_access())
+    }
+
+    /// The URL this run's requests are POSTed to (with any credential in it: for
+    /// the page's own requests only, never to show).
+    #[wasm_bindgen(js_name = endpointUrl)]
+    pub fn endpoint_url(&self) -> String {
+        self.run.request_template().url().to_owned()
+    }
+
     /// The HTTP request for a send order, with the image as `imageUrl` (an http(s)
     /// URL or a data URL) and the order's `format` (`"jsonSchema"`, `"jsonObject"`,
     /// `"text"`; the run's current one when left out). `{method, url, headers:
@@ -346,6 +363,32 @@ pub fn check_relative_path(path: &str) -> Result<String, JsError> {
 #[wasm_bindgen(js_name = defaultConfig)]
 pub fn default_config() -> Result<JsValue, JsError> {
     to_js(&RunConfig::default())
+}
+
+/// The endpoint settings a run against `kind` (`"openai"`, `"anthropic"`,
+/// `"gemini"`, `"azure"`) starts from, as a plain object (`{kind, baseUrl, model,
+/// ...}`, the shape of `RunConfig.provider`): the public API and its default model;
+/// for Azure an empty resource and deployment. `undefined` for `"mock"` and
+/// `"http"`; a JS error for an unknown kind.
+#[wasm_bindgen(js_name = defaultProvider)]
+pub fn default_provider(kind: &str) -> Result<JsValue, JsError> {
+    let kind: shadow_core::EndpointKind =
+        serde_json::from_value(serde_json::Value::String(kind.to_owned()))
+            .map_err(|_| JsError::new(&format!("unknown provider {kind:?}")))?;
+    match kind.default_provider() {
+        Some(provider) => to_js(&provider),
+        None => Ok(JsValue::UNDEFINED),
+    }
+}
+
+/// Whether a page may call the endpoint of `provider` (a `RunConfig.provider`
+/// object) and what it adds to each request: `{cors, headers, host}` as
+/// `ShadowRun.browserAccess()` says, before a run exists (the check before Start).
+#[wasm_bindgen(js_name = browserAccess)]
+pub fn browser_access(provider: JsValue) -> Result<JsValue, JsError> {
+    let provider: shadow_core::provider::Provider = serde_wasm_bindgen::from_value(provider)
+        .map_err(|e| JsError::new(&format!("bad provider settings: {e}")))?;
+    to_js(&provider.browser_access())
 }
 
 /// Each numeric setting's allowed range, by its config field name:

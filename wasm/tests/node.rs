@@ -7,9 +7,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use shadow_core::RunConfig;
 use shadow_wasm::{
-    check_relative_path, default_config, file_stamp, format_duration, image_data_url, inspect_csv,
-    mock_model, percent, prepare_journal, progress_file_name, results_file_name, summary_file_name,
-    ShadowRun,
+    browser_access, check_relative_path, default_config, default_provider, file_stamp,
+    format_duration, image_data_url, inspect_csv, mock_model, percent, prepare_journal,
+    progress_file_name, results_file_name, summary_file_name, ShadowRun,
 };
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -432,4 +432,61 @@ fn a_send_order_names_the_answers_form_and_the_request_follows_it() {
     assert!(run
         .request(0, 1, "https://x.test/a.png", Some("yaml".into()))
         .is_err());
+}
+
+#[wasm_bindgen_test]
+fn each_providers_defaults_and_browser_access_come_from_the_core() {
+    use shadow_core::provider::defaults;
+    let openai = value(default_provider("openai").unwrap());
+    assert_eq!(
+        openai,
+        serde_json::to_value(RunConfig::default().provider).unwrap()
+    );
+    let anthropic = value(default_provider("anthropic").unwrap());
+    assert_eq!(anthropic["kind"], "anthropic");
+    assert_eq!(anthropic["baseUrl"], defaults::ANTHROPIC_BASE_URL);
+    assert_eq!(anthropic["model"], defaults::ANTHROPIC_MODEL);
+    let gemini = value(default_provider("gemini").unwrap());
+    assert_eq!(gemini["baseUrl"], defaults::GEMINI_BASE_URL);
+    assert_eq!(gemini["model"], defaults::GEMINI_MODEL);
+    let azure = value(default_provider("azure").unwrap());
+    assert_eq!(
+        (&azure["baseUrl"], &azure["deployment"]),
+        (&json!(""), &json!(""))
+    );
+    assert!(default_provider("mock").unwrap().is_undefined());
+    assert!(default_provider("bogus").is_err());
+
+    // The public APIs: allowed (Anthropic with its opt-in header), Azure refused.
+    let access = |provider: &Value| value(browser_access(js(provider)).unwrap());
+    assert_eq!(access(&openai)["cors"], "allowed");
+    assert_eq!(
+        access(&anthropic),
+        json!({"cors": "allowed", "host": "api.anthropic.com",
+               "headers": [["anthropic-dangerous-direct-browser-access", "true"]]})
+    );
+    assert_eq!(access(&gemini)["cors"], "allowed");
+    let mut resource = azure.clone();
+    resource["baseUrl"] = json!("https://res.openai.azure.com");
+    assert_eq!(access(&resource)["cors"], "refused");
+    resource["baseUrl"] = json!("http://127.0.0.1:8787");
+    assert_eq!(access(&resource)["cors"], "unknown");
+
+    // A run says the same of its endpoint, and where its requests go.
+    let csv = "image,label\nhttps://x.test/a.png,cat\nhttps://x.test/b.png,dog\n";
+    let mut cfg = config();
+    cfg["provider"] = anthropic.clone();
+    cfg["providerLabel"] = json!("anthropic");
+    let run = ShadowRun::new(csv, js(&cfg), T0).unwrap();
+    assert_eq!(value(run.browser_access().unwrap()), access(&anthropic));
+    assert_eq!(run.endpoint_url(), "https://api.anthropic.com/v1/messages");
+    // Requests to Google's API carry no header its CORS preflight refuses.
+    cfg["provider"] = gemini.clone();
+    cfg["providerLabel"] = json!("gemini");
+    let run = ShadowRun::new(csv, js(&cfg), T0).unwrap();
+    let request = value(run.request(0, 2, "https://x.test/a.png", None).unwrap());
+    assert_eq!(
+        request["headers"],
+        json!([["content-type", "application/json"]])
+    );
 }

@@ -124,8 +124,11 @@ test('the settings form starts from the core\'s defaults; the page\'s HTML holds
   assert.equal(limits.want.concurrency.max, 1024);
   for (const [id, v] of Object.entries(expected)) assert.ok(v !== undefined && v !== null && v !== '', `defaultConfig() has no ${id}`);
   // Every field of the form, and no other, shows the core's default.
+  // (The Azure fields, hidden, start as the core's Azure default: no deployment, no
+  // API version.)
   assert.deepEqual(fields, {
     ...Object.fromEntries(Object.entries(expected).map(([id, v]) => [id, String(v)])), rpm: '', tpm: '', concurrency: '',
+    deployment: '', 'api-version': '',
   });
 
   const html = await (await fetch(`${url}/`)).text();

@@ -89,8 +89,17 @@ impl Run {
             provider: config.provider.for_display(),
             ..config
         };
+        // A fallback found by an earlier session holds for the same endpoint only.
+        let format = match &config.format_fallback {
+            Some(f)
+                if config.provider.falls_back() && f.endpoint == config.provider.endpoint_url() =>
+            {
+                f.format
+            }
+            _ => OutputFormat::JsonSchema,
+        };
         Ok(Run {
-            format: OutputFormat::JsonSchema,
+            format,
             redactor,
             template,
             schedule: Schedule::new(items.len(), &config, token_charge),
@@ -281,7 +290,9 @@ impl Run {
 
     /// How requests ask for the answer's form now: [`OutputFormat::JsonSchema`]
     /// until the endpoint refuses it, then the next form (OpenAI-compatible
-    /// providers only; see [`crate::provider::rejects_format`]).
+    /// providers only; see [`crate::provider::rejects_format`]). A run whose
+    /// settings hold a [`crate::FormatFallback`] for its endpoint (a resumed run)
+    /// starts from that form.
     pub fn output_format(&self) -> OutputFormat {
         self.format
     }
@@ -684,6 +695,12 @@ impl Run {
                 if self.format == format {
                     if let Some(next) = format.next() {
                         self.format = next;
+                        // Kept in the settings the progress and summary files
+                        // carry, so that a resumed run starts from it.
+                        self.config.format_fallback = Some(crate::FormatFallback {
+                            endpoint: self.config.provider.endpoint_url(),
+                            format: next,
+                        });
                     }
                 }
                 self.schedule.request_made(&f, false);

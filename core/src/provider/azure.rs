@@ -21,14 +21,7 @@ const AZURE_HOST_SUFFIXES: [&str; 2] = [".openai.azure.com", ".cognitiveservices
 /// `*.cognitiveservices.azure.com` of Azure AI Foundry resources): hosts use it to
 /// pick this provider when none is named.
 pub fn is_azure_host(url: &str) -> bool {
-    let after_scheme = url.trim().split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = after_scheme
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or(after_scheme);
-    let host_port = authority.rsplit('@').next().unwrap_or(authority);
-    let host = host_port.split(':').next().unwrap_or(host_port);
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let host = super::url_host(url);
     AZURE_HOST_SUFFIXES.iter().any(|s| host.ends_with(s))
 }
 

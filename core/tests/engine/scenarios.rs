@@ -1301,6 +1301,58 @@ fn a_server_refusing_structured_output_is_asked_in_json_mode_then_in_text() {
         .all(|f| *f == OutputFormat::Text));
     // At most two refused sends per item (one per form given up).
     assert!(log.done.iter().all(|d| d.attempts <= 3), "{:?}", log.done);
+    // The settings the summary (and progress) carry say where the run ended.
+    let fallback = s.config.format_fallback.as_ref().unwrap();
+    assert_eq!(fallback.format, OutputFormat::Text);
+    assert_eq!(fallback.endpoint, s.config.provider.endpoint_url());
+}
+
+/// A resumed run whose saved settings say the endpoint needed a simpler answer
+/// form starts with it (no refused request again); against another endpoint, or a
+/// provider that does not fall back, it starts with JSON schema.
+#[test]
+fn a_resumed_run_starts_from_the_form_its_endpoint_needed() {
+    use shadow_core::provider::{AnthropicConfig, OpenAiConfig, OutputFormat, Provider};
+    use shadow_core::FormatFallback;
+    let first_format = |config: RunConfig| {
+        let log = Sim::new(config, csv_of(3, LABELS), |item, _, _| (1, ok(&item.label))).finish();
+        let formats: Vec<OutputFormat> = log.sends.iter().map(|(_, o)| o.format).collect();
+        assert!(formats.windows(2).all(|w| w[0] == w[1]), "{formats:?}");
+        (formats[0], log.summary.unwrap().config.format_fallback)
+    };
+    let base = config();
+    let fallback = FormatFallback {
+        endpoint: base.provider.endpoint_url(),
+        format: OutputFormat::JsonObject,
+    };
+    let saved = RunConfig {
+        format_fallback: Some(fallback.clone()),
+        ..base.clone()
+    };
+    let (format, kept) = first_format(saved.clone());
+    assert_eq!(format, OutputFormat::JsonObject);
+    assert_eq!(
+        kept,
+        Some(fallback.clone()),
+        "still said for the next resume"
+    );
+
+    let Provider::OpenAi(openai) = &base.provider else {
+        panic!("the test config is OpenAI's")
+    };
+    let elsewhere = RunConfig {
+        provider: Provider::OpenAi(OpenAiConfig {
+            base_url: "http://127.0.0.1:1/v1".into(),
+            ..openai.clone()
+        }),
+        ..saved.clone()
+    };
+    assert_eq!(first_format(elsewhere).0, OutputFormat::JsonSchema);
+    let anthropic = RunConfig {
+        provider: Provider::Anthropic(AnthropicConfig::default()),
+        ..saved
+    };
+    assert_eq!(first_format(anthropic).0, OutputFormat::JsonSchema);
 }
 
 /// Providers with their own constraint (Anthropic's forced tool) never fall back:

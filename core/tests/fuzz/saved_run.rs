@@ -179,6 +179,14 @@ fn config() -> impl Strategy<Value = RunConfig> {
                     poll_min_ms: seed % 10_000,
                     ..shadow_core::batch::BatchApiConfig::default()
                 }),
+                format_fallback: (seed % 7 == 0).then(|| shadow_core::FormatFallback {
+                    endpoint: format!("http://127.0.0.1:{}/v1/chat/completions", seed % 65536),
+                    format: [
+                        shadow_core::provider::OutputFormat::JsonObject,
+                        shadow_core::provider::OutputFormat::Text,
+                    ][(seed / 7 % 2) as usize],
+                }),
+                inline_images: seed % 11 == 0,
             }
         })
 }

@@ -509,3 +509,103 @@ async fn the_ollama_dialect_refuses_schemas_and_remote_images() {
         expected
     );
 }
+
+/// A browser page calls every dialect as the page does: the preflight allows the
+/// request's headers, its key header and the headers the core says a page adds;
+/// the answer exposes the dialect's rate-limit headers. Anthropic's route, as
+/// Anthropic's API, refuses a page's call without the opt-in header.
+#[tokio::test]
+async fn a_browser_page_may_call_every_dialect() {
+    let srv = MockServer::spawn(
+        MockConfig {
+            require_key: Some(KEY.into()),
+            rpm: Some(6000),
+            ..cfg()
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let origin = "http://127.0.0.1:9";
+    for provider in [
+        openai(&srv),
+        anthropic(&srv),
+        gemini(&srv),
+        azure(&srv, Some("2024-10-21")),
+        azure(&srv, None),
+    ] {
+        let request = provider
+            .request_template(&labels())
+            .build(&image(2), 1, None);
+        let access = provider.browser_access();
+        let (key_header, key_value) = provider.credential_header(KEY);
+        let mut names: Vec<String> = request.headers.iter().map(|(n, _)| n.clone()).collect();
+        names.push(key_header.to_owned());
+        names.extend(access.headers.iter().map(|(n, _)| n.clone()));
+        let pre = client
+            .request(reqwest::Method::OPTIONS, &request.url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", names.join(","))
+            .send()
+            .await
+            .unwrap();
+        assert!(pre.status().is_success(), "{provider:?}: {}", pre.status());
+        let allowed = pre.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase();
+        for name in &names {
+            assert!(allowed.contains(name.as_str()), "{name} not in {allowed}");
+        }
+
+        let post = |with_access: bool| {
+            let mut rq = client
+                .post(&request.url)
+                .header("origin", origin)
+                .header(key_header, &key_value)
+                .body(request.body.clone());
+            for (name, value) in &request.headers {
+                rq = rq.header(name, value);
+            }
+            if with_access {
+                for (name, value) in &access.headers {
+                    rq = rq.header(name, value);
+                }
+            }
+            rq.send()
+        };
+        let r = post(true).await.unwrap();
+        assert_eq!(r.status(), 200, "{provider:?}");
+        assert_eq!(r.headers()["access-control-allow-origin"], "*");
+        let exposed = r.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase();
+        assert!(exposed.contains("anthropic-ratelimit-requests-remaining"));
+        assert!(exposed.contains("x-ratelimit-remaining-requests"));
+        if matches!(provider, Provider::Anthropic(_)) {
+            assert!(r
+                .headers()
+                .contains_key("anthropic-ratelimit-requests-remaining"));
+            let refused = post(false).await.unwrap();
+            assert_eq!(refused.status(), 401);
+            let body: Value = serde_json::from_str(&refused.text().await.unwrap()).unwrap();
+            assert_eq!(body["error"]["type"], "authentication_error");
+            assert_eq!(body["error"]["message"], ANTHROPIC_CORS_REFUSAL);
+        } else {
+            assert!(access.headers.is_empty());
+        }
+    }
+    // The CLI names no origin: no opt-in needed.
+    assert_eq!(
+        send(&anthropic(&srv), &image(3), 1, Some(KEY)).await.status,
+        200
+    );
+    srv.shutdown().await;
+}
