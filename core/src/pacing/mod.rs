@@ -233,11 +233,16 @@ impl Pacer {
                 self.half_life_ms = MIN_HALF_LIFE_MS;
             }
             let keep = (-(since as f64) / self.half_life_ms).exp2();
-            self.rate_gap_us = (self.rate_gap_us as f64 * keep) as u64;
-            // The rest of the TAT belongs to the old, slower gap.
-            self.rate_tat_us = self
-                .rate_tat_us
-                .min(us(now).saturating_add(self.rate_gap_us));
+            self.rate_gap_us = (self.rate_gap_us as f64 * keep).round() as u64;
+            // The starts scheduled ahead were spaced by the old, slower gap: what
+            // is left of that schedule shrinks with it. (Cutting it to one new gap
+            // instead forgave the schedule at every answer: a start or two more
+            // per answer than the pace allows.)
+            let now_us = us(now);
+            if self.rate_tat_us > now_us {
+                let ahead = (self.rate_tat_us - now_us) as f64 * keep;
+                self.rate_tat_us = now_us.saturating_add(ahead.round() as u64);
+            }
         }
         self.relaxed_at = Some(now);
         self.accepted.push_back(now);

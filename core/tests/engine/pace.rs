@@ -57,32 +57,37 @@ fn default_settings_reach_an_advertised_request_rate_at_any_latency() {
 
 #[test]
 fn default_settings_learn_an_unadvertised_rate() {
-    // No headers: 50 a second at 300 ms (15 in flight needed).
-    let n = 1_500;
-    let log = Sim::new(
-        defaults(),
-        csv_of(n, LABELS),
-        rate_limited(50.0, 300, false),
-    )
-    .finish();
-    let s = log.summary.unwrap();
-    assert_eq!(s.statistics.successful, n);
-    let (eff, share) = (efficiency(&s, n as f64 * 20.0), share_429(&s));
-    eprintln!(
-        "no headers, 300 ms: efficiency {eff:.3}, 429 share {share:.4}, most in flight {}",
-        log.max_in_flight
-    );
-    assert!(eff >= 0.90, "efficiency {eff:.3}");
-    // Learning costs 429s at the start, while the endpoint's burst allowance
-    // makes it look faster than it is (about 90 here, in the first 3 s); then
-    // about one every few seconds, where the pace probes above the limit.
-    assert!(share <= 0.08, "429 share {share:.4}");
-    let late = log
-        .events
-        .iter()
-        .filter(|(at, what)| what == "429" && at.since(T0) > 5_000)
-        .count();
-    assert!(late <= 15, "{late} 429s after the first 5 s");
+    // No headers: 100 a second at 100 ms, 50 a second at 300 ms (10 and 15 in
+    // flight needed), 30 s at the limit.
+    for (per_second, latency) in [(100.0, 100), (50.0, 300)] {
+        let n = (per_second * 30.0) as usize;
+        let log = Sim::new(
+            defaults(),
+            csv_of(n, LABELS),
+            rate_limited(per_second, latency, false),
+        )
+        .finish();
+        let s = log.summary.unwrap();
+        assert_eq!(s.statistics.successful, n);
+        let ideal_ms = n as f64 * 1000.0 / per_second;
+        let (eff, share) = (efficiency(&s, ideal_ms), share_429(&s));
+        eprintln!(
+            "no headers, {per_second}/s, {latency} ms: efficiency {eff:.3}, 429 share {share:.4}, most in flight {}",
+            log.max_in_flight
+        );
+        assert!(eff >= 0.90, "efficiency {eff:.3}");
+        // Learning costs 429s at the start, while the endpoint's burst allowance
+        // makes it look faster than it is (about 90 at 50 a second, in the first
+        // 3 s); then about one every few seconds, where the pace probes above the
+        // limit.
+        assert!(share <= 0.08, "429 share {share:.4}");
+        let late = log
+            .events
+            .iter()
+            .filter(|(at, what)| what == "429" && at.since(T0) > 5_000)
+            .count();
+        assert!(late <= 15, "{late} 429s after the first 5 s");
+    }
 }
 
 #[test]
