@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use serde::Deserialize;
+use shadow_core::batch::BatchApiConfig;
 use shadow_core::input::ColumnNames;
 use shadow_core::provider::{
     is_azure_host, AnthropicConfig, AzureConfig, GeminiConfig, HttpJsonConfig, ImageDetail,
@@ -306,10 +307,23 @@ pub fn plan(
     config.batch_api = match via {
         Via::Live => None,
         Via::BatchApi => {
-            if kind == EndpointKind::Http {
-                bail!("--via batch-api needs a provider with a batch API: --provider openai (OpenAI, or an OpenAI-compatible server with /v1/files and /v1/batches) or mock; the http provider has none");
+            if matches!(
+                kind,
+                EndpointKind::Http | EndpointKind::Gemini | EndpointKind::Azure
+            ) {
+                bail!(
+                    "--via batch-api needs a provider with a batch API shadow-batch speaks: --provider openai (OpenAI, or an OpenAI-compatible server with /v1/files and /v1/batches), anthropic (Message Batches) or mock; the {} provider has none here",
+                    match kind {
+                        EndpointKind::Http => "http",
+                        EndpointKind::Gemini => "gemini",
+                        _ => "azure",
+                    }
+                );
             }
-            let mut batch = config.batch_api.clone().unwrap_or_default();
+            let mut batch = config
+                .batch_api
+                .clone()
+                .unwrap_or_else(|| BatchApiConfig::for_provider(&config.provider));
             if take("poll_interval") {
                 if !(args.poll_interval > 0.0 && args.poll_interval <= 3600.0) {
                     bail!(
@@ -320,10 +334,10 @@ pub fn plan(
                 batch.poll_max_ms = (args.poll_interval * 1000.0).ceil() as u64;
                 batch.poll_min_ms = batch.poll_max_ms.min(5_000);
             }
-            if take("shard_lines") {
-                batch.max_lines = args.shard_lines;
+            if let Some(lines) = args.shard_lines.filter(|_| take("shard_lines")) {
+                batch.max_lines = lines;
             }
-            if let Err(e) = batch.validate() {
+            if let Err(e) = batch.validate_for(&config.provider) {
                 bail!(
                     "{}",
                     match e {
