@@ -38,8 +38,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::anthropic::{error_body, forced_tool, message_body, parse_request};
 use crate::answers::decide;
+use crate::anthropic::{error_body, forced_tool, message_body, parse_request};
 use crate::batch::{attempt_of, stream_lines};
 use crate::dialect::Dialect;
 use crate::server::MockState;
@@ -325,7 +325,8 @@ pub(crate) async fn cancel(
         return not_found(&id);
     };
     if b.results.is_none() {
-        b.cancelled.get_or_insert_with(|| (Instant::now(), wall_ms()));
+        b.cancelled
+            .get_or_insert_with(|| (Instant::now(), wall_ms()));
     }
     let object = batch_object(&state, &mut store, &id, &headers);
     json_response(StatusCode::OK, &object)
@@ -408,8 +409,8 @@ fn batch_object(
         Some((_, c)) => json!({"processing": 0, "succeeded": c.succeeded, "errored": c.errored,
             "canceled": c.canceled, "expired": c.expired}),
         None => {
-            let done = ((lines as f64) * elapsed.as_secs_f64() / total.as_secs_f64().max(1e-9))
-                as u64;
+            let done =
+                ((lines as f64) * elapsed.as_secs_f64() / total.as_secs_f64().max(1e-9)) as u64;
             let done = done.min(lines);
             json!({"processing": lines - done, "succeeded": done, "errored": 0,
                 "canceled": 0, "expired": 0})

@@ -19,10 +19,10 @@ use shadow_core::batch::{
     fold_batch_journal, BatchInput, BatchOutput, BatchRun, CallId, LineBuilder, LineOrder,
     SubmitOrder, UploadOrder,
 };
-use shadow_core::provider::Provider;
 use shadow_core::http::{HttpRequest, HttpResponse, TransportErrorKind};
 use shadow_core::input::{Item, LabelsCsv};
 use shadow_core::journal::{fold_journal_reader, ItemStatus};
+use shadow_core::provider::Provider;
 use shadow_core::report::{escape_for_terminal, RunStatus, Summary};
 use shadow_core::{Millis, RunConfig, Ticket};
 use shadow_mock::MockServer;
@@ -931,15 +931,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("shard.jsonl");
         let lines: Vec<String> = (0..3000)
-            .map(|n| format!("{{\"custom_id\":\"R-r{n}-a1\",\"params\":{{\"x\":\"{}\"}}}}\n", "y".repeat(n % 300)))
+            .map(|n| {
+                format!(
+                    "{{\"custom_id\":\"R-r{n}-a1\",\"params\":{{\"x\":\"{}\"}}}}\n",
+                    "y".repeat(n % 300)
+                )
+            })
             .collect();
         let text = lines.concat();
         std::fs::write(&path, &text).unwrap();
         let file = tokio::fs::File::open(&path).await.unwrap();
-        let chunks: Vec<Vec<u8>> = framed_stream(file, text.len() as u64, "{\"requests\":[", ",", "]}")
-            .map(|c| c.unwrap())
-            .collect()
-            .await;
+        let chunks: Vec<Vec<u8>> =
+            framed_stream(file, text.len() as u64, "{\"requests\":[", ",", "]}")
+                .map(|c| c.unwrap())
+                .collect()
+                .await;
         assert!(chunks.len() > 3, "streamed in pieces");
         let body: Vec<u8> = chunks.concat();
         let order = SubmitOrder {
@@ -962,7 +968,9 @@ mod tests {
         // A file shorter than said is an error, not a short body.
         let file = tokio::fs::File::open(&path).await.unwrap();
         let results: Vec<std::io::Result<Vec<u8>>> =
-            framed_stream(file, text.len() as u64 + 10, "[", ",", "]").collect().await;
+            framed_stream(file, text.len() as u64 + 10, "[", ",", "]")
+                .collect()
+                .await;
         assert!(results.last().unwrap().is_err());
     }
 }

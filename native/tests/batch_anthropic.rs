@@ -225,7 +225,14 @@ fn an_expired_anthropic_batch_re_sends_only_its_unfinished_rows() {
 
 #[test]
 fn a_refused_anthropic_create_aborts_resumably_and_the_resume_completes() {
-    let mock = Mock::start(&["--batch-ms", "300", "--batch-fail", "1", "--error-rate", "0"]);
+    let mock = Mock::start(&[
+        "--batch-ms",
+        "300",
+        "--batch-fail",
+        "1",
+        "--error-rate",
+        "0",
+    ]);
     let data = Data::new(12);
     let out = data.dir("out");
     let first = run(batch_cmd(&data, &mock, &out, &[]));
@@ -442,7 +449,11 @@ fn ctrl_c_detaches_an_anthropic_run_then_cancel_keeps_what_finished() {
     run(resume_cmd(&data, &files.progress)).expect_code(0);
     assert_each_row_once(&files.results(), 20);
     let stats = mock.stats();
-    assert_eq!(stat(&stats, "batchCreates"), 2, "the rest, in one more batch");
+    assert_eq!(
+        stat(&stats, "batchCreates"),
+        2,
+        "the rest, in one more batch"
+    );
     assert_eq!(stat(&stats, "batchLines"), 20, "no request ran twice");
 }
 

@@ -440,7 +440,8 @@ fn a_send_order_names_the_answers_form_and_the_request_follows_it() {
 fn a_batch_api_runs_settings_are_refused() {
     let csv = "image,label\nhttps://x.test/a.png,cat\n";
     let mut settings = config();
-    settings["batchApi"] = json!({"maxLines": 100, "maxBytes": 100000, "pollMinMs": 100, "pollMaxMs": 100});
+    settings["batchApi"] =
+        json!({"maxLines": 100, "maxBytes": 100000, "pollMinMs": 100, "pollMaxMs": 100});
     let Err(e) = ShadowRun::new(csv, js(&settings), T0) else {
         panic!("a batch-API run was taken");
     };

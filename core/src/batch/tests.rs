@@ -438,8 +438,10 @@ impl FakeProvider {
                 };
                 counts[key] = json!(counts[key].as_u64().unwrap() + 1);
             }
-        } else if self.script.processing_ms > 0 {
-            let done = (total * now.since(b.created_at) / self.script.processing_ms).min(total);
+        } else if let Some(share) =
+            (total * now.since(b.created_at)).checked_div(self.script.processing_ms)
+        {
+            let done = share.min(total);
             counts["processing"] = json!(total - done);
             counts["succeeded"] = json!(done);
         }
