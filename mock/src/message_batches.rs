@@ -508,6 +508,274 @@ fn write_results(state: &MockState, b: &MessageBatch, share: f64) -> (Arc<Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{image, LABELS};
+    use crate::{MockConfig, MockServer};
+    use shadow_core::input::LabelSet;
+    use shadow_core::provider::{AnthropicConfig, Provider};
+
+    fn cfg() -> MockConfig {
+        MockConfig {
+            port: 0,
+            latency_ms: 0,
+            error_rate: 0.3,
+            batch_ms: 300,
+            ..MockConfig::default()
+        }
+    }
+
+    /// The Messages body shadow-batch sends for image `i`.
+    fn params(i: usize, attempt: u32) -> String {
+        let provider = Provider::Anthropic(AnthropicConfig {
+            base_url: "http://x".into(),
+            model: "claude-mock".into(),
+            prompt: None,
+        });
+        provider
+            .request_template(&LabelSet::from_labels(LABELS))
+            .build(&image(i), attempt, None)
+            .body
+    }
+
+    fn create_body(n: usize) -> String {
+        let requests: Vec<String> = (0..n)
+            .map(|i| format!(r#"{{"custom_id":"RUN-r{i}-a1","params":{}}}"#, params(i, 1)))
+            .collect();
+        format!(r#"{{"requests":[{}]}}"#, requests.join(",\n"))
+    }
+
+    struct Client {
+        http: reqwest::Client,
+        root: String,
+        key: Option<&'static str>,
+    }
+
+    impl Client {
+        fn new(srv: &MockServer) -> Client {
+            Client {
+                http: reqwest::Client::builder().no_proxy().build().unwrap(),
+                root: format!("http://{}", srv.addr),
+                key: None,
+            }
+        }
+
+        async fn call(&self, method: &str, path: &str, body: Option<String>) -> (u16, String) {
+            let url = format!("{}{path}", self.root);
+            let mut rq = match method {
+                "POST" => self.http.post(url),
+                _ => self.http.get(url),
+            }
+            .header("anthropic-version", "2023-06-01");
+            if let Some(key) = self.key {
+                rq = rq.header("x-api-key", key);
+            }
+            if let Some(body) = body {
+                rq = rq.header("content-type", "application/json").body(body);
+            }
+            let r = rq.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+
+        async fn json(&self, method: &str, path: &str, body: Option<String>) -> Value {
+            let (status, text) = self.call(method, path, body).await;
+            assert_eq!(status, 200, "{text}");
+            serde_json::from_str(&text).unwrap()
+        }
+
+        /// Polls until the batch has ended.
+        async fn ended(&self, id: &str) -> Value {
+            for _ in 0..100 {
+                let b = self
+                    .json("GET", &format!("/v1/messages/batches/{id}"), None)
+                    .await;
+                if b["processing_status"] == "ended" {
+                    return b;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("batch {id} did not end");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_answers_each_request_as_the_live_route_does_out_of_order() {
+        let srv = MockServer::spawn(cfg(), None).await.unwrap();
+        let c = Client::new(&srv);
+        let created = c
+            .json("POST", "/v1/messages/batches", Some(create_body(20)))
+            .await;
+        let id = created["id"].as_str().unwrap().to_string();
+        assert!(id.starts_with("msgbatch_"));
+        assert_eq!(created["type"], "message_batch");
+        assert_eq!(created["processing_status"], "in_progress");
+        assert_eq!(created["request_counts"]["processing"], 20);
+        assert!(
+            shadow_core::time::parse_rfc3339(created["created_at"].as_str().unwrap()).is_some()
+        );
+        // Results before the end: refused.
+        let (status, _) = c
+            .call("GET", &format!("/v1/messages/batches/{id}/results"), None)
+            .await;
+        assert_eq!(status, 400);
+        let ended = c.ended(&id).await;
+        let counts = &ended["request_counts"];
+        assert_eq!(
+            counts["succeeded"].as_u64().unwrap() + counts["errored"].as_u64().unwrap(),
+            20
+        );
+        assert!(
+            counts["errored"].as_u64().unwrap() > 0,
+            "an error rate of 0.3"
+        );
+        let url = ended["results_url"].as_str().unwrap();
+        assert!(url.ends_with(&format!("/v1/messages/batches/{id}/results")));
+        let (status, text) = c
+            .call("GET", &format!("/v1/messages/batches/{id}/results"), None)
+            .await;
+        assert_eq!(status, 200);
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 20);
+        let order: Vec<&str> = lines
+            .iter()
+            .map(|l| l["custom_id"].as_str().unwrap())
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort_by_key(|id| id[5..id.len() - 3].parse::<usize>().unwrap());
+        assert_ne!(order, sorted, "out of request order");
+        // Each result is what the live route answers to the same request.
+        for line in &lines {
+            let custom_id = line["custom_id"].as_str().unwrap();
+            let i: usize = custom_id[5..custom_id.len() - 3].parse().unwrap();
+            let live = c
+                .http
+                .post(format!("{}/v1/messages", c.root))
+                .header("anthropic-version", "2023-06-01")
+                .header("x-stainless-retry-count", "0")
+                .body(params(i, 1))
+                .send()
+                .await
+                .unwrap();
+            let status = live.status().as_u16();
+            let body: Value = serde_json::from_str(&live.text().await.unwrap()).unwrap();
+            match line["result"]["type"].as_str().unwrap() {
+                "succeeded" => {
+                    assert_eq!(status, 200);
+                    assert_eq!(line["result"]["message"], body, "{custom_id}");
+                }
+                "errored" => {
+                    assert_eq!(status, 529);
+                    assert_eq!(line["result"]["error"], body, "{custom_id}");
+                }
+                other => panic!("{other}"),
+            }
+        }
+        let stats = srv.stats();
+        assert_eq!((stats.batch_creates, stats.batch_lines), (1, 20));
+        assert_eq!(stats.batch_downloads, 1);
+    }
+
+    #[tokio::test]
+    async fn faults_keys_versions_lists_and_cancel() {
+        let key = "sk-ant-mock-key";
+        let srv = MockServer::spawn(
+            MockConfig {
+                batch_expire: 1,
+                batch_fail: 1,
+                batch_ms: 1_000,
+                error_rate: 0.0,
+                require_key: Some(key.into()),
+                ..cfg()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        let mut c = Client::new(&srv);
+        let (status, text) = c
+            .call("POST", "/v1/messages/batches", Some(create_body(4)))
+            .await;
+        assert_eq!(status, 401, "{text}");
+        assert!(!text.contains(key));
+        c.key = Some(key);
+        let no_version = c
+            .http
+            .get(format!("{}/v1/messages/batches", c.root))
+            .header("x-api-key", key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(no_version.status().as_u16(), 400);
+        // The first batch expires (every other request), the next create is
+        // refused and creates nothing, the third runs.
+        let first = c
+            .json("POST", "/v1/messages/batches", Some(create_body(4)))
+            .await;
+        let (status, text) = c
+            .call("POST", "/v1/messages/batches", Some(create_body(4)))
+            .await;
+        assert_eq!(status, 400);
+        assert!(text.contains("invalid_request_error") && text.contains("--batch-fail"));
+        let third = c
+            .json("POST", "/v1/messages/batches", Some(create_body(4)))
+            .await;
+        assert_eq!(srv.stats().batch_creates, 2);
+        // Cancel the third: canceling, then ended with what it had not run canceled.
+        let id = third["id"].as_str().unwrap();
+        let cancelling = c
+            .json("POST", &format!("/v1/messages/batches/{id}/cancel"), None)
+            .await;
+        assert_eq!(cancelling["processing_status"], "canceling");
+        assert!(cancelling["cancel_initiated_at"].is_string());
+        let ended = c.ended(first["id"].as_str().unwrap()).await;
+        assert_eq!(ended["request_counts"]["expired"], 2);
+        let ended = c.ended(id).await;
+        assert!(ended["request_counts"]["canceled"].as_u64().unwrap() >= 1);
+        // Lists: newest first, paged both ways.
+        let more = c
+            .json("POST", "/v1/messages/batches", Some(create_body(1)))
+            .await;
+        let page = c.json("GET", "/v1/messages/batches?limit=2", None).await;
+        let ids = |v: &Value| -> Vec<String> {
+            v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(ids(&page), [more["id"].as_str().unwrap(), id]);
+        assert_eq!(page["has_more"], true);
+        let next = c
+            .json(
+                "GET",
+                &format!(
+                    "/v1/messages/batches?limit=2&after_id={}",
+                    page["last_id"].as_str().unwrap()
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(ids(&next), [first["id"].as_str().unwrap()]);
+        assert_eq!(next["has_more"], false);
+        let back = c
+            .json(
+                "GET",
+                &format!(
+                    "/v1/messages/batches?limit=5&before_id={}",
+                    first["id"].as_str().unwrap()
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(ids(&back), ids(&page));
+        let (status, _) = c
+            .call("GET", "/v1/messages/batches/msgbatch_nope", None)
+            .await;
+        assert_eq!(status, 404);
+        assert_eq!(srv.stats().batch_lists, 3);
+    }
 
     #[test]
     fn custom_ids_are_checked_as_anthropic_does() {
