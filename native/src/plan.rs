@@ -964,4 +964,53 @@ mod tests {
         assert!(plan_for(&["l.csv", "--provider", "mock"], None, Some("sk\r")).is_ok());
         assert!(plan_for(&["l.csv"], None, Some("sk-fine_KEY.1=")).is_ok());
     }
+
+    #[test]
+    fn batch_api_shards_default_to_the_providers_limits() {
+        let env = keys();
+        let p = plan_env(&["l.csv", "--via", "batch-api"], None, &env).unwrap();
+        let b = p.config.batch_api.unwrap();
+        assert_eq!((b.max_lines, b.max_bytes), (50_000, 200_000_000));
+        let argv = ["l.csv", "--via", "batch-api", "--provider", "anthropic"];
+        let p = plan_env(&argv, None, &env).unwrap();
+        let b = p.config.batch_api.unwrap();
+        assert_eq!((b.max_lines, b.max_bytes), (100_000, 256_000_000));
+        let more = [&argv[..], &["--shard-lines", "100000"]].concat();
+        assert_eq!(
+            plan_env(&more, None, &env)
+                .unwrap()
+                .config
+                .batch_api
+                .unwrap()
+                .max_lines,
+            100_000
+        );
+        let err = plan_env(
+            &["l.csv", "--via", "batch-api", "--shard-lines", "100000"],
+            None,
+            &env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("--shard-lines 100000 is out of range: give 1 to 50000"),
+            "{err}"
+        );
+        for provider in ["gemini", "azure"] {
+            let mut argv = vec!["l.csv", "--via", "batch-api", "--provider", provider];
+            if provider == "azure" {
+                argv.extend([
+                    "--base-url",
+                    "https://r.openai.azure.com",
+                    "--deployment",
+                    "d",
+                ]);
+            }
+            let err = plan_env(&argv, None, &env).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("the {provider} provider has none")),
+                "{err}"
+            );
+        }
+    }
 }
