@@ -84,6 +84,7 @@ pub async fn run_batch(setup: Setup<'_>) -> Result<u8> {
         batch.hide_secret(key);
     }
     let (journal, provider, resumed, open) = open_journals(&mut batch, &files, args, clock.now())?;
+    let to_find = batch.creates_to_find();
     if cancel && open == 0 {
         println!(
             "The run {} has no provider batch to cancel (none was created, or all have ended).",
@@ -102,7 +103,7 @@ pub async fn run_batch(setup: Setup<'_>) -> Result<u8> {
             inline_images: args.inline_images,
         },
     );
-    print_via(batch.run().config(), open);
+    print_via(batch.run().config(), open, to_find);
     let host = Host {
         clock,
         client: reqwest::Client::builder()
@@ -211,7 +212,7 @@ fn open_journals(
     Ok((journal, provider, taken, batch.open_batches()))
 }
 
-fn print_via(config: &RunConfig, open: usize) {
+fn print_via(config: &RunConfig, open: usize, to_find: usize) {
     let Some(b) = &config.batch_api else { return };
     println!(
         "  Via:          the provider's batch API (shards of up to {} requests and {} MB, read every {}s at most; half price, results within 24 h)",
@@ -221,6 +222,11 @@ fn print_via(config: &RunConfig, open: usize) {
     );
     if open > 0 {
         println!("  Resumed:      {open} provider batch(es) still running: polled, not sent again");
+    }
+    if to_find > 0 {
+        println!(
+            "  Resumed:      {to_find} create(s) of the last session may have made a batch whose id never came back: looked for among the account's batches before anything is created"
+        );
     }
     println!();
 }

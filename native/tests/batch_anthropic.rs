@@ -369,6 +369,42 @@ fn killed_while_creating_an_anthropic_batch_resumes_by_finding_it() {
 
 #[test]
 #[cfg(unix)]
+fn a_resume_says_it_looks_for_a_batch_an_interrupted_create_may_have_made() {
+    let mock = Mock::start(&[
+        "--batch-ms",
+        "300",
+        "--error-rate",
+        "0",
+        "--batch-create-delay-ms",
+        "3000",
+    ]);
+    let data = Data::new(4);
+    let out = data.dir("out");
+    let mut victim = Running::spawn(batch_cmd(&data, &mock, &out, &[]));
+    let seen = wait_until(Duration::from_secs(15), || {
+        mock.stats()["batchCreates"] == 1
+    });
+    assert!(seen, "no create");
+    victim.guard.child().kill().unwrap();
+    victim
+        .guard
+        .wait_timeout(Duration::from_secs(5), "killed run");
+    let files = RunFiles::in_dir(&out);
+    let resumed = run(resume_cmd(&data, &files.progress));
+    resumed.expect_code(0);
+    assert!(
+        resumed
+            .stdout
+            .contains("1 create(s) of the last session may have made a batch"),
+        "{}",
+        resumed.stdout
+    );
+    assert_each_row_once(&files.results(), 4);
+    assert_eq!(mock.stats()["batchCreates"], 1);
+}
+
+#[test]
+#[cfg(unix)]
 fn killed_after_the_anthropic_create_resumes_by_polling_the_same_batch() {
     let stats = kill_and_resume(
         &["--batch-ms", "3000", "--error-rate", "0"],

@@ -1237,6 +1237,15 @@ impl BatchRun {
         self.done
     }
 
+    /// Shards an earlier session may have created a batch for without its id
+    /// reaching the journal: looked for before anything is created.
+    pub fn creates_to_find(&self) -> usize {
+        self.shards
+            .iter()
+            .filter(|s| s.phase == Phase::Uploaded && s.need_find)
+            .count()
+    }
+
     /// Provider batches that exist and have not ended (their ids are in the
     /// provider journal).
     pub fn open_batches(&self) -> usize {

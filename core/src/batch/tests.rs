@@ -1792,3 +1792,49 @@ fn anthropic_limits_are_its_own_and_the_body_stays_within_the_bytes() {
         "{batches:?}"
     );
 }
+
+#[test]
+fn cancelling_after_a_crash_while_creating_finds_the_batch_and_cancels_it_too() {
+    let script = Script {
+        processing_ms: 10 * 3_600_000,
+        ..Script::default()
+    };
+    for anthropic in [true, false] {
+        let mut sim = if anthropic {
+            crashed_while_creating(&script, 6)
+        } else {
+            let mut found = None;
+            for crash in 1..200 {
+                let mut s = Sim::new(6, 50, script.clone());
+                s.crash_before = Some(crash);
+                s.run();
+                if s.provider.creates == 1 && !s.journal.contains("\"created\"") {
+                    found = Some(s);
+                    break;
+                }
+            }
+            found.expect("a crash while creating")
+        };
+        sim.now = sim.now.plus(5 * 3_600_000);
+        sim.resume(script.clone());
+        // `shadow-batch cancel`: cancel at once.
+        sim.batch
+            .handle(sim.now, BatchInput::CancelBatches)
+            .unwrap();
+        sim.run();
+        let s = sim.summary();
+        assert_eq!(s.status, RunStatus::Interrupted, "anthropic {anthropic}");
+        assert!(
+            sim.provider.batches[0].cancelled_at.is_some(),
+            "anthropic {anthropic}: the batch found was cancelled"
+        );
+        let done = s.statistics.successful;
+        assert!((1..6).contains(&done), "anthropic {anthropic}: {done}");
+        assert_eq!(sim.provider.creates, 1, "nothing new submitted");
+        // A resume then sends only the rest.
+        sim.resume(script.clone());
+        sim.run();
+        assert_eq!(sim.summary().statistics.successful, 6);
+        assert_eq!(sim.provider.submitted.len(), 6 + (6 - done));
+    }
+}
