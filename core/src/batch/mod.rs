@@ -54,10 +54,10 @@
 //!   time). Creates are made one at a time, so at most one shard is ever
 //!   between intent and id. A resume, or a create call that may have reached the
 //!   provider without its answer reaching the run (a timeout, a broken
-//!   connection, a 5xx), lists the account's batches (newest first, back to a
-//!   minute before the intent) and takes as candidates those with as many
-//!   requests, created after the intent, that the run has not journaled as
-//!   another shard's. One candidate is the shard's batch. Several: those that
+//!   connection, a 5xx), lists the account's batches (newest first, back to
+//!   ten minutes before the intent, for clocks that differ) and takes as
+//!   candidates those with as many requests, created since, that the run has
+//!   not journaled as another shard's. One candidate is the shard's batch. Several: those that
 //!   have ended are told apart by their results (the `custom_id`s name the run,
 //!   `{run}-r{row}-a{attempt}`, so another's results match none of its rows);
 //!   the rest are listed again until one is left. None, in a list made at least
@@ -848,8 +848,11 @@ const UNREACHABLE_CALLS: u32 = 5;
 const MIN_FAILING_CALLS: u32 = 10;
 /// Pages of the batch list searched for a batch created from a shard's file.
 const MAX_LIST_PAGES: u32 = 20;
-/// How much earlier than the run's clock said the provider's may date a batch.
-const CLOCK_SKEW_MS: u64 = 60_000;
+/// How much earlier than the run's clock said the provider's may date a batch
+/// (clocks differ). Generous: a batch of another client that falls in the
+/// window only makes the search read its results; a batch of the run's that
+/// fell out of it would be created again.
+const CLOCK_SKEW_MS: u64 = 10 * 60_000;
 /// The longest wait after a create's intent before a list that does not show
 /// its batch is taken to mean that the create made none.
 const MAX_SETTLE_MS: u64 = 60_000;
