@@ -15,10 +15,21 @@ function el(tag, props, ...children) {
   return e;
 }
 
+/** Whether JSON-lines `text` is a batch-API run's provider journal (its lines are records). */
+function isProviderJournal(text) {
+  const first = text.split('\n').find((l) => l.trim() !== '');
+  try { return first !== undefined && 'record' in JSON.parse(first); } catch { return false; }
+}
+
 /** Which of a run's files `file` is, by its name, else by its content. */
 async function classify(file) {
   const text = await file.text();
   const name = file.name;
+  // A batch-API run's provider journal (ids of its provider batches): a run
+  // file, but not one the explorer reads.
+  if (name.includes('shadow-mode-batch-provider-') || (name.endsWith('.jsonl') && isProviderJournal(text))) {
+    return { kind: 'provider', text };
+  }
   if (name.endsWith('.jsonl')) return { kind: 'results', text };
   if (runIdOfFileName(name) !== undefined && name.includes('-progress-')) return { kind: 'progress', text };
   let value = null;
@@ -54,7 +65,8 @@ export class ExplorerPanel {
         el('summary', { textContent: 'Open a finished run' }),
         el('p', { id: 'open-run-hint', className: 'hint', textContent:
           'Choose its results file (shadow-mode-batch-results-….jsonl) and, if there is one, its summary '
-          + '(shadow-mode-batch-….json) or progress file. Nothing is sent anywhere. For thumbnails, choose the '
+          + '(shadow-mode-batch-….json) or progress file; a batch-API run\'s opens the same way (its provider journal '
+          + 'may be among the files chosen). Nothing is sent anywhere. For thumbnails, choose the '
           + 'images folder under Data above.' }),
         el('label', { textContent: 'Run files ' }, input)),
       this.message,
@@ -130,7 +142,12 @@ export class ExplorerPanel {
         this.error(`${file.name}: not a file of a shadow-batch run (choose its results .jsonl, summary or progress .json).`);
         return;
       }
+      if (kind === 'provider') continue;
       got[kind] = { text, name: file.name };
+    }
+    if (Object.keys(got).length === 0) {
+      this.error(`${files.map((f) => f.name).join(', ')}: the provider journal of a batch-API run holds no results; choose its results .jsonl, summary or progress .json.`);
+      return;
     }
     try {
       this.show(this.build(got.summary?.text, got.progress?.text, got.results?.text, false, undefined));

@@ -339,7 +339,7 @@ pub enum ConfigError {
     #[error("a price per million tokens must be a number from 0 to 10000")]
     Price,
     /// Batch-API mode with a provider that has no batch API shadow-batch speaks.
-    #[error("the {provider} provider has no batch API; batch-API mode needs an OpenAI-compatible endpoint with /v1/files and /v1/batches")]
+    #[error("the {provider} provider has no batch API shadow-batch speaks; batch-API mode needs OpenAI's Batch API (or an OpenAI-compatible endpoint with /v1/files and /v1/batches) or Anthropic's Message Batches")]
     NoBatchApi {
         /// The provider, as reports name it.
         provider: String,
@@ -383,7 +383,7 @@ impl RunConfig {
             return Err(ConfigError::Price);
         }
         if let Some(batch) = &self.batch_api {
-            batch.validate()?;
+            batch.validate_for(&self.provider)?;
         }
         Ok(())
     }

@@ -30,11 +30,21 @@ impl Price {
 /// When the table's prices were checked.
 pub const PRICES_CHECKED: &str = "2026-12-01";
 
-/// Standard (not batch, not cached) list prices of a few OpenAI models, USD per
-/// million tokens, as OpenAI's pricing page gave them according to two copies of
-/// it dated March and May 2026 (this machine cannot reach the page itself).
-/// Dated snapshots (`gpt-4o-mini-2024-07-18`) take their family's price.
-const KNOWN_PRICES: [(&str, f64, f64); 9] = [
+/// Standard (not batch, not cached) list prices of a few models, USD per million
+/// tokens (this machine cannot reach the pricing pages themselves):
+///
+/// - OpenAI's, as OpenAI's pricing page gave them according to two copies of it
+///   dated March and May 2026;
+/// - Anthropic's, as the table of Anthropic's pricing page
+///   (<https://platform.claude.com/docs/en/about-claude/pricing>, "Model
+///   pricing": base input tokens and output tokens) gave them in a copy read on
+///   2026-12-01 through the docs search; Anthropic states the Message Batches
+///   price as 50% of these. Models whose price that copy and the newer model
+///   pages disagree on (the Claude 5 generation) are left out.
+///
+/// Dated snapshots (`gpt-4o-mini-2024-07-18`, `claude-haiku-4-5-20251001`) take
+/// their family's price.
+const KNOWN_PRICES: [(&str, f64, f64); 19] = [
     ("gpt-4o-mini", 0.15, 0.60),
     ("gpt-4o", 2.50, 10.00),
     ("gpt-4.1-nano", 0.10, 0.40),
@@ -44,18 +54,39 @@ const KNOWN_PRICES: [(&str, f64, f64); 9] = [
     ("gpt-5-mini", 0.25, 2.00),
     ("gpt-5", 1.25, 10.00),
     ("o4-mini", 1.10, 4.40),
+    ("claude-opus-4-6", 5.00, 25.00),
+    ("claude-opus-4-5", 5.00, 25.00),
+    ("claude-opus-4-1", 15.00, 75.00),
+    ("claude-opus-4", 15.00, 75.00),
+    ("claude-sonnet-4-6", 3.00, 15.00),
+    ("claude-sonnet-4-5", 3.00, 15.00),
+    ("claude-sonnet-4", 3.00, 15.00),
+    ("claude-haiku-4-5", 1.00, 5.00),
+    ("claude-3-5-haiku", 0.80, 4.00),
+    ("claude-3-haiku", 0.25, 1.25),
 ];
 
-/// The table's price of `model`: the longest known name it starts with, followed by
-/// nothing or a `-` (so `gpt-4o-mini-2024-07-18` is `gpt-4o-mini`, not `gpt-4o`).
+/// The table's price of `model`: the longest known name it is, or it starts
+/// with followed by a snapshot's date (`-20251001`, `-2024-07-18`) or `-latest`
+/// (so `gpt-4o-mini-2024-07-18` is `gpt-4o-mini`, not `gpt-4o`, and
+/// `claude-opus-4-7` is no model of the table rather than `claude-opus-4`).
 pub fn list_price(model: &str) -> Option<Price> {
+    fn snapshot(rest: &str) -> bool {
+        let Some(tail) = rest.strip_prefix('-') else {
+            return rest.is_empty();
+        };
+        let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+        let dashed = tail.split('-').collect::<Vec<_>>();
+        tail == "latest"
+            || digits(tail, 8)
+            || (dashed.len() == 3
+                && digits(dashed[0], 4)
+                && digits(dashed[1], 2)
+                && digits(dashed[2], 2))
+    }
     KNOWN_PRICES
         .iter()
-        .filter(|(name, ..)| {
-            model
-                .strip_prefix(name)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
-        })
+        .filter(|(name, ..)| model.strip_prefix(name).is_some_and(snapshot))
         .max_by_key(|(name, ..)| name.len())
         .map(|&(_, input, output)| Price {
             input_per_million: input,
@@ -194,6 +225,34 @@ mod tests {
         assert_eq!(list_price("gpt-4o").unwrap().input_per_million, 2.50);
         assert_eq!(list_price("gpt-4.1-mini").unwrap().input_per_million, 0.40);
         assert_eq!(list_price("gpt-4oops"), None);
+        // Claude: the family, its dated snapshots and alias; no guess for a
+        // version the table does not have.
+        let haiku = list_price("claude-haiku-4-5").unwrap();
+        assert_eq!(
+            (haiku.input_per_million, haiku.output_per_million),
+            (1.00, 5.00)
+        );
+        assert_eq!(list_price("claude-haiku-4-5-20251001"), Some(haiku));
+        assert_eq!(
+            list_price("claude-opus-4-20250514")
+                .unwrap()
+                .input_per_million,
+            15.00
+        );
+        assert_eq!(
+            list_price("claude-opus-4-5").unwrap().input_per_million,
+            5.00
+        );
+        assert_eq!(
+            list_price("claude-3-5-haiku-latest")
+                .unwrap()
+                .output_per_million,
+            4.00
+        );
+        assert_eq!(list_price("claude-opus-4-7"), None);
+        assert_eq!(list_price("claude-haiku-5-5"), None);
+        assert_eq!(list_price("gpt-4o-audio-preview"), None);
+        assert_eq!(list_price("claude-mock"), None);
         assert_eq!(list_price("shadow-mock-1"), None);
         assert_eq!(list_price(""), None);
     }

@@ -256,7 +256,11 @@ pub(crate) async fn file_content(
         }
     };
     Counters::bump(&state.inner.counters.batch_downloads);
-    let delay = state.inner.cfg.batch_download_delay_ms;
+    stream_lines(content, state.inner.cfg.batch_download_delay_ms)
+}
+
+/// A JSONL body: at once, or 10 lines at a time `delay` ms apart.
+pub(crate) fn stream_lines(content: Arc<Vec<u8>>, delay: u64) -> Response {
     let headers = [(header::CONTENT_TYPE, "application/jsonl")];
     if delay == 0 {
         return (headers, content.as_ref().clone()).into_response();
@@ -524,7 +528,7 @@ fn batch_object(state: &MockState, store: &mut BatchStore, id: &str) -> Value {
 
 /// The attempt a `custom_id` names (`...-a{attempt}`), as the live mock's
 /// `x-stainless-retry-count` (attempt − 1); 0 for other ids.
-fn attempt_of(custom_id: &str) -> u64 {
+pub(crate) fn attempt_of(custom_id: &str) -> u64 {
     custom_id
         .rsplit_once("-a")
         .and_then(|(_, a)| a.parse::<u64>().ok())

@@ -94,11 +94,14 @@ pub struct MockConfig {
 
     /// Batch API: the first N batches created expire when their time is up,
     /// having run only every other line (the rest come back as `batch_expired`
-    /// in the error file).
+    /// in the error file; Anthropic's as `expired` results).
     pub batch_expire: u64,
 
     /// Batch API: the first N batches created (after any that expire) fail
-    /// validation (`failed`, with an error naming line 1).
+    /// validation (`failed`, with an error naming line 1). Anthropic's Message
+    /// Batches have no `failed` status: there, the next N create calls (after
+    /// those that expire) are refused with a 400 `invalid_request_error`, and
+    /// create nothing.
     pub batch_fail: u64,
 
     /// Batch API: wait this long before answering a create (the batch exists

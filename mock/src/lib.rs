@@ -62,6 +62,12 @@
 //!   ([`batch_create_delay_ms`](MockConfig::batch_create_delay_ms)) and a
 //!   download served slowly
 //!   ([`batch_download_delay_ms`](MockConfig::batch_download_delay_ms)).
+//! * Anthropic's Message Batches: `POST /v1/messages/batches` (the requests
+//!   inline), `GET /v1/messages/batches[/{id}]`, `POST
+//!   /v1/messages/batches/{id}/cancel`, `GET /v1/messages/batches/{id}/results`,
+//!   with the same answers and the same fault settings (a create refused with a
+//!   400 standing for a failed batch: Anthropic has no `failed` status); times
+//!   are the wall clock's, in RFC 3339.
 //!
 //! Every route checks [`require_key`](MockConfig::require_key) in its dialect's
 //! header, and answers faults, rate limits, quota and refusals
@@ -208,6 +214,7 @@ mod batch;
 mod config;
 mod dialect;
 mod gemini;
+mod message_batches;
 mod openai;
 mod ratelimit;
 mod server;

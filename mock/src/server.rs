@@ -30,6 +30,8 @@ use crate::stats::{Counters, MockStats};
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// Largest batch input file accepted: OpenAI's 200 MB, and room for the form.
 const FILE_LIMIT: usize = 210 * 1024 * 1024;
+/// Largest Message Batches create accepted: Anthropic's 256 MB.
+const MESSAGE_BATCH_LIMIT: usize = 256 * 1024 * 1024;
 
 /// Response headers a browser script may read (CORS `Access-Control-Expose-Headers`):
 /// every rate-limit and retry header of every dialect.
@@ -68,6 +70,8 @@ pub(crate) struct Inner {
     seq: AtomicU64,
     /// The batch API's files and batches.
     pub(crate) batch: Mutex<crate::batch::BatchStore>,
+    /// Anthropic's message batches.
+    pub(crate) messages: Mutex<crate::message_batches::MessageBatchStore>,
     /// When the mock started (its fake clock's origin).
     pub(crate) started: Instant,
 }
@@ -104,6 +108,7 @@ impl MockState {
                 counters: Counters::default(),
                 seq: AtomicU64::new(0),
                 batch: Mutex::new(crate::batch::BatchStore::default()),
+                messages: Mutex::new(crate::message_batches::MessageBatchStore::default()),
                 started: Instant::now(),
             }),
         }
@@ -119,7 +124,9 @@ impl MockState {
 /// (Anthropic), `/v1beta/models/{model}:generateContent` and
 /// `/v1/models/{model}:generateContent` (Gemini),
 /// `/openai/deployments/{deployment}/chat/completions` and
-/// `/openai/v1/chat/completions` (Azure), `/v1/models`, `/stats`. Has no fallback,
+/// `/openai/v1/chat/completions` (Azure), `/v1/models`, `/stats`, and the batch
+/// APIs: OpenAI's (`/v1/files`, `/v1/batches`) and Anthropic's
+/// (`/v1/messages/batches`). Has no fallback,
 /// so it can be `.merge`d with a static-file router.
 pub fn router(state: MockState) -> Router {
     let exposed: Vec<HeaderName> = EXPOSED_HEADERS
@@ -157,6 +164,24 @@ pub fn router(state: MockState) -> Router {
         )
         .route("/v1/batches/{id}", get(crate::batch::retrieve))
         .route("/v1/batches/{id}/cancel", post(crate::batch::cancel))
+        .route(
+            "/v1/messages/batches",
+            post(crate::message_batches::create)
+                .get(crate::message_batches::list)
+                .layer(DefaultBodyLimit::max(MESSAGE_BATCH_LIMIT)),
+        )
+        .route(
+            "/v1/messages/batches/{id}",
+            get(crate::message_batches::retrieve),
+        )
+        .route(
+            "/v1/messages/batches/{id}/cancel",
+            post(crate::message_batches::cancel),
+        )
+        .route(
+            "/v1/messages/batches/{id}/results",
+            get(crate::message_batches::results),
+        )
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(cors)
         .with_state(state)

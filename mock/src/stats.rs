@@ -51,22 +51,27 @@ pub struct MockStats {
     /// Batch API: files uploaded (`POST /v1/files`).
     #[serde(default)]
     pub batch_uploads: u64,
-    /// Batch API: batches created (`POST /v1/batches`).
+    /// Batch API: batches created (`POST /v1/batches`, `POST
+    /// /v1/messages/batches`).
     #[serde(default)]
     pub batch_creates: u64,
-    /// Batch API: reads of a batch (`GET /v1/batches/{id}`).
+    /// Batch API: reads of a batch (`GET /v1/batches/{id}`, `GET
+    /// /v1/messages/batches/{id}`).
     #[serde(default)]
     pub batch_polls: u64,
-    /// Batch API: lists of batches (`GET /v1/batches`).
+    /// Batch API: lists of batches (`GET /v1/batches`, `GET /v1/messages/batches`).
     #[serde(default)]
     pub batch_lists: u64,
-    /// Batch API: file downloads (`GET /v1/files/{id}/content`).
+    /// Batch API: file downloads (`GET /v1/files/{id}/content`), results
+    /// downloads (`GET /v1/messages/batches/{id}/results`).
     #[serde(default)]
     pub batch_downloads: u64,
-    /// Batch API: cancels (`POST /v1/batches/{id}/cancel`).
+    /// Batch API: cancels (`POST /v1/batches/{id}/cancel`, `POST
+    /// /v1/messages/batches/{id}/cancel`).
     #[serde(default)]
     pub batch_cancels: u64,
-    /// Batch API: request lines answered (in output and error files).
+    /// Batch API: request lines answered (in output and error files; results
+    /// of requests that ran).
     #[serde(default)]
     pub batch_lines: u64,
 }

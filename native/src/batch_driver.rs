@@ -1,10 +1,12 @@
 //! `--via batch-api`: the tokio loop around the core's `BatchRun`. It loads
 //! images and builds request lines (a bounded number at once), writes each shard
-//! to a file in the output folder and uploads it as `multipart/form-data`,
-//! performs the batch API's JSON calls, streams result files back line by line,
-//! and keeps the two journals: the results journal, and the provider journal of
-//! every id the provider gave, synced before the next step. It decides no policy:
-//! sharding, polling, what each line means and what to re-send are the core's.
+//! to a file in the output folder and uploads it as `multipart/form-data`
+//! (OpenAI) or streams it as the body of the create call (Anthropic), performs
+//! the batch API's JSON calls with the provider's key header, streams result
+//! files back line by line, and keeps the two journals: the results journal, and
+//! the provider journal of every id the provider gave, synced before the next
+//! step. It decides no policy: sharding, polling, what each line means and what
+//! to re-send are the core's.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
@@ -15,11 +17,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use shadow_core::batch::{
     fold_batch_journal, BatchInput, BatchOutput, BatchRun, CallId, LineBuilder, LineOrder,
-    UploadOrder,
+    SubmitOrder, UploadOrder,
 };
 use shadow_core::http::{HttpRequest, HttpResponse, TransportErrorKind};
 use shadow_core::input::{Item, LabelsCsv};
 use shadow_core::journal::{fold_journal_reader, ItemStatus};
+use shadow_core::provider::Provider;
 use shadow_core::report::{escape_for_terminal, RunStatus, Summary};
 use shadow_core::{Millis, RunConfig, Ticket};
 use shadow_mock::MockServer;
@@ -81,6 +84,7 @@ pub async fn run_batch(setup: Setup<'_>) -> Result<u8> {
         batch.hide_secret(key);
     }
     let (journal, provider, resumed, open) = open_journals(&mut batch, &files, args, clock.now())?;
+    let to_find = batch.creates_to_find();
     if cancel && open == 0 {
         println!(
             "The run {} has no provider batch to cancel (none was created, or all have ended).",
@@ -100,7 +104,7 @@ pub async fn run_batch(setup: Setup<'_>) -> Result<u8> {
             format: batch.run().output_format(),
         },
     );
-    print_via(batch.run().config(), open);
+    print_via(batch.run().config(), open, to_find);
     let host = Host {
         clock,
         client: reqwest::Client::builder()
@@ -108,6 +112,7 @@ pub async fn run_batch(setup: Setup<'_>) -> Result<u8> {
             .connect_timeout(Duration::from_secs(10))
             .build()?,
         api_key,
+        endpoint: batch.run().config().provider.clone(),
         images,
         builder: batch.line_builder(),
         journal,
@@ -208,7 +213,7 @@ fn open_journals(
     Ok((journal, provider, taken, batch.open_batches()))
 }
 
-fn print_via(config: &RunConfig, open: usize) {
+fn print_via(config: &RunConfig, open: usize, to_find: usize) {
     let Some(b) = &config.batch_api else { return };
     println!(
         "  Via:          the provider's batch API (shards of up to {} requests and {} MB, read every {}s at most; half price, results within 24 h)",
@@ -218,6 +223,11 @@ fn print_via(config: &RunConfig, open: usize) {
     );
     if open > 0 {
         println!("  Resumed:      {open} provider batch(es) still running: polled, not sent again");
+    }
+    if to_find > 0 {
+        println!(
+            "  Resumed:      {to_find} create(s) of the last session may have made a batch whose id never came back: looked for among the account's batches before anything is created"
+        );
     }
     println!();
 }
@@ -232,6 +242,8 @@ struct Host {
     clock: Clock,
     client: reqwest::Client,
     api_key: Option<String>,
+    /// Says which header carries the key.
+    endpoint: Provider,
     images: ImageLoader,
     builder: LineBuilder,
     journal: Journal,
@@ -345,17 +357,20 @@ impl Host {
                 }
             }
             BatchOutput::Upload(order) => {
-                let path = {
-                    let file = self.shard_file(order.shard)?;
-                    if let Some(mut out) = file.out.take() {
-                        out.flush()
-                            .with_context(|| format!("could not write {}", file.path.display()))?;
-                    }
-                    file.path.clone()
-                };
-                let (client, key, tx) = (self.client.clone(), self.api_key.clone(), tx.clone());
+                let path = self.sealed_file(order.shard)?;
+                let auth = self.auth();
+                let (client, tx) = (self.client.clone(), tx.clone());
                 tokio::spawn(async move {
-                    let input = upload(&client, key.as_deref(), order, &path).await;
+                    let input = upload(&client, auth.as_ref(), order, &path).await;
+                    let _ = tx.send(Event::Input(input));
+                });
+            }
+            BatchOutput::Submit(order) => {
+                let path = self.sealed_file(order.shard)?;
+                let auth = self.auth();
+                let (client, tx) = (self.client.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let input = submit(&client, auth.as_ref(), order, &path).await;
                     let _ = tx.send(Event::Input(input));
                 });
             }
@@ -364,9 +379,10 @@ impl Host {
                 request,
                 lines,
             } => {
-                let (client, key, tx) = (self.client.clone(), self.api_key.clone(), tx.clone());
+                let auth = self.auth();
+                let (client, tx) = (self.client.clone(), tx.clone());
                 tokio::spawn(async move {
-                    perform_call(&client, key.as_deref(), call, request, lines, &tx).await;
+                    perform_call(&client, auth.as_ref(), call, request, lines, &tx).await;
                 });
             }
             BatchOutput::Record(record) => {
@@ -424,6 +440,25 @@ impl Host {
         }
     }
 
+    /// The header carrying the key, marked sensitive (never logged).
+    fn auth(&self) -> Option<(&'static str, reqwest::header::HeaderValue)> {
+        let key = self.api_key.as_deref()?;
+        let (name, value) = self.endpoint.credential_header(key);
+        let mut value = reqwest::header::HeaderValue::from_str(&value).ok()?;
+        value.set_sensitive(true);
+        Some((name, value))
+    }
+
+    /// A shard's file, complete on disk: its path.
+    fn sealed_file(&mut self, shard: u32) -> Result<PathBuf> {
+        let file = self.shard_file(shard)?;
+        if let Some(mut out) = file.out.take() {
+            out.flush()
+                .with_context(|| format!("could not write {}", file.path.display()))?;
+        }
+        Ok(file.path.clone())
+    }
+
     fn shard_file(&mut self, shard: u32) -> Result<&mut ShardFile> {
         if !self.shards.contains_key(&shard) {
             let path = self.shard_dir.join(format!(
@@ -478,9 +513,13 @@ impl Host {
     }
 }
 
-fn with_key(builder: reqwest::RequestBuilder, key: Option<&str>) -> reqwest::RequestBuilder {
-    match key {
-        Some(key) => builder.bearer_auth(key),
+/// The key's header (`authorization: Bearer`, `x-api-key`, as the provider
+/// wants it).
+type Auth = (&'static str, reqwest::header::HeaderValue);
+
+fn with_key(builder: reqwest::RequestBuilder, auth: Option<&Auth>) -> reqwest::RequestBuilder {
+    match auth {
+        Some((name, value)) => builder.header(*name, value.clone()),
         None => builder,
     }
 }
@@ -566,7 +605,7 @@ async fn read_body(call: CallId, mut response: reqwest::Response) -> BatchInput 
 /// Uploads a shard's file as `multipart/form-data`, streamed from disk.
 async fn upload(
     client: &reqwest::Client,
-    key: Option<&str>,
+    auth: Option<&Auth>,
     order: UploadOrder,
     path: &Path,
 ) -> BatchInput {
@@ -608,7 +647,7 @@ async fn upload(
     let form = reqwest::multipart::Form::new()
         .text("purpose", "batch")
         .part("file", part);
-    let request = with_key(client.post(&order.url), key)
+    let request = with_key(client.post(&order.url), auth)
         .timeout(Duration::from_secs(3_600))
         .multipart(form);
     match request.send().await {
@@ -617,10 +656,109 @@ async fn upload(
     }
 }
 
+/// The create call of a batch API that takes the requests inline (Anthropic's
+/// Message Batches): the shard's file streamed from disk as the body, framed as
+/// the order says (`{"requests":[` line `,` line ... `]}`).
+async fn submit(
+    client: &reqwest::Client,
+    auth: Option<&Auth>,
+    order: SubmitOrder,
+    path: &Path,
+) -> BatchInput {
+    let call = order.call;
+    let file = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(e) => {
+            return BatchInput::CallFailed {
+                call,
+                kind: TransportErrorKind::Body,
+                message: format!("cannot read the shard file {}: {e}", path.display()),
+            }
+        }
+    };
+    let file_len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    if file_len != order.bytes {
+        return BatchInput::CallFailed {
+            call,
+            kind: TransportErrorKind::Body,
+            message: format!(
+                "the shard file {} holds {file_len} bytes, not {}",
+                path.display(),
+                order.bytes
+            ),
+        };
+    }
+    let body = framed_stream(file, file_len, order.prefix, order.separator, order.suffix);
+    let mut request = with_key(client.post(&order.url), auth)
+        .timeout(Duration::from_secs(3_600))
+        .header(reqwest::header::CONTENT_LENGTH, order.body_len());
+    for (name, value) in &order.headers {
+        request = request.header(name, value);
+    }
+    match request.body(reqwest::Body::wrap_stream(body)).send().await {
+        Ok(response) => read_body(call, response).await,
+        Err(e) => failed(call, e),
+    }
+}
+
+/// `prefix`, the `len` bytes of `file` with `separator` after every `\n` but
+/// the last, then `suffix`.
+fn framed_stream(
+    file: tokio::fs::File,
+    len: u64,
+    prefix: &'static str,
+    separator: &'static str,
+    suffix: &'static str,
+) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> {
+    enum Part {
+        Prefix,
+        Lines,
+        End,
+    }
+    futures_util::stream::unfold(
+        (file, len, Part::Prefix),
+        move |(mut file, left, part)| async move {
+            use tokio::io::AsyncReadExt;
+            match part {
+                Part::Prefix => Some((Ok(prefix.as_bytes().to_vec()), (file, left, Part::Lines))),
+                Part::Lines if left == 0 => {
+                    Some((Ok(suffix.as_bytes().to_vec()), (file, 0, Part::End)))
+                }
+                Part::Lines => {
+                    let mut buf = vec![0u8; 256 * 1024];
+                    match file.read(&mut buf).await {
+                        Ok(0) => Some((
+                            Err(std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                "the shard file ended early",
+                            )),
+                            (file, 0, Part::End),
+                        )),
+                        Ok(n) => {
+                            let n = n.min(usize::try_from(left).unwrap_or(usize::MAX));
+                            let left = left - n as u64;
+                            let mut out = Vec::with_capacity(n + n / 64);
+                            for (i, &b) in buf[..n].iter().enumerate() {
+                                out.push(b);
+                                if b == b'\n' && !(left == 0 && i + 1 == n) {
+                                    out.extend_from_slice(separator.as_bytes());
+                                }
+                            }
+                            Some((Ok(out), (file, left, Part::Lines)))
+                        }
+                        Err(e) => Some((Err(e), (file, 0, Part::End))),
+                    }
+                }
+                Part::End => None,
+            }
+        },
+    )
+}
+
 /// Performs a JSON call; a download's 2xx body goes back line by line.
 async fn perform_call(
     client: &reqwest::Client,
-    key: Option<&str>,
+    auth: Option<&Auth>,
     call: CallId,
     request: HttpRequest,
     lines: bool,
@@ -641,7 +779,7 @@ async fn perform_call(
     };
     let method =
         reqwest::Method::from_bytes(request.method.as_bytes()).unwrap_or(reqwest::Method::GET);
-    let mut builder = with_key(client.request(method, url), key);
+    let mut builder = with_key(client.request(method, url), auth);
     for (name, value) in &request.headers {
         builder = builder.header(name, value);
     }
@@ -786,4 +924,60 @@ async fn epilogue(
     }
     let _ = csv_path;
     let _ = std::io::stderr().is_terminal();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    /// The create body of a shard is its lines joined into one JSON array,
+    /// however the file is cut into reads, and as long as the order says.
+    #[tokio::test]
+    async fn a_shard_file_streams_as_a_framed_json_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shard.jsonl");
+        let lines: Vec<String> = (0..3000)
+            .map(|n| {
+                format!(
+                    "{{\"custom_id\":\"R-r{n}-a1\",\"params\":{{\"x\":\"{}\"}}}}\n",
+                    "y".repeat(n % 300)
+                )
+            })
+            .collect();
+        let text = lines.concat();
+        std::fs::write(&path, &text).unwrap();
+        let file = tokio::fs::File::open(&path).await.unwrap();
+        let chunks: Vec<Vec<u8>> =
+            framed_stream(file, text.len() as u64, "{\"requests\":[", ",", "]}")
+                .map(|c| c.unwrap())
+                .collect()
+                .await;
+        assert!(chunks.len() > 3, "streamed in pieces");
+        let body: Vec<u8> = chunks.concat();
+        let order = SubmitOrder {
+            call: CallId(0),
+            shard: 1,
+            url: String::new(),
+            headers: Vec::new(),
+            prefix: "{\"requests\":[",
+            separator: ",",
+            suffix: "]}",
+            lines: lines.len(),
+            bytes: text.len() as u64,
+        };
+        assert_eq!(body.len() as u64, order.body_len());
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let requests = v["requests"].as_array().unwrap();
+        assert_eq!(requests.len(), 3000);
+        assert_eq!(requests[2999]["custom_id"], "R-r2999-a1");
+
+        // A file shorter than said is an error, not a short body.
+        let file = tokio::fs::File::open(&path).await.unwrap();
+        let results: Vec<std::io::Result<Vec<u8>>> =
+            framed_stream(file, text.len() as u64 + 10, "[", ",", "]")
+                .collect()
+                .await;
+        assert!(results.last().unwrap().is_err());
+    }
 }

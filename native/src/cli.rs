@@ -443,9 +443,10 @@ pub enum Via {
     /// One HTTP request per image, paced to the endpoint's limits: results in
     /// minutes.
     Live,
-    /// The provider's batch API (OpenAI Batch API: /v1/files + /v1/batches):
-    /// shards of up to 50,000 requests run on the provider's fleet at half the
-    /// price, results within 24 hours.
+    /// The provider's batch API (OpenAI's Batch API: /v1/files + /v1/batches;
+    /// Anthropic's Message Batches: /v1/messages/batches): shards of up to
+    /// 50,000 (OpenAI) or 100,000 (Anthropic) requests run on the provider's
+    /// fleet at half the price, results within 24 hours.
     BatchApi,
 }
 
@@ -539,9 +540,9 @@ pub struct RunArgs {
 
     /// How the requests travel: live (one request per image) or batch-api (the
     /// provider's batch engine: half the price, results within 24 h; with
-    /// --provider openai, an OpenAI-compatible server with /v1/files and
-    /// /v1/batches, or the built-in mock) [default: live, or what the resumed
-    /// run used].
+    /// --provider openai (or an OpenAI-compatible server with /v1/files and
+    /// /v1/batches), --provider anthropic (Message Batches), or the built-in
+    /// mock) [default: live, or what the resumed run used].
     #[arg(long, value_enum, value_name = "HOW", help_heading = "Batch API")]
     pub via: Option<Via>,
 
@@ -551,10 +552,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", default_value_t = BatchApiConfig::default().poll_max_ms as f64 / 1000.0, help_heading = "Batch API")]
     pub poll_interval: f64,
 
-    /// --via batch-api: most requests in one provider batch (its input file also
-    /// stays under 200 MB).
-    #[arg(long, value_name = "N", default_value_t = BatchApiConfig::default().max_lines, help_heading = "Batch API")]
-    pub shard_lines: usize,
+    /// --via batch-api: most requests in one provider batch [default and most:
+    /// the provider's limit, 50,000 for OpenAI, 100,000 for Anthropic]; a batch
+    /// also stays under the provider's size limit (200 MB of input file for
+    /// OpenAI, 256 MB of create request for Anthropic).
+    #[arg(long, value_name = "N", help_heading = "Batch API")]
+    pub shard_lines: Option<usize>,
 
     #[arg(long, value_name = "URL", help = base_url_help(), help_heading = "Endpoint")]
     pub base_url: Option<String>,

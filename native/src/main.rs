@@ -331,7 +331,7 @@ fn refuse_live_over_open_batches(files: &RunFiles) -> Result<()> {
         .iter()
         .filter(|s| {
             !s.done
-                && s.file_id.is_some()
+                && (s.file_id.is_some() || s.submitted_at.is_some())
                 && !matches!(&s.ended, Some((status, ..)) if status == "failed")
         })
         .count();

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use serde::Deserialize;
+use shadow_core::batch::BatchApiConfig;
 use shadow_core::input::ColumnNames;
 use shadow_core::provider::{
     is_azure_host, AnthropicConfig, AzureConfig, GeminiConfig, HttpJsonConfig, ImageDetail,
@@ -311,10 +312,23 @@ pub fn plan(
     config.batch_api = match via {
         Via::Live => None,
         Via::BatchApi => {
-            if kind == EndpointKind::Http {
-                bail!("--via batch-api needs a provider with a batch API: --provider openai (OpenAI, or an OpenAI-compatible server with /v1/files and /v1/batches) or mock; the http provider has none");
+            if matches!(
+                kind,
+                EndpointKind::Http | EndpointKind::Gemini | EndpointKind::Azure
+            ) {
+                bail!(
+                    "--via batch-api needs a provider with a batch API shadow-batch speaks: --provider openai (OpenAI, or an OpenAI-compatible server with /v1/files and /v1/batches), anthropic (Message Batches) or mock; the {} provider has none here",
+                    match kind {
+                        EndpointKind::Http => "http",
+                        EndpointKind::Gemini => "gemini",
+                        _ => "azure",
+                    }
+                );
             }
-            let mut batch = config.batch_api.clone().unwrap_or_default();
+            let mut batch = config
+                .batch_api
+                .clone()
+                .unwrap_or_else(|| BatchApiConfig::for_provider(&config.provider));
             if take("poll_interval") {
                 if !(args.poll_interval > 0.0 && args.poll_interval <= 3600.0) {
                     bail!(
@@ -325,10 +339,10 @@ pub fn plan(
                 batch.poll_max_ms = (args.poll_interval * 1000.0).ceil() as u64;
                 batch.poll_min_ms = batch.poll_max_ms.min(5_000);
             }
-            if take("shard_lines") {
-                batch.max_lines = args.shard_lines;
+            if let Some(lines) = args.shard_lines.filter(|_| take("shard_lines")) {
+                batch.max_lines = lines;
             }
-            if let Err(e) = batch.validate() {
+            if let Err(e) = batch.validate_for(&config.provider) {
                 bail!(
                     "{}",
                     match e {
@@ -990,5 +1004,54 @@ mod tests {
         // The built-in mock sends no key: nothing to check.
         assert!(plan_for(&["l.csv", "--provider", "mock"], None, Some("sk\r")).is_ok());
         assert!(plan_for(&["l.csv"], None, Some("sk-fine_KEY.1=")).is_ok());
+    }
+
+    #[test]
+    fn batch_api_shards_default_to_the_providers_limits() {
+        let env = keys();
+        let p = plan_env(&["l.csv", "--via", "batch-api"], None, &env).unwrap();
+        let b = p.config.batch_api.unwrap();
+        assert_eq!((b.max_lines, b.max_bytes), (50_000, 200_000_000));
+        let argv = ["l.csv", "--via", "batch-api", "--provider", "anthropic"];
+        let p = plan_env(&argv, None, &env).unwrap();
+        let b = p.config.batch_api.unwrap();
+        assert_eq!((b.max_lines, b.max_bytes), (100_000, 256_000_000));
+        let more = [&argv[..], &["--shard-lines", "100000"]].concat();
+        assert_eq!(
+            plan_env(&more, None, &env)
+                .unwrap()
+                .config
+                .batch_api
+                .unwrap()
+                .max_lines,
+            100_000
+        );
+        let err = plan_env(
+            &["l.csv", "--via", "batch-api", "--shard-lines", "100000"],
+            None,
+            &env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("--shard-lines 100000 is out of range: give 1 to 50000"),
+            "{err}"
+        );
+        for provider in ["gemini", "azure"] {
+            let mut argv = vec!["l.csv", "--via", "batch-api", "--provider", provider];
+            if provider == "azure" {
+                argv.extend([
+                    "--base-url",
+                    "https://r.openai.azure.com",
+                    "--deployment",
+                    "d",
+                ]);
+            }
+            let err = plan_env(&argv, None, &env).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("the {provider} provider has none")),
+                "{err}"
+            );
+        }
     }
 }

@@ -148,6 +148,20 @@ fn a_batch_api_run_ends_with_the_same_results_as_a_live_run_at_half_the_price() 
         "{}",
         batch.stdout
     );
+    // The HTML report of a batch-API run is the same file as a live run's, with
+    // every row.
+    let report = std::fs::read_dir(&batch_out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".html"))
+        .expect("a report");
+    let html = std::fs::read_to_string(&report).unwrap();
+    let open = "<script type=\"application/json\" id=\"explorer-data\">";
+    let start = html.find(open).expect("embedded data") + open.len();
+    let end = html[start..].find("</script>").unwrap() + start;
+    let embedded: Value = serde_json::from_str(&html[start..end]).unwrap();
+    assert_eq!(embedded["items"]["row"].as_array().unwrap().len(), 30);
+    assert_eq!(embedded["evaluation"], summary["evaluation"]);
     // No key anywhere, and the local shard files are gone.
     for (path, bytes) in all_files(data.root.path()) {
         let text = String::from_utf8_lossy(&bytes);
@@ -244,6 +258,22 @@ fn batch_api_needs_a_provider_with_one() {
     out.expect_code(2);
     assert!(
         out.stderr.contains("the http provider has none"),
+        "{}",
+        out.stderr
+    );
+    let mut cmd = shadow(data.root.path());
+    cmd.env("GEMINI_API_KEY", "AIza-dummy").args([
+        p(&data.csv),
+        "--via",
+        "batch-api",
+        "--provider",
+        "gemini",
+    ]);
+    let out = run(cmd);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains("the gemini provider has none")
+            && out.stderr.contains("anthropic (Message Batches)"),
         "{}",
         out.stderr
     );

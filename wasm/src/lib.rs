@@ -108,6 +108,13 @@ impl ShadowRun {
             .map_err(|e| JsError::new(&format!("bad settings: {e}")))?;
         let config: RunConfig = serde_wasm_bindgen::from_value(config)
             .map_err(|e| JsError::new(&format!("bad settings: {e}")))?;
+        if config.batch_api.is_some() {
+            // The page drives live runs only: run live, the rows a provider
+            // batch of this run may still hold would be sent (and paid) again.
+            return Err(JsError::new(
+                "this run goes through a provider's batch API, which only the CLI drives:                  continue it with shadow-batch --resume FILE",
+            ));
+        }
         let csv = columns.read(csv_text)?;
         let run = Run::new(config, csv, millis(now)).map_err(|e| JsError::new(&e.to_string()))?;
         Ok(ShadowRun { run })

@@ -490,3 +490,22 @@ fn each_providers_defaults_and_browser_access_come_from_the_core() {
         json!([["content-type", "application/json"]])
     );
 }
+
+/// A batch-API run's settings never start a run in the page: driven live, the
+/// rows its provider batches may still hold would be sent (and paid) again.
+#[wasm_bindgen_test]
+fn a_batch_api_runs_settings_are_refused() {
+    let csv = "image,label\nhttps://x.test/a.png,cat\n";
+    let mut settings = config();
+    settings["batchApi"] =
+        json!({"maxLines": 100, "maxBytes": 100000, "pollMinMs": 100, "pollMaxMs": 100});
+    let Err(e) = ShadowRun::new(csv, js(&settings), T0) else {
+        panic!("a batch-API run was taken");
+    };
+    let message = String::from(js_sys::Error::from(JsValue::from(e)).message());
+    assert!(
+        message.contains("batch API") && message.contains("--resume"),
+        "{message}"
+    );
+    assert!(ShadowRun::new(csv, js(&config()), T0).is_ok());
+}

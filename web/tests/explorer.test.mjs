@@ -289,3 +289,26 @@ test('report: a file that is not a run file is refused, naming it and what to gi
   assert.match(r.stderr, /labels\.csv: not a file of a shadow-batch run/);
   assert.match(r.stderr, /progress, summary or results file/);
 });
+
+test('a batch-API run opens in the page from its files, its provider journal among them', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'shadow-batchapi-'));
+  const r = runCli([CSV, '--out-dir', dir, '--via', 'batch-api', '--poll-interval', '0.1']);
+  assert.ok(r.status === 0 || r.status === 1, `exit ${r.status}: ${r.stderr}`);
+  const names = readdirSync(dir);
+  const files = names.filter((n) => n.startsWith('shadow-mode-batch-') && !n.endsWith('.html')).map((n) => join(dir, n));
+  assert.equal(files.length, 4, names.join(', '));
+  const journal = files.find((f) => f.includes('-provider-'));
+  assert.ok(journal, 'the provider journal');
+  const page = await openApp(await serve(['--latency-ms', '0']));
+  await page.click('#open-run summary');
+  // The provider journal alone holds no results: refused, saying what to choose.
+  await page.setInputFiles('#open-run-files', [journal]);
+  await page.waitForFunction(() => !document.getElementById('explorer-error').hidden);
+  assert.match(await page.textContent('#explorer-error'), /provider journal of a batch-API run/);
+  // All four files: the provider journal is left aside, the rest read.
+  await page.setInputFiles('#open-run-files', files);
+  await page.waitForSelector('#explorer[data-ready]');
+  assert.equal(await page.isHidden('#explorer-error'), true);
+  assert.equal(await page.textContent('.sx-status'), 'completed');
+  assert.match(await caption(page), /of 300/);
+});

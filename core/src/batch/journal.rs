@@ -1,7 +1,8 @@
 //! The provider journal of a batch-API run, `shadow-mode-batch-provider-{run}.jsonl`:
 //! one JSON line for every id the provider gives (an uploaded file, a created
-//! batch), every batch that ended and every shard whose results are all in the
-//! results journal, each written (and synced) before the step that follows it.
+//! batch), every create about to be sent without a file (Anthropic's), every
+//! batch that ended and every shard whose results are all in the results
+//! journal, each written (and synced) before the step that follows it.
 //! A resume folds it back into the state of each shard, so that it polls a batch
 //! it created instead of creating it again.
 
@@ -39,8 +40,25 @@ pub enum BatchRecord {
         #[serde(with = "crate::time::iso8601")]
         at: Millis,
     },
+    /// A shard's requests are about to be sent inline in a create call
+    /// (Anthropic's Message Batches, which have no input file): which rows, and
+    /// when. Written before the call, so that a resume can look for the batch
+    /// the call may have created (as many requests, created after `at`).
+    Submitting {
+        /// The shard's number in the run, from 1.
+        shard: u32,
+        /// Requests in the call.
+        lines: usize,
+        /// Bytes of its lines.
+        bytes: u64,
+        /// The requests' rows and attempts, as in [`BatchRecord::Uploaded`].
+        members: Vec<[u64; 3]>,
+        /// When the call was about to be made.
+        #[serde(with = "crate::time::iso8601")]
+        at: Millis,
+    },
     /// A provider batch was created for the shard (or found, after a crash,
-    /// created from its file).
+    /// created from its file or its intent).
     Created {
         /// The shard.
         shard: u32,
@@ -91,6 +109,7 @@ impl BatchRecord {
     pub fn shard(&self) -> u32 {
         match self {
             BatchRecord::Uploaded { shard, .. }
+            | BatchRecord::Submitting { shard, .. }
             | BatchRecord::Created { shard, .. }
             | BatchRecord::Ended { shard, .. }
             | BatchRecord::Done { shard, .. } => *shard,
@@ -140,6 +159,8 @@ pub struct ShardRecord {
     pub bytes: u64,
     /// Its uploaded input file.
     pub file_id: Option<String>,
+    /// When its requests were about to be sent inline (no file).
+    pub submitted_at: Option<Millis>,
     /// Its batch, the latest created.
     pub batch_id: Option<String>,
     /// How the latest batch ended: status, output file, error file.
@@ -218,6 +239,18 @@ pub fn fold_batch_journal<R: BufRead>(mut r: R) -> std::io::Result<FoldedBatches
                         ..
                     } => {
                         s.file_id = Some(file_id);
+                        s.lines = lines;
+                        s.bytes = bytes;
+                        s.members = members;
+                    }
+                    BatchRecord::Submitting {
+                        lines,
+                        bytes,
+                        members,
+                        at,
+                        ..
+                    } => {
+                        s.submitted_at = Some(at);
                         s.lines = lines;
                         s.bytes = bytes;
                         s.members = members;
@@ -322,6 +355,38 @@ mod tests {
             (two.file_id.as_deref(), two.batch_id.as_deref()),
             (Some("file-2"), None)
         );
+        // A create without a file: its intent, then its batch.
+        let submitted = [
+            BatchRecord::Submitting {
+                shard: 3,
+                lines: 2,
+                bytes: 90,
+                members: vec![[4, 2, 1]],
+                at,
+            },
+            BatchRecord::Created {
+                shard: 3,
+                batch_id: "msgbatch_3".into(),
+                at,
+            },
+        ];
+        let text: String = submitted.iter().map(BatchRecord::to_json_line).collect();
+        assert!(text.contains(r#""record":"submitting""#), "{text}");
+        let f =
+            fold_batch_journal(format!("{}\n", text.lines().next().unwrap()).as_bytes()).unwrap();
+        assert_eq!(f.shards[0].submitted_at, Some(at));
+        assert_eq!(
+            (f.shards[0].lines, f.shards[0].file_id.as_deref()),
+            (2, None)
+        );
+        assert_eq!(f.shards[0].batch_id, None);
+        let f = fold_batch_journal(text.as_bytes()).unwrap();
+        assert_eq!(f.shards[0].batch_id.as_deref(), Some("msgbatch_3"));
+        assert_eq!(
+            decode_members(&f.shards[0].members, 10).unwrap(),
+            [(4, 1), (5, 1)]
+        );
+
         let bad = format!("garbage\n{}", records[1].to_json_line());
         let f = fold_batch_journal(bad.as_bytes()).unwrap();
         assert_eq!(f.bad_lines.len(), 1);

@@ -1,6 +1,6 @@
 //! Batch-API mode: the run goes through the provider's own batch engine (OpenAI's
-//! Batch API, or an OpenAI-compatible server with `/v1/files` and `/v1/batches`)
-//! instead of one request per image. A [`BatchRun`] is a second sans-IO state
+//! Batch API, or an OpenAI-compatible server with `/v1/files` and `/v1/batches`;
+//! Anthropic's Message Batches) instead of one request per image. A [`BatchRun`] is a second sans-IO state
 //! machine beside [`Run`], and drives one: every request the run would send
 //! becomes one line of a *shard* (an input file of at most
 //! [`BatchApiConfig::max_lines`] lines and [`BatchApiConfig::max_bytes`] bytes),
@@ -21,6 +21,10 @@
 //!   fits);
 //! - `Upload`: upload the shard's file (`multipart/form-data`, `purpose=batch`),
 //!   answer with [`BatchInput::Answer`]; `DiscardFile`: delete the local file;
+//! - `Submit` (a batch API that takes the requests inline, Anthropic's): `POST`
+//!   the shard's file as the body of the create call, framed as the order says
+//!   (a prefix, the lines joined by a separator, a suffix), answer with `Answer`
+//!   or `CallFailed`;
 //! - `Call`: perform the HTTP request (adding the key), answer with `Answer` or
 //!   [`BatchInput::CallFailed`]; for a download (`lines: true`) feed the body's
 //!   lines as they arrive with [`BatchInput::Lines`], then `Answer` with an empty
@@ -44,6 +48,21 @@
 //!   batch on record, first looks for a batch created from its file (the crash may
 //!   have come between the create and its record) before creating one: a batch is
 //!   never created twice, a row of a running batch never sent again.
+//! - Finding a batch without a file (Anthropic): its batches carry no metadata
+//!   and cannot be looked up by content, so before each create call the journal
+//!   records the intent ([`BatchRecord::Submitting`]: the shard's rows and the
+//!   time). Creates are made one at a time, so at most one shard is ever
+//!   between intent and id. A resume, or a create call that may have reached the
+//!   provider without its answer reaching the run (a timeout, a broken
+//!   connection, a 5xx), lists the account's batches (newest first, back to
+//!   ten minutes before the intent, for clocks that differ) and takes as
+//!   candidates those with as many requests, created since, that the run has
+//!   not journaled as another shard's. One candidate is the shard's batch. Several: those that
+//!   have ended are told apart by their results (the `custom_id`s name the run,
+//!   `{run}-r{row}-a{attempt}`, so another's results match none of its rows);
+//!   the rest are listed again until one is left. None, in a list made at least
+//!   one poll interval after the intent: the call created nothing, and the
+//!   shard is created (on resume, its lines are built again first).
 //! - Polling: each running batch is read after `poll_min_ms`, then at intervals
 //!   growing by half up to `poll_max_ms`, jittered by the run's seed.
 //! - Results: lines are matched to requests by `custom_id` (`r{row}-a{attempt}`),
@@ -56,7 +75,10 @@
 //!   is submitted again after a wait, up to `max_retries` times.
 //! - Provider calls that fail (transport errors, 408, 409, 429, 5xx) are retried
 //!   with backoff; 401/403, `insufficient_quota` and other refusals stop the run
-//!   (resumable); calls failing for `abort_after_failing_ms` stop it too.
+//!   (resumable); calls failing for `abort_after_failing_ms` stop it too. A
+//!   create that failed after it may have reached the provider (no answer, a
+//!   5xx) is followed by a search for its batch, as after a crash, before it is
+//!   made again.
 //! - Detaching ([`BatchInput::Detach`], the user's Ctrl-C) leaves the provider's
 //!   batches running and finishes the run `interrupted` at once: a resume picks
 //!   them up. [`BatchInput::CancelBatches`] cancels them at the provider, collects
@@ -66,10 +88,11 @@
 //! (pacing, backoff waits, the give-up breaker) are off in batch mode, and latency
 //! is submit-to-download time.
 
+mod anthropic;
 mod journal;
 mod openai;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -89,11 +112,12 @@ pub use journal::{fold_batch_journal, BatchRecord, FoldedBatches, ShardRecord};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct BatchApiConfig {
-    /// Most lines (requests) in one shard. Default and most 50,000 (OpenAI's
-    /// limit per input file).
+    /// Most lines (requests) in one shard. Default and most: the provider's
+    /// limit ([`batch_limits`]): 50,000 for OpenAI (per input file), 100,000 for
+    /// Anthropic (per Message Batch).
     pub max_lines: usize,
-    /// Most bytes in one shard's file. Default and most 200,000,000 (OpenAI's
-    /// 200 MB per input file).
+    /// Most bytes in one shard: of its input file for OpenAI (default and most
+    /// 200,000,000), of its create request for Anthropic (256,000,000).
     pub max_bytes: u64,
     /// First wait before reading a batch's status, in ms. Default 5,000.
     pub poll_min_ms: u64,
@@ -114,9 +138,40 @@ impl Default for BatchApiConfig {
 
 const HOUR_MS: u64 = 3_600_000;
 
+/// The most requests and bytes one batch of `provider`'s batch API takes:
+/// (50,000, 200 MB) for OpenAI's Batch API, (100,000, 256 MB) for Anthropic's
+/// Message Batches; `None` for a provider without one.
+pub fn batch_limits(provider: &Provider) -> Option<(usize, u64)> {
+    match provider {
+        Provider::OpenAi(_) => Some((50_000, 200_000_000)),
+        Provider::Anthropic(_) => Some((anthropic::MAX_LINES, anthropic::MAX_BYTES)),
+        _ => None,
+    }
+}
+
 impl BatchApiConfig {
-    /// Checks every field against its range.
+    /// The defaults for `provider`: shards as large as its batch API takes.
+    pub fn for_provider(provider: &Provider) -> BatchApiConfig {
+        let (max_lines, max_bytes) = batch_limits(provider).unwrap_or((50_000, 200_000_000));
+        BatchApiConfig {
+            max_lines,
+            max_bytes,
+            ..BatchApiConfig::default()
+        }
+    }
+
+    /// Checks every field against its range, for OpenAI's limits.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_within(50_000, 200_000_000)
+    }
+
+    /// Checks every field against its range, for `provider`'s limits.
+    pub fn validate_for(&self, provider: &Provider) -> Result<(), ConfigError> {
+        let (lines, bytes) = batch_limits(provider).unwrap_or((50_000, 200_000_000));
+        self.validate_within(lines, bytes)
+    }
+
+    fn validate_within(&self, most_lines: usize, most_bytes: u64) -> Result<(), ConfigError> {
         let check = |field: &'static str, value: u64, min: u64, max: u64| {
             if (min..=max).contains(&value) {
                 Ok(())
@@ -129,8 +184,8 @@ impl BatchApiConfig {
                 })
             }
         };
-        check("maxLines", self.max_lines as u64, 1, 50_000)?;
-        check("maxBytes", self.max_bytes, 1_000, 200_000_000)?;
+        check("maxLines", self.max_lines as u64, 1, most_lines as u64)?;
+        check("maxBytes", self.max_bytes, 1_000, most_bytes)?;
         check("pollMinMs", self.poll_min_ms, 1, HOUR_MS)?;
         check("pollMaxMs", self.poll_max_ms, self.poll_min_ms, HOUR_MS)
     }
@@ -175,6 +230,43 @@ pub struct UploadOrder {
     pub bytes: u64,
 }
 
+/// "Create a batch of shard `shard`'s requests": a batch API that takes the
+/// requests inline (Anthropic's). `POST` to `url` with `headers` (and the key) a
+/// body made of `prefix`, the shard file's lines joined by `separator`, and
+/// `suffix`: `prefix.len() + bytes + (lines - 1) * separator.len() +
+/// suffix.len()` bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmitOrder {
+    /// Quote it back in the answer.
+    pub call: CallId,
+    /// The shard.
+    pub shard: u32,
+    /// Where to `POST` it.
+    pub url: String,
+    /// Headers to set (without the key).
+    pub headers: Vec<(String, String)>,
+    /// Before the first line.
+    pub prefix: &'static str,
+    /// Between two lines.
+    pub separator: &'static str,
+    /// After the last line.
+    pub suffix: &'static str,
+    /// Lines in the file.
+    pub lines: usize,
+    /// Bytes in the file.
+    pub bytes: u64,
+}
+
+impl SubmitOrder {
+    /// The length of the body in bytes.
+    pub fn body_len(&self) -> u64 {
+        (self.prefix.len() + self.suffix.len()) as u64
+            + self.bytes
+            + (self.lines.saturating_sub(1) * self.separator.len()) as u64
+    }
+}
+
 /// What the batch run asks of the host, in order. See the module docs.
 #[derive(Clone, Debug, PartialEq)]
 pub enum BatchOutput {
@@ -194,6 +286,8 @@ pub enum BatchOutput {
     },
     /// Upload a shard's file.
     Upload(UploadOrder),
+    /// Create a batch with a shard's requests in the call's body.
+    Submit(SubmitOrder),
     /// Perform a JSON request of the batch API.
     Call {
         /// Quote it back in the answer.
@@ -280,6 +374,13 @@ pub struct RequestCounts {
     pub completed: u64,
     /// Requests failed.
     pub failed: u64,
+    /// Requests that did not run (Anthropic's `canceled` and `expired`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_run: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One shard of a batch-API run and its provider batch, for the progress file,
@@ -323,9 +424,20 @@ impl ProviderBatch {
         s.push_str(": ");
         s.push_str(&self.status);
         if let Some(c) = self.request_counts.filter(|c| c.total > 0) {
-            s.push_str(&format!(" {}/{}", c.completed + c.failed, c.total));
+            s.push_str(&format!(
+                " {}/{}",
+                c.completed + c.failed + c.not_run,
+                c.total
+            ));
+            let mut notes = Vec::new();
             if c.failed > 0 {
-                s.push_str(&format!(" ({} failed)", c.failed));
+                notes.push(format!("{} failed", c.failed));
+            }
+            if c.not_run > 0 {
+                notes.push(format!("{} not run", c.not_run));
+            }
+            if !notes.is_empty() {
+                s.push_str(&format!(" ({})", notes.join(", ")));
             }
         }
         s
@@ -358,6 +470,8 @@ struct BatchObject {
     counts: Option<RequestCounts>,
     /// (code, message)
     errors: Vec<(String, String)>,
+    /// When the provider created it.
+    created_at: Option<Millis>,
 }
 
 /// What one line of a result file says about its request.
@@ -369,15 +483,112 @@ enum LineOutcome {
     NotRun { why: String },
 }
 
-/// The batch API a run speaks. One today; a second dialect (Anthropic's Message
-/// Batches: no upload, requests inline, `processing_status`, a `results_url`)
-/// plugs in here: its requests, its status words and its lines.
+/// The batch API a run speaks: its requests, its status words and its lines.
 #[derive(Clone, Debug)]
 enum Dialect {
+    /// OpenAI's Batch API: an uploaded input file, then a batch from it.
     OpenAi { base: String },
+    /// Anthropic's Message Batches: the requests inline in the create call.
+    Anthropic {
+        base: String,
+        /// The run's tag in `custom_id`s.
+        tag: String,
+    },
 }
 
-/// The custom id of a row's attempt: `r{row}-a{attempt}`.
+impl Dialect {
+    /// The requests go inline in the create call (no upload, no file id).
+    fn inline(&self) -> bool {
+        matches!(self, Dialect::Anthropic { .. })
+    }
+
+    fn base(&self) -> &str {
+        match self {
+            Dialect::OpenAi { base } | Dialect::Anthropic { base, .. } => base,
+        }
+    }
+
+    fn custom_id(&self, row: usize, attempt: u32) -> String {
+        match self {
+            Dialect::OpenAi { .. } => custom_id(row, attempt),
+            Dialect::Anthropic { tag, .. } => anthropic::custom_id(tag, row, attempt),
+        }
+    }
+
+    /// The size of what is sent for `lines` lines of `bytes` bytes in all: the
+    /// file, or the create call's body.
+    fn body_bytes(&self, lines: usize, bytes: u64) -> u64 {
+        match self {
+            Dialect::OpenAi { .. } => bytes,
+            Dialect::Anthropic { .. } => SubmitOrder {
+                call: CallId(0),
+                shard: 0,
+                url: String::new(),
+                headers: Vec::new(),
+                prefix: anthropic::BODY_PREFIX,
+                separator: anthropic::BODY_SEPARATOR,
+                suffix: anthropic::BODY_SUFFIX,
+                lines,
+                bytes,
+            }
+            .body_len(),
+        }
+    }
+
+    fn parse_batch(&self, body: &str) -> Result<BatchObject, String> {
+        match self {
+            Dialect::OpenAi { .. } => openai::parse_batch(body),
+            Dialect::Anthropic { .. } => anthropic::parse_batch(body),
+        }
+    }
+
+    fn parse_list(&self, body: &str) -> Result<(Vec<BatchObject>, Option<String>), String> {
+        match self {
+            Dialect::OpenAi { .. } => openai::parse_list(body),
+            Dialect::Anthropic { .. } => anthropic::parse_list(body),
+        }
+    }
+
+    fn parse_line(&self, line: &str) -> Result<(String, LineOutcome), String> {
+        match self {
+            Dialect::OpenAi { .. } => openai::parse_line(line),
+            Dialect::Anthropic { .. } => anthropic::parse_line(line),
+        }
+    }
+
+    fn poll_request(&self, batch_id: &str) -> HttpRequest {
+        match self {
+            Dialect::OpenAi { base } => openai::poll_request(base, batch_id),
+            Dialect::Anthropic { base, .. } => anthropic::poll_request(base, batch_id),
+        }
+    }
+
+    fn cancel_request(&self, batch_id: &str) -> HttpRequest {
+        match self {
+            Dialect::OpenAi { base } => openai::cancel_request(base, batch_id),
+            Dialect::Anthropic { base, .. } => anthropic::cancel_request(base, batch_id),
+        }
+    }
+
+    fn list_request(&self, after: Option<&str>) -> HttpRequest {
+        match self {
+            Dialect::OpenAi { base } => openai::list_request(base, after),
+            Dialect::Anthropic { base, .. } => anthropic::list_request(base, after),
+        }
+    }
+
+    /// A download: an output or error file (OpenAI), a batch's results
+    /// (Anthropic: `what` is the batch id).
+    fn download_request(&self, what: &str) -> HttpRequest {
+        match self {
+            Dialect::OpenAi { base } => openai::download_request(base, what),
+            Dialect::Anthropic { base, .. } => anthropic::results_request(base, what),
+        }
+    }
+}
+
+/// The custom id of a row's attempt in OpenAI's dialect: `r{row}-a{attempt}`
+/// (Anthropic's carries the run's id too: `{run}-r{row}-a{attempt}`).
 pub fn custom_id(row: usize, attempt: u32) -> String {
     format!("r{row}-a{attempt}")
 }
@@ -387,14 +598,20 @@ pub fn custom_id(row: usize, attempt: u32) -> String {
 #[derive(Clone, Debug)]
 pub struct LineBuilder {
     template: RequestTemplate,
+    inline: bool,
 }
 
 impl LineBuilder {
     /// The line (ending in `\n`) for `order`, with the image as `image_url` (an
-    /// `http(s)` or `data:` URL) and the row's id.
+    /// `http(s)` or `data:` URL) and the row's id: an input file's line
+    /// (OpenAI), or one request of a create body (Anthropic).
     pub fn line(&self, order: &LineOrder, image_url: &str, item_id: Option<&str>) -> String {
         let request = self.template.build(image_url, order.attempt, item_id);
-        openai::input_line(&order.custom_id, &request.body)
+        if self.inline {
+            anthropic::request_entry(&order.custom_id, &request.body)
+        } else {
+            openai::input_line(&order.custom_id, &request.body)
+        }
     }
 }
 
@@ -404,7 +621,8 @@ enum Phase {
     Building,
     /// Sealed: to upload.
     Sealed,
-    /// Uploaded: to create (after looking for a batch from its file, on resume).
+    /// Uploaded (OpenAI), or its intent journaled (Anthropic): to create, after
+    /// looking for the batch an earlier call may have created (`need_find`).
     Uploaded,
     /// A batch runs at the provider.
     Running,
@@ -429,6 +647,8 @@ enum CallKind {
     Poll,
     Cancel,
     Download,
+    /// A download of a candidate's results, to tell whether it is the shard's.
+    Probe,
 }
 
 impl CallKind {
@@ -439,8 +659,13 @@ impl CallKind {
             CallKind::Create => "create",
             CallKind::Poll => "poll",
             CallKind::Cancel => "cancel",
-            CallKind::Download => "download",
+            CallKind::Download | CallKind::Probe => "download",
         }
+    }
+
+    /// A download: its 2xx body comes as lines.
+    fn lines(self) -> bool {
+        matches!(self, CallKind::Download | CallKind::Probe)
     }
 }
 
@@ -474,10 +699,23 @@ struct Shard {
     failures: u32,
     /// Batches created again after a transient failure.
     recreates: u32,
-    /// Look for a batch created from its file before creating one.
+    /// Look for a batch created from its file (or its intent) before creating
+    /// one.
     need_find: bool,
     find_after: Option<String>,
     find_pages: u32,
+    /// When its create was first about to be sent (journaled).
+    intent_at: Option<Millis>,
+    /// Batches that may be its, gathered over the pages of a list.
+    candidates: Vec<BatchObject>,
+    /// Batches whose results showed they are not its.
+    ruled_out: HashSet<String>,
+    /// The candidate whose results are being read, and whether a line was its.
+    probe: Option<BatchObject>,
+    probe_hit: bool,
+    /// Its local file exists (built in this session, not yet given to the
+    /// provider).
+    file: bool,
     cancel: bool,
     error: Option<String>,
     bad_lines: usize,
@@ -508,17 +746,28 @@ impl Shard {
             need_find: false,
             find_after: None,
             find_pages: 0,
+            intent_at: None,
+            candidates: Vec::new(),
+            ruled_out: HashSet::new(),
+            probe: None,
+            probe_hit: false,
+            file: false,
             cancel: false,
             error: None,
             bad_lines: 0,
         }
     }
 
-    fn status(&self) -> ProviderBatch {
+    /// `inline`: the dialect takes the requests in the create call.
+    fn status(&self, inline: bool) -> ProviderBatch {
         let status = match self.phase {
             Phase::Building => "building".to_string(),
+            Phase::Sealed if inline => "waiting to create".to_string(),
             Phase::Sealed => "uploading".to_string(),
-            Phase::Uploaded if self.call.is_some() => "creating".to_string(),
+            Phase::Uploaded if self.need_find || self.probe.is_some() => {
+                "looking for its batch".to_string()
+            }
+            Phase::Uploaded if self.call.is_some() || inline => "creating".to_string(),
             Phase::Uploaded => "uploaded".to_string(),
             Phase::Running => self
                 .status_text
@@ -526,7 +775,7 @@ impl Shard {
                 .unwrap_or_else(|| "created".to_string()),
             Phase::Downloading => "downloading".to_string(),
             Phase::Done => match self.ended_status.as_deref() {
-                Some("completed") | None => "done".to_string(),
+                Some("completed" | "ended") | None => "done".to_string(),
                 Some(s) => format!("done ({s})"),
             },
             Phase::Failed => "failed".to_string(),
@@ -589,6 +838,8 @@ pub struct BatchRun {
     abort_after_failing_ms: u64,
     max_retries: u32,
     run_id: String,
+    /// Every provider batch this run has journaled (no other shard's candidate).
+    claimed: HashSet<String>,
 }
 
 /// Connection failures, with nothing ever answered, that stop a batch run.
@@ -597,26 +848,44 @@ const UNREACHABLE_CALLS: u32 = 5;
 const MIN_FAILING_CALLS: u32 = 10;
 /// Pages of the batch list searched for a batch created from a shard's file.
 const MAX_LIST_PAGES: u32 = 20;
+/// How much earlier than the run's clock said the provider's may date a batch
+/// (clocks differ). Generous: a batch of another client that falls in the
+/// window only makes the search read its results; a batch of the run's that
+/// fell out of it would be created again.
+const CLOCK_SKEW_MS: u64 = 10 * 60_000;
+/// The longest wait after a create's intent before a list that does not show
+/// its batch is taken to mean that the create made none.
+const MAX_SETTLE_MS: u64 = 60_000;
 
 impl BatchRun {
     /// A batch-API run over `csv`. `config.batch_api` gives its settings (the
     /// defaults when `None`); the provider must speak a batch API (OpenAI).
     pub fn new(config: RunConfig, csv: LabelsCsv, now: Millis) -> Result<BatchRun, ConfigError> {
-        let cfg = config.batch_api.clone().unwrap_or_default();
-        cfg.validate()?;
+        let cfg = config
+            .batch_api
+            .clone()
+            .unwrap_or_else(|| BatchApiConfig::for_provider(&config.provider));
         let dialect = match &config.provider {
             Provider::OpenAi(openai) => Dialect::OpenAi {
                 base: openai::api_base(&openai.base_url),
             },
+            Provider::Anthropic(cfg) => Dialect::Anthropic {
+                base: anthropic::api_base(&cfg.base_url),
+                tag: anthropic::run_tag(&config.run_id),
+            },
             other => {
                 return Err(ConfigError::NoBatchApi {
                     provider: match other {
-                        Provider::HttpJson(_) => "http".to_string(),
-                        _ => "this".to_string(),
-                    },
+                        Provider::HttpJson(_) => "http",
+                        Provider::Gemini(_) => "gemini",
+                        Provider::Azure(_) => "azure",
+                        _ => "this",
+                    }
+                    .to_string(),
                 })
             }
         };
+        cfg.validate_for(&config.provider)?;
         let config = RunConfig {
             batch_api: Some(cfg.clone()),
             ..config
@@ -653,6 +922,7 @@ impl BatchRun {
             abort_after_failing_ms,
             max_retries,
             run_id,
+            claimed: HashSet::new(),
         })
     }
 
@@ -699,8 +969,12 @@ impl BatchRun {
         }
         for record in &batches.shards {
             self.next_shard = self.next_shard.max(record.shard.saturating_add(1));
+            if let Some(id) = &record.batch_id {
+                self.claimed.insert(id.clone());
+            }
             let failed = matches!(&record.ended, Some((s, ..)) if s == "failed");
-            if record.done || failed || record.file_id.is_none() {
+            let submitted = record.file_id.is_some() || record.submitted_at.is_some();
+            if record.done || failed || !submitted {
                 continue;
             }
             let members = journal::decode_members(&record.members, rows).ok_or_else(|| {
@@ -726,20 +1000,26 @@ impl BatchRun {
             shard.lines = record.lines;
             shard.bytes = record.bytes;
             shard.batch_id.clone_from(&record.batch_id);
+            shard.intent_at = record.submitted_at;
             for &(row, attempt) in &members {
                 if let Some(order) = self.run.adopt(now, row, attempt) {
-                    shard.waiting.insert(custom_id(row, attempt), order.ticket);
+                    let id = self.dialect.custom_id(row, attempt);
+                    shard.waiting.insert(id, order.ticket);
                 }
             }
             shard.members = members;
             match (&record.batch_id, &record.ended) {
                 (None, _) => shard.need_find = true,
                 (Some(_), None) => shard.phase = Phase::Running,
-                (Some(_), Some((status, output, error))) => {
+                (Some(id), Some((status, output, error))) => {
                     shard.phase = Phase::Downloading;
                     shard.ended_status = Some(status.clone());
                     shard.status_text = Some(status.clone());
-                    shard.downloads = output.iter().chain(error).cloned().collect();
+                    shard.downloads = if self.dialect.inline() {
+                        VecDeque::from([id.clone()])
+                    } else {
+                        output.iter().chain(error).cloned().collect()
+                    };
                 }
             }
             if shard.waiting.is_empty() {
@@ -787,9 +1067,11 @@ impl BatchRun {
                     .handle(now, Input::ImageFailed { ticket, message })?;
             }
             BatchInput::Lines { call, lines } => {
-                if let Some(&(s, CallKind::Download)) = self.calls.get(&call) {
-                    for line in &lines {
-                        self.on_result_line(now, s, line);
+                if let Some(&(s, kind)) = self.calls.get(&call) {
+                    if kind.lines() {
+                        for line in &lines {
+                            self.on_result_line(now, s, line);
+                        }
                     }
                 }
             }
@@ -923,6 +1205,7 @@ impl BatchRun {
     pub fn line_builder(&self) -> LineBuilder {
         LineBuilder {
             template: self.run.request_template().clone(),
+            inline: self.dialect.inline(),
         }
     }
 
@@ -957,6 +1240,15 @@ impl BatchRun {
         self.done
     }
 
+    /// Shards an earlier session may have created a batch for without its id
+    /// reaching the journal: looked for before anything is created.
+    pub fn creates_to_find(&self) -> usize {
+        self.shards
+            .iter()
+            .filter(|s| s.phase == Phase::Uploaded && s.need_find)
+            .count()
+    }
+
     /// Provider batches that exist and have not ended (their ids are in the
     /// provider journal).
     pub fn open_batches(&self) -> usize {
@@ -980,21 +1272,25 @@ impl BatchRun {
                 self.drained = true;
                 return;
             };
-            let s = self.open_shard(now);
-            let shard = &mut self.shards[s];
-            shard.pending_builds += 1;
-            if shard.lines + shard.pending_builds >= self.cfg.max_lines {
-                shard.full = true;
-            }
-            self.building
-                .insert(order.ticket, (s, order.item, order.attempt));
-            self.outputs.push_back(BatchOutput::BuildLine(LineOrder {
-                ticket: order.ticket,
-                item: order.item,
-                attempt: order.attempt,
-                custom_id: custom_id(order.item, order.attempt),
-            }));
+            self.order_line(now, order.ticket, order.item, order.attempt);
         }
+    }
+
+    /// Orders the line of a request for the open shard.
+    fn order_line(&mut self, now: Millis, ticket: Ticket, item: usize, attempt: u32) {
+        let s = self.open_shard(now);
+        let shard = &mut self.shards[s];
+        shard.pending_builds += 1;
+        if shard.lines + shard.pending_builds >= self.cfg.max_lines {
+            shard.full = true;
+        }
+        self.building.insert(ticket, (s, item, attempt));
+        self.outputs.push_back(BatchOutput::BuildLine(LineOrder {
+            ticket,
+            item,
+            attempt,
+            custom_id: self.dialect.custom_id(item, attempt),
+        }));
     }
 
     /// The shard taking lines, opened if there is none.
@@ -1008,7 +1304,9 @@ impl BatchRun {
         }
         let number = self.next_shard;
         self.next_shard += 1;
-        self.shards.push(Shard::new(number, Phase::Building, now));
+        let mut shard = Shard::new(number, Phase::Building, now);
+        shard.file = true;
+        self.shards.push(shard);
         self.changed = true;
         self.shards.len() - 1
     }
@@ -1023,18 +1321,19 @@ impl BatchRun {
             self.run.give_back(now, ticket);
             return Ok(());
         }
-        if bytes > self.cfg.max_bytes {
+        if self.dialect.body_bytes(1, bytes) > self.cfg.max_bytes {
             let message = format!(
-                "its request is {bytes} bytes; a batch input file may hold at most {}",
+                "its request is {bytes} bytes; a provider batch may hold at most {}",
                 self.cfg.max_bytes
             );
             return self.run.handle(now, Input::ImageFailed { ticket, message });
         }
         let (max_lines, max_bytes) = (self.cfg.max_lines, self.cfg.max_bytes);
+        let dialect = self.dialect.clone();
         let fits = move |shard: &Shard| {
             shard.phase == Phase::Building
                 && shard.lines < max_lines
-                && shard.bytes + bytes <= max_bytes
+                && dialect.body_bytes(shard.lines + 1, shard.bytes + bytes) <= max_bytes
         };
         let target = if fits(&self.shards[s]) {
             s
@@ -1051,11 +1350,15 @@ impl BatchRun {
         let shard = &mut self.shards[target];
         shard.lines += 1;
         shard.bytes += bytes;
-        if shard.lines >= self.cfg.max_lines || shard.bytes >= self.cfg.max_bytes {
+        if shard.lines >= self.cfg.max_lines
+            || self.dialect.body_bytes(shard.lines, shard.bytes) >= self.cfg.max_bytes
+        {
             shard.full = true;
         }
         shard.members.push((item, attempt));
-        shard.waiting.insert(custom_id(item, attempt), ticket);
+        shard
+            .waiting
+            .insert(self.dialect.custom_id(item, attempt), ticket);
         self.outputs.push_back(BatchOutput::AppendLine {
             shard: shard.number,
             ticket,
@@ -1102,18 +1405,22 @@ impl BatchRun {
             let creating = shard.call.is_some_and(|c| {
                 matches!(
                     self.calls.get(&c),
-                    Some((_, CallKind::Create | CallKind::List))
+                    Some((_, CallKind::Create | CallKind::List | CallKind::Probe))
                 )
             });
             let before_batch = matches!(
                 shard.phase,
                 Phase::Building | Phase::Sealed | Phase::Uploaded
             );
-            if !before_batch || creating || shard.pending_builds > 0 {
+            // Cancelling: a batch an earlier call may have created is looked
+            // for first, to be cancelled too.
+            let finding = self.finds_while_stopping(shard);
+            if !before_batch || creating || finding || shard.pending_builds > 0 {
                 continue;
             }
             let shard = &mut self.shards[s];
-            if shard.phase != Phase::Uploaded {
+            if shard.file {
+                shard.file = false;
                 self.outputs.push_back(BatchOutput::DiscardFile {
                     shard: shard.number,
                 });
@@ -1134,16 +1441,29 @@ impl BatchRun {
 /// Provider calls.
 impl BatchRun {
     fn base(&self) -> &str {
-        match &self.dialect {
-            Dialect::OpenAi { base } => base,
-        }
+        self.dialect.base()
+    }
+
+    /// A shard that may have a batch at the provider already (an earlier create
+    /// call's), looked for while the run cancels its batches.
+    fn finds_while_stopping(&self, shard: &Shard) -> bool {
+        self.mode == Mode::Cancelling
+            && shard.phase == Phase::Uploaded
+            && (shard.need_find || shard.probe.is_some())
+    }
+
+    /// A shard of an inline dialect between the intent of its create and its
+    /// batch id: while there is one, no other shard is created.
+    fn unresolved(&self) -> bool {
+        self.dialect.inline() && self.shards.iter().any(|s| s.phase == Phase::Uploaded)
     }
 
     /// Whether the shard has a call to make (when due).
     fn wants_call(&self, shard: &Shard) -> bool {
         let stopping = self.mode != Mode::Running || self.run.is_stopping();
         match shard.phase {
-            Phase::Sealed | Phase::Uploaded => !stopping,
+            Phase::Sealed => !stopping && !self.unresolved(),
+            Phase::Uploaded => !stopping || self.finds_while_stopping(shard),
             Phase::Running | Phase::Downloading => true,
             _ => false,
         }
@@ -1164,8 +1484,26 @@ impl BatchRun {
             return;
         }
         let base = self.base().to_string();
+        let inline = self.dialect.inline();
         let shard = &self.shards[s];
         let (kind, request) = match shard.phase {
+            Phase::Sealed if inline => {
+                // The intent goes to the journal before the create call: a
+                // resume looks for the batch the call may have made.
+                let shard = &mut self.shards[s];
+                shard.phase = Phase::Uploaded;
+                shard.intent_at = Some(now);
+                self.urgent
+                    .push_back(BatchOutput::Record(BatchRecord::Submitting {
+                        shard: shard.number,
+                        lines: shard.lines,
+                        bytes: shard.bytes,
+                        members: journal::encode_members(&shard.members),
+                        at: now,
+                    }));
+                self.submit(s);
+                return;
+            }
             Phase::Sealed => {
                 let (number, lines, bytes) = (shard.number, shard.lines, shard.bytes);
                 let call = self.new_call(s, CallKind::Upload);
@@ -1180,10 +1518,27 @@ impl BatchRun {
                 self.changed = true;
                 return;
             }
+            Phase::Uploaded if shard.probe.is_some() => {
+                let id = shard
+                    .probe
+                    .as_ref()
+                    .map(|b| b.id.clone())
+                    .unwrap_or_default();
+                (CallKind::Probe, self.dialect.download_request(&id))
+            }
             Phase::Uploaded if shard.need_find => (
                 CallKind::List,
-                openai::list_request(&base, shard.find_after.as_deref()),
+                self.dialect.list_request(shard.find_after.as_deref()),
             ),
+            Phase::Uploaded if inline && !shard.file => {
+                // Restored: its lines are built again, in a new shard.
+                self.resubmit(now, s);
+                return;
+            }
+            Phase::Uploaded if inline => {
+                self.submit(s);
+                return;
+            }
             Phase::Uploaded => {
                 let file = shard.file_id.as_deref().unwrap_or_default();
                 (
@@ -1194,13 +1549,13 @@ impl BatchRun {
             Phase::Running => {
                 let id = shard.batch_id.as_deref().unwrap_or_default();
                 if shard.cancel {
-                    (CallKind::Cancel, openai::cancel_request(&base, id))
+                    (CallKind::Cancel, self.dialect.cancel_request(id))
                 } else {
-                    (CallKind::Poll, openai::poll_request(&base, id))
+                    (CallKind::Poll, self.dialect.poll_request(id))
                 }
             }
             Phase::Downloading => match shard.downloads.front() {
-                Some(file) => (CallKind::Download, openai::download_request(&base, file)),
+                Some(what) => (CallKind::Download, self.dialect.download_request(what)),
                 None => {
                     self.finish_shard(now, s);
                     return;
@@ -1212,8 +1567,58 @@ impl BatchRun {
         self.outputs.push_back(BatchOutput::Call {
             call,
             request,
-            lines: kind == CallKind::Download,
+            lines: kind.lines(),
         });
+    }
+
+    /// The create call of an inline dialect: the shard's file is its body.
+    fn submit(&mut self, s: usize) {
+        let base = self.base().to_string();
+        let call = self.new_call(s, CallKind::Create);
+        let shard = &self.shards[s];
+        self.outputs.push_back(BatchOutput::Submit(SubmitOrder {
+            call,
+            shard: shard.number,
+            url: anthropic::batches_url(&base),
+            headers: anthropic::create_headers(),
+            prefix: anthropic::BODY_PREFIX,
+            separator: anthropic::BODY_SEPARATOR,
+            suffix: anthropic::BODY_SUFFIX,
+            lines: shard.lines,
+            bytes: shard.bytes,
+        }));
+        self.changed = true;
+    }
+
+    /// A shard restored from the journal whose create made no batch: it is
+    /// over (journaled done), and its requests are built again into a new
+    /// shard, same rows and attempts (none was sent), unless the run is
+    /// stopping (then they wait for a resume).
+    fn resubmit(&mut self, now: Millis, s: usize) {
+        let stopping = self.mode != Mode::Running || self.run.is_stopping();
+        let shard = &mut self.shards[s];
+        let number = shard.number;
+        let members = shard.members.clone();
+        let mut waiting = std::mem::take(&mut shard.waiting);
+        shard.phase = Phase::Done;
+        shard.need_find = false;
+        shard.ended_status = Some("not created".to_string());
+        self.outputs
+            .push_back(BatchOutput::Record(BatchRecord::Done {
+                shard: number,
+                at: now,
+            }));
+        self.changed = true;
+        for (row, attempt) in members {
+            let Some(ticket) = waiting.remove(&self.dialect.custom_id(row, attempt)) else {
+                continue;
+            };
+            if stopping {
+                self.run.give_back(now, ticket);
+            } else {
+                self.order_line(now, ticket, row, attempt);
+            }
+        }
     }
 
     /// When to read a running batch next: `poll_min_ms` growing by half per read
@@ -1254,10 +1659,15 @@ impl BatchRun {
                         members: journal::encode_members(&shard.members),
                         at: now,
                     }));
+                shard.file = false;
                 self.urgent.push_back(BatchOutput::DiscardFile {
                     shard: shard.number,
                 });
             }),
+            CallKind::List if self.dialect.inline() => self
+                .dialect
+                .parse_list(body)
+                .map(|(batches, after)| self.on_listed_inline(now, s, batches, after)),
             CallKind::List => openai::parse_list(body).map(|(batches, after)| {
                 let file = self.shards[s].file_id.clone();
                 let found = batches
@@ -1276,10 +1686,11 @@ impl BatchRun {
                     }
                 }
             }),
-            CallKind::Create => {
-                openai::parse_batch(body).map(|batch| self.on_created(now, s, batch))
-            }
-            CallKind::Poll | CallKind::Cancel => openai::parse_batch(body).map(|batch| {
+            CallKind::Create => self
+                .dialect
+                .parse_batch(body)
+                .map(|batch| self.on_created(now, s, batch)),
+            CallKind::Poll | CallKind::Cancel => self.dialect.parse_batch(body).map(|batch| {
                 if kind == CallKind::Cancel {
                     self.shards[s].cancel = false;
                 }
@@ -1290,20 +1701,124 @@ impl BatchRun {
                 self.shards[s].due = now;
                 Ok(())
             }
+            CallKind::Probe => {
+                self.on_probed(now, s);
+                Ok(())
+            }
         };
         if let Err(e) = parsed {
-            // A 2xx answer the run cannot read: the call is tried again.
+            // A 2xx answer the run cannot read: the call is tried again (a create
+            // after looking for the batch it may have made).
             self.shards[s].error = Some(format!("{} answer unreadable: {e}", kind.step()));
+            if kind == CallKind::Create {
+                self.shards[s].need_find = true;
+            }
             self.retry_call(now, s, kind, e);
+        }
+    }
+
+    /// A page of the batch list, for a shard of an inline dialect whose create
+    /// may have made a batch: see the module docs.
+    fn on_listed_inline(
+        &mut self,
+        now: Millis,
+        s: usize,
+        batches: Vec<BatchObject>,
+        after: Option<String>,
+    ) {
+        let settle = self.cfg.poll_max_ms.min(MAX_SETTLE_MS);
+        let shard = &mut self.shards[s];
+        // No intent on record (cannot be: a shard is journaled with one): the
+        // whole list is searched.
+        let intent = shard.intent_at.unwrap_or(Millis(0));
+        let older = batches
+            .iter()
+            .any(|b| anthropic::too_old(b, intent, CLOCK_SKEW_MS));
+        for b in batches {
+            let mine = !self.claimed.contains(&b.id) && !shard.ruled_out.contains(&b.id);
+            if mine && anthropic::may_be(&b, shard.lines, intent, CLOCK_SKEW_MS) {
+                shard.candidates.push(b);
+            }
+        }
+        shard.find_pages += 1;
+        shard.due = now;
+        match after.filter(|_| !older && shard.find_pages < MAX_LIST_PAGES) {
+            Some(after) => {
+                shard.find_after = Some(after);
+                return;
+            }
+            None => {
+                shard.find_after = None;
+                shard.find_pages = 0;
+            }
+        }
+        let mut candidates = std::mem::take(&mut shard.candidates);
+        match candidates.len() {
+            0 if now.since(intent) < settle => {
+                // A create still on its way may not show yet: list again later.
+                shard.due = intent.plus(settle);
+            }
+            0 => {
+                // The create made nothing: make it (again).
+                shard.need_find = false;
+                if !shard.file {
+                    self.resubmit(now, s);
+                }
+            }
+            1 => {
+                let found = candidates.remove(0);
+                self.on_created(now, s, found);
+            }
+            _ => {
+                // Several: the first that has ended is read; if none has, the
+                // list is read again later.
+                let ended = candidates.iter().position(|b| {
+                    matches!(
+                        b.status,
+                        ProviderStatus::Completed | ProviderStatus::Cancelled
+                    )
+                });
+                match ended {
+                    Some(i) => {
+                        shard.probe = Some(candidates.swap_remove(i));
+                        shard.probe_hit = false;
+                    }
+                    None => {
+                        shard.polls += 1;
+                        let wait = self.next_poll(s);
+                        self.shards[s].due = now.plus(wait);
+                    }
+                }
+                self.changed = true;
+            }
+        }
+    }
+
+    /// A candidate's results are all read: the shard's batch if a line was one
+    /// of its requests, else ruled out.
+    fn on_probed(&mut self, now: Millis, s: usize) {
+        let shard = &mut self.shards[s];
+        shard.due = now;
+        let Some(probe) = shard.probe.take() else {
+            return;
+        };
+        if shard.probe_hit {
+            self.on_created(now, s, probe);
+            // Its results were just read: what they did not answer did not run.
+            self.shards[s].downloads.clear();
+        } else {
+            shard.ruled_out.insert(probe.id);
         }
     }
 
     /// A batch exists for the shard (created now, or found from its file).
     fn on_created(&mut self, now: Millis, s: usize, batch: BatchObject) {
+        self.claimed.insert(batch.id.clone());
         let shard = &mut self.shards[s];
         shard.batch_id = Some(batch.id.clone());
         shard.phase = Phase::Running;
         shard.need_find = false;
+        shard.candidates.clear();
         shard.polls = 0;
         shard.ended_status = None;
         shard.cancel = self.mode == Mode::Cancelling;
@@ -1313,6 +1828,13 @@ impl BatchRun {
                 batch_id: batch.id.clone(),
                 at: now,
             }));
+        if shard.file && self.dialect.inline() {
+            // The requests are at the provider: the local copy can go.
+            shard.file = false;
+            self.urgent.push_back(BatchOutput::DiscardFile {
+                shard: shard.number,
+            });
+        }
         self.on_batch(now, s, batch);
     }
 
@@ -1340,12 +1862,16 @@ impl BatchRun {
             ProviderStatus::Completed | ProviderStatus::Expired | ProviderStatus::Cancelled => {
                 shard.phase = Phase::Downloading;
                 shard.ended_status = Some(batch.status_text.clone());
-                shard.downloads = batch
-                    .output_file_id
-                    .iter()
-                    .chain(&batch.error_file_id)
-                    .cloned()
-                    .collect();
+                shard.downloads = if self.dialect.inline() {
+                    VecDeque::from([batch.id.clone()])
+                } else {
+                    batch
+                        .output_file_id
+                        .iter()
+                        .chain(&batch.error_file_id)
+                        .cloned()
+                        .collect()
+                };
                 shard.due = now;
                 self.urgent
                     .push_back(BatchOutput::Record(BatchRecord::Ended {
@@ -1418,7 +1944,7 @@ impl BatchRun {
             return;
         }
         let shard = &mut self.shards[s];
-        let (id, outcome) = match openai::parse_line(line) {
+        let (id, outcome) = match self.dialect.parse_line(line) {
             Ok(parsed) => parsed,
             Err(e) => {
                 shard.bad_lines += 1;
@@ -1431,6 +1957,9 @@ impl BatchRun {
             // not of this shard.
             return;
         };
+        if shard.probe.is_some() {
+            shard.probe_hit = true;
+        }
         match outcome {
             LineOutcome::Answered { status, body } => {
                 let response = HttpResponse {
@@ -1450,7 +1979,9 @@ impl BatchRun {
         let shard = &mut self.shards[s];
         let why = match shard.ended_status.as_deref() {
             Some("expired") => "the provider batch expired before running it".to_string(),
-            Some("cancelled") => "the provider batch was cancelled before running it".into(),
+            Some("cancelled" | "canceled") => {
+                "the provider batch was cancelled before running it".into()
+            }
             _ => "its provider batch ended without an answer for it".to_string(),
         };
         let why = match &shard.batch_id {
@@ -1482,6 +2013,10 @@ impl BatchRun {
         self.shards[s].error = Some(format!("{}: {described}", kind.step()));
         match classify_status(&response, &headers, self.run.config().provider.model()) {
             StatusVerdict::Retry { .. } => {
+                if kind == CallKind::Create && (response.status >= 500 || response.status == 408) {
+                    // The provider may have made the batch before failing.
+                    self.shards[s].need_find = true;
+                }
                 let wait = headers.retry_after_ms;
                 self.retry_call(now, s, kind, described);
                 if let Some(ms) = wait {
@@ -1508,7 +2043,7 @@ impl BatchRun {
     fn stop_for(&mut self, now: Millis, s: usize, kind: CallKind, reason: AbortReason) {
         self.run.abort(now, reason);
         match kind {
-            CallKind::Upload | CallKind::Create | CallKind::List => {}
+            CallKind::Upload | CallKind::Create | CallKind::List | CallKind::Probe => {}
             // The batch runs on at the provider; a resume reads it again.
             CallKind::Poll | CallKind::Cancel | CallKind::Download => {
                 let shard = &mut self.shards[s];
@@ -1542,6 +2077,10 @@ impl BatchRun {
             format!("{what}: {message}")
         };
         self.shards[s].error = Some(format!("{}: {message}", kind.step()));
+        if kind == CallKind::Create && error != TransportErrorKind::Connect {
+            // The call may have reached the provider: look for its batch first.
+            self.shards[s].need_find = true;
+        }
         if error == TransportErrorKind::Connect && !self.reached {
             self.failing_calls += 1;
             if self.failing_calls >= UNREACHABLE_CALLS {
@@ -1617,11 +2156,12 @@ impl BatchRun {
     }
 
     fn refresh(&mut self) {
+        let inline = self.dialect.inline();
         self.statuses = self
             .shards
             .iter()
             .filter(|s| s.phase != Phase::Empty)
-            .map(Shard::status)
+            .map(|s| s.status(inline))
             .collect();
     }
 }

@@ -24,7 +24,7 @@ pub(super) fn api_base(base_url: &str) -> String {
         .to_string()
 }
 
-fn get(url: String) -> HttpRequest {
+pub(super) fn get(url: String) -> HttpRequest {
     HttpRequest {
         method: "GET",
         url,
@@ -33,7 +33,7 @@ fn get(url: String) -> HttpRequest {
     }
 }
 
-fn post(url: String, body: String) -> HttpRequest {
+pub(super) fn post(url: String, body: String) -> HttpRequest {
     HttpRequest {
         method: "POST",
         url,
@@ -86,7 +86,7 @@ pub(super) fn download_request(base: &str, file_id: &str) -> HttpRequest {
 
 /// An id from the provider, made safe to put in a URL path: anything but
 /// letters, digits, `-`, `_` and `.` is percent-encoded.
-fn path_segment(id: &str) -> String {
+pub(super) fn path_segment(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
     for b in id.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
@@ -113,7 +113,7 @@ pub(super) fn input_line(custom_id: &str, body: &str) -> String {
     line
 }
 
-fn short(text: &str) -> String {
+pub(super) fn short(text: &str) -> String {
     let mut t: String = text.chars().take(MAX_DETAIL_CHARS).collect();
     if text.chars().count() > MAX_DETAIL_CHARS {
         t.push('…');
@@ -145,6 +145,7 @@ fn batch_of(v: &Value) -> Result<BatchObject, String> {
             total: n("total"),
             completed: n("completed"),
             failed: n("failed"),
+            not_run: 0,
         }
     });
     let errors = v
@@ -171,6 +172,10 @@ fn batch_of(v: &Value) -> Result<BatchObject, String> {
         error_file_id: text("error_file_id"),
         counts,
         errors,
+        created_at: v
+            .get("created_at")
+            .and_then(Value::as_u64)
+            .map(|secs| crate::time::Millis(secs.saturating_mul(1000))),
     })
 }
 

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::input::{parse_labels_csv, ColumnNames};
 use crate::journal::ItemStatus;
-use crate::provider::OpenAiConfig;
+use crate::provider::{AnthropicConfig, OpenAiConfig};
 use crate::report::RunStatus;
 
 const START: Millis = Millis(1_700_000_000_000);
@@ -41,6 +41,25 @@ fn config(max_lines: usize) -> RunConfig {
     }
 }
 
+/// The same run through Anthropic's Message Batches.
+fn anthropic_config(max_lines: usize) -> RunConfig {
+    let provider = crate::provider::Provider::Anthropic(AnthropicConfig {
+        base_url: "https://anthropic.test".into(),
+        model: "claude-haiku-4-5".into(),
+        prompt: None,
+    });
+    RunConfig {
+        batch_api: Some(BatchApiConfig {
+            max_lines,
+            ..BatchApiConfig::for_provider(&provider)
+        }),
+        provider,
+        ..config(max_lines)
+    }
+}
+
+const ANTHROPIC: &str = "https://anthropic.test/v1/messages/batches";
+
 /// How the fake provider treats what it is given.
 #[derive(Clone, Debug, Default)]
 struct Script {
@@ -61,6 +80,14 @@ struct Script {
     create_500s: usize,
     /// Answer uploads with this status (no file).
     upload_status: Option<u16>,
+    /// (row, attempt) whose request is invalid (Anthropic: an errored line of
+    /// type `invalid_request_error`).
+    invalid: HashSet<(usize, u32)>,
+    /// Create this many batches, then lose the answer (the host sees a
+    /// timeout).
+    lost_create_answers: usize,
+    /// Batches per page of an Anthropic list.
+    page: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -70,6 +97,8 @@ struct FakeBatch {
     created_at: Millis,
     fate: Fate,
     cancelled_at: Option<Millis>,
+    /// Another client's batch (not counted as this run's create).
+    foreign: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -91,6 +120,8 @@ struct FakeProvider {
     /// (row, attempt) of every line of every batch created, with its batch.
     submitted: Vec<(usize, u32, String)>,
     poll_times: Vec<Millis>,
+    lists: usize,
+    downloads: usize,
 }
 
 fn ok(body: Value) -> HttpResponse {
@@ -109,8 +140,12 @@ fn status(code: u16, message: &str) -> HttpResponse {
     }
 }
 
+/// (row, attempt) of `r{row}-a{attempt}` or `{run}-r{row}-a{attempt}`.
 fn row_attempt(custom_id: &str) -> (usize, u32) {
-    let (r, a) = custom_id[1..].split_once("-a").unwrap();
+    let tail = custom_id
+        .rsplit_once("-r")
+        .map_or(&custom_id[1..], |(_, t)| t);
+    let (r, a) = tail.split_once("-a").unwrap();
     (r.parse().unwrap(), a.parse().unwrap())
 }
 
@@ -161,6 +196,7 @@ impl FakeProvider {
             created_at: now,
             fate,
             cancelled_at: None,
+            foreign: false,
         });
         ok(self.object(now, self.batches.len() - 1))
     }
@@ -281,7 +317,277 @@ impl FakeProvider {
         odd.into_iter().chain(even).map(|(_, l)| l).collect()
     }
 
+    /// The fate of the batch just created (the first `expire_first` expire).
+    fn next_fate(&self) -> Fate {
+        if self.creates <= self.script.expire_first {
+            Fate::Expire
+        } else {
+            Fate::Complete
+        }
+    }
+
+    /// `POST /v1/messages/batches`: the requests inline. The first
+    /// `fail_first` creates are refused (400), as Anthropic refuses a create
+    /// whose requests do not validate.
+    fn create_inline(&mut self, now: Millis, body: &str) -> HttpResponse {
+        if self.script.create_500s > 0 {
+            self.script.create_500s -= 1;
+            return status(500, "try later");
+        }
+        if self.script.fail_first > 0 {
+            self.script.fail_first -= 1;
+            return HttpResponse {
+                status: 400,
+                headers: vec![],
+                body: json!({"type": "error", "error": {"type": "invalid_request_error",
+                    "message": "requests.0.params.model: the model does not take images in batches"}})
+                .to_string(),
+            };
+        }
+        let v: Value = serde_json::from_str(body).expect("the create body is JSON");
+        let requests = v["requests"].as_array().expect("requests");
+        assert!(!requests.is_empty());
+        self.creates += 1;
+        let fate = self.next_fate();
+        let id = format!("msgbatch_{}", self.creates);
+        let file = format!("inline-{}", self.creates);
+        let mut lines = Vec::new();
+        for r in requests {
+            let custom_id = r["custom_id"].as_str().unwrap();
+            let (row, attempt) = row_attempt(custom_id);
+            self.submitted.push((row, attempt, id.clone()));
+            lines.push(r.to_string());
+        }
+        self.files.insert(file.clone(), lines);
+        self.batches.push(FakeBatch {
+            id,
+            input_file: file,
+            created_at: now,
+            fate,
+            cancelled_at: None,
+            foreign: false,
+        });
+        ok(self.message_batch(now, self.batches.len() - 1))
+    }
+
+    /// Another client's batch of `count` requests, created at `at`, running
+    /// `processing_ms` from then.
+    fn foreign(&mut self, at: Millis, count: usize) -> String {
+        let id = format!("msgbatch_other_{}", self.batches.len());
+        let file = format!("other-{}", self.batches.len());
+        let lines = (0..count)
+            .map(|n| {
+                json!({"custom_id": format!("theirs-r{n}-a1"), "params": {"model": "claude-x"}})
+                    .to_string()
+            })
+            .collect();
+        self.files.insert(file.clone(), lines);
+        self.batches.push(FakeBatch {
+            id: id.clone(),
+            input_file: file,
+            created_at: at,
+            fate: Fate::Complete,
+            cancelled_at: None,
+            foreign: true,
+        });
+        id
+    }
+
+    /// Whether request `n` of batch `b` ran.
+    fn ran(&self, b: &FakeBatch, n: usize) -> bool {
+        match (b.fate, b.cancelled_at) {
+            (Fate::Expire, _) => n % 2 == 0,
+            (_, Some(at)) => {
+                let share = at.since(b.created_at) * 100 / self.script.processing_ms.max(1);
+                (n as u64 * 100 / self.files[&b.input_file].len() as u64) < share
+            }
+            _ => true,
+        }
+    }
+
+    /// A message batch object, as Anthropic answers it.
+    fn message_batch(&self, now: Millis, i: usize) -> Value {
+        let b = &self.batches[i];
+        let total = self.files[&b.input_file].len() as u64;
+        let ended = self.ended(now, b) && b.cancelled_at.is_none_or(|at| now.since(at) >= 1_000);
+        let status = match (ended, b.cancelled_at) {
+            (true, _) => "ended",
+            (false, Some(_)) => "canceling",
+            (false, None) => "in_progress",
+        };
+        let mut counts = json!({"processing": total, "succeeded": 0, "errored": 0,
+            "canceled": 0, "expired": 0});
+        if ended {
+            counts["processing"] = json!(0);
+            for n in 0..total as usize {
+                let key = if !self.ran(b, n) {
+                    if b.cancelled_at.is_some() {
+                        "canceled"
+                    } else {
+                        "expired"
+                    }
+                } else {
+                    let (row, attempt) = self.row_attempt_of(b, n);
+                    if self.script.server_errors.contains(&(row, attempt))
+                        || self.script.invalid.contains(&(row, attempt))
+                    {
+                        "errored"
+                    } else {
+                        "succeeded"
+                    }
+                };
+                counts[key] = json!(counts[key].as_u64().unwrap() + 1);
+            }
+        } else if let Some(share) =
+            (total * now.since(b.created_at)).checked_div(self.script.processing_ms)
+        {
+            let done = share.min(total);
+            counts["processing"] = json!(total - done);
+            counts["succeeded"] = json!(done);
+        }
+        let url = format!("{ANTHROPIC}/{}/results", b.id);
+        json!({
+            "id": b.id, "type": "message_batch", "processing_status": status,
+            "request_counts": counts,
+            "created_at": b.created_at.to_iso8601(),
+            "expires_at": b.created_at.plus(86_400_000).to_iso8601(),
+            "ended_at": if ended { json!(now.to_iso8601()) } else { Value::Null },
+            "cancel_initiated_at": b.cancelled_at.map(|t| t.to_iso8601()),
+            "archived_at": null,
+            "results_url": if ended { json!(url) } else { Value::Null },
+        })
+    }
+
+    fn row_attempt_of(&self, b: &FakeBatch, n: usize) -> (usize, u32) {
+        let v: Value = serde_json::from_str(&self.files[&b.input_file][n]).unwrap();
+        let id = v["custom_id"].as_str().unwrap();
+        if b.foreign {
+            return (usize::MAX, 0);
+        }
+        row_attempt(id)
+    }
+
+    /// A batch's results, as Anthropic serves them, lines shuffled.
+    fn results(&self, now: Millis, id: &str) -> Result<Vec<String>, HttpResponse> {
+        let i = self.batch_index(id);
+        let b = &self.batches[i];
+        if self.message_batch(now, i)["processing_status"] != "ended" {
+            return Err(status(400, "the batch has not ended"));
+        }
+        let mut lines = Vec::new();
+        for (n, line) in self.files[&b.input_file].iter().enumerate() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let custom_id = v["custom_id"].as_str().unwrap();
+            let (row, attempt) = self.row_attempt_of(b, n);
+            let result = if !self.ran(b, n) {
+                let kind = if b.cancelled_at.is_some() {
+                    "canceled"
+                } else {
+                    "expired"
+                };
+                json!({"type": kind})
+            } else if self.script.server_errors.contains(&(row, attempt)) {
+                json!({"type": "errored", "error": {"type": "error",
+                    "error": {"type": "api_error", "message": "Internal server error"}}})
+            } else if self.script.invalid.contains(&(row, attempt)) {
+                json!({"type": "errored", "error": {"type": "error",
+                    "error": {"type": "invalid_request_error", "message": "messages.0: bad image"}}})
+            } else if b.foreign {
+                json!({"type": "succeeded", "message": {"type": "message", "content": []}})
+            } else {
+                let tool = &v["params"]["tools"][0];
+                assert_eq!(
+                    v["params"]["tool_choice"]["name"], tool["name"],
+                    "the live body"
+                );
+                let labels = tool["input_schema"]["properties"]["label"]["enum"]
+                    .as_array()
+                    .unwrap();
+                assert_eq!(labels.len(), 3, "the live body, with the label enum");
+                let mut label = LABELS[row % 3];
+                if self.script.wrong.contains(&row) {
+                    label = LABELS[(row + 1) % 3];
+                }
+                json!({"type": "succeeded", "message": {
+                    "id": format!("msg_{n}"), "type": "message", "role": "assistant",
+                    "model": "claude-haiku-4-5",
+                    "content": [{"type": "tool_use", "id": "toolu_1", "name": tool["name"],
+                        "input": {"label": label}}],
+                    "stop_reason": "tool_use",
+                    "usage": {"input_tokens": 100, "output_tokens": 5}}})
+            };
+            lines.push(json!({"custom_id": custom_id, "result": result}).to_string());
+        }
+        lines.reverse();
+        let (odd, even): (Vec<_>, Vec<_>) =
+            lines.into_iter().enumerate().partition(|(i, _)| i % 2 == 1);
+        Ok(odd.into_iter().chain(even).map(|(_, l)| l).collect())
+    }
+
+    /// The Anthropic routes.
+    fn call_inline(&mut self, now: Millis, request: &HttpRequest) -> (HttpResponse, Vec<String>) {
+        assert!(
+            request
+                .headers
+                .contains(&("anthropic-version".into(), "2023-06-01".into())),
+            "{request:?}"
+        );
+        let path = request.url.strip_prefix(ANTHROPIC).unwrap();
+        match (request.method, path) {
+            ("GET", p) if p.starts_with("?limit=") => {
+                self.lists += 1;
+                let after = p.split_once("&after_id=").map(|(_, a)| a.to_string());
+                let newest_first: Vec<usize> = (0..self.batches.len()).rev().collect();
+                let start = match &after {
+                    Some(a) => newest_first
+                        .iter()
+                        .position(|&i| self.batches[i].id == *a)
+                        .map_or(newest_first.len(), |p| p + 1),
+                    None => 0,
+                };
+                let page = self.script.page.unwrap_or(100);
+                let ids: Vec<usize> = newest_first
+                    .iter()
+                    .skip(start)
+                    .take(page)
+                    .copied()
+                    .collect();
+                let more = start + ids.len() < newest_first.len();
+                let data: Vec<Value> = ids.iter().map(|&i| self.message_batch(now, i)).collect();
+                let last = ids.last().map(|&i| self.batches[i].id.clone());
+                (
+                    ok(json!({"data": data, "has_more": more, "first_id": null, "last_id": last})),
+                    vec![],
+                )
+            }
+            ("GET", p) if p.ends_with("/results") => {
+                let id = &p[1..p.len() - "/results".len()];
+                self.downloads += 1;
+                match self.results(now, id) {
+                    Ok(lines) => (ok(json!({})), lines),
+                    Err(refused) => (refused, vec![]),
+                }
+            }
+            ("POST", p) if p.ends_with("/cancel") => {
+                let id = &p[1..p.len() - "/cancel".len()];
+                let i = self.batch_index(id);
+                self.batches[i].cancelled_at.get_or_insert(now);
+                (ok(self.message_batch(now, i)), vec![])
+            }
+            ("GET", p) => {
+                self.polls += 1;
+                self.poll_times.push(now);
+                let i = self.batch_index(&p[1..]);
+                (ok(self.message_batch(now, i)), vec![])
+            }
+            other => panic!("unexpected call {other:?}"),
+        }
+    }
+
     fn call(&mut self, now: Millis, request: &HttpRequest) -> (HttpResponse, Vec<String>) {
+        if request.url.starts_with(ANTHROPIC) {
+            return self.call_inline(now, request);
+        }
         let path = request.url.strip_prefix("https://api.test/v1").unwrap();
         match (request.method, path) {
             ("POST", "/batches") => (self.create(now, &request.body), vec![]),
@@ -335,9 +641,29 @@ struct Sim {
     crashed: bool,
     status_changes: usize,
     chunk: usize,
+    /// Speaks Anthropic's Message Batches.
+    anthropic: bool,
+    /// Create calls in flight at once, at most (the sim answers at once: the
+    /// orders seen between two answers).
+    outputs_seen: Vec<&'static str>,
 }
 
 impl Sim {
+    fn anthropic(rows: usize, max_lines: usize, script: Script) -> Sim {
+        let mut sim = Sim::new(rows, max_lines, script);
+        sim.anthropic = true;
+        sim.batch = BatchRun::new(anthropic_config(max_lines), csv(rows), START).unwrap();
+        sim
+    }
+
+    fn config(&self, max_lines: usize) -> RunConfig {
+        if self.anthropic {
+            anthropic_config(max_lines)
+        } else {
+            config(max_lines)
+        }
+    }
+
     fn new(rows: usize, max_lines: usize, script: Script) -> Sim {
         let batch = BatchRun::new(config(max_lines), csv(rows), START).unwrap();
         Sim {
@@ -357,6 +683,8 @@ impl Sim {
             crashed: false,
             status_changes: 0,
             chunk: 3,
+            anthropic: false,
+            outputs_seen: Vec::new(),
         }
     }
 
@@ -396,6 +724,54 @@ impl Sim {
                 BatchOutput::DiscardFile { shard } => {
                     self.files.remove(&shard);
                 }
+                BatchOutput::Submit(order) => {
+                    self.outputs_seen.push("submit");
+                    assert_eq!(order.url, ANTHROPIC);
+                    let lines = self
+                        .files
+                        .get(&order.shard)
+                        .cloned()
+                        .expect("the shard file");
+                    assert_eq!(lines.len(), order.lines);
+                    assert_eq!(
+                        lines.iter().map(String::len).sum::<usize>() as u64,
+                        order.bytes
+                    );
+                    let body = format!(
+                        "{}{}{}",
+                        order.prefix,
+                        lines.join(order.separator),
+                        order.suffix
+                    );
+                    assert_eq!(body.len() as u64, order.body_len());
+                    assert!(body.len() as u64 <= self.batch.cfg.max_bytes);
+                    let mut request = HttpRequest {
+                        method: "POST",
+                        url: order.url.clone(),
+                        headers: order.headers.clone(),
+                        body,
+                    };
+                    request.headers.retain(|(k, _)| k != "content-type");
+                    let response = self.provider.create_inline(self.now, &request.body);
+                    let lost =
+                        response.status == 200 && self.provider.script.lost_create_answers > 0;
+                    let input = if lost {
+                        self.provider.script.lost_create_answers -= 1;
+                        BatchInput::CallFailed {
+                            call: order.call,
+                            kind: TransportErrorKind::Timeout,
+                            message: "operation timed out".into(),
+                        }
+                    } else {
+                        BatchInput::Answer {
+                            call: order.call,
+                            response,
+                        }
+                    };
+                    if !self.feed(input) {
+                        return false;
+                    }
+                }
                 BatchOutput::Upload(order) => {
                     assert_eq!(order.url, "https://api.test/v1/files");
                     let lines = self
@@ -422,6 +798,21 @@ impl Sim {
                     lines,
                 } => {
                     let (response, body_lines) = self.provider.call(self.now, &request);
+                    let lost = request.method == "POST"
+                        && request.url.ends_with("/batches")
+                        && response.status == 200
+                        && self.provider.script.lost_create_answers > 0;
+                    if lost {
+                        self.provider.script.lost_create_answers -= 1;
+                        if !self.feed(BatchInput::CallFailed {
+                            call,
+                            kind: TransportErrorKind::Timeout,
+                            message: "operation timed out".into(),
+                        }) {
+                            return false;
+                        }
+                        continue;
+                    }
                     if lines && response.status == 200 {
                         for chunk in body_lines.chunks(self.chunk) {
                             if !self.feed(BatchInput::Lines {
@@ -484,7 +875,7 @@ impl Sim {
         let batches = fold_batch_journal(self.journal.as_bytes()).unwrap();
         self.now = self.now.plus(1_000);
         let mut batch = BatchRun::new(
-            config(self.batch.cfg.max_lines),
+            self.config(self.batch.cfg.max_lines),
             csv(self.batch.run().items().len()),
             self.now,
         )
@@ -739,7 +1130,7 @@ fn the_byte_limit_cuts_shards_and_a_line_too_large_fails_its_row() {
     assert_eq!(s.statistics.failed, 2);
     assert!(s.overall_progress.errors[0]
         .error
-        .contains("a batch input file may hold at most 2000"));
+        .contains("a provider batch may hold at most 2000"));
     assert_eq!(sim.provider.uploads, 0);
 }
 
@@ -975,4 +1366,475 @@ fn settings_are_checked_and_only_openai_has_a_batch_api() {
     });
     let err = BatchRun::new(c, csv(1), START).unwrap_err().to_string();
     assert!(err.contains("the http provider has no batch API"), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// Anthropic's Message Batches
+// ---------------------------------------------------------------------------
+
+#[test]
+fn anthropic_creates_batches_inline_one_at_a_time_and_matches_results_out_of_order_at_half_price() {
+    let script = Script {
+        processing_ms: 6 * 3_600_000,
+        wrong: [4, 9].into(),
+        ..Script::default()
+    };
+    let mut sim = Sim::anthropic(120, 50, script);
+    sim.run();
+    let s = sim.summary();
+    assert_eq!(s.status, RunStatus::Completed);
+    assert_eq!((s.statistics.successful, s.statistics.failed), (120, 0));
+    assert_eq!(s.evaluation.agreements, 118);
+    // Three batches of 50, 50, 20 created with their requests inline: no upload.
+    assert_eq!((sim.provider.uploads, sim.provider.creates), (0, 3));
+    assert_eq!(sim.outputs_seen, ["submit"; 3]);
+    let batches = s.provider_batches.as_ref().unwrap();
+    assert_eq!(
+        batches.iter().map(|b| b.lines).collect::<Vec<_>>(),
+        [50, 50, 20]
+    );
+    assert!(batches.iter().all(|b| b.status == "done"), "{batches:?}");
+    assert!(batches.iter().all(|b| b.file_id.is_none()));
+    assert_eq!(batches[0].batch_id.as_deref(), Some("msgbatch_1"));
+    // The custom ids name the run: `RUN-r{row}-a{attempt}`.
+    let ids: HashSet<String> = sim
+        .provider
+        .files
+        .values()
+        .flatten()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["custom_id"].to_string())
+        .collect();
+    assert!(ids.contains("\"RUN-r0-a1\"") && ids.contains("\"RUN-r119-a1\""));
+    let outcomes = sim.outcomes();
+    assert_eq!(outcomes.len(), 120);
+    assert!(outcomes.values().all(|(_, _, attempts)| *attempts == 1));
+    assert_eq!(outcomes[&4].1.as_deref(), Some(LABELS[5 % 3]));
+    // Polled as OpenAI's: from 5 s, growing to a minute, never faster.
+    assert!(sim.provider.poll_times[0].since(START) >= 4_000);
+    assert!(sim
+        .provider
+        .poll_times
+        .windows(2)
+        .all(|w| w[1].since(w[0]) <= 60_000));
+    // Half of Claude Haiku 4.5's list price ($1 / $5 per million).
+    let price = s.cost.price.as_ref().unwrap();
+    assert!(price.batch_api);
+    assert_eq!(
+        (
+            price.price.input_per_million,
+            price.price.output_per_million
+        ),
+        (0.5, 2.5)
+    );
+    // The journal: each shard's intent, then its batch, then its end; a shard's
+    // intent only after the one before it has its batch (one create at a time).
+    let kinds: Vec<String> = sim
+        .records()
+        .iter()
+        .map(|r| format!("{}{}", r["record"].as_str().unwrap(), r["shard"]))
+        .collect();
+    let at = |k: &str| kinds.iter().position(|x| *x == k).unwrap();
+    for shard in 1..=3 {
+        assert!(at(&format!("submitting{shard}")) < at(&format!("created{shard}")));
+        assert!(at(&format!("created{shard}")) < at(&format!("ended{shard}")));
+        assert!(at(&format!("ended{shard}")) < at(&format!("done{shard}")));
+    }
+    assert!(at("created1") < at("submitting2") && at("created2") < at("submitting3"));
+    assert!(!kinds.iter().any(|k| k.starts_with("uploaded")));
+    let intent = &sim.records()[at("submitting1")];
+    assert_eq!(intent["lines"], 50);
+    assert_eq!(intent["members"], json!([[0, 50, 1]]));
+    // Counts shown as progress.
+    let progress = serde_json::to_value(sim.batch.progress(sim.now)).unwrap();
+    assert_eq!(progress["providerBatches"][2]["requestCounts"]["total"], 20);
+}
+
+#[test]
+fn anthropic_expired_lines_and_canceled_lines_are_the_only_ones_sent_again() {
+    let script = Script {
+        processing_ms: 24 * 3_600_000,
+        expire_first: 1,
+        ..Script::default()
+    };
+    let mut sim = Sim::anthropic(10, 50, script);
+    sim.run();
+    let s = sim.summary();
+    assert_eq!(s.status, RunStatus::Completed);
+    assert_eq!(s.statistics.successful, 10);
+    assert_eq!(sim.provider.creates, 2);
+    let second: Vec<(usize, u32)> = sim
+        .provider
+        .submitted
+        .iter()
+        .filter(|(_, _, b)| b == "msgbatch_2")
+        .map(|(r, a, _)| (*r, *a))
+        .collect();
+    assert_eq!(second, [(1, 2), (3, 2), (5, 2), (7, 2), (9, 2)]);
+    assert_eq!(sim.outcomes()[&0].2, 1);
+    assert_eq!(sim.outcomes()[&1].2, 2);
+
+    // Cancelled half-way: what ran is kept, what was canceled waits for a resume.
+    let script = Script {
+        processing_ms: 10 * 3_600_000,
+        ..Script::default()
+    };
+    let mut sim = Sim::anthropic(10, 50, script.clone());
+    while sim.now.since(START) < 5 * 3_600_000 {
+        sim.drain();
+        sim.now = sim.batch.poll_timeout().unwrap().max(sim.now);
+    }
+    sim.batch
+        .handle(sim.now, BatchInput::CancelBatches)
+        .unwrap();
+    sim.run();
+    let s = sim.summary();
+    assert_eq!(s.status, RunStatus::Interrupted);
+    let done = s.statistics.successful;
+    assert!((1..10).contains(&done), "{done} done at cancel");
+    assert_eq!(s.statistics.failed, 0, "canceled rows are not failures");
+    assert_eq!(
+        s.provider_batches.as_ref().unwrap()[0].status,
+        "done (canceled)"
+    );
+    sim.resume(script);
+    sim.run();
+    assert_eq!(sim.summary().statistics.successful, 10);
+    assert_eq!(sim.provider.submitted.len(), 10 + (10 - done));
+    assert_eq!(sim.provider.creates, 2);
+}
+
+#[test]
+fn anthropic_errored_lines_an_invalid_request_is_final_an_api_error_is_retried() {
+    let script = Script {
+        processing_ms: 60_000,
+        // Row 2's request is invalid; row 5 meets a server error once, row 6
+        // on every attempt.
+        invalid: [(2, 1)].into(),
+        server_errors: [(5, 1), (6, 1), (6, 2), (6, 3)].into(),
+        ..Script::default()
+    };
+    let mut sim = Sim::anthropic(8, 50, script);
+    sim.run();
+    let s = sim.summary();
+    assert_eq!((s.statistics.successful, s.statistics.failed), (6, 2));
+    let outcomes = sim.outcomes();
+    assert_eq!(outcomes[&2].0, ItemStatus::Failed);
+    assert_eq!(outcomes[&2].2, 1, "an invalid request is not sent again");
+    assert_eq!(outcomes[&5], (ItemStatus::Success, Some("owl".into()), 2));
+    assert_eq!((outcomes[&6].0, outcomes[&6].2), (ItemStatus::Failed, 3));
+    let errors = &s.overall_progress.errors;
+    let of = |row: usize| {
+        errors
+            .iter()
+            .find(|e| e.row == row)
+            .map(|e| e.error.clone())
+            .unwrap()
+    };
+    assert!(of(2).contains("bad image"), "{}", of(2));
+    assert!(of(6).contains("gave up after 3 attempts"), "{}", of(6));
+    assert_eq!(
+        sim.provider.creates, 3,
+        "all 8, then rows 5 and 6, then row 6"
+    );
+    assert_eq!(sim.provider.submitted.len(), 8 + 2 + 1);
+}
+
+#[test]
+fn anthropic_a_crash_before_any_input_resumes_to_the_same_results_and_never_creates_twice() {
+    let (script, rows, max_lines) = crash_scenario();
+    let mut clean = Sim::anthropic(rows, max_lines, script.clone());
+    clean.run();
+    assert_eq!(clean.summary().status, RunStatus::Completed);
+    let expected: BTreeMap<_, _> = clean
+        .outcomes()
+        .into_iter()
+        .map(|(row, (status, prediction, _))| (row, (status, prediction)))
+        .collect();
+    let inputs = clean.handled;
+    assert!(inputs > 30, "{inputs} inputs");
+    let mut finds = 0;
+    for crash in 1..=inputs {
+        let mut sim = Sim::anthropic(rows, max_lines, script.clone());
+        sim.crash_before = Some(crash);
+        sim.run();
+        if !sim.crashed {
+            continue;
+        }
+        let lists = sim.provider.lists;
+        sim.resume(script.clone());
+        sim.run();
+        finds += usize::from(sim.provider.lists > lists);
+        let s = sim.summary();
+        assert_eq!(
+            s.status,
+            RunStatus::Completed,
+            "crash before input {crash}: {:?}\n{}",
+            s.abort_reason,
+            sim.journal
+        );
+        let outcomes: BTreeMap<_, _> = sim
+            .outcomes()
+            .into_iter()
+            .map(|(row, (status, prediction, _))| (row, (status, prediction)))
+            .collect();
+        assert_eq!(outcomes, expected, "crash before input {crash}");
+        // Never pays twice: no (row, attempt) is in two batches.
+        let mut seen = HashSet::new();
+        for (row, attempt, _) in &sim.provider.submitted {
+            assert!(
+                seen.insert((row, attempt)),
+                "crash {crash}: row {row} attempt {attempt} submitted twice\n{}",
+                sim.journal
+            );
+        }
+        assert!(
+            sim.provider.creates <= clean.provider.creates,
+            "crash {crash}: {} creates, clean {}",
+            sim.provider.creates,
+            clean.provider.creates
+        );
+    }
+    assert!(finds > 0, "some crash left a create to look for");
+}
+
+/// Runs until the provider has created a batch whose id the run has not
+/// journaled (the crash came between the create and its answer).
+fn crashed_while_creating(script: &Script, rows: usize) -> Sim {
+    for crash in 1..200 {
+        let mut s = Sim::anthropic(rows, 50, script.clone());
+        s.crash_before = Some(crash);
+        s.run();
+        if s.provider.creates == 1 && !s.journal.contains("\"created\"") {
+            assert!(s.journal.contains("\"submitting\""), "{}", s.journal);
+            return s;
+        }
+    }
+    panic!("no crash while creating");
+}
+
+#[test]
+fn anthropic_a_resume_finds_the_batch_created_before_the_crash_among_others() {
+    let script = Script {
+        processing_ms: 3_600_000,
+        page: Some(2),
+        ..Script::default()
+    };
+    let mut sim = crashed_while_creating(&script, 3);
+    let created = sim.provider.batches[0].created_at;
+    // Other clients' batches: one as large but from before the run, several in
+    // the window but of another size (listed two a page).
+    sim.provider.foreign(Millis(created.0 - 3_600_000), 3);
+    for _ in 0..4 {
+        sim.provider.foreign(sim.now, 4);
+    }
+    sim.resume(script);
+    sim.run();
+    let s = sim.summary();
+    assert_eq!(s.status, RunStatus::Completed);
+    assert_eq!(s.statistics.successful, 3);
+    assert_eq!(sim.provider.creates, 1, "found, not created again");
+    assert!(sim.provider.lists >= 3, "paged: {}", sim.provider.lists);
+    let created: Vec<Value> = sim
+        .records()
+        .into_iter()
+        .filter(|r| r["record"] == "created")
+        .collect();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["batchId"], "msgbatch_1");
+}
+
+#[test]
+fn anthropic_several_candidates_are_told_apart_by_their_results() {
+    let script = Script {
+        processing_ms: 3_600_000,
+        ..Script::default()
+    };
+    // Another client's batch of the same size, created half a minute before
+    // ours (within the clock's allowance), has ended by the resume; ours runs
+    // on. Its results are read: none is the run's, so ours is the one.
+    let mut sim = crashed_while_creating(&script, 3);
+    let ours = sim.provider.batches[0].created_at;
+    sim.provider.foreign(Millis(ours.0 - 30_000), 3);
+    sim.now = ours.plus(3_600_000 - 15_000);
+    sim.resume(script.clone());
+    sim.run();
+    assert_eq!(sim.summary().status, RunStatus::Completed);
+    assert_eq!(sim.summary().statistics.successful, 3);
+    assert_eq!(sim.provider.creates, 1);
+    let created: Vec<Value> = sim
+        .records()
+        .into_iter()
+        .filter(|r| r["record"] == "created")
+        .collect();
+    assert_eq!(created.len(), 1, "{}", sim.journal);
+    assert_eq!(created[0]["batchId"], "msgbatch_1");
+    assert_eq!(sim.provider.downloads, 2, "the other's results, then ours");
+
+    // Ours has ended and the other runs on: ours is read, and it is the one.
+    let mut sim = crashed_while_creating(&script, 3);
+    let ours = sim.provider.batches[0].created_at;
+    sim.provider.foreign(ours.plus(10_000), 3);
+    sim.now = ours.plus(3_600_000);
+    sim.resume(script);
+    sim.run();
+    assert_eq!(sim.summary().statistics.successful, 3);
+    assert_eq!(sim.provider.creates, 1);
+    assert!(
+        sim.journal.contains("\"batchId\":\"msgbatch_1\""),
+        "{}",
+        sim.journal
+    );
+    assert_eq!(
+        sim.provider.downloads, 1,
+        "read once: the probe was the download"
+    );
+}
+
+#[test]
+fn anthropic_a_refused_create_stops_resumably_and_the_resume_builds_the_requests_again() {
+    let script = Script {
+        processing_ms: 60_000,
+        fail_first: 1,
+        ..Script::default()
+    };
+    let mut sim = Sim::anthropic(6, 50, script.clone());
+    sim.run();
+    let s = sim.summary();
+    assert_eq!(s.status, RunStatus::Aborted);
+    let reason = s.abort_reason.as_deref().unwrap();
+    assert!(reason.contains("HTTP 400"), "{reason}");
+    assert!(reason.contains("does not take images"), "{reason}");
+    assert_eq!(s.statistics.remaining, 6);
+    assert_eq!(sim.provider.creates, 0);
+    assert!(sim.files.is_empty(), "the shard's file is discarded");
+    sim.resume(Script {
+        fail_first: 0,
+        ..script
+    });
+    sim.run();
+    let s = sim.summary();
+    assert_eq!(s.status, RunStatus::Completed);
+    assert_eq!(s.statistics.successful, 6);
+    assert_eq!(sim.provider.creates, 1);
+    assert!(sim.provider.lists >= 1, "looked for a batch first");
+    let batches = s.provider_batches.as_ref().unwrap();
+    assert_eq!(batches[0].status, "done (not created)");
+    assert_eq!(batches[1].status, "done");
+    assert!(
+        sim.outcomes().values().all(|o| o.2 == 1),
+        "no attempt spent"
+    );
+}
+
+#[test]
+fn a_create_whose_answer_is_lost_is_looked_for_before_it_is_made_again() {
+    for anthropic in [true, false] {
+        let script = Script {
+            processing_ms: 60_000,
+            lost_create_answers: 1,
+            ..Script::default()
+        };
+        let mut sim = if anthropic {
+            Sim::anthropic(4, 50, script)
+        } else {
+            Sim::new(4, 50, script)
+        };
+        sim.run();
+        assert_eq!(sim.summary().status, RunStatus::Completed, "{anthropic}");
+        assert_eq!(sim.summary().statistics.successful, 4);
+        assert_eq!(sim.provider.creates, 1, "anthropic {anthropic}");
+    }
+    // A create answered 500 may have made the batch too.
+    let script = Script {
+        processing_ms: 60_000,
+        create_500s: 2,
+        ..Script::default()
+    };
+    let mut sim = Sim::anthropic(4, 50, script);
+    sim.run();
+    assert_eq!(sim.summary().status, RunStatus::Completed);
+    assert_eq!(sim.provider.creates, 1);
+    assert!(sim.provider.lists >= 2);
+}
+
+#[test]
+fn anthropic_limits_are_its_own_and_the_body_stays_within_the_bytes() {
+    let c = anthropic_config(100_000);
+    assert!(BatchRun::new(c.clone(), csv(1), START).is_ok());
+    let mut over = c.clone();
+    over.batch_api.as_mut().unwrap().max_lines = 100_001;
+    let err = BatchRun::new(over, csv(1), START).unwrap_err().to_string();
+    assert!(err.contains("between 1 and 100000"), "{err}");
+    let mut openai = config(50_001);
+    openai.batch_api.as_mut().unwrap().max_lines = 50_001;
+    assert!(BatchRun::new(openai, csv(1), START).is_err());
+    let mut defaults = c.clone();
+    defaults.batch_api = None;
+    let run = BatchRun::new(defaults, csv(1), START).unwrap();
+    assert_eq!(
+        (run.cfg.max_lines, run.cfg.max_bytes),
+        (100_000, 256_000_000)
+    );
+
+    // A request is ~830 bytes: a body of 2 kB holds two, framing included (the
+    // sim checks each body against the limit).
+    let mut small = anthropic_config(50);
+    small.batch_api.as_mut().unwrap().max_bytes = 2_000;
+    let mut sim = Sim::anthropic(7, 50, Script::default());
+    sim.batch = BatchRun::new(small, csv(7), START).unwrap();
+    sim.run();
+    let s = sim.summary();
+    assert_eq!(s.statistics.successful, 7);
+    let batches = s.provider_batches.as_ref().unwrap();
+    assert_eq!(
+        batches.iter().map(|b| b.lines).collect::<Vec<_>>(),
+        [2, 2, 2, 1],
+        "{batches:?}"
+    );
+}
+
+#[test]
+fn cancelling_after_a_crash_while_creating_finds_the_batch_and_cancels_it_too() {
+    let script = Script {
+        processing_ms: 10 * 3_600_000,
+        ..Script::default()
+    };
+    for anthropic in [true, false] {
+        let mut sim = if anthropic {
+            crashed_while_creating(&script, 6)
+        } else {
+            let mut found = None;
+            for crash in 1..200 {
+                let mut s = Sim::new(6, 50, script.clone());
+                s.crash_before = Some(crash);
+                s.run();
+                if s.provider.creates == 1 && !s.journal.contains("\"created\"") {
+                    found = Some(s);
+                    break;
+                }
+            }
+            found.expect("a crash while creating")
+        };
+        sim.now = sim.now.plus(5 * 3_600_000);
+        sim.resume(script.clone());
+        // `shadow-batch cancel`: cancel at once.
+        sim.batch
+            .handle(sim.now, BatchInput::CancelBatches)
+            .unwrap();
+        sim.run();
+        let s = sim.summary();
+        assert_eq!(s.status, RunStatus::Interrupted, "anthropic {anthropic}");
+        assert!(
+            sim.provider.batches[0].cancelled_at.is_some(),
+            "anthropic {anthropic}: the batch found was cancelled"
+        );
+        let done = s.statistics.successful;
+        assert!((1..6).contains(&done), "anthropic {anthropic}: {done}");
+        assert_eq!(sim.provider.creates, 1, "nothing new submitted");
+        // A resume then sends only the rest.
+        sim.resume(script.clone());
+        sim.run();
+        assert_eq!(sim.summary().statistics.successful, 6);
+        assert_eq!(sim.provider.submitted.len(), 6 + (6 - done));
+    }
 }

@@ -257,7 +257,12 @@ fn saved_file() -> impl Strategy<Value = (RunConfig, bool, Value)> {
         valid.abort_after_failing_ms = clamp(S::AbortAfterFailingMs, valid.abort_after_failing_ms);
         valid.cancel_grace_ms = clamp(S::CancelGraceMs, valid.cancel_grace_ms);
         valid.price = valid.price.filter(|p| p.is_valid());
-        valid.batch_api = valid.batch_api.filter(|b| b.validate().is_ok());
+        valid.batch_api = {
+            let provider = valid.provider.clone();
+            valid
+                .batch_api
+                .filter(|b| b.validate_for(&provider).is_ok())
+        };
         let run = Run::new(valid, csv(), NOW).expect("settings made valid");
         let mut value = if summary {
             serde_json::to_value(run.summary(NOW)).unwrap()

@@ -1,0 +1,514 @@
+//! End-to-end tests of `--via batch-api --provider anthropic` (issue 14, the
+//! Anthropic part) against `shadow-batch mock-server`'s Message Batches: the
+//! same results as a live Anthropic run at half the price, the HTML report of
+//! the run, expired batches, a refused create, kill -9 while creating (the
+//! batch exists, its id was never received), after the create and in the middle
+//! of a download (each resumed to the results of an uninterrupted run, the
+//! mock's counters showing no second create and no request run twice), Ctrl-C
+//! detaching then `shadow-batch cancel`, and a canary key found in no output.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 temp path")
+}
+
+const KEY: &str = "sk-ant-api03-batch-canary-7f3e9a1c5b";
+
+/// The mock's root (`http://127.0.0.1:PORT`), Anthropic's base URL.
+fn root(mock: &Mock) -> String {
+    mock.url.strip_suffix("/v1").expect("a /v1 URL").to_string()
+}
+
+/// `shadow-batch CSV 10 --provider anthropic --via batch-api` against `mock`.
+fn batch_cmd(data: &Data, mock: &Mock, out: &Path, extra: &[&str]) -> Command {
+    let mut cmd = shadow(data.root.path());
+    cmd.env_remove("OPENAI_API_KEY")
+        .env("ANTHROPIC_API_KEY", KEY)
+        .args(["--provider", "anthropic", "--base-url", &root(mock)])
+        .args(["--model", "claude-mock"])
+        .args([
+            p(&data.csv),
+            "10",
+            "--via",
+            "batch-api",
+            "--poll-interval",
+            "0.1",
+            "--out-dir",
+            p(out),
+        ])
+        .args(extra);
+    cmd
+}
+
+fn resume_cmd(data: &Data, file: &Path) -> Command {
+    let mut cmd = shadow(data.root.path());
+    cmd.env_remove("OPENAI_API_KEY")
+        .env("ANTHROPIC_API_KEY", KEY)
+        .args(["--resume", p(file)]);
+    cmd
+}
+
+fn provider_file(dir: &Path) -> Option<PathBuf> {
+    find(dir, "shadow-mode-batch-provider-", ".jsonl")
+}
+
+fn find(dir: &Path, prefix: &str, suffix: &str) -> Option<PathBuf> {
+    std::fs::read_dir(dir).ok()?.find_map(|e| {
+        let e = e.ok()?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        (name.starts_with(prefix) && name.ends_with(suffix)).then(|| e.path())
+    })
+}
+
+fn records(dir: &Path) -> Vec<Value> {
+    provider_file(dir).map_or_else(Vec::new, |f| read_results(&f))
+}
+
+fn count(records: &[Value], kind: &str) -> usize {
+    records.iter().filter(|r| r["record"] == kind).count()
+}
+
+fn stat(v: &Value, field: &str) -> u64 {
+    v[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field} missing: {v:#}"))
+}
+
+/// The JSON a report embeds for the explorer.
+fn report_data(path: &Path) -> Value {
+    let html = std::fs::read_to_string(path).unwrap();
+    let open = "<script type=\"application/json\" id=\"explorer-data\">";
+    let start = html.find(open).expect("embedded data") + open.len();
+    let end = html[start..].find("</script>").unwrap() + start;
+    serde_json::from_str(&html[start..end]).unwrap()
+}
+
+/// No file under `dir`, and neither stream, holds the key.
+fn assert_no_key(done: &Finished, dir: &Path) {
+    assert!(!done.stdout.contains(KEY), "key on stdout");
+    assert!(!done.stderr.contains(KEY), "key on stderr");
+    for (path, bytes) in all_files(dir) {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(KEY),
+            "key in {}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn an_anthropic_batch_run_ends_with_the_results_of_a_live_run_at_half_the_price() {
+    let mock = Mock::start(&[
+        "--batch-ms",
+        "400",
+        "--latency-ms",
+        "0",
+        "--error-rate",
+        "0.15",
+        "--seed",
+        "7",
+        "--require-key",
+        KEY,
+    ]);
+    let data = Data::new(30);
+    let (batch_out, live_out) = (data.dir("batch"), data.dir("live"));
+    let price = ["--price-input", "1", "--price-output", "2"];
+    let batch = run(batch_cmd(
+        &data,
+        &mock,
+        &batch_out,
+        &[&["--shard-lines", "12"][..], &price].concat(),
+    ));
+    batch.expect_code(0);
+    let mut live = shadow(data.root.path());
+    live.env_remove("OPENAI_API_KEY")
+        .env("ANTHROPIC_API_KEY", KEY)
+        .args(["--provider", "anthropic", "--base-url", &root(&mock)])
+        .args(["--model", "claude-mock"])
+        .args([p(&data.csv), "10", "--out-dir", p(&live_out)])
+        .args(price);
+    run(live).expect_code(0);
+
+    let (b, l) = (RunFiles::in_dir(&batch_out), RunFiles::in_dir(&live_out));
+    assert_each_row_once(&b.results(), 30);
+    assert_eq!(
+        outcomes(&b.results()),
+        outcomes(&l.results()),
+        "the same answers either way"
+    );
+    let summary = b.summary();
+    assert_eq!(summary["status"], "completed");
+    assert_eq!(summary["config"]["batchApi"]["maxLines"], 12);
+    assert_eq!(summary["config"]["batchApi"]["maxBytes"], 256_000_000u64);
+    assert_eq!(summary["cost"]["price"]["inputPerMillion"], 0.5);
+    assert_eq!(summary["cost"]["price"]["batchApi"], true);
+    let live_usd = l.summary()["cost"]["amountUsd"].as_f64().unwrap();
+    let batch_usd = summary["cost"]["amountUsd"].as_f64().unwrap();
+    assert!(
+        live_usd > 0.0 && (batch_usd * 2.0 - live_usd).abs() < 1e-6,
+        "{batch_usd} vs {live_usd}"
+    );
+    let retries = summary["statistics"]["retries"].as_u64().unwrap();
+    assert!(retries > 0, "an error rate of 0.15 re-sends some requests");
+    let batches = summary["providerBatches"].as_array().unwrap();
+    assert!(batches.len() >= 3, "{batches:#?}");
+    assert!(batches.iter().all(|b| b["lines"].as_u64().unwrap() <= 12));
+    assert!(
+        batches.iter().all(|b| b["status"] == "done"
+            && b["batchId"].as_str().unwrap().starts_with("msgbatch_")
+            && b.get("fileId").is_none()),
+        "{batches:#?}"
+    );
+    // One create per batch, nothing uploaded; the journal says so.
+    let stats = mock.stats();
+    let recs = records(&batch_out);
+    assert_eq!(stat(&stats, "batchUploads"), 0);
+    assert_eq!(
+        stat(&stats, "batchCreates") as usize,
+        count(&recs, "created")
+    );
+    assert_eq!(count(&recs, "submitting"), count(&recs, "created"));
+    assert_eq!(stat(&stats, "unauthorized"), 0, "the key went as x-api-key");
+    assert!(
+        batch.stdout.contains("msgbatch_mock000001: in_progress"),
+        "{}",
+        batch.stdout
+    );
+    // The HTML report is written, with every row.
+    let report = find(&batch_out, "shadow-mode-batch-report-", ".html").expect("a report");
+    let embedded = report_data(&report);
+    assert_eq!(embedded["status"], "completed");
+    assert_eq!(embedded["items"]["row"].as_array().unwrap().len(), 30);
+    assert_eq!(embedded["evaluation"], summary["evaluation"]);
+    // The shard files are gone; the key is nowhere.
+    for (path, _) in all_files(data.root.path()) {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!name.starts_with(".shadow-batch-"), "left behind: {name}");
+    }
+    assert_no_key(&batch, data.root.path());
+}
+
+#[test]
+fn an_expired_anthropic_batch_re_sends_only_its_unfinished_rows() {
+    let mock = Mock::start(&[
+        "--batch-ms",
+        "300",
+        "--batch-expire",
+        "1",
+        "--error-rate",
+        "0",
+    ]);
+    let data = Data::new(20);
+    let out = data.dir("out");
+    run(batch_cmd(&data, &mock, &out, &[])).expect_code(0);
+    let files = RunFiles::in_dir(&out);
+    let results = files.results();
+    assert_each_row_once(&results, 20);
+    let second = results.iter().filter(|r| r["attempts"] == 2).count();
+    assert_eq!(second, 10, "every other request expired: {results:#?}");
+    let batches = files.summary()["providerBatches"].clone();
+    assert_eq!(batches.as_array().unwrap().len(), 2);
+    assert_eq!(batches[0]["requestCounts"]["notRun"], 10);
+    assert_eq!(batches[1]["lines"], 10);
+    let stats = mock.stats();
+    assert_eq!(stat(&stats, "batchCreates"), 2);
+    assert_eq!(stat(&stats, "batchLines"), 20);
+}
+
+#[test]
+fn a_refused_anthropic_create_aborts_resumably_and_the_resume_completes() {
+    let mock = Mock::start(&[
+        "--batch-ms",
+        "300",
+        "--batch-fail",
+        "1",
+        "--error-rate",
+        "0",
+    ]);
+    let data = Data::new(12);
+    let out = data.dir("out");
+    let first = run(batch_cmd(&data, &mock, &out, &[]));
+    first.expect_code(2);
+    assert!(first.stderr.contains("HTTP 400"), "{}", first.stderr);
+    assert!(first.stderr.contains("--batch-fail"), "{}", first.stderr);
+    assert!(first.stderr.contains("--resume"), "{}", first.stderr);
+    let files = RunFiles::in_dir(&out);
+    let summary = files.summary();
+    assert_eq!(summary["status"], "aborted");
+    assert_eq!(summary["statistics"]["remaining"], 12);
+    assert_eq!(mock.stats()["batchCreates"], 0);
+    run(resume_cmd(&data, &files.progress)).expect_code(0);
+    assert_each_row_once(&files.results(), 12);
+    let stats = mock.stats();
+    assert_eq!(stat(&stats, "batchCreates"), 1);
+    assert!(stat(&stats, "batchLists") >= 1, "looked for a batch first");
+    let recs = records(&out);
+    assert_eq!(count(&recs, "submitting"), 2, "{recs:#?}");
+}
+
+const KILL_ROWS: usize = 24;
+
+/// A victim run against its own mock, killed with SIGKILL once `ready` holds
+/// for its output folder, resumed, and compared with a clean run against an
+/// identical mock: same results, and the victim's mock saw no more creates
+/// than the clean one's and ran no request twice.
+fn kill_and_resume(
+    mock_flags: &[&str],
+    what: &str,
+    ready: impl Fn(&Path, &Mock) -> bool,
+    before_resume: impl Fn(&Data, &RunFiles),
+) -> Value {
+    let victim_mock = Mock::start(mock_flags);
+    let clean_mock = Mock::start(mock_flags);
+    let data = Data::new(KILL_ROWS);
+    let (victim_out, clean_out) = (data.dir("victim"), data.dir("clean"));
+    let mut clean = Running::spawn(batch_cmd(&data, &clean_mock, &clean_out, &[]));
+    let mut victim = Running::spawn(batch_cmd(&data, &victim_mock, &victim_out, &[]));
+    let seen = wait_until(Duration::from_secs(20), || {
+        ready(&victim_out, &victim_mock) || !victim.guard.running()
+    });
+    assert!(seen, "no {what} within 20 s");
+    assert!(
+        victim.guard.running(),
+        "the run ended before the kill ({what})"
+    );
+    victim.guard.child().kill().unwrap();
+    let status = victim
+        .guard
+        .wait_timeout(Duration::from_secs(5), "killed run");
+    assert_eq!(status.code(), None, "killed by a signal");
+    clean.finish(RUN_TIMEOUT).expect_code(0);
+
+    let files = RunFiles::in_dir(&victim_out);
+    assert!(
+        files.results().len() < KILL_ROWS,
+        "killed after the end ({what})"
+    );
+    before_resume(&data, &files);
+    let resumed = run(resume_cmd(&data, &files.progress));
+    resumed.expect_code(0);
+    let reference = RunFiles::in_dir(&clean_out);
+    assert_each_row_once(&files.results(), KILL_ROWS);
+    assert_eq!(
+        outcomes(&files.results()),
+        outcomes(&reference.results()),
+        "{what}"
+    );
+    let (s, c) = (files.summary(), reference.summary());
+    assert_eq!(s["status"], "completed");
+    assert_eq!(
+        s["evaluation"]["confusionMatrix"],
+        c["evaluation"]["confusionMatrix"]
+    );
+    let (v, k) = (victim_mock.stats(), clean_mock.stats());
+    assert_eq!(
+        stat(&v, "batchCreates"),
+        stat(&k, "batchCreates"),
+        "{what}: no second create"
+    );
+    assert_eq!(
+        stat(&v, "batchLines"),
+        stat(&k, "batchLines"),
+        "{what}: no request ran twice"
+    );
+    assert_no_key(&resumed, data.root.path());
+    v
+}
+
+#[test]
+#[cfg(unix)]
+fn killed_while_creating_an_anthropic_batch_resumes_by_finding_it() {
+    // The create is answered 3 s late: the kill lands after the batch exists at
+    // the provider but before its id is known. The journal holds the intent;
+    // the resume finds the batch by its request count and creation time.
+    let stats = kill_and_resume(
+        &[
+            "--batch-ms",
+            "500",
+            "--error-rate",
+            "0",
+            "--batch-create-delay-ms",
+            "3000",
+        ],
+        "create in flight",
+        |out, mock| {
+            // The mock has made the batch and holds its answer back.
+            let recs = records(out);
+            count(&recs, "submitting") >= 1
+                && count(&recs, "created") == 0
+                && mock.stats()["batchCreates"] == 1
+        },
+        |data, files| {
+            // Resumed live, the rows of a batch that may exist would go again:
+            // refused.
+            let mut live = resume_cmd(data, &files.progress);
+            live.args(["--via", "live"]);
+            let refused = run(live);
+            refused.expect_code(2);
+            assert!(
+                refused.stderr.contains("Resume it with --via batch-api"),
+                "{}",
+                refused.stderr
+            );
+        },
+    );
+    assert!(
+        stat(&stats, "batchLists") >= 1,
+        "the resume looked for the batch"
+    );
+    assert_eq!(stat(&stats, "batchCreates"), 1);
+}
+
+#[test]
+#[cfg(unix)]
+fn a_resume_says_it_looks_for_a_batch_an_interrupted_create_may_have_made() {
+    let mock = Mock::start(&[
+        "--batch-ms",
+        "300",
+        "--error-rate",
+        "0",
+        "--batch-create-delay-ms",
+        "3000",
+    ]);
+    let data = Data::new(4);
+    let out = data.dir("out");
+    let mut victim = Running::spawn(batch_cmd(&data, &mock, &out, &[]));
+    let seen = wait_until(Duration::from_secs(15), || {
+        mock.stats()["batchCreates"] == 1
+    });
+    assert!(seen, "no create");
+    victim.guard.child().kill().unwrap();
+    victim
+        .guard
+        .wait_timeout(Duration::from_secs(5), "killed run");
+    let files = RunFiles::in_dir(&out);
+    let resumed = run(resume_cmd(&data, &files.progress));
+    resumed.expect_code(0);
+    assert!(
+        resumed
+            .stdout
+            .contains("1 create(s) of the last session may have made a batch"),
+        "{}",
+        resumed.stdout
+    );
+    assert_each_row_once(&files.results(), 4);
+    assert_eq!(mock.stats()["batchCreates"], 1);
+}
+
+#[test]
+#[cfg(unix)]
+fn killed_after_the_anthropic_create_resumes_by_polling_the_same_batch() {
+    let stats = kill_and_resume(
+        &["--batch-ms", "3000", "--error-rate", "0"],
+        "create",
+        |out, _| count(&records(out), "created") >= 1,
+        |_, _| {},
+    );
+    assert_eq!(stat(&stats, "batchLists"), 0, "nothing to look for");
+}
+
+#[test]
+#[cfg(unix)]
+fn killed_mid_download_of_anthropic_results_resumes_to_the_same_results() {
+    let stats = kill_and_resume(
+        &[
+            "--batch-ms",
+            "300",
+            "--error-rate",
+            "0",
+            "--batch-download-delay-ms",
+            "400",
+        ],
+        "download",
+        |out, _| {
+            find(out, "shadow-mode-batch-results-", ".jsonl")
+                .is_some_and(|results| complete_lines(&results) >= 10)
+        },
+        |_, _| {},
+    );
+    assert!(
+        stat(&stats, "batchDownloads") >= 2,
+        "downloaded again after the kill"
+    );
+}
+
+#[test]
+#[cfg(unix)]
+fn ctrl_c_detaches_an_anthropic_run_then_cancel_keeps_what_finished() {
+    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
+    let data = Data::new(20);
+    let out = data.dir("out");
+    let mut victim = Running::spawn(batch_cmd(&data, &mock, &out, &[]));
+    let seen = wait_until(Duration::from_secs(15), || {
+        count(&records(&out), "created") >= 1
+    });
+    assert!(seen, "no batch created");
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(victim.pid(), "INT");
+    let detached = victim.finish(Duration::from_secs(10));
+    detached.expect_code(130);
+    assert!(
+        detached
+            .stdout
+            .contains("Detached: 1 provider batch(es) keep running at the provider (msgbatch_"),
+        "{}",
+        detached.stdout
+    );
+    let files = RunFiles::in_dir(&out);
+    assert_eq!(mock.stats()["batchCancels"], 0, "detaching cancels nothing");
+
+    let mut cancel = shadow(data.root.path());
+    cancel
+        .env("ANTHROPIC_API_KEY", KEY)
+        .args(["cancel", p(&files.progress)]);
+    let cancelled = run(cancel);
+    cancelled.expect_code(0);
+    assert!(stat(&mock.stats(), "batchCancels") >= 1);
+    let summary = files.summary();
+    assert_eq!(summary["status"], "interrupted");
+    let done = summary["statistics"]["successful"].as_u64().unwrap();
+    assert!(done > 0 && done < 20, "{done} finished before the cancel");
+    assert_eq!(summary["statistics"]["failed"], 0);
+    assert_eq!(
+        summary["providerBatches"][0]["status"], "done (canceled)",
+        "{summary:#}"
+    );
+
+    run(resume_cmd(&data, &files.progress)).expect_code(0);
+    assert_each_row_once(&files.results(), 20);
+    let stats = mock.stats();
+    assert_eq!(
+        stat(&stats, "batchCreates"),
+        2,
+        "the rest, in one more batch"
+    );
+    assert_eq!(stat(&stats, "batchLines"), 20, "no request ran twice");
+}
+
+#[test]
+fn a_refused_key_stops_an_anthropic_batch_run_and_the_key_is_in_no_output() {
+    let mock = Mock::start(&["--require-key", "sk-ant-the-right-one", "--error-rate", "0"]);
+    let data = Data::new(3);
+    let out = data.dir("out");
+    let done = run(batch_cmd(&data, &mock, &out, &[]));
+    done.expect_code(2);
+    assert!(done.stderr.contains("401"), "{}", done.stderr);
+    assert!(stat(&mock.stats(), "unauthorized") >= 1);
+    assert_eq!(mock.stats()["batchCreates"], 0);
+    assert_no_key(&done, data.root.path());
+    // And a run whose every call is answered: the key went in each request, and
+    // nowhere else.
+    let mock = Mock::start(&["--require-key", KEY, "--batch-ms", "200"]);
+    let done = run(batch_cmd(&data, &mock, &data.dir("ok"), &[]));
+    done.expect_code(0);
+    assert_eq!(mock.stats()["unauthorized"], 0);
+    assert_no_key(&done, data.root.path());
+}
