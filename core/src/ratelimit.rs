@@ -97,6 +97,15 @@ impl RateLimitHeaders {
         h
     }
 
+    /// Whether [`RateLimitHeaders::parse`] reads a header of this (lower-case)
+    /// name: a host may keep only those.
+    pub fn reads(name: &str) -> bool {
+        name.starts_with("x-ratelimit-")
+            || name.starts_with("anthropic-ratelimit-")
+            || name.starts_with("retry-after")
+            || name == "x-should-retry"
+    }
+
     /// `x-ratelimit-{field}-{window}` or `anthropic-ratelimit-{window}-{field}`.
     fn read_window_header(&mut self, name: &str, value: &str, now: Millis) {
         let lower = |prefix: &str| {

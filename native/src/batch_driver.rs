@@ -32,6 +32,7 @@ use crate::cli::RunArgs;
 use crate::driver::Clock;
 use crate::files::{write_atomic, Journal, RunFiles};
 use crate::images::ImageLoader;
+use crate::transport::{classify, describe, kept_headers};
 
 /// Lines whose image is being loaded at once.
 const BUILDING_AT_ONCE: usize = 64;
@@ -524,52 +525,12 @@ fn with_key(builder: reqwest::RequestBuilder, auth: Option<&Auth>) -> reqwest::R
     }
 }
 
-fn classify(e: &reqwest::Error) -> TransportErrorKind {
-    if e.is_timeout() {
-        TransportErrorKind::Timeout
-    } else if e.is_connect() {
-        TransportErrorKind::Connect
-    } else if e.is_body() || e.is_decode() {
-        TransportErrorKind::Body
-    } else {
-        TransportErrorKind::Reset
-    }
-}
-
-/// The error and its causes, without the URL.
-fn describe(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut parts = vec![e.to_string()];
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}
-
 fn failed(call: CallId, e: reqwest::Error) -> BatchInput {
     BatchInput::CallFailed {
         call,
         kind: classify(&e),
         message: describe(e),
     }
-}
-
-/// The headers the core reads from an answer.
-fn kept_headers(response: &reqwest::Response) -> Vec<(String, String)> {
-    response
-        .headers()
-        .iter()
-        .filter(|(k, _)| {
-            let k = k.as_str();
-            k.starts_with("retry-after") || k == "x-should-retry" || k.starts_with("x-ratelimit-")
-        })
-        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect()
 }
 
 async fn read_body(call: CallId, mut response: reqwest::Response) -> BatchInput {

@@ -108,19 +108,7 @@ impl Transport {
             Err(e) => return failed(e),
         };
         let status = response.status().as_u16();
-        // Only the headers the core reads (names come lower-case from hyper).
-        let headers = response
-            .headers()
-            .iter()
-            .filter(|(k, _)| {
-                let k = k.as_str();
-                k.starts_with("x-ratelimit-")
-                    || k.starts_with("anthropic-ratelimit-")
-                    || k.starts_with("retry-after")
-                    || k == "x-should-retry"
-            })
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-            .collect();
+        let headers = kept_headers(&response);
         let mut body = Vec::new();
         loop {
             match response.chunk().await {
@@ -153,7 +141,18 @@ impl Transport {
     }
 }
 
-fn classify(e: &reqwest::Error) -> TransportErrorKind {
+/// The headers of an answer the core reads (names come lower-case from hyper).
+pub fn kept_headers(response: &reqwest::Response) -> Vec<(String, String)> {
+    response
+        .headers()
+        .iter()
+        .filter(|(k, _)| shadow_core::ratelimit::RateLimitHeaders::reads(k.as_str()))
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
+}
+
+/// What kind of transport failure `e` is, as the core tells them apart.
+pub fn classify(e: &reqwest::Error) -> TransportErrorKind {
     if e.is_timeout() {
         TransportErrorKind::Timeout
     } else if e.is_connect() {

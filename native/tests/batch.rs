@@ -7,16 +7,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 temp path")
-}
 
 /// `shadow-batch CSV --via batch-api` against the mock at `url`, into `out`.
 fn batch_cmd(data: &Data, url: &str, out: &Path, extra: &[&str]) -> Command {
@@ -44,23 +40,6 @@ fn resume_cmd(data: &Data, url: &str, file: &Path) -> Command {
         .args(["--resume", p(file)]);
     let _ = url;
     cmd
-}
-
-fn provider_file(dir: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(dir).ok()?.find_map(|e| {
-        let e = e.ok()?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        (name.starts_with("shadow-mode-batch-provider-") && name.ends_with(".jsonl"))
-            .then(|| e.path())
-    })
-}
-
-fn records(dir: &Path) -> Vec<Value> {
-    provider_file(dir).map_or_else(Vec::new, |f| read_results(&f))
-}
-
-fn count(records: &[Value], kind: &str) -> usize {
-    records.iter().filter(|r| r["record"] == kind).count()
 }
 
 fn stat(v: &Value, field: &str) -> u64 {
@@ -133,7 +112,7 @@ fn a_batch_api_run_ends_with_the_same_results_as_a_live_run_at_half_the_price() 
     assert!(progress["providerBatches"].as_array().unwrap().len() >= 3);
     // Every shard was uploaded and created once; the journal says so.
     let stats = mock.stats();
-    let recs = records(&batch_out);
+    let recs = provider_records(&batch_out);
     assert_eq!(
         stat(&stats, "batchUploads") as usize,
         count(&recs, "uploaded")
@@ -150,16 +129,8 @@ fn a_batch_api_run_ends_with_the_same_results_as_a_live_run_at_half_the_price() 
     );
     // The HTML report of a batch-API run is the same file as a live run's, with
     // every row.
-    let report = std::fs::read_dir(&batch_out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with(".html"))
-        .expect("a report");
-    let html = std::fs::read_to_string(&report).unwrap();
-    let open = "<script type=\"application/json\" id=\"explorer-data\">";
-    let start = html.find(open).expect("embedded data") + open.len();
-    let end = html[start..].find("</script>").unwrap() + start;
-    let embedded: Value = serde_json::from_str(&html[start..end]).unwrap();
+    let report = find_file(&batch_out, "shadow-mode-batch-report-", ".html").expect("a report");
+    let embedded = report_data(&report);
     assert_eq!(embedded["items"]["row"].as_array().unwrap().len(), 30);
     assert_eq!(embedded["evaluation"], summary["evaluation"]);
     // No key anywhere, and the local shard files are gone.
@@ -354,7 +325,7 @@ fn killed_after_the_upload_while_creating_resumes_without_a_second_upload_or_cre
             "3000",
         ],
         "upload",
-        |out| count(&records(out), "uploaded") >= 1,
+        |out| count(&provider_records(out), "uploaded") >= 1,
     );
     assert!(
         stat(&stats, "batchLists") >= 1,
@@ -368,7 +339,7 @@ fn killed_after_the_create_resumes_by_polling_the_same_batch() {
     kill_and_resume(
         &["--batch-ms", "3000", "--error-rate", "0"],
         "create",
-        |out| count(&records(out), "created") >= 1,
+        |out| count(&provider_records(out), "created") >= 1,
     );
 }
 
@@ -410,7 +381,7 @@ fn ctrl_c_detaches_then_cancel_keeps_what_finished_and_resume_sends_the_rest() {
     let out = data.dir("out");
     let mut victim = Running::spawn(batch_cmd(&data, &mock.url, &out, &[]));
     let seen = wait_until(Duration::from_secs(15), || {
-        count(&records(&out), "created") >= 1
+        count(&provider_records(&out), "created") >= 1
     });
     assert!(seen, "no batch created");
     std::thread::sleep(Duration::from_millis(1500));

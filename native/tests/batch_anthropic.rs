@@ -9,16 +9,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 temp path")
-}
 
 const KEY: &str = "sk-ant-api03-batch-canary-7f3e9a1c5b";
 
@@ -56,39 +52,10 @@ fn resume_cmd(data: &Data, file: &Path) -> Command {
     cmd
 }
 
-fn provider_file(dir: &Path) -> Option<PathBuf> {
-    find(dir, "shadow-mode-batch-provider-", ".jsonl")
-}
-
-fn find(dir: &Path, prefix: &str, suffix: &str) -> Option<PathBuf> {
-    std::fs::read_dir(dir).ok()?.find_map(|e| {
-        let e = e.ok()?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        (name.starts_with(prefix) && name.ends_with(suffix)).then(|| e.path())
-    })
-}
-
-fn records(dir: &Path) -> Vec<Value> {
-    provider_file(dir).map_or_else(Vec::new, |f| read_results(&f))
-}
-
-fn count(records: &[Value], kind: &str) -> usize {
-    records.iter().filter(|r| r["record"] == kind).count()
-}
-
 fn stat(v: &Value, field: &str) -> u64 {
     v[field]
         .as_u64()
         .unwrap_or_else(|| panic!("{field} missing: {v:#}"))
-}
-
-/// The JSON a report embeds for the explorer.
-fn report_data(path: &Path) -> Value {
-    let html = std::fs::read_to_string(path).unwrap();
-    let open = "<script type=\"application/json\" id=\"explorer-data\">";
-    let start = html.find(open).expect("embedded data") + open.len();
-    let end = html[start..].find("</script>").unwrap() + start;
-    serde_json::from_str(&html[start..end]).unwrap()
 }
 
 /// No file under `dir`, and neither stream, holds the key.
@@ -169,7 +136,7 @@ fn an_anthropic_batch_run_ends_with_the_results_of_a_live_run_at_half_the_price(
     );
     // One create per batch, nothing uploaded; the journal says so.
     let stats = mock.stats();
-    let recs = records(&batch_out);
+    let recs = provider_records(&batch_out);
     assert_eq!(stat(&stats, "batchUploads"), 0);
     assert_eq!(
         stat(&stats, "batchCreates") as usize,
@@ -183,7 +150,7 @@ fn an_anthropic_batch_run_ends_with_the_results_of_a_live_run_at_half_the_price(
         batch.stdout
     );
     // The HTML report is written, with every row.
-    let report = find(&batch_out, "shadow-mode-batch-report-", ".html").expect("a report");
+    let report = find_file(&batch_out, "shadow-mode-batch-report-", ".html").expect("a report");
     let embedded = report_data(&report);
     assert_eq!(embedded["status"], "completed");
     assert_eq!(embedded["items"]["row"].as_array().unwrap().len(), 30);
@@ -250,7 +217,7 @@ fn a_refused_anthropic_create_aborts_resumably_and_the_resume_completes() {
     let stats = mock.stats();
     assert_eq!(stat(&stats, "batchCreates"), 1);
     assert!(stat(&stats, "batchLists") >= 1, "looked for a batch first");
-    let recs = records(&out);
+    let recs = provider_records(&out);
     assert_eq!(count(&recs, "submitting"), 2, "{recs:#?}");
 }
 
@@ -341,7 +308,7 @@ fn killed_while_creating_an_anthropic_batch_resumes_by_finding_it() {
         "create in flight",
         |out, mock| {
             // The mock has made the batch and holds its answer back.
-            let recs = records(out);
+            let recs = provider_records(out);
             count(&recs, "submitting") >= 1
                 && count(&recs, "created") == 0
                 && mock.stats()["batchCreates"] == 1
@@ -409,7 +376,7 @@ fn killed_after_the_anthropic_create_resumes_by_polling_the_same_batch() {
     let stats = kill_and_resume(
         &["--batch-ms", "3000", "--error-rate", "0"],
         "create",
-        |out, _| count(&records(out), "created") >= 1,
+        |out, _| count(&provider_records(out), "created") >= 1,
         |_, _| {},
     );
     assert_eq!(stat(&stats, "batchLists"), 0, "nothing to look for");
@@ -429,7 +396,7 @@ fn killed_mid_download_of_anthropic_results_resumes_to_the_same_results() {
         ],
         "download",
         |out, _| {
-            find(out, "shadow-mode-batch-results-", ".jsonl")
+            find_file(out, "shadow-mode-batch-results-", ".jsonl")
                 .is_some_and(|results| complete_lines(&results) >= 10)
         },
         |_, _| {},
@@ -448,7 +415,7 @@ fn ctrl_c_detaches_an_anthropic_run_then_cancel_keeps_what_finished() {
     let out = data.dir("out");
     let mut victim = Running::spawn(batch_cmd(&data, &mock, &out, &[]));
     let seen = wait_until(Duration::from_secs(15), || {
-        count(&records(&out), "created") >= 1
+        count(&provider_records(&out), "created") >= 1
     });
     assert!(seen, "no batch created");
     std::thread::sleep(Duration::from_millis(1500));

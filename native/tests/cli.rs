@@ -24,19 +24,6 @@ fn openai(data: &Data, base_url: &str, key: &str, args: &[&str]) -> Command {
     cmd
 }
 
-fn p(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 temp path")
-}
-
-/// The first file in `dir` named `prefix...suffix`, if any.
-fn find_file(dir: &Path, prefix: &str, suffix: &str) -> Option<PathBuf> {
-    std::fs::read_dir(dir).ok()?.find_map(|e| {
-        let e = e.ok()?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        (name.starts_with(prefix) && name.ends_with(suffix)).then(|| e.path())
-    })
-}
-
 fn progress_file(dir: &Path) -> Option<PathBuf> {
     find_file(dir, "shadow-mode-batch-progress-", ".json")
 }
@@ -1167,15 +1154,6 @@ fn a_wrong_base_url_stops_the_run_early_and_marks_nothing_failed() {
 // ---------------------------------------------------------------------------
 // HTML report (the results explorer, one self-contained file)
 // ---------------------------------------------------------------------------
-
-/// The JSON a report embeds for the explorer.
-fn report_data(path: &Path) -> Value {
-    let html = std::fs::read_to_string(path).unwrap();
-    let open = "<script type=\"application/json\" id=\"explorer-data\">";
-    let start = html.find(open).expect("embedded data") + open.len();
-    let end = html[start..].find("</script>").unwrap() + start;
-    serde_json::from_str(&html[start..end]).unwrap()
-}
 
 #[test]
 fn every_run_writes_its_html_report_and_report_writes_it_again_from_any_run_file() {

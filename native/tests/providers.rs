@@ -15,10 +15,6 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
-fn p(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 temp path")
-}
-
 fn stat(v: &Value, field: &str) -> u64 {
     v["statistics"][field]
         .as_u64()

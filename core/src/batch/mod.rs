@@ -2166,5 +2166,33 @@ impl BatchRun {
     }
 }
 
+/// A page of a batch list, as both providers write it: `data`, `has_more`, and
+/// `last_id` (else the last batch's id) to continue after when there are more.
+/// Entries `batch_of` cannot read are left out.
+fn parse_list_page(
+    body: &str,
+    batch_of: fn(&serde_json::Value) -> Result<BatchObject, String>,
+) -> Result<(Vec<BatchObject>, Option<String>), String> {
+    use serde_json::Value;
+    let v: Value =
+        serde_json::from_str(body).map_err(|e| format!("the batch list is not JSON: {e}"))?;
+    let data = v
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or("the batch list has no \"data\"")?;
+    let batches = data.iter().filter_map(|b| batch_of(b).ok()).collect();
+    let more = v.get("has_more").and_then(Value::as_bool) == Some(true);
+    let last = v
+        .get("last_id")
+        .and_then(Value::as_str)
+        .or_else(|| {
+            data.last()
+                .and_then(|b| b.get("id"))
+                .and_then(Value::as_str)
+        })
+        .map(str::to_string);
+    Ok((batches, last.filter(|_| more)))
+}
+
 #[cfg(test)]
 mod tests;

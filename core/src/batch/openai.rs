@@ -189,25 +189,7 @@ pub(super) fn parse_batch(body: &str) -> Result<BatchObject, String> {
 /// Reads a page of `GET /batches`: its batches, and the id to continue after
 /// when there are more.
 pub(super) fn parse_list(body: &str) -> Result<(Vec<BatchObject>, Option<String>), String> {
-    let v: Value =
-        serde_json::from_str(body).map_err(|e| format!("the batch list is not JSON: {e}"))?;
-    let data = v
-        .get("data")
-        .and_then(Value::as_array)
-        .ok_or("the batch list has no \"data\"")?;
-    let batches = data.iter().filter_map(|b| batch_of(b).ok()).collect();
-    let more = v.get("has_more").and_then(Value::as_bool) == Some(true);
-    let last = v
-        .get("last_id")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .or_else(|| {
-            data.last()
-                .and_then(|b| b.get("id"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        });
-    Ok((batches, last.filter(|_| more)))
+    super::parse_list_page(body, batch_of)
 }
 
 /// The `id` of an uploaded file (`POST /files`).

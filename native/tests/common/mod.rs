@@ -557,3 +557,41 @@ impl EchoingEndpoint {
         EchoingEndpoint { url }
     }
 }
+
+/// A temporary path as a command-line argument.
+pub fn p(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 temp path")
+}
+
+/// The first file in `dir` named `prefix...suffix`, if any.
+pub fn find_file(dir: &Path, prefix: &str, suffix: &str) -> Option<PathBuf> {
+    std::fs::read_dir(dir).ok()?.find_map(|e| {
+        let e = e.ok()?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        (name.starts_with(prefix) && name.ends_with(suffix)).then(|| e.path())
+    })
+}
+
+/// The JSON a report embeds for the explorer.
+pub fn report_data(path: &Path) -> Value {
+    let html = std::fs::read_to_string(path).unwrap();
+    let open = "<script type=\"application/json\" id=\"explorer-data\">";
+    let start = html.find(open).expect("embedded data") + open.len();
+    let end = html[start..].find("</script>").unwrap() + start;
+    serde_json::from_str(&html[start..end]).unwrap()
+}
+
+/// A batch-API run's provider journal in `dir`, if it has one.
+pub fn provider_file(dir: &Path) -> Option<PathBuf> {
+    find_file(dir, "shadow-mode-batch-provider-", ".jsonl")
+}
+
+/// The records of the provider journal in `dir` (none without one).
+pub fn provider_records(dir: &Path) -> Vec<Value> {
+    provider_file(dir).map_or_else(Vec::new, |f| read_results(&f))
+}
+
+/// How many of `records` are of `kind` (`uploaded`, `created`...).
+pub fn count(records: &[Value], kind: &str) -> usize {
+    records.iter().filter(|r| r["record"] == kind).count()
+}
