@@ -12,52 +12,172 @@ use std::fmt;
 /// What a credential is replaced with.
 pub const REDACTED: &str = "[REDACTED]";
 
-/// An echo of a credential this long is redacted even when it is cut short (as
-/// OpenAI's "Incorrect API key provided: sk-proj-abc…" does).
-const MIN_ECHO: usize = 8;
+/// The shortest run of a credential's characters that is redacted wherever it
+/// stands in a text (a cut echo such as OpenAI's "Incorrect API key provided:
+/// sk-proj-abc…", or a slice from the middle of a key). A credential shorter than
+/// this is not searched for in texts at all: `x`, `ollama` or `sk-local`-style
+/// dummy keys for local servers would otherwise be cut out of every answer that
+/// happens to contain those letters. Such a key is still never written by the
+/// run itself.
+pub const MIN_SECRET: usize = 8;
 
 /// The credentials of a run, and the one function that removes them from a text.
 /// Never serialized; its `Debug` shows how many it holds, not what.
+///
+/// Redaction changes what is written and shown, never what is judged: the engine
+/// reads an answer as it came and redacts the texts it keeps afterwards.
 #[derive(Clone, Default)]
 pub struct Redactor {
-    secrets: Vec<String>,
+    /// Credentials of at least [`MIN_SECRET`] bytes, longest first.
+    secrets: Vec<Secret>,
+    /// Credentials a URL carries, with the text they stand in there (`:pa55@`,
+    /// `api-key=K3Y`): found in that context however short they are.
+    in_urls: Vec<UrlSecret>,
+}
+
+/// A credential and an index of its [`MIN_SECRET`]-byte windows.
+#[derive(Clone)]
+struct Secret {
+    text: String,
+    /// Every window of `MIN_SECRET` bytes of `text`, with where it starts there.
+    windows: std::collections::HashMap<[u8; MIN_SECRET], Vec<usize>>,
+}
+
+/// `before` + secret + a character that ends it (`@` for userinfo, any character
+/// that cannot continue a query value for a query parameter).
+#[derive(Clone)]
+struct UrlSecret {
+    before: String,
+    secret: String,
+    ends_at: fn(Option<u8>) -> bool,
 }
 
 impl fmt::Debug for Redactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Redactor({} secrets)", self.secrets.len())
+        write!(
+            f,
+            "Redactor({} secrets)",
+            self.secrets.len() + self.in_urls.len()
+        )
+    }
+}
+
+impl Secret {
+    fn new(text: &str) -> Secret {
+        let mut windows = std::collections::HashMap::<_, Vec<usize>>::new();
+        for (at, window) in text.as_bytes().windows(MIN_SECRET).enumerate() {
+            let mut key = [0; MIN_SECRET];
+            key.copy_from_slice(window);
+            windows.entry(key).or_default().push(at);
+        }
+        Secret {
+            text: text.to_owned(),
+            windows,
+        }
+    }
+
+    /// The byte ranges of `text` that are runs of at least [`MIN_SECRET`] bytes
+    /// of this secret, wherever in it they start, each as long as it goes.
+    fn runs(&self, text: &str) -> Vec<(usize, usize)> {
+        let (hay, key) = (text.as_bytes(), self.text.as_bytes());
+        let mut runs = Vec::new();
+        let mut at = 0;
+        while at + MIN_SECRET <= hay.len() {
+            let mut window = [0; MIN_SECRET];
+            window.copy_from_slice(&hay[at..at + MIN_SECRET]);
+            let Some(starts) = self.windows.get(&window) else {
+                at += 1;
+                continue;
+            };
+            let longest = starts
+                .iter()
+                .map(|&from| {
+                    let mut len = MIN_SECRET;
+                    while at + len < hay.len()
+                        && from + len < key.len()
+                        && hay[at + len] == key[from + len]
+                    {
+                        len += 1;
+                    }
+                    len
+                })
+                .max()
+                .unwrap_or(MIN_SECRET);
+            runs.push((
+                floor_char_boundary(text, at),
+                ceil_char_boundary(text, at + longest),
+            ));
+            at += longest;
+        }
+        runs
     }
 }
 
 impl Redactor {
-    /// Adds a credential (blank ones are ignored). Its bearer form, and any run of
-    /// its first 8 or more characters, are redacted too.
+    /// Adds a credential. Blank ones, and ones shorter than [`MIN_SECRET`] bytes,
+    /// are not searched for (see there); of the others, any run of 8 or more of
+    /// their characters is redacted, wherever it starts (so the bearer form, a cut
+    /// echo and a slice from the middle too).
     pub fn add(&mut self, secret: &str) {
         let secret = secret.trim();
-        if !secret.is_empty() && !self.secrets.iter().any(|s| s == secret) {
-            self.secrets.push(secret.to_owned());
+        if secret.len() >= MIN_SECRET && !self.secrets.iter().any(|s| s.text == secret) {
+            self.secrets.push(Secret::new(secret));
             // Longest first: a key that contains another is taken whole.
-            self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+            self.secrets
+                .sort_by_key(|s| std::cmp::Reverse(s.text.len()));
         }
     }
 
-    /// Adds the credentials a URL carries (see [`url_secrets`]).
+    /// Adds the credentials a URL carries (see [`url_secrets`]): in the URL's own
+    /// form (`user:pa55@`, `api-key=K3Y`) whatever their length, and anywhere when
+    /// they are long enough to be searched for alone.
     pub fn add_url(&mut self, url: &str) {
-        for secret in url_secrets(url) {
-            self.add(&secret);
+        let parts = split_url(url);
+        if let Some(userinfo) = parts.userinfo {
+            let (before, secret) = match userinfo.split_once(':') {
+                Some((user, password)) => (format!("{user}:"), password),
+                None => (String::new(), userinfo),
+            };
+            self.add_in_url(before, secret, |next| next == Some(b'@'));
         }
+        for pair in parts.query.unwrap_or("").split('&') {
+            if let Some((name, value)) = pair.split_once('=') {
+                if is_credential_name(name) {
+                    self.add_in_url(format!("{name}="), value, |next| {
+                        !next.is_some_and(|b| b.is_ascii_alphanumeric() || b"-._~%+".contains(&b))
+                    });
+                }
+            }
+        }
+    }
+
+    fn add_in_url(&mut self, before: String, secret: &str, ends_at: fn(Option<u8>) -> bool) {
+        if secret.is_empty() {
+            return;
+        }
+        self.add(secret);
+        self.in_urls.push(UrlSecret {
+            before,
+            secret: secret.to_owned(),
+            ends_at,
+        });
     }
 
     /// Whether it holds no credential.
     pub fn is_empty(&self) -> bool {
-        self.secrets.is_empty()
+        self.secrets.is_empty() && self.in_urls.is_empty()
     }
 
     /// `text` with every echo of a credential replaced by [`REDACTED`].
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
         for secret in &self.secrets {
-            if let Some(replaced) = redact_one(&out, secret) {
+            if let Some(replaced) = replace_ranges(&out, &secret.runs(&out)) {
+                out = Cow::Owned(replaced);
+            }
+        }
+        for url in &self.in_urls {
+            if let Some(replaced) = replace_ranges(&out, &url.ranges(&out)) {
                 out = Cow::Owned(replaced);
             }
         }
@@ -72,30 +192,38 @@ impl Redactor {
     }
 }
 
-/// Replaces each run of `secret`'s leading characters (at least `MIN_ECHO` bytes,
-/// or the whole secret when shorter) found in `text`. `None` when there is none.
-fn redact_one(text: &str, secret: &str) -> Option<String> {
-    let probe_len = floor_char_boundary(secret, MIN_ECHO.min(secret.len()));
-    let probe = &secret[..probe_len];
-    let (hay, key) = (text.as_bytes(), secret.as_bytes());
-    let mut out = String::new();
-    let mut copied = 0;
-    let mut from = 0;
-    while let Some(at) = text[from..].find(probe).map(|i| from + i) {
-        let mut end = at + probe_len;
-        while end < hay.len() && end - at < key.len() && hay[end] == key[end - at] {
-            end += 1;
-        }
-        let end = floor_char_boundary(text, end);
-        out.push_str(&text[copied..at]);
-        out.push_str(REDACTED);
-        copied = end;
-        from = end;
+impl UrlSecret {
+    fn ranges(&self, text: &str) -> Vec<(usize, usize)> {
+        let pattern = format!("{}{}", self.before, self.secret);
+        text.match_indices(&pattern)
+            .filter(|(at, _)| (self.ends_at)(text.as_bytes().get(at + pattern.len()).copied()))
+            .map(|(at, _)| (at + self.before.len(), at + pattern.len()))
+            .collect()
     }
-    (copied > 0).then(|| {
-        out.push_str(&text[copied..]);
-        out
-    })
+}
+
+/// `text` with each of the (ordered, disjoint) byte `ranges` replaced by
+/// [`REDACTED`]; `None` when there are none.
+fn replace_ranges(text: &str, ranges: &[(usize, usize)]) -> Option<String> {
+    if ranges.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for &(from, to) in ranges {
+        out.push_str(&text[copied..from]);
+        out.push_str(REDACTED);
+        copied = to;
+    }
+    out.push_str(&text[copied..]);
+    Some(out)
+}
+
+fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
@@ -256,12 +384,56 @@ mod tests {
     fn short_and_non_ascii_secrets_and_text() {
         let mut r = Redactor::default();
         r.add("pässwörd-long-enough");
-        r.add("abc");
         r.add("  ");
         assert_eq!(r.redact("x pässwörd-lo y"), "x [REDACTED] y");
-        assert_eq!(r.redact("abcabc ab"), "[REDACTED][REDACTED] ab");
         assert_eq!(r.redact("pässwörd-lo€"), "[REDACTED]€");
+        // A slice from the middle that starts inside a character.
+        assert_eq!(r.redact("=ässwörd-long!"), "=[REDACTED]!");
         assert!(Redactor::default().redact("anything").eq("anything"));
+    }
+
+    /// A dummy key for a local server (`x`, `ollama`, `sk-local`) is not searched
+    /// for: with `x`, "box" became `bo[REDACTED]` and the answer no longer matched
+    /// its label.
+    #[test]
+    fn keys_shorter_than_eight_characters_are_not_searched_for() {
+        for dummy in ["x", "ollama", "sk-loca"] {
+            let mut r = Redactor::default();
+            r.add(dummy);
+            assert!(r.is_empty(), "{dummy}");
+            let answer = format!(r#"{{"label":"box","echo":"{dummy}"}}"#);
+            assert!(matches!(r.redact(&answer), Cow::Borrowed(_)), "{dummy}");
+        }
+        let mut r = Redactor::default();
+        r.add("sk-local");
+        assert_eq!(r.redact("key sk-local!"), "key [REDACTED]!");
+    }
+
+    /// Any run of 8 or more characters of the key is redacted wherever it starts:
+    /// a 12-character slice from the middle of a long key was written as it came.
+    #[test]
+    fn a_slice_from_the_middle_of_the_key_is_redacted() {
+        let r = redactor();
+        let middle = &KEY[7..19];
+        assert_eq!(middle.len(), 12);
+        assert_eq!(
+            r.redact(&format!("you sent ...{middle}... which is wrong")),
+            "you sent ...[REDACTED]... which is wrong"
+        );
+        // The last eight, and two slices side by side.
+        assert_eq!(
+            r.redact(&format!("<{}>", &KEY[KEY.len() - 8..])),
+            "<[REDACTED]>"
+        );
+        assert_eq!(
+            r.redact(&format!("{}{}", &KEY[3..12], &KEY[1..10])),
+            "[REDACTED][REDACTED]"
+        );
+        // Seven characters from the middle are not a credential.
+        assert!(matches!(
+            r.redact(&format!("Z{}Z", &KEY[5..12])),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

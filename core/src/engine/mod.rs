@@ -199,16 +199,11 @@ impl Run {
                     .get_or_insert(now.plus(self.config.cancel_grace_ms));
             }
             Input::Abandon => self.abandon(now),
-            Input::Response {
-                ticket,
-                mut response,
-            } => {
+            Input::Response { ticket, response } => {
                 if let Some(f) = self.claim(ticket)? {
                     self.tallies.requests += 1;
-                    self.redactor.redact_in_place(&mut response.body);
-                    for (_, value) in &mut response.headers {
-                        self.redactor.redact_in_place(value);
-                    }
+                    // Judged as it came; what the run keeps of it is redacted
+                    // in `on_response`.
                     self.on_response(now, f, response);
                 }
             }
@@ -651,7 +646,7 @@ impl Run {
             self.breaker.on_success(now);
         }
         let latency_ms = now.since(f.sent_at);
-        let verdict = judge_response(
+        let mut verdict = judge_response(
             &self.config.provider,
             &self.labels,
             &response,
@@ -659,6 +654,7 @@ impl Run {
             latency_ms,
             f.format,
         );
+        verdict.redact(&self.redactor);
         match verdict {
             Verdict::Final(ended) => {
                 match &ended {

@@ -9,6 +9,7 @@ use crate::provider::{rejects_format, AnswerError, OutputFormat, Provider};
 use crate::ratelimit::{
     body_retry_delay_ms, classify_status, describe_status, RateLimitHeaders, StatusVerdict,
 };
+use crate::redact::Redactor;
 
 use super::stop::AbortReason;
 
@@ -89,6 +90,20 @@ pub(super) enum Verdict {
         /// The form the refused request asked for.
         format: OutputFormat,
     },
+}
+
+impl Verdict {
+    /// Redacts the texts the run will keep (messages, the endpoint's words), once
+    /// the answer has been judged as it came.
+    pub(super) fn redact(&mut self, redactor: &Redactor) {
+        match self {
+            Verdict::Final(Ended::Failed(failure)) | Verdict::Retry { failure, .. } => {
+                redactor.redact_in_place(&mut failure.message);
+            }
+            Verdict::Fatal(reason) => reason.redact(redactor),
+            Verdict::Final(Ended::Succeeded { .. }) | Verdict::FormatRefused { .. } => {}
+        }
+    }
 }
 
 /// Reads an endpoint's answer for one attempt, whose request asked for `format`.

@@ -9,6 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::redact::Redactor;
 use crate::time::{format_duration, Millis};
 
 /// A run-fatal condition: nothing more can succeed, so the run stops dispatching,
@@ -169,6 +170,32 @@ impl fmt::Display for AbortReason {
                 f,
                 "the provider batch {batch_id} failed, so none of its requests ran: {detail}"
             ),
+        }
+    }
+}
+
+impl AbortReason {
+    /// Redacts the endpoint's words it carries.
+    pub(crate) fn redact(&mut self, redactor: &Redactor) {
+        match self {
+            AbortReason::Unauthorized { detail, .. }
+            | AbortReason::QuotaExhausted { detail, .. }
+            | AbortReason::BatchRefused { detail, .. } => {
+                if let Some(detail) = detail {
+                    redactor.redact_in_place(detail);
+                }
+            }
+            AbortReason::ModelNotFound { model, detail } => {
+                for text in [model, detail].into_iter().flatten() {
+                    redactor.redact_in_place(text);
+                }
+            }
+            AbortReason::EndpointUnreachable { last_error, .. }
+            | AbortReason::EndpointFailing { last_error, .. } => {
+                redactor.redact_in_place(last_error);
+            }
+            AbortReason::EndpointRefuses { detail, .. }
+            | AbortReason::BatchFailed { detail, .. } => redactor.redact_in_place(detail),
         }
     }
 }

@@ -1058,6 +1058,77 @@ fn an_echoed_key_is_redacted_from_everything_the_run_writes() {
     }
 }
 
+/// Issue 19 item 2: redaction changes what is written, never what is judged.
+/// With a dummy key `x` (what people give a local server), every `x` of every
+/// answer was redacted before the answer was matched, so "box" became
+/// `bo[REDACTED]` and failed. And a 12-character slice from the middle of a long
+/// key, echoed by the endpoint, was written as it came.
+#[test]
+fn redaction_never_changes_what_is_judged_and_catches_a_slice_of_the_key() {
+    const LABELS_WITH_X: &[&str] = &["box", "fox", "six"];
+    let mut sim = Sim::new(
+        config(),
+        csv_of(6, LABELS_WITH_X),
+        |item: &shadow_core::input::Item, _: &shadow_core::SendOrder, _| (10, ok(&item.label)),
+    );
+    sim.run.hide_secret("x");
+    let log = sim.finish();
+    let summary = log.summary.as_ref().unwrap();
+    assert_eq!(
+        summary.overall_progress.successful,
+        6,
+        "{}",
+        summary.to_console(20)
+    );
+    assert!(log
+        .done
+        .iter()
+        .all(|d| d.prediction.as_deref() == Some(&*d.label)));
+
+    const KEY: &str = "sk-proj-canary-5f2d9c8e7b6a4d3c";
+    let slice = &KEY[9..21];
+    let config = RunConfig {
+        max_retries: 0,
+        ..config()
+    };
+    let mut sim = Sim::new(
+        config,
+        csv_of(4, LABELS),
+        move |item: &shadow_core::input::Item, _: &shadow_core::SendOrder, _| {
+            let reply = match item.row {
+                0 => Reply::Status(
+                    400,
+                    vec![],
+                    format!(r#"{{"error":{{"message":"bad key ...{slice}..."}}}}"#),
+                ),
+                // An answer whose label is matched, beside an echo of the slice.
+                1 => Reply::Body(completion(&item.label).replace("chatcmpl-sim", slice)),
+                _ => ok(&item.label),
+            };
+            (10, reply)
+        },
+    );
+    sim.run.hide_secret(KEY);
+    let log = sim.finish();
+    let summary = log.summary.as_ref().unwrap();
+    assert_eq!(
+        (
+            summary.overall_progress.successful,
+            summary.overall_progress.failed
+        ),
+        (3, 1)
+    );
+    let mut everything = serde_json::to_string(summary).unwrap() + &summary.to_console(100);
+    for done in &log.done {
+        everything += &serde_json::to_string(done).unwrap();
+    }
+    assert!(!everything.contains(slice), "{everything}");
+    assert!(
+        everything.contains("bad key ...[REDACTED]..."),
+        "{everything}"
+    );
+}
+
 /// What the README's resume section promises of attempts (issue 10, item 7e): they
 /// are not carried over. An image waiting for its retry when the run stopped has no
 /// journal line; the resumed run sends it again from attempt 1, so it costs at most
