@@ -2,7 +2,7 @@
 //! append-only results journal and its header, and the lock that keeps a second
 //! process off a run.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -175,9 +175,9 @@ impl RunLock {
                 .truncate(false)
                 .open(path)
                 .with_context(|| format!("cannot create the run's lock file {}", path.display()))?;
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(TryLockError::WouldBlock) => {
+            match try_lock(&file) {
+                Ok(true) => {}
+                Ok(false) => {
                     let mut text = String::new();
                     let _ = file.read_to_string(&mut text);
                     let holder = match text.trim().parse::<u32>() {
@@ -191,8 +191,8 @@ impl RunLock {
                         path.display()
                     );
                 }
-                Err(TryLockError::Error(e)) => {
-                    // A file system without locks: run unguarded rather than not at all.
+                Err(e) => {
+                    // A file system (or platform) without locks: run unguarded rather than not at all.
                     tracing::warn!(
                         "cannot lock {} ({e}): do not run or resume this run from two processes at once",
                         path.display()
@@ -224,10 +224,32 @@ impl RunLock {
 
 impl Drop for RunLock {
     fn drop(&mut self) {
-        // Removed while still held, so that no other process locks a file that is gone.
+        // Removed while still held (the lock goes when `file` closes, next), so that
+        // no other process takes a lock on a file that is gone.
         let _ = std::fs::remove_file(&self.path);
-        let _ = self.file.unlock();
     }
+}
+
+/// Takes an exclusive advisory lock on `file` without waiting; `Ok(false)` when
+/// another process holds it. (`flock`, released by the OS when the process ends,
+/// however it ends. std's `File::try_lock` is the same from Rust 1.89, above
+/// this workspace's rust-version.)
+#[cfg(unix)]
+fn try_lock(file: &File) -> std::io::Result<bool> {
+    use rustix::fs::{flock, FlockOperation};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(not(unix))]
+fn try_lock(_: &File) -> std::io::Result<bool> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "runs are locked on Unix only",
+    ))
 }
 
 /// Whether `file` is the file `path` names now.
