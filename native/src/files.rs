@@ -158,7 +158,8 @@ pub fn read_journal_header(path: &Path) -> Result<Option<JournalHeader>> {
 /// it is removed when the run ends normally.
 pub struct RunLock {
     path: PathBuf,
-    file: File,
+    /// Holds the lock while open.
+    _file: File,
 }
 
 impl RunLock {
@@ -211,7 +212,7 @@ impl RunLock {
                 .with_context(|| format!("cannot write the run's lock file {}", path.display()))?;
             return Ok(RunLock {
                 path: path.clone(),
-                file,
+                _file: file,
             });
         }
         bail!(
