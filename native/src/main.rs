@@ -187,12 +187,19 @@ async fn run(args: RunArgs, matches: &ArgMatches, cancel: bool) -> Result<u8> {
     config.run_id = files.run_id.clone();
     // Where the run sends is on disk before anything is sent: a resume from the
     // journal alone sends there too.
-    let header = JournalHeader {
+    let mut header = JournalHeader {
         run: RunConfig {
             provider: config.provider.for_display(),
             ..config.clone()
         },
     };
+    if let (EndpointKind::Mock, Provider::OpenAi(openai)) =
+        (config.provider_label, &mut header.run.provider)
+    {
+        // Each session binds the mock afresh: its port would rewrite the journal at
+        // every resume, and says nothing about where data goes.
+        openai.base_url.clear();
+    }
 
     if config.batch_api.is_some() {
         stamp_journal(&files.results, &header)?;
