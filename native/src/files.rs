@@ -323,3 +323,69 @@ impl Journal {
             .with_context(|| format!("could not sync {}", self.path.display()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shadow_core::RunConfig;
+
+    fn header(model: &str) -> JournalHeader {
+        let mut run = RunConfig::default();
+        if let shadow_core::provider::Provider::OpenAi(openai) = &mut run.provider {
+            openai.model = model.into();
+        }
+        JournalHeader { run }
+    }
+
+    #[test]
+    fn stamping_puts_the_header_first_and_keeps_every_result_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shadow-mode-batch-results-R.jsonl");
+        let results = "{\"row\":0}\n{\"row\":1}\n{\"row\":2";
+        // An earlier version's journal: the header goes in front.
+        std::fs::write(&path, results).unwrap();
+        stamp_journal(&path, &header("a")).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, format!("{}{results}", header("a").to_json_line()));
+        assert_eq!(read_journal_header(&path).unwrap(), Some(header("a")));
+        // Another run line: replaced, not stacked.
+        stamp_journal(&path, &header("b")).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, format!("{}{results}", header("b").to_json_line()));
+        // The same: the file is not written again.
+        let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        stamp_journal(&path, &header("b")).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            before
+        );
+        // No journal yet: the header alone.
+        let new = dir.path().join("new.jsonl");
+        stamp_journal(&new, &header("c")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&new).unwrap(),
+            header("c").to_json_line()
+        );
+        assert_eq!(read_journal_header(&dir.path().join("none")).unwrap(), None);
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_run_is_locked_once_and_its_lock_file_goes_with_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = RunFiles::new(dir.path(), "R");
+        let lock = RunLock::take(&files).unwrap();
+        let pid = std::process::id().to_string();
+        assert_eq!(std::fs::read_to_string(&files.lock).unwrap().trim(), pid);
+        let err = RunLock::take(&files).err().unwrap().to_string();
+        assert!(err.contains(&format!("in use by process {pid}")), "{err}");
+        drop(lock);
+        assert!(!files.lock.exists());
+        // A lock file nobody holds (its process died) blocks nothing.
+        std::fs::write(&files.lock, "999999\n").unwrap();
+        let again = RunLock::take(&files).unwrap();
+        assert_eq!(std::fs::read_to_string(&files.lock).unwrap().trim(), pid);
+        drop(again);
+    }
+}
