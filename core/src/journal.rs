@@ -1,5 +1,6 @@
-//! The results journal: one JSON line per finished item, and the fold that turns a
-//! journal back into known results for resume.
+//! The results journal: a first line naming the run's settings ([`JournalHeader`]),
+//! then one JSON line per finished item; and the fold that turns a journal back into
+//! known results for resume.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -7,7 +8,32 @@ use std::io::BufRead;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::RunConfig;
 use crate::time::Millis;
+
+/// The first line of a results journal: the settings of the run writing it, as its
+/// reports save them (the endpoint's URL without credentials; never a key). With it,
+/// the endpoint, provider and model are part of the run from the journal's first
+/// byte, so a resume from the journal alone sends where the run sent. Journals
+/// written before this line existed start with a result, and fold as before.
+///
+/// The line is `{"run":{...}}`: no result line has a `run` field, and every result
+/// line has a `row`, which this has not.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JournalHeader {
+    /// The run's settings (its [`RunConfig::csv_path`] included).
+    pub run: RunConfig,
+}
+
+impl JournalHeader {
+    /// The header as the journal's first line: compact JSON ending in `\n`.
+    pub fn to_json_line(&self) -> String {
+        // Serialising settings cannot fail: plain fields, string keys only.
+        let mut line = serde_json::to_string(self).expect("JournalHeader serialises to JSON");
+        line.push('\n');
+        line
+    }
+}
 
 /// Token usage an endpoint reported for one request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,8 +194,11 @@ impl ItemResult<'_> {
 /// ignored and reported in [`torn_tail`](Self::torn_tail). Before appending to the
 /// journal again, the host truncates the file to [`complete_len`](Self::complete_len)
 /// so that the next line does not get glued to the torn one.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct FoldedJournal {
+    /// The journal's first line, when it names the run's settings (journals written
+    /// before that line existed have none).
+    pub header: Option<JournalHeader>,
     /// The known results, sorted by row, one per row: the last line for a row wins.
     pub results: Vec<ItemResult<'static>>,
     /// Lines read (blank ones and a torn tail included).
@@ -196,14 +225,26 @@ impl FoldedJournal {
         if retry_failed {
             self.results.retain(|r| r.status != ItemStatus::Failed);
         }
-        let duplicates = self.lines_read > rows + usize::from(self.torn_tail);
+        let kept_lines = rows + usize::from(self.torn_tail) + usize::from(self.header.is_some());
+        let duplicates = self.lines_read > kept_lines;
         self.results.len() != rows || duplicates || !self.bad_lines.is_empty()
+    }
+
+    /// The journal as [`prepare_resume`](Self::prepare_resume) asks it rewritten:
+    /// its header line (if it has one), then one line per kept result.
+    pub fn to_journal_text(&self) -> String {
+        let header = self.header.as_ref().map(JournalHeader::to_json_line);
+        header
+            .into_iter()
+            .chain(self.results.iter().map(ItemResult::to_json_line))
+            .collect()
     }
 }
 
 /// Folds a journal held in memory. See [`FoldedJournal`].
 ///
-/// Blank lines are skipped. An unusable line that is the last non-blank one (with or
+/// Blank lines are skipped. A first non-blank line that is a [`JournalHeader`] is
+/// the journal's header, not a result. An unusable line that is the last non-blank one (with or
 /// without a newline) is the torn tail; an unusable line before it goes to
 /// `bad_lines`. A last line without a newline is torn even if it parses.
 pub fn fold_journal(text: &str) -> FoldedJournal {
@@ -236,6 +277,9 @@ pub fn fold_journal_reader<R: BufRead>(mut r: R) -> std::io::Result<FoldedJourna
 /// The state of a fold.
 #[derive(Default)]
 struct Folder {
+    header: Option<JournalHeader>,
+    /// A non-blank line was seen: a header can only be the first.
+    seen_line: bool,
     by_row: BTreeMap<usize, ItemResult<'static>>,
     lines_read: usize,
     bad_lines: Vec<(usize, String)>,
@@ -268,6 +312,7 @@ impl Folder {
         if let Some((line, reason, _)) = self.pending.take() {
             self.bad_lines.push((line, reason));
         }
+        let first = !std::mem::replace(&mut self.seen_line, true);
         if !terminated {
             // Only the very last chunk can lack a newline.
             self.unterminated = Some(start);
@@ -277,7 +322,10 @@ impl Folder {
             Ok(result) => {
                 self.by_row.insert(result.row, result);
             }
-            Err(e) => self.pending = Some((number, format!("not a result line: {e}"), start)),
+            Err(e) => match serde_json::from_slice::<JournalHeader>(body) {
+                Ok(header) if first => self.header = Some(header),
+                _ => self.pending = Some((number, format!("not a result line: {e}"), start)),
+            },
         }
     }
 
@@ -286,6 +334,7 @@ impl Folder {
             .unterminated
             .or(self.pending.map(|(_, _, start)| start));
         FoldedJournal {
+            header: self.header,
             results: self.by_row.into_values().collect(),
             lines_read: self.lines_read,
             torn_tail: torn_start.is_some(),
@@ -463,5 +512,56 @@ mod tests {
         let f = fold_journal_reader(&bytes[..]).unwrap();
         assert_eq!(f.bad_lines.len(), 1);
         assert_eq!(f.results, [ok(0, "a")]);
+    }
+
+    fn header() -> JournalHeader {
+        let mut run = RunConfig {
+            run_id: "2025-01-24T10-30-00-000Z".into(),
+            csv_path: "data/labels.csv".into(),
+            ..RunConfig::default()
+        };
+        if let crate::provider::Provider::OpenAi(openai) = &mut run.provider {
+            openai.base_url = "http://127.0.0.1:11434/v1".into();
+        }
+        JournalHeader { run }
+    }
+
+    #[test]
+    fn a_header_line_names_the_run_and_is_not_a_result() {
+        let text = format!(
+            "{}{}{}",
+            header().to_json_line(),
+            ok(0, "a").to_json_line(),
+            ok(1, "b").to_json_line()
+        );
+        assert!(text.starts_with("{\"run\":{"), "{text}");
+        let mut f = fold_journal(&text);
+        assert_eq!(f.header, Some(header()));
+        assert_eq!(f.results, [ok(0, "a"), ok(1, "b")]);
+        assert!(f.bad_lines.is_empty() && !f.torn_tail);
+        assert_eq!(f.complete_len, text.len());
+        // A clean journal with a header needs no rewrite on resume; a rewrite keeps
+        // the header first.
+        assert!(!f.prepare_resume(false));
+        assert_eq!(f.to_journal_text(), text);
+        // A header alone (killed before the first result) is a sound journal.
+        let alone = fold_journal(&header().to_json_line());
+        assert_eq!(alone.header, Some(header()));
+        assert!(alone.results.is_empty() && !alone.torn_tail);
+        // A journal of an earlier version has no header, and folds as before.
+        let old = fold_journal(&ok(0, "a").to_json_line());
+        assert_eq!(old.header, None);
+        assert_eq!(old.to_journal_text(), ok(0, "a").to_json_line());
+        // A header anywhere but first is an unusable line.
+        let late = format!(
+            "{}{}{}",
+            ok(0, "a").to_json_line(),
+            header().to_json_line(),
+            ok(1, "b").to_json_line()
+        );
+        let f = fold_journal(&late);
+        assert_eq!(f.header, None);
+        assert_eq!(f.bad_lines.len(), 1);
+        assert_eq!(f.bad_lines[0].0, 2);
     }
 }

@@ -30,6 +30,13 @@ pub fn provider_file_name(run_id: &str) -> String {
     format!("{PREFIX}provider-{run_id}.jsonl")
 }
 
+/// The lock held by the process running (or resuming) the run, so that a second
+/// process cannot write the run's files at the same time:
+/// `shadow-mode-batch-{run}.lock`. Not a file `--resume` takes.
+pub fn lock_file_name(run_id: &str) -> String {
+    format!("{PREFIX}{run_id}.lock")
+}
+
 /// The run id in the name of any of a run's files, or `None` if the name is not
 /// one of them.
 pub fn run_id_of_file_name(name: &str) -> Option<&str> {
@@ -70,5 +77,6 @@ mod tests {
         }
         assert_eq!(run_id_of_file_name("shadow-mode-batch-.json"), None);
         assert_eq!(run_id_of_file_name("labels.csv"), None);
+        assert_eq!(run_id_of_file_name(&lock_file_name(id)), None);
     }
 }

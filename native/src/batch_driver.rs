@@ -55,6 +55,10 @@ pub struct Setup<'a> {
     pub clock: Clock,
     /// `shadow-batch cancel`: cancel the provider batches at once.
     pub cancel: bool,
+    /// Ctrl-C, caught since start-up.
+    pub interrupts: crate::driver::Interrupts,
+    /// Keys the environment holds that the run does not send (for the banner).
+    pub unused_keys: Vec<(&'static str, &'static str)>,
 }
 
 /// Events from the tasks the loop starts.
@@ -76,6 +80,8 @@ pub async fn run_batch(setup: Setup<'_>) -> Result<u8> {
         data_dir,
         clock,
         cancel,
+        interrupts,
+        unused_keys,
     } = setup;
     let labels = csv.labels.len();
     let rows = csv.items.len();
@@ -103,6 +109,7 @@ pub async fn run_batch(setup: Setup<'_>) -> Result<u8> {
             mock: mock.is_some(),
             inline_images: batch.run().config().inline_images,
             format: batch.run().output_format(),
+            unused_keys,
         },
     );
     print_via(batch.run().config(), open, to_find);
@@ -131,7 +138,7 @@ pub async fn run_batch(setup: Setup<'_>) -> Result<u8> {
         shown: BTreeMap::new(),
         last_progress: None,
     };
-    let (summary, detached) = host.drive(batch, cancel).await?;
+    let (summary, detached) = host.drive(batch, cancel, interrupts).await?;
     let report = crate::report::write_report(
         &files,
         &crate::report::ReportOptions {
@@ -198,8 +205,8 @@ fn open_journals(
         .restore(now, results.results.iter().cloned(), &batches, &fresh)
         .with_context(|| format!("cannot resume from {}", files.results.display()))?;
     let journal = if rewrite {
-        let text: String = results.results.iter().map(|r| r.to_json_line()).collect();
-        write_atomic(&files.results, text.as_bytes())?;
+        // The header (where the run sends) stays the journal's first line.
+        write_atomic(&files.results, results.to_journal_text().as_bytes())?;
         Journal::open(&files.results, None)?
     } else {
         Journal::open(
@@ -265,9 +272,13 @@ struct Host {
 
 impl Host {
     /// Runs to the end; says whether the user detached.
-    async fn drive(mut self, mut batch: BatchRun, cancel: bool) -> Result<(Box<Summary>, bool)> {
+    async fn drive(
+        mut self,
+        mut batch: BatchRun,
+        cancel: bool,
+        mut interrupts: crate::driver::Interrupts,
+    ) -> Result<(Box<Summary>, bool)> {
         let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
-        let mut interrupts = crate::driver::Interrupts::new()?;
         let mut detached = false;
         if cancel {
             batch.handle(self.clock.now(), BatchInput::CancelBatches)?;

@@ -103,12 +103,13 @@ pub fn command() -> clap::Command {
 const AFTER_HELP: &str = "\
 EXAMPLES:
     shadow-batch training-data/labels.csv
-        Every image against the built-in mock endpoint (no key, no network).
-    OPENAI_API_KEY=sk-... shadow-batch training-data/labels.csv 50 0 5 --model gpt-4o-mini
+        Every image against the built-in mock endpoint (no network, no cost, even
+        with a key in the environment: a paid endpoint is used only when named).
+    OPENAI_API_KEY=sk-... shadow-batch training-data/labels.csv 50 0 5 --provider openai --model gpt-4o-mini
         The same against OpenAI: batches of 50, no fixed delay, 5 retries.
     shadow-batch --resume training-data/shadow-mode-batch-progress-2025-01-24T10-30-00-000Z.json
         Continue an interrupted run; finished images are not sent again.
-    OPENAI_API_KEY=sk-... shadow-batch big.csv --via batch-api
+    OPENAI_API_KEY=sk-... shadow-batch big.csv --via batch-api --provider openai
         The provider's batch engine: half the price, results within 24 hours;
         Ctrl-C detaches (the batches keep running); --resume FILE collects them,
         `shadow-batch cancel FILE` cancels them.
@@ -127,6 +128,8 @@ FILES (in the CSV's folder, or --out-dir):
                                             file to open in a browser (no server, no
                                             network); `shadow-batch report FILE`
                                             writes it again for any earlier run
+    shadow-mode-batch-{run}.lock            while a process runs the run: its pid
+                                            (a second process on the run is refused)
 
 EXIT STATUS:
     0 every image succeeded; 1 some failed; 2 usage or configuration error, or the
@@ -139,8 +142,8 @@ ENVIRONMENT (keys are sent only in their header, never written to any file or lo
     GEMINI_API_KEY        key for --provider gemini (x-goog-api-key header, never in
                           the URL)
     AZURE_OPENAI_API_KEY  key for --provider azure (api-key header)
-    OPENAI_BASE_URL       default for --base-url of openai (and of azure); an
-                          *.openai.azure.com address picks --provider azure
+    OPENAI_BASE_URL       default for --base-url of --provider openai (and azure);
+                          it picks no provider by itself
     NO_COLOR              no colours in the progress bar and log lines (they have none
                           anyway when stderr is not a terminal)
 
@@ -530,8 +533,10 @@ pub struct RunArgs {
     #[arg(long, default_value_t = defaults().seed, help_heading = "Pacing")]
     pub seed: u64,
 
-    /// Endpoint kind [default: azure when the base URL is an *.openai.azure.com
-    /// address, else openai when OPENAI_API_KEY is set, else mock].
+    /// Endpoint kind [default: openai with --base-url (azure when it is an
+    /// *.openai.azure.com address), http with --endpoint, else the built-in mock:
+    /// a key in the environment alone never picks a paid endpoint; a resumed run
+    /// keeps its own].
     #[arg(long, value_enum, help_heading = "Endpoint")]
     pub provider: Option<ProviderKind>,
 

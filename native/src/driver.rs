@@ -71,7 +71,8 @@ pub struct Driver {
 }
 
 impl Driver {
-    pub async fn drive(mut self) -> Result<Ended> {
+    /// Runs to the end. `interrupts` were caught since start-up.
+    pub async fn drive(mut self, mut interrupts: Interrupts) -> Result<Ended> {
         let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
         let (chunks_tx, mut chunks) = mpsc::unbounded_channel();
         let mut read_ahead = ReadAhead::new(
@@ -80,7 +81,6 @@ impl Driver {
             chunks_tx,
         );
         let bar = progress_bar(&self.run);
-        let mut interrupts = Interrupts::new()?;
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let mut reports = ReportWriter::default();
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);

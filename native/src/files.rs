@@ -1,14 +1,15 @@
-//! The run's files: their names, the atomically replaced progress file, and the
-//! append-only results journal.
+//! The run's files: their names, the atomically replaced progress file, the
+//! append-only results journal and its header, and the lock that keeps a second
+//! process off a run.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use shadow_core::journal::ItemResult;
+use shadow_core::journal::{ItemResult, JournalHeader};
 use shadow_core::run_files::{
-    progress_file_name, provider_file_name, report_file_name, results_file_name,
+    lock_file_name, progress_file_name, provider_file_name, report_file_name, results_file_name,
     run_id_of_file_name, summary_file_name, PREFIX,
 };
 
@@ -23,6 +24,8 @@ pub struct RunFiles {
     pub report: PathBuf,
     /// The provider journal of a batch-API run.
     pub provider: PathBuf,
+    /// The lock of the process running the run ([`RunLock`]).
+    pub lock: PathBuf,
 }
 
 impl RunFiles {
@@ -34,6 +37,7 @@ impl RunFiles {
             results: dir.join(results_file_name(run_id)),
             report: dir.join(report_file_name(run_id)),
             provider: dir.join(provider_file_name(run_id)),
+            lock: dir.join(lock_file_name(run_id)),
         }
     }
 
@@ -64,19 +68,204 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            // Make the rename itself durable; not every platform can open a folder.
-            if let Ok(d) = File::open(if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            }) {
-                let _ = d.sync_all();
-            }
-        }
+        sync_folder_of(path);
         Ok(())
     };
     write().with_context(|| format!("could not write {}", path.display()))
+}
+
+/// Makes a rename into `path`'s folder durable; not every platform can open a folder.
+fn sync_folder_of(path: &Path) {
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+}
+
+/// Makes `header` the first line of the results journal at `path`, durably, before
+/// anything is sent: creates the journal with it, or rewrites a journal that starts
+/// otherwise (with no header: written by an earlier version; with another: the run
+/// is resumed with other settings) with `header` in place of the old one and every
+/// other line kept as it is. A journal that already starts with `header` is left
+/// untouched.
+pub fn stamp_journal(path: &Path, header: &JournalHeader) -> Result<()> {
+    let line = header.to_json_line();
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return write_atomic(path, line.as_bytes())
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut first = Vec::new();
+    // A header is one line of settings: no need to read further to tell.
+    (&mut reader)
+        .take(1 << 20)
+        .read_until(b'\n', &mut first)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if first == line.as_bytes() {
+        return Ok(());
+    }
+    let old_header = first.ends_with(b"\n")
+        && serde_json::from_slice::<JournalHeader>(first.trim_ascii()).is_ok();
+    let tmp = path.with_extension("jsonl.tmp");
+    let mut rewrite = || -> std::io::Result<()> {
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        out.write_all(line.as_bytes())?;
+        if !old_header {
+            out.write_all(&first)?;
+        }
+        std::io::copy(&mut reader, &mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        sync_folder_of(path);
+        Ok(())
+    };
+    rewrite().with_context(|| format!("could not write {}", path.display()))
+}
+
+/// The header of the results journal at `path`: `None` when the journal is missing
+/// or starts otherwise (written by an earlier version, or empty).
+pub fn read_journal_header(path: &Path) -> Result<Option<JournalHeader>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let mut first = Vec::new();
+    BufReader::new(file)
+        .take(1 << 20)
+        .read_until(b'\n', &mut first)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if !first.ends_with(b"\n") {
+        return Ok(None);
+    }
+    Ok(serde_json::from_slice(first.trim_ascii()).ok())
+}
+
+/// The run's lock: an advisory lock on `shadow-mode-batch-{run}.lock` beside the
+/// run's files, held while this process runs the run, holding its pid for the
+/// message a second process shows. The operating system releases the lock when the
+/// process ends however it ends, so the file of a process that died blocks nothing;
+/// it is removed when the run ends normally.
+pub struct RunLock {
+    path: PathBuf,
+    /// Holds the lock while open.
+    _file: File,
+}
+
+impl RunLock {
+    /// Takes the lock of the run whose files are `files`, or says which process holds it.
+    pub fn take(files: &RunFiles) -> Result<RunLock> {
+        let path = &files.lock;
+        // Another process may remove the file between our open and our lock: the lock
+        // must be on the file the path names once it is taken, else try again.
+        for _ in 0..10 {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .with_context(|| format!("cannot create the run's lock file {}", path.display()))?;
+            match try_lock(&file) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let mut text = String::new();
+                    let _ = file.read_to_string(&mut text);
+                    let holder = match text.trim().parse::<u32>() {
+                        Ok(pid) => format!("process {pid}"),
+                        Err(_) => "another process".to_string(),
+                    };
+                    bail!(
+                        "the run {} is in use by {holder} (a shadow-batch running or resuming it): two processes would write its files at once. \
+                         Its lock ({}) goes when that process ends: wait for it, or stop it (Ctrl-C), then resume the run",
+                        files.run_id,
+                        path.display()
+                    );
+                }
+                Err(e) => {
+                    // A file system (or platform) without locks: run unguarded rather than not at all.
+                    tracing::warn!(
+                        "cannot lock {} ({e}): do not run or resume this run from two processes at once",
+                        path.display()
+                    );
+                }
+            }
+            if !same_file(&file, path) {
+                continue;
+            }
+            let mut write = || -> std::io::Result<()> {
+                file.set_len(0)?;
+                file.write_all(format!("{}\n", std::process::id()).as_bytes())?;
+                file.flush()
+            };
+            write()
+                .with_context(|| format!("cannot write the run's lock file {}", path.display()))?;
+            return Ok(RunLock {
+                path: path.clone(),
+                _file: file,
+            });
+        }
+        bail!(
+            "cannot lock the run {}: its lock file {} keeps being replaced",
+            files.run_id,
+            path.display()
+        )
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // Removed while still held (the lock goes when `file` closes, next), so that
+        // no other process takes a lock on a file that is gone.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Takes an exclusive advisory lock on `file` without waiting; `Ok(false)` when
+/// another process holds it. (`flock`, released by the OS when the process ends,
+/// however it ends. std's `File::try_lock` is the same from Rust 1.89, above
+/// this workspace's rust-version.)
+#[cfg(unix)]
+fn try_lock(file: &File) -> std::io::Result<bool> {
+    use rustix::fs::{flock, FlockOperation};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(not(unix))]
+fn try_lock(_: &File) -> std::io::Result<bool> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "runs are locked on Unix only",
+    ))
+}
+
+/// Whether `file` is the file `path` names now.
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &File, path: &Path) -> bool {
+    path.exists()
 }
 
 /// The results journal, opened for appending.
@@ -132,5 +321,71 @@ impl Journal {
             .get_ref()
             .sync_data()
             .with_context(|| format!("could not sync {}", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shadow_core::RunConfig;
+
+    fn header(model: &str) -> JournalHeader {
+        let mut run = RunConfig::default();
+        if let shadow_core::provider::Provider::OpenAi(openai) = &mut run.provider {
+            openai.model = model.into();
+        }
+        JournalHeader { run }
+    }
+
+    #[test]
+    fn stamping_puts_the_header_first_and_keeps_every_result_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shadow-mode-batch-results-R.jsonl");
+        let results = "{\"row\":0}\n{\"row\":1}\n{\"row\":2";
+        // An earlier version's journal: the header goes in front.
+        std::fs::write(&path, results).unwrap();
+        stamp_journal(&path, &header("a")).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, format!("{}{results}", header("a").to_json_line()));
+        assert_eq!(read_journal_header(&path).unwrap(), Some(header("a")));
+        // Another run line: replaced, not stacked.
+        stamp_journal(&path, &header("b")).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, format!("{}{results}", header("b").to_json_line()));
+        // The same: the file is not written again.
+        let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        stamp_journal(&path, &header("b")).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            before
+        );
+        // No journal yet: the header alone.
+        let new = dir.path().join("new.jsonl");
+        stamp_journal(&new, &header("c")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&new).unwrap(),
+            header("c").to_json_line()
+        );
+        assert_eq!(read_journal_header(&dir.path().join("none")).unwrap(), None);
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_run_is_locked_once_and_its_lock_file_goes_with_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = RunFiles::new(dir.path(), "R");
+        let lock = RunLock::take(&files).unwrap();
+        let pid = std::process::id().to_string();
+        assert_eq!(std::fs::read_to_string(&files.lock).unwrap().trim(), pid);
+        let err = RunLock::take(&files).err().unwrap().to_string();
+        assert!(err.contains(&format!("in use by process {pid}")), "{err}");
+        drop(lock);
+        assert!(!files.lock.exists());
+        // A lock file nobody holds (its process died) blocks nothing.
+        std::fs::write(&files.lock, "999999\n").unwrap();
+        let again = RunLock::take(&files).unwrap();
+        assert_eq!(std::fs::read_to_string(&files.lock).unwrap().trim(), pid);
+        drop(again);
     }
 }

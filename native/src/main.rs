@@ -24,15 +24,15 @@ use anyhow::{bail, Context, Result};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, FromArgMatches};
 use shadow_core::input::{read_labels_csv, ColumnNames, LabelsCsv};
-use shadow_core::journal::fold_journal_reader;
+use shadow_core::journal::{fold_journal_reader, JournalHeader};
 use shadow_core::provider::{OutputFormat, Provider};
 use shadow_core::report::{escape_for_terminal, RunStatus, Summary};
 use shadow_core::{EndpointKind, Run, RunConfig};
 use shadow_mock::{MockConfig, MockServer, Truth};
 
 use crate::cli::{Cli, Command, RunArgs};
-use crate::driver::{Clock, Driver, Ended};
-use crate::files::{write_atomic, Journal, RunFiles};
+use crate::driver::{Clock, Driver, Ended, Interrupts};
+use crate::files::{stamp_journal, write_atomic, Journal, RunFiles, RunLock};
 use crate::images::ImageLoader;
 use crate::plan::{plan, Plan, SavedRun};
 use crate::transport::Transport;
@@ -121,14 +121,28 @@ async fn cancel(args: &cli::CancelArgs) -> Result<u8> {
 
 async fn run(args: RunArgs, matches: &ArgMatches, cancel: bool) -> Result<u8> {
     let clock = Clock::start();
+    // Ctrl-C is caught from the first moment: start-up can take seconds (a large
+    // CSV, the mock's images, the model check against a server that never answers).
+    let mut interrupts = Interrupts::new()?;
     let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
 
-    let (files, saved) = saved_run(&args)?;
+    let resumed = args
+        .resume
+        .as_deref()
+        .map(RunFiles::of_existing)
+        .transpose()?;
+    // Before any of the run's files is read: a second process on the run stops here.
+    let resumed_lock = resumed.as_ref().map(RunLock::take).transpose()?;
+    let saved = match &resumed {
+        Some(files) => saved_run(files, &args)?,
+        None => None,
+    };
     let Plan {
         csv: csv_path,
         mut config,
         api_key,
         key_var,
+        unused_keys,
     } = plan(&args, &given, saved.as_ref(), &plan::Env::from_process())?;
     let csv = read_csv(&csv_path, &config.columns)?;
     let data_dir = match csv_path.parent() {
@@ -147,7 +161,10 @@ async fn run(args: RunArgs, matches: &ArgMatches, cancel: bool) -> Result<u8> {
     }
     let mock = match config.provider_label {
         EndpointKind::Mock => {
-            let server = start_builtin_mock(&args, &csv, &images).await?;
+            let server = tokio::select! {
+                server = start_builtin_mock(&args, &csv, &images) => server?,
+                _ = interrupts.recv() => return Ok(interrupted_at_start(None)),
+            };
             if let Provider::OpenAi(openai) = &mut config.provider {
                 openai.base_url = server.base_url();
             }
@@ -156,18 +173,36 @@ async fn run(args: RunArgs, matches: &ArgMatches, cancel: bool) -> Result<u8> {
         _ => None,
     };
     let endpoint = endpoint_url(&config)?;
-    let files = match files {
-        Some(files) => files,
-        None => {
+    let (files, _lock) = match (resumed, resumed_lock) {
+        (Some(files), Some(lock)) => (files, lock),
+        _ => {
             let dir = args.out_dir.clone().unwrap_or_else(|| data_dir.clone());
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create the output folder {}", dir.display()))?;
-            RunFiles::new(&dir, &clock.now().to_file_stamp())
+            let files = RunFiles::new(&dir, &clock.now().to_file_stamp());
+            let lock = RunLock::take(&files)?;
+            (files, lock)
         }
     };
     config.run_id = files.run_id.clone();
+    // Where the run sends is on disk before anything is sent: a resume from the
+    // journal alone sends there too.
+    let mut header = JournalHeader {
+        run: RunConfig {
+            provider: config.provider.for_display(),
+            ..config.clone()
+        },
+    };
+    if let (EndpointKind::Mock, Provider::OpenAi(openai)) =
+        (config.provider_label, &mut header.run.provider)
+    {
+        // Each session binds the mock afresh: its port would rewrite the journal at
+        // every resume, and says nothing about where data goes.
+        openai.base_url.clear();
+    }
 
     if config.batch_api.is_some() {
+        stamp_journal(&files.results, &header)?;
         return batch_driver::run_batch(batch_driver::Setup {
             args: &args,
             csv_path,
@@ -180,6 +215,8 @@ async fn run(args: RunArgs, matches: &ArgMatches, cancel: bool) -> Result<u8> {
             data_dir,
             clock,
             cancel,
+            interrupts,
+            unused_keys,
         })
         .await;
     }
@@ -192,6 +229,7 @@ async fn run(args: RunArgs, matches: &ArgMatches, cancel: bool) -> Result<u8> {
             args.resume.as_deref().unwrap_or(Path::new("")).display()
         );
     }
+    stamp_journal(&files.results, &header)?;
 
     let labels = csv.labels.len();
     let rows = csv.items.len();
@@ -214,12 +252,16 @@ async fn run(args: RunArgs, matches: &ArgMatches, cancel: bool) -> Result<u8> {
             mock: mock.is_some(),
             inline_images: config.inline_images,
             format: run.output_format(),
+            unused_keys,
         },
     );
 
     let client = Transport::client(config.in_flight_cap())?;
     if mock.is_none() {
-        check_model(&client, &config.provider, api_key.as_deref()).await;
+        tokio::select! {
+            () = check_model(&client, &config.provider, api_key.as_deref()) => {}
+            _ = interrupts.recv() => return Ok(interrupted_at_start(Some(&files))),
+        }
     }
     let transport = Arc::new(Transport {
         endpoint,
@@ -237,7 +279,7 @@ async fn run(args: RunArgs, matches: &ArgMatches, cancel: bool) -> Result<u8> {
         files: files.clone(),
         errors_shown: args.errors_shown,
     };
-    let summary = match driver.drive().await? {
+    let summary = match driver.drive(interrupts).await? {
         Ended::Finished(summary) => summary,
         Ended::ExitedAtOnce => {
             // The mock (if any) is dropped, not drained: the user asked to leave now.
@@ -261,6 +303,19 @@ async fn run(args: RunArgs, matches: &ArgMatches, cancel: bool) -> Result<u8> {
     );
     print_epilogue(&summary, &files, mock, report, key_var).await;
     Ok(summary.exit_code())
+}
+
+/// Ctrl-C before the first request: nothing was sent, nothing is lost. With the
+/// run's files made, how to start it again.
+fn interrupted_at_start(files: Option<&RunFiles>) -> u8 {
+    eprintln!("\nshadow-batch: interrupted during start-up; no request was sent");
+    if let Some(files) = files {
+        println!(
+            "To continue: shadow-batch --resume {}",
+            files.results.display()
+        );
+    }
+    130
 }
 
 /// Before a run against an OpenAI-compatible endpoint: asks its model list (`GET
@@ -365,23 +420,26 @@ fn write_report_of(args: &cli::ReportArgs) -> Result<()> {
     Ok(())
 }
 
-/// The files and saved settings of the run named by `--resume`, if any.
-fn saved_run(args: &RunArgs) -> Result<(Option<RunFiles>, Option<SavedRun>)> {
-    let Some(file) = &args.resume else {
-        return Ok((None, None));
-    };
-    let files = RunFiles::of_existing(file)?;
-    // Killed before its first batch report, a run has only its journal: with the CSV
-    // given, that is enough (the settings come from the flags).
-    let saved = read_saved(&files)?;
-    if saved.is_none() && args.csv.is_none() {
+/// The saved settings of the run being resumed: its progress or summary file, else
+/// its results journal's header.
+fn saved_run(files: &RunFiles, args: &RunArgs) -> Result<Option<SavedRun>> {
+    if let Some(saved) = read_saved(files)? {
+        return Ok(Some(saved));
+    }
+    // Killed before its first batch report, a run has only its journal, whose first
+    // line names the run's settings (the endpoint among them).
+    if let Some(header) = files::read_journal_header(&files.results)? {
+        return Ok(Some(SavedRun::from_header(header)));
+    }
+    if args.csv.is_none() {
         bail!(
-            "cannot resume: neither {} nor {} exists; give the CSV too to resume from the results file alone",
+            "cannot resume: neither {} nor {} exists, and {} does not name its run; give the CSV and the endpoint too to resume from the results file alone",
             files.progress.display(),
-            files.summary.display()
+            files.summary.display(),
+            files.results.display()
         );
     }
-    Ok((Some(files), saved))
+    Ok(None)
 }
 
 /// The endpoint's URL, as text (for messages) and parsed once.
@@ -503,8 +561,7 @@ fn open_journal(run: &mut Run, files: &RunFiles, args: &RunArgs) -> Result<(Jour
         .with_context(|| format!("cannot resume from {}", files.results.display()))?;
     if rewrite {
         // One line per finished row, atomically.
-        let text: String = folded.results.iter().map(|r| r.to_json_line()).collect();
-        write_atomic(&files.results, text.as_bytes())?;
+        write_atomic(&files.results, folded.to_journal_text().as_bytes())?;
         return Ok((Journal::open(&files.results, None)?, taken));
     }
     Ok((
@@ -612,10 +669,13 @@ pub(crate) struct Facts {
     /// The answer form requests start with (simpler than JSON schema when an
     /// earlier session of the run found the endpoint needs it).
     pub(crate) format: OutputFormat,
+    /// Keys the environment holds that the run does not send (no endpoint named):
+    /// `(variable, --provider value)`.
+    pub(crate) unused_keys: Vec<(&'static str, &'static str)>,
 }
 
 pub(crate) fn print_banner(config: &RunConfig, files: &RunFiles, facts: &Facts) {
-    let &Facts {
+    let Facts {
         rows,
         labels,
         defects,
@@ -623,7 +683,8 @@ pub(crate) fn print_banner(config: &RunConfig, files: &RunFiles, facts: &Facts) 
         mock,
         inline_images,
         format,
-    } = facts;
+        ref unused_keys,
+    } = *facts;
     let endpoint = match &config.provider {
         Provider::OpenAi(o) => format!(
             "{} (model {}, {})",
@@ -655,8 +716,13 @@ pub(crate) fn print_banner(config: &RunConfig, files: &RunFiles, facts: &Facts) 
         config.run_id
     );
     if mock {
-        println!("  NOTE: no API key or endpoint configured: using the BUILT-IN MOCK endpoint.");
-        println!("        Predictions are SIMULATED. Set OPENAI_API_KEY (or --provider anthropic, gemini, azure with its key) for a real model.");
+        println!("  NOTE: using the BUILT-IN MOCK endpoint on 127.0.0.1: predictions are SIMULATED, nothing leaves this machine.");
+        for (var, provider) in unused_keys {
+            println!("        {var} is set but not used: no endpoint was named. To send the images to {provider} (at your cost): --provider {provider}");
+        }
+        if unused_keys.is_empty() && resumed == 0 {
+            println!("        For a real model, name its endpoint: --provider openai (with OPENAI_API_KEY), anthropic, gemini, azure, or --base-url URL.");
+        }
     }
     println!(
         "  CSV:          {} ({rows} rows, {labels} labels{})",

@@ -8,20 +8,32 @@ use anyhow::{bail, Result};
 use serde::Deserialize;
 use shadow_core::batch::BatchApiConfig;
 use shadow_core::input::ColumnNames;
+use shadow_core::journal::JournalHeader;
 use shadow_core::provider::{
     is_azure_host, AnthropicConfig, AzureConfig, GeminiConfig, HttpJsonConfig, ImageDetail,
     OpenAiConfig, Provider,
 };
-use shadow_core::{EndpointKind, RunConfig};
+use shadow_core::{EndpointKind, RunConfig, Setting};
 
 use crate::cli::{default_openai, Detail, ProviderKind, RunArgs, Via};
 
-/// What an earlier run's progress or summary file says about it.
+/// What an earlier run's progress or summary file, or its results journal's
+/// header, says about it.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SavedRun {
     pub csv_path: String,
     pub config: RunConfig,
+}
+
+impl SavedRun {
+    /// The run a results journal's first line names.
+    pub fn from_header(header: JournalHeader) -> SavedRun {
+        SavedRun {
+            csv_path: header.run.csv_path.clone(),
+            config: header.run,
+        }
+    }
 }
 
 /// A run, decided. The endpoint of the built-in mock is not known yet (it is bound
@@ -34,6 +46,10 @@ pub struct Plan {
     pub api_key: Option<String>,
     /// The environment variable the key comes from (for messages; never its value).
     pub key_var: Option<&'static str>,
+    /// Keys the environment holds that this run does not send, because no endpoint
+    /// was named (the built-in mock runs instead): `(variable, --provider value)`,
+    /// for the banner.
+    pub unused_keys: Vec<(&'static str, &'static str)>,
 }
 
 /// What the environment says: the keys of each provider and `OPENAI_BASE_URL`.
@@ -137,11 +153,13 @@ pub fn plan(
     if take("give_up_after") {
         config.abort_after_failing_ms = args.give_up_after.saturating_mul(1000);
     }
-    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
-        bail!("--timeout must be a positive number of seconds");
-    }
+    let timeout_ms = seconds_in_range(
+        "--timeout",
+        args.timeout,
+        Setting::RequestTimeoutMs.bounds(),
+    )?;
     if take("timeout") {
-        config.request_timeout_ms = (args.timeout * 1000.0).ceil() as u64;
+        config.request_timeout_ms = timeout_ms;
     }
     // A resumed run keeps inlining images (there is no flag to turn it off: give
     // the run again without --resume for that).
@@ -162,25 +180,47 @@ pub fn plan(
     let saved_kind = saved.map(|s| s.config.provider_label);
     let flag_base_url = args.base_url.clone().filter(|u| !u.trim().is_empty());
     let env_base_url = env.openai_base_url.clone().filter(|u| !u.trim().is_empty());
+    // Data goes only where the user says: a flag names the endpoint; a key or
+    // OPENAI_BASE_URL in the environment (set for every command of a shell) does not.
+    let named = args.provider.is_some() || flag_base_url.is_some() || args.endpoint.is_some();
+    if let (Some(file), None, false) = (&args.resume, saved, named) {
+        bail!(
+            "cannot resume from {} alone: it does not say which endpoint the run sent to (it was written by an earlier version, and the run's progress and summary files are not beside it). \
+             Name the endpoint again, as when the run started: --provider openai --base-url URL, --provider anthropic, gemini or azure, --provider http --endpoint URL, or --provider mock",
+            file.display()
+        );
+    }
     let kind = match (args.provider, saved_kind) {
         (Some(kind), _) => endpoint_kind(kind),
         (None, Some(kind)) => kind,
-        (None, None) => {
-            let base = flag_base_url.as_deref().or(env_base_url.as_deref());
-            if base.is_some_and(is_azure_host) {
-                EndpointKind::Azure
-            } else if env.key(EndpointKind::Openai).0.is_some() {
-                EndpointKind::Openai
-            } else {
-                EndpointKind::Mock
-            }
-        }
+        (None, None) => match (&flag_base_url, &args.endpoint) {
+            (Some(url), _) if is_azure_host(url) => EndpointKind::Azure,
+            (Some(_), _) => EndpointKind::Openai,
+            (None, Some(_)) => EndpointKind::Http,
+            (None, None) => EndpointKind::Mock,
+        },
+    };
+    let unused_keys = if kind == EndpointKind::Mock && !named {
+        [
+            EndpointKind::Openai,
+            EndpointKind::Anthropic,
+            EndpointKind::Gemini,
+            EndpointKind::Azure,
+        ]
+        .into_iter()
+        .filter_map(|k| match env.key(k) {
+            (Some(_), Some(var)) => Some((var, k.as_str())),
+            _ => None,
+        })
+        .collect()
+    } else {
+        Vec::new()
     };
     let (api_key, key_var) = env.key(kind);
     if let (Some(var), None) = (key_var, &api_key) {
         if kind != EndpointKind::Http {
             bail!(
-                "--provider {} needs an API key: set {var} (or use --provider mock for simulated predictions)",
+                "--provider {} needs an API key: set {var} (any value for a server that checks none; or use --provider mock for simulated predictions)",
                 kind.as_str()
             );
         }
@@ -330,13 +370,9 @@ pub fn plan(
                 .clone()
                 .unwrap_or_else(|| BatchApiConfig::for_provider(&config.provider));
             if take("poll_interval") {
-                if !(args.poll_interval > 0.0 && args.poll_interval <= 3600.0) {
-                    bail!(
-                        "--poll-interval {} is out of range: give 0.001 to 3600 seconds",
-                        args.poll_interval
-                    );
-                }
-                batch.poll_max_ms = (args.poll_interval * 1000.0).ceil() as u64;
+                // The core's bounds of a poll wait (`BatchApiConfig::validate_for`).
+                batch.poll_max_ms =
+                    seconds_in_range("--poll-interval", args.poll_interval, (1, 3_600_000))?;
                 batch.poll_min_ms = batch.poll_max_ms.min(5_000);
             }
             if let Some(lines) = args.shard_lines.filter(|_| take("shard_lines")) {
@@ -369,6 +405,9 @@ pub fn plan(
             if kind == EndpointKind::Http { "--endpoint URL" } else { "--base-url URL" }
         );
     }
+    if let Some(saved) = saved {
+        refuse_another_endpoint(&saved.config, &config, args)?;
+    }
     // Before anything is sized from a number (the engine's tables, the HTTP pool).
     config
         .validate()
@@ -381,7 +420,68 @@ pub fn plan(
         config,
         key_var: key_var.filter(|_| api_key.is_some()),
         api_key,
+        unused_keys,
     })
+}
+
+/// The server a provider's settings send to, as reports save it: its base URL (or
+/// the http provider's URL), without credentials.
+fn server_of(provider: &Provider) -> String {
+    let url = match provider {
+        Provider::OpenAi(c) => &c.base_url,
+        Provider::HttpJson(c) => &c.url,
+        Provider::Anthropic(c) => &c.base_url,
+        Provider::Gemini(c) => &c.base_url,
+        Provider::Azure(c) => &c.base_url,
+        other => return other.endpoint_url(),
+    };
+    shadow_core::redact::url_for_display(url.trim_end_matches('/')).into_owned()
+}
+
+/// A resumed run sends where it sent before unless the user names another endpoint
+/// now: `--base-url` or `--endpoint`, or `--provider` of another kind than the run's.
+/// (The built-in mock is bound afresh by each session: any mock is the same.)
+fn refuse_another_endpoint(saved: &RunConfig, now: &RunConfig, args: &RunArgs) -> Result<()> {
+    let kind = now.provider_label;
+    let same = kind == saved.provider_label
+        && (kind == EndpointKind::Mock || server_of(&saved.provider) == server_of(&now.provider));
+    let named = args.base_url.is_some()
+        || args.endpoint.is_some()
+        || args
+            .provider
+            .is_some_and(|p| endpoint_kind(p) != saved.provider_label);
+    if same || named {
+        return Ok(());
+    }
+    bail!(
+        "this run sent to {} ({}); resumed as it is, it would send to {} ({}). A resume never sends elsewhere unless told: \
+         give the endpoint again ({}) to send there, or resume without the flags that changed it",
+        server_of(&saved.provider),
+        saved.provider_label.as_str(),
+        server_of(&now.provider),
+        kind.as_str(),
+        if kind == EndpointKind::Http {
+            "--endpoint URL"
+        } else {
+            "--base-url URL"
+        }
+    )
+}
+
+/// A flag in seconds as the milliseconds the core keeps: refused outside
+/// `min_ms..=max_ms` as given, never rounded into the range (a timeout of 1e-9 s
+/// is not one of 1 ms).
+fn seconds_in_range(flag: &str, secs: f64, (min_ms, max_ms): (u64, u64)) -> Result<u64> {
+    let ms = secs * 1000.0;
+    // NaN fails both comparisons.
+    if !(ms >= min_ms as f64 && ms <= max_ms as f64) {
+        bail!(
+            "{flag} {secs} is out of range: give {} to {} seconds",
+            min_ms as f64 / 1000.0,
+            max_ms as f64 / 1000.0
+        );
+    }
+    Ok((ms.ceil() as u64).clamp(min_ms, max_ms))
 }
 
 /// An Azure `api-version` as given, trimmed: a date with an optional suffix
@@ -641,12 +741,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.config.provider_label, EndpointKind::Azure);
+        // OPENAI_BASE_URL names no endpoint by itself (the environment is every
+        // command's); once Azure is named, it is the resource.
         let via_env = Env {
             openai_base_url: Some("https://res.openai.azure.com".into()),
             ..keys()
         };
         let p = plan_env(&["l.csv", "--deployment", "d"], None, &via_env).unwrap();
-        assert_eq!(p.config.provider_label, EndpointKind::Azure);
+        assert_eq!(p.config.provider_label, EndpointKind::Mock);
+        let argv = ["l.csv", "--provider", "azure", "--deployment", "d"];
+        let p = plan_env(&argv, None, &via_env).unwrap();
+        assert_eq!(
+            p.config.provider.endpoint_url(),
+            "https://res.openai.azure.com/openai/v1/chat/completions"
+        );
         // What is missing or wrong is named.
         for (argv, words) in [
             (
@@ -793,10 +901,216 @@ mod tests {
         );
         assert_eq!(c.provider_label, EndpointKind::Mock);
         assert_eq!(plan.api_key, None);
-        let with_key = plan_for(&["data/labels.csv"], None, Some("sk-test")).unwrap();
+        let argv = ["data/labels.csv", "--provider", "openai"];
+        let with_key = plan_for(&argv, None, Some("sk-test")).unwrap();
         assert_eq!(with_key.config.provider, defaults.provider);
         assert_eq!(with_key.config.provider_label, EndpointKind::Openai);
         assert_eq!(with_key.api_key.as_deref(), Some("sk-test"));
+    }
+
+    /// Issue 19, item 9: a key in the environment spends nothing by itself. Only a
+    /// flag names a paid endpoint; without one the built-in mock runs, and the
+    /// banner is told which keys were seen and which flag would use each.
+    #[test]
+    fn a_key_in_the_environment_alone_runs_the_mock_and_only_a_flag_names_an_endpoint() {
+        let env = Env {
+            openai_base_url: Some("https://gateway.example/v1".into()),
+            ..keys()
+        };
+        for argv in [
+            &["l.csv"][..],
+            &["l.csv", "--model", "gpt-4o"],
+            &["l.csv", "--via", "batch-api"],
+        ] {
+            let p = plan_env(argv, None, &env).unwrap();
+            assert_eq!(p.config.provider_label, EndpointKind::Mock, "{argv:?}");
+            assert_eq!((p.api_key, p.key_var), (None, None), "{argv:?}");
+            assert_eq!(
+                p.unused_keys,
+                [
+                    ("OPENAI_API_KEY", "openai"),
+                    ("ANTHROPIC_API_KEY", "anthropic"),
+                    ("GEMINI_API_KEY", "gemini"),
+                    ("AZURE_OPENAI_API_KEY", "azure"),
+                ],
+                "{argv:?}"
+            );
+        }
+        let p = plan_env(&["l.csv"], None, &Env::default()).unwrap();
+        assert!(p.unused_keys.is_empty());
+        // Named: the provider, a base URL (an Azure resource's is Azure), an endpoint.
+        for (argv, kind, url) in [
+            (
+                &["l.csv", "--provider", "openai"][..],
+                EndpointKind::Openai,
+                "https://gateway.example/v1/chat/completions",
+            ),
+            (
+                &["l.csv", "--base-url", "http://127.0.0.1:11434/v1"],
+                EndpointKind::Openai,
+                "http://127.0.0.1:11434/v1/chat/completions",
+            ),
+            (
+                &[
+                    "l.csv",
+                    "--base-url",
+                    "https://res.openai.azure.com",
+                    "--deployment",
+                    "d",
+                ],
+                EndpointKind::Azure,
+                "https://res.openai.azure.com/openai/v1/chat/completions",
+            ),
+            (
+                &["l.csv", "--endpoint", "http://127.0.0.1:9000/predict"],
+                EndpointKind::Http,
+                "http://127.0.0.1:9000/predict",
+            ),
+        ] {
+            let p = plan_env(argv, None, &env).unwrap();
+            assert_eq!(
+                (
+                    p.config.provider_label,
+                    p.config.provider.endpoint_url().as_str()
+                ),
+                (kind, url),
+                "{argv:?}"
+            );
+            assert!(p.api_key.is_some() && p.unused_keys.is_empty(), "{argv:?}");
+        }
+    }
+
+    /// Issue 19, item 1: killed before its first progress file, a run resumed from
+    /// its results journal alone sends where it sent (the journal's header), not
+    /// to a default; a journal without one is refused unless the endpoint is named;
+    /// a resume that would send elsewhere without being told is refused.
+    #[test]
+    fn a_resume_sends_where_the_run_sent_unless_another_endpoint_is_named() {
+        let env = Env {
+            openai_base_url: Some("https://gateway.example/v1".into()),
+            ..keys()
+        };
+        let local = "http://127.0.0.1:4321/v1";
+        let first = plan_env(
+            &["l.csv", "--provider", "openai", "--base-url", local],
+            None,
+            &env,
+        )
+        .unwrap();
+        let header = JournalHeader {
+            run: RunConfig {
+                csv_path: "l.csv".into(),
+                provider: first.config.provider.for_display(),
+                ..first.config.clone()
+            },
+        };
+        let line = header.to_json_line();
+        let saved = SavedRun::from_header(serde_json::from_str(&line).unwrap());
+        let journal = "out/shadow-mode-batch-results-R.jsonl";
+        let resumed = plan_env(&["--resume", journal], Some(&saved), &env).unwrap();
+        assert_eq!(resumed.csv, PathBuf::from("l.csv"));
+        assert_eq!(resumed.config.provider_label, EndpointKind::Openai);
+        assert_eq!(
+            resumed.config.provider.endpoint_url(),
+            "http://127.0.0.1:4321/v1/chat/completions"
+        );
+        // With the CSV given too, and --provider openai again: still there.
+        let again = ["l.csv", "--resume", journal, "--provider", "openai"];
+        let resumed = plan_env(&again, Some(&saved), &env).unwrap();
+        assert_eq!(resumed.config.provider, first.config.provider);
+
+        // A journal of an earlier version, alone: refused, naming the flags...
+        let err = plan_env(&["l.csv", "--resume", journal], None, &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cannot resume from out/shadow-mode-batch-results-R.jsonl alone")
+                && err.contains("--provider openai --base-url URL"),
+            "{err}"
+        );
+        // ...which, given, are taken.
+        let named = ["l.csv", "--resume", journal, "--base-url", local];
+        let p = plan_env(&named, None, &env).unwrap();
+        assert_eq!(p.config.provider, first.config.provider);
+
+        // Settings that would send elsewhere without a flag naming it (a saved file
+        // whose endpoint does not match its provider) are refused...
+        let mut odd = saved.clone();
+        odd.config.provider = Provider::Anthropic(AnthropicConfig {
+            base_url: "http://10.0.0.7:8080".into(),
+            ..AnthropicConfig::default()
+        });
+        let err = plan_env(&["--resume", journal], Some(&odd), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("this run sent to http://10.0.0.7:8080 (openai); resumed as it is, it would send to https://gateway.example/v1 (openai)")
+                && err.contains("--base-url URL"),
+            "{err}"
+        );
+        // ...unless the endpoint is named now.
+        let p = plan_env(
+            &["--resume", journal, "--base-url", local],
+            Some(&odd),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(p.config.provider, first.config.provider);
+        // Another provider named is another endpoint named; the built-in mock is
+        // the same whatever port it had.
+        let p = plan_env(
+            &["--resume", journal, "--provider", "anthropic"],
+            Some(&saved),
+            &env,
+        );
+        assert_eq!(p.unwrap().config.provider_label, EndpointKind::Anthropic);
+        let mock = plan_env(&["l.csv"], None, &env).unwrap();
+        let mut mock_saved = saved_run_of(&mock);
+        if let Provider::OpenAi(c) = &mut mock_saved.config.provider {
+            c.base_url = "http://127.0.0.1:40001/v1".into();
+        }
+        let p = plan_env(&["--resume", journal], Some(&mock_saved), &env).unwrap();
+        assert_eq!(p.config.provider_label, EndpointKind::Mock);
+    }
+
+    /// Issue 19, item 7: a time below the minimum is refused as given, not raised
+    /// to the minimum.
+    #[test]
+    fn timeouts_and_poll_intervals_out_of_range_are_refused_as_given() {
+        let env = keys();
+        for (argv, words) in [
+            (
+                &["l.csv", "--timeout", "1e-9"][..],
+                "--timeout 0.000000001 is out of range: give 0.001 to 3600 seconds",
+            ),
+            (
+                &["l.csv", "--timeout", "0.0001"],
+                "--timeout 0.0001 is out of range: give 0.001 to 3600 seconds",
+            ),
+            (
+                &["l.csv", "--timeout", "NaN"],
+                "--timeout NaN is out of range",
+            ),
+            (&["l.csv", "--timeout=-1"], "--timeout -1 is out of range"),
+            (
+                &["l.csv", "--via", "batch-api", "--poll-interval", "1e-9"],
+                "--poll-interval 0.000000001 is out of range: give 0.001 to 3600 seconds",
+            ),
+            (
+                &["l.csv", "--via", "batch-api", "--poll-interval", "0.0004"],
+                "--poll-interval 0.0004 is out of range",
+            ),
+        ] {
+            let err = plan_env(argv, None, &env).unwrap_err().to_string();
+            assert!(err.contains(words), "{argv:?}: {err}");
+        }
+        let p = plan_env(&["l.csv", "--timeout", "0.001"], None, &env).unwrap();
+        assert_eq!(p.config.request_timeout_ms, 1);
+        let p = plan_env(&["l.csv", "--timeout", "2.5"], None, &env).unwrap();
+        assert_eq!(p.config.request_timeout_ms, 2500);
+        let argv = ["l.csv", "--via", "batch-api", "--poll-interval", "0.001"];
+        let p = plan_env(&argv, None, &env).unwrap();
+        assert_eq!(p.config.batch_api.unwrap().poll_max_ms, 1);
     }
 
     #[test]
@@ -1009,7 +1323,8 @@ mod tests {
     #[test]
     fn batch_api_shards_default_to_the_providers_limits() {
         let env = keys();
-        let p = plan_env(&["l.csv", "--via", "batch-api"], None, &env).unwrap();
+        let argv = ["l.csv", "--via", "batch-api", "--provider", "openai"];
+        let p = plan_env(&argv, None, &env).unwrap();
         let b = p.config.batch_api.unwrap();
         assert_eq!((b.max_lines, b.max_bytes), (50_000, 200_000_000));
         let argv = ["l.csv", "--via", "batch-api", "--provider", "anthropic"];
@@ -1027,7 +1342,15 @@ mod tests {
             100_000
         );
         let err = plan_env(
-            &["l.csv", "--via", "batch-api", "--shard-lines", "100000"],
+            &[
+                "l.csv",
+                "--via",
+                "batch-api",
+                "--provider",
+                "openai",
+                "--shard-lines",
+                "100000",
+            ],
             None,
             &env,
         )

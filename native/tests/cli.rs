@@ -1304,3 +1304,228 @@ fn a_tpm_cap_paces_an_endpoint_that_names_no_limit() {
     assert_eq!(summary["pace"]["tokenSource"], "userCap");
     assert_eq!(summary["config"]["tpm"], 600_000);
 }
+
+// ---------------------------------------------------------------------------
+// 14. Where data goes, start-up and one process per run (issue 19)
+// ---------------------------------------------------------------------------
+
+/// Item 1: killed before its first progress file, a run against a local endpoint,
+/// resumed from its results journal alone (no --provider, no --base-url, a key in
+/// the environment), goes on at the same local endpoint, never at OpenAI's; a
+/// journal that does not name its endpoint (an earlier version's) is refused until
+/// the endpoint is named, and nothing is sent meanwhile.
+#[test]
+#[cfg(unix)]
+fn a_run_resumed_from_its_journal_alone_sends_to_the_same_local_endpoint() {
+    let mock = Mock::start(&RESUME_MOCK);
+    let data = Data::new(RESUME_ROWS);
+    let mut victim = Running::spawn(openai(
+        &data,
+        &mock.url,
+        "sk-dummy",
+        &resume_args(&data, &data.out, "100"),
+    ));
+    let seen = wait_until(Duration::from_secs(15), || {
+        results_file(&data.out).is_some_and(|r| complete_lines(&r) >= 8)
+    });
+    assert!(seen, "no results within 15 s");
+    victim.guard.child().kill().unwrap();
+    victim.finish(Duration::from_secs(5));
+    assert!(progress_file(&data.out).is_none(), "killed too late");
+    let results = results_file(&data.out).unwrap();
+    let header = journal_header(&results).expect("the journal names its run");
+    assert!(header.to_string().contains(&mock.url), "{header}");
+    assert!(!header.to_string().contains("sk-dummy"), "{header}");
+    let done_before = RunFiles::in_dir(&data.out).results().len();
+    let sent_before = mock.stats()["requests"].as_u64().unwrap();
+
+    let resume = |extra: &[&str]| {
+        let mut cmd = shadow(data.root.path());
+        cmd.env("OPENAI_API_KEY", "sk-dummy")
+            .args([p(&data.csv), "--resume", p(&results)])
+            .args(extra);
+        run(cmd)
+    };
+    // As an earlier version wrote it: no header. Refused; nothing sent.
+    let journal = std::fs::read_to_string(&results).unwrap();
+    let (first, rest) = journal.split_once('\n').unwrap();
+    std::fs::write(&results, rest).unwrap();
+    let refused = resume(&[]);
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains("does not say which endpoint")
+            && refused.stderr.contains("--provider openai --base-url URL"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stdout.contains("api.openai.com"),
+        "{}",
+        refused.stdout
+    );
+    assert_eq!(mock.stats()["requests"].as_u64().unwrap(), sent_before);
+
+    // With its header: resumed at the same endpoint, and finished there.
+    std::fs::write(&results, format!("{first}\n{rest}")).unwrap();
+    let resumed = resume(&[]);
+    resumed.expect_code(0);
+    assert!(
+        resumed
+            .stdout
+            .contains(&format!("Endpoint:     {} (model", mock.url)),
+        "{}",
+        resumed.stdout
+    );
+    assert!(
+        !resumed.stdout.contains("api.openai.com"),
+        "{}",
+        resumed.stdout
+    );
+    let files = RunFiles::in_dir(&data.out);
+    assert_each_row_once(&files.results(), RESUME_ROWS);
+    let sent = mock.stats()["requests"].as_u64().unwrap() - sent_before;
+    assert!(
+        sent >= (RESUME_ROWS - done_before) as u64,
+        "{sent} requests for {} rows left",
+        RESUME_ROWS - done_before
+    );
+    assert_eq!(stat(&files.summary(), "resumedItems"), done_before as u64);
+    assert_eq!(
+        journal_header(&files.results).expect("header kept")["provider"],
+        header["provider"]
+    );
+}
+
+/// Item 9: the README's command with OPENAI_API_KEY set spends nothing: the
+/// built-in mock answers, and the banner says the key was seen and which flag
+/// would send to OpenAI.
+#[test]
+fn a_key_in_the_environment_alone_runs_the_builtin_mock_and_says_so() {
+    let data = Data::new(6);
+    let mut cmd = shadow(data.root.path());
+    cmd.env("OPENAI_API_KEY", "sk-live-not-to-be-spent").args([
+        p(&data.csv),
+        "--out-dir",
+        p(&data.out),
+    ]);
+    let done = run(cmd);
+    done.expect_code(0);
+    assert!(
+        done.stdout.contains("BUILT-IN MOCK")
+            && done
+                .stdout
+                .contains("OPENAI_API_KEY is set but not used: no endpoint was named")
+            && done.stdout.contains("--provider openai"),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        done.stdout.contains("Endpoint:     http://127.0.0.1:"),
+        "{}",
+        done.stdout
+    );
+    let summary = RunFiles::in_dir(&data.out).summary();
+    assert_eq!(summary["config"]["providerLabel"], "mock");
+}
+
+/// Item 5: Ctrl-C while the run starts (here, its model check against a server
+/// that accepts and never answers) ends it at once with 130 and a line saying so.
+#[test]
+#[cfg(unix)]
+fn ctrl_c_during_start_up_exits_130_at_once() {
+    let server = HungServer::start();
+    let data = Data::new(2);
+    let url = format!("http://{}/v1", server.addr);
+    let mut running = Running::spawn(openai(
+        &data,
+        &url,
+        "sk-dummy",
+        &[p(&data.csv), "--out-dir", p(&data.out)],
+    ));
+    // The banner is printed just before the model check (which waits up to 3 s).
+    let banner = wait_until(Duration::from_secs(10), || {
+        running.stdout_now().contains("Endpoint:")
+    });
+    assert!(banner, "no banner: {}", running.stdout_now());
+    let sent = std::time::Instant::now();
+    signal(running.pid(), "INT");
+    let done = running.finish(Duration::from_secs(10));
+    done.expect_code(130);
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        sent.elapsed()
+    );
+    assert!(
+        done.stderr
+            .contains("interrupted during start-up; no request was sent"),
+        "{}",
+        done.stderr
+    );
+    // The journal names the run: it can be resumed from it.
+    let results = results_file(&data.out).unwrap();
+    assert!(done
+        .stdout
+        .contains(&format!("--resume {}", results.display())));
+    assert!(journal_header(&results).is_some());
+}
+
+/// Item 6: a second process on a run that one is running is refused at once,
+/// naming the first's pid; the first finishes undisturbed. A lock file left by a
+/// process that died blocks nothing.
+#[test]
+#[cfg(unix)]
+fn a_second_process_on_a_running_run_is_refused_naming_the_first() {
+    let mock = Mock::start(&["--latency-ms", "150", "--error-rate", "0"]);
+    let data = Data::new(24);
+    let mut first = Running::spawn(openai(
+        &data,
+        &mock.url,
+        "sk-dummy",
+        &[
+            p(&data.csv),
+            "6",
+            "--concurrency",
+            "1",
+            "--out-dir",
+            p(&data.out),
+        ],
+    ));
+    let started = wait_until(Duration::from_secs(15), || {
+        results_file(&data.out).is_some_and(|r| complete_lines(&r) >= 2)
+    });
+    assert!(started, "no results within 15 s");
+    let results = results_file(&data.out).unwrap();
+    let lock = find_file(&data.out, "shadow-mode-batch-", ".lock").expect("a lock file");
+    let mut second = shadow(data.root.path());
+    second
+        .env("OPENAI_API_KEY", "sk-dummy")
+        .args(["--resume", p(&results)]);
+    let refused = run(second);
+    refused.expect_code(2);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("is in use by process {}", first.pid()))
+            && refused.stderr.contains("goes when that process ends"),
+        "{}",
+        refused.stderr
+    );
+    assert!(first.guard.running(), "the first run was disturbed");
+    first.finish(RUN_TIMEOUT).expect_code(0);
+    let files = RunFiles::in_dir(&data.out);
+    assert_each_row_once(&files.results(), 24);
+    assert!(!lock.exists(), "the lock file outlived its run");
+
+    // A lock file whose process is gone: the run resumes (here: nothing is left).
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    std::fs::write(&lock, format!("{dead}\n")).unwrap();
+    let mut again = shadow(data.root.path());
+    again
+        .env("OPENAI_API_KEY", "sk-dummy")
+        .args(["--resume", p(&files.progress)]);
+    run(again).expect_code(0);
+    assert!(!lock.exists());
+}

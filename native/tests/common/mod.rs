@@ -377,17 +377,32 @@ pub fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
-/// Every complete line of a results journal, parsed.
+/// Every complete line of a results journal (or provider journal), parsed; a
+/// results journal's header line (`{"run":{...}}`, the run's settings) is left out:
+/// see [`journal_header`].
 pub fn read_results(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     text.lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| {
+        .map(|l| -> Value {
             serde_json::from_str(l)
                 .unwrap_or_else(|e| panic!("bad line {l:?} in {}: {e}", path.display()))
         })
+        .filter(|v| !is_journal_header(v))
         .collect()
+}
+
+fn is_journal_header(v: &Value) -> bool {
+    v.as_object()
+        .is_some_and(|o| o.len() == 1 && o.contains_key("run"))
+}
+
+/// The run's settings a results journal names in its first line, if it does.
+pub fn journal_header(path: &Path) -> Option<Value> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let first: Value = serde_json::from_str(text.lines().next()?).ok()?;
+    is_journal_header(&first).then(|| first["run"].clone())
 }
 
 /// Complete (newline-terminated) lines in a file so far; 0 if it does not exist.
