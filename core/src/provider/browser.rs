@@ -90,7 +90,7 @@ impl Provider {
     ///   only: a request with another header (`api-revision` in googleapis/js-genai
     ///   issue 1723) gets a 403 preflight without `Access-Control-Allow-Origin`. So
     ///   requests to a Google host carry no `x-stainless-retry-count`
-    ///   ([`RequestTemplate::build_as`]), in every host alike.
+    ///   ([`RequestTemplate::build_as`](super::RequestTemplate::build_as)), in every host alike.
     /// - Azure OpenAI resources do not answer them (browser clients report CORS
     ///   errors and route Azure through a server, e.g. lobehub/lobehub issue 2487):
     ///   [`Cors::Refused`].
