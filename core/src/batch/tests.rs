@@ -99,6 +99,8 @@ struct FakeBatch {
     cancelled_at: Option<Millis>,
     /// Another client's batch (not counted as this run's create).
     foreign: bool,
+    /// What the create said of it (OpenAI).
+    metadata: Value,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -122,6 +124,11 @@ struct FakeProvider {
     poll_times: Vec<Millis>,
     lists: usize,
     downloads: usize,
+    /// Uploaded file id -> (name, bytes).
+    names: HashMap<String, (String, u64)>,
+    /// Files deleted (input, output and error).
+    deleted: HashSet<String>,
+    file_lists: usize,
 }
 
 fn ok(body: Value) -> HttpResponse {
@@ -150,12 +157,14 @@ fn row_attempt(custom_id: &str) -> (usize, u32) {
 }
 
 impl FakeProvider {
-    fn upload(&mut self, lines: Vec<String>) -> HttpResponse {
+    fn upload(&mut self, name: &str, lines: Vec<String>) -> HttpResponse {
         if let Some(code) = self.script.upload_status {
             return status(code, "upload refused");
         }
         self.uploads += 1;
         let id = format!("file-in-{}", self.uploads);
+        let bytes = lines.iter().map(String::len).sum::<usize>() as u64;
+        self.names.insert(id.clone(), (name.to_string(), bytes));
         self.files.insert(id.clone(), lines);
         ok(json!({"id": id, "object": "file", "purpose": "batch"}))
     }
@@ -197,6 +206,7 @@ impl FakeProvider {
             fate,
             cancelled_at: None,
             foreign: false,
+            metadata: v["metadata"].clone(),
         });
         ok(self.object(now, self.batches.len() - 1))
     }
@@ -248,6 +258,7 @@ impl FakeProvider {
             "input_file_id": b.input_file, "status": status, "errors": errors,
             "output_file_id": out, "error_file_id": err,
             "request_counts": {"total": total, "completed": done, "failed": 0},
+            "metadata": b.metadata,
         })
     }
 
@@ -366,6 +377,7 @@ impl FakeProvider {
             fate,
             cancelled_at: None,
             foreign: false,
+            metadata: Value::Null,
         });
         ok(self.message_batch(now, self.batches.len() - 1))
     }
@@ -389,6 +401,7 @@ impl FakeProvider {
             fate: Fate::Complete,
             cancelled_at: None,
             foreign: true,
+            metadata: Value::Null,
         });
         id
     }
@@ -617,7 +630,31 @@ impl FakeProvider {
             }
             ("GET", p) if p.starts_with("/files/") && p.ends_with("/content") => {
                 let file = &p["/files/".len()..p.len() - "/content".len()];
+                if self.deleted.contains(file) {
+                    return (status(404, "No such file"), vec![]);
+                }
+                if let Some(lines) = self.files.get(file) {
+                    self.downloads += 1;
+                    return (ok(json!({})), lines.clone());
+                }
                 (ok(json!({})), self.result_file(now, file))
+            }
+            ("GET", p) if p.starts_with("/files?") => {
+                self.file_lists += 1;
+                let data: Vec<Value> = self
+                    .names
+                    .iter()
+                    .filter(|(id, _)| !self.deleted.contains(*id))
+                    .map(|(id, (name, bytes))| json!({"id": id, "filename": name, "bytes": bytes, "purpose": "batch"}))
+                    .collect();
+                (ok(json!({"object": "list", "data": data, "has_more": false})), vec![])
+            }
+            ("DELETE", p) if p.starts_with("/files/") => {
+                let file = &p["/files/".len()..];
+                if !self.deleted.insert(file.to_string()) {
+                    return (status(404, "No such file"), vec![]);
+                }
+                (ok(json!({"id": file, "object": "file", "deleted": true})), vec![])
             }
             other => panic!("unexpected call {other:?}"),
         }
@@ -784,7 +821,7 @@ impl Sim {
                         lines.iter().map(String::len).sum::<usize>() as u64,
                         order.bytes
                     );
-                    let response = self.provider.upload(lines);
+                    let response = self.provider.upload(&order.file_name, lines);
                     if !self.feed(BatchInput::Answer {
                         call: order.call,
                         response,
