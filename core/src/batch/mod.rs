@@ -904,6 +904,8 @@ pub struct BatchRun {
     chores: VecDeque<Chore>,
     /// The chore in flight.
     chore_call: Option<(CallId, Chore)>,
+    /// Files to delete after the next status change.
+    deletes: Vec<String>,
     chore_due: Millis,
     chore_failures: u32,
     /// The line of the provider journal the next record becomes.
@@ -1018,6 +1020,7 @@ impl BatchRun {
             claimed: HashSet::new(),
             chores: VecDeque::new(),
             chore_call: None,
+            deletes: Vec::new(),
             chore_due: now,
             chore_failures: 0,
             next_line: 1,
@@ -1239,6 +1242,30 @@ impl BatchRun {
             let over = p.status.starts_with("done")
                 || matches!(p.status.as_str(), "failed" | "parked" | "empty" | "building");
             if over || p.lines == 0 {
+                if let Some(id) = &p.batch_id {
+                    // Its rows are all in: its batch is no one's to adopt,
+                    // and its files may outlive a crash before their delete.
+                    self.claimed.insert(id.clone());
+                    let mut shard = Shard::new(p.shard, Phase::Done, now);
+                    shard.batch_id = Some(id.clone());
+                    shard.file_id.clone_from(&p.file_id);
+                    shard.lines = p.lines;
+                    shard.ended_status = p.status.strip_prefix("done (").and_then(|s| s.strip_suffix(')')).map(str::to_string);
+                    self.shards.push(shard);
+                    let s = self.shards.len() - 1;
+                    self.clear_files(s);
+                    // The journal gets it back, done.
+                    for record in [
+                        BatchRecord::Created {
+                            shard: p.shard,
+                            batch_id: id.clone(),
+                            at: now,
+                        },
+                        BatchRecord::Done { shard: p.shard, at: now },
+                    ] {
+                        self.urgent.push_back(BatchOutput::Record(record));
+                    }
+                }
                 continue;
             }
             let mut shard = Shard::new(p.shard, Phase::Uploaded, now);
@@ -1480,10 +1507,15 @@ impl BatchRun {
                 self.changed = false;
                 self.refresh();
                 self.outputs.push_back(BatchOutput::StatusChanged);
+                for file in std::mem::take(&mut self.deletes) {
+                    self.add_chore(Chore::Delete(file));
+                }
             }
             if self.outputs.is_empty() {
                 let chores_left = self.mode != Mode::Detached
-                    && (self.chore_call.is_some() || !self.chores.is_empty());
+                    && (self.chore_call.is_some()
+                        || !self.chores.is_empty()
+                        || !self.deletes.is_empty());
                 if !chores_left {
                     if let Some(summary) = self.finished.take() {
                         self.finish(now, summary);
@@ -2619,9 +2651,10 @@ impl BatchRun {
             .chain(&shard.result_files)
             .cloned()
             .collect();
-        for file in files {
-            self.add_chore(Chore::Delete(file));
-        }
+        // Deleted once the progress file says the shard is done: a resume
+        // that lost the provider journal must not take it for one to read.
+        self.deletes.extend(files);
+        self.changed = true;
     }
 
     fn advance_chores(&mut self, now: Millis) {
@@ -2752,7 +2785,24 @@ impl BatchRun {
     /// A batch the account listed: this run's (by its metadata) and not on
     /// record is adopted, its rows to be read from its input file.
     fn adopt_found(&mut self, now: Millis, b: BatchObject) {
-        if b.run.as_deref() != Some(self.run_id.as_str()) || self.claimed.contains(&b.id) {
+        if b.run.as_deref() != Some(self.run_id.as_str()) {
+            return;
+        }
+        let done = self.shards.iter().position(|s| {
+            s.phase == Phase::Done && s.batch_id.as_deref() == Some(b.id.as_str())
+        });
+        if let Some(s) = done {
+            // Done, and saved without its result files: they go too.
+            if self.shards[s].result_files.is_empty() && !self.keep_files {
+                let files: Vec<String> =
+                    b.output_file_id.iter().chain(&b.error_file_id).cloned().collect();
+                self.shards[s].result_files.clone_from(&files);
+                self.deletes.extend(files);
+                self.changed = true;
+            }
+            return;
+        }
+        if self.claimed.contains(&b.id) {
             return;
         }
         let Some(number) = b.shard else { return };
