@@ -1288,13 +1288,20 @@ impl BatchRun {
                 // Uploaded: a batch made from its file is looked for.
                 (None, Some(_)) => shard.need_find = true,
                 // Its create may have made a batch: looked for by its count
-                // since the run began (Anthropic).
+                // (Anthropic's batches name no run), in the whole list.
                 (None, None) if self.dialect.inline() => {
+                    let sent = ["waiting to create", "creating", "looking for its batch"];
+                    if !sent.contains(&p.status.as_str()) {
+                        continue;
+                    }
                     shard.need_find = true;
                     shard.intent_at = Some(Millis(0));
                 }
                 // Its upload may have left a file: found by its name below.
-                (None, None) => continue,
+                (None, None) => {
+                    rebuilt = true;
+                    continue;
+                }
             }
             rebuilt = true;
             self.shards.push(shard);
@@ -1972,7 +1979,10 @@ impl BatchRun {
             lines: shard.lines,
             bytes: shard.bytes,
         }));
-        self.changed = true;
+        // The progress file says "creating" before the call can be made: a
+        // resume that lost the provider journal looks for its batch.
+        self.refresh();
+        self.urgent.push_back(BatchOutput::StatusChanged);
     }
 
     /// A shard restored from the journal whose create made no batch: it is

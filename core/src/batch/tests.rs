@@ -2064,3 +2064,86 @@ fn a_journal_with_swapped_batch_ids_stops_the_run_naming_the_records_and_sends_n
     assert_eq!(sim.provider.creates, 2);
     let _ = (saved, two);
 }
+
+#[test]
+fn anthropic_a_lost_provider_journal_is_rebuilt_and_no_row_is_sent_twice() {
+    let script = Script {
+        processing_ms: 2 * 3_600_000,
+        wrong: [1].into(),
+        ..Script::default()
+    };
+    let (rows, max_lines) = (9, 4);
+    let mut clean = Sim::anthropic(rows, max_lines, script.clone());
+    clean.run();
+    let expected = clean.outcomes();
+    let mut rebuilt = 0;
+    for crash in 1..=clean.handled {
+        let mut sim = Sim::anthropic(rows, max_lines, script.clone());
+        sim.crash_before = Some(crash);
+        sim.run();
+        if !sim.crashed {
+            continue;
+        }
+        rebuilt += usize::from(sim.provider.creates > 0);
+        sim.resume_lost(script.clone(), "").unwrap();
+        sim.run();
+        let s = sim.summary();
+        assert_eq!(
+            s.status,
+            RunStatus::Completed,
+            "crash before input {crash}: {:?}\n{}",
+            s.abort_reason,
+            sim.journal
+        );
+        assert_eq!(sim.outcomes(), expected, "crash before input {crash}");
+        let mut seen = HashSet::new();
+        for (row, _, batch) in &sim.provider.submitted {
+            assert!(
+                seen.insert(*row),
+                "crash {crash}: row {row} sent again (in {batch})\n{}",
+                sim.journal
+            );
+        }
+        assert_eq!(sim.provider.creates, clean.provider.creates, "crash {crash}");
+    }
+    assert!(rebuilt > 5, "{rebuilt} crashes after a create");
+}
+
+#[test]
+fn anthropic_swapped_batch_ids_stop_the_run_when_the_results_are_another_shards() {
+    let script = Script {
+        processing_ms: 3_600_000,
+        ..Script::default()
+    };
+    let mut found = None;
+    for crash in 1..400 {
+        let mut sim = Sim::anthropic(8, 4, script.clone());
+        sim.crash_before = Some(crash);
+        sim.run();
+        if sim.crashed && sim.journal.matches("\"created\"").count() == 2 {
+            found = Some(sim);
+            break;
+        }
+    }
+    let mut sim = found.expect("a crash with two batches");
+    let mut records = journal_values(&sim.journal);
+    let created: Vec<usize> = (0..records.len())
+        .filter(|&i| records[i]["record"] == "created")
+        .collect();
+    let one = records[created[0]]["batchId"].clone();
+    records[created[0]]["batchId"] = records[created[1]]["batchId"].clone();
+    records[created[1]]["batchId"] = one;
+    sim.saved.clear();
+    let submitted = sim.provider.submitted.len();
+    sim.resume_lost(script, &journal_text(&records)).unwrap();
+    sim.run();
+    let s = sim.summary();
+    assert_eq!(s.status, RunStatus::Aborted);
+    let reason = s.abort_reason.clone().unwrap();
+    assert!(
+        reason.contains("gives batch msgbatch_") && reason.contains("results are of other rows"),
+        "{reason}"
+    );
+    assert_eq!(sim.provider.submitted.len(), submitted, "no row sent again");
+    assert_eq!(sim.outcomes().len(), 0, "no row judged from another's answers");
+}
