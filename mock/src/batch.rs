@@ -263,13 +263,19 @@ pub(crate) async fn list_files(
         .collect();
     ids.sort_unstable_by(|a, b| b.cmp(a));
     let start = match &q.after {
-        Some(after) => ids.iter().position(|i| *i == after).map_or(ids.len(), |p| p + 1),
+        Some(after) => ids
+            .iter()
+            .position(|i| *i == after)
+            .map_or(ids.len(), |p| p + 1),
         None => 0,
     };
     let limit = q.limit.unwrap_or(10_000).clamp(1, 10_000);
     let page: Vec<&String> = ids.iter().skip(start).take(limit).copied().collect();
     let has_more = start + page.len() < ids.len();
-    let data: Vec<Value> = page.iter().map(|id| file_object(id, &store.files[*id])).collect();
+    let data: Vec<Value> = page
+        .iter()
+        .map(|id| file_object(id, &store.files[*id]))
+        .collect();
     json_response(
         StatusCode::OK,
         &json!({

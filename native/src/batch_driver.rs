@@ -268,7 +268,10 @@ fn saved_provider_batches(files: &RunFiles) -> Vec<ProviderBatch> {
                     }
                 }
             }
-            Err(e) => tracing::warn!("{}: its provider batches are unreadable ({e})", path.display()),
+            Err(e) => tracing::warn!(
+                "{}: its provider batches are unreadable ({e})",
+                path.display()
+            ),
         }
     }
     all

@@ -331,7 +331,11 @@ fn kill_tamper_and_resume(
     );
     // Nothing left behind: no file at the provider, no shard file here.
     for (stats, out) in [(&v, &victim_out), (&k, &clean_out)] {
-        assert_eq!(stat(stats, "batchFilesLive"), 0, "{what}: files left at the provider");
+        assert_eq!(
+            stat(stats, "batchFilesLive"),
+            0,
+            "{what}: files left at the provider"
+        );
         assert_eq!(
             find_file(out, ".shadow-batch-", ".jsonl"),
             None,
@@ -502,12 +506,20 @@ fn killed_during_an_upload_leaves_no_file_behind_and_uses_the_upload_it_finds() 
     // lands with a file at the provider no journal names and the shard file in
     // the output folder; the resume finds the upload by its name and uses it.
     let (v, k) = kill_tamper_and_resume(
-        &["--batch-ms", "300", "--error-rate", "0", "--batch-upload-delay-ms", "2000"],
+        &[
+            "--batch-ms",
+            "300",
+            "--error-rate",
+            "0",
+            "--batch-upload-delay-ms",
+            "2000",
+        ],
         &["--shard-lines", "12"],
         "upload",
         |out| {
             let records = provider_records(out);
-            count(&records, "uploading") >= 1 && count(&records, "uploaded") == 0
+            count(&records, "uploading") >= 1
+                && count(&records, "uploaded") == 0
                 && find_file(out, ".shadow-batch-", ".jsonl").is_some()
         },
         |out| {
@@ -563,7 +575,9 @@ fn a_journal_with_swapped_batch_ids_is_refused_naming_its_lines() {
     });
     assert!(seen, "no two batches");
     victim.guard.child().kill().unwrap();
-    victim.guard.wait_timeout(Duration::from_secs(5), "killed run");
+    victim
+        .guard
+        .wait_timeout(Duration::from_secs(5), "killed run");
     let journal = provider_file(&out).unwrap();
     let text = std::fs::read_to_string(&journal).unwrap();
     let swapped = text
@@ -582,7 +596,11 @@ fn a_journal_with_swapped_batch_ids_is_refused_naming_its_lines() {
         "{}",
         refused.stderr
     );
-    assert_eq!(stat(&mock.stats(), "batchCreates"), 2, "nothing created again");
+    assert_eq!(
+        stat(&mock.stats(), "batchCreates"),
+        2,
+        "nothing created again"
+    );
 }
 
 #[test]
@@ -601,12 +619,22 @@ fn cancel_says_what_there_is_to_cancel() {
     finished.expect_code(0);
     assert!(
         finished.stdout.contains("Nothing to cancel")
-            && finished.stdout.contains("has finished (all 4 rows have results)"),
+            && finished
+                .stdout
+                .contains("has finished (all 4 rows have results)"),
         "{}",
         finished.stdout
     );
-    assert!(!finished.stdout.contains("To send the rest"), "{}", finished.stdout);
-    assert_eq!(std::fs::read(&files.summary).unwrap(), before, "nothing rewritten");
+    assert!(
+        !finished.stdout.contains("To send the rest"),
+        "{}",
+        finished.stdout
+    );
+    assert_eq!(
+        std::fs::read(&files.summary).unwrap(),
+        before,
+        "nothing rewritten"
+    );
     assert_eq!(stat(&mock.stats(), "batchCancels"), 0);
 
     let mut cancel = shadow(data.root.path());
@@ -620,5 +648,9 @@ fn cancel_says_what_there_is_to_cancel() {
         "{}",
         not_a_run.stderr
     );
-    assert!(!not_a_run.stderr.contains("--resume takes"), "{}", not_a_run.stderr);
+    assert!(
+        !not_a_run.stderr.contains("--resume takes"),
+        "{}",
+        not_a_run.stderr
+    );
 }

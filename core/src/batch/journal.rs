@@ -1,6 +1,7 @@
 //! The provider journal of a batch-API run, `shadow-mode-batch-provider-{run}.jsonl`:
 //! one JSON line for every id the provider gives (an uploaded file, a created
-//! batch), every create about to be sent without a file (Anthropic's), every
+//! batch), every upload about to be made, every create about to be sent
+//! without a file (Anthropic's), every
 //! batch that ended and every shard whose results are all in the results
 //! journal, each written (and synced) before the step that follows it.
 //! A resume folds it back into the state of each shard, so that it polls a batch

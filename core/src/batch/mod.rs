@@ -48,6 +48,19 @@
 //!   batch on record, first looks for a batch created from its file (the crash may
 //!   have come between the create and its record) before creating one: a batch is
 //!   never created twice, a row of a running batch never sent again.
+//! - An upload's intent (file name, rows) is journaled before the upload
+//!   ([`BatchRecord::Uploading`]); a resume that has the intent but not the
+//!   file id looks through the account's files for it by name and uses it (a
+//!   file of the run's that no shard uses is deleted). Once a shard is done its
+//!   files at the provider (input, output, error) are deleted, unless
+//!   [`BatchApiConfig::keep_files`]; the run finishes after those calls.
+//! - A lost provider journal ([`BatchRun::recover`]): the shards the progress
+//!   file listed and the batches whose metadata name the run (OpenAI) are
+//!   adopted; their rows are read from their input files (OpenAI) or results
+//!   (Anthropic) before anything new is created, each row taken back in the
+//!   batch holding its latest attempt. A journal that contradicts itself or
+//!   the provider (two records claiming a request, a batch made from another
+//!   shard's file, results of other rows) is refused, naming its lines.
 //! - Finding a batch without a file (Anthropic): its batches carry no metadata
 //!   and cannot be looked up by content, so before each create call the journal
 //!   records the intent ([`BatchRecord::Submitting`]: the shard's rows and the
@@ -526,7 +539,9 @@ impl Dialect {
     fn row_attempt(&self, custom_id: &str) -> Option<(usize, u32)> {
         let tail = match self {
             Dialect::OpenAi { .. } => custom_id.strip_prefix('r')?,
-            Dialect::Anthropic { tag, .. } => custom_id.strip_prefix(tag.as_str())?.strip_prefix("-r")?,
+            Dialect::Anthropic { tag, .. } => {
+                custom_id.strip_prefix(tag.as_str())?.strip_prefix("-r")?
+            }
         };
         let (row, attempt) = tail.split_once("-a")?;
         Some((row.parse().ok()?, attempt.parse().ok().filter(|a| *a >= 1)?))
@@ -817,7 +832,9 @@ impl Shard {
     /// `inline`: the dialect takes the requests in the create call.
     fn status(&self, inline: bool) -> ProviderBatch {
         let status = match self.phase {
-            _ if self.learn.is_some() => "reading its requests (the provider journal lost it)".to_string(),
+            _ if self.learn.is_some() => {
+                "reading its requests (the provider journal lost it)".to_string()
+            }
             Phase::Building => "building".to_string(),
             Phase::Sealed if inline => "waiting to create".to_string(),
             Phase::Sealed => "uploading".to_string(),
@@ -1240,7 +1257,10 @@ impl BatchRun {
                 continue;
             }
             let over = p.status.starts_with("done")
-                || matches!(p.status.as_str(), "failed" | "parked" | "empty" | "building");
+                || matches!(
+                    p.status.as_str(),
+                    "failed" | "parked" | "empty" | "building"
+                );
             if over || p.lines == 0 {
                 if let Some(id) = &p.batch_id {
                     // Its rows are all in: its batch is no one's to adopt,
@@ -1250,7 +1270,11 @@ impl BatchRun {
                     shard.batch_id = Some(id.clone());
                     shard.file_id.clone_from(&p.file_id);
                     shard.lines = p.lines;
-                    shard.ended_status = p.status.strip_prefix("done (").and_then(|s| s.strip_suffix(')')).map(str::to_string);
+                    shard.ended_status = p
+                        .status
+                        .strip_prefix("done (")
+                        .and_then(|s| s.strip_suffix(')'))
+                        .map(str::to_string);
                     self.shards.push(shard);
                     let s = self.shards.len() - 1;
                     self.clear_files(s);
@@ -1261,7 +1285,10 @@ impl BatchRun {
                             batch_id: id.clone(),
                             at: now,
                         },
-                        BatchRecord::Done { shard: p.shard, at: now },
+                        BatchRecord::Done {
+                            shard: p.shard,
+                            at: now,
+                        },
                     ] {
                         self.urgent.push_back(BatchOutput::Record(record));
                     }
@@ -1352,7 +1379,10 @@ fn check_claims(batches: &FoldedBatches, rows: usize) -> Result<(), UsageError> 
             continue;
         }
         for pair in journal::decode_members(&record.members, rows).unwrap_or_default() {
-            if let Some(other) = claims.insert(pair, record).filter(|o| o.shard != record.shard) {
+            if let Some(other) = claims
+                .insert(pair, record)
+                .filter(|o| o.shard != record.shard)
+            {
                 return Err(UsageError::ProviderJournal {
                     detail: format!(
                         "lines {} and {} both claim row {} (attempt {}), for shards {} and {}; {fix}",
@@ -1540,8 +1570,9 @@ impl BatchRun {
         if self.done || !self.outputs.is_empty() || !self.urgent.is_empty() {
             return None;
         }
-        let chore = (self.chore_call.is_none() && !self.chores.is_empty() && self.mode != Mode::Detached)
-            .then_some(self.chore_due);
+        let chore =
+            (self.chore_call.is_none() && !self.chores.is_empty() && self.mode != Mode::Detached)
+                .then_some(self.chore_due);
         self.shards
             .iter()
             .filter(|s| s.call.is_none() && self.wants_call(s))
@@ -1828,7 +1859,11 @@ impl BatchRun {
             }
             Phase::Uploaded if shard.find_file => false,
             // A rebuilt shard's batch is looked for, never created.
-            Phase::Uploaded if shard.learn.is_some() && !shard.need_find && shard.probe.is_none() => false,
+            Phase::Uploaded
+                if shard.learn.is_some() && !shard.need_find && shard.probe.is_none() =>
+            {
+                false
+            }
             Phase::Uploaded => !stopping || self.finds_while_stopping(shard),
             // Its rows are learned from its results, all shards' at once.
             Phase::Downloading if shard.learn_read => false,
@@ -2744,7 +2779,9 @@ impl BatchRun {
                         None => self.found_run_batches(now),
                     }
                 }
-                Err(_) => self.give_up_chore(now, Chore::FindRunBatches { after: None, pages }, None),
+                Err(_) => {
+                    self.give_up_chore(now, Chore::FindRunBatches { after: None, pages }, None)
+                }
             },
             Chore::FindRunFiles { pages, .. } => match openai::parse_files(&body) {
                 Ok((files, after)) => {
@@ -2798,14 +2835,19 @@ impl BatchRun {
         if b.run.as_deref() != Some(self.run_id.as_str()) {
             return;
         }
-        let done = self.shards.iter().position(|s| {
-            s.phase == Phase::Done && s.batch_id.as_deref() == Some(b.id.as_str())
-        });
+        let done = self
+            .shards
+            .iter()
+            .position(|s| s.phase == Phase::Done && s.batch_id.as_deref() == Some(b.id.as_str()));
         if let Some(s) = done {
             // Done, and saved without its result files: they go too.
             if self.shards[s].result_files.is_empty() && !self.keep_files {
-                let files: Vec<String> =
-                    b.output_file_id.iter().chain(&b.error_file_id).cloned().collect();
+                let files: Vec<String> = b
+                    .output_file_id
+                    .iter()
+                    .chain(&b.error_file_id)
+                    .cloned()
+                    .collect();
                 self.shards[s].result_files.clone_from(&files);
                 self.deletes.extend(files);
                 self.changed = true;

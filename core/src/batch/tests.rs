@@ -647,14 +647,20 @@ impl FakeProvider {
                     .filter(|(id, _)| !self.deleted.contains(*id))
                     .map(|(id, (name, bytes))| json!({"id": id, "filename": name, "bytes": bytes, "purpose": "batch"}))
                     .collect();
-                (ok(json!({"object": "list", "data": data, "has_more": false})), vec![])
+                (
+                    ok(json!({"object": "list", "data": data, "has_more": false})),
+                    vec![],
+                )
             }
             ("DELETE", p) if p.starts_with("/files/") => {
                 let file = &p["/files/".len()..];
                 if !self.deleted.insert(file.to_string()) {
                     return (status(404, "No such file"), vec![]);
                 }
-                (ok(json!({"id": file, "object": "file", "deleted": true})), vec![])
+                (
+                    ok(json!({"id": file, "object": "file", "deleted": true})),
+                    vec![],
+                )
             }
             other => panic!("unexpected call {other:?}"),
         }
@@ -1952,15 +1958,25 @@ fn a_lost_provider_journal_is_rebuilt_and_no_row_is_sent_twice() {
                 sim.journal
             );
         }
-        assert_eq!(sim.provider.creates, clean.provider.creates, "crash {crash}");
+        assert_eq!(
+            sim.provider.creates, clean.provider.creates,
+            "crash {crash}"
+        );
         // The rebuilt journal names every batch.
         for b in &sim.provider.batches {
-            assert!(sim.journal.contains(&b.id), "crash {crash}: {} not journaled", b.id);
+            assert!(
+                sim.journal.contains(&b.id),
+                "crash {crash}: {} not journaled",
+                b.id
+            );
         }
         // Nothing is left at the provider: every upload (one the crash left
         // unnamed too) and every result file is deleted.
         for id in sim.provider.names.keys() {
-            assert!(sim.provider.deleted.contains(id), "crash {crash}: {id} left");
+            assert!(
+                sim.provider.deleted.contains(id),
+                "crash {crash}: {id} left"
+            );
         }
         for b in &sim.provider.batches {
             for kind in ["out", "err"] {
@@ -2104,7 +2120,10 @@ fn anthropic_a_lost_provider_journal_is_rebuilt_and_no_row_is_sent_twice() {
                 sim.journal
             );
         }
-        assert_eq!(sim.provider.creates, clean.provider.creates, "crash {crash}");
+        assert_eq!(
+            sim.provider.creates, clean.provider.creates,
+            "crash {crash}"
+        );
     }
     assert!(rebuilt > 5, "{rebuilt} crashes after a create");
 }
@@ -2145,5 +2164,9 @@ fn anthropic_swapped_batch_ids_stop_the_run_when_the_results_are_another_shards(
         "{reason}"
     );
     assert_eq!(sim.provider.submitted.len(), submitted, "no row sent again");
-    assert_eq!(sim.outcomes().len(), 0, "no row judged from another's answers");
+    assert_eq!(
+        sim.outcomes().len(),
+        0,
+        "no row judged from another's answers"
+    );
 }
