@@ -394,6 +394,8 @@ mod tests {
         let f = fold_batch_journal(text.as_bytes()).unwrap();
         assert!(f.torn_tail);
         assert_eq!(f.complete_len, sound);
+        assert_eq!(f.complete_lines, 4, "the next record is line 5");
+        assert_eq!((f.shards[0].members_line, f.shards[0].batch_line), (1, 2));
         assert!(f.bad_lines.is_empty());
         assert_eq!(f.shards.len(), 2);
         let one = &f.shards[0];

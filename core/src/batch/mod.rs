@@ -2747,7 +2747,12 @@ impl BatchRun {
             }
             Err((retry, response)) => {
                 self.chore_failures += 1;
-                if retry && self.chore_failures < CHORE_TRIES {
+                let tries = if matches!(chore, Chore::Delete(_)) {
+                    2
+                } else {
+                    CHORE_TRIES
+                };
+                if retry && self.chore_failures < tries {
                     let jitter = unit_hash(self.seed ^ 0xC0DE, 0, self.chore_failures);
                     let wait = backoff_ms(
                         self.cfg.poll_min_ms.min(1_000),
@@ -2806,7 +2811,9 @@ impl BatchRun {
     /// up (an upload it would have found is made again); a delete is left.
     fn give_up_chore(&mut self, now: Millis, chore: Chore, response: Option<HttpResponse>) {
         match chore {
-            Chore::Delete(_) => {}
+            // The endpoint fails: the other deletes are left too (a resume
+            // makes them again) rather than holding the end of the run.
+            Chore::Delete(_) => self.chores.retain(|c| !matches!(c, Chore::Delete(_))),
             Chore::FindRunFiles { .. } => self.found_run_files(now),
             Chore::FindRunBatches { .. } => {
                 let (status, detail) = response.map_or((0, None), |r| {
