@@ -24,7 +24,7 @@ use shadow_core::input::{Item, LabelsCsv};
 use shadow_core::journal::{fold_journal_reader, ItemStatus};
 use shadow_core::provider::Provider;
 use shadow_core::report::{escape_for_terminal, RunStatus, Summary};
-use shadow_core::{Millis, RunConfig, Ticket};
+use shadow_core::{Millis, RunConfig, Ticket, UsageError};
 use shadow_mock::MockServer;
 use tokio::sync::mpsc;
 
@@ -123,6 +123,12 @@ pub async fn run_batch(setup: Setup<'_>) -> Result<u8> {
         },
     );
     print_via(batch.run().config(), open, to_find);
+    if batch.recovering() {
+        println!(
+            "  Resumed:      the provider journal lost batches of this run: they are rebuilt from {} and the provider, and nothing new is created until their rows are known\n",
+            files.progress.display()
+        );
+    }
     let host = Host {
         clock,
         client: reqwest::Client::builder()
@@ -210,7 +216,13 @@ fn open_journals(
     let rewrite = results.prepare_resume(args.retry_failed);
     let taken = batch
         .restore(now, results.results.iter().cloned(), &batches, &fresh)
-        .with_context(|| format!("cannot resume from {}", files.results.display()))?;
+        .map_err(|e| {
+            let from = match e {
+                UsageError::ProviderJournal { .. } => &files.provider,
+                _ => &files.results,
+            };
+            anyhow::Error::new(e).context(format!("cannot resume from {}", from.display()))
+        })?;
     let journal = if rewrite {
         let text: String = results.results.iter().map(|r| r.to_json_line()).collect();
         write_atomic(&files.results, text.as_bytes())?;

@@ -654,3 +654,97 @@ fn cancel_says_what_there_is_to_cancel() {
         not_a_run.stderr
     );
 }
+
+#[test]
+#[cfg(unix)]
+fn a_batch_the_endpoint_does_not_know_says_both_ways_it_can_be() {
+    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
+    let data = Data::new(4);
+    let out = data.dir("out");
+    let mut victim = Running::spawn(batch_cmd(&data, &mock.url, &out, &[]));
+    let seen = wait_until(Duration::from_secs(15), || {
+        count(&provider_records(&out), "created") >= 1
+    });
+    assert!(seen, "no batch created");
+    victim.guard.child().kill().unwrap();
+    victim
+        .guard
+        .wait_timeout(Duration::from_secs(5), "killed run");
+    // Resumed against another server, which never saw the batch.
+    let other = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
+    let files = RunFiles::in_dir(&out);
+    let mut resume = resume_cmd(&data, &other.url, &files.progress);
+    resume.args(["--base-url", &other.url]);
+    let refused = run(resume);
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains("(HTTP 404)")
+            && refused
+                .stderr
+                .contains("OPENAI_API_KEY now holds another key")
+            && refused
+                .stderr
+                .contains("--base-url points at another server"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains("Check the key,"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        stat(&other.stats(), "batchCreates"),
+        0,
+        "nothing created there"
+    );
+}
+
+#[test]
+#[cfg(unix)]
+fn a_journal_where_two_records_claim_the_same_rows_is_refused_naming_file_and_lines() {
+    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
+    let data = Data::new(8);
+    let out = data.dir("out");
+    let mut victim = Running::spawn(batch_cmd(&data, &mock.url, &out, &["--shard-lines", "4"]));
+    let seen = wait_until(Duration::from_secs(15), || {
+        count(&provider_records(&out), "created") >= 2
+    });
+    assert!(seen, "no two batches");
+    victim.guard.child().kill().unwrap();
+    victim
+        .guard
+        .wait_timeout(Duration::from_secs(5), "killed run");
+    let journal = provider_file(&out).unwrap();
+    let records = provider_records(&out);
+    let uploaded: Vec<usize> = (0..records.len())
+        .filter(|&i| records[i]["record"] == "uploaded")
+        .collect();
+    let mut edited = records.clone();
+    edited[uploaded[1]]["members"] = records[uploaded[0]]["members"].clone();
+    let text: String = edited.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(&journal, text).unwrap();
+    let files = RunFiles::in_dir(&out);
+    let refused = run(resume_cmd(&data, &mock.url, &files.progress));
+    refused.expect_code(2);
+    let name = journal.file_name().unwrap().to_string_lossy().into_owned();
+    let lines = format!(
+        "lines {} and {} both claim row 0",
+        uploaded[0] + 1,
+        uploaded[1] + 1
+    );
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("cannot resume from {}", journal.display()))
+            && refused.stderr.contains(&name)
+            && refused.stderr.contains(&lines),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        stat(&mock.stats(), "batchCreates"),
+        2,
+        "nothing created again"
+    );
+}
