@@ -728,8 +728,9 @@ fn a_journal_where_two_records_claim_the_same_rows_is_refused_naming_file_and_li
     let refused = run(resume_cmd(&data, &mock.url, &files.progress));
     refused.expect_code(2);
     let name = journal.file_name().unwrap().to_string_lossy().into_owned();
+    let first_row = records[uploaded[0]]["members"][0][0].as_u64().unwrap();
     let lines = format!(
-        "lines {} and {} both claim row 0",
+        "lines {} and {} both claim row {first_row} (attempt 1)",
         uploaded[0] + 1,
         uploaded[1] + 1
     );

@@ -1383,10 +1383,15 @@ fn check_claims(batches: &FoldedBatches, rows: usize) -> Result<(), UsageError> 
                 .insert(pair, record)
                 .filter(|o| o.shard != record.shard)
             {
+                let (a, b) = if other.members_line <= record.members_line {
+                    (other, record)
+                } else {
+                    (record, other)
+                };
                 return Err(UsageError::ProviderJournal {
                     detail: format!(
                         "lines {} and {} both claim row {} (attempt {}), for shards {} and {}; {fix}",
-                        other.members_line, record.members_line, pair.0, pair.1, other.shard, record.shard
+                        a.members_line, b.members_line, pair.0, pair.1, a.shard, b.shard
                     ),
                 });
             }
