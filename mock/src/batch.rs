@@ -1,5 +1,7 @@
 //! The OpenAI Batch API, as the mock serves it: `POST /v1/files` (multipart,
-//! `purpose=batch`), `GET /v1/files/{id}` and `/content`, `POST /v1/batches`,
+//! `purpose=batch`), `GET /v1/files` (newest first, `purpose`, `limit`,
+//! `after`), `GET /v1/files/{id}` and `/content`, `DELETE /v1/files/{id}`,
+//! `POST /v1/batches`,
 //! `GET /v1/batches` (newest first, `limit`, `after`), `GET /v1/batches/{id}`,
 //! `POST /v1/batches/{id}/cancel`.
 //!
@@ -208,18 +210,99 @@ pub(crate) async fn upload(
     }
     let inner = &state.inner;
     Counters::bump(&inner.counters.batch_uploads);
-    let mut store = inner.batch.lock().unwrap_or_else(|p| p.into_inner());
-    store.next_file += 1;
-    let id = format!("file-mock{:06}", store.next_file);
-    let file = StoredFile {
-        name: name.clone().unwrap_or_else(|| "upload.jsonl".into()),
-        purpose: "batch".into(),
-        content: Arc::new(content.to_vec()),
-        created_at: unix_now(inner.started),
+    let object = {
+        let mut store = inner.batch.lock().unwrap_or_else(|p| p.into_inner());
+        store.next_file += 1;
+        let id = format!("file-mock{:06}", store.next_file);
+        let file = StoredFile {
+            name: name.clone().unwrap_or_else(|| "upload.jsonl".into()),
+            purpose: "batch".into(),
+            content: Arc::new(content.to_vec()),
+            created_at: unix_now(inner.started),
+        };
+        let object = file_object(&id, &file);
+        store.files.insert(id, file);
+        object
     };
-    let object = file_object(&id, &file);
-    store.files.insert(id, file);
+    let delay = inner.cfg.batch_upload_delay_ms;
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     json_response(StatusCode::OK, &object)
+}
+
+/// Files the mock holds (`/stats`' `batchFilesLive`).
+pub(crate) fn live_files(state: &MockState) -> u64 {
+    let store = state.inner.batch.lock().unwrap_or_else(|p| p.into_inner());
+    store.files.len() as u64
+}
+
+#[derive(Deserialize)]
+pub(crate) struct FilesQuery {
+    purpose: Option<String>,
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+/// `GET /v1/files`: newest first.
+pub(crate) async fn list_files(
+    State(state): State<MockState>,
+    headers: HeaderMap,
+    Query(q): Query<FilesQuery>,
+) -> Response {
+    if let Some(r) = unauthorized(&state, &headers) {
+        return r;
+    }
+    let store = state.inner.batch.lock().unwrap_or_else(|p| p.into_inner());
+    // Ids grow with time: newest first is the ids in reverse.
+    let mut ids: Vec<&String> = store
+        .files
+        .iter()
+        .filter(|(_, f)| q.purpose.as_deref().is_none_or(|p| f.purpose == p))
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    let start = match &q.after {
+        Some(after) => ids
+            .iter()
+            .position(|i| *i == after)
+            .map_or(ids.len(), |p| p + 1),
+        None => 0,
+    };
+    let limit = q.limit.unwrap_or(10_000).clamp(1, 10_000);
+    let page: Vec<&String> = ids.iter().skip(start).take(limit).copied().collect();
+    let has_more = start + page.len() < ids.len();
+    let data: Vec<Value> = page
+        .iter()
+        .map(|id| file_object(id, &store.files[*id]))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "object": "list", "data": data, "has_more": has_more,
+            "first_id": page.first(), "last_id": page.last(),
+        }),
+    )
+}
+
+/// `DELETE /v1/files/{id}`.
+pub(crate) async fn delete_file(
+    State(state): State<MockState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = unauthorized(&state, &headers) {
+        return r;
+    }
+    let mut store = state.inner.batch.lock().unwrap_or_else(|p| p.into_inner());
+    if store.files.remove(&id).is_none() {
+        return not_found("file", &id);
+    }
+    Counters::bump(&state.inner.counters.batch_file_deletes);
+    json_response(
+        StatusCode::OK,
+        &json!({"id": id, "object": "file", "deleted": true}),
+    )
 }
 
 /// `GET /v1/files/{id}`.

@@ -111,6 +111,11 @@ pub struct MockConfig {
 
     /// Batch API: serve result files 10 lines at a time, this long apart, in ms.
     pub batch_download_delay_ms: u64,
+
+    /// Batch API: wait this long before answering an upload (the file exists
+    /// from the start of the wait), in ms: a client killed meanwhile has
+    /// uploaded a file it has no id of.
+    pub batch_upload_delay_ms: u64,
 }
 
 /// How `POST /v1/chat/completions` behaves.
@@ -165,6 +170,7 @@ impl Default for MockConfig {
             batch_fail: 0,
             batch_create_delay_ms: 0,
             batch_download_delay_ms: 0,
+            batch_upload_delay_ms: 0,
         }
     }
 }

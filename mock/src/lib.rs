@@ -52,14 +52,17 @@
 //! * `GET /v1/models`: one model, [`MOCK_MODEL`].
 //! * `GET /stats`: counters ([`MockStats`]) as JSON.
 //! * The OpenAI Batch API: `POST /v1/files` (multipart, `purpose=batch`),
-//!   `GET /v1/files/{id}[/content]`, `POST /v1/batches`, `GET /v1/batches[/{id}]`,
+//!   `GET /v1/files`, `GET /v1/files/{id}[/content]`, `DELETE /v1/files/{id}`
+//!   (`/stats` counts the files still held: `batchFilesLive`), `POST
+//!   /v1/batches`, `GET /v1/batches[/{id}]`,
 //!   `POST /v1/batches/{id}/cancel`. A batch's status follows the clock
 //!   ([`batch_ms`](MockConfig::batch_ms)); each line is answered by the same
 //!   function as a live request, its attempt read from a `custom_id` ending in
 //!   `-a{attempt}`; result files come out of input order; the first batches can
 //!   be made to expire or fail ([`batch_expire`](MockConfig::batch_expire),
 //!   [`batch_fail`](MockConfig::batch_fail)), a create answered late
-//!   ([`batch_create_delay_ms`](MockConfig::batch_create_delay_ms)) and a
+//!   ([`batch_create_delay_ms`](MockConfig::batch_create_delay_ms)), an upload
+//!   answered late ([`batch_upload_delay_ms`](MockConfig::batch_upload_delay_ms)) and a
 //!   download served slowly
 //!   ([`batch_download_delay_ms`](MockConfig::batch_download_delay_ms)).
 //! * Anthropic's Message Batches: `POST /v1/messages/batches` (the requests

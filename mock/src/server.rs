@@ -116,7 +116,10 @@ impl MockState {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> MockStats {
-        self.inner.counters.snapshot()
+        MockStats {
+            batch_files_live: crate::batch::live_files(self),
+            ..self.inner.counters.snapshot()
+        }
     }
 }
 
@@ -135,7 +138,7 @@ pub fn router(state: MockState) -> Router {
         .collect();
     let cors = CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
         // `*` does not cover `authorization` in browsers: mirror the request.
         .allow_headers(AllowHeaders::mirror_request())
         .expose_headers(exposed)
@@ -154,9 +157,14 @@ pub fn router(state: MockState) -> Router {
         .route("/stats", get(stats))
         .route(
             "/v1/files",
-            post(crate::batch::upload).layer(DefaultBodyLimit::max(FILE_LIMIT)),
+            post(crate::batch::upload)
+                .get(crate::batch::list_files)
+                .layer(DefaultBodyLimit::max(FILE_LIMIT)),
         )
-        .route("/v1/files/{id}", get(crate::batch::file_info))
+        .route(
+            "/v1/files/{id}",
+            get(crate::batch::file_info).delete(crate::batch::delete_file),
+        )
         .route("/v1/files/{id}/content", get(crate::batch::file_content))
         .route(
             "/v1/batches",

@@ -74,6 +74,13 @@ pub struct MockStats {
     /// of requests that ran).
     #[serde(default)]
     pub batch_lines: u64,
+    /// Batch API: files deleted (`DELETE /v1/files/{id}`).
+    #[serde(default)]
+    pub batch_file_deletes: u64,
+    /// Batch API: files the mock holds now (uploaded input files, and the
+    /// output and error files it wrote), not deleted: what a client left behind.
+    #[serde(default)]
+    pub batch_files_live: u64,
 }
 
 const STATUSES: [u16; 8] = [200, 400, 401, 404, 429, 500, 503, 529];
@@ -100,6 +107,7 @@ pub(crate) struct Counters {
     pub batch_downloads: AtomicU64,
     pub batch_cancels: AtomicU64,
     pub batch_lines: AtomicU64,
+    pub batch_file_deletes: AtomicU64,
     by_status: [AtomicU64; STATUSES.len()],
 }
 
@@ -149,6 +157,8 @@ impl Counters {
             batch_downloads: load(&self.batch_downloads),
             batch_cancels: load(&self.batch_cancels),
             batch_lines: load(&self.batch_lines),
+            batch_file_deletes: load(&self.batch_file_deletes),
+            batch_files_live: 0,
         }
     }
 }

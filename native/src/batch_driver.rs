@@ -17,14 +17,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use shadow_core::batch::{
     fold_batch_journal, BatchInput, BatchOutput, BatchRun, CallId, LineBuilder, LineOrder,
-    SubmitOrder, UploadOrder,
+    ProviderBatch, SubmitOrder, UploadOrder,
 };
 use shadow_core::http::{HttpRequest, HttpResponse, TransportErrorKind};
 use shadow_core::input::{Item, LabelsCsv};
 use shadow_core::journal::{fold_journal_reader, ItemStatus};
 use shadow_core::provider::Provider;
 use shadow_core::report::{escape_for_terminal, RunStatus, Summary};
-use shadow_core::{Millis, RunConfig, Ticket};
+use shadow_core::{Millis, RunConfig, Ticket, UsageError};
 use shadow_mock::MockServer;
 use tokio::sync::mpsc;
 
@@ -90,13 +90,30 @@ pub async fn run_batch(setup: Setup<'_>) -> Result<u8> {
     if let Some(key) = &api_key {
         batch.hide_secret(key);
     }
+    let shard_dir = files
+        .results
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    if args.resume.is_some() {
+        remove_shard_files(&shard_dir, &files.run_id);
+    }
     let (journal, provider, resumed, open) = open_journals(&mut batch, &files, args, clock.now())?;
     let to_find = batch.creates_to_find();
-    if cancel && open == 0 {
-        println!(
-            "The run {} has no provider batch to cancel (none was created, or all have ended).",
-            files.run_id
-        );
+    if cancel && open == 0 && to_find == 0 && !batch.recovering() {
+        let left = batch.run().counts();
+        let done = left.successful + left.failed;
+        if done >= left.total {
+            println!(
+                "Nothing to cancel: the run {} has finished (all {} rows have results) and none of its provider batches is running.",
+                files.run_id, left.total
+            );
+        } else {
+            println!(
+                "Nothing to cancel: no provider batch of the run {} is running ({} of {} rows have results; the rest were never submitted, or their batches were cancelled already).",
+                files.run_id, done, left.total
+            );
+        }
+        return Ok(0);
     }
     crate::print_banner(
         batch.run().config(),
@@ -113,6 +130,12 @@ pub async fn run_batch(setup: Setup<'_>) -> Result<u8> {
         },
     );
     print_via(batch.run().config(), open, to_find);
+    if batch.recovering() {
+        println!(
+            "  Resumed:      the provider journal lost batches of this run: they are rebuilt from {} and the provider, and nothing new is created until their rows are known\n",
+            files.progress.display()
+        );
+    }
     let host = Host {
         clock,
         client: reqwest::Client::builder()
@@ -126,10 +149,7 @@ pub async fn run_batch(setup: Setup<'_>) -> Result<u8> {
         journal,
         provider,
         files: files.clone(),
-        shard_dir: files
-            .results
-            .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        shard_dir,
         errors_shown: args.errors_shown,
         shards: BTreeMap::new(),
         lines: HashMap::new(),
@@ -203,7 +223,13 @@ fn open_journals(
     let rewrite = results.prepare_resume(args.retry_failed);
     let taken = batch
         .restore(now, results.results.iter().cloned(), &batches, &fresh)
-        .with_context(|| format!("cannot resume from {}", files.results.display()))?;
+        .map_err(|e| {
+            let from = match e {
+                UsageError::ProviderJournal { .. } => &files.provider,
+                _ => &files.results,
+            };
+            anyhow::Error::new(e).context(format!("cannot resume from {}", from.display()))
+        })?;
     let journal = if rewrite {
         // The header (where the run sends) stays the journal's first line.
         write_atomic(&files.results, results.to_journal_text().as_bytes())?;
@@ -214,11 +240,76 @@ fn open_journals(
             resuming.then_some(results.complete_len as u64),
         )?
     };
+    // What the provider journal lost is rebuilt from the batches the progress
+    // (or summary) file listed, and from the provider.
+    let lost = resuming && !files.provider.exists();
+    let saved = if resuming {
+        saved_provider_batches(files)
+    } else {
+        Vec::new()
+    };
+    if lost {
+        tracing::warn!(
+            "{} is missing: the run's provider batches are rebuilt from {} and the provider before anything is created",
+            files.provider.display(),
+            files.progress.display()
+        );
+    }
+    batch
+        .recover(now, &saved, lost)
+        .with_context(|| format!("cannot resume from {}", files.provider.display()))?;
     let provider = Journal::open(
         &files.provider,
         resuming.then_some(batches.complete_len as u64),
     )?;
     Ok((journal, provider, taken, batch.open_batches()))
+}
+
+/// The provider batches the run's progress file lists, and those only its
+/// summary lists (an older file may know a shard the newer lost).
+fn saved_provider_batches(files: &RunFiles) -> Vec<ProviderBatch> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Saved {
+        #[serde(default)]
+        provider_batches: Vec<ProviderBatch>,
+    }
+    let mut all: Vec<ProviderBatch> = Vec::new();
+    for path in [&files.progress, &files.summary] {
+        let Ok(text) = std::fs::read(path) else {
+            continue;
+        };
+        match serde_json::from_slice::<Saved>(&text) {
+            Ok(saved) => {
+                for b in saved.provider_batches {
+                    if !all.iter().any(|a| a.shard == b.shard) {
+                        all.push(b);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(
+                "{}: its provider batches are unreadable ({e})",
+                path.display()
+            ),
+        }
+    }
+    all
+}
+
+/// Deletes the temporary shard files a killed session of run `run_id` left in
+/// `dir` (`.shadow-batch-{run}-shard-N.jsonl`): a resume never reuses them.
+fn remove_shard_files(dir: &Path, run_id: &str) {
+    let prefix = format!(".shadow-batch-{run_id}-shard-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&prefix) && name.ends_with(".jsonl") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn print_via(config: &RunConfig, open: usize, to_find: usize) {
@@ -305,6 +396,7 @@ impl Host {
                 _ = interrupts.recv() => {
                     if detached || interrupts.count > 1 {
                         self.journal.sync()?;
+                        self.cleanup();
                         eprintln!("\nshadow-batch: stopped at once; both journals are safe");
                         std::process::exit(130);
                     }
@@ -490,7 +582,8 @@ impl Host {
         Ok(self.shards.get_mut(&shard).expect("just inserted"))
     }
 
-    /// Shard files not uploaded: their rows are sent again on resume.
+    /// Shard files not uploaded (their rows are sent again on resume), on
+    /// every way out: the end, an error, Ctrl-C.
     fn cleanup(&mut self) {
         for (_, file) in std::mem::take(&mut self.shards) {
             drop(file.out);
@@ -522,6 +615,12 @@ impl Host {
         write_atomic(&self.files.progress, &json)?;
         self.last_progress = Some(Instant::now());
         Ok(())
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.cleanup();
     }
 }
 
@@ -832,8 +931,8 @@ async fn epilogue(
     if let Some(server) = mock {
         let s = server.stats();
         println!(
-            "Built-in mock: {} uploads, {} batches created, {} reads, {} downloads, {} lines answered",
-            s.batch_uploads, s.batch_creates, s.batch_polls, s.batch_downloads, s.batch_lines
+            "Built-in mock: {} uploads, {} batches created, {} reads, {} downloads, {} lines answered, {} files left",
+            s.batch_uploads, s.batch_creates, s.batch_polls, s.batch_downloads, s.batch_lines, s.batch_files_live
         );
         server.shutdown().await;
     }
@@ -886,6 +985,8 @@ async fn epilogue(
             "To cancel them instead: shadow-batch cancel {}",
             files.progress.display()
         );
+    } else if cancel && summary.status == RunStatus::Completed {
+        println!("Nothing was left to cancel: every row has its result; the run is complete.");
     } else if cancel {
         println!(
             "Cancelled: what the batches had finished is in the results; nothing new was sent."

@@ -366,6 +366,10 @@ pub struct MockArgs {
     /// Batch API: serve result files 10 lines at a time, this long apart, in ms.
     #[arg(long, value_name = "MS", default_value_t = MockConfig::default().batch_download_delay_ms)]
     pub batch_download_delay_ms: u64,
+
+    /// Batch API: answer each upload this late (the file exists meanwhile), in ms.
+    #[arg(long, value_name = "MS", default_value_t = MockConfig::default().batch_upload_delay_ms)]
+    pub batch_upload_delay_ms: u64,
 }
 
 /// `--dialect` of the mock.
@@ -405,6 +409,7 @@ impl From<MockArgs> for MockConfig {
             batch_fail: a.batch_fail,
             batch_create_delay_ms: a.batch_create_delay_ms,
             batch_download_delay_ms: a.batch_download_delay_ms,
+            batch_upload_delay_ms: a.batch_upload_delay_ms,
         }
     }
 }
@@ -563,6 +568,12 @@ pub struct RunArgs {
     /// OpenAI, 256 MB of create request for Anthropic).
     #[arg(long, value_name = "N", help_heading = "Batch API")]
     pub shard_lines: Option<usize>,
+
+    /// --via batch-api: keep the run's files at the provider (each shard's
+    /// input file, and its batch's output and error files) instead of deleting
+    /// them once the batch is done and its results are in the results journal.
+    #[arg(long, help_heading = "Batch API")]
+    pub keep_provider_files: bool,
 
     #[arg(long, value_name = "URL", help = base_url_help(), help_heading = "Endpoint")]
     pub base_url: Option<String>,

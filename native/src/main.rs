@@ -107,6 +107,14 @@ fn main() -> ExitCode {
 /// `shadow-batch cancel FILE`: the run resumed with its settings, its provider
 /// batches cancelled at once.
 async fn cancel(args: &cli::CancelArgs) -> Result<u8> {
+    let name = args.file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if shadow_core::run_files::run_id_of_file_name(name).is_none() {
+        bail!(
+            "{}: shadow-batch cancel takes a file of a batch-API run: its progress file {p}progress-RUN.json as the run printed it (or its {p}results-RUN.jsonl, {p}RUN.json or {p}provider-RUN.jsonl); this file is named like none of them",
+            args.file.display(),
+            p = shadow_core::run_files::PREFIX
+        );
+    }
     let file = args.file.as_os_str();
     let matches = crate::cli::command()
         .try_get_matches_from([

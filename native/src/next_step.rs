@@ -79,9 +79,31 @@ pub fn after_abort(reason: &AbortReason, progress: &Path, key_var: Option<&str>)
         AbortReason::BatchFailed { .. } => format!(
             "Check that the model and endpoint accept batches of these requests (the provider's reason is above), then continue with: {resume}"
         ),
+        AbortReason::BatchRefused {
+            status: 404, step, ..
+        } if step != "upload" && step != "create" => format!(
+            "The endpoint does not know a batch (or file) the run created: either {} now holds another key (of another account, project or organization) than the one that created it, or --base-url points at another server than the one that ran it. Set the key and --base-url the run was started with, then continue with: {resume}",
+            key_var.unwrap_or("the API key")
+        ),
         AbortReason::BatchRefused { .. } => format!(
             "Check the key, --base-url (an OpenAI-compatible server needs /v1/files and /v1/batches) and --model, then continue with: {resume}"
         ),
+        AbortReason::JournalMismatch { .. } => {
+            let journal = progress
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(shadow_core::run_files::run_id_of_file_name)
+                .map(|run| {
+                    progress
+                        .with_file_name(shadow_core::run_files::provider_file_name(run))
+                        .display()
+                        .to_string()
+                })
+                .unwrap_or_else(|| "the provider journal".into());
+            format!(
+                "Restore {journal} from a backup, or move it away: a resume then rebuilds it from the progress file and the provider. Then continue with: {resume}"
+            )
+        }
         _ => format!("Continue with: {resume}"),
     }
 }
@@ -138,5 +160,25 @@ mod tests {
         };
         let step = after_abort(&unauthorized, progress, Some("ANTHROPIC_API_KEY"));
         assert!(step.starts_with("Check ANTHROPIC_API_KEY"), "{step}");
+        // A batch the endpoint does not know: another key, or another server.
+        let unknown = AbortReason::BatchRefused {
+            step: "poll".into(),
+            status: 404,
+            detail: Some("No such batch: 'batch_1'".into()),
+        };
+        let step = after_abort(&unknown, progress, Some("OPENAI_API_KEY"));
+        assert!(
+            step.contains("OPENAI_API_KEY now holds another key")
+                && step.contains("--base-url points at another server"),
+            "{step}"
+        );
+        let mixed = AbortReason::JournalMismatch {
+            detail: "line 3 gives batch b to shard 1".into(),
+        };
+        let step = after_abort(&mixed, progress, None);
+        assert!(
+            step.contains("Restore out/shadow-mode-batch-provider-X.jsonl"),
+            "{step}"
+        );
     }
 }

@@ -378,6 +378,9 @@ pub fn plan(
             if let Some(lines) = args.shard_lines.filter(|_| take("shard_lines")) {
                 batch.max_lines = lines;
             }
+            if take("keep_provider_files") {
+                batch.keep_files = args.keep_provider_files;
+            }
             if let Err(e) = batch.validate_for(&config.provider) {
                 bail!(
                     "{}",

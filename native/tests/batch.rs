@@ -257,12 +257,31 @@ const KILL_ROWS: usize = 24;
 /// identical mock: same results, and the victim's mock saw no more uploads or
 /// creates than the clean one's.
 fn kill_and_resume(mock_flags: &[&str], what: &str, ready: impl Fn(&Path) -> bool) -> Value {
+    let (v, k) = kill_tamper_and_resume(mock_flags, &[], what, ready, |_| {});
+    assert_eq!(
+        stat(&v, "batchUploads"),
+        stat(&k, "batchUploads"),
+        "{what}: batchUploads"
+    );
+    v
+}
+
+/// As [`kill_and_resume`], with `extra` flags for both runs and `after_kill`
+/// done to the victim's output folder before the resume; returns the victim's
+/// and the clean mock's counters (creates and lines ran already compared).
+fn kill_tamper_and_resume(
+    mock_flags: &[&str],
+    extra: &[&str],
+    what: &str,
+    ready: impl Fn(&Path) -> bool,
+    after_kill: impl Fn(&Path),
+) -> (Value, Value) {
     let victim_mock = Mock::start(mock_flags);
     let clean_mock = Mock::start(mock_flags);
     let data = Data::new(KILL_ROWS);
     let (victim_out, clean_out) = (data.dir("victim"), data.dir("clean"));
-    let mut clean = Running::spawn(batch_cmd(&data, &clean_mock.url, &clean_out, &[]));
-    let mut victim = Running::spawn(batch_cmd(&data, &victim_mock.url, &victim_out, &[]));
+    let mut clean = Running::spawn(batch_cmd(&data, &clean_mock.url, &clean_out, extra));
+    let mut victim = Running::spawn(batch_cmd(&data, &victim_mock.url, &victim_out, extra));
     let seen = wait_until(Duration::from_secs(20), || {
         ready(&victim_out) || !victim.guard.running()
     });
@@ -283,6 +302,7 @@ fn kill_and_resume(mock_flags: &[&str], what: &str, ready: impl Fn(&Path) -> boo
         files.results().len() < KILL_ROWS,
         "killed after the end ({what})"
     );
+    after_kill(&victim_out);
     let resumed = run(resume_cmd(&data, &victim_mock.url, &files.progress));
     resumed.expect_code(0);
     let reference = RunFiles::in_dir(&clean_out);
@@ -299,15 +319,30 @@ fn kill_and_resume(mock_flags: &[&str], what: &str, ready: impl Fn(&Path) -> boo
         c["evaluation"]["confusionMatrix"]
     );
     let (v, k) = (victim_mock.stats(), clean_mock.stats());
-    for counter in ["batchUploads", "batchCreates"] {
-        assert_eq!(stat(&v, counter), stat(&k, counter), "{what}: {counter}");
-    }
+    assert_eq!(
+        stat(&v, "batchCreates"),
+        stat(&k, "batchCreates"),
+        "{what}: batchCreates"
+    );
     assert_eq!(
         stat(&v, "batchLines"),
         stat(&k, "batchLines"),
         "{what}: no line ran twice"
     );
-    v
+    // Nothing left behind: no file at the provider, no shard file here.
+    for (stats, out) in [(&v, &victim_out), (&k, &clean_out)] {
+        assert_eq!(
+            stat(stats, "batchFilesLive"),
+            0,
+            "{what}: files left at the provider"
+        );
+        assert_eq!(
+            find_file(out, ".shadow-batch-", ".jsonl"),
+            None,
+            "{what}: a shard file left"
+        );
+    }
+    (v, k)
 }
 
 #[test]
@@ -443,4 +478,274 @@ fn ctrl_c_detaches_then_cancel_keeps_what_finished_and_resume_sends_the_rest() {
         "the rest, in one more batch"
     );
     assert_eq!(stat(&stats, "batchLines"), 20, "no row ran twice");
+}
+
+#[test]
+#[cfg(unix)]
+fn killed_with_its_provider_journal_lost_resumes_without_creating_a_batch_again() {
+    // Six shards of four; killed once three batches exist, and the provider
+    // journal deleted: the resume rebuilds it from the progress file and the
+    // batches' metadata, and creates only the three that were never made.
+    let (v, _) = kill_tamper_and_resume(
+        &["--batch-ms", "3000", "--error-rate", "0"],
+        &["--shard-lines", "4"],
+        "lost journal",
+        |out| count(&provider_records(out), "created") >= 3,
+        |out| {
+            let journal = provider_file(out).expect("a provider journal");
+            std::fs::remove_file(journal).unwrap();
+        },
+    );
+    assert!(stat(&v, "batchLists") >= 1, "the resume listed the batches");
+}
+
+#[test]
+#[cfg(unix)]
+fn killed_during_an_upload_leaves_no_file_behind_and_uses_the_upload_it_finds() {
+    // Each upload is answered 2 s late (the file exists meanwhile): the kill
+    // lands with a file at the provider no journal names and the shard file in
+    // the output folder; the resume finds the upload by its name and uses it.
+    let (v, k) = kill_tamper_and_resume(
+        &[
+            "--batch-ms",
+            "300",
+            "--error-rate",
+            "0",
+            "--batch-upload-delay-ms",
+            "2000",
+        ],
+        &["--shard-lines", "12"],
+        "upload",
+        |out| {
+            let records = provider_records(out);
+            count(&records, "uploading") >= 1
+                && count(&records, "uploaded") == 0
+                && find_file(out, ".shadow-batch-", ".jsonl").is_some()
+        },
+        |out| {
+            assert!(
+                find_file(out, ".shadow-batch-", ".jsonl").is_some(),
+                "the kill left the shard file"
+            );
+        },
+    );
+    assert_eq!(
+        stat(&v, "batchUploads"),
+        stat(&k, "batchUploads"),
+        "the upload the kill cut short was found and used, not made again"
+    );
+}
+
+#[test]
+fn a_finished_runs_files_are_deleted_at_the_provider_unless_kept() {
+    let data = Data::new(12);
+    for keep in [false, true] {
+        let mock = Mock::start(&["--batch-ms", "300", "--error-rate", "0"]);
+        let out = data.dir(if keep { "kept" } else { "deleted" });
+        let extra: &[&str] = if keep {
+            &["--shard-lines", "6", "--keep-provider-files"]
+        } else {
+            &["--shard-lines", "6"]
+        };
+        run(batch_cmd(&data, &mock.url, &out, extra)).expect_code(0);
+        let stats = mock.stats();
+        assert_eq!(stat(&stats, "batchCreates"), 2);
+        // Two input files and two output files (no errors, so no error file).
+        if keep {
+            assert_eq!(stat(&stats, "batchFilesLive"), 4, "{stats:#}");
+            assert_eq!(stat(&stats, "batchFileDeletes"), 0);
+            let summary = RunFiles::in_dir(&out).summary();
+            assert_eq!(summary["config"]["batchApi"]["keepFiles"], true);
+        } else {
+            assert_eq!(stat(&stats, "batchFilesLive"), 0, "{stats:#}");
+            assert_eq!(stat(&stats, "batchFileDeletes"), 4);
+        }
+    }
+}
+
+#[test]
+#[cfg(unix)]
+fn a_journal_with_swapped_batch_ids_is_refused_naming_its_lines() {
+    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
+    let data = Data::new(8);
+    let out = data.dir("out");
+    let mut victim = Running::spawn(batch_cmd(&data, &mock.url, &out, &["--shard-lines", "4"]));
+    let seen = wait_until(Duration::from_secs(15), || {
+        count(&provider_records(&out), "created") >= 2
+    });
+    assert!(seen, "no two batches");
+    victim.guard.child().kill().unwrap();
+    victim
+        .guard
+        .wait_timeout(Duration::from_secs(5), "killed run");
+    let journal = provider_file(&out).unwrap();
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let swapped = text
+        .replace("batch_mock000001", "SWAP")
+        .replace("batch_mock000002", "batch_mock000001")
+        .replace("SWAP", "batch_mock000002");
+    std::fs::write(&journal, swapped).unwrap();
+    let files = RunFiles::in_dir(&out);
+    let refused = run(resume_cmd(&data, &mock.url, &files.progress));
+    refused.expect_code(2);
+    let name = journal.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        refused.stderr.contains(&name)
+            && refused.stderr.contains("gives batch batch_mock00000")
+            && refused.stderr.contains("line "),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        stat(&mock.stats(), "batchCreates"),
+        2,
+        "nothing created again"
+    );
+}
+
+#[test]
+fn cancel_says_what_there_is_to_cancel() {
+    let mock = Mock::start(&["--batch-ms", "200", "--error-rate", "0"]);
+    let data = Data::new(4);
+    let out = data.dir("out");
+    run(batch_cmd(&data, &mock.url, &out, &[])).expect_code(0);
+    let files = RunFiles::in_dir(&out);
+    let before = std::fs::read(&files.summary).unwrap();
+    let mut cancel = shadow(data.root.path());
+    cancel
+        .env("OPENAI_API_KEY", "sk-batch-dummy")
+        .args(["cancel", p(&files.progress)]);
+    let finished = run(cancel);
+    finished.expect_code(0);
+    assert!(
+        finished.stdout.contains("Nothing to cancel")
+            && finished
+                .stdout
+                .contains("has finished (all 4 rows have results)"),
+        "{}",
+        finished.stdout
+    );
+    assert!(
+        !finished.stdout.contains("To send the rest"),
+        "{}",
+        finished.stdout
+    );
+    assert_eq!(
+        std::fs::read(&files.summary).unwrap(),
+        before,
+        "nothing rewritten"
+    );
+    assert_eq!(stat(&mock.stats(), "batchCancels"), 0);
+
+    let mut cancel = shadow(data.root.path());
+    cancel.args(["cancel", p(&data.csv)]);
+    let not_a_run = run(cancel);
+    not_a_run.expect_code(2);
+    assert!(
+        not_a_run
+            .stderr
+            .contains("shadow-batch cancel takes a file of a batch-API run: its progress file shadow-mode-batch-progress-RUN.json"),
+        "{}",
+        not_a_run.stderr
+    );
+    assert!(
+        !not_a_run.stderr.contains("--resume takes"),
+        "{}",
+        not_a_run.stderr
+    );
+}
+
+#[test]
+#[cfg(unix)]
+fn a_batch_the_endpoint_does_not_know_says_both_ways_it_can_be() {
+    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
+    let data = Data::new(4);
+    let out = data.dir("out");
+    let mut victim = Running::spawn(batch_cmd(&data, &mock.url, &out, &[]));
+    let seen = wait_until(Duration::from_secs(15), || {
+        count(&provider_records(&out), "created") >= 1
+    });
+    assert!(seen, "no batch created");
+    victim.guard.child().kill().unwrap();
+    victim
+        .guard
+        .wait_timeout(Duration::from_secs(5), "killed run");
+    // Resumed against another server, which never saw the batch.
+    let other = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
+    let files = RunFiles::in_dir(&out);
+    let mut resume = resume_cmd(&data, &other.url, &files.progress);
+    resume.args(["--base-url", &other.url]);
+    let refused = run(resume);
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains("(HTTP 404)")
+            && refused
+                .stderr
+                .contains("OPENAI_API_KEY now holds another key")
+            && refused
+                .stderr
+                .contains("--base-url points at another server"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains("Check the key,"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        stat(&other.stats(), "batchCreates"),
+        0,
+        "nothing created there"
+    );
+}
+
+#[test]
+#[cfg(unix)]
+fn a_journal_where_two_records_claim_the_same_rows_is_refused_naming_file_and_lines() {
+    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
+    let data = Data::new(8);
+    let out = data.dir("out");
+    let mut victim = Running::spawn(batch_cmd(&data, &mock.url, &out, &["--shard-lines", "4"]));
+    let seen = wait_until(Duration::from_secs(15), || {
+        count(&provider_records(&out), "created") >= 2
+    });
+    assert!(seen, "no two batches");
+    victim.guard.child().kill().unwrap();
+    victim
+        .guard
+        .wait_timeout(Duration::from_secs(5), "killed run");
+    let journal = provider_file(&out).unwrap();
+    let records = provider_records(&out);
+    let uploaded: Vec<usize> = (0..records.len())
+        .filter(|&i| records[i]["record"] == "uploaded")
+        .collect();
+    let mut edited = records.clone();
+    edited[uploaded[1]]["members"] = records[uploaded[0]]["members"].clone();
+    let text: String = edited.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(&journal, text).unwrap();
+    let files = RunFiles::in_dir(&out);
+    let refused = run(resume_cmd(&data, &mock.url, &files.progress));
+    refused.expect_code(2);
+    let name = journal.file_name().unwrap().to_string_lossy().into_owned();
+    let first_row = records[uploaded[0]]["members"][0][0].as_u64().unwrap();
+    let lines = format!(
+        "lines {} and {} both claim row {first_row} (attempt 1)",
+        uploaded[0] + 1,
+        uploaded[1] + 1
+    );
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("cannot resume from {}", journal.display()))
+            && refused.stderr.contains(&name)
+            && refused.stderr.contains(&lines),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        stat(&mock.stats(), "batchCreates"),
+        2,
+        "nothing created again"
+    );
 }

@@ -479,3 +479,21 @@ fn a_refused_key_stops_an_anthropic_batch_run_and_the_key_is_in_no_output() {
     assert_eq!(mock.stats()["unauthorized"], 0);
     assert_no_key(&done, data.root.path());
 }
+
+#[test]
+#[cfg(unix)]
+fn killed_with_its_provider_journal_lost_an_anthropic_run_resumes_without_creating_again() {
+    // The batch runs 3 s; killed once it exists, its provider journal deleted:
+    // the resume takes the batch from the progress file, reads its rows from
+    // its results once it ends, and creates nothing.
+    let stats = kill_and_resume(
+        &["--batch-ms", "3000", "--error-rate", "0"],
+        "lost journal",
+        |out, _| count(&provider_records(out), "created") >= 1,
+        |_, files| {
+            let journal = provider_file(files.results.parent().unwrap()).expect("a journal");
+            std::fs::remove_file(journal).unwrap();
+        },
+    );
+    assert_eq!(stat(&stats, "batchCreates"), 1);
+}

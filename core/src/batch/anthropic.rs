@@ -173,6 +173,8 @@ fn batch_of(v: &Value) -> Result<BatchObject, String> {
     });
     Ok(BatchObject {
         id,
+        run: None,
+        shard: None,
         status,
         status_text,
         input_file_id: None,
@@ -479,6 +481,8 @@ mod tests {
     fn candidates_have_the_count_and_a_time_after_the_intent() {
         let at = |t: &str, total: u64| BatchObject {
             id: "m".into(),
+            run: None,
+            shard: None,
             status: ProviderStatus::InProgress,
             status_text: "in_progress".into(),
             input_file_id: None,

@@ -1,6 +1,7 @@
 //! The provider journal of a batch-API run, `shadow-mode-batch-provider-{run}.jsonl`:
 //! one JSON line for every id the provider gives (an uploaded file, a created
-//! batch), every create about to be sent without a file (Anthropic's), every
+//! batch), every upload about to be made, every create about to be sent
+//! without a file (Anthropic's), every
 //! batch that ended and every shard whose results are all in the results
 //! journal, each written (and synced) before the step that follows it.
 //! A resume folds it back into the state of each shard, so that it polls a batch
@@ -22,6 +23,25 @@ use crate::time::Millis;
 )]
 #[non_exhaustive]
 pub enum BatchRecord {
+    /// A shard's input file is about to be uploaded under `file_name`: which
+    /// rows, and when. Written before the upload, so that a resume can find a
+    /// file the upload may have left at the provider (by its name) and use or
+    /// delete it.
+    Uploading {
+        /// The shard's number in the run, from 1.
+        shard: u32,
+        /// The name the file is uploaded under.
+        file_name: String,
+        /// Lines in the file.
+        lines: usize,
+        /// Bytes in the file.
+        bytes: u64,
+        /// The lines' rows and attempts, as in [`BatchRecord::Uploaded`].
+        members: Vec<[u64; 3]>,
+        /// When.
+        #[serde(with = "crate::time::iso8601")]
+        at: Millis,
+    },
     /// A shard's input file was uploaded: the provider's file id, and which rows
     /// (at which attempt) its lines are.
     Uploaded {
@@ -108,7 +128,8 @@ impl BatchRecord {
     /// The shard it is about.
     pub fn shard(&self) -> u32 {
         match self {
-            BatchRecord::Uploaded { shard, .. }
+            BatchRecord::Uploading { shard, .. }
+            | BatchRecord::Uploaded { shard, .. }
             | BatchRecord::Submitting { shard, .. }
             | BatchRecord::Created { shard, .. }
             | BatchRecord::Ended { shard, .. }
@@ -167,6 +188,13 @@ pub struct ShardRecord {
     pub ended: Option<(String, Option<String>, Option<String>)>,
     /// Every result is journaled.
     pub done: bool,
+    /// The name its file was about to be uploaded under (an upload whose file
+    /// id may never have come back when `file_id` is `None`).
+    pub uploading: Option<String>,
+    /// The journal's line (from 1) of the record that gave its rows.
+    pub members_line: usize,
+    /// The journal's line of the record that gave its latest batch.
+    pub batch_line: usize,
 }
 
 /// A provider journal folded back into the state of each shard.
@@ -184,6 +212,9 @@ pub struct FoldedBatches {
     pub bad_lines: Vec<(usize, String)>,
     /// Length in bytes of the journal's sound part.
     pub complete_len: usize,
+    /// Lines in the journal's sound part: the next record appended is line
+    /// `complete_lines + 1`.
+    pub complete_lines: usize,
 }
 
 /// Folds a provider journal read from `r`.
@@ -196,7 +227,9 @@ pub fn fold_batch_journal<R: BufRead>(mut r: R) -> std::io::Result<FoldedBatches
     let mut bad_lines = Vec::new();
     let mut pending: Option<(usize, String, usize)> = None;
     let (mut offset, mut number, mut last_newline_end) = (0usize, 0usize, 0usize);
-    let mut unterminated = None;
+    let mut lines_at_newline = 0usize;
+    // (offset, lines before it) of the first line not taken.
+    let mut torn_at: Option<(usize, usize)> = None;
     let mut buf = Vec::new();
     loop {
         buf.clear();
@@ -213,6 +246,7 @@ pub fn fold_batch_journal<R: BufRead>(mut r: R) -> std::io::Result<FoldedBatches
         };
         if terminated {
             last_newline_end = offset;
+            lines_at_newline = number;
         }
         if body.trim_ascii().is_empty() {
             continue;
@@ -221,7 +255,7 @@ pub fn fold_batch_journal<R: BufRead>(mut r: R) -> std::io::Result<FoldedBatches
             bad_lines.push((line, reason));
         }
         if !terminated {
-            unterminated = Some(start);
+            torn_at = Some((start, number - 1));
             continue;
         }
         match serde_json::from_slice::<BatchRecord>(body) {
@@ -231,6 +265,19 @@ pub fn fold_batch_journal<R: BufRead>(mut r: R) -> std::io::Result<FoldedBatches
                     ..ShardRecord::default()
                 });
                 match record {
+                    BatchRecord::Uploading {
+                        file_name,
+                        lines,
+                        bytes,
+                        members,
+                        ..
+                    } => {
+                        s.uploading = Some(file_name);
+                        s.lines = lines;
+                        s.bytes = bytes;
+                        s.members = members;
+                        s.members_line = number;
+                    }
                     BatchRecord::Uploaded {
                         file_id,
                         lines,
@@ -242,6 +289,7 @@ pub fn fold_batch_journal<R: BufRead>(mut r: R) -> std::io::Result<FoldedBatches
                         s.lines = lines;
                         s.bytes = bytes;
                         s.members = members;
+                        s.members_line = number;
                     }
                     BatchRecord::Submitting {
                         lines,
@@ -254,10 +302,12 @@ pub fn fold_batch_journal<R: BufRead>(mut r: R) -> std::io::Result<FoldedBatches
                         s.lines = lines;
                         s.bytes = bytes;
                         s.members = members;
+                        s.members_line = number;
                     }
                     BatchRecord::Created { batch_id, .. } => {
                         s.batch_id = Some(batch_id);
                         s.ended = None;
+                        s.batch_line = number;
                     }
                     BatchRecord::Ended {
                         status,
@@ -271,12 +321,15 @@ pub fn fold_batch_journal<R: BufRead>(mut r: R) -> std::io::Result<FoldedBatches
             Err(e) => pending = Some((number, format!("not a provider record: {e}"), start)),
         }
     }
-    let torn = unterminated.or(pending.map(|(_, _, start)| start));
+    if let Some((line, _, start)) = pending {
+        torn_at = Some((start, line - 1));
+    }
     Ok(FoldedBatches {
         shards: shards.into_values().collect(),
-        torn_tail: torn.is_some(),
+        torn_tail: torn_at.is_some(),
         bad_lines,
-        complete_len: torn.unwrap_or(last_newline_end),
+        complete_len: torn_at.map_or(last_newline_end, |(start, _)| start),
+        complete_lines: torn_at.map_or(lines_at_newline, |(_, lines)| lines),
     })
 }
 
@@ -341,6 +394,8 @@ mod tests {
         let f = fold_batch_journal(text.as_bytes()).unwrap();
         assert!(f.torn_tail);
         assert_eq!(f.complete_len, sound);
+        assert_eq!(f.complete_lines, 4, "the next record is line 5");
+        assert_eq!((f.shards[0].members_line, f.shards[0].batch_line), (1, 2));
         assert!(f.bad_lines.is_empty());
         assert_eq!(f.shards.len(), 2);
         let one = &f.shards[0];

@@ -48,6 +48,19 @@
 //!   batch on record, first looks for a batch created from its file (the crash may
 //!   have come between the create and its record) before creating one: a batch is
 //!   never created twice, a row of a running batch never sent again.
+//! - An upload's intent (file name, rows) is journaled before the upload
+//!   ([`BatchRecord::Uploading`]); a resume that has the intent but not the
+//!   file id looks through the account's files for it by name and uses it (a
+//!   file of the run's that no shard uses is deleted). Once a shard is done its
+//!   files at the provider (input, output, error) are deleted, unless
+//!   [`BatchApiConfig::keep_files`]; the run finishes after those calls.
+//! - A lost provider journal ([`BatchRun::recover`]): the shards the progress
+//!   file listed and the batches whose metadata name the run (OpenAI) are
+//!   adopted; their rows are read from their input files (OpenAI) or results
+//!   (Anthropic) before anything new is created, each row taken back in the
+//!   batch holding its latest attempt. A journal that contradicts itself or
+//!   the provider (two records claiming a request, a batch made from another
+//!   shard's file, results of other rows) is refused, naming its lines.
 //! - Finding a batch without a file (Anthropic): its batches carry no metadata
 //!   and cannot be looked up by content, so before each create call the journal
 //!   records the intent ([`BatchRecord::Submitting`]: the shard's rows and the
@@ -123,6 +136,15 @@ pub struct BatchApiConfig {
     pub poll_min_ms: u64,
     /// Longest wait between two reads of a batch's status, in ms. Default 60,000.
     pub poll_max_ms: u64,
+    /// Keep the run's files at the provider (input files, and output and error
+    /// files once read) instead of deleting them when their batch is done.
+    /// Default false.
+    #[serde(skip_serializing_if = "is_false")]
+    pub keep_files: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for BatchApiConfig {
@@ -132,6 +154,7 @@ impl Default for BatchApiConfig {
             max_bytes: 200_000_000,
             poll_min_ms: 5_000,
             poll_max_ms: 60_000,
+            keep_files: false,
         }
     }
 }
@@ -462,6 +485,10 @@ enum ProviderStatus {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct BatchObject {
     id: String,
+    /// The run it names in its metadata (OpenAI's `shadow_batch_run`).
+    run: Option<String>,
+    /// The shard it names in its metadata (`shadow_batch_shard`).
+    shard: Option<u32>,
     status: ProviderStatus,
     status_text: String,
     input_file_id: Option<String>,
@@ -506,6 +533,18 @@ impl Dialect {
         match self {
             Dialect::OpenAi { base } | Dialect::Anthropic { base, .. } => base,
         }
+    }
+
+    /// The row and attempt a `custom_id` of this run names; `None` for another's.
+    fn row_attempt(&self, custom_id: &str) -> Option<(usize, u32)> {
+        let tail = match self {
+            Dialect::OpenAi { .. } => custom_id.strip_prefix('r')?,
+            Dialect::Anthropic { tag, .. } => {
+                custom_id.strip_prefix(tag.as_str())?.strip_prefix("-r")?
+            }
+        };
+        let (row, attempt) = tail.split_once("-a")?;
+        Some((row.parse().ok()?, attempt.parse().ok().filter(|a| *a >= 1)?))
     }
 
     fn custom_id(&self, row: usize, attempt: u32) -> String {
@@ -649,6 +688,9 @@ enum CallKind {
     Download,
     /// A download of a candidate's results, to tell whether it is the shard's.
     Probe,
+    /// A download of a shard's input file (OpenAI) or results (Anthropic)
+    /// whose rows no journal names: its `custom_id`s say them.
+    Learn,
 }
 
 impl CallKind {
@@ -659,13 +701,13 @@ impl CallKind {
             CallKind::Create => "create",
             CallKind::Poll => "poll",
             CallKind::Cancel => "cancel",
-            CallKind::Download | CallKind::Probe => "download",
+            CallKind::Download | CallKind::Probe | CallKind::Learn => "download",
         }
     }
 
     /// A download: its 2xx body comes as lines.
     fn lines(self) -> bool {
-        matches!(self, CallKind::Download | CallKind::Probe)
+        matches!(self, CallKind::Download | CallKind::Probe | CallKind::Learn)
     }
 }
 
@@ -719,6 +761,26 @@ struct Shard {
     cancel: bool,
     error: Option<String>,
     bad_lines: usize,
+    /// Rebuilt after the provider journal lost it: its rows are not known
+    /// yet; the `(row, attempt)`s its lines name, as they are read.
+    learn: Option<Vec<(usize, u32)>>,
+    /// Those lines are all read.
+    learn_read: bool,
+    /// Its rows were learned (a line of a lower attempt of one of them is no
+    /// sign of a mixed-up journal).
+    learned: bool,
+    /// Its upload's intent is journaled but not its file id: the file is
+    /// looked for by its name before anything else.
+    find_file: bool,
+    /// The journal's lines of the records that gave its rows and its batch.
+    members_line: usize,
+    batch_line: usize,
+    /// Result lines of this run naming rows the shard does not hold.
+    strangers: usize,
+    /// Its batch's output and error files.
+    result_files: Vec<String>,
+    /// Its files at the provider are deleted (or kept), never twice.
+    files_cleared: bool,
 }
 
 impl Shard {
@@ -755,15 +817,28 @@ impl Shard {
             cancel: false,
             error: None,
             bad_lines: 0,
+            learn: None,
+            learn_read: false,
+            learned: false,
+            find_file: false,
+            members_line: 0,
+            batch_line: 0,
+            strangers: 0,
+            result_files: Vec::new(),
+            files_cleared: false,
         }
     }
 
     /// `inline`: the dialect takes the requests in the create call.
     fn status(&self, inline: bool) -> ProviderBatch {
         let status = match self.phase {
+            _ if self.learn.is_some() => {
+                "reading its requests (the provider journal lost it)".to_string()
+            }
             Phase::Building => "building".to_string(),
             Phase::Sealed if inline => "waiting to create".to_string(),
             Phase::Sealed => "uploading".to_string(),
+            Phase::Uploaded if self.find_file => "looking for its uploaded file".to_string(),
             Phase::Uploaded if self.need_find || self.probe.is_some() => {
                 "looking for its batch".to_string()
             }
@@ -837,10 +912,45 @@ pub struct BatchRun {
     seed: u64,
     abort_after_failing_ms: u64,
     max_retries: u32,
+    keep_files: bool,
     run_id: String,
     /// Every provider batch this run has journaled (no other shard's candidate).
     claimed: HashSet<String>,
+    /// Provider chores beside the shards' calls: finding what a lost journal
+    /// or a lost upload answer left at the provider, deleting done files.
+    chores: VecDeque<Chore>,
+    /// The chore in flight.
+    chore_call: Option<(CallId, Chore)>,
+    /// Files to delete after the next status change.
+    deletes: Vec<String>,
+    chore_due: Millis,
+    chore_failures: u32,
+    /// The line of the provider journal the next record becomes.
+    next_line: usize,
+    /// The provider journal as restored (for naming its lines).
+    journaled: Vec<ShardRecord>,
+    /// An upload failed after it may have reached the provider: its files are
+    /// looked for before the run ends.
+    upload_doubt: bool,
+    /// The run's shards are closed (Done records out) before it finishes.
+    closed: bool,
 }
+
+/// A provider call that belongs to no one shard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Chore {
+    /// The provider journal lost batches: list the account's batches and
+    /// adopt those whose metadata names this run (OpenAI).
+    FindRunBatches { after: Option<String>, pages: u32 },
+    /// List the account's files for uploads of this run that no journal
+    /// names (by their name): use them or delete them (OpenAI).
+    FindRunFiles { after: Option<String>, pages: u32 },
+    /// Delete a file at the provider.
+    Delete(String),
+}
+
+/// Failed tries of a chore before it is given up.
+const CHORE_TRIES: u32 = 5;
 
 /// Connection failures, with nothing ever answered, that stop a batch run.
 const UNREACHABLE_CALLS: u32 = 5;
@@ -896,6 +1006,7 @@ impl BatchRun {
             config.max_retries,
             config.run_id.clone(),
         );
+        let keep_files = cfg.keep_files;
         let mut run = Run::new(config, csv, now)?;
         run.enter_batch_mode();
         Ok(BatchRun {
@@ -921,8 +1032,18 @@ impl BatchRun {
             seed,
             abort_after_failing_ms,
             max_retries,
+            keep_files,
             run_id,
             claimed: HashSet::new(),
+            chores: VecDeque::new(),
+            chore_call: None,
+            deletes: Vec::new(),
+            chore_due: now,
+            chore_failures: 0,
+            next_line: 1,
+            journaled: Vec::new(),
+            upload_doubt: false,
+            closed: false,
         })
     }
 
@@ -937,13 +1058,17 @@ impl BatchRun {
     /// again); the rest is sent in new shards, each row's attempts counted on
     /// from the provider journal (so its retry budget holds across sessions),
     /// except the rows in `fresh`, which start a new budget (the failed rows a
-    /// user asked to run again). Only before the first `poll`. Returns how many
-    /// results were taken.
+    /// user asked to run again). An upload whose intent is journaled but not its
+    /// file id is looked for at the provider by its file name first. Only before
+    /// the first `poll`; then [`BatchRun::recover`]. Returns how many results
+    /// were taken.
     ///
     /// # Errors
     ///
     /// As [`Run::restore`]; a shard naming a row the CSV does not have is a
-    /// [`UsageError::RestoreMismatch`].
+    /// [`UsageError::RestoreMismatch`]; two records claiming the same request,
+    /// or one batch given to two shards, is a [`UsageError::ProviderJournal`]
+    /// naming their lines.
     pub fn restore<'r, I>(
         &mut self,
         now: Millis,
@@ -956,6 +1081,8 @@ impl BatchRun {
     {
         let taken = self.run.restore(results)?;
         let rows = self.run.items().len();
+        self.next_line = batches.complete_lines + 1;
+        self.journaled = batches.shards.clone();
         let mut attempts: HashMap<usize, u32> = HashMap::new();
         for record in &batches.shards {
             for (row, attempt) in journal::decode_members(&record.members, rows).unwrap_or_default()
@@ -967,14 +1094,33 @@ impl BatchRun {
         for row in fresh {
             attempts.remove(row);
         }
+        check_claims(batches, rows)?;
         for record in &batches.shards {
             self.next_shard = self.next_shard.max(record.shard.saturating_add(1));
             if let Some(id) = &record.batch_id {
                 self.claimed.insert(id.clone());
             }
             let failed = matches!(&record.ended, Some((s, ..)) if s == "failed");
-            let submitted = record.file_id.is_some() || record.submitted_at.is_some();
-            if record.done || failed || !submitted {
+            if record.done || failed {
+                // Its files may outlive a crash before their delete.
+                let mut shard = Shard::new(record.shard, Phase::Done, now);
+                shard.file_id.clone_from(&record.file_id);
+                shard.batch_id.clone_from(&record.batch_id);
+                shard.ended_status = record.ended.as_ref().map(|(s, ..)| s.clone());
+                if let Some((_, output, error)) = &record.ended {
+                    shard.result_files = output.iter().chain(error).cloned().collect();
+                }
+                shard.phase = if failed { Phase::Failed } else { Phase::Done };
+                shard.lines = record.lines;
+                self.shards.push(shard);
+                let s = self.shards.len() - 1;
+                self.clear_files(s);
+                continue;
+            }
+            let submitted = record.file_id.is_some()
+                || record.submitted_at.is_some()
+                || record.uploading.is_some();
+            if !submitted {
                 continue;
             }
             let members = journal::decode_members(&record.members, rows).ok_or_else(|| {
@@ -1001,6 +1147,8 @@ impl BatchRun {
             shard.bytes = record.bytes;
             shard.batch_id.clone_from(&record.batch_id);
             shard.intent_at = record.submitted_at;
+            shard.members_line = record.members_line;
+            shard.batch_line = record.batch_line;
             for &(row, attempt) in &members {
                 if let Some(order) = self.run.adopt(now, row, attempt) {
                     let id = self.dialect.custom_id(row, attempt);
@@ -1009,29 +1157,41 @@ impl BatchRun {
             }
             shard.members = members;
             match (&record.batch_id, &record.ended) {
+                (None, _) if record.file_id.is_none() && record.uploading.is_some() => {
+                    // The upload's answer never came: its file is looked for
+                    // by name.
+                    shard.find_file = true;
+                    self.add_chore(Chore::FindRunFiles {
+                        after: None,
+                        pages: 0,
+                    });
+                }
                 (None, _) => shard.need_find = true,
                 (Some(_), None) => shard.phase = Phase::Running,
                 (Some(id), Some((status, output, error))) => {
                     shard.phase = Phase::Downloading;
                     shard.ended_status = Some(status.clone());
                     shard.status_text = Some(status.clone());
+                    shard.result_files = output.iter().chain(error).cloned().collect();
                     shard.downloads = if self.dialect.inline() {
                         VecDeque::from([id.clone()])
                     } else {
-                        output.iter().chain(error).cloned().collect()
+                        shard.result_files.iter().cloned().collect()
                     };
                 }
             }
-            if shard.waiting.is_empty() {
+            self.shards.push(shard);
+            let s = self.shards.len() - 1;
+            if self.shards[s].waiting.is_empty() {
                 // Every row is in the results journal already.
-                shard.phase = Phase::Done;
+                self.shards[s].phase = Phase::Done;
                 self.outputs
                     .push_back(BatchOutput::Record(BatchRecord::Done {
-                        shard: shard.number,
+                        shard: record.shard,
                         at: now,
                     }));
+                self.clear_files(s);
             }
-            self.shards.push(shard);
         }
         for (row, attempt) in attempts {
             self.run.count_requests(row, attempt);
@@ -1040,6 +1200,204 @@ impl BatchRun {
         self.refresh();
         Ok(taken)
     }
+
+    /// After [`BatchRun::restore`], before the first `poll`: rebuilds what the
+    /// provider journal lost from the provider batches the run's progress or
+    /// summary file listed (`saved`), and, when the journal was `lost` or is
+    /// missing some of them, from the provider itself (OpenAI's batches name
+    /// the run in their metadata: the account's are listed and this run's
+    /// adopted). A batch found so has rows no journal names: they are read from
+    /// its input file (OpenAI) or its results once it ends (Anthropic), and
+    /// nothing new is created until they are known, so that no row of it is
+    /// sent again.
+    ///
+    /// # Errors
+    ///
+    /// [`UsageError::ProviderJournal`] when the saved file gives a batch to
+    /// another shard than the journal does.
+    pub fn recover(
+        &mut self,
+        now: Millis,
+        saved: &[ProviderBatch],
+        lost: bool,
+    ) -> Result<(), UsageError> {
+        let mut rebuilt = lost;
+        for p in saved {
+            self.next_shard = self.next_shard.max(p.shard.saturating_add(1));
+            if let Some(id) = &p.batch_id {
+                if let Some(other) = self
+                    .journaled
+                    .iter()
+                    .find(|r| r.batch_id.as_deref() == Some(id.as_str()) && r.shard != p.shard)
+                {
+                    return Err(UsageError::ProviderJournal {
+                        detail: format!(
+                            "line {} gives batch {id} to shard {}, but the run's progress file lists it as shard {}'s; the journal was edited or mixed up (restore it, or delete it and resume: the run rebuilds it from the progress file and the provider)",
+                            other.batch_line, other.shard, p.shard
+                        ),
+                    });
+                }
+            }
+            if let Some(s) = self.shards.iter().position(|s| s.number == p.shard) {
+                // Journaled; a batch the journal lost is taken from the file.
+                let shard = &mut self.shards[s];
+                if let (Phase::Uploaded, None, Some(id)) =
+                    (shard.phase, &shard.batch_id, &p.batch_id)
+                {
+                    shard.batch_id = Some(id.clone());
+                    shard.phase = Phase::Running;
+                    shard.need_find = false;
+                    shard.find_file = false;
+                    self.claimed.insert(id.clone());
+                    rebuilt = true;
+                }
+                continue;
+            }
+            if self.journaled.iter().any(|r| r.shard == p.shard) {
+                continue;
+            }
+            let over = p.status.starts_with("done")
+                || matches!(
+                    p.status.as_str(),
+                    "failed" | "parked" | "empty" | "building"
+                );
+            if over || p.lines == 0 {
+                if let Some(id) = &p.batch_id {
+                    // Its rows are all in: its batch is no one's to adopt,
+                    // and its files may outlive a crash before their delete.
+                    self.claimed.insert(id.clone());
+                    let mut shard = Shard::new(p.shard, Phase::Done, now);
+                    shard.batch_id = Some(id.clone());
+                    shard.file_id.clone_from(&p.file_id);
+                    shard.lines = p.lines;
+                    shard.ended_status = p
+                        .status
+                        .strip_prefix("done (")
+                        .and_then(|s| s.strip_suffix(')'))
+                        .map(str::to_string);
+                    self.shards.push(shard);
+                    let s = self.shards.len() - 1;
+                    self.clear_files(s);
+                    // The journal gets it back, done.
+                    for record in [
+                        BatchRecord::Created {
+                            shard: p.shard,
+                            batch_id: id.clone(),
+                            at: now,
+                        },
+                        BatchRecord::Done {
+                            shard: p.shard,
+                            at: now,
+                        },
+                    ] {
+                        self.urgent.push_back(BatchOutput::Record(record));
+                    }
+                }
+                continue;
+            }
+            let mut shard = Shard::new(p.shard, Phase::Uploaded, now);
+            shard.lines = p.lines;
+            shard.bytes = p.bytes;
+            shard.file_id.clone_from(&p.file_id);
+            shard.learn = Some(Vec::new());
+            match (&p.batch_id, &p.file_id) {
+                (Some(id), _) => {
+                    shard.batch_id = Some(id.clone());
+                    shard.phase = Phase::Running;
+                    self.claimed.insert(id.clone());
+                    self.urgent
+                        .push_back(BatchOutput::Record(BatchRecord::Created {
+                            shard: p.shard,
+                            batch_id: id.clone(),
+                            at: now,
+                        }));
+                }
+                // Uploaded: a batch made from its file is looked for.
+                (None, Some(_)) => shard.need_find = true,
+                // Its create may have made a batch: looked for by its count
+                // (Anthropic's batches name no run), in the whole list.
+                (None, None) if self.dialect.inline() => {
+                    let sent = ["waiting to create", "creating", "looking for its batch"];
+                    if !sent.contains(&p.status.as_str()) {
+                        continue;
+                    }
+                    shard.need_find = true;
+                    shard.intent_at = Some(Millis(0));
+                }
+                // Its upload may have left a file: found by its name below.
+                (None, None) => {
+                    rebuilt = true;
+                    continue;
+                }
+            }
+            rebuilt = true;
+            self.shards.push(shard);
+        }
+        if rebuilt && !self.dialect.inline() {
+            self.add_chore(Chore::FindRunBatches {
+                after: None,
+                pages: 0,
+            });
+            self.add_chore(Chore::FindRunFiles {
+                after: None,
+                pages: 0,
+            });
+        }
+        self.changed = true;
+        self.refresh();
+        Ok(())
+    }
+
+    /// Whether what the provider journal lost is still being rebuilt: nothing
+    /// new is created meanwhile.
+    pub fn recovering(&self) -> bool {
+        self.shards.iter().any(|s| s.learn.is_some())
+            || self.chore_pending(|c| matches!(c, Chore::FindRunBatches { .. }))
+    }
+}
+
+/// Two records of shards still open that claim the same request (row and
+/// attempt), or one batch given to two shards: the journal was edited or mixed
+/// up, and a resume from it could send rows again.
+fn check_claims(batches: &FoldedBatches, rows: usize) -> Result<(), UsageError> {
+    let mut claims: HashMap<(usize, u32), &ShardRecord> = HashMap::new();
+    let mut batch_of: HashMap<&str, &ShardRecord> = HashMap::new();
+    let fix = "the journal was edited or mixed up; restore it, or delete it and resume (the run rebuilds it from the progress file and the provider)";
+    for record in &batches.shards {
+        if let Some(id) = &record.batch_id {
+            if let Some(other) = batch_of.insert(id, record) {
+                return Err(UsageError::ProviderJournal {
+                    detail: format!(
+                        "lines {} and {} give the same batch {id} to shards {} and {}; {fix}",
+                        other.batch_line, record.batch_line, other.shard, record.shard
+                    ),
+                });
+            }
+        }
+        let failed = matches!(&record.ended, Some((s, ..)) if s == "failed");
+        if record.done || failed {
+            continue;
+        }
+        for pair in journal::decode_members(&record.members, rows).unwrap_or_default() {
+            if let Some(other) = claims
+                .insert(pair, record)
+                .filter(|o| o.shard != record.shard)
+            {
+                let (a, b) = if other.members_line <= record.members_line {
+                    (other, record)
+                } else {
+                    (record, other)
+                };
+                return Err(UsageError::ProviderJournal {
+                    detail: format!(
+                        "lines {} and {} both claim row {} (attempt {}), for shards {} and {}; {fix}",
+                        a.members_line, b.members_line, pair.0, pair.1, a.shard, b.shard
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The verbs and the deadline.
@@ -1068,12 +1426,25 @@ impl BatchRun {
             }
             BatchInput::Lines { call, lines } => {
                 if let Some(&(s, kind)) = self.calls.get(&call) {
-                    if kind.lines() {
+                    if kind == CallKind::Learn {
+                        for line in &lines {
+                            self.on_learn_line(s, line);
+                        }
+                    } else if kind.lines() {
                         for line in &lines {
                             self.on_result_line(now, s, line);
                         }
                     }
                 }
+            }
+            BatchInput::Answer { call, response } if self.is_chore(call) => {
+                self.reached = true;
+                self.on_chore_answer(now, Ok(response));
+                self.changed = true;
+            }
+            BatchInput::CallFailed { call, message, .. } if self.is_chore(call) => {
+                self.on_chore_answer(now, Err(message));
+                self.changed = true;
             }
             BatchInput::Answer { call, response } => {
                 if let Some((s, kind)) = self.calls.remove(&call) {
@@ -1105,6 +1476,8 @@ impl BatchRun {
             BatchInput::Detach => {
                 self.mode = Mode::Detached;
                 self.calls.clear();
+                self.chore_call = None;
+                self.chores.clear();
                 for s in 0..self.shards.len() {
                     if matches!(self.shards[s].phase, Phase::Building | Phase::Sealed) {
                         self.shards[s].phase = Phase::Parked;
@@ -1142,6 +1515,9 @@ impl BatchRun {
     pub fn poll(&mut self, now: Millis) -> Option<BatchOutput> {
         loop {
             if let Some(o) = self.urgent.pop_front().or_else(|| self.outputs.pop_front()) {
+                if let BatchOutput::Record(record) = &o {
+                    self.note_line(record);
+                }
                 return Some(o);
             }
             if self.done {
@@ -1165,15 +1541,28 @@ impl BatchRun {
                 self.advance(now, s);
             }
             self.drain_run(now);
+            if self.finished.is_some() && !self.closed {
+                self.close(now);
+            }
+            self.advance_chores(now);
             if self.changed {
                 self.changed = false;
                 self.refresh();
                 self.outputs.push_back(BatchOutput::StatusChanged);
+                for file in std::mem::take(&mut self.deletes) {
+                    self.add_chore(Chore::Delete(file));
+                }
             }
             if self.outputs.is_empty() {
-                if let Some(summary) = self.finished.take() {
-                    self.finish(now, summary);
-                    continue;
+                let chores_left = self.mode != Mode::Detached
+                    && (self.chore_call.is_some()
+                        || !self.chores.is_empty()
+                        || !self.deletes.is_empty());
+                if !chores_left {
+                    if let Some(summary) = self.finished.take() {
+                        self.finish(now, summary);
+                        continue;
+                    }
                 }
                 return None;
             }
@@ -1186,10 +1575,14 @@ impl BatchRun {
         if self.done || !self.outputs.is_empty() || !self.urgent.is_empty() {
             return None;
         }
+        let chore =
+            (self.chore_call.is_none() && !self.chores.is_empty() && self.mode != Mode::Detached)
+                .then_some(self.chore_due);
         self.shards
             .iter()
             .filter(|s| s.call.is_none() && self.wants_call(s))
             .map(|s| s.due)
+            .chain(chore)
             .min()
     }
 }
@@ -1263,7 +1656,7 @@ impl BatchRun {
 impl BatchRun {
     /// Orders lines for the open shard while there is room and something is due.
     fn fill(&mut self, now: Millis) {
-        if self.mode != Mode::Running || self.run.is_stopping() {
+        if self.mode != Mode::Running || self.run.is_stopping() || self.recovering() {
             return;
         }
         self.drained = false;
@@ -1462,8 +1855,23 @@ impl BatchRun {
     fn wants_call(&self, shard: &Shard) -> bool {
         let stopping = self.mode != Mode::Running || self.run.is_stopping();
         match shard.phase {
-            Phase::Sealed => !stopping && !self.unresolved(),
+            // A file of the run's at the provider may be deleted as nobody's
+            // while the files are looked through: no upload meanwhile.
+            Phase::Sealed => {
+                !stopping
+                    && !self.unresolved()
+                    && !self.chore_pending(|c| matches!(c, Chore::FindRunFiles { .. }))
+            }
+            Phase::Uploaded if shard.find_file => false,
+            // A rebuilt shard's batch is looked for, never created.
+            Phase::Uploaded
+                if shard.learn.is_some() && !shard.need_find && shard.probe.is_none() =>
+            {
+                false
+            }
             Phase::Uploaded => !stopping || self.finds_while_stopping(shard),
+            // Its rows are learned from its results, all shards' at once.
+            Phase::Downloading if shard.learn_read => false,
             Phase::Running | Phase::Downloading => true,
             _ => false,
         }
@@ -1506,12 +1914,26 @@ impl BatchRun {
             }
             Phase::Sealed => {
                 let (number, lines, bytes) = (shard.number, shard.lines, shard.bytes);
+                let file_name = upload_name(&self.run_id, number);
+                if shard.failures == 0 {
+                    // The intent first: a resume finds a file the upload left
+                    // at the provider by its name.
+                    self.urgent
+                        .push_back(BatchOutput::Record(BatchRecord::Uploading {
+                            shard: number,
+                            file_name: file_name.clone(),
+                            lines,
+                            bytes,
+                            members: journal::encode_members(&shard.members),
+                            at: now,
+                        }));
+                }
                 let call = self.new_call(s, CallKind::Upload);
                 self.outputs.push_back(BatchOutput::Upload(UploadOrder {
                     call,
                     shard: number,
                     url: format!("{base}/files"),
-                    file_name: format!("shadow-batch-{}-{number}.jsonl", self.run_id),
+                    file_name,
                     lines,
                     bytes,
                 }));
@@ -1548,11 +1970,21 @@ impl BatchRun {
             }
             Phase::Running => {
                 let id = shard.batch_id.as_deref().unwrap_or_default();
-                if shard.cancel {
-                    (CallKind::Cancel, self.dialect.cancel_request(id))
-                } else {
-                    (CallKind::Poll, self.dialect.poll_request(id))
+                match (&shard.file_id, shard.learn.is_some() && !shard.learn_read) {
+                    _ if shard.cancel => (CallKind::Cancel, self.dialect.cancel_request(id)),
+                    // Its rows, from its input file, before anything else.
+                    (Some(file), true) if !inline => {
+                        (CallKind::Learn, self.dialect.download_request(file))
+                    }
+                    _ => (CallKind::Poll, self.dialect.poll_request(id)),
                 }
+            }
+            Phase::Downloading if shard.learn.is_some() => {
+                let from = match &shard.file_id {
+                    Some(file) if !inline => file.clone(),
+                    _ => shard.batch_id.clone().unwrap_or_default(),
+                };
+                (CallKind::Learn, self.dialect.download_request(&from))
             }
             Phase::Downloading => match shard.downloads.front() {
                 Some(what) => (CallKind::Download, self.dialect.download_request(what)),
@@ -1587,7 +2019,10 @@ impl BatchRun {
             lines: shard.lines,
             bytes: shard.bytes,
         }));
-        self.changed = true;
+        // The progress file says "creating" before the call can be made: a
+        // resume that lost the provider journal looks for its batch.
+        self.refresh();
+        self.urgent.push_back(BatchOutput::StatusChanged);
     }
 
     /// A shard restored from the journal whose create made no batch: it is
@@ -1595,6 +2030,11 @@ impl BatchRun {
     /// shard, same rows and attempts (none was sent), unless the run is
     /// stopping (then they wait for a resume).
     fn resubmit(&mut self, now: Millis, s: usize) {
+        if self.shards[s].learn.is_some() {
+            // Rebuilt, its rows unknown: it made nothing, they go as any others.
+            self.drop_unknown(now, s);
+            return;
+        }
         let stopping = self.mode != Mode::Running || self.run.is_stopping();
         let shard = &mut self.shards[s];
         let number = shard.number;
@@ -1681,6 +2121,7 @@ impl BatchRun {
                         shard.due = now;
                         match after.filter(|_| shard.find_pages < MAX_LIST_PAGES) {
                             Some(after) => shard.find_after = Some(after),
+                            None if shard.learn.is_some() => self.drop_unknown(now, s),
                             None => shard.need_find = false,
                         }
                     }
@@ -1703,6 +2144,13 @@ impl BatchRun {
             }
             CallKind::Probe => {
                 self.on_probed(now, s);
+                Ok(())
+            }
+            CallKind::Learn => {
+                let shard = &mut self.shards[s];
+                shard.learn_read = true;
+                shard.due = now;
+                self.resolve_learned(now);
                 Ok(())
             }
         };
@@ -1840,8 +2288,14 @@ impl BatchRun {
 
     /// What a read of the shard's batch says.
     fn on_batch(&mut self, now: Millis, s: usize, batch: BatchObject) {
+        if self.mismatched(now, s, &batch) {
+            return;
+        }
         let next_poll = self.next_poll(s);
         let shard = &mut self.shards[s];
+        if shard.file_id.is_none() && !self.dialect.inline() {
+            shard.file_id.clone_from(&batch.input_file_id);
+        }
         if shard.status_text.as_deref() != Some(batch.status_text.as_str())
             || shard.counts != batch.counts
         {
@@ -1861,6 +2315,12 @@ impl BatchRun {
             }
             ProviderStatus::Completed | ProviderStatus::Expired | ProviderStatus::Cancelled => {
                 shard.phase = Phase::Downloading;
+                shard.result_files = batch
+                    .output_file_id
+                    .iter()
+                    .chain(&batch.error_file_id)
+                    .cloned()
+                    .collect();
                 shard.ended_status = Some(batch.status_text.clone());
                 shard.downloads = if self.dialect.inline() {
                     VecDeque::from([batch.id.clone()])
@@ -1924,6 +2384,7 @@ impl BatchRun {
                 }
                 shard.phase = Phase::Failed;
                 let tickets: Vec<Ticket> = shard.waiting.drain().map(|(_, t)| t).collect();
+                self.clear_files(s);
                 self.run.abort(
                     now,
                     AbortReason::BatchFailed {
@@ -1954,7 +2415,15 @@ impl BatchRun {
         };
         let Some(ticket) = shard.waiting.remove(&id) else {
             // A line of a request answered already (a download read again), or
-            // not of this shard.
+            // not of this shard: of this run but of rows it does not hold, its
+            // batch is another shard's (a mixed-up journal).
+            let stranger = self
+                .dialect
+                .row_attempt(&id)
+                .is_some_and(|pair| !shard.members.contains(&pair));
+            if stranger && !shard.learned && shard.probe.is_none() {
+                shard.strangers += 1;
+            }
             return;
         };
         if shard.probe.is_some() {
@@ -1976,6 +2445,19 @@ impl BatchRun {
 
     /// Every file of an ended batch is read: what did not come back did not run.
     fn finish_shard(&mut self, now: Millis, s: usize) {
+        if self.shards[s].strangers > 0 {
+            let shard = &self.shards[s];
+            let detail = format!(
+                "line {} gives batch {} to shard {} (its rows at line {}), but {} of the batch's results are of other rows of this run",
+                shard.batch_line,
+                shard.batch_id.as_deref().unwrap_or("?"),
+                shard.number,
+                shard.members_line,
+                shard.strangers
+            );
+            self.stop_mismatched(now, s, detail);
+            return;
+        }
         let shard = &mut self.shards[s];
         let why = match shard.ended_status.as_deref() {
             Some("expired") => "the provider batch expired before running it".to_string(),
@@ -2000,6 +2482,62 @@ impl BatchRun {
                 shard: number,
                 at: now,
             }));
+        self.clear_files(s);
+        self.changed = true;
+    }
+
+    /// Whether the provider's word on the shard's batch contradicts the
+    /// journal (OpenAI: the batch was made from another file, or names
+    /// another shard); if so the run stops.
+    fn mismatched(&mut self, now: Millis, s: usize, batch: &BatchObject) -> bool {
+        let shard = &self.shards[s];
+        let other_file = match (&shard.file_id, &batch.input_file_id) {
+            (Some(mine), Some(theirs)) if mine != theirs => Some(theirs.clone()),
+            _ => None,
+        };
+        let other_shard = batch
+            .shard
+            .filter(|n| *n != shard.number && batch.run.as_deref() == Some(self.run_id.as_str()));
+        if other_file.is_none() && other_shard.is_none() {
+            return false;
+        }
+        let mut detail = format!(
+            "line {} gives batch {} to shard {}, whose file is {} (line {}), but the provider says it was made from {}",
+            shard.batch_line,
+            batch.id,
+            shard.number,
+            shard.file_id.as_deref().unwrap_or("unknown"),
+            shard.members_line,
+            batch.input_file_id.as_deref().unwrap_or("another file"),
+        );
+        if let Some(n) = other_shard {
+            detail.push_str(&format!(" for shard {n}"));
+        }
+        let owner = other_file.as_deref().and_then(|f| {
+            self.shards
+                .iter()
+                .find(|o| o.file_id.as_deref() == Some(f))
+                .map(|o| (o.number, o.members_line))
+        });
+        if let Some((n, line)) = owner {
+            detail.push_str(&format!(", shard {n}'s file (line {line})"));
+        }
+        self.stop_mismatched(now, s, detail);
+        true
+    }
+
+    /// The journal and the provider disagree about shard `s`: the run stops,
+    /// its rows left for a resume, nothing sent again.
+    fn stop_mismatched(&mut self, now: Millis, s: usize, detail: String) {
+        let shard = &mut self.shards[s];
+        shard.phase = Phase::Parked;
+        shard.error = Some(detail.clone());
+        let tickets: Vec<Ticket> = shard.waiting.drain().map(|(_, t)| t).collect();
+        self.run.abort(now, AbortReason::JournalMismatch { detail });
+        for ticket in tickets {
+            self.run.give_back(now, ticket);
+        }
+        self.park_unsubmitted(now);
         self.changed = true;
     }
 
@@ -2045,7 +2583,7 @@ impl BatchRun {
         match kind {
             CallKind::Upload | CallKind::Create | CallKind::List | CallKind::Probe => {}
             // The batch runs on at the provider; a resume reads it again.
-            CallKind::Poll | CallKind::Cancel | CallKind::Download => {
+            CallKind::Poll | CallKind::Cancel | CallKind::Download | CallKind::Learn => {
                 let shard = &mut self.shards[s];
                 shard.phase = Phase::Parked;
                 let tickets: Vec<Ticket> = shard.waiting.drain().map(|(_, t)| t).collect();
@@ -2099,6 +2637,17 @@ impl BatchRun {
     /// A call to make again after a backoff; after `abort_after_failing_ms` of
     /// nothing but failed calls, the run stops.
     fn retry_call(&mut self, now: Millis, s: usize, kind: CallKind, last_error: String) {
+        match kind {
+            // It may have reached the provider: its file is looked for at the end.
+            CallKind::Upload => self.upload_doubt = true,
+            // Read again from the start.
+            CallKind::Learn => {
+                if let Some(learn) = &mut self.shards[s].learn {
+                    learn.clear();
+                }
+            }
+            _ => {}
+        }
         self.failing_calls += 1;
         let since = *self.failing_since.get_or_insert(now);
         let limit = self.abort_after_failing_ms;
@@ -2117,8 +2666,433 @@ impl BatchRun {
     }
 }
 
+/// Chores: provider calls that belong to no one shard, one at a time.
+impl BatchRun {
+    fn add_chore(&mut self, chore: Chore) {
+        let queued = self.chores.contains(&chore)
+            || self.chore_call.as_ref().is_some_and(|(_, c)| *c == chore);
+        if !queued && !self.dialect.inline() {
+            self.chores.push_back(chore);
+        }
+    }
+
+    fn chore_pending(&self, what: impl Fn(&Chore) -> bool) -> bool {
+        self.chores.iter().any(&what) || self.chore_call.as_ref().is_some_and(|(_, c)| what(c))
+    }
+
+    fn is_chore(&self, call: CallId) -> bool {
+        self.chore_call.as_ref().is_some_and(|(c, _)| *c == call)
+    }
+
+    /// A done shard's files at the provider are deleted (unless kept): its
+    /// input file, and its output and error files (read by now).
+    fn clear_files(&mut self, s: usize) {
+        let shard = &mut self.shards[s];
+        if shard.files_cleared || self.dialect.inline() {
+            return;
+        }
+        shard.files_cleared = true;
+        if self.keep_files {
+            return;
+        }
+        let files: Vec<String> = shard
+            .file_id
+            .iter()
+            .chain(&shard.result_files)
+            .cloned()
+            .collect();
+        // Deleted once the progress file says the shard is done: a resume
+        // that lost the provider journal must not take it for one to read.
+        self.deletes.extend(files);
+        self.changed = true;
+    }
+
+    fn advance_chores(&mut self, now: Millis) {
+        if self.chore_call.is_some() || self.chore_due > now || self.mode == Mode::Detached {
+            return;
+        }
+        let Some(chore) = self.chores.pop_front() else {
+            return;
+        };
+        let base = self.base().to_string();
+        let request = match &chore {
+            Chore::FindRunBatches { after, .. } => openai::list_request(&base, after.as_deref()),
+            Chore::FindRunFiles { after, .. } => openai::files_request(&base, after.as_deref()),
+            Chore::Delete(file) => openai::delete_file_request(&base, file),
+        };
+        let call = CallId(self.next_call);
+        self.next_call += 1;
+        self.chore_call = Some((call, chore));
+        self.outputs.push_back(BatchOutput::Call {
+            call,
+            request,
+            lines: false,
+        });
+    }
+
+    fn on_chore_answer(&mut self, now: Millis, answer: Result<HttpResponse, String>) {
+        let Some((_, chore)) = self.chore_call.take() else {
+            return;
+        };
+        let body = match answer {
+            Ok(r) if (200..300).contains(&r.status) => Ok(r.body),
+            // Deleted already.
+            Ok(r) if r.status == 404 && matches!(chore, Chore::Delete(_)) => Ok(String::new()),
+            Ok(mut r) => {
+                self.run.redact(&mut r.body);
+                let retry = matches!(r.status, 408 | 409 | 429) || r.status >= 500;
+                Err((retry, Some(r)))
+            }
+            Err(_) => Err((true, None)),
+        };
+        let body = match body {
+            Ok(body) => {
+                self.chore_failures = 0;
+                body
+            }
+            Err((retry, response)) => {
+                self.chore_failures += 1;
+                let tries = if matches!(chore, Chore::Delete(_)) {
+                    2
+                } else {
+                    CHORE_TRIES
+                };
+                if retry && self.chore_failures < tries {
+                    let jitter = unit_hash(self.seed ^ 0xC0DE, 0, self.chore_failures);
+                    let wait = backoff_ms(
+                        self.cfg.poll_min_ms.min(1_000),
+                        self.cfg.poll_max_ms,
+                        self.chore_failures,
+                        jitter,
+                    );
+                    self.chore_due = now.plus(wait);
+                    self.chores.push_front(chore);
+                    return;
+                }
+                self.chore_failures = 0;
+                self.give_up_chore(now, chore, response);
+                return;
+            }
+        };
+        match chore {
+            Chore::Delete(_) => {}
+            Chore::FindRunBatches { pages, .. } => match openai::parse_list(&body) {
+                Ok((batches, after)) => {
+                    for b in batches {
+                        self.adopt_found(now, b);
+                    }
+                    match after.filter(|_| pages + 1 < MAX_LIST_PAGES) {
+                        Some(after) => self.chores.push_front(Chore::FindRunBatches {
+                            after: Some(after),
+                            pages: pages + 1,
+                        }),
+                        None => self.found_run_batches(now),
+                    }
+                }
+                Err(_) => {
+                    self.give_up_chore(now, Chore::FindRunBatches { after: None, pages }, None)
+                }
+            },
+            Chore::FindRunFiles { pages, .. } => match openai::parse_files(&body) {
+                Ok((files, after)) => {
+                    for (id, name, bytes) in files {
+                        self.on_run_file(now, id, &name, bytes);
+                    }
+                    match after.filter(|_| pages + 1 < MAX_LIST_PAGES) {
+                        Some(after) => self.chores.push_front(Chore::FindRunFiles {
+                            after: Some(after),
+                            pages: pages + 1,
+                        }),
+                        None => self.found_run_files(now),
+                    }
+                }
+                Err(_) => self.found_run_files(now),
+            },
+        }
+    }
+
+    /// A chore that cannot succeed. A batch search that cannot be made stops
+    /// the run (creating without it could pay twice); a file search is given
+    /// up (an upload it would have found is made again); a delete is left.
+    fn give_up_chore(&mut self, now: Millis, chore: Chore, response: Option<HttpResponse>) {
+        match chore {
+            // The endpoint fails: the other deletes are left too (a resume
+            // makes them again) rather than holding the end of the run.
+            Chore::Delete(_) => self.chores.retain(|c| !matches!(c, Chore::Delete(_))),
+            Chore::FindRunFiles { .. } => self.found_run_files(now),
+            Chore::FindRunBatches { .. } => {
+                let (status, detail) = response.map_or((0, None), |r| {
+                    (
+                        r.status,
+                        crate::provider::parse_api_error(&r.body).map(|e| e.message),
+                    )
+                });
+                self.chores.clear();
+                self.run.abort(
+                    now,
+                    AbortReason::BatchRefused {
+                        step: "list".to_string(),
+                        status,
+                        detail,
+                    },
+                );
+                self.park_unsubmitted(now);
+            }
+        }
+    }
+
+    /// A batch the account listed: this run's (by its metadata) and not on
+    /// record is adopted, its rows to be read from its input file.
+    fn adopt_found(&mut self, now: Millis, b: BatchObject) {
+        if b.run.as_deref() != Some(self.run_id.as_str()) {
+            return;
+        }
+        let done = self
+            .shards
+            .iter()
+            .position(|s| s.phase == Phase::Done && s.batch_id.as_deref() == Some(b.id.as_str()));
+        if let Some(s) = done {
+            // Done, and saved without its result files: they go too.
+            if self.shards[s].result_files.is_empty() && !self.keep_files {
+                let files: Vec<String> = b
+                    .output_file_id
+                    .iter()
+                    .chain(&b.error_file_id)
+                    .cloned()
+                    .collect();
+                self.shards[s].result_files.clone_from(&files);
+                self.deletes.extend(files);
+                self.changed = true;
+            }
+            return;
+        }
+        if self.claimed.contains(&b.id) {
+            return;
+        }
+        let Some(number) = b.shard else { return };
+        let s = match self.shards.iter().position(|s| s.number == number) {
+            Some(s) => {
+                let shard = &self.shards[s];
+                let open = matches!(shard.phase, Phase::Uploaded) && shard.batch_id.is_none();
+                if !open {
+                    // Another batch of a shard on record (one made again
+                    // after a full queue, say): its rows are another's now.
+                    return;
+                }
+                s
+            }
+            None => {
+                let mut shard = Shard::new(number, Phase::Uploaded, now);
+                shard.learn = Some(Vec::new());
+                shard.lines = b.counts.map_or(0, |c| c.total as usize);
+                self.next_shard = self.next_shard.max(number.saturating_add(1));
+                self.shards.push(shard);
+                self.shards.len() - 1
+            }
+        };
+        let shard = &mut self.shards[s];
+        if shard.file_id.is_none() {
+            shard.file_id.clone_from(&b.input_file_id);
+        }
+        shard.find_file = false;
+        self.on_created(now, s, b);
+    }
+
+    /// Every page of the batch list is read: shards rebuilt from a saved file
+    /// whose batch did not show made none; their files go.
+    fn found_run_batches(&mut self, now: Millis) {
+        for s in 0..self.shards.len() {
+            let shard = &self.shards[s];
+            if shard.learn.is_some() && shard.phase == Phase::Uploaded && shard.call.is_none() {
+                self.drop_unknown(now, s);
+            }
+        }
+        self.changed = true;
+    }
+
+    /// A rebuilt shard that no batch came from: nothing of it ran, its rows
+    /// are sent as any others.
+    fn drop_unknown(&mut self, now: Millis, s: usize) {
+        let shard = &mut self.shards[s];
+        shard.learn = None;
+        shard.need_find = false;
+        shard.phase = Phase::Done;
+        shard.ended_status = Some("not created".to_string());
+        self.outputs
+            .push_back(BatchOutput::Record(BatchRecord::Done {
+                shard: shard.number,
+                at: now,
+            }));
+        self.clear_files(s);
+        self.resolve_learned(now);
+    }
+
+    /// A file the account holds: an upload of this run's whose answer never
+    /// came is used; one that no shard uses is deleted.
+    fn on_run_file(&mut self, now: Millis, id: String, name: &str, bytes: u64) {
+        let Some(number) = shard_of_upload_name(&self.run_id, name) else {
+            return;
+        };
+        let used = self
+            .shards
+            .iter()
+            .any(|s| s.file_id.as_deref() == Some(id.as_str()));
+        if used {
+            return;
+        }
+        let waiting = self.shards.iter().position(|s| {
+            s.number == number && s.find_file && s.file_id.is_none() && s.bytes == bytes
+        });
+        match waiting {
+            Some(s) => {
+                let shard = &mut self.shards[s];
+                shard.file_id = Some(id.clone());
+                shard.find_file = false;
+                shard.due = now;
+                self.urgent
+                    .push_back(BatchOutput::Record(BatchRecord::Uploaded {
+                        shard: number,
+                        file_id: id,
+                        lines: shard.lines,
+                        bytes: shard.bytes,
+                        members: journal::encode_members(&shard.members),
+                        at: now,
+                    }));
+            }
+            None => self.add_chore(Chore::Delete(id)),
+        }
+    }
+
+    /// Every file is listed: an upload not found made nothing; its rows are
+    /// built again.
+    fn found_run_files(&mut self, now: Millis) {
+        for s in 0..self.shards.len() {
+            if self.shards[s].find_file && self.shards[s].phase == Phase::Uploaded {
+                self.shards[s].find_file = false;
+                self.resubmit(now, s);
+            }
+        }
+        self.changed = true;
+    }
+
+    /// A line of a rebuilt shard's input file or results: the request it names.
+    fn on_learn_line(&mut self, s: usize, line: &str) {
+        #[derive(Deserialize)]
+        struct Named {
+            custom_id: String,
+        }
+        let Ok(named) = serde_json::from_str::<Named>(line) else {
+            return;
+        };
+        if let Some(pair) = self.dialect.row_attempt(&named.custom_id) {
+            if pair.0 < self.run.items().len() {
+                if let Some(learn) = &mut self.shards[s].learn {
+                    learn.push(pair);
+                }
+            }
+        }
+    }
+
+    /// When every rebuilt shard's rows are read: each row is taken back as in
+    /// flight in the shard holding its latest attempt (an earlier attempt
+    /// was answered, and superseded).
+    fn resolve_learned(&mut self, now: Millis) {
+        let unread = self
+            .shards
+            .iter()
+            .any(|s| s.learn.is_some() && !s.learn_read);
+        if unread || !self.shards.iter().any(|s| s.learn.is_some()) {
+            return;
+        }
+        let mut latest: HashMap<usize, u32> = HashMap::new();
+        for shard in &self.shards {
+            let pairs = shard.learn.as_deref().unwrap_or(&shard.members);
+            for &(row, attempt) in pairs {
+                let seen = latest.entry(row).or_default();
+                *seen = (*seen).max(attempt);
+            }
+        }
+        for s in 0..self.shards.len() {
+            let Some(mut learned) = self.shards[s].learn.take() else {
+                continue;
+            };
+            learned.sort_unstable();
+            learned.dedup();
+            let mut members = Vec::new();
+            for (row, attempt) in learned {
+                if latest.get(&row) != Some(&attempt) {
+                    continue;
+                }
+                members.push((row, attempt));
+                if let Some(order) = self.run.adopt(now, row, attempt) {
+                    let id = self.dialect.custom_id(row, attempt);
+                    self.shards[s].waiting.insert(id, order.ticket);
+                }
+            }
+            let shard = &mut self.shards[s];
+            shard.learn_read = false;
+            shard.learned = true;
+            shard.members = members;
+            shard.due = now;
+            // The journal gets its rows back.
+            let encoded = journal::encode_members(&shard.members);
+            let record = match &shard.file_id {
+                Some(file_id) if !self.dialect.inline() => BatchRecord::Uploaded {
+                    shard: shard.number,
+                    file_id: file_id.clone(),
+                    lines: shard.lines,
+                    bytes: shard.bytes,
+                    members: encoded,
+                    at: now,
+                },
+                _ => BatchRecord::Submitting {
+                    shard: shard.number,
+                    lines: shard.lines,
+                    bytes: shard.bytes,
+                    members: encoded,
+                    at: shard.intent_at.filter(|t| t.0 > 0).unwrap_or(now),
+                },
+            };
+            self.urgent.push_back(BatchOutput::Record(record));
+        }
+        self.changed = true;
+    }
+}
+
+/// The name a shard's input file is uploaded under: `shadow-batch-{run}-{shard}.jsonl`.
+fn upload_name(run_id: &str, shard: u32) -> String {
+    format!("shadow-batch-{run_id}-{shard}.jsonl")
+}
+
+/// The shard an uploaded file of run `run_id` is, by its name.
+fn shard_of_upload_name(run_id: &str, name: &str) -> Option<u32> {
+    name.strip_prefix("shadow-batch-")?
+        .strip_prefix(run_id)?
+        .strip_prefix('-')?
+        .strip_suffix(".jsonl")?
+        .parse()
+        .ok()
+}
+
 /// The run's outputs, and the end.
 impl BatchRun {
+    /// A record goes out as the journal's next line: shards remember the lines
+    /// of theirs (to name them if the journal turns out mixed up).
+    fn note_line(&mut self, record: &BatchRecord) {
+        let line = self.next_line;
+        self.next_line += 1;
+        let Some(shard) = self.shards.iter_mut().find(|s| s.number == record.shard()) else {
+            return;
+        };
+        match record {
+            BatchRecord::Created { .. } => shard.batch_line = line,
+            BatchRecord::Uploading { .. }
+            | BatchRecord::Uploaded { .. }
+            | BatchRecord::Submitting { .. } => shard.members_line = line,
+            _ => {}
+        }
+    }
+
     /// Moves the run's outputs to this run's queue (holding `Finished` back).
     fn drain_run(&mut self, now: Millis) {
         while let Some(output) = self.run.poll(now) {
@@ -2134,21 +3108,43 @@ impl BatchRun {
         }
     }
 
-    fn finish(&mut self, now: Millis, mut summary: Box<Summary>) {
-        // Shards whose rows are all in: nothing more to fetch on a resume.
-        for shard in &mut self.shards {
+    /// The run's rows are all final (or it stops): shards whose rows are all
+    /// in are done (nothing more to fetch on a resume), and their files go;
+    /// files an upload may have left unnamed are looked for.
+    fn close(&mut self, now: Millis) {
+        self.closed = true;
+        if self.mode == Mode::Detached {
+            return;
+        }
+        for s in 0..self.shards.len() {
+            let shard = &mut self.shards[s];
             if matches!(shard.phase, Phase::Running | Phase::Downloading)
                 && shard.waiting.is_empty()
-                && self.mode != Mode::Detached
+                && shard.learn.is_none()
             {
+                let ended = shard.phase == Phase::Downloading;
                 shard.phase = Phase::Done;
                 self.outputs
                     .push_back(BatchOutput::Record(BatchRecord::Done {
                         shard: shard.number,
                         at: now,
                     }));
+                if ended {
+                    self.clear_files(s);
+                }
             }
         }
+        if self.upload_doubt {
+            self.upload_doubt = false;
+            self.add_chore(Chore::FindRunFiles {
+                after: None,
+                pages: 0,
+            });
+        }
+    }
+
+    fn finish(&mut self, now: Millis, mut summary: Box<Summary>) {
+        let _ = now;
         self.refresh();
         summary.provider_batches = Some(self.statuses.clone());
         self.outputs.push_back(BatchOutput::Finished { summary });

@@ -79,6 +79,58 @@ pub(super) fn list_request(base: &str, after: Option<&str>) -> HttpRequest {
     get(url)
 }
 
+/// `GET /files?purpose=batch&limit=10000[&after=ID]`: the account's batch
+/// files, to find an upload of the run's that no journal names.
+pub(super) fn files_request(base: &str, after: Option<&str>) -> HttpRequest {
+    let mut url = format!("{base}/files?purpose=batch&limit=10000");
+    if let Some(after) = after {
+        url.push_str("&after=");
+        url.push_str(&path_segment(after));
+    }
+    get(url)
+}
+
+/// `DELETE /files/{id}`.
+pub(super) fn delete_file_request(base: &str, file_id: &str) -> HttpRequest {
+    HttpRequest {
+        method: "DELETE",
+        url: format!("{base}/files/{}", path_segment(file_id)),
+        headers: Vec::new(),
+        body: String::new(),
+    }
+}
+
+/// A file the provider holds: (id, file name, bytes).
+pub(super) type FileEntry = (String, String, u64);
+
+/// Reads a page of `GET /files`: its files, and the id to continue after when
+/// there are more.
+pub(super) fn parse_files(body: &str) -> Result<(Vec<FileEntry>, Option<String>), String> {
+    let v: Value =
+        serde_json::from_str(body).map_err(|e| format!("the file list is not JSON: {e}"))?;
+    let data = v
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or("the file list has no \"data\"")?;
+    let files: Vec<FileEntry> = data
+        .iter()
+        .filter_map(|f| {
+            Some((
+                f.get("id")?.as_str()?.to_string(),
+                f.get("filename")?.as_str()?.to_string(),
+                f.get("bytes").and_then(Value::as_u64).unwrap_or(0),
+            ))
+        })
+        .collect();
+    let more = v.get("has_more").and_then(Value::as_bool) == Some(true);
+    let last = v
+        .get("last_id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| files.last().map(|f| f.0.clone()));
+    Ok((files, last.filter(|_| more)))
+}
+
 /// `GET /files/{id}/content`.
 pub(super) fn download_request(base: &str, file_id: &str) -> HttpRequest {
     get(format!("{base}/files/{}/content", path_segment(file_id)))
@@ -163,8 +215,15 @@ fn batch_of(v: &Value) -> Result<BatchObject, String> {
             (code.to_string(), short(&format!("{message}{line}")))
         })
         .collect();
+    let metadata = |field: &str| {
+        v.pointer(&format!("/metadata/{field}"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     Ok(BatchObject {
         id,
+        run: metadata("shadow_batch_run"),
+        shard: metadata("shadow_batch_shard").and_then(|s| s.parse().ok()),
         status: status_of(&status_text),
         status_text: short(&status_text),
         input_file_id: text("input_file_id"),

@@ -99,6 +99,8 @@ struct FakeBatch {
     cancelled_at: Option<Millis>,
     /// Another client's batch (not counted as this run's create).
     foreign: bool,
+    /// What the create said of it (OpenAI).
+    metadata: Value,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -122,6 +124,11 @@ struct FakeProvider {
     poll_times: Vec<Millis>,
     lists: usize,
     downloads: usize,
+    /// Uploaded file id -> (name, bytes).
+    names: HashMap<String, (String, u64)>,
+    /// Files deleted (input, output and error).
+    deleted: HashSet<String>,
+    file_lists: usize,
 }
 
 fn ok(body: Value) -> HttpResponse {
@@ -150,12 +157,14 @@ fn row_attempt(custom_id: &str) -> (usize, u32) {
 }
 
 impl FakeProvider {
-    fn upload(&mut self, lines: Vec<String>) -> HttpResponse {
+    fn upload(&mut self, name: &str, lines: Vec<String>) -> HttpResponse {
         if let Some(code) = self.script.upload_status {
             return status(code, "upload refused");
         }
         self.uploads += 1;
         let id = format!("file-in-{}", self.uploads);
+        let bytes = lines.iter().map(String::len).sum::<usize>() as u64;
+        self.names.insert(id.clone(), (name.to_string(), bytes));
         self.files.insert(id.clone(), lines);
         ok(json!({"id": id, "object": "file", "purpose": "batch"}))
     }
@@ -197,6 +206,7 @@ impl FakeProvider {
             fate,
             cancelled_at: None,
             foreign: false,
+            metadata: v["metadata"].clone(),
         });
         ok(self.object(now, self.batches.len() - 1))
     }
@@ -248,6 +258,7 @@ impl FakeProvider {
             "input_file_id": b.input_file, "status": status, "errors": errors,
             "output_file_id": out, "error_file_id": err,
             "request_counts": {"total": total, "completed": done, "failed": 0},
+            "metadata": b.metadata,
         })
     }
 
@@ -366,6 +377,7 @@ impl FakeProvider {
             fate,
             cancelled_at: None,
             foreign: false,
+            metadata: Value::Null,
         });
         ok(self.message_batch(now, self.batches.len() - 1))
     }
@@ -389,6 +401,7 @@ impl FakeProvider {
             fate: Fate::Complete,
             cancelled_at: None,
             foreign: true,
+            metadata: Value::Null,
         });
         id
     }
@@ -617,7 +630,37 @@ impl FakeProvider {
             }
             ("GET", p) if p.starts_with("/files/") && p.ends_with("/content") => {
                 let file = &p["/files/".len()..p.len() - "/content".len()];
+                if self.deleted.contains(file) {
+                    return (status(404, "No such file"), vec![]);
+                }
+                if let Some(lines) = self.files.get(file) {
+                    self.downloads += 1;
+                    return (ok(json!({})), lines.clone());
+                }
                 (ok(json!({})), self.result_file(now, file))
+            }
+            ("GET", p) if p.starts_with("/files?") => {
+                self.file_lists += 1;
+                let data: Vec<Value> = self
+                    .names
+                    .iter()
+                    .filter(|(id, _)| !self.deleted.contains(*id))
+                    .map(|(id, (name, bytes))| json!({"id": id, "filename": name, "bytes": bytes, "purpose": "batch"}))
+                    .collect();
+                (
+                    ok(json!({"object": "list", "data": data, "has_more": false})),
+                    vec![],
+                )
+            }
+            ("DELETE", p) if p.starts_with("/files/") => {
+                let file = &p["/files/".len()..];
+                if !self.deleted.insert(file.to_string()) {
+                    return (status(404, "No such file"), vec![]);
+                }
+                (
+                    ok(json!({"id": file, "object": "file", "deleted": true})),
+                    vec![],
+                )
             }
             other => panic!("unexpected call {other:?}"),
         }
@@ -646,6 +689,8 @@ struct Sim {
     /// Create calls in flight at once, at most (the sim answers at once: the
     /// orders seen between two answers).
     outputs_seen: Vec<&'static str>,
+    /// The provider batches as the progress file last listed them.
+    saved: Vec<ProviderBatch>,
 }
 
 impl Sim {
@@ -685,6 +730,7 @@ impl Sim {
             chunk: 3,
             anthropic: false,
             outputs_seen: Vec::new(),
+            saved: Vec::new(),
         }
     }
 
@@ -784,7 +830,7 @@ impl Sim {
                         lines.iter().map(String::len).sum::<usize>() as u64,
                         order.bytes
                     );
-                    let response = self.provider.upload(lines);
+                    let response = self.provider.upload(&order.file_name, lines);
                     if !self.feed(BatchInput::Answer {
                         call: order.call,
                         response,
@@ -839,7 +885,10 @@ impl Sim {
                     }
                 }
                 BatchOutput::Record(record) => self.journal.push_str(&record.to_json_line()),
-                BatchOutput::StatusChanged => self.status_changes += 1,
+                BatchOutput::StatusChanged => {
+                    self.status_changes += 1;
+                    self.saved = self.batch.provider_batches().to_vec();
+                }
                 BatchOutput::ItemDone(done) => self
                     .results
                     .push_str(&self.batch.result(&done).to_json_line()),
@@ -890,6 +939,32 @@ impl Sim {
         self.summary = None;
         self.crash_before = None;
         self.crashed = false;
+    }
+
+    /// A new session after a crash that also lost the provider journal (or
+    /// left `journal` in its place): rebuilt from the progress file's
+    /// provider batches and the provider.
+    fn resume_lost(&mut self, script: Script, journal: &str) -> Result<(), UsageError> {
+        let folded = crate::journal::fold_journal(&self.results);
+        let batches = fold_batch_journal(journal.as_bytes()).unwrap();
+        self.now = self.now.plus(1_000);
+        let mut batch = BatchRun::new(
+            self.config(self.batch.cfg.max_lines),
+            csv(self.batch.run().items().len()),
+            self.now,
+        )
+        .unwrap();
+        batch.restore(self.now, folded.results.iter().cloned(), &batches, &[])?;
+        batch.recover(self.now, &self.saved, journal.is_empty())?;
+        self.journal = journal.to_string();
+        self.batch = batch;
+        self.provider.script = script;
+        self.built.clear();
+        self.files.clear();
+        self.summary = None;
+        self.crash_before = None;
+        self.crashed = false;
+        Ok(())
     }
 
     fn summary(&self) -> &Summary {
@@ -1837,4 +1912,261 @@ fn cancelling_after_a_crash_while_creating_finds_the_batch_and_cancels_it_too() 
         assert_eq!(sim.summary().statistics.successful, 6);
         assert_eq!(sim.provider.submitted.len(), 6 + (6 - done));
     }
+}
+
+#[test]
+fn a_lost_provider_journal_is_rebuilt_and_no_row_is_sent_twice() {
+    let script = Script {
+        processing_ms: 2 * 3_600_000,
+        wrong: [1].into(),
+        ..Script::default()
+    };
+    let (rows, max_lines) = (9, 4);
+    let mut clean = Sim::new(rows, max_lines, script.clone());
+    clean.run();
+    assert_eq!(clean.summary().status, RunStatus::Completed);
+    let expected = clean.outcomes();
+    assert_eq!(clean.provider.creates, 3);
+    let mut rebuilt = 0;
+    for crash in 1..=clean.handled {
+        let mut sim = Sim::new(rows, max_lines, script.clone());
+        sim.crash_before = Some(crash);
+        sim.run();
+        if !sim.crashed {
+            continue;
+        }
+        let created_before = sim.provider.creates;
+        // The provider journal is gone; the progress file is not.
+        sim.resume_lost(script.clone(), "").unwrap();
+        rebuilt += usize::from(created_before > 0);
+        sim.run();
+        let s = sim.summary();
+        assert_eq!(
+            s.status,
+            RunStatus::Completed,
+            "crash before input {crash}: {:?}\n{}",
+            s.abort_reason,
+            sim.journal
+        );
+        assert_eq!(sim.outcomes(), expected, "crash before input {crash}");
+        // Never pays twice: every row in one batch, no more creates than a clean run.
+        let mut seen = HashSet::new();
+        for (row, _, batch) in &sim.provider.submitted {
+            assert!(
+                seen.insert(*row),
+                "crash {crash}: row {row} sent again (in {batch})\n{}",
+                sim.journal
+            );
+        }
+        assert_eq!(
+            sim.provider.creates, clean.provider.creates,
+            "crash {crash}"
+        );
+        // The rebuilt journal names every batch.
+        for b in &sim.provider.batches {
+            assert!(
+                sim.journal.contains(&b.id),
+                "crash {crash}: {} not journaled",
+                b.id
+            );
+        }
+        // Nothing is left at the provider: every upload (one the crash left
+        // unnamed too) and every result file is deleted.
+        for id in sim.provider.names.keys() {
+            assert!(
+                sim.provider.deleted.contains(id),
+                "crash {crash}: {id} left"
+            );
+        }
+        for b in &sim.provider.batches {
+            for kind in ["out", "err"] {
+                let f = format!("{}-{kind}", b.id);
+                assert!(sim.provider.deleted.contains(&f), "crash {crash}: {f} left");
+            }
+        }
+    }
+    assert!(rebuilt > 5, "{rebuilt} crashes after a create");
+}
+
+/// The records of a crashed run's journal, as JSON values.
+fn journal_values(journal: &str) -> Vec<Value> {
+    journal
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn journal_text(records: &[Value]) -> String {
+    records.iter().map(|r| format!("{r}\n")).collect()
+}
+
+/// A run of 8 rows in shards of 4, crashed once both batches exist.
+fn crashed_with_two_batches() -> (Sim, Script) {
+    let script = Script {
+        processing_ms: 3_600_000,
+        ..Script::default()
+    };
+    for crash in 1..400 {
+        let mut sim = Sim::new(8, 4, script.clone());
+        sim.crash_before = Some(crash);
+        sim.run();
+        if sim.crashed && sim.journal.matches("\"created\"").count() == 2 {
+            return (sim, script);
+        }
+    }
+    panic!("no crash with two batches");
+}
+
+#[test]
+fn a_journal_where_two_records_claim_the_same_rows_is_refused_naming_them() {
+    let (mut sim, script) = crashed_with_two_batches();
+    let mut records = journal_values(&sim.journal);
+    let uploaded: Vec<usize> = (0..records.len())
+        .filter(|&i| records[i]["record"] == "uploaded")
+        .collect();
+    // Shard 2's record now claims shard 1's rows (and shard 2's go unclaimed).
+    let members = records[uploaded[0]]["members"].clone();
+    records[uploaded[1]]["members"] = members;
+    let tampered = journal_text(&records);
+    sim.saved.clear();
+    let err = sim.resume_lost(script, &tampered).unwrap_err();
+    let text = err.to_string();
+    let (a, b) = (uploaded[0] + 1, uploaded[1] + 1);
+    assert!(
+        text.contains(&format!("lines {a} and {b} both claim row 0")),
+        "{text}"
+    );
+    assert!(matches!(err, UsageError::ProviderJournal { .. }), "{err:?}");
+}
+
+#[test]
+fn a_journal_with_swapped_batch_ids_stops_the_run_naming_the_records_and_sends_nothing_again() {
+    let (mut sim, script) = crashed_with_two_batches();
+    let mut records = journal_values(&sim.journal);
+    let created: Vec<usize> = (0..records.len())
+        .filter(|&i| records[i]["record"] == "created")
+        .collect();
+    let (one, two) = (
+        records[created[0]]["batchId"].clone(),
+        records[created[1]]["batchId"].clone(),
+    );
+    records[created[0]]["batchId"] = two.clone();
+    records[created[1]]["batchId"] = one;
+    let tampered = journal_text(&records);
+    // With the progress file: refused before anything, naming the line.
+    let saved = sim.saved.clone();
+    let err = sim.resume_lost(script.clone(), &tampered).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("line {} gives batch", created[0] + 1))
+            || text.contains(&format!("line {} gives batch", created[1] + 1)),
+        "{text}"
+    );
+    assert!(text.contains("progress file lists it as shard"), "{text}");
+    // With the journal alone: the provider's word on the batch stops the run.
+    sim.saved.clear();
+    let submitted = sim.provider.submitted.len();
+    sim.resume_lost(script, &tampered).unwrap();
+    sim.run();
+    let s = sim.summary();
+    assert_eq!(s.status, RunStatus::Aborted);
+    let reason = s.abort_reason.as_ref().unwrap().to_string();
+    assert!(
+        reason.contains(&format!("line {} gives batch", created[0] + 1))
+            && reason.contains("made from file-in-2"),
+        "{reason}"
+    );
+    assert_eq!(sim.provider.submitted.len(), submitted, "no row sent again");
+    assert_eq!(sim.provider.creates, 2);
+    let _ = (saved, two);
+}
+
+#[test]
+fn anthropic_a_lost_provider_journal_is_rebuilt_and_no_row_is_sent_twice() {
+    let script = Script {
+        processing_ms: 2 * 3_600_000,
+        wrong: [1].into(),
+        ..Script::default()
+    };
+    let (rows, max_lines) = (9, 4);
+    let mut clean = Sim::anthropic(rows, max_lines, script.clone());
+    clean.run();
+    let expected = clean.outcomes();
+    let mut rebuilt = 0;
+    for crash in 1..=clean.handled {
+        let mut sim = Sim::anthropic(rows, max_lines, script.clone());
+        sim.crash_before = Some(crash);
+        sim.run();
+        if !sim.crashed {
+            continue;
+        }
+        rebuilt += usize::from(sim.provider.creates > 0);
+        sim.resume_lost(script.clone(), "").unwrap();
+        sim.run();
+        let s = sim.summary();
+        assert_eq!(
+            s.status,
+            RunStatus::Completed,
+            "crash before input {crash}: {:?}\n{}",
+            s.abort_reason,
+            sim.journal
+        );
+        assert_eq!(sim.outcomes(), expected, "crash before input {crash}");
+        let mut seen = HashSet::new();
+        for (row, _, batch) in &sim.provider.submitted {
+            assert!(
+                seen.insert(*row),
+                "crash {crash}: row {row} sent again (in {batch})\n{}",
+                sim.journal
+            );
+        }
+        assert_eq!(
+            sim.provider.creates, clean.provider.creates,
+            "crash {crash}"
+        );
+    }
+    assert!(rebuilt > 5, "{rebuilt} crashes after a create");
+}
+
+#[test]
+fn anthropic_swapped_batch_ids_stop_the_run_when_the_results_are_another_shards() {
+    let script = Script {
+        processing_ms: 3_600_000,
+        ..Script::default()
+    };
+    let mut found = None;
+    for crash in 1..400 {
+        let mut sim = Sim::anthropic(8, 4, script.clone());
+        sim.crash_before = Some(crash);
+        sim.run();
+        if sim.crashed && sim.journal.matches("\"created\"").count() == 2 {
+            found = Some(sim);
+            break;
+        }
+    }
+    let mut sim = found.expect("a crash with two batches");
+    let mut records = journal_values(&sim.journal);
+    let created: Vec<usize> = (0..records.len())
+        .filter(|&i| records[i]["record"] == "created")
+        .collect();
+    let one = records[created[0]]["batchId"].clone();
+    records[created[0]]["batchId"] = records[created[1]]["batchId"].clone();
+    records[created[1]]["batchId"] = one;
+    sim.saved.clear();
+    let submitted = sim.provider.submitted.len();
+    sim.resume_lost(script, &journal_text(&records)).unwrap();
+    sim.run();
+    let s = sim.summary();
+    assert_eq!(s.status, RunStatus::Aborted);
+    let reason = s.abort_reason.clone().unwrap();
+    assert!(
+        reason.contains("gives batch msgbatch_") && reason.contains("results are of other rows"),
+        "{reason}"
+    );
+    assert_eq!(sim.provider.submitted.len(), submitted, "no row sent again");
+    assert_eq!(
+        sim.outcomes().len(),
+        0,
+        "no row judged from another's answers"
+    );
 }

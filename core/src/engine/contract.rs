@@ -147,6 +147,14 @@ pub enum UsageError {
         /// What differs.
         reason: String,
     },
+    /// The provider journal of a batch run contradicts itself or the run's
+    /// other files (two records claim the same rows, one batch is two shards'):
+    /// resuming from it could send rows again.
+    #[error("the provider journal cannot be trusted: {detail}")]
+    ProviderJournal {
+        /// What is wrong, naming the journal's lines.
+        detail: String,
+    },
 }
 
 /// Counts for a live progress display.

@@ -97,6 +97,13 @@ pub enum AbortReason {
         /// The provider's errors, in words.
         detail: String,
     },
+    /// The provider journal of a batch run does not match what the provider
+    /// says (a batch made from another shard's file, results of other rows):
+    /// the journal was edited or mixed up, and going on could send rows again.
+    JournalMismatch {
+        /// What differs, naming the journal's lines.
+        detail: String,
+    },
 }
 
 impl fmt::Display for AbortReason {
@@ -170,6 +177,10 @@ impl fmt::Display for AbortReason {
                 f,
                 "the provider batch {batch_id} failed, so none of its requests ran: {detail}"
             ),
+            AbortReason::JournalMismatch { detail } => write!(
+                f,
+                "the provider journal does not match the provider: {detail}; nothing was sent again"
+            ),
         }
     }
 }
@@ -195,7 +206,8 @@ impl AbortReason {
                 redactor.redact_in_place(last_error);
             }
             AbortReason::EndpointRefuses { detail, .. }
-            | AbortReason::BatchFailed { detail, .. } => redactor.redact_in_place(detail),
+            | AbortReason::BatchFailed { detail, .. }
+            | AbortReason::JournalMismatch { detail } => redactor.redact_in_place(detail),
         }
     }
 }
