@@ -473,6 +473,7 @@ pub fn explorer_data(
         results: folded.as_ref(),
         live,
         csv_labels: csv_labels.as_deref(),
+        row_cap: None,
     })
     .map_err(|e| JsError::new(&e.to_string()))?;
     to_js(&data)
