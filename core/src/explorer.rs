@@ -534,6 +534,7 @@ pub fn build(input: ExplorerInput<'_>) -> Result<ExplorerData, ExplorerError> {
             live: input.live,
             csv_labels: input.csv_labels.map(<[String]>::to_vec),
             row_cap: input.row_cap,
+            run_id: None,
         },
     );
     let Some(folded) = input.results else {
@@ -576,6 +577,9 @@ pub struct BuildOptions {
     pub csv_labels: Option<Vec<String>>,
     /// As [`ExplorerInput::row_cap`].
     pub row_cap: Option<RowCap>,
+    /// The run's id when the host knows it (from its files' names): the id when no
+    /// summary or progress file gives one.
+    pub run_id: Option<String>,
 }
 
 /// Which rows a capped report embeds, in numbers (also said in its first note).
@@ -892,7 +896,10 @@ impl ExplorerBuilder {
     pub fn finish(mut self, journal: Option<&JournalScan>) -> ExplorerData {
         let mut notes = Vec::new();
         let main = self.main();
-        let run_id = main.and_then(|f| f.run_id.clone()).unwrap_or_default();
+        let run_id = main
+            .and_then(|f| f.run_id.clone())
+            .or_else(|| self.options.run_id.clone())
+            .unwrap_or_default();
         let config = main.and_then(|f| f.config.clone());
         let csv_path = main
             .and_then(|f| f.csv_path.clone())

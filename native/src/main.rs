@@ -352,13 +352,14 @@ fn write_report_of(args: &cli::ReportArgs) -> Result<()> {
             bail!("--images-dir {}: not a folder", dir.display());
         }
     }
-    let out = report::write_report(
+    let out = report::write_report_capped(
         &files,
         &report::ReportOptions {
             data_dir: args.images_dir.clone(),
             embed_thumbnails: args.embed_thumbnails,
             out: args.out.clone(),
         },
+        Some(args.max_rows),
     )?;
     println!("Report:   {}", out.display());
     println!("          (open it in a browser: one file, no server, no network)");

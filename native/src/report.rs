@@ -168,6 +168,7 @@ fn sha256_base64(text: &str) -> String {
 }
 
 /// The report's HTML for `data`.
+#[cfg(test)]
 pub fn render_html(data: &ExplorerData) -> Result<String> {
     let mut html = Vec::new();
     write_html(data, &mut html)?;
@@ -373,6 +374,7 @@ pub fn explorer_data(files: &RunFiles, row_cap: Option<usize>) -> Result<Explore
             rows: row_cap.unwrap_or(DEFAULT_ROW_CAP),
             seed,
         }),
+        run_id: Some(files.run_id.clone()),
     };
     if !has_results {
         return Ok(ExplorerBuilder::new(summary, progress, options).finish(None));
