@@ -237,7 +237,7 @@ async fn run(args: RunArgs, matches: &ArgMatches, cancel: bool) -> Result<u8> {
         files: files.clone(),
         errors_shown: args.errors_shown,
     };
-    let summary = match driver.drive().await? {
+    let mut summary = match driver.drive().await? {
         Ended::Finished(summary) => summary,
         Ended::ExitedAtOnce => {
             // The mock (if any) is dropped, not drained: the user asked to leave now.
@@ -249,6 +249,10 @@ async fn run(args: RunArgs, matches: &ArgMatches, cancel: bool) -> Result<u8> {
             return Ok(130);
         }
     };
+    // Written and shown: what grows with the run (every batch report, every
+    // failed row) is not kept while the report is made.
+    summary.all_reports = Vec::new();
+    summary.overall_progress.errors = Vec::new();
     // The report is a view of the files just written: failing to write it costs
     // the run nothing, and `shadow-batch report` can write it again.
     let report = report::write_report(
