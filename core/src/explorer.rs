@@ -30,7 +30,9 @@ use serde_json::{Map, Value};
 use crate::eval::{wilson_interval, Interval, Tally};
 use crate::hash::{mix64, splitmix64};
 use crate::input::LabelSet;
-use crate::journal::{FailureKind, FoldedJournal, ItemResult, ItemStatus, JournalScan};
+use crate::journal::{
+    FailureKind, FoldedJournal, ItemResult, ItemStatus, JournalScan, JournalScanner,
+};
 
 /// Version of the data shape; the renderer refuses shapes it does not know.
 pub const FORMAT: u32 = 1;
@@ -391,7 +393,10 @@ impl<'de> serde::de::Visitor<'de> for FileVisitor {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(mut self, mut map: A) -> Result<Self::Value, A::Error> {
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        mut self,
+        mut map: A,
+    ) -> Result<Self::Value, A::Error> {
         use serde::de::IgnoredAny;
         let opt_text = |v: Value| v.as_str().map(str::to_owned);
         while let Some(key) = map.next_key::<String>()? {
@@ -1079,8 +1084,9 @@ impl ExplorerBuilder {
                 })
                 .collect(),
             _ => {
-                let mut groups: Vec<ErrorGroup> =
-                    std::mem::take(&mut self.error_groups).into_values().collect();
+                let mut groups: Vec<ErrorGroup> = std::mem::take(&mut self.error_groups)
+                    .into_values()
+                    .collect();
                 groups.sort_by(|a, b| {
                     b.count
                         .cmp(&a.count)
@@ -1138,9 +1144,123 @@ impl ExplorerBuilder {
     }
 }
 
+/// An [`ExplorerBuilder`] fed a results file in chunks of any size (a host reads
+/// the file however it reads files): lines are cut here, checked by a
+/// [`JournalScanner`], and each row counted once. A journal that holds a row
+/// twice (a resumed run killed before it rewrote its journal) needs a second pass,
+/// in which only each row's last line counts, as a resume reads it.
+///
+/// ```no_run
+/// # use shadow_core::explorer::{BuildOptions, ResultsStream};
+/// # fn chunks() -> Vec<Vec<u8>> { Vec::new() }
+/// let mut stream = ResultsStream::new(None, None, BuildOptions::default());
+/// loop {
+///     for chunk in chunks() {
+///         stream.push(&chunk);
+///     }
+///     if !stream.end_pass() {
+///         break;
+///     }
+/// }
+/// let data = stream.finish();
+/// ```
+#[derive(Debug)]
+pub struct ResultsStream {
+    builder: ExplorerBuilder,
+    options: BuildOptions,
+    scanner: JournalScanner,
+    /// The start of a line cut by the end of a chunk.
+    carry: Vec<u8>,
+    /// Rows seen twice in this pass, by their last line number.
+    repeated: HashMap<usize, usize>,
+    /// In a second pass: the line that counts for each row written twice.
+    last_line: Option<HashMap<usize, usize>>,
+    scan: Option<JournalScan>,
+}
+
+impl ResultsStream {
+    /// Over the run's summary and progress files, whichever exist.
+    pub fn new(
+        summary: Option<RunFile>,
+        progress: Option<RunFile>,
+        options: BuildOptions,
+    ) -> ResultsStream {
+        ResultsStream {
+            builder: ExplorerBuilder::new(summary, progress, options.clone()),
+            options,
+            scanner: JournalScanner::default(),
+            carry: Vec::new(),
+            repeated: HashMap::new(),
+            last_line: None,
+            scan: None,
+        }
+    }
+
+    /// The next bytes of the results file.
+    pub fn push(&mut self, chunk: &[u8]) {
+        let mut rest = chunk;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            let (line, tail) = rest.split_at(end + 1);
+            rest = tail;
+            if self.carry.is_empty() {
+                self.line(line);
+            } else {
+                let mut whole = std::mem::take(&mut self.carry);
+                whole.extend_from_slice(line);
+                self.line(&whole);
+            }
+        }
+        self.carry.extend_from_slice(rest);
+    }
+
+    fn line(&mut self, bytes: &[u8]) {
+        let Some(line) = self.scanner.line(bytes) else {
+            return;
+        };
+        if line.repeats_row {
+            self.repeated.insert(line.result.row, line.number);
+        }
+        match self
+            .last_line
+            .as_ref()
+            .and_then(|l| l.get(&line.result.row))
+        {
+            Some(&last) if last != line.number => {}
+            _ => self.builder.push(&line.result),
+        }
+    }
+
+    /// The end of the results file. `true`: feed it once more, from its start.
+    pub fn end_pass(&mut self) -> bool {
+        let tail = std::mem::take(&mut self.carry);
+        if !tail.is_empty() {
+            self.line(&tail);
+        }
+        let scan = std::mem::take(&mut self.scanner).finish();
+        if scan.repeated_rows && self.last_line.is_none() {
+            let empty = ExplorerBuilder::new(None, None, BuildOptions::default());
+            let (summary, progress) = std::mem::replace(&mut self.builder, empty).into_files();
+            self.builder = ExplorerBuilder::new(summary, progress, self.options.clone());
+            self.last_line = Some(std::mem::take(&mut self.repeated));
+            return true;
+        }
+        self.scan = Some(scan);
+        false
+    }
+
+    /// The data: after the last [`end_pass`](Self::end_pass), or at once when the
+    /// run has no results file.
+    pub fn finish(self) -> ExplorerData {
+        self.builder.finish(self.scan.as_ref())
+    }
+}
+
 fn sample_note(s: &RowSample) -> String {
     let notable = if s.notable_shown == s.notable {
-        format!("every disagreement and failure ({})", group_digits(s.notable))
+        format!(
+            "every disagreement and failure ({})",
+            group_digits(s.notable)
+        )
     } else {
         format!(
             "a seeded random sample of {} of its {} disagreements and failures (too many to show every one)",
@@ -1347,8 +1467,11 @@ impl Batches {
         });
         let bin = Bin {
             point: BatchPoint {
-                batch_number: count(report, "batchNumber")
-                    .unwrap_or(self.bins.last().map_or(1, |b| b.point.batch_number + b.point.batches)),
+                batch_number: count(report, "batchNumber").unwrap_or(
+                    self.bins
+                        .last()
+                        .map_or(1, |b| b.point.batch_number + b.point.batches),
+                ),
                 batches: 1,
                 start,
                 end,
@@ -1756,7 +1879,10 @@ mod tests {
         (0..rows.div_ceil(batch))
             .map(|b| {
                 let part = &results[b * batch..((b + 1) * batch).min(rows)];
-                let ok = part.iter().filter(|r| r.status == ItemStatus::Success).count();
+                let ok = part
+                    .iter()
+                    .filter(|r| r.status == ItemStatus::Success)
+                    .count();
                 agreements += part.iter().filter(|r| r.agreement == Some(true)).count();
                 serde_json::json!({"batchNumber": b + 1, "batchStartIndex": b * batch,
                     "batchEndIndex": b * batch + part.len() - 1, "batchSize": part.len(),
@@ -1809,7 +1935,10 @@ mod tests {
         let items = &capped.items;
         assert_eq!(items.row.len(), 100);
         for row in &notable {
-            assert!(items.row.contains(row), "row {row} is a disagreement or failure");
+            assert!(
+                items.row.contains(row),
+                "row {row} is a disagreement or failure"
+            );
         }
         let agreeing = (0..items.row.len())
             .filter(|&i| items.ok[i] && items.prediction[i] == Some(items.label[i]))
@@ -1829,10 +1958,19 @@ mod tests {
         }
         let sample = capped.sample.as_ref().unwrap();
         assert_eq!(
-            (sample.rows, sample.shown, sample.cap, sample.notable, sample.notable_shown),
+            (
+                sample.rows,
+                sample.shown,
+                sample.cap,
+                sample.notable,
+                sample.notable_shown
+            ),
             (1000, 100, 100, 46, 46)
         );
-        assert_eq!((sample.agreeing, sample.agreeing_shown, sample.seed), (954, 54, 7));
+        assert_eq!(
+            (sample.agreeing, sample.agreeing_shown, sample.seed),
+            (954, 54, 7)
+        );
         assert_eq!(sample.results_file, "shadow-mode-batch-results-r1.jsonl");
         let note = &capped.notes[0];
         for part in [
@@ -1865,7 +2003,11 @@ mod tests {
         assert_ne!(other.items.row, capped.items.row);
 
         // Under the cap: every row, no sample, no note.
-        let roomy = build(input(Some(RowCap { rows: 1000, seed: 7 }))).unwrap();
+        let roomy = build(input(Some(RowCap {
+            rows: 1000,
+            seed: 7,
+        })))
+        .unwrap();
         assert_eq!(roomy.items, full.items);
         assert!(roomy.sample.is_none());
         assert_eq!(roomy.notes, full.notes);
@@ -1884,7 +2026,8 @@ mod tests {
         let s = data.sample.as_ref().unwrap();
         assert_eq!((s.notable, s.notable_shown, s.agreeing_shown), (46, 36, 4));
         assert_eq!(data.items.row.len(), 40);
-        assert!(data.notes[0].contains("a seeded random sample of 36 of its 46 disagreements and failures"));
+        assert!(data.notes[0]
+            .contains("a seeded random sample of 36 of its 46 disagreements and failures"));
         // Computed from the results: the evaluation still counts every row.
         assert_eq!(data.evaluation.as_ref().unwrap()["compared"], 981);
     }
@@ -1931,14 +2074,28 @@ mod tests {
         assert_eq!(points[0].start, 0);
         assert_eq!(points.last().unwrap().end, batches * 50 - 1);
         assert!(points.windows(2).all(|w| w[0].end + 1 == w[1].start));
-        assert_eq!(points.iter().map(|p| p.successful.unwrap()).sum::<u64>(), batches * 50);
-        assert_eq!(points.iter().map(|p| p.retries.unwrap()).sum::<u64>(), batches);
+        assert_eq!(
+            points.iter().map(|p| p.successful.unwrap()).sum::<u64>(),
+            batches * 50
+        );
+        assert_eq!(
+            points.iter().map(|p| p.retries.unwrap()).sum::<u64>(),
+            batches
+        );
         // A point's agreement is its batches' counts together.
         let p = &points[1];
         let first = (p.batch_number - 1) as usize;
-        let agreed: u64 = (first..first + p.batches as usize).map(|b| 40 + b as u64 % 10).sum();
-        assert_eq!(p.agreement_rate, Some(agreed as f64 / (50 * p.batches) as f64));
-        assert_eq!(p.agreement_interval, wilson_interval(agreed, 50 * p.batches));
+        let agreed: u64 = (first..first + p.batches as usize)
+            .map(|b| 40 + b as u64 % 10)
+            .sum();
+        assert_eq!(
+            p.agreement_rate,
+            Some(agreed as f64 / (50 * p.batches) as f64)
+        );
+        assert_eq!(
+            p.agreement_interval,
+            wilson_interval(agreed, 50 * p.batches)
+        );
         assert_eq!(p.latency_p95_ms, Some(26.0), "the highest of its batches'");
         // One drifting batch makes its point drift, and only that one.
         assert_eq!(points.iter().filter(|p| p.drift).count(), 1);
@@ -1952,9 +2109,84 @@ mod tests {
         })
         .unwrap();
         assert!(
-            data.notes.iter().any(|n| n.contains("The charts draw") && n.contains("batches each")),
+            data.notes
+                .iter()
+                .any(|n| n.contains("The charts draw") && n.contains("batches each")),
             "{:?}",
             data.notes
+        );
+    }
+
+    #[test]
+    fn a_results_file_fed_in_chunks_of_any_size_gives_the_data_of_the_folded_journal() {
+        let rows = thousand();
+        let mut text: String = rows[..200].iter().map(ItemResult::to_json_line).collect();
+        text.push_str("not a result\n\n");
+        text.push_str(
+            &rows[200..300]
+                .iter()
+                .map(ItemResult::to_json_line)
+                .collect::<String>(),
+        );
+        text.push_str("{\"row\": 5, \"torn");
+        let progress = progress_of(&reports_of(300, 50, &rows[..300]));
+        let options = || BuildOptions {
+            row_cap: Some(RowCap { rows: 60, seed: 7 }),
+            ..Default::default()
+        };
+        let folded = fold_journal(&text);
+        let expected = build(ExplorerInput {
+            progress: Some(&progress),
+            results: Some(&folded),
+            row_cap: options().row_cap,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(expected
+            .notes
+            .iter()
+            .any(|n| n.contains("1 line(s) of the results file could not be read")));
+        assert!(expected.notes.iter().any(|n| n.contains("cut off")));
+        for size in [1, 7, 100, 4096, text.len()] {
+            let mut stream =
+                ResultsStream::new(None, Some(RunFile::progress(&progress).unwrap()), options());
+            for chunk in text.as_bytes().chunks(size) {
+                stream.push(chunk);
+            }
+            assert!(!stream.end_pass(), "each row once: one pass");
+            assert_eq!(stream.finish(), expected, "chunks of {size}");
+        }
+    }
+
+    #[test]
+    fn a_row_written_twice_counts_by_its_last_line_after_a_second_pass() {
+        let mut rows: Vec<ItemResult<'static>> = thousand()[..100].to_vec();
+        // Row 10 failed, then (resumed) succeeded; row 20 succeeded, then failed.
+        rows[10] = result(10, rows[10].label.as_ref(), None);
+        rows.push(result(10, "bee", Some("bee")));
+        rows.push(result(20, "cat", None));
+        let text: String = rows.iter().map(ItemResult::to_json_line).collect();
+        let folded = fold_journal(&text);
+        let expected = build(ExplorerInput {
+            results: Some(&folded),
+            ..Default::default()
+        })
+        .unwrap();
+        let mut stream = ResultsStream::new(None, None, BuildOptions::default());
+        let mut passes = 0;
+        loop {
+            passes += 1;
+            stream.push(text.as_bytes());
+            if !stream.end_pass() {
+                break;
+            }
+        }
+        assert_eq!(passes, 2);
+        let data = stream.finish();
+        assert_eq!(data.totals.processed, 100);
+        assert_eq!(
+            data, expected,
+            "the same as a resume's fold: the last line wins"
         );
     }
 
@@ -1965,14 +2197,24 @@ mod tests {
         let errors: Vec<Value> = (0..5000)
             .map(|row| serde_json::json!({"row": row, "message": "x".repeat(100)}))
             .collect();
-        let text = serde_json::json!({"runId": "r", "overallProgress": {"total": 5, "errors": errors},
+        let text =
+            serde_json::json!({"runId": "r", "overallProgress": {"total": 5, "errors": errors},
             "allReports": [{"batchNumber": 1, "batchStartIndex": 0, "batchEndIndex": 4}]})
-        .to_string();
+            .to_string();
         let file = RunFile::progress_from_reader(text.as_bytes()).unwrap();
         assert_eq!(file.total, Some(5));
         assert_eq!(file.batches.bins.len(), 1);
         let e = RunFile::summary_from_reader("{\"runId\": 1".as_bytes()).unwrap_err();
-        assert!(matches!(e, ExplorerError::NotARunFile { what: "summary", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                ExplorerError::NotARunFile {
+                    what: "summary",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -10,17 +10,15 @@
 //! folder; with `--embed-thumbnails`, downscaled copies (at most
 //! [`THUMB_SIDE`] pixels a side, [`EMBED_CAP`] bytes in all) are embedded instead.
 
-use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use shadow_core::explorer::{
-    BuildOptions, ExplorerBuilder, ExplorerData, RowCap, RunFile, DEFAULT_ROW_CAP,
+    BuildOptions, ExplorerData, ResultsStream, RowCap, RunFile, DEFAULT_ROW_CAP,
 };
-use shadow_core::journal::{JournalScan, JournalScanner};
 use shadow_core::run_files::{run_id_of_file_name, PREFIX};
 
 use crate::files::{write_atomic_with, RunFiles};
@@ -191,9 +189,7 @@ pub fn write_html<W: Write>(data: &ExplorerData, mut out: W) -> std::io::Result<
         out,
         "<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\n"
     )?;
-    out.write_all(
-        b"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
-    )?;
+    out.write_all(b"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")?;
     out.write_all(b"<meta name=\"referrer\" content=\"no-referrer\">\n")?;
     write!(out, "<title>{title}</title>\n<style>\n")?;
     out.write_all(REPORT_CSS.as_bytes())?;
@@ -315,37 +311,26 @@ fn read_run_file(
     }
 }
 
-/// Reads the results journal line by line into `builder`; the rows a journal holds
-/// twice count by their last line (`last_line`, from an earlier pass).
-fn scan_results(
-    path: &Path,
-    builder: &mut ExplorerBuilder,
-    last_line: Option<&HashMap<usize, usize>>,
-) -> Result<(JournalScan, HashMap<usize, usize>)> {
-    let mut read = || -> std::io::Result<(JournalScan, HashMap<usize, usize>)> {
-        let mut r = BufReader::with_capacity(1 << 20, File::open(path)?);
-        let mut scanner = JournalScanner::default();
-        let mut repeated = HashMap::new();
-        let mut buf = Vec::new();
+/// Feeds the results journal to `stream`, 1 MiB at a time (twice when a row is
+/// written twice).
+fn stream_results(path: &Path, stream: &mut ResultsStream) -> Result<()> {
+    let mut feed = || -> std::io::Result<()> {
+        let mut chunk = vec![0u8; 1 << 20];
         loop {
-            buf.clear();
-            if r.read_until(b'\n', &mut buf)? == 0 {
-                break;
+            let mut file = File::open(path)?;
+            loop {
+                let n = file.read(&mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                stream.push(&chunk[..n]);
             }
-            let Some(line) = scanner.line(&buf) else {
-                continue;
-            };
-            if line.repeats_row {
-                repeated.insert(line.result.row, line.number);
-            }
-            match last_line.and_then(|l| l.get(&line.result.row)) {
-                Some(&last) if last != line.number => {}
-                _ => builder.push(&line.result),
+            if !stream.end_pass() {
+                return Ok(());
             }
         }
-        Ok((scanner.finish(), repeated))
     };
-    read().with_context(|| format!("cannot read {}", path.display()))
+    feed().with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// The explorer's data for the run of `files`, from whichever of its files exist,
@@ -376,21 +361,11 @@ pub fn explorer_data(files: &RunFiles, row_cap: Option<usize>) -> Result<Explore
         }),
         run_id: Some(files.run_id.clone()),
     };
-    if !has_results {
-        return Ok(ExplorerBuilder::new(summary, progress, options).finish(None));
+    let mut stream = ResultsStream::new(summary, progress, options);
+    if has_results {
+        stream_results(&files.results, &mut stream)?;
     }
-    // A rewritten journal (the usual case) holds each row once: one pass. A resumed
-    // run killed before it rewrote its journal can hold a row twice; its last line
-    // counts, so a second pass skips the earlier ones.
-    let mut builder = ExplorerBuilder::new(summary, progress, options.clone());
-    let (scan, repeated) = scan_results(&files.results, &mut builder, None)?;
-    if !scan.repeated_rows {
-        return Ok(builder.finish(Some(&scan)));
-    }
-    let (summary, progress) = builder.into_files();
-    let mut builder = ExplorerBuilder::new(summary, progress, options);
-    let (scan, _) = scan_results(&files.results, &mut builder, Some(&repeated))?;
-    Ok(builder.finish(Some(&scan)))
+    Ok(stream.finish())
 }
 
 /// Writes the report of the run of `files`, at most [`DEFAULT_ROW_CAP`] rows
@@ -518,7 +493,7 @@ fn embed_thumbnails(data: &mut ExplorerData, data_dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shadow_core::explorer::ExplorerInput;
+    use shadow_core::explorer::{build, ExplorerInput};
     use shadow_core::journal::fold_journal;
 
     const HOSTILE: &str = "<img src=x onerror=alert(1)></script><!--";
@@ -562,6 +537,20 @@ mod tests {
         assert!(html.contains("<title>shadow-batch report — run r&lt;img src=x"));
         assert_eq!(html.matches("<script").count(), 2, "only the two scripts");
         assert_eq!(html.matches("<img").count(), 0);
+    }
+
+    #[test]
+    fn the_script_safe_writer_escapes_across_the_ends_of_writes() {
+        let text = "a<b>&c\u{2028}d\u{2029}é\u{20ac}\u{2020}</script>";
+        let want = "a\\u003cb\\u003e\\u0026c\\u2028d\\u2029é\u{20ac}\u{2020}\\u003c/script\\u003e";
+        for size in 1..=text.len() {
+            let mut safe = ScriptSafe::new(Vec::new());
+            for piece in text.as_bytes().chunks(size) {
+                safe.write_all(piece).unwrap();
+            }
+            let out = String::from_utf8(safe.finish().unwrap()).unwrap();
+            assert_eq!(out, want, "writes of {size} bytes");
+        }
     }
 
     #[test]

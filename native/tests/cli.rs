@@ -1236,12 +1236,27 @@ fn a_report_past_its_row_cap_holds_every_disagreement_and_failure_a_stated_sampl
 
     let capped_path = data.out.join("capped.html");
     let mut cmd = shadow(data.root.path());
-    cmd.args(["report", p(&files.results), "--max-rows", "200", "--out", p(&capped_path)]);
+    cmd.args([
+        "report",
+        p(&files.results),
+        "--max-rows",
+        "200",
+        "--out",
+        p(&capped_path),
+    ]);
     run(cmd).expect_code(0);
     let capped = report_data(&capped_path);
 
     // Every figure is the whole run's.
-    for field in ["evaluation", "totals", "failureReasons", "errorGroups", "batches", "labels", "statistics"] {
+    for field in [
+        "evaluation",
+        "totals",
+        "failureReasons",
+        "errorGroups",
+        "batches",
+        "labels",
+        "statistics",
+    ] {
         assert_eq!(capped[field], full[field], "{field}");
     }
     // Every disagreement and failure, by the results file, is in the report.
@@ -1252,10 +1267,19 @@ fn a_report_past_its_row_cap_holds_every_disagreement_and_failure_a_stated_sampl
         .map(|r| r["row"].as_u64().unwrap())
         .collect();
     let failed = results.iter().filter(|r| r["status"] == "failed").count();
-    assert!(failed > 10 && notable.len() > failed + 10, "{failed} failed, {} notable", notable.len());
+    assert!(
+        failed > 10 && notable.len() > failed + 10,
+        "{failed} failed, {} notable",
+        notable.len()
+    );
     assert!(notable.len() < 180, "{}", notable.len());
     let items = &capped["items"];
-    let kept: Vec<u64> = items["row"].as_array().unwrap().iter().map(|r| r.as_u64().unwrap()).collect();
+    let kept: Vec<u64> = items["row"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_u64().unwrap())
+        .collect();
     assert_eq!(kept.len(), 200);
     for row in &notable {
         assert!(kept.contains(row), "row {row}");
@@ -1271,8 +1295,24 @@ fn a_report_past_its_row_cap_holds_every_disagreement_and_failure_a_stated_sampl
     assert_eq!(sample["rows"], 1000);
     let note = capped["notes"][0].as_str().unwrap();
     assert!(note.contains("shows 200 of the run's 1,000 rows"), "{note}");
-    assert!(note.contains(&format!("every disagreement and failure ({})", notable.len())), "{note}");
-    assert!(note.contains(&files.results.file_name().unwrap().to_string_lossy().into_owned()), "{note}");
+    assert!(
+        note.contains(&format!(
+            "every disagreement and failure ({})",
+            notable.len()
+        )),
+        "{note}"
+    );
+    assert!(
+        note.contains(
+            &files
+                .results
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        ),
+        "{note}"
+    );
 
     // A results file holding a row twice (a resume killed before its rewrite):
     // the last line counts, as a resume reads it.
@@ -1288,13 +1328,28 @@ fn a_report_past_its_row_cap_holds_every_disagreement_and_failure_a_stated_sampl
     std::fs::write(&files.results, text).unwrap();
     std::fs::remove_file(&files.summary).unwrap();
     let mut cmd = shadow(data.root.path());
-    cmd.args(["report", p(&files.results), "--max-rows", "200", "--out", p(&capped_path)]);
+    cmd.args([
+        "report",
+        p(&files.results),
+        "--max-rows",
+        "200",
+        "--out",
+        p(&capped_path),
+    ]);
     run(cmd).expect_code(0);
     let twice = report_data(&capped_path);
     assert_eq!(twice["totals"]["processed"], 1000);
-    assert_eq!(twice["totals"]["failed"], failed as u64 + u64::from(first["status"] == "success"));
+    assert_eq!(
+        twice["totals"]["failed"],
+        failed as u64 + u64::from(first["status"] == "success")
+    );
     let row = first["row"].as_u64().unwrap();
-    let at = twice["items"]["row"].as_array().unwrap().iter().position(|r| r == row).unwrap();
+    let at = twice["items"]["row"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|r| r == row)
+        .unwrap();
     assert_eq!(twice["items"]["ok"][at], false);
 }
 
