@@ -185,9 +185,9 @@ pub fn write_html<W: Write>(data: &ExplorerData, mut out: W) -> std::io::Result<
     );
     let title = escape_html(&format!("shadow-batch report — run {}", data.run_id));
     out.write_all(b"<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")?;
-    write!(
+    writeln!(
         out,
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\n"
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">"
     )?;
     out.write_all(b"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")?;
     out.write_all(b"<meta name=\"referrer\" content=\"no-referrer\">\n")?;
@@ -195,9 +195,9 @@ pub fn write_html<W: Write>(data: &ExplorerData, mut out: W) -> std::io::Result<
     out.write_all(REPORT_CSS.as_bytes())?;
     out.write_all(CSS.as_bytes())?;
     out.write_all(b"</style>\n</head>\n<body>\n<main>\n")?;
-    write!(
+    writeln!(
         out,
-        "<p class=\"report-top\">shadow-batch {} · results explorer · a self-contained report: it loads nothing from the network</p>\n",
+        "<p class=\"report-top\">shadow-batch {} · results explorer · a self-contained report: it loads nothing from the network</p>",
         env!("CARGO_PKG_VERSION")
     )?;
     out.write_all(b"<div id=\"explorer\"><noscript>This report needs JavaScript to draw its tables and charts.</noscript></div>\n</main>\n")?;
