@@ -560,9 +560,10 @@ pub fn build(input: ExplorerInput<'_>) -> Result<ExplorerData, ExplorerError> {
 /// How many rows the data may embed, and the seed of the sample beyond that.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RowCap {
-    /// Most rows embedded. Past it, every disagreement and failure is kept (up to
-    /// nine tenths of the cap) and a seeded sample of the agreeing rows fills the
-    /// rest; every figure is still computed from all rows.
+    /// Most rows embedded. Past it, every failure and every disagreement is kept
+    /// (up to nine tenths of the cap: failures first, then a seeded sample of the
+    /// disagreements) and a seeded sample of the agreeing rows fills the rest;
+    /// every figure is still computed from all rows.
     pub rows: usize,
     /// Seed of the sample: the same seed and rows give the same sample, whatever
     /// the order of the journal's lines.
@@ -599,8 +600,17 @@ pub struct RowSample {
     pub cap: u64,
     /// Rows that are a disagreement or a failure.
     pub notable: u64,
-    /// Of them, embedded (all of them unless they alone pass nine tenths of the cap).
+    /// Of them, embedded: all of them unless they alone pass nine tenths of the
+    /// cap; then every failure first, and a seeded sample of the disagreements.
     pub notable_shown: u64,
+    /// Rows without a prediction.
+    pub failed: u64,
+    /// Of them, embedded.
+    pub failed_shown: u64,
+    /// Rows whose prediction differs from the label.
+    pub disagreeing: u64,
+    /// Of them, embedded.
+    pub disagreeing_shown: u64,
     /// Rows whose prediction equals the label.
     pub agreeing: u64,
     /// Of them, embedded: a seeded random sample.
@@ -639,7 +649,8 @@ pub struct ExplorerBuilder {
     error_groups: HashMap<(Option<FailureKind>, String), ErrorGroup>,
     /// Every row (no cap), or the two samples.
     all: Vec<Kept>,
-    notable: Sample,
+    failed: Sample,
+    disagreeing: Sample,
     agreeing: Sample,
     seed: u64,
 }
@@ -744,7 +755,8 @@ impl ExplorerBuilder {
             failure_reasons: Map::new(),
             error_groups: HashMap::new(),
             all: Vec::new(),
-            notable: Sample::new(cap),
+            failed: Sample::new(cap),
+            disagreeing: Sample::new(cap),
             agreeing: Sample::new(cap),
             seed,
         };
@@ -848,10 +860,10 @@ impl ExplorerBuilder {
             return;
         }
         let key = mix64(self.seed ^ splitmix64(r.row as u64));
-        let sample = if ok && prediction == Some(label) {
-            &mut self.agreeing
-        } else {
-            &mut self.notable
+        let sample = match (ok, prediction == Some(label)) {
+            (false, _) => &mut self.failed,
+            (true, false) => &mut self.disagreeing,
+            (true, true) => &mut self.agreeing,
         };
         if sample.wants(key) {
             sample.keep(key, kept(label, prediction));
@@ -1023,22 +1035,30 @@ impl ExplorerBuilder {
         let rows = self.processed;
         let (mut kept, sample) = match self.options.row_cap {
             Some(cap) if rows > cap.rows as u64 => {
-                let (notable, agreeing) = (self.notable.seen, self.agreeing.seen);
+                let (failed, disagreeing, agreeing) =
+                    (self.failed.seen, self.disagreeing.seen, self.agreeing.seen);
+                let notable = failed + disagreeing;
                 let c = cap.rows as u64;
+                // Agreeing rows fill what the others leave, and get a tenth at
+                // least; failures come before disagreements.
                 let agreeing_shown = agreeing.min(c.saturating_sub(notable).max(c / 10));
-                let notable_shown = notable.min(c - agreeing_shown);
-                let notable_sample = std::mem::take(&mut self.notable);
-                let agreeing_sample = std::mem::take(&mut self.agreeing);
-                let kept: Vec<Kept> = notable_sample
-                    .take(notable_shown as usize)
-                    .chain(agreeing_sample.take(agreeing_shown as usize))
+                let failed_shown = failed.min(c - agreeing_shown);
+                let disagreeing_shown = disagreeing.min(c - agreeing_shown - failed_shown);
+                let kept: Vec<Kept> = std::mem::take(&mut self.failed)
+                    .take(failed_shown as usize)
+                    .chain(std::mem::take(&mut self.disagreeing).take(disagreeing_shown as usize))
+                    .chain(std::mem::take(&mut self.agreeing).take(agreeing_shown as usize))
                     .collect();
                 let sample = RowSample {
                     rows,
-                    shown: notable_shown + agreeing_shown,
+                    shown: kept.len() as u64,
                     cap: c,
                     notable,
-                    notable_shown,
+                    notable_shown: failed_shown + disagreeing_shown,
+                    failed,
+                    failed_shown,
+                    disagreeing,
+                    disagreeing_shown,
                     agreeing,
                     agreeing_shown,
                     seed: cap.seed,
@@ -1047,11 +1067,10 @@ impl ExplorerBuilder {
                 (kept, Some(sample))
             }
             Some(_) => {
-                let notable_sample = std::mem::take(&mut self.notable);
-                let agreeing_sample = std::mem::take(&mut self.agreeing);
-                let kept = notable_sample
+                let kept = std::mem::take(&mut self.failed)
                     .take(usize::MAX)
-                    .chain(agreeing_sample.take(usize::MAX))
+                    .chain(std::mem::take(&mut self.disagreeing).take(usize::MAX))
+                    .chain(std::mem::take(&mut self.agreeing).take(usize::MAX))
                     .collect();
                 (kept, None)
             }
@@ -1256,16 +1275,24 @@ impl ResultsStream {
 }
 
 fn sample_note(s: &RowSample) -> String {
+    let part = |shown: u64, all: u64, what: &str| {
+        if shown == all {
+            format!("every {what} ({})", group_digits(all))
+        } else {
+            format!(
+                "a seeded random sample of {} of its {} {what}s",
+                group_digits(shown),
+                group_digits(all)
+            )
+        }
+    };
     let notable = if s.notable_shown == s.notable {
-        format!(
-            "every disagreement and failure ({})",
-            group_digits(s.notable)
-        )
+        part(s.notable, s.notable, "disagreement and failure")
     } else {
         format!(
-            "a seeded random sample of {} of its {} disagreements and failures (too many to show every one)",
-            group_digits(s.notable_shown),
-            group_digits(s.notable)
+            "{}, {} (too many to show every one)",
+            part(s.failed_shown, s.failed, "failure"),
+            part(s.disagreeing_shown, s.disagreeing, "disagreement")
         )
     };
     format!(
@@ -2014,7 +2041,8 @@ mod tests {
     }
 
     #[test]
-    fn when_disagreements_alone_pass_the_cap_they_are_sampled_too_and_the_note_says_so() {
+    fn when_failures_and_disagreements_pass_the_cap_every_failure_is_kept_and_disagreements_sampled(
+    ) {
         let rows = thousand();
         let folded = journal(&rows);
         let data = build(ExplorerInput {
@@ -2025,15 +2053,26 @@ mod tests {
         .unwrap();
         let s = data.sample.as_ref().unwrap();
         assert_eq!((s.notable, s.notable_shown, s.agreeing_shown), (46, 36, 4));
+        assert_eq!(
+            (s.failed, s.failed_shown, s.disagreeing, s.disagreeing_shown),
+            (19, 19, 27, 17)
+        );
         assert_eq!(data.items.row.len(), 40);
-        assert!(data.notes[0]
-            .contains("a seeded random sample of 36 of its 46 disagreements and failures"));
+        // Every failure is kept before any disagreement.
+        assert_eq!(data.items.ok.iter().filter(|ok| !**ok).count(), 19);
+        assert!(
+            data.notes[0].contains(
+                "every failure (19), a seeded random sample of 17 of its 27 disagreements (too many"
+            ),
+            "{}",
+            data.notes[0]
+        );
         // Computed from the results: the evaluation still counts every row.
         assert_eq!(data.evaluation.as_ref().unwrap()["compared"], 981);
     }
 
     #[test]
-    fn the_builder_holds_at_most_twice_the_cap_in_rows_however_many_it_is_given() {
+    fn the_builder_holds_at_most_three_times_the_cap_in_rows_however_many_it_is_given() {
         let mut builder = ExplorerBuilder::new(
             None,
             None,
@@ -2045,7 +2084,10 @@ mod tests {
         for row in 0..20_000 {
             let wrong = row % 4 == 0;
             builder.push(&result(row, "cat", Some(if wrong { "dog" } else { "cat" })));
-            assert!(builder.notable.heap.len() + builder.agreeing.heap.len() <= 100);
+            let held = builder.failed.heap.len()
+                + builder.disagreeing.heap.len()
+                + builder.agreeing.heap.len();
+            assert!(held <= 150);
             assert!(builder.all.is_empty());
         }
         let data = builder.finish(Some(&JournalScan::default()));
