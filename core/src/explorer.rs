@@ -14,13 +14,24 @@
 //! - the results journal gives the rows of the table, as columns (a label is an
 //!   index into [`ExplorerData::labels`], an error an index into
 //!   [`Items::error_texts`]): small to embed and quick to filter at 100,000 rows.
+//!   With a [`RowCap`] (the CLI's report; the page opening a finished run), a run
+//!   with more rows embeds every failure and disagreement (up to nine tenths of the
+//!   cap) and a seeded sample of its agreeing rows, described by
+//!   [`ExplorerData::sample`] and the first note; every figure still counts all rows.
+//!
+//! Memory: [`ExplorerBuilder`] takes the rows one at a time and [`RunFile`] reads a
+//! summary or progress file as it is parsed, so the data of a run of any size is
+//! built in memory bounded by the cap (plus the label set, the distinct error
+//! messages and a few thousand batch points); [`ResultsStream`] feeds a results
+//! file in chunks. [`build`] is the same builder over a journal folded in memory.
 //!
 //! Per-batch points for the charts take each figure from the batch report when it
 //! carries it, and otherwise derive it: agreement from the cumulative counts (with
 //! its 95% Wilson interval), latency percentiles from the batch's results,
 //! throughput from the reports' elapsed times. A batch is flagged as drifting when
 //! its report says so or, when the report does not say, when its agreement
-//! interval and the run's do not overlap.
+//! interval and the run's do not overlap. Past 4,000 batches, neighbouring batches
+//! are gathered into one point (see [`MAX_BATCH_POINTS`]).
 
 use std::collections::HashMap;
 
