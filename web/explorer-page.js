@@ -4,7 +4,7 @@
 // same shape the CLI embeds in its HTML report; the renderer is the report's.
 // Thumbnails are the chosen images folder's files, as object URLs.
 
-import { explorerData, runIdOfFileName } from './pkg/shadow_wasm.js';
+import { ExplorerStream, explorerData, runIdOfFileName } from './pkg/shadow_wasm.js';
 import { renderExplorer } from './explorer/explorer.js';
 import { now } from './runner.js';
 
@@ -21,23 +21,51 @@ function isProviderJournal(text) {
   try { return first !== undefined && 'record' in JSON.parse(first); } catch { return false; }
 }
 
-/** Which of a run's files `file` is, by its name, else by its content. */
+/** Which of a run's files `file` is, by its name, else by its content. A results
+ * file (.jsonl) is not read here: it is streamed to the builder (a run of
+ * 10,000,000 rows has a 3 GB one, more than a string can hold). */
 async function classify(file) {
-  const text = await file.text();
   const name = file.name;
   // A batch-API run's provider journal (ids of its provider batches): a run
-  // file, but not one the explorer reads.
-  if (name.includes('shadow-mode-batch-provider-') || (name.endsWith('.jsonl') && isProviderJournal(text))) {
-    return { kind: 'provider', text };
+  // file, but not one the explorer reads. Its first line says.
+  const head = name.endsWith('.jsonl') ? await file.slice(0, 64 * 1024).text() : null;
+  if (name.includes('shadow-mode-batch-provider-') || (head !== null && isProviderJournal(head))) {
+    return { kind: 'provider' };
   }
-  if (name.endsWith('.jsonl')) return { kind: 'results', text };
+  if (name.endsWith('.jsonl')) return { kind: 'results' };
+  const text = await file.text();
+  // By name when it is a run's: a long run's summary is too big to parse twice.
   if (runIdOfFileName(name) !== undefined && name.includes('-progress-')) return { kind: 'progress', text };
+  if (runIdOfFileName(name) !== undefined && name.endsWith('.json')) return { kind: 'summary', text };
   let value = null;
   try { value = JSON.parse(text); } catch { /* JSON lines, or not a run file */ }
   if (value && typeof value === 'object' && 'evaluation' in value) return { kind: 'summary', text };
   if (value && typeof value === 'object' && 'overallProgress' in value) return { kind: 'progress', text };
   if (value === null && text.trimStart().startsWith('{')) return { kind: 'results', text };
   return { kind: 'unknown', text };
+}
+
+/** The explorer's data of a finished run from its classified files: the results
+ * streamed through the core in chunks (twice when a row is written twice). */
+async function openedData(got) {
+  const runId = [got.summary, got.progress, got.results]
+    .map((f) => f && runIdOfFileName(f.name)).find((id) => id !== undefined);
+  const stream = new ExplorerStream(got.summary?.text, got.progress?.text, runId);
+  if (got.results) {
+    do {
+      if (got.results.text !== undefined) {
+        stream.push(new TextEncoder().encode(got.results.text));
+      } else {
+        const reader = got.results.file.stream().getReader();
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          stream.push(value);
+        }
+      }
+    } while (stream.endPass());
+  }
+  return stream.finish();
 }
 
 export class ExplorerPanel {
@@ -143,14 +171,14 @@ export class ExplorerPanel {
         return;
       }
       if (kind === 'provider') continue;
-      got[kind] = { text, name: file.name };
+      got[kind] = { file, text, name: file.name };
     }
     if (Object.keys(got).length === 0) {
       this.error(`${files.map((f) => f.name).join(', ')}: the provider journal of a batch-API run holds no results; choose its results .jsonl, summary or progress .json.`);
       return;
     }
     try {
-      this.show(this.build(got.summary?.text, got.progress?.text, got.results?.text, false, undefined));
+      this.show(await openedData(got));
     } catch (e) {
       const names = Object.values(got).map((f) => f.name).join(', ');
       this.error(`${names}: ${e.message || e}`);

@@ -32,15 +32,20 @@ impl Tally {
     }
 
     pub(crate) fn record(&mut self, label: usize, prediction: usize) {
-        self.actual[label] += 1;
-        self.predicted[prediction] += 1;
+        self.record_many(label, prediction, 1);
+    }
+
+    /// `times` rows of the same (label, prediction) pair.
+    pub(crate) fn record_many(&mut self, label: usize, prediction: usize, times: u64) {
+        self.actual[label] += times;
+        self.predicted[prediction] += times;
         if label == prediction {
-            self.agreed[label] += 1;
+            self.agreed[label] += times;
         } else {
             *self
                 .confusions
                 .entry((label as u32, prediction as u32))
-                .or_default() += 1;
+                .or_default() += times;
         }
     }
 

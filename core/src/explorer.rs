@@ -14,13 +14,24 @@
 //! - the results journal gives the rows of the table, as columns (a label is an
 //!   index into [`ExplorerData::labels`], an error an index into
 //!   [`Items::error_texts`]): small to embed and quick to filter at 100,000 rows.
+//!   With a [`RowCap`] (the CLI's report; the page opening a finished run), a run
+//!   with more rows embeds every failure and disagreement (up to nine tenths of the
+//!   cap) and a seeded sample of its agreeing rows, described by
+//!   [`ExplorerData::sample`] and the first note; every figure still counts all rows.
+//!
+//! Memory: [`ExplorerBuilder`] takes the rows one at a time and [`RunFile`] reads a
+//! summary or progress file as it is parsed, so the data of a run of any size is
+//! built in memory bounded by the cap (plus the label set, the distinct error
+//! messages and a few thousand batch points); [`ResultsStream`] feeds a results
+//! file in chunks. [`build`] is the same builder over a journal folded in memory.
 //!
 //! Per-batch points for the charts take each figure from the batch report when it
 //! carries it, and otherwise derive it: agreement from the cumulative counts (with
 //! its 95% Wilson interval), latency percentiles from the batch's results,
 //! throughput from the reports' elapsed times. A batch is flagged as drifting when
 //! its report says so or, when the report does not say, when its agreement
-//! interval and the run's do not overlap.
+//! interval and the run's do not overlap. Past 4,000 batches, neighbouring batches
+//! are gathered into one point (see [`MAX_BATCH_POINTS`]).
 
 use std::collections::HashMap;
 
@@ -28,8 +39,11 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::eval::{wilson_interval, Interval, Tally};
+use crate::hash::{mix64, splitmix64};
 use crate::input::LabelSet;
-use crate::journal::{FoldedJournal, ItemResult, ItemStatus};
+use crate::journal::{
+    FailureKind, FoldedJournal, ItemResult, ItemStatus, JournalScan, JournalScanner,
+};
 
 /// Version of the data shape; the renderer refuses shapes it does not know.
 pub const FORMAT: u32 = 1;
@@ -52,6 +66,8 @@ pub struct ExplorerInput<'a> {
     /// The CSV's label set, when the host has it: an evaluation computed from the
     /// results then lists every label, seen yet or not.
     pub csv_labels: Option<&'a [String]>,
+    /// Embed at most this many rows (see [`RowCap`]); `None`: every row.
+    pub row_cap: Option<RowCap>,
 }
 
 /// Why the explorer's data could not be built. The host names the file.
@@ -117,8 +133,11 @@ pub struct ErrorGroup {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchPoint {
-    /// 1-based.
+    /// 1-based; the first of the point's batches.
     pub batch_number: u64,
+    /// Batches the point stands for: 1, or more when a long run's batches are
+    /// gathered (see [`MAX_BATCH_POINTS`]).
+    pub batches: u64,
     /// 0-based first row.
     pub start: u64,
     /// 0-based last row.
@@ -235,28 +254,263 @@ pub struct ExplorerData {
     pub items: Items,
     /// Thumbnail sources (the host's).
     pub thumbnails: Thumbnails,
-    /// What the reader should know about how this was built.
+    /// Which rows are embedded, when not all of them are (see [`RowCap`]).
+    pub sample: Option<RowSample>,
+    /// What the reader should know about how this was built; the first says so
+    /// when the rows are a sample.
     pub notes: Vec<String>,
 }
 
-fn parse(text: &str, what: &'static str, required: &[&str]) -> Result<Value, ExplorerError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| ExplorerError::NotARunFile {
-        what,
-        reason: e.to_string(),
-    })?;
-    let Some(object) = value.as_object() else {
-        return Err(ExplorerError::NotARunFile {
-            what,
-            reason: "not a JSON object".into(),
-        });
-    };
-    if let Some(missing) = required.iter().find(|f| !object.contains_key(**f)) {
-        return Err(ExplorerError::NotARunFile {
-            what,
-            reason: format!("no `{missing}` field"),
-        });
+/// How a run file is parsed: which it is, and the fields it must have.
+#[derive(Clone, Copy, Debug)]
+enum FileKind {
+    Summary,
+    Progress,
+}
+
+impl FileKind {
+    fn what(self) -> &'static str {
+        match self {
+            FileKind::Summary => "summary",
+            FileKind::Progress => "progress",
+        }
     }
-    Ok(value)
+
+    fn required(self) -> &'static [&'static str] {
+        match self {
+            FileKind::Summary => &["runId", "status", "statistics", "evaluation"],
+            FileKind::Progress => &["overallProgress", "allReports"],
+        }
+    }
+}
+
+/// A summary or progress file, read in one pass and kept small: the fields the
+/// explorer shows, and its batch reports folded into at most
+/// [`MAX_BATCH_POINTS`] points as they are read. Its error list (one entry per
+/// failed row) is skipped, never held: the results journal has the rows.
+#[derive(Debug)]
+pub struct RunFile {
+    run_id: Option<String>,
+    csv_path: Option<String>,
+    status: Option<String>,
+    abort_reason: Option<String>,
+    total: Option<u64>,
+    statistics: Option<Value>,
+    evaluation: Option<Value>,
+    failure_reasons: Option<Value>,
+    error_groups: Option<Value>,
+    cost: Option<Value>,
+    config: Option<Value>,
+    batches: Batches,
+}
+
+impl RunFile {
+    /// A summary file's text.
+    ///
+    /// # Errors
+    ///
+    /// Not JSON, not an object, or without the fields a summary has.
+    pub fn summary(text: &str) -> Result<RunFile, ExplorerError> {
+        Self::read(text.as_bytes(), FileKind::Summary)
+    }
+
+    /// A progress file's text.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunFile::summary`].
+    pub fn progress(text: &str) -> Result<RunFile, ExplorerError> {
+        Self::read(text.as_bytes(), FileKind::Progress)
+    }
+
+    /// A summary file read from `r` as it is parsed (the file is never held
+    /// whole).
+    ///
+    /// # Errors
+    ///
+    /// As [`RunFile::summary`]; a read error is reported as the reason.
+    pub fn summary_from_reader<R: std::io::Read>(r: R) -> Result<RunFile, ExplorerError> {
+        Self::read(r, FileKind::Summary)
+    }
+
+    /// A progress file read from `r`. See [`RunFile::summary_from_reader`].
+    ///
+    /// # Errors
+    ///
+    /// As [`RunFile::summary`].
+    pub fn progress_from_reader<R: std::io::Read>(r: R) -> Result<RunFile, ExplorerError> {
+        Self::read(r, FileKind::Progress)
+    }
+
+    /// The run's seed (`config.seed`), when the file has it.
+    pub fn seed(&self) -> Option<u64> {
+        self.config.as_ref().and_then(|c| count(c, "seed"))
+    }
+
+    fn read<R: std::io::Read>(r: R, kind: FileKind) -> Result<RunFile, ExplorerError> {
+        let what = kind.what();
+        let mut de = serde_json::Deserializer::from_reader(r);
+        let visitor = FileVisitor {
+            kind,
+            file: RunFile {
+                run_id: None,
+                csv_path: None,
+                status: None,
+                abort_reason: None,
+                total: None,
+                statistics: None,
+                evaluation: None,
+                failure_reasons: None,
+                error_groups: None,
+                cost: None,
+                config: None,
+                batches: Batches::default(),
+            },
+            seen: Vec::new(),
+        };
+        let parsed = serde::Deserializer::deserialize_any(&mut de, visitor)
+            .and_then(|parsed| de.end().map(|()| parsed));
+        let (file, seen) = parsed.map_err(|e| ExplorerError::NotARunFile {
+            what,
+            reason: if e.to_string().starts_with(NOT_AN_OBJECT) {
+                "not a JSON object".into()
+            } else {
+                e.to_string()
+            },
+        })?;
+        if let Some(missing) = kind.required().iter().find(|f| !seen.contains(f)) {
+            return Err(ExplorerError::NotARunFile {
+                what,
+                reason: format!("no `{missing}` field"),
+            });
+        }
+        Ok(file)
+    }
+}
+
+const NOT_AN_OBJECT: &str = "not an object";
+
+struct FileVisitor {
+    kind: FileKind,
+    file: RunFile,
+    /// The required fields seen.
+    seen: Vec<&'static str>,
+}
+
+impl<'de> serde::de::Visitor<'de> for FileVisitor {
+    type Value = (RunFile, Vec<&'static str>);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        mut self,
+        mut map: A,
+    ) -> Result<Self::Value, A::Error> {
+        use serde::de::IgnoredAny;
+        let opt_text = |v: Value| v.as_str().map(str::to_owned);
+        while let Some(key) = map.next_key::<String>()? {
+            if let Some(name) = self.kind.required().iter().find(|r| **r == key) {
+                self.seen.push(name);
+            }
+            let f = &mut self.file;
+            match key.as_str() {
+                "runId" => f.run_id = opt_text(map.next_value()?),
+                "csvPath" => f.csv_path = opt_text(map.next_value()?),
+                "status" => f.status = opt_text(map.next_value()?),
+                "abortReason" => f.abort_reason = opt_text(map.next_value()?),
+                "statistics" => f.statistics = Some(map.next_value()?),
+                "evaluation" => f.evaluation = Some(map.next_value()?),
+                "failureReasons" => f.failure_reasons = Some(map.next_value()?),
+                "errorGroups" => f.error_groups = Some(map.next_value()?),
+                "cost" => f.cost = Some(map.next_value()?),
+                "config" => f.config = Some(map.next_value()?),
+                "overallProgress" => {
+                    let overall: Overall = map.next_value()?;
+                    f.total = overall.total;
+                }
+                "allReports" => map.next_value_seed(ReportsSeed(&mut f.batches))?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok((self.file, self.seen))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(serde::de::Error::custom(NOT_AN_OBJECT))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Err(E::custom(NOT_AN_OBJECT))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Err(E::custom(NOT_AN_OBJECT))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Err(E::custom(NOT_AN_OBJECT))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Err(E::custom(NOT_AN_OBJECT))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Err(E::custom(NOT_AN_OBJECT))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Err(E::custom(NOT_AN_OBJECT))
+    }
+}
+
+/// `overallProgress`: its total; its `errors` (every failed row) are skipped.
+#[derive(serde::Deserialize)]
+struct Overall {
+    #[serde(default)]
+    total: Option<u64>,
+}
+
+/// `allReports`, each report folded into the batch points as it is read.
+struct ReportsSeed<'a>(&'a mut Batches);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ReportsSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ReportsSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of batch reports")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(report) = seq.next_element::<Value>()? {
+            self.0.add(&report);
+        }
+        Ok(())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(())
+    }
 }
 
 fn text(v: &Value, key: &str) -> Option<String> {
@@ -287,277 +541,829 @@ pub fn build(input: ExplorerInput<'_>) -> Result<ExplorerData, ExplorerError> {
     if input.summary.is_none() && input.progress.is_none() && input.results.is_none() {
         return Err(ExplorerError::Nothing);
     }
-    let summary = input
-        .summary
-        .map(|t| {
-            parse(
-                t,
-                "summary",
-                &["runId", "status", "statistics", "evaluation"],
-            )
-        })
-        .transpose()?;
-    let progress = input
-        .progress
-        .map(|t| parse(t, "progress", &["overallProgress", "allReports"]))
-        .transpose()?;
-    let results: &[ItemResult<'static>] = input.results.map_or(&[], |f| &f.results);
-    let main = summary.as_ref().or(progress.as_ref());
-    let mut notes = Vec::new();
-
-    let run_id = main.and_then(|v| text(v, "runId")).unwrap_or_default();
-    let csv_path = main
-        .and_then(|v| text(v, "csvPath"))
-        .or_else(|| {
-            main.and_then(|v| v.get("config"))
-                .and_then(|c| text(c, "csvPath"))
-        })
-        .unwrap_or_default();
-    let config = main.and_then(|v| v.get("config")).cloned();
-
-    // Status and counts.
-    let done_ok = results
-        .iter()
-        .filter(|r| r.status == ItemStatus::Success)
-        .count() as u64;
-    let done_failed = results.len() as u64 - done_ok;
-    let (status, abort_reason, totals) = match &summary {
-        Some(s) => {
-            let st = &s["statistics"];
-            let totals = Totals {
-                total: count(st, "total"),
-                processed: count(st, "processed").unwrap_or(done_ok + done_failed),
-                successful: count(st, "successful").unwrap_or(done_ok),
-                failed: count(st, "failed").unwrap_or(done_failed),
-                remaining: count(st, "remaining"),
-            };
-            (
-                text(s, "status").unwrap_or_else(|| "completed".into()),
-                text(s, "abortReason"),
-                totals,
-            )
-        }
-        None => {
-            let total = progress
-                .as_ref()
-                .and_then(|p| count(&p["overallProgress"], "total"));
-            let totals = Totals {
-                total,
-                processed: done_ok + done_failed,
-                successful: done_ok,
-                failed: done_failed,
-                remaining: total.map(|t| t.saturating_sub(done_ok + done_failed)),
-            };
-            let status = if input.live { "running" } else { "interrupted" };
-            if !input.live {
-                notes.push(format!(
-                    "This run wrote no summary (it was stopped before its end, or is still going): the numbers are computed from the {} finished results in its results file.",
-                    results.len()
-                ));
-            }
-            (status.to_string(), None, totals)
-        }
+    let summary = input.summary.map(RunFile::summary).transpose()?;
+    let progress = input.progress.map(RunFile::progress).transpose()?;
+    let mut builder = ExplorerBuilder::new(
+        summary,
+        progress,
+        BuildOptions {
+            live: input.live,
+            csv_labels: input.csv_labels.map(<[String]>::to_vec),
+            row_cap: input.row_cap,
+            run_id: None,
+        },
+    );
+    let Some(folded) = input.results else {
+        return Ok(builder.finish(None));
     };
-    if let Some(folded) = input.results {
-        if !folded.bad_lines.is_empty() {
-            notes.push(format!(
-                "{} line(s) of the results file could not be read and were skipped (first: line {}).",
-                folded.bad_lines.len(),
-                folded.bad_lines[0].0
-            ));
+    for r in &folded.results {
+        builder.push(r);
+    }
+    Ok(builder.finish(Some(&JournalScan {
+        lines_read: folded.lines_read,
+        torn_tail: folded.torn_tail,
+        bad_lines: folded.bad_lines.clone(),
+        complete_len: folded.complete_len,
+        repeated_rows: false,
+    })))
+}
+
+/// How many rows the data may embed, and the seed of the sample beyond that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowCap {
+    /// Most rows embedded. Past it, every failure and every disagreement is kept
+    /// (up to nine tenths of the cap: failures first, then a seeded sample of the
+    /// disagreements) and a seeded sample of the agreeing rows fills the rest;
+    /// every figure is still computed from all rows.
+    pub rows: usize,
+    /// Seed of the sample: the same seed and rows give the same sample, whatever
+    /// the order of the journal's lines.
+    pub seed: u64,
+}
+
+/// The default cap of the CLI's HTML report: a report of this many rows opens in
+/// about a second and weighs about 7 MiB.
+pub const DEFAULT_ROW_CAP: usize = 100_000;
+
+/// How the builder makes the data.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// As [`ExplorerInput::live`].
+    pub live: bool,
+    /// As [`ExplorerInput::csv_labels`].
+    pub csv_labels: Option<Vec<String>>,
+    /// As [`ExplorerInput::row_cap`].
+    pub row_cap: Option<RowCap>,
+    /// The run's id when the host knows it (from its files' names): the id when no
+    /// summary or progress file gives one.
+    pub run_id: Option<String>,
+}
+
+/// Which rows a capped report embeds, in numbers (also said in its first note).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RowSample {
+    /// Rows of the run's results.
+    pub rows: u64,
+    /// Rows embedded.
+    pub shown: u64,
+    /// The cap.
+    pub cap: u64,
+    /// Rows that are a disagreement or a failure.
+    pub notable: u64,
+    /// Of them, embedded: all of them unless they alone pass nine tenths of the
+    /// cap; then every failure first, and a seeded sample of the disagreements.
+    pub notable_shown: u64,
+    /// Rows without a prediction.
+    pub failed: u64,
+    /// Of them, embedded.
+    pub failed_shown: u64,
+    /// Rows whose prediction differs from the label.
+    pub disagreeing: u64,
+    /// Of them, embedded.
+    pub disagreeing_shown: u64,
+    /// Rows whose prediction equals the label.
+    pub agreeing: u64,
+    /// Of them, embedded: a seeded random sample.
+    pub agreeing_shown: u64,
+    /// The sample's seed.
+    pub seed: u64,
+    /// The results file that holds every row.
+    pub results_file: String,
+}
+
+/// Most batch points drawn: past twice this many batches, neighbouring batches are
+/// drawn as one point (their counts summed). A chart is some 300 pixels wide.
+pub const MAX_BATCH_POINTS: usize = 2_000;
+
+/// The explorer's data built from a stream of results, in memory bounded by the
+/// row cap (the label set, the distinct error messages and the batch points aside),
+/// however many rows the run has. [`build`] is this builder fed a folded journal.
+///
+/// Give it each row once (the last line of a row written twice, see
+/// [`crate::journal::JournalScan::repeated_rows`]), in any order.
+#[derive(Debug)]
+pub struct ExplorerBuilder {
+    summary: Option<RunFile>,
+    progress: Option<RunFile>,
+    options: BuildOptions,
+    /// Labels and predictions seen, by first appearance.
+    names: Vec<String>,
+    name_index: HashMap<String, u32>,
+    /// (label, prediction) counts of successful rows, when the evaluation is
+    /// computed here.
+    pairs: HashMap<(u32, u32), u64>,
+    computes_evaluation: bool,
+    processed: u64,
+    successful: u64,
+    failure_reasons: Map<String, Value>,
+    error_groups: HashMap<(Option<FailureKind>, String), ErrorGroup>,
+    /// Every row (no cap), or the two samples.
+    all: Vec<Kept>,
+    failed: Sample,
+    disagreeing: Sample,
+    agreeing: Sample,
+    seed: u64,
+}
+
+/// One embedded row, until the columns are made.
+#[derive(Debug)]
+struct Kept {
+    row: u64,
+    line: u64,
+    id: Option<String>,
+    image: String,
+    label: u32,
+    prediction: Option<u32>,
+    ok: bool,
+    attempts: u32,
+    latency_ms: Option<u64>,
+    error: Option<String>,
+    error_kind: Option<FailureKind>,
+    http_status: Option<u16>,
+    tokens: Option<u64>,
+}
+
+/// A bottom-k sample: the `k` rows of smallest key, the key a seeded hash of the
+/// row number (so the sample does not depend on the order rows arrive in).
+#[derive(Debug, Default)]
+struct Sample {
+    k: usize,
+    seen: u64,
+    heap: std::collections::BinaryHeap<Keyed>,
+}
+
+#[derive(Debug)]
+struct Keyed(u64, Kept);
+
+impl PartialEq for Keyed {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl Eq for Keyed {}
+impl PartialOrd for Keyed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Keyed {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+impl Sample {
+    fn new(k: usize) -> Sample {
+        Sample {
+            k,
+            ..Sample::default()
         }
-        if folded.torn_tail {
-            notes.push("The last line of the results file was cut off and was skipped.".into());
-        }
-    } else {
-        notes.push(
-            "No results file: the table of rows, the thumbnails and the matrix click-through are empty."
-                .into(),
-        );
     }
 
-    // Evaluation: the summary's, else computed from the results.
-    let (evaluation, evaluation_source) = match summary.as_ref().map(|s| &s["evaluation"]) {
-        Some(ev) if ev.is_object() => (Some(ev.clone()), "summary"),
-        _ if input.results.is_some() => {
-            let set = LabelSet::from_labels(
-                results
-                    .iter()
-                    .map(|r| r.label.as_ref())
-                    .chain(results.iter().filter_map(|r| r.prediction.as_deref()))
-                    .chain(input.csv_labels.unwrap_or(&[]).iter().map(String::as_str)),
-            );
-            let mut tally = Tally::new(set.len());
-            for r in results.iter().filter(|r| r.status == ItemStatus::Success) {
-                if let (Some(l), Some(p)) = (
-                    set.index_of(&r.label),
-                    r.prediction.as_deref().and_then(|p| set.index_of(p)),
-                ) {
-                    tally.record(l, p);
-                }
-            }
-            let ev = serde_json::to_value(tally.evaluate(&set)).ok();
-            (ev, "results")
-        }
-        _ => (None, "none"),
-    };
+    /// Whether a row of `key` would be kept now.
+    fn wants(&mut self, key: u64) -> bool {
+        self.seen += 1;
+        self.heap.len() < self.k || self.heap.peek().is_some_and(|top| key < top.0)
+    }
 
-    // The label table: the evaluation's labels first, then any other seen.
-    let mut labels: Vec<String> = evaluation
-        .as_ref()
-        .and_then(|e| e.get("labels"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|l| l.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut label_index: HashMap<String, u32> = labels
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (l.clone(), i as u32))
-        .collect();
-    let mut index_of = |name: &str| -> u32 {
-        if let Some(&i) = label_index.get(name) {
+    fn keep(&mut self, key: u64, row: Kept) {
+        if self.heap.len() == self.k {
+            self.heap.pop();
+        }
+        self.heap.push(Keyed(key, row));
+    }
+
+    /// The `n` rows of smallest key.
+    fn take(self, n: usize) -> impl Iterator<Item = Kept> {
+        self.heap.into_sorted_vec().into_iter().take(n).map(|k| k.1)
+    }
+}
+
+impl ExplorerBuilder {
+    /// A builder over the run's summary and progress files, whichever exist.
+    pub fn new(
+        summary: Option<RunFile>,
+        progress: Option<RunFile>,
+        options: BuildOptions,
+    ) -> ExplorerBuilder {
+        let computes_evaluation = !summary
+            .as_ref()
+            .and_then(|s| s.evaluation.as_ref())
+            .is_some_and(Value::is_object);
+        let cap = options.row_cap.map_or(0, |c| c.rows);
+        let seed = options.row_cap.map_or(0, |c| c.seed);
+        let mut builder = ExplorerBuilder {
+            summary,
+            progress,
+            options,
+            names: Vec::new(),
+            name_index: HashMap::new(),
+            pairs: HashMap::new(),
+            computes_evaluation,
+            processed: 0,
+            successful: 0,
+            failure_reasons: Map::new(),
+            error_groups: HashMap::new(),
+            all: Vec::new(),
+            failed: Sample::new(cap),
+            disagreeing: Sample::new(cap),
+            agreeing: Sample::new(cap),
+            seed,
+        };
+        // The evaluation's labels first, so that a matrix index is a label index.
+        let labels: Vec<String> = builder
+            .evaluation_labels()
+            .into_iter()
+            .chain(builder.options.csv_labels.clone().unwrap_or_default())
+            .collect();
+        for l in labels {
+            builder.intern(&l);
+        }
+        builder
+    }
+
+    /// The summary and progress files back (to build again, e.g. from a second
+    /// pass over the journal).
+    pub fn into_files(self) -> (Option<RunFile>, Option<RunFile>) {
+        let forget = |f: Option<RunFile>| {
+            f.map(|mut f| {
+                for bin in &mut f.batches.bins {
+                    bin.rows_latency.clear();
+                }
+                f
+            })
+        };
+        (forget(self.summary), forget(self.progress))
+    }
+
+    fn main(&self) -> Option<&RunFile> {
+        self.summary.as_ref().or(self.progress.as_ref())
+    }
+
+    fn evaluation_labels(&self) -> Vec<String> {
+        self.summary
+            .as_ref()
+            .and_then(|s| s.evaluation.as_ref())
+            .and_then(|e| e.get("labels"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|l| l.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.name_index.get(name) {
             return i;
         }
-        let i = labels.len() as u32;
-        labels.push(name.to_owned());
-        label_index.insert(name.to_owned(), i);
+        let i = self.names.len() as u32;
+        self.names.push(name.to_owned());
+        self.name_index.insert(name.to_owned(), i);
         i
-    };
+    }
 
-    // The rows.
+    /// One finished row.
+    pub fn push(&mut self, r: &ItemResult<'_>) {
+        self.processed += 1;
+        let ok = r.status == ItemStatus::Success;
+        let label = self.intern(&r.label);
+        let prediction = r.prediction.as_deref().map(|p| self.intern(p));
+        if ok {
+            self.successful += 1;
+            if let (true, Some(p)) = (self.computes_evaluation, prediction) {
+                *self.pairs.entry((label, p)).or_default() += 1;
+            }
+        } else {
+            let kind = r
+                .error_kind
+                .and_then(kind_name)
+                .unwrap_or_else(|| "unknown".into());
+            let n = self.failure_reasons.get(&kind).and_then(Value::as_u64);
+            self.failure_reasons
+                .insert(kind, Value::from(n.unwrap_or(0) + 1));
+            if let Some(error) = r.error.as_deref() {
+                self.group_error(r.row as u64, r.error_kind, error);
+            }
+        }
+        if let Some(bins) = self.main_batches_mut() {
+            bins.row_latency(r.row as u64, r.latency_ms);
+        }
+        let kept = |label, prediction| Kept {
+            row: r.row as u64,
+            line: r.line,
+            id: r.id.as_deref().map(str::to_owned),
+            image: r.image.to_string(),
+            label,
+            prediction,
+            ok,
+            attempts: r.attempts,
+            latency_ms: r.latency_ms,
+            error: r.error.as_deref().map(str::to_owned),
+            error_kind: r.error_kind,
+            http_status: r.http_status,
+            tokens: r.usage.map(|u| u.total_tokens),
+        };
+        if self.options.row_cap.is_none() {
+            self.all.push(kept(label, prediction));
+            return;
+        }
+        let key = mix64(self.seed ^ splitmix64(r.row as u64));
+        let sample = match (ok, prediction == Some(label)) {
+            (false, _) => &mut self.failed,
+            (true, false) => &mut self.disagreeing,
+            (true, true) => &mut self.agreeing,
+        };
+        if sample.wants(key) {
+            sample.keep(key, kept(label, prediction));
+        }
+    }
+
+    fn main_batches_mut(&mut self) -> Option<&mut Batches> {
+        match (&mut self.summary, &mut self.progress) {
+            (Some(s), _) => Some(&mut s.batches),
+            (None, Some(p)) => Some(&mut p.batches),
+            (None, None) => None,
+        }
+    }
+
+    fn group_error(&mut self, row: u64, kind: Option<FailureKind>, message: &str) {
+        // Only when the summary has none: else its groups are shown.
+        if self
+            .summary
+            .as_ref()
+            .is_some_and(|s| matches!(s.error_groups, Some(Value::Array(_))))
+        {
+            return;
+        }
+        let group = match self.error_groups.get_mut(&(kind, message.to_owned())) {
+            Some(g) => g,
+            None => self
+                .error_groups
+                .entry((kind, message.to_owned()))
+                .or_insert_with(|| ErrorGroup {
+                    kind: kind.and_then(kind_name),
+                    message: message.to_owned(),
+                    count: 0,
+                    rows: Vec::new(),
+                }),
+        };
+        group.count += 1;
+        // The group's first rows by row number, whatever order rows come in.
+        let at = group.rows.partition_point(|&r| r < row);
+        if at < GROUP_ROWS {
+            group.rows.insert(at, row);
+            group.rows.truncate(GROUP_ROWS);
+        }
+    }
+
+    /// The data. `journal`: what reading the results file found, `None` when there
+    /// is none.
+    pub fn finish(mut self, journal: Option<&JournalScan>) -> ExplorerData {
+        let mut notes = Vec::new();
+        let main = self.main();
+        let run_id = main
+            .and_then(|f| f.run_id.clone())
+            .or_else(|| self.options.run_id.clone())
+            .unwrap_or_default();
+        let config = main.and_then(|f| f.config.clone());
+        let csv_path = main
+            .and_then(|f| f.csv_path.clone())
+            .or_else(|| config.as_ref().and_then(|c| text(c, "csvPath")))
+            .unwrap_or_default();
+        let done_ok = self.successful;
+        let done_failed = self.processed - self.successful;
+        let (status, abort_reason, totals) = match &self.summary {
+            Some(s) => {
+                let st = s.statistics.clone().unwrap_or(Value::Null);
+                let totals = Totals {
+                    total: count(&st, "total"),
+                    processed: count(&st, "processed").unwrap_or(self.processed),
+                    successful: count(&st, "successful").unwrap_or(done_ok),
+                    failed: count(&st, "failed").unwrap_or(done_failed),
+                    remaining: count(&st, "remaining"),
+                };
+                (
+                    s.status.clone().unwrap_or_else(|| "completed".into()),
+                    s.abort_reason.clone(),
+                    totals,
+                )
+            }
+            None => {
+                let total = self.progress.as_ref().and_then(|p| p.total);
+                let totals = Totals {
+                    total,
+                    processed: self.processed,
+                    successful: done_ok,
+                    failed: done_failed,
+                    remaining: total.map(|t| t.saturating_sub(self.processed)),
+                };
+                let status = if self.options.live {
+                    "running"
+                } else {
+                    "interrupted"
+                };
+                if !self.options.live {
+                    notes.push(format!(
+                        "This run wrote no summary (it was stopped before its end, or is still going): the numbers are computed from the {} finished results in its results file.",
+                        self.processed
+                    ));
+                }
+                (status.to_string(), None, totals)
+            }
+        };
+        match journal {
+            Some(scan) => {
+                if !scan.bad_lines.is_empty() {
+                    notes.push(format!(
+                        "{} line(s) of the results file could not be read and were skipped (first: line {}).",
+                        scan.bad_lines.len(),
+                        scan.bad_lines[0].0
+                    ));
+                }
+                if scan.torn_tail {
+                    notes.push(
+                        "The last line of the results file was cut off and was skipped.".into(),
+                    );
+                }
+            }
+            None => notes.push(
+                "No results file: the table of rows, the thumbnails and the matrix click-through are empty."
+                    .into(),
+            ),
+        }
+
+        // Evaluation: the summary's, else computed from the results.
+        let (evaluation, evaluation_source) = if !self.computes_evaluation {
+            (
+                self.summary.as_mut().and_then(|s| s.evaluation.take()),
+                "summary",
+            )
+        } else if journal.is_some() {
+            let set = LabelSet::from_labels(self.names.iter().map(String::as_str));
+            let mut tally = Tally::new(set.len());
+            for (&(l, p), &n) in &self.pairs {
+                let index = |i: u32| set.index_of(&self.names[i as usize]);
+                if let (Some(l), Some(p)) = (index(l), index(p)) {
+                    tally.record_many(l, p, n);
+                }
+            }
+            (serde_json::to_value(tally.evaluate(&set)).ok(), "results")
+        } else {
+            (None, "none")
+        };
+
+        // The label table: the evaluation's labels first, then any other seen.
+        let mut labels: Vec<String> = evaluation
+            .as_ref()
+            .and_then(|e| e.get("labels"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|l| l.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut label_index: HashMap<String, u32> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.clone(), i as u32))
+            .collect();
+        let remap: Vec<u32> = self
+            .names
+            .iter()
+            .map(|name| {
+                *label_index.entry(name.clone()).or_insert_with(|| {
+                    labels.push(name.clone());
+                    labels.len() as u32 - 1
+                })
+            })
+            .collect();
+
+        // The rows: all, or the samples.
+        let rows = self.processed;
+        let (mut kept, sample) = match self.options.row_cap {
+            Some(cap) if rows > cap.rows as u64 => {
+                let (failed, disagreeing, agreeing) =
+                    (self.failed.seen, self.disagreeing.seen, self.agreeing.seen);
+                let notable = failed + disagreeing;
+                let c = cap.rows as u64;
+                // Agreeing rows fill what the others leave, and get a tenth at
+                // least; failures come before disagreements.
+                let agreeing_shown = agreeing.min(c.saturating_sub(notable).max(c / 10));
+                let failed_shown = failed.min(c - agreeing_shown);
+                let disagreeing_shown = disagreeing.min(c - agreeing_shown - failed_shown);
+                let kept: Vec<Kept> = std::mem::take(&mut self.failed)
+                    .take(failed_shown as usize)
+                    .chain(std::mem::take(&mut self.disagreeing).take(disagreeing_shown as usize))
+                    .chain(std::mem::take(&mut self.agreeing).take(agreeing_shown as usize))
+                    .collect();
+                let sample = RowSample {
+                    rows,
+                    shown: kept.len() as u64,
+                    cap: c,
+                    notable,
+                    notable_shown: failed_shown + disagreeing_shown,
+                    failed,
+                    failed_shown,
+                    disagreeing,
+                    disagreeing_shown,
+                    agreeing,
+                    agreeing_shown,
+                    seed: cap.seed,
+                    results_file: crate::run_files::results_file_name(&run_id),
+                };
+                (kept, Some(sample))
+            }
+            Some(_) => {
+                let kept = std::mem::take(&mut self.failed)
+                    .take(usize::MAX)
+                    .chain(std::mem::take(&mut self.disagreeing).take(usize::MAX))
+                    .chain(std::mem::take(&mut self.agreeing).take(usize::MAX))
+                    .collect();
+                (kept, None)
+            }
+            None => (std::mem::take(&mut self.all), None),
+        };
+        if let Some(s) = &sample {
+            notes.insert(0, sample_note(s));
+        }
+        kept.sort_unstable_by_key(|k| k.row);
+        let items = columns(kept, &remap);
+
+        // Failures by reason, and grouped.
+        let summary = self.summary.as_ref();
+        let failure_reasons = match summary.and_then(|s| s.failure_reasons.as_ref()) {
+            Some(Value::Object(m)) => m.clone(),
+            _ => std::mem::take(&mut self.failure_reasons),
+        };
+        let error_groups = match summary.and_then(|s| s.error_groups.as_ref()) {
+            Some(Value::Array(groups)) => groups
+                .iter()
+                .map(|g| ErrorGroup {
+                    kind: text(g, "kind"),
+                    message: text(g, "message").unwrap_or_default(),
+                    count: count(g, "count").unwrap_or(0),
+                    rows: g
+                        .get("rows")
+                        .and_then(Value::as_array)
+                        .map(|rows| rows.iter().filter_map(Value::as_u64).collect())
+                        .unwrap_or_default(),
+                })
+                .collect(),
+            _ => {
+                let mut groups: Vec<ErrorGroup> = std::mem::take(&mut self.error_groups)
+                    .into_values()
+                    .collect();
+                groups.sort_by(|a, b| {
+                    b.count
+                        .cmp(&a.count)
+                        .then_with(|| a.rows.first().cmp(&b.rows.first()))
+                });
+                groups
+            }
+        };
+
+        let run_interval = evaluation
+            .as_ref()
+            .and_then(|e| e.get("agreementInterval"))
+            .and_then(|i| serde_json::from_value::<Interval>(i.clone()).ok());
+        let statistics = summary.and_then(|s| s.statistics.clone());
+        let cost = summary.and_then(|s| s.cost.clone());
+        let sources = Sources {
+            summary: self.summary.is_some(),
+            progress: self.progress.is_some(),
+            results: journal.is_some(),
+        };
+        let batches = self
+            .main_batches_mut()
+            .map(|b| std::mem::take(b).points(run_interval))
+            .unwrap_or_default();
+        if let Some(first) = batches.iter().find(|b| b.batches > 1) {
+            notes.push(format!(
+                "The charts draw {} points of {} batches each: each point's agreement and counts are its batches' together, its median latency the mean of their medians and its 95th percentile the highest of theirs.",
+                batches.len(),
+                first.batches
+            ));
+        }
+
+        ExplorerData {
+            format: FORMAT,
+            run_id,
+            csv_path,
+            status,
+            abort_reason,
+            sources,
+            evaluation_source,
+            totals,
+            statistics,
+            evaluation,
+            failure_reasons,
+            error_groups,
+            cost,
+            batches,
+            config,
+            labels,
+            items,
+            thumbnails: Thumbnails::default(),
+            sample,
+            notes,
+        }
+    }
+}
+
+/// An [`ExplorerBuilder`] fed a results file in chunks of any size (a host reads
+/// the file however it reads files): lines are cut here, checked by a
+/// [`JournalScanner`], and each row counted once. A journal that holds a row
+/// twice (a resumed run killed before it rewrote its journal) needs a second pass,
+/// in which only each row's last line counts, as a resume reads it.
+///
+/// ```no_run
+/// # use shadow_core::explorer::{BuildOptions, ResultsStream};
+/// # fn chunks() -> Vec<Vec<u8>> { Vec::new() }
+/// let mut stream = ResultsStream::new(None, None, BuildOptions::default());
+/// loop {
+///     for chunk in chunks() {
+///         stream.push(&chunk);
+///     }
+///     if !stream.end_pass() {
+///         break;
+///     }
+/// }
+/// let data = stream.finish();
+/// ```
+#[derive(Debug)]
+pub struct ResultsStream {
+    builder: ExplorerBuilder,
+    options: BuildOptions,
+    scanner: JournalScanner,
+    /// The start of a line cut by the end of a chunk.
+    carry: Vec<u8>,
+    /// Rows seen twice in this pass, by their last line number.
+    repeated: HashMap<usize, usize>,
+    /// In a second pass: the line that counts for each row written twice.
+    last_line: Option<HashMap<usize, usize>>,
+    scan: Option<JournalScan>,
+}
+
+impl ResultsStream {
+    /// Over the run's summary and progress files, whichever exist.
+    pub fn new(
+        summary: Option<RunFile>,
+        progress: Option<RunFile>,
+        options: BuildOptions,
+    ) -> ResultsStream {
+        ResultsStream {
+            builder: ExplorerBuilder::new(summary, progress, options.clone()),
+            options,
+            scanner: JournalScanner::default(),
+            carry: Vec::new(),
+            repeated: HashMap::new(),
+            last_line: None,
+            scan: None,
+        }
+    }
+
+    /// The next bytes of the results file.
+    pub fn push(&mut self, chunk: &[u8]) {
+        let mut rest = chunk;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            let (line, tail) = rest.split_at(end + 1);
+            rest = tail;
+            if self.carry.is_empty() {
+                self.line(line);
+            } else {
+                let mut whole = std::mem::take(&mut self.carry);
+                whole.extend_from_slice(line);
+                self.line(&whole);
+            }
+        }
+        self.carry.extend_from_slice(rest);
+    }
+
+    fn line(&mut self, bytes: &[u8]) {
+        let Some(line) = self.scanner.line(bytes) else {
+            return;
+        };
+        if line.repeats_row {
+            self.repeated.insert(line.result.row, line.number);
+        }
+        match self
+            .last_line
+            .as_ref()
+            .and_then(|l| l.get(&line.result.row))
+        {
+            Some(&last) if last != line.number => {}
+            _ => self.builder.push(&line.result),
+        }
+    }
+
+    /// The end of the results file. `true`: feed it once more, from its start.
+    pub fn end_pass(&mut self) -> bool {
+        let tail = std::mem::take(&mut self.carry);
+        if !tail.is_empty() {
+            self.line(&tail);
+        }
+        let scan = std::mem::take(&mut self.scanner).finish();
+        if scan.repeated_rows && self.last_line.is_none() {
+            let empty = ExplorerBuilder::new(None, None, BuildOptions::default());
+            let (summary, progress) = std::mem::replace(&mut self.builder, empty).into_files();
+            self.builder = ExplorerBuilder::new(summary, progress, self.options.clone());
+            self.last_line = Some(std::mem::take(&mut self.repeated));
+            return true;
+        }
+        self.scan = Some(scan);
+        false
+    }
+
+    /// The data: after the last [`end_pass`](Self::end_pass), or at once when the
+    /// run has no results file.
+    pub fn finish(self) -> ExplorerData {
+        self.builder.finish(self.scan.as_ref())
+    }
+}
+
+fn sample_note(s: &RowSample) -> String {
+    let part = |shown: u64, all: u64, what: &str| {
+        if shown == all {
+            format!("every {what} ({})", group_digits(all))
+        } else {
+            format!(
+                "a seeded random sample of {} of its {} {what}s",
+                group_digits(shown),
+                group_digits(all)
+            )
+        }
+    };
+    let notable = if s.notable_shown == s.notable {
+        part(s.notable, s.notable, "disagreement and failure")
+    } else {
+        format!(
+            "{}, {} (too many to show every one)",
+            part(s.failed_shown, s.failed, "failure"),
+            part(s.disagreeing_shown, s.disagreeing, "disagreement")
+        )
+    };
+    format!(
+        "This report shows {} of the run's {} rows (its cap is {}): {notable} and a seeded random sample of {} of the {} agreeing rows. Every figure (agreement, κ, the matrix, per-label scores, batches, error groups) is computed from all {} rows. Every row is in the results file, {}, which the page's \"Open a finished run\" reads.",
+        group_digits(s.shown),
+        group_digits(s.rows),
+        group_digits(s.cap),
+        group_digits(s.agreeing_shown),
+        group_digits(s.agreeing),
+        group_digits(s.rows),
+        s.results_file
+    )
+}
+
+/// `1234567` as `1,234,567`.
+fn group_digits(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The kept rows, sorted by row, as the table's columns.
+fn columns(kept: Vec<Kept>, remap: &[u32]) -> Items {
     let mut items = Items::default();
-    let mut error_index: HashMap<&str, u32> = HashMap::new();
+    let mut error_index: HashMap<String, u32> = HashMap::new();
     let mut any_id = false;
-    for r in results {
-        items.row.push(r.row as u64);
-        items.line.push(r.line);
-        any_id |= r.id.is_some();
-        items.id.push(r.id.as_deref().map(str::to_owned));
-        items.image.push(r.image.to_string());
-        items.label.push(index_of(&r.label));
+    for k in kept {
+        items.row.push(k.row);
+        items.line.push(k.line);
+        any_id |= k.id.is_some();
+        items.id.push(k.id);
+        items.image.push(k.image);
+        items.label.push(remap[k.label as usize]);
         items
             .prediction
-            .push(r.prediction.as_deref().map(&mut index_of));
-        items.ok.push(r.status == ItemStatus::Success);
-        items.attempts.push(r.attempts);
-        items.latency_ms.push(r.latency_ms);
-        items.error.push(r.error.as_deref().map(|e| {
+            .push(k.prediction.map(|p| remap[p as usize]));
+        items.ok.push(k.ok);
+        items.attempts.push(k.attempts);
+        items.latency_ms.push(k.latency_ms);
+        items.error.push(k.error.map(|e| {
             let next = error_index.len() as u32;
-            *error_index.entry(e).or_insert_with(|| {
-                items.error_texts.push(e.to_owned());
+            *error_index.entry(e).or_insert_with_key(|e| {
+                items.error_texts.push(e.clone());
                 next
             })
         }));
-        items.error_kind.push(r.error_kind.and_then(kind_name));
-        items.http_status.push(r.http_status);
-        items.tokens.push(r.usage.map(|u| u.total_tokens));
+        items.error_kind.push(k.error_kind.and_then(kind_name));
+        items.http_status.push(k.http_status);
+        items.tokens.push(k.tokens);
     }
     if !any_id {
         items.id.clear();
     }
-
-    // Failures by reason, and grouped.
-    let failure_reasons = match summary.as_ref().and_then(|s| s.get("failureReasons")) {
-        Some(Value::Object(m)) => m.clone(),
-        _ => {
-            let mut m = Map::new();
-            for kind in items.error_kind.iter().zip(&items.ok) {
-                if let (kind, false) = kind {
-                    let k = kind.clone().unwrap_or_else(|| "unknown".into());
-                    let n = m.get(&k).and_then(Value::as_u64).unwrap_or(0);
-                    m.insert(k, Value::from(n + 1));
-                }
-            }
-            m
-        }
-    };
-    let error_groups = match summary.as_ref().and_then(|s| s.get("errorGroups")) {
-        Some(Value::Array(groups)) => groups
-            .iter()
-            .map(|g| ErrorGroup {
-                kind: text(g, "kind"),
-                message: text(g, "message").unwrap_or_default(),
-                count: count(g, "count").unwrap_or(0),
-                rows: g
-                    .get("rows")
-                    .and_then(Value::as_array)
-                    .map(|rows| rows.iter().filter_map(Value::as_u64).collect())
-                    .unwrap_or_default(),
-            })
-            .collect(),
-        _ => group_errors(&items),
-    };
-
-    let reports: &[Value] = main
-        .and_then(|v| v.get("allReports"))
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice);
-    let run_interval = evaluation
-        .as_ref()
-        .and_then(|e| e.get("agreementInterval"))
-        .and_then(|i| serde_json::from_value::<Interval>(i.clone()).ok());
-    let batches = batch_points(reports, results, run_interval);
-
-    Ok(ExplorerData {
-        format: FORMAT,
-        run_id,
-        csv_path,
-        status,
-        abort_reason,
-        sources: Sources {
-            summary: summary.is_some(),
-            progress: progress.is_some(),
-            results: input.results.is_some(),
-        },
-        evaluation_source,
-        totals,
-        statistics: summary.as_ref().and_then(|s| s.get("statistics")).cloned(),
-        evaluation,
-        failure_reasons,
-        error_groups,
-        cost: summary.as_ref().and_then(|s| s.get("cost")).cloned(),
-        batches,
-        config,
-        labels,
-        items,
-        thumbnails: Thumbnails::default(),
-        notes,
-    })
-}
-
-/// Failed rows grouped by (kind, message), largest group first.
-fn group_errors(items: &Items) -> Vec<ErrorGroup> {
-    let mut groups: HashMap<(Option<&str>, u32), ErrorGroup> = HashMap::new();
-    for i in 0..items.row.len() {
-        if items.ok[i] {
-            continue;
-        }
-        let Some(error) = items.error[i] else {
-            continue;
-        };
-        let kind = items.error_kind[i].as_deref();
-        let group = groups.entry((kind, error)).or_insert_with(|| ErrorGroup {
-            kind: kind.map(str::to_owned),
-            message: items.error_texts[error as usize].clone(),
-            count: 0,
-            rows: Vec::new(),
-        });
-        group.count += 1;
-        if group.rows.len() < GROUP_ROWS {
-            group.rows.push(items.row[i]);
-        }
-    }
-    let mut groups: Vec<ErrorGroup> = groups.into_values().collect();
-    groups.sort_by(|a, b| {
-        b.count
-            .cmp(&a.count)
-            .then_with(|| a.rows.first().cmp(&b.rows.first()))
-    });
-    groups
+    items
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -569,23 +1375,98 @@ fn percentile(sorted: &[u64], p: u64) -> Option<f64> {
     Some(sorted[rank - 1] as f64)
 }
 
-fn batch_points(
-    reports: &[Value],
-    results: &[ItemResult<'static>],
-    run_interval: Option<Interval>,
-) -> Vec<BatchPoint> {
-    let mut points = Vec::with_capacity(reports.len());
-    let mut prev_agreements = 0u64;
-    let (mut window_start, mut window_rows) = (0u64, 0u64);
-    for report in reports {
+/// The batch points, folded as the reports are read: one point per report up to
+/// twice [`MAX_BATCH_POINTS`], then neighbouring points merged pairwise (and later
+/// reports gathered as many to a point), so a run of any length keeps a few
+/// thousand.
+#[derive(Debug, Default)]
+struct Batches {
+    bins: Vec<Bin>,
+    /// Batches a point gathers now.
+    width: u64,
+    prev_agreements: u64,
+    window_start: u64,
+    window_rows: u64,
+}
+
+/// A point and what merging it with its neighbour needs.
+#[derive(Debug, Default)]
+struct Bin {
+    point: BatchPoint,
+    /// This batch's agreements (not the report's cumulative count).
+    agreements: Option<u64>,
+    /// The report's word on drift, when it has one.
+    drift: Option<bool>,
+    /// The report had no latency percentiles: they come from the rows.
+    latency_from_rows: bool,
+    rows_latency: Vec<u64>,
+    p50_sum: f64,
+    p50_n: u64,
+    throughput_sum: f64,
+    throughput_n: u64,
+    rate_sum: f64,
+    rate_n: u64,
+}
+
+fn add_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    Some(a? + b?)
+}
+
+impl Bin {
+    fn merge(&mut self, next: Bin) {
+        let (p, q) = (&mut self.point, next.point);
+        p.batches += q.batches;
+        p.end = q.end;
+        p.successful = add_opt(p.successful, q.successful);
+        p.failed = add_opt(p.failed, q.failed);
+        p.retries = add_opt(p.retries, q.retries);
+        p.rate_limit_hits = add_opt(p.rate_limit_hits, q.rate_limit_hits);
+        p.resumed &= q.resumed;
+        self.agreements = add_opt(self.agreements, next.agreements);
+        self.drift = match (self.drift, next.drift) {
+            (Some(true), _) | (_, Some(true)) => Some(true),
+            (Some(false), Some(false)) => Some(false),
+            _ => None,
+        };
+        self.latency_from_rows |= next.latency_from_rows;
+        self.p50_sum += next.p50_sum;
+        self.p50_n += next.p50_n;
+        p.latency_p95_ms = match (p.latency_p95_ms, q.latency_p95_ms) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        p.latency_p50_ms = (self.p50_n > 0).then(|| self.p50_sum / self.p50_n as f64);
+        self.throughput_sum += next.throughput_sum;
+        self.throughput_n += next.throughput_n;
+        p.throughput_per_sec =
+            (self.throughput_n > 0).then(|| self.throughput_sum / self.throughput_n as f64);
+        self.rate_sum += next.rate_sum;
+        self.rate_n += next.rate_n;
+        // Agreement from the summed counts, else the mean of the batches' rates.
+        match (self.agreements, p.successful) {
+            (Some(a), Some(n)) => {
+                p.agreement_rate = (n > 0).then(|| a as f64 / n as f64);
+                p.agreement_interval = wilson_interval(a, n);
+            }
+            _ => {
+                p.agreement_rate = (self.rate_n > 0).then(|| self.rate_sum / self.rate_n as f64);
+                p.agreement_interval = None;
+            }
+        }
+    }
+}
+
+impl Batches {
+    /// One batch report, in order.
+    fn add(&mut self, report: &Value) {
         let start = count(report, "batchStartIndex").unwrap_or(0);
         let end = count(report, "batchEndIndex").unwrap_or(start);
         let resumed = report.get("resumed").and_then(Value::as_bool) == Some(true);
         let successful = count(report, "batchSuccessful");
         let cumulative = count(report, "agreements");
-        let agreements = cumulative.map(|a| a.saturating_sub(prev_agreements));
+        let agreements = cumulative.map(|a| a.saturating_sub(self.prev_agreements));
         if let Some(a) = cumulative {
-            prev_agreements = a;
+            self.prev_agreements = a;
         }
         let derived_rate = match (agreements, successful) {
             (Some(a), Some(n)) if n > 0 => Some(a as f64 / n as f64),
@@ -599,29 +1480,10 @@ fn batch_points(
                 (Some(a), Some(n)) => wilson_interval(a, n),
                 _ => None,
             });
-        let drift = match report.get("drift").and_then(Value::as_bool) {
-            Some(d) => d,
-            None => match (agreement_interval, run_interval) {
-                (Some(b), Some(r)) => b.high < r.low || b.low > r.high,
-                _ => false,
-            },
-        };
-        // Latency from the batch's rows when the report has none.
-        let (mut p50, mut p95) = (
+        let (p50, p95) = (
             number(report, "latencyP50Ms"),
             number(report, "latencyP95Ms"),
         );
-        if p50.is_none() || p95.is_none() {
-            let lo = results.partition_point(|r| (r.row as u64) < start);
-            let hi = results.partition_point(|r| (r.row as u64) <= end);
-            let mut lat: Vec<u64> = results[lo..hi]
-                .iter()
-                .filter_map(|r| r.latency_ms)
-                .collect();
-            lat.sort_unstable();
-            p50 = p50.or(percentile(&lat, 50));
-            p95 = p95.or(percentile(&lat, 95));
-        }
         // Throughput: the rows of this session's batches reported since the last
         // report with an earlier time, over that time (pipelined batches often
         // report in the same millisecond).
@@ -632,33 +1494,98 @@ fn batch_points(
                 return None;
             }
             let e = elapsed?;
-            window_rows += size;
-            let rate =
-                (e > window_start).then(|| window_rows as f64 * 1000.0 / (e - window_start) as f64);
+            self.window_rows += size;
+            let rate = (e > self.window_start)
+                .then(|| self.window_rows as f64 * 1000.0 / (e - self.window_start) as f64);
             if rate.is_some() {
-                window_start = e;
-                window_rows = 0;
+                self.window_start = e;
+                self.window_rows = 0;
             }
             rate
         });
-        points.push(BatchPoint {
-            batch_number: count(report, "batchNumber").unwrap_or(points.len() as u64 + 1),
-            start,
-            end,
-            successful,
-            failed: count(report, "batchFailed"),
-            agreement_rate,
-            agreement_interval,
-            drift,
-            latency_p50_ms: p50,
-            latency_p95_ms: p95,
-            throughput_per_sec: throughput,
-            retries: count(report, "retries"),
-            rate_limit_hits: count(report, "rateLimitHits"),
-            resumed,
-        });
+        let bin = Bin {
+            point: BatchPoint {
+                batch_number: count(report, "batchNumber").unwrap_or(
+                    self.bins
+                        .last()
+                        .map_or(1, |b| b.point.batch_number + b.point.batches),
+                ),
+                batches: 1,
+                start,
+                end,
+                successful,
+                failed: count(report, "batchFailed"),
+                agreement_rate,
+                agreement_interval,
+                drift: false,
+                latency_p50_ms: p50,
+                latency_p95_ms: p95,
+                throughput_per_sec: throughput,
+                retries: count(report, "retries"),
+                rate_limit_hits: count(report, "rateLimitHits"),
+                resumed,
+            },
+            agreements,
+            drift: report.get("drift").and_then(Value::as_bool),
+            latency_from_rows: p50.is_none() || p95.is_none(),
+            rows_latency: Vec::new(),
+            p50_sum: p50.unwrap_or(0.0),
+            p50_n: u64::from(p50.is_some()),
+            throughput_sum: throughput.unwrap_or(0.0),
+            throughput_n: u64::from(throughput.is_some()),
+            rate_sum: agreement_rate.unwrap_or(0.0),
+            rate_n: u64::from(agreement_rate.is_some()),
+        };
+        self.width = self.width.max(1);
+        match self.bins.last_mut() {
+            Some(last) if last.point.batches < self.width => last.merge(bin),
+            _ => self.bins.push(bin),
+        }
+        if self.bins.len() >= 2 * MAX_BATCH_POINTS {
+            let bins = std::mem::take(&mut self.bins);
+            let mut it = bins.into_iter();
+            while let Some(mut a) = it.next() {
+                if let Some(b) = it.next() {
+                    a.merge(b);
+                }
+                self.bins.push(a);
+            }
+            self.width *= 2;
+        }
     }
-    points
+
+    /// A row's latency, kept for the percentiles of a point whose reports had none.
+    fn row_latency(&mut self, row: u64, latency: Option<u64>) {
+        let Some(latency) = latency else { return };
+        let at = self.bins.partition_point(|b| b.point.start <= row);
+        if let Some(bin) = at.checked_sub(1).map(|i| &mut self.bins[i]) {
+            if bin.latency_from_rows && row <= bin.point.end {
+                bin.rows_latency.push(latency);
+            }
+        }
+    }
+
+    fn points(self, run_interval: Option<Interval>) -> Vec<BatchPoint> {
+        self.bins
+            .into_iter()
+            .map(|mut bin| {
+                let p = &mut bin.point;
+                if bin.latency_from_rows {
+                    bin.rows_latency.sort_unstable();
+                    p.latency_p50_ms = p.latency_p50_ms.or(percentile(&bin.rows_latency, 50));
+                    p.latency_p95_ms = p.latency_p95_ms.or(percentile(&bin.rows_latency, 95));
+                }
+                p.drift = match bin.drift {
+                    Some(d) => d,
+                    None => match (p.agreement_interval, run_interval) {
+                        (Some(b), Some(r)) => b.high < r.low || b.low > r.high,
+                        _ => false,
+                    },
+                };
+                bin.point
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -693,6 +1620,14 @@ mod tests {
             usage: None,
             finished_at: Millis(1_737_714_600_000),
         }
+    }
+
+    fn batch_points(reports: &[Value], run: Option<Interval>) -> Vec<BatchPoint> {
+        let mut batches = Batches::default();
+        for r in reports {
+            batches.add(r);
+        }
+        batches.points(run)
     }
 
     fn journal(results: &[ItemResult<'static>]) -> FoldedJournal {
@@ -855,7 +1790,7 @@ mod tests {
             serde_json::json!({"batchNumber": n, "batchStartIndex": (n - 1) * 10,
                 "batchEndIndex": n * 10 - 1, "batchSize": 10, "elapsedMs": elapsed})
         };
-        let points = batch_points(&[tied(1, 1000), tied(2, 1000), tied(3, 2000)], &[], None);
+        let points = batch_points(&[tied(1, 1000), tied(2, 1000), tied(3, 2000)], None);
         let rates: Vec<_> = points.iter().map(|p| p.throughput_per_sec).collect();
         assert_eq!(rates, [Some(10.0), None, Some(20.0)]);
         assert_eq!((b2.retries, b2.rate_limit_hits), (Some(4), Some(2)));
@@ -872,12 +1807,12 @@ mod tests {
             low: 0.85,
             high: 0.95,
         });
-        assert!(batch_points(&reports, &[], run)[0].drift);
+        assert!(batch_points(&reports, run)[0].drift);
         let reports = [serde_json::json!({
             "batchNumber": 1, "batchStartIndex": 0, "batchEndIndex": 49, "batchSize": 50,
             "batchSuccessful": 50, "agreements": 45, "elapsedMs": 1000
         })];
-        assert!(!batch_points(&reports, &[], run)[0].drift);
+        assert!(!batch_points(&reports, run)[0].drift);
     }
 
     #[test]
@@ -952,6 +1887,387 @@ mod tests {
             })
         ));
         assert_eq!(build(ExplorerInput::default()), Err(ExplorerError::Nothing));
+    }
+
+    /// 1,000 rows over three labels: rows divisible by 37 answered wrong, by 53
+    /// failed (two messages), the rest right.
+    fn thousand() -> Vec<ItemResult<'static>> {
+        let labels = ["ant", "bee", "cat"];
+        (0..1000)
+            .map(|row| {
+                let label = labels[row % 3];
+                if row % 53 == 0 {
+                    let mut r = result(row, label, None);
+                    if row % 2 == 0 {
+                        r.error = Some(Cow::Borrowed("timed out"));
+                        r.error_kind = Some(FailureKind::Transport);
+                    }
+                    r
+                } else if row % 37 == 0 {
+                    result(row, label, Some(labels[(row + 1) % 3]))
+                } else {
+                    result(row, label, Some(label))
+                }
+            })
+            .collect()
+    }
+
+    fn reports_of(rows: usize, batch: usize, results: &[ItemResult<'static>]) -> Vec<Value> {
+        let mut agreements = 0;
+        (0..rows.div_ceil(batch))
+            .map(|b| {
+                let part = &results[b * batch..((b + 1) * batch).min(rows)];
+                let ok = part
+                    .iter()
+                    .filter(|r| r.status == ItemStatus::Success)
+                    .count();
+                agreements += part.iter().filter(|r| r.agreement == Some(true)).count();
+                serde_json::json!({"batchNumber": b + 1, "batchStartIndex": b * batch,
+                    "batchEndIndex": b * batch + part.len() - 1, "batchSize": part.len(),
+                    "batchSuccessful": ok, "batchFailed": part.len() - ok,
+                    "agreements": agreements, "elapsedMs": 1000 * (b + 1), "retries": 1})
+            })
+            .collect()
+    }
+
+    fn progress_of(reports: &[Value]) -> String {
+        serde_json::json!({"runId": "r1", "csvPath": "x.csv", "config": {"seed": 7},
+            "overallProgress": {"total": 1000, "errors": [{"row": 0, "message": "m"}]},
+            "allReports": reports})
+        .to_string()
+    }
+
+    #[test]
+    fn past_the_cap_every_disagreement_and_failure_a_seeded_sample_of_agreeing_rows_and_the_same_figures(
+    ) {
+        let rows = thousand();
+        let notable: Vec<u64> = rows
+            .iter()
+            .filter(|r| r.agreement != Some(true))
+            .map(|r| r.row as u64)
+            .collect();
+        assert_eq!(notable.len(), 19 + 28 - 1, "row 0 is both: failed");
+        let progress = progress_of(&reports_of(1000, 50, &rows));
+        let folded = journal(&rows);
+        let cap = RowCap { rows: 100, seed: 7 };
+        let input = |row_cap| ExplorerInput {
+            progress: Some(&progress),
+            results: Some(&folded),
+            row_cap,
+            ..Default::default()
+        };
+        let full = build(input(None)).unwrap();
+        let capped = build(input(Some(cap))).unwrap();
+
+        // The figures are the full run's.
+        assert_eq!(capped.evaluation, full.evaluation);
+        assert_eq!(capped.evaluation.as_ref().unwrap()["compared"], 981);
+        assert_eq!(capped.totals, full.totals);
+        assert_eq!(capped.failure_reasons, full.failure_reasons);
+        assert_eq!(capped.error_groups, full.error_groups);
+        assert_eq!(capped.batches, full.batches);
+        assert_eq!(capped.labels, full.labels);
+        assert!(full.sample.is_none() && full.items.row.len() == 1000);
+
+        // The rows: every disagreement and failure, and 100 - 46 agreeing rows.
+        let items = &capped.items;
+        assert_eq!(items.row.len(), 100);
+        for row in &notable {
+            assert!(
+                items.row.contains(row),
+                "row {row} is a disagreement or failure"
+            );
+        }
+        let agreeing = (0..items.row.len())
+            .filter(|&i| items.ok[i] && items.prediction[i] == Some(items.label[i]))
+            .count();
+        assert_eq!(agreeing, 54);
+        assert!(items.row.windows(2).all(|w| w[0] < w[1]), "sorted by row");
+        // Each kept row is the row itself (label indices into the same table).
+        for (i, &row) in items.row.iter().enumerate() {
+            let j = full.items.row.iter().position(|&r| r == row).unwrap();
+            assert_eq!(items.label[i], full.items.label[j]);
+            assert_eq!(items.prediction[i], full.items.prediction[j]);
+            assert_eq!(items.image[i], full.items.image[j]);
+            assert_eq!(
+                items.error[i].map(|e| &items.error_texts[e as usize]),
+                full.items.error[j].map(|e| &full.items.error_texts[e as usize])
+            );
+        }
+        let sample = capped.sample.as_ref().unwrap();
+        assert_eq!(
+            (
+                sample.rows,
+                sample.shown,
+                sample.cap,
+                sample.notable,
+                sample.notable_shown
+            ),
+            (1000, 100, 100, 46, 46)
+        );
+        assert_eq!(
+            (sample.agreeing, sample.agreeing_shown, sample.seed),
+            (954, 54, 7)
+        );
+        assert_eq!(sample.results_file, "shadow-mode-batch-results-r1.jsonl");
+        let note = &capped.notes[0];
+        for part in [
+            "shows 100 of the run's 1,000 rows",
+            "every disagreement and failure (46)",
+            "a seeded random sample of 54 of the 954 agreeing rows",
+            "computed from all 1,000 rows",
+            "shadow-mode-batch-results-r1.jsonl",
+            "Open a finished run",
+        ] {
+            assert!(note.contains(part), "{part:?} in {note}");
+        }
+
+        // The same seed gives the same sample whatever the order rows come in;
+        // another seed another one.
+        let mut reversed = ExplorerBuilder::new(
+            None,
+            Some(RunFile::progress(&progress).unwrap()),
+            BuildOptions {
+                row_cap: Some(cap),
+                ..Default::default()
+            },
+        );
+        for r in rows.iter().rev() {
+            reversed.push(r);
+        }
+        let reversed = reversed.finish(Some(&JournalScan::default()));
+        assert_eq!(reversed.items, capped.items);
+        let other = build(input(Some(RowCap { rows: 100, seed: 8 }))).unwrap();
+        assert_ne!(other.items.row, capped.items.row);
+
+        // Under the cap: every row, no sample, no note.
+        let roomy = build(input(Some(RowCap {
+            rows: 1000,
+            seed: 7,
+        })))
+        .unwrap();
+        assert_eq!(roomy.items, full.items);
+        assert!(roomy.sample.is_none());
+        assert_eq!(roomy.notes, full.notes);
+    }
+
+    #[test]
+    fn when_failures_and_disagreements_pass_the_cap_every_failure_is_kept_and_disagreements_sampled(
+    ) {
+        let rows = thousand();
+        let folded = journal(&rows);
+        let data = build(ExplorerInput {
+            results: Some(&folded),
+            row_cap: Some(RowCap { rows: 40, seed: 1 }),
+            ..Default::default()
+        })
+        .unwrap();
+        let s = data.sample.as_ref().unwrap();
+        assert_eq!((s.notable, s.notable_shown, s.agreeing_shown), (46, 36, 4));
+        assert_eq!(
+            (s.failed, s.failed_shown, s.disagreeing, s.disagreeing_shown),
+            (19, 19, 27, 17)
+        );
+        assert_eq!(data.items.row.len(), 40);
+        // Every failure is kept before any disagreement.
+        assert_eq!(data.items.ok.iter().filter(|ok| !**ok).count(), 19);
+        assert!(
+            data.notes[0].contains(
+                "every failure (19), a seeded random sample of 17 of its 27 disagreements (too many"
+            ),
+            "{}",
+            data.notes[0]
+        );
+        // Computed from the results: the evaluation still counts every row.
+        assert_eq!(data.evaluation.as_ref().unwrap()["compared"], 981);
+    }
+
+    #[test]
+    fn the_builder_holds_at_most_three_times_the_cap_in_rows_however_many_it_is_given() {
+        let mut builder = ExplorerBuilder::new(
+            None,
+            None,
+            BuildOptions {
+                row_cap: Some(RowCap { rows: 50, seed: 3 }),
+                ..Default::default()
+            },
+        );
+        for row in 0..20_000 {
+            let wrong = row % 4 == 0;
+            builder.push(&result(row, "cat", Some(if wrong { "dog" } else { "cat" })));
+            let held = builder.failed.heap.len()
+                + builder.disagreeing.heap.len()
+                + builder.agreeing.heap.len();
+            assert!(held <= 150);
+            assert!(builder.all.is_empty());
+        }
+        let data = builder.finish(Some(&JournalScan::default()));
+        assert_eq!(data.items.row.len(), 50);
+        assert_eq!(data.totals.processed, 20_000);
+    }
+
+    #[test]
+    fn a_long_runs_batches_are_gathered_into_a_few_thousand_points_with_their_counts() {
+        let batches = 10_000u64;
+        let mut agreements = 0;
+        let reports: Vec<Value> = (0..batches)
+            .map(|b| {
+                agreements += 40 + b % 10;
+                serde_json::json!({"batchNumber": b + 1, "batchStartIndex": b * 50,
+                    "batchEndIndex": b * 50 + 49, "batchSize": 50, "batchSuccessful": 50,
+                    "batchFailed": 0, "agreements": agreements, "elapsedMs": 100 * (b + 1),
+                    "retries": 1, "latencyP50Ms": 10 + b % 3, "latencyP95Ms": 20 + b % 7,
+                    "drift": b == 4321})
+            })
+            .collect();
+        let points = batch_points(&reports, None);
+        assert!(points.len() <= 2 * MAX_BATCH_POINTS, "{}", points.len());
+        assert!(points.len() >= MAX_BATCH_POINTS);
+        assert_eq!(points.iter().map(|p| p.batches).sum::<u64>(), batches);
+        assert_eq!(points[0].start, 0);
+        assert_eq!(points.last().unwrap().end, batches * 50 - 1);
+        assert!(points.windows(2).all(|w| w[0].end + 1 == w[1].start));
+        assert_eq!(
+            points.iter().map(|p| p.successful.unwrap()).sum::<u64>(),
+            batches * 50
+        );
+        assert_eq!(
+            points.iter().map(|p| p.retries.unwrap()).sum::<u64>(),
+            batches
+        );
+        // A point's agreement is its batches' counts together.
+        let p = &points[1];
+        let first = (p.batch_number - 1) as usize;
+        let agreed: u64 = (first..first + p.batches as usize)
+            .map(|b| 40 + b as u64 % 10)
+            .sum();
+        assert_eq!(
+            p.agreement_rate,
+            Some(agreed as f64 / (50 * p.batches) as f64)
+        );
+        assert_eq!(
+            p.agreement_interval,
+            wilson_interval(agreed, 50 * p.batches)
+        );
+        assert_eq!(p.latency_p95_ms, Some(26.0), "the highest of its batches'");
+        // One drifting batch makes its point drift, and only that one.
+        assert_eq!(points.iter().filter(|p| p.drift).count(), 1);
+        // A summary of this many batches says how its points are drawn.
+        let summary = serde_json::json!({"runId": "r", "status": "completed",
+            "statistics": {}, "evaluation": {"labels": []}, "allReports": reports})
+        .to_string();
+        let data = build(ExplorerInput {
+            summary: Some(&summary),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(
+            data.notes
+                .iter()
+                .any(|n| n.contains("The charts draw") && n.contains("batches each")),
+            "{:?}",
+            data.notes
+        );
+    }
+
+    #[test]
+    fn a_results_file_fed_in_chunks_of_any_size_gives_the_data_of_the_folded_journal() {
+        let rows = thousand();
+        let mut text: String = rows[..200].iter().map(ItemResult::to_json_line).collect();
+        text.push_str("not a result\n\n");
+        text.push_str(
+            &rows[200..300]
+                .iter()
+                .map(ItemResult::to_json_line)
+                .collect::<String>(),
+        );
+        text.push_str("{\"row\": 5, \"torn");
+        let progress = progress_of(&reports_of(300, 50, &rows[..300]));
+        let options = || BuildOptions {
+            row_cap: Some(RowCap { rows: 60, seed: 7 }),
+            ..Default::default()
+        };
+        let folded = fold_journal(&text);
+        let expected = build(ExplorerInput {
+            progress: Some(&progress),
+            results: Some(&folded),
+            row_cap: options().row_cap,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(expected
+            .notes
+            .iter()
+            .any(|n| n.contains("1 line(s) of the results file could not be read")));
+        assert!(expected.notes.iter().any(|n| n.contains("cut off")));
+        for size in [1, 7, 100, 4096, text.len()] {
+            let mut stream =
+                ResultsStream::new(None, Some(RunFile::progress(&progress).unwrap()), options());
+            for chunk in text.as_bytes().chunks(size) {
+                stream.push(chunk);
+            }
+            assert!(!stream.end_pass(), "each row once: one pass");
+            assert_eq!(stream.finish(), expected, "chunks of {size}");
+        }
+    }
+
+    #[test]
+    fn a_row_written_twice_counts_by_its_last_line_after_a_second_pass() {
+        let mut rows: Vec<ItemResult<'static>> = thousand()[..100].to_vec();
+        // Row 10 failed, then (resumed) succeeded; row 20 succeeded, then failed.
+        rows[10] = result(10, rows[10].label.as_ref(), None);
+        rows.push(result(10, "bee", Some("bee")));
+        rows.push(result(20, "cat", None));
+        let text: String = rows.iter().map(ItemResult::to_json_line).collect();
+        let folded = fold_journal(&text);
+        let expected = build(ExplorerInput {
+            results: Some(&folded),
+            ..Default::default()
+        })
+        .unwrap();
+        let mut stream = ResultsStream::new(None, None, BuildOptions::default());
+        let mut passes = 0;
+        loop {
+            passes += 1;
+            stream.push(text.as_bytes());
+            if !stream.end_pass() {
+                break;
+            }
+        }
+        assert_eq!(passes, 2);
+        let data = stream.finish();
+        assert_eq!(data.totals.processed, 100);
+        assert_eq!(
+            data, expected,
+            "the same as a resume's fold: the last line wins"
+        );
+    }
+
+    #[test]
+    fn a_run_file_read_as_a_stream_skips_its_error_list() {
+        // A progress file whose error list is longer than anything kept: read from
+        // a reader, the list is skipped (serde's IgnoredAny), the reports folded.
+        let errors: Vec<Value> = (0..5000)
+            .map(|row| serde_json::json!({"row": row, "message": "x".repeat(100)}))
+            .collect();
+        let text =
+            serde_json::json!({"runId": "r", "overallProgress": {"total": 5, "errors": errors},
+            "allReports": [{"batchNumber": 1, "batchStartIndex": 0, "batchEndIndex": 4}]})
+            .to_string();
+        let file = RunFile::progress_from_reader(text.as_bytes()).unwrap();
+        assert_eq!(file.total, Some(5));
+        assert_eq!(file.batches.bins.len(), 1);
+        let e = RunFile::summary_from_reader("{\"runId\": 1".as_bytes()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ExplorerError::NotARunFile {
+                    what: "summary",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]

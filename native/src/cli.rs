@@ -220,6 +220,14 @@ pub struct ReportArgs {
     /// linking them by relative path, so that the report shows them anywhere.
     #[arg(long)]
     pub embed_thumbnails: bool,
+
+    /// Most rows the report embeds (1 to 10,000,000). A run with more rows gets
+    /// every failure and disagreement (up to nine tenths of N: failures first) and
+    /// a seeded random sample of its agreeing rows, and says so at the top; every
+    /// figure still counts all rows, and the results file keeps them all.
+    #[arg(long, value_name = "N", default_value_t = shadow_core::explorer::DEFAULT_ROW_CAP,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
+    pub max_rows: usize,
 }
 
 #[derive(Args, Debug)]

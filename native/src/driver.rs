@@ -13,7 +13,7 @@ use shadow_core::report::Summary;
 use shadow_core::{Input, Millis, Output, Run, SendOrder};
 use tokio::sync::mpsc;
 
-use crate::files::{write_atomic, Journal, RunFiles};
+use crate::files::{write_atomic_with, Journal, RunFiles};
 use crate::read_ahead::{Claim, Image, ReadAhead};
 use crate::transport::Transport;
 
@@ -127,8 +127,9 @@ impl Driver {
                         bar.finish_and_clear();
                         reports.write_progress(&self.run, &self.files, now)?;
                         reports.timed(|| {
-                            let json = serde_json::to_vec_pretty(&summary)?;
-                            write_atomic(&self.files.summary, &json)
+                            write_atomic_with(&self.files.summary, |w| {
+                                Ok(serde_json::to_writer_pretty(w, &summary)?)
+                            })
                         })?;
                         if std::env::var_os("SHADOW_BATCH_TIMINGS").is_some() {
                             eprintln!("report-write-ms: {}", reports.spent.as_millis());
@@ -248,8 +249,10 @@ impl ReportWriter {
 
     fn write_progress(&mut self, run: &Run, files: &RunFiles, now: Millis) -> Result<()> {
         let took = self.timed(|| {
-            let json = serde_json::to_vec_pretty(&run.progress(now))?;
-            write_atomic(&files.progress, &json)
+            // Streamed: at 10,000,000 rows the file holds 200,000 batch reports.
+            write_atomic_with(&files.progress, |w| {
+                Ok(serde_json::to_writer_pretty(w, &run.progress(now))?)
+            })
         })?;
         self.writes += 1;
         self.pending = false;

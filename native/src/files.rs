@@ -62,16 +62,26 @@ impl RunFiles {
 /// Replaces `path` with `bytes` so that a reader (or a crash) sees the old file or
 /// the new one, never half of one: write a temporary file, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// As [`write_atomic`], the content written by `write` through a buffer, so that a
+/// large file (a summary of 200,000 batches, a report) is never held whole.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
-    let write = || -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
+    let all = || -> std::io::Result<()> {
+        let mut f = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        write(&mut f)?;
+        let f = f.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
         sync_folder_of(path);
         Ok(())
     };
-    write().with_context(|| format!("could not write {}", path.display()))
+    all().with_context(|| format!("could not write {}", path.display()))
 }
 
 /// Makes a rename into `path`'s folder durable; not every platform can open a folder.

@@ -287,7 +287,7 @@ async fn run(args: RunArgs, matches: &ArgMatches, cancel: bool) -> Result<u8> {
         files: files.clone(),
         errors_shown: args.errors_shown,
     };
-    let summary = match driver.drive(interrupts).await? {
+    let mut summary = match driver.drive(interrupts).await? {
         Ended::Finished(summary) => summary,
         Ended::ExitedAtOnce => {
             // The mock (if any) is dropped, not drained: the user asked to leave now.
@@ -299,6 +299,10 @@ async fn run(args: RunArgs, matches: &ArgMatches, cancel: bool) -> Result<u8> {
             return Ok(130);
         }
     };
+    // Written and shown: what grows with the run (every batch report, every
+    // failed row) is not kept while the report is made.
+    summary.all_reports = Vec::new();
+    summary.overall_progress.errors = Vec::new();
     // The report is a view of the files just written: failing to write it costs
     // the run nothing, and `shadow-batch report` can write it again.
     let report = report::write_report(
@@ -415,13 +419,14 @@ fn write_report_of(args: &cli::ReportArgs) -> Result<()> {
             bail!("--images-dir {}: not a folder", dir.display());
         }
     }
-    let out = report::write_report(
+    let out = report::write_report_capped(
         &files,
         &report::ReportOptions {
             data_dir: args.images_dir.clone(),
             embed_thumbnails: args.embed_thumbnails,
             out: args.out.clone(),
         },
+        Some(args.max_rows),
     )?;
     println!("Report:   {}", out.display());
     println!("          (open it in a browser: one file, no server, no network)");

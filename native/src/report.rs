@@ -11,16 +11,17 @@
 //! [`THUMB_SIDE`] pixels a side, [`EMBED_CAP`] bytes in all) are embedded instead.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
-use shadow_core::explorer::{build, ExplorerData, ExplorerInput};
-use shadow_core::journal::{fold_journal_reader, FoldedJournal};
+use shadow_core::explorer::{
+    BuildOptions, ExplorerData, ResultsStream, RowCap, RunFile, DEFAULT_ROW_CAP,
+};
 use shadow_core::run_files::{run_id_of_file_name, PREFIX};
 
-use crate::files::{write_atomic, RunFiles};
+use crate::files::{write_atomic_with, RunFiles};
 
 /// The explorer's modules, in dependency order, inlined into one script.
 const MODULES: &[(&str, &str)] = &[
@@ -90,23 +91,73 @@ fn escape_html(text: &str) -> String {
     out
 }
 
-/// JSON that no data can break out of inside `<script type="application/json">`:
-/// `<`, `>` and `&` are written as `\u003c`, `\u003e`, `\u0026` (the same string to
-/// `JSON.parse`, so no `</script>` and no `<!--` can appear).
-fn script_safe_json(data: &ExplorerData) -> Result<String> {
-    let json = serde_json::to_string(data).context("could not serialise the report's data")?;
-    let mut out = String::with_capacity(json.len() + json.len() / 16);
-    for c in json.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            _ => out.push(c),
+/// Writes JSON that no data can break out of inside `<script
+/// type="application/json">`: `<`, `>` and `&` as `\u003c`, `\u003e`, `\u0026`
+/// (the same string to `JSON.parse`, so no `</script>` and no `<!--` can appear),
+/// and U+2028 / U+2029 escaped too. Bytes pass straight through to `inner`.
+struct ScriptSafe<W: Write> {
+    inner: W,
+    /// The start of a U+2028 / U+2029 (`E2 80`) cut by the end of a write.
+    held: Vec<u8>,
+}
+
+impl<W: Write> ScriptSafe<W> {
+    fn new(inner: W) -> Self {
+        ScriptSafe {
+            inner,
+            held: Vec::new(),
         }
     }
-    Ok(out)
+
+    fn finish(mut self) -> std::io::Result<W> {
+        let held = std::mem::take(&mut self.held);
+        self.inner.write_all(&held)?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for ScriptSafe<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut bytes = std::mem::take(&mut self.held);
+        bytes.extend_from_slice(buf);
+        let mut plain = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            let escape: Option<(&[u8], usize)> = match bytes[i] {
+                b'<' => Some((b"\\u003c", 1)),
+                b'>' => Some((b"\\u003e", 1)),
+                b'&' => Some((b"\\u0026", 1)),
+                0xE2 => match bytes.get(i + 1..i + 3) {
+                    Some([0x80, 0xA8]) => Some((b"\\u2028", 3)),
+                    Some([0x80, 0xA9]) => Some((b"\\u2029", 3)),
+                    Some(_) => None,
+                    // Cut by the end of this write: decide with the next.
+                    None if bytes[i + 1..].iter().all(|&b| b == 0x80) => {
+                        self.inner.write_all(&bytes[plain..i])?;
+                        self.held = bytes[i..].to_vec();
+                        return Ok(buf.len());
+                    }
+                    None => None,
+                },
+                _ => None,
+            };
+            match escape {
+                Some((text, len)) => {
+                    self.inner.write_all(&bytes[plain..i])?;
+                    self.inner.write_all(text)?;
+                    i += len;
+                    plain = i;
+                }
+                None => i += 1,
+            }
+        }
+        self.inner.write_all(&bytes[plain..])?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 fn sha256_base64(text: &str) -> String {
@@ -115,9 +166,17 @@ fn sha256_base64(text: &str) -> String {
 }
 
 /// The report's HTML for `data`.
+#[cfg(test)]
 pub fn render_html(data: &ExplorerData) -> Result<String> {
+    let mut html = Vec::new();
+    write_html(data, &mut html)?;
+    Ok(String::from_utf8(html).expect("the report is UTF-8"))
+}
+
+/// Writes the report's HTML for `data` to `out`, its data serialised straight into
+/// it (never held as one string).
+pub fn write_html<W: Write>(data: &ExplorerData, mut out: W) -> std::io::Result<()> {
     let script = inline_script();
-    let json = script_safe_json(data)?;
     // No connection of any kind; script only this one (by hash); images only from
     // files, data URLs and blobs.
     let csp = format!(
@@ -125,28 +184,31 @@ pub fn render_html(data: &ExplorerData) -> Result<String> {
         sha256_base64(&script)
     );
     let title = escape_html(&format!("shadow-batch report — run {}", data.run_id));
-    let mut html = String::with_capacity(json.len() + script.len() + CSS.len() + 2048);
-    html.push_str("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
-    html.push_str(&format!(
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\n"
-    ));
-    html.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
-    html.push_str("<meta name=\"referrer\" content=\"no-referrer\">\n");
-    html.push_str(&format!("<title>{title}</title>\n<style>\n"));
-    html.push_str(REPORT_CSS);
-    html.push_str(CSS);
-    html.push_str("</style>\n</head>\n<body>\n<main>\n");
-    html.push_str(&format!(
-        "<p class=\"report-top\">shadow-batch {} · results explorer · a self-contained report: it loads nothing from the network</p>\n",
+    out.write_all(b"<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")?;
+    writeln!(
+        out,
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">"
+    )?;
+    out.write_all(b"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")?;
+    out.write_all(b"<meta name=\"referrer\" content=\"no-referrer\">\n")?;
+    write!(out, "<title>{title}</title>\n<style>\n")?;
+    out.write_all(REPORT_CSS.as_bytes())?;
+    out.write_all(CSS.as_bytes())?;
+    out.write_all(b"</style>\n</head>\n<body>\n<main>\n")?;
+    writeln!(
+        out,
+        "<p class=\"report-top\">shadow-batch {} · results explorer · a self-contained report: it loads nothing from the network</p>",
         env!("CARGO_PKG_VERSION")
-    ));
-    html.push_str("<div id=\"explorer\"><noscript>This report needs JavaScript to draw its tables and charts.</noscript></div>\n</main>\n");
-    html.push_str("<script type=\"application/json\" id=\"explorer-data\">");
-    html.push_str(&json);
-    html.push_str("</script>\n<script type=\"module\">");
-    html.push_str(&script);
-    html.push_str("</script>\n</body>\n</html>\n");
-    Ok(html)
+    )?;
+    out.write_all(b"<div id=\"explorer\"><noscript>This report needs JavaScript to draw its tables and charts.</noscript></div>\n</main>\n")?;
+    out.write_all(b"<script type=\"application/json\" id=\"explorer-data\">")?;
+    let mut safe = ScriptSafe::new(&mut out);
+    serde_json::to_writer(&mut safe, data)?;
+    safe.finish()?;
+    out.write_all(b"</script>\n<script type=\"module\">")?;
+    out.write_all(script.as_bytes())?;
+    out.write_all(b"</script>\n</body>\n</html>\n")?;
+    Ok(())
 }
 
 const REPORT_CSS: &str = "body { font: 15px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 78rem; padding: 1rem; background: #fbfbfc; }\n\
@@ -230,74 +292,97 @@ pub fn run_files_of(file: &Path) -> Result<RunFiles> {
     Ok(RunFiles::new(dir, run_id))
 }
 
-fn read_optional(path: &Path) -> Result<Option<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
-fn read_results(path: &Path) -> Result<Option<FoldedJournal>> {
+/// A summary or progress file, parsed as it is read; `None` when it does not exist.
+fn read_run_file(
+    path: &Path,
+    parse: fn(BufReader<File>) -> Result<RunFile, shadow_core::explorer::ExplorerError>,
+) -> Result<Option<RunFile>> {
     match File::open(path) {
-        Ok(f) => fold_journal_reader(BufReader::with_capacity(1 << 20, f))
+        Ok(f) => parse(BufReader::with_capacity(1 << 16, f))
             .map(Some)
-            .with_context(|| format!("cannot read {}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
-/// The explorer's data for the run of `files`, from whichever of its files exist.
-pub fn explorer_data(files: &RunFiles) -> Result<ExplorerData> {
-    let summary = read_optional(&files.summary)?;
-    let progress = read_optional(&files.progress)?;
-    let results = read_results(&files.results)?;
-    // A summary and a progress file are checked apart, so that an error names the
-    // file at fault.
-    let check = |text: &Option<String>, path: &Path, summary: bool| -> Result<()> {
-        if let Some(t) = text {
-            let input = if summary {
-                ExplorerInput {
-                    summary: Some(t),
-                    ..Default::default()
-                }
-            } else {
-                ExplorerInput {
-                    progress: Some(t),
-                    ..Default::default()
-                }
-            };
-            build(input).with_context(|| {
+            .with_context(|| {
                 format!(
                     "{}: cannot make a report from it; move the file away or give `shadow-batch report` another file of the run",
                     path.display()
                 )
-            })?;
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Feeds the results journal to `stream`, 1 MiB at a time (twice when a row is
+/// written twice).
+fn stream_results(path: &Path, stream: &mut ResultsStream) -> Result<()> {
+    let mut feed = || -> std::io::Result<()> {
+        let mut chunk = vec![0u8; 1 << 20];
+        loop {
+            let mut file = File::open(path)?;
+            loop {
+                let n = file.read(&mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                stream.push(&chunk[..n]);
+            }
+            if !stream.end_pass() {
+                return Ok(());
+            }
         }
-        Ok(())
     };
-    check(&summary, &files.summary, true)?;
-    check(&progress, &files.progress, false)?;
-    build(ExplorerInput {
-        summary: summary.as_deref(),
-        progress: progress.as_deref(),
-        results: results.as_ref(),
-        live: false,
-        csv_labels: None,
-    })
-    .with_context(|| {
-        format!(
+    feed().with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// The explorer's data for the run of `files`, from whichever of its files exist,
+/// each read as a stream: memory stays within the row cap (and the label set, the
+/// distinct error messages and a few thousand batch points) whatever the run's size.
+pub fn explorer_data(files: &RunFiles, row_cap: Option<usize>) -> Result<ExplorerData> {
+    let summary = read_run_file(&files.summary, RunFile::summary_from_reader)?;
+    let progress = read_run_file(&files.progress, RunFile::progress_from_reader)?;
+    let has_results = files.results.exists();
+    if summary.is_none() && progress.is_none() && !has_results {
+        bail!(
             "no file of run {} found beside {}",
             files.run_id,
             files.results.display()
-        )
-    })
+        );
+    }
+    let seed = summary
+        .as_ref()
+        .or(progress.as_ref())
+        .and_then(RunFile::seed)
+        .unwrap_or(0);
+    let options = BuildOptions {
+        live: false,
+        csv_labels: None,
+        row_cap: Some(RowCap {
+            rows: row_cap.unwrap_or(DEFAULT_ROW_CAP),
+            seed,
+        }),
+        run_id: Some(files.run_id.clone()),
+    };
+    let mut stream = ResultsStream::new(summary, progress, options);
+    if has_results {
+        stream_results(&files.results, &mut stream)?;
+    }
+    Ok(stream.finish())
 }
 
-/// Writes the report of the run of `files`; returns its path.
+/// Writes the report of the run of `files`, at most [`DEFAULT_ROW_CAP`] rows
+/// embedded; returns its path.
 pub fn write_report(files: &RunFiles, options: &ReportOptions) -> Result<PathBuf> {
-    let mut data = explorer_data(files)?;
+    write_report_capped(files, options, None)
+}
+
+/// As [`write_report`], embedding at most `row_cap` rows (`None`: the default):
+/// past it, every disagreement and failure and a seeded sample of the agreeing
+/// rows, the first note saying so.
+pub fn write_report_capped(
+    files: &RunFiles,
+    options: &ReportOptions,
+    row_cap: Option<usize>,
+) -> Result<PathBuf> {
+    let mut data = explorer_data(files, row_cap)?;
     let out = options.out.clone().unwrap_or_else(|| files.report.clone());
     let out_dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -323,8 +408,7 @@ pub fn write_report(files: &RunFiles, options: &ReportOptions) -> Result<PathBuf
         )),
         None => {}
     }
-    let html = render_html(&data)?;
-    write_atomic(&out, html.as_bytes())?;
+    write_atomic_with(&out, |w| write_html(&data, w))?;
     Ok(out)
 }
 
@@ -409,7 +493,7 @@ fn embed_thumbnails(data: &mut ExplorerData, data_dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shadow_core::explorer::ExplorerInput;
+    use shadow_core::explorer::{build, ExplorerInput};
     use shadow_core::journal::fold_journal;
 
     const HOSTILE: &str = "<img src=x onerror=alert(1)></script><!--";
@@ -453,6 +537,20 @@ mod tests {
         assert!(html.contains("<title>shadow-batch report — run r&lt;img src=x"));
         assert_eq!(html.matches("<script").count(), 2, "only the two scripts");
         assert_eq!(html.matches("<img").count(), 0);
+    }
+
+    #[test]
+    fn the_script_safe_writer_escapes_across_the_ends_of_writes() {
+        let text = "a<b>&c\u{2028}d\u{2029}é\u{20ac}\u{2020}</script>";
+        let want = "a\\u003cb\\u003e\\u0026c\\u2028d\\u2029é\u{20ac}\u{2020}\\u003c/script\\u003e";
+        for size in 1..=text.len() {
+            let mut safe = ScriptSafe::new(Vec::new());
+            for piece in text.as_bytes().chunks(size) {
+                safe.write_all(piece).unwrap();
+            }
+            let out = String::from_utf8(safe.finish().unwrap()).unwrap();
+            assert_eq!(out, want, "writes of {size} bytes");
+        }
     }
 
     #[test]

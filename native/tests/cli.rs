@@ -1215,6 +1215,145 @@ fn every_run_writes_its_html_report_and_report_writes_it_again_from_any_run_file
 }
 
 #[test]
+fn a_report_past_its_row_cap_holds_every_disagreement_and_failure_a_stated_sample_and_the_full_figures(
+) {
+    // 1,000 rows (the 300 images repeated), 5% of answers a 500 never retried: a
+    // run with disagreements and failures.
+    let data = Data::new(300);
+    let rows: Vec<String> = (0..1000)
+        .map(|i| format!("images/digit-{:04}.png,{}", i % 300, (i % 300) % 10))
+        .collect();
+    let csv = data.data.join("big.csv");
+    write_csv(&csv, "image,label", &rows);
+    let mut cmd = shadow(data.root.path());
+    cmd.args([p(&csv), "50", "0", "0", "--mock-latency-ms", "0"])
+        .args(["--mock-error-rate", "0.05", "--out-dir", p(&data.out)]);
+    run(cmd).expect_code(1);
+    let files = RunFiles::in_dir(&data.out);
+    let full = report_data(&find_file(&data.out, "shadow-mode-batch-report-", ".html").unwrap());
+    assert_eq!(full["items"]["row"].as_array().unwrap().len(), 1000);
+    assert!(full["sample"].is_null());
+
+    let capped_path = data.out.join("capped.html");
+    let mut cmd = shadow(data.root.path());
+    cmd.args([
+        "report",
+        p(&files.results),
+        "--max-rows",
+        "200",
+        "--out",
+        p(&capped_path),
+    ]);
+    run(cmd).expect_code(0);
+    let capped = report_data(&capped_path);
+
+    // Every figure is the whole run's.
+    for field in [
+        "evaluation",
+        "totals",
+        "failureReasons",
+        "errorGroups",
+        "batches",
+        "labels",
+        "statistics",
+    ] {
+        assert_eq!(capped[field], full[field], "{field}");
+    }
+    // Every disagreement and failure, by the results file, is in the report.
+    let results = read_results(&files.results);
+    let notable: Vec<u64> = results
+        .iter()
+        .filter(|r| r["agreement"] != true)
+        .map(|r| r["row"].as_u64().unwrap())
+        .collect();
+    let failed = results.iter().filter(|r| r["status"] == "failed").count();
+    assert!(
+        failed > 10 && notable.len() > failed + 10,
+        "{failed} failed, {} notable",
+        notable.len()
+    );
+    assert!(notable.len() < 180, "{}", notable.len());
+    let items = &capped["items"];
+    let kept: Vec<u64> = items["row"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_u64().unwrap())
+        .collect();
+    assert_eq!(kept.len(), 200);
+    for row in &notable {
+        assert!(kept.contains(row), "row {row}");
+    }
+    // The rest are agreeing rows, as many as the report says.
+    let agreeing = (0..kept.len())
+        .filter(|&i| items["ok"][i] == true && items["prediction"][i] == items["label"][i])
+        .count();
+    let sample = &capped["sample"];
+    assert_eq!(sample["agreeingShown"], agreeing as u64);
+    assert_eq!(agreeing + notable.len(), 200);
+    assert_eq!(sample["notable"], notable.len() as u64);
+    assert_eq!(sample["rows"], 1000);
+    let note = capped["notes"][0].as_str().unwrap();
+    assert!(note.contains("shows 200 of the run's 1,000 rows"), "{note}");
+    assert!(
+        note.contains(&format!(
+            "every disagreement and failure ({})",
+            notable.len()
+        )),
+        "{note}"
+    );
+    assert!(
+        note.contains(
+            &files
+                .results
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        ),
+        "{note}"
+    );
+
+    // A results file holding a row twice (a resume killed before its rewrite):
+    // the last line counts, as a resume reads it.
+    let mut text = std::fs::read_to_string(&files.results).unwrap();
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let mut again = first.clone();
+    again["status"] = "failed".into();
+    again["prediction"] = Value::Null;
+    again["agreement"] = Value::Null;
+    again["error"] = "HTTP 500: written last".into();
+    again["errorKind"] = "http".into();
+    text.push_str(&format!("{again}\n"));
+    std::fs::write(&files.results, text).unwrap();
+    std::fs::remove_file(&files.summary).unwrap();
+    let mut cmd = shadow(data.root.path());
+    cmd.args([
+        "report",
+        p(&files.results),
+        "--max-rows",
+        "200",
+        "--out",
+        p(&capped_path),
+    ]);
+    run(cmd).expect_code(0);
+    let twice = report_data(&capped_path);
+    assert_eq!(twice["totals"]["processed"], 1000);
+    assert_eq!(
+        twice["totals"]["failed"],
+        failed as u64 + u64::from(first["status"] == "success")
+    );
+    let row = first["row"].as_u64().unwrap();
+    let at = twice["items"]["row"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|r| r == row)
+        .unwrap();
+    assert_eq!(twice["items"]["ok"][at], false);
+}
+
+#[test]
 fn report_refuses_what_is_not_a_run_file_naming_it_and_what_to_do() {
     let data = Data::new(3);
     let mut cmd = shadow(data.root.path());

@@ -22,6 +22,7 @@
 //! call an endpoint (`browserAccess(provider)`, `ShadowRun.browserAccess()`).
 
 use serde::{Deserialize, Serialize};
+use shadow_core::explorer::{BuildOptions, ResultsStream, RowCap, RunFile, DEFAULT_ROW_CAP};
 use shadow_core::input::{parse_labels_csv, ColumnNames};
 use shadow_core::journal::fold_journal;
 use shadow_core::{Input, Millis, Output, Run, RunConfig};
@@ -473,9 +474,84 @@ pub fn explorer_data(
         results: folded.as_ref(),
         live,
         csv_labels: csv_labels.as_deref(),
+        row_cap: None,
     })
     .map_err(|e| JsError::new(&e.to_string()))?;
     to_js(&data)
+}
+
+/// The results explorer's data for a finished run opened from its files, its
+/// results file read in chunks (`File.stream()`), never whole: a run of any size
+/// opens, its table holding at most [`DEFAULT_ROW_CAP`] rows (every disagreement
+/// and failure and a seeded sample of the agreeing rows, a note saying so) and its
+/// figures computed from every row.
+///
+/// ```js
+/// const stream = new ExplorerStream(summaryText, progressText, runId);
+/// do { for each chunk of the results file: stream.push(chunk) } while (stream.endPass());
+/// const data = stream.finish();
+/// ```
+/// `endPass` asks for a second pass only when a row is written twice (a resumed run
+/// killed before it rewrote its journal): its last line counts.
+#[wasm_bindgen]
+pub struct ExplorerStream(ResultsStream);
+
+#[wasm_bindgen]
+impl ExplorerStream {
+    /// Over the run's summary and progress texts (either may be `undefined`);
+    /// `runId` from the files' names, when known. Throws when a text is not such a
+    /// file.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        summary: Option<String>,
+        progress: Option<String>,
+        run_id: Option<String>,
+    ) -> Result<ExplorerStream, JsError> {
+        let err = |e: shadow_core::explorer::ExplorerError| JsError::new(&e.to_string());
+        let summary = summary
+            .as_deref()
+            .map(RunFile::summary)
+            .transpose()
+            .map_err(err)?;
+        let progress = progress
+            .as_deref()
+            .map(RunFile::progress)
+            .transpose()
+            .map_err(err)?;
+        let seed = summary
+            .as_ref()
+            .or(progress.as_ref())
+            .and_then(RunFile::seed)
+            .unwrap_or(0);
+        let options = BuildOptions {
+            live: false,
+            csv_labels: None,
+            row_cap: Some(RowCap {
+                rows: DEFAULT_ROW_CAP,
+                seed,
+            }),
+            run_id,
+        };
+        Ok(ExplorerStream(ResultsStream::new(
+            summary, progress, options,
+        )))
+    }
+
+    /// The next bytes of the results file.
+    pub fn push(&mut self, chunk: &[u8]) {
+        self.0.push(chunk);
+    }
+
+    /// The end of the results file. `true`: read it once more, from its start.
+    #[wasm_bindgen(js_name = endPass)]
+    pub fn end_pass(&mut self) -> bool {
+        self.0.end_pass()
+    }
+
+    /// The explorer's data (after the last `endPass`, or without a results file).
+    pub fn finish(self) -> Result<JsValue, JsError> {
+        to_js(&self.0.finish())
+    }
 }
 
 /// The run id in the name of one of a run's files, or `undefined`.

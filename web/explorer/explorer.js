@@ -72,10 +72,15 @@ function headline(data) {
       t.failed > 0 ? 'sx-warn' : ''),
   ];
   if (cost) stats.push(figure('Cost', cost[0], cost.slice(1).join(' · ')));
+  // A capped report's rows are a sample: its first note says which, shown first.
+  const notes = data.notes || [];
+  const sampleNote = data.sample && notes.length ? notes[0] : null;
+  const otherNotes = sampleNote ? notes.slice(1) : notes;
   return el('header', { class: 'sx-head' },
     el('div', { class: 'sx-title' },
       el('h2', {}, 'Run ', el('span', { class: 'sx-runid', text: data.runId || '(unnamed)' })),
       el('span', { class: `sx-status sx-${status.cls}`, role: 'status', text: status.text })),
+    sampleNote ? el('p', { class: 'sx-sample', role: 'note', text: sampleNote }) : null,
     data.abortReason ? el('p', { class: 'sx-abort', text: `Stopped: ${data.abortReason}` }) : null,
     el('p', { class: 'sx-meta' },
       data.csvPath ? ['CSV ', el('code', { text: data.csvPath })] : null,
@@ -83,7 +88,7 @@ function headline(data) {
       config.providerLabel ? ` · ${config.providerLabel}` : null,
       mock ? el('strong', { class: 'sx-sim', text: ' · predictions are SIMULATED (built-in mock)' }) : null),
     el('div', { class: 'sx-stats' }, stats),
-    (data.notes || []).length ? el('ul', { class: 'sx-notes' }, data.notes.map((n) => el('li', { text: n }))) : null);
+    otherNotes.length ? el('ul', { class: 'sx-notes' }, otherNotes.map((n) => el('li', { text: n }))) : null);
 }
 
 function heat(count, rowTotal, diagonal) {

@@ -260,9 +260,12 @@ export class ResultsTable {
     }
     this.body.replaceChildren(frag);
     const shown = this.rows.length;
+    // A capped report embeds a sample of the run's rows: the caption says of how many.
+    const sample = this.data.sample;
+    const of = sample ? `, a sample of the run's ${int(sample.rows)}` : '';
     this.caption.textContent = shown
-      ? `Rows ${int(start + 1)}–${int(start + slice.length)} of ${int(shown)}${shown < this.n ? ` (filtered from ${int(this.n)})` : ''}`
-      : `0 of ${int(this.n)} rows`;
+      ? `Rows ${int(start + 1)}–${int(start + slice.length)} of ${int(shown)}${shown < this.n ? ` (filtered from ${int(this.n)}${of})` : of}`
+      : `0 of ${int(this.n)} rows${of}`;
     for (const th of this.head.children) {
       const key = th.dataset.key;
       if (key === this.sort.key) th.setAttribute('aria-sort', this.sort.dir > 0 ? 'ascending' : 'descending');

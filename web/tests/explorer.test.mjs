@@ -220,6 +220,33 @@ test('report: `shadow-batch report` writes it for an interrupted run from its re
   assert.deepEqual(page.errors, []);
 });
 
+test('report: past its row cap it says at the top that its rows are a sample, and its figures are the whole run\'s', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'shadow-report-capped-'));
+  const results = join(out, 'shadow-mode-batch-results-2025-01-24T10-30-00-000Z.jsonl');
+  writeFileSync(results, KNOWN);
+  // 10 rows, 6 of them disagreements or failures; a cap of 7 keeps those 6 and 1 agreeing row.
+  const r = runCli(['report', results, '--images-dir', join(ROOT, 'training-data'), '--max-rows', '7']);
+  assert.equal(r.status, 0, r.stderr);
+  const { page, attempted } = await openReport(join(out, 'shadow-mode-batch-report-2025-01-24T10-30-00-000Z.html'));
+  const note = await page.textContent('.sx-head .sx-sample');
+  assert.match(note, /shows 7 of the run's 10 rows/);
+  assert.match(note, /every disagreement and failure \(6\)/);
+  assert.match(note, /a seeded random sample of 1 of the 4 agreeing rows/);
+  assert.match(note, /shadow-mode-batch-results-2025-01-24T10-30-00-000Z\.jsonl/);
+  // At the top: before the figures.
+  assert.ok(await page.evaluate(() => {
+    const sample = document.querySelector('.sx-sample');
+    return !!(sample.compareDocumentPosition(document.querySelector('.sx-stats')) & Node.DOCUMENT_POSITION_FOLLOWING);
+  }));
+  // The figures count all 10 rows; the table holds 7, and says of how many.
+  assert.match(await page.textContent('.sx-stats'), /50\.0%/);
+  assert.match(await caption(page), /of 7, a sample of the run's 10/);
+  await page.click('.sx-matrix button[data-label="1"][data-predicted="2"]');
+  assert.deepEqual(await shownRows(page), [1, 9]);
+  assert.deepEqual(attempted, []);
+  assert.deepEqual(page.errors, []);
+});
+
 const HOSTILE_LABEL = '<img src=x onerror=window.__pwned=1>';
 const HOSTILE_LABEL_2 = '</script><script>window.__pwned=2</script>';
 
