@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::input::LabelSet;
-use crate::journal::Usage;
+use crate::cost::Usage;
 
 use super::{MAX_ANSWER_CHARS, MAX_API_MESSAGE_CHARS, MAX_DETAIL_CHARS};
 

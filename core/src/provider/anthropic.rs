@@ -26,7 +26,7 @@ use super::{
     AnthropicConfig, MAX_DETAIL_CHARS,
 };
 use crate::input::LabelSet;
-use crate::journal::Usage;
+use crate::cost::Usage;
 use crate::provider::Answer;
 
 /// The `anthropic-version` header sent with every request.

@@ -20,7 +20,7 @@ use super::{
     allowed_labels_text, api_error_from_value, snippet, AnswerError, GeminiConfig, DEFAULT_PROMPT,
 };
 use crate::input::LabelSet;
-use crate::journal::Usage;
+use crate::cost::Usage;
 use crate::provider::Answer;
 
 /// The public API's base URL, up to its version (`--base-url` default).

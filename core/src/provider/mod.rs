@@ -35,7 +35,7 @@ mod tokens;
 use serde::{Deserialize, Serialize};
 
 use crate::input::LabelSet;
-use crate::journal::Usage;
+use crate::cost::Usage;
 
 pub use anthropic::{
     max_tokens as anthropic_max_tokens, ANTHROPIC_VERSION, TOOL_NAME, TOOL_PROMPT,
