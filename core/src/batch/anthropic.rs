@@ -21,10 +21,6 @@ use crate::time::{parse_rfc3339, Millis};
 use super::openai::{path_segment, short};
 use super::{BatchObject, LineOutcome, ProviderStatus, RequestCounts};
 
-/// Most requests in one Message Batch.
-pub(super) const MAX_LINES: usize = 100_000;
-/// Most bytes of one create request (256 MB).
-pub(super) const MAX_BYTES: u64 = 256_000_000;
 /// What comes before the first request of a create body.
 pub(super) const BODY_PREFIX: &str = "{\"requests\":[";
 /// What comes between two requests.

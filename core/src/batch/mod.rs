@@ -120,99 +120,10 @@ use crate::report::{BatchReport, ProgressReport, Summary};
 use crate::time::Millis;
 
 pub use journal::{fold_batch_journal, BatchRecord, FoldedBatches, ShardRecord};
-
-/// Settings of batch-API mode ([`RunConfig::batch_api`]).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct BatchApiConfig {
-    /// Most lines (requests) in one shard. Default and most: the provider's
-    /// limit ([`batch_limits`]): 50,000 for OpenAI (per input file), 100,000 for
-    /// Anthropic (per Message Batch).
-    pub max_lines: usize,
-    /// Most bytes in one shard: of its input file for OpenAI (default and most
-    /// 200,000,000), of its create request for Anthropic (256,000,000).
-    pub max_bytes: u64,
-    /// First wait before reading a batch's status, in ms. Default 5,000.
-    pub poll_min_ms: u64,
-    /// Longest wait between two reads of a batch's status, in ms. Default 60,000.
-    pub poll_max_ms: u64,
-    /// Keep the run's files at the provider (input files, and output and error
-    /// files once read) instead of deleting them when their batch is done.
-    /// Default false.
-    #[serde(skip_serializing_if = "is_false")]
-    pub keep_files: bool,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-impl Default for BatchApiConfig {
-    fn default() -> Self {
-        BatchApiConfig {
-            max_lines: 50_000,
-            max_bytes: 200_000_000,
-            poll_min_ms: 5_000,
-            poll_max_ms: 60_000,
-            keep_files: false,
-        }
-    }
-}
+// The settings live with the run's other settings; their old path still works.
+pub use crate::config::BatchApiConfig;
 
 const HOUR_MS: u64 = 3_600_000;
-
-/// The most requests and bytes one batch of `provider`'s batch API takes:
-/// (50,000, 200 MB) for OpenAI's Batch API, (100,000, 256 MB) for Anthropic's
-/// Message Batches; `None` for a provider without one.
-pub fn batch_limits(provider: &Provider) -> Option<(usize, u64)> {
-    match provider {
-        Provider::OpenAi(_) => Some((50_000, 200_000_000)),
-        Provider::Anthropic(_) => Some((anthropic::MAX_LINES, anthropic::MAX_BYTES)),
-        _ => None,
-    }
-}
-
-impl BatchApiConfig {
-    /// The defaults for `provider`: shards as large as its batch API takes.
-    pub fn for_provider(provider: &Provider) -> BatchApiConfig {
-        let (max_lines, max_bytes) = batch_limits(provider).unwrap_or((50_000, 200_000_000));
-        BatchApiConfig {
-            max_lines,
-            max_bytes,
-            ..BatchApiConfig::default()
-        }
-    }
-
-    /// Checks every field against its range, for OpenAI's limits.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.validate_within(50_000, 200_000_000)
-    }
-
-    /// Checks every field against its range, for `provider`'s limits.
-    pub fn validate_for(&self, provider: &Provider) -> Result<(), ConfigError> {
-        let (lines, bytes) = batch_limits(provider).unwrap_or((50_000, 200_000_000));
-        self.validate_within(lines, bytes)
-    }
-
-    fn validate_within(&self, most_lines: usize, most_bytes: u64) -> Result<(), ConfigError> {
-        let check = |field: &'static str, value: u64, min: u64, max: u64| {
-            if (min..=max).contains(&value) {
-                Ok(())
-            } else {
-                Err(ConfigError::BatchApi {
-                    field,
-                    value,
-                    min,
-                    max,
-                })
-            }
-        };
-        check("maxLines", self.max_lines as u64, 1, most_lines as u64)?;
-        check("maxBytes", self.max_bytes, 1_000, most_bytes)?;
-        check("pollMinMs", self.poll_min_ms, 1, HOUR_MS)?;
-        check("pollMaxMs", self.poll_max_ms, self.poll_min_ms, HOUR_MS)
-    }
-}
 
 /// Names one provider call (upload, create, poll, list, download, cancel).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
