@@ -433,9 +433,19 @@ impl BatchApiConfig {
         };
         let lines = self.max_lines as u64;
         check(BatchSetting::MaxLines, lines, 1, most.max_lines as u64)?;
-        check(BatchSetting::MaxBytes, self.max_bytes, 1_000, most.max_bytes)?;
+        check(
+            BatchSetting::MaxBytes,
+            self.max_bytes,
+            1_000,
+            most.max_bytes,
+        )?;
         check(BatchSetting::PollMinMs, self.poll_min_ms, 1, HOUR_MS)?;
-        check(BatchSetting::PollMaxMs, self.poll_max_ms, self.poll_min_ms, HOUR_MS)
+        check(
+            BatchSetting::PollMaxMs,
+            self.poll_max_ms,
+            self.poll_min_ms,
+            HOUR_MS,
+        )
     }
 }
 

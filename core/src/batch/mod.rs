@@ -122,6 +122,8 @@ use crate::time::Millis;
 pub use journal::{fold_batch_journal, BatchRecord, FoldedBatches, ShardRecord};
 // The settings live with the run's other settings; their old path still works.
 pub use crate::config::BatchApiConfig;
+// The record of a shard lives with the reports that carry it.
+pub use crate::report::{BatchPhase, ProviderBatch, RequestCounts};
 
 const HOUR_MS: u64 = 3_600_000;
 
@@ -296,86 +298,6 @@ pub enum BatchInput {
     /// Cancel the run's batches at the provider, keep what they finished, and
     /// finish `interrupted`. Nothing new is submitted.
     CancelBatches,
-}
-
-/// A provider batch's request counts, as the provider gives them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RequestCounts {
-    /// Requests in the batch.
-    pub total: u64,
-    /// Requests done.
-    pub completed: u64,
-    /// Requests failed.
-    pub failed: u64,
-    /// Requests that did not run (Anthropic's `canceled` and `expired`).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub not_run: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-/// One shard of a batch-API run and its provider batch, for the progress file,
-/// the summary and a live display.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProviderBatch {
-    /// The shard's number, from 1.
-    pub shard: u32,
-    /// Lines (requests) in it.
-    pub lines: usize,
-    /// Bytes of its input file.
-    pub bytes: u64,
-    /// Where it is: `building`, `uploading`, `uploaded`, `creating`, the
-    /// provider's own status while its batch runs (`validating`, `in_progress`,
-    /// `finalizing`, `cancelling`...), `downloading`, `done`, `failed`, `parked`
-    /// (left for a resume).
-    pub status: String,
-    /// The provider's id of its input file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file_id: Option<String>,
-    /// The provider's id of its batch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub batch_id: Option<String>,
-    /// The provider's counts, from the last read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_counts: Option<RequestCounts>,
-    /// The last thing that went wrong with it, in words.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl ProviderBatch {
-    /// One line for a console: `shard 2 (50000 lines) batch_abc: in_progress 1200/50000`.
-    pub fn describe(&self) -> String {
-        let mut s = format!("shard {} ({} lines)", self.shard, self.lines);
-        if let Some(id) = &self.batch_id {
-            s.push(' ');
-            s.push_str(id);
-        }
-        s.push_str(": ");
-        s.push_str(&self.status);
-        if let Some(c) = self.request_counts.filter(|c| c.total > 0) {
-            s.push_str(&format!(
-                " {}/{}",
-                c.completed + c.failed + c.not_run,
-                c.total
-            ));
-            let mut notes = Vec::new();
-            if c.failed > 0 {
-                notes.push(format!("{} failed", c.failed));
-            }
-            if c.not_run > 0 {
-                notes.push(format!("{} not run", c.not_run));
-            }
-            if !notes.is_empty() {
-                s.push_str(&format!(" ({})", notes.join(", ")));
-            }
-        }
-        s
-    }
 }
 
 /// The status of a provider batch, across dialects.
@@ -743,30 +665,26 @@ impl Shard {
     /// `inline`: the dialect takes the requests in the create call.
     fn status(&self, inline: bool) -> ProviderBatch {
         let status = match self.phase {
-            _ if self.learn.is_some() => {
-                "reading its requests (the provider journal lost it)".to_string()
-            }
-            Phase::Building => "building".to_string(),
-            Phase::Sealed if inline => "waiting to create".to_string(),
-            Phase::Sealed => "uploading".to_string(),
-            Phase::Uploaded if self.find_file => "looking for its uploaded file".to_string(),
-            Phase::Uploaded if self.need_find || self.probe.is_some() => {
-                "looking for its batch".to_string()
-            }
-            Phase::Uploaded if self.call.is_some() || inline => "creating".to_string(),
-            Phase::Uploaded => "uploaded".to_string(),
-            Phase::Running => self
-                .status_text
-                .clone()
-                .unwrap_or_else(|| "created".to_string()),
-            Phase::Downloading => "downloading".to_string(),
-            Phase::Done => match self.ended_status.as_deref() {
-                Some("completed" | "ended") | None => "done".to_string(),
-                Some(s) => format!("done ({s})"),
+            _ if self.learn.is_some() => BatchPhase::Relearning,
+            Phase::Building => BatchPhase::Building,
+            Phase::Sealed if inline => BatchPhase::WaitingToCreate,
+            Phase::Sealed => BatchPhase::Uploading,
+            Phase::Uploaded if self.find_file => BatchPhase::FindingFile,
+            Phase::Uploaded if self.need_find || self.probe.is_some() => BatchPhase::FindingBatch,
+            Phase::Uploaded if self.call.is_some() || inline => BatchPhase::Creating,
+            Phase::Uploaded => BatchPhase::Uploaded,
+            Phase::Running => match &self.status_text {
+                Some(text) => BatchPhase::AtProvider(text.clone()),
+                None => BatchPhase::Created,
             },
-            Phase::Failed => "failed".to_string(),
-            Phase::Parked => "parked".to_string(),
-            Phase::Empty => "empty".to_string(),
+            Phase::Downloading => BatchPhase::Downloading,
+            Phase::Done => match self.ended_status.as_deref() {
+                Some("completed" | "ended") | None => BatchPhase::Done(None),
+                Some(s) => BatchPhase::Done(Some(s.to_string())),
+            },
+            Phase::Failed => BatchPhase::Failed,
+            Phase::Parked => BatchPhase::Parked,
+            Phase::Empty => BatchPhase::Empty,
         };
         ProviderBatch {
             shard: self.number,
@@ -1167,12 +1085,7 @@ impl BatchRun {
             if self.journaled.iter().any(|r| r.shard == p.shard) {
                 continue;
             }
-            let over = p.status.starts_with("done")
-                || matches!(
-                    p.status.as_str(),
-                    "failed" | "parked" | "empty" | "building"
-                );
-            if over || p.lines == 0 {
+            if !p.status.is_open() || p.lines == 0 {
                 if let Some(id) = &p.batch_id {
                     // Its rows are all in: its batch is no one's to adopt,
                     // and its files may outlive a crash before their delete.
@@ -1181,11 +1094,10 @@ impl BatchRun {
                     shard.batch_id = Some(id.clone());
                     shard.file_id.clone_from(&p.file_id);
                     shard.lines = p.lines;
-                    shard.ended_status = p
-                        .status
-                        .strip_prefix("done (")
-                        .and_then(|s| s.strip_suffix(')'))
-                        .map(str::to_string);
+                    shard.ended_status = match &p.status {
+                        BatchPhase::Done(end) => end.clone(),
+                        _ => None,
+                    };
                     self.shards.push(shard);
                     let s = self.shards.len() - 1;
                     self.clear_files(s);
@@ -1228,8 +1140,13 @@ impl BatchRun {
                 // Its create may have made a batch: looked for by its count
                 // (Anthropic's batches name no run), in the whole list.
                 (None, None) if self.dialect.inline() => {
-                    let sent = ["waiting to create", "creating", "looking for its batch"];
-                    if !sent.contains(&p.status.as_str()) {
+                    let sent = matches!(
+                        p.status,
+                        BatchPhase::WaitingToCreate
+                            | BatchPhase::Creating
+                            | BatchPhase::FindingBatch
+                    );
+                    if !sent {
                         continue;
                     }
                     shard.need_find = true;

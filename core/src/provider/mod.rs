@@ -34,8 +34,8 @@ mod tokens;
 
 use serde::{Deserialize, Serialize};
 
-use crate::input::LabelSet;
 use crate::cost::Usage;
+use crate::input::LabelSet;
 
 pub use anthropic::{
     max_tokens as anthropic_max_tokens, ANTHROPIC_VERSION, TOOL_NAME, TOOL_PROMPT,
