@@ -105,6 +105,7 @@ pub mod ratelimit;
 pub mod redact;
 pub mod report;
 pub mod run_files;
+mod stop;
 pub mod time;
 
 pub use config::{ConfigError, EndpointKind, FormatFallback, RunConfig, Setting};

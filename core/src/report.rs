@@ -441,7 +441,7 @@ pub struct Summary {
     /// Why an aborted run stopped, as data (`{"kind": "unauthorized", "status":
     /// 401, ...}`), for hosts and tools that word the next step themselves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub abort_kind: Option<crate::engine::AbortReason>,
+    pub abort_kind: Option<crate::stop::AbortReason>,
     /// The labels CSV.
     pub csv_path: String,
     /// When this session started.

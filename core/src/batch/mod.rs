@@ -110,13 +110,14 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, RunConfig};
-use crate::engine::{AbortReason, Input, ItemDone, Output, Run, Ticket, UsageError};
+use crate::engine::{Input, ItemDone, Output, Run, Ticket, UsageError};
 use crate::http::{HttpRequest, HttpResponse, TransportErrorKind};
 use crate::input::LabelsCsv;
 use crate::journal::ItemResult;
 use crate::provider::{Provider, RequestTemplate};
 use crate::ratelimit::{backoff_ms, classify_status, unit_hash, RateLimitHeaders, StatusVerdict};
 use crate::report::{BatchReport, ProgressReport, Summary};
+use crate::stop::{AbortReason, Breaker, Thresholds};
 use crate::time::Millis;
 
 pub use journal::{fold_batch_journal, BatchRecord, FoldedBatches, ShardRecord};
@@ -733,11 +734,9 @@ pub struct BatchRun {
     drained: bool,
     statuses: Vec<ProviderBatch>,
     changed: bool,
-    /// Since when every provider call has failed (`None` after a success).
-    failing_since: Option<Millis>,
-    failing_calls: u32,
-    /// Some call has been answered (any status).
-    reached: bool,
+    /// Failed provider calls: the run stops against a provider it cannot reach
+    /// or that only fails.
+    breaker: Breaker,
     seed: u64,
     abort_after_failing_ms: u64,
     max_retries: u32,
@@ -781,10 +780,6 @@ enum Chore {
 /// Failed tries of a chore before it is given up.
 const CHORE_TRIES: u32 = 5;
 
-/// Connection failures, with nothing ever answered, that stop a batch run.
-const UNREACHABLE_CALLS: u32 = 5;
-/// Fewer failed calls in a row than this never stop a batch run.
-const MIN_FAILING_CALLS: u32 = 10;
 /// Pages of the batch list searched for a batch created from a shard's file.
 const MAX_LIST_PAGES: u32 = 20;
 /// How much earlier than the run's clock said the provider's may date a batch
@@ -855,9 +850,7 @@ impl BatchRun {
             drained: false,
             statuses: Vec::new(),
             changed: false,
-            failing_since: None,
-            failing_calls: 0,
-            reached: false,
+            breaker: Breaker::new(now, Thresholds::BATCH),
             seed,
             abort_after_failing_ms,
             max_retries,
@@ -1266,7 +1259,7 @@ impl BatchRun {
                 }
             }
             BatchInput::Answer { call, response } if self.is_chore(call) => {
-                self.reached = true;
+                self.breaker.on_answer();
                 self.on_chore_answer(now, Ok(response));
                 self.changed = true;
             }
@@ -1277,10 +1270,9 @@ impl BatchRun {
             BatchInput::Answer { call, response } => {
                 if let Some((s, kind)) = self.calls.remove(&call) {
                     self.shards[s].call = None;
-                    self.reached = true;
+                    self.breaker.on_answer();
                     if (200..300).contains(&response.status) {
-                        self.failing_since = None;
-                        self.failing_calls = 0;
+                        self.breaker.on_success(now);
                         self.shards[s].failures = 0;
                         self.on_success(now, s, kind, &response.body);
                     } else {
@@ -2447,17 +2439,11 @@ impl BatchRun {
             // The call may have reached the provider: look for its batch first.
             self.shards[s].need_find = true;
         }
-        if error == TransportErrorKind::Connect && !self.reached {
-            self.failing_calls += 1;
-            if self.failing_calls >= UNREACHABLE_CALLS {
-                let reason = AbortReason::EndpointUnreachable {
-                    attempts: self.failing_calls,
-                    last_error: message,
-                };
+        if error == TransportErrorKind::Connect {
+            if let Some(reason) = self.breaker.on_connect_failure(&message) {
                 self.stop_for(now, s, kind, reason);
                 return;
             }
-            self.failing_calls -= 1;
         }
         self.retry_call(now, s, kind, message);
     }
@@ -2476,15 +2462,8 @@ impl BatchRun {
             }
             _ => {}
         }
-        self.failing_calls += 1;
-        let since = *self.failing_since.get_or_insert(now);
         let limit = self.abort_after_failing_ms;
-        if limit > 0 && self.failing_calls >= MIN_FAILING_CALLS && now.since(since) >= limit {
-            let reason = AbortReason::EndpointFailing {
-                for_ms: now.since(since),
-                attempts: self.failing_calls,
-                last_error,
-            };
+        if let Some(reason) = self.breaker.on_failure(now, limit, &last_error) {
             self.stop_for(now, s, kind, reason);
             return;
         }

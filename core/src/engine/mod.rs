@@ -5,14 +5,14 @@
 //! - `schedule`: which item goes next and when (phases, retry queue, tickets in
 //!   flight, pacing);
 //! - `outcome`: what an attempt's outcome means (prediction, failure, retry, stop);
-//! - `tally`: counts, batch reports and statistics;
-//! - `stop`: why a run stops early ([`AbortReason`]) and the breaker for an endpoint
-//!   that only fails.
+//! - `tally`: counts, batch reports and statistics.
+//!
+//! Why a run stops early ([`AbortReason`]) and the breaker for an endpoint that
+//! only fails are one layer down, in `crate::stop`, shared with the batch run.
 
 pub mod contract;
 mod outcome;
 mod schedule;
-mod stop;
 mod tally;
 
 use std::borrow::Cow;
@@ -32,14 +32,14 @@ use crate::report::{
 };
 use crate::time::Millis;
 
+pub use crate::stop::AbortReason;
 pub use contract::{
     Counts, Input, ItemDone, Output, Pace, PaceSource, SendOrder, Ticket, UsageError,
 };
-pub use stop::AbortReason;
 
+use crate::stop::{Breaker, Stop, Thresholds};
 use outcome::{judge_response, Ended, Failure, Verdict};
 use schedule::{Claimed, InFlight, Schedule};
-use stop::{Breaker, Stop};
 use tally::{FinalItem, Source, Tallies};
 
 /// One shadow run over the items of a labels CSV. See the crate docs for the loop.
@@ -104,7 +104,7 @@ impl Run {
             template,
             schedule: Schedule::new(items.len(), &config, token_charge),
             tallies: Tallies::new(items.len(), config.batch_size, labels.len()),
-            breaker: Breaker::new(now),
+            breaker: Breaker::new(now, Thresholds::LIVE),
             outputs: VecDeque::new(),
             started_at: now,
             polled: false,
