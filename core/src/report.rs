@@ -473,7 +473,7 @@ pub struct Summary {
     /// `--rpm`, `--tpm` or `--concurrency` to start a similar run there. Absent
     /// from summaries of older versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pace: Option<crate::engine::Pace>,
+    pub pace: Option<crate::pacing::Pace>,
     /// In batch-API mode, the provider batches (shards) of this session and how
     /// each ended; absent in a live run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
