@@ -315,6 +315,40 @@ enum ProviderStatus {
     Unknown,
 }
 
+/// A provider's 2xx answer (or a line of a batch's results) the run cannot read.
+/// Its words go into a shard's error and the run's reports.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+enum ParseError {
+    /// An answer that is not JSON: `what` names it ("the batch object").
+    #[error("{what} is not JSON: {detail}")]
+    NotJson { what: &'static str, detail: String },
+    /// An answer without a field it must have.
+    #[error("{what} has no \"{field}\"")]
+    Missing {
+        what: &'static str,
+        field: &'static str,
+    },
+    /// A result line that is not JSON.
+    #[error("not JSON: {0}")]
+    LineNotJson(String),
+    /// A result line without a field it must have.
+    #[error("no \"{0}\"")]
+    LineMissing(&'static str),
+}
+
+impl ParseError {
+    fn not_json(what: &'static str) -> impl FnOnce(serde_json::Error) -> ParseError {
+        move |e| ParseError::NotJson {
+            what,
+            detail: e.to_string(),
+        }
+    }
+
+    fn line_not_json(e: serde_json::Error) -> ParseError {
+        ParseError::LineNotJson(e.to_string())
+    }
+}
+
 /// What a provider says about a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct BatchObject {
@@ -408,21 +442,21 @@ impl Dialect {
         }
     }
 
-    fn parse_batch(&self, body: &str) -> Result<BatchObject, String> {
+    fn parse_batch(&self, body: &str) -> Result<BatchObject, ParseError> {
         match self {
             Dialect::OpenAi { .. } => openai::parse_batch(body),
             Dialect::Anthropic { .. } => anthropic::parse_batch(body),
         }
     }
 
-    fn parse_list(&self, body: &str) -> Result<(Vec<BatchObject>, Option<String>), String> {
+    fn parse_list(&self, body: &str) -> Result<(Vec<BatchObject>, Option<String>), ParseError> {
         match self {
             Dialect::OpenAi { .. } => openai::parse_list(body),
             Dialect::Anthropic { .. } => anthropic::parse_list(body),
         }
     }
 
-    fn parse_line(&self, line: &str) -> Result<(String, LineOutcome), String> {
+    fn parse_line(&self, line: &str) -> Result<(String, LineOutcome), ParseError> {
         match self {
             Dialect::OpenAi { .. } => openai::parse_line(line),
             Dialect::Anthropic { .. } => anthropic::parse_line(line),
@@ -1981,7 +2015,7 @@ impl BatchRun {
             if kind == CallKind::Create {
                 self.shards[s].need_find = true;
             }
-            self.retry_call(now, s, kind, e);
+            self.retry_call(now, s, kind, e.to_string());
         }
     }
 
@@ -2974,15 +3008,17 @@ impl BatchRun {
 /// Entries `batch_of` cannot read are left out.
 fn parse_list_page(
     body: &str,
-    batch_of: fn(&serde_json::Value) -> Result<BatchObject, String>,
-) -> Result<(Vec<BatchObject>, Option<String>), String> {
+    batch_of: fn(&serde_json::Value) -> Result<BatchObject, ParseError>,
+) -> Result<(Vec<BatchObject>, Option<String>), ParseError> {
     use serde_json::Value;
-    let v: Value =
-        serde_json::from_str(body).map_err(|e| format!("the batch list is not JSON: {e}"))?;
+    let v: Value = serde_json::from_str(body).map_err(ParseError::not_json("the batch list"))?;
     let data = v
         .get("data")
         .and_then(Value::as_array)
-        .ok_or("the batch list has no \"data\"")?;
+        .ok_or(ParseError::Missing {
+            what: "the batch list",
+            field: "data",
+        })?;
     let batches = data.iter().filter_map(|b| batch_of(b).ok()).collect();
     let more = v.get("has_more").and_then(Value::as_bool) == Some(true);
     let last = v
