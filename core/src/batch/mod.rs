@@ -3032,6 +3032,3 @@ fn parse_list_page(
         .map(str::to_string);
     Ok((batches, last.filter(|_| more)))
 }
-
-#[cfg(test)]
-mod tests;
