@@ -148,8 +148,9 @@ impl BatchPhase {
     }
 }
 
-impl std::fmt::Display for BatchPhase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl BatchPhase {
+    /// The words a reader sees (and JSON holds).
+    fn words(&self) -> std::borrow::Cow<'_, str> {
         let words = match self {
             BatchPhase::Building => "building",
             BatchPhase::WaitingToCreate => "waiting to create",
@@ -163,12 +164,18 @@ impl std::fmt::Display for BatchPhase {
             BatchPhase::AtProvider(status) => status,
             BatchPhase::Downloading => "downloading",
             BatchPhase::Done(None) => "done",
-            BatchPhase::Done(Some(end)) => return write!(f, "done ({end})"),
+            BatchPhase::Done(Some(end)) => return format!("done ({end})").into(),
             BatchPhase::Failed => "failed",
             BatchPhase::Parked => "parked",
             BatchPhase::Empty => "empty",
         };
-        f.write_str(words)
+        words.into()
+    }
+}
+
+impl std::fmt::Display for BatchPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.words())
     }
 }
 
@@ -209,7 +216,7 @@ impl From<String> for BatchPhase {
 
 impl PartialEq<&str> for BatchPhase {
     fn eq(&self, words: &&str) -> bool {
-        self.to_string() == *words
+        self.words() == *words
     }
 }
 
