@@ -518,6 +518,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_batch_setting_out_of_range_is_named_by_its_setting_and_json_name() {
+        let anthropic = Provider::Anthropic(AnthropicConfig::default());
+        let too_many = BatchApiConfig {
+            max_lines: 100_001,
+            ..BatchApiConfig::for_provider(&anthropic)
+        };
+        let err = too_many.validate_for(&anthropic).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::BatchApi {
+                setting: BatchSetting::MaxLines,
+                value: 100_001,
+                min: 1,
+                max: 100_000
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "batchApi.maxLines is 100001; it must be between 1 and 100000"
+        );
+        let polls = BatchApiConfig {
+            poll_min_ms: 10_000,
+            poll_max_ms: 5_000,
+            ..BatchApiConfig::default()
+        };
+        assert!(matches!(
+            polls.validate(),
+            Err(ConfigError::BatchApi {
+                setting: BatchSetting::PollMaxMs,
+                ..
+            })
+        ));
+        assert_eq!(Provider::Gemini(GeminiConfig::default()).batch_api(), None);
+        assert_eq!(anthropic.batch_api(), Some(BatchLimits::ANTHROPIC));
+    }
+
+    #[test]
     fn defaults_are_within_bounds() {
         RunConfig::default().validate().unwrap();
     }
