@@ -2,6 +2,7 @@
 //! The fake provider answers each request as the engine simulation's endpoint
 //! answers a live one.
 
+mod breaker;
 mod harness;
 mod scenarios;
 // The engine simulation's harness; the batch tests take what they share with it.
