@@ -22,7 +22,7 @@ pub struct CallId(pub u64);
 pub struct LineOrder {
     /// Quote it back in [`BatchInput::LineBuilt`].
     pub ticket: Ticket,
-    /// Index into [`BatchRun::run`]'s items.
+    /// Index into [`BatchRun::run`](super::BatchRun::run)'s items.
     pub item: usize,
     /// 1 for the first try, 2 for the first re-send, ...
     pub attempt: u32,
@@ -118,16 +118,16 @@ pub enum BatchOutput {
     },
     /// Append to the provider journal, durably, before anything that follows.
     Record(BatchRecord),
-    /// A provider batch's status changed ([`BatchRun::provider_batches`]).
+    /// A provider batch's status changed ([`BatchRun::provider_batches`](super::BatchRun::provider_batches)).
     StatusChanged,
-    /// As [`Output::ItemDone`].
+    /// As [`Output::ItemDone`](crate::Output::ItemDone).
     ItemDone(ItemDone),
-    /// As [`Output::BatchReport`].
+    /// As [`Output::BatchReport`](crate::Output::BatchReport).
     BatchReport {
         /// The report.
         report: BatchReport,
     },
-    /// As [`Output::Finished`]; the summary lists the provider batches.
+    /// As [`Output::Finished`](crate::Output::Finished); the summary lists the provider batches.
     Finished {
         /// How the run went, in full.
         summary: Box<Summary>,

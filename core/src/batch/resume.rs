@@ -13,7 +13,7 @@ use super::{
 };
 
 impl BatchRun {
-    /// Takes the results journal (as [`Run::restore`]) and the provider journal of
+    /// Takes the results journal (as [`Run::restore`](crate::Run::restore)) and the provider journal of
     /// an earlier session: rows of shards submitted then are taken back as in
     /// flight (their batches polled, their files downloaded, never submitted
     /// again); the rest is sent in new shards, each row's attempts counted on
@@ -26,7 +26,7 @@ impl BatchRun {
     ///
     /// # Errors
     ///
-    /// As [`Run::restore`]; a shard naming a row the CSV does not have is a
+    /// As [`Run::restore`](crate::Run::restore); a shard naming a row the CSV does not have is a
     /// [`UsageError::RestoreMismatch`]; two records claiming the same request,
     /// or one batch given to two shards, is a [`UsageError::ProviderJournal`]
     /// naming their lines.

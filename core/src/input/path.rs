@@ -28,7 +28,7 @@ pub enum PathError {
     },
 }
 
-/// Lexically checks a [`ImageRef::RelativePath`] and returns it normalised: `\` turned
+/// Lexically checks a [`ImageRef::RelativePath`](super::ImageRef::RelativePath) and returns it normalised: `\` turned
 /// into `/`, empty and `.` components dropped, `..` resolved.
 ///
 /// `images/./a/../b.png` gives `images/b.png`. Symbolic links are not looked at
