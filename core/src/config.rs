@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::input::ColumnNames;
 use crate::provider::{
-    AnthropicConfig, AzureConfig, GeminiConfig, ImageDetail, OpenAiConfig, OutputFormat, Provider,
+    AnthropicConfig, AzureConfig, BatchLimits, GeminiConfig, ImageDetail, OpenAiConfig,
+    OutputFormat, Provider,
 };
 
 /// How a run paces, retries and batches. Serialized into every report, so it must
@@ -78,7 +79,7 @@ pub struct RunConfig {
     /// ([`crate::batch::BatchRun`]); `None` (the default) for a live run. A
     /// resumed run keeps it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub batch_api: Option<crate::batch::BatchApiConfig>,
+    pub batch_api: Option<BatchApiConfig>,
     /// The answer form the run fell back to when the endpoint refused the richer
     /// ones ([`OutputFormat`]), and the endpoint that refused them. Set by the run
     /// itself; a resumed run against the same endpoint starts from this form
@@ -229,8 +230,6 @@ pub enum Setting {
     CancelGraceMs,
 }
 
-const HOUR_MS: u64 = 3_600_000;
-
 impl Setting {
     /// Every numeric setting, in the order of [`RunConfig`]'s fields.
     pub const ALL: [Setting; 14] = [
@@ -345,10 +344,10 @@ pub enum ConfigError {
         provider: String,
     },
     /// A setting of batch-API mode outside its range.
-    #[error("batchApi.{field} is {value}; it must be between {min} and {max}")]
+    #[error("batchApi.{setting} is {value}; it must be between {min} and {max}")]
     BatchApi {
-        /// The field of [`crate::batch::BatchApiConfig`], as JSON names it.
-        field: &'static str,
+        /// The setting.
+        setting: BatchSetting,
         /// The value given.
         value: u64,
         /// The smallest allowed value.
@@ -356,6 +355,131 @@ pub enum ConfigError {
         /// The largest allowed value.
         max: u64,
     },
+}
+
+/// Settings of batch-API mode ([`RunConfig::batch_api`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BatchApiConfig {
+    /// Most lines (requests) in one shard. Default and most: the provider's
+    /// limit ([`Provider::batch_api`]): 50,000 for OpenAI (per input file), 100,000 for
+    /// Anthropic (per Message Batch).
+    pub max_lines: usize,
+    /// Most bytes in one shard: of its input file for OpenAI (default and most
+    /// 200,000,000), of its create request for Anthropic (256,000,000).
+    pub max_bytes: u64,
+    /// First wait before reading a batch's status, in ms. Default 5,000.
+    pub poll_min_ms: u64,
+    /// Longest wait between two reads of a batch's status, in ms. Default 60,000.
+    pub poll_max_ms: u64,
+    /// Keep the run's files at the provider (input files, and output and error
+    /// files once read) instead of deleting them when their batch is done.
+    /// Default false.
+    #[serde(skip_serializing_if = "is_false")]
+    pub keep_files: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl Default for BatchApiConfig {
+    fn default() -> Self {
+        BatchApiConfig {
+            max_lines: 50_000,
+            max_bytes: 200_000_000,
+            poll_min_ms: 5_000,
+            poll_max_ms: 60_000,
+            keep_files: false,
+        }
+    }
+}
+
+const HOUR_MS: u64 = 3_600_000;
+
+impl BatchApiConfig {
+    /// The defaults for `provider`: shards as large as its batch API takes.
+    pub fn for_provider(provider: &Provider) -> BatchApiConfig {
+        let limits = provider.batch_api().unwrap_or(BatchLimits::OPENAI);
+        BatchApiConfig {
+            max_lines: limits.max_lines,
+            max_bytes: limits.max_bytes,
+            ..BatchApiConfig::default()
+        }
+    }
+
+    /// Checks every field against its range, for OpenAI's limits.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_within(BatchLimits::OPENAI)
+    }
+
+    /// Checks every field against its range, for `provider`'s limits.
+    pub fn validate_for(&self, provider: &Provider) -> Result<(), ConfigError> {
+        self.validate_within(provider.batch_api().unwrap_or(BatchLimits::OPENAI))
+    }
+
+    fn validate_within(&self, most: BatchLimits) -> Result<(), ConfigError> {
+        let check = |setting: BatchSetting, value: u64, min: u64, max: u64| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(ConfigError::BatchApi {
+                    setting,
+                    value,
+                    min,
+                    max,
+                })
+            }
+        };
+        let lines = self.max_lines as u64;
+        check(BatchSetting::MaxLines, lines, 1, most.max_lines as u64)?;
+        check(
+            BatchSetting::MaxBytes,
+            self.max_bytes,
+            1_000,
+            most.max_bytes,
+        )?;
+        check(BatchSetting::PollMinMs, self.poll_min_ms, 1, HOUR_MS)?;
+        check(
+            BatchSetting::PollMaxMs,
+            self.poll_max_ms,
+            self.poll_min_ms,
+            HOUR_MS,
+        )
+    }
+}
+
+/// A setting of batch-API mode ([`BatchApiConfig`]), for naming it in errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum BatchSetting {
+    /// [`BatchApiConfig::max_lines`].
+    MaxLines,
+    /// [`BatchApiConfig::max_bytes`].
+    MaxBytes,
+    /// [`BatchApiConfig::poll_min_ms`].
+    PollMinMs,
+    /// [`BatchApiConfig::poll_max_ms`].
+    PollMaxMs,
+}
+
+impl BatchSetting {
+    /// The field's name in JSON (`maxLines`, ...).
+    pub fn json_name(self) -> &'static str {
+        match self {
+            BatchSetting::MaxLines => "maxLines",
+            BatchSetting::MaxBytes => "maxBytes",
+            BatchSetting::PollMinMs => "pollMinMs",
+            BatchSetting::PollMaxMs => "pollMaxMs",
+        }
+    }
+}
+
+impl std::fmt::Display for BatchSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.json_name())
+    }
 }
 
 impl RunConfig {
@@ -392,6 +516,43 @@ impl RunConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_setting_out_of_range_is_named_by_its_setting_and_json_name() {
+        let anthropic = Provider::Anthropic(AnthropicConfig::default());
+        let too_many = BatchApiConfig {
+            max_lines: 100_001,
+            ..BatchApiConfig::for_provider(&anthropic)
+        };
+        let err = too_many.validate_for(&anthropic).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::BatchApi {
+                setting: BatchSetting::MaxLines,
+                value: 100_001,
+                min: 1,
+                max: 100_000
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "batchApi.maxLines is 100001; it must be between 1 and 100000"
+        );
+        let polls = BatchApiConfig {
+            poll_min_ms: 10_000,
+            poll_max_ms: 5_000,
+            ..BatchApiConfig::default()
+        };
+        assert!(matches!(
+            polls.validate(),
+            Err(ConfigError::BatchApi {
+                setting: BatchSetting::PollMaxMs,
+                ..
+            })
+        ));
+        assert_eq!(Provider::Gemini(GeminiConfig::default()).batch_api(), None);
+        assert_eq!(anthropic.batch_api(), Some(BatchLimits::ANTHROPIC));
+    }
 
     #[test]
     fn defaults_are_within_bounds() {

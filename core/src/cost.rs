@@ -6,7 +6,17 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::journal::Usage;
+/// Token usage an endpoint reported for one request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    /// Tokens in the prompt (text and image).
+    pub prompt_tokens: u64,
+    /// Tokens in the answer.
+    pub completion_tokens: u64,
+    /// As reported, usually the sum of the two.
+    pub total_tokens: u64,
+}
 
 /// US dollars per million tokens.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

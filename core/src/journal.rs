@@ -9,6 +9,8 @@ use std::io::BufRead;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
+// Usage lives with the money it is priced into; journal lines carry it.
+pub use crate::cost::Usage;
 use crate::time::Millis;
 
 /// The first line of a results journal: the settings of the run writing it, as its
@@ -33,18 +35,6 @@ impl JournalHeader {
         line.push('\n');
         line
     }
-}
-
-/// Token usage an endpoint reported for one request.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Usage {
-    /// Tokens in the prompt (text and image).
-    pub prompt_tokens: u64,
-    /// Tokens in the answer.
-    pub completion_tokens: u64,
-    /// As reported, usually the sum of the two.
-    pub total_tokens: u64,
 }
 
 /// How an item ended.

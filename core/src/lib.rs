@@ -16,6 +16,25 @@
 //! `x-goog-api-key` or `api-key`). Hosts (the native CLI, the browser page) load
 //! images, perform HTTP, sleep, and write the files.
 //!
+//! ## Module map
+//!
+//! The modules form layers: each uses only modules of the layers below it, never
+//! one beside or above it (`tests/layers.rs` reads this table and checks every
+//! `crate::` path of the sources against it).
+//!
+//! | layer | modules | what they hold |
+//! |---|---|---|
+//! | 10 | `batch` | [`batch::BatchRun`]: a run through a provider's batch API (shards, provider calls, the lost-create search, the provider journal); it drives a [`Run`] for its items |
+//! | 9 | `engine` | [`Run`]: the live run's state machine and its contract ([`Input`], [`Output`]) |
+//! | 8 | `report`, `explorer` | batch reports, progress, the summary and the provider-batch record; the explorer's data |
+//! | 7 | `pacing` | when the next request may start, and the pace a display shows |
+//! | 6 | `ratelimit` | what an answer means: retry (and when), item failure, run-fatal |
+//! | 5 | `journal` | the results journal and its fold for resume |
+//! | 4 | `config` | [`RunConfig`], its bounds, the batch-API settings |
+//! | 3 | `provider` | each provider's request template and answer reading, its batch-API limits |
+//! | 2 | `cost`, `eval`, `stop` | token usage and money; agreement statistics; why a run stops ([`AbortReason`]) and the breaker both runs use |
+//! | 1 | `time`, `hash`, `http`, `image`, `input`, `redact`, `run_files` | plain values: time, stable hashes, HTTP as data, image encoding, the labels CSV, secret redaction, file names |
+//!
 //! ## The run loop
 //!
 //! Two verbs and a deadline, as in str0m and quinn-proto: [`Run::handle`] pushes an
@@ -105,6 +124,7 @@ pub mod ratelimit;
 pub mod redact;
 pub mod report;
 pub mod run_files;
+mod stop;
 pub mod time;
 
 pub use config::{ConfigError, EndpointKind, FormatFallback, RunConfig, Setting};

@@ -1,9 +1,9 @@
 //! Reading what an endpoint says about its limits, and deciding what a response
 //! means: success, retry (and when), item failure, or a run-fatal condition.
 
-use crate::engine::AbortReason;
 use crate::http::HttpResponse;
 use crate::provider::parse_api_error;
+use crate::stop::AbortReason;
 use crate::time::{parse_go_duration, parse_http_date, parse_rfc3339, Millis};
 
 /// One limit an endpoint reports: how much per minute, how much is left, and when

@@ -953,11 +953,7 @@ async fn epilogue(
         .provider_batches
         .iter()
         .flatten()
-        .filter(|b| {
-            b.batch_id.is_some()
-                && !b.status.starts_with("done")
-                && !matches!(b.status.as_str(), "failed" | "parked")
-        })
+        .filter(|b| b.batch_id.is_some() && b.status.is_open())
         .map(|b| b.batch_id.clone().unwrap_or_default())
         .collect();
     if let Some(reason) = &summary.abort_kind {

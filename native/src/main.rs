@@ -393,15 +393,7 @@ fn refuse_live_over_open_batches(files: &RunFiles) -> Result<()> {
     };
     let folded = shadow_core::batch::fold_batch_journal(BufReader::new(file))
         .with_context(|| format!("cannot read {}", files.provider.display()))?;
-    let open = folded
-        .shards
-        .iter()
-        .filter(|s| {
-            !s.done
-                && (s.file_id.is_some() || s.submitted_at.is_some())
-                && !matches!(&s.ended, Some((status, ..)) if status == "failed")
-        })
-        .count();
+    let open = folded.shards.iter().filter(|s| s.phase().is_open()).count();
     if open > 0 {
         bail!(
             "this run went through the provider's batch API and {open} of its batches may still hold rows: resuming it live would send them again. Resume it with --via batch-api, or cancel them first: shadow-batch cancel {}",

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use serde::Deserialize;
-use shadow_core::batch::BatchApiConfig;
+use shadow_core::config::{BatchApiConfig, BatchSetting};
 use shadow_core::input::ColumnNames;
 use shadow_core::journal::JournalHeader;
 use shadow_core::provider::{
@@ -352,10 +352,7 @@ pub fn plan(
     config.batch_api = match via {
         Via::Live => None,
         Via::BatchApi => {
-            if matches!(
-                kind,
-                EndpointKind::Http | EndpointKind::Gemini | EndpointKind::Azure
-            ) {
+            if config.provider.batch_api().is_none() {
                 bail!(
                     "--via batch-api needs a provider with a batch API shadow-batch speaks: --provider openai (OpenAI, or an OpenAI-compatible server with /v1/files and /v1/batches), anthropic (Message Batches) or mock; the {} provider has none here",
                     match kind {
@@ -386,7 +383,7 @@ pub fn plan(
                     "{}",
                     match e {
                         shadow_core::ConfigError::BatchApi {
-                            field: "maxLines",
+                            setting: BatchSetting::MaxLines,
                             value,
                             min,
                             max,

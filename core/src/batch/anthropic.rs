@@ -19,12 +19,8 @@ use crate::provider::ANTHROPIC_VERSION;
 use crate::time::{parse_rfc3339, Millis};
 
 use super::openai::{path_segment, short};
-use super::{BatchObject, LineOutcome, ProviderStatus, RequestCounts};
+use super::{BatchObject, LineOutcome, ParseError, ProviderStatus, RequestCounts};
 
-/// Most requests in one Message Batch.
-pub(super) const MAX_LINES: usize = 100_000;
-/// Most bytes of one create request (256 MB).
-pub(super) const MAX_BYTES: u64 = 256_000_000;
 /// What comes before the first request of a create body.
 pub(super) const BODY_PREFIX: &str = "{\"requests\":[";
 /// What comes between two requests.
@@ -144,11 +140,16 @@ pub(super) fn request_entry(custom_id: &str, body: &str) -> String {
     line
 }
 
-fn batch_of(v: &Value) -> Result<BatchObject, String> {
+fn batch_of(v: &Value) -> Result<BatchObject, ParseError> {
     let text = |field: &str| v.get(field).and_then(Value::as_str).map(str::to_string);
-    let id = text("id").ok_or("the message batch has no \"id\"")?;
-    let processing =
-        text("processing_status").ok_or("the message batch has no \"processing_status\"")?;
+    let id = text("id").ok_or(ParseError::Missing {
+        what: "the message batch",
+        field: "id",
+    })?;
+    let processing = text("processing_status").ok_or(ParseError::Missing {
+        what: "the message batch",
+        field: "processing_status",
+    })?;
     let cancelled = v.get("cancel_initiated_at").is_some_and(|c| !c.is_null());
     let (status, status_text) = match processing.as_str() {
         "in_progress" => (ProviderStatus::InProgress, "in_progress".to_string()),
@@ -187,15 +188,14 @@ fn batch_of(v: &Value) -> Result<BatchObject, String> {
 }
 
 /// Reads a message batch (the answer to create, retrieve and cancel).
-pub(super) fn parse_batch(body: &str) -> Result<BatchObject, String> {
-    let v: Value =
-        serde_json::from_str(body).map_err(|e| format!("the message batch is not JSON: {e}"))?;
+pub(super) fn parse_batch(body: &str) -> Result<BatchObject, ParseError> {
+    let v: Value = serde_json::from_str(body).map_err(ParseError::not_json("the message batch"))?;
     batch_of(&v)
 }
 
 /// Reads a page of `GET /v1/messages/batches`: its batches, and the id to
 /// continue after when there are more.
-pub(super) fn parse_list(body: &str) -> Result<(Vec<BatchObject>, Option<String>), String> {
+pub(super) fn parse_list(body: &str) -> Result<(Vec<BatchObject>, Option<String>), ParseError> {
     super::parse_list_page(body, batch_of)
 }
 
@@ -225,21 +225,25 @@ fn status_of_error(kind: &str) -> u16 {
 /// "canceled"} | {"type": "expired"}}`. A succeeded message is answered as a 200
 /// with the message as its body (read by the live parser); an errored one as
 /// the status of its error's type with the error as its body.
-pub(super) fn parse_line(line: &str) -> Result<(String, LineOutcome), String> {
-    let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+pub(super) fn parse_line(line: &str) -> Result<(String, LineOutcome), ParseError> {
+    let v: Value = serde_json::from_str(line).map_err(ParseError::line_not_json)?;
     let custom_id = v
         .get("custom_id")
         .and_then(Value::as_str)
-        .ok_or("no \"custom_id\"")?
+        .ok_or(ParseError::LineMissing("custom_id"))?
         .to_string();
-    let result = v.get("result").ok_or("no \"result\"")?;
+    let result = v.get("result").ok_or(ParseError::LineMissing("result"))?;
     let kind = result.get("type").and_then(Value::as_str).unwrap_or("");
     let outcome = match kind {
         "succeeded" => {
-            let message = result
-                .get("message")
-                .filter(|m| !m.is_null())
-                .ok_or("a succeeded result has no \"message\"")?;
+            let message =
+                result
+                    .get("message")
+                    .filter(|m| !m.is_null())
+                    .ok_or(ParseError::Missing {
+                        what: "a succeeded result",
+                        field: "message",
+                    })?;
             LineOutcome::Answered {
                 status: 200,
                 body: message.to_string(),

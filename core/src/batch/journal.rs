@@ -12,6 +12,7 @@ use std::io::BufRead;
 
 use serde::{Deserialize, Serialize};
 
+use crate::report::BatchPhase;
 use crate::time::Millis;
 
 /// One line of the provider journal.
@@ -197,6 +198,37 @@ pub struct ShardRecord {
     pub batch_line: usize,
 }
 
+impl ShardRecord {
+    /// Where the journal leaves the shard. Its rows may be at the provider
+    /// ([`BatchPhase::is_open`]) once it was uploaded or its create was about to
+    /// be sent, until its batch failed or its results are all in.
+    pub fn phase(&self) -> BatchPhase {
+        let ended = self.ended.as_ref().map(|(status, ..)| status.as_str());
+        if self.done {
+            return BatchPhase::Done(
+                ended
+                    .filter(|s| !matches!(*s, "completed" | "ended"))
+                    .map(str::to_string),
+            );
+        }
+        if ended == Some("failed") {
+            return BatchPhase::Failed;
+        }
+        match (
+            &self.batch_id,
+            self.file_id.is_some() || self.submitted_at.is_some(),
+        ) {
+            // Nothing sent as far as the journal knows: an upload without a file
+            // id made no batch.
+            (_, false) => BatchPhase::Building,
+            (Some(_), true) if ended.is_some() => BatchPhase::Downloading,
+            (Some(_), true) => BatchPhase::Created,
+            (None, true) if self.file_id.is_some() => BatchPhase::Uploaded,
+            (None, true) => BatchPhase::Creating,
+        }
+    }
+}
+
 /// A provider journal folded back into the state of each shard.
 ///
 /// Lines follow the results journal's rules: a last line cut short by a crash
@@ -336,6 +368,88 @@ pub fn fold_batch_journal<R: BufRead>(mut r: R) -> std::io::Result<FoldedBatches
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rule the CLI had for "may still hold rows" before the phase named it.
+    #[test]
+    fn a_shard_is_open_from_its_upload_or_create_until_it_fails_or_is_done() {
+        let base = ShardRecord {
+            shard: 1,
+            members: Vec::new(),
+            lines: 2,
+            bytes: 10,
+            file_id: None,
+            submitted_at: None,
+            batch_id: None,
+            ended: None,
+            done: false,
+            uploading: None,
+            members_line: 1,
+            batch_line: 0,
+        };
+        let ended = |s: &str| Some((s.to_string(), None, None));
+        let cases = [
+            (
+                ShardRecord {
+                    uploading: Some("f.jsonl".into()),
+                    ..base.clone()
+                },
+                false,
+            ),
+            (
+                ShardRecord {
+                    file_id: Some("file-1".into()),
+                    ..base.clone()
+                },
+                true,
+            ),
+            (
+                ShardRecord {
+                    submitted_at: Some(Millis(5)),
+                    ..base.clone()
+                },
+                true,
+            ),
+            (
+                ShardRecord {
+                    file_id: Some("file-1".into()),
+                    batch_id: Some("batch-1".into()),
+                    ..base.clone()
+                },
+                true,
+            ),
+            (
+                ShardRecord {
+                    file_id: Some("file-1".into()),
+                    batch_id: Some("batch-1".into()),
+                    ended: ended("expired"),
+                    ..base.clone()
+                },
+                true,
+            ),
+            (
+                ShardRecord {
+                    file_id: Some("file-1".into()),
+                    batch_id: Some("batch-1".into()),
+                    ended: ended("failed"),
+                    ..base.clone()
+                },
+                false,
+            ),
+            (
+                ShardRecord {
+                    file_id: Some("file-1".into()),
+                    batch_id: Some("batch-1".into()),
+                    ended: ended("completed"),
+                    done: true,
+                    ..base.clone()
+                },
+                false,
+            ),
+        ];
+        for (record, open) in cases {
+            assert_eq!(record.phase().is_open(), open, "{record:?}");
+        }
+    }
 
     #[test]
     fn members_round_trip_as_runs() {

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::http::HttpRequest;
 
-use super::{BatchObject, LineOutcome, ProviderStatus, RequestCounts};
+use super::{BatchObject, LineOutcome, ParseError, ProviderStatus, RequestCounts};
 
 /// The endpoint every line of a shard targets.
 pub(super) const ENDPOINT: &str = "/v1/chat/completions";
@@ -105,13 +105,15 @@ pub(super) type FileEntry = (String, String, u64);
 
 /// Reads a page of `GET /files`: its files, and the id to continue after when
 /// there are more.
-pub(super) fn parse_files(body: &str) -> Result<(Vec<FileEntry>, Option<String>), String> {
-    let v: Value =
-        serde_json::from_str(body).map_err(|e| format!("the file list is not JSON: {e}"))?;
+pub(super) fn parse_files(body: &str) -> Result<(Vec<FileEntry>, Option<String>), ParseError> {
+    let v: Value = serde_json::from_str(body).map_err(ParseError::not_json("the file list"))?;
     let data = v
         .get("data")
         .and_then(Value::as_array)
-        .ok_or("the file list has no \"data\"")?;
+        .ok_or(ParseError::Missing {
+            what: "the file list",
+            field: "data",
+        })?;
     let files: Vec<FileEntry> = data
         .iter()
         .filter_map(|f| {
@@ -187,10 +189,16 @@ fn status_of(text: &str) -> ProviderStatus {
     }
 }
 
-fn batch_of(v: &Value) -> Result<BatchObject, String> {
+fn batch_of(v: &Value) -> Result<BatchObject, ParseError> {
     let text = |field: &str| v.get(field).and_then(Value::as_str).map(str::to_string);
-    let id = text("id").ok_or("the batch object has no \"id\"")?;
-    let status_text = text("status").ok_or("the batch object has no \"status\"")?;
+    let id = text("id").ok_or(ParseError::Missing {
+        what: "the batch object",
+        field: "id",
+    })?;
+    let status_text = text("status").ok_or(ParseError::Missing {
+        what: "the batch object",
+        field: "status",
+    })?;
     let counts = v.get("request_counts").map(|c| {
         let n = |f: &str| c.get(f).and_then(Value::as_u64).unwrap_or(0);
         RequestCounts {
@@ -239,44 +247,48 @@ fn batch_of(v: &Value) -> Result<BatchObject, String> {
 }
 
 /// Reads a batch object (the answer to create, retrieve and cancel).
-pub(super) fn parse_batch(body: &str) -> Result<BatchObject, String> {
-    let v: Value =
-        serde_json::from_str(body).map_err(|e| format!("the batch object is not JSON: {e}"))?;
+pub(super) fn parse_batch(body: &str) -> Result<BatchObject, ParseError> {
+    let v: Value = serde_json::from_str(body).map_err(ParseError::not_json("the batch object"))?;
     batch_of(&v)
 }
 
 /// Reads a page of `GET /batches`: its batches, and the id to continue after
 /// when there are more.
-pub(super) fn parse_list(body: &str) -> Result<(Vec<BatchObject>, Option<String>), String> {
+pub(super) fn parse_list(body: &str) -> Result<(Vec<BatchObject>, Option<String>), ParseError> {
     super::parse_list_page(body, batch_of)
 }
 
 /// The `id` of an uploaded file (`POST /files`).
-pub(super) fn parse_file_id(body: &str) -> Result<String, String> {
-    let v: Value =
-        serde_json::from_str(body).map_err(|e| format!("the file object is not JSON: {e}"))?;
+pub(super) fn parse_file_id(body: &str) -> Result<String, ParseError> {
+    let v: Value = serde_json::from_str(body).map_err(ParseError::not_json("the file object"))?;
     v.get("id")
         .and_then(Value::as_str)
         .filter(|id| !id.is_empty())
         .map(str::to_string)
-        .ok_or_else(|| "the file object has no \"id\"".to_string())
+        .ok_or(ParseError::Missing {
+            what: "the file object",
+            field: "id",
+        })
 }
 
 /// One line of an output or error file:
 /// `{"id", "custom_id", "response": {"status_code", "body"} | null, "error": {"code", "message"} | null}`.
-pub(super) fn parse_line(line: &str) -> Result<(String, LineOutcome), String> {
-    let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+pub(super) fn parse_line(line: &str) -> Result<(String, LineOutcome), ParseError> {
+    let v: Value = serde_json::from_str(line).map_err(ParseError::line_not_json)?;
     let custom_id = v
         .get("custom_id")
         .and_then(Value::as_str)
-        .ok_or("no \"custom_id\"")?
+        .ok_or(ParseError::LineMissing("custom_id"))?
         .to_string();
     if let Some(response) = v.get("response").filter(|r| !r.is_null()) {
         let status = response
             .get("status_code")
             .and_then(Value::as_u64)
             .and_then(|s| u16::try_from(s).ok())
-            .ok_or("the response has no \"status_code\"")?;
+            .ok_or(ParseError::Missing {
+                what: "the response",
+                field: "status_code",
+            })?;
         let body = match response.get("body") {
             Some(Value::String(s)) => s.clone(),
             Some(b) => b.to_string(),
@@ -304,6 +316,30 @@ pub(super) fn parse_line(line: &str) -> Result<(String, LineOutcome), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unreadable_answers_are_typed_and_say_what_is_missing() {
+        assert_eq!(
+            parse_batch("{}").unwrap_err(),
+            ParseError::Missing {
+                what: "the batch object",
+                field: "id"
+            }
+        );
+        assert_eq!(
+            parse_file_id(r#"{"id":""}"#).unwrap_err().to_string(),
+            "the file object has no \"id\""
+        );
+        assert!(parse_batch("nope")
+            .unwrap_err()
+            .to_string()
+            .starts_with("the batch object is not JSON: "));
+        assert_eq!(
+            parse_line(r#"{"id":"x"}"#).unwrap_err().to_string(),
+            "no \"custom_id\""
+        );
+        assert!(matches!(parse_line("{"), Err(ParseError::LineNotJson(_))));
+    }
 
     #[test]
     fn input_lines_carry_the_live_body_unchanged() {

@@ -6,13 +6,15 @@
 //!   flight, pacing);
 //! - `outcome`: what an attempt's outcome means (prediction, failure, retry, stop);
 //! - `tally`: counts, batch reports and statistics;
-//! - `stop`: why a run stops early ([`AbortReason`]) and the breaker for an endpoint
-//!   that only fails.
+//! - `batch_hooks`: what a batch-API run drives the run with (not public).
+//!
+//! Why a run stops early ([`AbortReason`]) and the breaker for an endpoint that
+//! only fails are one layer down, in `crate::stop`, shared with the batch run.
 
+mod batch_hooks;
 pub mod contract;
 mod outcome;
 mod schedule;
-mod stop;
 mod tally;
 
 use std::borrow::Cow;
@@ -32,14 +34,14 @@ use crate::report::{
 };
 use crate::time::Millis;
 
+pub use crate::stop::AbortReason;
 pub use contract::{
     Counts, Input, ItemDone, Output, Pace, PaceSource, SendOrder, Ticket, UsageError,
 };
-pub use stop::AbortReason;
 
+use crate::stop::{Breaker, Stop, Thresholds};
 use outcome::{judge_response, Ended, Failure, Verdict};
 use schedule::{Claimed, InFlight, Schedule};
-use stop::{Breaker, Stop};
 use tally::{FinalItem, Source, Tallies};
 
 /// One shadow run over the items of a labels CSV. See the crate docs for the loop.
@@ -104,7 +106,7 @@ impl Run {
             template,
             schedule: Schedule::new(items.len(), &config, token_charge),
             tallies: Tallies::new(items.len(), config.batch_size, labels.len()),
-            breaker: Breaker::new(now),
+            breaker: Breaker::new(now, Thresholds::LIVE),
             outputs: VecDeque::new(),
             started_at: now,
             polled: false,
@@ -474,118 +476,6 @@ impl Run {
             Some(Stop::Aborted(reason)) => Some(reason),
             _ => None,
         }
-    }
-}
-
-/// The hooks a [`crate::batch::BatchRun`] drives the run with: it takes sends one
-/// at a time (as lines of a shard) and answers for requests a provider batch never
-/// ran. Not public: a live host has no use for them.
-impl Run {
-    /// Puts the run in batch mode (see the field); before the first poll.
-    pub(crate) fn enter_batch_mode(&mut self) {
-        self.batch_mode = true;
-        // `poll` must never dispatch: sends are taken with `take_send`.
-        self.paused = true;
-    }
-
-    /// The next request to make, if one is due: a retry, else a fresh row. Rows
-    /// that cannot be sent end at once (their `ItemDone` is queued). `None` while
-    /// the run is stopping or nothing is due.
-    pub(crate) fn take_send(&mut self, now: Millis) -> Option<SendOrder> {
-        loop {
-            if self.stop.is_some() || self.finished {
-                return None;
-            }
-            if let Some(i) = self.schedule.next_fresh() {
-                if let Some(defect) = &self.items[i].defect {
-                    let failure = Failure::without_request(FailureKind::Input, defect.to_string());
-                    self.schedule.take_fresh();
-                    self.finish_item(now, i, Ended::Failed(failure), Source::Live);
-                    continue;
-                }
-            }
-            let item = self.schedule.next_due(now)?;
-            let order = self.schedule.start(now, item, self.format);
-            if order.attempt > 1 {
-                self.tallies.on_retry(item);
-            }
-            return Some(order);
-        }
-    }
-
-    /// Puts row `item`, not final, in flight as attempt `attempt` without a new
-    /// request: a resumed run takes back the rows of a provider batch submitted
-    /// by an earlier session. `None` when the row is final or in flight already.
-    pub(crate) fn adopt(&mut self, now: Millis, item: usize, attempt: u32) -> Option<SendOrder> {
-        if item >= self.items.len() || self.schedule.phase(item) != schedule::Phase::Pending {
-            return None;
-        }
-        self.schedule.set_requests(item, attempt.saturating_sub(1));
-        Some(self.schedule.start(now, item, self.format))
-    }
-
-    /// Counts `requests` as made for row `item`, not final and not in flight: a
-    /// resumed batch run's rows that earlier sessions submitted. Its next attempt
-    /// is `requests + 1`, within the same retry budget.
-    pub(crate) fn count_requests(&mut self, item: usize, requests: u32) {
-        if item < self.items.len() && self.schedule.phase(item) == schedule::Phase::Pending {
-            self.schedule.set_requests(item, requests);
-        }
-    }
-
-    /// The request of `ticket` was never submitted (its shard was given up before
-    /// it reached the provider): its row goes back to waiting, with no attempt
-    /// counted. Unknown and abandoned tickets are ignored.
-    pub(crate) fn give_back(&mut self, now: Millis, ticket: Ticket) {
-        if let Claimed::Request(f) = self.schedule.claim(ticket) {
-            self.schedule.leave_for_resume(f.item);
-            self.maybe_finish(now);
-        }
-    }
-
-    /// The request of `ticket` was submitted in a provider batch that ended
-    /// without running it (expired, cancelled, or its line came back without an
-    /// answer): a retryable failure, drawing on `max_retries`. While the run is
-    /// stopping, the row is left for resume instead.
-    pub(crate) fn not_run(&mut self, now: Millis, ticket: Ticket, why: &str) {
-        if let Claimed::Request(f) = self.schedule.claim(ticket) {
-            let mut message = format!("not run: {why}");
-            self.redactor.redact_in_place(&mut message);
-            let failure = Failure {
-                kind: FailureKind::Transport,
-                message,
-                status: None,
-                latency_ms: None,
-            };
-            self.retry_or_fail(now, f, failure, None, false);
-            self.maybe_finish(now);
-        }
-    }
-
-    /// Stops dispatching for `reason` (a provider batch refused or failed); the
-    /// requests in flight are still answered, the rest is left for resume.
-    pub(crate) fn abort(&mut self, now: Millis, reason: AbortReason) {
-        if !matches!(self.stop, Some(Stop::Aborted(_))) {
-            self.stop = Some(Stop::Aborted(reason));
-        }
-        self.maybe_finish(now);
-    }
-
-    /// Stops dispatching without a cancel grace: the requests in flight are still
-    /// answered (or given back), the rest is left for resume.
-    pub(crate) fn interrupt(&mut self, now: Millis) {
-        self.stop.get_or_insert(Stop::Interrupted);
-        self.maybe_finish(now);
-    }
-
-    /// Whether the run has stopped dispatching (aborted or interrupted).
-    pub(crate) fn is_stopping(&self) -> bool {
-        self.stop.is_some()
-    }
-
-    /// Redacts the run's secrets from `text`.
-    pub(crate) fn redact(&self, text: &mut String) {
-        self.redactor.redact_in_place(text);
     }
 }
 

@@ -11,7 +11,7 @@ use crate::ratelimit::{
 };
 use crate::redact::Redactor;
 
-use super::stop::AbortReason;
+use crate::stop::AbortReason;
 
 /// Why an attempt, or an item, failed.
 #[derive(Clone, Debug, PartialEq, Eq)]

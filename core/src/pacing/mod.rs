@@ -21,17 +21,18 @@
 //! The pace (the slower of the request rate and the token budget) sets how many
 //! requests the window lets out at once: rate × latency, with headroom.
 
+mod pace;
 mod tokens;
 mod window;
 
 use std::collections::VecDeque;
 
 use crate::config::RunConfig;
-use crate::engine::{Pace, PaceSource};
 use crate::provider::TokenCharge;
 use crate::ratelimit::RateLimitHeaders;
 use crate::time::Millis;
 
+pub use pace::{Pace, PaceSource};
 use tokens::{LimitSource, TokenBudget};
 use window::Window;
 

@@ -5,8 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cost::Usage;
 use crate::input::LabelSet;
-use crate::journal::Usage;
 
 use super::{MAX_ANSWER_CHARS, MAX_API_MESSAGE_CHARS, MAX_DETAIL_CHARS};
 

@@ -25,8 +25,8 @@ use super::{
     allowed_labels_text, api_error_from_value, match_label, snippet, truncate, AnswerError,
     AnthropicConfig, MAX_DETAIL_CHARS,
 };
+use crate::cost::Usage;
 use crate::input::LabelSet;
-use crate::journal::Usage;
 use crate::provider::Answer;
 
 /// The `anthropic-version` header sent with every request.

@@ -19,8 +19,8 @@ use super::openai::parse_content;
 use super::{
     allowed_labels_text, api_error_from_value, snippet, AnswerError, GeminiConfig, DEFAULT_PROMPT,
 };
+use crate::cost::Usage;
 use crate::input::LabelSet;
-use crate::journal::Usage;
 use crate::provider::Answer;
 
 /// The public API's base URL, up to its version (`--base-url` default).

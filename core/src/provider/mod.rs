@@ -34,8 +34,8 @@ mod tokens;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cost::Usage;
 use crate::input::LabelSet;
-use crate::journal::Usage;
 
 pub use anthropic::{
     max_tokens as anthropic_max_tokens, ANTHROPIC_VERSION, TOOL_NAME, TOOL_PROMPT,
@@ -333,7 +333,39 @@ impl Credential {
     }
 }
 
+/// The most requests and bytes one batch of a provider's batch API takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Most requests (lines) in one batch.
+    pub max_lines: usize,
+    /// Most bytes: of the input file (OpenAI), of the create request (Anthropic).
+    pub max_bytes: u64,
+}
+
+impl BatchLimits {
+    /// OpenAI's Batch API: 50,000 requests and 200 MB per input file.
+    pub const OPENAI: BatchLimits = BatchLimits {
+        max_lines: 50_000,
+        max_bytes: 200_000_000,
+    };
+    /// Anthropic's Message Batches: 100,000 requests and 256 MB per create request.
+    pub const ANTHROPIC: BatchLimits = BatchLimits {
+        max_lines: 100_000,
+        max_bytes: 256_000_000,
+    };
+}
+
 impl Provider {
+    /// The limits of the provider's batch API that shadow-batch speaks, or `None`
+    /// for a provider without one (the generic JSON endpoint, Gemini, Azure).
+    pub fn batch_api(&self) -> Option<BatchLimits> {
+        match self {
+            Provider::OpenAi(_) => Some(BatchLimits::OPENAI),
+            Provider::Anthropic(_) => Some(BatchLimits::ANTHROPIC),
+            Provider::HttpJson(_) | Provider::Gemini(_) | Provider::Azure(_) => None,
+        }
+    }
+
     /// The absolute URL requests are POSTed to.
     ///
     /// For OpenAI this is `{base_url}/chat/completions` (trailing `/` of the base URL

@@ -1,5 +1,6 @@
 //! Why a run stops before every item is final, and the breaker that stops a run
-//! against an endpoint that only fails.
+//! against an endpoint that only fails: one breaker for both runs ([`crate::Run`]
+//! and [`crate::batch::BatchRun`]), each with its own [`Thresholds`].
 //!
 //! The reason is data, not a sentence for one host: each host words the next step
 //! in its own vocabulary (the CLI names its flags, the page points at its fields).
@@ -218,18 +219,64 @@ fn status_429() -> u16 {
 
 /// Why dispatching stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum Stop {
+pub(crate) enum Stop {
     /// The user asked (Cancel, Abandon).
     Interrupted,
     /// A run-fatal condition.
     Aborted(AbortReason),
 }
 
+/// When a breaker trips, for one kind of run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Thresholds {
+    /// Connection failures, with nothing ever reached, that stop a run as
+    /// unreachable.
+    unreachable_attempts: u32,
+    /// Fewer failures in a row than this never stop a run, however long they took.
+    min_failing_streak: u32,
+    /// The same non-retryable HTTP error, with nothing ever succeeded, that stops
+    /// a run.
+    refusals_in_a_row: u32,
+    /// Where the time without a success is counted from.
+    clock: FailingClock,
+}
+
+/// Where the time without a success is counted from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FailingClock {
+    /// The last 2xx answer, or the start: requests flow all the time.
+    LastSuccess,
+    /// The first failure since the last 2xx answer: a batch run's calls can be
+    /// hours apart, and a quiet hour is no failure.
+    FirstFailure,
+}
+
+impl Thresholds {
+    /// A live run: a little more than the first wave at the default concurrency
+    /// fails to connect, or 20 failures in a row.
+    pub(crate) const LIVE: Thresholds = Thresholds {
+        unreachable_attempts: 10,
+        min_failing_streak: 20,
+        refusals_in_a_row: 5,
+        clock: FailingClock::LastSuccess,
+    };
+    /// A batch-API run: few calls, one at a time per shard.
+    pub(crate) const BATCH: Thresholds = Thresholds {
+        unreachable_attempts: 5,
+        min_failing_streak: 10,
+        refusals_in_a_row: 5,
+        clock: FailingClock::FirstFailure,
+    };
+}
+
 /// The failed attempts since the last 2xx answer (or the start), and what the
 /// start of a run says about an endpoint that never worked.
 #[derive(Clone, Debug)]
-pub(super) struct Breaker {
+pub(crate) struct Breaker {
+    limits: Thresholds,
     last_good: Millis,
+    /// The first failure since the last 2xx answer.
+    first_failure: Option<Millis>,
     failing_streak: u32,
     /// Some answer (any status) has come back: the endpoint can be reached.
     reached: bool,
@@ -242,18 +289,12 @@ pub(super) struct Breaker {
     refusals: Option<(u16, u32)>,
 }
 
-/// Fewer failures in a row than this never stop a run, however long they took.
-const MIN_FAILING_STREAK: u32 = 20;
-/// Connection failures, with nothing ever reached, that stop a run as unreachable:
-/// a little more than the first wave at the default concurrency.
-const UNREACHABLE_ATTEMPTS: u32 = 10;
-/// The same non-retryable HTTP error, with nothing ever succeeded, that stops a run.
-const REFUSALS_IN_A_ROW: u32 = 5;
-
 impl Breaker {
-    pub(super) fn new(now: Millis) -> Breaker {
+    pub(crate) fn new(now: Millis, limits: Thresholds) -> Breaker {
         Breaker {
+            limits,
             last_good: now,
+            first_failure: None,
             failing_streak: 0,
             reached: false,
             ever_succeeded: false,
@@ -262,25 +303,26 @@ impl Breaker {
         }
     }
 
-    pub(super) fn on_success(&mut self, now: Millis) {
+    pub(crate) fn on_success(&mut self, now: Millis) {
         self.last_good = now;
+        self.first_failure = None;
         self.failing_streak = 0;
         self.ever_succeeded = true;
     }
 
     /// An answer came back, whatever its status.
-    pub(super) fn on_answer(&mut self) {
+    pub(crate) fn on_answer(&mut self) {
         self.reached = true;
     }
 
     /// An attempt could not connect. Says to abort when nothing was ever reached
     /// and enough attempts failed this way.
-    pub(super) fn on_connect_failure(&mut self, error: &str) -> Option<AbortReason> {
+    pub(crate) fn on_connect_failure(&mut self, error: &str) -> Option<AbortReason> {
         if self.reached {
             return None;
         }
         self.unreachable_attempts += 1;
-        (self.unreachable_attempts >= UNREACHABLE_ATTEMPTS).then(|| {
+        (self.unreachable_attempts >= self.limits.unreachable_attempts).then(|| {
             AbortReason::EndpointUnreachable {
                 attempts: self.unreachable_attempts,
                 last_error: error.to_string(),
@@ -290,7 +332,7 @@ impl Breaker {
 
     /// An answer failed its item with an HTTP error retrying does not cure. Says to
     /// abort when nothing has ever succeeded and the last answers all had `status`.
-    pub(super) fn on_refusal(&mut self, status: u16, error: &str) -> Option<AbortReason> {
+    pub(crate) fn on_refusal(&mut self, status: u16, error: &str) -> Option<AbortReason> {
         if self.ever_succeeded {
             return None;
         }
@@ -299,7 +341,7 @@ impl Breaker {
             _ => 1,
         };
         self.refusals = Some((status, count));
-        (count >= REFUSALS_IN_A_ROW).then(|| AbortReason::EndpointRefuses {
+        (count >= self.limits.refusals_in_a_row).then(|| AbortReason::EndpointRefuses {
             status,
             attempts: count,
             detail: error.to_string(),
@@ -308,15 +350,22 @@ impl Breaker {
 
     /// Counts a retryable failure; says to abort when nothing has succeeded for
     /// `limit_ms` (0 = never) and enough attempts in a row failed.
-    pub(super) fn on_failure(
+    pub(crate) fn on_failure(
         &mut self,
         now: Millis,
         limit_ms: u64,
         last_error: &str,
     ) -> Option<AbortReason> {
         self.failing_streak += 1;
-        let failing_for = now.since(self.last_good);
-        if limit_ms == 0 || self.failing_streak < MIN_FAILING_STREAK || failing_for < limit_ms {
+        let since = match self.limits.clock {
+            FailingClock::LastSuccess => self.last_good,
+            FailingClock::FirstFailure => *self.first_failure.get_or_insert(now),
+        };
+        let failing_for = now.since(since);
+        if limit_ms == 0
+            || self.failing_streak < self.limits.min_failing_streak
+            || failing_for < limit_ms
+        {
             return None;
         }
         Some(AbortReason::EndpointFailing {

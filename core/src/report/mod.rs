@@ -11,6 +11,10 @@ use crate::eval::{Evaluation, Interval};
 use crate::journal::{FailureKind, Usage};
 use crate::time::{format_duration, format_seconds};
 
+mod provider_batch;
+
+pub use provider_batch::{BatchPhase, ProviderBatch, RequestCounts};
+
 const RULE: &str =
     "================================================================================";
 const THIN_RULE: &str =
@@ -178,7 +182,7 @@ pub struct ProgressReport<'a> {
     /// In batch-API mode, the provider batches (shards) of the run and their
     /// status; absent in a live run.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub provider_batches: Option<&'a [crate::batch::ProviderBatch]>,
+    pub provider_batches: Option<&'a [ProviderBatch]>,
 }
 
 /// Latency of the final attempt of each answered item.
@@ -244,7 +248,7 @@ pub struct Summary {
     /// Why an aborted run stopped, as data (`{"kind": "unauthorized", "status":
     /// 401, ...}`), for hosts and tools that word the next step themselves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub abort_kind: Option<crate::engine::AbortReason>,
+    pub abort_kind: Option<crate::stop::AbortReason>,
     /// The labels CSV.
     pub csv_path: String,
     /// When this session started.
@@ -276,11 +280,11 @@ pub struct Summary {
     /// `--rpm`, `--tpm` or `--concurrency` to start a similar run there. Absent
     /// from summaries of older versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pace: Option<crate::engine::Pace>,
+    pub pace: Option<crate::pacing::Pace>,
     /// In batch-API mode, the provider batches (shards) of this session and how
     /// each ended; absent in a live run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider_batches: Option<Vec<crate::batch::ProviderBatch>>,
+    pub provider_batches: Option<Vec<ProviderBatch>>,
 }
 
 /// Failed items by reason. Every field is always written (0 when none), except
@@ -307,8 +311,8 @@ pub struct FailureReasons {
     pub input: usize,
 }
 
-fn is_zero(n: &usize) -> bool {
-    *n == 0
+fn is_zero<N: Default + PartialEq>(n: &N) -> bool {
+    *n == N::default()
 }
 
 impl FailureReasons {

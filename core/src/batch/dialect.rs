@@ -1,0 +1,235 @@
+//! One face over the two batch dialects (OpenAI's Batch API, Anthropic's
+//! Message Batches): their requests, what their answers say, and the errors of
+//! answers the run cannot read.
+
+use crate::http::HttpRequest;
+use crate::report::RequestCounts;
+use crate::time::Millis;
+
+use super::{anthropic, custom_id, openai, CallId, SubmitOrder};
+
+/// The status of a provider batch, across dialects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ProviderStatus {
+    Validating,
+    InProgress,
+    Finalizing,
+    Cancelling,
+    Completed,
+    Expired,
+    Cancelled,
+    Failed,
+    Unknown,
+}
+
+/// A provider's 2xx answer (or a line of a batch's results) the run cannot read.
+/// Its words go into a shard's error and the run's reports.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(super) enum ParseError {
+    /// An answer that is not JSON: `what` names it ("the batch object").
+    #[error("{what} is not JSON: {detail}")]
+    NotJson { what: &'static str, detail: String },
+    /// An answer without a field it must have.
+    #[error("{what} has no \"{field}\"")]
+    Missing {
+        what: &'static str,
+        field: &'static str,
+    },
+    /// A result line that is not JSON.
+    #[error("not JSON: {0}")]
+    LineNotJson(String),
+    /// A result line without a field it must have.
+    #[error("no \"{0}\"")]
+    LineMissing(&'static str),
+}
+
+impl ParseError {
+    pub(super) fn not_json(what: &'static str) -> impl FnOnce(serde_json::Error) -> ParseError {
+        move |e| ParseError::NotJson {
+            what,
+            detail: e.to_string(),
+        }
+    }
+
+    pub(super) fn line_not_json(e: serde_json::Error) -> ParseError {
+        ParseError::LineNotJson(e.to_string())
+    }
+}
+
+/// What a provider says about a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct BatchObject {
+    pub(super) id: String,
+    /// The run it names in its metadata (OpenAI's `shadow_batch_run`).
+    pub(super) run: Option<String>,
+    /// The shard it names in its metadata (`shadow_batch_shard`).
+    pub(super) shard: Option<u32>,
+    pub(super) status: ProviderStatus,
+    pub(super) status_text: String,
+    pub(super) input_file_id: Option<String>,
+    pub(super) output_file_id: Option<String>,
+    pub(super) error_file_id: Option<String>,
+    pub(super) counts: Option<RequestCounts>,
+    /// (code, message)
+    pub(super) errors: Vec<(String, String)>,
+    /// When the provider created it.
+    pub(super) created_at: Option<Millis>,
+}
+
+/// What one line of a result file says about its request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum LineOutcome {
+    /// The request ran: its HTTP status and body.
+    Answered { status: u16, body: String },
+    /// It did not run (expired, cancelled...): why.
+    NotRun { why: String },
+}
+
+/// The batch API a run speaks: its requests, its status words and its lines.
+#[derive(Clone, Debug)]
+pub(super) enum Dialect {
+    /// OpenAI's Batch API: an uploaded input file, then a batch from it.
+    OpenAi { base: String },
+    /// Anthropic's Message Batches: the requests inline in the create call.
+    Anthropic {
+        base: String,
+        /// The run's tag in `custom_id`s.
+        tag: String,
+    },
+}
+
+impl Dialect {
+    /// The requests go inline in the create call (no upload, no file id).
+    pub(super) fn inline(&self) -> bool {
+        matches!(self, Dialect::Anthropic { .. })
+    }
+
+    pub(super) fn base(&self) -> &str {
+        match self {
+            Dialect::OpenAi { base } | Dialect::Anthropic { base, .. } => base,
+        }
+    }
+
+    /// The row and attempt a `custom_id` of this run names; `None` for another's.
+    pub(super) fn row_attempt(&self, custom_id: &str) -> Option<(usize, u32)> {
+        let tail = match self {
+            Dialect::OpenAi { .. } => custom_id.strip_prefix('r')?,
+            Dialect::Anthropic { tag, .. } => {
+                custom_id.strip_prefix(tag.as_str())?.strip_prefix("-r")?
+            }
+        };
+        let (row, attempt) = tail.split_once("-a")?;
+        Some((row.parse().ok()?, attempt.parse().ok().filter(|a| *a >= 1)?))
+    }
+
+    pub(super) fn custom_id(&self, row: usize, attempt: u32) -> String {
+        match self {
+            Dialect::OpenAi { .. } => custom_id(row, attempt),
+            Dialect::Anthropic { tag, .. } => anthropic::custom_id(tag, row, attempt),
+        }
+    }
+
+    /// The size of what is sent for `lines` lines of `bytes` bytes in all: the
+    /// file, or the create call's body.
+    pub(super) fn body_bytes(&self, lines: usize, bytes: u64) -> u64 {
+        match self {
+            Dialect::OpenAi { .. } => bytes,
+            Dialect::Anthropic { .. } => SubmitOrder {
+                call: CallId(0),
+                shard: 0,
+                url: String::new(),
+                headers: Vec::new(),
+                prefix: anthropic::BODY_PREFIX,
+                separator: anthropic::BODY_SEPARATOR,
+                suffix: anthropic::BODY_SUFFIX,
+                lines,
+                bytes,
+            }
+            .body_len(),
+        }
+    }
+
+    pub(super) fn parse_batch(&self, body: &str) -> Result<BatchObject, ParseError> {
+        match self {
+            Dialect::OpenAi { .. } => openai::parse_batch(body),
+            Dialect::Anthropic { .. } => anthropic::parse_batch(body),
+        }
+    }
+
+    pub(super) fn parse_list(
+        &self,
+        body: &str,
+    ) -> Result<(Vec<BatchObject>, Option<String>), ParseError> {
+        match self {
+            Dialect::OpenAi { .. } => openai::parse_list(body),
+            Dialect::Anthropic { .. } => anthropic::parse_list(body),
+        }
+    }
+
+    pub(super) fn parse_line(&self, line: &str) -> Result<(String, LineOutcome), ParseError> {
+        match self {
+            Dialect::OpenAi { .. } => openai::parse_line(line),
+            Dialect::Anthropic { .. } => anthropic::parse_line(line),
+        }
+    }
+
+    pub(super) fn poll_request(&self, batch_id: &str) -> HttpRequest {
+        match self {
+            Dialect::OpenAi { base } => openai::poll_request(base, batch_id),
+            Dialect::Anthropic { base, .. } => anthropic::poll_request(base, batch_id),
+        }
+    }
+
+    pub(super) fn cancel_request(&self, batch_id: &str) -> HttpRequest {
+        match self {
+            Dialect::OpenAi { base } => openai::cancel_request(base, batch_id),
+            Dialect::Anthropic { base, .. } => anthropic::cancel_request(base, batch_id),
+        }
+    }
+
+    pub(super) fn list_request(&self, after: Option<&str>) -> HttpRequest {
+        match self {
+            Dialect::OpenAi { base } => openai::list_request(base, after),
+            Dialect::Anthropic { base, .. } => anthropic::list_request(base, after),
+        }
+    }
+
+    /// A download: an output or error file (OpenAI), a batch's results
+    /// (Anthropic: `what` is the batch id).
+    pub(super) fn download_request(&self, what: &str) -> HttpRequest {
+        match self {
+            Dialect::OpenAi { base } => openai::download_request(base, what),
+            Dialect::Anthropic { base, .. } => anthropic::results_request(base, what),
+        }
+    }
+}
+
+/// A page of a batch list, as both providers write it: `data`, `has_more`, and
+/// `last_id` (else the last batch's id) to continue after when there are more.
+/// Entries `batch_of` cannot read are left out.
+pub(super) fn parse_list_page(
+    body: &str,
+    batch_of: fn(&serde_json::Value) -> Result<BatchObject, ParseError>,
+) -> Result<(Vec<BatchObject>, Option<String>), ParseError> {
+    use serde_json::Value;
+    let v: Value = serde_json::from_str(body).map_err(ParseError::not_json("the batch list"))?;
+    let data = v
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or(ParseError::Missing {
+            what: "the batch list",
+            field: "data",
+        })?;
+    let batches = data.iter().filter_map(|b| batch_of(b).ok()).collect();
+    let more = v.get("has_more").and_then(Value::as_bool) == Some(true);
+    let last = v
+        .get("last_id")
+        .and_then(Value::as_str)
+        .or_else(|| {
+            data.last()
+                .and_then(|b| b.get("id"))
+                .and_then(Value::as_str)
+        })
+        .map(str::to_string);
+    Ok((batches, last.filter(|_| more)))
+}
