@@ -699,28 +699,19 @@ mod tests {
         };
         assert_eq!(ids(&page), [more["id"].as_str().unwrap(), id]);
         assert_eq!(page["has_more"], true);
-        let next = c
-            .json(
-                "GET",
-                &format!(
-                    "/v1/messages/batches?limit=2&after_id={}",
-                    page["last_id"].as_str().unwrap()
-                ),
-                None,
-            )
-            .await;
+        let list = |query: String| {
+            let c = &c;
+            async move {
+                c.json("GET", &format!("/v1/messages/batches?{query}"), None)
+                    .await
+            }
+        };
+        let after = page["last_id"].as_str().unwrap();
+        let next = list(format!("limit=2&after_id={after}")).await;
         assert_eq!(ids(&next), [first["id"].as_str().unwrap()]);
         assert_eq!(next["has_more"], false);
-        let back = c
-            .json(
-                "GET",
-                &format!(
-                    "/v1/messages/batches?limit=5&before_id={}",
-                    first["id"].as_str().unwrap()
-                ),
-                None,
-            )
-            .await;
+        let before = first["id"].as_str().unwrap();
+        let back = list(format!("limit=5&before_id={before}")).await;
         assert_eq!(ids(&back), ids(&page));
         let (status, _) = c
             .call("GET", "/v1/messages/batches/msgbatch_nope", None)
