@@ -1,7 +1,8 @@
 // Checks the relative links of README.md, BENCHMARKS.md and docs/*.md: every linked
 // file exists, and every #anchor names a heading of the file it points into, slugged
 // as GitHub does (lower case; punctuation but `-` and `_` dropped; each space a `-`;
-// a repeated heading gets -1, -2...). Links to other sites are not fetched.
+// a repeated heading gets -1, -2...), or an HTML <a name> there. Links to other
+// sites are not fetched.
 // Usage: node scripts/check-links.mjs [FILE.md...]; exit 1 naming each broken link.
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -41,6 +42,8 @@ function anchorsOf(file) {
     const seen = new Map();
     const anchors = new Set();
     for (const [, line] of prose(readFileSync(file, 'utf8'))) {
+      // An HTML anchor keeps an old address working: <a name="x"></a> or id="x".
+      for (const a of line.matchAll(/<a\s+(?:name|id)="([^"]+)"/g)) anchors.add(a[1]);
       const m = /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(line);
       if (!m) continue;
       const base = slug(m[1]);
