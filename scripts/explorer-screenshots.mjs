@@ -3,13 +3,13 @@
 //
 //   cargo build -p shadow-native && bash web/build.sh && node scripts/explorer-screenshots.mjs [OUT_DIR]
 //
-// OUT_DIR defaults to docs/. Uses the CLI under $CARGO_TARGET_DIR (or target/),
+// OUT_DIR defaults to docs/; the CSV is $SHADOW_CSV (default training-data/labels.csv). Uses the CLI under $CARGO_TARGET_DIR (or target/),
 // Debian's chromium and web/node_modules' playwright-core (cd web && npm ci).
 
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 
@@ -18,7 +18,7 @@ const require = createRequire(join(ROOT, 'web/package.json'));
 const { chromium } = require('playwright-core');
 const BIN = process.env.SHADOW_BATCH_BIN || join(resolve(ROOT, process.env.CARGO_TARGET_DIR || 'target'), 'debug/shadow-batch');
 const OUT = resolve(process.argv[2] || join(ROOT, 'docs'));
-const CSV = join(ROOT, 'training-data/labels.csv');
+const CSV = resolve(process.env.SHADOW_CSV || join(ROOT, 'training-data/labels.csv'));
 mkdirSync(OUT, { recursive: true });
 
 // A run with some failures to show: 10% injected 500s and one retry.
@@ -49,7 +49,7 @@ const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
 await page.goto(url);
 await page.waitForFunction(() => window.__shadow && window.__shadow.explorer);
 await page.setInputFiles('#csv', CSV);
-await page.setInputFiles('#images', join(ROOT, 'training-data/images'));
+await page.setInputFiles('#images', join(dirname(CSV), 'images'));
 await page.click('#start');
 await page.waitForSelector('#status[data-final]', { timeout: 120_000 });
 await page.waitForFunction(() => document.querySelector('.sx-status')?.textContent.startsWith('completed'));

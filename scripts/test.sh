@@ -16,6 +16,9 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
 
+step "links of README.md and docs/ (files and anchors)"
+node scripts/check-links.mjs
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -343,27 +343,6 @@ function setResume(resume) {
   }
 }
 
-/** The pace, as the live line words it. */
-function paceText(pace, config, t) {
-  const rpm = pace.requestsPerMinute;
-  let text;
-  switch (pace.source) {
-    case 'userCap': text = `pace: your cap of ${rpm}/min`; break;
-    case 'endpointHeaders': text = `pace: ${rpm}/min from the endpoint's headers`; break;
-    case 'learned': text = `pace: ~${rpm}/min learned from 429s`; break;
-    default: text = config.delayMs > 0 ? `pace: one start every ${config.delayMs} ms` : 'pace: as fast as answers come';
-  }
-  if (pace.source && config.delayMs > 0) text += `, at least ${config.delayMs} ms apart`;
-  if (pace.tokensPerMinute) {
-    const from = pace.tokenSource === 'userCap' ? 'your cap' : "the endpoint's headers";
-    text += `, ${pace.tokensPerMinute} tokens/min from ${from} at ~${pace.tokensPerRequest} a request`;
-  }
-  text += `, up to ${pace.inFlightLimit} in flight`;
-  if (pace.latencyMs != null) text += ` (${pace.latencyMs} ms a request)`;
-  if (pace.coolingDownUntil) text += ` · waiting ${formatDuration(pace.coolingDownUntil - t + 999)} after a rate limit`;
-  return text;
-}
-
 function tick() {
   const c = state.run.counts();
   const done = c.successful + c.failed;
@@ -378,7 +357,7 @@ function tick() {
     `${done}/${c.total} done · ${rate.toFixed(1)} images/s · ETA ${formatDuration(eta)} · ` +
     `success ${percent(c.successful, done)} · agreement ${percent(c.agreements, c.successful)} · ` +
     `${c.inFlight} in flight · retries ${c.retries} · 429s ${c.rateLimitHits} · ` +
-    paceText(state.run.pace(t), state.config, t);
+    state.run.describePace(t);
   if ($('status').dataset.final) return;
   if (state.cancelling) {
     $('status').textContent = `cancelling… waiting for ${c.inFlight} request(s) in flight`;

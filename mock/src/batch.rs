@@ -20,11 +20,11 @@
 //! validation; a cancelled batch runs the share of lines its time allowed.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -32,6 +32,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::answers::decide;
+use crate::batch_api::{json_response, BatchApi, BatchCall};
 use crate::openai::{completion_body, error_body, parse_request};
 use crate::server::{bearer_matches, MockState};
 use crate::stats::Counters;
@@ -76,15 +77,6 @@ fn unix_now(start: Instant) -> u64 {
     1_700_000_000 + start.elapsed().as_secs()
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
 fn not_found(what: &str, id: &str) -> Response {
     json_response(
         StatusCode::NOT_FOUND,
@@ -103,19 +95,52 @@ fn bad_request(message: &str) -> Response {
     )
 }
 
-fn unauthorized(state: &MockState, headers: &HeaderMap) -> Option<Response> {
-    let key = state.inner.cfg.require_key.as_deref();
-    (!key.is_none_or(|key| bearer_matches(headers, key))).then(|| {
-        Counters::bump(&state.inner.counters.unauthorized);
-        json_response(
-            StatusCode::UNAUTHORIZED,
-            &error_body(
-                "Incorrect API key provided.",
-                "invalid_request_error",
-                Some("invalid_api_key"),
-            ),
-        )
-    })
+/// OpenAI's Batch API: files and batches under `/v1/files` and `/v1/batches`.
+pub(crate) struct OpenAiBatches;
+
+impl BatchApi for OpenAiBatches {
+    type Store = BatchStore;
+
+    fn store(state: &MockState) -> &Mutex<BatchStore> {
+        &state.inner.batch
+    }
+
+    fn refusal(state: &MockState, headers: &HeaderMap) -> Option<Response> {
+        let key = state.inner.cfg.require_key.as_deref();
+        (!key.is_none_or(|key| bearer_matches(headers, key))).then(|| {
+            Counters::bump(&state.inner.counters.unauthorized);
+            json_response(
+                StatusCode::UNAUTHORIZED,
+                &error_body(
+                    "Incorrect API key provided.",
+                    "invalid_request_error",
+                    Some("invalid_api_key"),
+                ),
+            )
+        })
+    }
+
+    fn not_found(id: &str) -> Response {
+        not_found("batch", id)
+    }
+
+    fn contains(store: &BatchStore, id: &str) -> bool {
+        store.batches.iter().any(|b| b.id == id)
+    }
+
+    fn cancel(store: &mut BatchStore, id: &str) -> bool {
+        let Some(b) = store.batches.iter_mut().find(|b| b.id == id) else {
+            return false;
+        };
+        if b.results.is_none() {
+            b.cancelled.get_or_insert_with(Instant::now);
+        }
+        true
+    }
+
+    fn object(call: &BatchCall<Self>, store: &mut BatchStore, id: &str) -> Value {
+        batch_object(&call.state, store, id)
+    }
 }
 
 /// One part of a `multipart/form-data` body: (name, filename, content).
@@ -182,15 +207,10 @@ fn file_object(id: &str, f: &StoredFile) -> Value {
 }
 
 /// `POST /v1/files`.
-pub(crate) async fn upload(
-    State(state): State<MockState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = unauthorized(&state, &headers) {
-        return r;
-    }
-    let content_type = headers
+pub(crate) async fn upload(call: BatchCall<OpenAiBatches>, body: Bytes) -> Response {
+    let state = &call.state;
+    let content_type = call
+        .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
@@ -211,7 +231,7 @@ pub(crate) async fn upload(
     let inner = &state.inner;
     Counters::bump(&inner.counters.batch_uploads);
     let object = {
-        let mut store = inner.batch.lock().unwrap_or_else(|p| p.into_inner());
+        let mut store = call.store();
         store.next_file += 1;
         let id = format!("file-mock{:06}", store.next_file);
         let file = StoredFile {
@@ -233,7 +253,9 @@ pub(crate) async fn upload(
 
 /// Files the mock holds (`/stats`' `batchFilesLive`).
 pub(crate) fn live_files(state: &MockState) -> u64 {
-    let store = state.inner.batch.lock().unwrap_or_else(|p| p.into_inner());
+    let store = OpenAiBatches::store(state)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     store.files.len() as u64
 }
 
@@ -244,38 +266,22 @@ pub(crate) struct FilesQuery {
     after: Option<String>,
 }
 
-/// `GET /v1/files`: newest first.
-pub(crate) async fn list_files(
-    State(state): State<MockState>,
-    headers: HeaderMap,
-    Query(q): Query<FilesQuery>,
+/// One page of a list (files or batches, newest first): up to `limit` of
+/// `ids` after the id `after`, as OpenAI lists them.
+fn list_page(
+    ids: &[String],
+    after: Option<&str>,
+    limit: usize,
+    mut object: impl FnMut(&str) -> Value,
 ) -> Response {
-    if let Some(r) = unauthorized(&state, &headers) {
-        return r;
-    }
-    let store = state.inner.batch.lock().unwrap_or_else(|p| p.into_inner());
-    // Ids grow with time: newest first is the ids in reverse.
-    let mut ids: Vec<&String> = store
-        .files
-        .iter()
-        .filter(|(_, f)| q.purpose.as_deref().is_none_or(|p| f.purpose == p))
-        .map(|(id, _)| id)
-        .collect();
-    ids.sort_unstable_by(|a, b| b.cmp(a));
-    let start = match &q.after {
-        Some(after) => ids
-            .iter()
-            .position(|i| *i == after)
-            .map_or(ids.len(), |p| p + 1),
-        None => 0,
-    };
-    let limit = q.limit.unwrap_or(10_000).clamp(1, 10_000);
-    let page: Vec<&String> = ids.iter().skip(start).take(limit).copied().collect();
+    let start = after.map_or(0, |after| {
+        ids.iter()
+            .position(|i| i == after)
+            .map_or(ids.len(), |p| p + 1)
+    });
+    let page: Vec<&String> = ids.iter().skip(start).take(limit).collect();
     let has_more = start + page.len() < ids.len();
-    let data: Vec<Value> = page
-        .iter()
-        .map(|id| file_object(id, &store.files[*id]))
-        .collect();
+    let data: Vec<Value> = page.iter().map(|id| object(id)).collect();
     json_response(
         StatusCode::OK,
         &json!({
@@ -285,16 +291,33 @@ pub(crate) async fn list_files(
     )
 }
 
+/// `GET /v1/files`: newest first.
+pub(crate) async fn list_files(
+    call: BatchCall<OpenAiBatches>,
+    Query(q): Query<FilesQuery>,
+) -> Response {
+    let store = call.store();
+    // Ids grow with time: newest first is the ids in reverse.
+    let mut ids: Vec<String> = store
+        .files
+        .iter()
+        .filter(|(_, f)| q.purpose.as_deref().is_none_or(|p| f.purpose == p))
+        .map(|(id, _)| id.clone())
+        .collect();
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    let limit = q.limit.unwrap_or(10_000).clamp(1, 10_000);
+    list_page(&ids, q.after.as_deref(), limit, |id| {
+        file_object(id, &store.files[id])
+    })
+}
+
 /// `DELETE /v1/files/{id}`.
 pub(crate) async fn delete_file(
-    State(state): State<MockState>,
-    headers: HeaderMap,
+    call: BatchCall<OpenAiBatches>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(r) = unauthorized(&state, &headers) {
-        return r;
-    }
-    let mut store = state.inner.batch.lock().unwrap_or_else(|p| p.into_inner());
+    let state = &call.state;
+    let mut store = call.store();
     if store.files.remove(&id).is_none() {
         return not_found("file", &id);
     }
@@ -306,15 +329,8 @@ pub(crate) async fn delete_file(
 }
 
 /// `GET /v1/files/{id}`.
-pub(crate) async fn file_info(
-    State(state): State<MockState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Some(r) = unauthorized(&state, &headers) {
-        return r;
-    }
-    let store = state.inner.batch.lock().unwrap_or_else(|p| p.into_inner());
+pub(crate) async fn file_info(call: BatchCall<OpenAiBatches>, Path(id): Path<String>) -> Response {
+    let store = call.store();
     match store.files.get(&id) {
         Some(f) => json_response(StatusCode::OK, &file_object(&id, f)),
         None => not_found("file", &id),
@@ -324,15 +340,12 @@ pub(crate) async fn file_info(
 /// `GET /v1/files/{id}/content`: 10 lines at a time, `batch_download_delay_ms`
 /// apart when it is set.
 pub(crate) async fn file_content(
-    State(state): State<MockState>,
-    headers: HeaderMap,
+    call: BatchCall<OpenAiBatches>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(r) = unauthorized(&state, &headers) {
-        return r;
-    }
+    let state = &call.state;
     let content = {
-        let store = state.inner.batch.lock().unwrap_or_else(|p| p.into_inner());
+        let store = call.store();
         match store.files.get(&id) {
             Some(f) => f.content.clone(),
             None => return not_found("file", &id),
@@ -384,14 +397,8 @@ pub(crate) struct CreateBody {
 }
 
 /// `POST /v1/batches`.
-pub(crate) async fn create(
-    State(state): State<MockState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = unauthorized(&state, &headers) {
-        return r;
-    }
+pub(crate) async fn create(call: BatchCall<OpenAiBatches>, body: Bytes) -> Response {
+    let state = &call.state;
     let req: CreateBody = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -408,7 +415,7 @@ pub(crate) async fn create(
     }
     let inner = &state.inner;
     let id = {
-        let mut store = inner.batch.lock().unwrap_or_else(|p| p.into_inner());
+        let mut store = call.store();
         let Some(file) = store.files.get(&req.input_file_id) else {
             drop(store);
             return not_found("file", &req.input_file_id);
@@ -446,8 +453,8 @@ pub(crate) async fn create(
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    let mut store = inner.batch.lock().unwrap_or_else(|p| p.into_inner());
-    let object = batch_object(&state, &mut store, &id);
+    let mut store = call.store();
+    let object = batch_object(state, &mut store, &id);
     json_response(StatusCode::OK, &object)
 }
 
@@ -458,77 +465,15 @@ pub(crate) struct ListQuery {
 }
 
 /// `GET /v1/batches`: newest first.
-pub(crate) async fn list(
-    State(state): State<MockState>,
-    headers: HeaderMap,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    if let Some(r) = unauthorized(&state, &headers) {
-        return r;
-    }
+pub(crate) async fn list(call: BatchCall<OpenAiBatches>, Query(q): Query<ListQuery>) -> Response {
+    let state = &call.state;
     Counters::bump(&state.inner.counters.batch_lists);
-    let mut store = state.inner.batch.lock().unwrap_or_else(|p| p.into_inner());
+    let mut store = call.store();
     let ids: Vec<String> = store.batches.iter().rev().map(|b| b.id.clone()).collect();
-    let start = match &q.after {
-        Some(after) => ids
-            .iter()
-            .position(|i| i == after)
-            .map_or(ids.len(), |p| p + 1),
-        None => 0,
-    };
     let limit = q.limit.unwrap_or(20).clamp(1, 100);
-    let page: Vec<String> = ids.iter().skip(start).take(limit).cloned().collect();
-    let has_more = start + page.len() < ids.len();
-    let data: Vec<Value> = page
-        .iter()
-        .map(|id| batch_object(&state, &mut store, id))
-        .collect();
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "object": "list", "data": data, "has_more": has_more,
-            "first_id": page.first(), "last_id": page.last(),
-        }),
-    )
-}
-
-/// `GET /v1/batches/{id}`.
-pub(crate) async fn retrieve(
-    State(state): State<MockState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Some(r) = unauthorized(&state, &headers) {
-        return r;
-    }
-    Counters::bump(&state.inner.counters.batch_polls);
-    let mut store = state.inner.batch.lock().unwrap_or_else(|p| p.into_inner());
-    if !store.batches.iter().any(|b| b.id == id) {
-        return not_found("batch", &id);
-    }
-    let object = batch_object(&state, &mut store, &id);
-    json_response(StatusCode::OK, &object)
-}
-
-/// `POST /v1/batches/{id}/cancel`.
-pub(crate) async fn cancel(
-    State(state): State<MockState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Some(r) = unauthorized(&state, &headers) {
-        return r;
-    }
-    Counters::bump(&state.inner.counters.batch_cancels);
-    let mut store = state.inner.batch.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(b) = store.batches.iter_mut().find(|b| b.id == id) else {
-        return not_found("batch", &id);
-    };
-    if b.results.is_none() {
-        b.cancelled.get_or_insert_with(Instant::now);
-    }
-    let object = batch_object(&state, &mut store, &id);
-    json_response(StatusCode::OK, &object)
+    list_page(&ids, q.after.as_deref(), limit, |id| {
+        batch_object(state, &mut store, id)
+    })
 }
 
 /// How long cancelling takes.

@@ -214,6 +214,7 @@
 mod answers;
 mod anthropic;
 mod batch;
+mod batch_api;
 mod config;
 mod dialect;
 mod gemini;

@@ -27,13 +27,13 @@
 //! results 10 lines at a time. Times are the wall clock's, in RFC 3339, as a
 //! client finding its batch by creation time needs.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -41,6 +41,7 @@ use tokio::time::Instant;
 use crate::answers::decide;
 use crate::anthropic::{error_body, forced_tool, message_body, parse_request};
 use crate::batch::{attempt_of, stream_lines};
+use crate::batch_api::{json_response, BatchApi, BatchCall};
 use crate::dialect::Dialect;
 use crate::server::MockState;
 use crate::stats::Counters;
@@ -94,15 +95,6 @@ fn rfc3339(ms: u64) -> String {
     shadow_core::Millis(ms).to_iso8601()
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
 fn invalid(message: &str) -> Response {
     json_response(
         StatusCode::BAD_REQUEST,
@@ -120,17 +112,51 @@ fn not_found(id: &str) -> Response {
     )
 }
 
-/// The key and the version header, as every Message Batches call needs them.
-fn refused(state: &MockState, headers: &HeaderMap) -> Option<Response> {
-    if let Some(key) = &state.inner.cfg.require_key {
-        if !Dialect::Anthropic.key_matches(headers, key) {
-            Counters::bump(&state.inner.counters.unauthorized);
-            let (status, body) = Dialect::Anthropic.unauthorized();
-            return Some(json_response(status, &body));
-        }
+/// Anthropic's Message Batches under `/v1/messages/batches`.
+pub(crate) struct MessageBatches;
+
+impl BatchApi for MessageBatches {
+    type Store = MessageBatchStore;
+
+    fn store(state: &MockState) -> &Mutex<MessageBatchStore> {
+        &state.inner.messages
     }
-    (!headers.contains_key("anthropic-version"))
-        .then(|| invalid("anthropic-version: header is required"))
+
+    /// The key and the version header, as every Message Batches call needs them.
+    fn refusal(state: &MockState, headers: &HeaderMap) -> Option<Response> {
+        if let Some(key) = &state.inner.cfg.require_key {
+            if !Dialect::Anthropic.key_matches(headers, key) {
+                Counters::bump(&state.inner.counters.unauthorized);
+                let (status, body) = Dialect::Anthropic.unauthorized();
+                return Some(json_response(status, &body));
+            }
+        }
+        (!headers.contains_key("anthropic-version"))
+            .then(|| invalid("anthropic-version: header is required"))
+    }
+
+    fn not_found(id: &str) -> Response {
+        not_found(id)
+    }
+
+    fn contains(store: &MessageBatchStore, id: &str) -> bool {
+        store.batches.iter().any(|b| b.id == id)
+    }
+
+    fn cancel(store: &mut MessageBatchStore, id: &str) -> bool {
+        let Some(b) = store.batches.iter_mut().find(|b| b.id == id) else {
+            return false;
+        };
+        if b.results.is_none() {
+            b.cancelled
+                .get_or_insert_with(|| (Instant::now(), wall_ms()));
+        }
+        true
+    }
+
+    fn object(call: &BatchCall<Self>, store: &mut MessageBatchStore, id: &str) -> Value {
+        batch_object(&call.state, store, id, &call.headers)
+    }
 }
 
 /// Whether a custom id is as Anthropic takes them: 1 to 64 of `[A-Za-z0-9_-]`.
@@ -142,14 +168,8 @@ fn valid_custom_id(id: &str) -> bool {
 }
 
 /// `POST /v1/messages/batches`.
-pub(crate) async fn create(
-    State(state): State<MockState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = refused(&state, &headers) {
-        return r;
-    }
+pub(crate) async fn create(call: BatchCall<MessageBatches>, body: Bytes) -> Response {
+    let (state, headers) = (&call.state, &call.headers);
     #[derive(Deserialize)]
     struct Request {
         custom_id: String,
@@ -188,7 +208,7 @@ pub(crate) async fn create(
     let inner = &state.inner;
     let cfg = &inner.cfg;
     let id = {
-        let mut store = inner.messages.lock().unwrap_or_else(|p| p.into_inner());
+        let mut store = call.store();
         store.create_calls += 1;
         let n = store.create_calls;
         if n > cfg.batch_expire && n <= cfg.batch_expire + cfg.batch_fail {
@@ -224,8 +244,8 @@ pub(crate) async fn create(
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    let mut store = inner.messages.lock().unwrap_or_else(|p| p.into_inner());
-    let object = batch_object(&state, &mut store, &id, &headers);
+    let mut store = call.store();
+    let object = batch_object(state, &mut store, &id, headers);
     json_response(StatusCode::OK, &object)
 }
 
@@ -237,20 +257,10 @@ pub(crate) struct ListQuery {
 }
 
 /// `GET /v1/messages/batches`: newest first.
-pub(crate) async fn list(
-    State(state): State<MockState>,
-    headers: HeaderMap,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    if let Some(r) = refused(&state, &headers) {
-        return r;
-    }
+pub(crate) async fn list(call: BatchCall<MessageBatches>, Query(q): Query<ListQuery>) -> Response {
+    let (state, headers) = (&call.state, &call.headers);
     Counters::bump(&state.inner.counters.batch_lists);
-    let mut store = state
-        .inner
-        .messages
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let mut store = call.store();
     let ids: Vec<String> = store.batches.iter().rev().map(|b| b.id.clone()).collect();
     let limit = q.limit.unwrap_or(20).clamp(1, 1000);
     let position = |id: &str| ids.iter().position(|i| i == id);
@@ -273,7 +283,7 @@ pub(crate) async fn list(
     };
     let data: Vec<Value> = page
         .iter()
-        .map(|id| batch_object(&state, &mut store, id, &headers))
+        .map(|id| batch_object(state, &mut store, id, headers))
         .collect();
     json_response(
         StatusCode::OK,
@@ -284,74 +294,16 @@ pub(crate) async fn list(
     )
 }
 
-/// `GET /v1/messages/batches/{id}`.
-pub(crate) async fn retrieve(
-    State(state): State<MockState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Some(r) = refused(&state, &headers) {
-        return r;
-    }
-    Counters::bump(&state.inner.counters.batch_polls);
-    let mut store = state
-        .inner
-        .messages
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    if !store.batches.iter().any(|b| b.id == id) {
-        return not_found(&id);
-    }
-    let object = batch_object(&state, &mut store, &id, &headers);
-    json_response(StatusCode::OK, &object)
-}
-
-/// `POST /v1/messages/batches/{id}/cancel`.
-pub(crate) async fn cancel(
-    State(state): State<MockState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Some(r) = refused(&state, &headers) {
-        return r;
-    }
-    Counters::bump(&state.inner.counters.batch_cancels);
-    let mut store = state
-        .inner
-        .messages
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    let Some(b) = store.batches.iter_mut().find(|b| b.id == id) else {
-        return not_found(&id);
-    };
-    if b.results.is_none() {
-        b.cancelled
-            .get_or_insert_with(|| (Instant::now(), wall_ms()));
-    }
-    let object = batch_object(&state, &mut store, &id, &headers);
-    json_response(StatusCode::OK, &object)
-}
-
 /// `GET /v1/messages/batches/{id}/results`: JSONL, once the batch has ended.
-pub(crate) async fn results(
-    State(state): State<MockState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Some(r) = refused(&state, &headers) {
-        return r;
-    }
+pub(crate) async fn results(call: BatchCall<MessageBatches>, Path(id): Path<String>) -> Response {
+    let (state, headers) = (&call.state, &call.headers);
     let content = {
-        let mut store = state
-            .inner
-            .messages
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut store = call.store();
         if !store.batches.iter().any(|b| b.id == id) {
             return not_found(&id);
         }
         // Brings its status up to now (and writes its results when it has ended).
-        let object = batch_object(&state, &mut store, &id, &headers);
+        let object = batch_object(state, &mut store, &id, headers);
         let b = store.batches.iter().find(|b| b.id == id).expect("found");
         match &b.results {
             Some((content, _)) => content.clone(),
@@ -747,28 +699,19 @@ mod tests {
         };
         assert_eq!(ids(&page), [more["id"].as_str().unwrap(), id]);
         assert_eq!(page["has_more"], true);
-        let next = c
-            .json(
-                "GET",
-                &format!(
-                    "/v1/messages/batches?limit=2&after_id={}",
-                    page["last_id"].as_str().unwrap()
-                ),
-                None,
-            )
-            .await;
+        let list = |query: String| {
+            let c = &c;
+            async move {
+                c.json("GET", &format!("/v1/messages/batches?{query}"), None)
+                    .await
+            }
+        };
+        let after = page["last_id"].as_str().unwrap();
+        let next = list(format!("limit=2&after_id={after}")).await;
         assert_eq!(ids(&next), [first["id"].as_str().unwrap()]);
         assert_eq!(next["has_more"], false);
-        let back = c
-            .json(
-                "GET",
-                &format!(
-                    "/v1/messages/batches?limit=5&before_id={}",
-                    first["id"].as_str().unwrap()
-                ),
-                None,
-            )
-            .await;
+        let before = first["id"].as_str().unwrap();
+        let back = list(format!("limit=5&before_id={before}")).await;
         assert_eq!(ids(&back), ids(&page));
         let (status, _) = c
             .call("GET", "/v1/messages/batches/msgbatch_nope", None)

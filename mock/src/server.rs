@@ -170,8 +170,14 @@ pub fn router(state: MockState) -> Router {
             "/v1/batches",
             post(crate::batch::create).get(crate::batch::list),
         )
-        .route("/v1/batches/{id}", get(crate::batch::retrieve))
-        .route("/v1/batches/{id}/cancel", post(crate::batch::cancel))
+        .route(
+            "/v1/batches/{id}",
+            get(crate::batch_api::retrieve::<crate::batch::OpenAiBatches>),
+        )
+        .route(
+            "/v1/batches/{id}/cancel",
+            post(crate::batch_api::cancel::<crate::batch::OpenAiBatches>),
+        )
         .route(
             "/v1/messages/batches",
             post(crate::message_batches::create)
@@ -180,11 +186,11 @@ pub fn router(state: MockState) -> Router {
         )
         .route(
             "/v1/messages/batches/{id}",
-            get(crate::message_batches::retrieve),
+            get(crate::batch_api::retrieve::<crate::message_batches::MessageBatches>),
         )
         .route(
             "/v1/messages/batches/{id}/cancel",
-            post(crate::message_batches::cancel),
+            post(crate::batch_api::cancel::<crate::message_batches::MessageBatches>),
         )
         .route(
             "/v1/messages/batches/{id}/results",

@@ -277,6 +277,13 @@ impl ShadowRun {
         to_js(&self.run.pace(millis(now)))
     }
 
+    /// The pace as of `now` in the core's words, the line the CLI's progress bar
+    /// shows: `pace: 240/min from the endpoint, up to 12 in flight (50 ms a request)`.
+    #[wasm_bindgen(js_name = describePace)]
+    pub fn describe_pace(&self, now: f64) -> String {
+        self.run.pace(millis(now)).describe()
+    }
+
     /// True while paused.
     #[wasm_bindgen(js_name = isPaused)]
     pub fn is_paused(&self) -> bool {

@@ -276,6 +276,12 @@ fn counts_and_pace_say_retries_429s_and_the_rate_followed() {
     assert_eq!(pace["source"], "endpointHeaders");
     assert_eq!(pace["requestsPerMinute"], 120);
     assert_eq!(pace["coolingDownUntil"], T0 as u64 + 310);
+    // The page's live line: the core's words, as the CLI's progress bar has them.
+    let line = run.describe_pace(T0 + 10.0);
+    assert!(
+        line.starts_with("pace: 120/min from the endpoint, up to "),
+        "{line}"
+    );
     // The retry goes out once the cool-down is over.
     let retry = loop {
         let out = value(run.poll(T0 + 1_000.0).unwrap());

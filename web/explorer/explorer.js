@@ -19,17 +19,6 @@ const REASON_NAMES = {
   answer: 'unusable answer', unknown: 'unknown',
 };
 
-const COST_NAMES = {
-  tokensPerImage: ['tokens per image', (v) => num(v, 0)],
-  promptTokensPerImage: ['prompt tokens per image', (v) => num(v, 0)],
-  completionTokensPerImage: ['answer tokens per image', (v) => num(v, 1)],
-  totalTokens: ['tokens', int],
-  inputCost: ['input cost', (v) => num(v, 4)],
-  outputCost: ['output cost', (v) => num(v, 4)],
-  totalCost: ['cost', (v) => num(v, 4)],
-  costPerImage: ['cost per image', (v) => num(v, 6)],
-};
-
 function figure(name, value, detail, cls) {
   return el('div', { class: `sx-stat ${cls || ''}` },
     el('div', { class: 'sx-stat-name', text: name }),
@@ -37,16 +26,17 @@ function figure(name, value, detail, cls) {
     detail ? el('div', { class: 'sx-stat-detail', text: detail }) : null);
 }
 
-function costText(cost) {
-  if (!cost || typeof cost !== 'object') return null;
-  const parts = [];
-  for (const [key, value] of Object.entries(cost)) {
-    if (value === null || value === undefined || typeof value === 'object') continue;
-    const known = COST_NAMES[key];
-    const shown = known ? known[1](value) : String(value);
-    parts.push(`${known ? known[0] : key}: ${shown}`);
+/** The cost tile from the summary's `cost` as the core writes it (`Cost` in
+ * core/src/cost.rs): US dollars when a price is known, else tokens per image;
+ * nothing when no answer reported its token usage. */
+function costFigure(cost) {
+  if (!cost || typeof cost !== 'object' || !cost.itemsWithUsage) return null;
+  const tokens = `${num(cost.tokensPerImage, 0)} tokens per image`;
+  const counted = `${int(cost.itemsWithUsage)} images with token counts`;
+  if (typeof cost.amountUsd === 'number') {
+    return figure('Cost', `US$ ${num(cost.amountUsd, 4)}`, [`US$ ${num(cost.usdPerImage, 6)} per image`, tokens, counted].join(' · '));
   }
-  return parts.length ? parts : null;
+  return figure('Cost', tokens, `${counted}; no price known for the model`);
 }
 
 function headline(data) {
@@ -59,7 +49,6 @@ function headline(data) {
   const model = provider.model || (provider.url ? 'http endpoint' : null);
   const reasons = Object.entries(data.failureReasons || {}).filter(([, n]) => n > 0);
   const kappa = ev.kappa;
-  const cost = costText(data.cost);
   const stats = [
     figure('Agreement', pct(ev.agreementRate),
       ev.agreementInterval ? `95% interval ${interval(ev.agreementInterval)} · n = ${int(ev.compared)}` : `n = ${int(ev.compared || 0)}`, 'sx-main'),
@@ -71,7 +60,8 @@ function headline(data) {
       reasons.length ? reasons.map(([k, n]) => `${REASON_NAMES[k] || k}: ${int(n)}`).join(' · ') : 'no failures',
       t.failed > 0 ? 'sx-warn' : ''),
   ];
-  if (cost) stats.push(figure('Cost', cost[0], cost.slice(1).join(' · ')));
+  const cost = costFigure(data.cost);
+  if (cost) stats.push(cost);
   // A capped report's rows are a sample: its first note says which, shown first.
   const notes = data.notes || [];
   const sampleNote = data.sample && notes.length ? notes[0] : null;

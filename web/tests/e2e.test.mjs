@@ -2,7 +2,7 @@
 // one origin): the same CSV, mock and seed give the same batch reports and counts as
 // the native CLI; hostile labels stay text; a bad CSV gets a readable message; a
 // reload mid-run loses no finished result; the settings form shows the core's
-// defaults; downloads carry the CLI's file names. Takes a screenshot for the README.
+// defaults; downloads carry the CLI's file names.
 //
 // The CLI binary is $SHADOW_BATCH_BIN, else target/debug/shadow-batch under
 // $CARGO_TARGET_DIR (relative to the repository root) or the repository's target/.
@@ -10,11 +10,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { BIN, CSV, IMAGES, ROOT, launch, openPage, serve, shutdown } from './harness.mjs';
+import { BIN, CSV, IMAGES, launch, openPage, serve, shutdown } from './harness.mjs';
 
 async function runToEnd(page, timeout = 90_000) {
   await page.click('#start');
@@ -83,8 +83,6 @@ test('the page gives the same reports and counts as the CLI for the same CSV, mo
   assert.deepEqual(JSON.parse(downloads['#dl-summary'].text).statistics, summary.statistics);
   assert.equal(downloads['#dl-results'].text.split('\n').filter(Boolean).length, 300);
 
-  mkdirSync(join(ROOT, 'docs'), { recursive: true });
-  await page.screenshot({ path: join(ROOT, 'docs/screenshot.png'), fullPage: false });
 });
 
 test('the settings form starts from the core\'s defaults; the page\'s HTML holds none', async () => {

@@ -188,6 +188,11 @@ test('report: opened from disk with the network blocked, it shows the summary\'s
   const stats = await page.textContent('.sx-stats');
   assert.ok(stats.includes(`${summary.statistics.processed} / ${summary.statistics.total}`), stats);
   assert.ok(stats.includes(`Failed${summary.statistics.failed}`), stats);
+  // The cost tile reads the core's `cost` fields: tokens per image when the model
+  // has no known price (the mock's), never a field name as its figure.
+  const cost = summary.cost;
+  assert.ok(cost.itemsWithUsage > 0 && cost.amountUsd === null, JSON.stringify(cost));
+  assert.ok(stats.includes(`Cost${cost.tokensPerImage.toFixed(0)} tokens per image${cost.itemsWithUsage} images with token counts`), stats);
   // Every cell of the matrix is the summary's.
   const matrix = await page.$$eval('.sx-matrix tbody tr', (trs) => trs.map((tr) =>
     [...tr.querySelectorAll('td:not(.sx-failcol) button')].map((b) => (b.textContent === '·' ? 0 : Number(b.textContent.replace(/,/g, ''))))));

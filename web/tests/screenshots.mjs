@@ -1,12 +1,21 @@
-// Screenshots of the page mid-run for the README, at desktop and phone width:
-//   cd web && node tests/screenshots.mjs
-// writes docs/page-desktop.png and docs/page-phone.png: one screen of a run about
-// 130 rows in (form, live line, the results explorer's headline), after an earlier
-// run of the CSV was cut by a reload (it stays in the stored runs, not offered).
-// Not a test (node --test picks *.test.mjs).
+// Screenshots of the page for docs/ (scripts/screenshots.sh runs this):
+//   cd web && node tests/screenshots.mjs [OUT_DIR]
+// writes page-desktop.png and page-phone.png: one screen of a run about 130 rows
+// in (form, live line, the results explorer's headline), after an earlier run of
+// the CSV was cut by a reload (it stays in the stored runs, not offered); and
+// screenshot.png: the top of the page after a whole run. OUT_DIR defaults to
+// docs/; the CSV and images are $SHADOW_CSV and the images folder beside it
+// (default: training-data/). Not a test (node --test picks *.test.mjs), so the
+// tests never write into the repository.
 
-import { join } from 'node:path';
-import { ROOT, launch, shutdown, serve, openPage, ready, chooseData, waitForLines } from './harness.mjs';
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { ROOT, CSV, launch, shutdown, serve, openPage, ready, waitForLines } from './harness.mjs';
+
+const OUT = resolve(process.argv[2] || join(ROOT, 'docs'));
+const csv = resolve(process.env.SHADOW_CSV || CSV);
+const chooseData = (page) => page.setInputFiles('#csv', csv).then(() => page.setInputFiles('#images', join(dirname(csv), 'images')));
+mkdirSync(OUT, { recursive: true });
 
 async function shoot(url, viewport, file) {
   const page = await openPage(url, viewport);
@@ -26,7 +35,7 @@ async function shoot(url, viewport, file) {
     const top = phone ? document.querySelector('#setup .buttons').getBoundingClientRect().top + window.scrollY - 8 : 0;
     window.scrollTo(0, top);
   }, viewport.width < 600);
-  await page.screenshot({ path: join(ROOT, 'docs', file) });
+  await page.screenshot({ path: join(OUT, file) });
   await page.click('#cancel');
   await page.context().close();
 }
@@ -36,6 +45,13 @@ try {
   const url = await serve(['--latency-ms', '150', '--rpm', '600', '--error-rate', '0.05']);
   await shoot(url, { width: 1100, height: 900 }, 'page-desktop.png');
   await shoot(url, { width: 390, height: 844 }, 'page-phone.png');
+  // A whole run with the defaults: the top of the page once it ended.
+  const page = await openPage(await serve([]));
+  await chooseData(page);
+  await page.click('#start');
+  await page.waitForSelector('#status[data-final]', { timeout: 120_000 });
+  await page.screenshot({ path: join(OUT, 'screenshot.png'), fullPage: false });
+  await page.context().close();
 } finally {
   await shutdown();
 }

@@ -1,0 +1,105 @@
+//! What the two batch APIs the mock serves share (OpenAI's Batch API in
+//! [`crate::batch`], Anthropic's Message Batches in [`crate::message_batches`]):
+//! the key check as an extractor, the store behind its lock, and the retrieve
+//! and cancel handlers, so each API states only what differs.
+
+use std::marker::PhantomData;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use crate::server::MockState;
+use crate::stats::Counters;
+
+/// One batch API as the mock serves it.
+pub(crate) trait BatchApi: Send + Sync + 'static {
+    /// Its files and batches.
+    type Store: Send + 'static;
+    /// Where `state` keeps this API's store.
+    fn store(state: &MockState) -> &Mutex<Self::Store>;
+    /// The answer to a call this API refuses (a wrong key, a missing header).
+    fn refusal(state: &MockState, headers: &HeaderMap) -> Option<Response>;
+    /// The answer when there is no batch `id`.
+    fn not_found(id: &str) -> Response;
+    /// Whether the store holds batch `id`.
+    fn contains(store: &Self::Store, id: &str) -> bool;
+    /// Marks batch `id` cancelled unless it has ended; false when there is none.
+    fn cancel(store: &mut Self::Store, id: &str) -> bool;
+    /// Batch `id` as this API words it now (writing its results once it has ended).
+    fn object(call: &BatchCall<Self>, store: &mut Self::Store, id: &str) -> Value
+    where
+        Self: Sized;
+}
+
+/// A call to batch API `A` that passed its key check: handlers take it instead
+/// of repeating the check.
+pub(crate) struct BatchCall<A> {
+    pub(crate) state: MockState,
+    pub(crate) headers: HeaderMap,
+    api: PhantomData<A>,
+}
+
+impl<A: BatchApi> FromRequestParts<MockState> for BatchCall<A> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &MockState,
+    ) -> Result<Self, Self::Rejection> {
+        match A::refusal(state, &parts.headers) {
+            Some(refusal) => Err(refusal),
+            None => Ok(BatchCall {
+                state: state.clone(),
+                headers: parts.headers.clone(),
+                api: PhantomData,
+            }),
+        }
+    }
+}
+
+impl<A: BatchApi> BatchCall<A> {
+    /// The API's store; a handler that panicked while holding it left it usable.
+    pub(crate) fn store(&self) -> MutexGuard<'_, A::Store> {
+        A::store(&self.state)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The mock's counters.
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.state.inner.counters
+    }
+}
+
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// `GET …/batches/{id}`.
+pub(crate) async fn retrieve<A: BatchApi>(call: BatchCall<A>, Path(id): Path<String>) -> Response {
+    Counters::bump(&call.counters().batch_polls);
+    let mut store = call.store();
+    if !A::contains(&store, &id) {
+        return A::not_found(&id);
+    }
+    json_response(StatusCode::OK, &A::object(&call, &mut store, &id))
+}
+
+/// `POST …/batches/{id}/cancel`.
+pub(crate) async fn cancel<A: BatchApi>(call: BatchCall<A>, Path(id): Path<String>) -> Response {
+    Counters::bump(&call.counters().batch_cancels);
+    let mut store = call.store();
+    if !A::cancel(&mut store, &id) {
+        return A::not_found(&id);
+    }
+    json_response(StatusCode::OK, &A::object(&call, &mut store, &id))
+}
