@@ -296,6 +296,24 @@ pub fn explorer_data(files: &RunFiles) -> Result<ExplorerData> {
 }
 
 /// Writes the report of the run of `files`; returns its path.
+/// The report a run writes at its end, beside its other files. A view of the
+/// files just written: failing to write it costs the run nothing, and
+/// `shadow-batch report` can write it again.
+pub fn write_at_end(
+    files: &RunFiles,
+    data_dir: PathBuf,
+    embed_thumbnails: bool,
+) -> Result<PathBuf> {
+    write_report(
+        files,
+        &ReportOptions {
+            data_dir: Some(data_dir),
+            embed_thumbnails,
+            out: None,
+        },
+    )
+}
+
 pub fn write_report(files: &RunFiles, options: &ReportOptions) -> Result<PathBuf> {
     let mut data = explorer_data(files)?;
     let out = options.out.clone().unwrap_or_else(|| files.report.clone());
