@@ -42,12 +42,6 @@ fn resume_cmd(data: &Data, url: &str, file: &Path) -> Command {
     cmd
 }
 
-fn stat(v: &Value, field: &str) -> u64 {
-    v[field]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{field} missing: {v:#}"))
-}
-
 #[test]
 fn a_batch_api_run_ends_with_the_same_results_as_a_live_run_at_half_the_price() {
     let mock = Mock::start(&[
@@ -250,25 +244,25 @@ fn batch_api_needs_a_provider_with_one() {
     );
 }
 
-const KILL_ROWS: usize = 24;
-
-/// A victim run against its own mock, killed with SIGKILL once `ready` holds
-/// for its output folder, resumed, and compared with a clean run against an
-/// identical mock: same results, and the victim's mock saw no more uploads or
-/// creates than the clean one's.
-fn kill_and_resume(mock_flags: &[&str], what: &str, ready: impl Fn(&Path) -> bool) -> Value {
-    let (v, k) = kill_tamper_and_resume(mock_flags, &[], what, ready, |_| {});
-    assert_eq!(
-        stat(&v, "batchUploads"),
-        stat(&k, "batchUploads"),
-        "{what}: batchUploads"
-    );
-    v
+/// OpenAI's batch-API runs against the mock, with `extra` flags.
+fn openai_batch<'a>(extra: &'a [&'a str]) -> BatchCommands<'a> {
+    BatchCommands {
+        start: Box::new(move |data, mock, out| batch_cmd(data, &mock.url, out, extra)),
+        resume: Box::new(|data, mock, file| resume_cmd(data, &mock.url, file)),
+        cancel: Box::new(|data, file| {
+            let mut cancel = shadow(data.root.path());
+            cancel
+                .env("OPENAI_API_KEY", "sk-batch-dummy")
+                .args(["cancel", p(file)]);
+            cancel
+        }),
+    }
 }
 
-/// As [`kill_and_resume`], with `extra` flags for both runs and `after_kill`
-/// done to the victim's output folder before the resume; returns the victim's
-/// and the clean mock's counters (creates and lines ran already compared).
+/// [`kill_and_resume_batch`] of an OpenAI run, `after_kill` done to the
+/// victim's output folder, and nothing left behind: the victim's mock saw no
+/// more uploads than the clean one's, and neither left a file at the provider
+/// or a shard file here. Returns the victim's and the clean mock's counters.
 fn kill_tamper_and_resume(
     mock_flags: &[&str],
     extra: &[&str],
@@ -276,61 +270,15 @@ fn kill_tamper_and_resume(
     ready: impl Fn(&Path) -> bool,
     after_kill: impl Fn(&Path),
 ) -> (Value, Value) {
-    let victim_mock = Mock::start(mock_flags);
-    let clean_mock = Mock::start(mock_flags);
-    let data = Data::new(KILL_ROWS);
-    let (victim_out, clean_out) = (data.dir("victim"), data.dir("clean"));
-    let mut clean = Running::spawn(batch_cmd(&data, &clean_mock.url, &clean_out, extra));
-    let mut victim = Running::spawn(batch_cmd(&data, &victim_mock.url, &victim_out, extra));
-    let seen = wait_until(Duration::from_secs(20), || {
-        ready(&victim_out) || !victim.guard.running()
-    });
-    assert!(seen, "no {what} within 20 s");
-    assert!(
-        victim.guard.running(),
-        "the run ended before the kill ({what})"
+    let done = kill_and_resume_batch(
+        &openai_batch(extra),
+        mock_flags,
+        what,
+        |out, _| ready(out),
+        |_, files| after_kill(files.results.parent().unwrap()),
     );
-    victim.guard.child().kill().unwrap();
-    let status = victim
-        .guard
-        .wait_timeout(Duration::from_secs(5), "killed run");
-    assert_eq!(status.code(), None, "killed by a signal");
-    clean.finish(RUN_TIMEOUT).expect_code(0);
-
-    let files = RunFiles::in_dir(&victim_out);
-    assert!(
-        files.results().len() < KILL_ROWS,
-        "killed after the end ({what})"
-    );
-    after_kill(&victim_out);
-    let resumed = run(resume_cmd(&data, &victim_mock.url, &files.progress));
-    resumed.expect_code(0);
-    let reference = RunFiles::in_dir(&clean_out);
-    assert_each_row_once(&files.results(), KILL_ROWS);
-    assert_eq!(
-        outcomes(&files.results()),
-        outcomes(&reference.results()),
-        "{what}"
-    );
-    let (s, c) = (files.summary(), reference.summary());
-    assert_eq!(s["status"], "completed");
-    assert_eq!(
-        s["evaluation"]["confusionMatrix"],
-        c["evaluation"]["confusionMatrix"]
-    );
-    let (v, k) = (victim_mock.stats(), clean_mock.stats());
-    assert_eq!(
-        stat(&v, "batchCreates"),
-        stat(&k, "batchCreates"),
-        "{what}: batchCreates"
-    );
-    assert_eq!(
-        stat(&v, "batchLines"),
-        stat(&k, "batchLines"),
-        "{what}: no line ran twice"
-    );
-    // Nothing left behind: no file at the provider, no shard file here.
-    for (stats, out) in [(&v, &victim_out), (&k, &clean_out)] {
+    let (v, k) = (done.victim, done.clean);
+    for (stats, out) in [(&v, &done.victim_out), (&k, &done.clean_out)] {
         assert_eq!(
             stat(stats, "batchFilesLive"),
             0,
@@ -343,6 +291,18 @@ fn kill_tamper_and_resume(
         );
     }
     (v, k)
+}
+
+/// As [`kill_tamper_and_resume`] with nothing done before the resume; the
+/// victim's mock also saw no second upload.
+fn kill_and_resume(mock_flags: &[&str], what: &str, ready: impl Fn(&Path) -> bool) -> Value {
+    let (v, k) = kill_tamper_and_resume(mock_flags, &[], what, ready, |_| {});
+    assert_eq!(
+        stat(&v, "batchUploads"),
+        stat(&k, "batchUploads"),
+        "{what}: batchUploads"
+    );
+    v
 }
 
 #[test]
@@ -411,36 +371,16 @@ fn killed_mid_download_resumes_to_the_same_results() {
 #[test]
 #[cfg(unix)]
 fn ctrl_c_detaches_then_cancel_keeps_what_finished_and_resume_sends_the_rest() {
-    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
-    let data = Data::new(20);
-    let out = data.dir("out");
-    let mut victim = Running::spawn(batch_cmd(&data, &mock.url, &out, &[]));
-    let seen = wait_until(Duration::from_secs(15), || {
-        count(&provider_records(&out), "created") >= 1
-    });
-    assert!(seen, "no batch created");
-    std::thread::sleep(Duration::from_millis(1500));
-    signal(victim.pid(), "INT");
-    let detached = victim.finish(Duration::from_secs(10));
-    detached.expect_code(130);
+    let commands = openai_batch(&[]);
+    let run_ = start_and_detach(&commands);
     assert!(
-        detached
-            .stdout
-            .contains("Detached: 1 provider batch(es) keep running"),
+        run_.detached.stdout.contains("shadow-batch cancel"),
         "{}",
-        detached.stdout
+        run_.detached.stdout
     );
-    assert!(
-        detached.stdout.contains("shadow-batch cancel"),
-        "{}",
-        detached.stdout
-    );
-    let files = RunFiles::in_dir(&out);
-    assert_eq!(files.summary()["status"], "interrupted");
-    assert_eq!(mock.stats()["batchCancels"], 0, "detaching cancels nothing");
 
     // Resuming it live would send the batch's rows again: refused.
-    let mut live = resume_cmd(&data, &mock.url, &files.progress);
+    let mut live = resume_cmd(&run_.data, &run_.mock.url, &run_.files.progress);
     live.args(["--via", "live"]);
     let refused = run(live);
     refused.expect_code(2);
@@ -450,34 +390,13 @@ fn ctrl_c_detaches_then_cancel_keeps_what_finished_and_resume_sends_the_rest() {
         refused.stderr
     );
 
-    let mut cancel = shadow(data.root.path());
-    cancel
-        .env("OPENAI_API_KEY", "sk-batch-dummy")
-        .args(["cancel", p(&files.progress)]);
-    let cancelled = run(cancel);
-    cancelled.expect_code(0);
+    let (cancelled, _) = run_.cancel(&commands);
     assert!(
         cancelled.stdout.contains("Cancelled"),
         "{}",
         cancelled.stdout
     );
-    assert!(stat(&mock.stats(), "batchCancels") >= 1);
-    let summary = files.summary();
-    assert_eq!(summary["status"], "interrupted");
-    let done = summary["statistics"]["successful"].as_u64().unwrap();
-    assert!(done > 0 && done < 20, "{done} finished before the cancel");
-    assert_eq!(summary["statistics"]["failed"], 0);
-    assert_eq!(mock.stats()["batchCreates"], 1, "cancel creates nothing");
-
-    run(resume_cmd(&data, &mock.url, &files.progress)).expect_code(0);
-    assert_each_row_once(&files.results(), 20);
-    let stats = mock.stats();
-    assert_eq!(
-        stat(&stats, "batchCreates"),
-        2,
-        "the rest, in one more batch"
-    );
-    assert_eq!(stat(&stats, "batchLines"), 20, "no row ran twice");
+    run_.resume_the_rest(&commands);
 }
 
 #[test]
@@ -574,10 +493,7 @@ fn a_journal_with_swapped_batch_ids_is_refused_naming_its_lines() {
         count(&provider_records(&out), "created") >= 2
     });
     assert!(seen, "no two batches");
-    victim.guard.child().kill().unwrap();
-    victim
-        .guard
-        .wait_timeout(Duration::from_secs(5), "killed run");
+    victim.kill();
     let journal = provider_file(&out).unwrap();
     let text = std::fs::read_to_string(&journal).unwrap();
     let swapped = text
@@ -666,10 +582,7 @@ fn a_batch_the_endpoint_does_not_know_says_both_ways_it_can_be() {
         count(&provider_records(&out), "created") >= 1
     });
     assert!(seen, "no batch created");
-    victim.guard.child().kill().unwrap();
-    victim
-        .guard
-        .wait_timeout(Duration::from_secs(5), "killed run");
+    victim.kill();
     // Resumed against another server, which never saw the batch.
     let other = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
     let files = RunFiles::in_dir(&out);
@@ -711,10 +624,7 @@ fn a_journal_where_two_records_claim_the_same_rows_is_refused_naming_file_and_li
         count(&provider_records(&out), "created") >= 2
     });
     assert!(seen, "no two batches");
-    victim.guard.child().kill().unwrap();
-    victim
-        .guard
-        .wait_timeout(Duration::from_secs(5), "killed run");
+    victim.kill();
     let journal = provider_file(&out).unwrap();
     let records = provider_records(&out);
     let uploaded: Vec<usize> = (0..records.len())

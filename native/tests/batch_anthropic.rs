@@ -52,12 +52,6 @@ fn resume_cmd(data: &Data, file: &Path) -> Command {
     cmd
 }
 
-fn stat(v: &Value, field: &str) -> u64 {
-    v[field]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{field} missing: {v:#}"))
-}
-
 /// No file under `dir`, and neither stream, holds the key.
 fn assert_no_key(done: &Finished, dir: &Path) {
     assert!(!done.stdout.contains(KEY), "key on stdout");
@@ -221,73 +215,32 @@ fn a_refused_anthropic_create_aborts_resumably_and_the_resume_completes() {
     assert_eq!(count(&recs, "submitting"), 2, "{recs:#?}");
 }
 
-const KILL_ROWS: usize = 24;
+/// Anthropic's batch-API runs against the mock.
+fn anthropic_batch() -> BatchCommands<'static> {
+    BatchCommands {
+        start: Box::new(|data, mock, out| batch_cmd(data, mock, out, &[])),
+        resume: Box::new(|data, _, file| resume_cmd(data, file)),
+        cancel: Box::new(|data, file| {
+            let mut cancel = shadow(data.root.path());
+            cancel
+                .env("ANTHROPIC_API_KEY", KEY)
+                .args(["cancel", p(file)]);
+            cancel
+        }),
+    }
+}
 
-/// A victim run against its own mock, killed with SIGKILL once `ready` holds
-/// for its output folder, resumed, and compared with a clean run against an
-/// identical mock: same results, and the victim's mock saw no more creates
-/// than the clean one's and ran no request twice.
+/// [`kill_and_resume_batch`] of an Anthropic run; the key is in no output and
+/// no file. Returns the victim's mock's counters.
 fn kill_and_resume(
     mock_flags: &[&str],
     what: &str,
     ready: impl Fn(&Path, &Mock) -> bool,
     before_resume: impl Fn(&Data, &RunFiles),
 ) -> Value {
-    let victim_mock = Mock::start(mock_flags);
-    let clean_mock = Mock::start(mock_flags);
-    let data = Data::new(KILL_ROWS);
-    let (victim_out, clean_out) = (data.dir("victim"), data.dir("clean"));
-    let mut clean = Running::spawn(batch_cmd(&data, &clean_mock, &clean_out, &[]));
-    let mut victim = Running::spawn(batch_cmd(&data, &victim_mock, &victim_out, &[]));
-    let seen = wait_until(Duration::from_secs(20), || {
-        ready(&victim_out, &victim_mock) || !victim.guard.running()
-    });
-    assert!(seen, "no {what} within 20 s");
-    assert!(
-        victim.guard.running(),
-        "the run ended before the kill ({what})"
-    );
-    victim.guard.child().kill().unwrap();
-    let status = victim
-        .guard
-        .wait_timeout(Duration::from_secs(5), "killed run");
-    assert_eq!(status.code(), None, "killed by a signal");
-    clean.finish(RUN_TIMEOUT).expect_code(0);
-
-    let files = RunFiles::in_dir(&victim_out);
-    assert!(
-        files.results().len() < KILL_ROWS,
-        "killed after the end ({what})"
-    );
-    before_resume(&data, &files);
-    let resumed = run(resume_cmd(&data, &files.progress));
-    resumed.expect_code(0);
-    let reference = RunFiles::in_dir(&clean_out);
-    assert_each_row_once(&files.results(), KILL_ROWS);
-    assert_eq!(
-        outcomes(&files.results()),
-        outcomes(&reference.results()),
-        "{what}"
-    );
-    let (s, c) = (files.summary(), reference.summary());
-    assert_eq!(s["status"], "completed");
-    assert_eq!(
-        s["evaluation"]["confusionMatrix"],
-        c["evaluation"]["confusionMatrix"]
-    );
-    let (v, k) = (victim_mock.stats(), clean_mock.stats());
-    assert_eq!(
-        stat(&v, "batchCreates"),
-        stat(&k, "batchCreates"),
-        "{what}: no second create"
-    );
-    assert_eq!(
-        stat(&v, "batchLines"),
-        stat(&k, "batchLines"),
-        "{what}: no request ran twice"
-    );
-    assert_no_key(&resumed, data.root.path());
-    v
+    let done = kill_and_resume_batch(&anthropic_batch(), mock_flags, what, ready, before_resume);
+    assert_no_key(&done.resumed, done.data.root.path());
+    done.victim
 }
 
 #[test]
@@ -352,10 +305,7 @@ fn a_resume_says_it_looks_for_a_batch_an_interrupted_create_may_have_made() {
         mock.stats()["batchCreates"] == 1
     });
     assert!(seen, "no create");
-    victim.guard.child().kill().unwrap();
-    victim
-        .guard
-        .wait_timeout(Duration::from_secs(5), "killed run");
+    victim.kill();
     let files = RunFiles::in_dir(&out);
     let resumed = run(resume_cmd(&data, &files.progress));
     resumed.expect_code(0);
@@ -410,54 +360,22 @@ fn killed_mid_download_of_anthropic_results_resumes_to_the_same_results() {
 #[test]
 #[cfg(unix)]
 fn ctrl_c_detaches_an_anthropic_run_then_cancel_keeps_what_finished() {
-    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
-    let data = Data::new(20);
-    let out = data.dir("out");
-    let mut victim = Running::spawn(batch_cmd(&data, &mock, &out, &[]));
-    let seen = wait_until(Duration::from_secs(15), || {
-        count(&provider_records(&out), "created") >= 1
-    });
-    assert!(seen, "no batch created");
-    std::thread::sleep(Duration::from_millis(1500));
-    signal(victim.pid(), "INT");
-    let detached = victim.finish(Duration::from_secs(10));
-    detached.expect_code(130);
+    let commands = anthropic_batch();
+    let detached = start_and_detach(&commands);
     assert!(
         detached
+            .detached
             .stdout
             .contains("Detached: 1 provider batch(es) keep running at the provider (msgbatch_"),
         "{}",
-        detached.stdout
+        detached.detached.stdout
     );
-    let files = RunFiles::in_dir(&out);
-    assert_eq!(mock.stats()["batchCancels"], 0, "detaching cancels nothing");
-
-    let mut cancel = shadow(data.root.path());
-    cancel
-        .env("ANTHROPIC_API_KEY", KEY)
-        .args(["cancel", p(&files.progress)]);
-    let cancelled = run(cancel);
-    cancelled.expect_code(0);
-    assert!(stat(&mock.stats(), "batchCancels") >= 1);
-    let summary = files.summary();
-    assert_eq!(summary["status"], "interrupted");
-    let done = summary["statistics"]["successful"].as_u64().unwrap();
-    assert!(done > 0 && done < 20, "{done} finished before the cancel");
-    assert_eq!(summary["statistics"]["failed"], 0);
+    let (_, summary) = detached.cancel(&commands);
     assert_eq!(
         summary["providerBatches"][0]["status"], "done (canceled)",
         "{summary:#}"
     );
-
-    run(resume_cmd(&data, &files.progress)).expect_code(0);
-    assert_each_row_once(&files.results(), 20);
-    let stats = mock.stats();
-    assert_eq!(
-        stat(&stats, "batchCreates"),
-        2,
-        "the rest, in one more batch"
-    );
-    assert_eq!(stat(&stats, "batchLines"), 20, "no request ran twice");
+    detached.resume_the_rest(&commands);
 }
 
 #[test]

@@ -224,6 +224,15 @@ impl Running {
         self.guard.id()
     }
 
+    /// Kills the run with SIGKILL and asserts it died of it.
+    pub fn kill(&mut self) {
+        self.guard.child().kill().unwrap();
+        let status = self
+            .guard
+            .wait_timeout(Duration::from_secs(5), "killed run");
+        assert_eq!(status.code(), None, "killed by a signal");
+    }
+
     pub fn stdout_now(&self) -> String {
         std::fs::read_to_string(self.logs.path().join("stdout")).unwrap_or_default()
     }
@@ -609,4 +618,188 @@ pub fn provider_records(dir: &Path) -> Vec<Value> {
 /// How many of `records` are of `kind` (`uploaded`, `created`...).
 pub fn count(records: &[Value], kind: &str) -> usize {
     records.iter().filter(|r| r["record"] == kind).count()
+}
+
+/// A counter of the mock's `/stats`.
+pub fn stat(v: &Value, field: &str) -> u64 {
+    v[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field} missing: {v:#}"))
+}
+
+/// Rows of a kill-and-resume scenario of a batch-API run.
+pub const KILL_ROWS: usize = 24;
+
+/// How one provider's batch-API runs are started, resumed and cancelled
+/// against a mock: its flags and its key, so that the OpenAI and Anthropic
+/// versions of a scenario are one function.
+pub struct BatchCommands<'a> {
+    /// `shadow-batch CSV --via batch-api` into the folder.
+    pub start: Box<dyn Fn(&Data, &Mock, &Path) -> Command + 'a>,
+    /// `shadow-batch --resume FILE`.
+    pub resume: Box<dyn Fn(&Data, &Mock, &Path) -> Command + 'a>,
+    /// `shadow-batch cancel FILE`.
+    pub cancel: Box<dyn Fn(&Data, &Path) -> Command + 'a>,
+}
+
+/// What a killed and resumed batch-API run leaves to check further.
+pub struct KilledAndResumed {
+    pub data: Data,
+    pub victim_out: PathBuf,
+    pub clean_out: PathBuf,
+    /// The counters of the victim's mock and of the clean run's.
+    pub victim: Value,
+    pub clean: Value,
+    pub resumed: Finished,
+}
+
+/// A victim run against its own mock, killed with SIGKILL once `ready` holds
+/// for its output folder, `after_kill` done to it, resumed, and compared with a
+/// clean run against an identical mock: every row once, the same results, and
+/// the victim's mock saw no more creates than the clean one's and ran no line
+/// twice.
+pub fn kill_and_resume_batch(
+    commands: &BatchCommands,
+    mock_flags: &[&str],
+    what: &str,
+    ready: impl Fn(&Path, &Mock) -> bool,
+    after_kill: impl Fn(&Data, &RunFiles),
+) -> KilledAndResumed {
+    let victim_mock = Mock::start(mock_flags);
+    let clean_mock = Mock::start(mock_flags);
+    let data = Data::new(KILL_ROWS);
+    let (victim_out, clean_out) = (data.dir("victim"), data.dir("clean"));
+    let mut clean = Running::spawn((commands.start)(&data, &clean_mock, &clean_out));
+    let mut victim = Running::spawn((commands.start)(&data, &victim_mock, &victim_out));
+    let seen = wait_until(Duration::from_secs(20), || {
+        ready(&victim_out, &victim_mock) || !victim.guard.running()
+    });
+    assert!(seen, "no {what} within 20 s");
+    assert!(
+        victim.guard.running(),
+        "the run ended before the kill ({what})"
+    );
+    victim.kill();
+    clean.finish(RUN_TIMEOUT).expect_code(0);
+
+    let files = RunFiles::in_dir(&victim_out);
+    assert!(
+        files.results().len() < KILL_ROWS,
+        "killed after the end ({what})"
+    );
+    after_kill(&data, &files);
+    let resumed = run((commands.resume)(&data, &victim_mock, &files.progress));
+    resumed.expect_code(0);
+    let reference = RunFiles::in_dir(&clean_out);
+    assert_each_row_once(&files.results(), KILL_ROWS);
+    assert_eq!(
+        outcomes(&files.results()),
+        outcomes(&reference.results()),
+        "{what}"
+    );
+    let (s, c) = (files.summary(), reference.summary());
+    assert_eq!(s["status"], "completed");
+    assert_eq!(
+        s["evaluation"]["confusionMatrix"],
+        c["evaluation"]["confusionMatrix"]
+    );
+    let (v, k) = (victim_mock.stats(), clean_mock.stats());
+    assert_eq!(
+        stat(&v, "batchCreates"),
+        stat(&k, "batchCreates"),
+        "{what}: no second create"
+    );
+    assert_eq!(
+        stat(&v, "batchLines"),
+        stat(&k, "batchLines"),
+        "{what}: no line ran twice"
+    );
+    KilledAndResumed {
+        data,
+        victim_out,
+        clean_out,
+        victim: v,
+        clean: k,
+        resumed,
+    }
+}
+
+/// A batch-API run of 20 rows detached with Ctrl-C once its one batch runs.
+pub struct DetachedRun {
+    pub mock: Mock,
+    pub data: Data,
+    pub files: RunFiles,
+    pub detached: Finished,
+}
+
+/// Starts a run whose batch takes 4 s, detaches it with Ctrl-C once the batch
+/// exists, and checks it said so and cancelled nothing.
+pub fn start_and_detach(commands: &BatchCommands) -> DetachedRun {
+    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
+    let data = Data::new(20);
+    let out = data.dir("out");
+    let mut victim = Running::spawn((commands.start)(&data, &mock, &out));
+    let seen = wait_until(Duration::from_secs(15), || {
+        count(&provider_records(&out), "created") >= 1
+    });
+    assert!(seen, "no batch created");
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(victim.pid(), "INT");
+    let detached = victim.finish(Duration::from_secs(10));
+    detached.expect_code(130);
+    assert!(
+        detached
+            .stdout
+            .contains("Detached: 1 provider batch(es) keep running at the provider ("),
+        "{}",
+        detached.stdout
+    );
+    let files = RunFiles::in_dir(&out);
+    assert_eq!(files.summary()["status"], "interrupted");
+    assert_eq!(mock.stats()["batchCancels"], 0, "detaching cancels nothing");
+    DetachedRun {
+        mock,
+        data,
+        files,
+        detached,
+    }
+}
+
+impl DetachedRun {
+    /// `shadow-batch cancel`: the batch cancelled, what it finished kept, nothing
+    /// created; returns what it printed and the summary after it.
+    pub fn cancel(&self, commands: &BatchCommands) -> (Finished, Value) {
+        let cancelled = run((commands.cancel)(&self.data, &self.files.progress));
+        cancelled.expect_code(0);
+        assert!(stat(&self.mock.stats(), "batchCancels") >= 1);
+        let summary = self.files.summary();
+        assert_eq!(summary["status"], "interrupted");
+        let done = summary["statistics"]["successful"].as_u64().unwrap();
+        assert!(done > 0 && done < 20, "{done} finished before the cancel");
+        assert_eq!(summary["statistics"]["failed"], 0);
+        assert_eq!(
+            self.mock.stats()["batchCreates"],
+            1,
+            "cancel creates nothing"
+        );
+        (cancelled, summary)
+    }
+
+    /// The resume after the cancel: the rest in one more batch, no row twice.
+    pub fn resume_the_rest(&self, commands: &BatchCommands) {
+        run((commands.resume)(
+            &self.data,
+            &self.mock,
+            &self.files.progress,
+        ))
+        .expect_code(0);
+        assert_each_row_once(&self.files.results(), 20);
+        let stats = self.mock.stats();
+        assert_eq!(
+            stat(&stats, "batchCreates"),
+            2,
+            "the rest, in one more batch"
+        );
+        assert_eq!(stat(&stats, "batchLines"), 20, "no row ran twice");
+    }
 }
