@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -44,64 +44,32 @@ fn resume_cmd(data: &Data, url: &str, file: &Path) -> Command {
 
 #[test]
 fn a_batch_api_run_ends_with_the_same_results_as_a_live_run_at_half_the_price() {
-    let mock = Mock::start(&[
-        "--batch-ms",
-        "400",
-        "--latency-ms",
-        "0",
-        "--error-rate",
-        "0.15",
-        "--seed",
-        "7",
-    ]);
-    let data = Data::new(30);
-    let (batch_out, live_out) = (data.dir("batch"), data.dir("live"));
-    let price = ["--price-input", "1", "--price-output", "2"];
-    let batch = run(batch_cmd(
-        &data,
-        &mock.url,
-        &batch_out,
-        &[&["--shard-lines", "12"][..], &price].concat(),
-    ));
-    batch.expect_code(0);
-    let mut live = shadow(data.root.path());
-    live.env("OPENAI_API_KEY", "sk-batch-dummy")
-        .args(["--provider", "openai", "--base-url", &mock.url])
-        .args([p(&data.csv), "10", "--out-dir", p(&live_out)])
-        .args(price);
-    run(live).expect_code(0);
-
-    let (b, l) = (RunFiles::in_dir(&batch_out), RunFiles::in_dir(&live_out));
-    assert_each_row_once(&b.results(), 30);
-    assert_eq!(
-        outcomes(&b.results()),
-        outcomes(&l.results()),
-        "same answers either way"
+    let BatchAndLive {
+        mock,
+        data,
+        batch_out,
+        batch,
+        summary,
+    } = batch_and_live_at_half_the_price(
+        &openai(),
+        &[
+            "--batch-ms",
+            "400",
+            "--latency-ms",
+            "0",
+            "--error-rate",
+            "0.15",
+            "--seed",
+            "7",
+        ],
     );
-    let summary = b.summary();
-    assert_eq!(summary["status"], "completed");
-    assert_eq!(summary["config"]["batchApi"]["maxLines"], 12);
-    // Half the price given.
-    assert_eq!(summary["cost"]["price"]["inputPerMillion"], 0.5);
-    assert_eq!(summary["cost"]["price"]["batchApi"], true);
-    let live_usd = l.summary()["cost"]["amountUsd"].as_f64().unwrap();
-    let batch_usd = summary["cost"]["amountUsd"].as_f64().unwrap();
-    assert!(
-        (batch_usd * 2.0 - live_usd).abs() < 1e-6,
-        "{batch_usd} vs {live_usd}"
-    );
-    // Shards of at most 12 lines; errored lines re-sent in later shards.
     let batches = summary["providerBatches"].as_array().unwrap();
-    assert!(batches.len() >= 3, "{batches:#?}");
-    assert!(batches.iter().all(|b| b["lines"].as_u64().unwrap() <= 12));
     assert!(
         batches.iter().all(|b| b["status"] == "done"),
         "{batches:#?}"
     );
-    let retries = summary["statistics"]["retries"].as_u64().unwrap();
-    assert!(retries > 0, "an error rate of 0.15 re-sends some lines");
     // The progress file: reports of 10 in order, and the provider batches.
-    let progress = b.progress();
+    let progress = RunFiles::in_dir(&batch_out).progress();
     assert_eq!(progress["batchNumber"], 3);
     assert!(progress["providerBatches"].as_array().unwrap().len() >= 3);
     // Every shard was uploaded and created once; the journal says so.
@@ -116,18 +84,8 @@ fn a_batch_api_run_ends_with_the_same_results_as_a_live_run_at_half_the_price() 
         count(&recs, "created")
     );
     assert_eq!(count(&recs, "done"), batches.len());
-    assert!(
-        batch.stdout.contains("provider batch shard 1"),
-        "{}",
-        batch.stdout
-    );
-    // The HTML report of a batch-API run is the same file as a live run's, with
-    // every row.
-    let report = find_file(&batch_out, "shadow-mode-batch-report-", ".html").expect("a report");
-    let embedded = report_data(&report);
-    assert_eq!(embedded["items"]["row"].as_array().unwrap().len(), 30);
-    assert_eq!(embedded["evaluation"], summary["evaluation"]);
-    // No key anywhere, and the local shard files are gone.
+    batch.stdout_has("provider batch shard 1");
+    // No key anywhere.
     for (path, bytes) in all_files(data.root.path()) {
         let text = String::from_utf8_lossy(&bytes);
         assert!(
@@ -135,8 +93,6 @@ fn a_batch_api_run_ends_with_the_same_results_as_a_live_run_at_half_the_price() 
             "key in {}",
             path.display()
         );
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(!name.starts_with(".shadow-batch-"), "left behind: {name}");
     }
 }
 
@@ -185,12 +141,8 @@ fn a_failed_batch_aborts_resumably_and_the_resume_completes() {
     let out = data.dir("out");
     let first = run(batch_cmd(&data, &mock.url, &out, &[]));
     first.expect_code(2);
-    assert!(
-        first.stderr.contains("failed, so none of its requests ran"),
-        "{}",
-        first.stderr
-    );
-    assert!(first.stderr.contains("--resume"), "{}", first.stderr);
+    first.stderr_has("failed, so none of its requests ran");
+    first.stderr_has("--resume");
     let files = RunFiles::in_dir(&out);
     let summary = files.summary();
     assert_eq!(summary["status"], "aborted");
@@ -221,11 +173,7 @@ fn batch_api_needs_a_provider_with_one() {
     ]);
     let out = run(cmd);
     out.expect_code(2);
-    assert!(
-        out.stderr.contains("the http provider has none"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("the http provider has none");
     let mut cmd = shadow(data.root.path());
     cmd.env("GEMINI_API_KEY", "AIza-dummy").args([
         p(&data.csv),
@@ -236,18 +184,22 @@ fn batch_api_needs_a_provider_with_one() {
     ]);
     let out = run(cmd);
     out.expect_code(2);
-    assert!(
-        out.stderr.contains("the gemini provider has none")
-            && out.stderr.contains("anthropic (Message Batches)"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("the gemini provider has none")
+        .stderr_has("anthropic (Message Batches)");
 }
 
-/// OpenAI's batch-API runs against the mock, with `extra` flags.
-fn openai_batch<'a>(extra: &'a [&'a str]) -> BatchCommands<'a> {
+/// OpenAI's runs against the mock.
+fn openai() -> BatchCommands {
     BatchCommands {
-        start: Box::new(move |data, mock, out| batch_cmd(data, &mock.url, out, extra)),
+        start: Box::new(|data, mock, out, extra| batch_cmd(data, &mock.url, out, extra)),
+        live: Box::new(|data, mock, out, extra| {
+            let mut live = shadow(data.root.path());
+            live.env("OPENAI_API_KEY", "sk-batch-dummy")
+                .args(["--provider", "openai", "--base-url", &mock.url])
+                .args([p(&data.csv), "10", "--out-dir", p(out)])
+                .args(extra);
+            live
+        }),
         resume: Box::new(|data, mock, file| resume_cmd(data, &mock.url, file)),
         cancel: Box::new(|data, file| {
             let mut cancel = shadow(data.root.path());
@@ -271,8 +223,9 @@ fn kill_tamper_and_resume(
     after_kill: impl Fn(&Path),
 ) -> (Value, Value) {
     let done = kill_and_resume_batch(
-        &openai_batch(extra),
+        &openai(),
         mock_flags,
+        extra,
         what,
         |out, _| ready(out),
         |_, files| after_kill(files.results.parent().unwrap()),
@@ -371,31 +324,19 @@ fn killed_mid_download_resumes_to_the_same_results() {
 #[test]
 #[cfg(unix)]
 fn ctrl_c_detaches_then_cancel_keeps_what_finished_and_resume_sends_the_rest() {
-    let commands = openai_batch(&[]);
+    let commands = openai();
     let run_ = start_and_detach(&commands);
-    assert!(
-        run_.detached.stdout.contains("shadow-batch cancel"),
-        "{}",
-        run_.detached.stdout
-    );
+    run_.detached.stdout_has("shadow-batch cancel");
 
     // Resuming it live would send the batch's rows again: refused.
     let mut live = resume_cmd(&run_.data, &run_.mock.url, &run_.files.progress);
     live.args(["--via", "live"]);
     let refused = run(live);
     refused.expect_code(2);
-    assert!(
-        refused.stderr.contains("Resume it with --via batch-api"),
-        "{}",
-        refused.stderr
-    );
+    refused.stderr_has("Resume it with --via batch-api");
 
     let (cancelled, _) = run_.cancel(&commands);
-    assert!(
-        cancelled.stdout.contains("Cancelled"),
-        "{}",
-        cancelled.stdout
-    );
+    cancelled.stdout_has("Cancelled");
     run_.resume_the_rest(&commands);
 }
 
@@ -482,18 +423,25 @@ fn a_finished_runs_files_are_deleted_at_the_provider_unless_kept() {
     }
 }
 
+/// A run of `rows` against a mock whose batches take 4 s, killed once
+/// `batches` of them exist: the mock, the data and the output folder.
+fn killed_once_created(rows: usize, extra: &[&str], batches: usize) -> (Mock, Data, PathBuf) {
+    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
+    let data = Data::new(rows);
+    let out = data.dir("out");
+    let mut victim = Running::spawn(batch_cmd(&data, &mock.url, &out, extra));
+    let seen = wait_until(Duration::from_secs(15), || {
+        count(&provider_records(&out), "created") >= batches
+    });
+    assert!(seen, "no {batches} batch(es) created");
+    victim.kill();
+    (mock, data, out)
+}
+
 #[test]
 #[cfg(unix)]
 fn a_journal_with_swapped_batch_ids_is_refused_naming_its_lines() {
-    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
-    let data = Data::new(8);
-    let out = data.dir("out");
-    let mut victim = Running::spawn(batch_cmd(&data, &mock.url, &out, &["--shard-lines", "4"]));
-    let seen = wait_until(Duration::from_secs(15), || {
-        count(&provider_records(&out), "created") >= 2
-    });
-    assert!(seen, "no two batches");
-    victim.kill();
+    let (mock, data, out) = killed_once_created(8, &["--shard-lines", "4"], 2);
     let journal = provider_file(&out).unwrap();
     let text = std::fs::read_to_string(&journal).unwrap();
     let swapped = text
@@ -505,13 +453,10 @@ fn a_journal_with_swapped_batch_ids_is_refused_naming_its_lines() {
     let refused = run(resume_cmd(&data, &mock.url, &files.progress));
     refused.expect_code(2);
     let name = journal.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(
-        refused.stderr.contains(&name)
-            && refused.stderr.contains("gives batch batch_mock00000")
-            && refused.stderr.contains("line "),
-        "{}",
-        refused.stderr
-    );
+    refused
+        .stderr_has(&name)
+        .stderr_has("gives batch batch_mock00000")
+        .stderr_has("line ");
     assert_eq!(
         stat(&mock.stats(), "batchCreates"),
         2,
@@ -533,14 +478,9 @@ fn cancel_says_what_there_is_to_cancel() {
         .args(["cancel", p(&files.progress)]);
     let finished = run(cancel);
     finished.expect_code(0);
-    assert!(
-        finished.stdout.contains("Nothing to cancel")
-            && finished
-                .stdout
-                .contains("has finished (all 4 rows have results)"),
-        "{}",
-        finished.stdout
-    );
+    finished
+        .stdout_has("Nothing to cancel")
+        .stdout_has("has finished (all 4 rows have results)");
     assert!(
         !finished.stdout.contains("To send the rest"),
         "{}",
@@ -557,13 +497,7 @@ fn cancel_says_what_there_is_to_cancel() {
     cancel.args(["cancel", p(&data.csv)]);
     let not_a_run = run(cancel);
     not_a_run.expect_code(2);
-    assert!(
-        not_a_run
-            .stderr
-            .contains("shadow-batch cancel takes a file of a batch-API run: its progress file shadow-mode-batch-progress-RUN.json"),
-        "{}",
-        not_a_run.stderr
-    );
+    not_a_run.stderr_has("shadow-batch cancel takes a file of a batch-API run: its progress file shadow-mode-batch-progress-RUN.json");
     assert!(
         !not_a_run.stderr.contains("--resume takes"),
         "{}",
@@ -574,15 +508,7 @@ fn cancel_says_what_there_is_to_cancel() {
 #[test]
 #[cfg(unix)]
 fn a_batch_the_endpoint_does_not_know_says_both_ways_it_can_be() {
-    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
-    let data = Data::new(4);
-    let out = data.dir("out");
-    let mut victim = Running::spawn(batch_cmd(&data, &mock.url, &out, &[]));
-    let seen = wait_until(Duration::from_secs(15), || {
-        count(&provider_records(&out), "created") >= 1
-    });
-    assert!(seen, "no batch created");
-    victim.kill();
+    let (_mock, data, out) = killed_once_created(4, &[], 1);
     // Resumed against another server, which never saw the batch.
     let other = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
     let files = RunFiles::in_dir(&out);
@@ -590,17 +516,10 @@ fn a_batch_the_endpoint_does_not_know_says_both_ways_it_can_be() {
     resume.args(["--base-url", &other.url]);
     let refused = run(resume);
     refused.expect_code(2);
-    assert!(
-        refused.stderr.contains("(HTTP 404)")
-            && refused
-                .stderr
-                .contains("OPENAI_API_KEY now holds another key")
-            && refused
-                .stderr
-                .contains("--base-url points at another server"),
-        "{}",
-        refused.stderr
-    );
+    refused
+        .stderr_has("(HTTP 404)")
+        .stderr_has("OPENAI_API_KEY now holds another key")
+        .stderr_has("--base-url points at another server");
     assert!(
         !refused.stderr.contains("Check the key,"),
         "{}",
@@ -616,15 +535,7 @@ fn a_batch_the_endpoint_does_not_know_says_both_ways_it_can_be() {
 #[test]
 #[cfg(unix)]
 fn a_journal_where_two_records_claim_the_same_rows_is_refused_naming_file_and_lines() {
-    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
-    let data = Data::new(8);
-    let out = data.dir("out");
-    let mut victim = Running::spawn(batch_cmd(&data, &mock.url, &out, &["--shard-lines", "4"]));
-    let seen = wait_until(Duration::from_secs(15), || {
-        count(&provider_records(&out), "created") >= 2
-    });
-    assert!(seen, "no two batches");
-    victim.kill();
+    let (mock, data, out) = killed_once_created(8, &["--shard-lines", "4"], 2);
     let journal = provider_file(&out).unwrap();
     let records = provider_records(&out);
     let uploaded: Vec<usize> = (0..records.len())
@@ -644,15 +555,10 @@ fn a_journal_where_two_records_claim_the_same_rows_is_refused_naming_file_and_li
         uploaded[0] + 1,
         uploaded[1] + 1
     );
-    assert!(
-        refused
-            .stderr
-            .contains(&format!("cannot resume from {}", journal.display()))
-            && refused.stderr.contains(&name)
-            && refused.stderr.contains(&lines),
-        "{}",
-        refused.stderr
-    );
+    refused
+        .stderr_has(&format!("cannot resume from {}", journal.display()))
+        .stderr_has(&name)
+        .stderr_has(&lines);
     assert_eq!(
         stat(&mock.stats(), "batchCreates"),
         2,

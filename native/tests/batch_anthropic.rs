@@ -67,61 +67,29 @@ fn assert_no_key(done: &Finished, dir: &Path) {
 
 #[test]
 fn an_anthropic_batch_run_ends_with_the_results_of_a_live_run_at_half_the_price() {
-    let mock = Mock::start(&[
-        "--batch-ms",
-        "400",
-        "--latency-ms",
-        "0",
-        "--error-rate",
-        "0.15",
-        "--seed",
-        "7",
-        "--require-key",
-        KEY,
-    ]);
-    let data = Data::new(30);
-    let (batch_out, live_out) = (data.dir("batch"), data.dir("live"));
-    let price = ["--price-input", "1", "--price-output", "2"];
-    let batch = run(batch_cmd(
-        &data,
-        &mock,
-        &batch_out,
-        &[&["--shard-lines", "12"][..], &price].concat(),
-    ));
-    batch.expect_code(0);
-    let mut live = shadow(data.root.path());
-    live.env_remove("OPENAI_API_KEY")
-        .env("ANTHROPIC_API_KEY", KEY)
-        .args(["--provider", "anthropic", "--base-url", &root(&mock)])
-        .args(["--model", "claude-mock"])
-        .args([p(&data.csv), "10", "--out-dir", p(&live_out)])
-        .args(price);
-    run(live).expect_code(0);
-
-    let (b, l) = (RunFiles::in_dir(&batch_out), RunFiles::in_dir(&live_out));
-    assert_each_row_once(&b.results(), 30);
-    assert_eq!(
-        outcomes(&b.results()),
-        outcomes(&l.results()),
-        "the same answers either way"
+    let BatchAndLive {
+        mock,
+        data,
+        batch_out,
+        batch,
+        summary,
+    } = batch_and_live_at_half_the_price(
+        &anthropic_batch(),
+        &[
+            "--batch-ms",
+            "400",
+            "--latency-ms",
+            "0",
+            "--error-rate",
+            "0.15",
+            "--seed",
+            "7",
+            "--require-key",
+            KEY,
+        ],
     );
-    let summary = b.summary();
-    assert_eq!(summary["status"], "completed");
-    assert_eq!(summary["config"]["batchApi"]["maxLines"], 12);
     assert_eq!(summary["config"]["batchApi"]["maxBytes"], 256_000_000u64);
-    assert_eq!(summary["cost"]["price"]["inputPerMillion"], 0.5);
-    assert_eq!(summary["cost"]["price"]["batchApi"], true);
-    let live_usd = l.summary()["cost"]["amountUsd"].as_f64().unwrap();
-    let batch_usd = summary["cost"]["amountUsd"].as_f64().unwrap();
-    assert!(
-        live_usd > 0.0 && (batch_usd * 2.0 - live_usd).abs() < 1e-6,
-        "{batch_usd} vs {live_usd}"
-    );
-    let retries = summary["statistics"]["retries"].as_u64().unwrap();
-    assert!(retries > 0, "an error rate of 0.15 re-sends some requests");
     let batches = summary["providerBatches"].as_array().unwrap();
-    assert!(batches.len() >= 3, "{batches:#?}");
-    assert!(batches.iter().all(|b| b["lines"].as_u64().unwrap() <= 12));
     assert!(
         batches.iter().all(|b| b["status"] == "done"
             && b["batchId"].as_str().unwrap().starts_with("msgbatch_")
@@ -138,22 +106,8 @@ fn an_anthropic_batch_run_ends_with_the_results_of_a_live_run_at_half_the_price(
     );
     assert_eq!(count(&recs, "submitting"), count(&recs, "created"));
     assert_eq!(stat(&stats, "unauthorized"), 0, "the key went as x-api-key");
-    assert!(
-        batch.stdout.contains("msgbatch_mock000001: in_progress"),
-        "{}",
-        batch.stdout
-    );
-    // The HTML report is written, with every row.
-    let report = find_file(&batch_out, "shadow-mode-batch-report-", ".html").expect("a report");
-    let embedded = report_data(&report);
-    assert_eq!(embedded["status"], "completed");
-    assert_eq!(embedded["items"]["row"].as_array().unwrap().len(), 30);
-    assert_eq!(embedded["evaluation"], summary["evaluation"]);
-    // The shard files are gone; the key is nowhere.
-    for (path, _) in all_files(data.root.path()) {
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(!name.starts_with(".shadow-batch-"), "left behind: {name}");
-    }
+    batch.stdout_has("msgbatch_mock000001: in_progress");
+    // The key is nowhere.
     assert_no_key(&batch, data.root.path());
 }
 
@@ -198,9 +152,9 @@ fn a_refused_anthropic_create_aborts_resumably_and_the_resume_completes() {
     let out = data.dir("out");
     let first = run(batch_cmd(&data, &mock, &out, &[]));
     first.expect_code(2);
-    assert!(first.stderr.contains("HTTP 400"), "{}", first.stderr);
-    assert!(first.stderr.contains("--batch-fail"), "{}", first.stderr);
-    assert!(first.stderr.contains("--resume"), "{}", first.stderr);
+    first.stderr_has("HTTP 400");
+    first.stderr_has("--batch-fail");
+    first.stderr_has("--resume");
     let files = RunFiles::in_dir(&out);
     let summary = files.summary();
     assert_eq!(summary["status"], "aborted");
@@ -216,9 +170,19 @@ fn a_refused_anthropic_create_aborts_resumably_and_the_resume_completes() {
 }
 
 /// Anthropic's batch-API runs against the mock.
-fn anthropic_batch() -> BatchCommands<'static> {
+fn anthropic_batch() -> BatchCommands {
     BatchCommands {
-        start: Box::new(|data, mock, out| batch_cmd(data, mock, out, &[])),
+        start: Box::new(|data, mock, out, extra| batch_cmd(data, mock, out, extra)),
+        live: Box::new(|data, mock, out, extra| {
+            let mut live = shadow(data.root.path());
+            live.env_remove("OPENAI_API_KEY")
+                .env("ANTHROPIC_API_KEY", KEY)
+                .args(["--provider", "anthropic", "--base-url", &root(mock)])
+                .args(["--model", "claude-mock"])
+                .args([p(&data.csv), "10", "--out-dir", p(out)])
+                .args(extra);
+            live
+        }),
         resume: Box::new(|data, _, file| resume_cmd(data, file)),
         cancel: Box::new(|data, file| {
             let mut cancel = shadow(data.root.path());
@@ -238,7 +202,14 @@ fn kill_and_resume(
     ready: impl Fn(&Path, &Mock) -> bool,
     before_resume: impl Fn(&Data, &RunFiles),
 ) -> Value {
-    let done = kill_and_resume_batch(&anthropic_batch(), mock_flags, what, ready, before_resume);
+    let done = kill_and_resume_batch(
+        &anthropic_batch(),
+        mock_flags,
+        &[],
+        what,
+        ready,
+        before_resume,
+    );
     assert_no_key(&done.resumed, done.data.root.path());
     done.victim
 }
@@ -273,11 +244,7 @@ fn killed_while_creating_an_anthropic_batch_resumes_by_finding_it() {
             live.args(["--via", "live"]);
             let refused = run(live);
             refused.expect_code(2);
-            assert!(
-                refused.stderr.contains("Resume it with --via batch-api"),
-                "{}",
-                refused.stderr
-            );
+            refused.stderr_has("Resume it with --via batch-api");
         },
     );
     assert!(
@@ -309,13 +276,7 @@ fn a_resume_says_it_looks_for_a_batch_an_interrupted_create_may_have_made() {
     let files = RunFiles::in_dir(&out);
     let resumed = run(resume_cmd(&data, &files.progress));
     resumed.expect_code(0);
-    assert!(
-        resumed
-            .stdout
-            .contains("1 create(s) of the last session may have made a batch"),
-        "{}",
-        resumed.stdout
-    );
+    resumed.stdout_has("1 create(s) of the last session may have made a batch");
     assert_each_row_once(&files.results(), 4);
     assert_eq!(mock.stats()["batchCreates"], 1);
 }
@@ -385,7 +346,7 @@ fn a_refused_key_stops_an_anthropic_batch_run_and_the_key_is_in_no_output() {
     let out = data.dir("out");
     let done = run(batch_cmd(&data, &mock, &out, &[]));
     done.expect_code(2);
-    assert!(done.stderr.contains("401"), "{}", done.stderr);
+    done.stderr_has("401");
     assert!(stat(&mock.stats(), "unauthorized") >= 1);
     assert_eq!(mock.stats()["batchCreates"], 0);
     assert_no_key(&done, data.root.path());

@@ -189,7 +189,23 @@ pub struct Finished {
     pub elapsed: Duration,
 }
 
+fn assert_holds(name: &str, stream: &str, text: &str) {
+    assert!(stream.contains(text), "{text:?} not in {name}:\n{stream}");
+}
+
 impl Finished {
+    /// Asserts stdout holds `text`, showing stdout when not.
+    pub fn stdout_has(&self, text: &str) -> &Self {
+        assert_holds("stdout", &self.stdout, text);
+        self
+    }
+
+    /// Asserts stderr holds `text`, showing stderr when not.
+    pub fn stderr_has(&self, text: &str) -> &Self {
+        assert_holds("stderr", &self.stderr, text);
+        self
+    }
+
     /// Asserts the exit code, showing the output when it differs.
     pub fn expect_code(&self, code: i32) -> &Self {
         assert_eq!(
@@ -251,6 +267,18 @@ impl Running {
             elapsed: self.started.elapsed(),
         }
     }
+}
+
+/// `CSV --concurrency N --out-dir OUT` of `data`: a run's arguments, one
+/// request at a time or a few.
+pub fn csv_into_out<'a>(data: &'a Data, concurrency: &'a str) -> [&'a str; 5] {
+    [
+        p(&data.csv),
+        "--concurrency",
+        concurrency,
+        "--out-dir",
+        p(&data.out),
+    ]
 }
 
 /// Runs the command to its end (at most [`RUN_TIMEOUT`]).
@@ -518,10 +546,11 @@ impl Drop for HungServer {
     }
 }
 
-/// An endpoint that echoes whatever credential it is sent, as careless proxies do:
-/// requests 1 to `answers` get a 200 whose prediction is the bearer token followed
-/// by the request line (URL and query), the rest a 401 quoting both. One thread,
-/// one request per connection; it lives as long as the test process.
+/// An endpoint that echoes whatever credential it is sent, in any of the four
+/// headers, as a careless proxy does: requests 1 to `answers` get a 200 whose every
+/// dialect's label (and the http provider's `prediction`) is the echo followed by
+/// the request line (so the run records it as an answer outside the
+/// labels), the rest a 401 quoting it.
 pub struct EchoingEndpoint {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
@@ -529,7 +558,7 @@ pub struct EchoingEndpoint {
 
 impl EchoingEndpoint {
     pub fn start(answers: usize) -> EchoingEndpoint {
-        use std::io::{BufRead, Write};
+        use std::io::{BufRead, Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         std::thread::spawn(move || {
@@ -550,25 +579,34 @@ impl EchoingEndpoint {
                     head.push(line.trim_end().to_string());
                 }
                 let mut body = vec![0; length];
-                let _ = std::io::Read::read_exact(&mut reader, &mut body);
-                let token = head
+                let _ = reader.read_exact(&mut body);
+                let credential = head
                     .iter()
                     .find_map(|h| {
-                        h.to_ascii_lowercase()
-                            .starts_with("authorization:")
-                            .then(|| h[14..].trim().to_string())
+                        let (name, value) = h.split_once(':')?;
+                        let name = name.trim().to_ascii_lowercase();
+                        ["authorization", "x-api-key", "x-goog-api-key", "api-key"]
+                            .contains(&name.as_str())
+                            .then(|| value.trim().to_string())
                     })
                     .unwrap_or_default();
-                let echo = format!("{token} {}", head.first().cloned().unwrap_or_default());
+                let echo = format!("{credential} {}", head.first().cloned().unwrap_or_default());
+                let label = serde_json::json!({ "label": echo }).to_string();
                 let (status, body) = if n < answers {
-                    let content = serde_json::json!({ "label": echo }).to_string();
                     let body = serde_json::json!({
                         "prediction": echo,
-                        "choices": [{ "index": 0, "message": { "role": "assistant", "content": content }, "finish_reason": "stop" }],
+                        "choices": [{ "index": 0, "message": { "role": "assistant", "content": label }, "finish_reason": "stop" }],
+                        "content": [{ "type": "tool_use", "name": "classify_image", "input": { "label": echo } }],
+                        "stop_reason": "tool_use",
+                        "candidates": [{ "content": { "parts": [{ "text": label }] }, "finishReason": "STOP" }],
                     });
                     ("200 OK", body.to_string())
                 } else {
-                    let body = serde_json::json!({ "error": { "message": format!("Incorrect API key provided: {echo}"), "code": "invalid_api_key" } });
+                    let body = serde_json::json!({ "type": "error", "error": {
+                        "type": "authentication_error",
+                        "message": format!("Incorrect API key provided: {echo}"),
+                        "code": "invalid_api_key",
+                    } });
                     ("401 Unauthorized", body.to_string())
                 };
                 let _ = write!(
@@ -633,13 +671,93 @@ pub const KILL_ROWS: usize = 24;
 /// How one provider's batch-API runs are started, resumed and cancelled
 /// against a mock: its flags and its key, so that the OpenAI and Anthropic
 /// versions of a scenario are one function.
-pub struct BatchCommands<'a> {
-    /// `shadow-batch CSV --via batch-api` into the folder.
-    pub start: Box<dyn Fn(&Data, &Mock, &Path) -> Command + 'a>,
+pub struct BatchCommands {
+    /// `shadow-batch CSV --via batch-api EXTRA...` into the folder.
+    pub start: Box<dyn Fn(&Data, &Mock, &Path, &[&str]) -> Command>,
+    /// The same run live: `shadow-batch CSV EXTRA...` into the folder.
+    pub live: Box<dyn Fn(&Data, &Mock, &Path, &[&str]) -> Command>,
     /// `shadow-batch --resume FILE`.
-    pub resume: Box<dyn Fn(&Data, &Mock, &Path) -> Command + 'a>,
+    pub resume: Box<dyn Fn(&Data, &Mock, &Path) -> Command>,
     /// `shadow-batch cancel FILE`.
-    pub cancel: Box<dyn Fn(&Data, &Path) -> Command + 'a>,
+    pub cancel: Box<dyn Fn(&Data, &Path) -> Command>,
+}
+
+/// A run of 30 rows through the batch API in shards of 12 and the same run
+/// live, both priced, against one mock.
+pub struct BatchAndLive {
+    pub mock: Mock,
+    pub data: Data,
+    pub batch_out: PathBuf,
+    pub batch: Finished,
+    /// The batch-API run's summary.
+    pub summary: Value,
+}
+
+/// Runs [`BatchAndLive`] against a mock started with `mock_flags` and checks
+/// what holds for every provider: the same answers either way at half the
+/// price, errored lines re-sent in later shards of at most 12, the report with
+/// every row, and no shard file left.
+pub fn batch_and_live_at_half_the_price(
+    commands: &BatchCommands,
+    mock_flags: &[&str],
+) -> BatchAndLive {
+    let mock = Mock::start(mock_flags);
+    let data = Data::new(30);
+    let (batch_out, live_out) = (data.dir("batch"), data.dir("live"));
+    let price = ["--price-input", "1", "--price-output", "2"];
+    let batch = run((commands.start)(
+        &data,
+        &mock,
+        &batch_out,
+        &[&["--shard-lines", "12"][..], &price].concat(),
+    ));
+    batch.expect_code(0);
+    run((commands.live)(&data, &mock, &live_out, &price)).expect_code(0);
+
+    let (b, l) = (RunFiles::in_dir(&batch_out), RunFiles::in_dir(&live_out));
+    assert_each_row_once(&b.results(), 30);
+    assert_eq!(
+        outcomes(&b.results()),
+        outcomes(&l.results()),
+        "the same answers either way"
+    );
+    let summary = b.summary();
+    assert_eq!(summary["status"], "completed");
+    assert_eq!(summary["config"]["batchApi"]["maxLines"], 12);
+    // Half the price given.
+    assert_eq!(summary["cost"]["price"]["inputPerMillion"], 0.5);
+    assert_eq!(summary["cost"]["price"]["batchApi"], true);
+    let live_usd = l.summary()["cost"]["amountUsd"].as_f64().unwrap();
+    let batch_usd = summary["cost"]["amountUsd"].as_f64().unwrap();
+    assert!(
+        live_usd > 0.0 && (batch_usd * 2.0 - live_usd).abs() < 1e-6,
+        "{batch_usd} vs {live_usd}"
+    );
+    // Shards of at most 12 lines; errored lines re-sent in later shards.
+    let retries = summary["statistics"]["retries"].as_u64().unwrap();
+    assert!(retries > 0, "an error rate of 0.15 re-sends some lines");
+    let batches = summary["providerBatches"].as_array().unwrap();
+    assert!(batches.len() >= 3, "{batches:#?}");
+    assert!(batches.iter().all(|b| b["lines"].as_u64().unwrap() <= 12));
+    // The HTML report of a batch-API run is the same file as a live run's, with
+    // every row.
+    let report = find_file(&batch_out, "shadow-mode-batch-report-", ".html").expect("a report");
+    let embedded = report_data(&report);
+    assert_eq!(embedded["status"], "completed");
+    assert_eq!(embedded["items"]["row"].as_array().unwrap().len(), 30);
+    assert_eq!(embedded["evaluation"], summary["evaluation"]);
+    // The local shard files are gone.
+    for (path, _) in all_files(data.root.path()) {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!name.starts_with(".shadow-batch-"), "left behind: {name}");
+    }
+    BatchAndLive {
+        mock,
+        data,
+        batch_out,
+        batch,
+        summary,
+    }
 }
 
 /// What a killed and resumed batch-API run leaves to check further.
@@ -661,6 +779,7 @@ pub struct KilledAndResumed {
 pub fn kill_and_resume_batch(
     commands: &BatchCommands,
     mock_flags: &[&str],
+    extra: &[&str],
     what: &str,
     ready: impl Fn(&Path, &Mock) -> bool,
     after_kill: impl Fn(&Data, &RunFiles),
@@ -669,8 +788,8 @@ pub fn kill_and_resume_batch(
     let clean_mock = Mock::start(mock_flags);
     let data = Data::new(KILL_ROWS);
     let (victim_out, clean_out) = (data.dir("victim"), data.dir("clean"));
-    let mut clean = Running::spawn((commands.start)(&data, &clean_mock, &clean_out));
-    let mut victim = Running::spawn((commands.start)(&data, &victim_mock, &victim_out));
+    let mut clean = Running::spawn((commands.start)(&data, &clean_mock, &clean_out, extra));
+    let mut victim = Running::spawn((commands.start)(&data, &victim_mock, &victim_out, extra));
     let seen = wait_until(Duration::from_secs(20), || {
         ready(&victim_out, &victim_mock) || !victim.guard.running()
     });
@@ -738,7 +857,7 @@ pub fn start_and_detach(commands: &BatchCommands) -> DetachedRun {
     let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
     let data = Data::new(20);
     let out = data.dir("out");
-    let mut victim = Running::spawn((commands.start)(&data, &mock, &out));
+    let mut victim = Running::spawn((commands.start)(&data, &mock, &out, &[]));
     let seen = wait_until(Duration::from_secs(15), || {
         count(&provider_records(&out), "created") >= 1
     });
