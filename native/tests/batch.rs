@@ -19,16 +19,7 @@ fn batch_cmd(data: &Data, url: &str, out: &Path, extra: &[&str]) -> Command {
     let mut cmd = shadow(data.root.path());
     cmd.env("OPENAI_API_KEY", "sk-batch-dummy")
         .args(["--provider", "openai", "--base-url", url])
-        .args([
-            p(&data.csv),
-            "10",
-            "--via",
-            "batch-api",
-            "--poll-interval",
-            "0.1",
-            "--out-dir",
-            p(out),
-        ])
+        .args(batch_args(data, out))
         .args(extra);
     cmd
 }
@@ -98,28 +89,8 @@ fn a_batch_api_run_ends_with_the_same_results_as_a_live_run_at_half_the_price() 
 
 #[test]
 fn an_expired_batch_re_sends_only_its_unfinished_rows() {
-    let mock = Mock::start(&[
-        "--batch-ms",
-        "300",
-        "--batch-expire",
-        "1",
-        "--error-rate",
-        "0",
-    ]);
-    let data = Data::new(20);
-    let out = data.dir("out");
-    run(batch_cmd(&data, &mock.url, &out, &[])).expect_code(0);
-    let files = RunFiles::in_dir(&out);
-    let results = files.results();
-    assert_each_row_once(&results, 20);
-    // Every other line ran in the expired batch; the other half went again.
-    let second = results.iter().filter(|r| r["attempts"] == 2).count();
-    assert_eq!(second, 10, "{results:#?}");
-    let summary = files.summary();
-    let batches = summary["providerBatches"].as_array().unwrap();
-    assert_eq!(batches.len(), 2);
+    let (mock, batches) = expired_batch_re_sends_its_unfinished_rows(&openai());
     assert_eq!(batches[0]["status"], "done (expired)");
-    assert_eq!(batches[1]["lines"], 10);
     let stats = mock.stats();
     assert_eq!(
         (stat(&stats, "batchUploads"), stat(&stats, "batchCreates")),
@@ -129,28 +100,11 @@ fn an_expired_batch_re_sends_only_its_unfinished_rows() {
 
 #[test]
 fn a_failed_batch_aborts_resumably_and_the_resume_completes() {
-    let mock = Mock::start(&[
-        "--batch-ms",
-        "300",
-        "--batch-fail",
-        "1",
-        "--error-rate",
-        "0",
-    ]);
-    let data = Data::new(12);
-    let out = data.dir("out");
-    let first = run(batch_cmd(&data, &mock.url, &out, &[]));
-    first.expect_code(2);
-    first.stderr_has("failed, so none of its requests ran");
-    first.stderr_has("--resume");
-    let files = RunFiles::in_dir(&out);
-    let summary = files.summary();
-    assert_eq!(summary["status"], "aborted");
-    assert_eq!(summary["abortKind"]["kind"], "batchFailed");
-    assert_eq!(summary["statistics"]["remaining"], 12);
-    run(resume_cmd(&data, &mock.url, &files.progress)).expect_code(0);
-    assert_each_row_once(&files.results(), 12);
-    assert_eq!(files.summary()["status"], "completed");
+    let (mock, ..) =
+        failed_batch_aborts_and_the_resume_completes(&openai(), |first, summary, _| {
+            first.stderr_has("failed, so none of its requests ran");
+            assert_eq!(summary["abortKind"]["kind"], "batchFailed");
+        });
     let stats = mock.stats();
     assert_eq!(
         (stat(&stats, "batchUploads"), stat(&stats, "batchCreates")),
@@ -216,7 +170,7 @@ fn openai() -> BatchCommands {
 /// more uploads than the clean one's, and neither left a file at the provider
 /// or a shard file here. Returns the victim's and the clean mock's counters.
 fn kill_tamper_and_resume(
-    mock_flags: &[&str],
+    mock_flags: &str,
     extra: &[&str],
     what: &str,
     ready: impl Fn(&Path) -> bool,
@@ -248,7 +202,7 @@ fn kill_tamper_and_resume(
 
 /// As [`kill_tamper_and_resume`] with nothing done before the resume; the
 /// victim's mock also saw no second upload.
-fn kill_and_resume(mock_flags: &[&str], what: &str, ready: impl Fn(&Path) -> bool) -> Value {
+fn kill_and_resume(mock_flags: &str, what: &str, ready: impl Fn(&Path) -> bool) -> Value {
     let (v, k) = kill_tamper_and_resume(mock_flags, &[], what, ready, |_| {});
     assert_eq!(
         stat(&v, "batchUploads"),
@@ -264,14 +218,7 @@ fn killed_after_the_upload_while_creating_resumes_without_a_second_upload_or_cre
     // The create is answered 3 s late: the kill lands after the batch exists at
     // the provider but before its id is known; the resume finds it by its file.
     let stats = kill_and_resume(
-        &[
-            "--batch-ms",
-            "500",
-            "--error-rate",
-            "0",
-            "--batch-create-delay-ms",
-            "3000",
-        ],
+        "--batch-ms 500 --error-rate 0 --batch-create-delay-ms 3000",
         "upload",
         |out| count(&provider_records(out), "uploaded") >= 1,
     );
@@ -284,25 +231,16 @@ fn killed_after_the_upload_while_creating_resumes_without_a_second_upload_or_cre
 #[test]
 #[cfg(unix)]
 fn killed_after_the_create_resumes_by_polling_the_same_batch() {
-    kill_and_resume(
-        &["--batch-ms", "3000", "--error-rate", "0"],
-        "create",
-        |out| count(&provider_records(out), "created") >= 1,
-    );
+    kill_and_resume("--batch-ms 3000 --error-rate 0", "create", |out| {
+        count(&provider_records(out), "created") >= 1
+    });
 }
 
 #[test]
 #[cfg(unix)]
 fn killed_mid_download_resumes_to_the_same_results() {
     let stats = kill_and_resume(
-        &[
-            "--batch-ms",
-            "300",
-            "--error-rate",
-            "0",
-            "--batch-download-delay-ms",
-            "400",
-        ],
+        "--batch-ms 300 --error-rate 0 --batch-download-delay-ms 400",
         "download",
         |out| {
             let Some(results) = std::fs::read_dir(out).ok().and_then(|d| {
@@ -347,7 +285,7 @@ fn killed_with_its_provider_journal_lost_resumes_without_creating_a_batch_again(
     // journal deleted: the resume rebuilds it from the progress file and the
     // batches' metadata, and creates only the three that were never made.
     let (v, _) = kill_tamper_and_resume(
-        &["--batch-ms", "3000", "--error-rate", "0"],
+        "--batch-ms 3000 --error-rate 0",
         &["--shard-lines", "4"],
         "lost journal",
         |out| count(&provider_records(out), "created") >= 3,
@@ -366,14 +304,7 @@ fn killed_during_an_upload_leaves_no_file_behind_and_uses_the_upload_it_finds() 
     // lands with a file at the provider no journal names and the shard file in
     // the output folder; the resume finds the upload by its name and uses it.
     let (v, k) = kill_tamper_and_resume(
-        &[
-            "--batch-ms",
-            "300",
-            "--error-rate",
-            "0",
-            "--batch-upload-delay-ms",
-            "2000",
-        ],
+        "--batch-ms 300 --error-rate 0 --batch-upload-delay-ms 2000",
         &["--shard-lines", "12"],
         "upload",
         |out| {

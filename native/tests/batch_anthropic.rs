@@ -30,16 +30,7 @@ fn batch_cmd(data: &Data, mock: &Mock, out: &Path, extra: &[&str]) -> Command {
         .env("ANTHROPIC_API_KEY", KEY)
         .args(["--provider", "anthropic", "--base-url", &root(mock)])
         .args(["--model", "claude-mock"])
-        .args([
-            p(&data.csv),
-            "10",
-            "--via",
-            "batch-api",
-            "--poll-interval",
-            "0.1",
-            "--out-dir",
-            p(out),
-        ])
+        .args(batch_args(data, out))
         .args(extra);
     cmd
 }
@@ -113,26 +104,8 @@ fn an_anthropic_batch_run_ends_with_the_results_of_a_live_run_at_half_the_price(
 
 #[test]
 fn an_expired_anthropic_batch_re_sends_only_its_unfinished_rows() {
-    let mock = Mock::start(&[
-        "--batch-ms",
-        "300",
-        "--batch-expire",
-        "1",
-        "--error-rate",
-        "0",
-    ]);
-    let data = Data::new(20);
-    let out = data.dir("out");
-    run(batch_cmd(&data, &mock, &out, &[])).expect_code(0);
-    let files = RunFiles::in_dir(&out);
-    let results = files.results();
-    assert_each_row_once(&results, 20);
-    let second = results.iter().filter(|r| r["attempts"] == 2).count();
-    assert_eq!(second, 10, "every other request expired: {results:#?}");
-    let batches = files.summary()["providerBatches"].clone();
-    assert_eq!(batches.as_array().unwrap().len(), 2);
+    let (mock, batches) = expired_batch_re_sends_its_unfinished_rows(&anthropic_batch());
     assert_eq!(batches[0]["requestCounts"]["notRun"], 10);
-    assert_eq!(batches[1]["lines"], 10);
     let stats = mock.stats();
     assert_eq!(stat(&stats, "batchCreates"), 2);
     assert_eq!(stat(&stats, "batchLines"), 20);
@@ -140,28 +113,11 @@ fn an_expired_anthropic_batch_re_sends_only_its_unfinished_rows() {
 
 #[test]
 fn a_refused_anthropic_create_aborts_resumably_and_the_resume_completes() {
-    let mock = Mock::start(&[
-        "--batch-ms",
-        "300",
-        "--batch-fail",
-        "1",
-        "--error-rate",
-        "0",
-    ]);
-    let data = Data::new(12);
-    let out = data.dir("out");
-    let first = run(batch_cmd(&data, &mock, &out, &[]));
-    first.expect_code(2);
-    first.stderr_has("HTTP 400");
-    first.stderr_has("--batch-fail");
-    first.stderr_has("--resume");
-    let files = RunFiles::in_dir(&out);
-    let summary = files.summary();
-    assert_eq!(summary["status"], "aborted");
-    assert_eq!(summary["statistics"]["remaining"], 12);
-    assert_eq!(mock.stats()["batchCreates"], 0);
-    run(resume_cmd(&data, &files.progress)).expect_code(0);
-    assert_each_row_once(&files.results(), 12);
+    let (mock, _data, out) =
+        failed_batch_aborts_and_the_resume_completes(&anthropic_batch(), |first, _, mock| {
+            first.stderr_has("HTTP 400").stderr_has("--batch-fail");
+            assert_eq!(mock.stats()["batchCreates"], 0);
+        });
     let stats = mock.stats();
     assert_eq!(stat(&stats, "batchCreates"), 1);
     assert!(stat(&stats, "batchLists") >= 1, "looked for a batch first");
@@ -197,7 +153,7 @@ fn anthropic_batch() -> BatchCommands {
 /// [`kill_and_resume_batch`] of an Anthropic run; the key is in no output and
 /// no file. Returns the victim's mock's counters.
 fn kill_and_resume(
-    mock_flags: &[&str],
+    mock_flags: &str,
     what: &str,
     ready: impl Fn(&Path, &Mock) -> bool,
     before_resume: impl Fn(&Data, &RunFiles),
@@ -221,14 +177,7 @@ fn killed_while_creating_an_anthropic_batch_resumes_by_finding_it() {
     // the provider but before its id is known. The journal holds the intent;
     // the resume finds the batch by its request count and creation time.
     let stats = kill_and_resume(
-        &[
-            "--batch-ms",
-            "500",
-            "--error-rate",
-            "0",
-            "--batch-create-delay-ms",
-            "3000",
-        ],
+        "--batch-ms 500 --error-rate 0 --batch-create-delay-ms 3000",
         "create in flight",
         |out, mock| {
             // The mock has made the batch and holds its answer back.
@@ -257,14 +206,7 @@ fn killed_while_creating_an_anthropic_batch_resumes_by_finding_it() {
 #[test]
 #[cfg(unix)]
 fn a_resume_says_it_looks_for_a_batch_an_interrupted_create_may_have_made() {
-    let mock = Mock::start(&[
-        "--batch-ms",
-        "300",
-        "--error-rate",
-        "0",
-        "--batch-create-delay-ms",
-        "3000",
-    ]);
+    let mock = Mock::start_with("--batch-ms 300 --error-rate 0 --batch-create-delay-ms 3000");
     let data = Data::new(4);
     let out = data.dir("out");
     let mut victim = Running::spawn(batch_cmd(&data, &mock, &out, &[]));
@@ -285,7 +227,7 @@ fn a_resume_says_it_looks_for_a_batch_an_interrupted_create_may_have_made() {
 #[cfg(unix)]
 fn killed_after_the_anthropic_create_resumes_by_polling_the_same_batch() {
     let stats = kill_and_resume(
-        &["--batch-ms", "3000", "--error-rate", "0"],
+        "--batch-ms 3000 --error-rate 0",
         "create",
         |out, _| count(&provider_records(out), "created") >= 1,
         |_, _| {},
@@ -297,14 +239,7 @@ fn killed_after_the_anthropic_create_resumes_by_polling_the_same_batch() {
 #[cfg(unix)]
 fn killed_mid_download_of_anthropic_results_resumes_to_the_same_results() {
     let stats = kill_and_resume(
-        &[
-            "--batch-ms",
-            "300",
-            "--error-rate",
-            "0",
-            "--batch-download-delay-ms",
-            "400",
-        ],
+        "--batch-ms 300 --error-rate 0 --batch-download-delay-ms 400",
         "download",
         |out, _| {
             find_file(out, "shadow-mode-batch-results-", ".jsonl")
@@ -366,7 +301,7 @@ fn killed_with_its_provider_journal_lost_an_anthropic_run_resumes_without_creati
     // the resume takes the batch from the progress file, reads its rows from
     // its results once it ends, and creates nothing.
     let stats = kill_and_resume(
-        &["--batch-ms", "3000", "--error-rate", "0"],
+        "--batch-ms 3000 --error-rate 0",
         "lost journal",
         |out, _| count(&provider_records(out), "created") >= 1,
         |_, files| {

@@ -290,14 +290,7 @@ fn wrong_key_aborts_fast_and_no_key_is_written() {
 
 #[test]
 fn malformed_answers_fail_as_malformed_or_outside_the_labels() {
-    let mock = Mock::start(&[
-        "--latency-ms",
-        "0",
-        "--error-rate",
-        "0",
-        "--malformed-rate",
-        "1",
-    ]);
+    let mock = Mock::start_with("--latency-ms 0 --error-rate 0 --malformed-rate 1");
     let data = Data::new(4);
     let done = run(openai(
         &data,

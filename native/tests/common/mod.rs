@@ -333,6 +333,11 @@ impl Mock {
         Mock { _guard: guard, url }
     }
 
+    /// [`Mock::start`] with its flags written as one line.
+    pub fn start_with(flags: &str) -> Mock {
+        Mock::start(&flags.split_whitespace().collect::<Vec<_>>())
+    }
+
     /// `GET /stats` as JSON.
     pub fn stats(&self) -> Value {
         let hostport = self
@@ -778,14 +783,14 @@ pub struct KilledAndResumed {
 /// twice.
 pub fn kill_and_resume_batch(
     commands: &BatchCommands,
-    mock_flags: &[&str],
+    mock_flags: &str,
     extra: &[&str],
     what: &str,
     ready: impl Fn(&Path, &Mock) -> bool,
     after_kill: impl Fn(&Data, &RunFiles),
 ) -> KilledAndResumed {
-    let victim_mock = Mock::start(mock_flags);
-    let clean_mock = Mock::start(mock_flags);
+    let victim_mock = Mock::start_with(mock_flags);
+    let clean_mock = Mock::start_with(mock_flags);
     let data = Data::new(KILL_ROWS);
     let (victim_out, clean_out) = (data.dir("victim"), data.dir("clean"));
     let mut clean = Running::spawn((commands.start)(&data, &clean_mock, &clean_out, extra));
@@ -921,4 +926,64 @@ impl DetachedRun {
         );
         assert_eq!(stat(&stats, "batchLines"), 20, "no row ran twice");
     }
+}
+
+/// `CSV 10 --via batch-api --poll-interval 0.1 --out-dir OUT`: a batch-API
+/// run's arguments beside its provider's.
+pub fn batch_args<'a>(data: &'a Data, out: &'a Path) -> [&'a str; 8] {
+    [
+        p(&data.csv),
+        "10",
+        "--via",
+        "batch-api",
+        "--poll-interval",
+        "0.1",
+        "--out-dir",
+        p(out),
+    ]
+}
+
+/// A run of 20 rows whose first batch expires with every other line not run:
+/// each row once, ten of them on a second attempt in a second batch of ten.
+/// Returns the mock and the run's provider batches.
+pub fn expired_batch_re_sends_its_unfinished_rows(commands: &BatchCommands) -> (Mock, Value) {
+    let mock = Mock::start_with("--batch-ms 300 --batch-expire 1 --error-rate 0");
+    let data = Data::new(20);
+    let out = data.dir("out");
+    run((commands.start)(&data, &mock, &out, &[])).expect_code(0);
+    let files = RunFiles::in_dir(&out);
+    let results = files.results();
+    assert_each_row_once(&results, 20);
+    // Every other line ran in the expired batch; the other half went again.
+    let second = results.iter().filter(|r| r["attempts"] == 2).count();
+    assert_eq!(second, 10, "{results:#?}");
+    let batches = files.summary()["providerBatches"].clone();
+    assert_eq!(batches.as_array().unwrap().len(), 2);
+    assert_eq!(batches[1]["lines"], 10);
+    (mock, batches)
+}
+
+/// A run of 12 rows whose first batch fails: aborted with every row left and
+/// the way to resume; `between` checks it further; the resume completes with
+/// each row once. Returns the mock, and the data with the output folder (gone
+/// when the data is dropped).
+pub fn failed_batch_aborts_and_the_resume_completes(
+    commands: &BatchCommands,
+    between: impl Fn(&Finished, &Value, &Mock),
+) -> (Mock, Data, PathBuf) {
+    let mock = Mock::start_with("--batch-ms 300 --batch-fail 1 --error-rate 0");
+    let data = Data::new(12);
+    let out = data.dir("out");
+    let first = run((commands.start)(&data, &mock, &out, &[]));
+    first.expect_code(2);
+    first.stderr_has("--resume");
+    let files = RunFiles::in_dir(&out);
+    let summary = files.summary();
+    assert_eq!(summary["status"], "aborted");
+    assert_eq!(summary["statistics"]["remaining"], 12);
+    between(&first, &summary, &mock);
+    run((commands.resume)(&data, &mock, &files.progress)).expect_code(0);
+    assert_each_row_once(&files.results(), 12);
+    assert_eq!(files.summary()["status"], "completed");
+    (mock, data, out)
 }
