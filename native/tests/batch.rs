@@ -239,24 +239,8 @@ fn killed_after_the_create_resumes_by_polling_the_same_batch() {
 #[test]
 #[cfg(unix)]
 fn killed_mid_download_resumes_to_the_same_results() {
-    let stats = kill_and_resume(
-        "--batch-ms 300 --error-rate 0 --batch-download-delay-ms 400",
-        "download",
-        |out| {
-            let Some(results) = std::fs::read_dir(out).ok().and_then(|d| {
-                d.filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .find(|p| p.to_string_lossy().contains("-results-"))
-            }) else {
-                return false;
-            };
-            complete_lines(&results) >= 10
-        },
-    );
-    assert!(
-        stat(&stats, "batchDownloads") >= 2,
-        "downloaded again after the kill"
-    );
+    let stats = kill_and_resume(SLOW_DOWNLOAD, "download", mid_download);
+    assert_downloaded_again(&stats);
 }
 
 #[test]

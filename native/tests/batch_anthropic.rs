@@ -239,18 +239,12 @@ fn killed_after_the_anthropic_create_resumes_by_polling_the_same_batch() {
 #[cfg(unix)]
 fn killed_mid_download_of_anthropic_results_resumes_to_the_same_results() {
     let stats = kill_and_resume(
-        "--batch-ms 300 --error-rate 0 --batch-download-delay-ms 400",
+        SLOW_DOWNLOAD,
         "download",
-        |out, _| {
-            find_file(out, "shadow-mode-batch-results-", ".jsonl")
-                .is_some_and(|results| complete_lines(&results) >= 10)
-        },
+        |out, _| mid_download(out),
         |_, _| {},
     );
-    assert!(
-        stat(&stats, "batchDownloads") >= 2,
-        "downloaded again after the kill"
-    );
+    assert_downloaded_again(&stats);
 }
 
 #[test]
@@ -258,14 +252,9 @@ fn killed_mid_download_of_anthropic_results_resumes_to_the_same_results() {
 fn ctrl_c_detaches_an_anthropic_run_then_cancel_keeps_what_finished() {
     let commands = anthropic_batch();
     let detached = start_and_detach(&commands);
-    assert!(
-        detached
-            .detached
-            .stdout
-            .contains("Detached: 1 provider batch(es) keep running at the provider (msgbatch_"),
-        "{}",
-        detached.detached.stdout
-    );
+    detached
+        .detached
+        .stdout_has("Detached: 1 provider batch(es) keep running at the provider (msgbatch_");
     let (_, summary) = detached.cancel(&commands);
     assert_eq!(
         summary["providerBatches"][0]["status"], "done (canceled)",

@@ -987,3 +987,20 @@ pub fn failed_batch_aborts_and_the_resume_completes(
     assert_eq!(files.summary()["status"], "completed");
     (mock, data, out)
 }
+
+/// Mock flags under which a batch's results download slowly.
+pub const SLOW_DOWNLOAD: &str = "--batch-ms 300 --error-rate 0 --batch-download-delay-ms 400";
+
+/// The moment to kill a run mid-download: ten results journaled.
+pub fn mid_download(out: &Path) -> bool {
+    find_file(out, "shadow-mode-batch-results-", ".jsonl")
+        .is_some_and(|results| complete_lines(&results) >= 10)
+}
+
+/// The resumed run downloaded the results again (the mock's counters).
+pub fn assert_downloaded_again(stats: &Value) {
+    assert!(
+        stat(stats, "batchDownloads") >= 2,
+        "downloaded again after the kill"
+    );
+}
