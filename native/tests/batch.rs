@@ -41,19 +41,7 @@ fn a_batch_api_run_ends_with_the_same_results_as_a_live_run_at_half_the_price() 
         batch_out,
         batch,
         summary,
-    } = batch_and_live_at_half_the_price(
-        &openai(),
-        &[
-            "--batch-ms",
-            "400",
-            "--latency-ms",
-            "0",
-            "--error-rate",
-            "0.15",
-            "--seed",
-            "7",
-        ],
-    );
+    } = batch_and_live_at_half_the_price(&openai(), &[]);
     let batches = summary["providerBatches"].as_array().unwrap();
     assert!(
         batches.iter().all(|b| b["status"] == "done"),
@@ -251,11 +239,7 @@ fn ctrl_c_detaches_then_cancel_keeps_what_finished_and_resume_sends_the_rest() {
     run_.detached.stdout_has("shadow-batch cancel");
 
     // Resuming it live would send the batch's rows again: refused.
-    let mut live = resume_cmd(&run_.data, &run_.mock.url, &run_.files.progress);
-    live.args(["--via", "live"]);
-    let refused = run(live);
-    refused.expect_code(2);
-    refused.stderr_has("Resume it with --via batch-api");
+    assert_live_resume_refused(resume_cmd(&run_.data, &run_.mock.url, &run_.files.progress));
 
     let (cancelled, _) = run_.cancel(&commands);
     cancelled.stdout_has("Cancelled");

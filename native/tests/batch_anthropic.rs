@@ -64,21 +64,7 @@ fn an_anthropic_batch_run_ends_with_the_results_of_a_live_run_at_half_the_price(
         batch_out,
         batch,
         summary,
-    } = batch_and_live_at_half_the_price(
-        &anthropic_batch(),
-        &[
-            "--batch-ms",
-            "400",
-            "--latency-ms",
-            "0",
-            "--error-rate",
-            "0.15",
-            "--seed",
-            "7",
-            "--require-key",
-            KEY,
-        ],
-    );
+    } = batch_and_live_at_half_the_price(&anthropic_batch(), &["--require-key", KEY]);
     assert_eq!(summary["config"]["batchApi"]["maxBytes"], 256_000_000u64);
     let batches = summary["providerBatches"].as_array().unwrap();
     assert!(
@@ -189,11 +175,7 @@ fn killed_while_creating_an_anthropic_batch_resumes_by_finding_it() {
         |data, files| {
             // Resumed live, the rows of a batch that may exist would go again:
             // refused.
-            let mut live = resume_cmd(data, &files.progress);
-            live.args(["--via", "live"]);
-            let refused = run(live);
-            refused.expect_code(2);
-            refused.stderr_has("Resume it with --via batch-api");
+            assert_live_resume_refused(resume_cmd(data, &files.progress));
         },
     );
     assert!(

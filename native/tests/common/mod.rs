@@ -698,7 +698,8 @@ pub struct BatchAndLive {
     pub summary: Value,
 }
 
-/// Runs [`BatchAndLive`] against a mock started with `mock_flags` and checks
+/// Runs [`BatchAndLive`] against a mock with errors (0.15), started with
+/// `mock_flags` too, and checks
 /// what holds for every provider: the same answers either way at half the
 /// price, errored lines re-sent in later shards of at most 12, the report with
 /// every row, and no shard file left.
@@ -706,7 +707,14 @@ pub fn batch_and_live_at_half_the_price(
     commands: &BatchCommands,
     mock_flags: &[&str],
 ) -> BatchAndLive {
-    let mock = Mock::start(mock_flags);
+    let mock = Mock::start(
+        &[
+            &["--batch-ms", "400", "--latency-ms", "0"][..],
+            &["--error-rate", "0.15", "--seed", "7"],
+            mock_flags,
+        ]
+        .concat(),
+    );
     let data = Data::new(30);
     let (batch_out, live_out) = (data.dir("batch"), data.dir("live"));
     let price = ["--price-input", "1", "--price-output", "2"];
@@ -1003,4 +1011,13 @@ pub fn assert_downloaded_again(stats: &Value) {
         stat(stats, "batchDownloads") >= 2,
         "downloaded again after the kill"
     );
+}
+
+/// `resume` with `--via live` is refused: a live run would send again the rows
+/// the run's provider batches may still hold.
+pub fn assert_live_resume_refused(mut resume: Command) {
+    resume.args(["--via", "live"]);
+    let refused = run(resume);
+    refused.expect_code(2);
+    refused.stderr_has("Resume it with --via batch-api");
 }
