@@ -143,13 +143,13 @@ fn openai() -> BatchCommands {
             live
         }),
         resume: Box::new(|data, mock, file| resume_cmd(data, &mock.url, file)),
-        cancel: Box::new(|data, file| {
+        cancel: |data, file| {
             let mut cancel = shadow(data.root.path());
             cancel
                 .env("OPENAI_API_KEY", "sk-batch-dummy")
                 .args(["cancel", p(file)]);
             cancel
-        }),
+        },
     }
 }
 

@@ -114,7 +114,7 @@ fn a_refused_anthropic_create_aborts_resumably_and_the_resume_completes() {
 /// Anthropic's batch-API runs against the mock.
 fn anthropic_batch() -> BatchCommands {
     BatchCommands {
-        start: Box::new(|data, mock, out, extra| batch_cmd(data, mock, out, extra)),
+        start: Box::new(batch_cmd),
         live: Box::new(|data, mock, out, extra| {
             let mut live = shadow(data.root.path());
             live.env_remove("OPENAI_API_KEY")
@@ -126,13 +126,13 @@ fn anthropic_batch() -> BatchCommands {
             live
         }),
         resume: Box::new(|data, _, file| resume_cmd(data, file)),
-        cancel: Box::new(|data, file| {
+        cancel: |data, file| {
             let mut cancel = shadow(data.root.path());
             cancel
                 .env("ANTHROPIC_API_KEY", KEY)
                 .args(["cancel", p(file)]);
             cancel
-        }),
+        },
     }
 }
 

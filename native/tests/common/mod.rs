@@ -678,14 +678,20 @@ pub const KILL_ROWS: usize = 24;
 /// versions of a scenario are one function.
 pub struct BatchCommands {
     /// `shadow-batch CSV --via batch-api EXTRA...` into the folder.
-    pub start: Box<dyn Fn(&Data, &Mock, &Path, &[&str]) -> Command>,
+    pub start: RunInto,
     /// The same run live: `shadow-batch CSV EXTRA...` into the folder.
-    pub live: Box<dyn Fn(&Data, &Mock, &Path, &[&str]) -> Command>,
+    pub live: RunInto,
     /// `shadow-batch --resume FILE`.
-    pub resume: Box<dyn Fn(&Data, &Mock, &Path) -> Command>,
+    pub resume: FromFile,
     /// `shadow-batch cancel FILE`.
-    pub cancel: Box<dyn Fn(&Data, &Path) -> Command>,
+    pub cancel: fn(&Data, &Path) -> Command,
 }
+
+/// A command on a run's file (`--resume FILE`) against a mock.
+pub type FromFile = Box<dyn Fn(&Data, &Mock, &Path) -> Command>;
+
+/// A command running `data` against a mock into a folder, with extra flags.
+pub type RunInto = Box<dyn Fn(&Data, &Mock, &Path, &[&str]) -> Command>;
 
 /// A run of 30 rows through the batch API in shards of 12 and the same run
 /// live, both priced, against one mock.
