@@ -129,7 +129,7 @@ impl Default for RunConfig {
             provider: Provider::OpenAi(OpenAiConfig {
                 base_url: "https://api.openai.com/v1".into(),
                 model: "gpt-4o-mini".into(),
-                detail: ImageDetail::Low,
+                detail: ImageDetail::default(),
                 prompt: None,
             }),
             provider_label: EndpointKind::Openai,
@@ -175,7 +175,7 @@ impl EndpointKind {
                 base_url: String::new(),
                 deployment: String::new(),
                 api_version: None,
-                detail: ImageDetail::Low,
+                detail: ImageDetail::default(),
                 prompt: None,
             })),
             EndpointKind::Http | EndpointKind::Mock => None,
@@ -516,6 +516,21 @@ impl RunConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One default image detail: the level's own default is what a run sends,
+    /// the cheapest (the CLI's `--detail` default reads it too).
+    #[test]
+    fn a_run_sends_the_image_details_own_default_the_cheapest() {
+        assert_eq!(ImageDetail::default(), ImageDetail::Low);
+        let Provider::OpenAi(openai) = RunConfig::default().provider else {
+            panic!("the default provider is OpenAI");
+        };
+        assert_eq!(openai.detail, ImageDetail::default());
+        let Some(Provider::Azure(azure)) = EndpointKind::Azure.default_provider() else {
+            panic!("Azure has a default provider");
+        };
+        assert_eq!(azure.detail, ImageDetail::default());
+    }
 
     #[test]
     fn a_batch_setting_out_of_range_is_named_by_its_setting_and_json_name() {

@@ -10,56 +10,33 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
-use std::io::{BufReader, BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use shadow_core::batch::{
-    fold_batch_journal, BatchInput, BatchOutput, BatchRun, CallId, LineBuilder, LineOrder,
-    ProviderBatch, SubmitOrder, UploadOrder,
+    BatchInput, BatchOutput, BatchRun, CallId, LineBuilder, LineOrder, SubmitOrder, UploadOrder,
 };
 use shadow_core::http::{HttpRequest, HttpResponse, TransportErrorKind};
-use shadow_core::input::{Item, LabelsCsv};
-use shadow_core::journal::{fold_journal_reader, ItemStatus};
+use shadow_core::input::Item;
 use shadow_core::provider::Provider;
 use shadow_core::report::{escape_for_terminal, RunStatus, Summary};
-use shadow_core::{Millis, RunConfig, Ticket, UsageError};
-use shadow_mock::MockServer;
+use shadow_core::Ticket;
 use tokio::sync::mpsc;
 
 use crate::cli::RunArgs;
+use crate::console;
 use crate::driver::Clock;
 use crate::files::{write_atomic, Journal, RunFiles};
 use crate::images::ImageLoader;
-use crate::transport::{classify, describe, kept_headers};
+use crate::launch::{open_batch_journals, Launched};
+use crate::transport::{classify, describe, read_capped};
 
 /// Lines whose image is being loaded at once.
 const BUILDING_AT_ONCE: usize = 64;
-/// Longest answer of a JSON call read (a download is streamed, not capped).
-const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Lines of a download handed to the core at a time.
 const LINES_PER_INPUT: usize = 500;
-
-/// What `main` has decided and opened for a batch-API run.
-pub struct Setup<'a> {
-    pub args: &'a RunArgs,
-    pub csv_path: PathBuf,
-    pub csv: LabelsCsv,
-    pub config: RunConfig,
-    pub api_key: Option<String>,
-    pub images: ImageLoader,
-    pub files: RunFiles,
-    pub mock: Option<MockServer>,
-    pub data_dir: PathBuf,
-    pub clock: Clock,
-    /// `shadow-batch cancel`: cancel the provider batches at once.
-    pub cancel: bool,
-    /// Ctrl-C, caught since start-up.
-    pub interrupts: crate::driver::Interrupts,
-    /// Keys the environment holds that the run does not send (for the banner).
-    pub unused_keys: Vec<(&'static str, &'static str)>,
-}
 
 /// Events from the tasks the loop starts.
 enum Event {
@@ -67,25 +44,25 @@ enum Event {
     Built { ticket: Ticket, line: String },
 }
 
-pub async fn run_batch(setup: Setup<'_>) -> Result<u8> {
-    let Setup {
-        args,
-        csv_path,
+/// Drives a launched batch-API run to its end (or `cancel`s its provider
+/// batches), then writes the report and the epilogue.
+pub async fn run_batch(launched: Launched, args: &RunArgs, cancel: bool) -> Result<u8> {
+    let Launched {
+        clock,
+        interrupts,
         csv,
         config,
         api_key,
-        images,
-        files,
-        mock,
-        data_dir,
-        clock,
-        cancel,
-        interrupts,
         unused_keys,
-    } = setup;
-    let labels = csv.labels.len();
-    let rows = csv.items.len();
-    let defects = csv.defect_count();
+        data_dir,
+        images,
+        mock,
+        client,
+        files,
+        lock: _lock,
+        ..
+    } = launched;
+    let facts = console::Facts::of(&csv, mock.is_some(), config.inline_images, unused_keys);
     let mut batch = BatchRun::new(config, csv, clock.now())?;
     if let Some(key) = &api_key {
         batch.hide_secret(key);
@@ -97,7 +74,8 @@ pub async fn run_batch(setup: Setup<'_>) -> Result<u8> {
     if args.resume.is_some() {
         remove_shard_files(&shard_dir, &files.run_id);
     }
-    let (journal, provider, resumed, open) = open_journals(&mut batch, &files, args, clock.now())?;
+    let (journal, provider, resumed, open) =
+        open_batch_journals(&mut batch, &files, args, clock.now())?;
     let to_find = batch.creates_to_find();
     if cancel && open == 0 && to_find == 0 && !batch.recovering() {
         let left = batch.run().counts();
@@ -115,21 +93,16 @@ pub async fn run_batch(setup: Setup<'_>) -> Result<u8> {
         }
         return Ok(0);
     }
-    crate::print_banner(
+    console::print_banner(
         batch.run().config(),
         &files,
-        &crate::Facts {
-            rows,
-            labels,
-            defects,
+        &console::Facts {
             resumed,
-            mock: mock.is_some(),
-            inline_images: batch.run().config().inline_images,
             format: batch.run().output_format(),
-            unused_keys,
+            ..facts
         },
     );
-    print_via(batch.run().config(), open, to_find);
+    console::print_via(batch.run().config(), open, to_find);
     if batch.recovering() {
         println!(
             "  Resumed:      the provider journal lost batches of this run: they are rebuilt from {} and the provider, and nothing new is created until their rows are known\n",
@@ -138,10 +111,7 @@ pub async fn run_batch(setup: Setup<'_>) -> Result<u8> {
     }
     let host = Host {
         clock,
-        client: reqwest::Client::builder()
-            .user_agent(concat!("shadow-batch/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .build()?,
+        client,
         api_key,
         endpoint: batch.run().config().provider.clone(),
         images,
@@ -159,141 +129,13 @@ pub async fn run_batch(setup: Setup<'_>) -> Result<u8> {
         last_progress: None,
     };
     let (summary, detached) = host.drive(batch, cancel, interrupts).await?;
-    let report = crate::report::write_report(
-        &files,
-        &crate::report::ReportOptions {
-            data_dir: Some(data_dir),
-            embed_thumbnails: args.embed_thumbnails,
-            out: None,
-        },
-    );
-    epilogue(&summary, &files, &csv_path, mock, report, detached, cancel).await;
+    let report = crate::report::write_at_end(&files, data_dir, args.embed_thumbnails);
+    console::batch_epilogue(&summary, &files, mock, report, detached, cancel).await;
     Ok(if cancel && summary.status == RunStatus::Interrupted {
         0
     } else {
         summary.exit_code()
     })
-}
-
-/// Opens both journals; on resume, feeds what they hold to the run. Returns the
-/// journals, the rows taken as finished and the provider batches still open.
-fn open_journals(
-    batch: &mut BatchRun,
-    files: &RunFiles,
-    args: &RunArgs,
-    now: Millis,
-) -> Result<(Journal, Journal, usize, usize)> {
-    let resuming = args.resume.is_some();
-    let read = |path: &Path| -> Result<Option<File>> {
-        match File::open(path) {
-            Ok(f) => Ok(Some(f).filter(|_| resuming)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-        }
-    };
-    let mut results = match read(&files.results)? {
-        Some(f) => fold_journal_reader(BufReader::new(f))
-            .with_context(|| format!("cannot read {}", files.results.display()))?,
-        None => Default::default(),
-    };
-    let batches = match read(&files.provider)? {
-        Some(f) => fold_batch_journal(BufReader::new(f))
-            .with_context(|| format!("cannot read {}", files.provider.display()))?,
-        None => Default::default(),
-    };
-    for (line, reason) in &results.bad_lines {
-        tracing::warn!(
-            "{}:{line}: skipped ({reason}); that row runs again",
-            files.results.display()
-        );
-    }
-    for (line, reason) in &batches.bad_lines {
-        tracing::warn!("{}:{line}: skipped ({reason})", files.provider.display());
-    }
-    let fresh: Vec<usize> = if args.retry_failed {
-        results
-            .results
-            .iter()
-            .filter(|r| r.status == ItemStatus::Failed)
-            .map(|r| r.row)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let rewrite = results.prepare_resume(args.retry_failed);
-    let taken = batch
-        .restore(now, results.results.iter().cloned(), &batches, &fresh)
-        .map_err(|e| {
-            let from = match e {
-                UsageError::ProviderJournal { .. } => &files.provider,
-                _ => &files.results,
-            };
-            anyhow::Error::new(e).context(format!("cannot resume from {}", from.display()))
-        })?;
-    let journal = if rewrite {
-        // The header (where the run sends) stays the journal's first line.
-        write_atomic(&files.results, results.to_journal_text().as_bytes())?;
-        Journal::open(&files.results, None)?
-    } else {
-        Journal::open(
-            &files.results,
-            resuming.then_some(results.complete_len as u64),
-        )?
-    };
-    // What the provider journal lost is rebuilt from the batches the progress
-    // (or summary) file listed, and from the provider.
-    let lost = resuming && !files.provider.exists();
-    let saved = if resuming {
-        saved_provider_batches(files)
-    } else {
-        Vec::new()
-    };
-    if lost {
-        tracing::warn!(
-            "{} is missing: the run's provider batches are rebuilt from {} and the provider before anything is created",
-            files.provider.display(),
-            files.progress.display()
-        );
-    }
-    batch
-        .recover(now, &saved, lost)
-        .with_context(|| format!("cannot resume from {}", files.provider.display()))?;
-    let provider = Journal::open(
-        &files.provider,
-        resuming.then_some(batches.complete_len as u64),
-    )?;
-    Ok((journal, provider, taken, batch.open_batches()))
-}
-
-/// The provider batches the run's progress file lists, and those only its
-/// summary lists (an older file may know a shard the newer lost).
-fn saved_provider_batches(files: &RunFiles) -> Vec<ProviderBatch> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Saved {
-        #[serde(default)]
-        provider_batches: Vec<ProviderBatch>,
-    }
-    let mut all: Vec<ProviderBatch> = Vec::new();
-    for path in [&files.progress, &files.summary] {
-        let Ok(text) = std::fs::read(path) else {
-            continue;
-        };
-        match serde_json::from_slice::<Saved>(&text) {
-            Ok(saved) => {
-                for b in saved.provider_batches {
-                    if !all.iter().any(|a| a.shard == b.shard) {
-                        all.push(b);
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(
-                "{}: its provider batches are unreadable ({e})",
-                path.display()
-            ),
-        }
-    }
-    all
 }
 
 /// Deletes the temporary shard files a killed session of run `run_id` left in
@@ -310,25 +152,6 @@ fn remove_shard_files(dir: &Path, run_id: &str) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
-}
-
-fn print_via(config: &RunConfig, open: usize, to_find: usize) {
-    let Some(b) = &config.batch_api else { return };
-    println!(
-        "  Via:          the provider's batch API (shards of up to {} requests and {} MB, read every {}s at most; half price, results within 24 h)",
-        b.max_lines,
-        b.max_bytes / 1_000_000,
-        b.poll_max_ms as f64 / 1000.0
-    );
-    if open > 0 {
-        println!("  Resumed:      {open} provider batch(es) still running: polled, not sent again");
-    }
-    if to_find > 0 {
-        println!(
-            "  Resumed:      {to_find} create(s) of the last session may have made a batch whose id never came back: looked for among the account's batches before anything is created"
-        );
-    }
-    println!();
 }
 
 /// A shard's file while it is written.
@@ -502,7 +325,7 @@ impl Host {
             BatchOutput::ItemDone(done) => self.journal.append(&batch.result(&done))?,
             BatchOutput::BatchReport { report } => {
                 if !report.resumed {
-                    print_now(&report.to_console());
+                    console::print_now(&report.to_console());
                 }
                 self.journal.sync()?;
                 self.write_progress(batch, false)?;
@@ -513,7 +336,7 @@ impl Host {
                 self.write_progress(batch, true)?;
                 let json = serde_json::to_vec_pretty(&summary)?;
                 write_atomic(&self.files.summary, &json)?;
-                print_now(&summary.to_console(self.errors_shown));
+                console::print_now(&summary.to_console(self.errors_shown));
                 return Ok(Some(summary));
             }
         }
@@ -643,34 +466,32 @@ fn failed(call: CallId, e: reqwest::Error) -> BatchInput {
     }
 }
 
-async fn read_body(call: CallId, mut response: reqwest::Response) -> BatchInput {
-    let status = response.status().as_u16();
-    let headers = kept_headers(&response);
-    let mut body = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return BatchInput::CallFailed {
-                        call,
-                        kind: TransportErrorKind::Body,
-                        message: format!("the answer is larger than {} MiB", MAX_BODY_BYTES >> 20),
-                    };
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => break,
-            Err(e) => return failed(call, e),
-        }
-    }
-    BatchInput::Answer {
-        call,
-        response: HttpResponse {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
+async fn read_body(call: CallId, response: reqwest::Response) -> BatchInput {
+    match read_capped(response).await {
+        Ok(response) => BatchInput::Answer { call, response },
+        Err((kind, message)) => BatchInput::CallFailed {
+            call,
+            kind,
+            message,
         },
     }
+}
+
+/// A shard's file, open for sending, and its length when known; a failed call
+/// when it cannot be read.
+async fn open_shard(
+    call: CallId,
+    path: &Path,
+) -> Result<(tokio::fs::File, Option<u64>), BatchInput> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| BatchInput::CallFailed {
+            call,
+            kind: TransportErrorKind::Body,
+            message: format!("cannot read the shard file {}: {e}", path.display()),
+        })?;
+    let len = file.metadata().await.map(|m| m.len()).ok();
+    Ok((file, len))
 }
 
 /// Uploads a shard's file as `multipart/form-data`, streamed from disk.
@@ -681,21 +502,10 @@ async fn upload(
     path: &Path,
 ) -> BatchInput {
     let call = order.call;
-    let file = match tokio::fs::File::open(path).await {
-        Ok(f) => f,
-        Err(e) => {
-            return BatchInput::CallFailed {
-                call,
-                kind: TransportErrorKind::Body,
-                message: format!("cannot read the shard file {}: {e}", path.display()),
-            }
-        }
+    let (file, len) = match open_shard(call, path).await {
+        Ok((file, len)) => (file, len.unwrap_or(order.bytes)),
+        Err(failed) => return failed,
     };
-    let len = file
-        .metadata()
-        .await
-        .map(|m| m.len())
-        .unwrap_or(order.bytes);
     let stream = futures_util::stream::unfold(file, |mut file| async move {
         use tokio::io::AsyncReadExt;
         let mut buf = vec![0u8; 256 * 1024];
@@ -737,17 +547,10 @@ async fn submit(
     path: &Path,
 ) -> BatchInput {
     let call = order.call;
-    let file = match tokio::fs::File::open(path).await {
-        Ok(f) => f,
-        Err(e) => {
-            return BatchInput::CallFailed {
-                call,
-                kind: TransportErrorKind::Body,
-                message: format!("cannot read the shard file {}: {e}", path.display()),
-            }
-        }
+    let (file, file_len) = match open_shard(call, path).await {
+        Ok((file, len)) => (file, len.unwrap_or(0)),
+        Err(failed) => return failed,
     };
-    let file_len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
     if file_len != order.bytes {
         return BatchInput::CallFailed {
             call,
@@ -910,89 +713,6 @@ async fn perform_call(
             body: String::new(),
         },
     });
-}
-
-fn print_now(text: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
-}
-
-/// What a user reads after the summary of a batch-API run.
-async fn epilogue(
-    summary: &Summary,
-    files: &RunFiles,
-    csv_path: &Path,
-    mock: Option<MockServer>,
-    report: Result<PathBuf>,
-    detached: bool,
-    cancel: bool,
-) {
-    if let Some(server) = mock {
-        let s = server.stats();
-        println!(
-            "Built-in mock: {} uploads, {} batches created, {} reads, {} downloads, {} lines answered, {} files left",
-            s.batch_uploads, s.batch_creates, s.batch_polls, s.batch_downloads, s.batch_lines, s.batch_files_live
-        );
-        server.shutdown().await;
-    }
-    println!("Results:  {}", files.results.display());
-    println!("Summary:  {}", files.summary.display());
-    println!("Progress: {}", files.progress.display());
-    println!("Provider: {}", files.provider.display());
-    match report {
-        Ok(path) => println!("Report:   {} (open it in a browser)", path.display()),
-        Err(e) => eprintln!(
-            "warning: the HTML report was not written ({}); write it later with: shadow-batch report {}",
-            escape_for_terminal(&format!("{e:#}")),
-            files.results.display()
-        ),
-    }
-    let resume = format!("shadow-batch --resume {}", files.progress.display());
-    let running: Vec<String> = summary
-        .provider_batches
-        .iter()
-        .flatten()
-        .filter(|b| b.batch_id.is_some() && b.status.is_open())
-        .map(|b| b.batch_id.clone().unwrap_or_default())
-        .collect();
-    if let Some(reason) = &summary.abort_kind {
-        eprintln!(
-            "error: run aborted: {}",
-            escape_for_terminal(&reason.to_string())
-        );
-        eprintln!(
-            "{}",
-            crate::next_step::after_abort(
-                reason,
-                &files.progress,
-                crate::plan::key_var(summary.config.provider_label)
-            )
-        );
-    }
-    if detached {
-        println!(
-            "Detached: {} provider batch(es) keep running at the provider ({}).",
-            running.len(),
-            running.join(", ")
-        );
-        println!("To collect their results (and send the rest): {resume}");
-        println!(
-            "To cancel them instead: shadow-batch cancel {}",
-            files.progress.display()
-        );
-    } else if cancel && summary.status == RunStatus::Completed {
-        println!("Nothing was left to cancel: every row has its result; the run is complete.");
-    } else if cancel {
-        println!(
-            "Cancelled: what the batches had finished is in the results; nothing new was sent."
-        );
-        println!("To send the rest later: {resume}");
-    } else if summary.status == RunStatus::Interrupted {
-        println!("To continue: {resume}");
-    }
-    let _ = csv_path;
-    let _ = std::io::stderr().is_terminal();
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use shadow_core::batch::BatchApiConfig;
-use shadow_core::provider::{defaults as provider_defaults, OpenAiConfig, Provider};
+use shadow_core::provider::{defaults as provider_defaults, ImageDetail, OpenAiConfig, Provider};
+use shadow_core::report::ERRORS_SHOWN;
 use shadow_core::{RunConfig, Setting};
 use shadow_mock::{MockConfig, OpenAiDialect};
 
@@ -474,6 +475,27 @@ pub enum Detail {
     Auto,
 }
 
+impl From<ImageDetail> for Detail {
+    fn from(detail: ImageDetail) -> Detail {
+        match detail {
+            ImageDetail::High => Detail::High,
+            ImageDetail::Auto => Detail::Auto,
+            // Low, and any level added later: the cheapest.
+            _ => Detail::Low,
+        }
+    }
+}
+
+impl From<Detail> for ImageDetail {
+    fn from(detail: Detail) -> ImageDetail {
+        match detail {
+            Detail::Low => ImageDetail::Low,
+            Detail::High => ImageDetail::High,
+            Detail::Auto => ImageDetail::Auto,
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// The labels CSV: a header row, an image column (path relative to the CSV's
@@ -597,7 +619,7 @@ pub struct RunArgs {
     pub api_version: Option<String>,
 
     /// Image detail level for OpenAI and Azure (low is cheapest).
-    #[arg(long, value_enum, default_value = "low", help_heading = "Endpoint")]
+    #[arg(long, value_enum, default_value_t = ImageDetail::default().into(), help_heading = "Endpoint")]
     pub detail: Detail,
 
     /// URL the http provider POSTs each image to.
@@ -682,7 +704,7 @@ pub struct RunArgs {
     pub embed_thumbnails: bool,
 
     /// Errors listed in the final console summary (the JSON has them all).
-    #[arg(long, value_name = "N", default_value_t = 20, help_heading = "Files")]
+    #[arg(long, value_name = "N", default_value_t = ERRORS_SHOWN, help_heading = "Files")]
     pub errors_shown: usize,
 
     /// Built-in mock: latency of each answer, in ms.

@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use shadow_core::image::{to_data_url, MAX_IMAGE_BYTES};
 use shadow_core::input::{check_relative_path, ImageRef, Item, PathError};
@@ -23,7 +24,7 @@ pub struct ImageLoader {
     inside: Arc<Mutex<HashSet<PathBuf>>>,
     /// With `--inline-images`: the client that downloads http(s) images, which are
     /// then sent as data URLs like files.
-    remote: Option<reqwest::Client>,
+    remote: Option<(reqwest::Client, Duration)>,
 }
 
 impl ImageLoader {
@@ -39,21 +40,27 @@ impl ImageLoader {
 
     /// The same loader, downloading http(s) images with `client` and sending them
     /// as data URLs (for endpoints that cannot or may not fetch URLs: local servers,
-    /// images on a private network).
-    pub fn inline_remote(self, client: reqwest::Client) -> ImageLoader {
+    /// images on a private network), each download within `timeout`.
+    pub fn inline_remote(self, client: reqwest::Client, timeout: Duration) -> ImageLoader {
         ImageLoader {
-            remote: Some(client),
+            remote: Some((client, timeout)),
             ..self
         }
     }
 
     /// Downloads an http(s) image (at most [`MAX_IMAGE_BYTES`]) as a data URL. The
     /// URL is named without its credentials.
-    async fn download(&self, client: &reqwest::Client, url: &str) -> Result<String, String> {
+    async fn download(
+        &self,
+        client: &reqwest::Client,
+        timeout: Duration,
+        url: &str,
+    ) -> Result<String, String> {
         let shown = shadow_core::redact::url_for_display(url);
         let failed = |why: String| format!("{shown}: the download failed: {why}");
         let mut response = client
             .get(url)
+            .timeout(timeout)
             .send()
             .await
             .map_err(|e| failed(crate::transport::describe(e)))?;
@@ -93,9 +100,10 @@ impl ImageLoader {
         let path = match self.file_of(item)? {
             None => {
                 return match (&self.remote, &item.image) {
-                    (Some(client), ImageRef::Url(url)) => {
-                        self.download(client, url).await.map_err(|e| at(item, e))
-                    }
+                    (Some((client, timeout)), ImageRef::Url(url)) => self
+                        .download(client, *timeout, url)
+                        .await
+                        .map_err(|e| at(item, e)),
                     _ => Ok(item.image.as_str().to_string()),
                 }
             }

@@ -15,7 +15,7 @@ use shadow_core::provider::{
 };
 use shadow_core::{EndpointKind, RunConfig, Setting};
 
-use crate::cli::{default_openai, Detail, ProviderKind, RunArgs, Via};
+use crate::cli::{default_openai, ProviderKind, RunArgs, Via};
 
 /// What an earlier run's progress or summary file, or its results journal's
 /// header, says about it.
@@ -230,11 +230,7 @@ pub fn plan(
     let saved_provider = same.then(|| config.provider.clone());
     let detail = |saved: Option<ImageDetail>| match (saved, take("detail")) {
         (Some(saved), false) => saved,
-        _ => match args.detail {
-            Detail::Low => ImageDetail::Low,
-            Detail::High => ImageDetail::High,
-            Detail::Auto => ImageDetail::Auto,
-        },
+        _ => args.detail.into(),
     };
     let prompt = |saved: Option<String>| args.prompt.clone().or(saved);
     let model = |what: &str| -> Result<Option<String>> {
@@ -370,7 +366,9 @@ pub fn plan(
                 // The core's bounds of a poll wait (`BatchApiConfig::validate_for`).
                 batch.poll_max_ms =
                     seconds_in_range("--poll-interval", args.poll_interval, (1, 3_600_000))?;
-                batch.poll_min_ms = batch.poll_max_ms.min(5_000);
+                // The first read waits no longer than a poll may, and no longer than
+                // the core's own first wait.
+                batch.poll_min_ms = batch.poll_max_ms.min(BatchApiConfig::default().poll_min_ms);
             }
             if let Some(lines) = args.shard_lines.filter(|_| take("shard_lines")) {
                 batch.max_lines = lines;

@@ -368,6 +368,24 @@ pub fn explorer_data(files: &RunFiles, row_cap: Option<usize>) -> Result<Explore
     Ok(stream.finish())
 }
 
+/// The report a run writes at its end, beside its other files. A view of the
+/// files just written: failing to write it costs the run nothing, and
+/// `shadow-batch report` can write it again.
+pub fn write_at_end(
+    files: &RunFiles,
+    data_dir: PathBuf,
+    embed_thumbnails: bool,
+) -> Result<PathBuf> {
+    write_report(
+        files,
+        &ReportOptions {
+            data_dir: Some(data_dir),
+            embed_thumbnails,
+            out: None,
+        },
+    )
+}
+
 /// Writes the report of the run of `files`, at most [`DEFAULT_ROW_CAP`] rows
 /// embedded; returns its path.
 pub fn write_report(files: &RunFiles, options: &ReportOptions) -> Result<PathBuf> {

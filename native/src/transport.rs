@@ -1,6 +1,7 @@
 //! One attempt of one item over HTTP: load the image, build the request with the
 //! core's provider, add the key in the header the core names, send, read a capped body, and turn whatever
-//! happened into the core's `Input`.
+//! happened into the core's `Input`. The one place the run's HTTP client is built
+//! and a capped answer read, for live and batch-API runs alike.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,8 @@ use shadow_core::{Input, SendOrder};
 
 use crate::images::ImageLoader;
 
-/// Largest answer read; beyond it the attempt fails (and is retried).
+/// Largest answer read (of an attempt or a batch API's JSON call); beyond it the
+/// call fails (and is retried).
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// What every attempt shares.
@@ -31,14 +33,6 @@ pub struct Transport {
 }
 
 impl Transport {
-    pub fn client(concurrency: usize) -> reqwest::Result<reqwest::Client> {
-        reqwest::Client::builder()
-            .user_agent(concat!("shadow-batch/", env!("CARGO_PKG_VERSION")))
-            .pool_max_idle_per_host(concurrency.max(1))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-    }
-
     /// Performs `order` for `item` and says how it went.
     pub async fn attempt(self: Arc<Self>, order: SendOrder, item: Item) -> Input {
         let image = self.images.load(&item).await;
@@ -103,42 +97,64 @@ impl Transport {
             kind: classify(&e),
             message: describe(e),
         };
-        let mut response = match builder.send().await {
+        let response = match builder.send().await {
             Ok(r) => r,
             Err(e) => return failed(e),
         };
-        let status = response.status().as_u16();
-        let headers = kept_headers(&response);
-        let mut body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > MAX_BODY_BYTES {
-                        return Input::TransportFailed {
-                            ticket,
-                            kind: TransportErrorKind::Body,
-                            message: format!(
-                                "the answer is larger than {} MiB",
-                                MAX_BODY_BYTES / (1024 * 1024)
-                            ),
-                        };
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => return failed(e),
-            }
-        }
-        Input::Response {
-            ticket,
-            response: HttpResponse {
-                status,
-                headers,
-                body: String::from_utf8(body)
-                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        match read_capped(response).await {
+            Ok(response) => Input::Response { ticket, response },
+            Err((kind, message)) => Input::TransportFailed {
+                ticket,
+                kind,
+                message,
             },
         }
     }
+}
+
+/// The run's one HTTP client: to the endpoint, the batch API and remote images
+/// alike. Each request sets its own timeout; up to `idle_per_host` connections
+/// are kept for reuse.
+pub fn client(idle_per_host: usize) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("shadow-batch/", env!("CARGO_PKG_VERSION")))
+        .pool_max_idle_per_host(idle_per_host.max(1))
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+}
+
+/// An answer read whole, up to [`MAX_BODY_BYTES`]: a larger one (or a body cut
+/// off) is a failure of the kind the core tells apart, in words.
+pub async fn read_capped(
+    mut response: reqwest::Response,
+) -> Result<HttpResponse, (TransportErrorKind, String)> {
+    let status = response.status().as_u16();
+    let headers = kept_headers(&response);
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err((
+                        TransportErrorKind::Body,
+                        format!(
+                            "the answer is larger than {} MiB",
+                            MAX_BODY_BYTES / (1024 * 1024)
+                        ),
+                    ));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => return Err((classify(&e), describe(e))),
+        }
+    }
+    Ok(HttpResponse {
+        status,
+        headers,
+        body: String::from_utf8(body)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    })
 }
 
 /// The headers of an answer the core reads (names come lower-case from hyper).

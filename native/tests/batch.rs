@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -19,16 +19,7 @@ fn batch_cmd(data: &Data, url: &str, out: &Path, extra: &[&str]) -> Command {
     let mut cmd = shadow(data.root.path());
     cmd.env("OPENAI_API_KEY", "sk-batch-dummy")
         .args(["--provider", "openai", "--base-url", url])
-        .args([
-            p(&data.csv),
-            "10",
-            "--via",
-            "batch-api",
-            "--poll-interval",
-            "0.1",
-            "--out-dir",
-            p(out),
-        ])
+        .args(batch_args(data, out))
         .args(extra);
     cmd
 }
@@ -42,72 +33,22 @@ fn resume_cmd(data: &Data, url: &str, file: &Path) -> Command {
     cmd
 }
 
-fn stat(v: &Value, field: &str) -> u64 {
-    v[field]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{field} missing: {v:#}"))
-}
-
 #[test]
 fn a_batch_api_run_ends_with_the_same_results_as_a_live_run_at_half_the_price() {
-    let mock = Mock::start(&[
-        "--batch-ms",
-        "400",
-        "--latency-ms",
-        "0",
-        "--error-rate",
-        "0.15",
-        "--seed",
-        "7",
-    ]);
-    let data = Data::new(30);
-    let (batch_out, live_out) = (data.dir("batch"), data.dir("live"));
-    let price = ["--price-input", "1", "--price-output", "2"];
-    let batch = run(batch_cmd(
-        &data,
-        &mock.url,
-        &batch_out,
-        &[&["--shard-lines", "12"][..], &price].concat(),
-    ));
-    batch.expect_code(0);
-    let mut live = shadow(data.root.path());
-    live.env("OPENAI_API_KEY", "sk-batch-dummy")
-        .args(["--provider", "openai", "--base-url", &mock.url])
-        .args([p(&data.csv), "10", "--out-dir", p(&live_out)])
-        .args(price);
-    run(live).expect_code(0);
-
-    let (b, l) = (RunFiles::in_dir(&batch_out), RunFiles::in_dir(&live_out));
-    assert_each_row_once(&b.results(), 30);
-    assert_eq!(
-        outcomes(&b.results()),
-        outcomes(&l.results()),
-        "same answers either way"
-    );
-    let summary = b.summary();
-    assert_eq!(summary["status"], "completed");
-    assert_eq!(summary["config"]["batchApi"]["maxLines"], 12);
-    // Half the price given.
-    assert_eq!(summary["cost"]["price"]["inputPerMillion"], 0.5);
-    assert_eq!(summary["cost"]["price"]["batchApi"], true);
-    let live_usd = l.summary()["cost"]["amountUsd"].as_f64().unwrap();
-    let batch_usd = summary["cost"]["amountUsd"].as_f64().unwrap();
-    assert!(
-        (batch_usd * 2.0 - live_usd).abs() < 1e-6,
-        "{batch_usd} vs {live_usd}"
-    );
-    // Shards of at most 12 lines; errored lines re-sent in later shards.
+    let BatchAndLive {
+        mock,
+        data,
+        batch_out,
+        batch,
+        summary,
+    } = batch_and_live_at_half_the_price(&openai(), &[]);
     let batches = summary["providerBatches"].as_array().unwrap();
-    assert!(batches.len() >= 3, "{batches:#?}");
-    assert!(batches.iter().all(|b| b["lines"].as_u64().unwrap() <= 12));
     assert!(
         batches.iter().all(|b| b["status"] == "done"),
         "{batches:#?}"
     );
-    let retries = summary["statistics"]["retries"].as_u64().unwrap();
-    assert!(retries > 0, "an error rate of 0.15 re-sends some lines");
     // The progress file: reports of 10 in order, and the provider batches.
-    let progress = b.progress();
+    let progress = RunFiles::in_dir(&batch_out).progress();
     assert_eq!(progress["batchNumber"], 3);
     assert!(progress["providerBatches"].as_array().unwrap().len() >= 3);
     // Every shard was uploaded and created once; the journal says so.
@@ -122,18 +63,8 @@ fn a_batch_api_run_ends_with_the_same_results_as_a_live_run_at_half_the_price() 
         count(&recs, "created")
     );
     assert_eq!(count(&recs, "done"), batches.len());
-    assert!(
-        batch.stdout.contains("provider batch shard 1"),
-        "{}",
-        batch.stdout
-    );
-    // The HTML report of a batch-API run is the same file as a live run's, with
-    // every row.
-    let report = find_file(&batch_out, "shadow-mode-batch-report-", ".html").expect("a report");
-    let embedded = report_data(&report);
-    assert_eq!(embedded["items"]["row"].as_array().unwrap().len(), 30);
-    assert_eq!(embedded["evaluation"], summary["evaluation"]);
-    // No key anywhere, and the local shard files are gone.
+    batch.stdout_has("provider batch shard 1");
+    // No key anywhere.
     for (path, bytes) in all_files(data.root.path()) {
         let text = String::from_utf8_lossy(&bytes);
         assert!(
@@ -141,35 +72,13 @@ fn a_batch_api_run_ends_with_the_same_results_as_a_live_run_at_half_the_price() 
             "key in {}",
             path.display()
         );
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(!name.starts_with(".shadow-batch-"), "left behind: {name}");
     }
 }
 
 #[test]
 fn an_expired_batch_re_sends_only_its_unfinished_rows() {
-    let mock = Mock::start(&[
-        "--batch-ms",
-        "300",
-        "--batch-expire",
-        "1",
-        "--error-rate",
-        "0",
-    ]);
-    let data = Data::new(20);
-    let out = data.dir("out");
-    run(batch_cmd(&data, &mock.url, &out, &[])).expect_code(0);
-    let files = RunFiles::in_dir(&out);
-    let results = files.results();
-    assert_each_row_once(&results, 20);
-    // Every other line ran in the expired batch; the other half went again.
-    let second = results.iter().filter(|r| r["attempts"] == 2).count();
-    assert_eq!(second, 10, "{results:#?}");
-    let summary = files.summary();
-    let batches = summary["providerBatches"].as_array().unwrap();
-    assert_eq!(batches.len(), 2);
+    let (mock, batches) = expired_batch_re_sends_its_unfinished_rows(&openai());
     assert_eq!(batches[0]["status"], "done (expired)");
-    assert_eq!(batches[1]["lines"], 10);
     let stats = mock.stats();
     assert_eq!(
         (stat(&stats, "batchUploads"), stat(&stats, "batchCreates")),
@@ -179,32 +88,11 @@ fn an_expired_batch_re_sends_only_its_unfinished_rows() {
 
 #[test]
 fn a_failed_batch_aborts_resumably_and_the_resume_completes() {
-    let mock = Mock::start(&[
-        "--batch-ms",
-        "300",
-        "--batch-fail",
-        "1",
-        "--error-rate",
-        "0",
-    ]);
-    let data = Data::new(12);
-    let out = data.dir("out");
-    let first = run(batch_cmd(&data, &mock.url, &out, &[]));
-    first.expect_code(2);
-    assert!(
-        first.stderr.contains("failed, so none of its requests ran"),
-        "{}",
-        first.stderr
-    );
-    assert!(first.stderr.contains("--resume"), "{}", first.stderr);
-    let files = RunFiles::in_dir(&out);
-    let summary = files.summary();
-    assert_eq!(summary["status"], "aborted");
-    assert_eq!(summary["abortKind"]["kind"], "batchFailed");
-    assert_eq!(summary["statistics"]["remaining"], 12);
-    run(resume_cmd(&data, &mock.url, &files.progress)).expect_code(0);
-    assert_each_row_once(&files.results(), 12);
-    assert_eq!(files.summary()["status"], "completed");
+    let (mock, ..) =
+        failed_batch_aborts_and_the_resume_completes(&openai(), |first, summary, _| {
+            first.stderr_has("failed, so none of its requests ran");
+            assert_eq!(summary["abortKind"]["kind"], "batchFailed");
+        });
     let stats = mock.stats();
     assert_eq!(
         (stat(&stats, "batchUploads"), stat(&stats, "batchCreates")),
@@ -227,11 +115,7 @@ fn batch_api_needs_a_provider_with_one() {
     ]);
     let out = run(cmd);
     out.expect_code(2);
-    assert!(
-        out.stderr.contains("the http provider has none"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("the http provider has none");
     let mut cmd = shadow(data.root.path());
     cmd.env("GEMINI_API_KEY", "AIza-dummy").args([
         p(&data.csv),
@@ -242,95 +126,54 @@ fn batch_api_needs_a_provider_with_one() {
     ]);
     let out = run(cmd);
     out.expect_code(2);
-    assert!(
-        out.stderr.contains("the gemini provider has none")
-            && out.stderr.contains("anthropic (Message Batches)"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has("the gemini provider has none")
+        .stderr_has("anthropic (Message Batches)");
 }
 
-const KILL_ROWS: usize = 24;
-
-/// A victim run against its own mock, killed with SIGKILL once `ready` holds
-/// for its output folder, resumed, and compared with a clean run against an
-/// identical mock: same results, and the victim's mock saw no more uploads or
-/// creates than the clean one's.
-fn kill_and_resume(mock_flags: &[&str], what: &str, ready: impl Fn(&Path) -> bool) -> Value {
-    let (v, k) = kill_tamper_and_resume(mock_flags, &[], what, ready, |_| {});
-    assert_eq!(
-        stat(&v, "batchUploads"),
-        stat(&k, "batchUploads"),
-        "{what}: batchUploads"
-    );
-    v
+/// OpenAI's runs against the mock.
+fn openai() -> BatchCommands {
+    BatchCommands {
+        start: Box::new(|data, mock, out, extra| batch_cmd(data, &mock.url, out, extra)),
+        live: Box::new(|data, mock, out, extra| {
+            let mut live = shadow(data.root.path());
+            live.env("OPENAI_API_KEY", "sk-batch-dummy")
+                .args(["--provider", "openai", "--base-url", &mock.url])
+                .args([p(&data.csv), "10", "--out-dir", p(out)])
+                .args(extra);
+            live
+        }),
+        resume: Box::new(|data, mock, file| resume_cmd(data, &mock.url, file)),
+        cancel: |data, file| {
+            let mut cancel = shadow(data.root.path());
+            cancel
+                .env("OPENAI_API_KEY", "sk-batch-dummy")
+                .args(["cancel", p(file)]);
+            cancel
+        },
+    }
 }
 
-/// As [`kill_and_resume`], with `extra` flags for both runs and `after_kill`
-/// done to the victim's output folder before the resume; returns the victim's
-/// and the clean mock's counters (creates and lines ran already compared).
+/// [`kill_and_resume_batch`] of an OpenAI run, `after_kill` done to the
+/// victim's output folder, and nothing left behind: the victim's mock saw no
+/// more uploads than the clean one's, and neither left a file at the provider
+/// or a shard file here. Returns the victim's and the clean mock's counters.
 fn kill_tamper_and_resume(
-    mock_flags: &[&str],
+    mock_flags: &str,
     extra: &[&str],
     what: &str,
     ready: impl Fn(&Path) -> bool,
     after_kill: impl Fn(&Path),
 ) -> (Value, Value) {
-    let victim_mock = Mock::start(mock_flags);
-    let clean_mock = Mock::start(mock_flags);
-    let data = Data::new(KILL_ROWS);
-    let (victim_out, clean_out) = (data.dir("victim"), data.dir("clean"));
-    let mut clean = Running::spawn(batch_cmd(&data, &clean_mock.url, &clean_out, extra));
-    let mut victim = Running::spawn(batch_cmd(&data, &victim_mock.url, &victim_out, extra));
-    let seen = wait_until(Duration::from_secs(20), || {
-        ready(&victim_out) || !victim.guard.running()
-    });
-    assert!(seen, "no {what} within 20 s");
-    assert!(
-        victim.guard.running(),
-        "the run ended before the kill ({what})"
+    let done = kill_and_resume_batch(
+        &openai(),
+        mock_flags,
+        extra,
+        what,
+        |out, _| ready(out),
+        |_, files| after_kill(files.results.parent().unwrap()),
     );
-    victim.guard.child().kill().unwrap();
-    let status = victim
-        .guard
-        .wait_timeout(Duration::from_secs(5), "killed run");
-    assert_eq!(status.code(), None, "killed by a signal");
-    clean.finish(RUN_TIMEOUT).expect_code(0);
-
-    let files = RunFiles::in_dir(&victim_out);
-    assert!(
-        files.results().len() < KILL_ROWS,
-        "killed after the end ({what})"
-    );
-    after_kill(&victim_out);
-    let resumed = run(resume_cmd(&data, &victim_mock.url, &files.progress));
-    resumed.expect_code(0);
-    let reference = RunFiles::in_dir(&clean_out);
-    assert_each_row_once(&files.results(), KILL_ROWS);
-    assert_eq!(
-        outcomes(&files.results()),
-        outcomes(&reference.results()),
-        "{what}"
-    );
-    let (s, c) = (files.summary(), reference.summary());
-    assert_eq!(s["status"], "completed");
-    assert_eq!(
-        s["evaluation"]["confusionMatrix"],
-        c["evaluation"]["confusionMatrix"]
-    );
-    let (v, k) = (victim_mock.stats(), clean_mock.stats());
-    assert_eq!(
-        stat(&v, "batchCreates"),
-        stat(&k, "batchCreates"),
-        "{what}: batchCreates"
-    );
-    assert_eq!(
-        stat(&v, "batchLines"),
-        stat(&k, "batchLines"),
-        "{what}: no line ran twice"
-    );
-    // Nothing left behind: no file at the provider, no shard file here.
-    for (stats, out) in [(&v, &victim_out), (&k, &clean_out)] {
+    let (v, k) = (done.victim, done.clean);
+    for (stats, out) in [(&v, &done.victim_out), (&k, &done.clean_out)] {
         assert_eq!(
             stat(stats, "batchFilesLive"),
             0,
@@ -345,20 +188,25 @@ fn kill_tamper_and_resume(
     (v, k)
 }
 
+/// As [`kill_tamper_and_resume`] with nothing done before the resume; the
+/// victim's mock also saw no second upload.
+fn kill_and_resume(mock_flags: &str, what: &str, ready: impl Fn(&Path) -> bool) -> Value {
+    let (v, k) = kill_tamper_and_resume(mock_flags, &[], what, ready, |_| {});
+    assert_eq!(
+        stat(&v, "batchUploads"),
+        stat(&k, "batchUploads"),
+        "{what}: batchUploads"
+    );
+    v
+}
+
 #[test]
 #[cfg(unix)]
 fn killed_after_the_upload_while_creating_resumes_without_a_second_upload_or_create() {
     // The create is answered 3 s late: the kill lands after the batch exists at
     // the provider but before its id is known; the resume finds it by its file.
     let stats = kill_and_resume(
-        &[
-            "--batch-ms",
-            "500",
-            "--error-rate",
-            "0",
-            "--batch-create-delay-ms",
-            "3000",
-        ],
+        "--batch-ms 500 --error-rate 0 --batch-create-delay-ms 3000",
         "upload",
         |out| count(&provider_records(out), "uploaded") >= 1,
     );
@@ -371,113 +219,31 @@ fn killed_after_the_upload_while_creating_resumes_without_a_second_upload_or_cre
 #[test]
 #[cfg(unix)]
 fn killed_after_the_create_resumes_by_polling_the_same_batch() {
-    kill_and_resume(
-        &["--batch-ms", "3000", "--error-rate", "0"],
-        "create",
-        |out| count(&provider_records(out), "created") >= 1,
-    );
+    kill_and_resume("--batch-ms 3000 --error-rate 0", "create", |out| {
+        count(&provider_records(out), "created") >= 1
+    });
 }
 
 #[test]
 #[cfg(unix)]
 fn killed_mid_download_resumes_to_the_same_results() {
-    let stats = kill_and_resume(
-        &[
-            "--batch-ms",
-            "300",
-            "--error-rate",
-            "0",
-            "--batch-download-delay-ms",
-            "400",
-        ],
-        "download",
-        |out| {
-            let Some(results) = std::fs::read_dir(out).ok().and_then(|d| {
-                d.filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .find(|p| p.to_string_lossy().contains("-results-"))
-            }) else {
-                return false;
-            };
-            complete_lines(&results) >= 10
-        },
-    );
-    assert!(
-        stat(&stats, "batchDownloads") >= 2,
-        "downloaded again after the kill"
-    );
+    let stats = kill_and_resume(SLOW_DOWNLOAD, "download", mid_download);
+    assert_downloaded_again(&stats);
 }
 
 #[test]
 #[cfg(unix)]
 fn ctrl_c_detaches_then_cancel_keeps_what_finished_and_resume_sends_the_rest() {
-    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
-    let data = Data::new(20);
-    let out = data.dir("out");
-    let mut victim = Running::spawn(batch_cmd(&data, &mock.url, &out, &[]));
-    let seen = wait_until(Duration::from_secs(15), || {
-        count(&provider_records(&out), "created") >= 1
-    });
-    assert!(seen, "no batch created");
-    std::thread::sleep(Duration::from_millis(1500));
-    signal(victim.pid(), "INT");
-    let detached = victim.finish(Duration::from_secs(10));
-    detached.expect_code(130);
-    assert!(
-        detached
-            .stdout
-            .contains("Detached: 1 provider batch(es) keep running"),
-        "{}",
-        detached.stdout
-    );
-    assert!(
-        detached.stdout.contains("shadow-batch cancel"),
-        "{}",
-        detached.stdout
-    );
-    let files = RunFiles::in_dir(&out);
-    assert_eq!(files.summary()["status"], "interrupted");
-    assert_eq!(mock.stats()["batchCancels"], 0, "detaching cancels nothing");
+    let commands = openai();
+    let run_ = start_and_detach(&commands);
+    run_.detached.stdout_has("shadow-batch cancel");
 
     // Resuming it live would send the batch's rows again: refused.
-    let mut live = resume_cmd(&data, &mock.url, &files.progress);
-    live.args(["--via", "live"]);
-    let refused = run(live);
-    refused.expect_code(2);
-    assert!(
-        refused.stderr.contains("Resume it with --via batch-api"),
-        "{}",
-        refused.stderr
-    );
+    assert_live_resume_refused(resume_cmd(&run_.data, &run_.mock.url, &run_.files.progress));
 
-    let mut cancel = shadow(data.root.path());
-    cancel
-        .env("OPENAI_API_KEY", "sk-batch-dummy")
-        .args(["cancel", p(&files.progress)]);
-    let cancelled = run(cancel);
-    cancelled.expect_code(0);
-    assert!(
-        cancelled.stdout.contains("Cancelled"),
-        "{}",
-        cancelled.stdout
-    );
-    assert!(stat(&mock.stats(), "batchCancels") >= 1);
-    let summary = files.summary();
-    assert_eq!(summary["status"], "interrupted");
-    let done = summary["statistics"]["successful"].as_u64().unwrap();
-    assert!(done > 0 && done < 20, "{done} finished before the cancel");
-    assert_eq!(summary["statistics"]["failed"], 0);
-    assert_eq!(mock.stats()["batchCreates"], 1, "cancel creates nothing");
-
-    run(resume_cmd(&data, &mock.url, &files.progress)).expect_code(0);
-    assert_each_row_once(&files.results(), 20);
-    let stats = mock.stats();
-    assert_eq!(
-        stat(&stats, "batchCreates"),
-        2,
-        "the rest, in one more batch"
-    );
-    assert_eq!(stat(&stats, "batchLines"), 20, "no row ran twice");
+    let (cancelled, _) = run_.cancel(&commands);
+    cancelled.stdout_has("Cancelled");
+    run_.resume_the_rest(&commands);
 }
 
 #[test]
@@ -487,7 +253,7 @@ fn killed_with_its_provider_journal_lost_resumes_without_creating_a_batch_again(
     // journal deleted: the resume rebuilds it from the progress file and the
     // batches' metadata, and creates only the three that were never made.
     let (v, _) = kill_tamper_and_resume(
-        &["--batch-ms", "3000", "--error-rate", "0"],
+        "--batch-ms 3000 --error-rate 0",
         &["--shard-lines", "4"],
         "lost journal",
         |out| count(&provider_records(out), "created") >= 3,
@@ -506,14 +272,7 @@ fn killed_during_an_upload_leaves_no_file_behind_and_uses_the_upload_it_finds() 
     // lands with a file at the provider no journal names and the shard file in
     // the output folder; the resume finds the upload by its name and uses it.
     let (v, k) = kill_tamper_and_resume(
-        &[
-            "--batch-ms",
-            "300",
-            "--error-rate",
-            "0",
-            "--batch-upload-delay-ms",
-            "2000",
-        ],
+        "--batch-ms 300 --error-rate 0 --batch-upload-delay-ms 2000",
         &["--shard-lines", "12"],
         "upload",
         |out| {
@@ -563,21 +322,25 @@ fn a_finished_runs_files_are_deleted_at_the_provider_unless_kept() {
     }
 }
 
+/// A run of `rows` against a mock whose batches take 4 s, killed once
+/// `batches` of them exist: the mock, the data and the output folder.
+fn killed_once_created(rows: usize, extra: &[&str], batches: usize) -> (Mock, Data, PathBuf) {
+    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
+    let data = Data::new(rows);
+    let out = data.dir("out");
+    let mut victim = Running::spawn(batch_cmd(&data, &mock.url, &out, extra));
+    let seen = wait_until(Duration::from_secs(15), || {
+        count(&provider_records(&out), "created") >= batches
+    });
+    assert!(seen, "no {batches} batch(es) created");
+    victim.kill();
+    (mock, data, out)
+}
+
 #[test]
 #[cfg(unix)]
 fn a_journal_with_swapped_batch_ids_is_refused_naming_its_lines() {
-    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
-    let data = Data::new(8);
-    let out = data.dir("out");
-    let mut victim = Running::spawn(batch_cmd(&data, &mock.url, &out, &["--shard-lines", "4"]));
-    let seen = wait_until(Duration::from_secs(15), || {
-        count(&provider_records(&out), "created") >= 2
-    });
-    assert!(seen, "no two batches");
-    victim.guard.child().kill().unwrap();
-    victim
-        .guard
-        .wait_timeout(Duration::from_secs(5), "killed run");
+    let (mock, data, out) = killed_once_created(8, &["--shard-lines", "4"], 2);
     let journal = provider_file(&out).unwrap();
     let text = std::fs::read_to_string(&journal).unwrap();
     let swapped = text
@@ -589,13 +352,10 @@ fn a_journal_with_swapped_batch_ids_is_refused_naming_its_lines() {
     let refused = run(resume_cmd(&data, &mock.url, &files.progress));
     refused.expect_code(2);
     let name = journal.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(
-        refused.stderr.contains(&name)
-            && refused.stderr.contains("gives batch batch_mock00000")
-            && refused.stderr.contains("line "),
-        "{}",
-        refused.stderr
-    );
+    refused
+        .stderr_has(&name)
+        .stderr_has("gives batch batch_mock00000")
+        .stderr_has("line ");
     assert_eq!(
         stat(&mock.stats(), "batchCreates"),
         2,
@@ -617,14 +377,9 @@ fn cancel_says_what_there_is_to_cancel() {
         .args(["cancel", p(&files.progress)]);
     let finished = run(cancel);
     finished.expect_code(0);
-    assert!(
-        finished.stdout.contains("Nothing to cancel")
-            && finished
-                .stdout
-                .contains("has finished (all 4 rows have results)"),
-        "{}",
-        finished.stdout
-    );
+    finished
+        .stdout_has("Nothing to cancel")
+        .stdout_has("has finished (all 4 rows have results)");
     assert!(
         !finished.stdout.contains("To send the rest"),
         "{}",
@@ -641,13 +396,7 @@ fn cancel_says_what_there_is_to_cancel() {
     cancel.args(["cancel", p(&data.csv)]);
     let not_a_run = run(cancel);
     not_a_run.expect_code(2);
-    assert!(
-        not_a_run
-            .stderr
-            .contains("shadow-batch cancel takes a file of a batch-API run: its progress file shadow-mode-batch-progress-RUN.json"),
-        "{}",
-        not_a_run.stderr
-    );
+    not_a_run.stderr_has("shadow-batch cancel takes a file of a batch-API run: its progress file shadow-mode-batch-progress-RUN.json");
     assert!(
         !not_a_run.stderr.contains("--resume takes"),
         "{}",
@@ -658,18 +407,7 @@ fn cancel_says_what_there_is_to_cancel() {
 #[test]
 #[cfg(unix)]
 fn a_batch_the_endpoint_does_not_know_says_both_ways_it_can_be() {
-    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
-    let data = Data::new(4);
-    let out = data.dir("out");
-    let mut victim = Running::spawn(batch_cmd(&data, &mock.url, &out, &[]));
-    let seen = wait_until(Duration::from_secs(15), || {
-        count(&provider_records(&out), "created") >= 1
-    });
-    assert!(seen, "no batch created");
-    victim.guard.child().kill().unwrap();
-    victim
-        .guard
-        .wait_timeout(Duration::from_secs(5), "killed run");
+    let (_mock, data, out) = killed_once_created(4, &[], 1);
     // Resumed against another server, which never saw the batch.
     let other = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
     let files = RunFiles::in_dir(&out);
@@ -677,17 +415,10 @@ fn a_batch_the_endpoint_does_not_know_says_both_ways_it_can_be() {
     resume.args(["--base-url", &other.url]);
     let refused = run(resume);
     refused.expect_code(2);
-    assert!(
-        refused.stderr.contains("(HTTP 404)")
-            && refused
-                .stderr
-                .contains("OPENAI_API_KEY now holds another key")
-            && refused
-                .stderr
-                .contains("--base-url points at another server"),
-        "{}",
-        refused.stderr
-    );
+    refused
+        .stderr_has("(HTTP 404)")
+        .stderr_has("OPENAI_API_KEY now holds another key")
+        .stderr_has("--base-url points at another server");
     assert!(
         !refused.stderr.contains("Check the key,"),
         "{}",
@@ -703,18 +434,7 @@ fn a_batch_the_endpoint_does_not_know_says_both_ways_it_can_be() {
 #[test]
 #[cfg(unix)]
 fn a_journal_where_two_records_claim_the_same_rows_is_refused_naming_file_and_lines() {
-    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
-    let data = Data::new(8);
-    let out = data.dir("out");
-    let mut victim = Running::spawn(batch_cmd(&data, &mock.url, &out, &["--shard-lines", "4"]));
-    let seen = wait_until(Duration::from_secs(15), || {
-        count(&provider_records(&out), "created") >= 2
-    });
-    assert!(seen, "no two batches");
-    victim.guard.child().kill().unwrap();
-    victim
-        .guard
-        .wait_timeout(Duration::from_secs(5), "killed run");
+    let (mock, data, out) = killed_once_created(8, &["--shard-lines", "4"], 2);
     let journal = provider_file(&out).unwrap();
     let records = provider_records(&out);
     let uploaded: Vec<usize> = (0..records.len())
@@ -734,15 +454,10 @@ fn a_journal_where_two_records_claim_the_same_rows_is_refused_naming_file_and_li
         uploaded[0] + 1,
         uploaded[1] + 1
     );
-    assert!(
-        refused
-            .stderr
-            .contains(&format!("cannot resume from {}", journal.display()))
-            && refused.stderr.contains(&name)
-            && refused.stderr.contains(&lines),
-        "{}",
-        refused.stderr
-    );
+    refused
+        .stderr_has(&format!("cannot resume from {}", journal.display()))
+        .stderr_has(&name)
+        .stderr_has(&lines);
     assert_eq!(
         stat(&mock.stats(), "batchCreates"),
         2,

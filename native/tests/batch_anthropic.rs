@@ -30,16 +30,7 @@ fn batch_cmd(data: &Data, mock: &Mock, out: &Path, extra: &[&str]) -> Command {
         .env("ANTHROPIC_API_KEY", KEY)
         .args(["--provider", "anthropic", "--base-url", &root(mock)])
         .args(["--model", "claude-mock"])
-        .args([
-            p(&data.csv),
-            "10",
-            "--via",
-            "batch-api",
-            "--poll-interval",
-            "0.1",
-            "--out-dir",
-            p(out),
-        ])
+        .args(batch_args(data, out))
         .args(extra);
     cmd
 }
@@ -50,12 +41,6 @@ fn resume_cmd(data: &Data, file: &Path) -> Command {
         .env("ANTHROPIC_API_KEY", KEY)
         .args(["--resume", p(file)]);
     cmd
-}
-
-fn stat(v: &Value, field: &str) -> u64 {
-    v[field]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{field} missing: {v:#}"))
 }
 
 /// No file under `dir`, and neither stream, holds the key.
@@ -73,61 +58,15 @@ fn assert_no_key(done: &Finished, dir: &Path) {
 
 #[test]
 fn an_anthropic_batch_run_ends_with_the_results_of_a_live_run_at_half_the_price() {
-    let mock = Mock::start(&[
-        "--batch-ms",
-        "400",
-        "--latency-ms",
-        "0",
-        "--error-rate",
-        "0.15",
-        "--seed",
-        "7",
-        "--require-key",
-        KEY,
-    ]);
-    let data = Data::new(30);
-    let (batch_out, live_out) = (data.dir("batch"), data.dir("live"));
-    let price = ["--price-input", "1", "--price-output", "2"];
-    let batch = run(batch_cmd(
-        &data,
-        &mock,
-        &batch_out,
-        &[&["--shard-lines", "12"][..], &price].concat(),
-    ));
-    batch.expect_code(0);
-    let mut live = shadow(data.root.path());
-    live.env_remove("OPENAI_API_KEY")
-        .env("ANTHROPIC_API_KEY", KEY)
-        .args(["--provider", "anthropic", "--base-url", &root(&mock)])
-        .args(["--model", "claude-mock"])
-        .args([p(&data.csv), "10", "--out-dir", p(&live_out)])
-        .args(price);
-    run(live).expect_code(0);
-
-    let (b, l) = (RunFiles::in_dir(&batch_out), RunFiles::in_dir(&live_out));
-    assert_each_row_once(&b.results(), 30);
-    assert_eq!(
-        outcomes(&b.results()),
-        outcomes(&l.results()),
-        "the same answers either way"
-    );
-    let summary = b.summary();
-    assert_eq!(summary["status"], "completed");
-    assert_eq!(summary["config"]["batchApi"]["maxLines"], 12);
+    let BatchAndLive {
+        mock,
+        data,
+        batch_out,
+        batch,
+        summary,
+    } = batch_and_live_at_half_the_price(&anthropic_batch(), &["--require-key", KEY]);
     assert_eq!(summary["config"]["batchApi"]["maxBytes"], 256_000_000u64);
-    assert_eq!(summary["cost"]["price"]["inputPerMillion"], 0.5);
-    assert_eq!(summary["cost"]["price"]["batchApi"], true);
-    let live_usd = l.summary()["cost"]["amountUsd"].as_f64().unwrap();
-    let batch_usd = summary["cost"]["amountUsd"].as_f64().unwrap();
-    assert!(
-        live_usd > 0.0 && (batch_usd * 2.0 - live_usd).abs() < 1e-6,
-        "{batch_usd} vs {live_usd}"
-    );
-    let retries = summary["statistics"]["retries"].as_u64().unwrap();
-    assert!(retries > 0, "an error rate of 0.15 re-sends some requests");
     let batches = summary["providerBatches"].as_array().unwrap();
-    assert!(batches.len() >= 3, "{batches:#?}");
-    assert!(batches.iter().all(|b| b["lines"].as_u64().unwrap() <= 12));
     assert!(
         batches.iter().all(|b| b["status"] == "done"
             && b["batchId"].as_str().unwrap().starts_with("msgbatch_")
@@ -144,47 +83,15 @@ fn an_anthropic_batch_run_ends_with_the_results_of_a_live_run_at_half_the_price(
     );
     assert_eq!(count(&recs, "submitting"), count(&recs, "created"));
     assert_eq!(stat(&stats, "unauthorized"), 0, "the key went as x-api-key");
-    assert!(
-        batch.stdout.contains("msgbatch_mock000001: in_progress"),
-        "{}",
-        batch.stdout
-    );
-    // The HTML report is written, with every row.
-    let report = find_file(&batch_out, "shadow-mode-batch-report-", ".html").expect("a report");
-    let embedded = report_data(&report);
-    assert_eq!(embedded["status"], "completed");
-    assert_eq!(embedded["items"]["row"].as_array().unwrap().len(), 30);
-    assert_eq!(embedded["evaluation"], summary["evaluation"]);
-    // The shard files are gone; the key is nowhere.
-    for (path, _) in all_files(data.root.path()) {
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(!name.starts_with(".shadow-batch-"), "left behind: {name}");
-    }
+    batch.stdout_has("msgbatch_mock000001: in_progress");
+    // The key is nowhere.
     assert_no_key(&batch, data.root.path());
 }
 
 #[test]
 fn an_expired_anthropic_batch_re_sends_only_its_unfinished_rows() {
-    let mock = Mock::start(&[
-        "--batch-ms",
-        "300",
-        "--batch-expire",
-        "1",
-        "--error-rate",
-        "0",
-    ]);
-    let data = Data::new(20);
-    let out = data.dir("out");
-    run(batch_cmd(&data, &mock, &out, &[])).expect_code(0);
-    let files = RunFiles::in_dir(&out);
-    let results = files.results();
-    assert_each_row_once(&results, 20);
-    let second = results.iter().filter(|r| r["attempts"] == 2).count();
-    assert_eq!(second, 10, "every other request expired: {results:#?}");
-    let batches = files.summary()["providerBatches"].clone();
-    assert_eq!(batches.as_array().unwrap().len(), 2);
+    let (mock, batches) = expired_batch_re_sends_its_unfinished_rows(&anthropic_batch());
     assert_eq!(batches[0]["requestCounts"]["notRun"], 10);
-    assert_eq!(batches[1]["lines"], 10);
     let stats = mock.stats();
     assert_eq!(stat(&stats, "batchCreates"), 2);
     assert_eq!(stat(&stats, "batchLines"), 20);
@@ -192,28 +99,11 @@ fn an_expired_anthropic_batch_re_sends_only_its_unfinished_rows() {
 
 #[test]
 fn a_refused_anthropic_create_aborts_resumably_and_the_resume_completes() {
-    let mock = Mock::start(&[
-        "--batch-ms",
-        "300",
-        "--batch-fail",
-        "1",
-        "--error-rate",
-        "0",
-    ]);
-    let data = Data::new(12);
-    let out = data.dir("out");
-    let first = run(batch_cmd(&data, &mock, &out, &[]));
-    first.expect_code(2);
-    assert!(first.stderr.contains("HTTP 400"), "{}", first.stderr);
-    assert!(first.stderr.contains("--batch-fail"), "{}", first.stderr);
-    assert!(first.stderr.contains("--resume"), "{}", first.stderr);
-    let files = RunFiles::in_dir(&out);
-    let summary = files.summary();
-    assert_eq!(summary["status"], "aborted");
-    assert_eq!(summary["statistics"]["remaining"], 12);
-    assert_eq!(mock.stats()["batchCreates"], 0);
-    run(resume_cmd(&data, &files.progress)).expect_code(0);
-    assert_each_row_once(&files.results(), 12);
+    let (mock, _data, out) =
+        failed_batch_aborts_and_the_resume_completes(&anthropic_batch(), |first, _, mock| {
+            first.stderr_has("HTTP 400").stderr_has("--batch-fail");
+            assert_eq!(mock.stats()["batchCreates"], 0);
+        });
     let stats = mock.stats();
     assert_eq!(stat(&stats, "batchCreates"), 1);
     assert!(stat(&stats, "batchLists") >= 1, "looked for a batch first");
@@ -221,73 +111,49 @@ fn a_refused_anthropic_create_aborts_resumably_and_the_resume_completes() {
     assert_eq!(count(&recs, "submitting"), 2, "{recs:#?}");
 }
 
-const KILL_ROWS: usize = 24;
+/// Anthropic's batch-API runs against the mock.
+fn anthropic_batch() -> BatchCommands {
+    BatchCommands {
+        start: Box::new(batch_cmd),
+        live: Box::new(|data, mock, out, extra| {
+            let mut live = shadow(data.root.path());
+            live.env_remove("OPENAI_API_KEY")
+                .env("ANTHROPIC_API_KEY", KEY)
+                .args(["--provider", "anthropic", "--base-url", &root(mock)])
+                .args(["--model", "claude-mock"])
+                .args([p(&data.csv), "10", "--out-dir", p(out)])
+                .args(extra);
+            live
+        }),
+        resume: Box::new(|data, _, file| resume_cmd(data, file)),
+        cancel: |data, file| {
+            let mut cancel = shadow(data.root.path());
+            cancel
+                .env("ANTHROPIC_API_KEY", KEY)
+                .args(["cancel", p(file)]);
+            cancel
+        },
+    }
+}
 
-/// A victim run against its own mock, killed with SIGKILL once `ready` holds
-/// for its output folder, resumed, and compared with a clean run against an
-/// identical mock: same results, and the victim's mock saw no more creates
-/// than the clean one's and ran no request twice.
+/// [`kill_and_resume_batch`] of an Anthropic run; the key is in no output and
+/// no file. Returns the victim's mock's counters.
 fn kill_and_resume(
-    mock_flags: &[&str],
+    mock_flags: &str,
     what: &str,
     ready: impl Fn(&Path, &Mock) -> bool,
     before_resume: impl Fn(&Data, &RunFiles),
 ) -> Value {
-    let victim_mock = Mock::start(mock_flags);
-    let clean_mock = Mock::start(mock_flags);
-    let data = Data::new(KILL_ROWS);
-    let (victim_out, clean_out) = (data.dir("victim"), data.dir("clean"));
-    let mut clean = Running::spawn(batch_cmd(&data, &clean_mock, &clean_out, &[]));
-    let mut victim = Running::spawn(batch_cmd(&data, &victim_mock, &victim_out, &[]));
-    let seen = wait_until(Duration::from_secs(20), || {
-        ready(&victim_out, &victim_mock) || !victim.guard.running()
-    });
-    assert!(seen, "no {what} within 20 s");
-    assert!(
-        victim.guard.running(),
-        "the run ended before the kill ({what})"
+    let done = kill_and_resume_batch(
+        &anthropic_batch(),
+        mock_flags,
+        &[],
+        what,
+        ready,
+        before_resume,
     );
-    victim.guard.child().kill().unwrap();
-    let status = victim
-        .guard
-        .wait_timeout(Duration::from_secs(5), "killed run");
-    assert_eq!(status.code(), None, "killed by a signal");
-    clean.finish(RUN_TIMEOUT).expect_code(0);
-
-    let files = RunFiles::in_dir(&victim_out);
-    assert!(
-        files.results().len() < KILL_ROWS,
-        "killed after the end ({what})"
-    );
-    before_resume(&data, &files);
-    let resumed = run(resume_cmd(&data, &files.progress));
-    resumed.expect_code(0);
-    let reference = RunFiles::in_dir(&clean_out);
-    assert_each_row_once(&files.results(), KILL_ROWS);
-    assert_eq!(
-        outcomes(&files.results()),
-        outcomes(&reference.results()),
-        "{what}"
-    );
-    let (s, c) = (files.summary(), reference.summary());
-    assert_eq!(s["status"], "completed");
-    assert_eq!(
-        s["evaluation"]["confusionMatrix"],
-        c["evaluation"]["confusionMatrix"]
-    );
-    let (v, k) = (victim_mock.stats(), clean_mock.stats());
-    assert_eq!(
-        stat(&v, "batchCreates"),
-        stat(&k, "batchCreates"),
-        "{what}: no second create"
-    );
-    assert_eq!(
-        stat(&v, "batchLines"),
-        stat(&k, "batchLines"),
-        "{what}: no request ran twice"
-    );
-    assert_no_key(&resumed, data.root.path());
-    v
+    assert_no_key(&done.resumed, done.data.root.path());
+    done.victim
 }
 
 #[test]
@@ -297,14 +163,7 @@ fn killed_while_creating_an_anthropic_batch_resumes_by_finding_it() {
     // the provider but before its id is known. The journal holds the intent;
     // the resume finds the batch by its request count and creation time.
     let stats = kill_and_resume(
-        &[
-            "--batch-ms",
-            "500",
-            "--error-rate",
-            "0",
-            "--batch-create-delay-ms",
-            "3000",
-        ],
+        "--batch-ms 500 --error-rate 0 --batch-create-delay-ms 3000",
         "create in flight",
         |out, mock| {
             // The mock has made the batch and holds its answer back.
@@ -316,15 +175,7 @@ fn killed_while_creating_an_anthropic_batch_resumes_by_finding_it() {
         |data, files| {
             // Resumed live, the rows of a batch that may exist would go again:
             // refused.
-            let mut live = resume_cmd(data, &files.progress);
-            live.args(["--via", "live"]);
-            let refused = run(live);
-            refused.expect_code(2);
-            assert!(
-                refused.stderr.contains("Resume it with --via batch-api"),
-                "{}",
-                refused.stderr
-            );
+            assert_live_resume_refused(resume_cmd(data, &files.progress));
         },
     );
     assert!(
@@ -337,14 +188,7 @@ fn killed_while_creating_an_anthropic_batch_resumes_by_finding_it() {
 #[test]
 #[cfg(unix)]
 fn a_resume_says_it_looks_for_a_batch_an_interrupted_create_may_have_made() {
-    let mock = Mock::start(&[
-        "--batch-ms",
-        "300",
-        "--error-rate",
-        "0",
-        "--batch-create-delay-ms",
-        "3000",
-    ]);
+    let mock = Mock::start_with("--batch-ms 300 --error-rate 0 --batch-create-delay-ms 3000");
     let data = Data::new(4);
     let out = data.dir("out");
     let mut victim = Running::spawn(batch_cmd(&data, &mock, &out, &[]));
@@ -352,20 +196,11 @@ fn a_resume_says_it_looks_for_a_batch_an_interrupted_create_may_have_made() {
         mock.stats()["batchCreates"] == 1
     });
     assert!(seen, "no create");
-    victim.guard.child().kill().unwrap();
-    victim
-        .guard
-        .wait_timeout(Duration::from_secs(5), "killed run");
+    victim.kill();
     let files = RunFiles::in_dir(&out);
     let resumed = run(resume_cmd(&data, &files.progress));
     resumed.expect_code(0);
-    assert!(
-        resumed
-            .stdout
-            .contains("1 create(s) of the last session may have made a batch"),
-        "{}",
-        resumed.stdout
-    );
+    resumed.stdout_has("1 create(s) of the last session may have made a batch");
     assert_each_row_once(&files.results(), 4);
     assert_eq!(mock.stats()["batchCreates"], 1);
 }
@@ -374,7 +209,7 @@ fn a_resume_says_it_looks_for_a_batch_an_interrupted_create_may_have_made() {
 #[cfg(unix)]
 fn killed_after_the_anthropic_create_resumes_by_polling_the_same_batch() {
     let stats = kill_and_resume(
-        &["--batch-ms", "3000", "--error-rate", "0"],
+        "--batch-ms 3000 --error-rate 0",
         "create",
         |out, _| count(&provider_records(out), "created") >= 1,
         |_, _| {},
@@ -386,78 +221,28 @@ fn killed_after_the_anthropic_create_resumes_by_polling_the_same_batch() {
 #[cfg(unix)]
 fn killed_mid_download_of_anthropic_results_resumes_to_the_same_results() {
     let stats = kill_and_resume(
-        &[
-            "--batch-ms",
-            "300",
-            "--error-rate",
-            "0",
-            "--batch-download-delay-ms",
-            "400",
-        ],
+        SLOW_DOWNLOAD,
         "download",
-        |out, _| {
-            find_file(out, "shadow-mode-batch-results-", ".jsonl")
-                .is_some_and(|results| complete_lines(&results) >= 10)
-        },
+        |out, _| mid_download(out),
         |_, _| {},
     );
-    assert!(
-        stat(&stats, "batchDownloads") >= 2,
-        "downloaded again after the kill"
-    );
+    assert_downloaded_again(&stats);
 }
 
 #[test]
 #[cfg(unix)]
 fn ctrl_c_detaches_an_anthropic_run_then_cancel_keeps_what_finished() {
-    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
-    let data = Data::new(20);
-    let out = data.dir("out");
-    let mut victim = Running::spawn(batch_cmd(&data, &mock, &out, &[]));
-    let seen = wait_until(Duration::from_secs(15), || {
-        count(&provider_records(&out), "created") >= 1
-    });
-    assert!(seen, "no batch created");
-    std::thread::sleep(Duration::from_millis(1500));
-    signal(victim.pid(), "INT");
-    let detached = victim.finish(Duration::from_secs(10));
-    detached.expect_code(130);
-    assert!(
-        detached
-            .stdout
-            .contains("Detached: 1 provider batch(es) keep running at the provider (msgbatch_"),
-        "{}",
-        detached.stdout
-    );
-    let files = RunFiles::in_dir(&out);
-    assert_eq!(mock.stats()["batchCancels"], 0, "detaching cancels nothing");
-
-    let mut cancel = shadow(data.root.path());
-    cancel
-        .env("ANTHROPIC_API_KEY", KEY)
-        .args(["cancel", p(&files.progress)]);
-    let cancelled = run(cancel);
-    cancelled.expect_code(0);
-    assert!(stat(&mock.stats(), "batchCancels") >= 1);
-    let summary = files.summary();
-    assert_eq!(summary["status"], "interrupted");
-    let done = summary["statistics"]["successful"].as_u64().unwrap();
-    assert!(done > 0 && done < 20, "{done} finished before the cancel");
-    assert_eq!(summary["statistics"]["failed"], 0);
+    let commands = anthropic_batch();
+    let detached = start_and_detach(&commands);
+    detached
+        .detached
+        .stdout_has("Detached: 1 provider batch(es) keep running at the provider (msgbatch_");
+    let (_, summary) = detached.cancel(&commands);
     assert_eq!(
         summary["providerBatches"][0]["status"], "done (canceled)",
         "{summary:#}"
     );
-
-    run(resume_cmd(&data, &files.progress)).expect_code(0);
-    assert_each_row_once(&files.results(), 20);
-    let stats = mock.stats();
-    assert_eq!(
-        stat(&stats, "batchCreates"),
-        2,
-        "the rest, in one more batch"
-    );
-    assert_eq!(stat(&stats, "batchLines"), 20, "no request ran twice");
+    detached.resume_the_rest(&commands);
 }
 
 #[test]
@@ -467,7 +252,7 @@ fn a_refused_key_stops_an_anthropic_batch_run_and_the_key_is_in_no_output() {
     let out = data.dir("out");
     let done = run(batch_cmd(&data, &mock, &out, &[]));
     done.expect_code(2);
-    assert!(done.stderr.contains("401"), "{}", done.stderr);
+    done.stderr_has("401");
     assert!(stat(&mock.stats(), "unauthorized") >= 1);
     assert_eq!(mock.stats()["batchCreates"], 0);
     assert_no_key(&done, data.root.path());
@@ -487,7 +272,7 @@ fn killed_with_its_provider_journal_lost_an_anthropic_run_resumes_without_creati
     // the resume takes the batch from the progress file, reads its rows from
     // its results once it ends, and creates nothing.
     let stats = kill_and_resume(
-        &["--batch-ms", "3000", "--error-rate", "0"],
+        "--batch-ms 3000 --error-rate 0",
         "lost journal",
         |out, _| count(&provider_records(out), "created") >= 1,
         |_, files| {

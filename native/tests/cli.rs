@@ -65,13 +65,9 @@ fn readme_command_runs_the_builtin_mock_end_to_end() {
         "no built-in mock notice:\n{}",
         done.stdout
     );
-    assert!(done.stdout.contains("📊 BATCH 1/3"), "{}", done.stdout);
-    assert!(done.stdout.contains("📊 BATCH 3/3"), "{}", done.stdout);
-    assert!(
-        done.stdout.contains("Batch Range:      1 - 50 (50 images)"),
-        "{}",
-        done.stdout
-    );
+    done.stdout_has("📊 BATCH 1/3");
+    done.stdout_has("📊 BATCH 3/3");
+    done.stdout_has("Batch Range:      1 - 50 (50 images)");
 
     // The files land in the CSV's folder by default.
     let files = RunFiles::in_dir(&data.data);
@@ -167,13 +163,7 @@ fn rate_limit_storm(rows: usize, extra: &[&str]) {
         &data,
         &mock.url,
         "sk-dummy",
-        &[
-            p(&data.csv),
-            "--concurrency",
-            "8",
-            "--out-dir",
-            p(&data.out),
-        ],
+        &csv_into_out(&data, "8"),
     ));
     done.expect_code(0);
     let files = RunFiles::in_dir(&data.out);
@@ -270,11 +260,7 @@ fn wrong_key_aborts_fast_and_no_key_is_written() {
     assert_eq!(summary["abortKind"]["kind"], "unauthorized");
     assert_eq!(summary["abortKind"]["status"], 401);
     // The CLI words the next step in its own terms: the variable and the command.
-    assert!(
-        done.stderr.contains("OPENAI_API_KEY") && done.stderr.contains("--resume"),
-        "{}",
-        done.stderr
-    );
+    done.stderr_has("OPENAI_API_KEY").stderr_has("--resume");
     assert_eq!(files.progress()["status"], "aborted");
     assert!(!done.stdout.contains(WRONG) && !done.stderr.contains(WRONG));
 
@@ -304,14 +290,7 @@ fn wrong_key_aborts_fast_and_no_key_is_written() {
 
 #[test]
 fn malformed_answers_fail_as_malformed_or_outside_the_labels() {
-    let mock = Mock::start(&[
-        "--latency-ms",
-        "0",
-        "--error-rate",
-        "0",
-        "--malformed-rate",
-        "1",
-    ]);
+    let mock = Mock::start_with("--latency-ms 0 --error-rate 0 --malformed-rate 1");
     let data = Data::new(4);
     let done = run(openai(
         &data,
@@ -455,12 +434,7 @@ impl ResumeRace {
 
     /// Kills the victim with SIGKILL and lets the clean run finish.
     fn kill_victim(&mut self) {
-        self.victim.guard.child().kill().unwrap();
-        let status = self
-            .victim
-            .guard
-            .wait_timeout(Duration::from_secs(5), "killed run");
-        assert_eq!(status.code(), None, "killed by a signal");
+        self.victim.kill();
     }
 
     /// Resumes the victim with `args` and asserts it ends like the clean run.
@@ -579,8 +553,8 @@ fn csv_without_usable_header_is_a_usage_error() {
     cmd.arg(&bad).args(["--out-dir", p(&data.out)]);
     let done = run(cmd);
     done.expect_code(2);
-    assert!(done.stderr.contains("bad.csv"), "{}", done.stderr);
-    assert!(done.stderr.contains("--image-column"), "{}", done.stderr);
+    done.stderr_has("bad.csv");
+    done.stderr_has("--image-column");
     assert!(
         all_files(&data.out).is_empty(),
         "no run files for a bad CSV"
@@ -592,8 +566,8 @@ fn csv_without_usable_header_is_a_usage_error() {
     cmd.arg(&empty).args(["--out-dir", p(&data.out)]);
     let done = run(cmd);
     done.expect_code(2);
-    assert!(done.stderr.contains("empty.csv"), "{}", done.stderr);
-    assert!(done.stderr.contains("empty"), "{}", done.stderr);
+    done.stderr_has("empty.csv");
+    done.stderr_has("empty");
 }
 
 // ---------------------------------------------------------------------------
@@ -1019,7 +993,7 @@ fn a_key_with_a_control_character_is_refused_at_start_without_showing_it() {
             &[p(&data.csv), "50", "0", "0", "--out-dir", p(&data.out)],
         ));
         done.expect_code(2);
-        assert!(done.stderr.contains("OPENAI_API_KEY"), "{}", done.stderr);
+        done.stderr_has("OPENAI_API_KEY");
         assert!(done.stderr.contains(what), "{what}: {}", done.stderr);
         for text in [&done.stdout, &done.stderr] {
             assert!(
@@ -1046,23 +1020,14 @@ fn a_csv_with_an_unclosed_quote_or_no_rows_is_refused_naming_the_line() {
     write_csv(&data.csv, "image,label", &rows);
     let done = run(builtin(&data, &data.csv, &data.out));
     done.expect_code(2);
-    assert!(
-        done.stderr
-            .contains("labels.csv: line 3: a quoted field opens here and is never closed"),
-        "{}",
-        done.stderr
-    );
-    assert!(done.stderr.contains("lines 3 to 4"), "{}", done.stderr);
+    done.stderr_has("labels.csv: line 3: a quoted field opens here and is never closed");
+    done.stderr_has("lines 3 to 4");
 
     let header_only = data.data.join("header-only.csv");
     write_csv(&header_only, "image,label", &[]);
     let done = run(builtin(&data, &header_only, &data.out));
     done.expect_code(2);
-    assert!(
-        done.stderr.contains("header-only.csv") && done.stderr.contains("no rows"),
-        "{}",
-        done.stderr
-    );
+    done.stderr_has("header-only.csv").stderr_has("no rows");
     assert!(all_files(&data.out).is_empty(), "no run was started");
 }
 
@@ -1081,8 +1046,8 @@ fn warnings_to_a_pipe_have_no_colour_codes() {
         .env_remove("NO_COLOR");
     let done = run(again);
     done.expect_code(0);
-    assert!(done.stderr.contains("WARN"), "{}", done.stderr);
-    assert!(done.stderr.contains("skipped"), "{}", done.stderr);
+    done.stderr_has("WARN");
+    done.stderr_has("skipped");
     assert!(!done.stderr.contains("\x1b["), "{:?}", done.stderr);
 }
 
@@ -1107,11 +1072,7 @@ fn labels_with_control_characters_are_escaped_on_the_console() {
             "printed raw: {text:?}"
         );
     }
-    assert!(
-        done.stdout.contains("\\u{1b}[31mred\\rx"),
-        "{}",
-        done.stdout
-    );
+    done.stdout_has("\\u{1b}[31mred\\rx");
     let results = RunFiles::in_dir(&data.out).results();
     let row0 = results.iter().find(|r| r["row"] == 0).unwrap();
     assert_eq!(row0["label"], label, "{row0}");
@@ -1135,12 +1096,8 @@ fn a_wrong_base_url_stops_the_run_early_and_marks_nothing_failed() {
         &[p(&data.csv), "--out-dir", p(&data.out)],
     ));
     done.expect_code(2);
-    assert!(
-        done.stderr.contains("could not be reached"),
-        "{}",
-        done.stderr
-    );
-    assert!(done.stderr.contains("--base-url"), "{}", done.stderr);
+    done.stderr_has("could not be reached");
+    done.stderr_has("--base-url");
     let summary = RunFiles::in_dir(&data.out).summary();
     assert_eq!(summary["abortKind"]["kind"], "endpointUnreachable");
     assert_eq!(stat(&summary, "failed"), 0, "every row is left for resume");
@@ -1161,12 +1118,7 @@ fn every_run_writes_its_html_report_and_report_writes_it_again_from_any_run_file
     let done = run(builtin(&data, &data.csv, &data.out));
     done.expect_code(0);
     let report = find_file(&data.out, "shadow-mode-batch-report-", ".html").expect("a report");
-    assert!(
-        done.stdout
-            .contains(&format!("Report:   {}", report.display())),
-        "{}",
-        done.stdout
-    );
+    done.stdout_has(&format!("Report:   {}", report.display()));
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.contains("Content-Security-Policy") && html.contains("default-src 'none'"));
     let first = report_data(&report);
@@ -1185,7 +1137,7 @@ fn every_run_writes_its_html_report_and_report_writes_it_again_from_any_run_file
         cmd.args(["report", p(given), "--images-dir", p(&data.data)]);
         let again = run(cmd);
         again.expect_code(0);
-        assert!(again.stdout.contains(p(&report)), "{}", again.stdout);
+        again.stdout_has(p(&report));
         assert_eq!(report_data(&report), first, "from {}", given.display());
     }
 
@@ -1365,13 +1317,8 @@ fn report_refuses_what_is_not_a_run_file_naming_it_and_what_to_do() {
     cmd.args(["report", p(&data.csv)]);
     let done = run(cmd);
     done.expect_code(2);
-    assert!(
-        done.stderr
-            .contains("labels.csv: not a file of a shadow-batch run")
-            && done.stderr.contains("progress, summary or results file"),
-        "{}",
-        done.stderr
-    );
+    done.stderr_has("labels.csv: not a file of a shadow-batch run")
+        .stderr_has("progress, summary or results file");
     // A broken summary is named, with the way out.
     let summary = data
         .out
@@ -1381,13 +1328,9 @@ fn report_refuses_what_is_not_a_run_file_naming_it_and_what_to_do() {
     cmd.args(["report", p(&summary)]);
     let done = run(cmd);
     done.expect_code(2);
-    assert!(
-        done.stderr.contains(p(&summary))
-            && done.stderr.contains("not a shadow-batch summary file")
-            && done.stderr.contains("another file of the run"),
-        "{}",
-        done.stderr
-    );
+    done.stderr_has(p(&summary))
+        .stderr_has("not a shadow-batch summary file")
+        .stderr_has("another file of the run");
 }
 
 // ---------------------------------------------------------------------------
@@ -1496,12 +1439,9 @@ fn a_run_resumed_from_its_journal_alone_sends_to_the_same_local_endpoint() {
     std::fs::write(&results, rest).unwrap();
     let refused = resume(&[]);
     refused.expect_code(2);
-    assert!(
-        refused.stderr.contains("does not say which endpoint")
-            && refused.stderr.contains("--provider openai --base-url URL"),
-        "{}",
-        refused.stderr
-    );
+    refused
+        .stderr_has("does not say which endpoint")
+        .stderr_has("--provider openai --base-url URL");
     assert!(
         !refused.stdout.contains("api.openai.com"),
         "{}",
@@ -1513,13 +1453,7 @@ fn a_run_resumed_from_its_journal_alone_sends_to_the_same_local_endpoint() {
     std::fs::write(&results, format!("{first}\n{rest}")).unwrap();
     let resumed = resume(&[]);
     resumed.expect_code(0);
-    assert!(
-        resumed
-            .stdout
-            .contains(&format!("Endpoint:     {} (model", mock.url)),
-        "{}",
-        resumed.stdout
-    );
+    resumed.stdout_has(&format!("Endpoint:     {} (model", mock.url));
     assert!(
         !resumed.stdout.contains("api.openai.com"),
         "{}",
@@ -1554,20 +1488,10 @@ fn a_key_in_the_environment_alone_runs_the_builtin_mock_and_says_so() {
     ]);
     let done = run(cmd);
     done.expect_code(0);
-    assert!(
-        done.stdout.contains("BUILT-IN MOCK")
-            && done
-                .stdout
-                .contains("OPENAI_API_KEY is set but not used: no endpoint was named")
-            && done.stdout.contains("--provider openai"),
-        "{}",
-        done.stdout
-    );
-    assert!(
-        done.stdout.contains("Endpoint:     http://127.0.0.1:"),
-        "{}",
-        done.stdout
-    );
+    done.stdout_has("BUILT-IN MOCK")
+        .stdout_has("OPENAI_API_KEY is set but not used: no endpoint was named")
+        .stdout_has("--provider openai");
+    done.stdout_has("Endpoint:     http://127.0.0.1:");
     let summary = RunFiles::in_dir(&data.out).summary();
     assert_eq!(summary["config"]["providerLabel"], "mock");
 }
@@ -1647,14 +1571,9 @@ fn a_second_process_on_a_running_run_is_refused_naming_the_first() {
         .args(["--resume", p(&results)]);
     let refused = run(second);
     refused.expect_code(2);
-    assert!(
-        refused
-            .stderr
-            .contains(&format!("is in use by process {}", first.pid()))
-            && refused.stderr.contains("goes when that process ends"),
-        "{}",
-        refused.stderr
-    );
+    refused
+        .stderr_has(&format!("is in use by process {}", first.pid()))
+        .stderr_has("goes when that process ends");
     assert!(first.guard.running(), "the first run was disturbed");
     first.finish(RUN_TIMEOUT).expect_code(0);
     let files = RunFiles::in_dir(&data.out);

@@ -204,18 +204,7 @@ fn each_providers_rate_limit_is_waited_out() {
     for dialect in [Dialect::Anthropic, Dialect::Gemini, Dialect::AzureV1] {
         let mock = Mock::start(&["--rpm", "300", "--latency-ms", "10", "--error-rate", "0"]);
         let data = Data::new(12);
-        let done = run(dialect.command(
-            &data,
-            &root(&mock),
-            "k",
-            &[
-                p(&data.csv),
-                "--concurrency",
-                "8",
-                "--out-dir",
-                p(&data.out),
-            ],
-        ));
+        let done = run(dialect.command(&data, &root(&mock), "k", &csv_into_out(&data, "8")));
         done.expect_code(0);
         let summary = RunFiles::in_dir(&data.out).summary();
         assert_eq!(stat(&summary, "successful"), 12, "{dialect:?}");
@@ -272,25 +261,14 @@ fn a_wrong_key_aborts_naming_the_providers_variable() {
 fn anthropic_credit_balance_stops_the_run() {
     let mock = Mock::start(&["--latency-ms", "0", "--error-rate", "0", "--quota", "3"]);
     let data = Data::new(10);
-    let done = run(Dialect::Anthropic.command(
-        &data,
-        &root(&mock),
-        "k",
-        &[
-            p(&data.csv),
-            "--concurrency",
-            "1",
-            "--out-dir",
-            p(&data.out),
-        ],
-    ));
+    let done = run(Dialect::Anthropic.command(&data, &root(&mock), "k", &csv_into_out(&data, "1")));
     done.expect_code(2);
     let summary = RunFiles::in_dir(&data.out).summary();
     assert_eq!(summary["abortKind"]["kind"], "quotaExhausted");
     assert_eq!(summary["abortKind"]["status"], 400);
     let reason = summary["abortReason"].as_str().unwrap();
     assert!(reason.contains("credit balance"), "{reason}");
-    assert!(done.stderr.contains("Add credit"), "{}", done.stderr);
+    done.stderr_has("Add credit");
     assert_eq!(stat(&summary, "successful"), 3);
 }
 
@@ -373,11 +351,7 @@ fn a_local_server_refusing_json_schema_is_asked_in_json_mode() {
         "{}",
         resumed.stderr
     );
-    assert!(
-        resumed.stdout.contains("asked for as json_object"),
-        "{}",
-        resumed.stdout
-    );
+    resumed.stdout_has("asked for as json_object");
     assert_eq!(
         mock.stats()["badRequests"],
         stats["badRequests"],
@@ -411,76 +385,6 @@ fn a_local_server_refusing_json_schema_is_asked_in_json_mode() {
 // Canary keys: an endpoint that echoes the key gets it into no output
 // ---------------------------------------------------------------------------
 
-/// An endpoint that echoes whatever credential it is sent, in any of the four
-/// headers, as a careless proxy does: requests 1 to `answers` get a 200 whose every
-/// dialect's label is the echo (so the run records it as an answer outside the
-/// labels), the rest a 401 quoting it.
-struct EchoingEndpoint {
-    url: String,
-}
-
-impl EchoingEndpoint {
-    fn start(answers: usize) -> EchoingEndpoint {
-        use std::io::{BufRead, Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        std::thread::spawn(move || {
-            for (n, stream) in listener.incoming().enumerate() {
-                let Ok(stream) = stream else { continue };
-                let mut reader = std::io::BufReader::new(&stream);
-                let mut head = Vec::new();
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    let lower = line.to_ascii_lowercase();
-                    if let Some(v) = lower.strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                    head.push(line.trim_end().to_string());
-                }
-                let mut body = vec![0; length];
-                let _ = reader.read_exact(&mut body);
-                let credential = head
-                    .iter()
-                    .find_map(|h| {
-                        let (name, value) = h.split_once(':')?;
-                        let name = name.trim().to_ascii_lowercase();
-                        ["authorization", "x-api-key", "x-goog-api-key", "api-key"]
-                            .contains(&name.as_str())
-                            .then(|| value.trim().to_string())
-                    })
-                    .unwrap_or_default();
-                let echo = format!("{credential} {}", head.first().cloned().unwrap_or_default());
-                let label = serde_json::json!({ "label": echo }).to_string();
-                let (status, body) = if n < answers {
-                    let body = serde_json::json!({
-                        "choices": [{ "index": 0, "message": { "role": "assistant", "content": label }, "finish_reason": "stop" }],
-                        "content": [{ "type": "tool_use", "name": "classify_image", "input": { "label": echo } }],
-                        "stop_reason": "tool_use",
-                        "candidates": [{ "content": { "parts": [{ "text": label }] }, "finishReason": "STOP" }],
-                    });
-                    ("200 OK", body.to_string())
-                } else {
-                    let body = serde_json::json!({ "type": "error", "error": {
-                        "type": "authentication_error",
-                        "message": format!("Incorrect API key provided: {echo}"),
-                    } });
-                    ("401 Unauthorized", body.to_string())
-                };
-                let _ = write!(
-                    &stream,
-                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nx-echo: {echo}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        EchoingEndpoint { url }
-    }
-}
-
 /// For each provider, a canary key sent to an endpoint that echoes it in answers,
 /// errors and headers appears in no output: stdout, stderr, the progress, summary,
 /// results and report files.
@@ -490,18 +394,7 @@ fn an_echoed_canary_key_appears_in_no_output_of_any_provider() {
         let key = dialect.canary();
         let endpoint = EchoingEndpoint::start(4);
         let data = Data::new(6);
-        let done = run(dialect.command(
-            &data,
-            &endpoint.url,
-            key,
-            &[
-                p(&data.csv),
-                "--concurrency",
-                "1",
-                "--out-dir",
-                p(&data.out),
-            ],
-        ));
+        let done = run(dialect.command(&data, &endpoint.url, key, &csv_into_out(&data, "1")));
         // Four answers outside the label set, then a 401: aborted.
         done.expect_code(2);
         let all = everything(&done, &data.out);
@@ -613,7 +506,7 @@ fn inline_images_downloads_http_images_and_sends_them_inline() {
         .args([p(&remote_csv), "--inline-images", "--out-dir", p(&data.out)]);
     let done = run(cmd);
     done.expect_code(1);
-    assert!(done.stdout.contains("--inline-images"), "{}", done.stdout);
+    done.stdout_has("--inline-images");
     let results = RunFiles::in_dir(&data.out).results();
     assert_each_row_once(&results, 7);
     for r in &results {
@@ -644,11 +537,7 @@ fn inline_images_downloads_http_images_and_sends_them_inline() {
         .args(["--resume", p(&first.progress), "--retry-failed"]);
     let resumed = run(cmd);
     resumed.expect_code(1);
-    assert!(
-        resumed.stdout.contains("--inline-images"),
-        "{}",
-        resumed.stdout
-    );
+    resumed.stdout_has("--inline-images");
     assert_eq!(files.hits(), 8, "downloaded again");
     assert_eq!(mock.stats()["requests"], 6, "the URL was not sent as it is");
     let results = first.results();
@@ -723,22 +612,11 @@ fn a_model_the_endpoint_does_not_list_is_warned_about_with_the_list() {
         run(cmd)
     };
     let done = run_with("gpt-x", &data.out);
-    assert!(
-        done.stderr
-            .contains("warning: the endpoint's model list (http://127.0.0.1:")
-            && done
-                .stderr
-                .contains("does not name \"gpt-x\"; it names: llava:latest, qwen2.5vl:7b"),
-        "{}",
-        done.stderr
-    );
+    done.stderr_has("warning: the endpoint's model list (http://127.0.0.1:")
+        .stderr_has("does not name \"gpt-x\"; it names: llava:latest, qwen2.5vl:7b");
     // The run itself then stops on the server's answers, with its reason.
     done.expect_code(2);
-    assert!(
-        done.stderr.contains("try pulling it first"),
-        "{}",
-        done.stderr
-    );
+    done.stderr_has("try pulling it first");
     let tagged = run_with("llava", &data.dir("tagged"));
     assert!(!tagged.stderr.contains("model list"), "{}", tagged.stderr);
     // The mock lists one model but answers as any: no warning.

@@ -175,7 +175,7 @@ impl ShadowRun {
             }
             Output::BatchReport { report } => polled.console = Some(report.to_console()),
             Output::Finished { summary } => {
-                polled.console = Some(summary.to_console(20));
+                polled.console = Some(summary.to_console(shadow_core::report::ERRORS_SHOWN));
                 polled.exit_code = Some(summary.exit_code());
             }
         }

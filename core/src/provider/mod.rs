@@ -181,9 +181,10 @@ pub mod defaults {
 #[non_exhaustive]
 pub enum ImageDetail {
     /// Let the model decide.
-    #[default]
     Auto,
-    /// 512x512 low-resolution view: cheapest.
+    /// 512x512 low-resolution view: cheapest, and what a run sends unless told
+    /// otherwise (one class label rarely needs the tiles).
+    #[default]
     Low,
     /// Full detail tiles.
     High,

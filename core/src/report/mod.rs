@@ -20,6 +20,10 @@ const RULE: &str =
 const THIN_RULE: &str =
     "--------------------------------------------------------------------------------";
 
+/// Errors a final console summary lists unless the user asks otherwise (the
+/// CLI's `--errors-shown`, and the page's summary).
+pub const ERRORS_SHOWN: usize = 20;
+
 /// The report emitted when every item of a batch is final.
 ///
 /// `processed`, `successful`, `failed` and `successRate` are cumulative over
@@ -594,7 +598,7 @@ impl Summary {
     }
 
     /// The final console summary, listing at most `max_errors` errors (the JSON
-    /// has them all).
+    /// has them all; [`ERRORS_SHOWN`] unless the user asks otherwise).
     pub fn to_console(&self, max_errors: usize) -> String {
         let st = &self.statistics;
         let ev = &self.evaluation;

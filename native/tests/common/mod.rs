@@ -189,7 +189,23 @@ pub struct Finished {
     pub elapsed: Duration,
 }
 
+fn assert_holds(name: &str, stream: &str, text: &str) {
+    assert!(stream.contains(text), "{text:?} not in {name}:\n{stream}");
+}
+
 impl Finished {
+    /// Asserts stdout holds `text`, showing stdout when not.
+    pub fn stdout_has(&self, text: &str) -> &Self {
+        assert_holds("stdout", &self.stdout, text);
+        self
+    }
+
+    /// Asserts stderr holds `text`, showing stderr when not.
+    pub fn stderr_has(&self, text: &str) -> &Self {
+        assert_holds("stderr", &self.stderr, text);
+        self
+    }
+
     /// Asserts the exit code, showing the output when it differs.
     pub fn expect_code(&self, code: i32) -> &Self {
         assert_eq!(
@@ -224,6 +240,15 @@ impl Running {
         self.guard.id()
     }
 
+    /// Kills the run with SIGKILL and asserts it died of it.
+    pub fn kill(&mut self) {
+        self.guard.child().kill().unwrap();
+        let status = self
+            .guard
+            .wait_timeout(Duration::from_secs(5), "killed run");
+        assert_eq!(status.code(), None, "killed by a signal");
+    }
+
     pub fn stdout_now(&self) -> String {
         std::fs::read_to_string(self.logs.path().join("stdout")).unwrap_or_default()
     }
@@ -242,6 +267,18 @@ impl Running {
             elapsed: self.started.elapsed(),
         }
     }
+}
+
+/// `CSV --concurrency N --out-dir OUT` of `data`: a run's arguments, one
+/// request at a time or a few.
+pub fn csv_into_out<'a>(data: &'a Data, concurrency: &'a str) -> [&'a str; 5] {
+    [
+        p(&data.csv),
+        "--concurrency",
+        concurrency,
+        "--out-dir",
+        p(&data.out),
+    ]
 }
 
 /// Runs the command to its end (at most [`RUN_TIMEOUT`]).
@@ -294,6 +331,11 @@ impl Mock {
             "mock URL {url}"
         );
         Mock { _guard: guard, url }
+    }
+
+    /// [`Mock::start`] with its flags written as one line.
+    pub fn start_with(flags: &str) -> Mock {
+        Mock::start(&flags.split_whitespace().collect::<Vec<_>>())
     }
 
     /// `GET /stats` as JSON.
@@ -509,10 +551,11 @@ impl Drop for HungServer {
     }
 }
 
-/// An endpoint that echoes whatever credential it is sent, as careless proxies do:
-/// requests 1 to `answers` get a 200 whose prediction is the bearer token followed
-/// by the request line (URL and query), the rest a 401 quoting both. One thread,
-/// one request per connection; it lives as long as the test process.
+/// An endpoint that echoes whatever credential it is sent, in any of the four
+/// headers, as a careless proxy does: requests 1 to `answers` get a 200 whose every
+/// dialect's label (and the http provider's `prediction`) is the echo followed by
+/// the request line (so the run records it as an answer outside the
+/// labels), the rest a 401 quoting it.
 pub struct EchoingEndpoint {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
@@ -520,7 +563,7 @@ pub struct EchoingEndpoint {
 
 impl EchoingEndpoint {
     pub fn start(answers: usize) -> EchoingEndpoint {
-        use std::io::{BufRead, Write};
+        use std::io::{BufRead, Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         std::thread::spawn(move || {
@@ -541,25 +584,34 @@ impl EchoingEndpoint {
                     head.push(line.trim_end().to_string());
                 }
                 let mut body = vec![0; length];
-                let _ = std::io::Read::read_exact(&mut reader, &mut body);
-                let token = head
+                let _ = reader.read_exact(&mut body);
+                let credential = head
                     .iter()
                     .find_map(|h| {
-                        h.to_ascii_lowercase()
-                            .starts_with("authorization:")
-                            .then(|| h[14..].trim().to_string())
+                        let (name, value) = h.split_once(':')?;
+                        let name = name.trim().to_ascii_lowercase();
+                        ["authorization", "x-api-key", "x-goog-api-key", "api-key"]
+                            .contains(&name.as_str())
+                            .then(|| value.trim().to_string())
                     })
                     .unwrap_or_default();
-                let echo = format!("{token} {}", head.first().cloned().unwrap_or_default());
+                let echo = format!("{credential} {}", head.first().cloned().unwrap_or_default());
+                let label = serde_json::json!({ "label": echo }).to_string();
                 let (status, body) = if n < answers {
-                    let content = serde_json::json!({ "label": echo }).to_string();
                     let body = serde_json::json!({
                         "prediction": echo,
-                        "choices": [{ "index": 0, "message": { "role": "assistant", "content": content }, "finish_reason": "stop" }],
+                        "choices": [{ "index": 0, "message": { "role": "assistant", "content": label }, "finish_reason": "stop" }],
+                        "content": [{ "type": "tool_use", "name": "classify_image", "input": { "label": echo } }],
+                        "stop_reason": "tool_use",
+                        "candidates": [{ "content": { "parts": [{ "text": label }] }, "finishReason": "STOP" }],
                     });
                     ("200 OK", body.to_string())
                 } else {
-                    let body = serde_json::json!({ "error": { "message": format!("Incorrect API key provided: {echo}"), "code": "invalid_api_key" } });
+                    let body = serde_json::json!({ "type": "error", "error": {
+                        "type": "authentication_error",
+                        "message": format!("Incorrect API key provided: {echo}"),
+                        "code": "invalid_api_key",
+                    } });
                     ("401 Unauthorized", body.to_string())
                 };
                 let _ = write!(
@@ -609,4 +661,369 @@ pub fn provider_records(dir: &Path) -> Vec<Value> {
 /// How many of `records` are of `kind` (`uploaded`, `created`...).
 pub fn count(records: &[Value], kind: &str) -> usize {
     records.iter().filter(|r| r["record"] == kind).count()
+}
+
+/// A counter of the mock's `/stats`.
+pub fn stat(v: &Value, field: &str) -> u64 {
+    v[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field} missing: {v:#}"))
+}
+
+/// Rows of a kill-and-resume scenario of a batch-API run.
+pub const KILL_ROWS: usize = 24;
+
+/// How one provider's batch-API runs are started, resumed and cancelled
+/// against a mock: its flags and its key, so that the OpenAI and Anthropic
+/// versions of a scenario are one function.
+pub struct BatchCommands {
+    /// `shadow-batch CSV --via batch-api EXTRA...` into the folder.
+    pub start: RunInto,
+    /// The same run live: `shadow-batch CSV EXTRA...` into the folder.
+    pub live: RunInto,
+    /// `shadow-batch --resume FILE`.
+    pub resume: FromFile,
+    /// `shadow-batch cancel FILE`.
+    pub cancel: fn(&Data, &Path) -> Command,
+}
+
+/// A command on a run's file (`--resume FILE`) against a mock.
+pub type FromFile = Box<dyn Fn(&Data, &Mock, &Path) -> Command>;
+
+/// A command running `data` against a mock into a folder, with extra flags.
+pub type RunInto = Box<dyn Fn(&Data, &Mock, &Path, &[&str]) -> Command>;
+
+/// A run of 30 rows through the batch API in shards of 12 and the same run
+/// live, both priced, against one mock.
+pub struct BatchAndLive {
+    pub mock: Mock,
+    pub data: Data,
+    pub batch_out: PathBuf,
+    pub batch: Finished,
+    /// The batch-API run's summary.
+    pub summary: Value,
+}
+
+/// Runs [`BatchAndLive`] against a mock with errors (0.15), started with
+/// `mock_flags` too, and checks
+/// what holds for every provider: the same answers either way at half the
+/// price, errored lines re-sent in later shards of at most 12, the report with
+/// every row, and no shard file left.
+pub fn batch_and_live_at_half_the_price(
+    commands: &BatchCommands,
+    mock_flags: &[&str],
+) -> BatchAndLive {
+    let mock = Mock::start(
+        &[
+            &["--batch-ms", "400", "--latency-ms", "0"][..],
+            &["--error-rate", "0.15", "--seed", "7"],
+            mock_flags,
+        ]
+        .concat(),
+    );
+    let data = Data::new(30);
+    let (batch_out, live_out) = (data.dir("batch"), data.dir("live"));
+    let price = ["--price-input", "1", "--price-output", "2"];
+    let batch = run((commands.start)(
+        &data,
+        &mock,
+        &batch_out,
+        &[&["--shard-lines", "12"][..], &price].concat(),
+    ));
+    batch.expect_code(0);
+    run((commands.live)(&data, &mock, &live_out, &price)).expect_code(0);
+
+    let (b, l) = (RunFiles::in_dir(&batch_out), RunFiles::in_dir(&live_out));
+    assert_each_row_once(&b.results(), 30);
+    assert_eq!(
+        outcomes(&b.results()),
+        outcomes(&l.results()),
+        "the same answers either way"
+    );
+    let summary = b.summary();
+    assert_eq!(summary["status"], "completed");
+    assert_eq!(summary["config"]["batchApi"]["maxLines"], 12);
+    // Half the price given.
+    assert_eq!(summary["cost"]["price"]["inputPerMillion"], 0.5);
+    assert_eq!(summary["cost"]["price"]["batchApi"], true);
+    let live_usd = l.summary()["cost"]["amountUsd"].as_f64().unwrap();
+    let batch_usd = summary["cost"]["amountUsd"].as_f64().unwrap();
+    assert!(
+        live_usd > 0.0 && (batch_usd * 2.0 - live_usd).abs() < 1e-6,
+        "{batch_usd} vs {live_usd}"
+    );
+    // Shards of at most 12 lines; errored lines re-sent in later shards.
+    let retries = summary["statistics"]["retries"].as_u64().unwrap();
+    assert!(retries > 0, "an error rate of 0.15 re-sends some lines");
+    let batches = summary["providerBatches"].as_array().unwrap();
+    assert!(batches.len() >= 3, "{batches:#?}");
+    assert!(batches.iter().all(|b| b["lines"].as_u64().unwrap() <= 12));
+    // The HTML report of a batch-API run is the same file as a live run's, with
+    // every row.
+    let report = find_file(&batch_out, "shadow-mode-batch-report-", ".html").expect("a report");
+    let embedded = report_data(&report);
+    assert_eq!(embedded["status"], "completed");
+    assert_eq!(embedded["items"]["row"].as_array().unwrap().len(), 30);
+    assert_eq!(embedded["evaluation"], summary["evaluation"]);
+    // The local shard files are gone.
+    for (path, _) in all_files(data.root.path()) {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!name.starts_with(".shadow-batch-"), "left behind: {name}");
+    }
+    BatchAndLive {
+        mock,
+        data,
+        batch_out,
+        batch,
+        summary,
+    }
+}
+
+/// What a killed and resumed batch-API run leaves to check further.
+pub struct KilledAndResumed {
+    pub data: Data,
+    pub victim_out: PathBuf,
+    pub clean_out: PathBuf,
+    /// The counters of the victim's mock and of the clean run's.
+    pub victim: Value,
+    pub clean: Value,
+    pub resumed: Finished,
+}
+
+/// A victim run against its own mock, killed with SIGKILL once `ready` holds
+/// for its output folder, `after_kill` done to it, resumed, and compared with a
+/// clean run against an identical mock: every row once, the same results, and
+/// the victim's mock saw no more creates than the clean one's and ran no line
+/// twice.
+pub fn kill_and_resume_batch(
+    commands: &BatchCommands,
+    mock_flags: &str,
+    extra: &[&str],
+    what: &str,
+    ready: impl Fn(&Path, &Mock) -> bool,
+    after_kill: impl Fn(&Data, &RunFiles),
+) -> KilledAndResumed {
+    let victim_mock = Mock::start_with(mock_flags);
+    let clean_mock = Mock::start_with(mock_flags);
+    let data = Data::new(KILL_ROWS);
+    let (victim_out, clean_out) = (data.dir("victim"), data.dir("clean"));
+    let mut clean = Running::spawn((commands.start)(&data, &clean_mock, &clean_out, extra));
+    let mut victim = Running::spawn((commands.start)(&data, &victim_mock, &victim_out, extra));
+    let seen = wait_until(Duration::from_secs(20), || {
+        ready(&victim_out, &victim_mock) || !victim.guard.running()
+    });
+    assert!(seen, "no {what} within 20 s");
+    assert!(
+        victim.guard.running(),
+        "the run ended before the kill ({what})"
+    );
+    victim.kill();
+    clean.finish(RUN_TIMEOUT).expect_code(0);
+
+    let files = RunFiles::in_dir(&victim_out);
+    assert!(
+        files.results().len() < KILL_ROWS,
+        "killed after the end ({what})"
+    );
+    after_kill(&data, &files);
+    let resumed = run((commands.resume)(&data, &victim_mock, &files.progress));
+    resumed.expect_code(0);
+    let reference = RunFiles::in_dir(&clean_out);
+    assert_each_row_once(&files.results(), KILL_ROWS);
+    assert_eq!(
+        outcomes(&files.results()),
+        outcomes(&reference.results()),
+        "{what}"
+    );
+    let (s, c) = (files.summary(), reference.summary());
+    assert_eq!(s["status"], "completed");
+    assert_eq!(
+        s["evaluation"]["confusionMatrix"],
+        c["evaluation"]["confusionMatrix"]
+    );
+    let (v, k) = (victim_mock.stats(), clean_mock.stats());
+    assert_eq!(
+        stat(&v, "batchCreates"),
+        stat(&k, "batchCreates"),
+        "{what}: no second create"
+    );
+    assert_eq!(
+        stat(&v, "batchLines"),
+        stat(&k, "batchLines"),
+        "{what}: no line ran twice"
+    );
+    KilledAndResumed {
+        data,
+        victim_out,
+        clean_out,
+        victim: v,
+        clean: k,
+        resumed,
+    }
+}
+
+/// A batch-API run of 20 rows detached with Ctrl-C once its one batch runs.
+pub struct DetachedRun {
+    pub mock: Mock,
+    pub data: Data,
+    pub files: RunFiles,
+    pub detached: Finished,
+}
+
+/// Starts a run whose batch takes 4 s, detaches it with Ctrl-C once the batch
+/// exists, and checks it said so and cancelled nothing.
+pub fn start_and_detach(commands: &BatchCommands) -> DetachedRun {
+    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
+    let data = Data::new(20);
+    let out = data.dir("out");
+    let mut victim = Running::spawn((commands.start)(&data, &mock, &out, &[]));
+    let seen = wait_until(Duration::from_secs(15), || {
+        count(&provider_records(&out), "created") >= 1
+    });
+    assert!(seen, "no batch created");
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(victim.pid(), "INT");
+    let detached = victim.finish(Duration::from_secs(10));
+    detached.expect_code(130);
+    assert!(
+        detached
+            .stdout
+            .contains("Detached: 1 provider batch(es) keep running at the provider ("),
+        "{}",
+        detached.stdout
+    );
+    let files = RunFiles::in_dir(&out);
+    assert_eq!(files.summary()["status"], "interrupted");
+    assert_eq!(mock.stats()["batchCancels"], 0, "detaching cancels nothing");
+    DetachedRun {
+        mock,
+        data,
+        files,
+        detached,
+    }
+}
+
+impl DetachedRun {
+    /// `shadow-batch cancel`: the batch cancelled, what it finished kept, nothing
+    /// created; returns what it printed and the summary after it.
+    pub fn cancel(&self, commands: &BatchCommands) -> (Finished, Value) {
+        let cancelled = run((commands.cancel)(&self.data, &self.files.progress));
+        cancelled.expect_code(0);
+        assert!(stat(&self.mock.stats(), "batchCancels") >= 1);
+        let summary = self.files.summary();
+        assert_eq!(summary["status"], "interrupted");
+        let done = summary["statistics"]["successful"].as_u64().unwrap();
+        assert!(done > 0 && done < 20, "{done} finished before the cancel");
+        assert_eq!(summary["statistics"]["failed"], 0);
+        assert_eq!(
+            self.mock.stats()["batchCreates"],
+            1,
+            "cancel creates nothing"
+        );
+        (cancelled, summary)
+    }
+
+    /// The resume after the cancel: the rest in one more batch, no row twice.
+    pub fn resume_the_rest(&self, commands: &BatchCommands) {
+        run((commands.resume)(
+            &self.data,
+            &self.mock,
+            &self.files.progress,
+        ))
+        .expect_code(0);
+        assert_each_row_once(&self.files.results(), 20);
+        let stats = self.mock.stats();
+        assert_eq!(
+            stat(&stats, "batchCreates"),
+            2,
+            "the rest, in one more batch"
+        );
+        assert_eq!(stat(&stats, "batchLines"), 20, "no row ran twice");
+    }
+}
+
+/// `CSV 10 --via batch-api --poll-interval 0.1 --out-dir OUT`: a batch-API
+/// run's arguments beside its provider's.
+pub fn batch_args<'a>(data: &'a Data, out: &'a Path) -> [&'a str; 8] {
+    [
+        p(&data.csv),
+        "10",
+        "--via",
+        "batch-api",
+        "--poll-interval",
+        "0.1",
+        "--out-dir",
+        p(out),
+    ]
+}
+
+/// A run of 20 rows whose first batch expires with every other line not run:
+/// each row once, ten of them on a second attempt in a second batch of ten.
+/// Returns the mock and the run's provider batches.
+pub fn expired_batch_re_sends_its_unfinished_rows(commands: &BatchCommands) -> (Mock, Value) {
+    let mock = Mock::start_with("--batch-ms 300 --batch-expire 1 --error-rate 0");
+    let data = Data::new(20);
+    let out = data.dir("out");
+    run((commands.start)(&data, &mock, &out, &[])).expect_code(0);
+    let files = RunFiles::in_dir(&out);
+    let results = files.results();
+    assert_each_row_once(&results, 20);
+    // Every other line ran in the expired batch; the other half went again.
+    let second = results.iter().filter(|r| r["attempts"] == 2).count();
+    assert_eq!(second, 10, "{results:#?}");
+    let batches = files.summary()["providerBatches"].clone();
+    assert_eq!(batches.as_array().unwrap().len(), 2);
+    assert_eq!(batches[1]["lines"], 10);
+    (mock, batches)
+}
+
+/// A run of 12 rows whose first batch fails: aborted with every row left and
+/// the way to resume; `between` checks it further; the resume completes with
+/// each row once. Returns the mock, and the data with the output folder (gone
+/// when the data is dropped).
+pub fn failed_batch_aborts_and_the_resume_completes(
+    commands: &BatchCommands,
+    between: impl Fn(&Finished, &Value, &Mock),
+) -> (Mock, Data, PathBuf) {
+    let mock = Mock::start_with("--batch-ms 300 --batch-fail 1 --error-rate 0");
+    let data = Data::new(12);
+    let out = data.dir("out");
+    let first = run((commands.start)(&data, &mock, &out, &[]));
+    first.expect_code(2);
+    first.stderr_has("--resume");
+    let files = RunFiles::in_dir(&out);
+    let summary = files.summary();
+    assert_eq!(summary["status"], "aborted");
+    assert_eq!(summary["statistics"]["remaining"], 12);
+    between(&first, &summary, &mock);
+    run((commands.resume)(&data, &mock, &files.progress)).expect_code(0);
+    assert_each_row_once(&files.results(), 12);
+    assert_eq!(files.summary()["status"], "completed");
+    (mock, data, out)
+}
+
+/// Mock flags under which a batch's results download slowly.
+pub const SLOW_DOWNLOAD: &str = "--batch-ms 300 --error-rate 0 --batch-download-delay-ms 400";
+
+/// The moment to kill a run mid-download: ten results journaled.
+pub fn mid_download(out: &Path) -> bool {
+    find_file(out, "shadow-mode-batch-results-", ".jsonl")
+        .is_some_and(|results| complete_lines(&results) >= 10)
+}
+
+/// The resumed run downloaded the results again (the mock's counters).
+pub fn assert_downloaded_again(stats: &Value) {
+    assert!(
+        stat(stats, "batchDownloads") >= 2,
+        "downloaded again after the kill"
+    );
+}
+
+/// `resume` with `--via live` is refused: a live run would send again the rows
+/// the run's provider batches may still hold.
+pub fn assert_live_resume_refused(mut resume: Command) {
+    resume.args(["--via", "live"]);
+    let refused = run(resume);
+    refused.expect_code(2);
+    refused.stderr_has("Resume it with --via batch-api");
 }
