@@ -29,8 +29,8 @@
 //! carries it, and otherwise derive it: agreement from the cumulative counts (with
 //! its 95% Wilson interval), latency percentiles from the batch's results,
 //! throughput from the reports' elapsed times. A batch is flagged as drifting when
-//! its report says so or, when the report does not say, when its agreement
-//! interval and the run's do not overlap. Past 4,000 batches, neighbouring batches
+//! its report says so or, when the report does not say, when the core's drift
+//! tests ([`crate::drift`]) flag it. Past 4,000 batches, neighbouring batches
 //! are gathered into one point (see [`MAX_BATCH_POINTS`]).
 
 use std::collections::HashMap;
@@ -38,6 +38,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::drift::DriftMonitor;
 use crate::eval::{wilson_interval, Interval, Tally};
 use crate::hash::{mix64, splitmix64};
 use crate::input::LabelSet;
@@ -1126,10 +1127,6 @@ impl ExplorerBuilder {
             }
         };
 
-        let run_interval = evaluation
-            .as_ref()
-            .and_then(|e| e.get("agreementInterval"))
-            .and_then(|i| serde_json::from_value::<Interval>(i.clone()).ok());
         let statistics = summary.and_then(|s| s.statistics.clone());
         let cost = summary.and_then(|s| s.cost.clone());
         let sources = Sources {
@@ -1139,7 +1136,7 @@ impl ExplorerBuilder {
         };
         let batches = self
             .main_batches_mut()
-            .map(|b| std::mem::take(b).points(run_interval))
+            .map(|b| std::mem::take(b).points())
             .unwrap_or_default();
         if let Some(first) = batches.iter().find(|b| b.batches > 1) {
             notes.push(format!(
@@ -1387,6 +1384,8 @@ struct Batches {
     prev_agreements: u64,
     window_start: u64,
     window_rows: u64,
+    /// The drift tests, for reports that do not say (written before they existed).
+    drift: DriftMonitor,
 }
 
 /// A point and what merging it with its neighbour needs.
@@ -1526,7 +1525,10 @@ impl Batches {
                 resumed,
             },
             agreements,
-            drift: report.get("drift").and_then(Value::as_bool),
+            drift: report.get("drift").and_then(Value::as_bool).or_else(|| {
+                let check = self.drift.check(agreements?, successful?)?;
+                Some(check.signal.is_some())
+            }),
             latency_from_rows: p50.is_none() || p95.is_none(),
             rows_latency: Vec::new(),
             p50_sum: p50.unwrap_or(0.0),
@@ -1565,7 +1567,7 @@ impl Batches {
         }
     }
 
-    fn points(self, run_interval: Option<Interval>) -> Vec<BatchPoint> {
+    fn points(self) -> Vec<BatchPoint> {
         self.bins
             .into_iter()
             .map(|mut bin| {
@@ -1575,13 +1577,7 @@ impl Batches {
                     p.latency_p50_ms = p.latency_p50_ms.or(percentile(&bin.rows_latency, 50));
                     p.latency_p95_ms = p.latency_p95_ms.or(percentile(&bin.rows_latency, 95));
                 }
-                p.drift = match bin.drift {
-                    Some(d) => d,
-                    None => match (p.agreement_interval, run_interval) {
-                        (Some(b), Some(r)) => b.high < r.low || b.low > r.high,
-                        _ => false,
-                    },
-                };
+                p.drift = bin.drift == Some(true);
                 bin.point
             })
             .collect()
@@ -1622,12 +1618,12 @@ mod tests {
         }
     }
 
-    fn batch_points(reports: &[Value], run: Option<Interval>) -> Vec<BatchPoint> {
+    fn batch_points(reports: &[Value]) -> Vec<BatchPoint> {
         let mut batches = Batches::default();
         for r in reports {
             batches.add(r);
         }
-        batches.points(run)
+        batches.points()
     }
 
     fn journal(results: &[ItemResult<'static>]) -> FoldedJournal {
@@ -1790,29 +1786,41 @@ mod tests {
             serde_json::json!({"batchNumber": n, "batchStartIndex": (n - 1) * 10,
                 "batchEndIndex": n * 10 - 1, "batchSize": 10, "elapsedMs": elapsed})
         };
-        let points = batch_points(&[tied(1, 1000), tied(2, 1000), tied(3, 2000)], None);
+        let points = batch_points(&[tied(1, 1000), tied(2, 1000), tied(3, 2000)]);
         let rates: Vec<_> = points.iter().map(|p| p.throughput_per_sec).collect();
         assert_eq!(rates, [Some(10.0), None, Some(20.0)]);
         assert_eq!((b2.retries, b2.rate_limit_hits), (Some(4), Some(2)));
         assert!(!b2.drift, "the report says no drift");
     }
 
+    /// Issue 21: reports without a word on drift are judged by the core's drift
+    /// tests, not by the run's narrowing interval (which flagged nearly every late
+    /// batch of a long stable run).
     #[test]
-    fn a_batch_whose_interval_misses_the_runs_drifts_when_the_report_does_not_say() {
-        let reports = [serde_json::json!({
-            "batchNumber": 1, "batchStartIndex": 0, "batchEndIndex": 49, "batchSize": 50,
-            "batchSuccessful": 50, "agreements": 10, "elapsedMs": 1000
-        })];
-        let run = Some(Interval {
-            low: 0.85,
-            high: 0.95,
-        });
-        assert!(batch_points(&reports, run)[0].drift);
-        let reports = [serde_json::json!({
-            "batchNumber": 1, "batchStartIndex": 0, "batchEndIndex": 49, "batchSize": 50,
-            "batchSuccessful": 50, "agreements": 45, "elapsedMs": 1000
-        })];
-        assert!(!batch_points(&reports, run)[0].drift);
+    fn reports_without_a_word_on_drift_are_judged_by_the_drift_tests() {
+        let report = |b: u64, agreements: u64| {
+            serde_json::json!({
+                "batchNumber": b, "batchStartIndex": (b - 1) * 50, "batchEndIndex": b * 50 - 1,
+                "batchSize": 50, "batchSuccessful": 50, "agreements": agreements,
+                "elapsedMs": b * 1000
+            })
+        };
+        // 40 batches agreeing 50 and 40 of 50 in turn (a batch at 40 of 50 has the
+        // interval 0.67 to 0.89, which misses the run's 0.89 to 0.91 at 2,000 rows),
+        // then one agreeing 10 of 50.
+        let mut reports: Vec<Value> = (1..=40)
+            .map(|b| report(b, 45 * b + if b % 2 == 1 { 5 } else { 0 }))
+            .collect();
+        let points = batch_points(&reports);
+        assert!(points.iter().all(|p| !p.drift), "a stable run does not drift");
+        reports.push(report(41, 45 * 40 + 10));
+        let points = batch_points(&reports);
+        let drifting: Vec<u64> = points
+            .iter()
+            .filter(|p| p.drift)
+            .map(|p| p.batch_number)
+            .collect();
+        assert_eq!(drifting, [41]);
     }
 
     #[test]
@@ -2120,7 +2128,7 @@ mod tests {
                     "drift": b == 4321})
             })
             .collect();
-        let points = batch_points(&reports, None);
+        let points = batch_points(&reports);
         assert!(points.len() <= 2 * MAX_BATCH_POINTS, "{}", points.len());
         assert!(points.len() >= MAX_BATCH_POINTS);
         assert_eq!(points.iter().map(|p| p.batches).sum::<u64>(), batches);

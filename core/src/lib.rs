@@ -110,6 +110,7 @@
 pub mod batch;
 pub mod config;
 pub mod cost;
+pub mod drift;
 pub mod engine;
 pub mod eval;
 pub mod explorer;

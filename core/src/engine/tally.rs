@@ -2,6 +2,7 @@
 //! list, latencies, token usage, the evaluation, and the batch reports built from
 //! them in batch order.
 
+use crate::drift::DriftMonitor;
 use crate::eval::{wilson_interval, Tally};
 use crate::input::Item;
 use crate::journal::Usage;
@@ -50,6 +51,8 @@ pub(super) struct Tallies {
     batches: Vec<BatchTally>,
     /// Latencies of each batch not yet reported (freed when it is).
     batch_latencies: Vec<Vec<u32>>,
+    /// The drift tests over the batches reported so far.
+    drift: DriftMonitor,
     pub(super) reports: Vec<BatchReport>,
     pub(super) successful: usize,
     pub(super) failed: usize,
@@ -95,6 +98,7 @@ impl Tallies {
                 })
                 .collect(),
             batch_latencies: vec![Vec::new(); batch_count],
+            drift: DriftMonitor::default(),
             reports: Vec::with_capacity(batch_count),
             successful: 0,
             failed: 0,
@@ -267,6 +271,7 @@ impl Tallies {
             batch_agreement_rate: None,
             batch_agreement_interval: None,
             drift: false,
+            drift_check: None,
             latency_p50_ms: None,
             latency_p95_ms: None,
             throughput_per_sec: None,
@@ -289,11 +294,8 @@ impl Tallies {
         report.batch_agreement_rate =
             (compared > 0).then(|| round4(f64::from(tally.agreements) / compared as f64));
         report.batch_agreement_interval = wilson_interval(u64::from(tally.agreements), compared);
-        let run = wilson_interval(report.agreements as u64, report.successful as u64);
-        report.drift = match (report.batch_agreement_rate, run) {
-            (Some(rate), Some(run)) => run.excludes(rate),
-            _ => false,
-        };
+        report.drift_check = self.drift.check(u64::from(tally.agreements), compared);
+        report.drift = report.drift_check.is_some_and(|c| c.signal.is_some());
         let mut latencies = std::mem::take(&mut self.batch_latencies[b]);
         latencies.sort_unstable();
         report.latency_p50_ms = percentile(&latencies, 50);
