@@ -317,7 +317,10 @@ mod tests {
         let mut delays = Vec::new();
         for seed in 100..140 {
             let flags = flagged(seed, 2_000, 50, |b| if b < 1_000 { 0.9 } else { 0.8 });
-            let first = flags.iter().find(|&&b| b >= 1_000).expect("the fall is flagged");
+            let first = flags
+                .iter()
+                .find(|&&b| b >= 1_000)
+                .expect("the fall is flagged");
             delays.push(first - 1_000 + 1);
         }
         delays.sort_unstable();

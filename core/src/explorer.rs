@@ -1812,7 +1812,10 @@ mod tests {
             .map(|b| report(b, 45 * b + if b % 2 == 1 { 5 } else { 0 }))
             .collect();
         let points = batch_points(&reports);
-        assert!(points.iter().all(|p| !p.drift), "a stable run does not drift");
+        assert!(
+            points.iter().all(|p| !p.drift),
+            "a stable run does not drift"
+        );
         reports.push(report(41, 45 * 40 + 10));
         let points = batch_points(&reports);
         let drifting: Vec<u64> = points

@@ -226,7 +226,7 @@ mod stats;
 mod testing;
 
 pub use answers::Truth;
-pub use config::{MockConfig, OpenAiDialect, UNSET_MAX_TOKENS_CHARGE};
+pub use config::{AccuracyDrop, MockConfig, OpenAiDialect, UNSET_MAX_TOKENS_CHARGE};
 pub use server::{router, MockServer, MockState, ANTHROPIC_CORS_REFUSAL, EXPOSED_HEADERS};
 pub use stats::MockStats;
 

@@ -1211,7 +1211,10 @@ fn a_batch_that_agrees_less_than_the_run_is_flagged_as_drift() {
     assert_eq!(judged, Some(20), "batch 21 is the first judged");
     let last = &log.reports[24];
     let check = last.drift_check.unwrap();
-    assert_eq!(check.signal, Some(shadow_core::drift::DriftSignal::BelowLimit));
+    assert_eq!(
+        check.signal,
+        Some(shadow_core::drift::DriftSignal::BelowLimit)
+    );
     assert_eq!(last.batch_agreement_rate, Some(0.0));
     let band = last.batch_agreement_interval.unwrap();
     assert!(band.low == 0.0 && band.high < 0.2, "{band:?}");
