@@ -28,7 +28,7 @@
 //! Per-batch points for the charts take each figure from the batch report when it
 //! carries it, and otherwise derive it: agreement from the cumulative counts (with
 //! its 95% Wilson interval), latency percentiles from the batch's results,
-//! throughput from the reports' elapsed times. A batch is flagged as drifting when
+//! throughput always from the reports' elapsed times, over a second or more. A batch is flagged as drifting when
 //! its report says so or, when the report does not say, when the core's drift
 //! tests ([`crate::drift`]) flag it. Past 4,000 batches, neighbouring batches
 //! are gathered into one point (see [`MAX_BATCH_POINTS`]).
@@ -42,6 +42,7 @@ use crate::drift::DriftMonitor;
 use crate::eval::{wilson_interval, Interval, Tally};
 use crate::hash::{mix64, splitmix64};
 use crate::input::LabelSet;
+use crate::report::ThroughputWindow;
 use crate::journal::{
     FailureKind, FoldedJournal, ItemResult, ItemStatus, JournalScan, JournalScanner,
 };
@@ -1382,8 +1383,7 @@ struct Batches {
     /// Batches a point gathers now.
     width: u64,
     prev_agreements: u64,
-    window_start: u64,
-    window_rows: u64,
+    throughput: ThroughputWindow,
     /// The drift tests, for reports that do not say (written before they existed).
     drift: DriftMonitor,
 }
@@ -1483,25 +1483,17 @@ impl Batches {
             number(report, "latencyP50Ms"),
             number(report, "latencyP95Ms"),
         );
-        // Throughput: the rows of this session's batches reported since the last
-        // report with an earlier time, over that time (pipelined batches often
-        // report in the same millisecond).
-        let elapsed = count(report, "elapsedMs");
+        // Throughput over a second or more of the reports' elapsed times (see
+        // `ThroughputWindow`), whatever the report says: reports written before
+        // issue 21 measured it over the gap since the previous report, often 1 ms.
         let size = count(report, "batchSize").unwrap_or(end + 1 - start);
-        let throughput = number(report, "throughputPerSec").or_else(|| {
-            if resumed {
-                return None;
+        let throughput = match count(report, "elapsedMs") {
+            Some(elapsed) => {
+                let rate = self.throughput.add(elapsed, if resumed { 0 } else { size });
+                rate.filter(|_| !resumed)
             }
-            let e = elapsed?;
-            self.window_rows += size;
-            let rate = (e > self.window_start)
-                .then(|| self.window_rows as f64 * 1000.0 / (e - self.window_start) as f64);
-            if rate.is_some() {
-                self.window_start = e;
-                self.window_rows = 0;
-            }
-            rate
-        });
+            None => number(report, "throughputPerSec"),
+        };
         let bin = Bin {
             point: BatchPoint {
                 batch_number: count(report, "batchNumber").unwrap_or(
@@ -1781,14 +1773,15 @@ mod tests {
             (Some(7.0), Some(9.0))
         );
         assert_eq!(b2.throughput_per_sec, Some(1.0));
-        // Reports in the same millisecond: their rows count in the next window.
+        // Reports in the same millisecond each get a rate, over the time since
+        // the session's start until it is a second old, then over a second or more.
         let tied = |n: u64, elapsed: u64| {
             serde_json::json!({"batchNumber": n, "batchStartIndex": (n - 1) * 10,
                 "batchEndIndex": n * 10 - 1, "batchSize": 10, "elapsedMs": elapsed})
         };
         let points = batch_points(&[tied(1, 1000), tied(2, 1000), tied(3, 2000)]);
         let rates: Vec<_> = points.iter().map(|p| p.throughput_per_sec).collect();
-        assert_eq!(rates, [Some(10.0), None, Some(20.0)]);
+        assert_eq!(rates, [Some(10.0), Some(20.0), Some(10.0)]);
         assert_eq!((b2.retries, b2.rate_limit_hits), (Some(4), Some(2)));
         assert!(!b2.drift, "the report says no drift");
     }

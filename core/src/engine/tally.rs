@@ -6,7 +6,9 @@ use crate::drift::DriftMonitor;
 use crate::eval::{wilson_interval, Tally};
 use crate::input::Item;
 use crate::journal::Usage;
-use crate::report::{display_image, percent, BatchReport, ErrorEntry, LatencySummary, Statistics};
+use crate::report::{
+    display_image, percent, BatchReport, ErrorEntry, LatencySummary, Statistics, ThroughputWindow,
+};
 use crate::time::Millis;
 
 use super::contract::ItemDone;
@@ -53,6 +55,8 @@ pub(super) struct Tallies {
     batch_latencies: Vec<Vec<u32>>,
     /// The drift tests over the batches reported so far.
     drift: DriftMonitor,
+    /// Throughput over the recent reports.
+    throughput: ThroughputWindow,
     pub(super) reports: Vec<BatchReport>,
     pub(super) successful: usize,
     pub(super) failed: usize,
@@ -99,6 +103,7 @@ impl Tallies {
                 .collect(),
             batch_latencies: vec![Vec::new(); batch_count],
             drift: DriftMonitor::default(),
+            throughput: ThroughputWindow::default(),
             reports: Vec::with_capacity(batch_count),
             successful: 0,
             failed: 0,
@@ -239,10 +244,10 @@ impl Tallies {
         }
         let start = b * self.batch_size;
         let end = (start + self.batch_size).min(self.items) - 1;
-        let (prev_ok, prev_failed, prev_agreed, prev_elapsed) =
-            self.reports.last().map_or((0, 0, 0, 0), |r| {
-                (r.successful, r.failed, r.agreements, r.elapsed_ms)
-            });
+        let (prev_ok, prev_failed, prev_agreed) = self
+            .reports
+            .last()
+            .map_or((0, 0, 0), |r| (r.successful, r.failed, r.agreements));
         let successful = prev_ok + tally.successful as usize;
         let failed = prev_failed + tally.failed as usize;
         let processed = successful + failed;
@@ -276,19 +281,14 @@ impl Tallies {
             latency_p95_ms: None,
             throughput_per_sec: None,
         };
-        let report = self.with_batch_statistics(report, tally, prev_elapsed);
+        let report = self.with_batch_statistics(report, tally);
         self.reports.push(report.clone());
         Some(report)
     }
 
     /// Adds what describes this batch alone: its agreement and whether it drifts
     /// from the run's, its latencies, its throughput.
-    fn with_batch_statistics(
-        &mut self,
-        mut report: BatchReport,
-        tally: BatchTally,
-        prev_elapsed: u64,
-    ) -> BatchReport {
+    fn with_batch_statistics(&mut self, mut report: BatchReport, tally: BatchTally) -> BatchReport {
         let b = report.batch_number - 1;
         let compared = u64::from(tally.successful);
         report.batch_agreement_rate =
@@ -301,9 +301,8 @@ impl Tallies {
         report.latency_p50_ms = percentile(&latencies, 50);
         report.latency_p95_ms = percentile(&latencies, 95);
         let live = report.batch_size - tally.restored as usize;
-        let spent_ms = report.elapsed_ms.saturating_sub(prev_elapsed);
-        report.throughput_per_sec = (live > 0 && spent_ms > 0)
-            .then(|| (live as f64 * 1000.0 / spent_ms as f64 * 100.0).round() / 100.0);
+        let rate = self.throughput.add(report.elapsed_ms, live as u64);
+        report.throughput_per_sec = rate.filter(|_| live > 0);
         report
     }
 
