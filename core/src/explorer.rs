@@ -42,10 +42,10 @@ use crate::drift::DriftMonitor;
 use crate::eval::{wilson_interval, Interval, Tally};
 use crate::hash::{mix64, splitmix64};
 use crate::input::LabelSet;
-use crate::report::ThroughputWindow;
 use crate::journal::{
     FailureKind, FoldedJournal, ItemResult, ItemStatus, JournalScan, JournalScanner,
 };
+use crate::report::ThroughputWindow;
 
 /// Version of the data shape; the renderer refuses shapes it does not know.
 pub const FORMAT: u32 = 1;
