@@ -45,7 +45,7 @@ use crate::input::LabelSet;
 use crate::journal::{
     FailureKind, FoldedJournal, ItemResult, ItemStatus, JournalScan, JournalScanner,
 };
-use crate::report::ThroughputWindow;
+use crate::throughput::ThroughputWindow;
 
 /// Version of the data shape; the renderer refuses shapes it does not know.
 pub const FORMAT: u32 = 1;

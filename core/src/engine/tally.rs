@@ -6,9 +6,8 @@ use crate::drift::DriftMonitor;
 use crate::eval::{wilson_interval, Tally};
 use crate::input::Item;
 use crate::journal::Usage;
-use crate::report::{
-    display_image, percent, BatchReport, ErrorEntry, LatencySummary, Statistics, ThroughputWindow,
-};
+use crate::report::{display_image, percent, BatchReport, ErrorEntry, LatencySummary, Statistics};
+use crate::throughput::ThroughputWindow;
 use crate::time::Millis;
 
 use super::contract::ItemDone;

@@ -12,10 +12,8 @@ use crate::journal::{FailureKind, Usage};
 use crate::time::{format_duration, format_seconds};
 
 mod provider_batch;
-mod throughput;
 
 pub use provider_batch::{BatchPhase, ProviderBatch, RequestCounts};
-pub use throughput::{ThroughputWindow, THROUGHPUT_SPAN_MS};
 
 const RULE: &str =
     "================================================================================";
@@ -95,7 +93,8 @@ pub struct BatchReport {
     pub latency_p95_ms: Option<u64>,
     /// Rows per second finished this session over the last second or more before
     /// this report (since the session's start until it is a second old; see
-    /// [`ThroughputWindow`]). Null for a batch taken whole from the journal.
+    /// [`crate::throughput::ThroughputWindow`]). Null for a batch taken whole from
+    /// the journal.
     #[serde(default)]
     pub throughput_per_sec: Option<f64>,
 }
