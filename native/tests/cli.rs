@@ -1317,7 +1317,12 @@ fn a_report_past_its_row_cap_holds_every_disagreement_and_failure_a_stated_sampl
     // A results file holding a row twice (a resume killed before its rewrite):
     // the last line counts, as a resume reads it.
     let mut text = std::fs::read_to_string(&files.results).unwrap();
-    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    // The first result line (the journal's first line is its header).
+    let first: Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v.get("row").is_some())
+        .unwrap();
     let mut again = first.clone();
     again["status"] = "failed".into();
     again["prediction"] = Value::Null;
