@@ -50,7 +50,8 @@ pub struct MockConfig {
     /// A fault for drift tests: images of data rows from `from_row` on (by the
     /// [`Truth`](crate::Truth)'s rows) are answered right at this accuracy instead
     /// of [`accuracy`](MockConfig::accuracy). Images the truth does not know keep
-    /// `accuracy`.
+    /// `accuracy`; an image given on several rows counts at its last one, so a
+    /// drift test wants one image per row.
     pub accuracy_drop: Option<AccuracyDrop>,
 
     /// Seed of every answer and injected fault.

@@ -838,4 +838,21 @@ mod tests {
         assert!(parse_share("-0.1").is_err());
         assert!(parse_share("x").is_err());
     }
+
+    #[test]
+    fn an_accuracy_drop_is_row_colon_share() {
+        let drop = parse_accuracy_drop("1000:0.8").unwrap();
+        assert_eq!((drop.from_row, drop.accuracy), (1000, 0.8));
+        for bad in ["1000", "x:0.8", "10:2", ":0.5"] {
+            assert!(parse_accuracy_drop(bad).is_err(), "{bad}");
+        }
+        let run = parse(&["labels.csv", "--mock-accuracy-drop-at", "250:0.2"]).run;
+        assert_eq!(
+            run.builtin_mock().accuracy_drop,
+            Some(AccuracyDrop {
+                from_row: 250,
+                accuracy: 0.2
+            })
+        );
+    }
 }
