@@ -503,6 +503,9 @@ test('labels with a right-to-left override or 600 characters: isolated, escaped,
       assert.ok(!/[\u202a-\u202e]/.test(text) && text.includes('\\u{202e}override LTR'), `${where}: ${sel}`);
       assert.ok(!text.includes(LONG_LABEL), `${where}: ${sel} cuts the long label`);
     }
+    const spill = await page.$$eval('.sx-perlabel th[scope=row], .sx-results td.sx-label', (cells) => cells
+      .filter((c) => [...c.querySelectorAll('bdi')].some((b) => b.getBoundingClientRect().right > c.getBoundingClientRect().right + 1)).length);
+    assert.equal(spill, 0, `${where}: a cut label stays inside its cell`);
     const options = await page.$$eval('.sx-filters select[name=label] option', (o) => o.map((x) => x.textContent));
     assert.ok(options.includes('\\u{202e}override LTR'), where);
     // A click shows the whole label in place.
