@@ -28,9 +28,9 @@
 //! Per-batch points for the charts take each figure from the batch report when it
 //! carries it, and otherwise derive it: agreement from the cumulative counts (with
 //! its 95% Wilson interval), latency percentiles from the batch's results,
-//! throughput from the reports' elapsed times. A batch is flagged as drifting when
-//! its report says so or, when the report does not say, when its agreement
-//! interval and the run's do not overlap. Past 4,000 batches, neighbouring batches
+//! throughput always from the reports' elapsed times, over a second or more. A batch is flagged as drifting when
+//! its report says so or, when the report does not say, when the core's drift
+//! tests ([`crate::drift`]) flag it. Past 4,000 batches, neighbouring batches
 //! are gathered into one point (see [`MAX_BATCH_POINTS`]).
 
 use std::collections::HashMap;
@@ -38,12 +38,14 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::drift::DriftMonitor;
 use crate::eval::{wilson_interval, Interval, Tally};
 use crate::hash::{mix64, splitmix64};
 use crate::input::LabelSet;
 use crate::journal::{
     FailureKind, FoldedJournal, ItemResult, ItemStatus, JournalScan, JournalScanner,
 };
+use crate::throughput::ThroughputWindow;
 
 /// Version of the data shape; the renderer refuses shapes it does not know.
 pub const FORMAT: u32 = 1;
@@ -1126,10 +1128,6 @@ impl ExplorerBuilder {
             }
         };
 
-        let run_interval = evaluation
-            .as_ref()
-            .and_then(|e| e.get("agreementInterval"))
-            .and_then(|i| serde_json::from_value::<Interval>(i.clone()).ok());
         let statistics = summary.and_then(|s| s.statistics.clone());
         let cost = summary.and_then(|s| s.cost.clone());
         let sources = Sources {
@@ -1139,7 +1137,7 @@ impl ExplorerBuilder {
         };
         let batches = self
             .main_batches_mut()
-            .map(|b| std::mem::take(b).points(run_interval))
+            .map(|b| std::mem::take(b).points())
             .unwrap_or_default();
         if let Some(first) = batches.iter().find(|b| b.batches > 1) {
             notes.push(format!(
@@ -1385,8 +1383,9 @@ struct Batches {
     /// Batches a point gathers now.
     width: u64,
     prev_agreements: u64,
-    window_start: u64,
-    window_rows: u64,
+    throughput: ThroughputWindow,
+    /// The drift tests, for reports that do not say (written before they existed).
+    drift: DriftMonitor,
 }
 
 /// A point and what merging it with its neighbour needs.
@@ -1484,25 +1483,17 @@ impl Batches {
             number(report, "latencyP50Ms"),
             number(report, "latencyP95Ms"),
         );
-        // Throughput: the rows of this session's batches reported since the last
-        // report with an earlier time, over that time (pipelined batches often
-        // report in the same millisecond).
-        let elapsed = count(report, "elapsedMs");
+        // Throughput over a second or more of the reports' elapsed times (see
+        // `ThroughputWindow`), whatever the report says: reports written before
+        // issue 21 measured it over the gap since the previous report, often 1 ms.
         let size = count(report, "batchSize").unwrap_or(end + 1 - start);
-        let throughput = number(report, "throughputPerSec").or_else(|| {
-            if resumed {
-                return None;
+        let throughput = match count(report, "elapsedMs") {
+            Some(elapsed) => {
+                let rate = self.throughput.add(elapsed, if resumed { 0 } else { size });
+                rate.filter(|_| !resumed)
             }
-            let e = elapsed?;
-            self.window_rows += size;
-            let rate = (e > self.window_start)
-                .then(|| self.window_rows as f64 * 1000.0 / (e - self.window_start) as f64);
-            if rate.is_some() {
-                self.window_start = e;
-                self.window_rows = 0;
-            }
-            rate
-        });
+            None => number(report, "throughputPerSec"),
+        };
         let bin = Bin {
             point: BatchPoint {
                 batch_number: count(report, "batchNumber").unwrap_or(
@@ -1526,7 +1517,10 @@ impl Batches {
                 resumed,
             },
             agreements,
-            drift: report.get("drift").and_then(Value::as_bool),
+            drift: report.get("drift").and_then(Value::as_bool).or_else(|| {
+                let check = self.drift.check(agreements?, successful?)?;
+                Some(check.signal.is_some())
+            }),
             latency_from_rows: p50.is_none() || p95.is_none(),
             rows_latency: Vec::new(),
             p50_sum: p50.unwrap_or(0.0),
@@ -1565,7 +1559,7 @@ impl Batches {
         }
     }
 
-    fn points(self, run_interval: Option<Interval>) -> Vec<BatchPoint> {
+    fn points(self) -> Vec<BatchPoint> {
         self.bins
             .into_iter()
             .map(|mut bin| {
@@ -1575,13 +1569,7 @@ impl Batches {
                     p.latency_p50_ms = p.latency_p50_ms.or(percentile(&bin.rows_latency, 50));
                     p.latency_p95_ms = p.latency_p95_ms.or(percentile(&bin.rows_latency, 95));
                 }
-                p.drift = match bin.drift {
-                    Some(d) => d,
-                    None => match (p.agreement_interval, run_interval) {
-                        (Some(b), Some(r)) => b.high < r.low || b.low > r.high,
-                        _ => false,
-                    },
-                };
+                p.drift = bin.drift == Some(true);
                 bin.point
             })
             .collect()
@@ -1622,12 +1610,12 @@ mod tests {
         }
     }
 
-    fn batch_points(reports: &[Value], run: Option<Interval>) -> Vec<BatchPoint> {
+    fn batch_points(reports: &[Value]) -> Vec<BatchPoint> {
         let mut batches = Batches::default();
         for r in reports {
             batches.add(r);
         }
-        batches.points(run)
+        batches.points()
     }
 
     fn journal(results: &[ItemResult<'static>]) -> FoldedJournal {
@@ -1785,34 +1773,50 @@ mod tests {
             (Some(7.0), Some(9.0))
         );
         assert_eq!(b2.throughput_per_sec, Some(1.0));
-        // Reports in the same millisecond: their rows count in the next window.
+        // Reports in the same millisecond each get a rate, over the time since
+        // the session's start until it is a second old, then over a second or more.
         let tied = |n: u64, elapsed: u64| {
             serde_json::json!({"batchNumber": n, "batchStartIndex": (n - 1) * 10,
                 "batchEndIndex": n * 10 - 1, "batchSize": 10, "elapsedMs": elapsed})
         };
-        let points = batch_points(&[tied(1, 1000), tied(2, 1000), tied(3, 2000)], None);
+        let points = batch_points(&[tied(1, 1000), tied(2, 1000), tied(3, 2000)]);
         let rates: Vec<_> = points.iter().map(|p| p.throughput_per_sec).collect();
-        assert_eq!(rates, [Some(10.0), None, Some(20.0)]);
+        assert_eq!(rates, [Some(10.0), Some(20.0), Some(10.0)]);
         assert_eq!((b2.retries, b2.rate_limit_hits), (Some(4), Some(2)));
         assert!(!b2.drift, "the report says no drift");
     }
 
+    /// Issue 21: reports without a word on drift are judged by the core's drift
+    /// tests, not by the run's narrowing interval (which flagged nearly every late
+    /// batch of a long stable run).
     #[test]
-    fn a_batch_whose_interval_misses_the_runs_drifts_when_the_report_does_not_say() {
-        let reports = [serde_json::json!({
-            "batchNumber": 1, "batchStartIndex": 0, "batchEndIndex": 49, "batchSize": 50,
-            "batchSuccessful": 50, "agreements": 10, "elapsedMs": 1000
-        })];
-        let run = Some(Interval {
-            low: 0.85,
-            high: 0.95,
-        });
-        assert!(batch_points(&reports, run)[0].drift);
-        let reports = [serde_json::json!({
-            "batchNumber": 1, "batchStartIndex": 0, "batchEndIndex": 49, "batchSize": 50,
-            "batchSuccessful": 50, "agreements": 45, "elapsedMs": 1000
-        })];
-        assert!(!batch_points(&reports, run)[0].drift);
+    fn reports_without_a_word_on_drift_are_judged_by_the_drift_tests() {
+        let report = |b: u64, agreements: u64| {
+            serde_json::json!({
+                "batchNumber": b, "batchStartIndex": (b - 1) * 50, "batchEndIndex": b * 50 - 1,
+                "batchSize": 50, "batchSuccessful": 50, "agreements": agreements,
+                "elapsedMs": b * 1000
+            })
+        };
+        // 40 batches agreeing 50 and 40 of 50 in turn (a batch at 40 of 50 has the
+        // interval 0.67 to 0.89, which misses the run's 0.89 to 0.91 at 2,000 rows),
+        // then one agreeing 10 of 50.
+        let mut reports: Vec<Value> = (1..=40)
+            .map(|b| report(b, 45 * b + if b % 2 == 1 { 5 } else { 0 }))
+            .collect();
+        let points = batch_points(&reports);
+        assert!(
+            points.iter().all(|p| !p.drift),
+            "a stable run does not drift"
+        );
+        reports.push(report(41, 45 * 40 + 10));
+        let points = batch_points(&reports);
+        let drifting: Vec<u64> = points
+            .iter()
+            .filter(|p| p.drift)
+            .map(|p| p.batch_number)
+            .collect();
+        assert_eq!(drifting, [41]);
     }
 
     #[test]
@@ -2120,7 +2124,7 @@ mod tests {
                     "drift": b == 4321})
             })
             .collect();
-        let points = batch_points(&reports, None);
+        let points = batch_points(&reports);
         assert!(points.len() <= 2 * MAX_BATCH_POINTS, "{}", points.len());
         assert!(points.len() >= MAX_BATCH_POINTS);
         assert_eq!(points.iter().map(|p| p.batches).sum::<u64>(), batches);

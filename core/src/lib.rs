@@ -32,8 +32,8 @@
 //! | 5 | `journal` | the results journal and its fold for resume |
 //! | 4 | `config` | [`RunConfig`], its bounds, the batch-API settings |
 //! | 3 | `provider` | each provider's request template and answer reading, its batch-API limits |
-//! | 2 | `cost`, `eval`, `stop` | token usage and money; agreement statistics; why a run stops ([`AbortReason`]) and the breaker both runs use |
-//! | 1 | `time`, `hash`, `http`, `image`, `input`, `redact`, `run_files` | plain values: time, stable hashes, HTTP as data, image encoding, the labels CSV, secret redaction, file names |
+//! | 2 | `cost`, `eval`, `drift`, `stop` | token usage and money; agreement statistics; the drift tests over batches (p-chart, CUSUM); why a run stops ([`AbortReason`]) and the breaker both runs use |
+//! | 1 | `time`, `throughput`, `hash`, `http`, `image`, `input`, `redact`, `run_files` | plain values: time, stable hashes, HTTP as data, image encoding, the labels CSV, rows per second over a real span, secret redaction, file names |
 //!
 //! ## The run loop
 //!
@@ -110,6 +110,7 @@
 pub mod batch;
 pub mod config;
 pub mod cost;
+pub mod drift;
 pub mod engine;
 pub mod eval;
 pub mod explorer;
@@ -125,6 +126,7 @@ pub mod redact;
 pub mod report;
 pub mod run_files;
 mod stop;
+pub mod throughput;
 pub mod time;
 
 pub use config::{ConfigError, EndpointKind, FormatFallback, RunConfig, Setting};

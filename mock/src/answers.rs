@@ -116,17 +116,30 @@ pub(crate) fn created(seed: u64) -> u64 {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Truth {
     labels: HashMap<u64, String>,
+    /// The data row of each image, for [`MockConfig::accuracy_drop`].
+    rows: HashMap<u64, usize>,
 }
 
 impl Truth {
     /// Builds the map from (image URL as sent, true label) pairs. A later pair for
     /// the same URL replaces an earlier one.
     pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Truth {
-        let labels = pairs
-            .into_iter()
-            .map(|(url, label)| (url_key(&url), label))
-            .collect();
-        Truth { labels }
+        let mut truth = Truth::default();
+        for (row, (url, label)) in pairs.into_iter().enumerate() {
+            truth.insert_row(&url, label, row);
+        }
+        truth
+    }
+
+    /// Adds or replaces the true label of the image URL of data row `row`.
+    pub fn insert_row(&mut self, url: &str, label: String, row: usize) {
+        self.labels.insert(url_key(url), label);
+        self.rows.insert(url_key(url), row);
+    }
+
+    /// The data row an image URL was given for, if known.
+    pub fn row(&self, url: &str) -> Option<usize> {
+        self.rows.get(&url_key(url)).copied()
     }
 
     /// Adds or replaces the true label of one image URL.
@@ -178,7 +191,11 @@ pub(crate) fn decide(
         .and_then(|t| t.get(&req.image))
         .and_then(|l| req.labels.iter().position(|x| x == l))
         .unwrap_or_else(|| pick(roll(seed, content, SALT_PICK, PER_CONTENT), n));
-    let is_correct = roll(seed, content, SALT_CORRECT, PER_CONTENT) < cfg.accuracy;
+    let accuracy = match (cfg.accuracy_drop, truth.and_then(|t| t.row(&req.image))) {
+        (Some(drop), Some(row)) if row >= drop.from_row => drop.accuracy,
+        _ => cfg.accuracy,
+    };
+    let is_correct = roll(seed, content, SALT_CORRECT, PER_CONTENT) < accuracy;
     let index = if is_correct || n < 2 {
         correct
     } else {

@@ -47,6 +47,13 @@ pub struct MockConfig {
     /// a retry gets the same answer. Meaningless without a [`Truth`](crate::Truth).
     pub accuracy: f64,
 
+    /// A fault for drift tests: images of data rows from `from_row` on (by the
+    /// [`Truth`](crate::Truth)'s rows) are answered right at this accuracy instead
+    /// of [`accuracy`](MockConfig::accuracy). Images the truth does not know keep
+    /// `accuracy`; an image given on several rows counts at its last one, so a
+    /// drift test wants one image per row.
+    pub accuracy_drop: Option<AccuracyDrop>,
+
     /// Seed of every answer and injected fault.
     pub seed: u64,
 
@@ -118,6 +125,15 @@ pub struct MockConfig {
     pub batch_upload_delay_ms: u64,
 }
 
+/// A mid-run fall in accuracy (see [`MockConfig::accuracy_drop`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AccuracyDrop {
+    /// 0-based data row from which the accuracy changes.
+    pub from_row: usize,
+    /// The accuracy from that row on (0..=1).
+    pub accuracy: f64,
+}
+
 /// How `POST /v1/chat/completions` behaves.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -155,6 +171,7 @@ impl Default for MockConfig {
             latency_ms: 120,
             error_rate: 0.02,
             accuracy: 0.9,
+            accuracy_drop: None,
             seed: 42,
             truth: None,
             no_ratelimit_headers: false,

@@ -100,9 +100,10 @@
 //! * injected 5xx ([`error_rate`](MockConfig::error_rate)) and malformed answers
 //!   ([`malformed_rate`](MockConfig::malformed_rate)) roll per (content, attempt):
 //!   a retry may succeed;
-//! * correctness ([`accuracy`](MockConfig::accuracy)), the wrong label chosen and
-//!   refusals ([`refusal_rate`](MockConfig::refusal_rate)) roll per content only: a
-//!   retried item gets the same answer;
+//! * correctness ([`accuracy`](MockConfig::accuracy), or from a data row on
+//!   [`accuracy_drop`](MockConfig::accuracy_drop)'s, for drift tests), the wrong
+//!   label chosen and refusals ([`refusal_rate`](MockConfig::refusal_rate)) roll per
+//!   content only: a retried item gets the same answer;
 //! * stragglers ([`slow_every`](MockConfig::slow_every)) are chosen per content.
 //!
 //! The rolls hash with the core's splitmix64 finalizer
@@ -227,7 +228,7 @@ mod stats;
 mod testing;
 
 pub use answers::Truth;
-pub use config::{MockConfig, OpenAiDialect, UNSET_MAX_TOKENS_CHARGE};
+pub use config::{AccuracyDrop, MockConfig, OpenAiDialect, UNSET_MAX_TOKENS_CHARGE};
 pub use server::{router, MockServer, MockState, ANTHROPIC_CORS_REFUSAL, EXPOSED_HEADERS};
 pub use stats::MockStats;
 

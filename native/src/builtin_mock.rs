@@ -33,7 +33,7 @@ async fn build_truth(csv: &LabelsCsv, images: &ImageLoader) -> Truth {
     let mut truth = Truth::from_pairs(std::iter::empty());
     for item in csv.items.iter().filter(|i| i.defect.is_none()) {
         if let Ok(url) = images.load(item).await {
-            truth.insert(&url, item.label.to_string());
+            truth.insert_row(&url, item.label.to_string(), item.row);
         }
     }
     truth

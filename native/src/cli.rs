@@ -8,7 +8,7 @@ use shadow_core::batch::BatchApiConfig;
 use shadow_core::provider::{defaults as provider_defaults, ImageDetail, OpenAiConfig, Provider};
 use shadow_core::report::ERRORS_SHOWN;
 use shadow_core::{RunConfig, Setting};
-use shadow_mock::{MockConfig, OpenAiDialect};
+use shadow_mock::{AccuracyDrop, MockConfig, OpenAiDialect};
 
 /// Every default is the core's: written once, in `RunConfig::default()`.
 fn defaults() -> RunConfig {
@@ -293,6 +293,11 @@ pub struct MockArgs {
     )]
     pub accuracy: f64,
 
+    /// A fault for drift tests: from 0-based data row ROW on, answer the true label
+    /// at ACC instead of --accuracy (e.g. `1000:0.8`).
+    #[arg(long, value_name = "ROW:ACC", value_parser = parse_accuracy_drop)]
+    pub accuracy_drop_at: Option<AccuracyDrop>,
+
     /// Seed of every answer and injected fault.
     #[arg(long, default_value_t = MockConfig::default().seed)]
     pub seed: u64,
@@ -400,6 +405,7 @@ impl From<MockArgs> for MockConfig {
             latency_ms: a.latency_ms,
             error_rate: a.error_rate,
             accuracy: a.accuracy,
+            accuracy_drop: a.accuracy_drop_at,
             seed: a.seed,
             truth: a.truth,
             no_ratelimit_headers: a.no_ratelimit_headers,
@@ -421,6 +427,21 @@ impl From<MockArgs> for MockConfig {
             batch_upload_delay_ms: a.batch_upload_delay_ms,
         }
     }
+}
+
+/// `ROW:ACC`, e.g. `1000:0.8`.
+fn parse_accuracy_drop(s: &str) -> Result<AccuracyDrop, String> {
+    let (row, accuracy) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}` is not ROW:ACC (e.g. 1000:0.8)"))?;
+    let from_row = row
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{row}` in `{s}` is not a row number (0-based)"))?;
+    Ok(AccuracyDrop {
+        from_row,
+        accuracy: parse_share(accuracy)?,
+    })
 }
 
 fn parse_share(s: &str) -> Result<f64, String> {
@@ -739,6 +760,16 @@ pub struct RunArgs {
     /// headers.
     #[arg(long, value_name = "N", help_heading = "Built-in mock")]
     pub mock_rpm: Option<u32>,
+
+    /// Built-in mock, a fault for drift tests: from 0-based data row ROW on, answer
+    /// the CSV's label at ACC instead of --mock-accuracy (e.g. `1000:0.8`).
+    #[arg(
+        long,
+        value_name = "ROW:ACC",
+        value_parser = parse_accuracy_drop,
+        help_heading = "Built-in mock"
+    )]
+    pub mock_accuracy_drop_at: Option<AccuracyDrop>,
 }
 
 impl RunArgs {
@@ -751,6 +782,7 @@ impl RunArgs {
             latency_ms: self.mock_latency_ms,
             error_rate: self.mock_error_rate,
             accuracy: self.mock_accuracy,
+            accuracy_drop: self.mock_accuracy_drop_at,
             seed: self.seed,
             ..MockConfig::default()
         }
@@ -827,5 +859,22 @@ mod tests {
         assert!(parse_share("1.5").is_err());
         assert!(parse_share("-0.1").is_err());
         assert!(parse_share("x").is_err());
+    }
+
+    #[test]
+    fn an_accuracy_drop_is_row_colon_share() {
+        let drop = parse_accuracy_drop("1000:0.8").unwrap();
+        assert_eq!((drop.from_row, drop.accuracy), (1000, 0.8));
+        for bad in ["1000", "x:0.8", "10:2", ":0.5"] {
+            assert!(parse_accuracy_drop(bad).is_err(), "{bad}");
+        }
+        let run = parse(&["labels.csv", "--mock-accuracy-drop-at", "250:0.2"]).run;
+        assert_eq!(
+            run.builtin_mock().accuracy_drop,
+            Some(AccuracyDrop {
+                from_row: 250,
+                accuracy: 0.2
+            })
+        );
     }
 }

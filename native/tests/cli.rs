@@ -1592,3 +1592,48 @@ fn a_second_process_on_a_running_run_is_refused_naming_the_first() {
     run(again).expect_code(0);
     assert!(!lock.exists());
 }
+
+// ---------------------------------------------------------------------------
+// Issue 21: drift on a mock whose accuracy falls mid-run
+// ---------------------------------------------------------------------------
+
+/// The batches a run of the 300 example images in batches of 10 flags as drift,
+/// with the built-in mock at 0.9 and `extra` flags.
+fn drifting_batches(extra: &[&str]) -> (Vec<u64>, Value) {
+    let data = Data::new(300);
+    let mut cmd = builtin(&data, &data.csv, &data.out);
+    cmd.args(["10", "--mock-accuracy", "0.9"]).args(extra);
+    run(cmd).expect_code(0);
+    let summary = RunFiles::in_dir(&data.out).summary();
+    let reports = summary["allReports"].as_array().unwrap().clone();
+    let drift = reports
+        .iter()
+        .filter(|r| r["drift"] == true)
+        .map(|r| r["batchNumber"].as_u64().unwrap())
+        .collect();
+    (drift, Value::Array(reports))
+}
+
+/// The mock's `--mock-accuracy-drop-at 250:0.2` makes rows 250.. (batch 26 on)
+/// agree far less: the drift tests flag batch 26, the first after the change, and
+/// nothing before it; the same run without the fault flags nothing. Batches 1 to
+/// 20 are not judged (too short a history) and say so by having no `driftCheck`.
+#[test]
+fn a_mid_run_accuracy_drop_is_flagged_as_drift_and_a_stable_run_is_not() {
+    let (stable, reports) = drifting_batches(&[]);
+    assert_eq!(stable, Vec::<u64>::new(), "a stationary mock never drifts");
+    let judged: Vec<u64> = reports
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r.get("driftCheck").is_some())
+        .map(|r| r["batchNumber"].as_u64().unwrap())
+        .collect();
+    assert_eq!(judged, (21..=30).collect::<Vec<_>>());
+
+    let (dropped, reports) = drifting_batches(&["--mock-accuracy-drop-at", "250:0.2"]);
+    assert_eq!(dropped.first(), Some(&26), "{dropped:?}");
+    let check = &reports[25]["driftCheck"];
+    assert_eq!(check["signal"], "belowLimit", "{check}");
+    assert!(check["low"].as_f64().unwrap() > 0.3, "{check}");
+}

@@ -91,3 +91,50 @@ export function safeImageUrl(url) {
   if (/^\s*data:/i.test(url) && !/^\s*data:image\/(png|jpeg|gif|webp);/i.test(url)) return null;
   return url;
 }
+
+// Characters that reorder text around them: the explicit embeddings and overrides
+// (U+202A–U+202E), the isolates (U+2066–U+2069) and the direction marks.
+const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * User text (a label, an image name, an error) as it may be shown: the characters
+ * that reorder text written as escapes, `\u{202e}`, as the console writes them, so
+ * a right-to-left override in a label cannot flip it or what follows.
+ */
+export function shown(text) {
+  return String(text).replace(BIDI_CONTROLS, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
+}
+
+/** Labels and names longer than this are cut, with the whole text on hover and a click. */
+export const CUT_AT = 80;
+
+/**
+ * User text as a `<bdi>` (its direction isolated from the text around it), cut to
+ * `max` characters when longer: the whole text in its tooltip, and a click (or
+ * Enter) shows it all in place.
+ */
+export function userText(text, max = CUT_AT, cls = '') {
+  const full = shown(text);
+  const chars = [...full];
+  if (chars.length <= max) return el('bdi', { class: cls || null, text: full });
+  const cut = `${chars.slice(0, max).join('')}…`;
+  const e = el('bdi', {
+    class: `sx-cut ${cls}`.trim(), title: full, tabindex: 0, role: 'button', 'aria-expanded': 'false',
+    'aria-label': `${cut} (${int(chars.length)} characters; show all)`, text: cut,
+  });
+  const toggle = (ev) => {
+    ev.stopPropagation();
+    const open = e.getAttribute('aria-expanded') !== 'true';
+    e.setAttribute('aria-expanded', String(open));
+    e.textContent = open ? full : cut;
+  };
+  e.addEventListener('click', toggle);
+  e.addEventListener('keydown', (ev) => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); toggle(ev); } });
+  return e;
+}
+
+/** User text for an attribute or an <option>: shown, and cut to `max` characters. */
+export function userPlain(text, max = CUT_AT) {
+  const chars = [...shown(text)];
+  return chars.length > max ? `${chars.slice(0, max).join('')}…` : chars.join('');
+}

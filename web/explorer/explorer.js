@@ -7,7 +7,7 @@
 //   const view = renderExplorer(container, data, { thumbnail: (image, i) => url | null | {reason} });
 //   view.update(newData);   // live: keeps the table's filters, sort and page
 
-import { el, int, pct, interval, num, ms, statusOf } from './dom.js';
+import { el, int, pct, interval, num, ms, statusOf, shown, userText, userPlain } from './dom.js';
 import { batchCharts } from './charts.js';
 import { ResultsTable, defaultFilters } from './table.js';
 
@@ -19,24 +19,53 @@ const REASON_NAMES = {
   answer: 'unusable answer', unknown: 'unknown',
 };
 
-function figure(name, value, detail, cls) {
+function figure(name, value, detail, cls, verdict) {
   return el('div', { class: `sx-stat ${cls || ''}` },
     el('div', { class: 'sx-stat-name', text: name }),
     el('div', { class: 'sx-stat-value', text: value }),
-    detail ? el('div', { class: 'sx-stat-detail', text: detail }) : null);
+    detail ? el('div', { class: 'sx-stat-detail', text: detail }) : null,
+    verdict ? el('div', { class: 'sx-stat-verdict', text: verdict }) : null);
 }
 
-/** The cost tile from the summary's `cost` as the core writes it (`Cost` in
- * core/src/cost.rs): US dollars when a price is known, else tokens per image;
- * nothing when no answer reported its token usage. */
-function costFigure(cost) {
-  if (!cost || typeof cost !== 'object' || !cost.itemsWithUsage) return null;
-  const tokens = `${num(cost.tokensPerImage, 0)} tokens per image`;
-  const counted = `${int(cost.itemsWithUsage)} images with token counts`;
-  if (typeof cost.amountUsd === 'number') {
-    return figure('Cost', `US$ ${num(cost.amountUsd, 4)}`, [`US$ ${num(cost.usdPerImage, 6)} per image`, tokens, counted].join(' · '));
+/** US dollars with two decimals, or two significant digits under ten cents: $0.13, $0.00044. */
+export function usd(x) {
+  if (typeof x !== 'number' || !Number.isFinite(x)) return '–';
+  const digits = x === 0 ? 2 : Math.min(10, Math.max(2, 1 - Math.floor(Math.log10(Math.abs(x)))));
+  return `$${x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })}`;
+}
+
+/** The cost tile's value and detail, from the summary's `cost`; null without one. */
+export function costFigure(cost) {
+  if (!cost || typeof cost !== 'object') return null;
+  const price = cost.price;
+  const perImage = typeof cost.tokensPerImage === 'number' ? `${int(Math.round(cost.tokensPerImage))} tokens an image` : null;
+  if (typeof cost.amountUsd === 'number' && price) {
+    const source = price.source === 'listPrice'
+      ? `${price.model} list price, checked ${price.checked}`
+      : 'price given with the run';
+    return {
+      value: usd(cost.amountUsd),
+      detail: [typeof cost.usdPerImage === 'number' ? `${usd(cost.usdPerImage)} an image` : null, source,
+        price.batchApi ? 'batch API: half price' : null].filter(Boolean).join(' · '),
+    };
   }
-  return figure('Cost', tokens, `${counted}; no price known for the model`);
+  if (!perImage) return null;
+  return { value: perImage, detail: 'no price known for this model: give one to see dollars' };
+}
+
+/**
+ * What an agreement figure means, from Cohen's kappa (agreement beyond chance):
+ * its colour class and words. Landis and Koch's bands; a kappa whose 95% interval
+ * reaches 0 is chance, whatever the raw agreement.
+ */
+export function agreementMeaning(kappa) {
+  if (!kappa || typeof kappa.value !== 'number') return { cls: 'sx-m-none', words: null };
+  const k = kappa.value;
+  const se = typeof kappa.standardError === 'number' ? kappa.standardError : 0;
+  if (k + 1.96 * se < 0) return { cls: 'sx-m-bad', words: `κ ${num(k, 2)}: worse than chance` };
+  if (k <= 0.2 || k - 1.96 * se <= 0) return { cls: 'sx-m-bad', words: `κ ${num(k, 2)}: no better than chance` };
+  if (k < 0.6) return { cls: 'sx-m-warn', words: `κ ${num(k, 2)}: ${k < 0.4 ? 'fair' : 'moderate'} agreement beyond chance` };
+  return { cls: 'sx-m-ok', words: `κ ${num(k, 2)}: ${k < 0.8 ? 'substantial' : 'almost perfect'} agreement beyond chance` };
 }
 
 function headline(data) {
@@ -49,9 +78,12 @@ function headline(data) {
   const model = provider.model || (provider.url ? 'http endpoint' : null);
   const reasons = Object.entries(data.failureReasons || {}).filter(([, n]) => n > 0);
   const kappa = ev.kappa;
+  const cost = costFigure(data.cost);
+  const meaning = agreementMeaning(kappa);
   const stats = [
     figure('Agreement', pct(ev.agreementRate),
-      ev.agreementInterval ? `95% interval ${interval(ev.agreementInterval)} · n = ${int(ev.compared)}` : `n = ${int(ev.compared || 0)}`, 'sx-main'),
+      ev.agreementInterval ? `95% interval ${interval(ev.agreementInterval)} · n = ${int(ev.compared)}` : `n = ${int(ev.compared || 0)}`,
+      `sx-main ${meaning.cls}`, meaning.words),
     figure('Cohen\'s κ', kappa ? num(kappa.value) : '–', kappa ? `± ${num(1.96 * kappa.standardError)} (95%)` : 'chance-corrected agreement'),
     figure('Macro F1', num(ev.macroF1), `weighted ${num(ev.weightedF1)}`),
     figure('Processed', t.total !== null && t.total !== undefined ? `${int(t.processed)} / ${int(t.total)}` : int(t.processed),
@@ -60,21 +92,20 @@ function headline(data) {
       reasons.length ? reasons.map(([k, n]) => `${REASON_NAMES[k] || k}: ${int(n)}`).join(' · ') : 'no failures',
       t.failed > 0 ? 'sx-warn' : ''),
   ];
-  const cost = costFigure(data.cost);
-  if (cost) stats.push(cost);
+  if (cost) stats.push(figure('Cost', cost.value, cost.detail, 'sx-cost'));
   // A capped report's rows are a sample: its first note says which, shown first.
   const notes = data.notes || [];
   const sampleNote = data.sample && notes.length ? notes[0] : null;
   const otherNotes = sampleNote ? notes.slice(1) : notes;
   return el('header', { class: 'sx-head' },
     el('div', { class: 'sx-title' },
-      el('h2', {}, 'Run ', el('span', { class: 'sx-runid', text: data.runId || '(unnamed)' })),
+      el('h2', {}, 'Run ', el('span', { class: 'sx-runid' }, userText(data.runId || '(unnamed)'))),
       el('span', { class: `sx-status sx-${status.cls}`, role: 'status', text: status.text })),
     sampleNote ? el('p', { class: 'sx-sample', role: 'note', text: sampleNote }) : null,
-    data.abortReason ? el('p', { class: 'sx-abort', text: `Stopped: ${data.abortReason}` }) : null,
+    data.abortReason ? el('p', { class: 'sx-abort' }, 'Stopped: ', userText(data.abortReason, 400)) : null,
     el('p', { class: 'sx-meta' },
-      data.csvPath ? ['CSV ', el('code', { text: data.csvPath })] : null,
-      model ? [' · model ', el('code', { text: model })] : null,
+      data.csvPath ? ['CSV ', el('code', {}, userText(data.csvPath, 240))] : null,
+      model ? [' · model ', el('code', {}, userText(model))] : null,
       config.providerLabel ? ` · ${config.providerLabel}` : null,
       mock ? el('strong', { class: 'sx-sim', text: ' · predictions are SIMULATED (built-in mock)' }) : null),
     el('div', { class: 'sx-stats' }, stats),
@@ -101,7 +132,7 @@ function matrixSection(data, pick) {
     if (top.length) {
       section.append(el('ol', { class: 'sx-top' }, top.map((c) => el('li', {},
         el('button', { type: 'button', class: 'sx-link', onclick: () => pick(c.label, c.predicted) },
-          `${c.label} → ${c.predicted}: ${int(c.count)}`)))));
+          userText(c.label), ' → ', userText(c.predicted), `: ${int(c.count)}`)))));
     }
     return section;
   }
@@ -114,22 +145,22 @@ function matrixSection(data, pick) {
   const withFailed = failedBy.size > 0;
   const head = el('tr', {}, el('th', { scope: 'col', class: 'sx-corner', title: 'rows: label; columns: predicted' },
     el('span', { class: 'sx-long', text: 'label ↓ · predicted →' }), el('span', { class: 'sx-short', 'aria-hidden': 'true', text: '↓ →' })),
-    labels.map((l) => el('th', { scope: 'col', class: 'sx-col', title: l }, el('span', { text: l }))),
+    labels.map((l) => el('th', { scope: 'col', class: 'sx-col', title: shown(l) }, el('span', {}, userText(l)))),
     withFailed ? el('th', { scope: 'col', class: 'sx-col sx-failcol', text: 'failed' }) : null);
   const rows = ev.confusionMatrix.map((row, i) => {
     const total = row.reduce((a, b) => a + b, 0);
     return el('tr', {},
-      el('th', { scope: 'row', class: 'sx-rowhead', title: labels[i] }, el('span', { text: labels[i] })),
+      el('th', { scope: 'row', class: 'sx-rowhead', title: shown(labels[i]) }, el('span', {}, userText(labels[i]))),
       row.map((count, j) => el('td', heat(count, total, i === j),
         el('button', {
           type: 'button', class: 'sx-cell', dataset: { label: i, predicted: j }, text: count ? int(count) : '·',
-          'aria-label': `${int(count)} rows labelled ${labels[i]} predicted ${labels[j]}`,
+          'aria-label': `${int(count)} rows labelled ${userPlain(labels[i])} predicted ${userPlain(labels[j])}`,
           onclick: () => pick(labels[i], labels[j]),
         }))),
       withFailed ? el('td', { class: 'sx-failcol' },
         el('button', {
           type: 'button', class: 'sx-cell', text: failedBy.get(labels[i]) ? int(failedBy.get(labels[i])) : '·',
-          'aria-label': `${int(failedBy.get(labels[i]) || 0)} rows labelled ${labels[i]} failed`,
+          'aria-label': `${int(failedBy.get(labels[i]) || 0)} rows labelled ${userPlain(labels[i])} failed`,
           onclick: () => pick(labels[i], null),
         })) : null);
   });
@@ -154,7 +185,7 @@ function perLabelSection(data, pick) {
         el('thead', {}, el('tr', {}, ['label', 'support', 'predicted', 'correct', 'precision', 'recall', 'F1']
           .map((h, i) => el('th', { scope: 'col', class: i === 2 || i === 3 ? 'sx-opt' : null, text: h })))),
         el('tbody', {}, per.map((l) => el('tr', {},
-          el('th', { scope: 'row' }, el('button', { type: 'button', class: 'sx-link', text: l.label, onclick: () => pick(l.label, undefined) })),
+          el('th', { scope: 'row' }, el('button', { type: 'button', class: 'sx-link', title: shown(l.label), onclick: () => pick(l.label, undefined) }, userText(l.label))),
           el('td', { text: int(l.support) }),
           el('td', { class: 'sx-opt', text: int(l.predicted) }),
           el('td', { class: 'sx-opt', text: int(l.correct) }),
@@ -174,7 +205,7 @@ function errorsSection(data, showGroup) {
         el('tbody', {}, groups.map((g) => el('tr', {},
           el('td', { class: 'sx-num', text: int(g.count) }),
           el('td', { text: g.kind || '' }),
-          el('td', { class: 'sx-error', text: g.message }),
+          el('td', { class: 'sx-error' }, userText(g.message, 240)),
           el('td', { text: (g.rows || []).slice(0, 8).map((r) => `#${r + 1}`).join(', ') + ((g.rows || []).length > 8 || g.count > (g.rows || []).length ? ', …' : '') }),
           el('td', {}, el('button', { type: 'button', class: 'sx-link', text: 'show', onclick: () => showGroup(g) }))))))));
 }
@@ -239,7 +270,7 @@ class Explorer {
     if (idx >= 0) {
       this.table.setFilter({ ...defaultFilters(), failures: true, error: idx });
     } else {
-      this.table.setFilter({ ...defaultFilters(), rows: new Set(group.rows || []), rowsName: `${(group.rows || []).length} listed rows of “${group.message}”` });
+      this.table.setFilter({ ...defaultFilters(), rows: new Set(group.rows || []), rowsName: `${(group.rows || []).length} listed rows of “${userPlain(group.message, 240)}”` });
     }
     this.table.root.scrollIntoView({ block: 'start' });
   }

@@ -3,7 +3,7 @@
 // confusion-matrix cell), sorting, and pages of PAGE_SIZE rows, so that 100,000
 // rows cost one pass over the columns per filter change and PAGE_SIZE rows of DOM.
 
-import { el, int, ms, safeImageUrl } from './dom.js';
+import { el, int, ms, safeImageUrl, shown, userText, userPlain } from './dom.js';
 
 export const PAGE_SIZE = 50;
 
@@ -61,7 +61,7 @@ export class ResultsTable {
   build() {
     const labels = this.data.labels;
     const option = (value, text) => el('option', { value, text });
-    const labelOptions = () => [option(ANY, 'any'), ...labels.map((l, i) => option(i, l))];
+    const labelOptions = () => [option(ANY, 'any'), ...labels.map((l, i) => option(i, userPlain(l)))];
     this.controls = {
       disagreements: el('input', { type: 'checkbox', name: 'disagreements', onchange: (e) => this.setFilter({ disagreements: e.target.checked }) }),
       failures: el('input', { type: 'checkbox', name: 'failures', onchange: (e) => this.setFilter({ failures: e.target.checked }) }),
@@ -121,7 +121,7 @@ export class ResultsTable {
     const chips = [];
     const chip = (text, clear) => el('span', { class: 'sx-chip' }, text,
       el('button', { type: 'button', 'aria-label': `clear: ${text}`, text: '×', onclick: () => this.setFilter(clear) }));
-    if (f.error !== ANY) chips.push(chip(`error: ${this.items.errorTexts[f.error]}`, { error: ANY }));
+    if (f.error !== ANY) chips.push(chip(`error: ${userPlain(this.items.errorTexts[f.error])}`, { error: ANY }));
     if (f.rows) chips.push(chip(f.rowsName || `${f.rows.size} rows`, { rows: null, rowsName: '' }));
     const active = f.disagreements || f.failures || f.label !== ANY || f.predicted !== ANY || f.text || f.error !== ANY || f.rows;
     if (active) {
@@ -246,25 +246,25 @@ export class ResultsTable {
       const e = it.error[i];
       const tr = el('tr', { class: ok ? (agree ? 'sx-agree' : 'sx-disagree') : 'sx-failed', dataset: { row: it.row[i] } },
         el('td', { class: 'sx-num', title: `CSV line ${it.line[i]}`, text: it.row[i] + 1 }),
-        el('td', {}, el('div', { class: 'sx-thumb' }, this.thumb(i), el('span', { class: 'sx-name', text: it.image[i] }))),
-        el('td', { class: 'sx-label', text: labels[it.label[i]] }),
-        el('td', { class: 'sx-label', text: p === null ? '—' : labels[p] }),
+        el('td', {}, el('div', { class: 'sx-thumb' }, this.thumb(i), el('span', { class: 'sx-name', title: shown(it.image[i]) }, userText(it.image[i])))),
+        el('td', { class: 'sx-label' }, userText(labels[it.label[i]])),
+        el('td', { class: 'sx-label' }, p === null ? '—' : userText(labels[p])),
         el('td', { class: 'sx-mark', text: !ok ? 'failed' : agree ? '✓ agrees' : '✗ differs' }),
         el('td', { class: 'sx-num', text: it.attempts[i] }),
         el('td', { class: 'sx-num', text: ms(it.latencyMs[i]) }),
-        el('td', { class: 'sx-error', text: e === null ? '' : `${it.errorKind[i] ? `[${it.errorKind[i]}] ` : ''}${it.errorTexts[e]}` }));
+        el('td', { class: 'sx-error' }, e === null ? '' : [it.errorKind[i] ? `[${it.errorKind[i]}] ` : '', userText(it.errorTexts[e], 240)]));
       frag.append(tr);
     }
     if (!slice.length) {
       frag.append(el('tr', {}, el('td', { colspan: COLUMNS.length, class: 'sx-muted', text: this.n ? 'No row matches these filters.' : 'No results to show.' })));
     }
     this.body.replaceChildren(frag);
-    const shown = this.rows.length;
+    const matched = this.rows.length;
     // A capped report embeds a sample of the run's rows: the caption says of how many.
     const sample = this.data.sample;
     const of = sample ? `, a sample of the run's ${int(sample.rows)}` : '';
-    this.caption.textContent = shown
-      ? `Rows ${int(start + 1)}–${int(start + slice.length)} of ${int(shown)}${shown < this.n ? ` (filtered from ${int(this.n)}${of})` : of}`
+    this.caption.textContent = matched
+      ? `Rows ${int(start + 1)}–${int(start + slice.length)} of ${int(matched)}${matched < this.n ? ` (filtered from ${int(this.n)}${of})` : of}`
       : `0 of ${int(this.n)} rows${of}`;
     for (const th of this.head.children) {
       const key = th.dataset.key;
@@ -279,7 +279,7 @@ export class ResultsTable {
       el('span', { text: `page ${int(this.page + 1)} of ${int(pages)}` }),
       btn('›', this.page + 1, this.page >= pages - 1, 'next page'),
       btn('»', pages - 1, this.page >= pages - 1, 'last page'));
-    this.root.dataset.matching = String(shown);
+    this.root.dataset.matching = String(matched);
   }
 
   thumb(i) {

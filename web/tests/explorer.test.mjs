@@ -206,6 +206,10 @@ test('report: opened from disk with the network blocked, it shows the summary\'s
   assert.deepEqual(attempted, [], 'the report made no network request');
   assert.deepEqual(page.errors, []);
   assert.equal(await page.$$eval('svg.sx-chart', (s) => s.length), 4);
+  // Issue 21: every batch of the 300 rows has a throughput (only the first had one).
+  const rates = await page.evaluate(() => JSON.parse(document.getElementById('explorer-data').textContent).batches.map((b) => b.throughputPerSec));
+  assert.equal(rates.length, 6);
+  assert.ok(rates.every((r) => typeof r === 'number' && r > 0), JSON.stringify(rates));
 });
 
 test('report: `shadow-batch report` writes it for an interrupted run from its results file alone', async () => {
@@ -343,4 +347,176 @@ test('a batch-API run opens in the page from its files, its provider journal amo
   assert.equal(await page.isHidden('#explorer-error'), true);
   assert.equal(await page.textContent('.sx-status'), 'completed');
   assert.match(await caption(page), /of 300/);
+});
+
+// ---------------------------------------------------------------------------
+// Issue 21: the report right at 2,000 batches, the headline's tiles, user text
+// ---------------------------------------------------------------------------
+
+const VIEWPORTS = [{ width: 1280, height: 900 }, { width: 390, height: 844 }];
+
+/**
+ * A summary of `batches` batches of 50 as an older version wrote it: reports
+ * arriving four to a millisecond tick (10,000 rows/s in truth) with a
+ * `throughputPerSec` of 302,500, retries on every seventh batch.
+ */
+function writeSummary(dir, { batches, agreementRate, kappa, cost }) {
+  let agreements = 0;
+  const reports = [];
+  for (let i = 0; i < batches; i++) {
+    const agreed = Math.round(50 * agreementRate) + ((i % 5) - 2);
+    agreements += agreed;
+    reports.push({
+      batchNumber: i + 1, totalBatches: batches, batchStartIndex: i * 50, batchEndIndex: i * 50 + 49, batchSize: 50,
+      batchSuccessful: 50, batchFailed: 0, successful: (i + 1) * 50, failed: 0, processed: (i + 1) * 50, agreements,
+      elapsedMs: 20 * (Math.floor(i / 4) + 1), retries: i % 7 === 0 ? 3 : 0, rateLimitHits: i % 13 === 0 ? 1 : 0,
+      latencyP50Ms: 100 + (i % 9), latencyP95Ms: 200 + (i % 11), throughputPerSec: 302500, drift: i === 1499,
+    });
+  }
+  const n = batches * 50;
+  const runId = '2026-12-06T10-00-00-000Z';
+  const summary = {
+    runId, status: 'completed', csvPath: 'labels.csv',
+    statistics: { total: n, processed: n, successful: n, failed: 0, remaining: 0 },
+    evaluation: {
+      compared: n, agreements, agreementRate: agreements / n,
+      agreementInterval: { low: agreements / n - 0.002, high: agreements / n + 0.002 },
+      kappa, labels: ['cat', 'dog'], confusionMatrix: [[agreements, n - agreements], [0, 0]], perLabel: [],
+    },
+    cost, allReports: reports, config: { providerLabel: 'openai', provider: { model: 'gpt-4o-mini' } },
+  };
+  const path = join(dir, `shadow-mode-batch-${runId}.json`);
+  writeFileSync(path, JSON.stringify(summary));
+  const r = runCli(['report', path]);
+  assert.equal(r.status, 0, r.stderr);
+  return join(dir, `shadow-mode-batch-report-${runId}.html`);
+}
+
+const embedded = (page) => page.evaluate(() => JSON.parse(document.getElementById('explorer-data').textContent));
+
+/** Nothing in the headline or the charts is wider than its box or the page. */
+async function assertFits(page, where) {
+  const over = await page.evaluate(() => {
+    const wide = [...document.querySelectorAll('.sx-stat, .sx-fig')].filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => e.textContent.slice(0, 60));
+    const right = Math.max(...[...document.querySelectorAll('.sx-stat, .sx-fig')].map((e) => e.getBoundingClientRect().right));
+    return { wide, pageWider: document.documentElement.scrollWidth > window.innerWidth, right: right > window.innerWidth + 1 };
+  });
+  assert.deepEqual(over, { wide: [], pageWider: false, right: false }, where);
+}
+
+test('report at 2,000 batches: binned charts with a band, throughput over real time in rows/s, at 1,280 and 390 px', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'shadow-2000-'));
+  const report = writeSummary(dir, { batches: 2000, agreementRate: 0.9, kappa: { value: 0.8, standardError: 0.01 } });
+  for (const viewport of VIEWPORTS) {
+    const where = `${viewport.width} px`;
+    const { page } = await openReport(report, viewport);
+    const charts = await page.$$eval('.sx-fig[data-chart]', (figs) => figs.map((f) => ({
+      chart: f.dataset.chart, bins: Number(f.dataset.bins || 0), bands: f.querySelectorAll('.sx-binband').length,
+      dots: f.querySelectorAll('circle').length, hits: f.querySelectorAll('.sx-hit').length,
+      title: f.querySelector('figcaption').textContent, note: (f.querySelector('.sx-binnote') || {}).textContent || '',
+    })));
+    assert.equal(charts.length, 4, where);
+    for (const c of charts) {
+      assert.ok(c.bins > 0 && c.bins <= 80, `${where}: ${c.chart} binned: ${JSON.stringify(c)}`);
+      assert.ok(c.bands >= 1, `${where}: ${c.chart} has a band`);
+      assert.equal(c.hits, c.bins, `${where}: a tooltip per bin`);
+      assert.match(c.note, /^2000 batches in \d+ bins of 25/, where);
+    }
+    const agreement = charts.find((c) => c.chart === 'agreement');
+    assert.ok(agreement.dots <= 1, `${where}: one drift marker, no smear of dots (${agreement.dots})`);
+    assert.match(charts.find((c) => c.chart === 'throughput').title, /rows per second, over the last second or more/);
+    assert.match(charts.find((c) => c.chart === 'retries').title, /per batch/);
+    // Throughput from the reports' times over a second or more (10,000 rows/s in
+    // truth), not the 302,500 rows/s the old reports carry.
+    const rates = (await embedded(page)).batches.map((b) => b.throughputPerSec);
+    assert.ok(rates.every((r) => typeof r === 'number'), `${where}: every batch has a throughput`);
+    assert.ok(Math.max(...rates) <= 11_000, `${where}: max ${Math.max(...rates)}`);
+    assert.ok(rates.slice(100).every((r) => r >= 9_000), where);
+    await assertFits(page, where);
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  }
+});
+
+test('headline: the cost tile in dollars with its price and date, agreement coloured and worded by kappa, at 1,280 and 390 px', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'shadow-tiles-'));
+  const cost = {
+    itemsWithUsage: 300, tokensPerImage: 2853.2,
+    price: { inputPerMillion: 0.15, outputPerMillion: 0.6, source: 'listPrice', model: 'gpt-4o-mini', checked: '2026-12-01' },
+    amountUsd: 0.1322, usdPerImage: 0.00044,
+  };
+  const chance = writeSummary(dir, { batches: 6, agreementRate: 0.093, kappa: { value: 0.004, standardError: 0.01 }, cost });
+  for (const viewport of VIEWPORTS) {
+    const where = `${viewport.width} px`;
+    const { page } = await openReport(chance, viewport);
+    const tile = await page.$eval('.sx-cost', (e) => ({
+      value: e.querySelector('.sx-stat-value').textContent, detail: e.querySelector('.sx-stat-detail').textContent,
+    }));
+    assert.deepEqual(tile, { value: '$0.13', detail: '$0.00044 an image · gpt-4o-mini list price, checked 2026-12-01' }, where);
+    assert.ok(!(await page.textContent('.sx-stats')).includes('itemsWithUsage'), `${where}: no raw keys`);
+    const main = await page.$eval('.sx-stat.sx-main', (e) => ({
+      cls: e.className, colour: getComputedStyle(e.querySelector('.sx-stat-value')).color,
+      verdict: (e.querySelector('.sx-stat-verdict') || {}).textContent,
+    }));
+    assert.match(main.cls, /sx-m-bad/, where);
+    assert.equal(main.colour, 'rgb(163, 32, 27)', `${where}: red, not green, at kappa 0`);
+    assert.equal(main.verdict, 'κ 0.00: no better than chance', where);
+    await assertFits(page, where);
+    await page.context().close();
+  }
+  const good = writeSummary(mkdtempSync(join(tmpdir(), 'shadow-tiles-')), { batches: 6, agreementRate: 0.93, kappa: { value: 0.86, standardError: 0.02 } });
+  const { page } = await openReport(good);
+  assert.equal(await page.textContent('.sx-stat.sx-main .sx-stat-verdict'), 'κ 0.86: almost perfect agreement beyond chance');
+  assert.equal(await page.$eval('.sx-stat.sx-main .sx-stat-value', (e) => getComputedStyle(e).color), 'rgb(23, 102, 58)');
+  await page.context().close();
+});
+
+const RLO_LABEL = '\u202eoverride LTR';
+const LONG_LABEL = `long ${'label '.repeat(100)}end`;
+
+test('labels with a right-to-left override or 600 characters: isolated, escaped, cut with the whole text on hover and click, at 1,280 and 390 px', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'shadow-bidi-'));
+  mkdirSync(join(dir, 'images'));
+  const rows = [];
+  for (let i = 0; i < 6; i++) {
+    copyFileSync(join(IMAGES, `digit-000${i}.png`), join(dir, 'images', `${i}.png`));
+    rows.push(`images/${i}.png,"${[RLO_LABEL, LONG_LABEL, 'cat'][i % 3]}"`);
+  }
+  const csv = join(dir, 'labels.csv');
+  writeFileSync(csv, 'image,label\n' + rows.join('\n') + '\n');
+  const run = cliRun(csv, dir, ['--mock-accuracy', '0.5']);
+  for (const viewport of VIEWPORTS) {
+    const where = `${viewport.width} px`;
+    const { page } = await openReport(run.report, viewport);
+    const cells = await page.$$eval('.sx-results td.sx-label', (tds) => tds.map((td) => ({
+      text: td.textContent, isolated: !!td.querySelector('bdi') || td.textContent === '—', height: td.getBoundingClientRect().height,
+      title: (td.querySelector('bdi[title]') || {}).title || null,
+    })));
+    assert.equal(cells.length, 12, where);
+    for (const c of cells) {
+      assert.ok(c.isolated, `${where}: ${c.text} in a <bdi>`);
+      assert.ok(!/[\u202a-\u202e\u2066-\u2069]/.test(c.text), `${where}: no raw override drawn: ${c.text}`);
+      assert.ok(c.height < 80, `${where}: row ${c.height}px tall`);
+    }
+    assert.ok(cells.some((c) => c.text === '\\u{202e}override LTR'), `${where}: the override shown as an escape`);
+    const long = cells.find((c) => c.title);
+    assert.equal(long.title, LONG_LABEL, `${where}: the whole label on hover`);
+    assert.equal(long.text, `${LONG_LABEL.slice(0, 80)}…`, where);
+    // The matrix, the per-label table and the filter's options draw them the same way.
+    for (const sel of ['.sx-matrix', '.sx-perlabel']) {
+      const text = await page.textContent(sel);
+      assert.ok(!/[\u202a-\u202e]/.test(text) && text.includes('\\u{202e}override LTR'), `${where}: ${sel}`);
+      assert.ok(!text.includes(LONG_LABEL), `${where}: ${sel} cuts the long label`);
+    }
+    const spill = await page.$$eval('.sx-perlabel th[scope=row], .sx-results td.sx-label', (cells) => cells
+      .filter((c) => [...c.querySelectorAll('bdi')].some((b) => b.getBoundingClientRect().right > c.getBoundingClientRect().right + 1)).length);
+    assert.equal(spill, 0, `${where}: a cut label stays inside its cell`);
+    const options = await page.$$eval('.sx-filters select[name=label] option', (o) => o.map((x) => x.textContent));
+    assert.ok(options.includes('\\u{202e}override LTR'), where);
+    // A click shows the whole label in place.
+    await page.click('.sx-results td.sx-label bdi.sx-cut');
+    assert.ok((await page.textContent('.sx-results')).includes(LONG_LABEL), `${where}: the whole label after a click`);
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  }
 });

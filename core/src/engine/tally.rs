@@ -2,10 +2,12 @@
 //! list, latencies, token usage, the evaluation, and the batch reports built from
 //! them in batch order.
 
+use crate::drift::DriftMonitor;
 use crate::eval::{wilson_interval, Tally};
 use crate::input::Item;
 use crate::journal::Usage;
 use crate::report::{display_image, percent, BatchReport, ErrorEntry, LatencySummary, Statistics};
+use crate::throughput::ThroughputWindow;
 use crate::time::Millis;
 
 use super::contract::ItemDone;
@@ -50,6 +52,10 @@ pub(super) struct Tallies {
     batches: Vec<BatchTally>,
     /// Latencies of each batch not yet reported (freed when it is).
     batch_latencies: Vec<Vec<u32>>,
+    /// The drift tests over the batches reported so far.
+    drift: DriftMonitor,
+    /// Throughput over the recent reports.
+    throughput: ThroughputWindow,
     pub(super) reports: Vec<BatchReport>,
     pub(super) successful: usize,
     pub(super) failed: usize,
@@ -95,6 +101,8 @@ impl Tallies {
                 })
                 .collect(),
             batch_latencies: vec![Vec::new(); batch_count],
+            drift: DriftMonitor::default(),
+            throughput: ThroughputWindow::default(),
             reports: Vec::with_capacity(batch_count),
             successful: 0,
             failed: 0,
@@ -235,10 +243,10 @@ impl Tallies {
         }
         let start = b * self.batch_size;
         let end = (start + self.batch_size).min(self.items) - 1;
-        let (prev_ok, prev_failed, prev_agreed, prev_elapsed) =
-            self.reports.last().map_or((0, 0, 0, 0), |r| {
-                (r.successful, r.failed, r.agreements, r.elapsed_ms)
-            });
+        let (prev_ok, prev_failed, prev_agreed) = self
+            .reports
+            .last()
+            .map_or((0, 0, 0), |r| (r.successful, r.failed, r.agreements));
         let successful = prev_ok + tally.successful as usize;
         let failed = prev_failed + tally.failed as usize;
         let processed = successful + failed;
@@ -267,41 +275,33 @@ impl Tallies {
             batch_agreement_rate: None,
             batch_agreement_interval: None,
             drift: false,
+            drift_check: None,
             latency_p50_ms: None,
             latency_p95_ms: None,
             throughput_per_sec: None,
         };
-        let report = self.with_batch_statistics(report, tally, prev_elapsed);
+        let report = self.with_batch_statistics(report, tally);
         self.reports.push(report.clone());
         Some(report)
     }
 
     /// Adds what describes this batch alone: its agreement and whether it drifts
     /// from the run's, its latencies, its throughput.
-    fn with_batch_statistics(
-        &mut self,
-        mut report: BatchReport,
-        tally: BatchTally,
-        prev_elapsed: u64,
-    ) -> BatchReport {
+    fn with_batch_statistics(&mut self, mut report: BatchReport, tally: BatchTally) -> BatchReport {
         let b = report.batch_number - 1;
         let compared = u64::from(tally.successful);
         report.batch_agreement_rate =
             (compared > 0).then(|| round4(f64::from(tally.agreements) / compared as f64));
         report.batch_agreement_interval = wilson_interval(u64::from(tally.agreements), compared);
-        let run = wilson_interval(report.agreements as u64, report.successful as u64);
-        report.drift = match (report.batch_agreement_rate, run) {
-            (Some(rate), Some(run)) => run.excludes(rate),
-            _ => false,
-        };
+        report.drift_check = self.drift.check(u64::from(tally.agreements), compared);
+        report.drift = report.drift_check.is_some_and(|c| c.signal.is_some());
         let mut latencies = std::mem::take(&mut self.batch_latencies[b]);
         latencies.sort_unstable();
         report.latency_p50_ms = percentile(&latencies, 50);
         report.latency_p95_ms = percentile(&latencies, 95);
         let live = report.batch_size - tally.restored as usize;
-        let spent_ms = report.elapsed_ms.saturating_sub(prev_elapsed);
-        report.throughput_per_sec = (live > 0 && spent_ms > 0)
-            .then(|| (live as f64 * 1000.0 / spent_ms as f64 * 100.0).round() / 100.0);
+        let rate = self.throughput.add(report.elapsed_ms, live as u64);
+        report.throughput_per_sec = rate.filter(|_| live > 0);
         report
     }
 

@@ -78,18 +78,27 @@ pub struct BatchReport {
     /// 95% Wilson interval of `batchAgreementRate`.
     #[serde(default)]
     pub batch_agreement_interval: Option<Interval>,
-    /// This batch's agreement lies outside the 95% interval of the run's agreement
-    /// over batches 1..=this: the model (or the data) behaves differently here.
+    /// The drift tests flag this batch: its agreement is outside the p-chart's
+    /// limits around the run's agreement over the earlier batches, or the lower
+    /// CUSUM shows a sustained fall (see [`crate::drift`]; at most 0.5% of a
+    /// stable run's batches are flagged).
     #[serde(default)]
     pub drift: bool,
+    /// What the drift tests found: the centre, the p-chart's limits for this
+    /// batch's size, the CUSUM and the signal. Absent when the batch is not judged
+    /// (nothing compared, or earlier batches hold fewer than 20 times its rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_check: Option<crate::drift::DriftCheck>,
     /// Median latency of this batch's answered items, ms.
     #[serde(default)]
     pub latency_p50_ms: Option<u64>,
     /// 95th percentile latency of this batch's answered items, ms.
     #[serde(default)]
     pub latency_p95_ms: Option<u64>,
-    /// Images per second between the previous batch report and this one (null for a
-    /// batch taken whole from the journal).
+    /// Rows per second finished this session over the last second or more before
+    /// this report (since the session's start until it is a second old; see
+    /// [`crate::throughput::ThroughputWindow`]). Null for a batch taken whole from
+    /// the journal.
     #[serde(default)]
     pub throughput_per_sec: Option<f64>,
 }
@@ -511,17 +520,24 @@ impl BatchReport {
             self.agreements,
             self.successful
         );
-        if let (true, Some(rate), Some(run)) = (
-            self.drift,
-            self.batch_agreement_rate,
-            crate::eval::wilson_interval(self.agreements as u64, self.successful as u64),
-        ) {
+        if let (true, Some(rate), Some(check)) =
+            (self.drift, self.batch_agreement_rate, self.drift_check)
+        {
+            let why = match check.signal {
+                Some(crate::drift::DriftSignal::SustainedFall) => {
+                    "agreement has been falling over recent batches (CUSUM)".to_string()
+                }
+                _ => format!(
+                    "outside the control limits {:.2}% to {:.2}%",
+                    check.low * 100.0,
+                    check.high * 100.0
+                ),
+            };
             let _ = writeln!(
                 s,
-                "   DRIFT:            this batch agrees {:.2}%, outside the run's 95% interval {:.2}% to {:.2}%",
+                "   DRIFT:            this batch agrees {:.2}% against the run's {:.2}% so far: {why}",
                 rate * 100.0,
-                run.low * 100.0,
-                run.high * 100.0
+                check.centre * 100.0,
             );
         }
         let _ = writeln!(s, "{RULE}");

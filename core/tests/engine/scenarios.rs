@@ -1174,8 +1174,9 @@ fn an_image_waiting_for_its_retry_starts_again_from_attempt_1_on_resume() {
 }
 
 /// Issue 11: each batch report describes the batch alone (agreement with its
-/// interval, latency, throughput) and flags a batch whose agreement falls outside
-/// the run's interval.
+/// interval, latency, throughput). Issue 21: a batch is judged for drift once the
+/// earlier batches hold 20 times its rows, and flagged when its agreement is
+/// outside the p-chart's limits around the run's so far.
 #[test]
 fn a_batch_that_agrees_less_than_the_run_is_flagged_as_drift() {
     let config = RunConfig {
@@ -1183,14 +1184,14 @@ fn a_batch_that_agrees_less_than_the_run_is_flagged_as_drift() {
         concurrency: Some(4),
         ..config()
     };
-    // Rows 80..100 (batch 5) are answered wrong; batch 3 is slower.
-    let log = Sim::new(config, csv_of(100, LABELS), |item, _, _| {
+    // Rows 480..500 (batch 25) are answered wrong; batch 3 is slower.
+    let log = Sim::new(config, csv_of(500, LABELS), |item, _, _| {
         let latency = if (40..60).contains(&item.row) {
             300
         } else {
             100
         };
-        if item.row >= 80 {
+        if item.row >= 480 {
             let wrong = LABELS.iter().find(|l| **l != &*item.label).unwrap();
             (latency, ok(wrong))
         } else {
@@ -1198,10 +1199,22 @@ fn a_batch_that_agrees_less_than_the_run_is_flagged_as_drift() {
         }
     })
     .finish();
-    check_consistency(&log, 100);
-    let drift: Vec<bool> = log.reports.iter().map(|r| r.drift).collect();
-    assert_eq!(drift, [false, false, false, false, true]);
-    let last = &log.reports[4];
+    check_consistency(&log, 500);
+    let drift: Vec<usize> = log
+        .reports
+        .iter()
+        .filter(|r| r.drift)
+        .map(|r| r.batch_number)
+        .collect();
+    assert_eq!(drift, [25]);
+    let judged = log.reports.iter().position(|r| r.drift_check.is_some());
+    assert_eq!(judged, Some(20), "batch 21 is the first judged");
+    let last = &log.reports[24];
+    let check = last.drift_check.unwrap();
+    assert_eq!(
+        check.signal,
+        Some(shadow_core::drift::DriftSignal::BelowLimit)
+    );
     assert_eq!(last.batch_agreement_rate, Some(0.0));
     let band = last.batch_agreement_interval.unwrap();
     assert!(band.low == 0.0 && band.high < 0.2, "{band:?}");
@@ -1209,6 +1222,7 @@ fn a_batch_that_agrees_less_than_the_run_is_flagged_as_drift() {
     assert_eq!(
         log.reports
             .iter()
+            .take(5)
             .map(|r| r.latency_p50_ms)
             .collect::<Vec<_>>(),
         [Some(100), Some(100), Some(300), Some(100), Some(100)]
