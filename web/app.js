@@ -262,21 +262,6 @@ function nextStep(reason, mock) {
   }
 }
 
-/** A run where no request reached the endpoint (every result a connection failure
- * or a 404), though nothing aborted it: the address is the likely cause.
- * `{error, connection}`: the last error, and whether every failure was one to
- * connect (which is also how a browser reports a call the endpoint does not allow). */
-function unreachable(summary, lines) {
-  if (summary.statistics.successful > 0 || summary.statistics.failed === 0) return null;
-  const failures = lines.map((l) => JSON.parse(l)).filter((r) => r.status === 'failed');
-  const reached = (r) => !(r.errorKind === 'transport' || r.httpStatus === 404);
-  if (failures.length === 0 || failures.some(reached)) return null;
-  return {
-    error: failures[failures.length - 1].error || 'no answer',
-    connection: failures.every((r) => r.errorKind === 'transport'),
-  };
-}
-
 /** After a run whose requests all failed to connect: a browser says the same
  * ("Failed to fetch") when nothing answers and when the endpoint does not allow
  * calls from this page (CORS). A request a page may send without asking (a
@@ -427,15 +412,16 @@ function showSummary(out) {
   } else if (failed > 0) {
     status = `completed: ${failed} of ${total} rows failed; retry them from the offer above the form.`;
   }
-  const cause = s.status !== 'aborted' && unreachable(s, state.lines);
+  // The core says when no request reached the endpoint (`unreached`).
+  const cause = s.status !== 'aborted' && s.unreached;
   if (cause) {
     const advice = mock
-      ? `No request reached the page's own server (last error: ${cause.error}): is shadow-batch web still running?`
-      : `No request reached the endpoint (last error: ${cause.error}): check the Base URL, that the endpoint is up, ` +
+      ? `No request reached the page's own server (last error: ${cause.lastError}): is shadow-batch web still running?`
+      : `No request reached the endpoint (last error: ${cause.lastError}): check the Base URL, that the endpoint is up, ` +
         'and that it accepts requests from this page (CORS), then retry the failed rows.';
     markField(mock ? 'endpoint' : 'base-url', advice);
   }
-  const connection = s.abortKind?.kind === 'endpointUnreachable' || (cause && cause.connection);
+  const connection = s.abortKind?.kind === 'endpointUnreachable' || (cause && cause.connectionOnly);
   if (!mock && connection) explainUnreached(state.run.endpointUrl(), kindOf(s.config), s.runId);
   else state.probed = s.runId;
   $('status').textContent = status;

@@ -28,6 +28,7 @@ use crate::journal::{FailureKind, ItemResult, ItemStatus};
 use crate::provider::{OutputFormat, RequestTemplate};
 use crate::ratelimit::{backoff_ms, is_token_limit, unit_hash, RateLimitHeaders};
 use crate::redact::Redactor;
+use crate::report::Unreached;
 use crate::report::{
     display_image, group_errors, FailureReasons, OverallProgress, ProgressReport, RunStatus,
     Summary,
@@ -395,6 +396,7 @@ impl Run {
             cost,
             pace: (!self.batch_mode).then(|| self.pace(now)),
             provider_batches: None,
+            unreached: Unreached::of(self.tallies.successful, &self.tallies.errors),
         }
     }
 

@@ -12,8 +12,10 @@ use crate::journal::{FailureKind, Usage};
 use crate::time::{format_duration, format_seconds};
 
 mod provider_batch;
+mod unreached;
 
 pub use provider_batch::{BatchPhase, ProviderBatch, RequestCounts};
+pub use unreached::Unreached;
 
 const RULE: &str =
     "================================================================================";
@@ -298,6 +300,10 @@ pub struct Summary {
     /// each ended; absent in a live run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_batches: Option<Vec<ProviderBatch>>,
+    /// Set when nothing succeeded and every failure was a connection failure or a
+    /// 404 ([`Unreached`]): the endpoint's address is the likely cause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreached: Option<Unreached>,
 }
 
 /// Failed items by reason. Every field is always written (0 when none), except
