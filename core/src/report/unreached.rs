@@ -25,11 +25,14 @@ impl Unreached {
     pub fn of(successful: usize, errors: &[ErrorEntry]) -> Option<Unreached> {
         let transport = |e: &ErrorEntry| e.error_kind == Some(FailureKind::Transport);
         let last = errors.last()?;
-        (successful == 0 && errors.iter().all(|e| transport(e) || e.http_status == Some(404)))
-            .then(|| Unreached {
-                last_error: last.error.clone(),
-                connection_only: errors.iter().all(transport),
-            })
+        (successful == 0
+            && errors
+                .iter()
+                .all(|e| transport(e) || e.http_status == Some(404)))
+        .then(|| Unreached {
+            last_error: last.error.clone(),
+            connection_only: errors.iter().all(transport),
+        })
     }
 }
 
