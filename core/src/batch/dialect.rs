@@ -56,6 +56,31 @@ impl ParseError {
     }
 }
 
+/// The text of a field an answer must have; `what` names the answer in the
+/// error ("the batch object").
+pub(super) fn required_text(
+    v: &serde_json::Value,
+    what: &'static str,
+    field: &'static str,
+) -> Result<String, ParseError> {
+    v.get(field)
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
+        .ok_or(ParseError::Missing { what, field })
+}
+
+/// A line of a batch's results read as JSON, with the `custom_id` every line
+/// must have (both dialects).
+pub(super) fn result_line(line: &str) -> Result<(serde_json::Value, String), ParseError> {
+    let v: serde_json::Value = serde_json::from_str(line).map_err(ParseError::line_not_json)?;
+    let custom_id = v
+        .get("custom_id")
+        .and_then(serde_json::Value::as_str)
+        .ok_or(ParseError::LineMissing("custom_id"))?
+        .to_string();
+    Ok((v, custom_id))
+}
+
 /// What a provider says about a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct BatchObject {
