@@ -216,14 +216,6 @@ fn reply(reply: Reply, headers: HeaderMap) -> Response {
     respond(reply.0, headers, &reply.1)
 }
 
-pub(crate) fn bearer_matches(headers: &HeaderMap, key: &str) -> bool {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| given.trim() == key)
-}
-
 /// What Anthropic's API answers (401) a request from a browser page without
 /// `anthropic-dangerous-direct-browser-access: true`.
 pub const ANTHROPIC_CORS_REFUSAL: &str =
