@@ -192,6 +192,14 @@ fn chat(content: &str) -> String {
     .to_string()
 }
 
+/// The answer `label` with this usage, as `parse_answer` returns it.
+pub(super) fn answered(label: usize, p: u64, c: u64, t: u64) -> Result<Answer, AnswerError> {
+    Ok(Answer {
+        label,
+        usage: usage(p, c, t),
+    })
+}
+
 fn usage(p: u64, c: u64, t: u64) -> Option<Usage> {
     Some(Usage {
         prompt_tokens: p,
@@ -503,7 +511,8 @@ fn openai_refusal() {
     );
 }
 
-fn malformed(result: Result<Answer, AnswerError>) -> String {
+/// The detail of a Malformed result; panics on any other.
+pub(super) fn malformed(result: Result<Answer, AnswerError>) -> String {
     match result {
         Err(AnswerError::Malformed { detail }) => detail,
         other => panic!("expected Malformed, got {other:?}"),
