@@ -755,14 +755,14 @@ impl Run {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::{parse_labels_csv, ColumnNames};
+    use crate::input::{parse_labels_csv, ColumnNames, LabelsCsv};
+
+    fn csv_text(text: &str) -> LabelsCsv {
+        parse_labels_csv(text, &ColumnNames::default()).unwrap()
+    }
 
     fn run() -> Run {
-        let csv = parse_labels_csv(
-            "image,label\nhttps://x.test/a.png,cat\n",
-            &ColumnNames::default(),
-        )
-        .unwrap();
+        let csv = csv_text("image,label\nhttps://x.test/a.png,cat\n");
         Run::new(RunConfig::default(), csv, Millis(0)).unwrap()
     }
 
@@ -814,11 +814,7 @@ mod tests {
     /// panic in debug builds, a wrapped total in release ones).
     #[test]
     fn token_usage_totals_saturate_instead_of_overflowing() {
-        let csv = parse_labels_csv(
-            "image,label\na.png,cat\nb.png,cat\nc.png,cat\n",
-            &ColumnNames::default(),
-        )
-        .unwrap();
+        let csv = csv_text("image,label\na.png,cat\nb.png,cat\nc.png,cat\n");
         let mut run = Run::new(RunConfig::default(), csv, Millis(0)).unwrap();
         let huge = crate::journal::Usage {
             prompt_tokens: u64::MAX,
