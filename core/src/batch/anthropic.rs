@@ -19,7 +19,7 @@ use crate::provider::ANTHROPIC_VERSION;
 use crate::time::{parse_rfc3339, Millis};
 
 use super::dialect::{required_text, result_line};
-use super::openai::{custom_id_line, path_segment, short};
+use super::openai::{custom_id_line, page_after, path_segment, short};
 use super::{BatchObject, LineOutcome, ParseError, ProviderStatus, RequestCounts};
 
 /// What comes before the first request of a create body.
@@ -109,12 +109,11 @@ pub(super) fn cancel_request(base: &str, batch_id: &str) -> HttpRequest {
 
 /// `GET /v1/messages/batches?limit=100[&after_id=ID]`: newest first.
 pub(super) fn list_request(base: &str, after: Option<&str>) -> HttpRequest {
-    let mut url = format!("{}?limit=100", batches_url(base));
-    if let Some(after) = after {
-        url.push_str("&after_id=");
-        url.push_str(&path_segment(after));
-    }
-    get(url)
+    get(page_after(
+        format!("{}?limit=100", batches_url(base)),
+        "after_id",
+        after,
+    ))
 }
 
 /// `GET /v1/messages/batches/{id}/results`: the documented results endpoint,

@@ -72,23 +72,33 @@ pub(super) fn cancel_request(base: &str, batch_id: &str) -> HttpRequest {
 
 /// `GET /batches?limit=100[&after=ID]`: newest first.
 pub(super) fn list_request(base: &str, after: Option<&str>) -> HttpRequest {
-    let mut url = format!("{base}/batches?limit=100");
+    get(page_after(
+        format!("{base}/batches?limit=100"),
+        "after",
+        after,
+    ))
+}
+
+/// `url` that continues a listing after `after`, when there is one:
+/// `&{param}=ID`.
+pub(super) fn page_after(mut url: String, param: &str, after: Option<&str>) -> String {
     if let Some(after) = after {
-        url.push_str("&after=");
+        url.push('&');
+        url.push_str(param);
+        url.push('=');
         url.push_str(&path_segment(after));
     }
-    get(url)
+    url
 }
 
 /// `GET /files?purpose=batch&limit=10000[&after=ID]`: the account's batch
 /// files, to find an upload of the run's that no journal names.
 pub(super) fn files_request(base: &str, after: Option<&str>) -> HttpRequest {
-    let mut url = format!("{base}/files?purpose=batch&limit=10000");
-    if let Some(after) = after {
-        url.push_str("&after=");
-        url.push_str(&path_segment(after));
-    }
-    get(url)
+    get(page_after(
+        format!("{base}/files?purpose=batch&limit=10000"),
+        "after",
+        after,
+    ))
 }
 
 /// `DELETE /files/{id}`.
