@@ -156,6 +156,16 @@ fn kill_and_resume(
     done.victim
 }
 
+/// [`kill_and_resume`] of a batch that runs 3 s, killed once it exists.
+fn killed_once_created(what: &str, before_resume: impl Fn(&Data, &RunFiles)) -> Value {
+    kill_and_resume(
+        "--batch-ms 3000 --error-rate 0",
+        what,
+        |out, _| batch_created(out),
+        before_resume,
+    )
+}
+
 #[test]
 #[cfg(unix)]
 fn killed_while_creating_an_anthropic_batch_resumes_by_finding_it() {
@@ -208,12 +218,7 @@ fn a_resume_says_it_looks_for_a_batch_an_interrupted_create_may_have_made() {
 #[test]
 #[cfg(unix)]
 fn killed_after_the_anthropic_create_resumes_by_polling_the_same_batch() {
-    let stats = kill_and_resume(
-        "--batch-ms 3000 --error-rate 0",
-        "create",
-        |out, _| count(&provider_records(out), "created") >= 1,
-        |_, _| {},
-    );
+    let stats = killed_once_created("create", |_, _| {});
     assert_eq!(stat(&stats, "batchLists"), 0, "nothing to look for");
 }
 
@@ -232,17 +237,20 @@ fn killed_mid_download_of_anthropic_results_resumes_to_the_same_results() {
 #[test]
 #[cfg(unix)]
 fn ctrl_c_detaches_an_anthropic_run_then_cancel_keeps_what_finished() {
-    let commands = anthropic_batch();
-    let detached = start_and_detach(&commands);
-    detached
-        .detached
-        .stdout_has("Detached: 1 provider batch(es) keep running at the provider (msgbatch_");
-    let (_, summary) = detached.cancel(&commands);
-    assert_eq!(
-        summary["providerBatches"][0]["status"], "done (canceled)",
-        "{summary:#}"
+    detach_cancel_and_resume(
+        &anthropic_batch(),
+        |detached| {
+            detached.detached.stdout_has(
+                "Detached: 1 provider batch(es) keep running at the provider (msgbatch_",
+            );
+        },
+        |_, summary| {
+            assert_eq!(
+                summary["providerBatches"][0]["status"], "done (canceled)",
+                "{summary:#}"
+            );
+        },
     );
-    detached.resume_the_rest(&commands);
 }
 
 #[test]
@@ -271,14 +279,9 @@ fn killed_with_its_provider_journal_lost_an_anthropic_run_resumes_without_creati
     // The batch runs 3 s; killed once it exists, its provider journal deleted:
     // the resume takes the batch from the progress file, reads its rows from
     // its results once it ends, and creates nothing.
-    let stats = kill_and_resume(
-        "--batch-ms 3000 --error-rate 0",
-        "lost journal",
-        |out, _| count(&provider_records(out), "created") >= 1,
-        |_, files| {
-            let journal = provider_file(files.results.parent().unwrap()).expect("a journal");
-            std::fs::remove_file(journal).unwrap();
-        },
-    );
+    let stats = killed_once_created("lost journal", |_, files| {
+        let journal = provider_file(files.results.parent().unwrap()).expect("a journal");
+        std::fs::remove_file(journal).unwrap();
+    });
     assert_eq!(stat(&stats, "batchCreates"), 1);
 }

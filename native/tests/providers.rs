@@ -352,11 +352,7 @@ fn a_local_server_refusing_json_schema_is_asked_in_json_mode() {
         .args(["--resume", p(&first.summary)]);
     let resumed = run(cmd);
     resumed.expect_code(0);
-    assert!(
-        !resumed.stderr.contains("refused json_schema"),
-        "{}",
-        resumed.stderr
-    );
+    assert_lacks(&resumed.stderr, "refused json_schema");
     resumed.stdout_has("asked for as json_object");
     assert_eq!(
         mock.stats()["badRequests"],
@@ -622,12 +618,12 @@ fn a_model_the_endpoint_does_not_list_is_warned_about_with_the_list() {
     done.expect_code(2);
     done.stderr_has("try pulling it first");
     let tagged = run_with("llava", &data.dir("tagged"));
-    assert!(!tagged.stderr.contains("model list"), "{}", tagged.stderr);
+    assert_lacks(&tagged.stderr, "model list");
     // The mock lists one model but answers as any: no warning.
     let mock = Mock::start(&["--latency-ms", "0", "--error-rate", "0"]);
     let mut cmd = openai_compatible(data.root.path(), &mock.url, "gpt-x");
     cmd.args([p(&data.csv), "--out-dir", p(&data.dir("mock"))]);
     let done = run(cmd);
     done.expect_code(0);
-    assert!(!done.stderr.contains("model list"), "{}", done.stderr);
+    assert_lacks(&done.stderr, "model list");
 }
