@@ -481,15 +481,25 @@ impl Run {
 
 /// Dispatch.
 impl Run {
+    /// Ends the next fresh row without a request when it is defective; whether
+    /// it was.
+    fn fail_next_defective(&mut self, now: Millis) -> bool {
+        let Some(i) = self.schedule.next_fresh() else {
+            return false;
+        };
+        let Some(defect) = &self.items[i].defect else {
+            return false;
+        };
+        let failure = Failure::without_request(FailureKind::Input, defect.to_string());
+        self.schedule.take_fresh();
+        self.finish_item(now, i, Ended::Failed(failure), Source::Live);
+        true
+    }
+
     fn dispatch(&mut self, now: Millis) {
         // A defective row ends without a request; one per poll keeps outputs small.
-        if let Some(i) = self.schedule.next_fresh() {
-            if let Some(defect) = &self.items[i].defect {
-                let failure = Failure::without_request(FailureKind::Input, defect.to_string());
-                self.schedule.take_fresh();
-                self.finish_item(now, i, Ended::Failed(failure), Source::Live);
-                return;
-            }
+        if self.fail_next_defective(now) {
+            return;
         }
         if !self.schedule.pacer.may_start(now) {
             return;
