@@ -91,3 +91,20 @@ pub fn drive_to_end(
     prop_assert!(false, "the run did not finish in 10 000 steps");
     Ok(())
 }
+
+/// An error's message is bounded by what was read: at most 512 bytes plus
+/// `per_byte` for each byte of `input`.
+pub fn check_error_size(
+    error: &impl std::fmt::Display,
+    input: &[u8],
+    per_byte: usize,
+) -> Result<(), TestCaseError> {
+    let msg = error.to_string();
+    prop_assert!(
+        msg.len() <= 512 + per_byte * input.len(),
+        "error message of {} bytes for {} bytes of input",
+        msg.len(),
+        input.len()
+    );
+    Ok(())
+}
