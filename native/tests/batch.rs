@@ -326,9 +326,7 @@ fn a_finished_runs_files_are_deleted_at_the_provider_unless_kept() {
 /// A run of `rows` against a mock whose batches take 4 s, killed once
 /// `batches` of them exist: the mock, the data and the output folder.
 fn killed_once_created(rows: usize, extra: &[&str], batches: usize) -> (Mock, Data, PathBuf) {
-    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
-    let data = Data::new(rows);
-    let out = data.dir("out");
+    let (mock, data, out) = mock_and_data(&["--batch-ms", "4000", "--error-rate", "0"], rows);
     let mut victim = Running::spawn(batch_cmd(&data, &mock.url, &out, extra));
     let seen = wait_until(Duration::from_secs(15), || {
         count(&provider_records(&out), "created") >= batches
@@ -366,9 +364,7 @@ fn a_journal_with_swapped_batch_ids_is_refused_naming_its_lines() {
 
 #[test]
 fn cancel_says_what_there_is_to_cancel() {
-    let mock = Mock::start(&["--batch-ms", "200", "--error-rate", "0"]);
-    let data = Data::new(4);
-    let out = data.dir("out");
+    let (mock, data, out) = mock_and_data(&["--batch-ms", "200", "--error-rate", "0"], 4);
     run(batch_cmd(&data, &mock.url, &out, &[])).expect_code(0);
     let files = RunFiles::in_dir(&out);
     let before = std::fs::read(&files.summary).unwrap();

@@ -58,13 +58,8 @@ fn assert_no_key(done: &Finished, dir: &Path) {
 
 #[test]
 fn an_anthropic_batch_run_ends_with_the_results_of_a_live_run_at_half_the_price() {
-    let BatchAndLive {
-        mock,
-        data,
-        batch_out,
-        batch,
-        summary,
-    } = batch_and_live_at_half_the_price(&anthropic_batch(), &["--require-key", KEY]);
+    let run = batch_and_live_at_half_the_price(&anthropic_batch(), &["--require-key", KEY]);
+    let summary = &run.summary;
     assert_eq!(summary["config"]["batchApi"]["maxBytes"], 256_000_000u64);
     let batches = summary["providerBatches"].as_array().unwrap();
     assert!(
@@ -74,8 +69,8 @@ fn an_anthropic_batch_run_ends_with_the_results_of_a_live_run_at_half_the_price(
         "{batches:#?}"
     );
     // One create per batch, nothing uploaded; the journal says so.
-    let stats = mock.stats();
-    let recs = provider_records(&batch_out);
+    let stats = run.mock.stats();
+    let recs = provider_records(&run.batch_out);
     assert_eq!(stat(&stats, "batchUploads"), 0);
     assert_eq!(
         stat(&stats, "batchCreates") as usize,
@@ -83,9 +78,9 @@ fn an_anthropic_batch_run_ends_with_the_results_of_a_live_run_at_half_the_price(
     );
     assert_eq!(count(&recs, "submitting"), count(&recs, "created"));
     assert_eq!(stat(&stats, "unauthorized"), 0, "the key went as x-api-key");
-    batch.stdout_has("msgbatch_mock000001: in_progress");
+    run.batch.stdout_has("msgbatch_mock000001: in_progress");
     // The key is nowhere.
-    assert_no_key(&batch, data.root.path());
+    assert_no_key(&run.batch, run.data.root.path());
 }
 
 #[test]
@@ -255,9 +250,10 @@ fn ctrl_c_detaches_an_anthropic_run_then_cancel_keeps_what_finished() {
 
 #[test]
 fn a_refused_key_stops_an_anthropic_batch_run_and_the_key_is_in_no_output() {
-    let mock = Mock::start(&["--require-key", "sk-ant-the-right-one", "--error-rate", "0"]);
-    let data = Data::new(3);
-    let out = data.dir("out");
+    let (mock, data, out) = mock_and_data(
+        &["--require-key", "sk-ant-the-right-one", "--error-rate", "0"],
+        3,
+    );
     let done = run(batch_cmd(&data, &mock, &out, &[]));
     done.expect_code(2);
     done.stderr_has("401");

@@ -909,6 +909,15 @@ pub fn start_and_detach(commands: &BatchCommands) -> DetachedRun {
     }
 }
 
+/// A mock started with `flags`, a data folder of `rows` rows, and its `out`
+/// folder: what a batch test starts from.
+pub fn mock_and_data(flags: &[&str], rows: usize) -> (Mock, Data, PathBuf) {
+    let mock = Mock::start(flags);
+    let data = Data::new(rows);
+    let out = data.dir("out");
+    (mock, data, out)
+}
+
 /// Ctrl-C, `shadow-batch cancel`, then a resume: [`start_and_detach`], then
 /// `detached` checks the detached run, [`DetachedRun::cancel`], `cancelled`
 /// checks what the cancel printed and the summary after it, and
