@@ -21,6 +21,7 @@
 //! (`remaining` = the bucket's content as a share of the per-minute limit), and
 //! none without `--tpm`.
 
+use shadow_core::time::format_go_duration;
 use tokio::time::Instant;
 
 /// Float noise (a nanosecond's refill) must not refuse a request or floor a count
@@ -246,7 +247,7 @@ impl Admission {
                     per_min(by),
                     info.limit,
                     info.limit - info.remaining,
-                    go_duration(wait_ms),
+                    format_go_duration(wait_ms),
                 ))
             }
             Verdict::TooLarge => {
@@ -278,42 +279,20 @@ pub(crate) fn ratelimit_headers(adm: Option<&Admission>) -> Vec<(&'static str, S
     if let Some(info) = adm.and_then(|a| a.requests) {
         out.push(("x-ratelimit-limit-requests", info.limit.to_string()));
         out.push(("x-ratelimit-remaining-requests", info.remaining.to_string()));
-        out.push(("x-ratelimit-reset-requests", go_duration(info.reset_ms)));
+        out.push((
+            "x-ratelimit-reset-requests",
+            format_go_duration(info.reset_ms),
+        ));
     }
     if let Some(info) = adm.and_then(|a| a.tokens) {
         out.push(("x-ratelimit-limit-tokens", info.limit.to_string()));
         out.push(("x-ratelimit-remaining-tokens", info.remaining.to_string()));
-        out.push(("x-ratelimit-reset-tokens", go_duration(info.reset_ms)));
+        out.push((
+            "x-ratelimit-reset-tokens",
+            format_go_duration(info.reset_ms),
+        ));
     }
     out
-}
-
-/// A duration in Go's `time.Duration.String` style as OpenAI sends it in
-/// `x-ratelimit-reset-*`: `0s`, `20ms`, `1s`, `1.5s`, `6m0s`, `1h2m3s`.
-fn go_duration(ms: u64) -> String {
-    if ms == 0 {
-        return "0s".to_owned();
-    }
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let h = ms / 3_600_000;
-    let m = (ms / 60_000) % 60;
-    let rest = ms % 60_000;
-    let (secs, frac) = (rest / 1000, rest % 1000);
-    let s = if frac == 0 {
-        secs.to_string()
-    } else {
-        let f = format!("{frac:03}");
-        format!("{secs}.{}", f.trim_end_matches('0'))
-    };
-    if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else if m > 0 {
-        format!("{m}m{s}s")
-    } else {
-        format!("{s}s")
-    }
 }
 
 #[cfg(test)]
@@ -338,14 +317,20 @@ mod tests {
 
     #[test]
     fn go_durations() {
-        assert_eq!(go_duration(0), "0s");
-        assert_eq!(go_duration(20), "20ms");
-        assert_eq!(go_duration(1000), "1s");
-        assert_eq!(go_duration(1500), "1.5s");
-        assert_eq!(go_duration(8640), "8.64s");
-        assert_eq!(go_duration(360_000), "6m0s");
-        assert_eq!(go_duration(3_723_000), "1h2m3s");
-        assert_eq!(go_duration(3_600_000), "1h0m0s");
+        for (ms, text) in [
+            (0, "0s"),
+            (20, "20ms"),
+            (1000, "1s"),
+            (1500, "1.5s"),
+            (8640, "8.64s"),
+            (360_000, "6m0s"),
+            (3_723_000, "1h2m3s"),
+            (3_600_000, "1h0m0s"),
+        ] {
+            assert_eq!(format_go_duration(ms), text);
+            // What the mock writes, the core reads back.
+            assert_eq!(shadow_core::time::parse_go_duration(text), Some(ms));
+        }
     }
 
     #[test]
