@@ -365,15 +365,21 @@ mod tests {
 
     #[test]
     fn go_durations() {
-        assert_eq!(parse_go_duration("1s"), Some(1000));
-        assert_eq!(parse_go_duration("6m0s"), Some(360_000));
-        assert_eq!(parse_go_duration("20ms"), Some(20));
-        assert_eq!(parse_go_duration("1h2m3.5s"), Some(3_723_500));
-        assert_eq!(parse_go_duration("0.5s"), Some(500));
-        assert_eq!(parse_go_duration("7.66s"), Some(7660));
-        assert_eq!(parse_go_duration("10"), None);
-        assert_eq!(parse_go_duration("s"), None);
-        assert_eq!(parse_go_duration("3x"), None);
+        for (text, ms) in [
+            ("1s", 1000),
+            ("6m0s", 360_000),
+            ("20ms", 20),
+            ("1h2m3.5s", 3_723_500),
+            ("0.5s", 500),
+            ("7.66s", 7660),
+        ] {
+            assert_eq!(parse_go_duration(text), Some(ms), "{text}");
+            // Written again, it reads back the same.
+            assert_eq!(parse_go_duration(&format_go_duration(ms)), Some(ms));
+        }
+        for bad in ["10", "s", "3x"] {
+            assert_eq!(parse_go_duration(bad), None, "{bad}");
+        }
     }
 
     #[test]
