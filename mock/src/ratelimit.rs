@@ -304,6 +304,12 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// Limits of `rpm` and `tpm` that start full now, and now.
+    fn limits(rpm: Option<u32>, tpm: Option<u64>) -> (Instant, Limits) {
+        let t0 = Instant::now();
+        (t0, Limits::new(rpm, tpm, t0).unwrap())
+    }
+
     fn rpm_only(rpm: u32, t0: Instant) -> Limits {
         Limits::new(Some(rpm), None, t0).unwrap()
     }
@@ -365,9 +371,8 @@ mod tests {
 
     #[test]
     fn token_bucket_refuses_with_the_wait_for_this_charge() {
-        let t0 = Instant::now();
         // 600,000 tpm: 10,000 tokens per second, capacity 10,000.
-        let mut l = Limits::new(None, Some(600_000), t0).unwrap();
+        let (t0, mut l) = limits(None, Some(600_000));
         let first = l.admit(t0, 4_000);
         assert_eq!(first.verdict, Verdict::Admitted);
         let info = first.tokens.unwrap();
@@ -402,8 +407,7 @@ mod tests {
         // 300,000 tpm = 5,000 tokens/s; requests of 3,833 tokens offered every
         // 10 ms for 20 s (far more than the limit): the tokens admitted over the
         // window are at most one bucket plus the refill.
-        let t0 = Instant::now();
-        let mut l = Limits::new(Some(60_000), Some(300_000), t0).unwrap();
+        let (t0, mut l) = limits(Some(60_000), Some(300_000));
         let (mut admitted, mut tokens, mut by_requests) = (0u64, 0u64, 0u64);
         for i in 0..2_000u64 {
             let a = l.admit(t0 + ms(10 * i), 3_833);
@@ -430,9 +434,8 @@ mod tests {
 
     #[test]
     fn both_buckets_must_allow_and_the_longer_wait_names_the_refusal() {
-        let t0 = Instant::now();
         // 60 rpm (capacity 1) and 60,000 tpm (capacity 1,000).
-        let mut l = Limits::new(Some(60), Some(60_000), t0).unwrap();
+        let (t0, mut l) = limits(Some(60), Some(60_000));
         assert_eq!(l.admit(t0, 600).verdict, Verdict::Admitted);
         // Requests wait 1 s, tokens (200 missing) 200 ms: requests refuse.
         let a = l.admit(t0, 600);
@@ -461,8 +464,7 @@ mod tests {
 
     #[test]
     fn too_large_is_not_a_wait() {
-        let t0 = Instant::now();
-        let mut l = Limits::new(None, Some(60_000), t0).unwrap(); // capacity 1,000
+        let (t0, mut l) = limits(None, Some(60_000)); // capacity 1,000
         assert_eq!(l.admit(t0, 1_001).verdict, Verdict::TooLarge);
         // Nothing charged: the whole bucket is still there.
         assert_eq!(l.admit(t0, 1_000).verdict, Verdict::Admitted);
@@ -481,8 +483,7 @@ mod tests {
 
     #[test]
     fn messages_as_openai_words_them() {
-        let t0 = Instant::now();
-        let mut l = Limits::new(Some(120), Some(600_000), t0).unwrap();
+        let (t0, mut l) = limits(Some(120), Some(600_000));
         assert_eq!(l.admit(t0, 9_000).verdict, Verdict::Admitted);
         let tokens = l.admit(t0, 2_500);
         assert_eq!(
