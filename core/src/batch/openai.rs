@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::http::HttpRequest;
 
-use super::dialect::{required_text, result_line};
+use super::dialect::{required_text, result_line, ListPage};
 use super::{BatchObject, LineOutcome, ParseError, ProviderStatus, RequestCounts};
 
 /// The endpoint every line of a shard targets.
@@ -117,15 +117,9 @@ pub(super) type FileEntry = (String, String, u64);
 /// Reads a page of `GET /files`: its files, and the id to continue after when
 /// there are more.
 pub(super) fn parse_files(body: &str) -> Result<(Vec<FileEntry>, Option<String>), ParseError> {
-    let v: Value = serde_json::from_str(body).map_err(ParseError::not_json("the file list"))?;
-    let data = v
-        .get("data")
-        .and_then(Value::as_array)
-        .ok_or(ParseError::Missing {
-            what: "the file list",
-            field: "data",
-        })?;
-    let files: Vec<FileEntry> = data
+    let page = ListPage::read(body, "the file list")?;
+    let files: Vec<FileEntry> = page
+        .data
         .iter()
         .filter_map(|f| {
             Some((
@@ -135,13 +129,8 @@ pub(super) fn parse_files(body: &str) -> Result<(Vec<FileEntry>, Option<String>)
             ))
         })
         .collect();
-    let more = v.get("has_more").and_then(Value::as_bool) == Some(true);
-    let last = v
-        .get("last_id")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .or_else(|| files.last().map(|f| f.0.clone()));
-    Ok((files, last.filter(|_| more)))
+    let last = page.last_id.or_else(|| files.last().map(|f| f.0.clone()));
+    Ok((files, last.filter(|_| page.more)))
 }
 
 /// `GET /files/{id}/content`.
