@@ -545,11 +545,8 @@ mod tests {
 
     #[test]
     fn torn_tail_at_every_offset() {
-        let head = format!(
-            "{}{}\n",
-            ok(0, "a").to_json_line(),
-            ok(1, "b").to_json_line()
-        );
+        let (a, b) = (ok(0, "a").to_json_line(), ok(1, "b").to_json_line());
+        let head = format!("{a}{b}\n");
         let mut last = full();
         last.label = "étiquette".into();
         let last = last.to_json_line();
@@ -586,11 +583,8 @@ mod tests {
 
     #[test]
     fn bad_middle_line_is_reported() {
-        let text = format!(
-            "{}garbage\n\n{{\"row\":5}}\n{}",
-            ok(0, "a").to_json_line(),
-            ok(1, "b").to_json_line()
-        );
+        let (a, b) = (ok(0, "a").to_json_line(), ok(1, "b").to_json_line());
+        let text = format!("{a}garbage\n\n{{\"row\":5}}\n{b}");
         let f = fold_journal(&text);
         assert_eq!(f.results, [ok(0, "a"), ok(1, "b")]);
         assert!(!f.torn_tail);

@@ -57,6 +57,32 @@ pub struct RateLimitHeaders {
 }
 
 impl RateLimitHeaders {
+    /// Every header [`RateLimitHeaders::parse`] reads, by name: what a browser
+    /// host must be allowed to read (CORS `Access-Control-Expose-Headers`).
+    pub const NAMES: [&'static str; 21] = [
+        "retry-after",
+        "retry-after-ms",
+        "x-ratelimit-limit-requests",
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-reset-requests",
+        "x-ratelimit-limit-tokens",
+        "x-ratelimit-remaining-tokens",
+        "x-ratelimit-reset-tokens",
+        "x-should-retry",
+        "anthropic-ratelimit-requests-limit",
+        "anthropic-ratelimit-requests-remaining",
+        "anthropic-ratelimit-requests-reset",
+        "anthropic-ratelimit-tokens-limit",
+        "anthropic-ratelimit-tokens-remaining",
+        "anthropic-ratelimit-tokens-reset",
+        "anthropic-ratelimit-input-tokens-limit",
+        "anthropic-ratelimit-input-tokens-remaining",
+        "anthropic-ratelimit-input-tokens-reset",
+        "anthropic-ratelimit-output-tokens-limit",
+        "anthropic-ratelimit-output-tokens-remaining",
+        "anthropic-ratelimit-output-tokens-reset",
+    ];
+
     /// Reads the headers of `response` in one pass; `now` turns an HTTP-date
     /// `retry-after` and RFC 3339 resets into waits.
     pub fn parse(response: &HttpResponse, now: Millis) -> RateLimitHeaders {

@@ -243,12 +243,38 @@ pub fn parse_go_duration(s: &str) -> Option<u64> {
 
 /// A duration for people: `45s`, `2m 15s`, `1h 5m 3s`.
 pub fn format_duration(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    hours_minutes_seconds(ms, &(ms / 1000 % 60).to_string(), " ")
+}
+
+/// A duration in Go's `time.Duration.String` style, as OpenAI sends it in
+/// `x-ratelimit-reset-*` (and [`parse_go_duration`] reads it): `0s`, `20ms`,
+/// `1s`, `1.5s`, `6m0s`, `1h2m3s`.
+pub fn format_go_duration(ms: u64) -> String {
+    if ms == 0 {
+        return "0s".to_owned();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let rest = ms % 60_000;
+    let (secs, frac) = (rest / 1000, rest % 1000);
+    let s = if frac == 0 {
+        secs.to_string()
+    } else {
+        let f = format!("{frac:03}");
+        format!("{secs}.{}", f.trim_end_matches('0'))
+    };
+    hours_minutes_seconds(ms, &s, "")
+}
+
+/// `{h}h{sep}{m}m{sep}{s}s` of `ms`, without the leading units that are zero;
+/// the seconds written as given.
+fn hours_minutes_seconds(ms: u64, s: &str, sep: &str) -> String {
+    let (h, m) = (ms / 3_600_000, (ms / 60_000) % 60);
     if h > 0 {
-        format!("{h}h {m}m {s}s")
+        format!("{h}h{sep}{m}m{sep}{s}s")
     } else if m > 0 {
-        format!("{m}m {s}s")
+        format!("{m}m{sep}{s}s")
     } else {
         format!("{s}s")
     }
@@ -339,15 +365,21 @@ mod tests {
 
     #[test]
     fn go_durations() {
-        assert_eq!(parse_go_duration("1s"), Some(1000));
-        assert_eq!(parse_go_duration("6m0s"), Some(360_000));
-        assert_eq!(parse_go_duration("20ms"), Some(20));
-        assert_eq!(parse_go_duration("1h2m3.5s"), Some(3_723_500));
-        assert_eq!(parse_go_duration("0.5s"), Some(500));
-        assert_eq!(parse_go_duration("7.66s"), Some(7660));
-        assert_eq!(parse_go_duration("10"), None);
-        assert_eq!(parse_go_duration("s"), None);
-        assert_eq!(parse_go_duration("3x"), None);
+        for (text, ms) in [
+            ("1s", 1000),
+            ("6m0s", 360_000),
+            ("20ms", 20),
+            ("1h2m3.5s", 3_723_500),
+            ("0.5s", 500),
+            ("7.66s", 7660),
+        ] {
+            assert_eq!(parse_go_duration(text), Some(ms), "{text}");
+            // Written again, it reads back the same.
+            assert_eq!(parse_go_duration(&format_go_duration(ms)), Some(ms));
+        }
+        for bad in ["10", "s", "3x"] {
+            assert_eq!(parse_go_duration(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -346,32 +346,37 @@ mod tests {
         assert!(differ > 50, "seed must matter ({differ})");
     }
 
+    /// How many of the first `n` requests (first attempts) a config changed by
+    /// `change` decides `pick` for.
+    fn how_many(
+        change: impl FnOnce(&mut MockConfig),
+        n: usize,
+        pick: impl Fn(&MockConfig, usize, &Decision) -> bool,
+    ) -> usize {
+        let mut cfg = cfg();
+        change(&mut cfg);
+        (0..n)
+            .filter(|&i| pick(&cfg, i, &decide(&cfg, None, &request(i), 0)))
+            .count()
+    }
+
     #[test]
     fn refusals_are_per_content_and_near_their_rate() {
-        let cfg = MockConfig {
-            refusal_rate: 0.25,
-            ..cfg()
-        };
-        let refused = (0..2000)
-            .filter(|&i| {
-                let d = decide(&cfg, None, &request(i), 0);
-                assert_eq!(d.refused, decide(&cfg, None, &request(i), 3).refused);
+        let refused = how_many(
+            |c| c.refusal_rate = 0.25,
+            2000,
+            |cfg, i, d| {
+                assert_eq!(d.refused, decide(cfg, None, &request(i), 3).refused);
                 d.refused
-            })
-            .count();
+            },
+        );
         assert!((400..600).contains(&refused), "refused {refused}");
         assert!((0..200).all(|i| !decide(&MockConfig::default(), None, &request(i), 0).refused));
     }
 
     #[test]
     fn slow_every_picks_about_one_in_n() {
-        let cfg = MockConfig {
-            slow_every: 10,
-            ..cfg()
-        };
-        let slow = (0..1000)
-            .filter(|&i| decide(&cfg, None, &request(i), 0).slow)
-            .count();
+        let slow = how_many(|c| c.slow_every = 10, 1000, |_, _, d| d.slow);
         assert!((60..140).contains(&slow), "slow {slow}");
     }
 

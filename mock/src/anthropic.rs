@@ -6,21 +6,17 @@ use serde_json::{json, Value};
 use crate::answers::{completion_id, Decision};
 use crate::config::MockConfig;
 use crate::dialect::{AnswerFormat, Parsed};
-use crate::openai::{string_list, REFUSAL};
-use crate::MOCK_MODEL;
+use crate::openai::{body_and_model, message_blocks, string_list, REFUSAL};
 
 /// Reads a Messages request: the labels from the forced tool's
 /// `input_schema.properties.label.enum` (the tool `tool_choice` names, else the first
 /// tool with such an enum), the image from the first `image` block (a `base64`
 /// source is keyed as the `data:` URL it came from, a `url` source as its URL).
 pub(crate) fn parse_request(body: &[u8]) -> Result<Parsed, String> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| format!("There was an issue with the JSON body of your request: {e}"))?;
-    let model = v
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or(MOCK_MODEL)
-        .to_owned();
+    let (v, model) = body_and_model(
+        body,
+        "There was an issue with the JSON body of your request: ",
+    )?;
     if v.get("max_tokens").and_then(Value::as_u64).is_none() {
         return Err("max_tokens: Field required".to_owned());
     }
@@ -43,16 +39,7 @@ pub(crate) fn parse_request(body: &[u8]) -> Result<Parsed, String> {
             .to_owned()
     })?;
     let labels = string_list(&labels)?;
-    if labels.is_empty() {
-        return Err("The label enum is empty.".to_owned());
-    }
-    let image = v
-        .get("messages")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m.get("content").and_then(Value::as_array))
-        .flatten()
+    let image = message_blocks(&v)
         .filter(|block| block.get("type").and_then(Value::as_str) == Some("image"))
         .find_map(|block| {
             let source = block.get("source")?;
@@ -136,12 +123,7 @@ pub(crate) fn error_body(kind: &str, message: &str) -> Value {
 
 /// Characters of the `text` blocks of every message.
 fn text_chars(v: &Value) -> usize {
-    v.get("messages")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m.get("content").and_then(Value::as_array))
-        .flatten()
+    message_blocks(v)
         .filter_map(|block| block.get("text").and_then(Value::as_str))
         .map(|t| t.chars().count())
         .sum()

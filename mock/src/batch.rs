@@ -31,10 +31,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::answers::decide;
-use crate::batch_api::{json_response, BatchApi, BatchCall};
+use crate::answers::{decide, Decision};
+use crate::batch_api::{json_response, key_refusal, BatchApi, BatchCall, StoredBatch};
+use crate::dialect::{Dialect, Parsed};
 use crate::openai::{completion_body, error_body, parse_request};
-use crate::server::{bearer_matches, MockState};
+use crate::server::{Inner, MockState};
 use crate::stats::Counters;
 
 /// Files and batches the mock holds.
@@ -59,7 +60,7 @@ enum Fate {
     Fail,
 }
 
-struct MockBatch {
+pub(crate) struct MockBatch {
     id: String,
     input_file_id: String,
     metadata: Value,
@@ -70,6 +71,18 @@ struct MockBatch {
     lines: usize,
     /// (output file, error file), once written.
     results: Option<(Option<String>, Option<String>)>,
+}
+
+impl StoredBatch for MockBatch {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn cancel(&mut self) {
+        if self.results.is_none() {
+            self.cancelled.get_or_insert_with(Instant::now);
+        }
+    }
 }
 
 /// Unix seconds of the mock's fake clock: a fixed start plus real elapsed time.
@@ -100,18 +113,17 @@ pub(crate) struct OpenAiBatches;
 
 impl BatchApi for OpenAiBatches {
     type Store = BatchStore;
+    type Batch = MockBatch;
 
     fn store(state: &MockState) -> &Mutex<BatchStore> {
         &state.inner.batch
     }
 
     fn refusal(state: &MockState, headers: &HeaderMap) -> Option<Response> {
-        let key = state.inner.cfg.require_key.as_deref();
-        (!key.is_none_or(|key| bearer_matches(headers, key))).then(|| {
-            Counters::bump(&state.inner.counters.unauthorized);
-            json_response(
+        key_refusal(state, headers, Dialect::OpenAi, || {
+            (
                 StatusCode::UNAUTHORIZED,
-                &error_body(
+                error_body(
                     "Incorrect API key provided.",
                     "invalid_request_error",
                     Some("invalid_api_key"),
@@ -124,18 +136,8 @@ impl BatchApi for OpenAiBatches {
         not_found("batch", id)
     }
 
-    fn contains(store: &BatchStore, id: &str) -> bool {
-        store.batches.iter().any(|b| b.id == id)
-    }
-
-    fn cancel(store: &mut BatchStore, id: &str) -> bool {
-        let Some(b) = store.batches.iter_mut().find(|b| b.id == id) else {
-            return false;
-        };
-        if b.results.is_none() {
-            b.cancelled.get_or_insert_with(Instant::now);
-        }
-        true
+    fn batches(store: &mut BatchStore) -> &mut [MockBatch] {
+        &mut store.batches
     }
 
     fn object(call: &BatchCall<Self>, store: &mut BatchStore, id: &str) -> Value {
@@ -554,6 +556,24 @@ fn batch_object(state: &MockState, store: &mut BatchStore, id: &str) -> Value {
     })
 }
 
+/// What the mock decides for one request of a batch (its attempt read from
+/// its `custom_id`), counted: an injected server error, or an answer (refused,
+/// malformed or not).
+pub(crate) fn decide_batched(inner: &Inner, req: &Parsed, custom_id: &str) -> Decision {
+    let d = decide(&inner.cfg, inner.truth.as_ref(), req, attempt_of(custom_id));
+    if d.server_error {
+        Counters::bump(&inner.counters.server_errors);
+    } else {
+        if d.refused {
+            Counters::bump(&inner.counters.refused);
+        } else if d.malformed {
+            Counters::bump(&inner.counters.malformed);
+        }
+        Counters::bump(&inner.counters.ok);
+    }
+    d
+}
+
 /// The attempt a `custom_id` names (`...-a{attempt}`), as the live mock's
 /// `x-stainless-retry-count` (attempt − 1); 0 for other ids.
 pub(crate) fn attempt_of(custom_id: &str) -> u64 {
@@ -617,9 +637,8 @@ fn write_results(
         let body = v.get("body").map(|b| b.to_string()).unwrap_or_default();
         let (status, answer) = match parse_request(body.as_bytes(), cfg.dialect) {
             Ok(req) => {
-                let d = decide(cfg, inner.truth.as_ref(), &req, attempt_of(&custom_id));
+                let d = decide_batched(inner, &req, &custom_id);
                 if d.server_error {
-                    Counters::bump(&inner.counters.server_errors);
                     (
                         500,
                         error_body(
@@ -629,12 +648,6 @@ fn write_results(
                         ),
                     )
                 } else {
-                    if d.refused {
-                        Counters::bump(&inner.counters.refused);
-                    } else if d.malformed {
-                        Counters::bump(&inner.counters.malformed);
-                    }
-                    Counters::bump(&inner.counters.ok);
                     (200, completion_body(cfg, &req, &d, false))
                 }
             }

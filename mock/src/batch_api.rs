@@ -12,6 +12,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use crate::dialect::{Dialect, Reply};
 use crate::server::MockState;
 use crate::stats::Counters;
 
@@ -19,20 +20,28 @@ use crate::stats::Counters;
 pub(crate) trait BatchApi: Send + Sync + 'static {
     /// Its files and batches.
     type Store: Send + 'static;
+    /// One of its batches.
+    type Batch: StoredBatch;
     /// Where `state` keeps this API's store.
     fn store(state: &MockState) -> &Mutex<Self::Store>;
     /// The answer to a call this API refuses (a wrong key, a missing header).
     fn refusal(state: &MockState, headers: &HeaderMap) -> Option<Response>;
     /// The answer when there is no batch `id`.
     fn not_found(id: &str) -> Response;
-    /// Whether the store holds batch `id`.
-    fn contains(store: &Self::Store, id: &str) -> bool;
-    /// Marks batch `id` cancelled unless it has ended; false when there is none.
-    fn cancel(store: &mut Self::Store, id: &str) -> bool;
+    /// Its batches, oldest first.
+    fn batches(store: &mut Self::Store) -> &mut [Self::Batch];
     /// Batch `id` as this API words it now (writing its results once it has ended).
     fn object(call: &BatchCall<Self>, store: &mut Self::Store, id: &str) -> Value
     where
         Self: Sized;
+}
+
+/// A batch as the shared handlers see it.
+pub(crate) trait StoredBatch {
+    fn id(&self) -> &str;
+    /// Marks it cancelled, unless it has ended (its results are written) or
+    /// was cancelled before.
+    fn cancel(&mut self);
 }
 
 /// A call to batch API `A` that passed its key check: handlers take it instead
@@ -75,6 +84,23 @@ impl<A: BatchApi> BatchCall<A> {
     }
 }
 
+/// A refused key (counted), answered as `dialect` words it, when the mock
+/// requires a key and `headers` carry another.
+pub(crate) fn key_refusal(
+    state: &MockState,
+    headers: &HeaderMap,
+    dialect: Dialect,
+    unauthorized: impl FnOnce() -> Reply,
+) -> Option<Response> {
+    let key = state.inner.cfg.require_key.as_deref()?;
+    if dialect.key_matches(headers, key) {
+        return None;
+    }
+    Counters::bump(&state.inner.counters.unauthorized);
+    let (status, body) = unauthorized();
+    Some(json_response(status, &body))
+}
+
 pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     (
         status,
@@ -88,7 +114,7 @@ pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
 pub(crate) async fn retrieve<A: BatchApi>(call: BatchCall<A>, Path(id): Path<String>) -> Response {
     Counters::bump(&call.counters().batch_polls);
     let mut store = call.store();
-    if !A::contains(&store, &id) {
+    if !A::batches(&mut store).iter().any(|b| b.id() == id) {
         return A::not_found(&id);
     }
     json_response(StatusCode::OK, &A::object(&call, &mut store, &id))
@@ -98,8 +124,9 @@ pub(crate) async fn retrieve<A: BatchApi>(call: BatchCall<A>, Path(id): Path<Str
 pub(crate) async fn cancel<A: BatchApi>(call: BatchCall<A>, Path(id): Path<String>) -> Response {
     Counters::bump(&call.counters().batch_cancels);
     let mut store = call.store();
-    if !A::cancel(&mut store, &id) {
+    let Some(batch) = A::batches(&mut store).iter_mut().find(|b| b.id() == id) else {
         return A::not_found(&id);
-    }
+    };
+    batch.cancel();
     json_response(StatusCode::OK, &A::object(&call, &mut store, &id))
 }

@@ -27,9 +27,6 @@ pub(crate) fn parse_request(body: &[u8], model: &str) -> Result<Parsed, String> 
             .to_owned()
     })?;
     let labels = string_list(labels)?;
-    if labels.is_empty() {
-        return Err("The label enum is empty.".to_owned());
-    }
     let image = v
         .get("contents")
         .and_then(Value::as_array)

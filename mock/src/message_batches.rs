@@ -38,10 +38,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::answers::decide;
 use crate::anthropic::{error_body, forced_tool, message_body, parse_request};
-use crate::batch::{attempt_of, stream_lines};
-use crate::batch_api::{json_response, BatchApi, BatchCall};
+use crate::batch::{decide_batched, stream_lines};
+use crate::batch_api::{json_response, key_refusal, BatchApi, BatchCall, StoredBatch};
 use crate::dialect::Dialect;
 use crate::server::MockState;
 use crate::stats::Counters;
@@ -64,7 +63,7 @@ enum Fate {
     Expire,
 }
 
-struct MessageBatch {
+pub(crate) struct MessageBatch {
     id: String,
     created: Instant,
     /// Wall clock, ms since the Unix epoch.
@@ -75,6 +74,19 @@ struct MessageBatch {
     requests: Arc<Vec<(String, Vec<u8>)>>,
     /// Once ended: the results file, and the counts by type.
     results: Option<(Arc<Vec<u8>>, Counts)>,
+}
+
+impl StoredBatch for MessageBatch {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn cancel(&mut self) {
+        if self.results.is_none() {
+            self.cancelled
+                .get_or_insert_with(|| (Instant::now(), wall_ms()));
+        }
+    }
 }
 
 #[derive(Clone, Copy, Default)]
@@ -117,6 +129,7 @@ pub(crate) struct MessageBatches;
 
 impl BatchApi for MessageBatches {
     type Store = MessageBatchStore;
+    type Batch = MessageBatch;
 
     fn store(state: &MockState) -> &Mutex<MessageBatchStore> {
         &state.inner.messages
@@ -124,34 +137,21 @@ impl BatchApi for MessageBatches {
 
     /// The key and the version header, as every Message Batches call needs them.
     fn refusal(state: &MockState, headers: &HeaderMap) -> Option<Response> {
-        if let Some(key) = &state.inner.cfg.require_key {
-            if !Dialect::Anthropic.key_matches(headers, key) {
-                Counters::bump(&state.inner.counters.unauthorized);
-                let (status, body) = Dialect::Anthropic.unauthorized();
-                return Some(json_response(status, &body));
-            }
-        }
-        (!headers.contains_key("anthropic-version"))
-            .then(|| invalid("anthropic-version: header is required"))
+        key_refusal(state, headers, Dialect::Anthropic, || {
+            Dialect::Anthropic.unauthorized()
+        })
+        .or_else(|| {
+            (!headers.contains_key("anthropic-version"))
+                .then(|| invalid("anthropic-version: header is required"))
+        })
     }
 
     fn not_found(id: &str) -> Response {
         not_found(id)
     }
 
-    fn contains(store: &MessageBatchStore, id: &str) -> bool {
-        store.batches.iter().any(|b| b.id == id)
-    }
-
-    fn cancel(store: &mut MessageBatchStore, id: &str) -> bool {
-        let Some(b) = store.batches.iter_mut().find(|b| b.id == id) else {
-            return false;
-        };
-        if b.results.is_none() {
-            b.cancelled
-                .get_or_insert_with(|| (Instant::now(), wall_ms()));
-        }
-        true
+    fn batches(store: &mut MessageBatchStore) -> &mut [MessageBatch] {
+        &mut store.batches
     }
 
     fn object(call: &BatchCall<Self>, store: &mut MessageBatchStore, id: &str) -> Value {
@@ -417,18 +417,11 @@ fn write_results(state: &MockState, b: &MessageBatch, share: f64) -> (Arc<Vec<u8
             Counters::bump(&inner.counters.batch_lines);
             match parse_request(params) {
                 Ok(req) => {
-                    let d = decide(cfg, inner.truth.as_ref(), &req, attempt_of(custom_id));
+                    let d = decide_batched(inner, &req, custom_id);
                     if d.server_error {
-                        Counters::bump(&inner.counters.server_errors);
                         counts.errored += 1;
                         json!({"type": "errored", "error": Dialect::Anthropic.server_error().1})
                     } else {
-                        if d.refused {
-                            Counters::bump(&inner.counters.refused);
-                        } else if d.malformed {
-                            Counters::bump(&inner.counters.malformed);
-                        }
-                        Counters::bump(&inner.counters.ok);
                         counts.succeeded += 1;
                         json!({"type": "succeeded",
                             "message": message_body(cfg, &req, &d, &forced_tool(params))})

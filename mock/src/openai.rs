@@ -37,24 +37,12 @@ fn max_tokens(v: &Value) -> Result<Option<u64>, String> {
 /// `response_format` and a remote image URL are refused, and the labels come from
 /// the prompt's JSON list.
 pub(crate) fn parse_request(body: &[u8], dialect: OpenAiDialect) -> Result<Parsed, String> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| format!("We could not parse the JSON body of your request: {e}"))?;
-    let model = v
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or(MOCK_MODEL)
-        .to_owned();
+    let (v, model) = body_and_model(body, "We could not parse the JSON body of your request: ")?;
     let format_kind = v
         .pointer("/response_format/type")
         .and_then(Value::as_str)
         .unwrap_or("text");
-    let image = v
-        .get("messages")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m.get("content").and_then(Value::as_array))
-        .flatten()
+    let image = message_blocks(&v)
         .filter(|part| part.get("type").and_then(Value::as_str) == Some("image_url"))
         .find_map(|part| {
             let iu = part.get("image_url")?;
@@ -72,7 +60,7 @@ pub(crate) fn parse_request(body: &[u8], dialect: OpenAiDialect) -> Result<Parse
             .flatten()
             .filter_map(|m| m.get("content"))
     };
-    let parts = || contents().filter_map(Value::as_array).flatten();
+    let parts = || message_blocks(&v);
     let is_image = |part: &&Value| part.get("type").and_then(Value::as_str) == Some("image_url");
     let images = parts().filter(is_image).count() as u64;
     let chars = |s: &str| s.chars().count() as u64;
@@ -137,6 +125,7 @@ pub(crate) fn parse_request(body: &[u8], dialect: OpenAiDialect) -> Result<Parse
         }
     };
     if labels.is_empty() {
+        // The prompt's list (Ollama); the schema's enum is checked by `string_list`.
         return Err("The label enum is empty.".to_owned());
     }
     Ok(Parsed {
@@ -150,14 +139,43 @@ pub(crate) fn parse_request(body: &[u8], dialect: OpenAiDialect) -> Result<Parse
     })
 }
 
-/// A JSON array of strings, or the 400 message.
+/// The labels of a request's enum: a JSON array of strings, not empty; or the
+/// 400 message.
 pub(crate) fn string_list(v: &Value) -> Result<Vec<String>, String> {
-    v.as_array()
+    let labels: Vec<String> = v
+        .as_array()
         .ok_or_else(|| "The label enum must be a list.".to_owned())?
         .iter()
         .map(|l| l.as_str().map(str::to_owned))
         .collect::<Option<_>>()
-        .ok_or_else(|| "The label enum must hold only strings.".to_owned())
+        .ok_or_else(|| "The label enum must hold only strings.".to_owned())?;
+    if labels.is_empty() {
+        return Err("The label enum is empty.".to_owned());
+    }
+    Ok(labels)
+}
+
+/// A chat request's body read as JSON, and the model it names (the mock's own
+/// when none); `not_json` begins the 400 message, worded as the provider words it.
+pub(crate) fn body_and_model(body: &[u8], not_json: &str) -> Result<(Value, String), String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("{not_json}{e}"))?;
+    let model = v
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or(MOCK_MODEL)
+        .to_owned();
+    Ok((v, model))
+}
+
+/// The content blocks of every message of a chat request (`messages[].content[]`
+/// where the content is a list): OpenAI's parts and Anthropic's blocks alike.
+pub(crate) fn message_blocks(v: &Value) -> impl Iterator<Item = &Value> {
+    v.get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("content").and_then(Value::as_array))
+        .flatten()
 }
 
 /// The text of a 200 answer: `{"label":"..."}`, a bare label, or (malformed) a

@@ -21,6 +21,7 @@
 //! (`remaining` = the bucket's content as a share of the per-minute limit), and
 //! none without `--tpm`.
 
+use shadow_core::time::format_go_duration;
 use tokio::time::Instant;
 
 /// Float noise (a nanosecond's refill) must not refuse a request or floor a count
@@ -246,7 +247,7 @@ impl Admission {
                     per_min(by),
                     info.limit,
                     info.limit - info.remaining,
-                    go_duration(wait_ms),
+                    format_go_duration(wait_ms),
                 ))
             }
             Verdict::TooLarge => {
@@ -278,42 +279,20 @@ pub(crate) fn ratelimit_headers(adm: Option<&Admission>) -> Vec<(&'static str, S
     if let Some(info) = adm.and_then(|a| a.requests) {
         out.push(("x-ratelimit-limit-requests", info.limit.to_string()));
         out.push(("x-ratelimit-remaining-requests", info.remaining.to_string()));
-        out.push(("x-ratelimit-reset-requests", go_duration(info.reset_ms)));
+        out.push((
+            "x-ratelimit-reset-requests",
+            format_go_duration(info.reset_ms),
+        ));
     }
     if let Some(info) = adm.and_then(|a| a.tokens) {
         out.push(("x-ratelimit-limit-tokens", info.limit.to_string()));
         out.push(("x-ratelimit-remaining-tokens", info.remaining.to_string()));
-        out.push(("x-ratelimit-reset-tokens", go_duration(info.reset_ms)));
+        out.push((
+            "x-ratelimit-reset-tokens",
+            format_go_duration(info.reset_ms),
+        ));
     }
     out
-}
-
-/// A duration in Go's `time.Duration.String` style as OpenAI sends it in
-/// `x-ratelimit-reset-*`: `0s`, `20ms`, `1s`, `1.5s`, `6m0s`, `1h2m3s`.
-fn go_duration(ms: u64) -> String {
-    if ms == 0 {
-        return "0s".to_owned();
-    }
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let h = ms / 3_600_000;
-    let m = (ms / 60_000) % 60;
-    let rest = ms % 60_000;
-    let (secs, frac) = (rest / 1000, rest % 1000);
-    let s = if frac == 0 {
-        secs.to_string()
-    } else {
-        let f = format!("{frac:03}");
-        format!("{secs}.{}", f.trim_end_matches('0'))
-    };
-    if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else if m > 0 {
-        format!("{m}m{s}s")
-    } else {
-        format!("{s}s")
-    }
 }
 
 #[cfg(test)]
@@ -323,6 +302,12 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    /// Limits of `rpm` and `tpm` that start full now, and now.
+    fn limits(rpm: Option<u32>, tpm: Option<u64>) -> (Instant, Limits) {
+        let t0 = Instant::now();
+        (t0, Limits::new(rpm, tpm, t0).unwrap())
     }
 
     fn rpm_only(rpm: u32, t0: Instant) -> Limits {
@@ -338,14 +323,20 @@ mod tests {
 
     #[test]
     fn go_durations() {
-        assert_eq!(go_duration(0), "0s");
-        assert_eq!(go_duration(20), "20ms");
-        assert_eq!(go_duration(1000), "1s");
-        assert_eq!(go_duration(1500), "1.5s");
-        assert_eq!(go_duration(8640), "8.64s");
-        assert_eq!(go_duration(360_000), "6m0s");
-        assert_eq!(go_duration(3_723_000), "1h2m3s");
-        assert_eq!(go_duration(3_600_000), "1h0m0s");
+        for (ms, text) in [
+            (0, "0s"),
+            (20, "20ms"),
+            (1000, "1s"),
+            (1500, "1.5s"),
+            (8640, "8.64s"),
+            (360_000, "6m0s"),
+            (3_723_000, "1h2m3s"),
+            (3_600_000, "1h0m0s"),
+        ] {
+            assert_eq!(format_go_duration(ms), text);
+            // What the mock writes, the core reads back.
+            assert_eq!(shadow_core::time::parse_go_duration(text), Some(ms));
+        }
     }
 
     #[test]
@@ -380,9 +371,8 @@ mod tests {
 
     #[test]
     fn token_bucket_refuses_with_the_wait_for_this_charge() {
-        let t0 = Instant::now();
         // 600,000 tpm: 10,000 tokens per second, capacity 10,000.
-        let mut l = Limits::new(None, Some(600_000), t0).unwrap();
+        let (t0, mut l) = limits(None, Some(600_000));
         let first = l.admit(t0, 4_000);
         assert_eq!(first.verdict, Verdict::Admitted);
         let info = first.tokens.unwrap();
@@ -417,8 +407,7 @@ mod tests {
         // 300,000 tpm = 5,000 tokens/s; requests of 3,833 tokens offered every
         // 10 ms for 20 s (far more than the limit): the tokens admitted over the
         // window are at most one bucket plus the refill.
-        let t0 = Instant::now();
-        let mut l = Limits::new(Some(60_000), Some(300_000), t0).unwrap();
+        let (t0, mut l) = limits(Some(60_000), Some(300_000));
         let (mut admitted, mut tokens, mut by_requests) = (0u64, 0u64, 0u64);
         for i in 0..2_000u64 {
             let a = l.admit(t0 + ms(10 * i), 3_833);
@@ -445,9 +434,8 @@ mod tests {
 
     #[test]
     fn both_buckets_must_allow_and_the_longer_wait_names_the_refusal() {
-        let t0 = Instant::now();
         // 60 rpm (capacity 1) and 60,000 tpm (capacity 1,000).
-        let mut l = Limits::new(Some(60), Some(60_000), t0).unwrap();
+        let (t0, mut l) = limits(Some(60), Some(60_000));
         assert_eq!(l.admit(t0, 600).verdict, Verdict::Admitted);
         // Requests wait 1 s, tokens (200 missing) 200 ms: requests refuse.
         let a = l.admit(t0, 600);
@@ -476,8 +464,7 @@ mod tests {
 
     #[test]
     fn too_large_is_not_a_wait() {
-        let t0 = Instant::now();
-        let mut l = Limits::new(None, Some(60_000), t0).unwrap(); // capacity 1,000
+        let (t0, mut l) = limits(None, Some(60_000)); // capacity 1,000
         assert_eq!(l.admit(t0, 1_001).verdict, Verdict::TooLarge);
         // Nothing charged: the whole bucket is still there.
         assert_eq!(l.admit(t0, 1_000).verdict, Verdict::Admitted);
@@ -496,8 +483,7 @@ mod tests {
 
     #[test]
     fn messages_as_openai_words_them() {
-        let t0 = Instant::now();
-        let mut l = Limits::new(Some(120), Some(600_000), t0).unwrap();
+        let (t0, mut l) = limits(Some(120), Some(600_000));
         assert_eq!(l.admit(t0, 9_000).verdict, Verdict::Admitted);
         let tokens = l.admit(t0, 2_500);
         assert_eq!(

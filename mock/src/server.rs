@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::Value;
+use shadow_core::ratelimit::RateLimitHeaders;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -34,31 +35,18 @@ const FILE_LIMIT: usize = 210 * 1024 * 1024;
 const MESSAGE_BATCH_LIMIT: usize = 256 * 1024 * 1024;
 
 /// Response headers a browser script may read (CORS `Access-Control-Expose-Headers`):
-/// every rate-limit and retry header of every dialect.
-pub const EXPOSED_HEADERS: [&str; 22] = [
-    "retry-after",
-    "retry-after-ms",
-    "x-ratelimit-limit-requests",
-    "x-ratelimit-remaining-requests",
-    "x-ratelimit-reset-requests",
-    "x-ratelimit-limit-tokens",
-    "x-ratelimit-remaining-tokens",
-    "x-ratelimit-reset-tokens",
-    "x-request-id",
-    "x-should-retry",
-    "anthropic-ratelimit-requests-limit",
-    "anthropic-ratelimit-requests-remaining",
-    "anthropic-ratelimit-requests-reset",
-    "anthropic-ratelimit-tokens-limit",
-    "anthropic-ratelimit-tokens-remaining",
-    "anthropic-ratelimit-tokens-reset",
-    "anthropic-ratelimit-input-tokens-limit",
-    "anthropic-ratelimit-input-tokens-remaining",
-    "anthropic-ratelimit-input-tokens-reset",
-    "anthropic-ratelimit-output-tokens-limit",
-    "anthropic-ratelimit-output-tokens-remaining",
-    "anthropic-ratelimit-output-tokens-reset",
-];
+/// every rate-limit and retry header the core reads, and `x-request-id`.
+pub const EXPOSED_HEADERS: [&str; 22] = {
+    let read = RateLimitHeaders::NAMES;
+    let mut all = [""; 22];
+    let mut i = 0;
+    while i < read.len() {
+        all[i] = read[i];
+        i += 1;
+    }
+    all[read.len()] = "x-request-id";
+    all
+};
 
 pub(crate) struct Inner {
     pub(crate) cfg: MockConfig,
@@ -226,14 +214,6 @@ fn respond(status: StatusCode, mut headers: HeaderMap, body: &Value) -> Response
 
 fn reply(reply: Reply, headers: HeaderMap) -> Response {
     respond(reply.0, headers, &reply.1)
-}
-
-pub(crate) fn bearer_matches(headers: &HeaderMap, key: &str) -> bool {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| given.trim() == key)
 }
 
 /// What Anthropic's API answers (401) a request from a browser page without

@@ -3,6 +3,19 @@
 
 use serde_json::json;
 
+use crate::config::MockConfig;
+
+/// A mock on any free port, answering at once and injecting no faults unless a
+/// test asks for them (the product default waits 120 ms and fails 2%).
+pub fn cfg() -> MockConfig {
+    MockConfig {
+        port: 0,
+        latency_ms: 0,
+        error_rate: 0.0,
+        ..MockConfig::default()
+    }
+}
+
 pub const LABELS: [&str; 4] = ["cat", "dog", "bird", "fish"];
 
 pub fn labels() -> Vec<String> {

@@ -66,6 +66,18 @@ use shadow_core::time::parse_iso8601;
 /// 30 s each at the limit.
 const S1_CASES: [(u32, u64, usize); 2] = [(6000, 100, 3000), (3000, 300, 1500)];
 const S1_ERROR_RATE: &str = "0.01";
+
+/// The mock's flags for a scenario-1 endpoint of `rpm` and `latency` ms.
+fn s1_mock_flags<'a>(rpm: &'a str, latency: &'a str) -> [&'a str; 6] {
+    [
+        "--rpm",
+        rpm,
+        "--latency-ms",
+        latency,
+        "--error-rate",
+        S1_ERROR_RATE,
+    ]
+}
 /// The tuned figure beside each default one: enough in flight for 100 requests/s
 /// at 300 ms; pacing still from the endpoint's own headers (no --rpm).
 const TUNED_CONCURRENCY: &str = "32";
@@ -282,6 +294,12 @@ impl Bench {
             measured: measured.into(),
             pass,
         });
+    }
+
+    /// A figure with no target and no verdict: tuned flags, or a tool that is
+    /// not installed.
+    fn untargeted_fig(&mut self, scenario: u32, name: &str, measured: &str) {
+        self.fig(scenario, name, "—", measured, None);
     }
 
     /// A fresh number, for run folders.
@@ -529,14 +547,7 @@ impl Bench {
             let ideal = images as f64 / (f64::from(rpm) / 60.0);
             let (rpm_s, latency_s) = (rpm.to_string(), latency.to_string());
             for headers in [true, false] {
-                let mut flags = vec![
-                    "--rpm",
-                    &rpm_s,
-                    "--latency-ms",
-                    &latency_s,
-                    "--error-rate",
-                    S1_ERROR_RATE,
-                ];
+                let mut flags = s1_mock_flags(&rpm_s, &latency_s).to_vec();
                 if !headers {
                     flags.push("--no-ratelimit-headers");
                 }
@@ -587,12 +598,10 @@ impl Bench {
                             &measured,
                             Some(ratio >= 0.90),
                         ),
-                        (false, _) => self.fig(
+                        (false, _) => self.untargeted_fig(
                             1,
                             &format!("{case}: the same, tuned ({})", flags_text(cli)),
-                            "—",
                             &measured,
-                            None,
                         ),
                     }
                 }
@@ -604,14 +613,7 @@ impl Bench {
         let csv = self.path_csv(&format!("s1-{rpm}.csv"), images)?;
         let ideal = |n: usize| n as f64 / (f64::from(rpm) / 60.0);
         let (rpm_s, latency_s) = (rpm.to_string(), latency.to_string());
-        let mock = self.mock(&[
-            "--rpm",
-            &rpm_s,
-            "--latency-ms",
-            &latency_s,
-            "--error-rate",
-            S1_ERROR_RATE,
-        ])?;
+        let mock = self.mock(&s1_mock_flags(&rpm_s, &latency_s))?;
         let mut cmd = Command::new(&self.naive);
         cmd.arg(&csv)
             .arg("--base-url")
@@ -696,11 +698,11 @@ impl Bench {
         let have_wrk = Command::new("wrk").arg("--version").output().is_ok();
         let have_taskset = Command::new("taskset").arg("-V").output().is_ok();
         if !have_wrk {
-            self.fig(2, "wrk requests/s", "—", "n/a (wrk not installed)", None);
+            self.untargeted_fig(2, "wrk requests/s", "n/a (wrk not installed)");
         }
         for pinned in [false, true] {
             if pinned && !have_taskset {
-                self.fig(2, "pinned runs", "—", "n/a (taskset not installed)", None);
+                self.untargeted_fig(2, "pinned runs", "n/a (taskset not installed)");
                 continue;
             }
             self.pin = pinned;
@@ -1274,12 +1276,10 @@ impl Bench {
         for cli in [&[][..], &tuned[..]] {
             let default = cli.is_empty();
             if !default && !has_tpm {
-                self.fig(
+                self.untargeted_fig(
                     6,
                     "the same, tuned (--tpm 2000000)",
-                    "—",
                     "n/a (this shadow-batch has no --tpm)",
-                    None,
                 );
                 continue;
             }
@@ -1328,12 +1328,10 @@ impl Bench {
                     Some(ratio >= 0.95 && share <= 0.01),
                 );
             } else {
-                self.fig(
+                self.untargeted_fig(
                     6,
                     &format!("the same, tuned ({})", flags_text(cli)),
-                    "—",
                     &measured,
-                    None,
                 );
             }
         }
@@ -1407,22 +1405,14 @@ impl Bench {
                 S7_IMAGES as f64 / wall
             );
             if cli.is_empty() {
-                self.fig(
-                    7,
-                    &format!(
+                self.untargeted_fig(7, &format!(
                         "2,000 × 500 ms, no limit: wall, throughput / ideal 2000 × 0.5 / {in_flight} = {ideal:.2} s (default flags)"
-                    ),
-                    "—",
-                    &measured,
-                    None,
-                );
+                    ), &measured);
             } else {
-                self.fig(
+                self.untargeted_fig(
                     7,
                     &format!("the same, tuned ({}), ideal {ideal:.2} s", flags_text(cli)),
-                    "—",
                     &measured,
-                    None,
                 );
             }
         }

@@ -71,13 +71,22 @@ pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
+    replace_via(path, &path.with_extension("json.tmp"), write)
+}
+
+/// Writes `tmp` with `write`, syncs it and renames it to `path`: a crash leaves
+/// either the old file or the new one, never half of one.
+fn replace_via(
+    path: &Path,
+    tmp: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<()> {
     let all = || -> std::io::Result<()> {
-        let mut f = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        let mut f = BufWriter::with_capacity(1 << 20, File::create(tmp)?);
         write(&mut f)?;
         let f = f.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
+        std::fs::rename(tmp, path)?;
         sync_folder_of(path);
         Ok(())
     };
@@ -125,21 +134,14 @@ pub fn stamp_journal(path: &Path, header: &JournalHeader) -> Result<()> {
     }
     let old_header = first.ends_with(b"\n")
         && serde_json::from_slice::<JournalHeader>(first.trim_ascii()).is_ok();
-    let tmp = path.with_extension("jsonl.tmp");
-    let mut rewrite = || -> std::io::Result<()> {
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+    replace_via(path, &path.with_extension("jsonl.tmp"), |out| {
         out.write_all(line.as_bytes())?;
         if !old_header {
             out.write_all(&first)?;
         }
-        std::io::copy(&mut reader, &mut out)?;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        sync_folder_of(path);
+        std::io::copy(&mut reader, out)?;
         Ok(())
-    };
-    rewrite().with_context(|| format!("could not write {}", path.display()))
+    })
 }
 
 /// The header of the results journal at `path`: `None` when the journal is missing

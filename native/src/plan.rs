@@ -576,6 +576,11 @@ mod tests {
         plan(&cli.run, &given, saved, env)
     }
 
+    /// [`plan_env`] of a command line's words (none holds a space).
+    fn plan_words(line: &str, saved: Option<&SavedRun>, env: &Env) -> Result<Plan> {
+        plan_env(&line.split_whitespace().collect::<Vec<_>>(), saved, env)
+    }
+
     fn keys() -> Env {
         Env {
             openai_key: Some("sk-openai".into()),
@@ -599,7 +604,7 @@ mod tests {
     #[test]
     fn each_provider_takes_its_own_key_and_defaults() {
         let env = keys();
-        let p = plan_env(&["l.csv", "--provider", "anthropic"], None, &env).unwrap();
+        let p = plan_words("l.csv --provider anthropic", None, &env).unwrap();
         assert_eq!(
             p.config.provider,
             Provider::Anthropic(AnthropicConfig::default())
@@ -638,12 +643,12 @@ mod tests {
             openai_base_url: Some("http://proxy.test/v1".into()),
             ..keys()
         };
-        let p = plan_env(&["l.csv", "--provider", "anthropic"], None, &with_base).unwrap();
+        let p = plan_words("l.csv --provider anthropic", None, &with_base).unwrap();
         assert_eq!(
             p.config.provider.endpoint_url(),
             "https://api.anthropic.com/v1/messages"
         );
-        let p = plan_env(&["l.csv", "--provider", "openai"], None, &with_base).unwrap();
+        let p = plan_words("l.csv --provider openai", None, &with_base).unwrap();
         assert_eq!(
             p.config.provider.endpoint_url(),
             "http://proxy.test/v1/chat/completions"
@@ -680,18 +685,7 @@ mod tests {
     #[test]
     fn azure_needs_a_resource_and_a_deployment_and_is_detected_by_host() {
         let env = keys();
-        let p = plan_env(
-            &[
-                "l.csv",
-                "--provider",
-                "azure",
-                "--base-url",
-                "https://res.openai.azure.com",
-                "--deployment",
-                "vision",
-                "--api-version",
-                "2024-10-21",
-            ],
+        let p = plan_words("l.csv --provider azure --base-url https://res.openai.azure.com --deployment vision --api-version 2024-10-21",
             None,
             &env,
         )
@@ -706,16 +700,8 @@ mod tests {
         );
         // --model stands for the deployment when --deployment is not given; no
         // --api-version is the v1 path.
-        let p = plan_env(
-            &[
-                "l.csv",
-                "--provider",
-                "azure",
-                "--base-url",
-                "https://res.openai.azure.com",
-                "--model",
-                "gpt-4o",
-            ],
+        let p = plan_words(
+            "l.csv --provider azure --base-url https://res.openai.azure.com --model gpt-4o",
             None,
             &env,
         )
@@ -726,14 +712,8 @@ mod tests {
             "https://res.openai.azure.com/openai/v1/chat/completions"
         );
         // Detected from the host, when no provider is named (flag or OPENAI_BASE_URL).
-        let p = plan_env(
-            &[
-                "l.csv",
-                "--base-url",
-                "https://res.openai.azure.com/",
-                "--deployment",
-                "d",
-            ],
+        let p = plan_words(
+            "l.csv --base-url https://res.openai.azure.com/ --deployment d",
             None,
             &env,
         )
@@ -745,7 +725,7 @@ mod tests {
             openai_base_url: Some("https://res.openai.azure.com".into()),
             ..keys()
         };
-        let p = plan_env(&["l.csv", "--deployment", "d"], None, &via_env).unwrap();
+        let p = plan_words("l.csv --deployment d", None, &via_env).unwrap();
         assert_eq!(p.config.provider_label, EndpointKind::Mock);
         let argv = ["l.csv", "--provider", "azure", "--deployment", "d"];
         let p = plan_env(&argv, None, &via_env).unwrap();
@@ -808,30 +788,17 @@ mod tests {
     #[test]
     fn a_resumed_run_keeps_its_provider_and_flags_change_single_fields() {
         let env = keys();
-        let first = plan_env(
-            &[
-                "l.csv",
-                "--provider",
-                "azure",
-                "--base-url",
-                "https://res.openai.azure.com",
-                "--deployment",
-                "vision",
-                "--api-version",
-                "2024-10-21",
-                "--detail",
-                "high",
-            ],
+        let first = plan_words("l.csv --provider azure --base-url https://res.openai.azure.com --deployment vision --api-version 2024-10-21 --detail high",
             None,
             &env,
         )
         .unwrap();
         let saved = saved_run_of(&first);
-        let resumed = plan_env(&["--resume", "x.json"], Some(&saved), &env).unwrap();
+        let resumed = plan_words("--resume x.json", Some(&saved), &env).unwrap();
         assert_eq!(resumed.config.provider, first.config.provider);
         assert_eq!(resumed.config.provider_label, EndpointKind::Azure);
-        let changed = plan_env(
-            &["--resume", "x.json", "--api-version", "2025-04-01-preview"],
+        let changed = plan_words(
+            "--resume x.json --api-version 2025-04-01-preview",
             Some(&saved),
             &env,
         )
@@ -847,19 +814,13 @@ mod tests {
             ),
             ("vision", Some("2025-04-01-preview"), ImageDetail::High)
         );
-        let first = plan_env(
-            &[
-                "l.csv",
-                "--provider",
-                "anthropic",
-                "--model",
-                "claude-opus-4-1",
-            ],
+        let first = plan_words(
+            "l.csv --provider anthropic --model claude-opus-4-1",
             None,
             &env,
         )
         .unwrap();
-        let resumed = plan_env(&["--resume", "x.json"], Some(&saved_run_of(&first)), &env).unwrap();
+        let resumed = plan_words("--resume x.json", Some(&saved_run_of(&first)), &env).unwrap();
         assert_eq!(resumed.config.provider.model(), Some("claude-opus-4-1"));
         assert_eq!(resumed.key_var, Some("ANTHROPIC_API_KEY"));
     }
@@ -934,7 +895,7 @@ mod tests {
                 "{argv:?}"
             );
         }
-        let p = plan_env(&["l.csv"], None, &Env::default()).unwrap();
+        let p = plan_words("l.csv", None, &Env::default()).unwrap();
         assert!(p.unused_keys.is_empty());
         // Named: the provider, a base URL (an Azure resource's is Azure), an endpoint.
         for (argv, kind, url) in [
@@ -1062,7 +1023,7 @@ mod tests {
             &env,
         );
         assert_eq!(p.unwrap().config.provider_label, EndpointKind::Anthropic);
-        let mock = plan_env(&["l.csv"], None, &env).unwrap();
+        let mock = plan_words("l.csv", None, &env).unwrap();
         let mut mock_saved = saved_run_of(&mock);
         if let Provider::OpenAi(c) = &mut mock_saved.config.provider {
             c.base_url = "http://127.0.0.1:40001/v1".into();
@@ -1102,9 +1063,9 @@ mod tests {
             let err = plan_env(argv, None, &env).unwrap_err().to_string();
             assert!(err.contains(words), "{argv:?}: {err}");
         }
-        let p = plan_env(&["l.csv", "--timeout", "0.001"], None, &env).unwrap();
+        let p = plan_words("l.csv --timeout 0.001", None, &env).unwrap();
         assert_eq!(p.config.request_timeout_ms, 1);
-        let p = plan_env(&["l.csv", "--timeout", "2.5"], None, &env).unwrap();
+        let p = plan_words("l.csv --timeout 2.5", None, &env).unwrap();
         assert_eq!(p.config.request_timeout_ms, 2500);
         let argv = ["l.csv", "--via", "batch-api", "--poll-interval", "0.001"];
         let p = plan_env(&argv, None, &env).unwrap();
@@ -1339,16 +1300,8 @@ mod tests {
                 .max_lines,
             100_000
         );
-        let err = plan_env(
-            &[
-                "l.csv",
-                "--via",
-                "batch-api",
-                "--provider",
-                "openai",
-                "--shard-lines",
-                "100000",
-            ],
+        let err = plan_words(
+            "l.csv --via batch-api --provider openai --shard-lines 100000",
             None,
             &env,
         )

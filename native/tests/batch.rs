@@ -75,15 +75,17 @@ fn a_batch_api_run_ends_with_the_same_results_as_a_live_run_at_half_the_price() 
     }
 }
 
+/// The batch files the mock took and the batches it created.
+fn uploads_and_creates(mock: &Mock) -> (u64, u64) {
+    let stats = mock.stats();
+    (stat(&stats, "batchUploads"), stat(&stats, "batchCreates"))
+}
+
 #[test]
 fn an_expired_batch_re_sends_only_its_unfinished_rows() {
     let (mock, batches) = expired_batch_re_sends_its_unfinished_rows(&openai());
     assert_eq!(batches[0]["status"], "done (expired)");
-    let stats = mock.stats();
-    assert_eq!(
-        (stat(&stats, "batchUploads"), stat(&stats, "batchCreates")),
-        (2, 2)
-    );
+    assert_eq!(uploads_and_creates(&mock), (2, 2));
 }
 
 #[test]
@@ -93,11 +95,7 @@ fn a_failed_batch_aborts_resumably_and_the_resume_completes() {
             first.stderr_has("failed, so none of its requests ran");
             assert_eq!(summary["abortKind"]["kind"], "batchFailed");
         });
-    let stats = mock.stats();
-    assert_eq!(
-        (stat(&stats, "batchUploads"), stat(&stats, "batchCreates")),
-        (2, 2)
-    );
+    assert_eq!(uploads_and_creates(&mock), (2, 2));
 }
 
 #[test]
@@ -219,9 +217,7 @@ fn killed_after_the_upload_while_creating_resumes_without_a_second_upload_or_cre
 #[test]
 #[cfg(unix)]
 fn killed_after_the_create_resumes_by_polling_the_same_batch() {
-    kill_and_resume("--batch-ms 3000 --error-rate 0", "create", |out| {
-        count(&provider_records(out), "created") >= 1
-    });
+    kill_and_resume("--batch-ms 3000 --error-rate 0", "create", batch_created);
 }
 
 #[test]
@@ -234,16 +230,21 @@ fn killed_mid_download_resumes_to_the_same_results() {
 #[test]
 #[cfg(unix)]
 fn ctrl_c_detaches_then_cancel_keeps_what_finished_and_resume_sends_the_rest() {
-    let commands = openai();
-    let run_ = start_and_detach(&commands);
-    run_.detached.stdout_has("shadow-batch cancel");
-
-    // Resuming it live would send the batch's rows again: refused.
-    assert_live_resume_refused(resume_cmd(&run_.data, &run_.mock.url, &run_.files.progress));
-
-    let (cancelled, _) = run_.cancel(&commands);
-    cancelled.stdout_has("Cancelled");
-    run_.resume_the_rest(&commands);
+    detach_cancel_and_resume(
+        &openai(),
+        |run_| {
+            run_.detached.stdout_has("shadow-batch cancel");
+            // Resuming it live would send the batch's rows again: refused.
+            assert_live_resume_refused(resume_cmd(
+                &run_.data,
+                &run_.mock.url,
+                &run_.files.progress,
+            ));
+        },
+        |cancelled, _| {
+            cancelled.stdout_has("Cancelled");
+        },
+    );
 }
 
 #[test]
@@ -325,9 +326,7 @@ fn a_finished_runs_files_are_deleted_at_the_provider_unless_kept() {
 /// A run of `rows` against a mock whose batches take 4 s, killed once
 /// `batches` of them exist: the mock, the data and the output folder.
 fn killed_once_created(rows: usize, extra: &[&str], batches: usize) -> (Mock, Data, PathBuf) {
-    let mock = Mock::start(&["--batch-ms", "4000", "--error-rate", "0"]);
-    let data = Data::new(rows);
-    let out = data.dir("out");
+    let (mock, data, out) = mock_and_data(&["--batch-ms", "4000", "--error-rate", "0"], rows);
     let mut victim = Running::spawn(batch_cmd(&data, &mock.url, &out, extra));
     let seen = wait_until(Duration::from_secs(15), || {
         count(&provider_records(&out), "created") >= batches
@@ -365,9 +364,7 @@ fn a_journal_with_swapped_batch_ids_is_refused_naming_its_lines() {
 
 #[test]
 fn cancel_says_what_there_is_to_cancel() {
-    let mock = Mock::start(&["--batch-ms", "200", "--error-rate", "0"]);
-    let data = Data::new(4);
-    let out = data.dir("out");
+    let (mock, data, out) = mock_and_data(&["--batch-ms", "200", "--error-rate", "0"], 4);
     run(batch_cmd(&data, &mock.url, &out, &[])).expect_code(0);
     let files = RunFiles::in_dir(&out);
     let before = std::fs::read(&files.summary).unwrap();
@@ -380,11 +377,7 @@ fn cancel_says_what_there_is_to_cancel() {
     finished
         .stdout_has("Nothing to cancel")
         .stdout_has("has finished (all 4 rows have results)");
-    assert!(
-        !finished.stdout.contains("To send the rest"),
-        "{}",
-        finished.stdout
-    );
+    assert_lacks(&finished.stdout, "To send the rest");
     assert_eq!(
         std::fs::read(&files.summary).unwrap(),
         before,
@@ -397,11 +390,7 @@ fn cancel_says_what_there_is_to_cancel() {
     let not_a_run = run(cancel);
     not_a_run.expect_code(2);
     not_a_run.stderr_has("shadow-batch cancel takes a file of a batch-API run: its progress file shadow-mode-batch-progress-RUN.json");
-    assert!(
-        !not_a_run.stderr.contains("--resume takes"),
-        "{}",
-        not_a_run.stderr
-    );
+    assert_lacks(&not_a_run.stderr, "--resume takes");
 }
 
 #[test]
@@ -419,11 +408,7 @@ fn a_batch_the_endpoint_does_not_know_says_both_ways_it_can_be() {
         .stderr_has("(HTTP 404)")
         .stderr_has("OPENAI_API_KEY now holds another key")
         .stderr_has("--base-url points at another server");
-    assert!(
-        !refused.stderr.contains("Check the key,"),
-        "{}",
-        refused.stderr
-    );
+    assert_lacks(&refused.stderr, "Check the key,");
     assert_eq!(
         stat(&other.stats(), "batchCreates"),
         0,

@@ -58,13 +58,8 @@ fn assert_no_key(done: &Finished, dir: &Path) {
 
 #[test]
 fn an_anthropic_batch_run_ends_with_the_results_of_a_live_run_at_half_the_price() {
-    let BatchAndLive {
-        mock,
-        data,
-        batch_out,
-        batch,
-        summary,
-    } = batch_and_live_at_half_the_price(&anthropic_batch(), &["--require-key", KEY]);
+    let run = batch_and_live_at_half_the_price(&anthropic_batch(), &["--require-key", KEY]);
+    let summary = &run.summary;
     assert_eq!(summary["config"]["batchApi"]["maxBytes"], 256_000_000u64);
     let batches = summary["providerBatches"].as_array().unwrap();
     assert!(
@@ -74,8 +69,8 @@ fn an_anthropic_batch_run_ends_with_the_results_of_a_live_run_at_half_the_price(
         "{batches:#?}"
     );
     // One create per batch, nothing uploaded; the journal says so.
-    let stats = mock.stats();
-    let recs = provider_records(&batch_out);
+    let stats = run.mock.stats();
+    let recs = provider_records(&run.batch_out);
     assert_eq!(stat(&stats, "batchUploads"), 0);
     assert_eq!(
         stat(&stats, "batchCreates") as usize,
@@ -83,9 +78,9 @@ fn an_anthropic_batch_run_ends_with_the_results_of_a_live_run_at_half_the_price(
     );
     assert_eq!(count(&recs, "submitting"), count(&recs, "created"));
     assert_eq!(stat(&stats, "unauthorized"), 0, "the key went as x-api-key");
-    batch.stdout_has("msgbatch_mock000001: in_progress");
+    run.batch.stdout_has("msgbatch_mock000001: in_progress");
     // The key is nowhere.
-    assert_no_key(&batch, data.root.path());
+    assert_no_key(&run.batch, run.data.root.path());
 }
 
 #[test]
@@ -156,6 +151,16 @@ fn kill_and_resume(
     done.victim
 }
 
+/// [`kill_and_resume`] of a batch that runs 3 s, killed once it exists.
+fn killed_once_created(what: &str, before_resume: impl Fn(&Data, &RunFiles)) -> Value {
+    kill_and_resume(
+        "--batch-ms 3000 --error-rate 0",
+        what,
+        |out, _| batch_created(out),
+        before_resume,
+    )
+}
+
 #[test]
 #[cfg(unix)]
 fn killed_while_creating_an_anthropic_batch_resumes_by_finding_it() {
@@ -208,12 +213,7 @@ fn a_resume_says_it_looks_for_a_batch_an_interrupted_create_may_have_made() {
 #[test]
 #[cfg(unix)]
 fn killed_after_the_anthropic_create_resumes_by_polling_the_same_batch() {
-    let stats = kill_and_resume(
-        "--batch-ms 3000 --error-rate 0",
-        "create",
-        |out, _| count(&provider_records(out), "created") >= 1,
-        |_, _| {},
-    );
+    let stats = killed_once_created("create", |_, _| {});
     assert_eq!(stat(&stats, "batchLists"), 0, "nothing to look for");
 }
 
@@ -232,24 +232,28 @@ fn killed_mid_download_of_anthropic_results_resumes_to_the_same_results() {
 #[test]
 #[cfg(unix)]
 fn ctrl_c_detaches_an_anthropic_run_then_cancel_keeps_what_finished() {
-    let commands = anthropic_batch();
-    let detached = start_and_detach(&commands);
-    detached
-        .detached
-        .stdout_has("Detached: 1 provider batch(es) keep running at the provider (msgbatch_");
-    let (_, summary) = detached.cancel(&commands);
-    assert_eq!(
-        summary["providerBatches"][0]["status"], "done (canceled)",
-        "{summary:#}"
+    detach_cancel_and_resume(
+        &anthropic_batch(),
+        |detached| {
+            detached.detached.stdout_has(
+                "Detached: 1 provider batch(es) keep running at the provider (msgbatch_",
+            );
+        },
+        |_, summary| {
+            assert_eq!(
+                summary["providerBatches"][0]["status"], "done (canceled)",
+                "{summary:#}"
+            );
+        },
     );
-    detached.resume_the_rest(&commands);
 }
 
 #[test]
 fn a_refused_key_stops_an_anthropic_batch_run_and_the_key_is_in_no_output() {
-    let mock = Mock::start(&["--require-key", "sk-ant-the-right-one", "--error-rate", "0"]);
-    let data = Data::new(3);
-    let out = data.dir("out");
+    let (mock, data, out) = mock_and_data(
+        &["--require-key", "sk-ant-the-right-one", "--error-rate", "0"],
+        3,
+    );
     let done = run(batch_cmd(&data, &mock, &out, &[]));
     done.expect_code(2);
     done.stderr_has("401");
@@ -271,14 +275,9 @@ fn killed_with_its_provider_journal_lost_an_anthropic_run_resumes_without_creati
     // The batch runs 3 s; killed once it exists, its provider journal deleted:
     // the resume takes the batch from the progress file, reads its rows from
     // its results once it ends, and creates nothing.
-    let stats = kill_and_resume(
-        "--batch-ms 3000 --error-rate 0",
-        "lost journal",
-        |out, _| count(&provider_records(out), "created") >= 1,
-        |_, files| {
-            let journal = provider_file(files.results.parent().unwrap()).expect("a journal");
-            std::fs::remove_file(journal).unwrap();
-        },
-    );
+    let stats = killed_once_created("lost journal", |_, files| {
+        let journal = provider_file(files.results.parent().unwrap()).expect("a journal");
+        std::fs::remove_file(journal).unwrap();
+    });
     assert_eq!(stat(&stats, "batchCreates"), 1);
 }

@@ -24,6 +24,15 @@ fn openai(data: &Data, base_url: &str, key: &str, args: &[&str]) -> Command {
     cmd
 }
 
+/// [`openai`] with a dummy key over `data`'s CSV, then `extra`, into `data.out`:
+/// how it ended.
+fn openai_into_out(data: &Data, base_url: &str, extra: &[&str]) -> Finished {
+    let mut args = vec![p(&data.csv)];
+    args.extend_from_slice(extra);
+    args.extend(["--out-dir", p(&data.out)]);
+    run(openai(data, base_url, "sk-dummy", &args))
+}
+
 fn progress_file(dir: &Path) -> Option<PathBuf> {
     find_file(dir, "shadow-mode-batch-progress-", ".json")
 }
@@ -204,12 +213,7 @@ fn rate_limit_storm_without_ratelimit_headers_is_absorbed() {
 fn server_errors_are_retried() {
     let mock = Mock::start(&["--latency-ms", "0", "--error-rate", "0.5"]);
     let data = Data::new(8);
-    let done = run(openai(
-        &data,
-        &mock.url,
-        "sk-dummy",
-        &[p(&data.csv), "50", "0", "10", "--out-dir", p(&data.out)],
-    ));
+    let done = openai_into_out(&data, &mock.url, &["50", "0", "10"]);
     done.expect_code(0);
     let files = RunFiles::in_dir(&data.out);
     let summary = files.summary();
@@ -292,12 +296,7 @@ fn wrong_key_aborts_fast_and_no_key_is_written() {
 fn malformed_answers_fail_as_malformed_or_outside_the_labels() {
     let mock = Mock::start_with("--latency-ms 0 --error-rate 0 --malformed-rate 1");
     let data = Data::new(4);
-    let done = run(openai(
-        &data,
-        &mock.url,
-        "sk-dummy",
-        &[p(&data.csv), "--out-dir", p(&data.out)],
-    ));
+    let done = openai_into_out(&data, &mock.url, &[]);
     done.expect_code(1);
     let files = RunFiles::in_dir(&data.out);
     let results = files.results();
@@ -549,10 +548,15 @@ fn csv_without_usable_header_is_a_usage_error() {
     let data = Data::new(1);
     let bad = data.data.join("bad.csv");
     write_csv(&bad, "foo,bar", &["images/digit-0000.png,0".into()]);
-    let mut cmd = shadow(data.root.path());
-    cmd.arg(&bad).args(["--out-dir", p(&data.out)]);
-    let done = run(cmd);
-    done.expect_code(2);
+    // A run of `csv` refused as the usage error it is.
+    let refused = |csv: &Path| {
+        let mut cmd = shadow(data.root.path());
+        cmd.arg(csv).args(["--out-dir", p(&data.out)]);
+        let done = run(cmd);
+        done.expect_code(2);
+        done
+    };
+    let done = refused(&bad);
     done.stderr_has("bad.csv");
     done.stderr_has("--image-column");
     assert!(
@@ -562,10 +566,7 @@ fn csv_without_usable_header_is_a_usage_error() {
 
     let empty = data.data.join("empty.csv");
     std::fs::write(&empty, "").unwrap();
-    let mut cmd = shadow(data.root.path());
-    cmd.arg(&empty).args(["--out-dir", p(&data.out)]);
-    let done = run(cmd);
-    done.expect_code(2);
+    let done = refused(&empty);
     done.stderr_has("empty.csv");
     done.stderr_has("empty");
 }
@@ -588,20 +589,35 @@ fn builtin(data: &Data, csv: &Path, out: &Path) -> Command {
     cmd
 }
 
+/// A symbolic link at `link` to `target`.
+#[cfg(unix)]
+fn symlink(target: PathBuf, link: PathBuf) {
+    std::os::unix::fs::symlink(target, link).unwrap();
+}
+
+/// The built-in mock over `data`'s CSV written again as `rows` (`image,label`):
+/// a run that fails some rows (exit 1) and writes each row once. Its results.
+fn builtin_over_rows(data: &Data, rows: &[&str]) -> Vec<Value> {
+    let rows: Vec<String> = rows.iter().map(|r| r.to_string()).collect();
+    write_csv(&data.csv, "image,label", &rows);
+    run(builtin(data, &data.csv, &data.out)).expect_code(1);
+    let results = RunFiles::in_dir(&data.out).results();
+    assert_each_row_once(&results, rows.len());
+    results
+}
+
 #[test]
 fn missing_image_is_an_item_failure_with_its_line() {
     let data = Data::new(3);
-    let rows = vec![
-        "images/digit-0000.png,0".to_string(),
-        "images/digit-0001.png,1".to_string(),
-        "images/nope.png,2".to_string(), // line 4
-        "images/digit-0002.png,2".to_string(),
-    ];
-    write_csv(&data.csv, "image,label", &rows);
-    let done = run(builtin(&data, &data.csv, &data.out));
-    done.expect_code(1);
-    let results = RunFiles::in_dir(&data.out).results();
-    assert_each_row_once(&results, 4);
+    let results = builtin_over_rows(
+        &data,
+        &[
+            "images/digit-0000.png,0",
+            "images/digit-0001.png,1",
+            "images/nope.png,2", // line 4
+            "images/digit-0002.png,2",
+        ],
+    );
     for r in &results {
         if r["row"] == 2 {
             assert_eq!(r["status"], "failed");
@@ -626,22 +642,16 @@ fn paths_outside_the_data_folder_are_refused_unless_allowed() {
     let data = Data::new(1);
     copy_image("digit-0001.png", &data.root.path().join("outside.png"));
     copy_image("digit-0002.png", &data.root.path().join("outside2.png"));
-    std::os::unix::fs::symlink(
+    symlink(
         data.root.path().join("outside2.png"),
         data.data.join("images/link.png"),
-    )
-    .unwrap();
-    let rows = vec![
-        "images/digit-0000.png,0".to_string(),
-        "../outside.png,1".to_string(),
-        "images/link.png,2".to_string(),
+    );
+    let rows = [
+        "images/digit-0000.png,0",
+        "../outside.png,1",
+        "images/link.png,2",
     ];
-    write_csv(&data.csv, "image,label", &rows);
-
-    let done = run(builtin(&data, &data.csv, &data.out));
-    done.expect_code(1);
-    let results = RunFiles::in_dir(&data.out).results();
-    assert_each_row_once(&results, 3);
+    let results = builtin_over_rows(&data, &rows);
     for r in &results {
         if r["row"] == 0 {
             assert_eq!(r["status"], "success", "{r}");
@@ -707,12 +717,7 @@ fn help_lists_every_flag() {
 fn retry_failed_resends_the_failures_once() {
     let data = Data::new(5);
     let broken = Mock::start(&["--latency-ms", "0", "--error-rate", "1"]);
-    let first = run(openai(
-        &data,
-        &broken.url,
-        "sk-dummy",
-        &[p(&data.csv), "50", "0", "0", "--out-dir", p(&data.out)],
-    ));
+    let first = openai_into_out(&data, &broken.url, &["50", "0", "0"]);
     first.expect_code(1);
     let files = RunFiles::in_dir(&data.out);
     let results = files.results();
@@ -748,16 +753,14 @@ fn retry_failed_resends_the_failures_once() {
 fn images_read_ahead_end_as_images_loaded_with_their_request() {
     let data = Data::new(3);
     copy_image("digit-0001.png", &data.root.path().join("outside.png"));
-    std::os::unix::fs::symlink(
+    symlink(
         data.root.path().join("outside.png"),
         data.data.join("images/out-link.png"),
-    )
-    .unwrap();
-    std::os::unix::fs::symlink(
+    );
+    symlink(
         data.data.join("images/digit-0002.png"),
         data.data.join("images/in-link.png"),
-    )
-    .unwrap();
+    );
     let kinds = [
         "images/digit-0000.png",
         "images/nope.png",
@@ -1089,12 +1092,7 @@ fn a_wrong_base_url_stops_the_run_early_and_marks_nothing_failed() {
     let url = format!("http://{}/v1", closed.local_addr().unwrap());
     drop(closed);
     let data = Data::new(300);
-    let done = run(openai(
-        &data,
-        &url,
-        "sk-dummy",
-        &[p(&data.csv), "--out-dir", p(&data.out)],
-    ));
+    let done = openai_into_out(&data, &url, &[]);
     done.expect_code(2);
     done.stderr_has("could not be reached");
     done.stderr_has("--base-url");
@@ -1187,17 +1185,15 @@ fn a_report_past_its_row_cap_holds_every_disagreement_and_failure_a_stated_sampl
     assert!(full["sample"].is_null());
 
     let capped_path = data.out.join("capped.html");
-    let mut cmd = shadow(data.root.path());
-    cmd.args([
-        "report",
-        p(&files.results),
-        "--max-rows",
-        "200",
-        "--out",
-        p(&capped_path),
-    ]);
-    run(cmd).expect_code(0);
-    let capped = report_data(&capped_path);
+    // The report of the results file, capped at 200 rows.
+    let capped_report = || {
+        let mut cmd = shadow(data.root.path());
+        cmd.args(["report", p(&files.results), "--max-rows", "200"])
+            .args(["--out", p(&capped_path)]);
+        run(cmd).expect_code(0);
+        report_data(&capped_path)
+    };
+    let capped = capped_report();
 
     // Every figure is the whole run's.
     for field in [
@@ -1284,17 +1280,7 @@ fn a_report_past_its_row_cap_holds_every_disagreement_and_failure_a_stated_sampl
     text.push_str(&format!("{again}\n"));
     std::fs::write(&files.results, text).unwrap();
     std::fs::remove_file(&files.summary).unwrap();
-    let mut cmd = shadow(data.root.path());
-    cmd.args([
-        "report",
-        p(&files.results),
-        "--max-rows",
-        "200",
-        "--out",
-        p(&capped_path),
-    ]);
-    run(cmd).expect_code(0);
-    let twice = report_data(&capped_path);
+    let twice = capped_report();
     assert_eq!(twice["totals"]["processed"], 1000);
     assert_eq!(
         twice["totals"]["failed"],
@@ -1442,11 +1428,7 @@ fn a_run_resumed_from_its_journal_alone_sends_to_the_same_local_endpoint() {
     refused
         .stderr_has("does not say which endpoint")
         .stderr_has("--provider openai --base-url URL");
-    assert!(
-        !refused.stdout.contains("api.openai.com"),
-        "{}",
-        refused.stdout
-    );
+    assert_lacks(&refused.stdout, "api.openai.com");
     assert_eq!(mock.stats()["requests"].as_u64().unwrap(), sent_before);
 
     // With its header: resumed at the same endpoint, and finished there.
@@ -1454,11 +1436,7 @@ fn a_run_resumed_from_its_journal_alone_sends_to_the_same_local_endpoint() {
     let resumed = resume(&[]);
     resumed.expect_code(0);
     resumed.stdout_has(&format!("Endpoint:     {} (model", mock.url));
-    assert!(
-        !resumed.stdout.contains("api.openai.com"),
-        "{}",
-        resumed.stdout
-    );
+    assert_lacks(&resumed.stdout, "api.openai.com");
     let files = RunFiles::in_dir(&data.out);
     assert_each_row_once(&files.results(), RESUME_ROWS);
     let sent = mock.stats()["requests"].as_u64().unwrap() - sent_before;

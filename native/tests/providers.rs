@@ -15,6 +15,21 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
+/// `shadow-batch` with a local server's key, against the OpenAI-compatible
+/// endpoint at `url` and its `model`.
+fn openai_compatible(root: &Path, url: &str, model: &str) -> Command {
+    let mut cmd = shadow(root);
+    cmd.env("OPENAI_API_KEY", "sk-local").args([
+        "--provider",
+        "openai",
+        "--base-url",
+        url,
+        "--model",
+        model,
+    ]);
+    cmd
+}
+
 fn stat(v: &Value, field: &str) -> u64 {
     v["statistics"][field]
         .as_u64()
@@ -294,17 +309,8 @@ fn a_local_server_refusing_json_schema_is_asked_in_json_mode() {
         p(&data.csv),
     ]);
     let local = |csv: &Path, out: &Path, extra: &[&str]| {
-        let mut cmd = shadow(data.root.path());
-        cmd.env("OPENAI_API_KEY", "sk-local")
-            .args([
-                "--provider",
-                "openai",
-                "--base-url",
-                &mock.url,
-                "--model",
-                "llava",
-            ])
-            .args([p(csv), "--concurrency", "2", "--out-dir", p(out)])
+        let mut cmd = openai_compatible(data.root.path(), &mock.url, "llava");
+        cmd.args([p(csv), "--concurrency", "2", "--out-dir", p(out)])
             .args(extra);
         run(cmd)
     };
@@ -346,11 +352,7 @@ fn a_local_server_refusing_json_schema_is_asked_in_json_mode() {
         .args(["--resume", p(&first.summary)]);
     let resumed = run(cmd);
     resumed.expect_code(0);
-    assert!(
-        !resumed.stderr.contains("refused json_schema"),
-        "{}",
-        resumed.stderr
-    );
+    assert_lacks(&resumed.stderr, "refused json_schema");
     resumed.stdout_has("asked for as json_object");
     assert_eq!(
         mock.stats()["badRequests"],
@@ -605,10 +607,8 @@ fn a_model_the_endpoint_does_not_list_is_warned_about_with_the_list() {
     });
     let data = Data::new(6);
     let run_with = |model: &str, out: &Path| {
-        let mut cmd = shadow(data.root.path());
-        cmd.env("OPENAI_API_KEY", "sk-local")
-            .args(["--provider", "openai", "--base-url", &url, "--model", model])
-            .args([p(&data.csv), "--out-dir", p(out)]);
+        let mut cmd = openai_compatible(data.root.path(), &url, model);
+        cmd.args([p(&data.csv), "--out-dir", p(out)]);
         run(cmd)
     };
     let done = run_with("gpt-x", &data.out);
@@ -618,21 +618,12 @@ fn a_model_the_endpoint_does_not_list_is_warned_about_with_the_list() {
     done.expect_code(2);
     done.stderr_has("try pulling it first");
     let tagged = run_with("llava", &data.dir("tagged"));
-    assert!(!tagged.stderr.contains("model list"), "{}", tagged.stderr);
+    assert_lacks(&tagged.stderr, "model list");
     // The mock lists one model but answers as any: no warning.
     let mock = Mock::start(&["--latency-ms", "0", "--error-rate", "0"]);
-    let mut cmd = shadow(data.root.path());
-    cmd.env("OPENAI_API_KEY", "sk-local")
-        .args([
-            "--provider",
-            "openai",
-            "--base-url",
-            &mock.url,
-            "--model",
-            "gpt-x",
-        ])
-        .args([p(&data.csv), "--out-dir", p(&data.dir("mock"))]);
+    let mut cmd = openai_compatible(data.root.path(), &mock.url, "gpt-x");
+    cmd.args([p(&data.csv), "--out-dir", p(&data.dir("mock"))]);
     let done = run(cmd);
     done.expect_code(0);
-    assert!(!done.stderr.contains("model list"), "{}", done.stderr);
+    assert_lacks(&done.stderr, "model list");
 }

@@ -25,6 +25,18 @@ fn value(v: JsValue) -> Value {
     serde_wasm_bindgen::from_value(v).unwrap()
 }
 
+/// Every output the run has at `now`, until it has none.
+fn outputs(run: &mut ShadowRun, now: f64) -> Vec<Value> {
+    let mut all = Vec::new();
+    loop {
+        let out = run.poll(now).unwrap();
+        if out.is_null() {
+            return all;
+        }
+        all.push(value(out));
+    }
+}
+
 fn config() -> Value {
     json!({
         "runId": "2025-01-24T10-30-00-000Z",
@@ -45,16 +57,8 @@ fn a_run_goes_from_csv_to_summary_through_plain_objects() {
     let csv = "image,label\nhttps://x.test/a.png,cat\nhttps://x.test/b.png,dog\nhttps://x.test/c.png,cat\n";
     let mut run = ShadowRun::new(csv, js(&config()), T0).unwrap();
     assert_eq!(run.item_count(), 3);
-    let mut sends = Vec::new();
-    loop {
-        let out = run.poll(T0).unwrap();
-        if out.is_null() {
-            break;
-        }
-        let out = value(out);
-        assert_eq!(out["type"], "send");
-        sends.push(out);
-    }
+    let sends = outputs(&mut run, T0);
+    assert!(sends.iter().all(|out| out["type"] == "send"), "{sends:?}");
     assert_eq!(sends.len(), 3);
     assert_eq!(
         sends[0]["image"],
@@ -72,22 +76,16 @@ fn a_run_goes_from_csv_to_summary_through_plain_objects() {
         .to_lowercase()
         .contains("authorization"));
 
-    let mut outputs = Vec::new();
+    let mut answered = Vec::new();
     for s in &sends {
         // The model says "cat" every time: right for a and c, wrong for b.
         let label = "cat";
         let input = json!({"type": "response", "ticket": s["ticket"], "response": {"status": 200,
             "headers": [["x-ratelimit-limit-requests", "600"]], "body": completion(label)}});
         run.handle(T0 + 100.0, js(&input)).unwrap();
-        loop {
-            let out = run.poll(T0 + 100.0).unwrap();
-            if out.is_null() {
-                break;
-            }
-            outputs.push(value(out));
-        }
+        answered.extend(outputs(&mut run, T0 + 100.0));
     }
-    let kinds: Vec<&str> = outputs
+    let kinds: Vec<&str> = answered
         .iter()
         .map(|o| o["type"].as_str().unwrap())
         .collect();
@@ -102,16 +100,16 @@ fn a_run_goes_from_csv_to_summary_through_plain_objects() {
             "finished"
         ]
     );
-    let line = outputs[0]["jsonLine"].as_str().unwrap();
+    let line = answered[0]["jsonLine"].as_str().unwrap();
     assert!(
         line.ends_with('\n') && line.contains("\"prediction\":\"cat\""),
         "{line}"
     );
-    assert!(outputs[2]["console"]
+    assert!(answered[2]["console"]
         .as_str()
         .unwrap()
         .contains("📊 BATCH 1/2 COMPLETE"));
-    let finished = &outputs[5];
+    let finished = &answered[5];
     assert_eq!(finished["exitCode"], 0);
     assert_eq!(finished["summary"]["statistics"]["successful"], 3);
     assert_eq!(finished["summary"]["evaluation"]["agreements"], 2);
@@ -132,16 +130,10 @@ fn resume_takes_the_journal_and_sends_only_the_rest() {
     // The torn half line at the end is ignored.
     let journal = format!("{line}\n{{\"row\":1,\"li");
     assert_eq!(run.restore(&journal, false).unwrap(), 1);
-    let mut sends = 0;
-    loop {
-        let out = run.poll(T0).unwrap();
-        if out.is_null() {
-            break;
-        }
-        if value(out)["type"] == "send" {
-            sends += 1;
-        }
-    }
+    let sends = outputs(&mut run, T0)
+        .iter()
+        .filter(|out| out["type"] == "send")
+        .count();
     assert_eq!(sends, 1);
 }
 
@@ -222,14 +214,7 @@ fn a_key_the_endpoint_echoes_is_redacted_from_every_output() {
     let csv = "image,label\nhttps://x.test/a.png,cat\nhttps://x.test/b.png,dog\n";
     let mut run = ShadowRun::new(csv, js(&config()), T0).unwrap();
     run.hide_secret(KEY);
-    let mut sends = Vec::new();
-    loop {
-        let out = run.poll(T0).unwrap();
-        if out.is_null() {
-            break;
-        }
-        sends.push(value(out));
-    }
+    let sends = outputs(&mut run, T0);
     let bodies = [
         completion(KEY),
         json!({"error": {"message": format!("Incorrect API key provided: Bearer {KEY}")}})
@@ -240,12 +225,8 @@ fn a_key_the_endpoint_echoes_is_redacted_from_every_output() {
         let input = json!({"type": "response", "ticket": s["ticket"],
             "response": {"status": status, "headers": [], "body": body}});
         run.handle(T0 + 100.0, js(&input)).unwrap();
-        loop {
-            let out = run.poll(T0 + 100.0).unwrap();
-            if out.is_null() {
-                break;
-            }
-            everything += &value(out).to_string();
+        for out in outputs(&mut run, T0 + 100.0) {
+            everything += &out.to_string();
         }
     }
     assert!(everything.contains("finished"), "{everything}");
@@ -260,14 +241,7 @@ fn counts_and_pace_say_retries_429s_and_the_rate_followed() {
     let pace = value(run.pace(T0).unwrap());
     assert_eq!(pace["source"], Value::Null);
     assert_eq!(pace["inFlightLimit"], 4);
-    let mut sends = Vec::new();
-    loop {
-        let out = run.poll(T0).unwrap();
-        if out.is_null() {
-            break;
-        }
-        sends.push(value(out));
-    }
+    let sends = outputs(&mut run, T0);
     let limited = json!({"type": "response", "ticket": sends[0]["ticket"], "response": {"status": 429,
         "headers": [["retry-after-ms", "300"], ["x-ratelimit-limit-requests", "120"]], "body": "{}"}});
     run.handle(T0 + 10.0, js(&limited)).unwrap();

@@ -15,22 +15,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-import { BIN, CSV, IMAGES, ROOT, launch, serve, shutdown } from './harness.mjs';
+import {
+  BIN, CSV, IMAGES, ROOT, launch, newPage as newPageIn, serve, shutdown,
+} from './harness.mjs';
 
-let browser;
-before(async () => { browser = await launch(); });
+before(launch);
 after(shutdown);
 
-/** A page that records dialogs, page errors and a `__pwned` flag set by any injected script. */
-async function newPage(viewport = { width: 1200, height: 900 }) {
-  const context = await browser.newContext({ viewport });
-  const page = await context.newPage();
-  page.dialogs = [];
-  page.errors = [];
-  page.on('dialog', (d) => { page.dialogs.push(d.message()); d.dismiss(); });
-  page.on('pageerror', (e) => { page.errors.push(String(e)); });
-  return { context, page };
-}
+/** A page that records dialogs and page errors (a `__pwned` flag set by any
+ * injected script is read by the tests). */
+const newPage = (viewport = { width: 1200, height: 900 }) => newPageIn(viewport);
 
 async function openApp(url) {
   const { page } = await newPage();

@@ -58,14 +58,21 @@ export function serve(extra = []) {
   });
 }
 
-/** A fresh browser context (its own IndexedDB) on the page, once the page is ready. */
-export async function openPage(url, viewport = { width: 1100, height: 900 }) {
+/** A page in a fresh browser context (its own IndexedDB) that records its dialogs
+ * (dismissed) and page errors. */
+export async function newPage(viewport) {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   page.dialogs = [];
   page.errors = [];
   page.on('dialog', (d) => { page.dialogs.push(d.message()); d.dismiss(); });
   page.on('pageerror', (e) => { page.errors.push(String(e)); });
+  return { context, page };
+}
+
+/** A fresh browser context (its own IndexedDB) on the page, once the page is ready. */
+export async function openPage(url, viewport = { width: 1100, height: 900 }) {
+  const { page } = await newPage(viewport);
   await page.goto(url);
   await ready(page);
   return page;
@@ -120,4 +127,16 @@ export function writeCsv(name, rows) {
   const path = join(dir, name);
   writeFileSync(path, rows.join('\n') + '\n');
   return path;
+}
+
+/** The message a field points at with aria-describedby, and whether it is marked invalid. */
+export function fieldProblem(page, id) {
+  return page.evaluate((fieldId) => {
+    const field = document.getElementById(fieldId);
+    const ids = (field.getAttribute('aria-describedby') || '').split(/\s+/).filter(Boolean);
+    const text = ids.map((i) => document.getElementById(i))
+      .filter((el) => el && !el.hidden && el.classList.contains('problem'))
+      .map((el) => el.textContent).join(' ');
+    return { invalid: field.getAttribute('aria-invalid') === 'true', text };
+  }, id);
 }

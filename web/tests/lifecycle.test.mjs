@@ -14,7 +14,8 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { readFileSync } from 'node:fs';
 import {
-  IMAGES, launch, shutdown, serve, openPage, ready, chooseData, fill, waitForLines, waitForEnd, results, rowsOf, writeCsv,
+  IMAGES, launch, shutdown, serve, openPage, ready, chooseData, fill, fieldProblem, waitForLines, waitForEnd, results, rowsOf,
+  writeCsv,
 } from './harness.mjs';
 
 before(launch);
@@ -43,18 +44,6 @@ async function nextEnd(page, timeout = 90_000) {
     return s && !(window.__seen && window.__seen.has(s)) && document.querySelector('#status[data-final]');
   }, null, { timeout });
   return page.textContent('#status');
-}
-
-/** The message a field points at with aria-describedby, and whether it is marked invalid. */
-function fieldProblem(page, id) {
-  return page.evaluate((fieldId) => {
-    const field = document.getElementById(fieldId);
-    const ids = (field.getAttribute('aria-describedby') || '').split(/\s+/).filter(Boolean);
-    const text = ids.map((i) => document.getElementById(i))
-      .filter((el) => el && !el.hidden && el.classList.contains('problem'))
-      .map((el) => el.textContent).join(' ');
-    return { invalid: field.getAttribute('aria-invalid') === 'true', text };
-  }, id);
 }
 
 function assertEveryRowOnce(lines, n = 300) {

@@ -8,24 +8,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { launch, shutdown, serve, openPage, chooseData, fill, waitForEnd, results, rowsOf, writeCsv } from './harness.mjs';
+import {
+  launch, shutdown, serve, openPage, chooseData, fill, fieldProblem, waitForEnd, results, rowsOf, writeCsv,
+} from './harness.mjs';
 
 before(launch);
 after(shutdown);
 
 const KEY = 'page-key-5d1c';
-
-/** The message a field points at with aria-describedby, and whether it is marked invalid. */
-function fieldProblem(page, id) {
-  return page.evaluate((fieldId) => {
-    const field = document.getElementById(fieldId);
-    const ids = (field.getAttribute('aria-describedby') || '').split(/\s+/).filter(Boolean);
-    const text = ids.map((i) => document.getElementById(i))
-      .filter((el) => el && !el.hidden && el.classList.contains('problem'))
-      .map((el) => el.textContent).join(' ');
-    return { invalid: field.getAttribute('aria-invalid') === 'true', text };
-  }, id);
-}
 
 const stats = async (url) => (await fetch(`${url}/stats`)).json();
 

@@ -18,7 +18,8 @@ use crate::http::HttpRequest;
 use crate::provider::ANTHROPIC_VERSION;
 use crate::time::{parse_rfc3339, Millis};
 
-use super::openai::{path_segment, short};
+use super::dialect::{required_text, result_line};
+use super::openai::{custom_id_line, page_after, path_segment, short};
 use super::{BatchObject, LineOutcome, ParseError, ProviderStatus, RequestCounts};
 
 /// What comes before the first request of a create body.
@@ -108,12 +109,11 @@ pub(super) fn cancel_request(base: &str, batch_id: &str) -> HttpRequest {
 
 /// `GET /v1/messages/batches?limit=100[&after_id=ID]`: newest first.
 pub(super) fn list_request(base: &str, after: Option<&str>) -> HttpRequest {
-    let mut url = format!("{}?limit=100", batches_url(base));
-    if let Some(after) = after {
-        url.push_str("&after_id=");
-        url.push_str(&path_segment(after));
-    }
-    get(url)
+    get(page_after(
+        format!("{}?limit=100", batches_url(base)),
+        "after_id",
+        after,
+    ))
 }
 
 /// `GET /v1/messages/batches/{id}/results`: the documented results endpoint,
@@ -130,26 +130,13 @@ pub(super) fn results_request(base: &str, batch_id: &str) -> HttpRequest {
 /// One request of a create body: `{"custom_id", "params"}`, the params exactly
 /// the body a live request sends, ending in `\n`.
 pub(super) fn request_entry(custom_id: &str, body: &str) -> String {
-    let id = serde_json::to_string(custom_id).expect("a string serializes");
-    let mut line = String::with_capacity(body.len() + id.len() + 32);
-    line.push_str("{\"custom_id\":");
-    line.push_str(&id);
-    line.push_str(",\"params\":");
-    line.push_str(body);
-    line.push_str("}\n");
-    line
+    custom_id_line(custom_id, &[",\"params\":"], body)
 }
 
 fn batch_of(v: &Value) -> Result<BatchObject, ParseError> {
     let text = |field: &str| v.get(field).and_then(Value::as_str).map(str::to_string);
-    let id = text("id").ok_or(ParseError::Missing {
-        what: "the message batch",
-        field: "id",
-    })?;
-    let processing = text("processing_status").ok_or(ParseError::Missing {
-        what: "the message batch",
-        field: "processing_status",
-    })?;
+    let id = required_text(v, "the message batch", "id")?;
+    let processing = required_text(v, "the message batch", "processing_status")?;
     let cancelled = v.get("cancel_initiated_at").is_some_and(|c| !c.is_null());
     let (status, status_text) = match processing.as_str() {
         "in_progress" => (ProviderStatus::InProgress, "in_progress".to_string()),
@@ -226,12 +213,7 @@ fn status_of_error(kind: &str) -> u16 {
 /// with the message as its body (read by the live parser); an errored one as
 /// the status of its error's type with the error as its body.
 pub(super) fn parse_line(line: &str) -> Result<(String, LineOutcome), ParseError> {
-    let v: Value = serde_json::from_str(line).map_err(ParseError::line_not_json)?;
-    let custom_id = v
-        .get("custom_id")
-        .and_then(Value::as_str)
-        .ok_or(ParseError::LineMissing("custom_id"))?
-        .to_string();
+    let (v, custom_id) = result_line(line)?;
     let result = v.get("result").ok_or(ParseError::LineMissing("result"))?;
     let kind = result.get("type").and_then(Value::as_str).unwrap_or("");
     let outcome = match kind {

@@ -43,14 +43,15 @@ impl BatchRun {
         if self.keep_files {
             return;
         }
-        let files: Vec<String> = shard
-            .file_id
-            .iter()
-            .chain(&shard.result_files)
-            .cloned()
-            .collect();
+        let files = shard.file_id.iter().chain(&shard.result_files).cloned();
+        let files = files.collect();
         // Deleted once the progress file says the shard is done: a resume
         // that lost the provider journal must not take it for one to read.
+        self.delete(files);
+    }
+
+    /// Queues `files` to be deleted at the provider.
+    fn delete(&mut self, files: Vec<String>) {
         self.deletes.extend(files);
         self.changed = true;
     }
@@ -204,13 +205,11 @@ impl BatchRun {
             if self.shards[s].result_files.is_empty() && !self.keep_files {
                 let files: Vec<String> = b
                     .output_file_id
-                    .iter()
-                    .chain(&b.error_file_id)
-                    .cloned()
+                    .into_iter()
+                    .chain(b.error_file_id)
                     .collect();
                 self.shards[s].result_files.clone_from(&files);
-                self.deletes.extend(files);
-                self.changed = true;
+                self.delete(files);
             }
             return;
         }

@@ -56,6 +56,31 @@ impl ParseError {
     }
 }
 
+/// The text of a field an answer must have; `what` names the answer in the
+/// error ("the batch object").
+pub(super) fn required_text(
+    v: &serde_json::Value,
+    what: &'static str,
+    field: &'static str,
+) -> Result<String, ParseError> {
+    v.get(field)
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
+        .ok_or(ParseError::Missing { what, field })
+}
+
+/// A line of a batch's results read as JSON, with the `custom_id` every line
+/// must have (both dialects).
+pub(super) fn result_line(line: &str) -> Result<(serde_json::Value, String), ParseError> {
+    let v: serde_json::Value = serde_json::from_str(line).map_err(ParseError::line_not_json)?;
+    let custom_id = v
+        .get("custom_id")
+        .and_then(serde_json::Value::as_str)
+        .ok_or(ParseError::LineMissing("custom_id"))?
+        .to_string();
+    Ok((v, custom_id))
+}
+
 /// What a provider says about a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct BatchObject {
@@ -212,24 +237,41 @@ pub(super) fn parse_list_page(
     batch_of: fn(&serde_json::Value) -> Result<BatchObject, ParseError>,
 ) -> Result<(Vec<BatchObject>, Option<String>), ParseError> {
     use serde_json::Value;
-    let v: Value = serde_json::from_str(body).map_err(ParseError::not_json("the batch list"))?;
-    let data = v
-        .get("data")
-        .and_then(Value::as_array)
-        .ok_or(ParseError::Missing {
-            what: "the batch list",
-            field: "data",
-        })?;
-    let batches = data.iter().filter_map(|b| batch_of(b).ok()).collect();
-    let more = v.get("has_more").and_then(Value::as_bool) == Some(true);
-    let last = v
-        .get("last_id")
-        .and_then(Value::as_str)
-        .or_else(|| {
-            data.last()
-                .and_then(|b| b.get("id"))
-                .and_then(Value::as_str)
+    let page = ListPage::read(body, "the batch list")?;
+    let batches = page.data.iter().filter_map(|b| batch_of(b).ok()).collect();
+    let last = page.last_id.or_else(|| {
+        page.data
+            .last()
+            .and_then(|b| b.get("id"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    Ok((batches, last.filter(|_| page.more)))
+}
+
+/// One page of a listing (`GET /batches`, `GET /files`): its entries, whether
+/// more follow, and the id it says to continue after.
+pub(super) struct ListPage {
+    pub(super) data: Vec<serde_json::Value>,
+    pub(super) more: bool,
+    pub(super) last_id: Option<String>,
+}
+
+impl ListPage {
+    /// Reads a page; `what` names it in the error ("the batch list").
+    pub(super) fn read(body: &str, what: &'static str) -> Result<ListPage, ParseError> {
+        use serde_json::Value;
+        let mut v: Value = serde_json::from_str(body).map_err(ParseError::not_json(what))?;
+        let Some(Value::Array(data)) = v.get_mut("data").map(Value::take) else {
+            return Err(ParseError::Missing {
+                what,
+                field: "data",
+            });
+        };
+        Ok(ListPage {
+            data,
+            more: v.get("has_more").and_then(Value::as_bool) == Some(true),
+            last_id: v.get("last_id").and_then(Value::as_str).map(str::to_string),
         })
-        .map(str::to_string);
-    Ok((batches, last.filter(|_| more)))
+    }
 }

@@ -291,51 +291,40 @@ pub fn fold_batch_journal<R: BufRead>(mut r: R) -> std::io::Result<FoldedBatches
             continue;
         }
         match serde_json::from_slice::<BatchRecord>(body) {
-            Ok(record) => {
+            Ok(mut record) => {
                 let s = shards.entry(record.shard()).or_insert_with(|| ShardRecord {
                     shard: record.shard(),
                     ..ShardRecord::default()
                 });
+                // The three records that give a shard's rows give them alike.
+                if let BatchRecord::Uploading {
+                    lines,
+                    bytes,
+                    members,
+                    ..
+                }
+                | BatchRecord::Uploaded {
+                    lines,
+                    bytes,
+                    members,
+                    ..
+                }
+                | BatchRecord::Submitting {
+                    lines,
+                    bytes,
+                    members,
+                    ..
+                } = &mut record
+                {
+                    s.lines = *lines;
+                    s.bytes = *bytes;
+                    s.members = std::mem::take(members);
+                    s.members_line = number;
+                }
                 match record {
-                    BatchRecord::Uploading {
-                        file_name,
-                        lines,
-                        bytes,
-                        members,
-                        ..
-                    } => {
-                        s.uploading = Some(file_name);
-                        s.lines = lines;
-                        s.bytes = bytes;
-                        s.members = members;
-                        s.members_line = number;
-                    }
-                    BatchRecord::Uploaded {
-                        file_id,
-                        lines,
-                        bytes,
-                        members,
-                        ..
-                    } => {
-                        s.file_id = Some(file_id);
-                        s.lines = lines;
-                        s.bytes = bytes;
-                        s.members = members;
-                        s.members_line = number;
-                    }
-                    BatchRecord::Submitting {
-                        lines,
-                        bytes,
-                        members,
-                        at,
-                        ..
-                    } => {
-                        s.submitted_at = Some(at);
-                        s.lines = lines;
-                        s.bytes = bytes;
-                        s.members = members;
-                        s.members_line = number;
-                    }
+                    BatchRecord::Uploading { file_name, .. } => s.uploading = Some(file_name),
+                    BatchRecord::Uploaded { file_id, .. } => s.file_id = Some(file_id),
+                    BatchRecord::Submitting { at, .. } => s.submitted_at = Some(at),
                     BatchRecord::Created { batch_id, .. } => {
                         s.batch_id = Some(batch_id);
                         s.ended = None;
@@ -387,6 +376,17 @@ mod tests {
             batch_line: 0,
         };
         let ended = |s: &str| Some((s.to_string(), None, None));
+        // A batch created from an uploaded file, then ended as `status`.
+        let created = ShardRecord {
+            file_id: Some("file-1".into()),
+            batch_id: Some("batch-1".into()),
+            ..base.clone()
+        };
+        let ended_as = |status: &str, done: bool| ShardRecord {
+            ended: ended(status),
+            done,
+            ..created.clone()
+        };
         let cases = [
             (
                 ShardRecord {
@@ -409,42 +409,10 @@ mod tests {
                 },
                 true,
             ),
-            (
-                ShardRecord {
-                    file_id: Some("file-1".into()),
-                    batch_id: Some("batch-1".into()),
-                    ..base.clone()
-                },
-                true,
-            ),
-            (
-                ShardRecord {
-                    file_id: Some("file-1".into()),
-                    batch_id: Some("batch-1".into()),
-                    ended: ended("expired"),
-                    ..base.clone()
-                },
-                true,
-            ),
-            (
-                ShardRecord {
-                    file_id: Some("file-1".into()),
-                    batch_id: Some("batch-1".into()),
-                    ended: ended("failed"),
-                    ..base.clone()
-                },
-                false,
-            ),
-            (
-                ShardRecord {
-                    file_id: Some("file-1".into()),
-                    batch_id: Some("batch-1".into()),
-                    ended: ended("completed"),
-                    done: true,
-                    ..base.clone()
-                },
-                false,
-            ),
+            (created.clone(), true),
+            (ended_as("expired", false), true),
+            (ended_as("failed", false), false),
+            (ended_as("completed", true), false),
         ];
         for (record, open) in cases {
             assert_eq!(record.phase().is_open(), open, "{record:?}");

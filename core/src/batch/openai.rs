@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use crate::http::HttpRequest;
 
+use super::dialect::{required_text, result_line, ListPage};
 use super::{BatchObject, LineOutcome, ParseError, ProviderStatus, RequestCounts};
 
 /// The endpoint every line of a shard targets.
@@ -71,23 +72,33 @@ pub(super) fn cancel_request(base: &str, batch_id: &str) -> HttpRequest {
 
 /// `GET /batches?limit=100[&after=ID]`: newest first.
 pub(super) fn list_request(base: &str, after: Option<&str>) -> HttpRequest {
-    let mut url = format!("{base}/batches?limit=100");
+    get(page_after(
+        format!("{base}/batches?limit=100"),
+        "after",
+        after,
+    ))
+}
+
+/// `url` that continues a listing after `after`, when there is one:
+/// `&{param}=ID`.
+pub(super) fn page_after(mut url: String, param: &str, after: Option<&str>) -> String {
     if let Some(after) = after {
-        url.push_str("&after=");
+        url.push('&');
+        url.push_str(param);
+        url.push('=');
         url.push_str(&path_segment(after));
     }
-    get(url)
+    url
 }
 
 /// `GET /files?purpose=batch&limit=10000[&after=ID]`: the account's batch
 /// files, to find an upload of the run's that no journal names.
 pub(super) fn files_request(base: &str, after: Option<&str>) -> HttpRequest {
-    let mut url = format!("{base}/files?purpose=batch&limit=10000");
-    if let Some(after) = after {
-        url.push_str("&after=");
-        url.push_str(&path_segment(after));
-    }
-    get(url)
+    get(page_after(
+        format!("{base}/files?purpose=batch&limit=10000"),
+        "after",
+        after,
+    ))
 }
 
 /// `DELETE /files/{id}`.
@@ -106,15 +117,9 @@ pub(super) type FileEntry = (String, String, u64);
 /// Reads a page of `GET /files`: its files, and the id to continue after when
 /// there are more.
 pub(super) fn parse_files(body: &str) -> Result<(Vec<FileEntry>, Option<String>), ParseError> {
-    let v: Value = serde_json::from_str(body).map_err(ParseError::not_json("the file list"))?;
-    let data = v
-        .get("data")
-        .and_then(Value::as_array)
-        .ok_or(ParseError::Missing {
-            what: "the file list",
-            field: "data",
-        })?;
-    let files: Vec<FileEntry> = data
+    let page = ListPage::read(body, "the file list")?;
+    let files: Vec<FileEntry> = page
+        .data
         .iter()
         .filter_map(|f| {
             Some((
@@ -124,13 +129,8 @@ pub(super) fn parse_files(body: &str) -> Result<(Vec<FileEntry>, Option<String>)
             ))
         })
         .collect();
-    let more = v.get("has_more").and_then(Value::as_bool) == Some(true);
-    let last = v
-        .get("last_id")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .or_else(|| files.last().map(|f| f.0.clone()));
-    Ok((files, last.filter(|_| more)))
+    let last = page.last_id.or_else(|| files.last().map(|f| f.0.clone()));
+    Ok((files, last.filter(|_| page.more)))
 }
 
 /// `GET /files/{id}/content`.
@@ -155,13 +155,25 @@ pub(super) fn path_segment(id: &str) -> String {
 /// One line of a shard's input file: `{"custom_id", "method", "url", "body"}`,
 /// the body exactly as a live request would send it, ending in `\n`.
 pub(super) fn input_line(custom_id: &str, body: &str) -> String {
+    custom_id_line(
+        custom_id,
+        &[",\"method\":\"POST\",\"url\":\"", ENDPOINT, "\",\"body\":"],
+        body,
+    )
+}
+
+/// `{"custom_id":ID` then `fields` then `body` then `}\n`: one request of a
+/// batch in either dialect, the body written as it is (it is already JSON)
+/// rather than parsed and written again.
+pub(super) fn custom_id_line(custom_id: &str, fields: &[&str], body: &str) -> String {
     let id = serde_json::to_string(custom_id).expect("a string serializes");
-    let mut line = String::with_capacity(body.len() + id.len() + 64);
+    let fields_len: usize = fields.iter().map(|f| f.len()).sum();
+    let mut line = String::with_capacity(body.len() + id.len() + fields_len + 16);
     line.push_str("{\"custom_id\":");
     line.push_str(&id);
-    line.push_str(",\"method\":\"POST\",\"url\":\"");
-    line.push_str(ENDPOINT);
-    line.push_str("\",\"body\":");
+    for field in fields {
+        line.push_str(field);
+    }
     line.push_str(body);
     line.push_str("}\n");
     line
@@ -191,14 +203,8 @@ fn status_of(text: &str) -> ProviderStatus {
 
 fn batch_of(v: &Value) -> Result<BatchObject, ParseError> {
     let text = |field: &str| v.get(field).and_then(Value::as_str).map(str::to_string);
-    let id = text("id").ok_or(ParseError::Missing {
-        what: "the batch object",
-        field: "id",
-    })?;
-    let status_text = text("status").ok_or(ParseError::Missing {
-        what: "the batch object",
-        field: "status",
-    })?;
+    let id = required_text(v, "the batch object", "id")?;
+    let status_text = required_text(v, "the batch object", "status")?;
     let counts = v.get("request_counts").map(|c| {
         let n = |f: &str| c.get(f).and_then(Value::as_u64).unwrap_or(0);
         RequestCounts {
@@ -274,12 +280,7 @@ pub(super) fn parse_file_id(body: &str) -> Result<String, ParseError> {
 /// One line of an output or error file:
 /// `{"id", "custom_id", "response": {"status_code", "body"} | null, "error": {"code", "message"} | null}`.
 pub(super) fn parse_line(line: &str) -> Result<(String, LineOutcome), ParseError> {
-    let v: Value = serde_json::from_str(line).map_err(ParseError::line_not_json)?;
-    let custom_id = v
-        .get("custom_id")
-        .and_then(Value::as_str)
-        .ok_or(ParseError::LineMissing("custom_id"))?
-        .to_string();
+    let (v, custom_id) = result_line(line)?;
     if let Some(response) = v.get("response").filter(|r| !r.is_null()) {
         let status = response
             .get("status_code")

@@ -4,9 +4,8 @@ use crate::journal::FailureKind;
 use crate::stop::{AbortReason, Stop};
 use crate::time::Millis;
 
-use super::outcome::{Ended, Failure};
+use super::outcome::Failure;
 use super::schedule::{self, Claimed};
-use super::tally::Source;
 use super::{Run, SendOrder, Ticket};
 
 /// The hooks a [`crate::batch::BatchRun`] drives the run with: it takes sends one
@@ -28,13 +27,8 @@ impl Run {
             if self.stop.is_some() || self.finished {
                 return None;
             }
-            if let Some(i) = self.schedule.next_fresh() {
-                if let Some(defect) = &self.items[i].defect {
-                    let failure = Failure::without_request(FailureKind::Input, defect.to_string());
-                    self.schedule.take_fresh();
-                    self.finish_item(now, i, Ended::Failed(failure), Source::Live);
-                    continue;
-                }
+            if self.fail_next_defective(now) {
+                continue;
             }
             let item = self.schedule.next_due(now)?;
             let order = self.schedule.start(now, item, self.format);

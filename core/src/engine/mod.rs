@@ -483,15 +483,25 @@ impl Run {
 
 /// Dispatch.
 impl Run {
+    /// Ends the next fresh row without a request when it is defective; whether
+    /// it was.
+    fn fail_next_defective(&mut self, now: Millis) -> bool {
+        let Some(i) = self.schedule.next_fresh() else {
+            return false;
+        };
+        let Some(defect) = &self.items[i].defect else {
+            return false;
+        };
+        let failure = Failure::without_request(FailureKind::Input, defect.to_string());
+        self.schedule.take_fresh();
+        self.finish_item(now, i, Ended::Failed(failure), Source::Live);
+        true
+    }
+
     fn dispatch(&mut self, now: Millis) {
         // A defective row ends without a request; one per poll keeps outputs small.
-        if let Some(i) = self.schedule.next_fresh() {
-            if let Some(defect) = &self.items[i].defect {
-                let failure = Failure::without_request(FailureKind::Input, defect.to_string());
-                self.schedule.take_fresh();
-                self.finish_item(now, i, Ended::Failed(failure), Source::Live);
-                return;
-            }
+        if self.fail_next_defective(now) {
+            return;
         }
         if !self.schedule.pacer.may_start(now) {
             return;
@@ -757,14 +767,14 @@ impl Run {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::input::{parse_labels_csv, ColumnNames};
+    use crate::input::{parse_labels_csv, ColumnNames, LabelsCsv};
+
+    fn csv_text(text: &str) -> LabelsCsv {
+        parse_labels_csv(text, &ColumnNames::default()).unwrap()
+    }
 
     fn run() -> Run {
-        let csv = parse_labels_csv(
-            "image,label\nhttps://x.test/a.png,cat\n",
-            &ColumnNames::default(),
-        )
-        .unwrap();
+        let csv = csv_text("image,label\nhttps://x.test/a.png,cat\n");
         Run::new(RunConfig::default(), csv, Millis(0)).unwrap()
     }
 
@@ -816,11 +826,7 @@ mod tests {
     /// panic in debug builds, a wrapped total in release ones).
     #[test]
     fn token_usage_totals_saturate_instead_of_overflowing() {
-        let csv = parse_labels_csv(
-            "image,label\na.png,cat\nb.png,cat\nc.png,cat\n",
-            &ColumnNames::default(),
-        )
-        .unwrap();
+        let csv = csv_text("image,label\na.png,cat\nb.png,cat\nc.png,cat\n");
         let mut run = Run::new(RunConfig::default(), csv, Millis(0)).unwrap();
         let huge = crate::journal::Usage {
             prompt_tokens: u64::MAX,

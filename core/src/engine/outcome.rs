@@ -231,6 +231,11 @@ mod tests {
         }
     }
 
+    /// The kind of failure a `status` answer with `body` is.
+    fn failed_kind(provider: &Provider, status: u16, body: &str) -> FailureKind {
+        failed(judge(provider, status, &[], body)).kind
+    }
+
     fn failed(verdict: Verdict) -> Failure {
         match verdict {
             Verdict::Final(Ended::Failed(failure)) => failure,
@@ -280,11 +285,7 @@ mod tests {
         let bad = r#"{"type":"error","error":{"type":"invalid_request_error","message":"messages.0.content.0.image.source.base64.data: The image was specified using the image/png media type, but the image appears to be a image/jpeg image"}}"#;
         let f = failed(judge(&p, 400, &[], bad));
         assert_eq!(f.kind, FailureKind::Http);
-        assert!(
-            f.message.starts_with("HTTP 400: messages.0"),
-            "{}",
-            f.message
-        );
+        assert!(f.message.starts_with("HTTP 400: messages.0"), "{f:?}");
         // An unknown model is fatal and named.
         let missing =
             r#"{"type":"error","error":{"type":"not_found_error","message":"model: claude-9"}}"#;
@@ -294,10 +295,7 @@ mod tests {
         ));
         // A refusal in a 200 is a refused item.
         let refused = r#"{"content":[],"stop_reason":"refusal"}"#;
-        assert_eq!(
-            failed(judge(&p, 200, &[], refused)).kind,
-            FailureKind::Refused
-        );
+        assert_eq!(failed_kind(&p, 200, refused), FailureKind::Refused);
     }
 
     /// Gemini's documented errors: RetryInfo's delay is the wait; a wrong key (400)
@@ -353,10 +351,7 @@ mod tests {
         let unavailable = r#"{"error": {"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}}"#;
         assert_eq!(retry(judge(&p, 503, &[], unavailable)), (None, false));
         let blocked = r#"{"candidates": [{"finishReason": "SAFETY"}]}"#;
-        assert_eq!(
-            failed(judge(&p, 200, &[], blocked)).kind,
-            FailureKind::Refused
-        );
+        assert_eq!(failed_kind(&p, 200, blocked), FailureKind::Refused);
     }
 
     /// Azure's documented content-filter 400 is a refused item (not an HTTP
@@ -370,13 +365,8 @@ mod tests {
                 "hate": {"filtered": false, "severity": "safe"},
                 "sexual": {"filtered": true, "severity": "high"}}}}}"#;
         let f = failed(judge(&p, 400, &[], filtered));
-        assert_eq!(f.kind, FailureKind::Refused);
-        assert!(
-            f.message.contains("content management policy"),
-            "{}",
-            f.message
-        );
-        assert_eq!(f.status, Some(400));
+        assert_eq!((f.kind, f.status), (FailureKind::Refused, Some(400)));
+        assert!(f.message.contains("content management policy"), "{f:?}");
         let throttled = r#"{"error": {"code": "429", "message": "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 6 seconds."}}"#;
         assert_eq!(
             retry(judge(

@@ -451,33 +451,15 @@ pub fn read_labels_csv<R: io::Read>(
         .collect();
     let normalized: Vec<String> = headers.iter().map(|h| normalize_header(h)).collect();
 
-    let image_col = resolve_column(
-        &headers,
-        &normalized,
-        columns.image.as_deref(),
-        ColumnRole::Image,
-        IMAGE_COLUMN_NAMES,
-    )?
-    .ok_or_else(|| CsvError::NoImageColumn {
-        found: headers.clone(),
-    })?;
-    let label_col = resolve_column(
-        &headers,
-        &normalized,
-        columns.label.as_deref(),
-        ColumnRole::Label,
-        LABEL_COLUMN_NAMES,
-    )?
-    .ok_or_else(|| CsvError::NoLabelColumn {
-        found: headers.clone(),
-    })?;
-    let id_col = resolve_column(
-        &headers,
-        &normalized,
-        columns.id.as_deref(),
-        ColumnRole::Id,
-        ID_COLUMN_NAMES,
-    )?;
+    let resolve = |explicit: &Option<String>, role, candidates: &[&str]| {
+        resolve_column(&headers, &normalized, explicit.as_deref(), role, candidates)
+    };
+    let found = || headers.clone();
+    let image_col = resolve(&columns.image, ColumnRole::Image, IMAGE_COLUMN_NAMES)?
+        .ok_or_else(|| CsvError::NoImageColumn { found: found() })?;
+    let label_col = resolve(&columns.label, ColumnRole::Label, LABEL_COLUMN_NAMES)?
+        .ok_or_else(|| CsvError::NoLabelColumn { found: found() })?;
+    let id_col = resolve(&columns.id, ColumnRole::Id, ID_COLUMN_NAMES)?;
 
     let cols = Columns {
         image: image_col,

@@ -513,7 +513,7 @@ proptest! {
         }
         let bytes = w.into_inner().unwrap();
         let text = String::from_utf8(bytes).unwrap();
-        let csv = parse_labels_csv(&text, &ColumnNames::default()).unwrap();
+        let csv = parse(&text);
         prop_assert_eq!(csv.items.len(), rows.len());
         // Start lines: count the newlines before each record in the written text.
         let mut expected_line = 2u64;
@@ -532,11 +532,7 @@ proptest! {
 
 #[test]
 fn rows_longer_than_the_header_are_defects_unless_the_extra_cells_are_empty() {
-    let csv = parse_labels_csv(
-        "image,label\ndata:image/png;base64,AAAA,3\na.png,cat,\nb.png,dog, \n",
-        &ColumnNames::default(),
-    )
-    .unwrap();
+    let csv = parse("image,label\ndata:image/png;base64,AAAA,3\na.png,cat,\nb.png,dog, \n");
     let defect = csv.items[0].defect.as_deref().unwrap();
     assert!(
         defect.starts_with("line 2:") && defect.contains("3 fields, the header 2"),
@@ -545,11 +541,7 @@ fn rows_longer_than_the_header_are_defects_unless_the_extra_cells_are_empty() {
     assert!(csv.items[1].defect.is_none());
     assert!(csv.items[2].defect.is_none());
     // Labels are shared, not copied per row.
-    let again = parse_labels_csv(
-        "image,label\na.png,cat\nb.png,cat\n",
-        &ColumnNames::default(),
-    )
-    .unwrap();
+    let again = parse("image,label\na.png,cat\nb.png,cat\n");
     assert!(std::sync::Arc::ptr_eq(
         &again.items[0].label,
         &again.items[1].label

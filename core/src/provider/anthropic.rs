@@ -229,6 +229,7 @@ pub(super) fn json_kind(v: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::tests::answered;
     use crate::provider::{ApiError, Provider};
 
     fn labels() -> LabelSet {
@@ -248,10 +249,7 @@ mod tests {
     }
 
     fn malformed(body: &str) -> String {
-        match parse(body) {
-            Err(AnswerError::Malformed { detail }) => detail,
-            other => panic!("expected Malformed, got {other:?}"),
-        }
+        crate::provider::tests::malformed(parse(body))
     }
 
     /// The request of the Messages API docs' vision + forced-tool example, with this
@@ -338,17 +336,7 @@ mod tests {
             "usage": {"input_tokens": 1543, "cache_creation_input_tokens": 0,
                       "cache_read_input_tokens": 10, "output_tokens": 41}
         }"#;
-        assert_eq!(
-            parse(body).unwrap(),
-            Answer {
-                label: 2,
-                usage: Some(Usage {
-                    prompt_tokens: 1553,
-                    completion_tokens: 41,
-                    total_tokens: 1594
-                })
-            }
-        );
+        assert_eq!(parse(body), answered(2, 1553, 41, 1594));
         // Labels are matched as the other providers' are (case, spaces).
         let body = r#"{"content": [{"type": "tool_use", "name": "classify_image",
             "input": {"label": " Cat "}}], "stop_reason": "tool_use"}"#;

@@ -188,6 +188,7 @@ fn read_usage(meta: &Value) -> Option<Usage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::tests::answered;
     use crate::provider::{ApiError, Provider};
 
     fn labels() -> LabelSet {
@@ -203,10 +204,7 @@ mod tests {
     }
 
     fn malformed(body: &str) -> String {
-        match parse(body) {
-            Err(AnswerError::Malformed { detail }) => detail,
-            other => panic!("expected Malformed, got {other:?}"),
-        }
+        crate::provider::tests::malformed(parse(body))
     }
 
     /// The docs' "image input" REST request with a response schema, for these labels.
@@ -278,17 +276,7 @@ mod tests {
           "modelVersion": "gemini-2.5-flash",
           "responseId": "mLZbaPGsLZ2ZkdUPpZmyoAs"
         }"#;
-        assert_eq!(
-            parse(body).unwrap(),
-            Answer {
-                label: 2,
-                usage: Some(Usage {
-                    prompt_tokens: 265,
-                    completion_tokens: 30,
-                    total_tokens: 295
-                })
-            }
-        );
+        assert_eq!(parse(body), answered(2, 265, 30, 295));
         // Thought parts are skipped; text split over parts is joined.
         let body = r#"{"candidates": [{"content": {"parts": [
             {"text": "the label is cat", "thought": true},

@@ -192,6 +192,14 @@ fn chat(content: &str) -> String {
     .to_string()
 }
 
+/// The answer `label` with this usage, as `parse_answer` returns it.
+pub(super) fn answered(label: usize, p: u64, c: u64, t: u64) -> Result<Answer, AnswerError> {
+    Ok(Answer {
+        label,
+        usage: usage(p, c, t),
+    })
+}
+
 fn usage(p: u64, c: u64, t: u64) -> Option<Usage> {
     Some(Usage {
         prompt_tokens: p,
@@ -368,15 +376,9 @@ fn http_json_request_shape() {
 fn openai_parses_label_and_usage() {
     let labels = labels();
     let p = openai(ImageDetail::Auto, None);
-    let answer = p
-        .parse_answer(&chat(r#"{"label":"dog"}"#), &labels)
-        .unwrap();
     assert_eq!(
-        answer,
-        Answer {
-            label: 1,
-            usage: usage(120, 7, 127)
-        }
+        p.parse_answer(&chat(r#"{"label":"dog"}"#), &labels),
+        answered(1, 120, 7, 127)
     );
     let answer = p
         .parse_answer(&chat(r#"{"label": "cat"}"#), &labels)
@@ -503,7 +505,8 @@ fn openai_refusal() {
     );
 }
 
-fn malformed(result: Result<Answer, AnswerError>) -> String {
+/// The detail of a Malformed result; panics on any other.
+pub(super) fn malformed(result: Result<Answer, AnswerError>) -> String {
     match result {
         Err(AnswerError::Malformed { detail }) => detail,
         other => panic!("expected Malformed, got {other:?}"),
@@ -1121,26 +1124,15 @@ fn url_host_takes_the_host_alone() {
 
 #[test]
 fn browser_access_is_known_for_the_public_apis_and_unknown_elsewhere() {
-    let at = |provider: Provider, base: &str| -> Provider {
-        match provider {
-            Provider::OpenAi(c) => Provider::OpenAi(OpenAiConfig {
-                base_url: base.to_owned(),
-                ..c
-            }),
-            Provider::Anthropic(c) => Provider::Anthropic(AnthropicConfig {
-                base_url: base.to_owned(),
-                ..c
-            }),
-            Provider::Gemini(c) => Provider::Gemini(GeminiConfig {
-                base_url: base.to_owned(),
-                ..c
-            }),
-            Provider::Azure(c) => Provider::Azure(AzureConfig {
-                base_url: base.to_owned(),
-                ..c
-            }),
-            other => other,
+    let at = |mut provider: Provider, base: &str| -> Provider {
+        if let Provider::OpenAi(OpenAiConfig { base_url, .. })
+        | Provider::Anthropic(AnthropicConfig { base_url, .. })
+        | Provider::Gemini(GeminiConfig { base_url, .. })
+        | Provider::Azure(AzureConfig { base_url, .. }) = &mut provider
+        {
+            *base_url = base.to_owned();
         }
+        provider
     };
     let mock = "http://127.0.0.1:8787";
     let cases = [

@@ -210,7 +210,20 @@ impl FakeProvider {
         } else {
             Fate::Complete
         };
-        let id = format!("batch_{n}");
+        let i = self.add_batch(now, format!("batch_{n}"), file, fate, v["metadata"].clone());
+        ok(self.object(now, i))
+    }
+
+    /// Records batch `id`, made now from the stored `file`: its rows as
+    /// submitted to it, and the batch. Returns its index.
+    fn add_batch(
+        &mut self,
+        now: Millis,
+        id: String,
+        file: String,
+        fate: Fate,
+        metadata: Value,
+    ) -> usize {
         for line in &self.files[&file] {
             let v: Value = serde_json::from_str(line).unwrap();
             let (row, attempt) = row_attempt(v["custom_id"].as_str().unwrap());
@@ -223,9 +236,9 @@ impl FakeProvider {
             fate,
             cancelled_at: None,
             foreign: false,
-            metadata: v["metadata"].clone(),
+            metadata,
         });
-        ok(self.object(now, self.batches.len() - 1))
+        self.batches.len() - 1
     }
 
     pub fn ended(&self, now: Millis, b: &FakeBatch) -> bool {
@@ -292,15 +305,7 @@ impl FakeProvider {
             let v: Value = serde_json::from_str(line).unwrap();
             let custom_id = v["custom_id"].as_str().unwrap();
             let (row, attempt) = row_attempt(custom_id);
-            let ran = match (b.fate, b.cancelled_at) {
-                (Fate::Expire, _) => n % 2 == 0,
-                (_, Some(at)) => {
-                    let share = at.since(b.created_at) * 100 / self.script.processing_ms.max(1);
-                    (n as u64 * 100 / self.files[&b.input_file].len() as u64) < share
-                }
-                _ => true,
-            };
-            let line = if !ran {
+            let line = if !self.ran(b, n) {
                 let code = if b.cancelled_at.is_some() {
                     "batch_cancelled"
                 } else {
@@ -323,10 +328,7 @@ impl FakeProvider {
                     .unwrap()
                     .clone();
                 assert_eq!(labels.len(), 3, "the live body, with the label enum");
-                let mut label = LABELS[row % 3];
-                if self.script.wrong.contains(&row) {
-                    label = LABELS[(row + 1) % 3];
-                }
+                let label = self.answer_of(row);
                 (kind == "out").then(|| {
                     // The live run's answer (the engine simulation's), as the body.
                     let body: Value = serde_json::from_str(&completion(label)).unwrap();
@@ -378,24 +380,12 @@ impl FakeProvider {
         let fate = self.next_fate();
         let id = format!("msgbatch_{}", self.creates);
         let file = format!("inline-{}", self.creates);
-        let mut lines = Vec::new();
-        for r in requests {
-            let custom_id = r["custom_id"].as_str().unwrap();
-            let (row, attempt) = row_attempt(custom_id);
-            self.submitted.push((row, attempt, id.clone()));
-            lines.push(r.to_string());
-        }
-        self.files.insert(file.clone(), lines);
-        self.batches.push(FakeBatch {
-            id,
-            input_file: file,
-            created_at: now,
-            fate,
-            cancelled_at: None,
-            foreign: false,
-            metadata: Value::Null,
-        });
-        ok(self.message_batch(now, self.batches.len() - 1))
+        self.files.insert(
+            file.clone(),
+            requests.iter().map(Value::to_string).collect(),
+        );
+        let i = self.add_batch(now, id, file, fate, Value::Null);
+        ok(self.message_batch(now, i))
     }
 
     /// Another client's batch of `count` requests, created at `at`, running
@@ -423,6 +413,16 @@ impl FakeProvider {
     }
 
     /// Whether request `n` of batch `b` ran.
+    /// The label the model answers for `row`: its own, or the next one for the
+    /// rows the script makes wrong.
+    fn answer_of(&self, row: usize) -> &'static str {
+        if self.script.wrong.contains(&row) {
+            LABELS[(row + 1) % 3]
+        } else {
+            LABELS[row % 3]
+        }
+    }
+
     pub fn ran(&self, b: &FakeBatch, n: usize) -> bool {
         match (b.fate, b.cancelled_at) {
             (Fate::Expire, _) => n % 2 == 0,
@@ -533,10 +533,7 @@ impl FakeProvider {
                     .as_array()
                     .unwrap();
                 assert_eq!(labels.len(), 3, "the live body, with the label enum");
-                let mut label = LABELS[row % 3];
-                if self.script.wrong.contains(&row) {
-                    label = LABELS[(row + 1) % 3];
-                }
+                let label = self.answer_of(row);
                 json!({"type": "succeeded", "message": {
                     "id": format!("msg_{n}"), "type": "message", "role": "assistant",
                     "model": "claude-haiku-4-5",
@@ -714,6 +711,15 @@ pub struct Sim {
 }
 
 impl Sim {
+    /// The lines of a shard's file, checked against the count and bytes an
+    /// order gives for it.
+    fn shard_file(&self, shard: u32, lines: usize, bytes: u64) -> Vec<String> {
+        let file = self.files.get(&shard).cloned().expect("the shard file");
+        assert_eq!(file.len(), lines);
+        assert_eq!(file.iter().map(String::len).sum::<usize>() as u64, bytes);
+        file
+    }
+
     pub fn anthropic(rows: usize, max_lines: usize, script: Script) -> Sim {
         let mut sim = Sim::new(rows, max_lines, script);
         sim.anthropic = true;
@@ -793,16 +799,7 @@ impl Sim {
                 BatchOutput::Submit(order) => {
                     self.outputs_seen.push("submit");
                     assert_eq!(order.url, ANTHROPIC);
-                    let lines = self
-                        .files
-                        .get(&order.shard)
-                        .cloned()
-                        .expect("the shard file");
-                    assert_eq!(lines.len(), order.lines);
-                    assert_eq!(
-                        lines.iter().map(String::len).sum::<usize>() as u64,
-                        order.bytes
-                    );
+                    let lines = self.shard_file(order.shard, order.lines, order.bytes);
                     let body = format!(
                         "{}{}{}",
                         order.prefix,
@@ -840,16 +837,7 @@ impl Sim {
                 }
                 BatchOutput::Upload(order) => {
                     assert_eq!(order.url, "https://api.test/v1/files");
-                    let lines = self
-                        .files
-                        .get(&order.shard)
-                        .cloned()
-                        .expect("the shard file");
-                    assert_eq!(lines.len(), order.lines);
-                    assert_eq!(
-                        lines.iter().map(String::len).sum::<usize>() as u64,
-                        order.bytes
-                    );
+                    let lines = self.shard_file(order.shard, order.lines, order.bytes);
                     let response = self.provider.upload(&order.file_name, lines);
                     if !self.feed(BatchInput::Answer {
                         call: order.call,
@@ -940,31 +928,26 @@ impl Sim {
 
     /// A new session after a crash: the same CSV, both journals folded back.
     pub fn resume(&mut self, script: Script) {
-        let folded = shadow_core::journal::fold_journal(&self.results);
-        let batches = fold_batch_journal(self.journal.as_bytes()).unwrap();
-        self.now = self.now.plus(1_000);
-        let mut batch = BatchRun::new(
-            self.config(settings(&self.batch).max_lines),
-            csv(self.batch.run().items().len()),
-            self.now,
-        )
-        .unwrap();
-        batch
-            .restore(self.now, folded.results.iter().cloned(), &batches, &[])
-            .unwrap();
-        self.batch = batch;
-        self.provider.script = script;
-        self.built.clear();
-        self.files.clear();
-        self.summary = None;
-        self.crash_before = None;
-        self.crashed = false;
+        let journal = self.journal.clone();
+        self.new_session(script, &journal, false).unwrap();
     }
 
     /// A new session after a crash that also lost the provider journal (or
     /// left `journal` in its place): rebuilt from the progress file's
     /// provider batches and the provider.
     pub fn resume_lost(&mut self, script: Script, journal: &str) -> Result<(), UsageError> {
+        self.new_session(script, journal, true)
+    }
+
+    /// A new session on the same CSV: the results journal and `journal` (the
+    /// provider journal) folded back, and with `recover` the progress file's
+    /// provider batches taken too.
+    fn new_session(
+        &mut self,
+        script: Script,
+        journal: &str,
+        recover: bool,
+    ) -> Result<(), UsageError> {
         let folded = shadow_core::journal::fold_journal(&self.results);
         let batches = fold_batch_journal(journal.as_bytes()).unwrap();
         self.now = self.now.plus(1_000);
@@ -975,7 +958,9 @@ impl Sim {
         )
         .unwrap();
         batch.restore(self.now, folded.results.iter().cloned(), &batches, &[])?;
-        batch.recover(self.now, &self.saved, journal.is_empty())?;
+        if recover {
+            batch.recover(self.now, &self.saved, journal.is_empty())?;
+        }
         self.journal = journal.to_string();
         self.batch = batch;
         self.provider.script = script;

@@ -6,7 +6,7 @@
 use shadow_core::report::Summary;
 use shadow_core::{Millis, RunConfig};
 
-use crate::sim::{csv_of, ok, rate_limited, Reply, Sim, T0};
+use crate::sim::{csv_of, ok, rate_limited, Log, Reply, Sim, T0};
 
 const LABELS: &[&str] = &["cat", "dog", "bird"];
 
@@ -217,6 +217,24 @@ impl TokenEndpoint {
     }
 }
 
+/// 300 rows against a [`TokenEndpoint`] of 600,000 tokens a minute and
+/// 3,000-token prompts, every row answered: the log, its summary, and the
+/// efficiency (tokens admitted a second over the 10,000 the bucket allows).
+fn run_against_tokens(config: RunConfig, headers: bool) -> (Log, Summary, f64) {
+    let admitted = std::rc::Rc::new(std::cell::Cell::new(0));
+    let endpoint = TokenEndpoint {
+        per_minute: 600_000.0,
+        prompt: 3_000,
+        headers,
+    };
+    let n = 300;
+    let mut log = Sim::new(config, csv_of(n, LABELS), endpoint.script(admitted.clone())).finish();
+    let s = log.summary.take().unwrap();
+    assert_eq!(s.statistics.successful, n);
+    let per_second = admitted.get() as f64 / (s.statistics.elapsed_ms as f64 / 1000.0);
+    (log, s, per_second / 10_000.0)
+}
+
 #[test]
 fn token_pacing_never_overdraws_a_token_bucket() {
     // 600,000 tokens a minute at ~3,020 a request: ~3.3 images a second, where the
@@ -224,19 +242,7 @@ fn token_pacing_never_overdraws_a_token_bucket() {
     // is 3,000 tokens, more than the formula's seed for gpt-4o-mini at low detail
     // (2,833 and the text): answers' usage corrects it.
     for (headers, tpm) in [(true, None), (false, Some(600_000))] {
-        let admitted = std::rc::Rc::new(std::cell::Cell::new(0));
-        let endpoint = TokenEndpoint {
-            per_minute: 600_000.0,
-            prompt: 3_000,
-            headers,
-        };
-        let config = RunConfig { tpm, ..defaults() };
-        let n = 300;
-        let log = Sim::new(config, csv_of(n, LABELS), endpoint.script(admitted.clone())).finish();
-        let s = log.summary.unwrap();
-        assert_eq!(s.statistics.successful, n);
-        let per_second = admitted.get() as f64 / (s.statistics.elapsed_ms as f64 / 1000.0);
-        let eff = per_second / 10_000.0;
+        let (log, s, eff) = run_against_tokens(RunConfig { tpm, ..defaults() }, headers);
         eprintln!(
             "tokens (headers {headers}, tpm {tpm:?}): efficiency {eff:.3}, {} 429s of {} requests, most in flight {}",
             s.statistics.rate_limit_hits, s.statistics.requests, log.max_in_flight
@@ -257,23 +263,7 @@ fn token_pacing_never_overdraws_a_token_bucket() {
 
 #[test]
 fn without_a_known_token_limit_token_429s_are_learned_like_request_429s() {
-    let admitted = std::rc::Rc::new(std::cell::Cell::new(0));
-    let endpoint = TokenEndpoint {
-        per_minute: 600_000.0,
-        prompt: 3_000,
-        headers: false,
-    };
-    let n = 300;
-    let log = Sim::new(
-        defaults(),
-        csv_of(n, LABELS),
-        endpoint.script(admitted.clone()),
-    )
-    .finish();
-    let s = log.summary.unwrap();
-    assert_eq!(s.statistics.successful, n);
-    let per_second = admitted.get() as f64 / (s.statistics.elapsed_ms as f64 / 1000.0);
-    let eff = per_second / 10_000.0;
+    let (_, s, eff) = run_against_tokens(defaults(), false);
     eprintln!(
         "tokens, nothing known: efficiency {eff:.3}, 429 share {:.4}",
         share_429(&s)

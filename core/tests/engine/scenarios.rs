@@ -1,7 +1,6 @@
 //! Scripted endpoint behaviours, one scenario each.
 
 use shadow_core::http::TransportErrorKind;
-use shadow_core::input::{parse_labels_csv, ColumnNames};
 use shadow_core::journal::{FailureKind, ItemStatus};
 use shadow_core::report::RunStatus;
 use shadow_core::{Millis, RunConfig};
@@ -505,11 +504,7 @@ fn restore_refuses_a_journal_of_another_csv() {
 
 #[test]
 fn defective_rows_fail_with_their_line_and_nothing_is_sent_for_them() {
-    let csv = parse_labels_csv(
-        "image,label\na.png,cat\nb.png,\n,dog\nd.png,dog\n",
-        &ColumnNames::default(),
-    )
-    .unwrap();
+    let csv = csv_text("image,label\na.png,cat\nb.png,\n,dog\nd.png,dog\n");
     let log = Sim::new(config(), csv, |item, _, _| (1, ok(&item.label))).finish();
     check_consistency(&log, 4);
     assert_eq!(log.sends.len(), 2);
@@ -928,7 +923,7 @@ fn upcoming_names_the_next_first_requests_in_the_order_they_are_sent() {
     // Row 3 has a cell beyond the header: it is never sent.
     let text =
         "image,label\na.png,cat\nb.png,dog\nc.png,cat\nd.png,dog,extra\ne.png,cat\nf.png,dog\n";
-    let csv = parse_labels_csv(text, &ColumnNames::default()).unwrap();
+    let csv = csv_text(text);
     let cfg = RunConfig {
         concurrency: Some(2),
         ..config()

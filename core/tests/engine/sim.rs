@@ -74,7 +74,12 @@ pub fn csv_of(n: usize, labels: &[&str]) -> LabelsCsv {
     for i in 0..n {
         text.push_str(&format!("img-{i}.png,{}\n", labels[i % labels.len()]));
     }
-    parse_labels_csv(&text, &ColumnNames::default()).expect("valid CSV")
+    csv_text(&text)
+}
+
+/// The rows of a CSV's text.
+pub fn csv_text(text: &str) -> LabelsCsv {
+    parse_labels_csv(text, &ColumnNames::default()).expect("valid CSV")
 }
 
 pub fn config() -> RunConfig {

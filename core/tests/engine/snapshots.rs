@@ -1,17 +1,12 @@
 //! Snapshots of what people and programs read: the console box, the final console
 //! summary, and the JSON of the progress file and summary.
 
-use shadow_core::input::{parse_labels_csv, ColumnNames};
 use shadow_core::RunConfig;
 
 use crate::sim::*;
 
 fn sample_run() -> (Log, Sim) {
-    let csv = parse_labels_csv(
-        "image,label,id\nimages/a.png,cat,a1\nimages/b.png,dog,b1\nimages/c.png,cat,c1\nhttps://example.test/d.jpg,dog,d1\nimages/e.png,,e1\n",
-        &ColumnNames::default(),
-    )
-    .unwrap();
+    let csv = csv_text("image,label,id\nimages/a.png,cat,a1\nimages/b.png,dog,b1\nimages/c.png,cat,c1\nhttps://example.test/d.jpg,dog,d1\nimages/e.png,,e1\n");
     let script = |item: &shadow_core::input::Item, order: &shadow_core::SendOrder, _| match (
         item.row,
         order.attempt,
@@ -103,13 +98,9 @@ fn progress_json_has_the_fields_consumers_read() {
 #[test]
 fn console_text_escapes_control_characters_from_the_csv_and_the_endpoint() {
     let red = "\x1b[31mred\rx";
-    let csv = parse_labels_csv(
-        &format!(
-            "image,label\n\"a\x1b[2J.png\",\"{red}\"\nb.png,\"\u{202e}god\"\n\"c\x07.png\",\n"
-        ),
-        &ColumnNames::default(),
-    )
-    .unwrap();
+    let csv = csv_text(&format!(
+        "image,label\n\"a\x1b[2J.png\",\"{red}\"\nb.png,\"\u{202e}god\"\n\"c\x07.png\",\n"
+    ));
     let summary = Sim::new(config(), csv.clone(), |item, _, _| (100, ok(&item.label)))
         .finish()
         .summary

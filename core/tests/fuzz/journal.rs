@@ -15,9 +15,10 @@ use shadow_core::journal::{
     fold_journal, fold_journal_reader, FailureKind, FoldedJournal, ItemResult, ItemStatus, Usage,
 };
 use shadow_core::report::RunStatus;
-use shadow_core::{Input, Millis, Output, Run, RunConfig};
+use shadow_core::{Input, Millis, Run, RunConfig};
 
 use crate::corpus::{self, Bytes};
+use crate::drive_to_end;
 
 const TARGET: &str = "journal";
 
@@ -156,55 +157,35 @@ fn check_resume(
     prop_assert_eq!(taken, folded.results.len());
     prop_assert_eq!(run.counts().resumed, taken);
 
-    let mut now = now;
-    let mut pending = Vec::new();
-    for _ in 0..10_000 {
-        while let Some(output) = run.poll(now) {
-            match output {
-                Output::Send(order) => pending.push(order),
-                Output::ItemDone(done) => {
-                    let line = run.result(&done).to_json_line();
-                    prop_assert_eq!(fold_journal(&line).results.len(), 1, "{}", line);
-                }
-                Output::BatchReport { .. } => {
-                    serde_json::to_string(&run.progress(now)).unwrap();
-                }
-                Output::Finished { summary } => {
-                    let s = &summary.statistics;
-                    prop_assert_eq!(summary.status, RunStatus::Completed);
-                    prop_assert_eq!(s.processed, rows);
-                    prop_assert_eq!(s.successful + s.failed, rows);
-                    prop_assert_eq!(s.resumed_items, taken);
-                    summary.to_console(20);
-                    serde_json::to_string(&summary).unwrap();
-                    return Ok(());
-                }
-            }
-        }
-        if let Some(order) = pending.pop() {
-            now = now.plus(7);
+    drive_to_end(
+        &mut run,
+        now,
+        7,
+        |run, done| {
+            let line = run.result(&done).to_json_line();
+            prop_assert_eq!(fold_journal(&line).results.len(), 1, "{}", line);
+            Ok(())
+        },
+        |summary| {
+            let s = &summary.statistics;
+            prop_assert_eq!(summary.status, RunStatus::Completed);
+            prop_assert_eq!(s.processed, rows);
+            prop_assert_eq!(s.successful + s.failed, rows);
+            prop_assert_eq!(s.resumed_items, taken);
+            Ok(())
+        },
+        |run, order| {
             let label = run.item(order.item).label.to_string();
-            let response = HttpResponse {
-                status: 200,
-                headers: vec![],
-                body: completion(&label, usage),
-            };
-            run.handle(
-                now,
-                Input::Response {
-                    ticket: order.ticket,
-                    response,
+            Input::Response {
+                ticket: order.ticket,
+                response: HttpResponse {
+                    status: 200,
+                    headers: vec![],
+                    body: completion(&label, usage),
                 },
-            )
-            .expect("a ticket the run issued");
-        } else if let Some(at) = run.poll_timeout() {
-            now = now.max(at);
-        } else {
-            prop_assert!(false, "the run waits for nothing and does not finish");
-        }
-    }
-    prop_assert!(false, "the run did not finish in 10 000 steps");
-    Ok(())
+            }
+        },
+    )
 }
 
 fn check(

@@ -11,10 +11,11 @@ use proptest::prelude::*;
 use shadow_core::http::{HttpResponse, TransportErrorKind};
 use shadow_core::input::{parse_labels_csv, ColumnNames, LabelSet};
 use shadow_core::report::RunStatus;
-use shadow_core::{Input, Millis, Output, Run, RunConfig};
+use shadow_core::{Input, Millis, Run, RunConfig};
 
 use crate::answers::{error_body, openai_body, MAX_ERROR_BYTES};
 use crate::corpus::{self, Bytes};
+use crate::drive_to_end;
 use crate::ratelimit;
 
 const NOW: Millis = Millis(1_737_714_600_000);
@@ -100,46 +101,41 @@ fn check(config: RunConfig, rows: usize, replies: &[Reply]) -> Result<(), TestCa
     }
     let csv = parse_labels_csv(&text, &ColumnNames::default()).unwrap();
     let mut run = Run::new(config, csv, NOW).unwrap();
-    let mut now = NOW;
     let mut sent = 0;
-    let mut done = vec![0u32; rows];
-    let mut pending = Vec::new();
-    for _ in 0..10_000 {
-        while let Some(output) = run.poll(now) {
-            match output {
-                Output::Send(order) => pending.push(order),
-                Output::ItemDone(d) => {
-                    done[d.row] += 1;
-                    let line = run.result(&d).to_json_line();
-                    if let Some((_, message)) = &d.failure {
-                        prop_assert!(message.len() <= MAX_ERROR_BYTES + 64, "{}", message);
-                    }
-                    prop_assert!(line.len() <= 2 * MAX_ERROR_BYTES, "{}", line);
-                }
-                Output::BatchReport { .. } => {
-                    serde_json::to_string(&run.progress(now)).unwrap();
-                }
-                Output::Finished { summary } => {
-                    prop_assert!(done.iter().all(|&n| n <= 1), "{:?}", done);
-                    let s = &summary.statistics;
-                    prop_assert_eq!(s.successful + s.failed, done.iter().sum::<u32>() as usize);
-                    match summary.status {
-                        RunStatus::Completed => prop_assert!(done.iter().all(|&n| n == 1)),
-                        RunStatus::Aborted => {
-                            let reason = summary.abort_reason.as_deref().unwrap_or("");
-                            prop_assert!(!reason.is_empty());
-                            prop_assert!(reason.len() <= MAX_ERROR_BYTES, "{}", reason);
-                        }
-                        other => prop_assert!(false, "status {:?}", other),
-                    }
-                    summary.to_console(20);
-                    serde_json::to_string(&summary).unwrap();
-                    return Ok(());
-                }
+    // Counted by one closure and read by the other.
+    let done = vec![std::cell::Cell::new(0u32); rows];
+    drive_to_end(
+        &mut run,
+        NOW,
+        5,
+        |run, d| {
+            done[d.row].set(done[d.row].get() + 1);
+            let line = run.result(&d).to_json_line();
+            if let Some((_, message)) = &d.failure {
+                prop_assert!(message.len() <= MAX_ERROR_BYTES + 64, "{}", message);
             }
-        }
-        if let Some(order) = pending.pop() {
-            now = now.plus(5);
+            prop_assert!(line.len() <= 2 * MAX_ERROR_BYTES, "{}", line);
+            Ok(())
+        },
+        |summary| {
+            prop_assert!(done.iter().all(|n| n.get() <= 1), "{:?}", done);
+            let s = &summary.statistics;
+            prop_assert_eq!(
+                s.successful + s.failed,
+                done.iter().map(std::cell::Cell::get).sum::<u32>() as usize
+            );
+            match summary.status {
+                RunStatus::Completed => prop_assert!(done.iter().all(|n| n.get() == 1)),
+                RunStatus::Aborted => {
+                    let reason = summary.abort_reason.as_deref().unwrap_or("");
+                    prop_assert!(!reason.is_empty());
+                    prop_assert!(reason.len() <= MAX_ERROR_BYTES, "{}", reason);
+                }
+                other => prop_assert!(false, "status {:?}", other),
+            }
+            Ok(())
+        },
+        |_, order| {
             let input = match &replies[sent % replies.len()] {
                 Reply::Answer(response) => Input::Response {
                     ticket: order.ticket,
@@ -152,15 +148,9 @@ fn check(config: RunConfig, rows: usize, replies: &[Reply]) -> Result<(), TestCa
                 },
             };
             sent += 1;
-            run.handle(now, input).expect("a ticket the run issued");
-        } else if let Some(at) = run.poll_timeout() {
-            now = now.max(at);
-        } else {
-            prop_assert!(false, "the run waits for nothing and does not finish");
-        }
-    }
-    prop_assert!(false, "the run did not finish in 10 000 steps");
-    Ok(())
+            input
+        },
+    )
 }
 
 proptest! {

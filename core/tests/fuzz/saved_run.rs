@@ -39,13 +39,7 @@ fn check(input: &[u8]) -> Result<Option<SavedRun>, TestCaseError> {
     let saved = match serde_json::from_slice::<SavedRun>(input) {
         Ok(saved) => saved,
         Err(e) => {
-            let msg = e.to_string();
-            prop_assert!(
-                msg.len() <= 512 + 4 * input.len(),
-                "error of {} bytes for {} bytes",
-                msg.len(),
-                input.len()
-            );
+            crate::check_error_size(&e, input, 4)?;
             return Ok(None);
         }
     };

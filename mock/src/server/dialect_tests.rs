@@ -12,18 +12,9 @@ use shadow_core::provider::{
 
 use super::*;
 use crate::config::OpenAiDialect;
-use crate::testing::{image, LABELS};
+use crate::testing::{cfg, image, LABELS};
 
 const KEY: &str = "mock-key-7f3a";
-
-fn cfg() -> MockConfig {
-    MockConfig {
-        port: 0,
-        latency_ms: 0,
-        error_rate: 0.0,
-        ..MockConfig::default()
-    }
-}
 
 fn labels() -> LabelSet {
     LabelSet::from_labels(LABELS)

@@ -6,19 +6,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::testing::{body, image, LABELS};
+use crate::testing::{body, cfg, image, LABELS};
 use crate::MOCK_MODEL;
-
-/// A mock on any free port, answering at once and injecting no faults unless a
-/// test asks for them (the product default waits 120 ms and fails 2%).
-fn cfg() -> MockConfig {
-    MockConfig {
-        port: 0,
-        latency_ms: 0,
-        error_rate: 0.0,
-        ..MockConfig::default()
-    }
-}
 
 /// A mock with `config` and no web page, on a free port.
 async fn serve(config: MockConfig) -> MockServer {

@@ -189,6 +189,12 @@ pub struct Finished {
     pub elapsed: Duration,
 }
 
+/// Asserts `stream` (a run's stdout or stderr) does not hold `text`, showing
+/// it when it does.
+pub fn assert_lacks(stream: &str, text: &str) {
+    assert!(!stream.contains(text), "{text:?} in:\n{stream}");
+}
+
 fn assert_holds(name: &str, stream: &str, text: &str) {
     assert!(stream.contains(text), "{text:?} not in {name}:\n{stream}");
 }
@@ -903,6 +909,31 @@ pub fn start_and_detach(commands: &BatchCommands) -> DetachedRun {
     }
 }
 
+/// A mock started with `flags`, a data folder of `rows` rows, and its `out`
+/// folder: what a batch test starts from.
+pub fn mock_and_data(flags: &[&str], rows: usize) -> (Mock, Data, PathBuf) {
+    let mock = Mock::start(flags);
+    let data = Data::new(rows);
+    let out = data.dir("out");
+    (mock, data, out)
+}
+
+/// Ctrl-C, `shadow-batch cancel`, then a resume: [`start_and_detach`], then
+/// `detached` checks the detached run, [`DetachedRun::cancel`], `cancelled`
+/// checks what the cancel printed and the summary after it, and
+/// [`DetachedRun::resume_the_rest`].
+pub fn detach_cancel_and_resume(
+    commands: &BatchCommands,
+    detached: impl FnOnce(&DetachedRun),
+    cancelled: impl FnOnce(&Finished, &Value),
+) {
+    let run = start_and_detach(commands);
+    detached(&run);
+    let (printed, summary) = run.cancel(commands);
+    cancelled(&printed, &summary);
+    run.resume_the_rest(commands);
+}
+
 impl DetachedRun {
     /// `shadow-batch cancel`: the batch cancelled, what it finished kept, nothing
     /// created; returns what it printed and the summary after it.
@@ -1004,6 +1035,11 @@ pub fn failed_batch_aborts_and_the_resume_completes(
 
 /// Mock flags under which a batch's results download slowly.
 pub const SLOW_DOWNLOAD: &str = "--batch-ms 300 --error-rate 0 --batch-download-delay-ms 400";
+
+/// The moment to kill a run once a batch exists: its create journaled.
+pub fn batch_created(out: &Path) -> bool {
+    count(&provider_records(out), "created") >= 1
+}
 
 /// The moment to kill a run mid-download: ten results journaled.
 pub fn mid_download(out: &Path) -> bool {
