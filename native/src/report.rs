@@ -16,9 +16,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
-use shadow_core::explorer::{
-    BuildOptions, ExplorerData, ResultsStream, RowCap, RunFile, DEFAULT_ROW_CAP,
-};
+use shadow_core::explorer::{ExplorerData, ResultsStream, RunFile, DEFAULT_ROW_CAP};
 use shadow_core::run_files::{run_id_of_file_name, PREFIX};
 
 use crate::files::{write_atomic_with, RunFiles};
@@ -347,21 +345,12 @@ pub fn explorer_data(files: &RunFiles, row_cap: Option<usize>) -> Result<Explore
             files.results.display()
         );
     }
-    let seed = summary
-        .as_ref()
-        .or(progress.as_ref())
-        .and_then(RunFile::seed)
-        .unwrap_or(0);
-    let options = BuildOptions {
-        live: false,
-        csv_labels: None,
-        row_cap: Some(RowCap {
-            rows: row_cap.unwrap_or(DEFAULT_ROW_CAP),
-            seed,
-        }),
-        run_id: Some(files.run_id.clone()),
-    };
-    let mut stream = ResultsStream::new(summary, progress, options);
+    let mut stream = ResultsStream::of_finished_run(
+        summary,
+        progress,
+        Some(files.run_id.clone()),
+        row_cap.unwrap_or(DEFAULT_ROW_CAP),
+    );
     if has_results {
         stream_results(&files.results, &mut stream)?;
     }

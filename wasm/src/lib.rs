@@ -22,7 +22,7 @@
 //! call an endpoint (`browserAccess(provider)`, `ShadowRun.browserAccess()`).
 
 use serde::{Deserialize, Serialize};
-use shadow_core::explorer::{BuildOptions, ResultsStream, RowCap, RunFile, DEFAULT_ROW_CAP};
+use shadow_core::explorer::{ResultsStream, RunFile, DEFAULT_ROW_CAP};
 use shadow_core::input::{parse_labels_csv, ColumnNames};
 use shadow_core::journal::fold_journal;
 use shadow_core::{Input, Millis, Output, Run, RunConfig};
@@ -525,22 +525,11 @@ impl ExplorerStream {
             .map(RunFile::progress)
             .transpose()
             .map_err(err)?;
-        let seed = summary
-            .as_ref()
-            .or(progress.as_ref())
-            .and_then(RunFile::seed)
-            .unwrap_or(0);
-        let options = BuildOptions {
-            live: false,
-            csv_labels: None,
-            row_cap: Some(RowCap {
-                rows: DEFAULT_ROW_CAP,
-                seed,
-            }),
+        Ok(ExplorerStream(ResultsStream::of_finished_run(
+            summary,
+            progress,
             run_id,
-        };
-        Ok(ExplorerStream(ResultsStream::new(
-            summary, progress, options,
+            DEFAULT_ROW_CAP,
         )))
     }
 

@@ -7,8 +7,8 @@ use crate::journal::{JournalScan, JournalScanner};
 
 use super::builder::ExplorerBuilder;
 use super::run_file::RunFile;
-use super::BuildOptions;
 use super::ExplorerData;
+use super::{BuildOptions, RowCap};
 
 /// An [`ExplorerBuilder`] fed a results file in chunks of any size (a host reads
 /// the file however it reads files): lines are cut here, checked by a
@@ -45,6 +45,31 @@ pub struct ResultsStream {
 }
 
 impl ResultsStream {
+    /// A finished (or stopped) run's data, as a report or "Open a finished run"
+    /// shows it: at most `row_cap` rows embedded, sampled with the run's seed.
+    pub fn of_finished_run(
+        summary: Option<RunFile>,
+        progress: Option<RunFile>,
+        run_id: Option<String>,
+        row_cap: usize,
+    ) -> ResultsStream {
+        let seed = summary
+            .as_ref()
+            .or(progress.as_ref())
+            .and_then(RunFile::seed)
+            .unwrap_or(0);
+        let options = BuildOptions {
+            live: false,
+            csv_labels: None,
+            row_cap: Some(RowCap {
+                rows: row_cap,
+                seed,
+            }),
+            run_id,
+        };
+        ResultsStream::new(summary, progress, options)
+    }
+
     /// Over the run's summary and progress files, whichever exist.
     pub fn new(
         summary: Option<RunFile>,
