@@ -338,8 +338,10 @@ function tick() {
   const elapsed = t - state.started;
   const rate = c.doneThisSession > 0 ? c.doneThisSession / (elapsed / 1000) : 0;
   const eta = rate > 0 ? ((c.total - done) / rate) * 1000 : 0;
+  // An ETA only while rows are still going: not once Cancel is pressed, paused or ended.
+  const going = !state.cancelling && !$('status').dataset.final && !state.run.isPaused();
   $('stats').textContent =
-    `${done}/${c.total} done · ${rate.toFixed(1)} images/s · ETA ${formatDuration(eta)} · ` +
+    `${done}/${c.total} done · ${rate.toFixed(1)} images/s · ${going ? `ETA ${formatDuration(eta)} · ` : ''}` +
     `success ${percent(c.successful, done)} · agreement ${percent(c.agreements, c.successful)} · ` +
     `${c.inFlight} in flight · retries ${c.retries} · 429s ${c.rateLimitHits} · ` +
     state.run.describePace(t);

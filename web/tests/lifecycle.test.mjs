@@ -114,6 +114,10 @@ test('Cancel between two paced starts ends the run as interrupted, not "cancelli
   const status = await waitForEnd(page);
   assert.doesNotMatch(status, /cancelling/);
   assert.match(status, /interrupted/);
+  // Issue 21 item 6: no time remaining is promised for a run that was cancelled.
+  const live = await page.textContent('#stats');
+  assert.match(live, /done/);
+  assert.doesNotMatch(live, /ETA/, live);
   await finish(page);
 });
 
