@@ -121,17 +121,7 @@ impl ExplorerBuilder {
     }
 
     fn evaluation_labels(&self) -> Vec<String> {
-        self.summary
-            .as_ref()
-            .and_then(|s| s.evaluation.as_ref())
-            .and_then(|e| e.get("labels"))
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|l| l.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
+        labels_of(self.summary.as_ref().and_then(|s| s.evaluation.as_ref()))
     }
 
     fn intern(&mut self, name: &str) -> u32 {
@@ -335,16 +325,7 @@ impl ExplorerBuilder {
         };
 
         // The label table: the evaluation's labels first, then any other seen.
-        let mut labels: Vec<String> = evaluation
-            .as_ref()
-            .and_then(|e| e.get("labels"))
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|l| l.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut labels: Vec<String> = labels_of(evaluation.as_ref());
         let mut label_index: HashMap<String, u32> = labels
             .iter()
             .enumerate()
@@ -487,4 +468,17 @@ impl ExplorerBuilder {
             notes,
         }
     }
+}
+
+/// The `labels` of an evaluation as the summary writes it (none when absent).
+fn labels_of(evaluation: Option<&Value>) -> Vec<String> {
+    evaluation
+        .and_then(|e| e.get("labels"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| l.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
