@@ -101,6 +101,7 @@ fn bench(n: usize) {
         while let Some(out) = run.poll(now) {
             match out {
                 Output::Send(order) => pending.push(order),
+                Output::NeedRows { .. } => unreachable!("a whole-CSV run never asks for rows"),
                 Output::ItemDone(d) => {
                     done += 1;
                     std::hint::black_box(run.result(&d));

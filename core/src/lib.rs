@@ -53,6 +53,8 @@
 //! loop {
 //!     while let Some(output) = run.poll(now()) {
 //!         match output {
+//!             // Only a run made with `Run::streaming` asks for rows.
+//!             Output::NeedRows { .. } => unreachable!(),
 //!             Output::Send(order) => {
 //!                 let item = run.item(order.item);
 //!                 let image = load_image(&item.image);

@@ -332,7 +332,7 @@ impl BatchRun {
             return;
         };
         if let Some(pair) = self.dialect.row_attempt(&named.custom_id) {
-            if pair.0 < self.run.items().len() {
+            if pair.0 < self.run.row_count() {
                 if let Some(learn) = &mut self.shards[s].learn {
                     learn.push(pair);
                 }

@@ -612,6 +612,8 @@ impl BatchRun {
                 Output::Finished { summary } => self.finished = Some(summary),
                 // The run is paused in batch mode: sends are taken, not polled.
                 Output::Send(order) => self.run.give_back(now, order.ticket),
+                // Made from a whole CSV, the run never asks for rows.
+                Output::NeedRows { .. } => {}
             }
         }
     }

@@ -41,7 +41,7 @@ impl BatchRun {
         I: IntoIterator<Item = ItemResult<'r>>,
     {
         let taken = self.run.restore(results)?;
-        let rows = self.run.items().len();
+        let rows = self.run.row_count();
         self.next_line = batches.complete_lines + 1;
         self.journaled = batches.shards.clone();
         let mut attempts: HashMap<usize, u32> = HashMap::new();

@@ -43,7 +43,7 @@ impl Run {
     /// request: a resumed run takes back the rows of a provider batch submitted
     /// by an earlier session. `None` when the row is final or in flight already.
     pub(crate) fn adopt(&mut self, now: Millis, item: usize, attempt: u32) -> Option<SendOrder> {
-        if item >= self.items.len() || self.schedule.phase(item) != schedule::Phase::Pending {
+        if item >= self.rows.total() || self.schedule.phase(item) != schedule::Phase::Pending {
             return None;
         }
         self.schedule.set_requests(item, attempt.saturating_sub(1));
@@ -54,7 +54,7 @@ impl Run {
     /// resumed batch run's rows that earlier sessions submitted. Its next attempt
     /// is `requests + 1`, within the same retry budget.
     pub(crate) fn count_requests(&mut self, item: usize, requests: u32) {
-        if item < self.items.len() && self.schedule.phase(item) == schedule::Phase::Pending {
+        if item < self.rows.total() && self.schedule.phase(item) == schedule::Phase::Pending {
             self.schedule.set_requests(item, requests);
         }
     }

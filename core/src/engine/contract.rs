@@ -89,6 +89,14 @@ pub enum Input {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Output {
+    /// Feed rows `from..from + count` of the CSV with [`crate::Run::push_rows`]
+    /// before polling again (a run made with [`crate::Run::streaming`] only).
+    NeedRows {
+        /// The first row wanted (0-based).
+        from: usize,
+        /// How many, never past the CSV's last row.
+        count: usize,
+    },
     /// Start a request.
     Send(SendOrder),
     /// An item is final: append [`crate::Run::result`] of it to the results journal.
@@ -141,6 +149,10 @@ pub enum UsageError {
     /// `restore` after the run started dispatching.
     #[error("results can only be restored before the first poll")]
     RestoreAfterStart,
+    /// Rows fed to a streaming run out of order, or to a run that holds its
+    /// whole CSV; or results restored into a streaming run.
+    #[error("rows fed wrongly: {0}")]
+    RowOutOfOrder(String),
     /// A restored result does not fit this CSV.
     #[error("journal line for row {row} does not match the CSV: {reason}; the journal belongs to a different CSV (or the CSV changed since)")]
     RestoreMismatch {

@@ -2,6 +2,8 @@
 //! answer means, and what the reports say.
 //!
 //! - [`contract`]: what goes in and comes out ([`Input`], [`Output`], tickets, errors);
+//! - `rows`: the CSV rows the run holds (all, or those in play when fed as it
+//!   goes);
 //! - `schedule`: which item goes next and when (phases, retry queue, tickets in
 //!   flight, pacing);
 //! - `outcome`: what an attempt's outcome means (prediction, failure, retry, stop);
@@ -14,6 +16,7 @@
 mod batch_hooks;
 pub mod contract;
 mod outcome;
+mod rows;
 mod schedule;
 mod tally;
 
@@ -23,7 +26,7 @@ use std::collections::VecDeque;
 use crate::config::{ConfigError, RunConfig};
 use crate::cost::Cost;
 use crate::http::{HttpResponse, TransportErrorKind};
-use crate::input::{Item, LabelSet, LabelsCsv};
+use crate::input::{CsvOutline, Item, LabelSet, LabelsCsv};
 use crate::journal::{FailureKind, ItemResult, ItemStatus};
 use crate::provider::{OutputFormat, RequestTemplate};
 use crate::ratelimit::{backoff_ms, is_token_limit, unit_hash, RateLimitHeaders};
@@ -42,6 +45,7 @@ pub use contract::{
 
 use crate::stop::{Breaker, Stop, Thresholds};
 use outcome::{judge_response, Ended, Failure, Verdict};
+use rows::Rows;
 use schedule::{Claimed, InFlight, Schedule};
 use tally::{FinalItem, Source, Tallies};
 
@@ -49,7 +53,10 @@ use tally::{FinalItem, Source, Tallies};
 #[derive(Debug)]
 pub struct Run {
     config: RunConfig,
-    items: Vec<Item>,
+    rows: Rows,
+    /// A streaming run's row whose `ItemDone` the last poll handed out: let go
+    /// of at the next poll, once the host has made its journal line.
+    handed_out: Option<usize>,
     labels: LabelSet,
     template: RequestTemplate,
     schedule: Schedule,
@@ -82,8 +89,40 @@ impl Run {
     /// everything the run reports, and the URL is reported without them; give the
     /// API key with [`Run::hide_secret`].
     pub fn new(config: RunConfig, csv: LabelsCsv, now: Millis) -> Result<Run, ConfigError> {
-        config.validate()?;
         let LabelsCsv { items, labels, .. } = csv;
+        Run::with_rows(config, labels, Rows::Whole(items), now)
+    }
+
+    /// A run over a CSV the host reads as the run goes, so that memory follows the
+    /// rows in play rather than the file's length (a run of millions of rows):
+    /// `outline` is what a first read of the file found
+    /// ([`crate::input::outline_labels_csv`]); the run asks for rows in order with
+    /// [`Output::NeedRows`], which the host answers with [`Run::push_rows`] before
+    /// it polls again. Such a run cannot [`Run::restore`]: a resumed run is made
+    /// with [`Run::new`].
+    pub fn streaming(
+        config: RunConfig,
+        outline: &CsvOutline,
+        now: Millis,
+    ) -> Result<Run, ConfigError> {
+        let mut run = Run::with_rows(
+            config,
+            outline.labels.clone(),
+            Rows::streamed(outline.rows),
+            now,
+        )?;
+        run.schedule.feed_to(0);
+        Ok(run)
+    }
+
+    fn with_rows(
+        config: RunConfig,
+        labels: LabelSet,
+        rows: Rows,
+        now: Millis,
+    ) -> Result<Run, ConfigError> {
+        config.validate()?;
+        let total = rows.total();
         let mut redactor = Redactor::default();
         redactor.add_url(&config.provider.endpoint_url());
         let template = config.provider.request_template(&labels);
@@ -105,8 +144,8 @@ impl Run {
             format,
             redactor,
             template,
-            schedule: Schedule::new(items.len(), &config, token_charge),
-            tallies: Tallies::new(items.len(), config.batch_size, labels.len()),
+            schedule: Schedule::new(total, &config, token_charge),
+            tallies: Tallies::new(total, config.batch_size, labels.len()),
             breaker: Breaker::new(now, Thresholds::LIVE),
             outputs: VecDeque::new(),
             started_at: now,
@@ -117,9 +156,26 @@ impl Run {
             finished: false,
             batch_mode: false,
             config,
-            items,
+            rows,
+            handed_out: None,
             labels,
         })
+    }
+
+    /// Feeds the rows an [`Output::NeedRows`] asked for, in order (all of them, or
+    /// fewer at the end of the file: the outline was wrong, and the run cannot
+    /// end).
+    ///
+    /// # Errors
+    ///
+    /// [`UsageError::RowOutOfOrder`] for a row that is not the next one, or on a
+    /// run made from a whole CSV.
+    pub fn push_rows<I: IntoIterator<Item = Item>>(&mut self, rows: I) -> Result<(), UsageError> {
+        for item in rows {
+            self.rows.push(item).map_err(UsageError::RowOutOfOrder)?;
+        }
+        self.schedule.feed_to(self.rows.fed_to());
+        Ok(())
     }
 
     /// A credential (the API key) the host sends with each request: any echo of it
@@ -139,13 +195,19 @@ impl Run {
         if self.polled {
             return Err(UsageError::RestoreAfterStart);
         }
+        if matches!(self.rows, Rows::Streamed(_)) {
+            return Err(UsageError::RowOutOfOrder(
+                "a run fed its rows as it goes cannot restore results: make it from the whole CSV"
+                    .into(),
+            ));
+        }
         let mut taken = 0;
         for r in results {
             let mismatch = |reason: String| UsageError::RestoreMismatch { row: r.row, reason };
-            let Some(item) = self.items.get(r.row) else {
+            let Some(item) = self.rows.get(r.row) else {
                 return Err(mismatch(format!(
                     "the CSV has only {} rows",
-                    self.items.len()
+                    self.rows.total()
                 )));
             };
             let image = display_image(item.image.as_str());
@@ -238,6 +300,17 @@ impl Run {
     /// The next thing to do, or `None` until an event arrives or
     /// [`Run::poll_timeout`] passes.
     pub fn poll(&mut self, now: Millis) -> Option<Output> {
+        if let Some(row) = self.handed_out.take() {
+            self.rows.release(row);
+        }
+        let output = self.next_output(now);
+        if let (Some(Output::ItemDone(done)), Rows::Streamed(_)) = (&output, &self.rows) {
+            self.handed_out = Some(done.row);
+        }
+        output
+    }
+
+    fn next_output(&mut self, now: Millis) -> Option<Output> {
         if let Some(o) = self.outputs.pop_front() {
             return Some(o);
         }
@@ -248,8 +321,16 @@ impl Run {
             self.polled = true;
             self.emit_ready_reports(now);
         }
-        if self.stop.is_none() && !self.paused {
-            self.dispatch(now);
+        if self.stop.is_none() {
+            if let Some(ask) = self.rows.ask(self.schedule.cursor()) {
+                self.outputs.push_back(Output::NeedRows {
+                    from: ask.from,
+                    count: ask.count,
+                });
+            }
+            if !self.paused {
+                self.dispatch(now);
+            }
         }
         if self.abandon_at.is_some_and(|at| at <= now) {
             self.abandon(now);
@@ -296,8 +377,13 @@ impl Run {
     }
 
     /// The journal record of a finished item, borrowing its text from the run.
+    /// Call it before polling again: a streaming run lets go of the row then.
+    ///
+    /// # Panics
+    ///
+    /// For a row the run no longer holds (a streaming run polled since).
     pub fn result(&self, done: &ItemDone) -> ItemResult<'_> {
-        let item = &self.items[done.row];
+        let item = self.item(done.row);
         let prediction = done.prediction.map(|p| self.labels.names()[p].as_str());
         let (error_kind, error) = match &done.failure {
             Some((kind, message)) => (Some(*kind), Some(Cow::Owned(message.clone()))),
@@ -334,7 +420,7 @@ impl Run {
             batch_number: self.tallies.reports.len(),
             total_batches: self.tallies.batch_count(),
             overall_progress: OverallProgress {
-                total: self.items.len(),
+                total: self.rows.total(),
                 successful: self.tallies.successful,
                 failed: self.tallies.failed,
                 errors: &self.tallies.errors,
@@ -382,7 +468,7 @@ impl Run {
             finished_at: now.to_iso8601(),
             total_batches: self.tallies.batch_count(),
             overall_progress: OverallProgress {
-                total: self.items.len(),
+                total: self.rows.total(),
                 successful: self.tallies.successful,
                 failed: self.tallies.failed,
                 errors: self.tallies.errors.clone(),
@@ -400,14 +486,27 @@ impl Run {
         }
     }
 
-    /// The items, in CSV order.
-    pub fn items(&self) -> &[Item] {
-        &self.items
+    /// Rows in the CSV.
+    pub fn row_count(&self) -> usize {
+        self.rows.total()
     }
 
-    /// Item `index`.
+    /// Row `index`: any row of a run made from a whole CSV; of a streaming run,
+    /// the rows it asked for and is not done with (those of its send orders, of
+    /// [`Run::upcoming`], of the last `ItemDone`).
+    ///
+    /// # Panics
+    ///
+    /// For a row the run does not hold.
     pub fn item(&self, index: usize) -> &Item {
-        &self.items[index]
+        self.rows
+            .get(index)
+            .unwrap_or_else(|| panic!("row {index} is not held by the run"))
+    }
+
+    /// Rows held now (every row of a run made from a whole CSV).
+    pub fn rows_held(&self) -> usize {
+        self.rows.held()
     }
 
     /// The items whose first request is still to come, from item `from` on, in the
@@ -417,7 +516,7 @@ impl Run {
     pub fn upcoming(&self, from: usize) -> impl Iterator<Item = usize> + '_ {
         self.schedule
             .fresh_from(from)
-            .filter(|&i| self.items[i].defect.is_none())
+            .filter(|&i| self.rows.get(i).is_some_and(|item| item.defect.is_none()))
     }
 
     /// The CSV's label set.
@@ -433,7 +532,7 @@ impl Run {
     /// Live counts.
     pub fn counts(&self) -> Counts {
         Counts {
-            total: self.items.len(),
+            total: self.rows.total(),
             successful: self.tallies.successful,
             failed: self.tallies.failed,
             agreements: self.tallies.agreements,
@@ -489,7 +588,7 @@ impl Run {
         let Some(i) = self.schedule.next_fresh() else {
             return false;
         };
-        let Some(defect) = &self.items[i].defect else {
+        let Some(defect) = self.rows.get(i).and_then(|item| item.defect.as_ref()) else {
             return false;
         };
         let failure = Failure::without_request(FailureKind::Input, defect.to_string());
@@ -723,7 +822,7 @@ impl Run {
             self.schedule
                 .finish(row, matches!(ended, Ended::Succeeded { .. }));
         }
-        let item = &self.items[row];
+        let item = self.rows.get(row).expect("a row is held until it is final");
         let done = self.tallies.record(
             FinalItem {
                 row,
@@ -752,7 +851,7 @@ impl Run {
         if self.finished || self.schedule.in_flight() > 0 {
             return;
         }
-        let all_final = self.tallies.final_count() == self.items.len();
+        let all_final = self.tallies.final_count() == self.rows.total();
         if all_final || self.stop.is_some() {
             if all_final && self.stop == Some(Stop::Interrupted) {
                 self.stop = None;

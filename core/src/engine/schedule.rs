@@ -42,11 +42,14 @@ pub(super) struct InFlight {
     pub(super) format: OutputFormat,
 }
 
-/// Tickets are sequential numbers: hashing them with SipHash buys nothing.
+/// Tickets and rows are sequential numbers: hashing them with SipHash buys nothing.
 #[derive(Default)]
-struct TicketHasher(u64);
+pub(super) struct SequenceHash(u64);
 
-impl Hasher for TicketHasher {
+/// Builds [`SequenceHash`]ers, for maps keyed by tickets and rows.
+pub(super) type SequenceHasher = BuildHasherDefault<SequenceHash>;
+
+impl Hasher for SequenceHash {
     fn finish(&self) -> u64 {
         self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
@@ -58,9 +61,12 @@ impl Hasher for TicketHasher {
     fn write_u64(&mut self, n: u64) {
         self.0 = n;
     }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = n as u64;
+    }
 }
 
-type TicketMap = HashMap<Ticket, InFlight, BuildHasherDefault<TicketHasher>>;
+type TicketMap = HashMap<Ticket, InFlight, SequenceHasher>;
 
 /// What an answer's ticket refers to.
 pub(super) enum Claimed {
@@ -77,6 +83,8 @@ pub(super) struct Schedule {
     states: Vec<ItemState>,
     /// Items before it have had their first request (or need none).
     cursor: usize,
+    /// Items before it are held by the run and can be dispatched.
+    fed: usize,
     retries: BinaryHeap<Reverse<(Millis, usize)>>,
     in_flight: TicketMap,
     /// Tickets given up by `abandon`, so that late answers are told from bugs.
@@ -97,6 +105,7 @@ impl Schedule {
                 items
             ],
             cursor: 0,
+            fed: items,
             retries: BinaryHeap::new(),
             in_flight: TicketMap::with_capacity_and_hasher(
                 config.in_flight_cap().min(4096) * 2,
@@ -128,10 +137,20 @@ impl Schedule {
     /// The next item that has had no request yet and is not final, moving the
     /// cursor past final (restored) ones. It stays the next until `take_fresh`.
     pub(super) fn next_fresh(&mut self) -> Option<usize> {
-        while self.cursor < self.states.len() && self.phase(self.cursor) != Phase::Pending {
+        while self.cursor < self.fed && self.phase(self.cursor) != Phase::Pending {
             self.cursor += 1;
         }
-        (self.cursor < self.states.len()).then_some(self.cursor)
+        (self.cursor < self.fed).then_some(self.cursor)
+    }
+
+    /// Items before `fed` can be dispatched (a streaming run's rows arrive as it goes).
+    pub(super) fn feed_to(&mut self, fed: usize) {
+        self.fed = fed.min(self.states.len());
+    }
+
+    /// Items before it have had their first request (or need none).
+    pub(super) fn cursor(&self) -> usize {
+        self.cursor
     }
 
     /// Moves the cursor past the item `next_fresh` gave.
@@ -141,8 +160,7 @@ impl Schedule {
 
     /// The items from `from` on whose first request is still to come.
     pub(super) fn fresh_from(&self, from: usize) -> impl Iterator<Item = usize> + '_ {
-        (from.max(self.cursor)..self.states.len())
-            .filter(|&i| self.states[i].phase == Phase::Pending)
+        (from.max(self.cursor)..self.fed).filter(|&i| self.states[i].phase == Phase::Pending)
     }
 
     /// A retry whose time has come, else the next fresh item.
@@ -161,7 +179,7 @@ impl Schedule {
     /// When something could be sent, pacing aside: now for a fresh item, else the
     /// earliest retry. `None` when nothing is waiting.
     pub(super) fn earliest_due(&self) -> Option<Millis> {
-        if self.cursor < self.states.len() {
+        if self.cursor < self.fed {
             // Possibly only restored items are left: the next poll moves past them.
             return Some(Millis(0));
         }

@@ -398,108 +398,226 @@ pub fn parse_labels_csv(text: &str, columns: &ColumnNames) -> Result<LabelsCsv, 
 /// Buffer size of the CSV reader; the line tap keeps at least this many recent bytes.
 const BUFFER: usize = 64 * 1024;
 
-/// Reads a labels CSV from `reader`, streaming (memory: the items, plus a fixed buffer).
-///
-/// The first non-blank record is the header. Records whose cells are all empty or
-/// whitespace (blank lines, `,,`) are skipped and are not rows. Rows may be shorter
-/// or longer than the header. Cells are trimmed.
+/// Reads a labels CSV from `reader` whole (memory: the items, plus a fixed buffer).
+/// [`LabelsReader`] reads it a row at a time instead.
 ///
 /// # Errors
 ///
-/// [`CsvError`] when there is no header, no image or label column, a named column is
-/// missing, no row, a quoted field never closed, or reading fails. Bad rows are
-/// never errors.
+/// As [`LabelsReader::open`] and [`LabelsReader::next_item`], and
+/// [`CsvError::NoRows`] when the file has a header and no row.
 pub fn read_labels_csv<R: io::Read>(
     reader: R,
     columns: &ColumnNames,
 ) -> Result<LabelsCsv, CsvError> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .buffer_capacity(BUFFER)
-        .from_reader(LineTap::new(reader));
-    let mut record = csv::ByteRecord::new();
-
-    // The header: the first record with a non-blank cell.
-    let mut tracker = LineTracker::default();
-    tracker.start(&rdr);
-    let header_line = loop {
-        if !read_record(&mut rdr, &mut record)? {
-            rdr.get_ref().check_quotes()?;
-            return Err(CsvError::Empty);
-        }
-        let line = tracker.record_read(&rdr);
-        if !is_blank(&record) {
-            break line;
-        }
-    };
-    // A header that took the whole file in is an unclosed quote, not a bad header.
-    rdr.get_ref().check_quotes()?;
-    let headers: Vec<String> = record
-        .iter()
-        .enumerate()
-        .map(|(i, cell)| {
-            let text = String::from_utf8_lossy(cell);
-            let text = if i == 0 {
-                // csv strips a BOM itself, unless the reader hands it over in pieces.
-                text.trim_start_matches('\u{feff}')
-            } else {
-                &text
-            };
-            text.trim().to_owned()
-        })
-        .collect();
-    let normalized: Vec<String> = headers.iter().map(|h| normalize_header(h)).collect();
-
-    let resolve = |explicit: &Option<String>, role, candidates: &[&str]| {
-        resolve_column(&headers, &normalized, explicit.as_deref(), role, candidates)
-    };
-    let found = || headers.clone();
-    let image_col = resolve(&columns.image, ColumnRole::Image, IMAGE_COLUMN_NAMES)?
-        .ok_or_else(|| CsvError::NoImageColumn { found: found() })?;
-    let label_col = resolve(&columns.label, ColumnRole::Label, LABEL_COLUMN_NAMES)?
-        .ok_or_else(|| CsvError::NoLabelColumn { found: found() })?;
-    let id_col = resolve(&columns.id, ColumnRole::Id, ID_COLUMN_NAMES)?;
-
-    let cols = Columns {
-        image: image_col,
-        label: label_col,
-        id: id_col,
-        image_name: &headers[image_col],
-        label_name: &headers[label_col],
-        header_len: headers.len(),
-    };
+    let mut rows = LabelsReader::open(reader, columns)?;
     let mut items = Vec::new();
-    // Every distinct label once (defect rows' too), and those of usable rows.
-    let mut interned: HashSet<Arc<str>> = HashSet::new();
-    let mut seen: HashSet<Arc<str>> = HashSet::new();
-    loop {
-        tracker.start(&rdr);
-        if !read_record(&mut rdr, &mut record)? {
-            break;
-        }
-        let line = tracker.record_read(&rdr);
-        if is_blank(&record) {
-            continue;
-        }
-        let item = cols.item(&record, items.len(), line, &mut interned);
-        if item.defect.is_none() && !seen.contains(&*item.label) {
-            seen.insert(item.label.clone());
-        }
+    while let Some(item) = rows.next_item()? {
         items.push(item);
     }
-    rdr.get_ref().check_quotes()?;
-    if items.is_empty() {
-        return Err(CsvError::NoRows { header_line });
-    }
-
+    let outline = rows.finish()?;
     Ok(LabelsCsv {
         items,
-        labels: LabelSet::from_labels(seen.iter().map(|l| l.to_string())),
-        image_column: headers[image_col].clone(),
-        label_column: headers[label_col].clone(),
-        id_column: id_col.map(|i| headers[i].clone()),
+        labels: outline.labels,
+        image_column: outline.image_column,
+        label_column: outline.label_column,
+        id_column: outline.id_column,
     })
+}
+
+/// Reads a labels CSV through once without keeping its rows: how many there are,
+/// their labels, the columns. A run fed its rows as it goes
+/// ([`crate::Run::streaming`]) starts from it, then reads the file again with a
+/// [`LabelsReader`].
+///
+/// # Errors
+///
+/// As [`read_labels_csv`].
+pub fn outline_labels_csv<R: io::Read>(
+    reader: R,
+    columns: &ColumnNames,
+) -> Result<CsvOutline, CsvError> {
+    let mut rows = LabelsReader::open(reader, columns)?;
+    while rows.next_item()?.is_some() {}
+    rows.finish()
+}
+
+/// What a labels CSV holds, without its rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CsvOutline {
+    /// Number of data rows, defect rows included.
+    pub rows: usize,
+    /// Rows with a defect.
+    pub defects: usize,
+    /// The distinct labels of the rows without defect.
+    pub labels: LabelSet,
+    /// The image column's header, as the file wrote it (trimmed).
+    pub image_column: String,
+    /// The label column's header, as the file wrote it (trimmed).
+    pub label_column: String,
+    /// The id column's header, when there is one.
+    pub id_column: Option<String>,
+}
+
+impl LabelsCsv {
+    /// The counts and columns, without the rows.
+    pub fn outline(&self) -> CsvOutline {
+        CsvOutline {
+            rows: self.items.len(),
+            defects: self.defect_count(),
+            labels: self.labels.clone(),
+            image_column: self.image_column.clone(),
+            label_column: self.label_column.clone(),
+            id_column: self.id_column.clone(),
+        }
+    }
+}
+
+/// A labels CSV read one row at a time, streaming (memory: a fixed buffer and the
+/// distinct labels).
+///
+/// The first non-blank record is the header. Records whose cells are all empty or
+/// whitespace (blank lines, `,,`) are skipped and are not rows. Rows may be shorter
+/// or longer than the header. Cells are trimmed.
+pub struct LabelsReader<R: io::Read> {
+    rdr: csv::Reader<LineTap<R>>,
+    record: csv::ByteRecord,
+    tracker: LineTracker,
+    cols: Columns,
+    header_line: u64,
+    rows: usize,
+    defects: usize,
+    /// Every distinct label once (defect rows' too), and those of usable rows.
+    interned: HashSet<Arc<str>>,
+    seen: HashSet<Arc<str>>,
+}
+
+impl<R: io::Read> LabelsReader<R> {
+    /// Reads the header and finds the columns.
+    ///
+    /// # Errors
+    ///
+    /// [`CsvError`] when there is no header, no image or label column, a named
+    /// column is missing, a quoted field is never closed, or reading fails.
+    pub fn open(reader: R, columns: &ColumnNames) -> Result<LabelsReader<R>, CsvError> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(BUFFER)
+            .from_reader(LineTap::new(reader));
+        let mut record = csv::ByteRecord::new();
+
+        // The header: the first record with a non-blank cell.
+        let mut tracker = LineTracker::default();
+        tracker.start(&rdr);
+        let header_line = loop {
+            if !read_record(&mut rdr, &mut record)? {
+                rdr.get_ref().check_quotes()?;
+                return Err(CsvError::Empty);
+            }
+            let line = tracker.record_read(&rdr);
+            if !is_blank(&record) {
+                break line;
+            }
+        };
+        // A header that took the whole file in is an unclosed quote, not a bad header.
+        rdr.get_ref().check_quotes()?;
+        let headers: Vec<String> = record
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| {
+                let text = String::from_utf8_lossy(cell);
+                let text = if i == 0 {
+                    // csv strips a BOM itself, unless the reader hands it over in pieces.
+                    text.trim_start_matches('\u{feff}')
+                } else {
+                    &text
+                };
+                text.trim().to_owned()
+            })
+            .collect();
+        let normalized: Vec<String> = headers.iter().map(|h| normalize_header(h)).collect();
+
+        let resolve = |explicit: &Option<String>, role, candidates: &[&str]| {
+            resolve_column(&headers, &normalized, explicit.as_deref(), role, candidates)
+        };
+        let found = || headers.clone();
+        let image = resolve(&columns.image, ColumnRole::Image, IMAGE_COLUMN_NAMES)?
+            .ok_or_else(|| CsvError::NoImageColumn { found: found() })?;
+        let label = resolve(&columns.label, ColumnRole::Label, LABEL_COLUMN_NAMES)?
+            .ok_or_else(|| CsvError::NoLabelColumn { found: found() })?;
+        let id = resolve(&columns.id, ColumnRole::Id, ID_COLUMN_NAMES)?;
+        let cols = Columns {
+            image,
+            label,
+            id,
+            image_name: headers[image].clone(),
+            label_name: headers[label].clone(),
+            id_name: id.map(|i| headers[i].clone()),
+            header_len: headers.len(),
+        };
+        Ok(LabelsReader {
+            rdr,
+            record,
+            tracker,
+            cols,
+            header_line,
+            rows: 0,
+            defects: 0,
+            interned: HashSet::new(),
+            seen: HashSet::new(),
+        })
+    }
+
+    /// The next data row, `None` at the end of the file. A bad row is an item with
+    /// a defect, never an error.
+    ///
+    /// # Errors
+    ///
+    /// [`CsvError`] when a quoted field is never closed, or reading fails.
+    pub fn next_item(&mut self) -> Result<Option<Item>, CsvError> {
+        loop {
+            self.tracker.start(&self.rdr);
+            if !read_record(&mut self.rdr, &mut self.record)? {
+                self.rdr.get_ref().check_quotes()?;
+                return Ok(None);
+            }
+            let line = self.tracker.record_read(&self.rdr);
+            if is_blank(&self.record) {
+                continue;
+            }
+            let item = self
+                .cols
+                .item(&self.record, self.rows, line, &mut self.interned);
+            self.rows += 1;
+            if item.defect.is_some() {
+                self.defects += 1;
+            } else if !self.seen.contains(&*item.label) {
+                self.seen.insert(item.label.clone());
+            }
+            return Ok(Some(item));
+        }
+    }
+
+    /// What the rows read so far held; call it after [`Self::next_item`] gave `None`.
+    ///
+    /// # Errors
+    ///
+    /// [`CsvError::NoRows`] when no row was read.
+    pub fn finish(self) -> Result<CsvOutline, CsvError> {
+        if self.rows == 0 {
+            return Err(CsvError::NoRows {
+                header_line: self.header_line,
+            });
+        }
+        Ok(CsvOutline {
+            rows: self.rows,
+            defects: self.defects,
+            labels: LabelSet::from_labels(self.seen.iter().map(|l| l.to_string())),
+            image_column: self.cols.image_name,
+            label_column: self.cols.label_name,
+            id_column: self.cols.id_name,
+        })
+    }
 }
 
 /// Reads one record, turning csv's errors into [`CsvError::Io`].
@@ -554,12 +672,13 @@ fn resolve_column(
 }
 
 /// The resolved columns, and the item builder.
-struct Columns<'h> {
+struct Columns {
     image: usize,
     label: usize,
     id: Option<usize>,
-    image_name: &'h str,
-    label_name: &'h str,
+    image_name: String,
+    label_name: String,
+    id_name: Option<String>,
     header_len: usize,
 }
 
@@ -570,7 +689,7 @@ enum Cell<'a> {
     NotUtf8,
 }
 
-impl Columns<'_> {
+impl Columns {
     fn cell<'a>(record: &'a csv::ByteRecord, col: usize) -> Cell<'a> {
         match record.get(col) {
             None => Cell::Missing,
@@ -598,8 +717,8 @@ impl Columns<'_> {
 
         let mut problems: Vec<String> = Vec::new();
         for (cell, what, name) in [
-            (&image, "image", self.image_name),
-            (&label, "label", self.label_name),
+            (&image, "image", self.image_name.as_str()),
+            (&label, "label", self.label_name.as_str()),
         ] {
             match cell {
                 Cell::Ok(_) => {}

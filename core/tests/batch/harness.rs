@@ -953,7 +953,7 @@ impl Sim {
         self.now = self.now.plus(1_000);
         let mut batch = BatchRun::new(
             self.config(settings(&self.batch).max_lines),
-            csv(self.batch.run().items().len()),
+            csv(self.batch.run().row_count()),
             self.now,
         )
         .unwrap();

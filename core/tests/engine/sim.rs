@@ -104,6 +104,8 @@ pub struct Log {
     pub events: Vec<(Millis, String)>,
     /// The engine's pace, once per simulated second.
     pub paces: Vec<(Millis, shadow_core::engine::Pace)>,
+    /// The most rows the run held at once.
+    pub max_rows_held: usize,
 }
 
 type Script = Box<dyn FnMut(&Item, &SendOrder, Millis) -> (u64, Reply)>;
@@ -120,6 +122,8 @@ pub struct Sim {
     not_before: Millis,
     cancel_at: Option<Millis>,
     cancelled_at: Option<Millis>,
+    /// The CSV's rows, fed to a streaming run as it asks for them.
+    feed: Option<std::vec::IntoIter<Item>>,
 }
 
 impl Sim {
@@ -141,7 +145,22 @@ impl Sim {
             not_before: Millis(0),
             cancel_at: None,
             cancelled_at: None,
+            feed: None,
         }
+    }
+
+    /// As [`Sim::new`], with the run fed its rows as it asks for them
+    /// ([`Run::streaming`]).
+    pub fn streaming(
+        config: RunConfig,
+        csv: LabelsCsv,
+        script: impl FnMut(&Item, &SendOrder, Millis) -> (u64, Reply) + 'static,
+    ) -> Sim {
+        let run = Run::streaming(config.clone(), &csv.outline(), T0).expect("valid config");
+        let mut sim = Sim::new(config, csv.clone(), script);
+        sim.run = run;
+        sim.feed = Some(csv.items.into_iter());
+        sim
     }
 
     /// Cancel at `at` (the engine abandons what is still in flight after its
@@ -240,7 +259,21 @@ impl Sim {
     }
 
     fn on_output(&mut self, out: Output) {
+        self.log.max_rows_held = self.log.max_rows_held.max(self.run.rows_held());
         match out {
+            Output::NeedRows { from, count } => {
+                let feed = self
+                    .feed
+                    .as_mut()
+                    .expect("only a streaming run asks for rows");
+                let rows: Vec<Item> = feed.by_ref().take(count).collect();
+                assert_eq!(
+                    rows.first().map(|i| i.row),
+                    Some(from),
+                    "rows asked out of order"
+                );
+                self.run.push_rows(rows).expect("rows in order");
+            }
             Output::Send(order) => self.on_send(order),
             Output::ItemDone(done) => {
                 let result = self.run.result(&done).into_owned();

@@ -66,6 +66,7 @@ pub fn drive_to_end(
         while let Some(output) = run.poll(now) {
             match output {
                 Output::Send(order) => pending.push(order),
+                Output::NeedRows { .. } => prop_assert!(false, "a whole-CSV run asked for rows"),
                 Output::ItemDone(done) => item_done(run, done)?,
                 Output::BatchReport { .. } => {
                     serde_json::to_string(&run.progress(now)).unwrap();
