@@ -50,7 +50,7 @@ pub async fn run_batch(launched: Launched, args: &RunArgs, cancel: bool) -> Resu
     let Launched {
         clock,
         interrupts,
-        csv,
+        rows,
         config,
         api_key,
         unused_keys,
@@ -62,7 +62,15 @@ pub async fn run_batch(launched: Launched, args: &RunArgs, cancel: bool) -> Resu
         lock: _lock,
         ..
     } = launched;
-    let facts = console::Facts::of(&csv, mock.is_some(), config.inline_images, unused_keys);
+    let crate::csv_rows::CsvRows::Whole(csv) = rows else {
+        anyhow::bail!("a batch-API run reads its CSV whole (a bug of shadow-batch)");
+    };
+    let facts = console::Facts::of(
+        &csv.outline(),
+        mock.is_some(),
+        config.inline_images,
+        unused_keys,
+    );
     let mut batch = BatchRun::new(config, csv, clock.now())?;
     if let Some(key) = &api_key {
         batch.hide_secret(key);

@@ -5,15 +5,23 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use shadow_core::input::{ColumnNames, LabelsCsv};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use shadow_core::input::{ColumnNames, Item};
 use shadow_mock::{MockConfig, MockServer, Truth};
 
 use crate::cli::RunArgs;
+use crate::csv_rows::CsvRows;
 use crate::images::ImageLoader;
-use crate::launch::read_csv;
 
 /// Starts the mock a run sends to, answering with the CSV's labels.
-pub async fn start(args: &RunArgs, csv: &LabelsCsv, images: &ImageLoader) -> Result<MockServer> {
+pub async fn start(
+    args: &RunArgs,
+    rows: &CsvRows,
+    columns: &ColumnNames,
+    images: &ImageLoader,
+) -> Result<MockServer> {
     for (name, share) in [
         ("--mock-accuracy", args.mock_accuracy),
         ("--mock-error-rate", args.mock_error_rate),
@@ -22,19 +30,32 @@ pub async fn start(args: &RunArgs, csv: &LabelsCsv, images: &ImageLoader) -> Res
             bail!("{name} must be between 0 and 1");
         }
     }
-    let truth = build_truth(csv, images).await;
+    let truth = build_truth(rows.each_row(columns)?, images).await;
     MockServer::spawn(args.builtin_mock(), Some(truth))
         .await
         .context("cannot start the built-in mock endpoint on 127.0.0.1")
 }
 
 /// The mock's answer key: each image as the host will send it, with its label.
-async fn build_truth(csv: &LabelsCsv, images: &ImageLoader) -> Truth {
+/// An image named again with the same label as lately is not read again (a CSV
+/// of millions of rows often repeats a few images), so the row the key gives
+/// such an image is the first of them.
+async fn build_truth(rows: impl Iterator<Item = Item>, images: &ImageLoader) -> Truth {
+    /// Images remembered at once: bounded, as the CSV may be millions of rows.
+    const RECENT: usize = 4096;
     let mut truth = Truth::from_pairs(std::iter::empty());
-    for item in csv.items.iter().filter(|i| i.defect.is_none()) {
-        if let Ok(url) = images.load(item).await {
+    let mut recent: HashMap<Box<str>, Arc<str>> = HashMap::new();
+    for item in rows.filter(|i| i.defect.is_none()) {
+        if recent.get(item.image.as_str()) == Some(&item.label) {
+            continue;
+        }
+        if let Ok(url) = images.load(&item).await {
             truth.insert_row(&url, item.label.to_string(), item.row);
         }
+        if recent.len() == RECENT {
+            recent.clear();
+        }
+        recent.insert(item.image.as_str().into(), item.label.clone());
     }
     truth
 }
@@ -51,13 +72,13 @@ pub async fn serve(mut cfg: MockConfig, web_dir: Option<PathBuf>) -> Result<()> 
     }
     let truth = match cfg.truth.take() {
         Some(path) => {
-            let csv = read_csv(&path, &ColumnNames::default())?;
+            let csv = CsvRows::open(&path, &ColumnNames::default(), false)?;
             let dir = path
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
             let images = ImageLoader::new(dir, false)?;
-            let truth = build_truth(&csv, &images).await;
+            let truth = build_truth(csv.each_row(&ColumnNames::default())?, &images).await;
             if truth.is_empty() {
                 eprintln!(
                     "warning: no image of {} could be loaded: answers will not follow its labels",

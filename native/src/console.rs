@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use shadow_core::input::LabelsCsv;
+use shadow_core::input::CsvOutline;
 use shadow_core::provider::{OutputFormat, Provider};
 use shadow_core::report::{escape_for_terminal, RunStatus, Summary};
 use shadow_core::RunConfig;
@@ -35,15 +35,15 @@ impl Facts {
     /// The facts known before the journals are read: the CSV's counts and the
     /// launch's choices (no row resumed, answers asked for as JSON schema).
     pub fn of(
-        csv: &LabelsCsv,
+        csv: &CsvOutline,
         mock: bool,
         inline_images: bool,
         unused_keys: Vec<(&'static str, &'static str)>,
     ) -> Facts {
         Facts {
-            rows: csv.items.len(),
+            rows: csv.rows,
             labels: csv.labels.len(),
-            defects: csv.defect_count(),
+            defects: csv.defects,
             resumed: 0,
             mock,
             inline_images,

@@ -13,6 +13,7 @@ use shadow_core::report::Summary;
 use shadow_core::{Input, Millis, Output, Run, SendOrder};
 use tokio::sync::mpsc;
 
+use crate::csv_rows::RowFeed;
 use crate::files::{write_atomic_with, Journal, RunFiles};
 use crate::read_ahead::{Claim, Image, ReadAhead};
 use crate::transport::Transport;
@@ -63,6 +64,8 @@ pub enum Ended {
 
 pub struct Driver {
     pub run: Run,
+    /// The CSV's rows, when the run is fed them as it goes.
+    pub feed: Option<RowFeed>,
     pub clock: Clock,
     pub transport: Arc<Transport>,
     pub journal: Journal,
@@ -85,6 +88,7 @@ impl Driver {
         let mut reports = ReportWriter::default();
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut format = self.run.output_format();
+        let mut rows_held_max = self.run.rows_held();
         loop {
             if self.run.output_format() != format {
                 let refused = format;
@@ -106,6 +110,16 @@ impl Driver {
             let mut progress_due = false;
             while let Some(output) = self.run.poll(now) {
                 match output {
+                    Output::NeedRows { from, count } => {
+                        let feed = self.feed.as_mut().context(
+                            "shadow-batch's engine asked for rows of a CSV it holds whole (a bug)",
+                        )?;
+                        let rows = feed.read(from, count)?;
+                        self.run
+                            .push_rows(rows)
+                            .context("shadow-batch fed its engine rows out of order (a bug)")?;
+                        rows_held_max = rows_held_max.max(self.run.rows_held());
+                    }
                     Output::Send(order) => match read_ahead.claim(order) {
                         Claim::Ready(image) => self.send(&tx, order, Some(image)),
                         Claim::NotRead => self.send(&tx, order, None),
@@ -134,6 +148,7 @@ impl Driver {
                         if std::env::var_os("SHADOW_BATCH_TIMINGS").is_some() {
                             eprintln!("report-write-ms: {}", reports.spent.as_millis());
                             eprintln!("progress-writes: {}", reports.writes);
+                            eprintln!("rows-held-max: {rows_held_max}");
                         }
                         print_now(&summary.to_console(self.errors_shown));
                         return Ok(Ended::Finished(summary));
@@ -277,7 +292,7 @@ fn print_now(text: &str) {
 /// A live bar on stderr when it is a terminal; nothing otherwise (the batch
 /// reports on stdout are the plain-text progress).
 fn progress_bar(run: &Run) -> ProgressBar {
-    let total = run.items().len() as u64;
+    let total = run.row_count() as u64;
     if !std::io::stderr().is_terminal() {
         return ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
     }

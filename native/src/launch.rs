@@ -13,7 +13,6 @@ use anyhow::{bail, Context, Result};
 use clap::parser::ValueSource;
 use clap::ArgMatches;
 use shadow_core::batch::{fold_batch_journal, BatchRun, ProviderBatch};
-use shadow_core::input::{read_labels_csv, ColumnNames, LabelsCsv};
 use shadow_core::journal::{fold_journal_reader, FoldedJournal, ItemStatus, JournalHeader};
 use shadow_core::provider::Provider;
 use shadow_core::report::escape_for_terminal;
@@ -21,6 +20,7 @@ use shadow_core::{EndpointKind, Millis, Run, RunConfig, UsageError};
 use shadow_mock::MockServer;
 
 use crate::cli::RunArgs;
+use crate::csv_rows::CsvRows;
 use crate::driver::{Clock, Interrupts};
 use crate::files::{self, stamp_journal, write_atomic, Journal, RunFiles, RunLock};
 use crate::images::ImageLoader;
@@ -32,7 +32,7 @@ pub struct Launched {
     /// Ctrl-C, caught since start-up.
     pub interrupts: Interrupts,
     pub csv_path: PathBuf,
-    pub csv: LabelsCsv,
+    pub rows: CsvRows,
     pub config: RunConfig,
     pub api_key: Option<String>,
     /// The environment variable the key comes from (for messages; never its value).
@@ -88,7 +88,9 @@ pub async fn launch(
         saved.as_ref(),
         &crate::plan::Env::from_process(),
     )?;
-    let csv = read_csv(&csv_path, &config.columns)?;
+    // A resumed or batch-API run checks its journals against every row.
+    let whole = args.resume.is_some() || config.batch_api.is_some();
+    let rows = CsvRows::open(&csv_path, &config.columns, whole)?;
     let data_dir = match csv_path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -105,7 +107,7 @@ pub async fn launch(
     let mock = match config.provider_label {
         EndpointKind::Mock => {
             let server = tokio::select! {
-                server = crate::builtin_mock::start(args, &csv, &images) => server?,
+                server = crate::builtin_mock::start(args, &rows, &config.columns, &images) => server?,
                 _ = interrupts.recv() => return Ok(None),
             };
             if let Provider::OpenAi(openai) = &mut config.provider {
@@ -159,7 +161,7 @@ pub async fn launch(
         clock,
         interrupts,
         csv_path,
-        csv,
+        rows,
         config,
         api_key,
         key_var,
@@ -212,15 +214,6 @@ fn read_saved(files: &RunFiles) -> Result<Option<SavedRun>> {
         }
     }
     Ok(None)
-}
-
-pub fn read_csv(path: &Path, columns: &ColumnNames) -> Result<LabelsCsv> {
-    let file =
-        File::open(path).with_context(|| format!("cannot open the CSV {}", path.display()))?;
-    read_labels_csv(BufReader::with_capacity(1 << 20, file), columns).map_err(|e| {
-        let step = crate::next_step::for_csv(&e);
-        anyhow::Error::new(e).context(format!("{}{step}", path.display()))
-    })
 }
 
 /// The endpoint's URL, as text (for messages) and parsed once.

@@ -6,6 +6,7 @@ mod batch_driver;
 mod builtin_mock;
 mod cli;
 mod console;
+mod csv_rows;
 mod driver;
 mod files;
 mod images;
@@ -25,7 +26,6 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{ArgMatches, FromArgMatches};
 use shadow_core::report::escape_for_terminal;
-use shadow_core::Run;
 
 use crate::cli::{Cli, Command, RunArgs};
 use crate::driver::{Driver, Ended};
@@ -146,13 +146,13 @@ async fn run_live(launched: Launched, args: &RunArgs) -> Result<u8> {
         ..
     } = launched;
     let facts = console::Facts::of(
-        &launched.csv,
+        &launched.rows.outline(),
         mock.is_some(),
         config.inline_images,
         launched.unused_keys,
     );
     let clock = launched.clock;
-    let mut run = Run::new(config.clone(), launched.csv, clock.now())?;
+    let (mut run, feed) = launched.rows.into_run(config.clone(), clock.now())?;
     if let Some(key) = &api_key {
         run.hide_secret(key);
     }
@@ -183,6 +183,7 @@ async fn run_live(launched: Launched, args: &RunArgs) -> Result<u8> {
     });
     let driver = Driver {
         run,
+        feed,
         clock,
         transport,
         journal,

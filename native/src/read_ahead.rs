@@ -169,7 +169,8 @@ impl ReadAhead {
                     }
                 }
             }
-            self.next = considered.map_or(usize::MAX, |i| i + 1);
+            // A streaming run holds rows up to a point: later ones come later.
+            self.next = considered.map_or(self.next, |i| i + 1);
             if items.is_empty() {
                 return;
             }

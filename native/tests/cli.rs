@@ -156,6 +156,54 @@ fn readme_command_runs_the_builtin_mock_end_to_end() {
     }
 }
 
+/// 10,000 rows, more than the engine asks for at once (chunks of 4,096): the
+/// CSV is read as the run goes, every row comes back once with its own image
+/// and label, and the run never holds more than two chunks of rows plus those
+/// in play (before, it held all 10,000).
+#[test]
+fn a_long_csv_is_read_as_the_run_goes_and_every_row_comes_back_once() {
+    const ROWS: usize = 10_000;
+    let data = Data::new(10);
+    let rows: Vec<String> = (0..ROWS)
+        .map(|i| format!("images/digit-{:04}.png,{}", i % 10, i % 10))
+        .collect();
+    write_csv(&data.csv, "image,label", &rows);
+    let mut cmd = shadow(data.root.path());
+    cmd.env("SHADOW_BATCH_TIMINGS", "1").args([
+        p(&data.csv),
+        "--concurrency",
+        "64",
+        "--mock-latency-ms",
+        "0",
+        "--mock-error-rate",
+        "0",
+        "--out-dir",
+        p(&data.out),
+    ]);
+    let done = run(cmd);
+    done.expect_code(0);
+    let results = RunFiles::in_dir(&data.out).results();
+    assert_each_row_once(&results, ROWS);
+    for r in &results {
+        let row = r["row"].as_u64().unwrap() as usize;
+        assert_eq!(r["label"], (row % 10).to_string(), "{r}");
+        assert_eq!(r["line"], row as u64 + 2, "{r}");
+        assert_eq!(
+            r["image"],
+            format!("images/digit-{:04}.png", row % 10),
+            "{r}"
+        );
+    }
+    let held: usize = done
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("rows-held-max: "))
+        .expect("rows-held-max in the timings")
+        .parse()
+        .unwrap();
+    assert!(held <= 2 * 4096 + 256, "held {held} rows at once");
+}
+
 // ---------------------------------------------------------------------------
 // 2. 429 storm
 // ---------------------------------------------------------------------------

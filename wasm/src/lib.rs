@@ -163,6 +163,8 @@ impl ShadowRun {
             exit_code: None,
         };
         match &output {
+            // The page's run holds the CSV it was given whole: it never asks.
+            Output::NeedRows { .. } => {}
             Output::Send(order) => {
                 let item = self.run.item(order.item);
                 polled.image = Some(&item.image);
@@ -224,7 +226,7 @@ impl ShadowRun {
         image_url: &str,
         format: Option<String>,
     ) -> Result<JsValue, JsError> {
-        if item >= self.run.items().len() {
+        if item >= self.run.row_count() {
             return Err(JsError::new(&format!("no item {item}")));
         }
         let format = match format {
@@ -293,7 +295,7 @@ impl ShadowRun {
     /// Number of rows.
     #[wasm_bindgen(js_name = itemCount)]
     pub fn item_count(&self) -> usize {
-        self.run.items().len()
+        self.run.row_count()
     }
 
     /// The CSV's label set, sorted.
@@ -304,9 +306,8 @@ impl ShadowRun {
     /// Relative image paths the CSV names (for checking the chosen images folder).
     #[wasm_bindgen(js_name = relativePaths)]
     pub fn relative_paths(&self) -> Vec<String> {
-        self.run
-            .items()
-            .iter()
+        (0..self.run.row_count())
+            .map(|row| self.run.item(row))
             .filter_map(|i| match &i.image {
                 shadow_core::input::ImageRef::RelativePath(p) => Some(p.to_string()),
                 _ => None,
