@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::answers::Decision;
 use crate::config::{MockConfig, UNSET_MAX_TOKENS_CHARGE};
-use crate::ratelimit::{ratelimit_headers, Admission, BucketInfo, Limit, Verdict};
+use crate::ratelimit::{ratelimit_headers, window_headers, Admission, Limit, Verdict};
 use crate::{anthropic, gemini, openai};
 
 /// The parts of a request the mock reads, whatever its dialect.
@@ -290,38 +290,35 @@ impl Dialect {
                 }
                 out
             }
-            Dialect::Anthropic => {
-                let mut out = Vec::with_capacity(9);
-                let reset =
-                    |info: &BucketInfo| rfc3339_second(now_ms.saturating_add(info.reset_ms));
-                if let Some(info) = requests {
-                    out.push(("anthropic-ratelimit-requests-limit", info.limit.to_string()));
-                    out.push((
-                        "anthropic-ratelimit-requests-remaining",
-                        info.remaining.to_string(),
-                    ));
-                    out.push(("anthropic-ratelimit-requests-reset", reset(&info)));
-                }
-                if let Some(info) = tokens {
-                    for (limit, remaining, at) in [
-                        (
+            Dialect::Anthropic => window_headers(
+                [
+                    (
+                        requests,
+                        [
+                            "anthropic-ratelimit-requests-limit",
+                            "anthropic-ratelimit-requests-remaining",
+                            "anthropic-ratelimit-requests-reset",
+                        ],
+                    ),
+                    (
+                        tokens,
+                        [
                             "anthropic-ratelimit-tokens-limit",
                             "anthropic-ratelimit-tokens-remaining",
                             "anthropic-ratelimit-tokens-reset",
-                        ),
-                        (
+                        ],
+                    ),
+                    (
+                        tokens,
+                        [
                             "anthropic-ratelimit-input-tokens-limit",
                             "anthropic-ratelimit-input-tokens-remaining",
                             "anthropic-ratelimit-input-tokens-reset",
-                        ),
-                    ] {
-                        out.push((limit, info.limit.to_string()));
-                        out.push((remaining, info.remaining.to_string()));
-                        out.push((at, reset(&info)));
-                    }
-                }
-                out
-            }
+                        ],
+                    ),
+                ],
+                |info| rfc3339_second(now_ms.saturating_add(info.reset_ms)),
+            ),
             Dialect::Gemini => Vec::new(),
         }
     }
@@ -439,6 +436,7 @@ fn rfc3339_second(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ratelimit::BucketInfo;
 
     #[test]
     fn labels_are_found_in_the_prompt() {

@@ -275,22 +275,43 @@ impl Admission {
 /// the ~2,900 tokens an image request is charged, far below what an unlimited
 /// mock answers.)
 pub(crate) fn ratelimit_headers(adm: Option<&Admission>) -> Vec<(&'static str, String)> {
-    let mut out = Vec::with_capacity(6);
-    if let Some(info) = adm.and_then(|a| a.requests) {
-        out.push(("x-ratelimit-limit-requests", info.limit.to_string()));
-        out.push(("x-ratelimit-remaining-requests", info.remaining.to_string()));
-        out.push((
-            "x-ratelimit-reset-requests",
-            format_go_duration(info.reset_ms),
-        ));
-    }
-    if let Some(info) = adm.and_then(|a| a.tokens) {
-        out.push(("x-ratelimit-limit-tokens", info.limit.to_string()));
-        out.push(("x-ratelimit-remaining-tokens", info.remaining.to_string()));
-        out.push((
-            "x-ratelimit-reset-tokens",
-            format_go_duration(info.reset_ms),
-        ));
+    window_headers(
+        [
+            (
+                adm.and_then(|a| a.requests),
+                [
+                    "x-ratelimit-limit-requests",
+                    "x-ratelimit-remaining-requests",
+                    "x-ratelimit-reset-requests",
+                ],
+            ),
+            (
+                adm.and_then(|a| a.tokens),
+                [
+                    "x-ratelimit-limit-tokens",
+                    "x-ratelimit-remaining-tokens",
+                    "x-ratelimit-reset-tokens",
+                ],
+            ),
+        ],
+        |info| format_go_duration(info.reset_ms),
+    )
+}
+
+/// Each bucket's limit, remaining and reset, under the three names given with
+/// it (when there is that bucket), the reset as `reset` writes it: every
+/// dialect's rate-limit headers but their names and their time format.
+pub(crate) fn window_headers<const N: usize>(
+    windows: [(Option<BucketInfo>, [&'static str; 3]); N],
+    reset: impl Fn(&BucketInfo) -> String,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::with_capacity(3 * N);
+    for (info, [limit, remaining, at]) in windows {
+        if let Some(info) = info {
+            out.push((limit, info.limit.to_string()));
+            out.push((remaining, info.remaining.to_string()));
+            out.push((at, reset(&info)));
+        }
     }
     out
 }
@@ -521,15 +542,31 @@ mod tests {
         let t0 = Instant::now();
         let mut b = rpm_only(120, t0);
         let first = b.admit(t0, 1);
-        // Without --tpm: no token headers.
-        assert_eq!(
-            ratelimit_headers(Some(&first)),
-            vec![
-                ("x-ratelimit-limit-requests", "120".to_owned()),
-                ("x-ratelimit-remaining-requests", "1".to_owned()),
-                ("x-ratelimit-reset-requests", "500ms".to_owned()),
-            ]
-        );
+        let mut t = Limits::new(None, Some(120_000), t0).unwrap(); // 2,000/s
+        let tokens_only = t.admit(t0, 1_500);
+        // Each bucket's headers, and only its: without --tpm no token headers.
+        for (admission, want) in [
+            (
+                &first,
+                [
+                    ("x-ratelimit-limit-requests", "120"),
+                    ("x-ratelimit-remaining-requests", "1"),
+                    ("x-ratelimit-reset-requests", "500ms"),
+                ],
+            ),
+            (
+                &tokens_only,
+                [
+                    ("x-ratelimit-limit-tokens", "120000"),
+                    ("x-ratelimit-remaining-tokens", "30000"),
+                    ("x-ratelimit-reset-tokens", "750ms"),
+                ],
+            ),
+        ] {
+            let headers = ratelimit_headers(Some(admission));
+            let got: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            assert_eq!(got, want);
+        }
         assert!(ratelimit_headers(None).is_empty());
         b.admit(t0, 1);
         let refused = b.admit(t0, 1);
@@ -538,17 +575,6 @@ mod tests {
             vec![
                 ("retry-after-ms", "500".to_owned()),
                 ("retry-after", "1".to_owned())
-            ]
-        );
-        // With --tpm: the token bucket's.
-        let mut t = Limits::new(None, Some(120_000), t0).unwrap(); // 2,000/s
-        let a = t.admit(t0, 1_500);
-        assert_eq!(
-            ratelimit_headers(Some(&a)),
-            vec![
-                ("x-ratelimit-limit-tokens", "120000".to_owned()),
-                ("x-ratelimit-remaining-tokens", "30000".to_owned()),
-                ("x-ratelimit-reset-tokens", "750ms".to_owned()),
             ]
         );
     }

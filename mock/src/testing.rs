@@ -1,9 +1,12 @@
 //! Test helpers shared by the modules' tests: labels, images and a request body
 //! as shadow-batch sends them.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::config::MockConfig;
+use crate::MockServer;
 
 /// A mock on any free port, answering at once and injecting no faults unless a
 /// test asks for them (the product default waits 120 ms and fails 2%).
@@ -14,6 +17,27 @@ pub fn cfg() -> MockConfig {
         error_rate: 0.0,
         ..MockConfig::default()
     }
+}
+
+/// A mock with `config` and no web page, on a free port.
+pub async fn serve(config: MockConfig) -> MockServer {
+    MockServer::spawn(config, None).await.unwrap()
+}
+
+/// A mock with [`cfg`] changed by `change`, no web page, on a free port.
+pub async fn serve_with(change: impl FnOnce(&mut MockConfig)) -> MockServer {
+    let mut config = cfg();
+    change(&mut config);
+    serve(config).await
+}
+
+/// A client as the tests want one: no proxy, a 5 s timeout.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
 }
 
 pub const LABELS: [&str; 4] = ["cat", "dog", "bird", "fish"];

@@ -291,24 +291,8 @@ impl Host {
                     let _ = std::fs::remove_file(&file.path);
                 }
             }
-            BatchOutput::Upload(order) => {
-                let path = self.sealed_file(order.shard)?;
-                let auth = self.auth();
-                let (client, tx) = (self.client.clone(), tx.clone());
-                tokio::spawn(async move {
-                    let input = upload(&client, auth.as_ref(), order, &path).await;
-                    let _ = tx.send(Event::Input(input));
-                });
-            }
-            BatchOutput::Submit(order) => {
-                let path = self.sealed_file(order.shard)?;
-                let auth = self.auth();
-                let (client, tx) = (self.client.clone(), tx.clone());
-                tokio::spawn(async move {
-                    let input = submit(&client, auth.as_ref(), order, &path).await;
-                    let _ = tx.send(Event::Input(input));
-                });
-            }
+            BatchOutput::Upload(order) => self.send_shard(ShardSend::Upload(order), tx)?,
+            BatchOutput::Submit(order) => self.send_shard(ShardSend::Submit(order), tx)?,
             BatchOutput::Call {
                 call,
                 request,
@@ -373,6 +357,19 @@ impl Host {
                 let _ = tx.send(event);
             });
         }
+    }
+
+    /// Sends a shard's sealed file in a task of its own; the answer comes back
+    /// as an input.
+    fn send_shard(&mut self, send: ShardSend, tx: &mpsc::UnboundedSender<Event>) -> Result<()> {
+        let path = self.sealed_file(send.shard())?;
+        let auth = self.auth();
+        let (client, tx) = (self.client.clone(), tx.clone());
+        tokio::spawn(async move {
+            let input = send_shard_file(&client, auth.as_ref(), send, &path).await;
+            let _ = tx.send(Event::Input(input));
+        });
+        Ok(())
     }
 
     /// The header carrying the key, marked sensitive (never logged).
@@ -502,18 +499,71 @@ async fn open_shard(
     Ok((file, len))
 }
 
-/// Uploads a shard's file as `multipart/form-data`, streamed from disk.
-async fn upload(
+/// A shard's file to send: uploaded to the Files API (OpenAI), or the body of a
+/// create call that takes the requests inline (Anthropic's Message Batches).
+enum ShardSend {
+    Upload(UploadOrder),
+    Submit(SubmitOrder),
+}
+
+impl ShardSend {
+    fn shard(&self) -> u32 {
+        match self {
+            ShardSend::Upload(order) => order.shard,
+            ShardSend::Submit(order) => order.shard,
+        }
+    }
+
+    fn call(&self) -> CallId {
+        match self {
+            ShardSend::Upload(order) => order.call,
+            ShardSend::Submit(order) => order.call,
+        }
+    }
+
+    fn url(&self) -> &str {
+        match self {
+            ShardSend::Upload(order) => &order.url,
+            ShardSend::Submit(order) => &order.url,
+        }
+    }
+}
+
+/// Sends a shard's file, streamed from disk, with an hour to do it in.
+async fn send_shard_file(
     client: &reqwest::Client,
     auth: Option<&Auth>,
-    order: UploadOrder,
+    send: ShardSend,
     path: &Path,
 ) -> BatchInput {
-    let call = order.call;
+    let call = send.call();
     let (file, len) = match open_shard(call, path).await {
-        Ok((file, len)) => (file, len.unwrap_or(order.bytes)),
+        Ok(opened) => opened,
         Err(failed) => return failed,
     };
+    let request = with_key(client.post(send.url()), auth).timeout(Duration::from_secs(3_600));
+    let request = match send {
+        ShardSend::Upload(order) => upload(request, order, file, len),
+        ShardSend::Submit(order) => submit(request, order, file, len, path),
+    };
+    let sent = match request {
+        Ok(request) => request.send().await,
+        Err(failed) => return failed,
+    };
+    match sent {
+        Ok(response) => read_body(call, response).await,
+        Err(e) => failed(call, e),
+    }
+}
+
+/// The upload of a shard's file (`len` bytes, when known) as
+/// `multipart/form-data`.
+fn upload(
+    request: reqwest::RequestBuilder,
+    order: UploadOrder,
+    file: tokio::fs::File,
+    len: Option<u64>,
+) -> Result<reqwest::RequestBuilder, BatchInput> {
     let stream = futures_util::stream::unfold(file, |mut file| async move {
         use tokio::io::AsyncReadExt;
         let mut buf = vec![0u8; 256 * 1024];
@@ -526,61 +576,47 @@ async fn upload(
             Err(e) => Some((Err(e), file)),
         }
     });
+    let len = len.unwrap_or(order.bytes);
     let part =
         reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), len)
             .file_name(order.file_name.clone());
-    let part = match part.mime_str("application/jsonl") {
-        Ok(p) => p,
-        Err(e) => return failed(call, e),
-    };
+    let part = part
+        .mime_str("application/jsonl")
+        .map_err(|e| failed(order.call, e))?;
     let form = reqwest::multipart::Form::new()
         .text("purpose", "batch")
         .part("file", part);
-    let request = with_key(client.post(&order.url), auth)
-        .timeout(Duration::from_secs(3_600))
-        .multipart(form);
-    match request.send().await {
-        Ok(response) => read_body(call, response).await,
-        Err(e) => failed(call, e),
-    }
+    Ok(request.multipart(form))
 }
 
-/// The create call of a batch API that takes the requests inline (Anthropic's
-/// Message Batches): the shard's file streamed from disk as the body, framed as
-/// the order says (`{"requests":[` line `,` line ... `]}`).
-async fn submit(
-    client: &reqwest::Client,
-    auth: Option<&Auth>,
+/// The create call of a batch API that takes the requests inline: the shard's
+/// file (`len` bytes, when known, from `path`) as the body, framed as the order
+/// says (`{"requests":[` line `,` line ... `]}`).
+fn submit(
+    request: reqwest::RequestBuilder,
     order: SubmitOrder,
+    file: tokio::fs::File,
+    len: Option<u64>,
     path: &Path,
-) -> BatchInput {
-    let call = order.call;
-    let (file, file_len) = match open_shard(call, path).await {
-        Ok((file, len)) => (file, len.unwrap_or(0)),
-        Err(failed) => return failed,
-    };
+) -> Result<reqwest::RequestBuilder, BatchInput> {
+    let file_len = len.unwrap_or(0);
     if file_len != order.bytes {
-        return BatchInput::CallFailed {
-            call,
+        return Err(BatchInput::CallFailed {
+            call: order.call,
             kind: TransportErrorKind::Body,
             message: format!(
                 "the shard file {} holds {file_len} bytes, not {}",
                 path.display(),
                 order.bytes
             ),
-        };
+        });
     }
-    let body = framed_stream(file, file_len, order.prefix, order.separator, order.suffix);
-    let mut request = with_key(client.post(&order.url), auth)
-        .timeout(Duration::from_secs(3_600))
-        .header(reqwest::header::CONTENT_LENGTH, order.body_len());
+    let mut request = request.header(reqwest::header::CONTENT_LENGTH, order.body_len());
     for (name, value) in &order.headers {
         request = request.header(name, value);
     }
-    match request.body(reqwest::Body::wrap_stream(body)).send().await {
-        Ok(response) => read_body(call, response).await,
-        Err(e) => failed(call, e),
-    }
+    let body = framed_stream(file, file_len, order.prefix, order.separator, order.suffix);
+    Ok(request.body(reqwest::Body::wrap_stream(body)))
 }
 
 /// `prefix`, the `len` bytes of `file` with `separator` after every `\n` but

@@ -117,32 +117,26 @@ pub fn plan(
     let fresh = saved.is_none();
     let mut config = saved.map(|s| s.config.clone()).unwrap_or_default();
     let take = |id: &str| fresh || given(id);
-    if take("batch_size") {
-        config.batch_size = args.batch_size;
+    // The flags whose setting has the flag's own name and value.
+    macro_rules! take_same_named {
+        ($($field:ident),+) => {$(
+            if take(stringify!($field)) {
+                config.$field = args.$field;
+            }
+        )+};
     }
-    if take("delay_ms") {
-        config.delay_ms = args.delay_ms;
-    }
-    if take("max_retries") {
-        config.max_retries = args.max_retries;
-    }
-    if take("concurrency") {
-        config.concurrency = args.concurrency;
-    }
-    if take("max_concurrency") {
-        config.max_concurrency = args.max_concurrency;
-    }
-    if take("tpm") {
-        config.tpm = args.tpm;
-    }
+    take_same_named!(
+        batch_size,
+        delay_ms,
+        max_retries,
+        concurrency,
+        max_concurrency,
+        tpm,
+        rpm,
+        seed
+    );
     if take("no_adaptive") {
         config.adaptive_concurrency = !args.no_adaptive;
-    }
-    if take("rpm") {
-        config.rpm = args.rpm;
-    }
-    if take("seed") {
-        config.seed = args.seed;
     }
     if let (Some(input), Some(output)) = (args.price_input, args.price_output) {
         config.price = Some(shadow_core::cost::Price {
@@ -163,9 +157,7 @@ pub fn plan(
     }
     // A resumed run keeps inlining images (there is no flag to turn it off: give
     // the run again without --resume for that).
-    if take("inline_images") {
-        config.inline_images = args.inline_images;
-    }
+    take_same_named!(inline_images);
     config.csv_path = csv.display().to_string();
     // Columns named now win; otherwise a resumed run reads the CSV as it did first.
     let named = ColumnNames {
@@ -240,6 +232,21 @@ pub fn plan(
             None => Ok(None),
         }
     };
+    // Anthropic and Gemini take the same settings (of two types alike): each a
+    // flag, else the saved setting, else the default.
+    macro_rules! hosted {
+        ($variant:ident, $config:ident) => {{
+            let base = match saved_provider {
+                Some(Provider::$variant(c)) => c,
+                _ => $config::default(),
+            };
+            Provider::$variant($config {
+                base_url: flag_base_url.clone().unwrap_or(base.base_url),
+                model: model("model name")?.unwrap_or(base.model),
+                prompt: prompt(base.prompt),
+            })
+        }};
+    }
     config.provider = match kind {
         EndpointKind::Openai => {
             let saved = match saved_provider {
@@ -261,28 +268,8 @@ pub fn plan(
                 prompt: prompt(saved.and_then(|c| c.prompt)),
             })
         }
-        EndpointKind::Anthropic => {
-            let base = match saved_provider {
-                Some(Provider::Anthropic(c)) => c,
-                _ => AnthropicConfig::default(),
-            };
-            Provider::Anthropic(AnthropicConfig {
-                base_url: flag_base_url.clone().unwrap_or(base.base_url),
-                model: model("model name")?.unwrap_or(base.model),
-                prompt: prompt(base.prompt),
-            })
-        }
-        EndpointKind::Gemini => {
-            let base = match saved_provider {
-                Some(Provider::Gemini(c)) => c,
-                _ => GeminiConfig::default(),
-            };
-            Provider::Gemini(GeminiConfig {
-                base_url: flag_base_url.clone().unwrap_or(base.base_url),
-                model: model("model name")?.unwrap_or(base.model),
-                prompt: prompt(base.prompt),
-            })
-        }
+        EndpointKind::Anthropic => hosted!(Anthropic, AnthropicConfig),
+        EndpointKind::Gemini => hosted!(Gemini, GeminiConfig),
         EndpointKind::Azure => {
             let saved = match saved_provider {
                 Some(Provider::Azure(c)) => Some(c),
@@ -576,6 +563,22 @@ mod tests {
         plan(&cli.run, &given, saved, env)
     }
 
+    /// The error [`plan_env`] refuses a command line with.
+    fn refusal(argv: &[&str], saved: Option<&SavedRun>, env: &Env) -> String {
+        plan_env(argv, saved, env).unwrap_err().to_string()
+    }
+
+    /// The Azure resource and deployment a command line names.
+    const AZURE_RESOURCE: [&str; 4] = [
+        "--base-url",
+        "https://r.openai.azure.com",
+        "--deployment",
+        "d",
+    ];
+
+    /// A run at an Azure deployment, with an API version.
+    const AZURE_RUN: &str = "l.csv --provider azure --base-url https://res.openai.azure.com --deployment vision --api-version 2024-10-21";
+
     /// [`plan_env`] of a command line's words (none holds a space).
     fn plan_words(line: &str, saved: Option<&SavedRun>, env: &Env) -> Result<Plan> {
         plan_env(&line.split_whitespace().collect::<Vec<_>>(), saved, env)
@@ -663,16 +666,8 @@ mod tests {
                 openai_key: Some("sk-openai".into()),
                 ..Env::default()
             };
-            let argv = [
-                "l.csv",
-                "--provider",
-                provider,
-                "--base-url",
-                "https://r.openai.azure.com",
-                "--deployment",
-                "d",
-            ];
-            let err = plan_env(&argv, None, &only_openai).unwrap_err().to_string();
+            let argv = [&["l.csv", "--provider", provider][..], &AZURE_RESOURCE].concat();
+            let err = refusal(&argv, None, &only_openai);
             assert!(
                 err.contains(&format!(
                     "--provider {provider} needs an API key: set {var}"
@@ -685,11 +680,7 @@ mod tests {
     #[test]
     fn azure_needs_a_resource_and_a_deployment_and_is_detected_by_host() {
         let env = keys();
-        let p = plan_words("l.csv --provider azure --base-url https://res.openai.azure.com --deployment vision --api-version 2024-10-21",
-            None,
-            &env,
-        )
-        .unwrap();
+        let p = plan_words(AZURE_RUN, None, &env).unwrap();
         assert_eq!(
             p.config.provider.endpoint_url(),
             "https://res.openai.azure.com/openai/deployments/vision/chat/completions?api-version=2024-10-21"
@@ -734,53 +725,27 @@ mod tests {
             "https://res.openai.azure.com/openai/v1/chat/completions"
         );
         // What is missing or wrong is named.
+        let azure = |more: &[&'static str]| {
+            let base_url = ["--base-url", "https://r.openai.azure.com"];
+            [&["l.csv", "--provider", "azure"][..], &base_url, more].concat()
+        };
         for (argv, words) in [
             (
-                &["l.csv", "--provider", "azure", "--deployment", "d"][..],
+                vec!["l.csv", "--provider", "azure", "--deployment", "d"],
                 "--provider azure needs --base-url",
             ),
+            (azure(&[]), "--provider azure needs --deployment NAME"),
+            (azure(&["--deployment", " "]), "--deployment is empty"),
             (
-                &[
-                    "l.csv",
-                    "--provider",
-                    "azure",
-                    "--base-url",
-                    "https://r.openai.azure.com",
-                ],
-                "--provider azure needs --deployment NAME",
-            ),
-            (
-                &[
-                    "l.csv",
-                    "--provider",
-                    "azure",
-                    "--base-url",
-                    "https://r.openai.azure.com",
-                    "--deployment",
-                    " ",
-                ],
-                "--deployment is empty",
-            ),
-            (
-                &[
-                    "l.csv",
-                    "--provider",
-                    "azure",
-                    "--base-url",
-                    "https://r.openai.azure.com",
-                    "--deployment",
-                    "d",
-                    "--api-version",
-                    "2024 10",
-                ],
+                azure(&["--deployment", "d", "--api-version", "2024 10"]),
                 "--api-version \"2024 10\" is not an API version",
             ),
             (
-                &["l.csv", "--provider", "gemini", "--model", ""],
+                vec!["l.csv", "--provider", "gemini", "--model", ""],
                 "--model is empty",
             ),
         ] {
-            let err = plan_env(argv, None, &env).unwrap_err().to_string();
+            let err = refusal(&argv, None, &env);
             assert!(err.contains(words), "{argv:?}: {err}");
         }
     }
@@ -788,11 +753,7 @@ mod tests {
     #[test]
     fn a_resumed_run_keeps_its_provider_and_flags_change_single_fields() {
         let env = keys();
-        let first = plan_words("l.csv --provider azure --base-url https://res.openai.azure.com --deployment vision --api-version 2024-10-21 --detail high",
-            None,
-            &env,
-        )
-        .unwrap();
+        let first = plan_words(&format!("{AZURE_RUN} --detail high"), None, &env).unwrap();
         let saved = saved_run_of(&first);
         let resumed = plan_words("--resume x.json", Some(&saved), &env).unwrap();
         assert_eq!(resumed.config.provider, first.config.provider);
@@ -979,9 +940,7 @@ mod tests {
         assert_eq!(resumed.config.provider, first.config.provider);
 
         // A journal of an earlier version, alone: refused, naming the flags...
-        let err = plan_env(&["l.csv", "--resume", journal], None, &env)
-            .unwrap_err()
-            .to_string();
+        let err = refusal(&["l.csv", "--resume", journal], None, &env);
         assert!(
             err.contains("cannot resume from out/shadow-mode-batch-results-R.jsonl alone")
                 && err.contains("--provider openai --base-url URL"),
@@ -999,9 +958,7 @@ mod tests {
             base_url: "http://10.0.0.7:8080".into(),
             ..AnthropicConfig::default()
         });
-        let err = plan_env(&["--resume", journal], Some(&odd), &env)
-            .unwrap_err()
-            .to_string();
+        let err = refusal(&["--resume", journal], Some(&odd), &env);
         assert!(
             err.contains("this run sent to http://10.0.0.7:8080 (openai); resumed as it is, it would send to https://gateway.example/v1 (openai)")
                 && err.contains("--base-url URL"),
@@ -1060,7 +1017,7 @@ mod tests {
                 "--poll-interval 0.0004 is out of range",
             ),
         ] {
-            let err = plan_env(argv, None, &env).unwrap_err().to_string();
+            let err = refusal(argv, None, &env);
             assert!(err.contains(words), "{argv:?}: {err}");
         }
         let p = plan_words("l.csv --timeout 0.001", None, &env).unwrap();
@@ -1314,14 +1271,9 @@ mod tests {
         for provider in ["gemini", "azure"] {
             let mut argv = vec!["l.csv", "--via", "batch-api", "--provider", provider];
             if provider == "azure" {
-                argv.extend([
-                    "--base-url",
-                    "https://r.openai.azure.com",
-                    "--deployment",
-                    "d",
-                ]);
+                argv.extend(AZURE_RESOURCE);
             }
-            let err = plan_env(&argv, None, &env).unwrap_err().to_string();
+            let err = refusal(&argv, None, &env);
             assert!(
                 err.contains(&format!("the {provider} provider has none")),
                 "{err}"

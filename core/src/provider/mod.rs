@@ -402,29 +402,16 @@ impl Provider {
     /// The same settings with the URL as it may be shown or saved: no userinfo,
     /// no credential in its query ([`crate::redact::url_for_display`]).
     pub fn for_display(&self) -> Provider {
-        let shown = |url: &str| crate::redact::url_for_display(url).into_owned();
-        match self {
-            Provider::OpenAi(cfg) => Provider::OpenAi(OpenAiConfig {
-                base_url: shown(&cfg.base_url),
-                ..cfg.clone()
-            }),
-            Provider::HttpJson(cfg) => Provider::HttpJson(HttpJsonConfig {
-                url: shown(&cfg.url),
-                ..cfg.clone()
-            }),
-            Provider::Anthropic(cfg) => Provider::Anthropic(AnthropicConfig {
-                base_url: shown(&cfg.base_url),
-                ..cfg.clone()
-            }),
-            Provider::Gemini(cfg) => Provider::Gemini(GeminiConfig {
-                base_url: shown(&cfg.base_url),
-                ..cfg.clone()
-            }),
-            Provider::Azure(cfg) => Provider::Azure(AzureConfig {
-                base_url: shown(&cfg.base_url),
-                ..cfg.clone()
-            }),
-        }
+        let mut shown = self.clone();
+        let url = match &mut shown {
+            Provider::HttpJson(cfg) => &mut cfg.url,
+            Provider::OpenAi(OpenAiConfig { base_url, .. })
+            | Provider::Anthropic(AnthropicConfig { base_url, .. })
+            | Provider::Gemini(GeminiConfig { base_url, .. })
+            | Provider::Azure(AzureConfig { base_url, .. }) => base_url,
+        };
+        *url = crate::redact::url_for_display(url).into_owned();
+        shown
     }
 
     /// Where an OpenAI-compatible endpoint lists the models it serves (`GET

@@ -393,17 +393,21 @@ mod tests {
 
     #[test]
     fn strip_fence_cases() {
-        assert_eq!(strip_fence("  plain  "), "plain");
-        assert_eq!(strip_fence("```json\n{\"a\":1}\n```"), "{\"a\":1}");
-        assert_eq!(strip_fence("```\n{\"a\":1}\n```"), "{\"a\":1}");
-        assert_eq!(strip_fence("```json{\"a\":1}```"), "{\"a\":1}");
-        assert_eq!(strip_fence("```json {\"a\":1}```"), "{\"a\":1}");
-        assert_eq!(strip_fence("```cat```"), "cat");
-        assert_eq!(strip_fence("```jsonish```"), "jsonish");
-        // Unclosed fence.
-        assert_eq!(strip_fence("```json\n{\"a\":1}"), "{\"a\":1}");
-        // First line is content, not an info string.
-        assert_eq!(strip_fence("```{\"a\": 1}\n```"), "{\"a\": 1}");
+        for (text, inner) in [
+            ("  plain  ", "plain"),
+            ("```json\n{\"a\":1}\n```", "{\"a\":1}"),
+            ("```\n{\"a\":1}\n```", "{\"a\":1}"),
+            ("```json{\"a\":1}```", "{\"a\":1}"),
+            ("```json {\"a\":1}```", "{\"a\":1}"),
+            ("```cat```", "cat"),
+            ("```jsonish```", "jsonish"),
+            // Unclosed fence.
+            ("```json\n{\"a\":1}", "{\"a\":1}"),
+            // First line is content, not an info string.
+            ("```{\"a\": 1}\n```", "{\"a\": 1}"),
+        ] {
+            assert_eq!(strip_fence(text), inner, "{text:?}");
+        }
     }
 
     #[test]

@@ -77,6 +77,45 @@ pub fn anthropic_config(max_lines: usize) -> RunConfig {
 
 pub const ANTHROPIC: &str = "https://anthropic.test/v1/messages/batches";
 
+/// Which batch API a simulated run speaks: the scenarios both go through are
+/// written once and run for each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// OpenAI's Batch API: an uploaded file, then a batch made from it.
+    OpenAi,
+    /// Anthropic's Message Batches: the requests inline in the create.
+    Anthropic,
+}
+
+impl Dialect {
+    pub const BOTH: [Dialect; 2] = [Dialect::OpenAi, Dialect::Anthropic];
+
+    /// The id the fake provider gives the `n`th batch the run creates.
+    pub fn batch_id(self, n: usize) -> String {
+        match self {
+            Dialect::OpenAi => format!("batch_{n}"),
+            Dialect::Anthropic => format!("msgbatch_{n}"),
+        }
+    }
+
+    /// The provider journal's record of a shard's first step: its upload, or
+    /// (Anthropic, no upload) the intent to create its batch.
+    pub fn first_record(self) -> &'static str {
+        match self {
+            Dialect::OpenAi => "uploaded",
+            Dialect::Anthropic => "submitting",
+        }
+    }
+
+    /// How the API spells a cancelled batch's status.
+    pub fn cancelled(self) -> &'static str {
+        match self {
+            Dialect::OpenAi => "cancelled",
+            Dialect::Anthropic => "canceled",
+        }
+    }
+}
+
 /// How the fake provider treats what it is given.
 #[derive(Clone, Debug, Default)]
 pub struct Script {
@@ -105,6 +144,16 @@ pub struct Script {
     pub lost_create_answers: usize,
     /// Batches per page of an Anthropic list.
     pub page: Option<usize>,
+}
+
+impl Script {
+    /// Batches that take `processing_ms` and meet nothing else.
+    pub fn taking(processing_ms: u64) -> Script {
+        Script {
+            processing_ms,
+            ..Script::default()
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -727,6 +776,21 @@ impl Sim {
         sim
     }
 
+    /// A run of `rows` rows in shards of at most `max_lines`, speaking `dialect`.
+    pub fn of(dialect: Dialect, rows: usize, max_lines: usize, script: Script) -> Sim {
+        match dialect {
+            Dialect::OpenAi => Sim::new(rows, max_lines, script),
+            Dialect::Anthropic => Sim::anthropic(rows, max_lines, script),
+        }
+    }
+
+    /// [`Sim::of`], run to its end.
+    pub fn ran(dialect: Dialect, rows: usize, max_lines: usize, script: Script) -> Sim {
+        let mut sim = Sim::of(dialect, rows, max_lines, script);
+        sim.run();
+        sim
+    }
+
     pub fn config(&self, max_lines: usize) -> RunConfig {
         if self.anthropic {
             anthropic_config(max_lines)
@@ -924,6 +988,15 @@ impl Sim {
             self.now = next.max(self.now);
         }
         panic!("the run did not finish");
+    }
+
+    /// Runs, the clock jumping to each deadline, until `reached` holds (as the
+    /// run stands between two deadlines).
+    pub fn run_until(&mut self, reached: impl Fn(&Sim) -> bool) {
+        while !reached(self) {
+            self.drain();
+            self.now = self.batch.poll_timeout().unwrap().max(self.now);
+        }
     }
 
     /// A new session after a crash: the same CSV, both journals folded back.

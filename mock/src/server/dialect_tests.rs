@@ -2,8 +2,6 @@
 //! answers, the key header, the faults, the rate limits and the refusals each
 //! provider's client must understand.
 
-use std::time::Duration;
-
 use serde_json::Value;
 use shadow_core::input::LabelSet;
 use shadow_core::provider::{
@@ -12,7 +10,7 @@ use shadow_core::provider::{
 
 use super::*;
 use crate::config::OpenAiDialect;
-use crate::testing::{cfg, image, LABELS};
+use crate::testing::{cfg, client, image, serve, serve_with, LABELS};
 
 const KEY: &str = "mock-key-7f3a";
 
@@ -77,12 +75,7 @@ async fn send_request(
     request: shadow_core::http::HttpRequest,
     credential: Option<(&'static str, String)>,
 ) -> Answer {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let mut rq = client.post(&request.url).body(request.body);
+    let mut rq = client().post(&request.url).body(request.body);
     for (name, value) in &request.headers {
         rq = rq.header(name, value);
     }
@@ -100,6 +93,16 @@ async fn send_request(
     }
 }
 
+/// A mock that wants [`KEY`] in each dialect's header, and allows `rpm`
+/// requests a minute.
+async fn wanting_the_key(rpm: Option<u32>) -> MockServer {
+    serve_with(|m| {
+        m.require_key = Some(KEY.into());
+        m.rpm = rpm;
+    })
+    .await
+}
+
 /// The label the core reads from an answer.
 fn label(provider: &Provider, answer: &Answer) -> String {
     assert_eq!(answer.status, 200, "{}", answer.json);
@@ -113,7 +116,7 @@ fn label(provider: &Provider, answer: &Answer) -> String {
 
 #[tokio::test]
 async fn every_dialect_answers_the_same_image_with_the_same_label() {
-    let srv = MockServer::spawn(cfg(), None).await.unwrap();
+    let srv = serve(cfg()).await;
     let data = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUg==";
     let providers = [
         openai(&srv),
@@ -158,15 +161,7 @@ async fn futures_labels(providers: &[Provider], img: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn anthropic_checks_its_headers_and_speaks_its_errors() {
-    let srv = MockServer::spawn(
-        MockConfig {
-            require_key: Some(KEY.into()),
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let srv = wanting_the_key(None).await;
     let p = anthropic(&srv);
     let img = image(1);
     let ok = send(&p, &img, 1, Some(KEY)).await;
@@ -202,30 +197,14 @@ async fn anthropic_checks_its_headers_and_speaks_its_errors() {
 #[tokio::test]
 async fn anthropic_faults_limits_refusals_and_credit() {
     // Injected faults are 529 overloaded_error.
-    let srv = MockServer::spawn(
-        MockConfig {
-            error_rate: 1.0,
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let srv = serve_with(|m| m.error_rate = 1.0).await;
     let answer = send(&anthropic(&srv), &image(1), 1, None).await;
     assert_eq!(answer.status, 529);
     assert_eq!(answer.json["error"]["type"], "overloaded_error");
 
     // Over the limit: 429 rate_limit_error with retry-after in seconds, and the
     // anthropic-ratelimit-* headers with RFC 3339 resets on every answer.
-    let srv = MockServer::spawn(
-        MockConfig {
-            rpm: Some(60),
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let srv = serve_with(|m| m.rpm = Some(60)).await;
     let p = anthropic(&srv);
     let first = send(&p, &image(1), 1, None).await;
     assert_eq!(first.status, 200);
@@ -253,15 +232,7 @@ async fn anthropic_faults_limits_refusals_and_credit() {
     assert!(second.header("retry-after-ms").is_none());
 
     // Refusals: stop_reason refusal, which the core counts as a refusal.
-    let srv = MockServer::spawn(
-        MockConfig {
-            refusal_rate: 1.0,
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let srv = serve_with(|m| m.refusal_rate = 1.0).await;
     let p = anthropic(&srv);
     let answer = send(&p, &image(1), 1, None).await;
     assert_eq!(answer.json["stop_reason"], "refusal");
@@ -272,15 +243,7 @@ async fn anthropic_faults_limits_refusals_and_credit() {
     assert_eq!(srv.stats().refused, 1);
 
     // A used-up quota is Anthropic's 400 about the credit balance.
-    let srv = MockServer::spawn(
-        MockConfig {
-            quota: Some(0),
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let srv = serve_with(|m| m.quota = Some(0)).await;
     let answer = send(&anthropic(&srv), &image(1), 1, None).await;
     assert_eq!(answer.status, 400);
     assert!(answer.json["error"]["message"]
@@ -291,16 +254,7 @@ async fn anthropic_faults_limits_refusals_and_credit() {
 
 #[tokio::test]
 async fn gemini_key_header_retry_info_faults_and_safety() {
-    let srv = MockServer::spawn(
-        MockConfig {
-            require_key: Some(KEY.into()),
-            rpm: Some(60),
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let srv = wanting_the_key(Some(60)).await;
     let p = gemini(&srv);
     let ok = send(&p, &image(1), 1, Some(KEY)).await;
     assert_eq!(ok.json["candidates"][0]["finishReason"], "STOP");
@@ -342,45 +296,21 @@ async fn gemini_key_header_retry_info_faults_and_safety() {
         .contains("x-goog-api-key"));
     assert!(!in_url.json.to_string().contains(KEY));
 
-    let srv = MockServer::spawn(
-        MockConfig {
-            error_rate: 1.0,
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let srv = serve_with(|m| m.error_rate = 1.0).await;
     let answer = send(&gemini(&srv), &image(1), 1, None).await;
     assert_eq!(
         (answer.status, answer.json["error"]["status"].as_str()),
         (503, Some("UNAVAILABLE"))
     );
 
-    let srv = MockServer::spawn(
-        MockConfig {
-            refusal_rate: 1.0,
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let srv = serve_with(|m| m.refusal_rate = 1.0).await;
     let answer = send(&gemini(&srv), &image(1), 1, None).await;
     assert_eq!(answer.json["candidates"][0]["finishReason"], "SAFETY");
 }
 
 #[tokio::test]
 async fn azure_paths_key_and_content_filter() {
-    let srv = MockServer::spawn(
-        MockConfig {
-            require_key: Some(KEY.into()),
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let srv = wanting_the_key(None).await;
     for p in [azure(&srv, Some("2024-10-21")), azure(&srv, None)] {
         let ok = send(&p, &image(1), 1, Some(KEY)).await;
         assert_eq!(ok.status, 200, "{}", ok.json);
@@ -402,15 +332,7 @@ async fn azure_paths_key_and_content_filter() {
 
     // Refusals are the content filter: a 400 content_filter or a 200 whose
     // finish_reason is content_filter, by content; the core counts both as refusals.
-    let srv = MockServer::spawn(
-        MockConfig {
-            refusal_rate: 1.0,
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let srv = serve_with(|m| m.refusal_rate = 1.0).await;
     let p = azure(&srv, None);
     let (mut four_hundreds, mut filtered_200s) = (0, 0);
     for i in 0..16 {
@@ -439,15 +361,7 @@ async fn azure_paths_key_and_content_filter() {
 
 #[tokio::test]
 async fn the_ollama_dialect_refuses_schemas_and_remote_images() {
-    let srv = MockServer::spawn(
-        MockConfig {
-            dialect: OpenAiDialect::Ollama,
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let srv = serve_with(|m| m.dialect = OpenAiDialect::Ollama).await;
     let p = openai(&srv);
     let answer = send(&p, "data:image/png;base64,AAAA", 1, None).await;
     assert_eq!(answer.status, 400);
@@ -483,7 +397,7 @@ async fn the_ollama_dialect_refuses_schemas_and_remote_images() {
         .unwrap();
     assert_eq!(local.status().as_u16(), 200);
     let body = local.text().await.unwrap();
-    let standard = MockServer::spawn(cfg(), None).await.unwrap();
+    let standard = serve(cfg()).await;
     let expected = label(
         &openai(&standard),
         &send(&openai(&standard), data, 1, None).await,
@@ -507,21 +421,8 @@ async fn the_ollama_dialect_refuses_schemas_and_remote_images() {
 /// Anthropic's API, refuses a page's call without the opt-in header.
 #[tokio::test]
 async fn a_browser_page_may_call_every_dialect() {
-    let srv = MockServer::spawn(
-        MockConfig {
-            require_key: Some(KEY.into()),
-            rpm: Some(6000),
-            ..cfg()
-        },
-        None,
-    )
-    .await
-    .unwrap();
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let srv = wanting_the_key(Some(6000)).await;
+    let client = client();
     let origin = "http://127.0.0.1:9";
     for provider in [
         openai(&srv),

@@ -6,21 +6,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::testing::{body, cfg, image, LABELS};
+use crate::testing::{body, cfg, client, image, serve, serve_with, LABELS};
 use crate::MOCK_MODEL;
-
-/// A mock with `config` and no web page, on a free port.
-async fn serve(config: MockConfig) -> MockServer {
-    MockServer::spawn(config, None).await.unwrap()
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap()
-}
 
 struct Answer {
     status: u16,
@@ -34,6 +21,19 @@ impl Answer {
     }
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+    /// A header that holds a number, as that number.
+    fn number(&self, name: &str) -> u64 {
+        let value = self.header(name).unwrap_or_else(|| panic!("no {name}"));
+        value
+            .parse()
+            .unwrap_or_else(|e| panic!("{name}: {value}: {e}"))
+    }
+    /// Whether no `x-ratelimit-*` header came with the answer.
+    fn has_no_ratelimit_headers(&self) -> bool {
+        self.headers
+            .keys()
+            .all(|k| !k.as_str().starts_with("x-ratelimit-"))
     }
     /// The label of a 200 answer.
     fn label(&self) -> String {
@@ -100,10 +100,7 @@ async fn answer_is_a_chat_completion_with_an_enum_label() {
     assert_eq!(a.header("content-type"), Some("application/json"));
     // No rpm, no tpm: no rate-limit headers at all (an announced token limit
     // would be followed by clients that pace by it).
-    assert!(a
-        .headers
-        .keys()
-        .all(|k| !k.as_str().starts_with("x-ratelimit-")));
+    assert!(a.has_no_ratelimit_headers(), "{:?}", a.headers);
     srv.shutdown().await;
 }
 
@@ -170,11 +167,7 @@ async fn accuracy_one_and_zero_against_truth() {
 
 #[tokio::test]
 async fn injected_server_errors() {
-    let always = serve(MockConfig {
-        error_rate: 1.0,
-        ..cfg()
-    })
-    .await;
+    let always = serve_with(|m| m.error_rate = 1.0).await;
     let c = client();
     for i in 0..5 {
         let a = send(&c, &always, &image(i), i as u64).await;
@@ -190,11 +183,7 @@ async fn injected_server_errors() {
     assert_eq!(always.stats().server_errors, 5);
     always.shutdown().await;
 
-    let some = serve(MockConfig {
-        error_rate: 0.3,
-        ..cfg()
-    })
-    .await;
+    let some = serve_with(|m| m.error_rate = 0.3).await;
     let mut failed = Vec::new();
     for i in 0..200 {
         let a = send(&c, &some, &image(i), 0).await;
@@ -238,11 +227,7 @@ async fn injected_server_errors() {
 
 #[tokio::test]
 async fn malformed_answers() {
-    let srv = serve(MockConfig {
-        malformed_rate: 1.0,
-        ..cfg()
-    })
-    .await;
+    let srv = serve_with(|m| m.malformed_rate = 1.0).await;
     let a = send(&client(), &srv, &image(1), 0).await;
     assert_eq!(a.status, 200);
     let content = a.json()["choices"][0]["message"]["content"]
@@ -261,11 +246,7 @@ async fn malformed_answers() {
 #[tokio::test]
 async fn rate_limit_gives_429_with_headers() {
     // 600 rpm = 10 per second, bucket capacity 10; fire 20 at once.
-    let srv = serve(MockConfig {
-        rpm: Some(600),
-        ..cfg()
-    })
-    .await;
+    let srv = serve_with(|m| m.rpm = Some(600)).await;
     let c = client();
     let images: Vec<String> = (0..20).map(image).collect();
     let answers = futures_join_all(images.iter().map(|img| send(&c, &srv, img, 0)).collect()).await;
@@ -275,7 +256,7 @@ async fn rate_limit_gives_429_with_headers() {
     assert!(ok.len() >= 10, "only {} ok", ok.len());
     assert_eq!(limited.len() + ok.len(), 20);
     for a in &limited {
-        let ms: u64 = a.header("retry-after-ms").unwrap().parse().unwrap();
+        let ms = a.number("retry-after-ms");
         assert!((1..=100).contains(&ms), "retry-after-ms {ms}");
         assert_eq!(a.header("retry-after"), Some("1"));
         assert_eq!(a.header("x-ratelimit-remaining-requests"), Some("0"));
@@ -294,11 +275,7 @@ async fn rate_limit_gives_429_with_headers() {
     }
     for a in &ok {
         assert_eq!(a.header("x-ratelimit-limit-requests"), Some("600"));
-        let rem: u64 = a
-            .header("x-ratelimit-remaining-requests")
-            .unwrap()
-            .parse()
-            .unwrap();
+        let rem = a.number("x-ratelimit-remaining-requests");
         assert!(rem < 10);
         let reset = a.header("x-ratelimit-reset-requests").unwrap();
         assert!(reset.ends_with('s'), "{reset}");
@@ -338,40 +315,37 @@ where
     out.into_iter().map(Option::unwrap).collect()
 }
 
-#[tokio::test]
-async fn no_ratelimit_headers_hides_them() {
-    let srv = serve(MockConfig {
-        rpm: Some(60),
-        no_ratelimit_headers: true,
-        ..cfg()
+/// Two requests to a mock limited as `limit` sets, with no rate-limit headers:
+/// the first is answered and the second limited, neither with an
+/// `x-ratelimit-*` header, the 429 still with its `retry-after-ms`. Returns the
+/// 429.
+async fn limited_without_ratelimit_headers(limit: impl FnOnce(&mut MockConfig)) -> Answer {
+    let srv = serve_with(|m| {
+        limit(m);
+        m.no_ratelimit_headers = true;
     })
     .await;
     let c = client();
     let first = send(&c, &srv, &image(1), 0).await;
     let second = send(&c, &srv, &image(2), 0).await;
-    assert_eq!(first.status, 200);
-    assert_eq!(second.status, 429);
+    assert_eq!((first.status, second.status), (200, 429));
     for a in [&first, &second] {
-        assert!(
-            a.headers
-                .keys()
-                .all(|k| !k.as_str().starts_with("x-ratelimit-")),
-            "{:?}",
-            a.headers
-        );
+        assert!(a.has_no_ratelimit_headers(), "{:?}", a.headers);
     }
     assert!(second.header("retry-after-ms").is_some());
-    assert!(second.header("retry-after").is_some());
     srv.shutdown().await;
+    second
+}
+
+#[tokio::test]
+async fn no_ratelimit_headers_hides_them() {
+    let limited = limited_without_ratelimit_headers(|m| m.rpm = Some(60)).await;
+    assert!(limited.header("retry-after").is_some());
 }
 
 #[tokio::test]
 async fn require_key() {
-    let srv = serve(MockConfig {
-        require_key: Some("sk-right-key".into()),
-        ..cfg()
-    })
-    .await;
+    let srv = serve_with(|m| m.require_key = Some("sk-right-key".into())).await;
     let c = client();
     let wrong_key = "sk-WRONG-9f8e7d6c";
     let a = send_raw(&c, &srv, body(&image(1)), None, Some(wrong_key)).await;
@@ -395,11 +369,7 @@ async fn require_key() {
 
 #[tokio::test]
 async fn quota_runs_out() {
-    let srv = serve(MockConfig {
-        quota: Some(3),
-        ..cfg()
-    })
-    .await;
+    let srv = serve_with(|m| m.quota = Some(3)).await;
     let c = client();
     for i in 0..3 {
         assert_eq!(send(&c, &srv, &image(i), 0).await.status, 200);
@@ -435,10 +405,9 @@ async fn bad_requests_get_400() {
 
 #[tokio::test]
 async fn slow_requests_wait_longer() {
-    let srv = serve(MockConfig {
-        slow_every: 1,
-        slow_ms: 300,
-        ..cfg()
+    let srv = serve_with(|m| {
+        m.slow_every = 1;
+        m.slow_ms = 300;
     })
     .await;
     let t = std::time::Instant::now();
@@ -449,11 +418,7 @@ async fn slow_requests_wait_longer() {
 
 #[tokio::test]
 async fn cors_preflight_and_exposed_headers() {
-    let srv = serve(MockConfig {
-        rpm: Some(6000),
-        ..cfg()
-    })
-    .await;
+    let srv = serve_with(|m| m.rpm = Some(6000)).await;
     let c = client();
     let url = format!("{}/chat/completions", srv.base_url());
     let pre = c
@@ -505,11 +470,7 @@ async fn cors_preflight_and_exposed_headers() {
 
 #[tokio::test]
 async fn models_and_stats_endpoints() {
-    let srv = serve(MockConfig {
-        error_rate: 0.5,
-        ..cfg()
-    })
-    .await;
+    let srv = serve_with(|m| m.error_rate = 0.5).await;
     let c = client();
     let models: Value = c
         .get(format!("{}/models", srv.base_url()))
@@ -565,11 +526,7 @@ impl JsonText for reqwest::Response {
 
 #[tokio::test]
 async fn latency_applies_and_shutdown_is_graceful() {
-    let srv = serve(MockConfig {
-        latency_ms: 200,
-        ..cfg()
-    })
-    .await;
+    let srv = serve_with(|m| m.latency_ms = 200).await;
     let c = client();
     let url = format!("{}/chat/completions", srv.base_url());
     let t = std::time::Instant::now();
@@ -603,20 +560,12 @@ async fn tpm_limit_gives_token_429s_in_openais_shape() {
     // 360,000 tpm: a bucket of 6,000 tokens, refilled at 6,000 per second. The
     // first request (3,841 tokens) fits, the second does not until 1,682 more
     // tokens came in (280 ms).
-    let srv = serve(MockConfig {
-        tpm: Some(360_000),
-        ..cfg()
-    })
-    .await;
+    let srv = serve_with(|m| m.tpm = Some(360_000)).await;
     let c = client();
     let first = send(&c, &srv, &image(1), 0).await;
     assert_eq!(first.status, 200, "{}", first.text);
     assert_eq!(first.header("x-ratelimit-limit-tokens"), Some("360000"));
-    let remaining: u64 = first
-        .header("x-ratelimit-remaining-tokens")
-        .unwrap()
-        .parse()
-        .unwrap();
+    let remaining = first.number("x-ratelimit-remaining-tokens");
     // 2,159 tokens left, as a share of the minute: 129,540 (plus a few ms' refill).
     assert!((129_540..140_000).contains(&remaining), "{remaining}");
     let reset = first.header("x-ratelimit-reset-tokens").unwrap();
@@ -628,14 +577,10 @@ async fn tpm_limit_gives_token_429s_in_openais_shape() {
 
     let second = send(&c, &srv, &image(2), 0).await;
     assert_eq!(second.status, 429, "{}", second.text);
-    let ms: u64 = second.header("retry-after-ms").unwrap().parse().unwrap();
+    let ms = second.number("retry-after-ms");
     assert!((200..=280).contains(&ms), "retry-after-ms {ms}");
     assert_eq!(second.header("retry-after"), Some("1"));
-    let remaining: u64 = second
-        .header("x-ratelimit-remaining-tokens")
-        .unwrap()
-        .parse()
-        .unwrap();
+    let remaining = second.number("x-ratelimit-remaining-tokens");
     assert_eq!(
         second.json(),
         json!({ "error": {
@@ -663,10 +608,9 @@ async fn tpm_limit_gives_token_429s_in_openais_shape() {
 async fn max_tokens_and_image_charge_set_the_token_charge() {
     // A bucket of 2,000 tokens: the unset max_tokens (1,000) plus a 1,500-token
     // image does not fit; max_tokens 16 does, and so does a cheaper image.
-    let srv = serve(MockConfig {
-        tpm: Some(120_000),
-        image_tokens: 1_500,
-        ..cfg()
+    let srv = serve_with(|m| {
+        m.tpm = Some(120_000);
+        m.image_tokens = 1_500;
     })
     .await;
     let c = client();
@@ -689,10 +633,9 @@ async fn max_tokens_and_image_charge_set_the_token_charge() {
 #[tokio::test]
 async fn a_request_larger_than_the_token_bucket_gets_400_not_429() {
     // 180,000 tpm: a bucket of 3,000 tokens, less than the request's 3,841.
-    let srv = serve(MockConfig {
-        tpm: Some(180_000),
-        rpm: Some(600),
-        ..cfg()
+    let srv = serve_with(|m| {
+        m.tpm = Some(180_000);
+        m.rpm = Some(600);
     })
     .await;
     let c = client();
@@ -729,45 +672,21 @@ async fn a_request_larger_than_the_token_bucket_gets_400_not_429() {
 
 #[tokio::test]
 async fn tpm_without_ratelimit_headers() {
-    let srv = serve(MockConfig {
-        tpm: Some(360_000),
-        no_ratelimit_headers: true,
-        ..cfg()
-    })
-    .await;
-    let c = client();
-    let first = send(&c, &srv, &image(1), 0).await;
-    let second = send(&c, &srv, &image(2), 0).await;
-    assert_eq!((first.status, second.status), (200, 429));
-    for a in [&first, &second] {
-        assert!(
-            a.headers
-                .keys()
-                .all(|k| !k.as_str().starts_with("x-ratelimit-")),
-            "{:?}",
-            a.headers
-        );
-    }
-    assert!(second.header("retry-after-ms").is_some());
-    assert_eq!(second.json()["error"]["type"], "tokens");
-    srv.shutdown().await;
+    let limited = limited_without_ratelimit_headers(|m| m.tpm = Some(360_000)).await;
+    assert_eq!(limited.json()["error"]["type"], "tokens");
 }
 
 #[tokio::test]
 async fn answers_do_not_depend_on_the_token_limit() {
     // The token limit decides only admission: an admitted answer is the same
     // body with or without it.
-    let limited = serve(MockConfig {
-        tpm: Some(60_000_000),
-        accuracy: 0.5,
-        ..cfg()
-    })
-    .await;
-    let free = serve(MockConfig {
-        accuracy: 0.5,
-        ..cfg()
-    })
-    .await;
+    let with_tpm = |tpm: Option<u64>| {
+        serve_with(move |m| {
+            m.tpm = tpm;
+            m.accuracy = 0.5;
+        })
+    };
+    let (limited, free) = (with_tpm(Some(60_000_000)).await, with_tpm(None).await);
     let c = client();
     for i in 0..10 {
         let a = send(&c, &limited, &image(i), 0).await;
