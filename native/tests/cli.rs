@@ -169,17 +169,9 @@ fn a_long_csv_is_read_as_the_run_goes_and_every_row_comes_back_once() {
         .collect();
     write_csv(&data.csv, "image,label", &rows);
     let mut cmd = shadow(data.root.path());
-    cmd.env("SHADOW_BATCH_TIMINGS", "1").args([
-        p(&data.csv),
-        "--concurrency",
-        "64",
-        "--mock-latency-ms",
-        "0",
-        "--mock-error-rate",
-        "0",
-        "--out-dir",
-        p(&data.out),
-    ]);
+    cmd.env("SHADOW_BATCH_TIMINGS", "1")
+        .args(csv_into_out(&data, "64"))
+        .args(["--mock-latency-ms", "0", "--mock-error-rate", "0"]);
     let done = run(cmd);
     done.expect_code(0);
     let results = RunFiles::in_dir(&data.out).results();
