@@ -2,6 +2,8 @@
 //! list, latencies, token usage, the evaluation, and the batch reports built from
 //! them in batch order.
 
+use std::collections::BTreeMap;
+
 use crate::drift::DriftMonitor;
 use crate::eval::{wilson_interval, Tally};
 use crate::input::Item;
@@ -68,7 +70,10 @@ pub(super) struct Tallies {
     usage: Usage,
     /// Items whose answer reported token usage.
     pub(super) items_with_usage: usize,
-    latencies: Vec<u32>,
+    /// How many answers took each whole number of ms: exact percentiles in memory
+    /// that follows the distinct latencies, not the rows (at most one entry per
+    /// ms up to the request timeout).
+    latencies: BTreeMap<u32, u64>,
     pub(super) errors: Vec<ErrorEntry>,
     pub(super) eval: Tally,
 }
@@ -78,6 +83,22 @@ fn percentile(sorted: &[u32], p: usize) -> Option<u64> {
     sorted
         .get((sorted.len() * p).div_ceil(100).saturating_sub(1))
         .map(|v| u64::from(*v))
+}
+
+/// [`percentile`] of the values `counts` holds (`count` of them in all).
+fn counted_percentile(counts: &BTreeMap<u32, u64>, count: u64, p: u64) -> Option<u64> {
+    if count == 0 {
+        return None;
+    }
+    let rank = (count * p).div_ceil(100).saturating_sub(1);
+    let mut below = 0;
+    for (value, n) in counts {
+        below += n;
+        if below > rank {
+            return Some(u64::from(*value));
+        }
+    }
+    None
 }
 
 fn round4(x: f64) -> f64 {
@@ -114,7 +135,7 @@ impl Tallies {
             rate_limit_hits: 0,
             usage: Usage::default(),
             items_with_usage: 0,
-            latencies: Vec::new(),
+            latencies: BTreeMap::new(),
             errors: Vec::new(),
             eval: Tally::new(labels),
         }
@@ -182,7 +203,7 @@ impl Tallies {
                         sum.completion_tokens.saturating_add(u.completion_tokens);
                     sum.total_tokens = sum.total_tokens.saturating_add(u.total_tokens);
                 }
-                self.latencies.push(clamp_ms(latency_ms));
+                *self.latencies.entry(clamp_ms(latency_ms)).or_default() += 1;
                 self.batch_latencies[row / self.batch_size].push(clamp_ms(latency_ms));
                 ItemDone {
                     row,
@@ -199,7 +220,7 @@ impl Tallies {
                 self.failed += 1;
                 batch.failed += 1;
                 if let Some(l) = failure.latency_ms.filter(|_| failure.status.is_some()) {
-                    self.latencies.push(clamp_ms(l));
+                    *self.latencies.entry(clamp_ms(l)).or_default() += 1;
                     self.batch_latencies[row / self.batch_size].push(clamp_ms(l));
                 }
                 self.errors.push(ErrorEntry {
@@ -307,9 +328,8 @@ impl Tallies {
 
     pub(super) fn statistics(&self, elapsed: u64) -> Statistics {
         let processed = self.final_count();
-        let mut latencies = self.latencies.clone();
-        latencies.sort_unstable();
-        let pct = |p: usize| percentile(&latencies, p).unwrap_or(0);
+        let count: u64 = self.latencies.values().sum();
+        let pct = |p: u64| counted_percentile(&self.latencies, count, p).unwrap_or(0);
         Statistics {
             total: self.items,
             processed,
@@ -324,12 +344,51 @@ impl Tallies {
             rate_limit_hits: self.rate_limit_hits,
             resumed_items: self.resumed,
             latency_ms: LatencySummary {
-                count: latencies.len(),
+                count: count as usize,
                 p50: pct(50),
                 p95: pct(95),
-                max: latencies.last().map_or(0, |v| u64::from(*v)),
+                max: self
+                    .latencies
+                    .last_key_value()
+                    .map_or(0, |(v, _)| u64::from(*v)),
             },
             usage: self.usage,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counted, the nearest-rank percentiles are those of the sorted values.
+    #[test]
+    fn percentiles_of_counts_are_those_of_the_sorted_values() {
+        let mut values: Vec<u32> = (0..1_000u32).map(|i| (i * 7_919) % 613).collect();
+        let mut counts = BTreeMap::new();
+        for v in &values {
+            *counts.entry(*v).or_insert(0u64) += 1;
+        }
+        values.sort_unstable();
+        for p in [0, 1, 50, 95, 99, 100] {
+            for n in [1, 2, 3, 10, 999, 1_000] {
+                let mut some: BTreeMap<u32, u64> = BTreeMap::new();
+                let mut sorted = values[..n].to_vec();
+                for v in &values[..n] {
+                    *some.entry(*v).or_default() += 1;
+                }
+                sorted.sort_unstable();
+                assert_eq!(
+                    counted_percentile(&some, n as u64, p as u64),
+                    percentile(&sorted, p),
+                    "p{p} of {n}"
+                );
+            }
+        }
+        assert_eq!(counted_percentile(&BTreeMap::new(), 0, 50), None);
+        assert_eq!(
+            counted_percentile(&counts, 1_000, 95),
+            percentile(&values, 95)
+        );
     }
 }
