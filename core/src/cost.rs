@@ -191,11 +191,7 @@ impl Cost {
     }
 
     fn at(usage: Usage, items: usize, price: Option<PriceUsed>) -> Cost {
-        let amount = price.as_ref().map(|p| {
-            (usage.prompt_tokens as f64 * p.price.input_per_million
-                + usage.completion_tokens as f64 * p.price.output_per_million)
-                / 1e6
-        });
+        let amount = price.as_ref().map(|p| p.price.usd(usage));
         let per_item = |x: f64| (items > 0).then(|| x / items as f64);
         Cost {
             items_with_usage: items,
@@ -205,6 +201,22 @@ impl Cost {
             amount_usd: amount.map(round_usd),
             usd_per_image: amount.and_then(per_item).map(round_usd),
         }
+    }
+}
+
+impl Price {
+    /// What `usage` costs at this price, in dollars (not rounded).
+    pub fn usd(&self, usage: Usage) -> f64 {
+        (usage.prompt_tokens as f64 * self.input_per_million
+            + usage.completion_tokens as f64 * self.output_per_million)
+            / 1e6
+    }
+}
+
+impl PriceUsed {
+    /// What one row's `usage` cost, rounded to a millionth of a dollar.
+    pub fn row_usd(&self, usage: Usage) -> f64 {
+        round_usd(self.price.usd(usage))
     }
 }
 

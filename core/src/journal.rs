@@ -105,7 +105,7 @@ impl FailureKind {
 /// The engine hands out results that borrow its item text ([`crate::Run::result`]),
 /// so writing the journal copies nothing; results read back from a journal are
 /// `ItemResult<'static>`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ItemResult<'a> {
     /// 0-based data row index.
@@ -140,6 +140,15 @@ pub struct ItemResult<'a> {
     /// Token usage of the successful request, when the endpoint reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// What `usage` cost at the run's price (`--price`, else the model's list
+    /// price), when both are known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// What the model said, as it said it (at most
+    /// [`crate::provider::MAX_RAW_ANSWER_CHARS`] characters, secrets redacted),
+    /// on success: the row's evidence beside the label it was read as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<Cow<'a, str>>,
     /// When the item finished; ISO-8601 in the JSON.
     #[serde(with = "crate::time::iso8601")]
     pub finished_at: Millis,
@@ -163,6 +172,8 @@ impl ItemResult<'_> {
             label: own(self.label),
             prediction: self.prediction.map(own),
             error: self.error.map(own),
+            answer: self.answer.map(own),
+            cost_usd: self.cost_usd,
             row: self.row,
             line: self.line,
             agreement: self.agreement,
@@ -264,7 +275,7 @@ pub struct JournalScanner {
 const BITSET_ROWS: usize = 1 << 27;
 
 /// A complete result line found by a [`JournalScanner`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ScannedLine {
     /// Its 1-based line number.
     pub number: usize,
@@ -463,6 +474,8 @@ mod tests {
                 completion_tokens: 5,
                 total_tokens: 105,
             }),
+            cost_usd: Some(0.000_018),
+            answer: Some("{\"label\": \"chien\"} \u{202e}".into()),
             finished_at: Millis(1_737_714_600_000),
         }
     }
@@ -483,6 +496,8 @@ mod tests {
             error_kind: None,
             http_status: Some(200),
             usage: None,
+            cost_usd: None,
+            answer: None,
             finished_at: Millis(1_737_714_600_000),
         }
     }

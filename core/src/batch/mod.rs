@@ -533,7 +533,7 @@ impl BatchRun {
     }
 
     /// The journal record of a finished item ([`Run::result`]).
-    pub fn result(&self, done: &ItemDone) -> ItemResult<'_> {
+    pub fn result<'a>(&'a self, done: &'a ItemDone) -> ItemResult<'a> {
         self.run.result(done)
     }
 

@@ -15,6 +15,13 @@ impl Run {
     /// Puts the run in batch mode (see the field); before the first poll.
     pub(crate) fn enter_batch_mode(&mut self) {
         self.batch_mode = true;
+        self.price = crate::cost::Cost::of_batch(
+            crate::journal::Usage::default(),
+            0,
+            self.config.price,
+            self.config.provider.model(),
+        )
+        .price;
         // `poll` must never dispatch: sends are taken with `take_send`.
         self.paused = true;
     }

@@ -123,6 +123,8 @@ pub struct ItemDone {
     pub row: usize,
     /// Index of the predicted label in [`crate::Run::labels`], on success.
     pub prediction: Option<usize>,
+    /// What the model said, on success (bounded, secrets redacted).
+    pub answer: Option<String>,
     /// Requests made for the item.
     pub attempts: u32,
     /// Dispatch-to-answer time of the last attempt.

@@ -24,10 +24,10 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use crate::config::{ConfigError, RunConfig};
-use crate::cost::Cost;
+use crate::cost::{Cost, PriceUsed};
 use crate::http::{HttpResponse, TransportErrorKind};
 use crate::input::{CsvOutline, Item, LabelSet, LabelsCsv};
-use crate::journal::{FailureKind, ItemResult, ItemStatus};
+use crate::journal::{FailureKind, ItemResult, ItemStatus, Usage};
 use crate::provider::{OutputFormat, RequestTemplate};
 use crate::ratelimit::{backoff_ms, is_token_limit, unit_hash, RateLimitHeaders};
 use crate::redact::Redactor;
@@ -74,6 +74,8 @@ pub struct Run {
     redactor: Redactor,
     /// How requests ask for the answer's form (falls back when refused).
     format: OutputFormat,
+    /// What a row's tokens cost (the batch price in batch mode), when known.
+    price: Option<PriceUsed>,
     /// Driven by a [`crate::batch::BatchRun`]: requests travel in provider batches,
     /// so there is no pacing, a retry is due at once (it waits for the next
     /// shard), the time-based breaker is off (hours pass between answers) and the
@@ -140,7 +142,9 @@ impl Run {
             }
             _ => OutputFormat::JsonSchema,
         };
+        let price = Cost::of(Usage::default(), 0, config.price, config.provider.model()).price;
         Ok(Run {
+            price,
             format,
             redactor,
             template,
@@ -222,6 +226,8 @@ impl Run {
             }
             let ended = match (r.status, r.prediction.as_deref()) {
                 (ItemStatus::Success, Some(p)) => Ended::Succeeded {
+                    // Journaled already: a restored row makes no line.
+                    answer: String::new(),
                     label: self.labels.index_of(p).ok_or_else(|| {
                         mismatch(format!("prediction {p:?} is not a label of this CSV"))
                     })?,
@@ -382,7 +388,7 @@ impl Run {
     /// # Panics
     ///
     /// For a row the run no longer holds (a streaming run polled since).
-    pub fn result(&self, done: &ItemDone) -> ItemResult<'_> {
+    pub fn result<'a>(&'a self, done: &'a ItemDone) -> ItemResult<'a> {
         let item = self.item(done.row);
         let prediction = done.prediction.map(|p| self.labels.names()[p].as_str());
         let (error_kind, error) = match &done.failure {
@@ -408,6 +414,11 @@ impl Run {
             error_kind,
             http_status: done.http_status,
             usage: done.usage,
+            cost_usd: done
+                .usage
+                .zip(self.price.as_ref())
+                .map(|(usage, price)| price.row_usd(usage)),
+            answer: done.answer.as_deref().map(Cow::Borrowed),
             finished_at: done.finished_at,
         }
     }
@@ -950,6 +961,8 @@ mod tests {
                 error_kind: None,
                 http_status: Some(200),
                 usage: Some(huge),
+                cost_usd: None,
+                answer: None,
                 finished_at: Millis(0),
             });
         assert_eq!(run.restore(restored), Ok(2));

@@ -63,6 +63,8 @@ pub(super) enum Ended {
     Succeeded {
         /// Index of the predicted label.
         label: usize,
+        /// What the model said (bounded; redacted once judged).
+        answer: String,
         usage: Option<Usage>,
         latency_ms: u64,
         status: u16,
@@ -101,7 +103,8 @@ impl Verdict {
                 redactor.redact_in_place(&mut failure.message);
             }
             Verdict::Fatal(reason) => reason.redact(redactor),
-            Verdict::Final(Ended::Succeeded { .. }) | Verdict::FormatRefused { .. } => {}
+            Verdict::Final(Ended::Succeeded { answer, .. }) => redactor.redact_in_place(answer),
+            Verdict::FormatRefused { .. } => {}
         }
     }
 }
@@ -123,6 +126,7 @@ pub(super) fn judge_response(
         return Verdict::Final(match provider.parse_answer(&response.body, labels) {
             Ok(answer) => Ended::Succeeded {
                 label: answer.label,
+                answer: answer.text,
                 usage: answer.usage,
                 latency_ms,
                 status,

@@ -181,6 +181,7 @@ impl Tallies {
         match ended {
             Ended::Succeeded {
                 label: predicted,
+                answer,
                 usage,
                 latency_ms,
                 status,
@@ -208,6 +209,7 @@ impl Tallies {
                 ItemDone {
                     row,
                     prediction: Some(predicted),
+                    answer: Some(answer),
                     attempts,
                     latency_ms: Some(latency_ms),
                     http_status: Some(status),
@@ -236,6 +238,7 @@ impl Tallies {
                 ItemDone {
                     row,
                     prediction: None,
+                    answer: None,
                     attempts,
                     latency_ms: failure.latency_ms,
                     http_status: failure.status,

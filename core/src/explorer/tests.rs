@@ -29,6 +29,8 @@ fn result(row: usize, label: &str, prediction: Option<&str>) -> ItemResult<'stat
         error_kind: prediction.is_none().then_some(FailureKind::Http),
         http_status: Some(if prediction.is_some() { 200 } else { 500 }),
         usage: None,
+        cost_usd: None,
+        answer: None,
         finished_at: Millis(1_737_714_600_000),
     }
 }

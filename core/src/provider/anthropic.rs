@@ -170,7 +170,8 @@ pub(super) fn parse_answer(body: &str, labels: &LabelSet) -> Result<Answer, Answ
                 )));
             }
         };
-        return Ok(Answer { label, usage });
+        let input = call.get("input").map(Value::to_string).unwrap_or_default();
+        return Ok(Answer::new(label, usage, &input));
     }
     if stop == Some("max_tokens") {
         return Err(AnswerError::malformed(
@@ -190,7 +191,7 @@ pub(super) fn parse_answer(body: &str, labels: &LabelSet) -> Result<Answer, Answ
         )));
     }
     let label = parse_content(text, None, labels)?;
-    Ok(Answer { label, usage })
+    Ok(Answer::new(label, usage, text))
 }
 
 /// `usage`: `input_tokens` (plus any cache-creation and cache-read input tokens,
@@ -336,7 +337,10 @@ mod tests {
             "usage": {"input_tokens": 1543, "cache_creation_input_tokens": 0,
                       "cache_read_input_tokens": 10, "output_tokens": 41}
         }"#;
-        assert_eq!(parse(body), answered(2, 1553, 41, 1594));
+        assert_eq!(
+            parse(body),
+            answered(2, 1553, 41, 1594, r#"{"label":"dog"}"#)
+        );
         // Labels are matched as the other providers' are (case, spaces).
         let body = r#"{"content": [{"type": "tool_use", "name": "classify_image",
             "input": {"label": " Cat "}}], "stop_reason": "tool_use"}"#;
@@ -344,7 +348,8 @@ mod tests {
             parse(body).unwrap(),
             Answer {
                 label: 1,
-                usage: None
+                usage: None,
+                text: r#"{"label":" Cat "}"#.into()
             }
         );
         let body = r#"{"content": [{"type": "tool_use", "input": {"label": "zebra"}}]}"#;

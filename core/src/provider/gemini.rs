@@ -160,7 +160,7 @@ pub(super) fn parse_answer(body: &str, labels: &LabelSet) -> Result<Answer, Answ
         }));
     }
     let label = parse_content(&text, cut.then_some("length"), labels)?;
-    Ok(Answer { label, usage })
+    Ok(Answer::new(label, usage, &text))
 }
 
 /// `usageMetadata`: `promptTokenCount` as the prompt; `candidatesTokenCount` plus
@@ -276,7 +276,10 @@ mod tests {
           "modelVersion": "gemini-2.5-flash",
           "responseId": "mLZbaPGsLZ2ZkdUPpZmyoAs"
         }"#;
-        assert_eq!(parse(body), answered(2, 265, 30, 295));
+        assert_eq!(
+            parse(body),
+            answered(2, 265, 30, 295, r#"{"label": "dog"}"#)
+        );
         // Thought parts are skipped; text split over parts is joined.
         let body = r#"{"candidates": [{"content": {"parts": [
             {"text": "the label is cat", "thought": true},
@@ -285,7 +288,8 @@ mod tests {
             parse(body).unwrap(),
             Answer {
                 label: 0,
-                usage: None
+                usage: None,
+                text: "{\"label\": \"bird\"}".into()
             }
         );
         let body =

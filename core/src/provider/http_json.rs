@@ -47,9 +47,9 @@ pub(super) fn parse_answer(
             })
         }
     };
-    let label = match found {
-        Value::String(s) => match_label(s, labels)?,
-        Value::Number(n) => match_label(&n.to_string(), labels)?,
+    let (label, text) = match found {
+        Value::String(s) => (match_label(s, labels)?, s.clone()),
+        Value::Number(n) => (match_label(&n.to_string(), labels)?, n.to_string()),
         other => {
             if let Some(api) = api_error_from_value(&value) {
                 return Err(AnswerError::ErrorBody(api));
@@ -70,7 +70,7 @@ pub(super) fn parse_answer(
         .get("usage")
         .and_then(|u| RawUsage::deserialize(u).ok())
         .and_then(RawUsage::into_usage);
-    Ok(Answer { label, usage })
+    Ok(Answer::new(label, usage, &text))
 }
 
 fn shown(path: &str) -> &str {

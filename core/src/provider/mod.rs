@@ -294,7 +294,24 @@ pub struct Answer {
     pub label: usize,
     /// Token usage, when the endpoint reported it.
     pub usage: Option<Usage>,
+    /// What the model said, as it said it (its text, or its tool call's input),
+    /// at most [`MAX_RAW_ANSWER_CHARS`] characters: the row's evidence.
+    pub text: String,
 }
+
+impl Answer {
+    pub(crate) fn new(label: usize, usage: Option<Usage>, text: &str) -> Answer {
+        Answer {
+            label,
+            usage,
+            text: answer::truncate(text, MAX_RAW_ANSWER_CHARS),
+        }
+    }
+}
+
+/// Longest model answer a result keeps, in characters (a model that explains
+/// itself at length is cut, with `…`).
+pub const MAX_RAW_ANSWER_CHARS: usize = 1_000;
 
 /// The instructions sent as the system message to an OpenAI-compatible endpoint when
 /// [`OpenAiConfig::prompt`] is `None`. The allowed labels follow in the user message.

@@ -322,7 +322,7 @@ pub(super) fn parse_answer(body: &str, labels: &LabelSet) -> Result<Answer, Answ
         )));
     };
     let label = parse_content(&content.0, finish_reason, labels)?;
-    Ok(Answer { label, usage })
+    Ok(Answer::new(label, usage, &content.0))
 }
 
 /// Reads the model's text: `{"label": ...}` JSON (possibly in a ```json fence), a JSON

@@ -193,10 +193,17 @@ fn chat(content: &str) -> String {
 }
 
 /// The answer `label` with this usage, as `parse_answer` returns it.
-pub(super) fn answered(label: usize, p: u64, c: u64, t: u64) -> Result<Answer, AnswerError> {
+pub(super) fn answered(
+    label: usize,
+    p: u64,
+    c: u64,
+    t: u64,
+    text: &str,
+) -> Result<Answer, AnswerError> {
     Ok(Answer {
         label,
         usage: usage(p, c, t),
+        text: text.into(),
     })
 }
 
@@ -378,7 +385,7 @@ fn openai_parses_label_and_usage() {
     let p = openai(ImageDetail::Auto, None);
     assert_eq!(
         p.parse_answer(&chat(r#"{"label":"dog"}"#), &labels),
-        answered(1, 120, 7, 127)
+        answered(1, 120, 7, 127, r#"{"label":"dog"}"#)
     );
     let answer = p
         .parse_answer(&chat(r#"{"label": "cat"}"#), &labels)
@@ -715,7 +722,8 @@ fn http_json_top_level_field() {
         answer,
         Answer {
             label: 1,
-            usage: None
+            usage: None,
+            text: "dog".into()
         }
     );
 }

@@ -1008,6 +1008,16 @@ fn an_echoed_key_is_redacted_from_everything_the_run_writes() {
                 (1, _) => answer(&KEY[..12]),
                 (2, _) => Reply::Status(500, vec![("x-echo", echo.clone())], echo),
                 (3, _) => Reply::TransportSaying(TransportErrorKind::Connect, echo),
+                // A good answer that says the key too: judged, then redacted.
+                (4, _) if is_openai => {
+                    let content = serde_json::json!({ "label": &*item.label, "note": KEY });
+                    Reply::Body(
+                        serde_json::json!({
+                            "choices": [{ "message": { "content": content.to_string() } }]
+                        })
+                        .to_string(),
+                    )
+                }
                 (7, _) => Reply::Status(
                     401,
                     vec![],
@@ -1024,6 +1034,11 @@ fn an_echoed_key_is_redacted_from_everything_the_run_writes() {
         let summary = log.summary.as_ref().unwrap();
         assert_eq!(summary.status, RunStatus::Aborted, "{name}");
         assert_eq!(log.done.len(), 7, "{name}");
+        if is_openai {
+            let row4 = log.done.iter().find(|d| d.row == 4).unwrap();
+            assert_eq!(row4.agreement, Some(true), "{name}: {row4:?}");
+            assert!(row4.answer.as_deref().unwrap().contains("[REDACTED]"));
+        }
         let mut everything = serde_json::to_string(summary).unwrap();
         everything += &summary.to_console(100);
         for report in &log.reports {
