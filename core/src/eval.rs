@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::input::LabelSet;
 
+pub mod slices;
+
 /// Largest label set whose full confusion matrix goes into the summary; beyond
 /// it only the most frequent confusions are listed.
 const DENSE_MATRIX_MAX_LABELS: usize = 100;
@@ -162,7 +164,7 @@ impl Tally {
     /// Cohen's kappa with its large-sample standard error (Fleiss, Cohen & Everitt
     /// 1969, as statsmodels' `cohens_kappa(...).std_kappa`). `None` when nothing was
     /// compared or chance agreement is total (one label only, on both sides).
-    fn kappa(&self) -> Option<Kappa> {
+    pub(crate) fn kappa(&self) -> Option<Kappa> {
         let n = self.compared() as f64;
         if n == 0.0 {
             return None;

@@ -91,8 +91,13 @@ impl Run {
     /// everything the run reports, and the URL is reported without them; give the
     /// API key with [`Run::hide_secret`].
     pub fn new(config: RunConfig, csv: LabelsCsv, now: Millis) -> Result<Run, ConfigError> {
-        let LabelsCsv { items, labels, .. } = csv;
-        Run::with_rows(config, labels, Rows::Whole(items), now)
+        let LabelsCsv {
+            items,
+            labels,
+            extra_columns,
+            ..
+        } = csv;
+        Run::with_rows(config, labels, &extra_columns, Rows::Whole(items), now)
     }
 
     /// A run over a CSV the host reads as the run goes, so that memory follows the
@@ -110,6 +115,7 @@ impl Run {
         let mut run = Run::with_rows(
             config,
             outline.labels.clone(),
+            &outline.extra_columns,
             Rows::streamed(outline.rows),
             now,
         )?;
@@ -120,6 +126,7 @@ impl Run {
     fn with_rows(
         config: RunConfig,
         labels: LabelSet,
+        extra_columns: &[String],
         rows: Rows,
         now: Millis,
     ) -> Result<Run, ConfigError> {
@@ -149,7 +156,7 @@ impl Run {
             redactor,
             template,
             schedule: Schedule::new(total, &config, token_charge),
-            tallies: Tallies::new(total, config.batch_size, labels.len()),
+            tallies: Tallies::new(total, config.batch_size, labels.len(), extra_columns),
             breaker: Breaker::new(now, Thresholds::LIVE),
             outputs: VecDeque::new(),
             started_at: now,
@@ -453,6 +460,8 @@ impl Run {
             _ => None,
         };
         let statistics = self.tallies.statistics(elapsed);
+        let evaluation = self.tallies.eval.evaluate(&self.labels);
+        let slices = self.tallies.slices.slices(evaluation.agreement_rate);
         let cost = if self.batch_mode {
             Cost::of_batch(
                 statistics.usage,
@@ -485,7 +494,8 @@ impl Run {
                 errors: self.tallies.errors.clone(),
             },
             statistics,
-            evaluation: self.tallies.eval.evaluate(&self.labels),
+            evaluation,
+            slices,
             all_reports: self.tallies.reports.clone(),
             config: self.config.clone(),
             failure_reasons: FailureReasons::of(&self.tallies.errors),

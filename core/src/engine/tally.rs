@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::drift::DriftMonitor;
+use crate::eval::slices::SliceTallies;
 use crate::eval::{wilson_interval, Tally};
 use crate::input::Item;
 use crate::journal::Usage;
@@ -76,6 +77,7 @@ pub(super) struct Tallies {
     latencies: BTreeMap<u32, u64>,
     pub(super) errors: Vec<ErrorEntry>,
     pub(super) eval: Tally,
+    pub(super) slices: SliceTallies,
 }
 
 /// The nearest-rank `p`th percentile of sorted `values`.
@@ -110,7 +112,12 @@ fn clamp_ms(ms: u64) -> u32 {
 }
 
 impl Tallies {
-    pub(super) fn new(items: usize, batch_size: usize, labels: usize) -> Tallies {
+    pub(super) fn new(
+        items: usize,
+        batch_size: usize,
+        labels: usize,
+        extra_columns: &[String],
+    ) -> Tallies {
         let batch_count = items.div_ceil(batch_size);
         Tallies {
             batch_size,
@@ -138,6 +145,7 @@ impl Tallies {
             latencies: BTreeMap::new(),
             errors: Vec::new(),
             eval: Tally::new(labels),
+            slices: SliceTallies::new(extra_columns, labels),
         }
     }
 
@@ -195,6 +203,8 @@ impl Tallies {
                 if let Some(label) = label {
                     self.eval.record(label, predicted);
                 }
+                self.slices
+                    .record(&item.extra, label.map(|l| (l, predicted)));
                 if let Some(u) = usage {
                     self.items_with_usage += 1;
                     // The counts come from the endpoint or a journal: any u64.
@@ -220,6 +230,7 @@ impl Tallies {
             }
             Ended::Failed(failure) => {
                 self.failed += 1;
+                self.slices.record(&item.extra, None);
                 batch.failed += 1;
                 if let Some(l) = failure.latency_ms.filter(|_| failure.status.is_some()) {
                     *self.latencies.entry(clamp_ms(l)).or_default() += 1;

@@ -108,6 +108,10 @@ pub struct Item {
     /// Why this row cannot be sent (missing field, bad UTF-8, ...), naming its line.
     /// Such a row becomes an item failure, never a crash.
     pub defect: Option<Box<str>>,
+    /// The row's other columns (not image, label or id), trimmed, in the order of
+    /// [`LabelsCsv::extra_columns`]; a missing cell is empty. What a run is
+    /// sliced by ([`crate::eval::slices`]).
+    pub extra: Box<[Box<str>]>,
 }
 
 /// The distinct labels of the CSV, sorted and de-duplicated.
@@ -257,6 +261,8 @@ pub struct LabelsCsv {
     pub label_column: String,
     /// The id column's header, when there is one.
     pub id_column: Option<String>,
+    /// The other columns' headers, in file order.
+    pub extra_columns: Vec<String>,
 }
 
 impl LabelsCsv {
@@ -421,6 +427,7 @@ pub fn read_labels_csv<R: io::Read>(
         image_column: outline.image_column,
         label_column: outline.label_column,
         id_column: outline.id_column,
+        extra_columns: outline.extra_columns,
     })
 }
 
@@ -456,6 +463,8 @@ pub struct CsvOutline {
     pub label_column: String,
     /// The id column's header, when there is one.
     pub id_column: Option<String>,
+    /// The other columns' headers, in file order.
+    pub extra_columns: Vec<String>,
 }
 
 impl LabelsCsv {
@@ -468,6 +477,7 @@ impl LabelsCsv {
             image_column: self.image_column.clone(),
             label_column: self.label_column.clone(),
             id_column: self.id_column.clone(),
+            extra_columns: self.extra_columns.clone(),
         }
     }
 }
@@ -546,7 +556,18 @@ impl<R: io::Read> LabelsReader<R> {
         let label = resolve(&columns.label, ColumnRole::Label, LABEL_COLUMN_NAMES)?
             .ok_or_else(|| CsvError::NoLabelColumn { found: found() })?;
         let id = resolve(&columns.id, ColumnRole::Id, ID_COLUMN_NAMES)?;
+        let extra: Vec<usize> = (0..headers.len())
+            .filter(|&c| c != image && c != label && Some(c) != id)
+            .collect();
         let cols = Columns {
+            extra_names: extra
+                .iter()
+                .map(|&c| match headers[c].as_str() {
+                    "" => format!("column {}", c + 1),
+                    name => name.to_owned(),
+                })
+                .collect(),
+            extra,
             image,
             label,
             id,
@@ -616,6 +637,7 @@ impl<R: io::Read> LabelsReader<R> {
             image_column: self.cols.image_name,
             label_column: self.cols.label_name,
             id_column: self.cols.id_name,
+            extra_columns: self.cols.extra_names,
         })
     }
 }
@@ -679,6 +701,9 @@ struct Columns {
     image_name: String,
     label_name: String,
     id_name: Option<String>,
+    /// The other columns, and their names.
+    extra: Vec<usize>,
+    extra_names: Vec<String>,
     header_len: usize,
 }
 
@@ -764,6 +789,14 @@ impl Columns {
             },
             label: intern(interned, if let Cell::Ok(s) = label { s } else { "" }),
             defect,
+            extra: self
+                .extra
+                .iter()
+                .map(|&c| {
+                    let bytes = record.get(c).unwrap_or_default().trim_ascii();
+                    String::from_utf8_lossy(bytes).trim().into()
+                })
+                .collect(),
         }
     }
 }

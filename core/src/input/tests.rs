@@ -547,3 +547,20 @@ fn rows_longer_than_the_header_are_defects_unless_the_extra_cells_are_empty() {
         &again.items[1].label
     ));
 }
+
+/// Every column that is not the image, label or id is kept per row, in file
+/// order, for slicing; a missing cell is empty, a nameless header is named by
+/// its position.
+#[test]
+fn other_columns_are_kept_per_row_in_file_order() {
+    let csv = parse("site,image,id, ,label\nnorth, a.png ,1,x,cat\nsouth,b.png,2\n");
+    assert_eq!(csv.extra_columns, ["site", "column 4"]);
+    let extra: Vec<Vec<&str>> = csv
+        .items
+        .iter()
+        .map(|i| i.extra.iter().map(|v| &**v).collect())
+        .collect();
+    assert_eq!(extra, [vec!["north", "x"], vec!["south", ""]]);
+    assert_eq!(csv.outline().extra_columns, csv.extra_columns);
+    assert!(parse("image,label\na.png,cat\n").extra_columns.is_empty());
+}

@@ -304,6 +304,10 @@ pub struct Summary {
     /// 404 ([`Unreached`]): the endpoint's address is the likely cause.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreached: Option<Unreached>,
+    /// Agreement, kappa and failures by the values of each CSV column that is
+    /// not the image, label or id, worst first (absent when the CSV has none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slices: Vec<crate::eval::slices::ColumnSlices>,
 }
 
 /// Failed items by reason. Every field is always written (0 when none), except
@@ -577,6 +581,49 @@ pub fn display_image(image: &str) -> std::borrow::Cow<'_, str> {
 }
 
 impl Summary {
+    /// The worst slices of each column the CSV has beside image, label and id:
+    /// the three most below the run, when below it.
+    fn write_slices(&self, s: &mut String) {
+        const SHOWN: usize = 3;
+        for column in &self.slices {
+            if column.too_many_values {
+                let _ = writeln!(
+                    s,
+                    "   By {}: not sliced (more than {} distinct values)",
+                    escape_for_terminal(&column.column),
+                    crate::eval::slices::MAX_VALUES
+                );
+                continue;
+            }
+            let below: Vec<_> = column
+                .values
+                .iter()
+                .filter(|v| v.gap.is_some_and(|g| g < 0.0))
+                .take(SHOWN)
+                .collect();
+            if below.is_empty() {
+                continue;
+            }
+            let _ = writeln!(
+                s,
+                "   By {} (worst of {} values; all in the summary JSON):",
+                escape_for_terminal(&column.column),
+                column.values.len()
+            );
+            for v in below {
+                let _ = writeln!(
+                    s,
+                    "     {:<20} {:>6.2}% agreement ({} points below the run), {} rows, {} failed",
+                    escape_for_terminal(&v.value),
+                    v.agreement_rate.unwrap_or(0.0) * 100.0,
+                    format!("{:.1}", -v.gap.unwrap_or(0.0) * 100.0),
+                    v.rows,
+                    v.failed
+                );
+            }
+        }
+    }
+
     /// The process exit status both hosts use: 0 every item succeeded, 1 some
     /// failed, 2 aborted (run-fatal condition), 130 interrupted.
     pub fn exit_code(&self) -> u8 {
@@ -754,6 +801,7 @@ impl Summary {
                 );
             }
         }
+        self.write_slices(&mut s);
         let errors = &self.overall_progress.errors;
         if !errors.is_empty() {
             let _ = writeln!(s, "{THIN_RULE}");

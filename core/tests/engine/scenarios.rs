@@ -1472,3 +1472,45 @@ fn only_openai_compatible_providers_fall_back() {
         .iter()
         .all(|d| d.error_kind == Some(FailureKind::Http)));
 }
+
+/// Issue 21 item 9: a CSV column that is neither image, label nor id breaks
+/// the verdict down, worst slice first; a column of unique values is not.
+#[test]
+fn the_summary_breaks_agreement_down_by_the_csvs_other_columns() {
+    let mut text = String::from("image,label,site,taken at\n");
+    for i in 0..40 {
+        let site = ["north", "south"][i % 2];
+        text.push_str(&format!(
+            "img-{i}.png,{},{site},2026-01-{i:02}\n",
+            LABELS[i / 2 % 2]
+        ));
+    }
+    // Wrong on every south row whose label is dog.
+    let log = Sim::new(config(), csv_text(&text), |item, _, _| {
+        let wrong = &*item.extra[0] == "south" && &*item.label == "dog";
+        (10, ok(if wrong { "cat" } else { &item.label }))
+    })
+    .finish();
+    let summary = log.summary.unwrap();
+    let [site, taken_at] = &summary.slices[..] else {
+        panic!("two columns: {:?}", summary.slices)
+    };
+    assert_eq!(site.column, "site");
+    let values: Vec<_> = site
+        .values
+        .iter()
+        .map(|s| (s.value.as_str(), s.rows, s.agreements))
+        .collect();
+    assert_eq!(values, [("south", 20, 10), ("north", 20, 20)]);
+    assert_eq!(site.values[0].gap, Some(-0.25));
+    assert_eq!(taken_at.column, "taken at");
+    assert!(!taken_at.too_many_values && taken_at.values.len() == 40);
+    let json = serde_json::to_value(&summary).unwrap();
+    assert_eq!(json["slices"][0]["values"][0]["agreementRate"], 0.5);
+    let console = summary.to_console(5);
+    assert!(
+        console.contains("By site (worst of 2 values")
+            && console.contains("south                 50.00% agreement (25.0 points below the run), 20 rows, 0 failed"),
+        "{console}"
+    );
+}

@@ -68,6 +68,7 @@ pub fn csv_of(n: usize, labels: &[&str]) -> LabelsCsv {
             image_column: "image".into(),
             label_column: "label".into(),
             id_column: None,
+            extra_columns: Vec::new(),
         };
     }
     let mut text = String::from("image,label\n");

@@ -281,7 +281,9 @@ fn result_line(n: usize) -> impl Strategy<Value = String> {
                     error_kind: (!success).then_some(FailureKind::Http),
                     http_status: status,
                     usage: if success { usage } else { None },
-                    cost_usd: usage.filter(|_| success).map(|u| u.total_tokens as f64 / 1e6),
+                    cost_usd: usage
+                        .filter(|_| success)
+                        .map(|u| u.total_tokens as f64 / 1e6),
                     answer: success.then(|| format!("{{\"label\": {predicted:?}}}").into()),
                     finished_at: Millis(at),
                 }
