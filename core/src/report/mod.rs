@@ -613,10 +613,10 @@ impl Summary {
             for v in below {
                 let _ = writeln!(
                     s,
-                    "     {:<20} {:>6.2}% agreement ({} points below the run), {} rows, {} failed",
+                    "     {:<20} {:>6.2}% agreement ({:.1} points below the run), {} rows, {} failed",
                     escape_for_terminal(&v.value),
                     v.agreement_rate.unwrap_or(0.0) * 100.0,
-                    format!("{:.1}", -v.gap.unwrap_or(0.0) * 100.0),
+                    -v.gap.unwrap_or(0.0) * 100.0,
                     v.rows,
                     v.failed
                 );
