@@ -174,6 +174,8 @@ impl ExplorerBuilder {
             error_kind: r.error_kind,
             http_status: r.http_status,
             tokens: r.usage.map(|u| u.total_tokens),
+            cost_usd: r.cost_usd,
+            answer: r.answer.as_deref().map(str::to_owned),
         };
         if self.options.row_cap.is_none() {
             self.all.push(kept(label, prediction));
@@ -428,6 +430,7 @@ impl ExplorerBuilder {
 
         let statistics = summary.and_then(|s| s.statistics.clone());
         let cost = summary.and_then(|s| s.cost.clone());
+        let slices = summary.and_then(|s| s.slices.clone());
         let sources = Sources {
             summary: self.summary.is_some(),
             progress: self.progress.is_some(),
@@ -459,6 +462,7 @@ impl ExplorerBuilder {
             failure_reasons,
             error_groups,
             cost,
+            slices,
             batches,
             config,
             labels,

@@ -207,6 +207,10 @@ pub struct Items {
     pub http_status: Vec<Option<u16>>,
     /// Total tokens reported for the row.
     pub tokens: Vec<Option<u64>>,
+    /// What the row's tokens cost, when the run knew a price.
+    pub cost_usd: Vec<Option<f64>>,
+    /// What the model said (bounded, redacted), on success.
+    pub answer: Vec<Option<String>>,
 }
 
 /// Where the host finds thumbnails; filled by the host, never by the builder.
@@ -252,6 +256,9 @@ pub struct ExplorerData {
     pub error_groups: Vec<ErrorGroup>,
     /// The summary's `cost`, as written.
     pub cost: Option<Value>,
+    /// The summary's `slices` (agreement by the values of the CSV's other
+    /// columns, worst first), as written.
+    pub slices: Option<Value>,
     /// One point per batch report.
     pub batches: Vec<BatchPoint>,
     /// The settings used (no secrets), as written.

@@ -25,6 +25,8 @@ pub(super) struct Kept {
     pub(super) error_kind: Option<FailureKind>,
     pub(super) http_status: Option<u16>,
     pub(super) tokens: Option<u64>,
+    pub(super) cost_usd: Option<f64>,
+    pub(super) answer: Option<String>,
 }
 
 /// A bottom-k sample: the `k` rows of smallest key, the key a seeded hash of the
@@ -157,6 +159,8 @@ pub(super) fn columns(kept: Vec<Kept>, remap: &[u32]) -> Items {
         items.error_kind.push(k.error_kind.and_then(kind_name));
         items.http_status.push(k.http_status);
         items.tokens.push(k.tokens);
+        items.cost_usd.push(k.cost_usd);
+        items.answer.push(k.answer);
     }
     if !any_id {
         items.id.clear();
