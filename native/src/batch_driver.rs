@@ -129,6 +129,7 @@ pub async fn run_batch(launched: Launched, args: &RunArgs, cancel: bool) -> Resu
         last_progress: None,
     };
     let (summary, detached) = host.drive(batch, cancel, interrupts).await?;
+    crate::files::add_gate_to_summary(&files, &summary)?;
     let report = crate::report::write_at_end(&files, data_dir, args.embed_thumbnails);
     console::batch_epilogue(&summary, &files, mock, report, detached, cancel).await;
     Ok(if cancel && summary.status == RunStatus::Interrupted {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use shadow_core::journal::{ItemResult, JournalHeader};
+use shadow_core::report::Summary;
 use shadow_core::run_files::{
     lock_file_name, progress_file_name, provider_file_name, report_file_name, results_file_name,
     run_id_of_file_name, summary_file_name, PREFIX,
@@ -72,6 +73,18 @@ pub fn write_atomic_with(
     write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<()> {
     replace_via(path, &path.with_extension("json.tmp"), write)
+}
+
+/// Writes the summary file again with the run's gate beside its fields
+/// ([`Summary::with_gate`]), when the run has a gate: the drivers write the
+/// summary as the run gives it, as soon as it ends. Nothing to do without one.
+pub fn add_gate_to_summary(files: &RunFiles, summary: &Summary) -> Result<()> {
+    if summary.config.gate.is_empty() {
+        return Ok(());
+    }
+    write_atomic_with(&files.summary, |w| {
+        Ok(serde_json::to_writer_pretty(w, &summary.with_gate())?)
+    })
 }
 
 /// Writes `tmp` with `write`, syncs it and renames it to `path`: a crash leaves

@@ -102,6 +102,7 @@ pub async fn launch(
             Duration::from_millis(config.request_timeout_ms),
         );
     }
+    crate::preflight::check(&config, &csv, &images)?;
     let mock = match config.provider_label {
         EndpointKind::Mock => {
             let server = tokio::select! {

@@ -12,6 +12,7 @@ mod images;
 mod launch;
 mod next_step;
 mod plan;
+mod preflight;
 mod read_ahead;
 mod report;
 mod transport;
@@ -201,6 +202,7 @@ async fn run_live(launched: Launched, args: &RunArgs) -> Result<u8> {
             return Ok(130);
         }
     };
+    crate::files::add_gate_to_summary(&files, &summary)?;
     // Written and shown: what grows with the run (every batch report, every
     // failed row) is not kept while the report is made.
     summary.all_reports = Vec::new();

@@ -46,6 +46,7 @@ pub struct RunFile {
     pub(super) failure_reasons: Option<Value>,
     pub(super) error_groups: Option<Value>,
     pub(super) cost: Option<Value>,
+    pub(super) gate: Option<Value>,
     pub(super) config: Option<Value>,
     pub(super) batches: Batches,
 }
@@ -109,6 +110,7 @@ impl RunFile {
                 failure_reasons: None,
                 error_groups: None,
                 cost: None,
+                gate: None,
                 config: None,
                 batches: Batches::default(),
             },
@@ -171,6 +173,7 @@ impl<'de> serde::de::Visitor<'de> for FileVisitor {
                 "failureReasons" => f.failure_reasons = Some(map.next_value()?),
                 "errorGroups" => f.error_groups = Some(map.next_value()?),
                 "cost" => f.cost = Some(map.next_value()?),
+                "gate" => f.gate = Some(map.next_value()?),
                 "config" => f.config = Some(map.next_value()?),
                 "overallProgress" => {
                     let overall: Overall = map.next_value()?;
