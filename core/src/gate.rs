@@ -214,12 +214,12 @@ impl FromStr for Requirement {
             .rfind(['<', '>'])
             .ok_or(RequirementError::NoComparison)?;
         let (left, right) = (&text[..at], &text[at + 1..]);
-        let (comparison, bound) = match (&text[at..at + 1], right.strip_prefix('=')) {
-            (">", Some(b)) => (Comparison::AtLeast, b),
-            (">", None) => (Comparison::Above, right),
-            ("<", Some(b)) => (Comparison::AtMost, b),
-            (_, None) => (Comparison::Below, right),
-            (_, Some(b)) => (Comparison::AtMost, b),
+        let greater = text.as_bytes()[at] == b'>';
+        let (comparison, bound) = match (greater, right.strip_prefix('=')) {
+            (true, Some(b)) => (Comparison::AtLeast, b),
+            (true, None) => (Comparison::Above, right),
+            (false, Some(b)) => (Comparison::AtMost, b),
+            (false, None) => (Comparison::Below, right),
         };
         // `=>`, `==>`, `<>`, `><`: the measure would end in a comparison sign.
         let left = left.trim_end();
@@ -351,20 +351,6 @@ impl fmt::Display for Requirement {
             self.comparison.symbol(),
             self.bound_text
         )
-    }
-}
-
-impl TryFrom<String> for Requirement {
-    type Error = RequirementError;
-
-    fn try_from(text: String) -> Result<Requirement, RequirementError> {
-        text.parse()
-    }
-}
-
-impl From<Requirement> for String {
-    fn from(r: Requirement) -> String {
-        r.to_string()
     }
 }
 

@@ -702,6 +702,8 @@ fn help_lists_every_flag() {
         "--seed",
         "--allow-outside-data-dir",
         "--embed-thumbnails",
+        "--require",
+        "3 the run completed and missed a",
         "shadow-mode-batch-report-{run}.html",
         "shadow-batch report",
     ] {
