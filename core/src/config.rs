@@ -91,6 +91,12 @@ pub struct RunConfig {
     /// kept so that a resumed run does the same. Left out of reports when off.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub inline_images: bool,
+    /// Requirements the run's verdict must meet ([`crate::gate`]), judged against
+    /// the summary once every row is final. The engine does not read them: a host
+    /// judges the summary; they are kept so that a resumed run is judged the same.
+    /// Left out of reports when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gate: Vec<crate::gate::Requirement>,
 }
 
 /// An answer form an endpoint was found to need ([`RunConfig::format_fallback`]).
@@ -137,6 +143,7 @@ impl Default for RunConfig {
             batch_api: None,
             format_fallback: None,
             inline_images: false,
+            gate: Vec::new(),
         }
     }
 }

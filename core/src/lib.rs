@@ -31,9 +31,9 @@
 //! | 6 | `ratelimit` | what an answer means: retry (and when), item failure, run-fatal |
 //! | 5 | `journal` | the results journal and its fold for resume |
 //! | 4 | `config` | [`RunConfig`], its bounds, the batch-API settings |
-//! | 3 | `provider` | each provider's request template and answer reading, its batch-API limits |
+//! | 3 | `provider`, `gate` | each provider's request template and answer reading, its batch-API limits; the gate for CI: requirements on a run's verdict, parsed and judged |
 //! | 2 | `cost`, `eval`, `drift`, `stop` | token usage and money; agreement statistics; the drift tests over batches (p-chart, CUSUM); why a run stops ([`AbortReason`]) and the breaker both runs use |
-//! | 1 | `time`, `throughput`, `hash`, `http`, `image`, `input`, `redact`, `run_files` | plain values: time, stable hashes, HTTP as data, image encoding, the labels CSV, rows per second over a real span, secret redaction, file names |
+//! | 1 | `time`, `throughput`, `hash`, `http`, `image`, `input`, `message_template`, `redact`, `run_files` | plain values: time, stable hashes, HTTP as data, image encoding, the labels CSV, an error message's template (what varies row to row set apart), rows per second over a real span, secret redaction, file names |
 //!
 //! ## The run loop
 //!
@@ -116,11 +116,13 @@ pub mod drift;
 pub mod engine;
 pub mod eval;
 pub mod explorer;
+pub mod gate;
 pub mod hash;
 pub mod http;
 pub mod image;
 pub mod input;
 pub mod journal;
+pub mod message_template;
 mod pacing;
 pub mod provider;
 pub mod ratelimit;

@@ -326,7 +326,7 @@ impl Host {
                 self.journal.sync()?;
                 self.provider.sync()?;
                 self.write_progress(batch, true)?;
-                let json = serde_json::to_vec_pretty(&summary)?;
+                let json = serde_json::to_vec_pretty(&summary.with_gate())?;
                 write_atomic(&self.files.summary, &json)?;
                 console::print_now(&summary.to_console(self.errors_shown));
                 return Ok(Some(summary));

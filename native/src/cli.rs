@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use shadow_core::batch::BatchApiConfig;
+use shadow_core::gate::Requirement;
 use shadow_core::provider::{defaults as provider_defaults, ImageDetail, OpenAiConfig, Provider};
 use shadow_core::report::ERRORS_SHOWN;
 use shadow_core::{RunConfig, Setting};
@@ -134,7 +135,8 @@ FILES (in the CSV's folder, or --out-dir):
 
 EXIT STATUS:
     0 every image succeeded; 1 some failed; 2 usage or configuration error, or the
-    run was aborted (wrong key, no quota); 130 interrupted (Ctrl-C).
+    run was aborted (wrong key, no quota); 3 the run completed and missed a
+    --require (a line per requirement says which); 130 interrupted (Ctrl-C).
 
 ENVIRONMENT (keys are sent only in their header, never written to any file or log):
     OPENAI_API_KEY        key for --provider openai (authorization: Bearer), and the
@@ -444,6 +446,13 @@ fn parse_accuracy_drop(s: &str) -> Result<AccuracyDrop, String> {
     })
 }
 
+/// A `--require` expression, read by the core: its errors say what is wrong and
+/// how a requirement is written (clap names the expression).
+fn parse_requirement(s: &str) -> Result<Requirement, String> {
+    s.parse()
+        .map_err(|e: shadow_core::gate::RequirementError| e.to_string())
+}
+
 fn parse_share(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .trim()
@@ -723,6 +732,19 @@ pub struct RunArgs {
     /// images (96 px a side, 8 MiB in all) instead of linking them by relative path.
     #[arg(long, help_heading = "Files")]
     pub embed_thumbnails: bool,
+
+    /// A requirement the run's verdict must meet, for CI; repeatable. MEASURE OP
+    /// BOUND, where MEASURE is agreement, kappa, macro_f1, weighted_f1,
+    /// failure_share, recall[LABEL], precision[LABEL] or f1[LABEL], optionally with
+    /// .low or .high (an end of its 95% interval); OP is >=, >, <= or <; BOUND is
+    /// like 0.9 or 90%. E.g. --require "agreement >= 0.90" --require
+    /// "recall[cat].low >= 0.7" --require "failure_share <= 0.02". A completed run
+    /// that misses one ends with exit status 3, and each requirement gets a line
+    /// (`gate: agreement 0.87 < 0.90 required: FAILED`); an interrupted or aborted
+    /// run's gate is not judged. A resumed run keeps its requirements unless
+    /// --require is given again.
+    #[arg(long = "require", value_name = "EXPR", value_parser = parse_requirement, help_heading = "Gate")]
+    pub require: Vec<Requirement>,
 
     /// Errors listed in the final console summary (the JSON has them all).
     #[arg(long, value_name = "N", default_value_t = ERRORS_SHOWN, help_heading = "Files")]

@@ -142,7 +142,7 @@ impl Driver {
                         reports.write_progress(&self.run, &self.files, now)?;
                         reports.timed(|| {
                             write_atomic_with(&self.files.summary, |w| {
-                                Ok(serde_json::to_writer_pretty(w, &summary)?)
+                                Ok(serde_json::to_writer_pretty(w, &summary.with_gate())?)
                             })
                         })?;
                         if std::env::var_os("SHADOW_BATCH_TIMINGS").is_some() {

@@ -130,6 +130,52 @@ impl ImageLoader {
         }
     }
 
+    /// The CSV's folder, resolved (symlinks followed).
+    pub fn data_folder(&self) -> &Path {
+        &self.base
+    }
+
+    /// Why `item`'s image file would be refused as outside the data folder, as
+    /// its load would say it (`images/a.png resolves to /elsewhere/images/a.png`),
+    /// found without reading it: its path climbs out or is absolute elsewhere, its
+    /// folder resolves elsewhere, or it is itself a symlink out. `None` when it
+    /// lies inside, is a URL, cannot be resolved (a missing file fails its row in
+    /// its own words), or outside paths are allowed.
+    pub fn outside(&self, item: &Item) -> Option<String> {
+        if self.allow_outside {
+            return None;
+        }
+        let shown = item.image.as_str();
+        let path = match &item.image {
+            ImageRef::RelativePath(p) => match check_relative_path(p) {
+                Ok(clean) => self.base.join(clean),
+                Err(e @ (PathError::EscapesDataDir { .. } | PathError::Absolute { .. })) => {
+                    return Some(e.to_string())
+                }
+                Err(_) => return None,
+            },
+            ImageRef::AbsolutePath(p) => PathBuf::from(&**p),
+            _ => return None,
+        };
+        let outside = |real: PathBuf| {
+            (!real.starts_with(&*self.base))
+                .then(|| format!("{shown} resolves to {}", real.display()))
+        };
+        // As `open_inside` decides: the folder first, then a symlinked file.
+        let real_dir = path.parent()?.canonicalize().ok()?;
+        if let Some(why) = outside(real_dir.join(path.file_name()?)) {
+            return Some(why);
+        }
+        if std::fs::symlink_metadata(&path)
+            .ok()?
+            .file_type()
+            .is_symlink()
+        {
+            return outside(path.canonicalize().ok()?);
+        }
+        None
+    }
+
     /// The file to read for `item`; `None` when its image is a URL.
     fn file_of(&self, item: &Item) -> Result<Option<PathBuf>, String> {
         Ok(Some(match &item.image {

@@ -104,6 +104,7 @@ pub async fn launch(
             Duration::from_millis(config.request_timeout_ms),
         );
     }
+    crate::preflight::check(&config, &rows, &config.columns, &images)?;
     let mock = match config.provider_label {
         EndpointKind::Mock => {
             let server = tokio::select! {

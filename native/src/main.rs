@@ -13,6 +13,7 @@ mod images;
 mod launch;
 mod next_step;
 mod plan;
+mod preflight;
 mod read_ahead;
 mod report;
 mod transport;

@@ -158,6 +158,10 @@ pub fn plan(
     // A resumed run keeps inlining images (there is no flag to turn it off: give
     // the run again without --resume for that).
     take_same_named!(inline_images);
+    // A resumed run keeps its gate unless requirements are given again.
+    if take("require") {
+        config.gate = args.require.clone();
+    }
     config.csv_path = csv.display().to_string();
     // Columns named now win; otherwise a resumed run reads the CSV as it did first.
     let named = ColumnNames {
@@ -1130,6 +1134,50 @@ mod tests {
         // The saved fallback travels with the settings; the run applies it to the
         // same endpoint only (the core's rule).
         assert_eq!(resumed.config.format_fallback, Some(fallback));
+    }
+
+    /// The gate is a setting: given, kept by a resumed run, replaced when given
+    /// again.
+    #[test]
+    fn requirements_are_kept_by_a_resumed_run_unless_given_again() {
+        let first = plan_for(
+            &[
+                "l.csv",
+                "--require",
+                "agreement >= 0.9",
+                "--require",
+                "recall[cat] >= 0.7",
+            ],
+            None,
+            None,
+        )
+        .unwrap();
+        let texts = |p: &Plan| {
+            p.config
+                .gate
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(texts(&first), ["agreement >= 0.9", "recall[cat] >= 0.7"]);
+        assert!(plan_for(&["l.csv"], None, None)
+            .unwrap()
+            .config
+            .gate
+            .is_empty());
+        let saved = SavedRun {
+            csv_path: "l.csv".into(),
+            config: first.config.clone(),
+        };
+        let resumed = plan_for(&["--resume", "x.json"], Some(&saved), None).unwrap();
+        assert_eq!(texts(&resumed), texts(&first));
+        let replaced = plan_for(
+            &["--resume", "x.json", "--require", "kappa > 0.5"],
+            Some(&saved),
+            None,
+        )
+        .unwrap();
+        assert_eq!(texts(&replaced), ["kappa > 0.5"]);
     }
 
     #[test]

@@ -449,3 +449,31 @@ fn a_journal_where_two_records_claim_the_same_rows_is_refused_naming_file_and_li
         "nothing created again"
     );
 }
+
+/// A batch-API run is judged by its gate as a live run is: exit 3 when it
+/// misses a requirement, the gate in its summary file.
+#[test]
+fn a_batch_api_run_that_misses_its_gate_exits_3() {
+    let mock = Mock::start_with("--batch-ms 200 --error-rate 0 --latency-ms 0");
+    let data = Data::new(10);
+    let out = data.dir("out");
+    let done = run(batch_cmd(
+        &data,
+        &mock.url,
+        &out,
+        &[
+            "--require",
+            "failure_share <= 0",
+            "--require",
+            "failure_share < 0",
+        ],
+    ));
+    done.expect_code(3)
+        .stdout_has("\ngate: failure_share 0.00 <= 0 required: passed\n")
+        .stdout_has("\ngate: failure_share 0.00 >= 0 required: FAILED\n")
+        .stdout_has("\ngate: FAILED (1 of 2 requirements missed)\n");
+    let summary = RunFiles::in_dir(&out).summary();
+    assert_eq!(summary["status"], "completed");
+    assert_eq!(summary["gate"]["verdict"], "failed");
+    assert_eq!(summary["gate"]["requirements"][1]["passed"], false);
+}

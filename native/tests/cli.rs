@@ -742,6 +742,8 @@ fn help_lists_every_flag() {
         "--seed",
         "--allow-outside-data-dir",
         "--embed-thumbnails",
+        "--require",
+        "3 the run completed and missed a",
         "shadow-mode-batch-report-{run}.html",
         "shadow-batch report",
     ] {
@@ -1654,4 +1656,205 @@ fn a_mid_run_accuracy_drop_is_flagged_as_drift_and_a_stable_run_is_not() {
     let check = &reports[25]["driftCheck"];
     assert_eq!(check["signal"], "belowLimit", "{check}");
     assert!(check["low"].as_f64().unwrap() > 0.3, "{check}");
+}
+
+// ---------------------------------------------------------------------------
+// Issue 21: a gate for CI (--require), and images that all lie outside the
+// data folder refused at the start
+// ---------------------------------------------------------------------------
+
+/// The built-in mock at `accuracy` over 20 example images with `requires`: how
+/// the run ended and its files.
+fn gated_run(data: &Data, out: &Path, accuracy: &str, requires: &[&str]) -> (Finished, RunFiles) {
+    let mut cmd = builtin(data, &data.csv, out);
+    cmd.args(["--mock-accuracy", accuracy]);
+    for r in requires {
+        cmd.args(["--require", r]);
+    }
+    let done = run(cmd);
+    let files = RunFiles::in_dir(out);
+    (done, files)
+}
+
+/// A mock run that meets its gate ends as it would without one (exit 0) and
+/// says so; one that misses a requirement ends with exit status 3, a plain line
+/// per requirement, the gate in the summary JSON and in the HTML report (also
+/// when `shadow-batch report` writes it again).
+#[test]
+fn a_run_that_misses_its_gate_exits_3_with_a_line_per_requirement() {
+    let data = Data::new(20);
+    let pass_out = data.dir("pass");
+    let (done, files) = gated_run(
+        &data,
+        &pass_out,
+        "1",
+        &[
+            "agreement >= 0.90",
+            "kappa >= 0.6",
+            "failure_share <= 0.02",
+            "recall[3].low >= 0.1",
+        ],
+    );
+    done.expect_code(0)
+        .stdout_has("\ngate: agreement 1.00 >= 0.90 required: passed\n")
+        .stdout_has("\ngate: kappa 1.00 >= 0.6 required: passed\n")
+        .stdout_has("\ngate: failure_share 0.00 <= 0.02 required: passed\n")
+        .stdout_has("\ngate: passed (4 requirements met)\n");
+    let summary = files.summary();
+    assert_eq!(summary["gate"]["verdict"], "passed");
+    assert_eq!(summary["config"]["gate"][0], "agreement >= 0.90");
+
+    let fail_out = data.dir("fail");
+    let (done, files) = gated_run(
+        &data,
+        &fail_out,
+        "0.5",
+        &["agreement >= 0.90", "failure_share <= 0.02"],
+    );
+    done.expect_code(3)
+        .stdout_has("required: FAILED\n")
+        .stdout_has("\ngate: failure_share 0.00 <= 0.02 required: passed\n")
+        .stdout_has("\ngate: FAILED (1 of 2 requirements missed)\n");
+    let summary = files.summary();
+    let agreement = summary["evaluation"]["agreementRate"].as_f64().unwrap();
+    assert!(agreement < 0.9, "{agreement}");
+    done.stdout_has(&format!(
+        "\ngate: agreement {agreement:.2} < 0.90 required: FAILED\n"
+    ));
+    let gate = &summary["gate"];
+    assert_eq!(gate["verdict"], "failed");
+    assert_eq!(gate["requirements"][0]["requirement"], "agreement >= 0.90");
+    assert_eq!(gate["requirements"][0]["value"], agreement);
+    assert_eq!(gate["requirements"][0]["passed"], false);
+    assert_eq!(gate["requirements"][1]["passed"], true);
+    let report = find_file(&fail_out, "shadow-mode-batch-report-", ".html").expect("a report");
+    assert_eq!(report_data(&report)["gate"], *gate);
+    std::fs::remove_file(&report).unwrap();
+    let mut cmd = shadow(data.root.path());
+    cmd.args(["report", p(&files.summary)]);
+    run(cmd).expect_code(0);
+    assert_eq!(report_data(&report)["gate"], *gate);
+
+    // Without a gate: no gate anywhere (the summary as before).
+    let plain_out = data.dir("plain");
+    let (done, files) = gated_run(&data, &plain_out, "0.5", &[]);
+    done.expect_code(0);
+    assert_lacks(&done.stdout, "gate:");
+    assert!(files.summary().get("gate").is_none());
+    assert!(files.summary()["config"].get("gate").is_none());
+}
+
+/// A bad expression is refused before anything runs (clap names it and the
+/// core says what is allowed); a label no row has, once the CSV is read. Both
+/// exit 2 and leave no file.
+#[test]
+fn a_bad_requirement_is_refused_before_anything_runs() {
+    let data = Data::new(3);
+    for (require, says) in [
+        (
+            "agrement >= 0.9",
+            "unknown measure `agrement`; a requirement is MEASURE OP BOUND",
+        ),
+        ("agreement => 0.9", "`=>` is not a comparison"),
+        ("macro_f1.low >= 0.5", "macro_f1 has no interval"),
+        ("agreement >= 2", "outside agreement's range, 0 to 1"),
+    ] {
+        let mut cmd = builtin(&data, &data.csv, &data.out);
+        cmd.args(["--require", require]);
+        let done = run(cmd);
+        done.expect_code(2)
+            .stderr_has(&format!("invalid value '{require}' for '--require <EXPR>'"))
+            .stderr_has(says);
+    }
+    let mut cmd = builtin(&data, &data.csv, &data.out);
+    cmd.args(["--require", "recall[cow] >= 0.5"]);
+    run(cmd)
+        .expect_code(2)
+        .stderr_has("--require: no row of the CSV has the label `cow` (in `recall[cow] >= 0.5`); its labels: 0, 1, 2");
+    assert_eq!(std::fs::read_dir(&data.out).unwrap().count(), 0);
+}
+
+/// An aborted run's verdict is not the data set's: its gate is not judged, and
+/// the run ends as aborted (exit 2), saying so.
+#[test]
+fn an_aborted_runs_gate_is_not_judged() {
+    let mock = Mock::start(&["--latency-ms", "0", "--require-key", "sk-right"]);
+    let data = Data::new(4);
+    let done = run(openai(
+        &data,
+        &mock.url,
+        "sk-wrong",
+        &[
+            p(&data.csv),
+            "--out-dir",
+            p(&data.out),
+            "--require",
+            "agreement >= 0.5",
+        ],
+    ));
+    done.expect_code(2)
+        .stdout_has("\ngate: agreement >= 0.5: not judged\n")
+        .stdout_has("\ngate: not judged: the run was aborted before every row was final; resume it to judge the gate\n");
+    let summary = RunFiles::in_dir(&data.out).summary();
+    assert_eq!(summary["gate"]["verdict"], "notJudged");
+    assert_eq!(summary["gate"]["requirements"][0]["passed"], Value::Null);
+}
+
+/// An `images` folder that is a symlink out of the CSV's folder failed every
+/// row ("completed with failures", exit 1, nothing useful sent): refused at the
+/// start (exit 2, no file), naming the flag; with the flag the run goes.
+#[test]
+#[cfg(unix)]
+fn an_images_folder_linked_out_of_the_data_folder_is_refused_at_the_start() {
+    let data = Data::new(5);
+    let elsewhere = data.dir("elsewhere");
+    std::fs::rename(data.data.join("images"), elsewhere.join("images")).unwrap();
+    symlink(elsewhere.join("images"), data.data.join("images"));
+    let done = run(builtin(&data, &data.csv, &data.out));
+    done.expect_code(2)
+        .stderr_has("the images of all 5 rows resolve outside the CSV's folder")
+        .stderr_has("(e.g. images/digit-0000.png resolves to ")
+        .stderr_has("Pass --allow-outside-data-dir");
+    assert_eq!(std::fs::read_dir(&data.out).unwrap().count(), 0);
+    let mut cmd = builtin(&data, &data.csv, &data.out);
+    cmd.arg("--allow-outside-data-dir");
+    run(cmd).expect_code(0);
+}
+
+/// Rows whose images lie outside the data folder, after one that does not (so
+/// the run goes), fail as one error group: the paths differ, the template does
+/// not. The console names an example, the summary lists each row's paths.
+#[test]
+#[cfg(unix)]
+fn failures_that_differ_only_in_their_paths_are_one_error_group() {
+    let data = Data::new(30);
+    let elsewhere = data.dir("elsewhere");
+    std::fs::create_dir(data.data.join("inside")).unwrap();
+    std::fs::rename(
+        data.data.join("images/digit-0000.png"),
+        data.data.join("inside/digit-0000.png"),
+    )
+    .unwrap();
+    std::fs::rename(data.data.join("images"), elsewhere.join("images")).unwrap();
+    symlink(elsewhere.join("images"), data.data.join("images"));
+    let mut rows = vec!["inside/digit-0000.png,0".to_string()];
+    rows.extend((1..30).map(|i| format!("images/digit-{i:04}.png,{}", i % 10)));
+    write_csv(&data.csv, "image,label", &rows);
+    let done = run(builtin(&data, &data.csv, &data.out));
+    done.expect_code(1)
+        .stdout_has("Errors: 29 in 1 group ")
+        .stdout_has("   29 x <path> resolves to <path>, outside the data folder ")
+        .stdout_has("(lines 3, 4, 5, 6, 7, ...; e.g. images/digit-0001.png, ");
+    let groups = RunFiles::in_dir(&data.out).summary()["errorGroups"].clone();
+    assert_eq!(groups.as_array().unwrap().len(), 1, "{groups:#}");
+    assert_eq!(groups[0]["count"], 29);
+    let details = groups[0]["details"].as_array().unwrap();
+    assert_eq!(details.len(), 20);
+    assert!(
+        details[0]
+            .as_str()
+            .unwrap()
+            .starts_with("images/digit-0001.png, /"),
+        "{details:?}"
+    );
 }

@@ -68,6 +68,22 @@ export function agreementMeaning(kappa) {
   return { cls: 'sx-m-ok', words: `κ ${num(k, 2)}: ${k < 0.8 ? 'substantial' : 'almost perfect'} agreement beyond chance` };
 }
 
+/**
+ * The run's gate (`--require`, for CI), from the summary's `gate`: the verdict
+ * and each requirement as the console worded it; null for a run without one.
+ */
+export function gateBlock(gate) {
+  if (!gate || typeof gate !== 'object' || !Array.isArray(gate.requirements)) return null;
+  const [verdict, cls] = gate.verdict === 'passed' ? ['passed', 'sx-ok']
+    : gate.verdict === 'failed' ? ['FAILED', 'sx-bad'] : ['not judged', 'sx-stopped'];
+  const mark = (passed) => (passed === true ? '✓ ' : passed === false ? '✗ ' : '– ');
+  return el('div', { class: `sx-gate ${cls}`, role: 'note' },
+    el('strong', { class: 'sx-gate-verdict', text: `Gate: ${verdict}` }),
+    gate.note ? el('span', { class: 'sx-gate-note', text: ` · ${gate.note}` }) : null,
+    el('ul', {}, gate.requirements.map((r) => el('li', { class: r.passed === false ? 'sx-gate-missed' : null },
+      mark(r.passed), userText(typeof r.text === 'string' ? r.text : String(r.requirement || ''), 400)))));
+}
+
 function headline(data) {
   const ev = data.evaluation || {};
   const t = data.totals || {};
@@ -103,6 +119,7 @@ function headline(data) {
       el('span', { class: `sx-status sx-${status.cls}`, role: 'status', text: status.text })),
     sampleNote ? el('p', { class: 'sx-sample', role: 'note', text: sampleNote }) : null,
     data.abortReason ? el('p', { class: 'sx-abort' }, 'Stopped: ', userText(data.abortReason, 400)) : null,
+    gateBlock(data.gate),
     el('p', { class: 'sx-meta' },
       data.csvPath ? ['CSV ', el('code', {}, userText(data.csvPath, 240))] : null,
       model ? [' · model ', el('code', {}, userText(model))] : null,
@@ -205,7 +222,8 @@ function errorsSection(data, showGroup) {
         el('tbody', {}, groups.map((g) => el('tr', {},
           el('td', { class: 'sx-num', text: int(g.count) }),
           el('td', { text: g.kind || '' }),
-          el('td', { class: 'sx-error' }, userText(g.message, 240)),
+          el('td', { class: 'sx-error' }, userText(g.message, 240),
+            (g.details || []).length ? el('div', { class: 'sx-muted sx-detail' }, 'e.g. ', userText(g.details[0], 240)) : null),
           el('td', { text: (g.rows || []).slice(0, 8).map((r) => `#${r + 1}`).join(', ') + ((g.rows || []).length > 8 || g.count > (g.rows || []).length ? ', …' : '') }),
           el('td', {}, el('button', { type: 'button', class: 'sx-link', text: 'show', onclick: () => showGroup(g) }))))))));
 }

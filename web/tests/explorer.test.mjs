@@ -516,3 +516,54 @@ test('labels with a right-to-left override or 600 characters: isolated, escaped,
     await page.context().close();
   }
 });
+
+test('report: the gate (--require) and its verdict in the headline, and an error group\'s example, at 1,280 and 390 px', async () => {
+  // A mock run at 0.85 that misses one of three requirements: exit 3.
+  const out = mkdtempSync(join(tmpdir(), 'shadow-gate-'));
+  const r = runCli([CSV, '--out-dir', out, '--seed', '42', '--mock-latency-ms', '5', '--mock-accuracy', '0.85',
+    '--require', 'agreement >= 0.90', '--require', 'kappa >= 0.6', '--require', 'recall[3].low >= 0.5']);
+  assert.equal(r.status, 3, r.stderr);
+  const report = join(out, readdirSync(out).find((n) => /^shadow-mode-batch-report-.*\.html$/.test(n)));
+  for (const viewport of VIEWPORTS) {
+    const where = `${viewport.width} px`;
+    const { page } = await openReport(report, viewport);
+    const gate = await page.$eval('.sx-gate', (e) => ({
+      cls: e.className, verdict: e.querySelector('.sx-gate-verdict').textContent,
+      items: [...e.querySelectorAll('li')].map((li) => ({ text: li.textContent, missed: li.classList.contains('sx-gate-missed') })),
+    }));
+    assert.match(gate.cls, /sx-bad/, where);
+    assert.equal(gate.verdict, 'Gate: FAILED', where);
+    assert.equal(gate.items.length, 3, where);
+    assert.match(gate.items[0].text, /^✗ agreement 0\.\d\d < 0\.90 required: FAILED$/, where);
+    assert.equal(gate.items[0].missed, true, where);
+    assert.match(gate.items[1].text, /^✓ kappa 0\.\d\d >= 0\.6 required: passed$/, where);
+    assert.equal(gate.items[1].missed, false, where);
+    const wider = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+    assert.equal(wider, false, `${where}: the gate fits the page`);
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  }
+
+  // A summary with no gate shows none; an error group whose messages differ in
+  // their paths shows its template and the first row's paths as an example.
+  const dir = mkdtempSync(join(tmpdir(), 'shadow-groups-'));
+  const plain = writeSummary(dir, { batches: 2, agreementRate: 0.9, kappa: { value: 0.8, standardError: 0.01 } });
+  const summaryPath = plain.replace('shadow-mode-batch-report-', 'shadow-mode-batch-').replace(/\.html$/, '.json');
+  const summary = JSON.parse(readFileSync(summaryPath, 'utf8'));
+  summary.errorGroups = [{
+    kind: 'image', message: '<path> resolves to <path>, outside the data folder /data', count: 40, rows: [0, 1], lines: [2, 3],
+    details: ['images/a.png, /elsewhere/images/a.png', 'images/b.png, /elsewhere/images/b.png'],
+  }];
+  writeFileSync(summaryPath, JSON.stringify(summary));
+  assert.equal(runCli(['report', summaryPath]).status, 0);
+  const { page } = await openReport(plain);
+  assert.equal(await page.$('.sx-gate'), null);
+  const cell = await page.$eval('.sx-errors td.sx-error', (td) => ({
+    message: td.querySelector('bdi').textContent, example: td.querySelector('.sx-detail').textContent,
+  }));
+  assert.deepEqual(cell, {
+    message: '<path> resolves to <path>, outside the data folder /data',
+    example: 'e.g. images/a.png, /elsewhere/images/a.png',
+  });
+  await page.context().close();
+});

@@ -6,9 +6,11 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use crate::eval::Tally;
+use crate::gate::{GateReport, Requirement};
 use crate::hash::{mix64, splitmix64};
 use crate::input::LabelSet;
 use crate::journal::{FailureKind, ItemResult, ItemStatus, JournalScan};
+use crate::message_template::{Gathered, Template};
 
 use super::batches::Batches;
 use super::run_file::count;
@@ -50,13 +52,37 @@ pub struct ExplorerBuilder {
     processed: u64,
     successful: u64,
     failure_reasons: Map<String, Value>,
-    error_groups: HashMap<(Option<FailureKind>, String), ErrorGroup>,
+    error_groups: HashMap<(Option<FailureKind>, Option<u16>, String), GroupBuilding>,
     /// Every row (no cap), or the two samples.
     pub(super) all: Vec<Kept>,
     pub(super) failed: Sample,
     pub(super) disagreeing: Sample,
     pub(super) agreeing: Sample,
     seed: u64,
+}
+
+/// An error group being gathered: the group, its messages' template, and the
+/// varying parts of each listed row's message.
+#[derive(Debug)]
+struct GroupBuilding {
+    group: ErrorGroup,
+    gathered: Gathered,
+    values: Vec<Vec<String>>,
+}
+
+impl GroupBuilding {
+    fn finish(self) -> ErrorGroup {
+        let mut group = self.group;
+        group.message = self.gathered.message();
+        if self.gathered.varies() {
+            group.details = self
+                .values
+                .iter()
+                .map(|v| self.gathered.detail(v))
+                .collect();
+        }
+        group
+    }
 }
 
 impl ExplorerBuilder {
@@ -154,7 +180,7 @@ impl ExplorerBuilder {
             self.failure_reasons
                 .insert(kind, Value::from(n.unwrap_or(0) + 1));
             if let Some(error) = r.error.as_deref() {
-                self.group_error(r.row as u64, r.error_kind, error);
+                self.group_error(r, error);
             }
         }
         if let Some(bins) = self.main_batches_mut() {
@@ -200,7 +226,9 @@ impl ExplorerBuilder {
         }
     }
 
-    fn group_error(&mut self, row: u64, kind: Option<FailureKind>, message: &str) {
+    /// Groups a failed row's error as [`crate::report::group_errors`] does: by
+    /// kind, HTTP status and message template, without the `line N: ` prefix.
+    fn group_error(&mut self, r: &ItemResult<'_>, message: &str) {
         // Only when the summary has none: else its groups are shown.
         if self
             .summary
@@ -209,24 +237,40 @@ impl ExplorerBuilder {
         {
             return;
         }
-        let group = match self.error_groups.get_mut(&(kind, message.to_owned())) {
-            Some(g) => g,
+        let row = r.row as u64;
+        let message = message
+            .strip_prefix(&format!("line {}: ", r.line))
+            .unwrap_or(message);
+        let template = Template::of(message);
+        let key = (r.error_kind, r.http_status, template.key());
+        let building = match self.error_groups.get_mut(&key) {
+            Some(b) => {
+                b.gathered.add(template.values());
+                b
+            }
             None => self
                 .error_groups
-                .entry((kind, message.to_owned()))
-                .or_insert_with(|| ErrorGroup {
-                    kind: kind.and_then(kind_name),
-                    message: message.to_owned(),
-                    count: 0,
-                    rows: Vec::new(),
+                .entry(key)
+                .or_insert_with(|| GroupBuilding {
+                    group: ErrorGroup {
+                        kind: r.error_kind.and_then(kind_name),
+                        message: String::new(),
+                        count: 0,
+                        rows: Vec::new(),
+                        details: Vec::new(),
+                    },
+                    gathered: Gathered::new(template.clone()),
+                    values: Vec::new(),
                 }),
         };
-        group.count += 1;
+        building.group.count += 1;
         // The group's first rows by row number, whatever order rows come in.
-        let at = group.rows.partition_point(|&r| r < row);
+        let at = building.group.rows.partition_point(|&r| r < row);
         if at < GROUP_ROWS {
-            group.rows.insert(at, row);
-            group.rows.truncate(GROUP_ROWS);
+            building.group.rows.insert(at, row);
+            building.group.rows.truncate(GROUP_ROWS);
+            building.values.insert(at, template.into_values());
+            building.values.truncate(GROUP_ROWS);
         }
     }
 
@@ -413,11 +457,21 @@ impl ExplorerBuilder {
                         .and_then(Value::as_array)
                         .map(|rows| rows.iter().filter_map(Value::as_u64).collect())
                         .unwrap_or_default(),
+                    details: g
+                        .get("details")
+                        .and_then(Value::as_array)
+                        .map(|d| {
+                            d.iter()
+                                .filter_map(|v| v.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 })
                 .collect(),
             _ => {
                 let mut groups: Vec<ErrorGroup> = std::mem::take(&mut self.error_groups)
                     .into_values()
+                    .map(GroupBuilding::finish)
                     .collect();
                 groups.sort_by(|a, b| {
                     b.count
@@ -429,6 +483,7 @@ impl ExplorerBuilder {
         };
 
         let statistics = summary.and_then(|s| s.statistics.clone());
+        let gate = gate_of(summary.and_then(|s| s.gate.as_ref()), config.as_ref());
         let cost = summary.and_then(|s| s.cost.clone());
         let slices = summary.and_then(|s| s.slices.clone());
         let sources = Sources {
@@ -463,6 +518,7 @@ impl ExplorerBuilder {
             error_groups,
             cost,
             slices,
+            gate,
             batches,
             config,
             labels,
@@ -472,6 +528,28 @@ impl ExplorerBuilder {
             notes,
         }
     }
+}
+
+/// The run's gate: the summary's, else, when its settings hold requirements and
+/// no summary says how they went, each of them "not judged".
+fn gate_of(summary_gate: Option<&Value>, config: Option<&Value>) -> Option<Value> {
+    if let Some(gate) = summary_gate.filter(|g| g.is_object()) {
+        return Some(gate.clone());
+    }
+    let requirements: Vec<Requirement> = config?
+        .get("gate")?
+        .as_array()?
+        .iter()
+        .filter_map(|r| r.as_str()?.parse().ok())
+        .collect();
+    if requirements.is_empty() {
+        return None;
+    }
+    let report = GateReport::not_judged(
+        &requirements,
+        "no summary says how the run ended: it is still going, or stopped without writing one",
+    );
+    serde_json::to_value(report).ok()
 }
 
 /// The `labels` of an evaluation as the summary writes it (none when absent).

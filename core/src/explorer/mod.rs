@@ -135,6 +135,11 @@ pub struct ErrorGroup {
     pub count: u64,
     /// The first rows of the group (0-based row indices).
     pub rows: Vec<u64>,
+    /// For the same rows, what their messages hold where the group's message
+    /// shows a placeholder ([`crate::message_template`]); absent when the group's
+    /// messages are all the same.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
 }
 
 /// One batch, for the charts. Each figure is the report's when it has it, else
@@ -257,8 +262,14 @@ pub struct ExplorerData {
     /// The summary's `cost`, as written.
     pub cost: Option<Value>,
     /// The summary's `slices` (agreement by the values of the CSV's other
-    /// columns, worst first), as written.
+    /// columns, worst first), as written; absent when the CSV has no other column.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub slices: Option<Value>,
+    /// The run's gate ([`crate::gate::GateReport`]): the summary's `gate` as
+    /// written; for a run with requirements and no summary, "not judged". Absent
+    /// when the run has no gate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<Value>,
     /// One point per batch report.
     pub batches: Vec<BatchPoint>,
     /// The settings used (no secrets), as written.

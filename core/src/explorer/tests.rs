@@ -115,7 +115,8 @@ fn without_a_summary_the_evaluation_is_computed_from_the_results() {
             kind: Some("http".into()),
             message: "HTTP 500: boom".into(),
             count: 2,
-            rows: vec![3, 5]
+            rows: vec![3, 5],
+            details: Vec::new(),
         }]
     );
     assert_eq!(data.failure_reasons["http"], 2);
@@ -722,4 +723,87 @@ fn percentiles_are_nearest_rank() {
     assert_eq!(percentile(&v, 95), Some(95.0));
     assert_eq!(percentile(&[7], 95), Some(7.0));
     assert_eq!(percentile(&[], 50), None);
+}
+
+/// The summary's gate is shown as written; a run whose settings hold
+/// requirements and that has no summary shows each "not judged"; a run without
+/// requirements has no gate.
+#[test]
+fn the_gate_is_the_summarys_or_not_judged_without_one() {
+    let folded = known();
+    let mut summary: Value = serde_json::from_str(&summary()).unwrap();
+    let gate = serde_json::json!({
+        "verdict": "failed",
+        "requirements": [{"requirement": "agreement >= 0.9", "value": 0.75, "passed": false,
+                          "text": "agreement 0.75 < 0.9 required: FAILED"}]
+    });
+    summary["gate"] = gate.clone();
+    let text = summary.to_string();
+    let data = build(ExplorerInput {
+        summary: Some(&text),
+        results: Some(&folded),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(data.gate, Some(gate));
+
+    let progress = serde_json::json!({
+        "overallProgress": {"total": 10, "successful": 4, "failed": 2},
+        "allReports": [],
+        "config": {"gate": ["agreement >= 0.9", "recall[cat] >= 0.5"]}
+    })
+    .to_string();
+    let data = build(ExplorerInput {
+        progress: Some(&progress),
+        results: Some(&folded),
+        ..Default::default()
+    })
+    .unwrap();
+    let gate = data.gate.unwrap();
+    assert_eq!(gate["verdict"], "notJudged");
+    assert_eq!(gate["requirements"][1]["requirement"], "recall[cat] >= 0.5");
+    assert_eq!(gate["requirements"][1]["passed"], Value::Null);
+
+    let plain = build(ExplorerInput {
+        results: Some(&folded),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(plain.gate, None);
+    assert!(serde_json::to_value(&plain).unwrap().get("gate").is_none());
+}
+
+/// Without a summary the results' errors are grouped as the summary groups them:
+/// by template, without the `line N: ` prefix, the paths as each row's detail.
+#[test]
+fn errors_from_the_results_are_grouped_by_their_template() {
+    let rows: Vec<ItemResult<'static>> = (0..30)
+        .rev()
+        .map(|row| {
+            let mut r = result(row, "cat", None);
+            r.error = Some(Cow::Owned(format!(
+                "line {}: images/{row}.png resolves to /x/images/{row}.png, outside the data folder /d",
+                row + 2
+            )));
+            r.error_kind = Some(FailureKind::Image);
+            r.http_status = None;
+            r
+        })
+        .collect();
+    let folded = journal(&rows);
+    let data = build(ExplorerInput {
+        results: Some(&folded),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(data.error_groups.len(), 1, "{:?}", data.error_groups);
+    let g = &data.error_groups[0];
+    assert_eq!(g.count, 30);
+    assert_eq!(
+        g.message,
+        "<path> resolves to <path>, outside the data folder /d"
+    );
+    assert_eq!(g.rows, (0..GROUP_ROWS as u64).collect::<Vec<_>>());
+    assert_eq!(g.details.len(), GROUP_ROWS);
+    assert_eq!(g.details[3], "images/3.png, /x/images/3.png");
 }

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::RunConfig;
 use crate::cost::{Cost, PriceSource};
 use crate::eval::{Evaluation, Interval};
+use crate::gate::{GateReport, Measured};
 use crate::journal::{FailureKind, Usage};
+use crate::message_template::{Gathered, Template};
 use crate::time::{format_duration, format_seconds};
 
 mod provider_batch;
@@ -310,6 +312,17 @@ pub struct Summary {
     pub slices: Vec<crate::eval::slices::ColumnSlices>,
 }
 
+/// A [`Summary`] with its gate, as the summary file holds it
+/// ([`Summary::with_gate`]): the summary's fields, then `gate`.
+#[derive(Debug, Serialize)]
+pub struct SummaryWithGate<'a> {
+    #[serde(flatten)]
+    summary: &'a Summary,
+    /// The gate: its verdict and each requirement judged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gate: Option<GateReport>,
+}
+
 /// Failed items by reason. Every field is always written (0 when none), except
 /// `answer`, which only a journal from an older version can hold.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -370,13 +383,17 @@ impl FailureReasons {
 }
 
 /// Errors of one kind with one message: 300 "could not connect" failures are one
-/// group, not 300 lines.
+/// group, not 300 lines. Messages that differ only in a path, a number, an id or
+/// quoted text ([`crate::message_template`]) are one group too: its message shows
+/// those parts as placeholders where they differ (`<path> resolves to <path>,
+/// outside the data folder /data`), and each listed row's parts are its detail.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorGroup {
     /// Class of failure.
     pub kind: Option<FailureKind>,
-    /// The message (without the `line N: ` prefix some carry).
+    /// The message (without the `line N: ` prefix some carry), with a placeholder
+    /// for each part that differs among the group's messages.
     pub message: String,
     /// Items in the group.
     pub count: usize,
@@ -384,42 +401,75 @@ pub struct ErrorGroup {
     pub rows: Vec<usize>,
     /// CSV line numbers of the same items.
     pub lines: Vec<u64>,
+    /// For the same items, what their messages hold where the message shows a
+    /// placeholder (`images/a.png, /elsewhere/images/a.png`). Absent when the
+    /// group's messages are all the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
 }
 
 /// Rows listed per error group.
 pub const ERROR_GROUP_ROWS: usize = 20;
 
-/// `errors` grouped by kind and message, most frequent first (ties in order of
-/// first appearance).
+/// `errors` grouped by kind, HTTP status and message template, most frequent
+/// first (ties in order of first appearance).
 pub fn group_errors(errors: &[ErrorEntry]) -> Vec<ErrorGroup> {
-    let mut groups: Vec<ErrorGroup> = Vec::new();
-    let mut index: std::collections::HashMap<(Option<FailureKind>, String), usize> =
-        std::collections::HashMap::new();
+    struct Building {
+        group: ErrorGroup,
+        gathered: Gathered,
+        values: Vec<Vec<String>>,
+    }
+    type Key = (Option<FailureKind>, Option<u16>, String);
+    let mut groups: Vec<Building> = Vec::new();
+    let mut index: std::collections::HashMap<Key, usize> = std::collections::HashMap::new();
     for e in errors {
         let prefix = format!("line {}: ", e.line);
         let message = e.error.strip_prefix(&prefix).unwrap_or(&e.error);
-        let at = *index
-            .entry((e.error_kind, message.to_owned()))
-            .or_insert_with(|| {
-                groups.push(ErrorGroup {
-                    kind: e.error_kind,
-                    message: message.to_owned(),
-                    count: 0,
-                    rows: Vec::new(),
-                    lines: Vec::new(),
+        let template = Template::of(message);
+        let key = (e.error_kind, e.http_status, template.key());
+        let at = match index.get(&key) {
+            Some(&at) => {
+                groups[at].gathered.add(template.values());
+                at
+            }
+            None => {
+                index.insert(key, groups.len());
+                groups.push(Building {
+                    group: ErrorGroup {
+                        kind: e.error_kind,
+                        message: String::new(),
+                        count: 0,
+                        rows: Vec::new(),
+                        lines: Vec::new(),
+                        details: Vec::new(),
+                    },
+                    gathered: Gathered::new(template.clone()),
+                    values: Vec::new(),
                 });
                 groups.len() - 1
-            });
-        let group = &mut groups[at];
-        group.count += 1;
-        if group.rows.len() < ERROR_GROUP_ROWS {
-            group.rows.push(e.row);
-            group.lines.push(e.line);
+            }
+        };
+        let b = &mut groups[at];
+        b.group.count += 1;
+        if b.group.rows.len() < ERROR_GROUP_ROWS {
+            b.group.rows.push(e.row);
+            b.group.lines.push(e.line);
+            b.values.push(template.into_values());
         }
     }
     // Stable: equal counts keep their order of first appearance.
-    groups.sort_by_key(|g| std::cmp::Reverse(g.count));
+    groups.sort_by_key(|b| std::cmp::Reverse(b.group.count));
     groups
+        .into_iter()
+        .map(|b| {
+            let mut group = b.group;
+            group.message = b.gathered.message();
+            if b.gathered.varies() {
+                group.details = b.values.iter().map(|v| b.gathered.detail(v)).collect();
+            }
+            group
+        })
+        .collect()
 }
 
 pub mod contract;
@@ -580,6 +630,10 @@ pub fn display_image(image: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The exit status of a completed run whose verdict misses a requirement of its
+/// gate ([`Summary::gate`]).
+pub const GATE_FAILED_EXIT: u8 = 3;
+
 impl Summary {
     /// The worst slices of each column the CSV has beside image, label and id:
     /// the three most below the run, when below it.
@@ -625,13 +679,59 @@ impl Summary {
     }
 
     /// The process exit status both hosts use: 0 every item succeeded, 1 some
-    /// failed, 2 aborted (run-fatal condition), 130 interrupted.
+    /// failed, 2 aborted (run-fatal condition), 130 interrupted, and
+    /// [`GATE_FAILED_EXIT`] (3) when the run completed and its gate failed,
+    /// whether or not items failed.
     pub fn exit_code(&self) -> u8 {
+        let gate_failed = || {
+            self.gate()
+                .is_some_and(|g| g.verdict == crate::gate::Verdict::Failed)
+        };
         match self.status {
+            RunStatus::Completed if gate_failed() => GATE_FAILED_EXIT,
             RunStatus::Completed if self.statistics.failed == 0 => 0,
             RunStatus::Completed => 1,
             RunStatus::Interrupted => 130,
             _ => 2,
+        }
+    }
+
+    /// The run's gate ([`RunConfig::gate`]) judged against its verdict; `None`
+    /// when the run has no gate. Judged only when the run completed: an
+    /// interrupted or aborted run's verdict is not the data set's, so its gate is
+    /// "not judged".
+    pub fn gate(&self) -> Option<GateReport> {
+        let requirements = &self.config.gate;
+        if requirements.is_empty() {
+            return None;
+        }
+        let measured = Measured {
+            evaluation: &self.evaluation,
+            processed: self.statistics.processed as u64,
+            failed: self.statistics.failed as u64,
+        };
+        Some(match self.status {
+            RunStatus::Completed => crate::gate::judge(requirements, &measured),
+            RunStatus::Interrupted => GateReport::not_judged(
+                requirements,
+                "the run was interrupted before every row was final; resume it to judge the gate",
+            ),
+            RunStatus::Aborted => GateReport::not_judged(
+                requirements,
+                "the run was aborted before every row was final; resume it to judge the gate",
+            ),
+            _ => GateReport::not_judged(requirements, "the run is still going"),
+        })
+    }
+
+    /// The summary as its file holds it: every field, and its gate
+    /// ([`Summary::gate`]) as `gate` when the run has one. The gate is derived
+    /// from the summary's own figures, so it is written beside them rather than
+    /// kept in a field.
+    pub fn with_gate(&self) -> SummaryWithGate<'_> {
+        SummaryWithGate {
+            summary: self,
+            gate: self.gate(),
         }
     }
 
@@ -827,9 +927,13 @@ impl Summary {
                 if g.count > lines.len() {
                     lines.push("...".into());
                 }
+                let example = match g.details.first() {
+                    Some(d) => format!("; e.g. {}", escape_for_terminal(d)),
+                    None => String::new(),
+                };
                 let _ = writeln!(
                     s,
-                    "     {:>5} x {} (line{} {})",
+                    "     {:>5} x {} (line{} {}{example})",
                     g.count,
                     escape_for_terminal(&g.message),
                     if g.count == 1 { "" } else { "s" },
@@ -846,6 +950,14 @@ impl Summary {
             }
         }
         let _ = writeln!(s, "{RULE}");
+        // After the box, unindented: one plain line per requirement, then the
+        // verdict, for a CI log to show (and grep) as they are.
+        if let Some(gate) = self.gate() {
+            for judged in &gate.requirements {
+                let _ = writeln!(s, "gate: {}", escape_for_terminal(&judged.text));
+            }
+            let _ = writeln!(s, "gate: {}", escape_for_terminal(&gate.headline()));
+        }
         s
     }
 }
@@ -912,6 +1024,67 @@ mod tests {
         assert_eq!(json["outsideLabels"], 0);
     }
 
+    /// 1,000 rows whose images resolve outside the data folder were 1,000 messages
+    /// (each names its path), and so as many groups: they are one, its paths the
+    /// detail of each listed row.
+    #[test]
+    fn messages_that_differ_in_their_paths_are_one_group_with_the_paths_as_details() {
+        let errors: Vec<ErrorEntry> = (0..1000)
+            .map(|row| {
+                let message = format!(
+                    "line {}: images/digit-{row:04}.png resolves to /elsewhere/images/digit-{row:04}.png, outside the data folder /data; pass --allow-outside-data-dir to allow it",
+                    row + 2
+                );
+                entry(row, FailureKind::Image, message)
+            })
+            .collect();
+        let groups = group_errors(&errors);
+        assert_eq!(groups.len(), 1, "{:?}", &groups[..groups.len().min(3)]);
+        let g = &groups[0];
+        assert_eq!(g.count, 1000);
+        assert_eq!(
+            g.message,
+            "<path> resolves to <path>, outside the data folder /data; pass --allow-outside-data-dir to allow it"
+        );
+        assert_eq!(g.rows.len(), ERROR_GROUP_ROWS);
+        assert_eq!(g.details.len(), ERROR_GROUP_ROWS);
+        assert_eq!(
+            g.details[1],
+            "images/digit-0001.png, /elsewhere/images/digit-0001.png"
+        );
+        let json = serde_json::to_value(g).unwrap();
+        assert_eq!(
+            json["details"][0],
+            "images/digit-0000.png, /elsewhere/images/digit-0000.png"
+        );
+    }
+
+    /// HTTP statuses stay apart (a 400 and a 500 are different faults), and a
+    /// group whose messages are all the same shows its message as written, with no
+    /// details.
+    #[test]
+    fn statuses_stay_apart_and_identical_messages_have_no_details() {
+        let mut errors = Vec::new();
+        for (row, status) in [(0, 500), (1, 400), (2, 500)] {
+            let mut e = entry(row, FailureKind::Http, format!("HTTP {status}"));
+            e.http_status = Some(status);
+            errors.push(e);
+        }
+        let groups = group_errors(&errors);
+        assert_eq!(
+            groups
+                .iter()
+                .map(|g| (g.message.as_str(), g.count))
+                .collect::<Vec<_>>(),
+            [("HTTP 500", 2), ("HTTP 400", 1)]
+        );
+        assert!(groups.iter().all(|g| g.details.is_empty()));
+        assert!(serde_json::to_value(&groups[0])
+            .unwrap()
+            .get("details")
+            .is_none());
+    }
+
     mod properties {
         use super::*;
         use proptest::prelude::*;
@@ -927,7 +1100,9 @@ mod tests {
                 let entries: Vec<ErrorEntry> = errors
                     .iter()
                     .enumerate()
-                    .map(|(row, &(k, m))| entry(row, kinds[k], format!("message {m}")))
+                    .map(|(row, &(k, m))| {
+                        entry(row, kinds[k], format!("message {}", ["one", "two", "three"][m]))
+                    })
                     .collect();
                 let groups = group_errors(&entries);
                 prop_assert_eq!(groups.iter().map(|g| g.count).sum::<usize>(), entries.len());

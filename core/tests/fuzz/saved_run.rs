@@ -181,6 +181,19 @@ fn config() -> impl Strategy<Value = RunConfig> {
                     ][(seed / 7 % 2) as usize],
                 }),
                 inline_images: seed % 11 == 0,
+                // A gate, sometimes: edits then replace its texts with junk.
+                gate: if seed % 13 == 0 {
+                    [
+                        "agreement.low >= 0.9",
+                        "recall[a b] > 50%",
+                        "failure_share <= 0.02",
+                    ]
+                    .iter()
+                    .map(|r| r.parse().unwrap())
+                    .collect()
+                } else {
+                    Vec::new()
+                },
             }
         })
 }
