@@ -326,6 +326,11 @@ impl JournalScanner {
         })
     }
 
+    /// The journal's first line, once read, when it names the run's settings.
+    pub fn header(&self) -> Option<&JournalHeader> {
+        self.lines.header.as_ref()
+    }
+
     /// The end of the journal.
     pub fn finish(self) -> JournalScan {
         let (torn_start, lines) = self.lines.finish();

@@ -28,7 +28,7 @@
 //! | 9 | `engine` | [`Run`]: the live run's state machine and its contract ([`Input`], [`Output`]) |
 //! | 8 | `report`, `explorer` | batch reports, progress, the summary and the provider-batch record; the explorer's data |
 //! | 7 | `pacing` | when the next request may start, and the pace a display shows |
-//! | 6 | `ratelimit` | what an answer means: retry (and when), item failure, run-fatal |
+//! | 6 | `ratelimit`, `compare` | what an answer means: retry (and when), item failure, run-fatal; two sides compared over the same rows (two runs, or a run and its baseline): paired figures and a verdict |
 //! | 5 | `journal` | the results journal and its fold for resume |
 //! | 4 | `config` | [`RunConfig`], its bounds, the batch-API settings |
 //! | 3 | `provider`, `gate` | each provider's request template and answer reading, its batch-API limits; the gate for CI: requirements on a run's verdict, parsed and judged |
@@ -110,6 +110,7 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod compare;
 pub mod config;
 pub mod cost;
 pub mod drift;
