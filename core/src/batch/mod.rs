@@ -329,6 +329,19 @@ impl BatchRun {
     pub fn hide_secret(&mut self, secret: &str) {
         self.run.hide_secret(secret);
     }
+
+    /// Compares the run with `baseline` as its rows become final
+    /// ([`Run::compare_with`]): before the journals are restored.
+    ///
+    /// # Errors
+    ///
+    /// As [`Run::compare_with`].
+    pub fn compare_with(
+        &mut self,
+        baseline: crate::compare::Baseline,
+    ) -> Result<(), crate::compare::CompareError> {
+        self.run.compare_with(baseline)
+    }
 }
 
 /// The verbs and the deadline.

@@ -191,11 +191,6 @@ impl PairTally {
         }
     }
 
-    /// Rows paired so far.
-    pub(crate) fn rows(&self) -> u64 {
-        self.triples.values().sum()
-    }
-
     pub(crate) fn figures(&self) -> PairedFigures {
         // The answers' space in label order, as the evaluation names it.
         let k = self.categories.len();

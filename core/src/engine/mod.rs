@@ -23,6 +23,7 @@ mod tally;
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
+use crate::compare::{Baseline, CompareError, Comparison, LiveComparison, SideMeta, TimingFrom};
 use crate::config::{ConfigError, RunConfig};
 use crate::cost::{Cost, PriceUsed};
 use crate::http::{HttpResponse, TransportErrorKind};
@@ -34,7 +35,7 @@ use crate::redact::Redactor;
 use crate::report::Unreached;
 use crate::report::{
     display_image, group_errors, FailureReasons, OverallProgress, ProgressReport, RunStatus,
-    Summary,
+    Statistics, Summary,
 };
 use crate::time::Millis;
 
@@ -48,6 +49,13 @@ use outcome::{judge_response, Ended, Failure, Verdict};
 use rows::Rows;
 use schedule::{Claimed, InFlight, Schedule};
 use tally::{FinalItem, Source, Tallies};
+
+/// The CSV's columns a run keeps: whether it has ids, and the others' names.
+#[derive(Clone, Debug)]
+struct CsvColumns {
+    has_ids: bool,
+    extra: Vec<String>,
+}
 
 /// One shadow run over the items of a labels CSV. See the crate docs for the loop.
 #[derive(Debug)]
@@ -74,6 +82,8 @@ pub struct Run {
     redactor: Redactor,
     /// How requests ask for the answer's form (falls back when refused).
     format: OutputFormat,
+    /// What the CSV has beside image and label (a baseline column is one).
+    columns: CsvColumns,
     /// What a row's tokens cost (the batch price in batch mode), when known.
     price: Option<PriceUsed>,
     /// Driven by a [`crate::batch::BatchRun`]: requests travel in provider batches,
@@ -95,9 +105,14 @@ impl Run {
             items,
             labels,
             extra_columns,
+            id_column,
             ..
         } = csv;
-        Run::with_rows(config, labels, &extra_columns, Rows::Whole(items), now)
+        let columns = CsvColumns {
+            has_ids: id_column.is_some(),
+            extra: extra_columns,
+        };
+        Run::with_rows(config, labels, columns, Rows::Whole(items), now)
     }
 
     /// A run over a CSV the host reads as the run goes, so that memory follows the
@@ -112,10 +127,14 @@ impl Run {
         outline: &CsvOutline,
         now: Millis,
     ) -> Result<Run, ConfigError> {
+        let columns = CsvColumns {
+            has_ids: outline.id_column.is_some(),
+            extra: outline.extra_columns.clone(),
+        };
         let mut run = Run::with_rows(
             config,
             outline.labels.clone(),
-            &outline.extra_columns,
+            columns,
             Rows::streamed(outline.rows),
             now,
         )?;
@@ -126,7 +145,7 @@ impl Run {
     fn with_rows(
         config: RunConfig,
         labels: LabelSet,
-        extra_columns: &[String],
+        columns: CsvColumns,
         rows: Rows,
         now: Millis,
     ) -> Result<Run, ConfigError> {
@@ -156,7 +175,8 @@ impl Run {
             redactor,
             template,
             schedule: Schedule::new(total, &config, token_charge),
-            tallies: Tallies::new(total, config.batch_size, labels.len(), extra_columns),
+            tallies: Tallies::new(total, config.batch_size, labels.len(), &columns.extra),
+            columns,
             breaker: Breaker::new(now, Thresholds::LIVE),
             outputs: VecDeque::new(),
             started_at: now,
@@ -193,6 +213,27 @@ impl Run {
     /// in an answer or an error is redacted before the run keeps or reports it.
     pub fn hide_secret(&mut self, secret: &str) {
         self.redactor.add(secret);
+    }
+
+    /// Compares the run (B) with `baseline` (A) as its rows become final: the
+    /// summary then holds the comparison ([`Summary::comparison`]). Before the
+    /// first `poll` and before [`Run::restore`] (restored rows are compared
+    /// too).
+    ///
+    /// # Errors
+    ///
+    /// A baseline column the CSV does not have; a run already going.
+    pub fn compare_with(&mut self, baseline: Baseline) -> Result<(), CompareError> {
+        if self.polled || self.tallies.final_count() > 0 {
+            return Err(CompareError::TooLate);
+        }
+        self.tallies.comparison = Some(LiveComparison::new(
+            baseline,
+            &self.labels,
+            &self.columns.extra,
+            self.columns.has_ids,
+        )?);
+        Ok(())
     }
 
     /// Takes results already known (from the journal of an earlier session) as
@@ -477,6 +518,7 @@ impl Run {
                 self.config.provider.model(),
             )
         };
+        let comparison = self.comparison(&statistics, &cost);
         Summary {
             timestamp: now.to_iso8601(),
             run_id: self.config.run_id.clone(),
@@ -504,7 +546,33 @@ impl Run {
             pace: (!self.batch_mode).then(|| self.pace(now)),
             provider_batches: None,
             unreached: Unreached::of(self.tallies.successful, &self.tallies.errors),
+            comparison,
         }
+    }
+
+    /// The comparison with the baseline, when the run has one: B is this run,
+    /// its cost and latency its own statistics'.
+    fn comparison(&self, statistics: &Statistics, cost: &Cost) -> Option<Comparison> {
+        let live = self.tallies.comparison.as_ref()?;
+        let latency = &statistics.latency_ms;
+        let b = SideMeta {
+            name: format!("this run ({})", self.config.run_id),
+            run_id: Some(self.config.run_id.clone()),
+            model: self.config.provider.model().map(str::to_owned),
+            cost_per_image_usd: cost.usd_per_image,
+            latency: (latency.count > 0).then_some((latency.p50, latency.p95)),
+            timing_from: Some(TimingFrom::Summary),
+        };
+        let partial = match self.status() {
+            RunStatus::Completed => None,
+            status => Some(format!(
+                "B (this run) is {}: {} of {} rows are final",
+                status.as_str(),
+                self.tallies.final_count(),
+                self.rows.total()
+            )),
+        };
+        Some(live.comparison(b, partial))
     }
 
     /// Rows in the CSV.

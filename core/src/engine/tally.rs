@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::compare::LiveComparison;
 use crate::drift::DriftMonitor;
 use crate::eval::slices::SliceTallies;
 use crate::eval::{wilson_interval, Tally};
@@ -78,6 +79,8 @@ pub(super) struct Tallies {
     pub(super) errors: Vec<ErrorEntry>,
     pub(super) eval: Tally,
     pub(super) slices: SliceTallies,
+    /// The comparison with a baseline (`--baseline`, `--baseline-column`).
+    pub(super) comparison: Option<LiveComparison>,
 }
 
 /// The nearest-rank `p`th percentile of sorted `values`.
@@ -146,6 +149,7 @@ impl Tallies {
             errors: Vec::new(),
             eval: Tally::new(labels),
             slices: SliceTallies::new(extra_columns, labels),
+            comparison: None,
         }
     }
 
@@ -177,6 +181,14 @@ impl Tallies {
             ended,
             at: now,
         } = f;
+        if let Some(comparison) = &mut self.comparison {
+            let prediction = match &ended {
+                Ended::Succeeded { label, .. } => Some(*label),
+                Ended::Failed(_) => None,
+            };
+            let image = display_image(item.image.as_str());
+            comparison.record(row, item, &image, label, prediction);
+        }
         let batch = &mut self.batches[row / self.batch_size];
         batch.remaining -= 1;
         match source {

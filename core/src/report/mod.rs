@@ -13,8 +13,11 @@ use crate::journal::{FailureKind, Usage};
 use crate::message_template::{Gathered, Template};
 use crate::time::{format_duration, format_seconds};
 
+mod comparison;
 mod provider_batch;
 mod unreached;
+
+pub use comparison::comparison_to_console;
 
 pub use provider_batch::{BatchPhase, ProviderBatch, RequestCounts};
 pub use unreached::Unreached;
@@ -310,6 +313,10 @@ pub struct Summary {
     /// not the image, label or id, worst first (absent when the CSV has none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slices: Vec<crate::eval::slices::ColumnSlices>,
+    /// The comparison with the run's baseline (`--baseline`, `--baseline-column`):
+    /// this run is B; absent when the run has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<crate::compare::Comparison>,
 }
 
 /// A [`Summary`] with its gate, as the summary file holds it
@@ -902,6 +909,11 @@ impl Summary {
             }
         }
         self.write_slices(&mut s);
+        if let Some(c) = &self.comparison {
+            let _ = writeln!(s, "{THIN_RULE}");
+            let _ = writeln!(s, "   COMPARED WITH THE BASELINE (A: the baseline, B: this run)");
+            comparison::write_comparison(&mut s, c);
+        }
         let errors = &self.overall_progress.errors;
         if !errors.is_empty() {
             let _ = writeln!(s, "{THIN_RULE}");
