@@ -390,7 +390,7 @@ fn a_file_that_is_not_a_summary_is_refused_with_the_reason() {
               "overallProgress": {"total": 5, "errors": [{"row": 1}]},
               "statistics": {"latencyMs": {"count": 5, "p50": 20, "p95": 40, "max": 41}},
               "evaluation": {}, "cost": {"usdPerImage": 0.0002},
-              "config": {"provider": {"kind": "openai", "model": "gpt-x"}}}"#[..],
+              "config": {"provider": {"kind": "openai", "baseUrl": "http://x.test/v1", "model": "gpt-x", "detail": "low", "prompt": null}}}"#[..],
     )
     .unwrap();
     assert_eq!(info.total_rows, Some(5));
