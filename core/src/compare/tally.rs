@@ -207,11 +207,16 @@ impl PairTally {
         let mut failed = [0u64; 2];
         let mut counts = [0u64; CellKind::ALL.len()];
         let mut both_answered: Vec<Triple> = Vec::new();
-        let mut keys: Vec<_> = self.triples.iter().collect();
+        // In label order, so that every figure (the bootstrap's draws too) is
+        // a function of the rows, not of the order their answers were met in.
+        let mut keys: Vec<((u32, u32, u32), u64)> = self
+            .triples
+            .iter()
+            .map(|(&(label, a, b), &count)| ((at(label), at(a), at(b)), count))
+            .collect();
         keys.sort_unstable();
-        for (&(label, a, b), &count) in keys {
+        for ((label, a, b), count) in keys {
             counts[CellKind::of(label, a, b) as usize] += count;
-            let (label, a, b) = (at(label), at(a), at(b));
             for (side, answer) in [a, b].into_iter().enumerate() {
                 if answer == FAILED {
                     failed[side] += count;

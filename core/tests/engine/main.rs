@@ -1,5 +1,6 @@
 //! Engine tests: deterministic simulations, property tests and snapshots.
 
+mod compare;
 mod pace;
 mod properties;
 mod scenarios;
