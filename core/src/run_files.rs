@@ -37,8 +37,14 @@ pub fn lock_file_name(run_id: &str) -> String {
     format!("{PREFIX}{run_id}.lock")
 }
 
+/// The comparison of run `a` with run `b` (`shadow-batch compare`):
+/// `shadow-mode-batch-compare-{a}-vs-{b}.json`.
+pub fn compare_file_name(a: &str, b: &str) -> String {
+    format!("{PREFIX}compare-{a}-vs-{b}.json")
+}
+
 /// The run id in the name of any of a run's files, or `None` if the name is not
-/// one of them.
+/// one of them (a comparison's file is not a run's).
 pub fn run_id_of_file_name(name: &str) -> Option<&str> {
     let rest = name.strip_prefix(PREFIX)?;
     rest.strip_prefix("progress-")
@@ -56,7 +62,7 @@ pub fn run_id_of_file_name(name: &str) -> Option<&str> {
                 .and_then(|r| r.strip_suffix(".jsonl"))
         })
         .or_else(|| rest.strip_suffix(".json"))
-        .filter(|id| !id.is_empty())
+        .filter(|id| !id.is_empty() && !id.starts_with("compare-"))
 }
 
 #[cfg(test)]
@@ -78,5 +84,6 @@ mod tests {
         assert_eq!(run_id_of_file_name("shadow-mode-batch-.json"), None);
         assert_eq!(run_id_of_file_name("labels.csv"), None);
         assert_eq!(run_id_of_file_name(&lock_file_name(id)), None);
+        assert_eq!(run_id_of_file_name(&compare_file_name(id, id)), None);
     }
 }

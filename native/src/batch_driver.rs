@@ -75,6 +75,12 @@ pub async fn run_batch(launched: Launched, args: &RunArgs, cancel: bool) -> Resu
     if let Some(key) = &api_key {
         batch.hide_secret(key);
     }
+    // Before the journals are restored: restored rows are compared too.
+    if let Some(baseline) = crate::compare::baseline_of(args, &files.run_id)? {
+        batch
+            .compare_with(baseline)
+            .context("cannot compare this run with its baseline")?;
+    }
     let shard_dir = files
         .results
         .parent()

@@ -118,6 +118,11 @@ EXAMPLES:
     shadow-batch report training-data/shadow-mode-batch-results-2025-01-24T10-30-00-000Z.jsonl
         Write the HTML report (results explorer) of an earlier run, even an
         interrupted one; open it in a browser.
+    shadow-batch compare RUN-A-FILE RUN-B-FILE
+        Is run B better than run A (same CSV)? The verdict, the paired figures,
+        and shadow-mode-batch-compare-A-vs-B.json. Or, as a run goes:
+        --baseline RUN-A-FILE, or --baseline-column NAME (the incumbent's
+        decision in the CSV).
 
 FILES (in the CSV's folder, or --out-dir):
     shadow-mode-batch-progress-{run}.json   replaced after every batch
@@ -187,6 +192,11 @@ pub enum Command {
     /// Write the HTML report (the results explorer, one self-contained file) of an
     /// earlier run, finished or not, from its progress, summary or results file.
     Report(ReportArgs),
+    /// Compare two runs over the same CSV (two models, prompts, providers; live vs
+    /// batch): is B better than A? Prints both sides' figures, the paired table,
+    /// the labels that moved and the verdict (McNemar's exact test, Newcombe's
+    /// paired interval), and writes shadow-mode-batch-compare-A-vs-B.json.
+    Compare(CompareArgs),
     /// Cancel the provider batches of a --via batch-api run at the provider, keep
     /// what they finished (downloaded into the run's results), and end the run
     /// as interrupted: --resume later sends the rest.
@@ -198,6 +208,34 @@ pub struct CancelArgs {
     /// Any file of the run: its progress, summary, results or provider file.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Run A (the incumbent, the earlier run): any of its files, progress, summary
+    /// or results (its other files are found beside it).
+    #[arg(value_name = "A")]
+    pub a: PathBuf,
+
+    /// Run B (the candidate): any of its files.
+    #[arg(value_name = "B")]
+    pub b: PathBuf,
+
+    /// Where to write the comparison's JSON [default: A's folder].
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+
+    /// Compare the matching rows of runs that do not look like runs over the same
+    /// CSV (rows that differ, or another number of rows), instead of stopping.
+    #[arg(long)]
+    pub allow_partial: bool,
+
+    /// Most rows the JSON lists with both answers (1 to 10,000,000): first those
+    /// where A and B differ or both are wrong, then those both got right; every
+    /// figure still counts all rows.
+    #[arg(long, value_name = "N", default_value_t = shadow_core::explorer::DEFAULT_ROW_CAP,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
+    pub max_rows: usize,
 }
 
 #[derive(Args, Debug)]
@@ -745,6 +783,21 @@ pub struct RunArgs {
     /// --require is given again.
     #[arg(long = "require", value_name = "EXPR", value_parser = parse_requirement, help_heading = "Gate")]
     pub require: Vec<Requirement>,
+
+    /// Compare this run (B) with an earlier run over the same CSV (A, any of its
+    /// files): the console's end and the summary (`comparison`) say whether this
+    /// run agrees with the labels more often, with McNemar's exact test. Rows are
+    /// paired as they finish. Give it again when resuming.
+    #[arg(long, value_name = "FILE", conflicts_with = "baseline_column", help_heading = "Compare")]
+    pub baseline: Option<PathBuf>,
+
+    /// Compare this run (B) with the decision the CSV holds in column NAME for
+    /// each row (A: the production system, a rules engine, a previous model),
+    /// each against the human label. A value outside the label set counts as an
+    /// answer of its own (never right); an empty cell as no decision. Give it
+    /// again when resuming.
+    #[arg(long, value_name = "NAME", help_heading = "Compare")]
+    pub baseline_column: Option<String>,
 
     /// Errors listed in the final console summary (the JSON has them all).
     #[arg(long, value_name = "N", default_value_t = ERRORS_SHOWN, help_heading = "Files")]

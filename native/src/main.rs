@@ -5,6 +5,7 @@
 mod batch_driver;
 mod builtin_mock;
 mod cli;
+mod compare;
 mod console;
 mod csv_rows;
 mod driver;
@@ -54,7 +55,7 @@ fn main() -> ExitCode {
     // small, and cross-thread wake-ups cost more than they save (file reads still go
     // to the blocking pool). The servers use every core.
     let runtime = match &cli.command {
-        None | Some(Command::Report(_) | Command::Cancel(_)) => {
+        None | Some(Command::Report(_) | Command::Compare(_) | Command::Cancel(_)) => {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -83,6 +84,7 @@ fn main() -> ExitCode {
                 .map(|()| 0)
         }
         Some(Command::Report(args)) => write_report_of(&args).map(|()| 0),
+        Some(Command::Compare(args)) => compare::compare_runs(&args),
         Some(Command::Cancel(args)) => runtime.block_on(cancel(&args)),
         None => runtime.block_on(run(cli.run, &matches, false)),
     };
@@ -156,6 +158,11 @@ async fn run_live(launched: Launched, args: &RunArgs) -> Result<u8> {
     let (mut run, feed) = launched.rows.into_run(config.clone(), clock.now())?;
     if let Some(key) = &api_key {
         run.hide_secret(key);
+    }
+    // Before the journal is restored: restored rows are compared too.
+    if let Some(baseline) = compare::baseline_of(args, &config.run_id)? {
+        run.compare_with(baseline)
+            .context("cannot compare this run with its baseline")?;
     }
     let (journal, resumed) = launch::open_live_journal(&mut run, &files, args)?;
     // The run's own config: its URL is the one reports show (no credentials).
