@@ -60,6 +60,7 @@ pub async fn run_batch(launched: Launched, args: &RunArgs, cancel: bool) -> Resu
         client,
         files,
         lock: _lock,
+        baseline,
         ..
     } = launched;
     let crate::csv_rows::CsvRows::Whole(csv) = rows else {
@@ -76,7 +77,7 @@ pub async fn run_batch(launched: Launched, args: &RunArgs, cancel: bool) -> Resu
         batch.hide_secret(key);
     }
     // Before the journals are restored: restored rows are compared too.
-    if let Some(baseline) = crate::compare::baseline_of(args, &files.run_id)? {
+    if let Some(baseline) = baseline {
         batch
             .compare_with(baseline)
             .context("cannot compare this run with its baseline")?;

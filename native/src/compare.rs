@@ -7,6 +7,7 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use shadow_core::input::CsvOutline;
 use shadow_core::compare::{
     Baseline, JournalRows, PairedRuns, RowCaps, RowDetails, RunInfo, RunRows,
 };
@@ -15,7 +16,7 @@ use shadow_core::run_files::compare_file_name;
 
 use crate::cli::{CompareArgs, RunArgs};
 use crate::files::{write_atomic_with, RunFiles};
-use crate::report::run_files_of;
+use crate::report::run_files_for;
 
 /// Rows listed per cell of the paired table in the JSON.
 const CELL_ROWS: usize = 1_000;
@@ -57,12 +58,13 @@ fn run_info(files: &RunFiles) -> Result<RunInfo> {
 }
 
 /// A run's facts and rows, from the run file `file` names.
-fn read_run(file: &Path, side: &str) -> Result<(RunFiles, RunInfo, RunRows)> {
-    let files = run_files_of(file).with_context(|| format!("{side}: not a run to compare"))?;
+fn read_run(file: &Path, taker: &str) -> Result<(RunFiles, RunInfo, RunRows)> {
+    let files = run_files_for(file, taker)?;
     let info = run_info(&files)?;
     if !files.results.is_file() {
         bail!(
-            "{side}: run {} has no results file ({}): there are no rows to compare",
+            "{}: run {} has no results file ({}): there are no rows to compare",
+            file.display(),
             files.run_id,
             files.results.display()
         );
@@ -76,8 +78,8 @@ fn read_run(file: &Path, side: &str) -> Result<(RunFiles, RunInfo, RunRows)> {
 /// refuses (exit 2) runs that do not look like runs over the same CSV unless
 /// `--allow-partial`.
 pub fn compare_runs(args: &CompareArgs) -> Result<u8> {
-    let (files_a, info_a, rows_a) = read_run(&args.a, "A")?;
-    let (files_b, info_b, rows_b) = read_run(&args.b, "B")?;
+    let (files_a, info_a, rows_a) = read_run(&args.a, "`shadow-batch compare`")?;
+    let (files_b, info_b, rows_b) = read_run(&args.b, "`shadow-batch compare`")?;
     let caps = RowCaps {
         per_cell: CELL_ROWS,
         table: args.max_rows,
@@ -115,22 +117,29 @@ pub fn compare_runs(args: &CompareArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// The baseline a run's flags name, if any: an earlier run read from its
-/// files, or a column of the CSV. `this_run`: the run's own id (a run is not
-/// its own baseline).
-pub fn baseline_of(args: &RunArgs, this_run: &str) -> Result<Option<Baseline>> {
+/// The baseline a run's flags name, if any, with its run id when it is a run:
+/// an earlier run read from its files, or a column of the CSV `outline`
+/// describes (refused when the CSV has no such column).
+pub fn baseline_of(
+    args: &RunArgs,
+    outline: &CsvOutline,
+) -> Result<Option<(Baseline, Option<String>)>> {
     if let Some(column) = &args.baseline_column {
-        return Ok(Some(Baseline::Column(column.clone())));
+        if !outline.extra_columns.contains(column) {
+            bail!(
+                "--baseline-column {column:?}: the CSV has no such column (its columns besides image, label and id: {})",
+                if outline.extra_columns.is_empty() {
+                    "none".to_string()
+                } else {
+                    outline.extra_columns.join(", ")
+                }
+            );
+        }
+        return Ok(Some((Baseline::Column(column.clone()), None)));
     }
     let Some(file) = &args.baseline else {
         return Ok(None);
     };
     let (files, info, rows) = read_run(file, "--baseline")?;
-    if files.run_id == this_run {
-        bail!(
-            "--baseline {}: that is this run's own file; name an earlier run's",
-            file.display()
-        );
-    }
-    Ok(Some(Baseline::Run { rows, info }))
+    Ok(Some((Baseline::Run { rows, info }, Some(files.run_id))))
 }

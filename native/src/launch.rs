@@ -50,6 +50,8 @@ pub struct Launched {
     pub files: RunFiles,
     /// Held until the run ends: a second process on the run is refused.
     pub lock: RunLock,
+    /// What the run is compared with (`--baseline`, `--baseline-column`).
+    pub baseline: Option<shadow_core::compare::Baseline>,
 }
 
 /// Launches the run `args` and `matches` describe; `cancel` for `shadow-batch
@@ -105,6 +107,8 @@ pub async fn launch(
         );
     }
     crate::preflight::check(&config, &rows, &config.columns, &images)?;
+    // Read before any file of the run is made: a bad baseline costs nothing.
+    let baseline = crate::compare::baseline_of(args, &rows.outline())?;
     let mock = match config.provider_label {
         EndpointKind::Mock => {
             let server = tokio::select! {
@@ -131,6 +135,14 @@ pub async fn launch(
         }
     };
     config.run_id = files.run_id.clone();
+    if let Some((_, Some(id))) = &baseline {
+        if *id == files.run_id {
+            bail!(
+                "--baseline {}: that is this run's own file; name an earlier run's",
+                args.baseline.as_deref().unwrap_or(Path::new("")).display()
+            );
+        }
+    }
     if config.batch_api.is_none() {
         if args.resume.is_some() {
             refuse_live_over_open_batches(&files)?;
@@ -174,6 +186,7 @@ pub async fn launch(
         endpoint,
         files,
         lock,
+        baseline: baseline.map(|(b, _)| b),
     }))
 }
 

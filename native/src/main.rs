@@ -160,7 +160,7 @@ async fn run_live(launched: Launched, args: &RunArgs) -> Result<u8> {
         run.hide_secret(key);
     }
     // Before the journal is restored: restored rows are compared too.
-    if let Some(baseline) = compare::baseline_of(args, &config.run_id)? {
+    if let Some(baseline) = launched.baseline {
         run.compare_with(baseline)
             .context("cannot compare this run with its baseline")?;
     }

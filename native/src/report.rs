@@ -270,16 +270,22 @@ pub fn find_data_dir(run_dir: &Path, csv_path: &str) -> Option<PathBuf> {
 
 /// The run files `file` belongs to, for `shadow-batch report`.
 pub fn run_files_of(file: &Path) -> Result<RunFiles> {
+    run_files_for(file, "`shadow-batch report`")
+}
+
+/// The run files `file` belongs to, for `taker` (a command or a flag, as the
+/// errors name it).
+pub fn run_files_for(file: &Path, taker: &str) -> Result<RunFiles> {
     let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let Some(run_id) = run_id_of_file_name(name) else {
         bail!(
-            "{}: not a file of a shadow-batch run; `shadow-batch report` takes a run's progress, summary or results file ({PREFIX}progress-RUN.json, {PREFIX}RUN.json or {PREFIX}results-RUN.jsonl)",
+            "{}: not a file of a shadow-batch run; {taker} takes a run's progress, summary or results file ({PREFIX}progress-RUN.json, {PREFIX}RUN.json or {PREFIX}results-RUN.jsonl)",
             file.display()
         );
     };
     if !file.exists() {
         bail!(
-            "{}: no such file; give `shadow-batch report` a file a run wrote",
+            "{}: no such file; give {taker} a file a run wrote",
             file.display()
         );
     }
