@@ -788,7 +788,12 @@ pub struct RunArgs {
     /// files): the console's end and the summary (`comparison`) say whether this
     /// run agrees with the labels more often, with McNemar's exact test. Rows are
     /// paired as they finish. Give it again when resuming.
-    #[arg(long, value_name = "FILE", conflicts_with = "baseline_column", help_heading = "Compare")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "baseline_column",
+        help_heading = "Compare"
+    )]
     pub baseline: Option<PathBuf>,
 
     /// Compare this run (B) with the decision the CSV holds in column NAME for

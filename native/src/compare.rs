@@ -7,10 +7,10 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use shadow_core::input::CsvOutline;
 use shadow_core::compare::{
     Baseline, JournalRows, PairedRuns, RowCaps, RowDetails, RunInfo, RunRows,
 };
+use shadow_core::input::CsvOutline;
 use shadow_core::report::comparison_to_console;
 use shadow_core::run_files::compare_file_name;
 
@@ -39,7 +39,9 @@ fn stream(path: &Path, mut push: impl FnMut(&[u8])) -> Result<()> {
 
 /// What a run's summary and progress files say of it (whichever exist).
 fn run_info(files: &RunFiles) -> Result<RunInfo> {
-    let read = |path: &Path, parse: fn(BufReader<File>) -> Result<RunInfo, _>| -> Result<Option<RunInfo>> {
+    let read = |path: &Path,
+                parse: fn(BufReader<File>) -> Result<RunInfo, _>|
+     -> Result<Option<RunInfo>> {
         match File::open(path) {
             Ok(f) => parse(BufReader::with_capacity(1 << 16, f))
                 .map(Some)

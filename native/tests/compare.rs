@@ -19,8 +19,8 @@ fn distinct_rows(n: usize, header_extra: &str, extra: impl Fn(usize) -> String) 
     let mut rows = Vec::new();
     for i in 0..n {
         let name = format!("img-{i:05}.png");
-        let mut bytes = std::fs::read(example_images().join(format!("digit-{:04}.png", i % 300)))
-            .unwrap();
+        let mut bytes =
+            std::fs::read(example_images().join(format!("digit-{:04}.png", i % 300))).unwrap();
         bytes.extend_from_slice(format!("row {i}").as_bytes());
         std::fs::write(data.data.join("images").join(&name), bytes).unwrap();
         rows.push(format!("images/{name},{}{}", i % 10, extra(i)));
@@ -55,7 +55,12 @@ fn compare(data: &Data, a: &Path, b: &Path, flags: &[&str]) -> Finished {
 }
 
 fn run_id(files: &RunFiles) -> String {
-    let name = files.results.file_name().unwrap().to_string_lossy().into_owned();
+    let name = files
+        .results
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     name.strip_prefix("shadow-mode-batch-results-")
         .and_then(|n| n.strip_suffix(".jsonl"))
         .unwrap()
@@ -75,9 +80,19 @@ fn comparison_file(a: &RunFiles, b: &RunFiles, dir: &Path) -> PathBuf {
 #[test]
 fn compare_finds_the_more_accurate_mock_run_better() {
     let data = distinct_rows(2_000, "", |_| String::new());
-    let (a, done) = mock_run(&data, &data.csv, &data.dir("a"), &["--mock-accuracy", "0.85"]);
+    let (a, done) = mock_run(
+        &data,
+        &data.csv,
+        &data.dir("a"),
+        &["--mock-accuracy", "0.85"],
+    );
     done.expect_code(0);
-    let (b, done) = mock_run(&data, &data.csv, &data.dir("b"), &["--mock-accuracy", "0.92"]);
+    let (b, done) = mock_run(
+        &data,
+        &data.csv,
+        &data.dir("b"),
+        &["--mock-accuracy", "0.92"],
+    );
     done.expect_code(0);
     // A by its summary, B by its progress file: any file of a run will do.
     let done = compare(&data, &a.summary, &b.progress, &[]);
@@ -85,7 +100,11 @@ fn compare_finds_the_more_accurate_mock_run_better() {
     done.stdout_has("COMPARISON");
     done.stdout_has("verdict: B agrees with the labels more often than A: +");
     let json = read_json(&comparison_file(&a, &b, a.results.parent().unwrap()));
-    assert!(json["mcnemar"]["pValue"].as_f64().unwrap() < 0.05, "{}", json["mcnemar"]);
+    assert!(
+        json["mcnemar"]["pValue"].as_f64().unwrap() < 0.05,
+        "{}",
+        json["mcnemar"]
+    );
     assert_eq!(json["matching"]["matched"], 2_000);
     assert_eq!(json["matching"]["by"], "lineAndImage");
     let difference = json["difference"].as_f64().unwrap();
@@ -121,7 +140,10 @@ fn compare_shows_no_difference_between_equally_accurate_runs() {
     done.stdout_has("verdict: no difference shown at this sample size (p = ");
     let json = read_json(&comparison_file(&a, &b, &out));
     assert!(json["mcnemar"]["pValue"].as_f64().unwrap() >= 0.05);
-    assert!(json["mcnemar"]["discordant"].as_u64().unwrap() > 200, "the seeds answer differently");
+    assert!(
+        json["mcnemar"]["discordant"].as_u64().unwrap() > 200,
+        "the seeds answer differently"
+    );
     let interval = &json["differenceInterval"];
     assert!(interval["low"].as_f64().unwrap() < 0.0 && interval["high"].as_f64().unwrap() > 0.0);
 }
@@ -163,7 +185,10 @@ fn runs_over_different_csvs_are_refused_unless_allow_partial() {
     done.expect_code(0);
     let json = read_json(&file);
     assert_eq!(json["a"]["rows"], 171);
-    assert!(json["notes"][0].as_str().unwrap().contains("Only the 171 matching rows are compared"));
+    assert!(json["notes"][0]
+        .as_str()
+        .unwrap()
+        .contains("Only the 171 matching rows are compared"));
 }
 
 /// A run still going (no summary yet, some rows done): compared on what
@@ -172,7 +197,12 @@ fn runs_over_different_csvs_are_refused_unless_allow_partial() {
 fn a_run_in_progress_is_compared_on_what_exists_and_marked_partial() {
     let data = distinct_rows(300, "", |_| String::new());
     let (a, _) = mock_run(&data, &data.csv, &data.dir("a"), &[]);
-    let (b, _) = mock_run(&data, &data.csv, &data.dir("b"), &["--mock-accuracy", "0.5"]);
+    let (b, _) = mock_run(
+        &data,
+        &data.csv,
+        &data.dir("b"),
+        &["--mock-accuracy", "0.5"],
+    );
     // B as it was midway: 120 rows in its journal, no summary yet.
     let text = std::fs::read_to_string(&b.results).unwrap();
     let kept: String = text.lines().take(121).map(|l| format!("{l}\n")).collect();
@@ -182,7 +212,14 @@ fn a_run_in_progress_is_compared_on_what_exists_and_marked_partial() {
     done.expect_code(0);
     done.stdout_has("Partial:");
     let json = read_json(&comparison_file(&a, &b, a.results.parent().unwrap()));
-    assert!(json["partial"].as_str().unwrap().starts_with("B has no summary yet"), "{}", json["partial"]);
+    assert!(
+        json["partial"]
+            .as_str()
+            .unwrap()
+            .starts_with("B has no summary yet"),
+        "{}",
+        json["partial"]
+    );
     assert_eq!(json["matching"]["matched"], 120);
     assert_eq!(json["matching"]["onlyInA"], 180);
 }
@@ -213,7 +250,11 @@ fn a_baseline_column_is_compared_end_to_end() {
     assert_eq!(c["matching"]["by"], "row");
     assert_eq!(c["a"]["failed"], 20, "the empty cells");
     assert_eq!(c["a"]["agreements"], 400 - 20 - 20 - 120);
-    assert_eq!(c["table"]["onlyAFailed"]["count"].as_u64().unwrap() + c["table"]["bothFailed"]["count"].as_u64().unwrap(), 20);
+    assert_eq!(
+        c["table"]["onlyAFailed"]["count"].as_u64().unwrap()
+            + c["table"]["bothFailed"]["count"].as_u64().unwrap(),
+        20
+    );
     let notes = c["notes"].to_string();
     assert!(notes.contains("\\\"review\\\" (20 rows)"), "{notes}");
     assert!(notes.contains("20 rows have no value"), "{notes}");
@@ -227,7 +268,10 @@ fn a_baseline_column_is_compared_end_to_end() {
     let done = run(cmd);
     done.expect_code(2);
     done.stderr_has("--baseline-column \"verdict\": the CSV has no such column (its columns besides image, label and id: decision)");
-    assert!(all_files(&missing).is_empty(), "no file of the run was made");
+    assert!(
+        all_files(&missing).is_empty(),
+        "no file of the run was made"
+    );
 }
 
 /// `--baseline FILE`: the run's summary holds the comparison with the earlier
@@ -235,7 +279,12 @@ fn a_baseline_column_is_compared_end_to_end() {
 #[test]
 fn a_baseline_run_is_compared_as_the_run_finishes() {
     let data = distinct_rows(600, "", |_| String::new());
-    let (a, _) = mock_run(&data, &data.csv, &data.dir("a"), &["--mock-accuracy", "0.7"]);
+    let (a, _) = mock_run(
+        &data,
+        &data.csv,
+        &data.dir("a"),
+        &["--mock-accuracy", "0.7"],
+    );
     let (b, done) = mock_run(
         &data,
         &data.csv,
@@ -249,7 +298,15 @@ fn a_baseline_run_is_compared_as_the_run_finishes() {
     let done = compare(&data, &a.results, &b.results, &[]);
     done.expect_code(0);
     let files: Value = read_json(&comparison_file(&a, &b, a.results.parent().unwrap()));
-    for field in ["table", "difference", "differenceInterval", "mcnemar", "kappaBetween", "perLabel", "verdict"] {
+    for field in [
+        "table",
+        "difference",
+        "differenceInterval",
+        "mcnemar",
+        "kappaBetween",
+        "perLabel",
+        "verdict",
+    ] {
         let strip = |v: &Value| {
             let mut v = v.clone();
             if let Some(cells) = v.as_object_mut() {

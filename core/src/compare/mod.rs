@@ -420,7 +420,11 @@ impl Comparison {
             low: tally::round4(low),
             high: tally::round4(high),
         });
-        let verdict = verdict(figures.point_difference, figures.difference, &figures.mcnemar);
+        let verdict = verdict(
+            figures.point_difference,
+            figures.difference,
+            &figures.mcnemar,
+        );
         let [a, b] = meta;
         let [sa, sb] = figures.sides;
         let side = |m: SideMeta, scores: SideScores| Side {

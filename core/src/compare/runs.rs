@@ -128,7 +128,9 @@ impl JournalRows {
             image: image_hash(&r.image),
             label: self.categories.intern(&r.label, true),
             answer,
-            latency_ms: r.latency_ms.map_or(u32::MAX, |l| l.min(u64::from(u32::MAX - 1)) as u32),
+            latency_ms: r
+                .latency_ms
+                .map_or(u32::MAX, |l| l.min(u64::from(u32::MAX - 1)) as u32),
             cost_usd: r.cost_usd.map_or(f32::NAN, |c| c as f32),
         });
     }
@@ -140,7 +142,7 @@ impl JournalRows {
         if !tail.is_empty() {
             self.line(&tail);
         }
-        let header = self.scanner.header().cloned();
+        let header = self.scanner.header().cloned().map(Box::new);
         let scan = self.scanner.finish();
         let mut rows = self.rows;
         // Stable: of the lines of one row, the last stays last.
@@ -168,7 +170,7 @@ impl JournalRows {
 pub struct RunRows {
     categories: Categories,
     rows: Vec<StoredRow>,
-    header: Option<JournalHeader>,
+    header: Option<Box<JournalHeader>>,
     scan: JournalScan,
     skipped: u64,
 }
@@ -186,7 +188,7 @@ impl RunRows {
 
     /// The journal's first line: the run's settings.
     pub fn header(&self) -> Option<&JournalHeader> {
-        self.header.as_ref()
+        self.header.as_deref()
     }
 
     /// What the journal held besides results (bad lines, a torn tail).
@@ -502,7 +504,13 @@ impl PairedRuns {
         let b_map: Vec<u32> = (0..b.categories.len() as u32)
             .map(|i| categories.intern(b.categories.name(i).unwrap_or_default(), true))
             .collect();
-        let map_b = |c: u32| if c == FAILED { FAILED } else { b_map[c as usize] };
+        let map_b = |c: u32| {
+            if c == FAILED {
+                FAILED
+            } else {
+                b_map[c as usize]
+            }
+        };
         let mut tally = PairTally::new(categories, caps);
         let mut matching = Matching {
             by,
@@ -557,9 +565,7 @@ impl PairedRuns {
         }
         matching.only_in_a += (ka.len() - i) as u64;
         matching.only_in_b += (kb.len() - j) as u64;
-        matching
-            .differing_rows
-            .sort_by_key(|d| (d.row_a, d.row_b));
+        matching.differing_rows.sort_by_key(|d| (d.row_a, d.row_b));
         for (name, rows) in [("A", a), ("B", b)] {
             let bad = rows.scan.bad_lines.len() as u64 + rows.skipped;
             if bad > 0 {

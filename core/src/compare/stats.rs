@@ -428,7 +428,10 @@ mod tests {
         ];
         for (t, low, high) in want {
             let (l, h) = newcombe_paired_interval(t).unwrap();
-            assert!((l - low).abs() < 1e-12 && (h - high).abs() < 1e-12, "{t:?}: {l} {h}");
+            assert!(
+                (l - low).abs() < 1e-12 && (h - high).abs() < 1e-12,
+                "{t:?}: {l} {h}"
+            );
         }
         assert_eq!(newcombe_paired_interval(table(0, 0, 0, 0)), None);
     }
@@ -492,13 +495,7 @@ mod tests {
     #[test]
     fn bootstrap_scores_match_scikit_learn_and_intervals_a_numpy_bootstrap() {
         let triples = reference_triples();
-        let out = bootstrap_labels(
-            &triples,
-            3,
-            &[true; 3],
-            BOOTSTRAP_SEED,
-            BOOTSTRAP_RESAMPLES,
-        );
+        let out = bootstrap_labels(&triples, 3, &[true; 3], BOOTSTRAP_SEED, BOOTSTRAP_RESAMPLES);
         let near = |got: f64, want: f64, tolerance: f64| {
             assert!((got - want).abs() <= tolerance, "{got} != {want}");
         };
@@ -525,11 +522,12 @@ mod tests {
         assert_eq!(again, out);
     }
 
-    /// A million rows take no longer than a thousand: the resamples draw one
-    /// binomial per distinct (label, first, second), and their totals are the
-    /// rows'.
+    /// A million rows are resampled as their distinct (label, first, second)
+    /// triples (one binomial draw each, whatever their counts): the intervals
+    /// narrow around the same differences as the rows grow (the time is in
+    /// BENCHMARKS.md's compare scenario).
     #[test]
-    fn the_bootstrap_costs_the_distinct_triples_not_the_rows() {
+    fn a_million_rows_resample_as_their_distinct_triples() {
         let big: Vec<Triple> = reference_triples()
             .into_iter()
             .map(|t| Triple {
@@ -537,14 +535,16 @@ mod tests {
                 ..t
             })
             .collect();
-        let start = std::time::Instant::now();
+        assert!(big.iter().map(|t| t.count).sum::<u64>() > 1_000_000);
         let out = bootstrap_labels(&big, 3, &[true, true, false], 7, 2_000);
-        assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
-        assert!(out[2].intervals.iter().all(Option::is_none));
+        assert!(out[2].intervals.iter().all(Option::is_none), "not scored");
         let (low, high) = out[0].intervals[2].unwrap();
         // 1,700 times the rows: an interval ~41 times narrower around the same delta.
         let delta = out[0].second.f1.unwrap() - out[0].first.f1.unwrap();
-        assert!(low < delta && delta < high && high - low < 0.01, "{low} {high}");
+        assert!(
+            low < delta && delta < high && high - low < 0.01,
+            "{low} {high}"
+        );
     }
 
     #[test]

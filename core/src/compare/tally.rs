@@ -201,7 +201,13 @@ impl PairTally {
             .iter()
             .map(|n| labels.index_of(n).expect("every name is in the set") as u32)
             .collect();
-        let at = |c: u32| if c == FAILED { FAILED } else { sorted[c as usize] };
+        let at = |c: u32| {
+            if c == FAILED {
+                FAILED
+            } else {
+                sorted[c as usize]
+            }
+        };
         let mut evals = [Tally::new(k), Tally::new(k)];
         let mut between = Tally::new(k);
         let mut failed = [0u64; 2];
@@ -336,8 +342,8 @@ impl PairTally {
             .into_iter()
             .map(|l| {
                 let b = &boot[l];
-                let delta = |a: Option<f64>, b: Option<f64>, interval: Option<(f64, f64)>| {
-                    ScoreDelta {
+                let delta =
+                    |a: Option<f64>, b: Option<f64>, interval: Option<(f64, f64)>| ScoreDelta {
                         a: a.map(round4),
                         b: b.map(round4),
                         delta: a.zip(b).map(|(a, b)| round4(b - a)),
@@ -345,8 +351,7 @@ impl PairTally {
                             low: round4(low),
                             high: round4(high),
                         }),
-                    }
-                };
+                    };
                 LabelDelta {
                     label: labels.names()[l].clone(),
                     support: support[l],

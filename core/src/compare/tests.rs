@@ -53,7 +53,7 @@ fn journal_text(run_id: &str, lines: &[Line]) -> String {
             },
             attempts: 1,
             latency_ms: Some(l.latency_ms),
-            error: l.answer.is_none().then(|| Cow::Borrowed("HTTP 500")),
+            error: l.answer.is_none().then_some(Cow::Borrowed("HTTP 500")),
             error_kind: l.answer.is_none().then_some(FailureKind::Http),
             http_status: Some(if l.answer.is_some() { 200 } else { 500 }),
             usage: None,
@@ -148,12 +148,20 @@ fn two_runs_figures_match_scikit_learn_and_statsmodels() {
     );
     assert_eq!(c.matching.by, MatchedBy::Id);
     assert_eq!(
-        (c.matching.matched, c.matching.differing, c.matching.only_in_a, c.matching.only_in_b),
+        (
+            c.matching.matched,
+            c.matching.differing,
+            c.matching.only_in_a,
+            c.matching.only_in_b
+        ),
         (300, 0, 0, 0)
     );
     let near = |got: f64, want: f64| assert!((got - want).abs() <= 5e-5, "{got} != {want}");
     let sa = &c.a.scores;
-    assert_eq!((sa.rows, sa.answered, sa.failed, sa.agreements), (300, 291, 9, 219));
+    assert_eq!(
+        (sa.rows, sa.answered, sa.failed, sa.agreements),
+        (300, 291, 9, 219)
+    );
     near(sa.agreement_interval.unwrap().low, 0.6999);
     near(sa.agreement_interval.unwrap().high, 0.7987);
     near(sa.kappa.unwrap().value, 0.6289);
@@ -215,21 +223,41 @@ fn each_cell_lists_its_first_rows_and_the_table_shows_them_with_their_text() {
         (CellKind::BothRight, &c.table.both_right),
     ] {
         for row in &cell.rows {
-            let shown = c.rows.iter().find(|r| r.row == *row).expect("listed rows are shown");
+            let shown = c
+                .rows
+                .iter()
+                .find(|r| r.row == *row)
+                .expect("listed rows are shown");
             assert_eq!(shown.cell, kind);
             assert_eq!(shown.image, format!("img/{row}.png"));
             assert_eq!(shown.id.as_deref(), Some(format!("id{row}").as_str()));
             assert_eq!(shown.line, row + 2);
         }
     }
-    let only_b = c.rows.iter().find(|r| r.cell == CellKind::OnlyBRight).unwrap();
+    let only_b = c
+        .rows
+        .iter()
+        .find(|r| r.cell == CellKind::OnlyBRight)
+        .unwrap();
     assert_eq!(only_b.b.as_deref(), Some(only_b.label.as_str()));
     assert_ne!(only_b.a.as_deref(), Some(only_b.label.as_str()));
-    let failed = c.rows.iter().find(|r| r.cell == CellKind::OnlyAFailed).unwrap();
+    let failed = c
+        .rows
+        .iter()
+        .find(|r| r.cell == CellKind::OnlyAFailed)
+        .unwrap();
     assert_eq!(failed.a, None);
     // The first 10 rows that are not "both right", the cells' rows, no more.
-    let interesting = c.rows.iter().filter(|r| r.cell != CellKind::BothRight).count();
-    assert!(interesting >= 10 && c.rows.len() <= 10 + 7 * 5, "{}", c.rows.len());
+    let interesting = c
+        .rows
+        .iter()
+        .filter(|r| r.cell != CellKind::BothRight)
+        .count();
+    assert!(
+        interesting >= 10 && c.rows.len() <= 10 + 7 * 5,
+        "{}",
+        c.rows.len()
+    );
     assert!(c.rows.windows(2).all(|w| w[0].row < w[1].row));
     // The summary's copy keeps no row.
     let lean = c.clone().without_rows();
@@ -274,7 +302,11 @@ fn rows_are_matched_by_id_across_orders_else_by_line_and_image() {
             l
         })
         .collect();
-    let c = compare(&journal_text("A1", &a), &journal_text("B1", &moved), RowCaps::default());
+    let c = compare(
+        &journal_text("A1", &a),
+        &journal_text("B1", &moved),
+        RowCaps::default(),
+    );
     assert_eq!(c.matching.by, MatchedBy::Id);
     assert_eq!(c.matching.matched, 300);
     assert_eq!(c.table.only_b_right.count, 47);
@@ -292,7 +324,11 @@ fn rows_are_matched_by_id_across_orders_else_by_line_and_image() {
             .collect()
     };
     let (a, b) = (strip(a), strip(b));
-    let c = compare(&journal_text("A1", &a), &journal_text("B1", &b), RowCaps::default());
+    let c = compare(
+        &journal_text("A1", &a),
+        &journal_text("B1", &b),
+        RowCaps::default(),
+    );
     assert_eq!(c.matching.by, MatchedBy::LineAndImage);
     assert_eq!(c.matching.matched, 300);
 }
@@ -307,21 +343,46 @@ fn rows_that_differ_or_are_on_one_side_only_are_counted_not_paired() {
     b[4].image = "img/other.png".into();
     b.truncate(290);
     b.push(line(400, "cat", Some("cat")));
-    let (ra, rb) = (rows_of(&journal_text("A1", &a), 4096), rows_of(&journal_text("B1", &b), 4096));
-    let paired = PairedRuns::pair(&ra, completed("A1", 300), &rb, completed("B1", 291), RowCaps::default());
+    let (ra, rb) = (
+        rows_of(&journal_text("A1", &a), 4096),
+        rows_of(&journal_text("B1", &b), 4096),
+    );
+    let paired = PairedRuns::pair(
+        &ra,
+        completed("A1", 300),
+        &rb,
+        completed("B1", 291),
+        RowCaps::default(),
+    );
     let m = paired.matching();
-    assert_eq!((m.matched, m.differing, m.only_in_a, m.only_in_b), (288, 2, 10, 1));
+    assert_eq!(
+        (m.matched, m.differing, m.only_in_a, m.only_in_b),
+        (288, 2, 10, 1)
+    );
     assert_eq!(m.differing_rows[0].row_a, 3);
-    assert_eq!((m.differing_rows[0].label_a.as_str(), m.differing_rows[0].label_b.as_str()), ("cat", "dog"));
+    assert_eq!(
+        (
+            m.differing_rows[0].label_a.as_str(),
+            m.differing_rows[0].label_b.as_str()
+        ),
+        ("cat", "dog")
+    );
     assert!(m.differing_rows[0].same_image);
     assert!(!m.differing_rows[1].same_image);
     let why = paired.mismatch().expect("not the same CSV");
-    assert!(why.contains("288 rows match (by id)") && why.contains("2 have the same id"), "{why}");
+    assert!(
+        why.contains("288 rows match (by id)") && why.contains("2 have the same id"),
+        "{why}"
+    );
     assert!(why.contains("A's CSV has 300 rows, B's 291"), "{why}");
     let details = paired.details();
     let c = paired.finish(details, true);
     assert_eq!(c.a.scores.rows, 288);
-    assert!(c.notes[0].starts_with("A and B do not look like runs over the same CSV"), "{:?}", c.notes);
+    assert!(
+        c.notes[0].starts_with("A and B do not look like runs over the same CSV"),
+        "{:?}",
+        c.notes
+    );
 }
 
 /// A run still going is compared on what it has, said partial; its missing
@@ -330,7 +391,10 @@ fn rows_that_differ_or_are_on_one_side_only_are_counted_not_paired() {
 fn a_run_in_progress_is_compared_on_what_exists_and_marked_partial() {
     let (a, mut b) = reference_sides();
     b.truncate(120);
-    let (ra, rb) = (rows_of(&journal_text("A1", &a), 4096), rows_of(&journal_text("B1", &b), 4096));
+    let (ra, rb) = (
+        rows_of(&journal_text("A1", &a), 4096),
+        rows_of(&journal_text("B1", &b), 4096),
+    );
     let running = RunInfo {
         status: Some("running".into()),
         total_rows: Some(300),
@@ -382,7 +446,16 @@ fn the_verdict_says_which_side_is_better_or_that_no_difference_is_shown() {
 #[test]
 fn a_file_that_is_not_a_summary_is_refused_with_the_reason() {
     let err = RunInfo::from_summary(&b"[1, 2]"[..]).unwrap_err();
-    assert!(matches!(err, CompareError::NotARunFile { what: "summary", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CompareError::NotARunFile {
+                what: "summary",
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = RunInfo::from_summary(&br#"{"runId": "x"}"#[..]).unwrap_err();
     assert!(err.to_string().contains("`status`"), "{err}");
     let info = RunInfo::from_summary(
@@ -398,7 +471,13 @@ fn a_file_that_is_not_a_summary_is_refused_with_the_reason() {
     assert_eq!(info.cost_per_image_usd, Some(0.0002));
     assert_eq!(info.model.as_deref(), Some("gpt-x"));
     assert!(info.from_summary);
-    let progress = RunInfo::from_progress(&br#"{"overallProgress": {"total": 9}, "allReports": [], "status": "running"}"#[..]).unwrap();
-    assert_eq!((progress.total_rows, progress.from_summary), (Some(9), false));
+    let progress = RunInfo::from_progress(
+        &br#"{"overallProgress": {"total": 9}, "allReports": [], "status": "running"}"#[..],
+    )
+    .unwrap();
+    assert_eq!(
+        (progress.total_rows, progress.from_summary),
+        (Some(9), false)
+    );
     assert!(RunInfo::from_progress(&br#"{"overallProgress": {}}"#[..]).is_err());
 }

@@ -150,11 +150,7 @@ pub(super) fn write_comparison(s: &mut String, c: &Comparison) {
         for l in moved.iter().take(LABELS_SHOWN) {
             let f1 = &l.scores.f1;
             let interval = f1.interval.map_or(String::new(), |i| {
-                format!(
-                    " ({} to {})",
-                    signed4(Some(i.low)),
-                    signed4(Some(i.high))
-                )
+                format!(" ({} to {})", signed4(Some(i.low)), signed4(Some(i.high)))
             });
             let _ = writeln!(
                 s,
@@ -173,5 +169,9 @@ pub(super) fn write_comparison(s: &mut String, c: &Comparison) {
     for note in &c.notes {
         let _ = writeln!(s, "   Note:             {}", escape_for_terminal(note));
     }
-    let _ = writeln!(s, "   Verdict:          {}", escape_for_terminal(&c.verdict));
+    let _ = writeln!(
+        s,
+        "   Verdict:          {}",
+        escape_for_terminal(&c.verdict)
+    );
 }

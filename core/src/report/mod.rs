@@ -911,7 +911,10 @@ impl Summary {
         self.write_slices(&mut s);
         if let Some(c) = &self.comparison {
             let _ = writeln!(s, "{THIN_RULE}");
-            let _ = writeln!(s, "   COMPARED WITH THE BASELINE (A: the baseline, B: this run)");
+            let _ = writeln!(
+                s,
+                "   COMPARED WITH THE BASELINE (A: the baseline, B: this run)"
+            );
             comparison::write_comparison(&mut s, c);
         }
         let errors = &self.overall_progress.errors;

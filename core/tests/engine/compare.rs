@@ -18,7 +18,11 @@ fn csv_with_decisions(n: usize) -> String {
     let mut text = String::from("id,image,label,decision,site\n");
     for i in 0..n {
         let label = LABELS[i % 3];
-        let decision = if i % 4 == 0 { LABELS[(i + 1) % 3] } else { label };
+        let decision = if i % 4 == 0 {
+            LABELS[(i + 1) % 3]
+        } else {
+            label
+        };
         text.push_str(&format!("r{i},img-{i}.png,{label},{decision},s{}\n", i % 2));
     }
     text
@@ -32,7 +36,11 @@ fn model(item: &shadow_core::input::Item) -> (u64, Reply) {
         return (latency, status(400));
     }
     let i = LABELS.iter().position(|l| **l == *item.label).unwrap();
-    let answer = if item.row % 6 == 0 { LABELS[(i + 2) % 3] } else { LABELS[i] };
+    let answer = if item.row % 6 == 0 {
+        LABELS[(i + 2) % 3]
+    } else {
+        LABELS[i]
+    };
     (latency, ok(answer))
 }
 
@@ -105,7 +113,10 @@ fn a_baseline_run_is_compared_as_rows_finish_as_its_files_would_be() {
     assert_eq!(live.matching.matched, 240);
     assert_eq!(live.a.run_id.as_deref(), Some("base"));
     assert_eq!(live.b.run_id.as_deref(), Some(summary.run_id.as_str()));
-    assert_eq!(live.b.latency_p50_ms, Some(summary.statistics.latency_ms.p50));
+    assert_eq!(
+        live.b.latency_p50_ms,
+        Some(summary.statistics.latency_ms.p50)
+    );
     assert!(live.rows.is_empty() && live.table.both_right.rows.is_empty());
     assert_eq!(live.partial, None);
     // The same two runs compared from their journals.
@@ -116,7 +127,12 @@ fn a_baseline_run_is_compared_as_rows_finish_as_its_files_would_be() {
     let files = paired.finish(details, false);
     assert_same_figures(&live, &files);
     // B is better: A is wrong on a quarter of the rows, B on a sixth.
-    assert!(live.verdict.starts_with("B agrees with the labels more often than A"), "{}", live.verdict);
+    assert!(
+        live.verdict
+            .starts_with("B agrees with the labels more often than A"),
+        "{}",
+        live.verdict
+    );
     assert!(summary.to_console(5).contains("COMPARED WITH THE BASELINE"));
 }
 
@@ -200,11 +216,17 @@ fn baseline_values_outside_the_labels_are_their_own_answers_and_said() {
     assert_eq!(c.table.only_b_right.count, 6);
     assert_eq!(c.table.only_a_failed.count, 6);
     assert!(
-        c.notes.iter().any(|n| n.contains("\"unknown\" (6 rows)") && n.contains("outside the label set")),
+        c.notes
+            .iter()
+            .any(|n| n.contains("\"unknown\" (6 rows)") && n.contains("outside the label set")),
         "{:?}",
         c.notes
     );
-    assert!(c.notes.iter().any(|n| n.contains("6 rows have no value")), "{:?}", c.notes);
+    assert!(
+        c.notes.iter().any(|n| n.contains("6 rows have no value")),
+        "{:?}",
+        c.notes
+    );
     // "unknown" is an answer, not a label: no per-label line for it.
     assert!(c.per_label.iter().all(|l| l.label != "unknown"));
 }
