@@ -135,6 +135,9 @@ FILES (in the CSV's folder, or --out-dir):
                                             file to open in a browser (no server, no
                                             network); `shadow-batch report FILE`
                                             writes it again for any earlier run
+    shadow-mode-batch-compare-{A}-vs-{B}.json
+                                            `shadow-batch compare A B`: the paired
+                                            figures, the verdict, the rows
     shadow-mode-batch-{run}.lock            while a process runs the run: its pid
                                             (a second process on the run is refused)
 

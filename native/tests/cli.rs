@@ -746,6 +746,9 @@ fn help_lists_every_flag() {
         "3 the run completed and missed a",
         "shadow-mode-batch-report-{run}.html",
         "shadow-batch report",
+        "--baseline",
+        "--baseline-column",
+        "shadow-batch compare",
     ] {
         assert!(done.stdout.contains(flag), "--help lacks {flag}");
     }
