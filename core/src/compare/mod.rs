@@ -121,6 +121,9 @@ pub struct Side {
     /// Its model, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Its CSV as the run named it (where its images are found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv_path: Option<String>,
     /// Agreement and scores.
     #[serde(flatten)]
     pub scores: SideScores,
@@ -400,6 +403,7 @@ pub(crate) struct SideMeta {
     pub(crate) name: String,
     pub(crate) run_id: Option<String>,
     pub(crate) model: Option<String>,
+    pub(crate) csv_path: Option<String>,
     pub(crate) cost_per_image_usd: Option<f64>,
     pub(crate) latency: Option<(u64, u64)>,
     pub(crate) timing_from: Option<TimingFrom>,
@@ -431,6 +435,7 @@ impl Comparison {
             name: m.name,
             run_id: m.run_id,
             model: m.model,
+            csv_path: m.csv_path,
             scores,
             cost_per_image_usd: m.cost_per_image_usd,
             latency_p50_ms: m.latency.map(|l| l.0),

@@ -220,6 +220,7 @@ impl RunRows {
             name: info.side_name(),
             run_id: info.run_id.clone(),
             model: info.model.clone(),
+            csv_path: info.csv_path.clone(),
             cost_per_image_usd: if from_summary {
                 info.cost_per_image_usd
             } else {

@@ -559,6 +559,7 @@ impl Run {
             name: format!("this run ({})", self.config.run_id),
             run_id: Some(self.config.run_id.clone()),
             model: self.config.provider.model().map(str::to_owned),
+            csv_path: Some(self.config.csv_path.clone()),
             cost_per_image_usd: cost.usd_per_image,
             latency: (latency.count > 0).then_some((latency.p50, latency.p95)),
             timing_from: Some(TimingFrom::Summary),
