@@ -250,3 +250,54 @@ fn a_missing_column_or_a_late_baseline_is_refused() {
         .unwrap_err();
     assert_eq!(err, CompareError::TooLate);
 }
+
+/// A resumed run compares its restored rows too: interrupted, then resumed
+/// with the same baseline, it ends with the comparison of a run that was never
+/// interrupted, and the interrupted session's summary says it is partial.
+#[test]
+fn a_resumed_run_compares_its_restored_rows_too() {
+    let csv = csv_with_decisions(120);
+    let config = || RunConfig {
+        concurrency: Some(2),
+        ..config()
+    };
+    let with_baseline = |mut sim: Sim| {
+        sim.run
+            .compare_with(Baseline::Column("decision".into()))
+            .unwrap();
+        sim
+    };
+    let clean = with_baseline(Sim::new(config(), csv_text(&csv), |item, _, _| model(item)))
+        .finish()
+        .summary
+        .unwrap()
+        .comparison
+        .unwrap();
+    let first = with_baseline(
+        Sim::new(
+            RunConfig {
+                cancel_grace_ms: 10,
+                ..config()
+            },
+            csv_text(&csv),
+            |item, _, _| model(item),
+        )
+        .cancel_at(Millis(T0.0 + 3_000)),
+    )
+    .finish();
+    let partial = first.summary.unwrap().comparison.unwrap();
+    assert!(
+        partial
+            .partial
+            .as_deref()
+            .is_some_and(|p| p.starts_with("B (this run) is interrupted:")),
+        "{:?}",
+        partial.partial
+    );
+    assert!(partial.matching.matched < 120 && !first.done.is_empty());
+    let mut second = with_baseline(Sim::new(config(), csv_text(&csv), |item, _, _| model(item)));
+    second.run.restore(first.done.clone()).unwrap();
+    let resumed = second.finish().summary.unwrap().comparison.unwrap();
+    assert_eq!(resumed.matching.matched, 120);
+    assert_same_figures(&resumed, &clean);
+}
