@@ -49,7 +49,7 @@ enum Source {
         rows: Vec<StoredRow>,
         /// A bit per row of `rows`: paired or found differing.
         used: Vec<u64>,
-        meta: SideMeta,
+        meta: Box<SideMeta>,
         partial: Option<String>,
     },
 }
@@ -121,7 +121,7 @@ impl LiveComparison {
                     keys,
                     used: vec![0; stored.len().div_ceil(64)],
                     rows: stored,
-                    meta,
+                    meta: Box::new(meta),
                     partial,
                 };
                 (categories, source)
@@ -277,7 +277,12 @@ impl LiveComparison {
                 ..
             } => {
                 let used: u64 = used.iter().map(|w| u64::from(w.count_ones())).sum();
-                (meta.clone(), *by, rows.len() as u64 - used, partial.clone())
+                (
+                    SideMeta::clone(meta),
+                    *by,
+                    rows.len() as u64 - used,
+                    partial.clone(),
+                )
             }
         };
         let matching = Matching {
