@@ -355,7 +355,7 @@ pub fn inspect_csv(csv_text: &str, columns: JsValue) -> Result<JsValue, JsError>
         }
     }
     to_js(&serde_json::json!({
-        "rows": csv.items.len(), "labels": csv.labels.names(), "defective": defective,
+        "rows": csv.items.len(), "labels": csv.outline.labels.names(), "defective": defective,
         "urls": urls, "absolute": absolute, "relative": relative,
     }))
 }

@@ -91,13 +91,14 @@ impl Run {
     /// everything the run reports, and the URL is reported without them; give the
     /// API key with [`Run::hide_secret`].
     pub fn new(config: RunConfig, csv: LabelsCsv, now: Millis) -> Result<Run, ConfigError> {
-        let LabelsCsv {
-            items,
-            labels,
-            extra_columns,
-            ..
-        } = csv;
-        Run::with_rows(config, labels, &extra_columns, Rows::Whole(items), now)
+        let LabelsCsv { items, outline } = csv;
+        Run::with_rows(
+            config,
+            outline.labels,
+            &outline.extra_columns,
+            Rows::Whole(items),
+            now,
+        )
     }
 
     /// A run over a CSV the host reads as the run goes, so that memory follows the
