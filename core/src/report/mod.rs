@@ -417,7 +417,9 @@ pub fn group_errors(errors: &[ErrorEntry]) -> Vec<ErrorGroup> {
     struct Building {
         group: ErrorGroup,
         gathered: Gathered,
-        values: Vec<Vec<String>>,
+        /// The group's lowest rows, with their lines and varying parts: the same
+        /// rows whatever order the failures came in.
+        listed: Vec<(usize, u64, Vec<String>)>,
     }
     type Key = (Option<FailureKind>, Option<u16>, String);
     let mut groups: Vec<Building> = Vec::new();
@@ -444,17 +446,19 @@ pub fn group_errors(errors: &[ErrorEntry]) -> Vec<ErrorGroup> {
                         details: Vec::new(),
                     },
                     gathered: Gathered::new(template.clone()),
-                    values: Vec::new(),
+                    listed: Vec::new(),
                 });
                 groups.len() - 1
             }
         };
         let b = &mut groups[at];
         b.group.count += 1;
-        if b.group.rows.len() < ERROR_GROUP_ROWS {
-            b.group.rows.push(e.row);
-            b.group.lines.push(e.line);
-            b.values.push(template.into_values());
+        if b.listed.len() < ERROR_GROUP_ROWS {
+            b.listed.push((e.row, e.line, template.into_values()));
+        } else if let Some(highest) = b.listed.iter_mut().max_by_key(|l| l.0) {
+            if e.row < highest.0 {
+                *highest = (e.row, e.line, template.into_values());
+            }
         }
     }
     // Stable: equal counts keep their order of first appearance.
@@ -463,10 +467,14 @@ pub fn group_errors(errors: &[ErrorEntry]) -> Vec<ErrorGroup> {
         .into_iter()
         .map(|b| {
             let mut group = b.group;
+            let mut listed = b.listed;
+            listed.sort_by_key(|l| l.0);
             group.message = b.gathered.message();
             if b.gathered.varies() {
-                group.details = b.values.iter().map(|v| b.gathered.detail(v)).collect();
+                group.details = listed.iter().map(|l| b.gathered.detail(&l.2)).collect();
             }
+            group.rows = listed.iter().map(|l| l.0).collect();
+            group.lines = listed.iter().map(|l| l.1).collect();
             group
         })
         .collect()
