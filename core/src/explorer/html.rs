@@ -21,7 +21,9 @@ use super::{ExplorerData, ExplorerError, ResultsStream, RunFile, DEFAULT_ROW_CAP
 pub const MODULES: &[(&str, &str)] = &[
     ("dom.js", include_str!("../../../web/explorer/dom.js")),
     ("charts.js", include_str!("../../../web/explorer/charts.js")),
+    ("csv.js", include_str!("../../../web/explorer/csv.js")),
     ("table.js", include_str!("../../../web/explorer/table.js")),
+    ("viewstate.js", include_str!("../../../web/explorer/viewstate.js")),
     (
         "explorer.js",
         include_str!("../../../web/explorer/explorer.js"),
