@@ -616,12 +616,12 @@ async function prepareAndStart() {
       },
       tick,
       finished(out) {
-        tick();
         state.active = false;
         state.cancelling = false;
         setRunning(false);
         keepTallies(state.run.counts(), true);
         showEnd(out);
+        tick(); // the last counts, with no ETA now that the run ended
         state.explorer.finished(state);
         const s = out.summary;
         state.saved = state.store.saveRun(runRecord({ status: s.status, abortKind: s.abortKind, abortReason: s.abortReason }));

@@ -134,6 +134,8 @@ test('per-label table: scikit-learn\'s accuracy, macro and weighted rows, sortab
     assert.deepEqual(cells, SKLEARN.perLabel, where);
     assert.deepEqual((await footRows(page)).map((r) => r.map((c) => c.trim())), SKLEARN.foot, where);
     assert.deepEqual(await page.$$eval('.sx-perlabel tfoot th', (ths) => ths.map((th) => th.scope)), ['row', 'row', 'row'], where);
+    // The table, its summary rows too, fits its box (no sideways scrolling) at both widths.
+    assert.ok(await page.$eval('.sx-perlabel', (t) => t.scrollWidth <= t.parentElement.clientWidth), `${where}: the table fits`);
 
     // Every visible column sorts: ascending, then descending, said by aria-sort on
     // its header only; a missing value last either way; the summary rows stay last.

@@ -67,6 +67,7 @@ test('after a run the page shows one matrix and one per-label table (the explore
     assert.equal(await page.getByRole('table', { name: /confusion matrix/i }).count(), 1, where);
     assert.equal(await page.getByRole('table', { name: /per label/i }).count(), 1, where);
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), `${where}: nothing wider than the page`);
+    assert.doesNotMatch(await page.textContent('#stats'), /ETA/, `${where}: no time left is promised once the run ended`);
 
     // The report downloads beside the JSON files, named as the CLI names it.
     const buttons = await page.$$eval('#live .buttons button', (bs) => bs.map((b) => b.textContent));
