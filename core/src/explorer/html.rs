@@ -23,7 +23,10 @@ pub const MODULES: &[(&str, &str)] = &[
     ("charts.js", include_str!("../../../web/explorer/charts.js")),
     ("csv.js", include_str!("../../../web/explorer/csv.js")),
     ("table.js", include_str!("../../../web/explorer/table.js")),
-    ("viewstate.js", include_str!("../../../web/explorer/viewstate.js")),
+    (
+        "viewstate.js",
+        include_str!("../../../web/explorer/viewstate.js"),
+    ),
     (
         "explorer.js",
         include_str!("../../../web/explorer/explorer.js"),
