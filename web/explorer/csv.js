@@ -6,7 +6,7 @@
 
 /** The CSV's columns: the results journal's field names. */
 export const CSV_COLUMNS = ['row', 'line', 'id', 'image', 'label', 'prediction', 'agreement', 'status', 'attempts',
-  'latencyMs', 'errorKind', 'httpStatus', 'tokens', 'error'];
+  'latencyMs', 'errorKind', 'httpStatus', 'tokens', 'costUsd', 'error', 'answer'];
 
 /** One CSV field: formula-safe, then quoted when it holds a quote, a comma or a line break. */
 export function csvField(value) {
@@ -29,7 +29,7 @@ export function rowsCsv(data, indices) {
     lines.push([
       it.row[i], it.line[i], col('id', i), it.image[i], labels[it.label[i]], p === null ? null : labels[p],
       ok ? p === it.label[i] : null, ok ? 'success' : 'failed', it.attempts[i], it.latencyMs[i], col('errorKind', i),
-      col('httpStatus', i), col('tokens', i), e === null ? null : it.errorTexts[e],
+      col('httpStatus', i), col('tokens', i), col('costUsd', i), e === null ? null : it.errorTexts[e], col('answer', i),
     ].map(csvField).join(','));
   }
   return `${lines.join('\r\n')}\r\n`;

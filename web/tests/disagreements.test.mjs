@@ -38,7 +38,7 @@ function knownResults() {
   const lines = Y_TRUE.map((label, row) => ({
     row, line: row + 2, image: `images/digit-${String(row).padStart(4, '0')}.png`, label, prediction: Y_PRED[row],
     agreement: Y_PRED[row] === label, status: 'success', attempts: 1, latencyMs: 100 + ((row * 37) % 200),
-    error: null, finishedAt: '2025-01-24T10:30:00.000Z',
+    error: null, finishedAt: '2025-01-24T10:30:00.000Z', ...(row === 6 ? { answer: '-owl, I think' } : {}),
   }));
   FAILED.forEach((f, k) => lines.push({
     row: 20 + k, line: 22 + k, image: f.image, label: f.label, prediction: null, agreement: null, status: 'failed',
@@ -261,14 +261,14 @@ test('the rows the filters show download as CSV: a header, the rows in the order
     // The exact text: quoted where a field holds a quote, a comma or a line break;
     // a field that starts with = + - @ starts with ' (a spreadsheet keeps it text).
     assert.equal(text, [
-      'row,line,id,image,label,prediction,agreement,status,attempts,latencyMs,errorKind,httpStatus,tokens,error',
-      "21,23,,\"'+plus,comma.png\",dog,,,failed,2,,transport,,,'-1 tokens left",
-      '20,22,,"\'=HYPERLINK(""http://evil.test"",""x"").png",cat,,,failed,3,,http,500,,"\'@SUM(1+1), ""quoted""\nsecond line"',
+      'row,line,id,image,label,prediction,agreement,status,attempts,latencyMs,errorKind,httpStatus,tokens,costUsd,error,answer',
+      "21,23,,\"'+plus,comma.png\",dog,,,failed,2,,transport,,,,'-1 tokens left,",
+      '20,22,,"\'=HYPERLINK(""http://evil.test"",""x"").png",cat,,,failed,3,,http,500,,,"\'@SUM(1+1), ""quoted""\nsecond line",',
       '',
     ].join('\r\n'), where);
     const rows = parseCsv(text);
     assert.equal(rows[2][3], `'${FORMULA_IMAGE}`, where);
-    assert.equal(rows[2][13], `'${FAILED[0].error}`, where);
+    assert.equal(rows[2][14], `'${FAILED[0].error}`, where);
 
     // Another filter, another download: the disagreements of label cat, all columns.
     await page.uncheck('.sx-filters input[name=failures]');
@@ -280,6 +280,7 @@ test('the rows the filters show download as CSV: a header, the rows in the order
       ['6', 'cat', 'owl', 'false', 'success'], ['5', 'cat', 'dog', 'false', 'success'],
     ], where);
     assert.equal(got[1][3], 'images/digit-0006.png', where);
+    assert.equal(got[1][15], "'-owl, I think", `${where}: the model's answer, formula-safe`);
     // Nothing matches: nothing to download.
     await page.fill('.sx-filters input[type=search]', 'no such row anywhere');
     await page.waitForFunction(() => document.querySelector('.sx-csv').disabled);

@@ -133,7 +133,9 @@ test('after a reload and resume the live line counts the retries (and 429s) of e
   await page.waitForFunction(() => /retries ([3-9]|\d\d)/.test(document.getElementById('stats').textContent), null, { timeout: 30_000 });
   const before = await retriesShown(page);
   // Kept for a resume (the page writes them at most a second after they change).
-  await page.waitForFunction(async (n) => (await window.__shadow.store.tallies(window.__shadow.runId)).retries >= n, before.total, { timeout: 10_000 });
+  await page.waitForFunction((n) => (window.__shadow.talliesSaved?.retries ?? -1) >= n, before.total, { timeout: 10_000 });
+  const stored = await page.evaluate(async () => window.__shadow.store.tallies(window.__shadow.runId));
+  assert.ok(stored.retries >= before.total, `kept in IndexedDB: ${JSON.stringify(stored)}`);
   await page.reload();
   await ready(page);
   await chooseData(page, { csv: null });
