@@ -181,10 +181,14 @@ impl Summary {
             for v in below {
                 let _ = writeln!(
                     s,
-                    "     {:<20} {:>6.2}% agreement ({:.1} points below the run), {} rows, {} failed",
+                    "     {:<20} {:>6.2}% agreement ({:.1} points below the run; 95% interval {}), {} rows, {} failed",
                     escape_for_terminal(&v.value),
                     v.agreement_rate.unwrap_or(0.0) * 100.0,
                     -v.gap.unwrap_or(0.0) * 100.0,
+                    v.agreement_interval.map_or_else(
+                        || "-".to_string(),
+                        |i| format!("{:.1}-{:.1}%", i.low * 100.0, i.high * 100.0)
+                    ),
                     v.rows,
                     v.failed
                 );
