@@ -9,7 +9,7 @@
 
 import init, {
   ShadowRun, browserAccess, defaultConfig, defaultProvider, settingBounds, fileStamp, formatDuration, mockModel,
-  percent, prepareJournal, progressFileName, resultsFileName, summaryFileName,
+  percent, prepareJournal, progressFileName, reportFileName, reportHtml, resultsFileName, summaryFileName,
 } from './pkg/shadow_wasm.js';
 import { ImageFiles, Runner, now } from './runner.js';
 import { Store } from './store.js';
@@ -35,6 +35,10 @@ const state = {
   shownKind: null,
   // Set once the stored runs are read and offered (for the browser tests).
   ready: false,
+  // The run's retries and 429s in its earlier sessions (the core counts them per
+  // session), and what was last kept of its totals: {retries, rateLimitHits, at}.
+  earlier: { retries: 0, rateLimitHits: 0 },
+  talliesKept: null,
 };
 window.__shadow = state; // for the browser tests
 
@@ -328,8 +332,35 @@ function setResume(resume) {
   }
 }
 
+/** The run's retries and 429s over all its sessions. */
+function totals(c) {
+  return { retries: state.earlier.retries + c.retries, rateLimitHits: state.earlier.rateLimitHits + c.rateLimitHits };
+}
+
+/** A total, with this session's share when earlier sessions had some: `12 (8 this session)`. */
+function acrossSessions(total, session) {
+  return total === session ? String(total) : `${total} (${session} this session)`;
+}
+
+/** Keeps the run's totals of retries and 429s for a resume after a reload: when they
+ * changed, at most once a second (and at the end, `now`). */
+function keepTallies(c, now = false) {
+  const all = totals(c);
+  const kept = state.talliesKept;
+  if (kept && kept.retries === all.retries && kept.rateLimitHits === all.rateLimitHits) return;
+  const t = performance.now();
+  if (!now && kept && t - kept.at < 1000) return;
+  state.talliesKept = { ...all, at: t };
+  const runId = state.runId;
+  state.store.saveTallies(runId, all)
+    .then(() => { state.talliesSaved = { runId, ...all }; }) // for the browser tests
+    .catch(() => {});
+}
+
 function tick() {
   const c = state.run.counts();
+  keepTallies(c);
+  const all = totals(c);
   const done = c.successful + c.failed;
   $('bar').max = Math.max(1, c.total);
   $('bar').value = done;
@@ -343,7 +374,8 @@ function tick() {
   $('stats').textContent =
     `${done}/${c.total} done · ${rate.toFixed(1)} images/s · ${going ? `ETA ${formatDuration(eta)} · ` : ''}` +
     `success ${percent(c.successful, done)} · agreement ${percent(c.agreements, c.successful)} · ` +
-    `${c.inFlight} in flight · retries ${c.retries} · 429s ${c.rateLimitHits} · ` +
+    `${c.inFlight} in flight · retries ${acrossSessions(all.retries, c.retries)} · ` +
+    `429s ${acrossSessions(all.rateLimitHits, c.rateLimitHits)} · ` +
     state.run.describePace(t);
   if ($('status').dataset.final) return;
   if (state.cancelling) {
@@ -362,45 +394,13 @@ function addReport(out) {
   $('reports-section').hidden = false;
 }
 
-/** Fills a table (keeping its caption): a header row, then rows whose first cell
- * heads the row. */
-function table(el, header, rows, diagonal) {
-  const caption = el.caption;
-  const thead = document.createElement('thead');
-  const head = thead.insertRow();
-  for (const h of header) {
-    const th = document.createElement('th');
-    th.scope = 'col';
-    th.textContent = h;
-    head.append(th);
-  }
-  const tbody = document.createElement('tbody');
-  rows.forEach((row, i) => {
-    const tr = tbody.insertRow();
-    row.forEach((cell, j) => {
-      const td = document.createElement(j === 0 ? 'th' : 'td');
-      if (j === 0) td.scope = 'row';
-      td.textContent = cell;
-      if (diagonal && j === i + 1) td.className = 'diag';
-      tr.append(td);
-    });
-  });
-  el.replaceChildren(...(caption ? [caption] : []), thead, tbody);
-}
-
-function showSummary(out) {
+/** The run ended: its status (and what to do next) in the live section, its
+ * summary and report offered; the explorer shows the figures. */
+function showEnd(out) {
   const s = out.summary;
   state.summary = s;
-  $('summary-text').textContent = out.console;
-  const ev = s.evaluation;
-  if (ev.confusionMatrix) {
-    table($('matrix'), ['label \\ predicted', ...ev.labels], ev.confusionMatrix.map((row, i) => [ev.labels[i], ...row]), true);
-  }
-  const f = (v) => (v === null || v === undefined ? '-' : v.toFixed(3));
-  table($('per-label'), ['label', 'precision', 'recall', 'F1', 'support'],
-    ev.perLabel.map((l) => [l.label, f(l.precision), f(l.recall), f(l.f1), l.support]));
-  $('summary').hidden = false;
   $('dl-summary').disabled = false;
+  $('dl-report').disabled = false;
 
   const mock = s.config.providerLabel === 'mock';
   const { total, successful, failed } = s.statistics;
@@ -588,13 +588,14 @@ async function prepareAndStart() {
   Object.assign(state, {
     run, runId, csvName, csvText, config, lines: journal.lines, summary: null, started: now(), cancelling: false,
     startedAt: resume ? resume.record.startedAt : Date.now(), formRunId: runId,
+    earlier: resume ? await state.store.tallies(runId) : { retries: 0, rateLimitHits: 0 }, talliesKept: null,
   });
   setResume(null);
   fillForm(config); // what the run uses, as the core took it
   await state.store.saveRun(runRecord({ status: 'running' }));
   $('reports').replaceChildren();
-  $('summary').hidden = true;
   $('dl-summary').disabled = true;
+  $('dl-report').disabled = true;
   $('live').hidden = false;
   delete $('status').dataset.final;
   setRunning(true);
@@ -618,11 +619,12 @@ async function prepareAndStart() {
       },
       tick,
       finished(out) {
-        tick();
         state.active = false;
         state.cancelling = false;
         setRunning(false);
-        showSummary(out);
+        keepTallies(state.run.counts(), true);
+        showEnd(out);
+        tick(); // the last counts, with no ETA now that the run ended
         state.explorer.finished(state);
         const s = out.summary;
         state.saved = state.store.saveRun(runRecord({ status: s.status, abortKind: s.abortKind, abortReason: s.abortReason }));
@@ -676,6 +678,15 @@ async function main() {
     download(summaryFileName(state.runId), JSON.stringify(state.summary, null, 2), 'application/json'));
   $('dl-results').addEventListener('click', () =>
     download(resultsFileName(state.runId), state.lines.join(''), 'application/x-ndjson'));
+  // The CLI's self-contained report, written by the core from the same files.
+  $('dl-report').addEventListener('click', () => {
+    try {
+      const html = reportHtml(JSON.stringify(state.summary), undefined, state.lines.join(''), state.runId);
+      download(reportFileName(state.runId), html, 'text/html');
+    } catch (e) {
+      showError(`The report could not be written: ${e.message || e}`);
+    }
+  });
 
   await refreshRuns();
   state.ready = true;

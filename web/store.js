@@ -6,17 +6,25 @@
 // counts: {total, successful, failed}, abortKind, abortReason}. `status` is the
 // core's (`completed`, `interrupted`, `aborted`) once the run ended in the page, and
 // `running` while it runs, or when the page went away mid-run.
+//
+// A run's tallies, {runId, retries, rateLimitHits}: the requests re-sent and the
+// 429s of all its sessions so far, kept apart from its record (which holds the
+// CSV) so that the page can write them often: the core counts them per session,
+// and a reload would otherwise start them again from 0.
 
 const DB = 'shadow-batch';
 
 function open() {
   return new Promise((resolve, reject) => {
-    const req = indexedDB.open(DB, 1);
-    req.onupgradeneeded = () => {
+    const req = indexedDB.open(DB, 2);
+    req.onupgradeneeded = (event) => {
       const db = req.result;
-      db.createObjectStore('runs', { keyPath: 'runId' });
-      const lines = db.createObjectStore('lines', { autoIncrement: true });
-      lines.createIndex('runId', 'runId');
+      if (event.oldVersion < 1) {
+        db.createObjectStore('runs', { keyPath: 'runId' });
+        const lines = db.createObjectStore('lines', { autoIncrement: true });
+        lines.createIndex('runId', 'runId');
+      }
+      if (event.oldVersion < 2) db.createObjectStore('tallies', { keyPath: 'runId' });
     };
     req.onsuccess = () => resolve(req.result);
     req.onerror = () => reject(req.error);
@@ -59,6 +67,22 @@ export class Store {
     await done(tx);
   }
 
+  /** Keeps a run's tallies of all its sessions: {retries, rateLimitHits}. */
+  async saveTallies(runId, tallies) {
+    if (!this.db) return;
+    const tx = this.db.transaction('tallies', 'readwrite');
+    tx.objectStore('tallies').put({ runId, retries: tallies.retries, rateLimitHits: tallies.rateLimitHits });
+    await done(tx);
+  }
+
+  /** A run's tallies of its earlier sessions: {retries, rateLimitHits}, zeros when none are kept. */
+  async tallies(runId) {
+    const none = { retries: 0, rateLimitHits: 0 };
+    if (!this.db) return none;
+    const got = await result(this.db.transaction('tallies').objectStore('tallies').get(runId));
+    return got ? { retries: got.retries || 0, rateLimitHits: got.rateLimitHits || 0 } : none;
+  }
+
   async appendLines(runId, lines) {
     if (!this.db || lines.length === 0) return;
     const tx = this.db.transaction('lines', 'readwrite');
@@ -94,8 +118,9 @@ export class Store {
 
   async forget(runId) {
     if (!this.db) return;
-    const tx = this.db.transaction(['runs', 'lines'], 'readwrite');
+    const tx = this.db.transaction(['runs', 'lines', 'tallies'], 'readwrite');
     tx.objectStore('runs').delete(runId);
+    tx.objectStore('tallies').delete(runId);
     const lines = tx.objectStore('lines');
     const keys = await result(lines.index('runId').getAllKeys(runId));
     for (const key of keys) lines.delete(key);

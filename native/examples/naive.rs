@@ -101,10 +101,11 @@ async fn main() -> Result<()> {
         };
         let mut attempt = 1u32;
         let ok = loop {
-            let request =
-                provider
-                    .request_template(&csv.labels)
-                    .build(&image, attempt, item.id.as_deref());
+            let request = provider.request_template(&csv.outline.labels).build(
+                &image,
+                attempt,
+                item.id.as_deref(),
+            );
             let mut builder = client.post(&request.url).body(request.body);
             for (name, value) in &request.headers {
                 builder = builder.header(name, value);
@@ -123,7 +124,9 @@ async fn main() -> Result<()> {
                         .and_then(|v| v.trim().parse::<u64>().ok());
                     let body = resp.text().await.unwrap_or_default();
                     match status {
-                        200..=299 => break provider.parse_answer(&body, &csv.labels).is_ok(),
+                        200..=299 => {
+                            break provider.parse_answer(&body, &csv.outline.labels).is_ok()
+                        }
                         429 => {
                             t.rate_limited += 1;
                             Duration::from_secs(retry_after.unwrap_or(1))

@@ -67,7 +67,7 @@ pub async fn run_batch(launched: Launched, args: &RunArgs, cancel: bool) -> Resu
         anyhow::bail!("a batch-API run reads its CSV whole (a bug of shadow-batch)");
     };
     let facts = console::Facts::of(
-        &csv.outline(),
+        &csv.outline,
         mock.is_some(),
         config.inline_images,
         unused_keys,

@@ -48,7 +48,7 @@ impl CsvRows {
     /// Its counts and labels.
     pub fn outline(&self) -> CsvOutline {
         match self {
-            CsvRows::Whole(csv) => csv.outline(),
+            CsvRows::Whole(csv) => csv.outline.clone(),
             CsvRows::Streamed(feed) => feed.outline.clone(),
         }
     }

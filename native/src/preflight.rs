@@ -100,61 +100,28 @@ mod tests {
         std::os::unix::fs::symlink(elsewhere.path().join("images"), data.path().join("images"))
             .unwrap();
 
-        let err = check_csv(
-            data.path(),
-            false,
-            &[],
-            &rows(150, |i| format!("images/{i}.png")),
-        )
-        .unwrap_err()
-        .to_string();
+        let check = |allow: bool, csv: String| check_csv(data.path(), allow, &[], &csv);
+        let refusal = |csv: String| check(false, csv).unwrap_err().to_string();
+        let err = refusal(rows(150, |i| format!("images/{i}.png")));
         assert!(
             err.starts_with("the images of the first 100 rows resolve outside the CSV's folder"),
             "{err}"
         );
         assert!(err.contains("--allow-outside-data-dir"), "{err}");
         assert!(err.contains("(e.g. images/0.png resolves to "), "{err}");
-        let err = check_csv(
-            data.path(),
-            false,
-            &[],
-            &rows(3, |i| format!("images/{i}.png")),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = refusal(rows(3, |i| format!("images/{i}.png")));
         assert!(
             err.starts_with("the images of all 3 rows resolve outside"),
             "{err}"
         );
         // `..` and absolute paths elsewhere fail the same way.
         let out = elsewhere.path().display().to_string();
-        let err = check_csv(
-            data.path(),
-            false,
-            &[],
-            &rows(2, |i| format!("../x/{i}.png")),
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string().contains("--allow-outside-data-dir"),
-            "{err}"
-        );
-        assert!(check_csv(
-            data.path(),
-            false,
-            &[],
-            &rows(2, |i| format!("{out}/images/{i}.png"))
-        )
-        .is_err());
+        let err = refusal(rows(2, |i| format!("../x/{i}.png")));
+        assert!(err.contains("--allow-outside-data-dir"), "{err}");
+        assert!(check(false, rows(2, |i| format!("{out}/images/{i}.png"))).is_err());
 
         // Allowed, or one image inside among the first hundred: not refused.
-        assert!(check_csv(
-            data.path(),
-            true,
-            &[],
-            &rows(150, |i| format!("images/{i}.png"))
-        )
-        .is_ok());
+        assert!(check(true, rows(150, |i| format!("images/{i}.png"))).is_ok());
         let mixed = rows(150, |i| {
             if i == 99 {
                 "inside/0.png".into()
@@ -162,7 +129,7 @@ mod tests {
                 format!("images/{i}.png")
             }
         });
-        assert!(check_csv(data.path(), false, &[], &mixed).is_ok());
+        assert!(check(false, mixed).is_ok());
         // A URL, or a missing file (which fails its row in its own words): not
         // counted as outside.
         let url = rows(3, |i| {
@@ -172,14 +139,8 @@ mod tests {
                 format!("images/{i}.png")
             }
         });
-        assert!(check_csv(data.path(), false, &[], &url).is_ok());
-        assert!(check_csv(
-            data.path(),
-            false,
-            &[],
-            &rows(3, |i| format!("missing/{i}.png"))
-        )
-        .is_ok());
+        assert!(check(false, url).is_ok());
+        assert!(check(false, rows(3, |i| format!("missing/{i}.png"))).is_ok());
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! The self-contained HTML report, `shadow-mode-batch-report-{run}.html`: the
-//! results explorer of the page (`web/explorer/`, inlined at build time) with the
-//! run's data embedded as JSON. One file; opens from disk with no server and no
-//! network (its Content-Security-Policy allows no connection at all, and images only
-//! from files and data URLs).
+//! The self-contained HTML report, `shadow-mode-batch-report-{run}.html`, on disk:
+//! the run's files read into the explorer's data, thumbnails found (or embedded),
+//! and the file written. Its HTML (the explorer inlined, the data embedded, the
+//! Content-Security-Policy) is the core's (`shadow_core::explorer::html`), which
+//! the browser page's download writes too.
 //!
 //! Written at the end of every run and by `shadow-batch report FILE` for any earlier
 //! run, from whichever of its files exist (see `shadow_core::explorer`).
@@ -11,28 +11,16 @@
 //! [`THUMB_SIDE`] pixels a side, [`EMBED_CAP`] bytes in all) are embedded instead.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
+use shadow_core::explorer::html::write_html;
 use shadow_core::explorer::{ExplorerData, ResultsStream, RunFile, DEFAULT_ROW_CAP};
 use shadow_core::run_files::{run_id_of_file_name, PREFIX};
 
 use crate::files::{write_atomic_with, RunFiles};
-
-/// The explorer's modules, in dependency order, inlined into one script.
-const MODULES: &[(&str, &str)] = &[
-    ("dom.js", include_str!("../../web/explorer/dom.js")),
-    ("charts.js", include_str!("../../web/explorer/charts.js")),
-    ("table.js", include_str!("../../web/explorer/table.js")),
-    (
-        "explorer.js",
-        include_str!("../../web/explorer/explorer.js"),
-    ),
-    ("report.js", include_str!("../../web/explorer/report.js")),
-];
-const CSS: &str = include_str!("../../web/explorer/explorer.css");
 
 /// Longest side of an embedded thumbnail, in pixels.
 pub const THUMB_SIDE: u32 = 96;
@@ -52,165 +40,6 @@ pub struct ReportOptions {
     /// Where to write it [default: beside the run's other files].
     pub out: Option<PathBuf>,
 }
-
-/// The explorer modules as one classic-module script: each module's `import` lines
-/// dropped and its `export` keywords removed (they import only one another, and
-/// the order above puts every module after those it uses).
-pub fn inline_script() -> String {
-    let mut out = String::with_capacity(96 * 1024);
-    for (name, source) in MODULES {
-        out.push_str("// ---- web/explorer/");
-        out.push_str(name);
-        out.push('\n');
-        for line in source.lines() {
-            if line.starts_with("import ") {
-                continue;
-            }
-            out.push_str(line.strip_prefix("export ").unwrap_or(line));
-            out.push('\n');
-        }
-    }
-    out
-}
-
-/// Text for an HTML text or attribute context.
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-/// Writes JSON that no data can break out of inside `<script
-/// type="application/json">`: `<`, `>` and `&` as `\u003c`, `\u003e`, `\u0026`
-/// (the same string to `JSON.parse`, so no `</script>` and no `<!--` can appear),
-/// and U+2028 / U+2029 escaped too. Bytes pass straight through to `inner`.
-struct ScriptSafe<W: Write> {
-    inner: W,
-    /// The start of a U+2028 / U+2029 (`E2 80`) cut by the end of a write.
-    held: Vec<u8>,
-}
-
-impl<W: Write> ScriptSafe<W> {
-    fn new(inner: W) -> Self {
-        ScriptSafe {
-            inner,
-            held: Vec::new(),
-        }
-    }
-
-    fn finish(mut self) -> std::io::Result<W> {
-        let held = std::mem::take(&mut self.held);
-        self.inner.write_all(&held)?;
-        Ok(self.inner)
-    }
-}
-
-impl<W: Write> Write for ScriptSafe<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut bytes = std::mem::take(&mut self.held);
-        bytes.extend_from_slice(buf);
-        let mut plain = 0;
-        let mut i = 0;
-        while i < bytes.len() {
-            let escape: Option<(&[u8], usize)> = match bytes[i] {
-                b'<' => Some((b"\\u003c", 1)),
-                b'>' => Some((b"\\u003e", 1)),
-                b'&' => Some((b"\\u0026", 1)),
-                0xE2 => match bytes.get(i + 1..i + 3) {
-                    Some([0x80, 0xA8]) => Some((b"\\u2028", 3)),
-                    Some([0x80, 0xA9]) => Some((b"\\u2029", 3)),
-                    Some(_) => None,
-                    // Cut by the end of this write: decide with the next.
-                    None if bytes[i + 1..].iter().all(|&b| b == 0x80) => {
-                        self.inner.write_all(&bytes[plain..i])?;
-                        self.held = bytes[i..].to_vec();
-                        return Ok(buf.len());
-                    }
-                    None => None,
-                },
-                _ => None,
-            };
-            match escape {
-                Some((text, len)) => {
-                    self.inner.write_all(&bytes[plain..i])?;
-                    self.inner.write_all(text)?;
-                    i += len;
-                    plain = i;
-                }
-                None => i += 1,
-            }
-        }
-        self.inner.write_all(&bytes[plain..])?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-fn sha256_base64(text: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
-}
-
-/// The report's HTML for `data`.
-#[cfg(test)]
-pub fn render_html(data: &ExplorerData) -> Result<String> {
-    let mut html = Vec::new();
-    write_html(data, &mut html)?;
-    Ok(String::from_utf8(html).expect("the report is UTF-8"))
-}
-
-/// Writes the report's HTML for `data` to `out`, its data serialised straight into
-/// it (never held as one string).
-pub fn write_html<W: Write>(data: &ExplorerData, mut out: W) -> std::io::Result<()> {
-    let script = inline_script();
-    // No connection of any kind; script only this one (by hash); images only from
-    // files, data URLs and blobs.
-    let csp = format!(
-        "default-src 'none'; script-src 'sha256-{}'; style-src 'unsafe-inline'; img-src file: data: blob:; base-uri 'none'; form-action 'none'",
-        sha256_base64(&script)
-    );
-    let title = escape_html(&format!("shadow-batch report — run {}", data.run_id));
-    out.write_all(b"<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")?;
-    writeln!(
-        out,
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">"
-    )?;
-    out.write_all(b"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")?;
-    out.write_all(b"<meta name=\"referrer\" content=\"no-referrer\">\n")?;
-    write!(out, "<title>{title}</title>\n<style>\n")?;
-    out.write_all(REPORT_CSS.as_bytes())?;
-    out.write_all(CSS.as_bytes())?;
-    out.write_all(b"</style>\n</head>\n<body>\n<main>\n")?;
-    writeln!(
-        out,
-        "<p class=\"report-top\">shadow-batch {} · results explorer · a self-contained report: it loads nothing from the network</p>",
-        env!("CARGO_PKG_VERSION")
-    )?;
-    out.write_all(b"<div id=\"explorer\"><noscript>This report needs JavaScript to draw its tables and charts.</noscript></div>\n</main>\n")?;
-    out.write_all(b"<script type=\"application/json\" id=\"explorer-data\">")?;
-    let mut safe = ScriptSafe::new(&mut out);
-    serde_json::to_writer(&mut safe, data)?;
-    safe.finish()?;
-    out.write_all(b"</script>\n<script type=\"module\">")?;
-    out.write_all(script.as_bytes())?;
-    out.write_all(b"</script>\n</body>\n</html>\n")?;
-    Ok(())
-}
-
-const REPORT_CSS: &str = "body { font: 15px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 78rem; padding: 1rem; background: #fbfbfc; }\n\
-.report-top { color: #5b6068; font-size: .85rem; margin: 0 0 .6rem; }\n";
 
 /// `text` percent-encoded as one path segment (as JavaScript's `encodeURIComponent`).
 fn encode_segment(text: &str) -> String {
@@ -506,96 +335,6 @@ fn embed_thumbnails(data: &mut ExplorerData, data_dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shadow_core::explorer::{build, ExplorerInput};
-    use shadow_core::journal::fold_journal;
-
-    const HOSTILE: &str = "<img src=x onerror=alert(1)></script><!--";
-
-    fn hostile_data() -> ExplorerData {
-        let line = serde_json::json!({
-            "row": 0, "line": 2, "image": format!("{HOSTILE}.png"), "label": HOSTILE,
-            "prediction": HOSTILE, "agreement": true, "status": "success", "attempts": 1,
-            "latencyMs": 5, "error": null, "finishedAt": "2025-01-24T10:30:00.000Z"
-        })
-        .to_string()
-            + "\n";
-        let folded = fold_journal(&line);
-        let progress = serde_json::json!({
-            "runId": format!("r{HOSTILE}"), "csvPath": "x.csv", "overallProgress": {"total": 1},
-            "allReports": []
-        })
-        .to_string();
-        build(ExplorerInput {
-            progress: Some(&progress),
-            results: Some(&folded),
-            ..Default::default()
-        })
-        .unwrap()
-    }
-
-    #[test]
-    fn no_data_can_close_the_script_or_open_a_tag() {
-        let data = hostile_data();
-        let html = render_html(&data).unwrap();
-        let start = html.find("<script type=\"application/json\"").unwrap();
-        let body_start = html[start..].find('>').unwrap() + start + 1;
-        let end = html[body_start..].find("</script>").unwrap() + body_start;
-        let json = &html[body_start..end];
-        assert!(!json.contains('<') && !json.contains('>'), "{json}");
-        // The escaped JSON is the same data.
-        let back: serde_json::Value = serde_json::from_str(json).unwrap();
-        assert_eq!(back["labels"][0], HOSTILE);
-        assert_eq!(back["items"]["image"][0], format!("{HOSTILE}.png"));
-        // The run id in the title is escaped too.
-        assert!(html.contains("<title>shadow-batch report — run r&lt;img src=x"));
-        assert_eq!(html.matches("<script").count(), 2, "only the two scripts");
-        assert_eq!(html.matches("<img").count(), 0);
-    }
-
-    #[test]
-    fn the_script_safe_writer_escapes_across_the_ends_of_writes() {
-        let text = "a<b>&c\u{2028}d\u{2029}é\u{20ac}\u{2020}</script>";
-        let want = "a\\u003cb\\u003e\\u0026c\\u2028d\\u2029é\u{20ac}\u{2020}\\u003c/script\\u003e";
-        for size in 1..=text.len() {
-            let mut safe = ScriptSafe::new(Vec::new());
-            for piece in text.as_bytes().chunks(size) {
-                safe.write_all(piece).unwrap();
-            }
-            let out = String::from_utf8(safe.finish().unwrap()).unwrap();
-            assert_eq!(out, want, "writes of {size} bytes");
-        }
-    }
-
-    #[test]
-    fn the_script_is_the_explorer_modules_without_imports_and_its_hash_is_in_the_csp() {
-        let script = inline_script();
-        assert!(!script.lines().any(|l| l.starts_with("import ")));
-        assert!(!script.lines().any(|l| l.starts_with("export ")));
-        assert!(script.contains("function renderExplorer("));
-        assert!(script.contains("class ResultsTable"));
-        assert!(
-            !script.contains("</script"),
-            "the script cannot close itself"
-        );
-        // Every module's imports name modules inlined before it.
-        let mut seen = Vec::new();
-        for (name, source) in MODULES {
-            for line in source.lines().filter(|l| l.starts_with("import ")) {
-                let from = line.rsplit("from '").next().unwrap().trim_end_matches("';");
-                let from = from.trim_start_matches("./");
-                assert!(
-                    seen.contains(&from),
-                    "{name} imports {from} before it is inlined"
-                );
-            }
-            seen.push(*name);
-        }
-        let html = render_html(&hostile_data()).unwrap();
-        let hash = sha256_base64(&script);
-        assert!(html.contains(&format!("script-src 'sha256-{hash}'")));
-        assert!(html.contains("default-src 'none'"));
-        assert!(html.contains(&format!("<script type=\"module\">{script}</script>")));
-    }
 
     #[test]
     fn relative_bases() {

@@ -355,7 +355,7 @@ pub fn inspect_csv(csv_text: &str, columns: JsValue) -> Result<JsValue, JsError>
         }
     }
     to_js(&serde_json::json!({
-        "rows": csv.items.len(), "labels": csv.labels.names(), "defective": defective,
+        "rows": csv.items.len(), "labels": csv.outline.labels.names(), "defective": defective,
         "urls": urls, "absolute": absolute, "relative": relative,
     }))
 }
@@ -549,6 +549,32 @@ impl ExplorerStream {
     pub fn finish(self) -> Result<JsValue, JsError> {
         to_js(&self.0.finish())
     }
+}
+
+/// The self-contained HTML report of a run the page holds (the CLI's report,
+/// `shadow_core::explorer::html`): from its summary and progress as JSON text (or
+/// `undefined`) and its results JSONL text (or `undefined`); `runId` when no file
+/// gives it. Throws when a text is not such a file.
+#[wasm_bindgen(js_name = reportHtml)]
+pub fn report_html(
+    summary: Option<String>,
+    progress: Option<String>,
+    results: Option<String>,
+    run_id: Option<String>,
+) -> Result<String, JsError> {
+    shadow_core::explorer::html::page_report(
+        summary.as_deref(),
+        progress.as_deref(),
+        results.as_deref().map(str::as_bytes),
+        run_id,
+    )
+    .map_err(|e| JsError::new(&e.to_string()))
+}
+
+/// The HTML report's file name for a run id: `shadow-mode-batch-report-{runId}.html`.
+#[wasm_bindgen(js_name = reportFileName)]
+pub fn report_file_name(run_id: &str) -> String {
+    shadow_core::run_files::report_file_name(run_id)
 }
 
 /// The run id in the name of one of a run's files, or `undefined`.

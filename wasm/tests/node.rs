@@ -9,7 +9,8 @@ use shadow_core::RunConfig;
 use shadow_wasm::{
     browser_access, check_relative_path, default_config, default_provider, file_stamp,
     format_duration, image_data_url, inspect_csv, mock_model, percent, prepare_journal,
-    progress_file_name, results_file_name, summary_file_name, ShadowRun,
+    progress_file_name, report_file_name, report_html, results_file_name, summary_file_name,
+    ShadowRun,
 };
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -200,6 +201,10 @@ fn constants_are_the_cores() {
     assert_eq!(
         results_file_name(id),
         shadow_core::run_files::results_file_name(id)
+    );
+    assert_eq!(
+        report_file_name(id),
+        shadow_core::run_files::report_file_name(id)
     );
     assert_eq!(format_duration(3_903_999.7), "1h 5m 3s");
     assert_eq!(format_duration(-5.0), "0s");
@@ -488,4 +493,24 @@ fn a_batch_api_runs_settings_are_refused() {
         "{message}"
     );
     assert!(ShadowRun::new(csv, js(&config()), T0).is_ok());
+}
+
+#[wasm_bindgen_test]
+fn the_html_report_is_the_cores_of_the_files_the_page_holds() {
+    let line = json!({"row": 0, "line": 2, "image": "images/0.png", "label": "cat",
+        "prediction": "dog", "agreement": false, "status": "success", "attempts": 1,
+        "latencyMs": 5, "finishedAt": "2025-01-24T10:30:00.000Z"})
+    .to_string()
+        + "\n";
+    let html = report_html(None, None, Some(line.clone()), Some("r1".into())).unwrap();
+    let want = shadow_core::explorer::html::page_report(
+        None,
+        None,
+        Some(line.as_bytes()),
+        Some("r1".into()),
+    )
+    .unwrap();
+    assert_eq!(html, want);
+    assert!(html.contains("<title>shadow-batch report — run r1</title>"));
+    assert!(report_html(Some("not json".into()), None, None, None).is_err());
 }

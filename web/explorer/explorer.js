@@ -2,14 +2,17 @@
 // an earlier run opened from its files) and for the CLI's self-contained HTML
 // report. It draws the data that shadow-core's `explorer::build` makes (the page
 // gets it through the wasm face, the report embeds it as JSON); it fetches
-// nothing, and every string of the data is set as text.
+// nothing, and every string of the data is set as text. Its view (the table's
+// filters and sort, the per-label table's sort, the matrix's row shares) is kept
+// in the URL fragment (viewstate.js), so that a link opens the same view.
 //
 //   const view = renderExplorer(container, data, { thumbnail: (image, i) => url | null | {reason} });
 //   view.update(newData);   // live: keeps the table's filters, sort and page
 
 import { el, int, pct, interval, num, ms, statusOf, shown, userText, userPlain } from './dom.js';
 import { batchCharts } from './charts.js';
-import { ResultsTable, defaultFilters } from './table.js';
+import { ResultsTable, defaultFilters, ANY_LABEL, NO_PREDICTION_LABEL } from './table.js';
+import { readView, viewFragment, showFragment } from './viewstate.js';
 
 export const FORMAT = 1;
 
@@ -138,7 +141,12 @@ function heat(count, rowTotal, diagonal) {
   };
 }
 
-function matrixSection(data, pick) {
+/**
+ * The confusion matrix: counts, or (`view.normalise`) each row's shares, as
+ * scikit-learn's `confusion_matrix(normalize='true')`: a cell over its row's total,
+ * so that each row with a prediction sums to 1. `view.setNormalise(on)` toggles.
+ */
+function matrixSection(data, pick, view) {
   const ev = data.evaluation || {};
   const labels = ev.labels || [];
   const section = el('section', { class: 'sx-matrix-section', 'aria-labelledby': 'sx-matrix-h' },
@@ -153,7 +161,8 @@ function matrixSection(data, pick) {
     }
     return section;
   }
-  // Failed rows by label, from the table's rows, as a last column.
+  const shares = view.normalise;
+  // Failed rows by label, from the table's rows, as a last column (counts either way).
   const failedBy = new Map();
   const it = data.items;
   for (let i = 0; i < it.row.length; i++) {
@@ -163,17 +172,22 @@ function matrixSection(data, pick) {
   const head = el('tr', {}, el('th', { scope: 'col', class: 'sx-corner', title: 'rows: label; columns: predicted' },
     el('span', { class: 'sx-long', text: 'label ↓ · predicted →' }), el('span', { class: 'sx-short', 'aria-hidden': 'true', text: '↓ →' })),
     labels.map((l) => el('th', { scope: 'col', class: 'sx-col', title: shown(l) }, el('span', {}, userText(l)))),
-    withFailed ? el('th', { scope: 'col', class: 'sx-col sx-failcol', text: 'failed' }) : null);
+    withFailed ? el('th', { scope: 'col', class: 'sx-col sx-failcol', text: shares ? 'failed (rows)' : 'failed' }) : null);
   const rows = ev.confusionMatrix.map((row, i) => {
     const total = row.reduce((a, b) => a + b, 0);
     return el('tr', {},
       el('th', { scope: 'row', class: 'sx-rowhead', title: shown(labels[i]) }, el('span', {}, userText(labels[i]))),
-      row.map((count, j) => el('td', heat(count, total, i === j),
-        el('button', {
-          type: 'button', class: 'sx-cell', dataset: { label: i, predicted: j }, text: count ? int(count) : '·',
-          'aria-label': `${int(count)} rows labelled ${userPlain(labels[i])} predicted ${userPlain(labels[j])}`,
-          onclick: () => pick(labels[i], labels[j]),
-        }))),
+      row.map((count, j) => {
+        const share = total ? count / total : 0;
+        const of = `rows labelled ${userPlain(labels[i])} predicted ${userPlain(labels[j])}`;
+        return el('td', heat(count, total, i === j),
+          el('button', {
+            type: 'button', class: 'sx-cell', dataset: shares ? { label: i, predicted: j, share: String(share) } : { label: i, predicted: j },
+            text: shares ? (count ? share.toFixed(2) : '·') : (count ? int(count) : '·'),
+            'aria-label': shares ? `${pct(share)} of the ${int(total)} ${of} (${int(count)})` : `${int(count)} ${of}`,
+            onclick: () => pick(labels[i], labels[j]),
+          }));
+      }),
       withFailed ? el('td', { class: 'sx-failcol' },
         el('button', {
           type: 'button', class: 'sx-cell', text: failedBy.get(labels[i]) ? int(failedBy.get(labels[i])) : '·',
@@ -181,34 +195,94 @@ function matrixSection(data, pick) {
           onclick: () => pick(labels[i], null),
         })) : null);
   });
+  const toggle = el('input', { type: 'checkbox', name: 'normalise', onchange: (e) => view.setNormalise(e.target.checked) });
+  toggle.checked = shares;
   section.append(
-    el('p', { class: 'sx-muted', text: 'Rows: the human label; columns: the model\'s prediction. Colour: share of the row. Click a cell to list its rows.' }),
+    el('p', { class: 'sx-muted', text: shares
+      ? 'Rows: the human label; columns: the model\'s prediction. Each cell is its share of the row (each row sums to 1). Click a cell to list its rows.'
+      : 'Rows: the human label; columns: the model\'s prediction. Colour: share of the row. Click a cell to list its rows.' }),
+    el('label', { class: 'sx-toggle' }, toggle, ' show each row as shares (normalised by row)'),
     el('div', { class: 'sx-scroll' },
-      el('table', { class: 'sx-matrix' },
-        el('caption', { class: 'sx-visually-hidden', text: 'Confusion matrix: label by prediction' }),
+      el('table', { class: `sx-matrix${shares ? ' sx-shares' : ''}` },
+        el('caption', { class: 'sx-visually-hidden', text: shares ? 'Confusion matrix: label by prediction, shares of each label\'s row' : 'Confusion matrix: label by prediction' }),
         el('thead', {}, head), el('tbody', {}, rows))));
   return section;
 }
 
-function perLabelSection(data, pick) {
+/** The per-label table's columns: key, heading, the value of a label's scores, whether it narrows away at phone width. */
+const LABEL_COLUMNS = [
+  { key: 'label', name: 'label', value: (l) => l.label },
+  { key: 'support', name: 'support', value: (l) => l.support },
+  { key: 'predicted', name: 'predicted', value: (l) => l.predicted, optional: true },
+  { key: 'correct', name: 'correct', value: (l) => l.correct, optional: true },
+  { key: 'precision', name: 'precision', value: (l) => l.precision },
+  { key: 'recall', name: 'recall', value: (l) => l.recall },
+  { key: 'f1', name: 'F1', value: (l) => l.f1 },
+];
+
+/** The per-label rows in the order of `sort` ({key, dir}; null: the evaluation's
+ * order). A missing score goes last either way; ties keep the evaluation's order. */
+export function sortLabels(perLabel, sort) {
+  const column = sort && LABEL_COLUMNS.find((c) => c.key === sort.key);
+  const order = perLabel.map((l, i) => i);
+  if (!column) return order.map((i) => perLabel[i]);
+  const missing = (v) => v === null || v === undefined || (typeof v === 'number' && !Number.isFinite(v));
+  order.sort((a, b) => {
+    const va = column.value(perLabel[a]);
+    const vb = column.value(perLabel[b]);
+    if (missing(va) !== missing(vb)) return missing(va) ? 1 : -1;
+    let c = 0;
+    if (!missing(va)) c = typeof va === 'string' ? (va < vb ? -1 : va > vb ? 1 : 0) : va - vb;
+    return c ? c * sort.dir : a - b;
+  });
+  return order.map((i) => perLabel[i]);
+}
+
+/**
+ * Precision, recall and F1 per label, sortable by any column (a header's button;
+ * aria-sort says the order), then the rows scikit-learn's `classification_report`
+ * ends with: accuracy (in the F1 column, over every compared row), macro avg
+ * (unweighted mean over the labels that occur in the labels or the predictions)
+ * and weighted avg (by support), from the evaluation's own figures.
+ */
+function perLabelSection(data, pick, view) {
   const ev = data.evaluation || {};
   const per = ev.perLabel || [];
   const withInterval = (v, i) => [num(v), i ? el('span', { class: 'sx-ci', text: `${num(i.low, 2)}–${num(i.high, 2)}` }) : null];
+  const sort = view.labelSort;
+  const head = el('tr', {}, LABEL_COLUMNS.map((c) => {
+    const th = el('th', { scope: 'col', class: c.optional ? 'sx-opt' : null, dataset: { key: c.key } },
+      el('button', { type: 'button', class: 'sx-sort', text: c.name, onclick: () => view.sortLabels(c.key) }));
+    if (sort && sort.key === c.key) th.setAttribute('aria-sort', sort.dir > 0 ? 'ascending' : 'descending');
+    return th;
+  }));
+  const summaryRow = (name, precision, recall, f1, support) => el('tr', { class: 'sx-avg', dataset: { avg: name } },
+    el('th', { scope: 'row', text: name }),
+    el('td', { text: int(support) }),
+    el('td', { class: 'sx-opt' }), el('td', { class: 'sx-opt' }),
+    el('td', { text: precision === undefined ? '' : num(precision) }),
+    el('td', { text: recall === undefined ? '' : num(recall) }),
+    el('td', { text: num(f1) }));
+  const compared = ev.compared;
   return el('section', { class: 'sx-perlabel-section', 'aria-labelledby': 'sx-perlabel-h' },
     el('h2', { id: 'sx-perlabel-h', text: 'Per label' }),
     per.length ? el('div', { class: 'sx-scroll' },
       el('table', { class: 'sx-perlabel' },
-        el('caption', { class: 'sx-muted', text: 'Precision and recall with their 95% intervals. Click a label to list its rows.' }),
-        el('thead', {}, el('tr', {}, ['label', 'support', 'predicted', 'correct', 'precision', 'recall', 'F1']
-          .map((h, i) => el('th', { scope: 'col', class: i === 2 || i === 3 ? 'sx-opt' : null, text: h })))),
-        el('tbody', {}, per.map((l) => el('tr', {},
+        el('caption', { class: 'sx-muted', text: 'Per label: precision and recall with their 95% intervals; click a heading to sort, a label to list its rows. '
+          + 'Below, as scikit-learn\'s classification report: accuracy (in the F1 column), the macro and the weighted average.' }),
+        el('thead', {}, head),
+        el('tbody', {}, sortLabels(per, sort).map((l) => el('tr', { dataset: { label: l.label } },
           el('th', { scope: 'row' }, el('button', { type: 'button', class: 'sx-link', title: shown(l.label), onclick: () => pick(l.label, undefined) }, userText(l.label))),
           el('td', { text: int(l.support) }),
           el('td', { class: 'sx-opt', text: int(l.predicted) }),
           el('td', { class: 'sx-opt', text: int(l.correct) }),
           el('td', {}, withInterval(l.precision, l.precisionInterval)),
           el('td', {}, withInterval(l.recall, l.recallInterval)),
-          el('td', { text: num(l.f1) })))))) : el('p', { class: 'sx-muted', text: 'No evaluation yet.' }));
+          el('td', { text: num(l.f1) })))),
+        el('tfoot', {},
+          summaryRow('accuracy', undefined, undefined, ev.agreementRate, compared),
+          summaryRow('macro avg', ev.macroPrecision, ev.macroRecall, ev.macroF1, compared),
+          summaryRow('weighted avg', ev.weightedPrecision, ev.weightedRecall, ev.weightedF1, compared)))) : el('p', { class: 'sx-muted', text: 'No evaluation yet.' }));
 }
 
 function errorsSection(data, showGroup) {
@@ -233,7 +307,78 @@ class Explorer {
     this.container = container;
     this.options = options;
     this.container.classList.add('sx');
+    // The view (see viewstate.js): the per-label table's sort and the matrix's row
+    // shares here, the results table's filters and sort in the table.
+    this.labelSort = null;
+    this.normalise = false;
+    // A view from the URL whose labels the data does not hold yet (a live run):
+    // applied once they come, unless the user changes the view first.
+    this.pendingView = options.urlView === false ? null : readView(location.hash);
+    if (options.urlView !== false) {
+      window.addEventListener('hashchange', () => {
+        this.pendingView = readView(location.hash);
+        if (this.table) {
+          this.applyPendingView();
+          this.draw();
+        }
+      });
+    }
     this.render(data);
+  }
+
+  /** Applies `pendingView` once every label and error it names is in the data. */
+  applyPendingView() {
+    const v = this.pendingView;
+    if (!v || !this.table) return;
+    // -1 (ANY_LABEL) for a name the data does not hold (yet).
+    const index = (names, name) => (name === null ? ANY_LABEL : names.indexOf(name));
+    const label = index(this.data.labels, v.label);
+    const predicted = v.noPrediction ? NO_PREDICTION_LABEL : index(this.data.labels, v.predicted);
+    const error = index(this.data.items.errorTexts, v.error);
+    this.labelSort = v.labelSort;
+    this.normalise = v.normalise;
+    this.table.setView({
+      disagreements: v.disagreements, failures: v.failures, text: v.text, label, predicted, error,
+    }, v.sort);
+    const missing = (name, i) => name !== null && i === ANY_LABEL;
+    if (!missing(v.label, label) && !(!v.noPrediction && missing(v.predicted, predicted)) && !missing(v.error, error)) {
+      this.pendingView = null;
+    }
+  }
+
+  /** The view now, by names (viewstate.js). */
+  view() {
+    const f = this.table.filters;
+    const labels = this.data.labels;
+    return {
+      disagreements: f.disagreements, failures: f.failures,
+      label: f.label >= 0 ? labels[f.label] : null,
+      predicted: f.predicted >= 0 ? labels[f.predicted] : null,
+      noPrediction: f.predicted === NO_PREDICTION_LABEL,
+      text: f.text, error: f.error >= 0 ? this.data.items.errorTexts[f.error] : null,
+      sort: this.table.sort, labelSort: this.labelSort, normalise: this.normalise,
+    };
+  }
+
+  /** The user changed the view: the URL says it from now on. */
+  viewChanged() {
+    this.pendingView = null;
+    if (this.options.urlView !== false) showFragment(viewFragment(this.view()));
+  }
+
+  setNormalise(on) {
+    this.normalise = on;
+    this.viewChanged();
+    this.draw();
+    this.container.querySelector('.sx-matrix-section input[name=normalise]')?.focus();
+  }
+
+  /** Sorts the per-label table by `key`: ascending, then descending on a second click. */
+  sortLabels(key) {
+    this.labelSort = this.labelSort && this.labelSort.key === key ? { key, dir: -this.labelSort.dir } : { key, dir: 1 };
+    this.viewChanged();
+    this.draw();
+    this.container.querySelector(`.sx-perlabel th[data-key="${key}"] button`)?.focus();
   }
 
   render(data) {
@@ -242,23 +387,32 @@ class Explorer {
       return;
     }
     const oldLabels = this.data ? this.data.labels : null;
+    const oldErrors = this.data ? this.data.items.errorTexts : null;
     this.data = data;
     if (!this.table) {
       this.table = new ResultsTable(data, this.options);
+      this.table.onChange = () => this.viewChanged();
     } else {
       // Keep the filters across an update; label indices may have moved.
       const f = this.table.filters;
       const remap = (i) => (i >= 0 && oldLabels ? Math.max(-1, data.labels.indexOf(oldLabels[i])) : i);
       f.label = remap(f.label);
       f.predicted = remap(f.predicted);
-      f.error = -1;
+      f.error = f.error >= 0 && oldErrors ? data.items.errorTexts.indexOf(oldErrors[f.error]) : -1;
       this.table.setData(data);
     }
+    this.applyPendingView();
+    this.draw();
+  }
+
+  /** Draws every section for the data and the view now (the table keeps its own DOM). */
+  draw() {
+    const data = this.data;
     const pick = (label, predicted) => this.pick(label, predicted);
     const errors = errorsSection(data, (g) => this.showGroup(g));
     const parts = [
       headline(data),
-      el('div', { class: 'sx-two' }, matrixSection(data, pick), perLabelSection(data, pick)),
+      el('div', { class: 'sx-two' }, matrixSection(data, pick, this), perLabelSection(data, pick, this)),
       errors,
       this.table.root,
       el('section', { class: 'sx-batches-section', 'aria-labelledby': 'sx-batches-h' },

@@ -1,14 +1,19 @@
 // The results table: one line per finished row, with filters (disagreements only,
 // failures only, by label, by predicted label, text search, an error group, a
-// confusion-matrix cell), sorting, and pages of PAGE_SIZE rows, so that 100,000
-// rows cost one pass over the columns per filter change and PAGE_SIZE rows of DOM.
+// confusion-matrix cell), sorting, pages of PAGE_SIZE rows (so that 100,000 rows
+// cost one pass over the columns per filter change and PAGE_SIZE rows of DOM), and
+// the rows the filters show downloaded as CSV.
 
 import { el, int, ms, safeImageUrl, shown, userText, userPlain } from './dom.js';
+import { rowsCsv, offerDownload } from './csv.js';
 
 export const PAGE_SIZE = 50;
 
 const ANY = -1;
 const NO_PREDICTION = -2;
+
+export const ANY_LABEL = ANY;
+export const NO_PREDICTION_LABEL = NO_PREDICTION;
 
 export function defaultFilters() {
   return { disagreements: false, failures: false, label: ANY, predicted: ANY, text: '', error: ANY, rows: null, rowsName: '' };
@@ -32,6 +37,8 @@ export class ResultsTable {
    */
   constructor(data, options) {
     this.options = options;
+    // Called after the user changes a filter or the sort (the explorer keeps them in the URL).
+    this.onChange = () => {};
     this.filters = defaultFilters();
     this.sort = { key: 'row', dir: 1 };
     this.page = 0;
@@ -56,6 +63,23 @@ export class ResultsTable {
     this.page = 0;
     this.syncControls();
     this.refresh(true);
+    this.onChange();
+  }
+
+  /** Sets the filters and the sort at once (a view read from the URL), without calling onChange. */
+  setView(filters, sort) {
+    this.filters = { ...defaultFilters(), ...filters };
+    if (sort && COLUMNS.some((c) => c.sort && c.key === sort.key)) this.sort = { key: sort.key, dir: sort.dir < 0 ? -1 : 1 };
+    this.page = 0;
+    this.syncControls();
+    this.refresh(true);
+  }
+
+  /** The rows the filters show, in the order shown, as a CSV download. */
+  downloadCsv() {
+    if (!this.rows) this.rows = this.matching();
+    const run = String(this.data.runId || 'run').replace(/[^\w.-]+/g, '_');
+    offerDownload(`shadow-mode-batch-rows-${run}.csv`, rowsCsv(this.data, this.rows), 'text/csv;charset=utf-8');
   }
 
   build() {
@@ -94,6 +118,10 @@ export class ResultsTable {
     }
     this.body = el('tbody');
     this.pager = el('div', { class: 'sx-pager' });
+    this.csvButton = el('button', {
+      type: 'button', class: 'sx-csv', text: 'Download these rows (CSV)',
+      title: 'The rows the filters show, in the order shown, as a CSV file', onclick: () => this.downloadCsv(),
+    });
     const c = this.controls;
     this.root.replaceChildren(
       el('h2', { id: 'sx-results-h', text: 'Results' }),
@@ -102,7 +130,8 @@ export class ResultsTable {
         el('label', {}, c.failures, ' failures only'),
         el('label', {}, 'label ', c.label),
         el('label', {}, 'predicted ', c.predicted),
-        el('label', { class: 'sx-search' }, c.text)),
+        el('label', { class: 'sx-search' }, c.text),
+        this.csvButton),
       this.chips,
       el('div', { class: 'sx-scroll' },
         el('table', { class: 'sx-results' }, this.caption, el('thead', {}, this.head), this.body)),
@@ -134,6 +163,7 @@ export class ResultsTable {
     this.sort = this.sort.key === key ? { key, dir: -this.sort.dir } : { key, dir: 1 };
     this.page = 0;
     this.refresh(true);
+    this.onChange();
   }
 
   search(i) {
@@ -280,6 +310,8 @@ export class ResultsTable {
       btn('›', this.page + 1, this.page >= pages - 1, 'next page'),
       btn('»', pages - 1, this.page >= pages - 1, 'last page'));
     this.root.dataset.matching = String(matched);
+    this.csvButton.disabled = matched === 0;
+    this.csvButton.textContent = `Download ${matched === this.n ? 'all' : 'these'} ${int(matched)} rows (CSV)`;
   }
 
   thumb(i) {

@@ -63,7 +63,9 @@ test('the page gives the same reports and counts as the CLI for the same CSV, mo
   const first = reportsShown.find((t) => t.includes('BATCH 1/6'));
   assert.ok(first.includes('📊 BATCH 1/6 COMPLETE'), first);
   assert.ok(first.includes('Batch Range:      1 - 50 (50 images)'), first);
-  assert.ok(await page.textContent('#summary-text').then((t) => t.includes('SHADOW RUN COMPLETE')));
+  // The run's figures are the explorer's (the page has no summary block of its own).
+  await page.waitForFunction(() => document.querySelector('.sx-status')?.textContent === 'completed');
+  assert.equal(await page.textContent('.sx-stat.sx-main .sx-stat-value'), `${(summary.evaluation.agreementRate * 100).toFixed(1)}%`);
   assert.deepEqual(page.errors || [], []);
 
   // The downloads are named as the CLI names its files, with the page's run id.
@@ -148,7 +150,8 @@ test('labels from the CSV are shown as text, never as HTML', async () => {
   await page.setInputFiles('#csv', join(dir, 'labels.csv'));
   const { summary } = await runToEnd(page);
   assert.equal(summary.statistics.total, 3);
-  const cells = await page.$$eval('#per-label th, #per-label td', (cells) => cells.map((c) => c.textContent));
+  await page.waitForSelector('.sx-perlabel');
+  const cells = await page.$$eval('.sx-perlabel th, .sx-perlabel td', (cells) => cells.map((c) => c.textContent));
   assert.ok(cells.includes(hostile), cells.join(' | '));
   assert.equal(await page.$$eval('img', (imgs) => imgs.length), 0);
   assert.deepEqual(page.dialogs, []);

@@ -415,11 +415,12 @@ test('at phone width nothing is cut off: tables scroll in their boxes; progress 
   assert.equal(await page.getByRole('progressbar', { name: /progress/i }).count(), 1);
   assert.ok(await page.getByRole('table', { name: /confusion matrix/i }).count() >= 1);
   assert.ok(await page.getByRole('table', { name: /per label/i }).count() >= 1);
-  const headers = await page.evaluate(() => [...document.querySelectorAll('#matrix, #per-label')].map((t) => ({
+  const headers = await page.evaluate(() => [...document.querySelectorAll('.sx-matrix, .sx-perlabel')].map((t) => ({
     caption: t.caption?.textContent || '',
     cols: [...t.rows[0].cells].every((c) => c.tagName === 'TH' && c.getAttribute('scope') === 'col'),
     rows: [...t.rows].slice(1).every((r) => r.cells[0].tagName === 'TH' && r.cells[0].getAttribute('scope') === 'row'),
   })));
+  assert.equal(headers.length, 2, 'one matrix and one per-label table');
   for (const h of headers) {
     assert.ok(h.caption, 'caption');
     assert.ok(h.cols, 'column headers');

@@ -101,18 +101,12 @@ impl Run {
     /// everything the run reports, and the URL is reported without them; give the
     /// API key with [`Run::hide_secret`].
     pub fn new(config: RunConfig, csv: LabelsCsv, now: Millis) -> Result<Run, ConfigError> {
-        let LabelsCsv {
-            items,
-            labels,
-            extra_columns,
-            id_column,
-            ..
-        } = csv;
+        let LabelsCsv { items, outline } = csv;
         let columns = CsvColumns {
-            has_ids: id_column.is_some(),
-            extra: extra_columns,
+            has_ids: outline.id_column.is_some(),
+            extra: outline.extra_columns,
         };
-        Run::with_rows(config, labels, columns, Rows::Whole(items), now)
+        Run::with_rows(config, outline.labels, columns, Rows::Whole(items), now)
     }
 
     /// A run over a CSV the host reads as the run goes, so that memory follows the

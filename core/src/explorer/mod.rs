@@ -36,7 +36,8 @@
 //! Here: the data's shape and [`build`]. Beside it: `builder` (tallies and the
 //! rows kept, from a stream of results), `sample` (which rows a capped report
 //! keeps), `stream` (a results file fed in chunks), `run_file` (a summary or
-//! progress file read as it streams by), `batches` (chart points).
+//! progress file read as it streams by), `batches` (chart points), [`html`] (the
+//! self-contained HTML report both hosts write from the data).
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -46,6 +47,7 @@ use crate::journal::{FoldedJournal, JournalScan};
 
 mod batches;
 mod builder;
+pub mod html;
 mod run_file;
 mod sample;
 mod stream;

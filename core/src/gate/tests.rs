@@ -97,84 +97,37 @@ fn bad_requirements_say_what_is_wrong_and_how_one_is_written() {
     assert_eq!(refused(""), RequirementError::Empty);
     assert_eq!(refused("   "), RequirementError::Empty);
     assert_eq!(refused("agreement"), RequirementError::NoComparison);
-    assert_eq!(refused("agreement == 0.9"), RequirementError::NoComparison);
-    assert_eq!(refused("agreement = 0.9"), RequirementError::NoComparison);
-    assert_eq!(
-        refused("agreement => 0.9"),
-        RequirementError::BadComparison("=>".into())
-    );
-    assert_eq!(
-        refused("agreement >== 0.9"),
-        RequirementError::BadComparison(">==".into())
-    );
-    assert_eq!(
-        refused("agreement >= high"),
-        RequirementError::BadBound("high".into())
-    );
-    assert_eq!(
-        refused("agreement >="),
-        RequirementError::BadBound(String::new())
-    );
-    assert_eq!(
-        refused("agreement >= NaN"),
-        RequirementError::BadBound("NaN".into())
-    );
-    assert_eq!(
-        refused("agreement >= inf"),
-        RequirementError::BadBound("inf".into())
-    );
-    assert!(matches!(
-        refused("agreement >= 1.5"),
-        RequirementError::BoundOutOfRange { .. }
-    ));
-    assert!(matches!(
-        refused("agreement >= 95"),
-        RequirementError::BoundOutOfRange { .. }
-    ));
-    assert!(matches!(
-        refused("kappa >= -2"),
-        RequirementError::BoundOutOfRange { .. }
-    ));
-    assert_eq!(
-        refused("agrement >= 0.9"),
-        RequirementError::UnknownMeasure("agrement".into())
-    );
-    assert_eq!(
-        refused("accuracy >= 0.9"),
-        RequirementError::UnknownMeasure("accuracy".into())
-    );
-    assert!(matches!(
-        refused("agreement.mid >= 0.9"),
-        RequirementError::UnknownMeasure(_)
-    ));
-    assert!(matches!(
-        refused("recall >= 0.7"),
-        RequirementError::BadLabel(..)
-    ));
-    assert!(matches!(
-        refused("recall[] >= 0.7"),
-        RequirementError::BadLabel(..)
-    ));
-    assert!(matches!(
-        refused("recall[cat >= 0.7"),
-        RequirementError::BadLabel(..)
-    ));
-    assert!(matches!(
-        refused("recall[cat]x >= 0.7"),
-        RequirementError::BadLabel(..)
-    ));
-    assert!(matches!(
-        refused("agreement[cat] >= 0.7"),
-        RequirementError::BadLabel(..)
-    ));
-    assert_eq!(
-        refused("macro_f1.low >= 0.8"),
-        RequirementError::NoInterval("macro_f1".into())
-    );
-    assert_eq!(
-        refused("f1[cat].high <= 0.8"),
-        RequirementError::NoInterval("f1[cat]".into())
-    );
+    use RequirementError::*;
+    let exact = [
+        ("agreement == 0.9", NoComparison),
+        ("agreement = 0.9", NoComparison),
+        ("agreement => 0.9", BadComparison("=>".into())),
+        ("agreement >== 0.9", BadComparison(">==".into())),
+        ("agreement >= high", BadBound("high".into())),
+        ("agreement >=", BadBound(String::new())),
+        ("agreement >= NaN", BadBound("NaN".into())),
+        ("agreement >= inf", BadBound("inf".into())),
+        ("agrement >= 0.9", UnknownMeasure("agrement".into())),
+        ("accuracy >= 0.9", UnknownMeasure("accuracy".into())),
+        ("macro_f1.low >= 0.8", NoInterval("macro_f1".into())),
+        ("f1[cat].high <= 0.8", NoInterval("f1[cat]".into())),
+    ];
+    for (text, error) in exact {
+        assert_eq!(refused(text), error, "{text}");
+    }
+    for text in ["agreement >= 1.5", "agreement >= 95", "kappa >= -2"] {
+        assert!(matches!(refused(text), BoundOutOfRange { .. }), "{text}");
+    }
+    assert!(matches!(refused("agreement.mid >= 0.9"), UnknownMeasure(_)));
+    for text in [
+        "recall >= 0.7",
+        "recall[] >= 0.7",
+        "recall[cat >= 0.7",
+        "recall[cat]x >= 0.7",
+        "agreement[cat] >= 0.7",
+    ] {
+        assert!(matches!(refused(text), BadLabel(..)), "{text}");
+    }
     // Every message but the range's and the interval's ends with the grammar.
     let message = refused("agrement >= 0.9").to_string();
     assert!(

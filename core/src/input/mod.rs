@@ -253,23 +253,8 @@ impl ColumnNames {
 pub struct LabelsCsv {
     /// Every data row, in file order (`items[i].row == i`), defect rows included.
     pub items: Vec<Item>,
-    /// The distinct labels of the rows without defect.
-    pub labels: LabelSet,
-    /// The image column's header, as the file wrote it (trimmed).
-    pub image_column: String,
-    /// The label column's header, as the file wrote it (trimmed).
-    pub label_column: String,
-    /// The id column's header, when there is one.
-    pub id_column: Option<String>,
-    /// The other columns' headers, in file order.
-    pub extra_columns: Vec<String>,
-}
-
-impl LabelsCsv {
-    /// Number of rows with a defect.
-    pub fn defect_count(&self) -> usize {
-        self.items.iter().filter(|i| i.defect.is_some()).count()
-    }
+    /// Its counts, labels and columns.
+    pub outline: CsvOutline,
 }
 
 /// Why a labels CSV could not be read at all. A bad *row* is not an error: it becomes
@@ -421,14 +406,7 @@ pub fn read_labels_csv<R: io::Read>(
         items.push(item);
     }
     let outline = rows.finish()?;
-    Ok(LabelsCsv {
-        items,
-        labels: outline.labels,
-        image_column: outline.image_column,
-        label_column: outline.label_column,
-        id_column: outline.id_column,
-        extra_columns: outline.extra_columns,
-    })
+    Ok(LabelsCsv { items, outline })
 }
 
 /// Reads a labels CSV through once without keeping its rows: how many there are,
@@ -465,21 +443,6 @@ pub struct CsvOutline {
     pub id_column: Option<String>,
     /// The other columns' headers, in file order.
     pub extra_columns: Vec<String>,
-}
-
-impl LabelsCsv {
-    /// The counts and columns, without the rows.
-    pub fn outline(&self) -> CsvOutline {
-        CsvOutline {
-            rows: self.items.len(),
-            defects: self.defect_count(),
-            labels: self.labels.clone(),
-            image_column: self.image_column.clone(),
-            label_column: self.label_column.clone(),
-            id_column: self.id_column.clone(),
-            extra_columns: self.extra_columns.clone(),
-        }
-    }
 }
 
 /// A labels CSV read one row at a time, streaming (memory: a fixed buffer and the

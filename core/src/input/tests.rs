@@ -103,14 +103,14 @@ fn every_header_alias_is_found() {
         for label in LABEL_COLUMN_NAMES {
             let text = format!("{image},{label}\na.png,cat\n");
             let csv = parse(&text);
-            assert_eq!(csv.image_column, *image);
-            assert_eq!(csv.label_column, *label);
+            assert_eq!(csv.outline.image_column, *image);
+            assert_eq!(csv.outline.label_column, *label);
             assert_eq!(summary(&csv), [(2, "a.png".into(), "cat".into(), false)]);
         }
     }
     for id in ID_COLUMN_NAMES {
         let csv = parse(&format!("{id},image,label\nx1,a.png,cat\n"));
-        assert_eq!(csv.id_column.as_deref(), Some(*id));
+        assert_eq!(csv.outline.id_column.as_deref(), Some(*id));
         assert_eq!(csv.items[0].id.as_deref(), Some("x1"));
     }
 }
@@ -118,13 +118,16 @@ fn every_header_alias_is_found() {
 #[test]
 fn headers_are_normalised_and_priority_holds() {
     let csv = parse(" Image Path ,Expected-,CLASS\na.png,x,cat\n");
-    assert_eq!(csv.image_column, "Image Path");
-    assert_eq!(csv.label_column, "CLASS");
+    assert_eq!(csv.outline.image_column, "Image Path");
+    assert_eq!(csv.outline.label_column, "CLASS");
     let csv = parse("Image-URL,url,label\nu1,u2,cat\n");
-    assert_eq!(csv.image_column, "url", "url comes before image_url");
+    assert_eq!(
+        csv.outline.image_column, "url",
+        "url comes before image_url"
+    );
     assert_eq!(csv.items[0].image.as_str(), "u2");
     let csv = parse("category,label,file\na,b,c.png\n");
-    assert_eq!(csv.label_column, "label");
+    assert_eq!(csv.outline.label_column, "label");
     assert_eq!(&*csv.items[0].label, "b");
 }
 
@@ -132,7 +135,7 @@ fn headers_are_normalised_and_priority_holds() {
 fn bom_and_crlf() {
     let text = "\u{feff}image,label\r\na.png,cat\r\n\r\nb.png,dog\r\n";
     let csv = parse(text);
-    assert_eq!(csv.image_column, "image");
+    assert_eq!(csv.outline.image_column, "image");
     assert_eq!(
         summary(&csv),
         [
@@ -160,7 +163,7 @@ impl io::Read for OneByte<'_> {
 fn bom_split_across_reads_and_line_numbers_with_tiny_reads() {
     let text = "\u{feff}image,label\r\n\r\n\"a\r\n.png\",cat\r\nb.png,dog";
     let csv = read_labels_csv(OneByte(text.as_bytes()), &ColumnNames::default()).unwrap();
-    assert_eq!(csv.image_column, "image");
+    assert_eq!(csv.outline.image_column, "image");
     assert_eq!(
         summary(&csv),
         [
@@ -191,7 +194,7 @@ impl io::Read for Pieces {
 fn bom_alone_in_the_first_read_is_not_the_end_of_the_file() {
     let pieces = Pieces(vec![b"\xEF\xBB\xBF", b"image,label\n", b"a.png,cat\n"]);
     let csv = read_labels_csv(pieces, &ColumnNames::default()).unwrap();
-    assert_eq!(csv.image_column, "image");
+    assert_eq!(csv.outline.image_column, "image");
     assert_eq!(summary(&csv), [(2, "a.png".into(), "cat".into(), false)]);
     // A file that is only a BOM is still empty.
     let err = read_labels_csv(Pieces(vec![b"\xEF\xBB\xBF"]), &ColumnNames::default());
@@ -226,7 +229,7 @@ fn quoted_commas_quotes_and_newlines_keep_line_numbers() {
 fn blank_lines_whitespace_and_empty_rows_are_skipped() {
     let text = "\n\n  image , label  \n\n   \n,,\n a.png , cat \n\n";
     let csv = parse(text);
-    assert_eq!(csv.image_column, "image");
+    assert_eq!(csv.outline.image_column, "image");
     assert_eq!(summary(&csv), [(7, "a.png".into(), "cat".into(), false)]);
 }
 
@@ -267,11 +270,11 @@ fn defect_rows() {
     assert_eq!(csv.items[4].image, rel(""));
     assert_eq!(&*csv.items[4].label, "cat");
     assert_eq!(csv.items.len(), 7);
-    assert_eq!(csv.defect_count(), 5);
+    assert_eq!(csv.outline.defects, 5);
     // "dog" only appears on defect rows before the last one; "caf\xe9" never counts.
-    assert_eq!(csv.labels.names(), ["cat", "dog"]);
+    assert_eq!(csv.outline.labels.names(), ["cat", "dog"]);
     let only_defect_label = parse("image,label\n,zebra\na.png,cat\n");
-    assert_eq!(only_defect_label.labels.names(), ["cat"]);
+    assert_eq!(only_defect_label.outline.labels.names(), ["cat"]);
 }
 
 #[test]
@@ -283,12 +286,12 @@ fn explicit_columns_and_id() {
     };
     let text = "key,photo-file,truth,label\nk1,a.png,cat,ignored\n,b.png,dog,x\n";
     let csv = parse_labels_csv(text, &cols).unwrap();
-    assert_eq!(csv.image_column, "photo-file");
-    assert_eq!(csv.label_column, "truth");
-    assert_eq!(csv.id_column.as_deref(), Some("key"));
+    assert_eq!(csv.outline.image_column, "photo-file");
+    assert_eq!(csv.outline.label_column, "truth");
+    assert_eq!(csv.outline.id_column.as_deref(), Some("key"));
     assert_eq!(csv.items[0].id.as_deref(), Some("k1"));
     assert_eq!(csv.items[1].id, None);
-    assert_eq!(csv.labels.names(), ["cat", "dog"]);
+    assert_eq!(csv.outline.labels.names(), ["cat", "dog"]);
 
     let missing = ColumnNames {
         label: Some("truth".into()),
@@ -436,7 +439,7 @@ fn large_input_crosses_buffer_boundaries() {
         assert_eq!(item.line, line, "row {i}");
         line += 2;
     }
-    assert_eq!(csv.labels.len(), 5);
+    assert_eq!(csv.outline.labels.len(), 5);
 }
 
 #[test]
@@ -526,7 +529,7 @@ proptest! {
             expected_line += 1 + (image.matches('\n').count() + label.matches('\n').count()) as u64;
         }
         let labels = LabelSet::from_labels(rows.iter().map(|(_, l)| l.trim()));
-        prop_assert_eq!(csv.labels, labels);
+        prop_assert_eq!(csv.outline.labels, labels);
     }
 }
 
@@ -554,13 +557,16 @@ fn rows_longer_than_the_header_are_defects_unless_the_extra_cells_are_empty() {
 #[test]
 fn other_columns_are_kept_per_row_in_file_order() {
     let csv = parse("site,image,id, ,label\nnorth, a.png ,1,x,cat\nsouth,b.png,2\n");
-    assert_eq!(csv.extra_columns, ["site", "column 4"]);
+    assert_eq!(csv.outline.extra_columns, ["site", "column 4"]);
     let extra: Vec<Vec<&str>> = csv
         .items
         .iter()
         .map(|i| i.extra.iter().map(|v| &**v).collect())
         .collect();
     assert_eq!(extra, [vec!["north", "x"], vec!["south", ""]]);
-    assert_eq!(csv.outline().extra_columns, csv.extra_columns);
-    assert!(parse("image,label\na.png,cat\n").extra_columns.is_empty());
+    assert_eq!(csv.outline.rows, 2);
+    assert!(parse("image,label\na.png,cat\n")
+        .outline
+        .extra_columns
+        .is_empty());
 }

@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 
 use crate::compare::{Comparison, MatchedBy, ScoreDelta, Side};
 
-use super::{escape_for_terminal, RULE};
+use super::console::RULE;
+use super::escape_for_terminal;
 
 /// Labels listed on the console (the JSON has them all).
 const LABELS_SHOWN: usize = 10;

@@ -1475,6 +1475,8 @@ fn only_openai_compatible_providers_fall_back() {
 
 /// Issue 21 item 9: a CSV column that is neither image, label nor id breaks
 /// the verdict down, worst slice first; a column of unique values is not.
+/// The south slice's interval is statsmodels 0.14's
+/// `proportion_confint(10, 20, method="wilson")` = (0.2993, 0.7007).
 #[test]
 fn the_summary_breaks_agreement_down_by_the_csvs_other_columns() {
     let mut text = String::from("image,label,site,taken at\n");
@@ -1510,7 +1512,7 @@ fn the_summary_breaks_agreement_down_by_the_csvs_other_columns() {
     let console = summary.to_console(5);
     assert!(
         console.contains("By site (worst of 2 values")
-            && console.contains("south                 50.00% agreement (25.0 points below the run), 20 rows, 0 failed"),
+            && console.contains("south                 50.00% agreement (25.0 points below the run; 95% interval 29.9-70.1%), 20 rows, 0 failed"),
         "{console}"
     );
 }

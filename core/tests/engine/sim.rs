@@ -64,11 +64,15 @@ pub fn csv_of(n: usize, labels: &[&str]) -> LabelsCsv {
     if n == 0 {
         return LabelsCsv {
             items: vec![],
-            labels: Default::default(),
-            image_column: "image".into(),
-            label_column: "label".into(),
-            id_column: None,
-            extra_columns: Vec::new(),
+            outline: shadow_core::input::CsvOutline {
+                rows: 0,
+                defects: 0,
+                labels: Default::default(),
+                image_column: "image".into(),
+                label_column: "label".into(),
+                id_column: None,
+                extra_columns: Vec::new(),
+            },
         };
     }
     let mut text = String::from("image,label\n");
@@ -157,7 +161,7 @@ impl Sim {
         csv: LabelsCsv,
         script: impl FnMut(&Item, &SendOrder, Millis) -> (u64, Reply) + 'static,
     ) -> Sim {
-        let run = Run::streaming(config.clone(), &csv.outline(), T0).expect("valid config");
+        let run = Run::streaming(config.clone(), &csv.outline, T0).expect("valid config");
         let mut sim = Sim::new(config, csv.clone(), script);
         sim.run = run;
         sim.feed = Some(csv.items.into_iter());

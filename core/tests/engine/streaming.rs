@@ -98,7 +98,7 @@ fn a_cancelled_streaming_run_stops_like_a_whole_csv_run() {
 #[test]
 fn rows_out_of_order_and_restores_are_refused() {
     let csv = csv_of(10, &["cat"]);
-    let mut run = Run::streaming(config(), &csv.outline(), T0).unwrap();
+    let mut run = Run::streaming(config(), &csv.outline, T0).unwrap();
     assert_eq!(run.poll(T0), Some(Output::NeedRows { from: 0, count: 10 }));
     let mut rows = csv.items.clone();
     let skipped = rows.remove(0);
@@ -109,7 +109,7 @@ fn rows_out_of_order_and_restores_are_refused() {
     run.push_rows([skipped]).unwrap();
     assert!(matches!(run.poll(T0), Some(Output::Send(o)) if o.item == 0));
 
-    let mut fresh = Run::streaming(config(), &csv.outline(), T0).unwrap();
+    let mut fresh = Run::streaming(config(), &csv.outline, T0).unwrap();
     assert!(matches!(
         fresh.restore(std::iter::empty()),
         Err(UsageError::RowOutOfOrder(_))

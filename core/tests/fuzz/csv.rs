@@ -107,12 +107,12 @@ fn check_parsed(input: &[u8], csv: &LabelsCsv) -> Result<(), TestCaseError> {
                 let (image, label) = (item.image.as_str(), &*item.label);
                 prop_assert!(!image.is_empty() && image.trim() == image, "{:?}", item);
                 prop_assert!(!label.is_empty() && label.trim() == label, "{:?}", item);
-                prop_assert!(csv.labels.index_of(label).is_some(), "{:?}", item);
+                prop_assert!(csv.outline.labels.index_of(label).is_some(), "{:?}", item);
             }
             Some(defect) => {
                 let prefix = format!("line {}: ", item.line);
                 prop_assert!(defect.starts_with(&prefix), "{:?}", defect);
-                let names = csv.image_column.len() + csv.label_column.len();
+                let names = csv.outline.image_column.len() + csv.outline.label_column.len();
                 prop_assert!(
                     defect.len() <= 512 + 12 * names,
                     "defect message of {} bytes",
@@ -129,7 +129,7 @@ fn check_parsed(input: &[u8], csv: &LabelsCsv) -> Result<(), TestCaseError> {
         input.len()
     );
     // The label set: sorted, distinct, and exactly the labels of usable rows.
-    let names = csv.labels.names();
+    let names = csv.outline.labels.names();
     prop_assert!(names.windows(2).all(|w| w[0] < w[1]), "{:?}", names);
     for name in names {
         prop_assert!(
