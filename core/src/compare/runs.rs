@@ -83,6 +83,24 @@ pub struct JournalRows {
     skipped: u64,
 }
 
+/// Calls `f` with each complete line of `chunk`, the first one joined to what
+/// `carry` kept of the previous chunk; keeps the unfinished tail in `carry`.
+fn each_line(carry: &mut Vec<u8>, chunk: &[u8], mut f: impl FnMut(&[u8])) {
+    let mut rest = chunk;
+    while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+        let (line, tail) = rest.split_at(end + 1);
+        rest = tail;
+        if carry.is_empty() {
+            f(line);
+        } else {
+            carry.extend_from_slice(line);
+            f(carry);
+            carry.clear();
+        }
+    }
+    carry.extend_from_slice(rest);
+}
+
 impl JournalRows {
     /// An empty journal.
     pub fn new() -> JournalRows {
@@ -91,19 +109,9 @@ impl JournalRows {
 
     /// The next bytes of the journal.
     pub fn push(&mut self, chunk: &[u8]) {
-        let mut rest = chunk;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
-            let (line, tail) = rest.split_at(end + 1);
-            rest = tail;
-            if self.carry.is_empty() {
-                self.line(line);
-            } else {
-                let mut whole = std::mem::take(&mut self.carry);
-                whole.extend_from_slice(line);
-                self.line(&whole);
-            }
-        }
-        self.carry.extend_from_slice(rest);
+        let mut carry = std::mem::take(&mut self.carry);
+        each_line(&mut carry, chunk, |line| self.line(line));
+        self.carry = carry;
     }
 
     fn line(&mut self, bytes: &[u8]) {
@@ -708,19 +716,9 @@ impl RowDetails {
         if self.wanted.is_empty() {
             return;
         }
-        let mut rest = chunk;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
-            let (line, tail) = rest.split_at(end + 1);
-            rest = tail;
-            if self.carry.is_empty() {
-                self.line(line);
-            } else {
-                let mut whole = std::mem::take(&mut self.carry);
-                whole.extend_from_slice(line);
-                self.line(&whole);
-            }
-        }
-        self.carry.extend_from_slice(rest);
+        let mut carry = std::mem::take(&mut self.carry);
+        each_line(&mut carry, chunk, |line| self.line(line));
+        self.carry = carry;
     }
 
     fn line(&mut self, bytes: &[u8]) {
