@@ -27,6 +27,8 @@ pub const MODULES: &[(&str, &str)] = &[
         "viewstate.js",
         include_str!("../../../web/explorer/viewstate.js"),
     ),
+    ("rowview.js", include_str!("../../../web/explorer/rowview.js")),
+    ("slices.js", include_str!("../../../web/explorer/slices.js")),
     (
         "explorer.js",
         include_str!("../../../web/explorer/explorer.js"),
