@@ -44,7 +44,7 @@ export function costFigure(cost) {
     };
   }
   if (!perImage) return null;
-  return { value: perImage, detail: 'no price known for this model: give one to see dollars' };
+  return { value: perImage, detail: 'no price known for this model: give one to see dollars', tokens: true };
 }
 
 /**
@@ -102,7 +102,7 @@ function headline(data) {
       reasons.length ? reasons.map(([k, n]) => `${REASON_NAMES[k] || k}: ${int(n)}`).join(' · ') : 'no failures',
       t.failed > 0 ? 'sx-warn' : ''),
   ];
-  if (cost) stats.push(figure('Cost', cost.value, cost.detail, 'sx-cost'));
+  if (cost) stats.push(figure('Cost', cost.value, cost.detail, cost.tokens ? 'sx-cost sx-cost-tokens' : 'sx-cost'));
   // A capped report's rows are a sample: its first note says which, shown first.
   const notes = data.notes || [];
   const sampleNote = data.sample && notes.length ? notes[0] : null;

@@ -74,13 +74,14 @@ export class RowView {
     this.closeButton.focus();
   }
 
-  /** New data (a live run): the open view follows its row. */
+  /** New data (a live run): the open view keeps its row (a finished row does not
+   * change; its place among the rows shown may). */
   update(data) {
     this.data = data;
     if (!this.dialog || !this.dialog.open) return;
     const i = this.indexOf(this.row);
     if (i < 0) this.close();
-    else this.show(i);
+    else this.showPlace(i);
   }
 
   get isOpen() {
@@ -151,6 +152,15 @@ export class RowView {
     (button.disabled ? this.closeButton : button).focus();
   }
 
+  /** The row's place among the rows the table shows, and the ‹ › buttons. */
+  showPlace(i) {
+    const order = this.order();
+    const at = order.indexOf(i);
+    this.prev.disabled = at <= 0;
+    this.next.disabled = at < 0 || at >= order.length - 1;
+    this.position.textContent = at < 0 ? 'not among the rows shown' : `${int(at + 1)} of ${int(order.length)} shown`;
+  }
+
   show(i) {
     const data = this.data;
     const it = data.items;
@@ -158,11 +168,7 @@ export class RowView {
     const id = itemValue(it, 'id', i);
     this.heading.replaceChildren(`Row ${int(it.row[i] + 1)}`,
       el('span', { class: 'sx-rv-sub' }, ` · CSV line ${int(it.line[i])}`, id ? [' · id ', el('bdi', { text: shown(id) })] : null));
-    const order = this.order();
-    const at = order.indexOf(i);
-    this.prev.disabled = at <= 0;
-    this.next.disabled = at < 0 || at >= order.length - 1;
-    this.position.textContent = at < 0 ? 'not among the rows shown' : `${int(at + 1)} of ${int(order.length)} shown`;
+    this.showPlace(i);
 
     const p = it.prediction[i];
     const ok = it.ok[i];

@@ -127,7 +127,8 @@ export function slicesSection(data, chosen, choose) {
     el('td', { class: 'sx-num sx-wide', text: int(totals.processed) }),
     el('td', { class: 'sx-num' }, pct(run.rate), run.interval ? el('span', { class: 'sx-ci', text: interval(run.interval) }) : null),
     el('td', { class: 'sx-sbar-col' }, sliceBar({ agreementRate: run.rate, agreementInterval: run.interval }, scale, run)),
-    el('td', { class: 'sx-num sx-muted', text: 'ref.', title: 'the reference: every value is compared with the whole run' }),
+    el('td', { class: 'sx-num sx-muted', title: 'the reference: every value is compared with the whole run' },
+      el('span', { class: 'sx-wide', text: 'reference' }), el('span', { class: 'sx-narrow', text: 'ref.' })),
     el('td', { class: 'sx-num' }, kappa(ev.kappa)),
     el('td', { class: 'sx-num' }, failed(totals.processed ? totals.failed / totals.processed : null, totals.failed, totals.processed)));
   const rows = values.map((v) => {
@@ -145,7 +146,7 @@ export function slicesSection(data, chosen, choose) {
   });
   section.append(
     el('p', { class: 'sx-muted', text: `Each value's agreement with its 95% interval; the dashed line is the run's agreement, ${pct(run.rate)}. `
-      + 'Red: the interval lies wholly below it. Gap: the value\'s agreement minus the run\'s, in percentage points.' }),
+      + 'Red: the interval lies wholly below it; green: wholly above. Gap: the value\'s agreement minus the run\'s, in percentage points.' }),
     el('div', { class: 'sx-scroll' },
       el('table', { class: 'sx-slices', dataset: { column: column.column } },
         el('caption', { class: 'sx-visually-hidden', text: `Agreement by ${userPlain(column.column, 40)}, worst first` }),

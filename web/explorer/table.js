@@ -343,7 +343,9 @@ export class ResultsTable {
       btn('»', pages - 1, this.page >= pages - 1, 'last page'));
     this.root.dataset.matching = String(matched);
     this.csvButton.disabled = matched === 0;
-    this.csvButton.textContent = `Download ${matched === this.n ? 'all' : 'these'} ${int(matched)} rows (CSV)`;
+    this.csvButton.textContent = matched === 1
+      ? `Download ${this.n === 1 ? 'the' : 'this'} 1 row (CSV)`
+      : `Download ${matched === this.n ? 'all' : 'these'} ${int(matched)} rows (CSV)`;
   }
 
   /** The item indices the filters show, in the order shown. */

@@ -357,3 +357,31 @@ test('the page: a run of a CSV with a site column ends with its slices, and a ro
   assert.deepEqual(page.errors, []);
   await page.context().close();
 });
+
+test('the page during a run: a row\'s view stays open while the explorer takes in new rows, and closes back onto its row', async () => {
+  const page = await openPage(await serve(['--latency-ms', '60']), { width: 1280, height: 900 });
+  await chooseData(page);
+  await page.click('#start');
+  await page.waitForSelector('.sx-results tr[data-row="0"] .sx-open', { timeout: 30_000 });
+  const before = await page.textContent('.sx-results caption');
+  await page.click('.sx-results tr[data-row="0"] .sx-open');
+  await page.waitForSelector('dialog.sx-rowview[open]');
+  const heading = (await rowView(page)).heading;
+  assert.equal(heading, 'Row 1 · CSV line 2');
+  // The explorer is drawn again with more rows; the view stays on its row and says its place.
+  await page.waitForFunction((b) => document.querySelector('.sx-results caption').textContent !== b, before, { timeout: 30_000 });
+  let view = await rowView(page);
+  assert.ok(view, 'still open after an update');
+  assert.equal(view.heading, heading);
+  await waitForEnd(page);
+  await page.waitForFunction(() => document.querySelector('.sx-status')?.textContent.startsWith('completed'));
+  view = await rowView(page);
+  assert.ok(view, 'still open at the end of the run');
+  assert.equal(view.heading, heading);
+  assert.equal(await page.textContent('dialog.sx-rowview .sx-rv-pos'), '1 of 300 shown');
+  // The button that opened it was drawn again: focus goes to the row's new one.
+  await page.keyboard.press('Escape');
+  assert.deepEqual(await focused(page), { cls: 'sx-open', row: '0' });
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});

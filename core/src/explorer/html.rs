@@ -27,7 +27,10 @@ pub const MODULES: &[(&str, &str)] = &[
         "viewstate.js",
         include_str!("../../../web/explorer/viewstate.js"),
     ),
-    ("rowview.js", include_str!("../../../web/explorer/rowview.js")),
+    (
+        "rowview.js",
+        include_str!("../../../web/explorer/rowview.js"),
+    ),
     ("slices.js", include_str!("../../../web/explorer/slices.js")),
     (
         "explorer.js",
