@@ -89,8 +89,9 @@ async function focused(page) {
 // ---------------------------------------------------------------------------
 
 // A long answer (1,000 characters over many lines) that starts with a
-// right-to-left override: isolated, escaped as the console writes it, scrollable.
-const LONG_ANSWER = `\u202eoverride\n${'The animal has long ears and a short tail; it could be a dog.\n'.repeat(15)}{"label": "dog"}`;
+// right-to-left override and holds markup: isolated, escaped as the console writes
+// it, shown as text, scrollable.
+const LONG_ANSWER = `\u202eoverride <img src=x onerror=window.__pwned=1>\n${'The animal has long ears and a short tail; it could be a dog.\n'.repeat(15)}{"label": "dog"}`;
 const SHOWN_LONG_ANSWER = LONG_ANSWER.replace('\u202e', '\\u{202e}');
 
 /** Results of 6 rows with the evidence the results file keeps: tokens, cost, answer, HTTP status. */
@@ -147,6 +148,8 @@ test('row view: a row, its number or its thumbnail opens the image large with th
     }, where);
     assert.deepEqual(view.answer, { text: SHOWN_LONG_ANSWER, isolated: true, whiteSpace: 'pre-wrap', scrollable: true, sideways: false }, where);
     assert.equal(view.modal, true, where);
+    assert.equal(await page.evaluate(() => document.querySelectorAll('dialog.sx-rowview img').length), 1, `${where}: the answer's markup is text`);
+    assert.equal(await page.evaluate(() => window.__pwned), undefined, where);
     assert.ok(view.inside, `${where}: the view fits the screen`);
     await page.waitForFunction(() => document.querySelector('dialog.sx-rowview img')?.complete);
     view = await rowView(page);
