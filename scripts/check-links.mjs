@@ -1,5 +1,5 @@
-// Checks the relative links of README.md, BENCHMARKS.md and docs/*.md: every linked
-// file exists, and every #anchor names a heading of the file it points into, slugged
+// Checks the relative links of README.md, BENCHMARKS.md and docs/*.md (Markdown's,
+// and HTML's `<img src>` and `<a href>`): every linked file exists, and every #anchor names a heading of the file it points into, slugged
 // as GitHub does (lower case; punctuation but `-` and `_` dropped; each space a `-`;
 // a repeated heading gets -1, -2...), or an HTML <a name> there. Links to other
 // sites are not fetched.
@@ -63,8 +63,12 @@ export function brokenLinks(file) {
   for (const [n, line] of prose(readFileSync(file, 'utf8'))) {
     // Inline code is not a link: `[a](b)` inside backticks is text.
     const text = line.replace(/`[^`]*`/g, '');
-    for (const m of text.matchAll(/!?\[(?:[^\][]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) {
-      const target = m[1];
+    // Markdown links and images, and HTML ones (`<img src="...">`, `<a href="...">`).
+    const targets = [
+      ...[...text.matchAll(/!?\[(?:[^\][]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)].map((m) => m[1]),
+      ...[...text.matchAll(/<(?:img|a)\s[^>]*?\b(?:src|href)="([^"]+)"/g)].map((m) => m[1]),
+    ];
+    for (const target of targets) {
       if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue; // https:, mailto: ...
       const [path, anchor] = target.split('#', 2);
       const dest = path === '' ? file : resolve(dirname(file), decodeURIComponent(path));

@@ -1,5 +1,9 @@
-// Screenshots of the results explorer for docs/: the page after a run (a matrix
-// cell clicked), and the CLI's HTML report at desktop and phone (390 px) width.
+// Screenshots of the results explorer for docs/: the CLI's HTML report at desktop
+// (1,280 px) and phone (390 px) width (report-desktop.png, report-phone.png); a
+// row's view opened in it (report-row.png, report-row-phone.png); the slices of a
+// run of the example with a `site` column whose harbour rows the mock answers worse
+// (report-slices.png, report-slices-phone.png); and the page after a run, its
+// disagreements listed (explorer.png).
 //
 //   cargo build -p shadow-native && bash web/build.sh && node scripts/explorer-screenshots.mjs [OUT_DIR]
 //
@@ -7,7 +11,7 @@
 // Debian's chromium and web/node_modules' playwright-core (cd web && npm ci).
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readdirSync } from 'node:fs';
+import { cpSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -42,6 +46,42 @@ for (const [name, viewport, height] of [['report-desktop.png', { width: 1280, he
   await page.close();
 }
 
+// A row's view: the first disagreement of the report, opened from its row.
+for (const [name, viewport] of [['report-row.png', { width: 1280, height: 800 }], ['report-row-phone.png', { width: 390, height: 844 }]]) {
+  const page = await browser.newPage({ viewport });
+  await page.route('**/*', (r) => (r.request().url().startsWith('file:') ? r.continue() : r.abort()));
+  await page.goto(pathToFileURL(report).href);
+  await page.waitForSelector('#explorer[data-ready]');
+  await page.locator('.sx-results tr.sx-disagree').first().scrollIntoViewIfNeeded();
+  await page.click('.sx-results tr.sx-disagree td.sx-label');
+  await page.waitForFunction(() => document.querySelector('dialog.sx-rowview img')?.complete);
+  await page.screenshot({ path: join(OUT, name) });
+  await page.close();
+}
+
+// Slices: the example's CSV with a `site` column (rows 0-199 north and south in
+// turn, 200-299 harbour) and a `camera` column; the mock answers the harbour's
+// rows at 0.6 instead of 0.9 (--mock-accuracy-drop-at), as a model might fail on
+// one site's images.
+// Written to a folder of its own (the images copied beside it), never into the checkout.
+const [header, ...rows] = readFileSync(CSV, 'utf8').trim().split(/\r?\n/);
+const siteDir = mkdtempSync(join(tmpdir(), 'shadow-shots-sites-'));
+cpSync(join(dirname(CSV), 'images'), join(siteDir, 'images'), { recursive: true });
+const sited = join(siteDir, 'labels-by-site.csv');
+writeFileSync(sited, `${header},site,camera\n${rows.map((r, i) => `${r},${i >= 200 ? 'harbour' : i % 2 ? 'south' : 'north'},${'ABC'[i % 3]}`).join('\n')}\n`);
+const siteRun = spawnSync(BIN, [sited, '--out-dir', siteDir, '--mock-latency-ms', '5', '--mock-accuracy-drop-at', '200:0.6'],
+  { encoding: 'utf8', env: { ...process.env, OPENAI_API_KEY: '' } });
+if (siteRun.status !== 0 && siteRun.status !== 1) throw new Error(siteRun.stderr);
+const siteReport = join(siteDir, readdirSync(siteDir).find((n) => n.endsWith('.html')));
+for (const [name, viewport] of [['report-slices.png', { width: 1280, height: 900 }], ['report-slices-phone.png', { width: 390, height: 844 }]]) {
+  const page = await browser.newPage({ viewport });
+  await page.route('**/*', (r) => (r.request().url().startsWith('file:') ? r.continue() : r.abort()));
+  await page.goto(pathToFileURL(siteReport).href);
+  await page.waitForSelector('.sx-slices');
+  await page.locator('.sx-slices-section').screenshot({ path: join(OUT, name) });
+  await page.close();
+}
+
 // The page: the same CSV run in the browser, then the matrix cell of the most frequent confusion clicked.
 const server = spawn(BIN, ['web', '--port', '0', '--truth', CSV, '--latency-ms', '20', '--error-rate', '0.1'], { stdio: ['ignore', 'pipe', 'inherit'] });
 const url = await new Promise((res) => { let o = ''; server.stdout.on('data', (d) => { o += d; const m = o.match(/page at (http:\S+)\//); if (m) res(m[1]); }); });
@@ -53,15 +93,17 @@ await page.setInputFiles('#images', join(dirname(CSV), 'images'));
 await page.click('#start');
 await page.waitForSelector('#status[data-final]', { timeout: 120_000 });
 await page.waitForFunction(() => document.querySelector('.sx-status')?.textContent.startsWith('completed'));
-const top = await page.evaluate(() => window.__shadow.summary.evaluation.topConfusions[0]);
-const labels = await page.evaluate(() => window.__shadow.summary.evaluation.labels);
-await page.click(`.sx-matrix button[data-label="${labels.indexOf(top.label)}"][data-predicted="${labels.indexOf(top.predicted)}"]`);
+// The results section with the disagreements listed (each row opens its evidence).
+await page.check('.sx-filters input[name=disagreements]');
+await page.locator('.sx-table-section').scrollIntoViewIfNeeded();
+await page.mouse.move(1, 1); // no row under the pointer (a hovered row is shaded)
 await loaded(page);
-const box = await page.evaluate(() => {
-  const r = document.getElementById('explorer-section').getBoundingClientRect();
-  return { y: r.top + scrollY, height: r.height };
+const table = await page.evaluate(() => {
+  const r = document.querySelector('.sx-table-section').getBoundingClientRect();
+  return { x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height };
 });
-await page.screenshot({ path: join(OUT, 'explorer.png'), fullPage: true, clip: { x: 0, y: box.y, width: 1280, height: Math.min(box.height, 1600) } });
+await page.screenshot({ path: join(OUT, 'explorer.png'), fullPage: true,
+  clip: { x: table.x, y: table.y, width: table.width, height: Math.min(table.height, 720) } });
 server.kill();
 await browser.close();
-console.log(`wrote ${OUT}/explorer.png, report-desktop.png, report-phone.png (report: ${report})`);
+console.log(`wrote ${OUT}/explorer.png, report-desktop.png, report-phone.png, report-row.png, report-row-phone.png, report-slices.png, report-slices-phone.png (report: ${report})`);

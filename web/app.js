@@ -611,6 +611,9 @@ async function prepareAndStart() {
         const lines = outs.map((o) => o.jsonLine);
         state.lines.push(...lines);
         state.store.appendLines(runId, lines);
+        // The explorer follows the rows as they finish, not only at batch ends (a
+        // batch of a slow model can take minutes); live() spaces its rebuilds.
+        state.explorer.live(state);
       },
       batchReport(out) {
         if (!out.report.resumed) addReport(out);

@@ -69,6 +69,20 @@ export function ms(x) {
   return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
 }
 
+/** US dollars with two decimals, or two significant digits under ten cents: $0.13, $0.00044. */
+export function usd(x) {
+  if (typeof x !== 'number' || !Number.isFinite(x)) return '–';
+  const digits = x === 0 ? 2 : Math.min(10, Math.max(2, 1 - Math.floor(Math.log10(Math.abs(x)))));
+  return `$${x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })}`;
+}
+
+/** A failure's kind (the results' `errorKind`, the summary's `failureReasons` keys) in words. */
+export const REASON_NAMES = {
+  refused: 'refused', outsideLabels: 'outside the label set', malformed: 'malformed answer',
+  http: 'HTTP error', transport: 'transport error', image: 'image error', input: 'unusable CSV row',
+  answer: 'unusable answer', unknown: 'unknown',
+};
+
 /** The run's status as a person reads it, with its style class. */
 export function statusOf(data) {
   const failed = data.totals && data.totals.failed > 0;

@@ -3,24 +3,22 @@
 // report. It draws the data that shadow-core's `explorer::build` makes (the page
 // gets it through the wasm face, the report embeds it as JSON); it fetches
 // nothing, and every string of the data is set as text. Its view (the table's
-// filters and sort, the per-label table's sort, the matrix's row shares) is kept
-// in the URL fragment (viewstate.js), so that a link opens the same view.
+// filters and sort, the per-label table's sort, the matrix's row shares,
+// and the column the slices break down by) is kept in the URL fragment
+// (viewstate.js), so that a link opens the same view. A row of the results table
+// opens its own view (rowview.js): the image large, the answer, its figures.
 //
 //   const view = renderExplorer(container, data, { thumbnail: (image, i) => url | null | {reason} });
 //   view.update(newData);   // live: keeps the table's filters, sort and page
 
-import { el, int, pct, interval, num, ms, statusOf, shown, userText, userPlain } from './dom.js';
+import { el, int, pct, interval, num, statusOf, shown, userText, userPlain, usd, REASON_NAMES } from './dom.js';
 import { batchCharts } from './charts.js';
 import { ResultsTable, defaultFilters, ANY_LABEL, NO_PREDICTION_LABEL } from './table.js';
 import { readView, viewFragment, showFragment } from './viewstate.js';
+import { RowView } from './rowview.js';
+import { slicesSection } from './slices.js';
 
 export const FORMAT = 1;
-
-const REASON_NAMES = {
-  refused: 'refused', outsideLabels: 'outside the label set', malformed: 'malformed answer',
-  http: 'HTTP error', transport: 'transport error', image: 'image error', input: 'unusable CSV row',
-  answer: 'unusable answer', unknown: 'unknown',
-};
 
 function figure(name, value, detail, cls, verdict) {
   return el('div', { class: `sx-stat ${cls || ''}` },
@@ -28,13 +26,6 @@ function figure(name, value, detail, cls, verdict) {
     el('div', { class: 'sx-stat-value', text: value }),
     detail ? el('div', { class: 'sx-stat-detail', text: detail }) : null,
     verdict ? el('div', { class: 'sx-stat-verdict', text: verdict }) : null);
-}
-
-/** US dollars with two decimals, or two significant digits under ten cents: $0.13, $0.00044. */
-export function usd(x) {
-  if (typeof x !== 'number' || !Number.isFinite(x)) return '–';
-  const digits = x === 0 ? 2 : Math.min(10, Math.max(2, 1 - Math.floor(Math.log10(Math.abs(x)))));
-  return `$${x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })}`;
 }
 
 /** The cost tile's value and detail, from the summary's `cost`; null without one. */
@@ -53,7 +44,7 @@ export function costFigure(cost) {
     };
   }
   if (!perImage) return null;
-  return { value: perImage, detail: 'no price known for this model: give one to see dollars' };
+  return { value: perImage, detail: 'no price known for this model: give one to see dollars', tokens: true };
 }
 
 /**
@@ -111,7 +102,7 @@ function headline(data) {
       reasons.length ? reasons.map(([k, n]) => `${REASON_NAMES[k] || k}: ${int(n)}`).join(' · ') : 'no failures',
       t.failed > 0 ? 'sx-warn' : ''),
   ];
-  if (cost) stats.push(figure('Cost', cost.value, cost.detail, 'sx-cost'));
+  if (cost) stats.push(figure('Cost', cost.value, cost.detail, cost.tokens ? 'sx-cost sx-cost-tokens' : 'sx-cost'));
   // A capped report's rows are a sample: its first note says which, shown first.
   const notes = data.notes || [];
   const sampleNote = data.sample && notes.length ? notes[0] : null;
@@ -311,6 +302,11 @@ class Explorer {
     // shares here, the results table's filters and sort in the table.
     this.labelSort = null;
     this.normalise = false;
+    // The column the slices break down by (a name; null: the first sliced one).
+    this.sliceColumn = null;
+    this.rowView = new RowView(options);
+    this.rowView.order = () => (this.table ? this.table.orderedRows() : []);
+    this.rowView.fallbackFocus = (row) => (this.table ? this.table.openerOf(row) : null);
     // A view from the URL whose labels the data does not hold yet (a live run):
     // applied once they come, unless the user changes the view first.
     this.pendingView = options.urlView === false ? null : readView(location.hash);
@@ -337,6 +333,7 @@ class Explorer {
     const error = index(this.data.items.errorTexts, v.error);
     this.labelSort = v.labelSort;
     this.normalise = v.normalise;
+    this.sliceColumn = v.slice;
     this.table.setView({
       disagreements: v.disagreements, failures: v.failures, text: v.text, label, predicted, error,
     }, v.sort);
@@ -356,7 +353,7 @@ class Explorer {
       predicted: f.predicted >= 0 ? labels[f.predicted] : null,
       noPrediction: f.predicted === NO_PREDICTION_LABEL,
       text: f.text, error: f.error >= 0 ? this.data.items.errorTexts[f.error] : null,
-      sort: this.table.sort, labelSort: this.labelSort, normalise: this.normalise,
+      sort: this.table.sort, labelSort: this.labelSort, normalise: this.normalise, slice: this.sliceColumn,
     };
   }
 
@@ -371,6 +368,14 @@ class Explorer {
     this.viewChanged();
     this.draw();
     this.container.querySelector('.sx-matrix-section input[name=normalise]')?.focus();
+  }
+
+  /** Breaks the slices down by the column named `name`. */
+  setSliceColumn(name) {
+    this.sliceColumn = name;
+    this.viewChanged();
+    this.draw();
+    this.container.querySelector('.sx-slices-section select[name=slice]')?.focus();
   }
 
   /** Sorts the per-label table by `key`: ascending, then descending on a second click. */
@@ -392,6 +397,7 @@ class Explorer {
     if (!this.table) {
       this.table = new ResultsTable(data, this.options);
       this.table.onChange = () => this.viewChanged();
+      this.table.onOpen = (i, opener) => this.rowView.open(this.data, i, opener);
     } else {
       // Keep the filters across an update; label indices may have moved.
       const f = this.table.filters;
@@ -400,6 +406,7 @@ class Explorer {
       f.predicted = remap(f.predicted);
       f.error = f.error >= 0 && oldErrors ? data.items.errorTexts.indexOf(oldErrors[f.error]) : -1;
       this.table.setData(data);
+      this.rowView.update(data);
     }
     this.applyPendingView();
     this.draw();
@@ -413,6 +420,7 @@ class Explorer {
     const parts = [
       headline(data),
       el('div', { class: 'sx-two' }, matrixSection(data, pick, this), perLabelSection(data, pick, this)),
+      slicesSection(data, this.sliceColumn, (name) => this.setSliceColumn(name)),
       errors,
       this.table.root,
       el('section', { class: 'sx-batches-section', 'aria-labelledby': 'sx-batches-h' },

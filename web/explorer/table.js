@@ -2,9 +2,10 @@
 // failures only, by label, by predicted label, text search, an error group, a
 // confusion-matrix cell), sorting, pages of PAGE_SIZE rows (so that 100,000 rows
 // cost one pass over the columns per filter change and PAGE_SIZE rows of DOM), and
-// the rows the filters show downloaded as CSV.
+// the rows the filters show downloaded as CSV. A click on a row (its number, its
+// thumbnail, or anywhere on it) calls `onOpen`: the explorer opens the row's view.
 
-import { el, int, ms, safeImageUrl, shown, userText, userPlain } from './dom.js';
+import { el, int, ms, usd, safeImageUrl, shown, userText, userPlain } from './dom.js';
 import { rowsCsv, offerDownload } from './csv.js';
 
 export const PAGE_SIZE = 50;
@@ -27,8 +28,16 @@ const COLUMNS = [
   { key: 'agreement', name: 'Agreement', sort: true },
   { key: 'attempts', name: 'Attempts', sort: true },
   { key: 'latency', name: 'Latency', sort: true },
+  { key: 'tokens', name: 'Tokens', sort: true, title: 'Tokens the endpoint reported for the row (prompt and completion)' },
+  { key: 'cost', name: 'Cost', sort: true, title: 'What the row\'s tokens cost at the run\'s price; – when no price is known' },
   { key: 'error', name: 'Error', sort: true },
 ];
+
+/** An item column's value at `i`, or null when the data has no such column. */
+function column(items, name, i) {
+  const values = items[name];
+  return values && values.length > i ? values[i] : null;
+}
 
 export class ResultsTable {
   /**
@@ -39,6 +48,8 @@ export class ResultsTable {
     this.options = options;
     // Called after the user changes a filter or the sort (the explorer keeps them in the URL).
     this.onChange = () => {};
+    // Called with an item index and the element clicked: the row's view opens.
+    this.onOpen = () => {};
     this.filters = defaultFilters();
     this.sort = { key: 'row', dir: 1 };
     this.page = 0;
@@ -108,7 +119,7 @@ export class ResultsTable {
     this.caption = el('caption');
     this.head = el('tr');
     for (const c of COLUMNS) {
-      const th = el('th', { scope: 'col', dataset: { key: c.key } });
+      const th = el('th', { scope: 'col', dataset: { key: c.key }, title: c.title });
       if (c.sort) {
         th.append(el('button', { type: 'button', class: 'sx-sort', text: c.name, onclick: () => this.sortBy(c.key) }));
       } else {
@@ -117,6 +128,15 @@ export class ResultsTable {
       this.head.append(th);
     }
     this.body = el('tbody');
+    // A click anywhere on a row opens it, unless it was on a control of its own
+    // (a cut label opening in place) or it ended a text selection.
+    this.body.addEventListener('click', (ev) => {
+      const tr = ev.target.closest('tr[data-i]');
+      if (!tr) return;
+      const opener = ev.target.closest('.sx-open, .sx-thumb-open');
+      if (!opener && (ev.target.closest('button, a, input, select, .sx-cut') || String(window.getSelection()))) return;
+      this.onOpen(Number(tr.dataset.i), opener || tr.querySelector('.sx-open'));
+    });
     this.pager = el('div', { class: 'sx-pager' });
     this.csvButton = el('button', {
       type: 'button', class: 'sx-csv', text: 'Download these rows (CSV)',
@@ -124,7 +144,7 @@ export class ResultsTable {
     });
     const c = this.controls;
     this.root.replaceChildren(
-      el('h2', { id: 'sx-results-h', text: 'Results' }),
+      el('h2', { id: 'sx-results-h', text: 'Results', tabindex: -1 }),
       el('div', { class: 'sx-filters', role: 'group', 'aria-label': 'Filters' },
         el('label', {}, c.disagreements, ' disagreements only'),
         el('label', {}, c.failures, ' failures only'),
@@ -174,7 +194,8 @@ export class ResultsTable {
       for (let j = 0; j < this.n; j++) {
         const p = it.prediction[j];
         const e = it.error[j];
-        this.haystack[j] = `${it.image[j]}\u0000${labels[it.label[j]]}\u0000${p === null ? '' : labels[p]}\u0000${e === null ? '' : it.errorTexts[e]}\u0000${it.id.length ? it.id[j] || '' : ''}`.toLowerCase();
+        const answer = it.answer && it.answer.length ? it.answer[j] || '' : '';
+        this.haystack[j] = `${it.image[j]}\u0000${labels[it.label[j]]}\u0000${p === null ? '' : labels[p]}\u0000${e === null ? '' : it.errorTexts[e]}\u0000${it.id.length ? it.id[j] || '' : ''}\u0000${answer}`.toLowerCase();
       }
     }
     return this.haystack[i];
@@ -224,6 +245,8 @@ export class ResultsTable {
     switch (this.sort.key) {
       case 'prediction': return (i) => it.prediction[i] === null;
       case 'latency': return (i) => it.latencyMs[i] === null;
+      case 'tokens': return (i) => column(it, 'tokens', i) === null;
+      case 'cost': return (i) => column(it, 'costUsd', i) === null;
       case 'error': return (i) => it.error[i] === null;
       default: return () => false;
     }
@@ -248,6 +271,8 @@ export class ResultsTable {
       }
       case 'attempts': return (a, b) => it.attempts[a] - it.attempts[b];
       case 'latency': return (a, b) => it.latencyMs[a] - it.latencyMs[b];
+      case 'tokens': return (a, b) => column(it, 'tokens', a) - column(it, 'tokens', b);
+      case 'cost': return (a, b) => column(it, 'costUsd', a) - column(it, 'costUsd', b);
       case 'error': {
         const texts = it.errorTexts;
         return (a, b) => (texts[it.error[a]] < texts[it.error[b]] ? -1 : texts[it.error[a]] > texts[it.error[b]] ? 1 : 0);
@@ -274,14 +299,21 @@ export class ResultsTable {
       const ok = it.ok[i];
       const agree = ok && p === it.label[i];
       const e = it.error[i];
-      const tr = el('tr', { class: ok ? (agree ? 'sx-agree' : 'sx-disagree') : 'sx-failed', dataset: { row: it.row[i] } },
-        el('td', { class: 'sx-num', title: `CSV line ${it.line[i]}`, text: it.row[i] + 1 }),
-        el('td', {}, el('div', { class: 'sx-thumb' }, this.thumb(i), el('span', { class: 'sx-name', title: shown(it.image[i]) }, userText(it.image[i])))),
+      const n = it.row[i] + 1;
+      const tokens = column(it, 'tokens', i);
+      const tr = el('tr', { class: ok ? (agree ? 'sx-agree' : 'sx-disagree') : 'sx-failed', dataset: { row: it.row[i], i } },
+        el('td', { class: 'sx-num', title: `CSV line ${it.line[i]}` },
+          el('button', { type: 'button', class: 'sx-open', 'aria-haspopup': 'dialog', 'aria-label': `Row ${n}: open its evidence`, text: n })),
+        el('td', {}, el('div', { class: 'sx-thumb' },
+          el('button', { type: 'button', class: 'sx-thumb-open', 'aria-haspopup': 'dialog', 'aria-label': `Row ${n}: the image large` }, this.thumb(i)),
+          el('span', { class: 'sx-name', title: shown(it.image[i]) }, userText(it.image[i])))),
         el('td', { class: 'sx-label' }, userText(labels[it.label[i]])),
         el('td', { class: 'sx-label' }, p === null ? '—' : userText(labels[p])),
         el('td', { class: 'sx-mark', text: !ok ? 'failed' : agree ? '✓ agrees' : '✗ differs' }),
         el('td', { class: 'sx-num', text: it.attempts[i] }),
         el('td', { class: 'sx-num', text: ms(it.latencyMs[i]) }),
+        el('td', { class: 'sx-num', text: tokens === null ? '–' : int(tokens) }),
+        el('td', { class: 'sx-num', text: usd(column(it, 'costUsd', i)) }),
         el('td', { class: 'sx-error' }, e === null ? '' : [it.errorKind[i] ? `[${it.errorKind[i]}] ` : '', userText(it.errorTexts[e], 240)]));
       frag.append(tr);
     }
@@ -311,7 +343,20 @@ export class ResultsTable {
       btn('»', pages - 1, this.page >= pages - 1, 'last page'));
     this.root.dataset.matching = String(matched);
     this.csvButton.disabled = matched === 0;
-    this.csvButton.textContent = `Download ${matched === this.n ? 'all' : 'these'} ${int(matched)} rows (CSV)`;
+    this.csvButton.textContent = matched === 1
+      ? `Download ${this.n === 1 ? 'the' : 'this'} 1 row (CSV)`
+      : `Download ${matched === this.n ? 'all' : 'these'} ${int(matched)} rows (CSV)`;
+  }
+
+  /** The item indices the filters show, in the order shown. */
+  orderedRows() {
+    if (!this.rows) this.rows = this.matching();
+    return this.rows;
+  }
+
+  /** The open button of row number `row` when its page is drawn, else the table. */
+  openerOf(row) {
+    return this.body.querySelector(`tr[data-row="${row}"] .sx-open`) || this.root.querySelector('h2');
   }
 
   thumb(i) {

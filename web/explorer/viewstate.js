@@ -1,7 +1,8 @@
 // The explorer's view in the URL fragment, so that a link opens the same view:
-// the results table's filters and sort, the per-label table's sort and the
-// matrix's row shares, as `#label=cat&pred=dog&dis=1&sort=-latency&norm=1`. Labels
-// and errors go by their text (an index may differ in another build of the data).
+// the results table's filters and sort, the per-label table's sort, the
+// matrix's row shares and the column the slices break down by, as
+// `#label=cat&pred=dog&dis=1&sort=-latency&norm=1&slice=site`. Labels, errors and
+// columns go by their text (an index may differ in another build of the data).
 // Read when the explorer is drawn and when the fragment changes; written with
 // history.replaceState on every change, so that no change adds a history entry.
 
@@ -9,7 +10,7 @@
 export function emptyView() {
   return {
     disagreements: false, failures: false, label: null, predicted: null, noPrediction: false, text: '', error: null,
-    sort: null, labelSort: null, normalise: false,
+    sort: null, labelSort: null, normalise: false, slice: null,
   };
 }
 
@@ -30,6 +31,7 @@ export function readView(fragment) {
   view.sort = sortOf(p.get('sort'));
   view.labelSort = sortOf(p.get('lsort'));
   view.normalise = p.get('norm') === '1';
+  view.slice = p.get('slice');
   return view;
 }
 
@@ -46,6 +48,7 @@ export function viewFragment(view) {
   if (view.sort && !(view.sort.key === 'row' && view.sort.dir > 0)) p.set('sort', sortText(view.sort));
   if (view.labelSort) p.set('lsort', sortText(view.labelSort));
   if (view.normalise) p.set('norm', '1');
+  if (view.slice !== null && view.slice !== undefined) p.set('slice', view.slice);
   return p.toString();
 }
 

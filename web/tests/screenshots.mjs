@@ -1,6 +1,6 @@
 // Screenshots of the page for docs/ (scripts/screenshots.sh runs this):
 //   cd web && node tests/screenshots.mjs [OUT_DIR]
-// writes page-desktop.png and page-phone.png: one screen of a run about 130 rows
+// writes page-desktop.png (1,280 px) and page-phone.png (390 px): one screen of a run about 130 rows
 // in (form, live line, the results explorer's headline), after an earlier run of
 // the CSV was cut by a reload (it stays in the stored runs, not offered); and
 // screenshot.png: the top of the page after a whole run. OUT_DIR defaults to
@@ -43,10 +43,10 @@ async function shoot(url, viewport, file) {
 await launch();
 try {
   const url = await serve(['--latency-ms', '150', '--rpm', '600', '--error-rate', '0.05']);
-  await shoot(url, { width: 1100, height: 900 }, 'page-desktop.png');
+  await shoot(url, { width: 1280, height: 1150 }, 'page-desktop.png');
   await shoot(url, { width: 390, height: 844 }, 'page-phone.png');
   // A whole run with the defaults: the top of the page once it ended.
-  const page = await openPage(await serve([]));
+  const page = await openPage(await serve([]), { width: 1280, height: 1280 });
   await chooseData(page);
   await page.click('#start');
   await page.waitForSelector('#status[data-final]', { timeout: 120_000 });

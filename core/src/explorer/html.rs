@@ -28,6 +28,11 @@ pub const MODULES: &[(&str, &str)] = &[
         include_str!("../../../web/explorer/viewstate.js"),
     ),
     (
+        "rowview.js",
+        include_str!("../../../web/explorer/rowview.js"),
+    ),
+    ("slices.js", include_str!("../../../web/explorer/slices.js")),
+    (
         "explorer.js",
         include_str!("../../../web/explorer/explorer.js"),
     ),
