@@ -106,6 +106,30 @@ export function safeImageUrl(url) {
   return url;
 }
 
+/**
+ * The image of row `i` as the host's `thumbnail(image, i)` gives it: `{url}` safe
+ * to load, or `{reason}` it cannot be shown (the host's, or a general one).
+ */
+export function imageOf(thumbnail, image, i) {
+  let got = null;
+  try {
+    got = thumbnail ? thumbnail(image, i) : null;
+  } catch {
+    got = null;
+  }
+  const url = typeof got === 'string' ? safeImageUrl(got) : null;
+  return url ? { url } : { reason: (got && got.reason) || 'This image cannot be shown here.' };
+}
+
+/**
+ * `<img>` of `url`, replaced by `placeholder(why)` if it fails to load.
+ */
+export function imageOrPlaceholder(url, props, placeholder) {
+  const img = el('img', { src: url, ...props });
+  img.addEventListener('error', () => img.replaceWith(placeholder('The image could not be loaded from here.')), { once: true });
+  return img;
+}
+
 // Characters that reorder text around them: the explicit embeddings and overrides
 // (U+202A–U+202E), the isolates (U+2066–U+2069) and the direction marks.
 const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;

@@ -10,7 +10,7 @@
 // so that a live update (which draws the explorer again) leaves it open; its
 // content follows the row by number.
 
-import { el, int, ms, usd, safeImageUrl, shown, REASON_NAMES } from './dom.js';
+import { el, int, ms, usd, imageOf, imageOrPlaceholder, shown, REASON_NAMES } from './dom.js';
 
 /** An item column's value at `i`, or null when the data has no such column. */
 function itemValue(items, name, i) {
@@ -190,17 +190,9 @@ export class RowView {
 
   image(i) {
     const image = this.data.items.image[i];
-    let got = null;
-    try {
-      got = this.options.thumbnail ? this.options.thumbnail(image, i) : null;
-    } catch {
-      got = null;
-    }
-    const url = typeof got === 'string' ? safeImageUrl(got) : null;
+    const { url, reason } = imageOf(this.options.thumbnail, image, i);
     const placeholder = (why) => el('div', { class: 'sx-rv-noimg' }, el('strong', { text: 'No image' }), el('span', { text: why }));
-    if (!url) return placeholder((got && got.reason) || 'This image cannot be shown here.');
-    const img = el('img', { src: url, alt: `the row's image, ${shown(image)}` });
-    img.addEventListener('error', () => img.replaceWith(placeholder('The image could not be loaded from here.')), { once: true });
-    return img;
+    if (!url) return placeholder(reason);
+    return imageOrPlaceholder(url, { alt: `the row's image, ${shown(image)}` }, placeholder);
   }
 }

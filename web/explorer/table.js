@@ -5,7 +5,7 @@
 // the rows the filters show downloaded as CSV. A click on a row (its number, its
 // thumbnail, or anywhere on it) calls `onOpen`: the explorer opens the row's view.
 
-import { el, int, ms, usd, safeImageUrl, shown, userText, userPlain } from './dom.js';
+import { el, int, ms, usd, imageOf, imageOrPlaceholder, shown, userText, userPlain } from './dom.js';
 import { rowsCsv, offerDownload } from './csv.js';
 
 export const PAGE_SIZE = 50;
@@ -360,18 +360,9 @@ export class ResultsTable {
   }
 
   thumb(i) {
-    const image = this.items.image[i];
-    let got = null;
-    try {
-      got = this.options.thumbnail ? this.options.thumbnail(image, i) : null;
-    } catch {
-      got = null;
-    }
-    const url = typeof got === 'string' ? safeImageUrl(got) : null;
+    const { url, reason } = imageOf(this.options.thumbnail, this.items.image[i], i);
     const placeholder = (why) => el('span', { class: 'sx-noimg', title: why, text: 'no image' });
-    if (!url) return placeholder((got && got.reason) || 'This image cannot be shown here.');
-    const img = el('img', { src: url, alt: '', loading: 'lazy', decoding: 'async', width: 40, height: 40 });
-    img.addEventListener('error', () => img.replaceWith(placeholder('The image could not be loaded from here.')), { once: true });
-    return img;
+    if (!url) return placeholder(reason);
+    return imageOrPlaceholder(url, { alt: '', loading: 'lazy', decoding: 'async', width: 40, height: 40 }, placeholder);
   }
 }
