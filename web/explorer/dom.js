@@ -122,7 +122,7 @@ export function imageOf(thumbnail, image, i) {
 }
 
 /**
- * `<img>` of `url`, replaced by `placeholder(why)` if it fails to load.
+ * An image element of `url`, replaced by `placeholder(why)` if it fails to load.
  */
 export function imageOrPlaceholder(url, props, placeholder) {
   const img = el('img', { src: url, ...props });
