@@ -1,6 +1,8 @@
 //! The mock endpoint's flags (`shadow-batch mock-server`) and how they become its
 //! `MockConfig`.
 
+use std::path::PathBuf;
+
 use clap::{Args, ValueEnum};
 use shadow_mock::{AccuracyDrop, MockConfig, OpenAiDialect};
 

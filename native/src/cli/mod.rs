@@ -13,7 +13,7 @@ use shadow_mock::{AccuracyDrop, MockConfig};
 
 mod mock_args;
 use mock_args::parse_accuracy_drop;
-pub use mock_args::{DialectArg, MockArgs};
+pub use mock_args::MockArgs;
 
 /// Every default is the core's: written once, in `RunConfig::default()`.
 fn defaults() -> RunConfig {
