@@ -18,6 +18,16 @@
 //! [`batch_fail`](MockConfig::batch_fail) make the first batches expire (every
 //! other line run, the rest `batch_expired` in the error file) or fail
 //! validation; a cancelled batch runs the share of lines its time allowed.
+//!
+//! Azure OpenAI's global batch is the same API under `/openai/v1` (and the
+//! older `/openai/files`, `/openai/batches` with `?api-version=`), with the
+//! key in `api-key` ([`AzureBatches`]): its batches and lines target
+//! `/chat/completions`, every line must name the same model (the
+//! deployment), else the batch fails validation with `model_mismatch`; its
+//! lines are answered as the live Azure routes answer (the content filter's
+//! 400s included); its first status is written `Validating`, as Microsoft's
+//! samples show it; and a batch with no failed line still has an (empty)
+//! error file, as Azure's may.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,7 +44,7 @@ use tokio::time::Instant;
 use crate::answers::{decide, Decision};
 use crate::batch_api::{json_response, key_refusal, BatchApi, BatchCall, StoredBatch};
 use crate::dialect::{Dialect, Parsed};
-use crate::openai::{completion_body, error_body, parse_request};
+use crate::openai::error_body;
 use crate::server::{Inner, MockState};
 use crate::stats::Counters;
 
@@ -58,10 +68,14 @@ enum Fate {
     Complete,
     Expire,
     Fail,
+    /// Azure: its lines name more than one model.
+    ModelMismatch,
 }
 
 pub(crate) struct MockBatch {
     id: String,
+    /// Whose batch it is: OpenAI's or Azure's.
+    dialect: Dialect,
     input_file_id: String,
     metadata: Value,
     created: Instant,
@@ -106,6 +120,56 @@ fn bad_request(message: &str) -> Response {
         StatusCode::BAD_REQUEST,
         &error_body(message, "invalid_request_error", None),
     )
+}
+
+/// A batch API of uploaded files in OpenAI's shape (OpenAI's, Azure's): the
+/// dialect whose key, lines and answers it takes.
+pub(crate) trait FilesApi: BatchApi<Store = BatchStore, Batch = MockBatch> {
+    const DIALECT: Dialect;
+    /// The endpoint its batches run.
+    const ENDPOINT: &'static str;
+}
+
+impl FilesApi for OpenAiBatches {
+    const DIALECT: Dialect = Dialect::OpenAi;
+    const ENDPOINT: &'static str = "/v1/chat/completions";
+}
+
+impl FilesApi for AzureBatches {
+    const DIALECT: Dialect = Dialect::Azure;
+    const ENDPOINT: &'static str = "/chat/completions";
+}
+
+/// Azure OpenAI's global batch: OpenAI's API under `/openai/v1`, the key in
+/// `api-key`. Its files and batches share OpenAI's store (one mock, one
+/// account).
+pub(crate) struct AzureBatches;
+
+impl BatchApi for AzureBatches {
+    type Store = BatchStore;
+    type Batch = MockBatch;
+
+    fn store(state: &MockState) -> &Mutex<BatchStore> {
+        &state.inner.batch
+    }
+
+    fn refusal(state: &MockState, headers: &HeaderMap) -> Option<Response> {
+        key_refusal(state, headers, Dialect::Azure, || {
+            Dialect::Azure.unauthorized()
+        })
+    }
+
+    fn not_found(id: &str) -> Response {
+        not_found("batch", id)
+    }
+
+    fn batches(store: &mut BatchStore) -> &mut [MockBatch] {
+        &mut store.batches
+    }
+
+    fn object(call: &BatchCall<Self>, store: &mut BatchStore, id: &str) -> Value {
+        batch_object(&call.state, store, id)
+    }
 }
 
 /// OpenAI's Batch API: files and batches under `/v1/files` and `/v1/batches`.
@@ -209,7 +273,7 @@ fn file_object(id: &str, f: &StoredFile) -> Value {
 }
 
 /// `POST /v1/files`.
-pub(crate) async fn upload(call: BatchCall<OpenAiBatches>, body: Bytes) -> Response {
+pub(crate) async fn upload<A: FilesApi>(call: BatchCall<A>, body: Bytes) -> Response {
     let state = &call.state;
     let content_type = call
         .headers
@@ -294,8 +358,8 @@ fn list_page(
 }
 
 /// `GET /v1/files`: newest first.
-pub(crate) async fn list_files(
-    call: BatchCall<OpenAiBatches>,
+pub(crate) async fn list_files<A: FilesApi>(
+    call: BatchCall<A>,
     Query(q): Query<FilesQuery>,
 ) -> Response {
     let store = call.store();
@@ -314,8 +378,8 @@ pub(crate) async fn list_files(
 }
 
 /// `DELETE /v1/files/{id}`.
-pub(crate) async fn delete_file(
-    call: BatchCall<OpenAiBatches>,
+pub(crate) async fn delete_file<A: FilesApi>(
+    call: BatchCall<A>,
     Path(id): Path<String>,
 ) -> Response {
     let state = &call.state;
@@ -331,7 +395,7 @@ pub(crate) async fn delete_file(
 }
 
 /// `GET /v1/files/{id}`.
-pub(crate) async fn file_info(call: BatchCall<OpenAiBatches>, Path(id): Path<String>) -> Response {
+pub(crate) async fn file_info<A: FilesApi>(call: BatchCall<A>, Path(id): Path<String>) -> Response {
     let store = call.store();
     match store.files.get(&id) {
         Some(f) => json_response(StatusCode::OK, &file_object(&id, f)),
@@ -341,8 +405,8 @@ pub(crate) async fn file_info(call: BatchCall<OpenAiBatches>, Path(id): Path<Str
 
 /// `GET /v1/files/{id}/content`: 10 lines at a time, `batch_download_delay_ms`
 /// apart when it is set.
-pub(crate) async fn file_content(
-    call: BatchCall<OpenAiBatches>,
+pub(crate) async fn file_content<A: FilesApi>(
+    call: BatchCall<A>,
     Path(id): Path<String>,
 ) -> Response {
     let state = &call.state;
@@ -399,7 +463,7 @@ pub(crate) struct CreateBody {
 }
 
 /// `POST /v1/batches`.
-pub(crate) async fn create(call: BatchCall<OpenAiBatches>, body: Bytes) -> Response {
+pub(crate) async fn create<A: FilesApi>(call: BatchCall<A>, body: Bytes) -> Response {
     let state = &call.state;
     let req: CreateBody = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -409,8 +473,11 @@ pub(crate) async fn create(call: BatchCall<OpenAiBatches>, body: Bytes) -> Respo
             ))
         }
     };
-    if req.endpoint != "/v1/chat/completions" {
-        return bad_request("The mock runs batches of /v1/chat/completions only.");
+    if req.endpoint != A::ENDPOINT {
+        return bad_request(&format!(
+            "The mock runs batches of {} only here.",
+            A::ENDPOINT
+        ));
     }
     if req.completion_window != "24h" {
         return bad_request("Invalid completion_window: only '24h' is supported.");
@@ -427,10 +494,13 @@ pub(crate) async fn create(call: BatchCall<OpenAiBatches>, body: Bytes) -> Respo
             .split(|&b| b == b'\n')
             .filter(|l| !l.is_empty())
             .count();
+        let mixed = A::DIALECT == Dialect::Azure && models_differ(&file.content);
         Counters::bump(&inner.counters.batch_creates);
         let n = store.batches.len() as u64 + 1;
         let cfg = &inner.cfg;
-        let fate = if n <= cfg.batch_expire {
+        let fate = if mixed {
+            Fate::ModelMismatch
+        } else if n <= cfg.batch_expire {
             Fate::Expire
         } else if n <= cfg.batch_expire + cfg.batch_fail {
             Fate::Fail
@@ -440,6 +510,7 @@ pub(crate) async fn create(call: BatchCall<OpenAiBatches>, body: Bytes) -> Respo
         let id = format!("batch_mock{n:06}");
         store.batches.push(MockBatch {
             id: id.clone(),
+            dialect: A::DIALECT,
             input_file_id: req.input_file_id,
             metadata: req.metadata,
             created: Instant::now(),
@@ -467,7 +538,7 @@ pub(crate) struct ListQuery {
 }
 
 /// `GET /v1/batches`: newest first.
-pub(crate) async fn list(call: BatchCall<OpenAiBatches>, Query(q): Query<ListQuery>) -> Response {
+pub(crate) async fn list<A: FilesApi>(call: BatchCall<A>, Query(q): Query<ListQuery>) -> Response {
     let state = &call.state;
     Counters::bump(&state.inner.counters.batch_lists);
     let mut store = call.store();
@@ -496,7 +567,7 @@ fn batch_object(state: &MockState, store: &mut BatchStore, id: &str) -> Value {
     };
     let validating = total / 10;
     let status = match (fate, cancelled) {
-        (Fate::Fail, _) if elapsed >= validating => "failed",
+        (Fate::Fail | Fate::ModelMismatch, _) if elapsed >= validating => "failed",
         (_, Some(at)) if at.elapsed() >= CANCELLING => "cancelled",
         (_, Some(_)) => "cancelling",
         _ if elapsed < validating => "validating",
@@ -527,14 +598,18 @@ fn batch_object(state: &MockState, store: &mut BatchStore, id: &str) -> Value {
     }
     .min(lines);
     let (output, error) = b.results.clone().unwrap_or((None, None));
-    let errors = if status == "failed" {
-        json!({"object": "list", "data": [{
+    let errors = match status {
+        "failed" if fate == Fate::ModelMismatch => json!({"object": "list", "data": [{
+            "code": "model_mismatch",
+            "message": "The model (deployment) must be the same on every line of a batch file.",
+            "param": null, "line": 1,
+        }]}),
+        "failed" => json!({"object": "list", "data": [{
             "code": "invalid_request",
             "message": "The mock was told to fail this batch's validation (--batch-fail).",
             "param": null, "line": 1,
-        }]})
-    } else {
-        Value::Null
+        }]}),
+        _ => Value::Null,
     };
     let at = |cond: bool| {
         if cond {
@@ -543,8 +618,13 @@ fn batch_object(state: &MockState, store: &mut BatchStore, id: &str) -> Value {
             Value::Null
         }
     };
+    let (endpoint, status) = match b.dialect {
+        Dialect::Azure if status == "validating" => ("/chat/completions", "Validating"),
+        Dialect::Azure => ("/chat/completions", status),
+        _ => ("/v1/chat/completions", status),
+    };
     json!({
-        "id": b.id, "object": "batch", "endpoint": "/v1/chat/completions",
+        "id": b.id, "object": "batch", "endpoint": endpoint,
         "errors": errors, "input_file_id": b.input_file_id, "completion_window": "24h",
         "status": status, "output_file_id": output, "error_file_id": error,
         "created_at": b.created_at, "in_progress_at": at(elapsed >= validating),
@@ -554,6 +634,20 @@ fn batch_object(state: &MockState, store: &mut BatchStore, id: &str) -> Value {
         "request_counts": {"total": lines, "completed": done, "failed": 0},
         "metadata": b.metadata,
     })
+}
+
+/// Whether the lines of a batch file name more than one `body.model`.
+fn models_differ(content: &[u8]) -> bool {
+    let mut models = content
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.trim_ascii().is_empty())
+        .map(|l| {
+            serde_json::from_slice::<Value>(l)
+                .ok()
+                .and_then(|v| v.pointer("/body/model").cloned())
+        });
+    let first = models.next().flatten();
+    models.any(|m| m != first)
 }
 
 /// What the mock decides for one request of a batch (its attempt read from
@@ -598,6 +692,7 @@ fn write_results(
         return (None, None);
     };
     let expired = b.fate == Fate::Expire;
+    let dialect = b.dialect;
     let lines: Vec<&[u8]> = input
         .split(|&c| c == b'\n')
         .filter(|l| !l.trim_ascii().is_empty())
@@ -635,27 +730,22 @@ fn write_results(
             continue;
         }
         let body = v.get("body").map(|b| b.to_string()).unwrap_or_default();
-        let (status, answer) = match parse_request(body.as_bytes(), cfg.dialect) {
+        // As the live route of the dialect answers the same request.
+        let (status, answer) = match dialect.parse(cfg, body.as_bytes(), None) {
             Ok(req) => {
                 let d = decide_batched(inner, &req, &custom_id);
                 if d.server_error {
-                    (
-                        500,
-                        error_body(
-                            "The server had an error while processing your request.",
-                            "server_error",
-                            None,
-                        ),
-                    )
+                    dialect.server_error()
                 } else {
-                    (200, completion_body(cfg, &req, &d, false))
+                    dialect.answer(cfg, &req, &d, body.as_bytes())
                 }
             }
             Err(message) => {
                 Counters::bump(&inner.counters.bad_requests);
-                (400, error_body(&message, "invalid_request_error", None))
+                dialect.bad_request(&message)
             }
         };
+        let status = status.as_u16();
         Counters::bump(&inner.counters.batch_lines);
         let line = json!({"id": request_id, "custom_id": custom_id, "error": null,
             "response": {"status_code": status, "request_id": request_id, "body": answer}})
@@ -667,7 +757,8 @@ fn write_results(
         }
     }
     let mut save = |mut lines: Vec<(u64, String)>, kind: &str| -> Option<String> {
-        if lines.is_empty() {
+        // Azure names an error file even when no line failed.
+        if lines.is_empty() && !(dialect == Dialect::Azure && kind == "error") {
             return None;
         }
         // Out of input order, the same way for the same seed.

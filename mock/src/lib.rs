@@ -16,8 +16,8 @@
 //! It is not a model: it never looks at an image. Its "prediction" is the true
 //! label (when a [`Truth`] holds it) or another label of the request's enum, chosen
 //! by seeded dice. It is not a full server of any of these APIs either: it speaks
-//! only the requests shadow-batch sends (one image, the labels as an enum), with no
-//! streaming and no batch API. It listens on 127.0.0.1
+//! only the requests shadow-batch sends (one image, the labels as an enum, and the
+//! batch calls it makes), with no streaming. It listens on 127.0.0.1
 //! only and is not meant to face a network: [`MockConfig::require_key`] exists to
 //! test a client's handling of 401s, not to protect anything.
 //!
@@ -65,6 +65,11 @@
 //!   answered late ([`batch_upload_delay_ms`](MockConfig::batch_upload_delay_ms)) and a
 //!   download served slowly
 //!   ([`batch_download_delay_ms`](MockConfig::batch_download_delay_ms)).
+//! * Azure OpenAI's global batch: the same API under `/openai/v1/files` and
+//!   `/openai/v1/batches` (and `/openai/files`, `/openai/batches` with
+//!   `?api-version=`), the key in `api-key`; lines answered as the live Azure
+//!   routes answer, a batch whose lines name two models failed with
+//!   `model_mismatch`, an error file written even when empty.
 //! * Anthropic's Message Batches: `POST /v1/messages/batches` (the requests
 //!   inline), `GET /v1/messages/batches[/{id}]`, `POST
 //!   /v1/messages/batches/{id}/cancel`, `GET /v1/messages/batches/{id}/results`,

@@ -116,7 +116,9 @@ impl MockState {
 /// `/v1/models/{model}:generateContent` (Gemini),
 /// `/openai/deployments/{deployment}/chat/completions` and
 /// `/openai/v1/chat/completions` (Azure), `/v1/models`, `/stats`, and the batch
-/// APIs: OpenAI's (`/v1/files`, `/v1/batches`) and Anthropic's
+/// APIs: OpenAI's (`/v1/files`, `/v1/batches`), Azure OpenAI's global batch
+/// (`/openai/v1/files`, `/openai/v1/batches`, and `/openai/files`,
+/// `/openai/batches` with `?api-version=`) and Anthropic's
 /// (`/v1/messages/batches`). Has no fallback,
 /// so it can be `.merge`d with a static-file router.
 pub fn router(state: MockState) -> Router {
@@ -143,28 +145,11 @@ pub fn router(state: MockState) -> Router {
         .route("/openai/v1/chat/completions", post(azure_v1))
         .route("/v1/models", get(models))
         .route("/stats", get(stats))
-        .route(
-            "/v1/files",
-            post(crate::batch::upload)
-                .get(crate::batch::list_files)
-                .layer(DefaultBodyLimit::max(FILE_LIMIT)),
-        )
-        .route(
-            "/v1/files/{id}",
-            get(crate::batch::file_info).delete(crate::batch::delete_file),
-        )
-        .route("/v1/files/{id}/content", get(crate::batch::file_content))
-        .route(
-            "/v1/batches",
-            post(crate::batch::create).get(crate::batch::list),
-        )
-        .route(
-            "/v1/batches/{id}",
-            get(crate::batch_api::retrieve::<crate::batch::OpenAiBatches>),
-        )
-        .route(
-            "/v1/batches/{id}/cancel",
-            post(crate::batch_api::cancel::<crate::batch::OpenAiBatches>),
+        .merge(files_api::<crate::batch::OpenAiBatches>("/v1"))
+        .merge(files_api::<crate::batch::AzureBatches>("/openai/v1"))
+        .merge(
+            files_api::<crate::batch::AzureBatches>("/openai")
+                .route_layer(axum::middleware::from_fn(azure_api_version)),
         )
         .route(
             "/v1/messages/batches",
@@ -187,6 +172,61 @@ pub fn router(state: MockState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(cors)
         .with_state(state)
+}
+
+/// The routes of a batch API of uploaded files (OpenAI's, Azure's) under
+/// `prefix`: `/files`, `/files/{id}`, `/files/{id}/content`, `/batches`,
+/// `/batches/{id}`, `/batches/{id}/cancel`.
+fn files_api<A: crate::batch::FilesApi>(prefix: &str) -> Router<MockState> {
+    use crate::batch;
+    Router::new()
+        .route(
+            &format!("{prefix}/files"),
+            post(batch::upload::<A>)
+                .get(batch::list_files::<A>)
+                .layer(DefaultBodyLimit::max(FILE_LIMIT)),
+        )
+        .route(
+            &format!("{prefix}/files/{{id}}"),
+            get(batch::file_info::<A>).delete(batch::delete_file::<A>),
+        )
+        .route(
+            &format!("{prefix}/files/{{id}}/content"),
+            get(batch::file_content::<A>),
+        )
+        .route(
+            &format!("{prefix}/batches"),
+            post(batch::create::<A>).get(batch::list::<A>),
+        )
+        .route(
+            &format!("{prefix}/batches/{{id}}"),
+            get(crate::batch_api::retrieve::<A>),
+        )
+        .route(
+            &format!("{prefix}/batches/{{id}}/cancel"),
+            post(crate::batch_api::cancel::<A>),
+        )
+}
+
+/// Azure's versioned paths answer 404 without an `api-version`.
+async fn azure_api_version(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if has_api_version(request.uri()) {
+        return next.run(request).await;
+    }
+    let body = serde_json::json!({ "error": { "code": "404", "message": "Resource not found" } });
+    respond(StatusCode::NOT_FOUND, HeaderMap::new(), &body)
+}
+
+fn has_api_version(uri: &Uri) -> bool {
+    uri.query().is_some_and(|q| {
+        q.split('&').any(|p| {
+            p.strip_prefix("api-version=")
+                .is_some_and(|v| !v.is_empty())
+        })
+    })
 }
 
 async fn models() -> Json<Value> {
@@ -298,13 +338,7 @@ async fn azure_deployment(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let versioned = uri.query().is_some_and(|q| {
-        q.split('&').any(|p| {
-            p.strip_prefix("api-version=")
-                .is_some_and(|v| !v.is_empty())
-        })
-    });
-    if !versioned {
+    if !has_api_version(&uri) {
         let body =
             serde_json::json!({ "error": { "code": "404", "message": "Resource not found" } });
         return counted(

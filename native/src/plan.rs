@@ -341,11 +341,10 @@ pub fn plan(
         Via::BatchApi => {
             if config.provider.batch_api().is_none() {
                 bail!(
-                    "--via batch-api needs a provider with a batch API shadow-batch speaks: --provider openai (OpenAI, or an OpenAI-compatible server with /v1/files and /v1/batches), anthropic (Message Batches) or mock; the {} provider has none here",
+                    "--via batch-api needs a provider with a batch API shadow-batch speaks: --provider openai (OpenAI, or an OpenAI-compatible server with /v1/files and /v1/batches), azure (global batch), anthropic (Message Batches) or mock; the {} provider has none here",
                     match kind {
                         EndpointKind::Http => "http",
-                        EndpointKind::Gemini => "gemini",
-                        _ => "azure",
+                        _ => "gemini",
                     }
                 );
             }
@@ -1316,16 +1315,16 @@ mod tests {
             err.contains("--shard-lines 100000 is out of range: give 1 to 50000"),
             "{err}"
         );
-        for provider in ["gemini", "azure"] {
-            let mut argv = vec!["l.csv", "--via", "batch-api", "--provider", provider];
-            if provider == "azure" {
-                argv.extend(AZURE_RESOURCE);
-            }
-            let err = refusal(&argv, None, &env);
-            assert!(
-                err.contains(&format!("the {provider} provider has none")),
-                "{err}"
-            );
-        }
+        let err = refusal(
+            &["l.csv", "--via", "batch-api", "--provider", "gemini"],
+            None,
+            &env,
+        );
+        assert!(err.contains("the gemini provider has none"), "{err}");
+        // Azure's global batch: shards up to its limits.
+        let mut argv = vec!["l.csv", "--via", "batch-api", "--provider", "azure"];
+        argv.extend(AZURE_RESOURCE);
+        let azure = plan_env(&argv, None, &env).unwrap().config;
+        assert_eq!(azure.batch_api.unwrap().max_lines, 100_000);
     }
 }

@@ -73,7 +73,6 @@ impl BatchRun {
         if shard.call.is_some() || shard.due > now || !self.wants_call(shard) {
             return;
         }
-        let base = self.base().to_string();
         let inline = self.dialect.inline();
         let shard = &self.shards[s];
         let (kind, request) = match shard.phase {
@@ -114,7 +113,7 @@ impl BatchRun {
                 self.outputs.push_back(BatchOutput::Upload(UploadOrder {
                     call,
                     shard: number,
-                    url: format!("{base}/files"),
+                    url: self.dialect.upload_url(),
                     file_name,
                     lines,
                     bytes,
@@ -147,7 +146,8 @@ impl BatchRun {
                 let file = shard.file_id.as_deref().unwrap_or_default();
                 (
                     CallKind::Create,
-                    openai::create_request(&base, file, &self.run_id, shard.number),
+                    self.dialect
+                        .create_request(file, &self.run_id, shard.number),
                 )
             }
             Phase::Running => {

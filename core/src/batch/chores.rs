@@ -63,11 +63,10 @@ impl BatchRun {
         let Some(chore) = self.chores.pop_front() else {
             return;
         };
-        let base = self.base().to_string();
         let request = match &chore {
-            Chore::FindRunBatches { after, .. } => openai::list_request(&base, after.as_deref()),
-            Chore::FindRunFiles { after, .. } => openai::files_request(&base, after.as_deref()),
-            Chore::Delete(file) => openai::delete_file_request(&base, file),
+            Chore::FindRunBatches { after, .. } => self.dialect.list_request(after.as_deref()),
+            Chore::FindRunFiles { after, .. } => self.dialect.files_request(after.as_deref()),
+            Chore::Delete(file) => self.dialect.delete_file_request(file),
         };
         let call = CallId(self.next_call);
         self.next_call += 1;

@@ -195,18 +195,20 @@ pub fn custom_id(row: usize, attempt: u32) -> String {
 pub struct LineBuilder {
     pub(super) template: RequestTemplate,
     pub(super) inline: bool,
+    /// The endpoint a file dialect's lines target.
+    pub(super) endpoint: &'static str,
 }
 
 impl LineBuilder {
     /// The line (ending in `\n`) for `order`, with the image as `image_url` (an
     /// `http(s)` or `data:` URL) and the row's id: an input file's line
-    /// (OpenAI), or one request of a create body (Anthropic).
+    /// (OpenAI, Azure), or one request of a create body (Anthropic).
     pub fn line(&self, order: &LineOrder, image_url: &str, item_id: Option<&str>) -> String {
         let request = self.template.build(image_url, order.attempt, item_id);
         if self.inline {
             anthropic::request_entry(&order.custom_id, &request.body)
         } else {
-            openai::input_line(&order.custom_id, &request.body)
+            openai::input_line(&order.custom_id, self.endpoint, &request.body)
         }
     }
 }

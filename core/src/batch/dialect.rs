@@ -1,12 +1,12 @@
-//! One face over the two batch dialects (OpenAI's Batch API, Anthropic's
-//! Message Batches): their requests, what their answers say, and the errors of
-//! answers the run cannot read.
+//! One face over the batch dialects (OpenAI's Batch API, spoken by Azure
+//! OpenAI's global batch too; Anthropic's Message Batches): their requests,
+//! what their answers say, and the errors of answers the run cannot read.
 
 use crate::http::HttpRequest;
 use crate::report::RequestCounts;
 use crate::time::Millis;
 
-use super::{anthropic, custom_id, openai, CallId, SubmitOrder};
+use super::{anthropic, azure, custom_id, openai, CallId, SubmitOrder};
 
 /// The status of a provider batch, across dialects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,8 +113,13 @@ pub(super) enum LineOutcome {
 /// The batch API a run speaks: its requests, its status words and its lines.
 #[derive(Clone, Debug)]
 pub(super) enum Dialect {
-    /// OpenAI's Batch API: an uploaded input file, then a batch from it.
-    OpenAi { base: String },
+    /// OpenAI's Batch API: an uploaded input file, then a batch from it. With
+    /// `azure`, an Azure OpenAI resource's global batch: the same calls, with
+    /// its `api-version` and its endpoint (see `azure`).
+    OpenAi {
+        base: String,
+        azure: Option<azure::Resource>,
+    },
     /// Anthropic's Message Batches: the requests inline in the create call.
     Anthropic {
         base: String,
@@ -131,8 +136,56 @@ impl Dialect {
 
     pub(super) fn base(&self) -> &str {
         match self {
-            Dialect::OpenAi { base } | Dialect::Anthropic { base, .. } => base,
+            Dialect::OpenAi { base, .. } | Dialect::Anthropic { base, .. } => base,
         }
+    }
+
+    /// The endpoint a file dialect's batches and lines target:
+    /// `/v1/chat/completions` (OpenAI), `/chat/completions` (Azure).
+    pub(super) fn endpoint(&self) -> &'static str {
+        match self {
+            Dialect::OpenAi { azure: Some(_), .. } => azure::ENDPOINT,
+            _ => openai::ENDPOINT,
+        }
+    }
+
+    /// `request` as this dialect's provider takes it: with Azure's
+    /// `api-version`, when the run names one.
+    fn finish(&self, request: HttpRequest) -> HttpRequest {
+        match self {
+            Dialect::OpenAi {
+                azure: Some(resource),
+                ..
+            } => azure::versioned(request, resource.api_version.as_deref()),
+            _ => request,
+        }
+    }
+
+    /// Where a shard's file is uploaded (`POST`, multipart).
+    pub(super) fn upload_url(&self) -> String {
+        self.finish(openai::get(format!("{}/files", self.base())))
+            .url
+    }
+
+    /// The create call of a file dialect's batch, from an uploaded file.
+    pub(super) fn create_request(&self, file_id: &str, run_id: &str, shard: u32) -> HttpRequest {
+        self.finish(openai::create_request(
+            self.base(),
+            self.endpoint(),
+            file_id,
+            run_id,
+            shard,
+        ))
+    }
+
+    /// A page of the account's batch files (file dialects).
+    pub(super) fn files_request(&self, after: Option<&str>) -> HttpRequest {
+        self.finish(openai::files_request(self.base(), after))
+    }
+
+    /// Deletes a file at the provider (file dialects).
+    pub(super) fn delete_file_request(&self, file_id: &str) -> HttpRequest {
+        self.finish(openai::delete_file_request(self.base(), file_id))
     }
 
     /// The row and attempt a `custom_id` of this run names; `None` for another's.
@@ -200,21 +253,21 @@ impl Dialect {
 
     pub(super) fn poll_request(&self, batch_id: &str) -> HttpRequest {
         match self {
-            Dialect::OpenAi { base } => openai::poll_request(base, batch_id),
+            Dialect::OpenAi { base, .. } => self.finish(openai::poll_request(base, batch_id)),
             Dialect::Anthropic { base, .. } => anthropic::poll_request(base, batch_id),
         }
     }
 
     pub(super) fn cancel_request(&self, batch_id: &str) -> HttpRequest {
         match self {
-            Dialect::OpenAi { base } => openai::cancel_request(base, batch_id),
+            Dialect::OpenAi { base, .. } => self.finish(openai::cancel_request(base, batch_id)),
             Dialect::Anthropic { base, .. } => anthropic::cancel_request(base, batch_id),
         }
     }
 
     pub(super) fn list_request(&self, after: Option<&str>) -> HttpRequest {
         match self {
-            Dialect::OpenAi { base } => openai::list_request(base, after),
+            Dialect::OpenAi { base, .. } => self.finish(openai::list_request(base, after)),
             Dialect::Anthropic { base, .. } => anthropic::list_request(base, after),
         }
     }
@@ -223,7 +276,7 @@ impl Dialect {
     /// (Anthropic: `what` is the batch id).
     pub(super) fn download_request(&self, what: &str) -> HttpRequest {
         match self {
-            Dialect::OpenAi { base } => openai::download_request(base, what),
+            Dialect::OpenAi { base, .. } => self.finish(openai::download_request(base, what)),
             Dialect::Anthropic { base, .. } => anthropic::results_request(base, what),
         }
     }

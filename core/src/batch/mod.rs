@@ -1,5 +1,6 @@
 //! Batch-API mode: the run goes through the provider's own batch engine (OpenAI's
 //! Batch API, or an OpenAI-compatible server with `/v1/files` and `/v1/batches`;
+//! Azure OpenAI's global batch, the same API under an Azure resource;
 //! Anthropic's Message Batches) instead of one request per image. A [`BatchRun`] is a second sans-IO state
 //! machine beside [`Run`], and drives one: every request the run would send
 //! becomes one line of a *shard* (an input file of at most
@@ -104,8 +105,9 @@
 //! The files, one idea each:
 //! - `contract`: the orders and events between the run and its host
 //!   ([`BatchOutput`], [`BatchInput`]) and the [`LineBuilder`];
-//! - `dialect`, `openai`, `anthropic`: the two batch APIs behind one face, and
-//!   reading their answers;
+//! - `dialect`, `openai`, `azure`, `anthropic`: the batch APIs behind one face,
+//!   and reading their answers (`azure` says where Azure's global batch
+//!   differs from OpenAI's Batch API, which it otherwise is);
 //! - `shard`: shards, their phases, and building them;
 //! - `calls`: a shard's provider calls, their answers and failures;
 //! - `batches`: a provider batch's life, from created to finished;
@@ -120,6 +122,7 @@
 //! with the batch run's own thresholds.
 
 mod anthropic;
+mod azure;
 mod batches;
 mod calls;
 mod chores;
@@ -249,7 +252,8 @@ const MAX_SETTLE_MS: u64 = 60_000;
 
 impl BatchRun {
     /// A batch-API run over `csv`. `config.batch_api` gives its settings (the
-    /// defaults when `None`); the provider must speak a batch API (OpenAI).
+    /// defaults when `None`); the provider must speak a batch API (OpenAI, Azure
+    /// OpenAI, Anthropic).
     pub fn new(config: RunConfig, csv: LabelsCsv, now: Millis) -> Result<BatchRun, ConfigError> {
         let cfg = config
             .batch_api
@@ -258,6 +262,13 @@ impl BatchRun {
         let dialect = match &config.provider {
             Provider::OpenAi(openai) => Dialect::OpenAi {
                 base: openai::api_base(&openai.base_url),
+                azure: None,
+            },
+            Provider::Azure(cfg) => Dialect::OpenAi {
+                base: azure::api_base(cfg),
+                azure: Some(azure::Resource {
+                    api_version: azure::api_version(cfg),
+                }),
             },
             Provider::Anthropic(cfg) => Dialect::Anthropic {
                 base: anthropic::api_base(&cfg.base_url),
@@ -268,7 +279,6 @@ impl BatchRun {
                     provider: match other {
                         Provider::HttpJson(_) => "http",
                         Provider::Gemini(_) => "gemini",
-                        Provider::Azure(_) => "azure",
                         _ => "this",
                     }
                     .to_string(),
@@ -542,6 +552,7 @@ impl BatchRun {
         LineBuilder {
             template: self.run.request_template().clone(),
             inline: self.dialect.inline(),
+            endpoint: self.dialect.endpoint(),
         }
     }
 

@@ -43,11 +43,18 @@ pub(super) fn post(url: String, body: String) -> HttpRequest {
     }
 }
 
-/// `POST /batches` for an uploaded file, its metadata naming the run and shard.
-pub(super) fn create_request(base: &str, file_id: &str, run_id: &str, shard: u32) -> HttpRequest {
+/// `POST /batches` for an uploaded file whose lines target `endpoint`, its
+/// metadata naming the run and shard.
+pub(super) fn create_request(
+    base: &str,
+    endpoint: &str,
+    file_id: &str,
+    run_id: &str,
+    shard: u32,
+) -> HttpRequest {
     let body = json!({
         "input_file_id": file_id,
-        "endpoint": ENDPOINT,
+        "endpoint": endpoint,
         "completion_window": "24h",
         "metadata": {
             "shadow_batch_run": run_id,
@@ -153,11 +160,12 @@ pub(super) fn path_segment(id: &str) -> String {
 }
 
 /// One line of a shard's input file: `{"custom_id", "method", "url", "body"}`,
-/// the body exactly as a live request would send it, ending in `\n`.
-pub(super) fn input_line(custom_id: &str, body: &str) -> String {
+/// `url` the batch's `endpoint`, the body exactly as a live request would
+/// send it, ending in `\n`.
+pub(super) fn input_line(custom_id: &str, endpoint: &str, body: &str) -> String {
     custom_id_line(
         custom_id,
-        &[",\"method\":\"POST\",\"url\":\"", ENDPOINT, "\",\"body\":"],
+        &[",\"method\":\"POST\",\"url\":\"", endpoint, "\",\"body\":"],
         body,
     )
 }
@@ -187,8 +195,10 @@ pub(super) fn short(text: &str) -> String {
     t
 }
 
+/// The status a batch's `status` names, whatever its case (Azure's samples
+/// print `Validating`).
 fn status_of(text: &str) -> ProviderStatus {
-    match text {
+    match text.to_ascii_lowercase().as_str() {
         "validating" => ProviderStatus::Validating,
         "in_progress" => ProviderStatus::InProgress,
         "finalizing" => ProviderStatus::Finalizing,
@@ -204,7 +214,8 @@ fn status_of(text: &str) -> ProviderStatus {
 fn batch_of(v: &Value) -> Result<BatchObject, ParseError> {
     let text = |field: &str| v.get(field).and_then(Value::as_str).map(str::to_string);
     let id = required_text(v, "the batch object", "id")?;
-    let status_text = required_text(v, "the batch object", "status")?;
+    // Lower case, as the run and its journal compare it.
+    let status_text = required_text(v, "the batch object", "status")?.to_ascii_lowercase();
     let counts = v.get("request_counts").map(|c| {
         let n = |f: &str| c.get(f).and_then(Value::as_u64).unwrap_or(0);
         RequestCounts {
@@ -245,10 +256,13 @@ fn batch_of(v: &Value) -> Result<BatchObject, ParseError> {
         error_file_id: text("error_file_id"),
         counts,
         errors,
-        created_at: v
-            .get("created_at")
-            .and_then(Value::as_u64)
-            .map(|secs| crate::time::Millis(secs.saturating_mul(1000))),
+        // Unix seconds (OpenAI), or ISO 8601 (some Azure API versions).
+        created_at: match v.get("created_at") {
+            Some(Value::String(iso)) => crate::time::parse_rfc3339(iso),
+            other => other
+                .and_then(Value::as_u64)
+                .map(|secs| crate::time::Millis(secs.saturating_mul(1000))),
+        },
     })
 }
 
@@ -345,7 +359,7 @@ mod tests {
     #[test]
     fn input_lines_carry_the_live_body_unchanged() {
         let body = r#"{"model":"m","messages":[]}"#;
-        let line = input_line("r7-a2", body);
+        let line = input_line("r7-a2", ENDPOINT, body);
         assert!(line.ends_with("}\n"));
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["custom_id"], "r7-a2");
@@ -368,7 +382,7 @@ mod tests {
         let r = poll_request("http://x.test/v1", "batch_1/../x?y");
         assert_eq!(r.url, "http://x.test/v1/batches/batch_1%2F..%2Fx%3Fy");
         assert_eq!(r.method, "GET");
-        let c = create_request("http://x.test/v1", "file-1", "RUN", 3);
+        let c = create_request("http://x.test/v1", ENDPOINT, "file-1", "RUN", 3);
         let v: Value = serde_json::from_str(&c.body).unwrap();
         assert_eq!(v["completion_window"], "24h");
         assert_eq!(v["endpoint"], ENDPOINT);
@@ -399,6 +413,29 @@ mod tests {
         );
         assert!(parse_batch("{}").is_err());
         assert!(parse_batch("nope").is_err());
+        // Azure's samples: a capitalised status, an ISO 8601 time.
+        let azure = parse_batch(
+            r#"{"id":"batch_a","status":"Validating","created_at":"2024-07-19T21:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(azure.status, ProviderStatus::Validating);
+        assert_eq!(azure.status_text, "validating");
+        assert_eq!(
+            azure.created_at,
+            crate::time::parse_rfc3339("2024-07-19T21:00:00Z")
+        );
+        for (text, status) in [
+            ("Completed", ProviderStatus::Completed),
+            ("EXPIRED", ProviderStatus::Expired),
+            ("Cancelled", ProviderStatus::Cancelled),
+            ("Failed", ProviderStatus::Failed),
+        ] {
+            let b = parse_batch(&format!(r#"{{"id":"b","status":"{text}"}}"#)).unwrap();
+            assert_eq!(
+                (b.status, b.status_text),
+                (status, text.to_ascii_lowercase())
+            );
+        }
 
         let (id, outcome) = parse_line(
             r#"{"id":"x","custom_id":"r1-a1","response":{"status_code":200,"body":{"choices":[]}},"error":null}"#,

@@ -371,16 +371,23 @@ impl BatchLimits {
         max_lines: 100_000,
         max_bytes: 256_000_000,
     };
+    /// Azure OpenAI's global batch: 100,000 requests and 200 MB per input file
+    /// (Microsoft Learn, "Global batch limits").
+    pub const AZURE: BatchLimits = BatchLimits {
+        max_lines: 100_000,
+        max_bytes: 200_000_000,
+    };
 }
 
 impl Provider {
     /// The limits of the provider's batch API that shadow-batch speaks, or `None`
-    /// for a provider without one (the generic JSON endpoint, Gemini, Azure).
+    /// for a provider without one (the generic JSON endpoint, Gemini).
     pub fn batch_api(&self) -> Option<BatchLimits> {
         match self {
             Provider::OpenAi(_) => Some(BatchLimits::OPENAI),
             Provider::Anthropic(_) => Some(BatchLimits::ANTHROPIC),
-            Provider::HttpJson(_) | Provider::Gemini(_) | Provider::Azure(_) => None,
+            Provider::Azure(_) => Some(BatchLimits::AZURE),
+            Provider::HttpJson(_) | Provider::Gemini(_) => None,
         }
     }
 

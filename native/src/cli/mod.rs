@@ -333,9 +333,10 @@ pub enum Via {
     /// minutes.
     Live,
     /// The provider's batch API (OpenAI's Batch API: /v1/files + /v1/batches;
-    /// Anthropic's Message Batches: /v1/messages/batches): shards of up to
-    /// 50,000 (OpenAI) or 100,000 (Anthropic) requests run on the provider's
-    /// fleet at half the price, results within 24 hours.
+    /// Azure OpenAI's global batch: the same under /openai/v1; Anthropic's
+    /// Message Batches: /v1/messages/batches): shards of up to 50,000 (OpenAI)
+    /// or 100,000 (Azure, Anthropic) requests run on the provider's fleet at
+    /// half the price, results within 24 hours.
     BatchApi,
 }
 
@@ -453,8 +454,9 @@ pub struct RunArgs {
     /// How the requests travel: live (one request per image) or batch-api (the
     /// provider's batch engine: half the price, results within 24 h; with
     /// --provider openai (or an OpenAI-compatible server with /v1/files and
-    /// /v1/batches), --provider anthropic (Message Batches), or the built-in
-    /// mock) [default: live, or what the resumed run used].
+    /// /v1/batches), --provider azure (global batch: --deployment names a
+    /// global-batch deployment), --provider anthropic (Message Batches), or the
+    /// built-in mock) [default: live, or what the resumed run used].
     #[arg(long, value_enum, value_name = "HOW", help_heading = "Batch API")]
     pub via: Option<Via>,
 
