@@ -5,10 +5,14 @@
 # build and upload every shard, and the whole run. Prints figures; asserts nothing
 # about time.
 #
-#   bash scripts/bench-batch.sh [ROWS] [SHARD_LINES]     # defaults 100000 50000
+#   bash scripts/bench-batch.sh [ROWS] [SHARD_LINES] [PROVIDER]   # defaults 100000 50000 openai
+#
+# PROVIDER is openai (the Batch API: multipart upload) or gemini (Batch Mode:
+# the resumable upload, operations, a results file); the mock speaks both.
 set -euo pipefail
 ROWS=${1:-100000}
 SHARD=${2:-50000}
+PROVIDER=${3:-openai}
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
@@ -44,18 +48,24 @@ for _ in $(seq 100); do
 done
 [ -n "$URL" ] || { echo "mock-server did not start"; cat "$WORK/mock.log"; exit 1; }
 
+case "$PROVIDER" in
+  openai) ENDPOINT=(--provider openai --base-url "$URL"); export OPENAI_API_KEY=sk-bench ;;
+  gemini) ENDPOINT=(--provider gemini --base-url "${URL%/v1}" --model gemini-mock)
+          export GEMINI_API_KEY=AIza-bench ;;
+  *) echo "PROVIDER is openai or gemini"; exit 2 ;;
+esac
 START_NS=$(date +%s%N)
-OPENAI_API_KEY=sk-bench /usr/bin/time -v "$BIN" "$WORK/data/labels.csv" --via batch-api \
-  --provider openai --base-url "$URL" --shard-lines "$SHARD" --poll-interval 1 \
+/usr/bin/time -v "$BIN" "$WORK/data/labels.csv" --via batch-api \
+  "${ENDPOINT[@]}" --shard-lines "$SHARD" --poll-interval 1 \
   --out-dir "$WORK/out" > "$WORK/run.log" 2> "$WORK/time.log" || {
   tail -20 "$WORK/run.log"; tail -30 "$WORK/time.log"; exit 1; }
 END_NS=$(date +%s%N)
 
-PROVIDER=$(ls "$WORK"/out/shadow-mode-batch-provider-*.jsonl)
-RUN_ID=$(basename "$PROVIDER" .jsonl); RUN_ID=${RUN_ID#shadow-mode-batch-provider-}
-python3 - "$PROVIDER" "$RUN_ID" "$WORK/time.log" "$START_NS" "$END_NS" "$ROWS" "$WORK/out" <<'EOF'
+JOURNAL=$(ls "$WORK"/out/shadow-mode-batch-provider-*.jsonl)
+RUN_ID=$(basename "$JOURNAL" .jsonl); RUN_ID=${RUN_ID#shadow-mode-batch-provider-}
+python3 - "$JOURNAL" "$RUN_ID" "$WORK/time.log" "$START_NS" "$END_NS" "$ROWS" "$WORK/out" "$PROVIDER" <<'EOF'
 import json, sys, re, datetime, glob, os
-provider, run_id, timelog, start_ns, end_ns, rows, out = sys.argv[1:]
+provider, run_id, timelog, start_ns, end_ns, rows, out = sys.argv[1:8]
 def t(s): return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
 started = datetime.datetime.strptime(run_id, "%Y-%m-%dT%H-%M-%S-%fZ").timestamp()
 recs = [json.loads(l) for l in open(provider)]
@@ -67,7 +77,7 @@ def field(name):
     return m.group(1).strip() if m else "?"
 summary = json.load(open(glob.glob(os.path.join(out, f"shadow-mode-batch-{run_id}.json"))[0]))
 st = summary["statistics"]
-print(f"rows                         {rows}")
+print(f"rows                         {rows} ({sys.argv[8]})")
 print(f"shards (first pass)          {len([r for r in up if r['members'][0][2] == 1])}, then {len(up) - len([r for r in up if r['members'][0][2] == 1])} re-send shard(s)")
 print(f"input bytes uploaded         {sum(r['bytes'] for r in up) / 1e6:.1f} MB")
 print(f"first shard built+uploaded   {t(first_shard[0]['at']) - started:.2f} s after start")

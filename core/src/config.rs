@@ -345,7 +345,7 @@ pub enum ConfigError {
     #[error("a price per million tokens must be a number from 0 to 10000")]
     Price,
     /// Batch-API mode with a provider that has no batch API shadow-batch speaks.
-    #[error("the {provider} provider has no batch API shadow-batch speaks; batch-API mode needs OpenAI's Batch API (or an OpenAI-compatible endpoint with /v1/files and /v1/batches), Azure OpenAI's global batch or Anthropic's Message Batches")]
+    #[error("the {provider} provider has no batch API shadow-batch speaks; batch-API mode needs OpenAI's Batch API (or an OpenAI-compatible endpoint with /v1/files and /v1/batches), Azure OpenAI's global batch, Anthropic's Message Batches or Gemini Batch Mode")]
     NoBatchApi {
         /// The provider, as reports name it.
         provider: String,
@@ -370,11 +370,12 @@ pub enum ConfigError {
 pub struct BatchApiConfig {
     /// Most lines (requests) in one shard. Default and most: the provider's
     /// limit ([`Provider::batch_api`]): 50,000 for OpenAI (per input file),
-    /// 100,000 for Azure OpenAI (per input file) and Anthropic (per Message Batch).
+    /// 100,000 for Azure OpenAI (per input file), Anthropic (per Message Batch)
+    /// and Gemini (shadow-batch's own cut: Google states none).
     pub max_lines: usize,
     /// Most bytes in one shard: of its input file for OpenAI and Azure OpenAI
-    /// (default and most 200,000,000), of its create request for Anthropic
-    /// (256,000,000).
+    /// (default and most 200,000,000) and Gemini (2,000,000,000), of its create
+    /// request for Anthropic (256,000,000).
     pub max_bytes: u64,
     /// First wait before reading a batch's status, in ms. Default 5,000.
     pub poll_min_ms: u64,
@@ -573,7 +574,10 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(Provider::Gemini(GeminiConfig::default()).batch_api(), None);
+        assert_eq!(
+            Provider::Gemini(GeminiConfig::default()).batch_api(),
+            Some(BatchLimits::GEMINI)
+        );
         assert_eq!(anthropic.batch_api(), Some(BatchLimits::ANTHROPIC));
     }
 

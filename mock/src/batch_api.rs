@@ -71,6 +71,19 @@ impl<A: BatchApi> FromRequestParts<MockState> for BatchCall<A> {
 }
 
 impl<A: BatchApi> BatchCall<A> {
+    /// A call whose key is checked here rather than by the extractor (a route
+    /// shared with a live handler): the refusal to answer, if any.
+    pub(crate) fn checked(state: &MockState, headers: &HeaderMap) -> Result<Self, Box<Response>> {
+        match A::refusal(state, headers) {
+            Some(refusal) => Err(Box::new(refusal)),
+            None => Ok(BatchCall {
+                state: state.clone(),
+                headers: headers.clone(),
+                api: PhantomData,
+            }),
+        }
+    }
+
     /// The API's store; a handler that panicked while holding it left it usable.
     pub(crate) fn store(&self) -> MutexGuard<'_, A::Store> {
         A::store(&self.state)

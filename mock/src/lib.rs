@@ -70,6 +70,14 @@
 //!   `?api-version=`), the key in `api-key`; lines answered as the live Azure
 //!   routes answer, a batch whose lines name two models failed with
 //!   `model_mismatch`, an error file written even when empty.
+//! * Gemini Batch Mode: the resumable upload (`POST /upload/v1beta/files`),
+//!   `GET /v1beta/files`, `DELETE /v1beta/files/{id}`, `GET
+//!   /download/v1beta/files/{id}:download`, `POST
+//!   /v1beta/models/{model}:batchGenerateContent` (a file or inline requests),
+//!   `GET /v1beta/batches[/{id}]`, `POST /v1beta/batches/{id}:cancel`: batches
+//!   as long-running operations (`BATCH_STATE_*`, int64 counts as strings),
+//!   the injected faults as error lines inside a SUCCEEDED batch, expired
+//!   batches with no results, the same fault settings.
 //! * Anthropic's Message Batches: `POST /v1/messages/batches` (the requests
 //!   inline), `GET /v1/messages/batches[/{id}]`, `POST
 //!   /v1/messages/batches/{id}/cancel`, `GET /v1/messages/batches/{id}/results`,
@@ -224,6 +232,7 @@ mod batch_api;
 mod config;
 mod dialect;
 mod gemini;
+mod gemini_batches;
 mod message_batches;
 mod openai;
 mod ratelimit;

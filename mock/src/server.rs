@@ -31,6 +31,9 @@ use crate::stats::{Counters, MockStats};
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// Largest batch input file accepted: OpenAI's 200 MB, and room for the form.
 const FILE_LIMIT: usize = 210 * 1024 * 1024;
+/// Largest Gemini batch input file accepted by the mock (Google's are up to
+/// 2 GB; the mock holds its files in memory).
+const GEMINI_FILE_LIMIT: usize = 512 * 1024 * 1024;
 /// Largest Message Batches create accepted: Anthropic's 256 MB.
 const MESSAGE_BATCH_LIMIT: usize = 256 * 1024 * 1024;
 
@@ -60,6 +63,8 @@ pub(crate) struct Inner {
     pub(crate) batch: Mutex<crate::batch::BatchStore>,
     /// Anthropic's message batches.
     pub(crate) messages: Mutex<crate::message_batches::MessageBatchStore>,
+    /// Gemini's files and batches.
+    pub(crate) gemini: Mutex<crate::gemini_batches::GeminiStore>,
     /// When the mock started (its fake clock's origin).
     pub(crate) started: Instant,
 }
@@ -97,6 +102,7 @@ impl MockState {
                 seq: AtomicU64::new(0),
                 batch: Mutex::new(crate::batch::BatchStore::default()),
                 messages: Mutex::new(crate::message_batches::MessageBatchStore::default()),
+                gemini: Mutex::new(crate::gemini_batches::GeminiStore::default()),
                 started: Instant::now(),
             }),
         }
@@ -105,7 +111,8 @@ impl MockState {
     /// A snapshot of the counters.
     pub fn stats(&self) -> MockStats {
         MockStats {
-            batch_files_live: crate::batch::live_files(self),
+            batch_files_live: crate::batch::live_files(self)
+                + crate::gemini_batches::live_files(self),
             ..self.inner.counters.snapshot()
         }
     }
@@ -118,8 +125,11 @@ impl MockState {
 /// `/openai/v1/chat/completions` (Azure), `/v1/models`, `/stats`, and the batch
 /// APIs: OpenAI's (`/v1/files`, `/v1/batches`), Azure OpenAI's global batch
 /// (`/openai/v1/files`, `/openai/v1/batches`, and `/openai/files`,
-/// `/openai/batches` with `?api-version=`) and Anthropic's
-/// (`/v1/messages/batches`). Has no fallback,
+/// `/openai/batches` with `?api-version=`), Anthropic's
+/// (`/v1/messages/batches`) and Gemini's (`/upload/v1beta/files`,
+/// `/v1beta/files`, `/download/v1beta/files/{id}:download`,
+/// `/v1beta/models/{model}:batchGenerateContent`, `/v1beta/batches`). Has no
+/// fallback,
 /// so it can be `.merge`d with a static-file router.
 pub fn router(state: MockState) -> Router {
     let exposed: Vec<HeaderName> = EXPOSED_HEADERS
@@ -145,6 +155,24 @@ pub fn router(state: MockState) -> Router {
         .route("/openai/v1/chat/completions", post(azure_v1))
         .route("/v1/models", get(models))
         .route("/stats", get(stats))
+        .route(
+            "/upload/v1beta/files",
+            post(crate::gemini_batches::upload).layer(DefaultBodyLimit::max(GEMINI_FILE_LIMIT)),
+        )
+        .route("/v1beta/files", get(crate::gemini_batches::list_files))
+        .route(
+            "/v1beta/files/{id}",
+            axum::routing::delete(crate::gemini_batches::delete_file),
+        )
+        .route(
+            "/download/v1beta/files/{id_action}",
+            get(crate::gemini_batches::download),
+        )
+        .route("/v1beta/batches", get(crate::gemini_batches::list))
+        .route(
+            "/v1beta/batches/{id}",
+            get(crate::gemini_batches::get).post(crate::gemini_batches::cancel),
+        )
         .merge(files_api::<crate::batch::OpenAiBatches>("/v1"))
         .merge(files_api::<crate::batch::AzureBatches>("/openai/v1"))
         .merge(
@@ -294,8 +322,9 @@ async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Byte
     serve(&state, Dialect::Anthropic, &headers, &body, None).await
 }
 
-/// `POST /v1beta/models/{model}:generateContent`: Gemini's dialect. A key in the
-/// URL (`?key=`) is refused: shadow-batch sends it in `x-goog-api-key` only.
+/// `POST /v1beta/models/{model}:generateContent`: Gemini's dialect (and
+/// `:batchGenerateContent`, Batch Mode's create). A key in the URL (`?key=`)
+/// is refused: shadow-batch sends it in `x-goog-api-key` only.
 async fn generate_content(
     State(state): State<MockState>,
     Path(model_action): Path<String>,
@@ -303,6 +332,16 @@ async fn generate_content(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(model) = model_action.strip_suffix(":batchGenerateContent") {
+        let call =
+            match crate::batch_api::BatchCall::<crate::gemini_batches::GeminiBatches>::checked(
+                &state, &headers,
+            ) {
+                Ok(call) => call,
+                Err(refusal) => return *refusal,
+            };
+        return crate::gemini_batches::create(call, model.to_string(), body).await;
+    }
     let Some(model) = model_action.strip_suffix(":generateContent") else {
         let body = crate::gemini::error_body(
             404,

@@ -1,7 +1,8 @@
 //! `--via batch-api`: the tokio loop around the core's `BatchRun`. It loads
 //! images and builds request lines (a bounded number at once), writes each shard
 //! to a file in the output folder and uploads it as `multipart/form-data`
-//! (OpenAI) or streams it as the body of the create call (Anthropic), performs
+//! (OpenAI, Azure; Gemini's by Google's resumable protocol) or streams it as
+//! the body of the create call (Anthropic), performs
 //! the batch API's JSON calls with the provider's key header, streams result
 //! files back line by line, and keeps the two journals: the results journal, and
 //! the provider journal of every id the provider gave, synced before the next
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use shadow_core::batch::{
     BatchInput, BatchOutput, BatchRun, CallId, LineBuilder, LineOrder, SubmitOrder, UploadOrder,
+    UploadProtocol,
 };
 use shadow_core::http::{HttpRequest, HttpResponse, TransportErrorKind};
 use shadow_core::input::Item;
@@ -461,16 +463,19 @@ impl Drop for Host {
 
 /// The key's header (`authorization: Bearer`, `x-api-key`, as the provider
 /// wants it).
-type Auth = (&'static str, reqwest::header::HeaderValue);
+pub(crate) type Auth = (&'static str, reqwest::header::HeaderValue);
 
-fn with_key(builder: reqwest::RequestBuilder, auth: Option<&Auth>) -> reqwest::RequestBuilder {
+pub(crate) fn with_key(
+    builder: reqwest::RequestBuilder,
+    auth: Option<&Auth>,
+) -> reqwest::RequestBuilder {
     match auth {
         Some((name, value)) => builder.header(*name, value.clone()),
         None => builder,
     }
 }
 
-fn failed(call: CallId, e: reqwest::Error) -> BatchInput {
+pub(crate) fn failed(call: CallId, e: reqwest::Error) -> BatchInput {
     BatchInput::CallFailed {
         call,
         kind: classify(&e),
@@ -478,7 +483,7 @@ fn failed(call: CallId, e: reqwest::Error) -> BatchInput {
     }
 }
 
-async fn read_body(call: CallId, response: reqwest::Response) -> BatchInput {
+pub(crate) async fn read_body(call: CallId, response: reqwest::Response) -> BatchInput {
     match read_capped(response).await {
         Ok(response) => BatchInput::Answer { call, response },
         Err((kind, message)) => BatchInput::CallFailed {
@@ -548,6 +553,29 @@ async fn send_shard_file(
         Ok(opened) => opened,
         Err(failed) => return failed,
     };
+    if let ShardSend::Upload(UploadOrder {
+        protocol:
+            UploadProtocol::Resumable {
+                start_headers,
+                start_body,
+            },
+        url,
+        bytes,
+        ..
+    }) = &send
+    {
+        return crate::resumable_upload::upload(
+            client,
+            auth,
+            call,
+            url,
+            start_headers,
+            start_body,
+            file,
+            len.unwrap_or(*bytes),
+        )
+        .await;
+    }
     let request = with_key(client.post(send.url()), auth).timeout(Duration::from_secs(3_600));
     let request = match send {
         ShardSend::Upload(order) => upload(request, order, file, len),

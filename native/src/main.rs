@@ -17,6 +17,7 @@ mod plan;
 mod preflight;
 mod read_ahead;
 mod report;
+mod resumable_upload;
 mod transport;
 
 use std::io::IsTerminal;

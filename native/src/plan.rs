@@ -341,11 +341,8 @@ pub fn plan(
         Via::BatchApi => {
             if config.provider.batch_api().is_none() {
                 bail!(
-                    "--via batch-api needs a provider with a batch API shadow-batch speaks: --provider openai (OpenAI, or an OpenAI-compatible server with /v1/files and /v1/batches), azure (global batch), anthropic (Message Batches) or mock; the {} provider has none here",
-                    match kind {
-                        EndpointKind::Http => "http",
-                        _ => "gemini",
-                    }
+                    "--via batch-api needs a provider with a batch API shadow-batch speaks: --provider openai (OpenAI, or an OpenAI-compatible server with /v1/files and /v1/batches), azure (global batch), anthropic (Message Batches), gemini (Batch Mode) or mock; the {} provider has none here",
+                    "http"
                 );
             }
             let mut batch = config
@@ -1315,12 +1312,9 @@ mod tests {
             err.contains("--shard-lines 100000 is out of range: give 1 to 50000"),
             "{err}"
         );
-        let err = refusal(
-            &["l.csv", "--via", "batch-api", "--provider", "gemini"],
-            None,
-            &env,
-        );
-        assert!(err.contains("the gemini provider has none"), "{err}");
+        let gemini = ["l.csv", "--via", "batch-api", "--provider", "gemini"];
+        let gemini = plan_env(&gemini, None, &env).unwrap().config;
+        assert_eq!(gemini.batch_api.unwrap().max_bytes, 2_000_000_000);
         // Azure's global batch: shards up to its limits.
         let mut argv = vec!["l.csv", "--via", "batch-api", "--provider", "azure"];
         argv.extend(AZURE_RESOURCE);

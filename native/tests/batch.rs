@@ -113,19 +113,9 @@ fn batch_api_needs_a_provider_with_one() {
     ]);
     let out = run(cmd);
     out.expect_code(2);
-    out.stderr_has("the http provider has none");
-    let mut cmd = shadow(data.root.path());
-    cmd.env("GEMINI_API_KEY", "AIza-dummy").args([
-        p(&data.csv),
-        "--via",
-        "batch-api",
-        "--provider",
-        "gemini",
-    ]);
-    let out = run(cmd);
-    out.expect_code(2);
-    out.stderr_has("the gemini provider has none")
-        .stderr_has("anthropic (Message Batches)");
+    out.stderr_has("the http provider has none")
+        .stderr_has("anthropic (Message Batches)")
+        .stderr_has("gemini (Batch Mode)");
 }
 
 /// OpenAI's runs against the mock.

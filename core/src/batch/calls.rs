@@ -9,7 +9,7 @@ use crate::time::Millis;
 
 use super::chores::upload_name;
 use super::{
-    anthropic, journal, openai, BatchOutput, BatchRecord, BatchRun, CallId, CallKind, Chore, Mode,
+    anthropic, journal, BatchOutput, BatchRecord, BatchRun, CallId, CallKind, Chore, Dialect, Mode,
     Phase, Shard, SubmitOrder, UploadOrder, HOUR_MS, MAX_LIST_PAGES,
 };
 
@@ -114,6 +114,7 @@ impl BatchRun {
                     call,
                     shard: number,
                     url: self.dialect.upload_url(),
+                    protocol: self.dialect.upload_protocol(&file_name, bytes),
                     file_name,
                     lines,
                     bytes,
@@ -155,7 +156,7 @@ impl BatchRun {
                 match (&shard.file_id, shard.learn.is_some() && !shard.learn_read) {
                     _ if shard.cancel => (CallKind::Cancel, self.dialect.cancel_request(id)),
                     // Its rows, from its input file, before anything else.
-                    (Some(file), true) if !inline => {
+                    (Some(file), true) if self.dialect.learns_from_input() => {
                         (CallKind::Learn, self.dialect.download_request(file))
                     }
                     _ => (CallKind::Poll, self.dialect.poll_request(id)),
@@ -163,8 +164,19 @@ impl BatchRun {
             }
             Phase::Downloading if shard.learn.is_some() => {
                 let from = match &shard.file_id {
-                    Some(file) if !inline => file.clone(),
-                    _ => shard.batch_id.clone().unwrap_or_default(),
+                    Some(file) if self.dialect.learns_from_input() => Some(file.clone()),
+                    // Gemini: from its results file (an expired batch has none).
+                    _ if matches!(self.dialect, Dialect::Gemini { .. }) => {
+                        shard.downloads.front().cloned()
+                    }
+                    _ => shard.batch_id.clone(),
+                };
+                let Some(from) = from else {
+                    let shard = &mut self.shards[s];
+                    shard.learn_read = true;
+                    shard.due = now;
+                    self.resolve_learned(now);
+                    return;
                 };
                 (CallKind::Learn, self.dialect.download_request(&from))
             }
@@ -267,7 +279,7 @@ impl BatchRun {
 
     pub(super) fn on_success(&mut self, now: Millis, s: usize, kind: CallKind, body: &str) {
         let parsed = match kind {
-            CallKind::Upload => openai::parse_file_id(body).map(|file_id| {
+            CallKind::Upload => self.dialect.parse_file_id(body).map(|file_id| {
                 let shard = &mut self.shards[s];
                 shard.file_id = Some(file_id.clone());
                 shard.phase = Phase::Uploaded;
@@ -290,11 +302,18 @@ impl BatchRun {
                 .dialect
                 .parse_list(body)
                 .map(|(batches, after)| self.on_listed_inline(now, s, batches, after)),
-            CallKind::List => openai::parse_list(body).map(|(batches, after)| {
+            CallKind::List => self.dialect.parse_list(body).map(|(batches, after)| {
                 let file = self.shards[s].file_id.clone();
-                let found = batches
-                    .into_iter()
-                    .find(|b| b.input_file_id.is_some() && b.input_file_id == file);
+                let number = self.shards[s].number;
+                // Gemini's batches name the run and shard in their display name.
+                let by_name = matches!(self.dialect, Dialect::Gemini { .. });
+                let found = batches.into_iter().find(|b| {
+                    (b.input_file_id.is_some() && b.input_file_id == file)
+                        || (by_name
+                            && b.run.as_deref() == Some(self.run_id.as_str())
+                            && b.shard == Some(number)
+                            && !self.claimed.contains(&b.id))
+                });
                 match found {
                     Some(found) => self.on_created(now, s, found),
                     None => {
@@ -313,6 +332,13 @@ impl BatchRun {
                 .dialect
                 .parse_batch(body)
                 .map(|batch| self.on_created(now, s, batch)),
+            CallKind::Cancel if !self.dialect.cancel_answers_batch() => {
+                // Gemini answers an empty object: the batch is read next.
+                let shard = &mut self.shards[s];
+                shard.cancel = false;
+                shard.due = now;
+                Ok(())
+            }
             CallKind::Poll | CallKind::Cancel => self.dialect.parse_batch(body).map(|batch| {
                 if kind == CallKind::Cancel {
                     self.shards[s].cancel = false;

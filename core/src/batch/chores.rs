@@ -10,8 +10,8 @@ use serde::Deserialize;
 use std::collections::HashMap;
 
 use super::{
-    journal, openai, BatchObject, BatchOutput, BatchRecord, BatchRun, CallId, Chore, Mode, Phase,
-    Shard, CHORE_TRIES, MAX_LIST_PAGES,
+    journal, BatchObject, BatchOutput, BatchRecord, BatchRun, CallId, Chore, Mode, Phase, Shard,
+    CHORE_TRIES, MAX_LIST_PAGES,
 };
 
 /// Chores: provider calls that belong to no one shard, one at a time.
@@ -124,7 +124,7 @@ impl BatchRun {
         };
         match chore {
             Chore::Delete(_) => {}
-            Chore::FindRunBatches { pages, .. } => match openai::parse_list(&body) {
+            Chore::FindRunBatches { pages, .. } => match self.dialect.parse_list(&body) {
                 Ok((batches, after)) => {
                     for b in batches {
                         self.adopt_found(now, b);
@@ -141,7 +141,7 @@ impl BatchRun {
                     self.give_up_chore(now, Chore::FindRunBatches { after: None, pages }, None)
                 }
             },
-            Chore::FindRunFiles { pages, .. } => match openai::parse_files(&body) {
+            Chore::FindRunFiles { pages, .. } => match self.dialect.parse_files(&body) {
                 Ok((files, after)) => {
                     for (id, name, bytes) in files {
                         self.on_run_file(now, id, &name, bytes);
@@ -325,6 +325,8 @@ impl BatchRun {
     pub(super) fn on_learn_line(&mut self, s: usize, line: &str) {
         #[derive(Deserialize)]
         struct Named {
+            // Gemini's lines name their request by `key`.
+            #[serde(alias = "key")]
             custom_id: String,
         }
         let Ok(named) = serde_json::from_str::<Named>(line) else {

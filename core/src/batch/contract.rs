@@ -8,7 +8,7 @@ use crate::provider::RequestTemplate;
 use crate::report::{BatchReport, Summary};
 use serde::{Deserialize, Serialize};
 
-use super::{anthropic, openai, BatchRecord};
+use super::{anthropic, gemini, openai, BatchRecord};
 
 /// Names one provider call (upload, create, poll, list, download, cancel).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -38,8 +38,7 @@ pub struct UploadOrder {
     pub call: CallId,
     /// The shard.
     pub shard: u32,
-    /// `POST` it here (`{base}/files`), as `multipart/form-data` with
-    /// `purpose=batch` and the file as `file`.
+    /// `POST` it here (`{base}/files`), as [`UploadOrder::protocol`] says.
     pub url: String,
     /// The file name to give it: `shadow-batch-{run}-{shard}.jsonl`.
     pub file_name: String,
@@ -47,6 +46,30 @@ pub struct UploadOrder {
     pub lines: usize,
     /// Bytes in the file.
     pub bytes: u64,
+    /// How to send it.
+    pub protocol: UploadProtocol,
+}
+
+/// How a shard's file is uploaded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+#[non_exhaustive]
+pub enum UploadProtocol {
+    /// One `POST` of `multipart/form-data`: `purpose=batch`, and the file as
+    /// `file` named [`UploadOrder::file_name`] (OpenAI, Azure).
+    Multipart,
+    /// Google's resumable upload (Gemini): `POST` the order's URL with these
+    /// headers and body; its answer's `x-goog-upload-url` header says where to
+    /// `POST` the file's bytes, with `x-goog-upload-command: upload, finalize`
+    /// and `x-goog-upload-offset: 0`. Send the key there only when that URL
+    /// is on the order's URL's host (scheme, host and port); the answer to the
+    /// second call (or a refused first) is the upload's answer.
+    Resumable {
+        /// Headers of the first call (without the key).
+        start_headers: Vec<(String, String)>,
+        /// Body of the first call.
+        start_body: String,
+    },
 }
 
 /// "Create a batch of shard `shard`'s requests": a batch API that takes the
@@ -197,16 +220,20 @@ pub struct LineBuilder {
     pub(super) inline: bool,
     /// The endpoint a file dialect's lines target.
     pub(super) endpoint: &'static str,
+    /// Lines are `{"key", "request"}` (Gemini).
+    pub(super) keyed: bool,
 }
 
 impl LineBuilder {
     /// The line (ending in `\n`) for `order`, with the image as `image_url` (an
     /// `http(s)` or `data:` URL) and the row's id: an input file's line
-    /// (OpenAI, Azure), or one request of a create body (Anthropic).
+    /// (OpenAI, Azure, Gemini), or one request of a create body (Anthropic).
     pub fn line(&self, order: &LineOrder, image_url: &str, item_id: Option<&str>) -> String {
         let request = self.template.build(image_url, order.attempt, item_id);
         if self.inline {
             anthropic::request_entry(&order.custom_id, &request.body)
+        } else if self.keyed {
+            gemini::input_line(&order.custom_id, &request.body)
         } else {
             openai::input_line(&order.custom_id, self.endpoint, &request.body)
         }

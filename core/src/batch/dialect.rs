@@ -6,7 +6,7 @@ use crate::http::HttpRequest;
 use crate::report::RequestCounts;
 use crate::time::Millis;
 
-use super::{anthropic, azure, custom_id, openai, CallId, SubmitOrder};
+use super::{anthropic, azure, custom_id, gemini, openai, CallId, SubmitOrder, UploadProtocol};
 
 /// The status of a provider batch, across dialects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,6 +126,9 @@ pub(super) enum Dialect {
         /// The run's tag in `custom_id`s.
         tag: String,
     },
+    /// Gemini Batch Mode: a file uploaded by Google's resumable protocol,
+    /// then a batch (a long-running operation) from it (see `gemini`).
+    Gemini { api: gemini::Api },
 }
 
 impl Dialect {
@@ -137,6 +140,51 @@ impl Dialect {
     pub(super) fn base(&self) -> &str {
         match self {
             Dialect::OpenAi { base, .. } | Dialect::Anthropic { base, .. } => base,
+            Dialect::Gemini { api } => &api.base,
+        }
+    }
+
+    /// A batch whose rows no journal names has them read from its input file
+    /// (OpenAI's can be downloaded); else from its results.
+    pub(super) fn learns_from_input(&self) -> bool {
+        matches!(self, Dialect::OpenAi { .. })
+    }
+
+    /// The cancel call answers the batch (OpenAI, Anthropic); Gemini's answers
+    /// an empty object, and the batch is read after it.
+    pub(super) fn cancel_answers_batch(&self) -> bool {
+        !matches!(self, Dialect::Gemini { .. })
+    }
+
+    /// How a shard's file is uploaded, given the name it goes by.
+    pub(super) fn upload_protocol(&self, file_name: &str, bytes: u64) -> UploadProtocol {
+        match self {
+            Dialect::Gemini { .. } => UploadProtocol::Resumable {
+                start_headers: gemini::upload_start_headers(bytes),
+                start_body: gemini::upload_start_body(
+                    file_name.strip_suffix(".jsonl").unwrap_or(file_name),
+                ),
+            },
+            _ => UploadProtocol::Multipart,
+        }
+    }
+
+    /// The id of an uploaded file, from the upload's answer.
+    pub(super) fn parse_file_id(&self, body: &str) -> Result<String, ParseError> {
+        match self {
+            Dialect::Gemini { .. } => gemini::parse_file_name(body),
+            _ => openai::parse_file_id(body),
+        }
+    }
+
+    /// A page of the account's files: (id, name, bytes) and where to go on.
+    pub(super) fn parse_files(
+        &self,
+        body: &str,
+    ) -> Result<(Vec<openai::FileEntry>, Option<String>), ParseError> {
+        match self {
+            Dialect::Gemini { .. } => gemini::parse_files(body),
+            _ => openai::parse_files(body),
         }
     }
 
@@ -161,14 +209,20 @@ impl Dialect {
         }
     }
 
-    /// Where a shard's file is uploaded (`POST`, multipart).
+    /// Where a shard's file is uploaded (`POST`).
     pub(super) fn upload_url(&self) -> String {
+        if let Dialect::Gemini { api } = self {
+            return format!("{}/files", api.upload);
+        }
         self.finish(openai::get(format!("{}/files", self.base())))
             .url
     }
 
     /// The create call of a file dialect's batch, from an uploaded file.
     pub(super) fn create_request(&self, file_id: &str, run_id: &str, shard: u32) -> HttpRequest {
+        if let Dialect::Gemini { api } = self {
+            return gemini::create_request(api, &gemini::display_name(run_id, shard), file_id);
+        }
         self.finish(openai::create_request(
             self.base(),
             self.endpoint(),
@@ -180,18 +234,24 @@ impl Dialect {
 
     /// A page of the account's batch files (file dialects).
     pub(super) fn files_request(&self, after: Option<&str>) -> HttpRequest {
+        if let Dialect::Gemini { api } = self {
+            return gemini::files_request(api, after);
+        }
         self.finish(openai::files_request(self.base(), after))
     }
 
     /// Deletes a file at the provider (file dialects).
     pub(super) fn delete_file_request(&self, file_id: &str) -> HttpRequest {
+        if let Dialect::Gemini { api } = self {
+            return gemini::delete_file_request(api, file_id);
+        }
         self.finish(openai::delete_file_request(self.base(), file_id))
     }
 
     /// The row and attempt a `custom_id` of this run names; `None` for another's.
     pub(super) fn row_attempt(&self, custom_id: &str) -> Option<(usize, u32)> {
         let tail = match self {
-            Dialect::OpenAi { .. } => custom_id.strip_prefix('r')?,
+            Dialect::OpenAi { .. } | Dialect::Gemini { .. } => custom_id.strip_prefix('r')?,
             Dialect::Anthropic { tag, .. } => {
                 custom_id.strip_prefix(tag.as_str())?.strip_prefix("-r")?
             }
@@ -202,7 +262,7 @@ impl Dialect {
 
     pub(super) fn custom_id(&self, row: usize, attempt: u32) -> String {
         match self {
-            Dialect::OpenAi { .. } => custom_id(row, attempt),
+            Dialect::OpenAi { .. } | Dialect::Gemini { .. } => custom_id(row, attempt),
             Dialect::Anthropic { tag, .. } => anthropic::custom_id(tag, row, attempt),
         }
     }
@@ -211,7 +271,7 @@ impl Dialect {
     /// file, or the create call's body.
     pub(super) fn body_bytes(&self, lines: usize, bytes: u64) -> u64 {
         match self {
-            Dialect::OpenAi { .. } => bytes,
+            Dialect::OpenAi { .. } | Dialect::Gemini { .. } => bytes,
             Dialect::Anthropic { .. } => SubmitOrder {
                 call: CallId(0),
                 shard: 0,
@@ -230,6 +290,7 @@ impl Dialect {
     pub(super) fn parse_batch(&self, body: &str) -> Result<BatchObject, ParseError> {
         match self {
             Dialect::OpenAi { .. } => openai::parse_batch(body),
+            Dialect::Gemini { .. } => gemini::parse_batch(body),
             Dialect::Anthropic { .. } => anthropic::parse_batch(body),
         }
     }
@@ -240,6 +301,7 @@ impl Dialect {
     ) -> Result<(Vec<BatchObject>, Option<String>), ParseError> {
         match self {
             Dialect::OpenAi { .. } => openai::parse_list(body),
+            Dialect::Gemini { .. } => gemini::parse_list(body),
             Dialect::Anthropic { .. } => anthropic::parse_list(body),
         }
     }
@@ -247,6 +309,7 @@ impl Dialect {
     pub(super) fn parse_line(&self, line: &str) -> Result<(String, LineOutcome), ParseError> {
         match self {
             Dialect::OpenAi { .. } => openai::parse_line(line),
+            Dialect::Gemini { .. } => gemini::parse_line(line),
             Dialect::Anthropic { .. } => anthropic::parse_line(line),
         }
     }
@@ -254,6 +317,7 @@ impl Dialect {
     pub(super) fn poll_request(&self, batch_id: &str) -> HttpRequest {
         match self {
             Dialect::OpenAi { base, .. } => self.finish(openai::poll_request(base, batch_id)),
+            Dialect::Gemini { api } => gemini::poll_request(api, batch_id),
             Dialect::Anthropic { base, .. } => anthropic::poll_request(base, batch_id),
         }
     }
@@ -261,6 +325,7 @@ impl Dialect {
     pub(super) fn cancel_request(&self, batch_id: &str) -> HttpRequest {
         match self {
             Dialect::OpenAi { base, .. } => self.finish(openai::cancel_request(base, batch_id)),
+            Dialect::Gemini { api } => gemini::cancel_request(api, batch_id),
             Dialect::Anthropic { base, .. } => anthropic::cancel_request(base, batch_id),
         }
     }
@@ -268,6 +333,7 @@ impl Dialect {
     pub(super) fn list_request(&self, after: Option<&str>) -> HttpRequest {
         match self {
             Dialect::OpenAi { base, .. } => self.finish(openai::list_request(base, after)),
+            Dialect::Gemini { api } => gemini::list_request(api, after),
             Dialect::Anthropic { base, .. } => anthropic::list_request(base, after),
         }
     }
@@ -277,6 +343,7 @@ impl Dialect {
     pub(super) fn download_request(&self, what: &str) -> HttpRequest {
         match self {
             Dialect::OpenAi { base, .. } => self.finish(openai::download_request(base, what)),
+            Dialect::Gemini { api } => gemini::download_request(api, what),
             Dialect::Anthropic { base, .. } => anthropic::results_request(base, what),
         }
     }

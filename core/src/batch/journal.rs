@@ -207,7 +207,7 @@ impl ShardRecord {
         if self.done {
             return BatchPhase::Done(
                 ended
-                    .filter(|s| !matches!(*s, "completed" | "ended"))
+                    .filter(|s| !matches!(*s, "completed" | "ended" | "succeeded"))
                     .map(str::to_string),
             );
         }

@@ -1,7 +1,8 @@
 //! Batch-API mode: the run goes through the provider's own batch engine (OpenAI's
 //! Batch API, or an OpenAI-compatible server with `/v1/files` and `/v1/batches`;
 //! Azure OpenAI's global batch, the same API under an Azure resource;
-//! Anthropic's Message Batches) instead of one request per image. A [`BatchRun`] is a second sans-IO state
+//! Anthropic's Message Batches; Gemini Batch Mode) instead of one request per
+//! image. A [`BatchRun`] is a second sans-IO state
 //! machine beside [`Run`], and drives one: every request the run would send
 //! becomes one line of a *shard* (an input file of at most
 //! [`BatchApiConfig::max_lines`] lines and [`BatchApiConfig::max_bytes`] bytes),
@@ -105,7 +106,7 @@
 //! The files, one idea each:
 //! - `contract`: the orders and events between the run and its host
 //!   ([`BatchOutput`], [`BatchInput`]) and the [`LineBuilder`];
-//! - `dialect`, `openai`, `azure`, `anthropic`: the batch APIs behind one face,
+//! - `dialect`, `openai`, `azure`, `anthropic`, `gemini`: the batch APIs behind one face,
 //!   and reading their answers (`azure` says where Azure's global batch
 //!   differs from OpenAI's Batch API, which it otherwise is);
 //! - `shard`: shards, their phases, and building them;
@@ -128,6 +129,7 @@ mod calls;
 mod chores;
 mod contract;
 mod dialect;
+mod gemini;
 mod journal;
 mod lost_create;
 mod openai;
@@ -147,6 +149,7 @@ use crate::time::Millis;
 
 pub use contract::{
     custom_id, BatchInput, BatchOutput, CallId, LineBuilder, LineOrder, SubmitOrder, UploadOrder,
+    UploadProtocol,
 };
 pub use journal::{fold_batch_journal, BatchRecord, FoldedBatches, ShardRecord};
 
@@ -253,7 +256,7 @@ const MAX_SETTLE_MS: u64 = 60_000;
 impl BatchRun {
     /// A batch-API run over `csv`. `config.batch_api` gives its settings (the
     /// defaults when `None`); the provider must speak a batch API (OpenAI, Azure
-    /// OpenAI, Anthropic).
+    /// OpenAI, Anthropic, Gemini).
     pub fn new(config: RunConfig, csv: LabelsCsv, now: Millis) -> Result<BatchRun, ConfigError> {
         let cfg = config
             .batch_api
@@ -270,6 +273,9 @@ impl BatchRun {
                     api_version: azure::api_version(cfg),
                 }),
             },
+            Provider::Gemini(cfg) => Dialect::Gemini {
+                api: gemini::api(&cfg.base_url, &cfg.model),
+            },
             Provider::Anthropic(cfg) => Dialect::Anthropic {
                 base: anthropic::api_base(&cfg.base_url),
                 tag: anthropic::run_tag(&config.run_id),
@@ -278,7 +284,6 @@ impl BatchRun {
                 return Err(ConfigError::NoBatchApi {
                     provider: match other {
                         Provider::HttpJson(_) => "http",
-                        Provider::Gemini(_) => "gemini",
                         _ => "this",
                     }
                     .to_string(),
@@ -553,6 +558,7 @@ impl BatchRun {
             template: self.run.request_template().clone(),
             inline: self.dialect.inline(),
             endpoint: self.dialect.endpoint(),
+            keyed: matches!(self.dialect, Dialect::Gemini { .. }),
         }
     }
 

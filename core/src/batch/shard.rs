@@ -200,7 +200,7 @@ impl Shard {
             },
             Phase::Downloading => BatchPhase::Downloading,
             Phase::Done => match self.ended_status.as_deref() {
-                Some("completed" | "ended") | None => BatchPhase::Done(None),
+                Some("completed" | "ended" | "succeeded") | None => BatchPhase::Done(None),
                 Some(s) => BatchPhase::Done(Some(s.to_string())),
             },
             Phase::Failed => BatchPhase::Failed,

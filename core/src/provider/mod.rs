@@ -371,6 +371,12 @@ impl BatchLimits {
         max_lines: 100_000,
         max_bytes: 256_000_000,
     };
+    /// Gemini Batch Mode: input files up to 2 GB; Google states no limit of
+    /// requests per batch, and shadow-batch cuts shards at 100,000.
+    pub const GEMINI: BatchLimits = BatchLimits {
+        max_lines: 100_000,
+        max_bytes: 2_000_000_000,
+    };
     /// Azure OpenAI's global batch: 100,000 requests and 200 MB per input file
     /// (Microsoft Learn, "Global batch limits").
     pub const AZURE: BatchLimits = BatchLimits {
@@ -381,13 +387,14 @@ impl BatchLimits {
 
 impl Provider {
     /// The limits of the provider's batch API that shadow-batch speaks, or `None`
-    /// for a provider without one (the generic JSON endpoint, Gemini).
+    /// for a provider without one (the generic JSON endpoint).
     pub fn batch_api(&self) -> Option<BatchLimits> {
         match self {
             Provider::OpenAi(_) => Some(BatchLimits::OPENAI),
             Provider::Anthropic(_) => Some(BatchLimits::ANTHROPIC),
             Provider::Azure(_) => Some(BatchLimits::AZURE),
-            Provider::HttpJson(_) | Provider::Gemini(_) => None,
+            Provider::Gemini(_) => Some(BatchLimits::GEMINI),
+            Provider::HttpJson(_) => None,
         }
     }
 

@@ -334,9 +334,10 @@ pub enum Via {
     Live,
     /// The provider's batch API (OpenAI's Batch API: /v1/files + /v1/batches;
     /// Azure OpenAI's global batch: the same under /openai/v1; Anthropic's
-    /// Message Batches: /v1/messages/batches): shards of up to 50,000 (OpenAI)
-    /// or 100,000 (Azure, Anthropic) requests run on the provider's fleet at
-    /// half the price, results within 24 hours.
+    /// Message Batches: /v1/messages/batches; Gemini Batch Mode:
+    /// :batchGenerateContent): shards of up to 50,000 (OpenAI) or 100,000
+    /// (Azure, Anthropic, Gemini) requests run on the provider's fleet at half
+    /// the price, results within 24 hours.
     BatchApi,
 }
 
@@ -455,8 +456,9 @@ pub struct RunArgs {
     /// provider's batch engine: half the price, results within 24 h; with
     /// --provider openai (or an OpenAI-compatible server with /v1/files and
     /// /v1/batches), --provider azure (global batch: --deployment names a
-    /// global-batch deployment), --provider anthropic (Message Batches), or the
-    /// built-in mock) [default: live, or what the resumed run used].
+    /// global-batch deployment), --provider anthropic (Message Batches),
+    /// --provider gemini (Batch Mode), or the built-in mock) [default: live, or
+    /// what the resumed run used].
     #[arg(long, value_enum, value_name = "HOW", help_heading = "Batch API")]
     pub via: Option<Via>,
 

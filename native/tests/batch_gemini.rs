@@ -1,0 +1,262 @@
+//! End-to-end tests of `--via batch-api --provider gemini` (issue 25, the
+//! Gemini part) against `shadow-batch mock-server`'s Gemini Batch Mode: the
+//! same results as a live Gemini run at half the price (per-line errors inside
+//! SUCCEEDED batches re-sent as a live run retries them), the key sent as
+//! `x-goog-api-key` and found in no output, an expired batch (no results)
+//! re-sending only its rows, a failed batch, kill -9 while creating (the batch
+//! exists, its name was never received: found by its display name), after
+//! the create and in the middle of a download (each resumed to the results of
+//! an uninterrupted run, the mock's counters showing no second upload or
+//! create and no line run twice), Ctrl-C detaching then `shadow-batch cancel`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+const KEY: &str = "AIza-gemini-batch-canary-91d3c5e7";
+
+/// The mock's root (`http://127.0.0.1:PORT`): Gemini's base URL (`/v1beta`
+/// is added).
+fn root(mock: &Mock) -> String {
+    mock.url.strip_suffix("/v1").expect("a /v1 URL").to_string()
+}
+
+fn gemini_args(cmd: &mut Command, mock: &Mock) {
+    cmd.env_remove("OPENAI_API_KEY")
+        .env("GEMINI_API_KEY", KEY)
+        .args(["--provider", "gemini", "--base-url", &root(mock)])
+        .args(["--model", "gemini-mock"]);
+}
+
+/// `shadow-batch CSV 10 --provider gemini --via batch-api` against `mock`.
+fn batch_cmd(data: &Data, mock: &Mock, out: &Path, extra: &[&str]) -> Command {
+    let mut cmd = shadow(data.root.path());
+    gemini_args(&mut cmd, mock);
+    cmd.args(batch_args(data, out)).args(extra);
+    cmd
+}
+
+fn resume_cmd(data: &Data, file: &Path) -> Command {
+    let mut cmd = shadow(data.root.path());
+    cmd.env_remove("OPENAI_API_KEY")
+        .env("GEMINI_API_KEY", KEY)
+        .args(["--resume", p(file)]);
+    cmd
+}
+
+/// Gemini's batch-API runs against the mock.
+fn gemini_batch() -> BatchCommands {
+    BatchCommands {
+        start: Box::new(batch_cmd),
+        live: Box::new(|data, mock, out, extra| {
+            let mut live = shadow(data.root.path());
+            gemini_args(&mut live, mock);
+            live.args([p(&data.csv), "10", "--out-dir", p(out)])
+                .args(extra);
+            live
+        }),
+        resume: Box::new(|data, _, file| resume_cmd(data, file)),
+        cancel: |data, file| {
+            let mut cancel = shadow(data.root.path());
+            cancel
+                .env_remove("OPENAI_API_KEY")
+                .env("GEMINI_API_KEY", KEY)
+                .args(["cancel", p(file)]);
+            cancel
+        },
+    }
+}
+
+/// No file under `dir`, and neither stream, holds the key.
+fn assert_no_key(done: &Finished, dir: &Path) {
+    assert!(!done.stdout.contains(KEY), "key on stdout");
+    assert!(!done.stderr.contains(KEY), "key on stderr");
+    for (path, bytes) in all_files(dir) {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(KEY),
+            "key in {}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn a_gemini_batch_run_ends_with_the_results_of_a_live_run_at_half_the_price() {
+    let run = batch_and_live_at_half_the_price(&gemini_batch(), &["--require-key", KEY]);
+    let summary = &run.summary;
+    assert_eq!(summary["config"]["provider"]["kind"], "gemini");
+    assert_eq!(summary["config"]["batchApi"]["maxBytes"], 2_000_000_000u64);
+    let batches = summary["providerBatches"].as_array().unwrap();
+    assert!(
+        batches.iter().all(|b| b["status"] == "done"
+            && b["batchId"].as_str().unwrap().starts_with("batches/mock")
+            && b["fileId"].as_str().unwrap().starts_with("files/mock")),
+        "{batches:#?}"
+    );
+    let stats = run.mock.stats();
+    let recs = provider_records(&run.batch_out);
+    assert_eq!(
+        stat(&stats, "unauthorized"),
+        0,
+        "the key went as x-goog-api-key"
+    );
+    assert_eq!(
+        stat(&stats, "batchUploads") as usize,
+        count(&recs, "uploaded")
+    );
+    assert_eq!(
+        stat(&stats, "batchCreates") as usize,
+        count(&recs, "created")
+    );
+    // Inputs and results deleted at the end.
+    assert_eq!(stat(&stats, "batchFilesLive"), 0, "{stats:#}");
+    run.batch.stdout_has(": pending");
+    assert_no_key(&run.batch, run.data.root.path());
+}
+
+#[test]
+fn an_expired_gemini_batch_re_sends_only_its_rows() {
+    // Google's expired batches carry no results: all twenty rows go again,
+    // once, in a second batch; nothing of the expired one was answered.
+    let mock = Mock::start_with("--batch-ms 300 --batch-expire 1 --error-rate 0");
+    let data = Data::new(20);
+    let out = data.dir("out");
+    run(batch_cmd(&data, &mock, &out, &[])).expect_code(0);
+    let files = RunFiles::in_dir(&out);
+    let results = files.results();
+    assert_each_row_once(&results, 20);
+    assert!(results.iter().all(|r| r["attempts"] == 2), "{results:#?}");
+    let batches = files.summary()["providerBatches"].clone();
+    assert_eq!(batches.as_array().unwrap().len(), 2);
+    assert_eq!(batches[0]["status"], "done (expired)");
+    assert_eq!(batches[1]["lines"], 20);
+    let stats = mock.stats();
+    assert_eq!(stat(&stats, "batchCreates"), 2);
+    assert_eq!(stat(&stats, "batchLines"), 20);
+}
+
+#[test]
+fn a_failed_gemini_batch_aborts_resumably_and_the_resume_completes() {
+    let (mock, ..) =
+        failed_batch_aborts_and_the_resume_completes(&gemini_batch(), |first, summary, _| {
+            first.stderr_has("failed, so none of its requests ran");
+            assert_eq!(summary["abortKind"]["kind"], "batchFailed");
+        });
+    let stats = mock.stats();
+    assert_eq!(
+        (stat(&stats, "batchUploads"), stat(&stats, "batchCreates")),
+        (2, 2)
+    );
+}
+
+/// [`kill_and_resume_batch`] of a Gemini run: no more uploads than the clean
+/// run's, nothing left at the provider, the key in no output. Returns the
+/// victim's mock's counters.
+fn kill_and_resume(mock_flags: &str, what: &str, ready: impl Fn(&Path, &Mock) -> bool) -> Value {
+    let done = kill_and_resume_batch(&gemini_batch(), mock_flags, &[], what, ready, |_, _| {});
+    let (v, k) = (&done.victim, &done.clean);
+    assert_eq!(
+        stat(v, "batchUploads"),
+        stat(k, "batchUploads"),
+        "{what}: no second upload"
+    );
+    assert_eq!(stat(v, "batchFilesLive"), 0, "{what}: files left");
+    assert_no_key(&done.resumed, done.data.root.path());
+    done.victim
+}
+
+#[test]
+#[cfg(unix)]
+fn killed_while_creating_a_gemini_batch_resumes_by_finding_it_by_its_name() {
+    // The create is answered 3 s late: the kill lands after the batch exists
+    // but before its name is known; the resume lists the batches and finds it
+    // by its display name (the run and the shard).
+    let stats = kill_and_resume(
+        "--batch-ms 500 --error-rate 0 --batch-create-delay-ms 3000",
+        "create in flight",
+        |out, mock| {
+            count(&provider_records(out), "uploaded") >= 1 && mock.stats()["batchCreates"] == 1
+        },
+    );
+    assert!(
+        stat(&stats, "batchLists") >= 1,
+        "the resume looked for the batch"
+    );
+    assert_eq!(stat(&stats, "batchCreates"), 1);
+}
+
+#[test]
+#[cfg(unix)]
+fn killed_after_the_gemini_create_resumes_by_polling_the_same_batch() {
+    let stats = kill_and_resume("--batch-ms 3000 --error-rate 0", "create", |out, _| {
+        batch_created(out)
+    });
+    assert_eq!(stat(&stats, "batchLists"), 0, "nothing to look for");
+}
+
+#[test]
+#[cfg(unix)]
+fn killed_mid_download_of_gemini_results_resumes_to_the_same_results() {
+    let stats = kill_and_resume(SLOW_DOWNLOAD, "download", |out, _| mid_download(out));
+    assert_downloaded_again(&stats);
+}
+
+#[test]
+#[cfg(unix)]
+fn ctrl_c_detaches_a_gemini_run_then_cancel_keeps_what_finished() {
+    detach_cancel_and_resume(
+        &gemini_batch(),
+        |detached| {
+            detached.detached.stdout_has(
+                "Detached: 1 provider batch(es) keep running at the provider (batches/mock",
+            );
+            assert_live_resume_refused(resume_cmd(&detached.data, &detached.files.progress));
+        },
+        |_, summary| {
+            assert_eq!(
+                summary["providerBatches"][0]["status"], "done (cancelled)",
+                "{summary:#}"
+            );
+        },
+    );
+}
+
+#[test]
+fn a_refused_key_stops_a_gemini_batch_run_and_the_key_is_in_no_output() {
+    let (mock, data, out) = mock_and_data(
+        &["--require-key", "AIza-the-right-one", "--error-rate", "0"],
+        3,
+    );
+    let done = run(batch_cmd(&data, &mock, &out, &[]));
+    done.expect_code(2);
+    done.stderr_has("API key not valid");
+    assert!(stat(&mock.stats(), "unauthorized") >= 1);
+    assert_eq!(mock.stats()["batchUploads"], 0);
+    assert_no_key(&done, data.root.path());
+}
+
+#[test]
+#[cfg(unix)]
+fn killed_with_its_provider_journal_lost_a_gemini_run_resumes_without_creating_again() {
+    // Killed once its batch exists (it runs 3 s), the provider journal deleted:
+    // the resume finds the batch by its display name (the progress file lists
+    // it too), learns its rows from its results file once it ends, and creates
+    // nothing.
+    let done = kill_and_resume_batch(
+        &gemini_batch(),
+        "--batch-ms 3000 --error-rate 0",
+        &[],
+        "lost journal",
+        |out, _| batch_created(out),
+        |_, files| {
+            let journal = provider_file(files.results.parent().unwrap()).expect("a journal");
+            std::fs::remove_file(journal).unwrap();
+        },
+    );
+    assert_eq!(stat(&done.victim, "batchCreates"), 1);
+    assert_eq!(stat(&done.victim, "batchUploads"), 1);
+}
