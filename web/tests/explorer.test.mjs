@@ -9,7 +9,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -344,6 +344,51 @@ test('a batch-API run opens in the page from its files, its provider journal amo
   assert.equal(await page.textContent('.sx-status'), 'completed');
   assert.match(await caption(page), /of 300/);
 });
+
+/** `shadow-batch mock-server --port 0 FLAGS` started: its root URL and a stop. */
+async function mockServer(flags) {
+  const child = spawn(BIN, ['mock-server', '--port', '0', ...flags], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const url = await new Promise((resolve, reject) => {
+    let text = '';
+    child.stdout.on('data', (chunk) => {
+      text += chunk;
+      const m = /listening on (http\S+)\/v1/.exec(text);
+      if (m) resolve(m[1]);
+    });
+    child.on('exit', () => reject(new Error(`mock-server ended: ${text}`)));
+  });
+  return { url, stop: () => child.kill() };
+}
+
+// Issue 25: a Gemini or Azure batch-API run's files open as the others' do (the
+// provider journal's records are the same whatever the provider).
+for (const [provider, env, args] of [
+  ['gemini', { GEMINI_API_KEY: 'AIza-page-test' }, (root) => ['--provider', 'gemini', '--base-url', root, '--model', 'gemini-mock']],
+  ['azure', { AZURE_OPENAI_API_KEY: 'azure-page-test' }, (root) => ['--provider', 'azure', '--base-url', root, '--deployment', 'batch-d']],
+]) {
+  test(`${provider}: a batch-API run opens in the page from its files`, async () => {
+    const mock = await mockServer(['--batch-ms', '300', '--error-rate', '0']);
+    try {
+      const dir = mkdtempSync(join(tmpdir(), `shadow-batch-${provider}-`));
+      const r = spawnSync(BIN, [CSV, '--out-dir', dir, '--via', 'batch-api', '--poll-interval', '0.1', ...args(mock.url)],
+        { encoding: 'utf8', env: { ...process.env, OPENAI_API_KEY: '', ...env } });
+      assert.equal(r.status, 0, r.stderr);
+      const files = readdirSync(dir).filter((n) => n.startsWith('shadow-mode-batch-') && !n.endsWith('.html')).map((n) => join(dir, n));
+      assert.equal(files.length, 4, files.join(', '));
+      const journal = readFileSync(files.find((f) => f.includes('-provider-')), 'utf8');
+      assert.match(journal, provider === 'gemini' ? /"fileId":"files\// : /"fileId":"file-mock/);
+      const page = await openApp(await serve(['--latency-ms', '0']));
+      await page.click('#open-run summary');
+      await page.setInputFiles('#open-run-files', files);
+      await page.waitForSelector('#explorer[data-ready]');
+      assert.equal(await page.isHidden('#explorer-error'), true);
+      assert.equal(await page.textContent('.sx-status'), 'completed');
+      assert.match(await caption(page), /of 300/);
+    } finally {
+      mock.stop();
+    }
+  });
+}
 
 // ---------------------------------------------------------------------------
 // Issue 21: the report right at 2,000 batches, the headline's tiles, user text
