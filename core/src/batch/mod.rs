@@ -47,7 +47,8 @@
 //!   file id with its rows, its batch id, how it ended, and when all its results
 //!   are journaled. A resume ([`BatchRun::restore`]) polls the batches already
 //!   created, downloads those already ended, and, for a shard uploaded but with no
-//!   batch on record, first looks for a batch created from its file (the crash may
+//!   batch on record, first looks for a batch created from its file (Gemini's:
+//!   named by its display name, `shadow-batch-{run}-{shard}`; the crash may
 //!   have come between the create and its record) before creating one: a batch is
 //!   never created twice, a row of a running batch never sent again.
 //! - An upload's intent (file name, rows) is journaled before the upload
@@ -57,9 +58,10 @@
 //!   files at the provider (input, output, error) are deleted, unless
 //!   [`BatchApiConfig::keep_files`]; the run finishes after those calls.
 //! - A lost provider journal ([`BatchRun::recover`]): the shards the progress
-//!   file listed and the batches whose metadata name the run (OpenAI) are
-//!   adopted; their rows are read from their input files (OpenAI) or results
-//!   (Anthropic) before anything new is created, each row taken back in the
+//!   file listed and the batches whose metadata (OpenAI) or display name
+//!   (Gemini) name the run are adopted; their rows are read from their input
+//!   files (OpenAI) or results (Anthropic, Gemini: its uploaded files cannot be
+//!   downloaded) before anything new is created, each row taken back in the
 //!   batch holding its latest attempt. A journal that contradicts itself or
 //!   the provider (two records claiming a request, a batch made from another
 //!   shard's file, results of other rows) is refused, naming its lines.
