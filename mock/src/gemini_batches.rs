@@ -673,3 +673,145 @@ fn write_results(
     );
     (Output::File(name), succeeded, failed)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{client, serve_with, LABELS};
+    use serde_json::{json, Value};
+
+    async fn read(response: reqwest::Response) -> Value {
+        serde_json::from_str(&response.text().await.unwrap()).unwrap()
+    }
+
+    /// A `generateContent` body for image `i`, the labels as the schema's enum.
+    fn request(i: usize) -> Value {
+        json!({
+            "contents": [{"role": "user", "parts": [
+                {"file_data": {"mime_type": "image/jpeg", "file_uri": format!("https://example.test/{i}.jpg")}},
+                {"text": "Which label?"}]}],
+            "generationConfig": {"responseMimeType": "application/json", "responseSchema": {
+                "type": "OBJECT", "properties": {"label": {"type": "STRING", "enum": LABELS}},
+                "required": ["label"]}}
+        })
+    }
+
+    /// An inline batch is answered in order, keyed by its metadata, each
+    /// request exactly as the live route answers it; a file batch's upload
+    /// goes by the resumable protocol to the URL the start names.
+    #[tokio::test]
+    async fn batches_answer_as_the_live_route_inline_and_from_a_file() {
+        let mock = serve_with(|c| c.batch_ms = 50).await;
+        let base = mock.base_url();
+        let root = base.strip_suffix("/v1").unwrap_or(&base).to_string();
+        let http = client();
+        let live = |i: usize| {
+            let (http, url) = (
+                http.clone(),
+                format!("{root}/v1beta/models/m:generateContent"),
+            );
+            async move {
+                let v: Value = read(
+                    http.post(url)
+                        .body(request(i).to_string())
+                        .send()
+                        .await
+                        .unwrap(),
+                )
+                .await;
+                v["candidates"].clone()
+            }
+        };
+        let requests: Vec<Value> = (0..3)
+            .map(|i| json!({"request": request(i), "metadata": {"key": format!("r{i}-a1")}}))
+            .collect();
+        let created: Value = read(
+            http.post(format!("{root}/v1beta/models/m:batchGenerateContent"))
+                .body(
+                    json!({"batch": {"displayName": "shadow-batch-T-1",
+                "inputConfig": {"requests": {"requests": requests}}}})
+                    .to_string(),
+                )
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(created["metadata"]["state"], "BATCH_STATE_PENDING");
+        assert_eq!(created["metadata"]["batchStats"]["requestCount"], "3");
+        tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+        let name = created["name"].as_str().unwrap();
+        let done: Value = read(
+            http.get(format!("{root}/v1beta/{name}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            done["metadata"]["state"], "BATCH_STATE_SUCCEEDED",
+            "{done:#}"
+        );
+        let inline = done["response"]["inlinedResponses"]["inlinedResponses"]
+            .as_array()
+            .unwrap();
+        for (i, entry) in inline.iter().enumerate() {
+            assert_eq!(entry["metadata"]["key"], format!("r{i}-a1"));
+            assert_eq!(entry["response"]["candidates"], live(i).await, "row {i}");
+        }
+
+        // A file: start, then upload, finalize at the URL the start named.
+        let line = json!({"key": "r0-a1", "request": request(0)}).to_string() + "\n";
+        let start = http
+            .post(format!("{root}/upload/v1beta/files"))
+            .header("x-goog-upload-protocol", "resumable")
+            .header("x-goog-upload-command", "start")
+            .header(
+                "x-goog-upload-header-content-length",
+                line.len().to_string(),
+            )
+            .body(json!({"file": {"display_name": "shadow-batch-T-2"}}).to_string())
+            .send()
+            .await
+            .unwrap();
+        let url = start.headers()["x-goog-upload-url"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(url.starts_with(&root), "{url}");
+        let file: Value = read(
+            http.post(url)
+                .header("x-goog-upload-command", "upload, finalize")
+                .header("x-goog-upload-offset", "0")
+                .body(line.clone())
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(file["file"]["displayName"], "shadow-batch-T-2");
+        assert_eq!(file["file"]["sizeBytes"], line.len().to_string());
+        let listed: Value = read(
+            http.get(format!("{root}/v1beta/files"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(listed["files"].as_array().unwrap().len(), 1);
+        // An uploaded file cannot be downloaded, as Google's.
+        let id = file["file"]["name"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("files/")
+            .unwrap()
+            .to_string();
+        let refused = http
+            .get(format!(
+                "{root}/download/v1beta/files/{id}:download?alt=media"
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400);
+    }
+}
