@@ -115,6 +115,7 @@ pub mod config;
 pub mod cost;
 pub mod drift;
 pub mod engine;
+pub mod estimate;
 pub mod eval;
 pub mod explorer;
 pub mod gate;
