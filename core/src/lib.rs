@@ -109,6 +109,7 @@
 
 #![warn(missing_docs)]
 
+pub mod anytime;
 pub mod batch;
 pub mod compare;
 pub mod config;
