@@ -14,6 +14,7 @@ import init, {
 import { ImageFiles, Runner, now } from './runner.js';
 import { Store } from './store.js';
 import { preflight } from './preflight.js';
+import { estimate, showEstimate } from './estimate.js';
 import { renderRuns } from './runs.js';
 import { ExplorerPanel } from './explorer-page.js';
 
@@ -498,10 +499,28 @@ async function updatePreflight() {
     const check = preflight(source.csvText, files, { done, columns: resume?.record.config?.columns });
     $('data-info').textContent = check.text;
     if (!check.refuse) clearField('images');
+    updateEstimate(source, files, check.refuse);
     return check;
   } catch (e) {
     $('data-info').textContent = `${source.csvName}: ${e.message}`;
     return null;
+  }
+}
+
+// The estimate before Start (nothing sent): again whenever the data or the
+// settings change; a newer request wins over one still reading images.
+let estimateTurn = 0;
+async function updateEstimate(source, files, refused) {
+  const turn = ++estimateTurn;
+  const list = $('data-estimate');
+  if (!source || refused) { showEstimate(list, []); return; }
+  try {
+    const base = state.resume ? state.resume.record.config : defaultConfig();
+    const config = settings(base, '', source.csvName);
+    const { lines } = await estimate(source.csvText, config, files);
+    if (turn === estimateTurn) showEstimate(list, lines);
+  } catch (e) {
+    if (turn === estimateTurn) showEstimate(list, []);
   }
 }
 
@@ -657,6 +676,10 @@ async function main() {
   for (const id of ['base-url', 'api-version']) $(id).addEventListener('input', showAccess);
   $('csv').addEventListener('change', () => { setResume(null); updatePreflight(); });
   $('images').addEventListener('change', () => updatePreflight());
+  // Settings that change the estimate: the endpoint, model, caps, seed.
+  $('setup').addEventListener('change', (e) => {
+    if (e.target.id !== 'csv' && e.target.id !== 'images') updatePreflight();
+  });
   $('resume-leave').addEventListener('click', () => { setResume(null); fillForm(defaultConfig()); updatePreflight(); });
   $('setup').addEventListener('submit', (e) => {
     e.preventDefault();

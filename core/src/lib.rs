@@ -109,12 +109,14 @@
 
 #![warn(missing_docs)]
 
+pub mod anytime;
 pub mod batch;
 pub mod compare;
 pub mod config;
 pub mod cost;
 pub mod drift;
 pub mod engine;
+pub mod estimate;
 pub mod eval;
 pub mod explorer;
 pub mod gate;

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use shadow_core::estimate::image_size::{image_size, HEAD_BYTES};
+use shadow_core::estimate::ImageCheck;
 use shadow_core::image::{to_data_url, MAX_IMAGE_BYTES};
 use shadow_core::input::{check_relative_path, ImageRef, Item, PathError};
 
@@ -341,6 +343,66 @@ fn kind_of(t: &std::fs::FileType) -> &'static str {
         "a folder"
     } else {
         "a special file"
+    }
+}
+
+/// What an estimate finds of an image, by the checks a load makes.
+impl ImageLoader {
+    /// `item`'s image as a run would find it (the path, the data folder, a
+    /// regular file), without reading it unless `size` asks: then its first
+    /// [`HEAD_BYTES`], for its width and height. A URL is not fetched.
+    pub fn check(&self, item: &Item, size: bool) -> ImageCheck {
+        if let Some(why) = self.outside(item) {
+            return ImageCheck::Outside { why: at(item, why) };
+        }
+        let path = match self.file_of(item) {
+            Ok(None) => return ImageCheck::Url,
+            Ok(Some(path)) => path,
+            Err(why) => return ImageCheck::Missing { why },
+        };
+        let shown = item.image.as_str();
+        let missing = |e: std::io::Error| ImageCheck::Missing {
+            why: at(item, format!("{shown}: {}", describe_io(&e))),
+        };
+        let opened = if self.allow_outside {
+            open_image(&path).map_err(Escape::Io)
+        } else {
+            self.open_inside(&path)
+        };
+        let file = match opened {
+            Ok(file) => file,
+            Err(Escape::Io(e)) => return missing(e),
+            Err(Escape::Outside(real)) => {
+                return ImageCheck::Outside {
+                    why: at(item, format!("{shown} resolves to {}", real.display())),
+                }
+            }
+        };
+        match file.metadata() {
+            Ok(meta) if meta.is_file() => {}
+            Ok(meta) => {
+                return ImageCheck::Missing {
+                    why: at(
+                        item,
+                        format!(
+                            "{shown} is {}, not a regular file",
+                            kind_of(&meta.file_type())
+                        ),
+                    ),
+                }
+            }
+            Err(e) => return missing(e),
+        }
+        if !size {
+            return ImageCheck::Found { size: None };
+        }
+        let mut head = Vec::with_capacity(4096);
+        match (&file).take(HEAD_BYTES as u64).read_to_end(&mut head) {
+            Ok(_) => ImageCheck::Found {
+                size: image_size(&head),
+            },
+            Err(e) => missing(e),
+        }
     }
 }
 

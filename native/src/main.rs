@@ -9,6 +9,7 @@ mod compare;
 mod console;
 mod csv_rows;
 mod driver;
+mod estimate;
 mod files;
 mod images;
 mod launch;
@@ -56,11 +57,12 @@ fn main() -> ExitCode {
     // small, and cross-thread wake-ups cost more than they save (file reads still go
     // to the blocking pool). The servers use every core.
     let runtime = match &cli.command {
-        None | Some(Command::Report(_) | Command::Compare(_) | Command::Cancel(_)) => {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-        }
+        None
+        | Some(
+            Command::Report(_) | Command::Compare(_) | Command::Cancel(_) | Command::Estimate(_),
+        ) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
         Some(_) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build(),
@@ -87,6 +89,11 @@ fn main() -> ExitCode {
         Some(Command::Report(args)) => write_report_of(&args).map(|()| 0),
         Some(Command::Compare(args)) => compare::compare_runs(&args),
         Some(Command::Cancel(args)) => runtime.block_on(cancel(&args)),
+        Some(Command::Estimate(args)) => match matches.subcommand_matches("estimate") {
+            Some(sub) => estimate::estimate(&args, sub),
+            None => unreachable!("clap parsed the estimate subcommand"),
+        },
+        None if cli.run.dry_run => estimate::estimate(&cli.run, &matches),
         None => runtime.block_on(run(cli.run, &matches, false)),
     };
     // Requests still in flight after an abandon must not hold the process open.

@@ -28,6 +28,8 @@ use shadow_core::journal::fold_journal;
 use shadow_core::{Input, Millis, Output, Run, RunConfig};
 use wasm_bindgen::prelude::*;
 
+mod estimate;
+
 fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())

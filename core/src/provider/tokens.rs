@@ -58,35 +58,66 @@ pub(crate) fn answer_token_budget(labels: &LabelSet, model: &str) -> u32 {
 }
 
 impl Provider {
-    /// What one request is charged at admission against a token limit.
-    pub fn token_charge(&self, labels: &LabelSet) -> TokenCharge {
+    /// Prompt tokens besides the image's: the instructions and the label list at
+    /// about four characters a token, the message framing, and for Anthropic the
+    /// forced tool's definition and system prompt.
+    pub fn text_tokens(&self, labels: &LabelSet) -> u64 {
         let list: usize = labels.names().iter().map(|l| l.len() + 3).sum();
-        // About four characters a token, plus the message framing.
         let text = |prompt: Option<&str>| {
             ((prompt.unwrap_or(DEFAULT_PROMPT).len() + list + 60) / 4 + 20) as u64
         };
         match self {
+            Provider::OpenAi(cfg) => text(cfg.prompt.as_deref()),
+            Provider::Azure(cfg) => text(cfg.prompt.as_deref()),
+            Provider::Anthropic(cfg) => text(cfg.prompt.as_deref()) + 350,
+            Provider::Gemini(cfg) => text(cfg.prompt.as_deref()),
+            Provider::HttpJson(_) => 0,
+        }
+    }
+
+    /// The provider's published charge for one image of `(width, height)`
+    /// pixels (see [`crate::estimate::image_tokens`]); `None` for a service of
+    /// the user's own.
+    pub fn image_tokens(&self, size: (u32, u32)) -> Option<u64> {
+        use crate::estimate::image_tokens::{
+            anthropic_image_tokens, gemini_image_tokens, openai_image_tokens,
+        };
+        Some(match self {
+            Provider::OpenAi(cfg) => openai_image_tokens(&cfg.model, cfg.detail, size),
+            Provider::Azure(cfg) => {
+                openai_image_tokens(&azure::as_openai(cfg).model, cfg.detail, size)
+            }
+            Provider::Anthropic(_) => anthropic_image_tokens(size),
+            Provider::Gemini(_) => gemini_image_tokens(size),
+            Provider::HttpJson(_) => return None,
+        })
+    }
+
+    /// What one request is charged at admission against a token limit.
+    pub fn token_charge(&self, labels: &LabelSet) -> TokenCharge {
+        let text = self.text_tokens(labels);
+        match self {
             Provider::OpenAi(cfg) => TokenCharge {
-                prompt: text(cfg.prompt.as_deref()) + image_tokens(&cfg.model, cfg.detail),
+                prompt: text + image_tokens(&cfg.model, cfg.detail),
                 max_output: u64::from(answer_token_budget(labels, &cfg.model)),
             },
             Provider::Azure(cfg) => {
                 // The body is OpenAI's, for a model the deployment's name may tell.
                 let openai = azure::as_openai(cfg);
                 TokenCharge {
-                    prompt: text(cfg.prompt.as_deref()) + image_tokens(&openai.model, cfg.detail),
+                    prompt: text + image_tokens(&openai.model, cfg.detail),
                     max_output: u64::from(answer_token_budget(labels, &openai.model)),
                 }
             }
             // (width × height) / 750 per image, up to ~1,600 for the largest
-            // Claude takes; plus the forced tool's definition and system prompt.
-            Provider::Anthropic(cfg) => TokenCharge {
-                prompt: text(cfg.prompt.as_deref()) + 1_600 + 350,
+            // Claude takes.
+            Provider::Anthropic(_) => TokenCharge {
+                prompt: text + 1_600,
                 max_output: u64::from(anthropic::max_tokens(labels)),
             },
             // 258 tokens per 768 px tile: four for a photo.
-            Provider::Gemini(cfg) => TokenCharge {
-                prompt: text(cfg.prompt.as_deref()) + 4 * 258,
+            Provider::Gemini(_) => TokenCharge {
+                prompt: text + 4 * 258,
                 max_output: 0,
             },
             // Its own service: nothing known until its answers or headers say so.

@@ -208,6 +208,14 @@ pub enum Command {
     /// what they finished (downloaded into the run's results), and end the run
     /// as interrupted: --resume later sends the rest.
     Cancel(CancelArgs),
+    /// What a run would send, cost and take, with nothing sent: give the CSV and
+    /// the same flags as the run (the same as the run with --dry-run). Rows,
+    /// labels, images found and missing (the run's own checks), tokens per
+    /// request by the provider's published image formula for the sizes read from
+    /// a sample of the images, the cost at the model's list price or --price-*
+    /// (live and through the batch API), the time at --rpm / --tpm, and how many
+    /// rows an interval of the agreement needs.
+    Estimate(Box<RunArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -658,6 +666,13 @@ pub struct RunArgs {
         help_heading = "Built-in mock"
     )]
     pub mock_accuracy_drop_at: Option<AccuracyDrop>,
+
+    // Estimate and sampling: one block, for merging.
+    /// Print the estimate of this run (what `shadow-batch estimate` prints:
+    /// rows, images found and missing, tokens, cost, time, rows an interval
+    /// needs) and exit without sending anything or writing any file.
+    #[arg(long, help_heading = "Estimate and sampling")]
+    pub dry_run: bool,
 }
 
 impl RunArgs {
