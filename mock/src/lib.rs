@@ -219,6 +219,7 @@ mod batch_api;
 mod config;
 mod dialect;
 mod gemini;
+mod logprobs;
 mod message_batches;
 mod openai;
 mod ratelimit;

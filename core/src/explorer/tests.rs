@@ -31,6 +31,9 @@ fn result(row: usize, label: &str, prediction: Option<&str>) -> ItemResult<'stat
         usage: None,
         cost_usd: None,
         answer: None,
+        confidence: None,
+        alternatives: Vec::new(),
+        confidence_gap: None,
         finished_at: Millis(1_737_714_600_000),
     }
 }
