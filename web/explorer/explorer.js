@@ -17,6 +17,7 @@ import { ResultsTable, defaultFilters, ANY_LABEL, NO_PREDICTION_LABEL } from './
 import { readView, viewFragment, showFragment } from './viewstate.js';
 import { RowView } from './rowview.js';
 import { slicesSection } from './slices.js';
+import { confidenceSection } from './calibration.js';
 
 export const FORMAT = 1;
 
@@ -421,6 +422,7 @@ class Explorer {
       headline(data),
       el('div', { class: 'sx-two' }, matrixSection(data, pick, this), perLabelSection(data, pick, this)),
       slicesSection(data, this.sliceColumn, (name) => this.setSliceColumn(name)),
+      confidenceSection(data, this.options, (rows, name) => this.showRows(rows, name)),
       errors,
       this.table.root,
       el('section', { class: 'sx-batches-section', 'aria-labelledby': 'sx-batches-h' },
@@ -442,6 +444,12 @@ class Explorer {
       label: index(label),
       predicted: predicted === undefined ? -1 : predicted === null ? -2 : index(predicted),
     });
+    this.table.root.scrollIntoView({ block: 'start' });
+  }
+
+  /** Lists the rows numbered in `rows` (a Set), named `name` in the caption. */
+  showRows(rows, name) {
+    this.table.setFilter({ ...defaultFilters(), rows, rowsName: name });
     this.table.root.scrollIntoView({ block: 'start' });
   }
 
