@@ -422,9 +422,10 @@ class Explorer {
       headline(data),
       el('div', { class: 'sx-two' }, matrixSection(data, pick, this), perLabelSection(data, pick, this)),
       slicesSection(data, this.sliceColumn, (name) => this.setSliceColumn(name)),
-      confidenceSection(data, this.options, (rows, name) => this.showRows(rows, name)),
       errors,
       this.table.root,
+      // After the table: its cards of large images would push the rows down.
+      confidenceSection(data, this.options, (rows, name) => this.showRows(rows, name)),
       el('section', { class: 'sx-batches-section', 'aria-labelledby': 'sx-batches-h' },
         el('h2', { id: 'sx-batches-h', text: 'Over batches' }), batchCharts(data)),
     ];
