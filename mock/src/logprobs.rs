@@ -260,4 +260,34 @@ mod tests {
             }
         }
     }
+
+    /// `--refuse-logprobs`: a request that asks gets a 400 the core reads as a
+    /// refusal of log-probabilities (OpenAI, Azure, Gemini words); one that does
+    /// not ask is answered.
+    #[test]
+    fn refusing_logprobs_is_a_400_the_core_recognises() {
+        use crate::dialect::Dialect;
+        let cfg = MockConfig {
+            refuse_logprobs: true,
+            ..MockConfig::default()
+        };
+        for dialect in [Dialect::OpenAi, Dialect::Azure, Dialect::Gemini] {
+            let req = request(0);
+            let d = decide(&cfg, None, &req, 0);
+            let (status, body) = dialect.answer(&cfg, &req, &d, b"{}");
+            assert_eq!(status.as_u16(), 400);
+            let response = shadow_core::http::HttpResponse {
+                status: 400,
+                headers: Vec::new(),
+                body: body.to_string(),
+            };
+            assert!(shadow_core::provider::rejects_logprobs(&response), "{body}");
+            let plain = Parsed {
+                logprobs: None,
+                ..request(0)
+            };
+            let (status, _) = dialect.answer(&cfg, &plain, &d, b"{}");
+            assert_eq!(status.as_u16(), 200);
+        }
+    }
 }
