@@ -94,7 +94,7 @@ export class Runner {
       this.feed({ type: 'imageFailed', ticket, message: `line ${order.line}: ${e.message}` });
       return;
     }
-    const request = this.run.request(order.item, order.attempt, url, order.format);
+    const request = this.run.request(order.item, order.attempt, url, order.format, order.confidence);
     const headers = new Headers(request.headers);
     for (const [name, value] of this.browserHeaders) headers.set(name, value);
     if (this.credential) headers.set(this.credential[0], this.credential[1]);

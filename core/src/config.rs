@@ -86,6 +86,23 @@ pub struct RunConfig {
     /// rather than being refused again. Left out of reports when there was none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format_fallback: Option<FormatFallback>,
+    /// Ask the endpoint for log-probabilities, for each answer's confidence
+    /// ([`crate::confidence`]), where the provider gives them
+    /// ([`Provider::gives_logprobs`]). Default on; left out of reports when on.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub confidence: bool,
+    /// The endpoint that refused log-probabilities (as reports show its URL):
+    /// set by the run itself, so that a resumed run against the same endpoint
+    /// does not ask again. Left out of reports when there was none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence_refused_by: Option<String>,
+    /// The agreement with the labels the model must reach on the answers it
+    /// would take over: the summary gives the lowest confidence that reaches it
+    /// and the share of rows it takes ([`crate::eval::calibration::AtTarget`]).
+    /// In `(0, 1]`; `None` (the default) for none. Left out of reports when
+    /// unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_agreement: Option<f64>,
     /// The host downloads `http(s)` images and sends them inline, for endpoints
     /// that refuse remote image URLs (Ollama). The engine does not read it: it is
     /// kept so that a resumed run does the same. Left out of reports when off.
@@ -97,6 +114,36 @@ pub struct RunConfig {
     /// Left out of reports when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gate: Vec<crate::gate::Requirement>,
+}
+
+impl RunConfig {
+    /// Whether this run's answers will carry a confidence, as its settings say
+    /// before the first request.
+    pub fn confidence_availability(&self) -> crate::confidence::Availability {
+        use crate::confidence::Availability;
+        let provider = &self.provider;
+        if !self.confidence {
+            Availability::TurnedOff
+        } else if matches!(provider, Provider::Anthropic(_) | Provider::HttpJson(_)) {
+            Availability::ProviderGivesNone
+        } else if !provider.gives_logprobs() {
+            Availability::ReasoningModel
+        } else if self.batch_api.is_some() {
+            Availability::BatchApi
+        } else if self.confidence_refused_by.as_deref() == Some(provider.endpoint_url().as_str()) {
+            Availability::Refused
+        } else {
+            Availability::Asked
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(value: &bool) -> bool {
+    *value
 }
 
 /// An answer form an endpoint was found to need ([`RunConfig::format_fallback`]).
@@ -142,6 +189,9 @@ impl Default for RunConfig {
             price: None,
             batch_api: None,
             format_fallback: None,
+            confidence: true,
+            confidence_refused_by: None,
+            target_agreement: None,
             inline_images: false,
             gate: Vec::new(),
         }

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::input::LabelSet;
 
+pub mod calibration;
+pub mod label_errors;
 pub mod slices;
 
 /// Largest label set whose full confusion matrix goes into the summary; beyond

@@ -149,6 +149,18 @@ pub struct ItemResult<'a> {
     /// on success: the row's evidence beside the label it was read as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<Cow<'a, str>>,
+    /// The predicted label's probability, renormalised over the label set, when
+    /// the answer carried log-probabilities ([`crate::confidence`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// The other labels the model found likeliest, most likely first (at most
+    /// [`crate::confidence::MAX_ALTERNATIVES`]), beside `confidence`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<crate::confidence::LabelChance<Cow<'a, str>>>,
+    /// Why the confidence asked for is missing (the answer is kept):
+    /// `missing`, `malformed` or `labelNotFound`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence_gap: Option<crate::confidence::ConfidenceGap>,
     /// When the item finished; ISO-8601 in the JSON.
     #[serde(with = "crate::time::iso8601")]
     pub finished_at: Millis,
@@ -173,6 +185,16 @@ impl ItemResult<'_> {
             prediction: self.prediction.map(own),
             error: self.error.map(own),
             answer: self.answer.map(own),
+            confidence: self.confidence,
+            alternatives: self
+                .alternatives
+                .into_iter()
+                .map(|a| crate::confidence::LabelChance {
+                    label: own(a.label),
+                    probability: a.probability,
+                })
+                .collect(),
+            confidence_gap: self.confidence_gap,
             cost_usd: self.cost_usd,
             row: self.row,
             line: self.line,
@@ -481,6 +503,9 @@ mod tests {
             }),
             cost_usd: Some(0.000_018),
             answer: Some("{\"label\": \"chien\"} \u{202e}".into()),
+            confidence: None,
+            alternatives: Vec::new(),
+            confidence_gap: None,
             finished_at: Millis(1_737_714_600_000),
         }
     }
@@ -503,6 +528,9 @@ mod tests {
             usage: None,
             cost_usd: None,
             answer: None,
+            confidence: None,
+            alternatives: Vec::new(),
+            confidence_gap: None,
             finished_at: Millis(1_737_714_600_000),
         }
     }

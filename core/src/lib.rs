@@ -32,8 +32,8 @@
 //! | 5 | `journal` | the results journal and its fold for resume |
 //! | 4 | `config` | [`RunConfig`], its bounds, the batch-API settings |
 //! | 3 | `provider`, `gate` | each provider's request template and answer reading, its batch-API limits; the gate for CI: requirements on a run's verdict, parsed and judged |
-//! | 2 | `cost`, `eval`, `drift`, `stop` | token usage and money; agreement statistics; the drift tests over batches (p-chart, CUSUM); why a run stops ([`AbortReason`]) and the breaker both runs use |
-//! | 1 | `time`, `throughput`, `hash`, `http`, `image`, `input`, `message_template`, `redact`, `run_files` | plain values: time, stable hashes, HTTP as data, image encoding, the labels CSV, an error message's template (what varies row to row set apart), rows per second over a real span, secret redaction, file names |
+//! | 2 | `cost`, `eval`, `drift`, `stop` | token usage and money; agreement statistics, calibration, coverage and likely label errors; the drift tests over batches (p-chart, CUSUM); why a run stops ([`AbortReason`]) and the breaker both runs use |
+//! | 1 | `time`, `throughput`, `hash`, `http`, `image`, `input`, `message_template`, `redact`, `run_files`, `confidence` | plain values: time, stable hashes, HTTP as data, image encoding, the labels CSV, an error message's template (what varies row to row set apart), rows per second over a real span, secret redaction, file names; an answer's label probabilities from its tokens' log-probabilities |
 //!
 //! ## The run loop
 //!
@@ -112,6 +112,7 @@
 pub mod anytime;
 pub mod batch;
 pub mod compare;
+pub mod confidence;
 pub mod config;
 pub mod cost;
 pub mod drift;

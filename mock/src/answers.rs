@@ -67,6 +67,7 @@ const SALT_SLOW: u64 = 0x534c_4f57_2121;
 const SALT_ID: u64 = 0x4944_2121_2121;
 const SALT_CREATED: u64 = 0x4352_4541_5445;
 const SALT_REFUSE: u64 = 0x5245_4655_5345;
+const SALT_CONFIDENCE: u64 = 0x434f_4e46_4944;
 /// The "attempt" used by rolls that must not depend on the attempt.
 const PER_CONTENT: u64 = u64::MAX;
 
@@ -174,6 +175,12 @@ pub(crate) struct Decision {
     pub slow: bool,
     /// The model declines this image (per content: a retry is refused again).
     pub refused: bool,
+    /// Index of the true label (or the one the mock took as true) in the labels.
+    pub truth: usize,
+    /// The chance this row's answer agrees with the true label.
+    pub accuracy: f64,
+    /// A uniform roll for the answer's confidence (per content).
+    pub confidence_roll: f64,
 }
 
 /// The answer and the faults for one request: a pure function of
@@ -196,6 +203,7 @@ pub(crate) fn decide(
         _ => cfg.accuracy,
     };
     let is_correct = roll(seed, content, SALT_CORRECT, PER_CONTENT) < accuracy;
+    let accuracy = accuracy.clamp(0.0, 1.0);
     let index = if is_correct || n < 2 {
         correct
     } else {
@@ -214,6 +222,9 @@ pub(crate) fn decide(
         slow: cfg.slow_every > 0
             && mix(seed, content, SALT_SLOW, PER_CONTENT) % cfg.slow_every == 0,
         refused: roll(seed, content, SALT_REFUSE, PER_CONTENT) < cfg.refusal_rate,
+        truth: correct,
+        accuracy,
+        confidence_roll: roll(seed, content, SALT_CONFIDENCE, PER_CONTENT),
     }
 }
 
@@ -239,6 +250,7 @@ mod tests {
             text_chars: 0,
             max_tokens: None,
             format: crate::dialect::AnswerFormat::Json,
+            logprobs: None,
         }
     }
 

@@ -66,6 +66,7 @@ pub(crate) fn parse_request(body: &[u8]) -> Result<Parsed, String> {
         images: 1,
         text_chars,
         max_tokens: v.get("max_tokens").and_then(Value::as_u64),
+        logprobs: None,
     })
 }
 

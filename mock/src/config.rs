@@ -94,6 +94,17 @@ pub struct MockConfig {
     /// How the OpenAI-compatible route behaves.
     pub dialect: OpenAiDialect,
 
+    /// How far the log-probabilities the mock gives (OpenAI and Gemini routes,
+    /// when a request asks) overstate its accuracy, 0..=1: 0 = calibrated (of
+    /// the answers given confidence c, a share c agree with the true label), 1 =
+    /// every answer given as certain. The reported confidence is `c + x (1 - c)`
+    /// ([`crate::logprobs`]).
+    pub overconfidence: f64,
+
+    /// Answer every request that asks for log-probabilities with a 400 saying
+    /// the model does not give them (as OpenAI's reasoning models do).
+    pub refuse_logprobs: bool,
+
     /// Batch API: how long a batch takes from creation to `completed`, in ms
     /// (`validating` for the first tenth, `in_progress`, `finalizing` for the last
     /// tenth).
@@ -182,6 +193,8 @@ impl Default for MockConfig {
             slow_every: 0,
             refusal_rate: 0.0,
             dialect: OpenAiDialect::OpenAi,
+            overconfidence: 0.0,
+            refuse_logprobs: false,
             batch_ms: 2_000,
             batch_expire: 0,
             batch_fail: 0,

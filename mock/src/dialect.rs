@@ -31,6 +31,10 @@ pub(crate) struct Parsed {
     /// The output allowance the request sets (`max_completion_tokens`,
     /// `max_tokens`, Anthropic's `max_tokens`, Gemini's `maxOutputTokens`).
     pub max_tokens: Option<u64>,
+    /// The top alternatives asked for per token, when the request asks for
+    /// log-probabilities (OpenAI's `logprobs`/`top_logprobs`, Gemini's
+    /// `responseLogprobs`/`logprobs`).
+    pub logprobs: Option<usize>,
 }
 
 impl Parsed {
@@ -385,12 +389,36 @@ impl Dialect {
         }
     }
 
+    /// A model that gives no log-probabilities, in the dialect's words (a 400).
+    fn refuses_logprobs(self) -> Reply {
+        match self {
+            Dialect::Gemini => (
+                StatusCode::BAD_REQUEST,
+                gemini::error_body(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "Logprobs is not enabled for this model.",
+                    Value::Null,
+                ),
+            ),
+            _ => (
+                StatusCode::BAD_REQUEST,
+                openai::error_body(
+                    "This model does not support the 'logprobs' parameter.",
+                    "invalid_request_error",
+                    Some("unsupported_parameter"),
+                ),
+            ),
+        }
+    }
+
     /// The answer to a request that got through: the label, a malformed text, or a
     /// refusal in the dialect's words. Azure's content filter answers half of its
     /// refusals (by content hash) with a 400 `content_filter`, the other half with a
     /// 200 whose `finish_reason` is `content_filter`.
     pub(crate) fn answer(self, cfg: &MockConfig, req: &Parsed, d: &Decision, body: &[u8]) -> Reply {
         match self {
+            _ if cfg.refuse_logprobs && req.logprobs.is_some() => self.refuses_logprobs(),
             Dialect::OpenAi => (StatusCode::OK, openai::completion_body(cfg, req, d, false)),
             Dialect::Azure if d.refused && d.content % 2 == 0 => (
                 StatusCode::BAD_REQUEST,

@@ -54,6 +54,13 @@ pub(crate) fn parse_request(body: &[u8], model: &str) -> Result<Parsed, String> 
         max_tokens: get(&v, "generationConfig", "generation_config")
             .and_then(|g| get(&g, "maxOutputTokens", "max_output_tokens"))
             .and_then(|n| n.as_u64()),
+        logprobs: (get(&config, "responseLogprobs", "response_logprobs").and_then(|b| b.as_bool())
+            == Some(true))
+        .then(|| {
+            get(&config, "logprobs", "logprobs")
+                .and_then(|n| n.as_u64())
+                .unwrap_or(0) as usize
+        }),
     })
 }
 
@@ -70,11 +77,15 @@ pub(crate) fn answer_body(cfg: &MockConfig, req: &Parsed, d: &Decision) -> Value
                                 "probability": "HIGH", "blocked": true }],
         })
     } else {
-        json!({
+        let mut candidate = json!({
             "content": { "role": "model", "parts": [{ "text": answer_text(req, d) }] },
             "finishReason": if d.malformed { "MAX_TOKENS" } else { "STOP" },
             "index": 0,
-        })
+        });
+        if let (Some(top), false) = (req.logprobs, d.malformed) {
+            candidate["logprobsResult"] = crate::logprobs::gemini_result(cfg, req, d, top);
+        }
+        candidate
     };
     json!({
         "candidates": [candidate],

@@ -233,6 +233,7 @@ mod config;
 mod dialect;
 mod gemini;
 mod gemini_batches;
+mod logprobs;
 mod message_batches;
 mod openai;
 mod ratelimit;

@@ -136,6 +136,8 @@ pub(crate) fn parse_request(body: &[u8], dialect: OpenAiDialect) -> Result<Parse
         text_chars,
         max_tokens,
         format,
+        logprobs: (v.get("logprobs").and_then(Value::as_bool) == Some(true))
+            .then(|| v.get("top_logprobs").and_then(Value::as_u64).unwrap_or(0) as usize),
     })
 }
 
@@ -219,7 +221,12 @@ pub(crate) fn completion_body(
         "choices": [{
             "index": 0,
             "message": { "role": "assistant", "content": content, "refusal": refusal },
-            "logprobs": null,
+            "logprobs": match req.logprobs {
+                Some(top) if content.is_string() && !d.malformed => {
+                    crate::logprobs::openai_logprobs(cfg, req, d, top)
+                }
+                _ => Value::Null,
+            },
             "finish_reason": finish,
         }],
         "usage": {

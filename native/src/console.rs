@@ -147,6 +147,7 @@ pub fn print_banner(config: &RunConfig, files: &RunFiles, facts: &Facts) {
             format.as_str()
         );
     }
+    println!("  Confidence:   {}", confidence_words(config));
     if resumed > 0 {
         println!(
             "  Resumed:      {resumed} rows already finished in {}",
@@ -155,6 +156,26 @@ pub fn print_banner(config: &RunConfig, files: &RunFiles, facts: &Facts) {
     }
     println!("  Results:      {}", files.results.display());
     println!();
+}
+
+/// Whether answers carry a confidence, in the CLI's words.
+fn confidence_words(config: &RunConfig) -> &'static str {
+    use shadow_core::confidence::Availability;
+    match config.confidence_availability() {
+        Availability::Asked => {
+            "asked for (log-probabilities of the answer's tokens; --no-confidence to stop)"
+        }
+        Availability::TurnedOff => "not asked (--no-confidence)",
+        Availability::ProviderGivesNone => {
+            "unavailable: this provider's API gives no log-probabilities"
+        }
+        Availability::ReasoningModel => "unavailable: reasoning models refuse log-probabilities",
+        Availability::Refused => {
+            "unavailable: the endpoint refused log-probabilities earlier in this run"
+        }
+        Availability::BatchApi => "not asked in batch mode",
+        _ => "unavailable",
+    }
 }
 
 /// Ctrl-C before the first request: nothing was sent, nothing is lost. With the

@@ -88,8 +88,17 @@ impl Driver {
         let mut reports = ReportWriter::default();
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut format = self.run.output_format();
+        let mut confidence = self.run.asks_confidence();
         let mut rows_held_max = self.run.rows_held();
         loop {
+            if confidence && !self.run.asks_confidence() {
+                confidence = false;
+                bar.suspend(|| {
+                    eprintln!(
+                        "note: the endpoint refused log-probabilities; requests no longer ask for them (answers have no confidence from here on, also when resumed)"
+                    )
+                });
+            }
             if self.run.output_format() != format {
                 let refused = format;
                 format = self.run.output_format();

@@ -158,6 +158,13 @@ pub fn plan(
     // A resumed run keeps inlining images (there is no flag to turn it off: give
     // the run again without --resume for that).
     take_same_named!(inline_images);
+    // A resumed run keeps asking for confidences, or not, unless told.
+    if take("no_confidence") {
+        config.confidence = !args.no_confidence;
+    }
+    if take("target_agreement") {
+        config.target_agreement = args.target_agreement;
+    }
     // A resumed run keeps its gate unless requirements are given again.
     if take("require") {
         config.gate = args.require.clone();

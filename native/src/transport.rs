@@ -51,9 +51,13 @@ impl Transport {
             Ok(url) => url,
             Err(message) => return Input::ImageFailed { ticket, message },
         };
-        let request =
-            self.requests
-                .build_as(&image_url, order.attempt, item.id.as_deref(), order.format);
+        let request = self.requests.build_for(
+            &image_url,
+            order.attempt,
+            item.id.as_deref(),
+            order.format,
+            order.confidence,
+        );
         drop(image_url);
         let url = if request.url == self.endpoint.0 {
             self.endpoint.1.clone()

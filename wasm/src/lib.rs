@@ -219,14 +219,17 @@ impl ShadowRun {
 
     /// The HTTP request for a send order, with the image as `imageUrl` (an http(s)
     /// URL or a data URL) and the order's `format` (`"jsonSchema"`, `"jsonObject"`,
-    /// `"text"`; the run's current one when left out). `{method, url, headers:
-    /// [[name, value]], body}`; the page adds the API key with `credentialHeader`.
+    /// `"text"`; the run's current one when left out), asking for
+    /// log-probabilities when the order's `confidence` says so (the run's current
+    /// choice when left out). `{method, url, headers: [[name, value]], body}`; the
+    /// page adds the API key with `credentialHeader`.
     pub fn request(
         &self,
         item: usize,
         attempt: u32,
         image_url: &str,
         format: Option<String>,
+        confidence: Option<bool>,
     ) -> Result<JsValue, JsError> {
         if item >= self.run.row_count() {
             return Err(JsError::new(&format!("no item {item}")));
@@ -237,10 +240,11 @@ impl ShadowRun {
                 .map_err(|_| JsError::new(&format!("unknown output format {f:?}")))?,
         };
         let id = self.run.item(item).id.as_deref();
+        let confidence = confidence.unwrap_or_else(|| self.run.asks_confidence());
         let r = self
             .run
             .request_template()
-            .build_as(image_url, attempt, id, format);
+            .build_for(image_url, attempt, id, format, confidence);
         to_js(&serde_json::json!({
             "method": r.method, "url": r.url, "headers": r.headers, "body": r.body,
         }))

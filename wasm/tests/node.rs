@@ -65,7 +65,10 @@ fn a_run_goes_from_csv_to_summary_through_plain_objects() {
         sends[0]["image"],
         json!({"kind": "url", "value": "https://x.test/a.png"})
     );
-    let request = value(run.request(0, 1, "https://x.test/a.png", None).unwrap());
+    let request = value(
+        run.request(0, 1, "https://x.test/a.png", None, None)
+            .unwrap(),
+    );
     assert_eq!(request["url"], "http://127.0.0.1:8787/v1/chat/completions");
     let body: Value = serde_json::from_str(request["body"].as_str().unwrap()).unwrap();
     assert_eq!(
@@ -381,7 +384,7 @@ fn the_key_goes_in_the_header_the_provider_names() {
             "{provider}"
         );
         let request = value(
-            run.request(0, 1, "data:image/png;base64,AAAA", None)
+            run.request(0, 1, "data:image/png;base64,AAAA", None, None)
                 .unwrap(),
         );
         let headers = request["headers"].as_array().unwrap();
@@ -403,8 +406,14 @@ fn a_send_order_names_the_answers_form_and_the_request_follows_it() {
     assert_eq!(order["format"], "jsonSchema");
     let body = |format: Option<&str>| -> Value {
         let request = value(
-            run.request(0, 1, "https://x.test/a.png", format.map(str::to_owned))
-                .unwrap(),
+            run.request(
+                0,
+                1,
+                "https://x.test/a.png",
+                format.map(str::to_owned),
+                None,
+            )
+            .unwrap(),
         );
         serde_json::from_str(request["body"].as_str().unwrap()).unwrap()
     };
@@ -415,7 +424,7 @@ fn a_send_order_names_the_answers_form_and_the_request_follows_it() {
     );
     assert!(body(Some("text")).get("response_format").is_none());
     assert!(run
-        .request(0, 1, "https://x.test/a.png", Some("yaml".into()))
+        .request(0, 1, "https://x.test/a.png", Some("yaml".into()), None)
         .is_err());
 }
 
@@ -469,7 +478,10 @@ fn each_providers_defaults_and_browser_access_come_from_the_core() {
     cfg["provider"] = gemini.clone();
     cfg["providerLabel"] = json!("gemini");
     let run = ShadowRun::new(csv, js(&cfg), T0).unwrap();
-    let request = value(run.request(0, 2, "https://x.test/a.png", None).unwrap());
+    let request = value(
+        run.request(0, 2, "https://x.test/a.png", None, None)
+            .unwrap(),
+    );
     assert_eq!(
         request["headers"],
         json!([["content-type", "application/json"]])

@@ -17,6 +17,7 @@ import { ResultsTable, defaultFilters, ANY_LABEL, NO_PREDICTION_LABEL } from './
 import { readView, viewFragment, showFragment } from './viewstate.js';
 import { RowView } from './rowview.js';
 import { slicesSection } from './slices.js';
+import { confidenceSection } from './calibration.js';
 
 export const FORMAT = 1;
 
@@ -423,6 +424,8 @@ class Explorer {
       slicesSection(data, this.sliceColumn, (name) => this.setSliceColumn(name)),
       errors,
       this.table.root,
+      // After the table: its cards of large images would push the rows down.
+      confidenceSection(data, this.options, (rows, name) => this.showRows(rows, name)),
       el('section', { class: 'sx-batches-section', 'aria-labelledby': 'sx-batches-h' },
         el('h2', { id: 'sx-batches-h', text: 'Over batches' }), batchCharts(data)),
     ];
@@ -442,6 +445,12 @@ class Explorer {
       label: index(label),
       predicted: predicted === undefined ? -1 : predicted === null ? -2 : index(predicted),
     });
+    this.table.root.scrollIntoView({ block: 'start' });
+  }
+
+  /** Lists the rows numbered in `rows` (a Set), named `name` in the caption. */
+  showRows(rows, name) {
+    this.table.setFilter({ ...defaultFilters(), rows, rowsName: name });
     this.table.root.scrollIntoView({ block: 'start' });
   }
 

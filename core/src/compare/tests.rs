@@ -59,6 +59,9 @@ fn journal_text(run_id: &str, lines: &[Line]) -> String {
             usage: None,
             cost_usd: None,
             answer: None,
+            confidence: None,
+            alternatives: Vec::new(),
+            confidence_gap: None,
             finished_at: Millis(1_737_714_600_000),
         };
         text.push_str(&r.to_json_line());

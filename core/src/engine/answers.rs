@@ -7,7 +7,7 @@ use crate::ratelimit::{backoff_ms, is_token_limit, unit_hash, RateLimitHeaders};
 use crate::stop::Stop;
 use crate::time::Millis;
 
-use super::outcome::{judge_response, Ended, Failure, Verdict};
+use super::outcome::{judge_response, Asked, Ended, Failure, Verdict};
 use super::schedule::InFlight;
 use super::tally::Source;
 use super::Run;
@@ -32,7 +32,10 @@ impl Run {
             &response,
             &headers,
             latency_ms,
-            f.format,
+            Asked {
+                format: f.format,
+                confidence: f.confidence,
+            },
         );
         verdict.redact(&self.redactor);
         match verdict {
@@ -78,6 +81,22 @@ impl Run {
                             format: next,
                         });
                     }
+                }
+                self.schedule.request_made(&f, false);
+                if self.stop.is_some() {
+                    self.schedule.leave_for_resume(f.item);
+                } else {
+                    self.schedule.retry_at(f.item, now);
+                }
+            }
+            Verdict::ConfidenceRefused => {
+                // As with a refused form: only the first refusal changes the
+                // run, once; the item goes again at once, without asking.
+                if self.confidence {
+                    self.confidence = false;
+                    // Kept in the settings the progress and summary files carry,
+                    // so that a resumed run does not ask again.
+                    self.config.confidence_refused_by = Some(self.config.provider.endpoint_url());
                 }
                 self.schedule.request_made(&f, false);
                 if self.stop.is_some() {

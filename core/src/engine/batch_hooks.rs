@@ -15,6 +15,8 @@ impl Run {
     /// Puts the run in batch mode (see the field); before the first poll.
     pub(crate) fn enter_batch_mode(&mut self) {
         self.batch_mode = true;
+        // The batch engines' request lines do not ask for log-probabilities.
+        self.confidence = false;
         self.price = crate::cost::Cost::of_batch(
             crate::journal::Usage::default(),
             0,
@@ -38,7 +40,7 @@ impl Run {
                 continue;
             }
             let item = self.schedule.next_due(now)?;
-            let order = self.schedule.start(now, item, self.format);
+            let order = self.schedule.start(now, item, self.format, self.confidence);
             if order.attempt > 1 {
                 self.tallies.on_retry(item);
             }
@@ -54,7 +56,7 @@ impl Run {
             return None;
         }
         self.schedule.set_requests(item, attempt.saturating_sub(1));
-        Some(self.schedule.start(now, item, self.format))
+        Some(self.schedule.start(now, item, self.format, self.confidence))
     }
 
     /// Counts `requests` as made for row `item`, not final and not in flight: a

@@ -35,6 +35,11 @@ pub struct SendOrder {
     /// [`crate::Run::output_format`].
     #[serde(default)]
     pub format: OutputFormat,
+    /// Whether the request asks for log-probabilities, for the answer's
+    /// confidence: the run's current [`crate::Run::asks_confidence`]
+    /// ([`crate::provider::RequestTemplate::build_for`] takes it).
+    #[serde(default)]
+    pub confidence: bool,
 }
 
 /// Events the host feeds into the run.
@@ -116,7 +121,7 @@ pub enum Output {
 
 /// An item became final. Compact on purpose: [`crate::Run::result`] turns it into
 /// the journal record, borrowing the item's text from the run instead of copying it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ItemDone {
     /// 0-based row.
@@ -133,6 +138,17 @@ pub struct ItemDone {
     pub http_status: Option<u16>,
     /// Token usage of the successful request.
     pub usage: Option<Usage>,
+    /// The predicted label's probability, when the answer carried
+    /// log-probabilities ([`crate::confidence`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// The other labels the model found likeliest (label indices), with
+    /// `confidence`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<crate::confidence::LabelChance<usize>>,
+    /// Why a confidence asked for is missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence_gap: Option<crate::confidence::ConfidenceGap>,
     /// Why it failed, on failure.
     pub failure: Option<(FailureKind, String)>,
     /// When it became final.

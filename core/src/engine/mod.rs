@@ -83,6 +83,8 @@ pub struct Run {
     redactor: Redactor,
     /// How requests ask for the answer's form (falls back when refused).
     format: OutputFormat,
+    /// Requests ask for log-probabilities (turned off, once, when refused).
+    confidence: bool,
     /// What the CSV has beside image and label (a baseline column is one).
     columns: CsvColumns,
     /// What a row's tokens cost (the batch price in batch mode), when known.
@@ -148,7 +150,9 @@ impl Run {
         let total = rows.total();
         let mut redactor = Redactor::default();
         redactor.add_url(&config.provider.endpoint_url());
-        let template = config.provider.request_template(&labels);
+        let template = config
+            .provider
+            .request_template_scored(&labels, config.confidence);
         let token_charge = config.provider.token_charge(&labels);
         let config = RunConfig {
             provider: config.provider.for_display(),
@@ -163,10 +167,15 @@ impl Run {
             }
             _ => OutputFormat::JsonSchema,
         };
+        // So is a refusal of log-probabilities.
+        let confidence = template.asks_confidence()
+            && config.confidence_refused_by.as_deref()
+                != Some(config.provider.endpoint_url().as_str());
         let price = Cost::of(Usage::default(), 0, config.price, config.provider.model()).price;
         Ok(Run {
             price,
             format,
+            confidence,
             redactor,
             template,
             schedule: Schedule::new(total, &config, token_charge),
@@ -277,6 +286,7 @@ impl Run {
                     usage: r.usage,
                     latency_ms: r.latency_ms.unwrap_or(0),
                     status: r.http_status.unwrap_or(200),
+                    confidence: self.restored_confidence(&r),
                 },
                 _ => Ended::Failed(Failure {
                     kind: r.error_kind.unwrap_or(FailureKind::Http),
@@ -291,6 +301,31 @@ impl Run {
             taken += 1;
         }
         Ok(taken)
+    }
+}
+
+impl Run {
+    /// The confidence a journal line kept (`Unscored` for a line written
+    /// without one, or by an earlier version).
+    fn restored_confidence(&self, r: &ItemResult<'_>) -> crate::confidence::Scored {
+        use crate::confidence::{Confidence, LabelChance, Scored};
+        match (r.confidence, r.confidence_gap) {
+            (Some(p), _) if (0.0..=1.0).contains(&p) => Scored::Given(Confidence {
+                probability: p,
+                alternatives: r
+                    .alternatives
+                    .iter()
+                    .filter_map(|a| {
+                        Some(LabelChance {
+                            label: self.labels.index_of(&a.label)?,
+                            probability: a.probability,
+                        })
+                    })
+                    .collect(),
+            }),
+            (_, Some(gap)) => Scored::Gap(gap),
+            _ => Scored::Unscored,
+        }
     }
 }
 
@@ -425,6 +460,15 @@ impl Run {
         self.format
     }
 
+    /// Whether requests ask for log-probabilities now, for each answer's
+    /// confidence: when the settings ask ([`RunConfig::confidence`]) and the
+    /// provider gives them, until the endpoint refuses them
+    /// ([`crate::provider::rejects_logprobs`]); a run whose settings say its
+    /// endpoint refused them ([`RunConfig::confidence_refused_by`]) does not ask.
+    pub fn asks_confidence(&self) -> bool {
+        self.confidence
+    }
+
     /// The journal record of a finished item, borrowing its text from the run.
     /// Call it before polling again: a streaming run lets go of the row then.
     ///
@@ -462,6 +506,16 @@ impl Run {
                 .zip(self.price.as_ref())
                 .map(|(usage, price)| price.row_usd(usage)),
             answer: done.answer.as_deref().map(Cow::Borrowed),
+            confidence: done.confidence,
+            alternatives: done
+                .alternatives
+                .iter()
+                .map(|a| crate::confidence::LabelChance {
+                    label: Cow::Borrowed(self.labels.names()[a.label].as_str()),
+                    probability: a.probability,
+                })
+                .collect(),
+            confidence_gap: done.confidence_gap,
             finished_at: done.finished_at,
         }
     }
@@ -542,6 +596,11 @@ impl Run {
             provider_batches: None,
             unreached: Unreached::of(self.tallies.successful, &self.tallies.errors),
             comparison,
+            confidence: (!self.tallies.confidence.is_empty()).then(|| {
+                self.tallies
+                    .confidence
+                    .report(self.config.target_agreement, self.labels.names())
+            }),
         }
     }
 
@@ -693,7 +752,7 @@ impl Run {
         let Some(item) = self.schedule.next_due(now) else {
             return;
         };
-        let order = self.schedule.start(now, item, self.format);
+        let order = self.schedule.start(now, item, self.format, self.confidence);
         if order.attempt > 1 {
             self.tallies.on_retry(item);
         }
@@ -858,6 +917,9 @@ mod tests {
                 usage: Some(huge),
                 cost_usd: None,
                 answer: None,
+                confidence: None,
+                alternatives: Vec::new(),
+                confidence_gap: None,
                 finished_at: Millis(0),
             });
         assert_eq!(run.restore(restored), Ok(2));

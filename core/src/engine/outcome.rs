@@ -2,10 +2,11 @@
 //! retry, or a reason to stop the whole run. Pure: the run applies the verdict
 //! (tallies, pacing, the retry queue).
 
+use crate::confidence::Scored;
 use crate::http::{HttpResponse, TransportErrorKind};
 use crate::input::LabelSet;
 use crate::journal::{FailureKind, Usage};
-use crate::provider::{rejects_format, AnswerError, OutputFormat, Provider};
+use crate::provider::{rejects_format, rejects_logprobs, AnswerError, OutputFormat, Provider};
 use crate::ratelimit::{
     body_retry_delay_ms, classify_status, describe_status, RateLimitHeaders, StatusVerdict,
 };
@@ -58,7 +59,7 @@ impl Failure {
 }
 
 /// How an item ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(super) enum Ended {
     Succeeded {
         /// Index of the predicted label.
@@ -68,12 +69,14 @@ pub(super) enum Ended {
         usage: Option<Usage>,
         latency_ms: u64,
         status: u16,
+        /// How sure the model was, when the answer says.
+        confidence: Scored,
     },
     Failed(Failure),
 }
 
 /// What an answer means.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(super) enum Verdict {
     /// The item is final.
     Final(Ended),
@@ -92,6 +95,9 @@ pub(super) enum Verdict {
         /// The form the refused request asked for.
         format: OutputFormat,
     },
+    /// The endpoint refuses log-probabilities: the run stops asking for them and
+    /// sends the item again.
+    ConfidenceRefused,
 }
 
 impl Verdict {
@@ -104,21 +110,36 @@ impl Verdict {
             }
             Verdict::Fatal(reason) => reason.redact(redactor),
             Verdict::Final(Ended::Succeeded { answer, .. }) => redactor.redact_in_place(answer),
-            Verdict::FormatRefused { .. } => {}
+            Verdict::FormatRefused { .. } | Verdict::ConfidenceRefused => {}
         }
     }
 }
 
-/// Reads an endpoint's answer for one attempt, whose request asked for `format`.
+/// What a request asked of the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Asked {
+    /// The answer's form.
+    pub(super) format: OutputFormat,
+    /// Log-probabilities.
+    pub(super) confidence: bool,
+}
+
+/// Reads an endpoint's answer for one attempt, whose request asked for `asked`.
+/// An answer to a request that asked for log-probabilities and has none is
+/// [`crate::confidence::ConfidenceGap::Missing`].
 pub(super) fn judge_response(
     provider: &Provider,
     labels: &LabelSet,
     response: &HttpResponse,
     headers: &RateLimitHeaders,
     latency_ms: u64,
-    format: OutputFormat,
+    asked: Asked,
 ) -> Verdict {
     let status = response.status;
+    let format = asked.format;
+    if asked.confidence && rejects_logprobs(response) {
+        return Verdict::ConfidenceRefused;
+    }
     if provider.falls_back() && rejects_format(response, format) {
         return Verdict::FormatRefused { format };
     }
@@ -130,6 +151,13 @@ pub(super) fn judge_response(
                 usage: answer.usage,
                 latency_ms,
                 status,
+                confidence: match answer.confidence {
+                    Scored::Unscored if asked.confidence => {
+                        Scored::Gap(crate::confidence::ConfidenceGap::Missing)
+                    }
+                    Scored::Unscored => Scored::Unscored,
+                    scored => scored,
+                },
             },
             Err(e) => Ended::Failed(Failure {
                 kind: match &e {
@@ -195,7 +223,10 @@ mod tests {
             &response,
             &parsed,
             40,
-            OutputFormat::JsonSchema,
+            Asked {
+                format: OutputFormat::JsonSchema,
+                confidence: false,
+            },
         )
     }
 

@@ -40,6 +40,8 @@ pub(super) struct InFlight {
     pub(super) sent_at: Millis,
     /// The answer's form the request asked for.
     pub(super) format: OutputFormat,
+    /// Whether the request asked for log-probabilities.
+    pub(super) confidence: bool,
 }
 
 /// Tickets and rows are sequential numbers: hashing them with SipHash buys nothing.
@@ -187,7 +189,13 @@ impl Schedule {
     }
 
     /// Puts the next attempt of `item` in flight.
-    pub(super) fn start(&mut self, now: Millis, item: usize, format: OutputFormat) -> SendOrder {
+    pub(super) fn start(
+        &mut self,
+        now: Millis,
+        item: usize,
+        format: OutputFormat,
+        confidence: bool,
+    ) -> SendOrder {
         let state = &mut self.states[item];
         state.phase = Phase::InFlight;
         let attempt = u32::from(state.requests) + 1;
@@ -200,6 +208,7 @@ impl Schedule {
                 attempt,
                 sent_at: now,
                 format,
+                confidence,
             },
         );
         self.pacer.on_start(now);
@@ -208,6 +217,7 @@ impl Schedule {
             item,
             attempt,
             format,
+            confidence,
         }
     }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::compare::LiveComparison;
 use crate::drift::DriftMonitor;
+use crate::eval::calibration::ConfidenceTally;
 use crate::eval::slices::SliceTallies;
 use crate::eval::{wilson_interval, Tally};
 use crate::input::Item;
@@ -16,6 +17,7 @@ use crate::time::Millis;
 
 use super::contract::ItemDone;
 use super::outcome::Ended;
+use crate::confidence::Scored;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct BatchTally {
@@ -77,6 +79,8 @@ pub(super) struct Tallies {
     /// ms up to the request timeout).
     latencies: BTreeMap<u32, u64>,
     pub(super) errors: Vec<ErrorEntry>,
+    /// The answers' confidences, for calibration and coverage.
+    pub(super) confidence: ConfidenceTally,
     pub(super) eval: Tally,
     pub(super) slices: SliceTallies,
     /// The comparison with a baseline (`--baseline`, `--baseline-column`).
@@ -147,6 +151,7 @@ impl Tallies {
             items_with_usage: 0,
             latencies: BTreeMap::new(),
             errors: Vec::new(),
+            confidence: ConfidenceTally::default(),
             eval: Tally::new(labels),
             slices: SliceTallies::new(extra_columns, labels),
             comparison: None,
@@ -205,6 +210,7 @@ impl Tallies {
                 usage,
                 latency_ms,
                 status,
+                confidence,
             } => {
                 self.successful += 1;
                 batch.successful += 1;
@@ -214,6 +220,15 @@ impl Tallies {
                 }
                 if let Some(label) = label {
                     self.eval.record(label, predicted);
+                    let given = match &confidence {
+                        Scored::Given(c) => Some(c),
+                        Scored::Gap(gap) => {
+                            self.confidence.gap(*gap);
+                            None
+                        }
+                        Scored::Unscored => None,
+                    };
+                    self.confidence.record(row, label, predicted, given);
                 }
                 self.slices
                     .record(&item.extra, label.map(|l| (l, predicted)));
@@ -238,6 +253,18 @@ impl Tallies {
                     usage,
                     failure: None,
                     finished_at: now,
+                    confidence: match &confidence {
+                        Scored::Given(c) => Some(c.probability),
+                        _ => None,
+                    },
+                    confidence_gap: match &confidence {
+                        Scored::Gap(gap) => Some(*gap),
+                        _ => None,
+                    },
+                    alternatives: match confidence {
+                        Scored::Given(c) => c.alternatives,
+                        _ => Vec::new(),
+                    },
                 }
             }
             Ended::Failed(failure) => {
@@ -268,6 +295,9 @@ impl Tallies {
                     usage: None,
                     failure: Some((failure.kind, failure.message)),
                     finished_at: now,
+                    confidence: None,
+                    alternatives: Vec::new(),
+                    confidence_gap: None,
                 }
             }
         }

@@ -202,6 +202,17 @@ impl ExplorerBuilder {
             tokens: r.usage.map(|u| u.total_tokens),
             cost_usd: r.cost_usd,
             answer: r.answer.as_deref().map(str::to_owned),
+            confidence: r.confidence,
+            label_probability: r.confidence.and_then(|c| {
+                if r.prediction.as_deref() == Some(&*r.label) {
+                    Some(c)
+                } else {
+                    r.alternatives
+                        .iter()
+                        .find(|a| a.label == r.label)
+                        .map(|a| a.probability)
+                }
+            }),
         };
         if self.options.row_cap.is_none() {
             self.all.push(kept(label, prediction));
@@ -486,6 +497,7 @@ impl ExplorerBuilder {
         let gate = gate_of(summary.and_then(|s| s.gate.as_ref()), config.as_ref());
         let cost = summary.and_then(|s| s.cost.clone());
         let slices = summary.and_then(|s| s.slices.clone());
+        let confidence = summary.and_then(|s| s.confidence.clone());
         let sources = Sources {
             summary: self.summary.is_some(),
             progress: self.progress.is_some(),
@@ -518,6 +530,7 @@ impl ExplorerBuilder {
             error_groups,
             cost,
             slices,
+            confidence,
             gate,
             batches,
             config,

@@ -33,6 +33,10 @@ pub const MODULES: &[(&str, &str)] = &[
     ),
     ("slices.js", include_str!("../../../web/explorer/slices.js")),
     (
+        "calibration.js",
+        include_str!("../../../web/explorer/calibration.js"),
+    ),
+    (
         "explorer.js",
         include_str!("../../../web/explorer/explorer.js"),
     ),

@@ -218,6 +218,13 @@ pub struct Items {
     pub cost_usd: Vec<Option<f64>>,
     /// What the model said (bounded, redacted), on success.
     pub answer: Vec<Option<String>>,
+    /// The predicted label's probability, when the answer had one; empty when
+    /// no row has one.
+    pub confidence: Vec<Option<f64>>,
+    /// The probability the model gave the row's own label, when known (the
+    /// predicted label, or one of the likeliest others); empty with
+    /// `confidence`.
+    pub label_probability: Vec<Option<f64>>,
 }
 
 /// Where the host finds thumbnails; filled by the host, never by the builder.
@@ -267,6 +274,11 @@ pub struct ExplorerData {
     /// columns, worst first), as written; absent when the CSV has no other column.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slices: Option<Value>,
+    /// The summary's `confidence` (calibration, coverage, the labels to
+    /// re-check: [`crate::eval::calibration::ConfidenceReport`]), as written;
+    /// absent when the run has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<Value>,
     /// The run's gate ([`crate::gate::GateReport`]): the summary's `gate` as
     /// written; for a run with requirements and no summary, "not judged". Absent
     /// when the run has no gate.

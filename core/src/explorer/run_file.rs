@@ -47,6 +47,7 @@ pub struct RunFile {
     pub(super) error_groups: Option<Value>,
     pub(super) cost: Option<Value>,
     pub(super) slices: Option<Value>,
+    pub(super) confidence: Option<Value>,
     pub(super) gate: Option<Value>,
     pub(super) config: Option<Value>,
     pub(super) batches: Batches,
@@ -112,6 +113,7 @@ impl RunFile {
                 error_groups: None,
                 cost: None,
                 slices: None,
+                confidence: None,
                 gate: None,
                 config: None,
                 batches: Batches::default(),
@@ -176,6 +178,7 @@ impl<'de> serde::de::Visitor<'de> for FileVisitor {
                 "errorGroups" => f.error_groups = Some(map.next_value()?),
                 "cost" => f.cost = Some(map.next_value()?),
                 "slices" => f.slices = Some(map.next_value()?),
+                "confidence" => f.confidence = Some(map.next_value()?),
                 "gate" => f.gate = Some(map.next_value()?),
                 "config" => f.config = Some(map.next_value()?),
                 "overallProgress" => {

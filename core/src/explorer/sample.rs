@@ -27,6 +27,8 @@ pub(super) struct Kept {
     pub(super) tokens: Option<u64>,
     pub(super) cost_usd: Option<f64>,
     pub(super) answer: Option<String>,
+    pub(super) confidence: Option<f64>,
+    pub(super) label_probability: Option<f64>,
 }
 
 /// A bottom-k sample: the `k` rows of smallest key, the key a seeded hash of the
@@ -136,6 +138,7 @@ pub(super) fn columns(kept: Vec<Kept>, remap: &[u32]) -> Items {
     let mut items = Items::default();
     let mut error_index: HashMap<String, u32> = HashMap::new();
     let mut any_id = false;
+    let mut any_confidence = false;
     for k in kept {
         items.row.push(k.row);
         items.line.push(k.line);
@@ -161,9 +164,16 @@ pub(super) fn columns(kept: Vec<Kept>, remap: &[u32]) -> Items {
         items.tokens.push(k.tokens);
         items.cost_usd.push(k.cost_usd);
         items.answer.push(k.answer);
+        any_confidence |= k.confidence.is_some();
+        items.confidence.push(k.confidence);
+        items.label_probability.push(k.label_probability);
     }
     if !any_id {
         items.id.clear();
+    }
+    if !any_confidence {
+        items.confidence.clear();
+        items.label_probability.clear();
     }
     items
 }

@@ -31,6 +31,9 @@ fn result(row: usize, label: &str, prediction: Option<&str>) -> ItemResult<'stat
         usage: None,
         cost_usd: None,
         answer: None,
+        confidence: None,
+        alternatives: Vec::new(),
+        confidence_gap: None,
         finished_at: Millis(1_737_714_600_000),
     }
 }
@@ -806,4 +809,48 @@ fn errors_from_the_results_are_grouped_by_their_template() {
     assert_eq!(g.rows, (0..GROUP_ROWS as u64).collect::<Vec<_>>());
     assert_eq!(g.details.len(), GROUP_ROWS);
     assert_eq!(g.details[3], "images/3.png, /x/images/3.png");
+}
+
+/// Rows' confidences become a column, with the probability of each row's own
+/// label where the result kept it; a run without them has neither column.
+#[test]
+fn confidences_are_columns_when_rows_have_them() {
+    use crate::confidence::LabelChance;
+    let scored = |row, label, prediction, p: f64, alternatives: Vec<(&str, f64)>| ItemResult {
+        confidence: Some(p),
+        alternatives: alternatives
+            .into_iter()
+            .map(|(l, probability)| LabelChance {
+                label: Cow::Owned(l.to_owned()),
+                probability,
+            })
+            .collect(),
+        ..result(row, label, Some(prediction))
+    };
+    let folded = journal(&[
+        scored(0, "cat", "cat", 0.9, vec![("dog", 0.1)]),
+        scored(1, "cat", "dog", 0.7, vec![("cat", 0.2)]),
+        scored(2, "bird", "dog", 0.6, vec![("cat", 0.3)]),
+        result(3, "dog", None),
+    ]);
+    let data = build(ExplorerInput {
+        results: Some(&folded),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        data.items.confidence,
+        [Some(0.9), Some(0.7), Some(0.6), None]
+    );
+    assert_eq!(
+        data.items.label_probability,
+        [Some(0.9), Some(0.2), None, None]
+    );
+    let plain = build(ExplorerInput {
+        results: Some(&known()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(plain.items.confidence.is_empty() && plain.items.label_probability.is_empty());
+    assert!(plain.confidence.is_none());
 }

@@ -349,7 +349,8 @@ mod tests {
             Answer {
                 label: 1,
                 usage: None,
-                text: r#"{"label":" Cat "}"#.into()
+                text: r#"{"label":" Cat "}"#.into(),
+                confidence: crate::confidence::Scored::Unscored,
             }
         );
         let body = r#"{"content": [{"type": "tool_use", "input": {"label": "zebra"}}]}"#;

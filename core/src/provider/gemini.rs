@@ -67,8 +67,15 @@ pub(super) fn endpoint_url(base_url: &str, model: &str) -> String {
     }
 }
 
-/// The JSON body of a `generateContent` request for one image.
-pub(super) fn build_body(cfg: &GeminiConfig, labels: &LabelSet, image: &ImagePart) -> String {
+/// The JSON body of a `generateContent` request for one image; with `logprobs`,
+/// asking for the chosen tokens' log-probabilities (`responseLogprobs`) and their
+/// [`crate::confidence::TOP_LOGPROBS`] top alternatives (`logprobs`).
+pub(super) fn build_body(
+    cfg: &GeminiConfig,
+    labels: &LabelSet,
+    image: &ImagePart,
+    logprobs: bool,
+) -> String {
     let image = match image {
         ImagePart::Inline { mime, data } => {
             json!({ "inline_data": { "mime_type": mime, "data": data } })
@@ -77,7 +84,7 @@ pub(super) fn build_body(cfg: &GeminiConfig, labels: &LabelSet, image: &ImagePar
             json!({ "file_data": { "mime_type": mime, "file_uri": url } })
         }
     };
-    json!({
+    let mut body = json!({
         "system_instruction": {
             "parts": [{ "text": cfg.prompt.as_deref().unwrap_or(DEFAULT_PROMPT) }]
         },
@@ -94,8 +101,13 @@ pub(super) fn build_body(cfg: &GeminiConfig, labels: &LabelSet, image: &ImagePar
                 "required": ["label"]
             }
         }
-    })
-    .to_string()
+    });
+    if logprobs {
+        let config = &mut body["generationConfig"];
+        config["responseLogprobs"] = json!(true);
+        config["logprobs"] = json!(crate::confidence::TOP_LOGPROBS);
+    }
+    body.to_string()
 }
 
 /// Reads a `generateContent` answer.
@@ -160,7 +172,16 @@ pub(super) fn parse_answer(body: &str, labels: &LabelSet) -> Result<Answer, Answ
         }));
     }
     let label = parse_content(&text, cut.then_some("length"), labels)?;
-    Ok(Answer::new(label, usage, &text))
+    let confidence = super::logprobs::scored(
+        super::logprobs::gemini_steps(
+            candidate
+                .get("logprobsResult")
+                .or_else(|| candidate.get("logprobs_result")),
+        ),
+        label,
+        labels,
+    );
+    Ok(Answer::new(label, usage, &text).with_confidence(confidence))
 }
 
 /// `usageMetadata`: `promptTokenCount` as the prompt; `candidatesTokenCount` plus
@@ -289,7 +310,8 @@ mod tests {
             Answer {
                 label: 0,
                 usage: None,
-                text: "{\"label\": \"bird\"}".into()
+                text: "{\"label\": \"bird\"}".into(),
+                confidence: crate::confidence::Scored::Unscored,
             }
         );
         let body =

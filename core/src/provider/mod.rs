@@ -28,6 +28,7 @@ mod browser;
 mod gemini;
 mod http_json;
 mod image_part;
+mod logprobs;
 mod openai;
 mod template;
 mod tokens;
@@ -47,6 +48,7 @@ pub use answer::{check_model_listing, parse_api_error, AnswerError, ApiError, Mo
 use browser::is_google_host;
 pub(crate) use browser::url_host;
 pub use browser::{BrowserAccess, Cors};
+pub use logprobs::rejects_logprobs;
 pub use template::{RequestInput, RequestTemplate};
 pub use tokens::TokenCharge;
 pub(crate) use tokens::{answer_token_budget, is_reasoning_model};
@@ -288,7 +290,7 @@ pub struct HttpJsonConfig {
 }
 
 /// A model answer the engine can use.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Answer {
     /// Index of the predicted label in the [`crate::input::LabelSet`].
     pub label: usize,
@@ -297,6 +299,9 @@ pub struct Answer {
     /// What the model said, as it said it (its text, or its tool call's input),
     /// at most [`MAX_RAW_ANSWER_CHARS`] characters: the row's evidence.
     pub text: String,
+    /// How sure the model is, when its answer carries log-probabilities
+    /// ([`crate::confidence`]).
+    pub confidence: crate::confidence::Scored,
 }
 
 impl Answer {
@@ -305,7 +310,13 @@ impl Answer {
             label,
             usage,
             text: answer::truncate(text, MAX_RAW_ANSWER_CHARS),
+            confidence: crate::confidence::Scored::Unscored,
         }
+    }
+
+    pub(crate) fn with_confidence(mut self, confidence: crate::confidence::Scored) -> Answer {
+        self.confidence = confidence;
+        self
     }
 }
 
@@ -464,6 +475,21 @@ impl Provider {
     /// Azure).
     pub fn falls_back(&self) -> bool {
         matches!(self, Provider::OpenAi(_) | Provider::Azure(_))
+    }
+
+    /// Whether the provider's answers can carry log-probabilities for a
+    /// confidence ([`crate::confidence`]): OpenAI-compatible endpoints (OpenAI,
+    /// Azure) for models that are not reasoning models (which refuse them), and
+    /// Gemini. Not Anthropic (its API has none) nor the generic JSON endpoint. A
+    /// model that refuses them anyway is found by the run
+    /// ([`rejects_logprobs`]).
+    pub fn gives_logprobs(&self) -> bool {
+        match self {
+            Provider::OpenAi(cfg) => !is_reasoning_model(&cfg.model),
+            Provider::Azure(cfg) => !is_reasoning_model(&cfg.deployment),
+            Provider::Gemini(_) => true,
+            Provider::Anthropic(_) | Provider::HttpJson(_) => false,
+        }
     }
 
     /// The model the requests name, for providers that name one (for Azure, the

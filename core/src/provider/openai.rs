@@ -45,6 +45,12 @@ struct ChatRequest<'a> {
     max_completion_tokens: Option<u32>,
     messages: [Message<'a>; 2],
     response_format: ResponseFormat<'a>,
+    /// Asked for the answer's confidence (`crate::confidence`): non-reasoning
+    /// models only (reasoning models refuse them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logprobs: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_logprobs: Option<u8>,
 }
 
 #[derive(Serialize)]
@@ -112,8 +118,10 @@ fn detail_str(detail: ImageDetail) -> &'static str {
     }
 }
 
-/// The JSON body of a chat-completions request for one image.
-pub(super) fn build_body(cfg: &OpenAiConfig, input: &RequestInput) -> String {
+/// The JSON body of a chat-completions request for one image; with `logprobs`,
+/// asking for the chosen tokens' log-probabilities and their
+/// [`crate::confidence::TOP_LOGPROBS`] top alternatives.
+pub(super) fn build_body(cfg: &OpenAiConfig, input: &RequestInput, logprobs: bool) -> String {
     let names = input.labels.names();
     // The label list is written as a JSON array so labels with quotes, commas or
     // newlines stay unambiguous.
@@ -161,6 +169,8 @@ pub(super) fn build_body(cfg: &OpenAiConfig, input: &RequestInput) -> String {
                 },
             },
         },
+        logprobs: logprobs.then_some(true),
+        top_logprobs: logprobs.then_some(crate::confidence::TOP_LOGPROBS),
     };
     // Sized for the image up front: the body is mostly the image, and growing a
     // buffer of image size by doubling copies it several times.
@@ -189,6 +199,9 @@ struct Choice<'a> {
     message: Option<ChatMessage<'a>>,
     #[serde(default, borrow)]
     finish_reason: Option<Text<'a>>,
+    /// Read only when present (asked for): `{"content": [...]}`.
+    #[serde(default)]
+    logprobs: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -322,7 +335,12 @@ pub(super) fn parse_answer(body: &str, labels: &LabelSet) -> Result<Answer, Answ
         )));
     };
     let label = parse_content(&content.0, finish_reason, labels)?;
-    Ok(Answer::new(label, usage, &content.0))
+    let confidence = super::logprobs::scored(
+        super::logprobs::openai_steps(choice.logprobs.as_ref()),
+        label,
+        labels,
+    );
+    Ok(Answer::new(label, usage, &content.0).with_confidence(confidence))
 }
 
 /// Reads the model's text: `{"label": ...}` JSON (possibly in a ```json fence), a JSON

@@ -27,10 +27,44 @@ impl Provider {
     /// The requests asking the endpoint to classify one image each, for one label
     /// set: the one request builder of every host.
     pub fn request_template(&self, labels: &LabelSet) -> RequestTemplate {
+        self.request_template_scored(labels, false)
+    }
+
+    /// [`Provider::request_template`] that can also ask for log-probabilities
+    /// ([`RequestTemplate::build_for`] with `confidence` set),
+    /// when `confidence` is set and the provider [gives
+    /// them](Provider::gives_logprobs).
+    pub fn request_template_scored(&self, labels: &LabelSet, confidence: bool) -> RequestTemplate {
+        let bodies = self.template_bodies(labels, false);
+        let scored = if confidence && self.gives_logprobs() {
+            self.template_bodies(labels, true)
+        } else {
+            Vec::new()
+        };
+        let extra_headers = match self {
+            Provider::Anthropic(_) => vec![("anthropic-version", ANTHROPIC_VERSION)],
+            _ => Vec::new(),
+        };
+        let url = self.endpoint_url();
+        // Google's CORS preflight refuses headers its own clients do not send (see
+        // `browser_access`); the attempt header is only information to an endpoint.
+        let retry_count_header = !matches!(self, Provider::Gemini(_) if is_google_host(&url));
+        RequestTemplate {
+            url,
+            credential: self.credential(),
+            extra_headers,
+            retry_count_header,
+            bodies,
+            scored,
+        }
+    }
+
+    fn template_bodies(&self, labels: &LabelSet, logprobs: bool) -> Vec<TemplateBody> {
         let whole = |format| TemplateBody::Whole {
             provider: self.clone(),
             labels: labels.clone(),
             format,
+            logprobs,
         };
         let url_form = ImagePart::Url {
             url: IMAGE_MARK,
@@ -48,19 +82,22 @@ impl Provider {
         };
         let forms = match self {
             Provider::OpenAi(_) | Provider::Azure(_) => {
-                let marked = self.whole_body(&RequestInput {
-                    image_url: IMAGE_MARK,
-                    labels,
-                    attempt: 1,
-                    item_id: None,
-                });
+                let marked = self.whole_body(
+                    &RequestInput {
+                        image_url: IMAGE_MARK,
+                        labels,
+                        attempt: 1,
+                        item_id: None,
+                    },
+                    logprobs,
+                );
                 Spliced::of(&marked).map(|s| (s, None))
             }
             Provider::Anthropic(cfg) => {
                 spliced(&|image: &ImagePart| anthropic::build_body(cfg, labels, image))
             }
             Provider::Gemini(cfg) => {
-                spliced(&|image: &ImagePart| gemini::build_body(cfg, labels, image))
+                spliced(&|image: &ImagePart| gemini::build_body(cfg, labels, image, logprobs))
             }
             Provider::HttpJson(_) => None,
         };
@@ -79,6 +116,7 @@ impl Provider {
                         item_id: None,
                     },
                     *format,
+                    logprobs,
                 );
                 bodies.push(match (&bodies[0], Spliced::of(&marked)) {
                     (TemplateBody::Spliced { .. }, Some(url)) => {
@@ -88,27 +126,18 @@ impl Provider {
                 });
             }
         }
-        let extra_headers = match self {
-            Provider::Anthropic(_) => vec![("anthropic-version", ANTHROPIC_VERSION)],
-            _ => Vec::new(),
-        };
-        let url = self.endpoint_url();
-        // Google's CORS preflight refuses headers its own clients do not send (see
-        // `browser_access`); the attempt header is only information to an endpoint.
-        let retry_count_header = !matches!(self, Provider::Gemini(_) if is_google_host(&url));
-        RequestTemplate {
-            url,
-            credential: self.credential(),
-            extra_headers,
-            retry_count_header,
-            bodies,
-        }
+        bodies
     }
 
     /// [`Provider::whole_body`] asking for `format` (for providers that
     /// [fall back](Provider::falls_back); the others always ask as they do).
-    pub(super) fn whole_body_as(&self, input: &RequestInput, format: OutputFormat) -> String {
-        let body = self.whole_body(input);
+    pub(super) fn whole_body_as(
+        &self,
+        input: &RequestInput,
+        format: OutputFormat,
+        logprobs: bool,
+    ) -> String {
+        let body = self.whole_body(input, logprobs);
         if format == OutputFormat::JsonSchema || !self.falls_back() {
             return body;
         }
@@ -130,16 +159,16 @@ impl Provider {
     }
 
     /// The body of one request, serialized whole (the template's slow way).
-    pub(super) fn whole_body(&self, input: &RequestInput) -> String {
+    pub(super) fn whole_body(&self, input: &RequestInput, logprobs: bool) -> String {
         match self {
-            Provider::OpenAi(cfg) => openai::build_body(cfg, input),
-            Provider::Azure(cfg) => openai::build_body(&azure::as_openai(cfg), input),
+            Provider::OpenAi(cfg) => openai::build_body(cfg, input, logprobs),
+            Provider::Azure(cfg) => openai::build_body(&azure::as_openai(cfg), input, logprobs),
             Provider::HttpJson(_) => http_json::build_body(input),
             Provider::Anthropic(cfg) => {
                 anthropic::build_body(cfg, input.labels, &ImagePart::of(input.image_url))
             }
             Provider::Gemini(cfg) => {
-                gemini::build_body(cfg, input.labels, &ImagePart::of(input.image_url))
+                gemini::build_body(cfg, input.labels, &ImagePart::of(input.image_url), logprobs)
             }
         }
     }
@@ -264,6 +293,9 @@ pub struct RequestTemplate {
     /// By [`OutputFormat`]: one body for providers that do not fall back, three for
     /// those that do.
     pub(super) bodies: Vec<TemplateBody>,
+    /// The same asking for log-probabilities; empty when the run does not ask
+    /// for them or the provider gives none.
+    scored: Vec<TemplateBody>,
 }
 
 #[derive(Clone, Debug)]
@@ -279,6 +311,8 @@ pub(super) enum TemplateBody {
         provider: Provider,
         labels: LabelSet,
         format: OutputFormat,
+        /// Asking for log-probabilities.
+        logprobs: bool,
     },
 }
 
@@ -305,7 +339,43 @@ impl RequestTemplate {
         item_id: Option<&str>,
         format: OutputFormat,
     ) -> HttpRequest {
-        let body = &self.bodies[format.index().min(self.bodies.len() - 1)];
+        self.build_from(&self.bodies, image_url, attempt, item_id, format)
+    }
+
+    /// The request a send order asks for (the host passes the order's
+    /// `attempt`, `format` and `confidence`): [`RequestTemplate::build_as`],
+    /// asking for log-probabilities too when `confidence` is set and the template
+    /// was made to ask for them ([`Provider::request_template_scored`]).
+    pub fn build_for(
+        &self,
+        image_url: &str,
+        attempt: u32,
+        item_id: Option<&str>,
+        format: OutputFormat,
+        confidence: bool,
+    ) -> HttpRequest {
+        let bodies = if confidence && !self.scored.is_empty() {
+            &self.scored
+        } else {
+            &self.bodies
+        };
+        self.build_from(bodies, image_url, attempt, item_id, format)
+    }
+
+    /// Whether requests can ask for log-probabilities.
+    pub fn asks_confidence(&self) -> bool {
+        !self.scored.is_empty()
+    }
+
+    fn build_from(
+        &self,
+        bodies: &[TemplateBody],
+        image_url: &str,
+        attempt: u32,
+        item_id: Option<&str>,
+        format: OutputFormat,
+    ) -> HttpRequest {
+        let body = &bodies[format.index().min(bodies.len() - 1)];
         let body = match body {
             TemplateBody::Spliced { url, inline: None } => url.fill(image_url, None),
             TemplateBody::Spliced {
@@ -322,6 +392,7 @@ impl RequestTemplate {
                 provider,
                 labels,
                 format,
+                logprobs,
             } => provider.whole_body_as(
                 &RequestInput {
                     image_url,
@@ -330,6 +401,7 @@ impl RequestTemplate {
                     item_id,
                 },
                 *format,
+                *logprobs,
             ),
         };
         let mut headers = Vec::with_capacity(2 + self.extra_headers.len());

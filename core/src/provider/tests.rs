@@ -100,7 +100,8 @@ fn a_template_builds_what_serializing_the_whole_request_builds() {
     ];
     for provider in &providers {
         for labels in [labels(), odd_labels.clone()] {
-            let template = provider.request_template(&labels);
+            let template = provider.request_template_scored(&labels, true);
+            assert_eq!(template.asks_confidence(), provider.gives_logprobs());
             assert!(
                 matches!(template.bodies[0], TemplateBody::Spliced { .. })
                     != matches!(provider, Provider::HttpJson(_)),
@@ -114,15 +115,25 @@ fn a_template_builds_what_serializing_the_whole_request_builds() {
                         attempt,
                         item_id: id,
                     };
-                    let whole = provider.whole_body(&input);
+                    let whole = provider.whole_body(&input, false);
                     let built = template.build(url, attempt, id);
                     assert_eq!(built.body, whole, "{provider:?} {url:?}");
                     for format in OutputFormat::ALL {
                         assert_eq!(
                             template.build_as(url, attempt, id, format).body,
-                            provider.whole_body_as(&input, format),
+                            provider.whole_body_as(&input, format, false),
                             "{provider:?} {url:?} {format:?}"
                         );
+                        for confidence in [false, true] {
+                            let scored = confidence && provider.gives_logprobs();
+                            assert_eq!(
+                                template
+                                    .build_for(url, attempt, id, format, confidence)
+                                    .body,
+                                provider.whole_body_as(&input, format, scored),
+                                "{provider:?} {url:?} {format:?} {confidence}"
+                            );
+                        }
                     }
                     serde_json::from_str::<Value>(&built.body).expect("the body is JSON");
                     assert_eq!(built.url, provider.endpoint_url());
@@ -152,7 +163,7 @@ fn a_template_builds_what_serializing_the_whole_request_builds() {
     };
     assert_eq!(
         template.build("x.png", 1, None).body,
-        openai::build_body(cfg, &input(&marked_labels, 1, None))
+        openai::build_body(cfg, &input(&marked_labels, 1, None), false)
             .replace("https://example.com/a.png", "x.png")
     );
     let data_label = LabelSet::from_labels(["cat", DATA_MARK]);
@@ -161,12 +172,15 @@ fn a_template_builds_what_serializing_the_whole_request_builds() {
     let url = "data:image/png;base64,AAAA";
     assert_eq!(
         template.build(url, 1, None).body,
-        providers[4].whole_body(&RequestInput {
-            image_url: url,
-            labels: &data_label,
-            attempt: 1,
-            item_id: None
-        })
+        providers[4].whole_body(
+            &RequestInput {
+                image_url: url,
+                labels: &data_label,
+                attempt: 1,
+                item_id: None
+            },
+            false
+        )
     );
 }
 
@@ -204,6 +218,7 @@ pub(super) fn answered(
         label,
         usage: usage(p, c, t),
         text: text.into(),
+        confidence: crate::confidence::Scored::Unscored,
     })
 }
 
@@ -723,7 +738,8 @@ fn http_json_top_level_field() {
         Answer {
             label: 1,
             usage: None,
-            text: "dog".into()
+            text: "dog".into(),
+            confidence: crate::confidence::Scored::Unscored,
         }
     );
 }

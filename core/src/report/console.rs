@@ -363,6 +363,10 @@ impl Summary {
             }
         }
         self.write_slices(&mut s);
+        if let Some(c) = &self.confidence {
+            let _ = writeln!(s, "{THIN_RULE}");
+            super::confidence::write_confidence(&mut s, c);
+        }
         if let Some(c) = &self.comparison {
             let _ = writeln!(s, "{THIN_RULE}");
             let _ = writeln!(

@@ -11,6 +11,7 @@ use crate::journal::{FailureKind, Usage};
 use crate::message_template::{Gathered, Template};
 
 mod comparison;
+mod confidence;
 mod console;
 mod provider_batch;
 mod unreached;
@@ -310,6 +311,11 @@ pub struct Summary {
     /// this run is B; absent when the run has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparison: Option<crate::compare::Comparison>,
+    /// How sure the model was, and what that is worth: calibration, coverage
+    /// at a target agreement ([`crate::eval::calibration`]). Left out when no
+    /// answer could have had a confidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<crate::eval::calibration::ConfidenceReport>,
 }
 
 /// A [`Summary`] with its gate, as the summary file holds it

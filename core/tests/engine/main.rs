@@ -1,6 +1,7 @@
 //! Engine tests: deterministic simulations, property tests and snapshots.
 
 mod compare;
+mod confidence;
 mod pace;
 mod properties;
 mod scenarios;

@@ -285,6 +285,9 @@ fn result_line(n: usize) -> impl Strategy<Value = String> {
                         .filter(|_| success)
                         .map(|u| u.total_tokens as f64 / 1e6),
                     answer: success.then(|| format!("{{\"label\": {predicted:?}}}").into()),
+                    confidence: None,
+                    alternatives: Vec::new(),
+                    confidence_gap: None,
                     finished_at: Millis(at),
                 }
                 .to_json_line()

@@ -180,6 +180,10 @@ fn config() -> impl Strategy<Value = RunConfig> {
                         shadow_core::provider::OutputFormat::Text,
                     ][(seed / 7 % 2) as usize],
                 }),
+                confidence: seed % 5 != 0,
+                target_agreement: (seed % 4 == 0).then_some((seed % 100 + 1) as f64 / 100.0),
+                confidence_refused_by: (seed % 9 == 0)
+                    .then(|| format!("http://127.0.0.1:{}/v1/chat/completions", seed % 65536)),
                 inline_images: seed % 11 == 0,
                 // A gate, sometimes: edits then replace its texts with junk.
                 gate: if seed % 13 == 0 {

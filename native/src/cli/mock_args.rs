@@ -127,6 +127,25 @@ pub struct MockArgs {
     #[arg(long, value_enum, default_value = "openai")]
     pub dialect: DialectArg,
 
+    /// How far the log-probabilities the mock gives overstate its accuracy
+    /// (0..=1): 0 = calibrated (of the answers given confidence c, a share c
+    /// agree with the true label), 1 = every answer given as certain. Read by
+    /// the OpenAI, Azure and Gemini routes when a request asks for
+    /// log-probabilities.
+    #[arg(
+        long,
+        value_name = "SHARE",
+        default_value_t = MockConfig::default().overconfidence,
+        value_parser = parse_share,
+        help_heading = "Mock confidence"
+    )]
+    pub overconfidence: f64,
+
+    /// Answer every request that asks for log-probabilities with a 400 saying
+    /// the model does not give them (as OpenAI's reasoning models do).
+    #[arg(long, help_heading = "Mock confidence")]
+    pub refuse_logprobs: bool,
+
     /// Batch API: how long a batch takes from creation to completed, in ms.
     #[arg(long, value_name = "MS", default_value_t = MockConfig::default().batch_ms)]
     pub batch_ms: u64,
@@ -186,6 +205,8 @@ impl From<MockArgs> for MockConfig {
                 DialectArg::Openai => OpenAiDialect::OpenAi,
                 DialectArg::Ollama => OpenAiDialect::Ollama,
             },
+            overconfidence: a.overconfidence,
+            refuse_logprobs: a.refuse_logprobs,
             batch_ms: a.batch_ms,
             batch_expire: a.batch_expire,
             batch_fail: a.batch_fail,

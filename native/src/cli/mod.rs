@@ -303,6 +303,23 @@ fn parse_requirement(s: &str) -> Result<Requirement, String> {
         .map_err(|e: shadow_core::gate::RequirementError| e.to_string())
 }
 
+/// `--target-agreement`: a share in (0, 1], as `0.99` or `99%`.
+fn parse_target(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let value = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| format!("{s:?} is not a share like 0.99 or 99%"))?;
+    if value > 0.0 && value <= 1.0 {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{s:?} is outside (0, 1]: give a share like 0.99 or 99%"
+        ))
+    }
+}
+
 pub(super) fn parse_share(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .trim()
@@ -673,6 +690,36 @@ pub struct RunArgs {
     /// needs) and exit without sending anything or writing any file.
     #[arg(long, help_heading = "Estimate and sampling")]
     pub dry_run: bool,
+
+    /// Do not ask the endpoint for log-probabilities. By default a run asks
+    /// OpenAI-compatible endpoints (for models that are not reasoning models) and
+    /// Gemini for them, and keeps each answer's confidence (the predicted label's
+    /// probability and the likeliest other labels) in the results file; a model
+    /// that refuses them is asked once, and the run goes on without (kept on
+    /// resume). Anthropic gives none. A resumed run keeps its choice unless the
+    /// flag is given.
+    #[arg(long, help_heading = "Confidence")]
+    pub no_confidence: bool,
+
+    /// The agreement with the labels the model must reach on the answers it
+    /// takes over (like 0.99 or 99%): the console and the summary give the
+    /// lowest confidence that reaches it on this run's rows and the share of rows
+    /// above it ("at confidence >= 0.93 the model agrees with the labels on 99.0%
+    /// of rows (98.6-99.3%) and takes 71% of them"). A resumed run keeps it
+    /// unless given again.
+    #[arg(long, value_name = "SHARE", value_parser = parse_target, help_heading = "Confidence")]
+    pub target_agreement: Option<f64>,
+
+    /// Built-in mock: how far its confidences overstate its accuracy (0..=1): 0 =
+    /// calibrated, 1 = every answer given as certain.
+    #[arg(
+        long,
+        value_name = "SHARE",
+        default_value_t = MockConfig::default().overconfidence,
+        value_parser = parse_share,
+        help_heading = "Confidence"
+    )]
+    pub mock_overconfidence: f64,
 }
 
 impl RunArgs {
@@ -687,6 +734,7 @@ impl RunArgs {
             accuracy: self.mock_accuracy,
             accuracy_drop: self.mock_accuracy_drop_at,
             seed: self.seed,
+            overconfidence: self.mock_overconfidence,
             ..MockConfig::default()
         }
     }
