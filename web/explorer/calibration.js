@@ -116,7 +116,7 @@ function recheckView(data, options) {
     onclick: () => offerDownload(`labels-to-recheck-${data.runId || 'run'}.csv`, recheckCsv(data, found.issues), 'text/csv'),
   });
   return el('div', { class: 'sx-recheck' },
-    el('h3', { text: `Labels to re-check: ${int(found.flagged)} of ${int(found.rows)} scored rows` }),
+    el('h3', { text: `Labels to re-check: ${int(found.flagged)} of ${found.rows < data.confidence.scoredRows ? `the first ${int(found.rows)} of ${int(data.confidence.scoredRows)}` : int(found.rows)} scored rows` }),
     el('p', { class: 'sx-muted', text: 'Rows the model puts confidently in another label (confident learning, Northcutt et al. 2021), least likely given label first.' }),
     found.flagged ? exportButton : null,
     el('ol', { class: 'sx-recheck-list' }, cards),

@@ -18,7 +18,8 @@
 //!   likeliest labels' probabilities.)
 //! - **Coverage**: accepting only answers with confidence `>= t`, the share of
 //!   scored rows accepted and the agreement among them, for each threshold at which
-//!   coverage changes (at most 100 points are kept, one per percent of coverage).
+//!   coverage changes, in steps of 0.0001 (at most 100 points are kept, one per
+//!   percent of coverage).
 //! - **At a target agreement**: the lowest threshold (the largest coverage) whose
 //!   accepted rows agree at least at the target, with the 95% Wilson interval of
 //!   that agreement. The threshold is chosen on the same rows it is measured on,
@@ -143,12 +144,116 @@ impl Gaps {
     }
 }
 
-/// The rows' confidences as a run collects them: some 60 bytes a scored row
-/// (the label probabilities confident learning reads).
+/// Most scored rows kept for confident learning (about 130 bytes each, 26 MB
+/// at most): a run of millions of rows finds label errors among its first
+/// scored rows, and says on how many it stands; the other views count every row.
+pub const MAX_ROWS_FOR_LABEL_ERRORS: usize = 200_000;
+
+/// Steps of the coverage curve's thresholds: 0.0001 apart.
+const STEPS: usize = 10_000;
+
+/// The figures of [`report`] as counts a row at a time: 15 bins, a Brier sum
+/// and rows per 0.0001 step of confidence (160 kB, whatever the run's size).
+/// ECE and Brier stand on the exact confidences; a coverage threshold is a
+/// confidence rounded down to its 0.0001 step (it accepts every row at or above
+/// it, as an exact threshold would).
+#[derive(Clone, Debug, Default)]
+pub struct ConfidenceCounts {
+    rows: u64,
+    bins: [(u64, f64, u64); BINS],
+    brier: f64,
+    /// (rows, agreed) per step, allocated with the first row.
+    steps: Vec<(u64, u64)>,
+}
+
+impl ConfidenceCounts {
+    /// One scored row: its confidence (0..=1) and whether it agrees.
+    pub fn add(&mut self, confidence: f64, agrees: bool) {
+        self.rows += 1;
+        let b = &mut self.bins[bin_of(confidence)];
+        b.0 += 1;
+        b.1 += confidence;
+        b.2 += u64::from(agrees);
+        self.brier += (confidence - f64::from(u8::from(agrees))).powi(2);
+        if self.steps.is_empty() {
+            self.steps = vec![(0, 0); STEPS + 1];
+        }
+        let s = &mut self.steps[step_of(confidence)];
+        s.0 += 1;
+        s.1 += u64::from(agrees);
+    }
+
+    /// The views, with the threshold for `target` agreement when given.
+    pub fn report(&self, target: Option<f64>) -> ConfidenceReport {
+        let n = self.rows;
+        let step = 1.0 / BINS as f64;
+        let mut ece = 0.0;
+        let bins = self
+            .bins
+            .iter()
+            .enumerate()
+            .map(|(k, &(count, conf, agreed))| {
+                let (mean, rate) = if count > 0 {
+                    let m = conf / count as f64;
+                    let r = agreed as f64 / count as f64;
+                    ece += count as f64 / n as f64 * (r - m).abs();
+                    (Some(m), Some(r))
+                } else {
+                    (None, None)
+                };
+                ReliabilityBin {
+                    low: round4(k as f64 * step),
+                    high: round4((k + 1) as f64 * step),
+                    rows: count,
+                    mean_confidence: mean.map(round4),
+                    agreement: rate.map(round4),
+                }
+            })
+            .collect();
+        let curve = self.coverage_curve();
+        let at_target = target.map(|t| at_target(&curve, t, n));
+        ConfidenceReport {
+            answered_rows: n,
+            scored_rows: n,
+            gaps: Gaps::default(),
+            ece: (n > 0).then(|| round4(ece)),
+            brier: (n > 0).then(|| round4(self.brier / n as f64)),
+            bins,
+            coverage: thin(&curve),
+            at_target,
+            labels: Vec::new(),
+            label_errors: None,
+        }
+    }
+
+    /// Every step holding rows, most confident first, with (rows, agreed)
+    /// accepted at and above it.
+    fn coverage_curve(&self) -> Vec<(f64, u64, u64)> {
+        let (mut taken, mut agreed) = (0u64, 0u64);
+        let mut curve = Vec::new();
+        for (s, &(rows, agree)) in self.steps.iter().enumerate().rev() {
+            if rows > 0 {
+                taken += rows;
+                agreed += agree;
+                curve.push((s as f64 / STEPS as f64, taken, agreed));
+            }
+        }
+        curve
+    }
+}
+
+/// The step of a confidence: rounded down to 0.0001 (a confidence written
+/// with four decimals is its own step).
+fn step_of(confidence: f64) -> usize {
+    ((confidence * STEPS as f64 + 1e-6).floor().max(0.0) as usize).min(STEPS)
+}
+
+/// The rows' confidences as a run collects them: counts for calibration and
+/// coverage, and the label probabilities confident learning reads for the
+/// first [`MAX_ROWS_FOR_LABEL_ERRORS`] scored rows.
 #[derive(Clone, Debug, Default)]
 pub struct ConfidenceTally {
-    /// (confidence, agrees) per scored row.
-    rows: Vec<(f32, bool)>,
+    counts: ConfidenceCounts,
     scored: Vec<ScoredRow>,
     answered: u64,
     gaps: Gaps,
@@ -168,7 +273,10 @@ impl ConfidenceTally {
         let Some(c) = confidence.filter(|c| (0.0..=1.0).contains(&c.probability)) else {
             return;
         };
-        self.rows.push((c.probability as f32, given == predicted));
+        self.counts.add(c.probability, given == predicted);
+        if self.scored.len() >= MAX_ROWS_FOR_LABEL_ERRORS {
+            return;
+        }
         let mut probabilities = Vec::with_capacity(1 + c.alternatives.len());
         probabilities.push((predicted, c.probability));
         probabilities.extend(c.alternatives.iter().map(|a| (a.label, a.probability)));
@@ -187,14 +295,13 @@ impl ConfidenceTally {
 
     /// Whether any answered row could have had a confidence (scored or a gap).
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty() && self.gaps.total() == 0
+        self.counts.rows == 0 && self.gaps.total() == 0
     }
 
     /// The views, with the threshold for `target` agreement when given, over
     /// the label set `labels`.
     pub fn report(&self, target: Option<f64>, labels: &[String]) -> ConfidenceReport {
-        let rows: Vec<(f64, bool)> = self.rows.iter().map(|&(c, a)| (f64::from(c), a)).collect();
-        let mut report = report(&rows, target);
+        let mut report = self.counts.report(target);
         report.answered_rows = self.answered;
         report.gaps = self.gaps;
         if !self.scored.is_empty() {
@@ -214,71 +321,11 @@ fn bin_of(confidence: f64) -> usize {
 
 /// The views over `(confidence, agrees)` rows.
 pub fn report(rows: &[(f64, bool)], target: Option<f64>) -> ConfidenceReport {
-    let n = rows.len() as u64;
-    let step = 1.0 / BINS as f64;
-    let mut sums = [(0u64, 0.0f64, 0u64); BINS];
-    let mut brier = 0.0;
+    let mut counts = ConfidenceCounts::default();
     for &(c, agrees) in rows {
-        let b = &mut sums[bin_of(c)];
-        b.0 += 1;
-        b.1 += c;
-        b.2 += u64::from(agrees);
-        brier += (c - f64::from(u8::from(agrees))).powi(2);
+        counts.add(c, agrees);
     }
-    let mut ece = 0.0;
-    let bins = sums
-        .iter()
-        .enumerate()
-        .map(|(k, &(count, conf, agreed))| {
-            let (mean, rate) = if count > 0 {
-                let m = conf / count as f64;
-                let r = agreed as f64 / count as f64;
-                ece += count as f64 / n as f64 * (r - m).abs();
-                (Some(m), Some(r))
-            } else {
-                (None, None)
-            };
-            ReliabilityBin {
-                low: round4(k as f64 * step),
-                high: round4((k + 1) as f64 * step),
-                rows: count,
-                mean_confidence: mean.map(round4),
-                agreement: rate.map(round4),
-            }
-        })
-        .collect();
-    let curve = coverage_curve(rows);
-    let at_target = target.map(|t| at_target(&curve, t, n));
-    ConfidenceReport {
-        answered_rows: n,
-        scored_rows: n,
-        gaps: Gaps::default(),
-        ece: (n > 0).then(|| round4(ece)),
-        brier: (n > 0).then(|| round4(brier / n as f64)),
-        bins,
-        coverage: thin(&curve),
-        at_target,
-        labels: Vec::new(),
-        label_errors: None,
-    }
-}
-
-/// Every distinct threshold, most confident first, with (rows, agreed) accepted.
-fn coverage_curve(rows: &[(f64, bool)]) -> Vec<(f64, u64, u64)> {
-    let mut sorted: Vec<(f64, bool)> = rows.to_vec();
-    sorted.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let mut curve: Vec<(f64, u64, u64)> = Vec::new();
-    let (mut taken, mut agreed) = (0u64, 0u64);
-    for (i, &(c, a)) in sorted.iter().enumerate() {
-        taken += 1;
-        agreed += u64::from(a);
-        // A threshold takes every row at its confidence: close a point only
-        // where the next row is less confident.
-        if sorted.get(i + 1).is_none_or(|next| next.0 < c) {
-            curve.push((c, taken, agreed));
-        }
-    }
-    curve
+    counts.report(target)
 }
 
 /// At most one point per percent of coverage (the last of each percent).

@@ -57,9 +57,13 @@ fn write_label_errors(s: &mut String, c: &ConfidenceReport) {
     };
     let _ = writeln!(
         s,
-        "   Labels to re-check: {} of {} scored rows (confident learning; the model is confidently of another label){}",
+        "   Labels to re-check: {} of {} (confident learning; the model is confidently of another label){}",
         found.flagged,
-        found.rows,
+        if found.rows < c.scored_rows {
+            format!("the first {} of {} scored rows", found.rows, c.scored_rows)
+        } else {
+            format!("{} scored rows", found.rows)
+        },
         if found.flagged > 0 { ":" } else { "" }
     );
     let name = |i: usize| {

@@ -152,3 +152,31 @@ fn the_tally_counts_gaps_and_unscored_rows() {
     );
     assert_eq!(r.label_errors.unwrap().rows, 1);
 }
+
+/// A run of millions of rows keeps counts, not rows: calibration and coverage
+/// stand on every scored row, label errors on the first
+/// [`MAX_ROWS_FOR_LABEL_ERRORS`]; a threshold is its 0.0001 step.
+#[test]
+fn the_tally_is_bounded_and_its_views_count_every_row() {
+    let mut t = ConfidenceTally::default();
+    let n = MAX_ROWS_FOR_LABEL_ERRORS + 1_000;
+    for i in 0..n {
+        let c = crate::confidence::Confidence {
+            probability: 0.5 + (i % 5000) as f64 / 10_000.0 + 0.00004,
+            alternatives: Vec::new(),
+        };
+        t.record(i, i % 2, 0, Some(&c));
+    }
+    assert_eq!(t.scored.len(), MAX_ROWS_FOR_LABEL_ERRORS);
+    let r = t.report(Some(0.5), &["a".to_owned(), "b".to_owned()]);
+    assert_eq!(r.scored_rows, n as u64);
+    assert_eq!(r.bins.iter().map(|b| b.rows).sum::<u64>(), n as u64);
+    assert_eq!(r.coverage.last().unwrap().rows, n as u64);
+    assert_eq!(
+        r.label_errors.unwrap().rows,
+        MAX_ROWS_FOR_LABEL_ERRORS as u64
+    );
+    // 0.50004 and its like fall in the 0.5000 step: the threshold accepts them.
+    let top = r.at_target.unwrap();
+    assert_eq!((top.threshold, top.rows), (Some(0.5), n as u64));
+}
