@@ -17,6 +17,7 @@ import { ResultsTable, defaultFilters, ANY_LABEL, NO_PREDICTION_LABEL } from './
 import { readView, viewFragment, showFragment } from './viewstate.js';
 import { RowView } from './rowview.js';
 import { slicesSection } from './slices.js';
+import { comparisonSections } from './compare.js';
 
 export const FORMAT = 1;
 
@@ -304,6 +305,8 @@ class Explorer {
     this.normalise = false;
     // The column the slices break down by (a name; null: the first sliced one).
     this.sliceColumn = null;
+    // The score the comparison's per-label chart draws (a run with a baseline).
+    this.compareMetric = 'f1';
     this.rowView = new RowView(options);
     this.rowView.order = () => (this.table ? this.table.orderedRows() : []);
     this.rowView.fallbackFocus = (row) => (this.table ? this.table.openerOf(row) : null);
@@ -419,6 +422,7 @@ class Explorer {
     const errors = errorsSection(data, (g) => this.showGroup(g));
     const parts = [
       headline(data),
+      data.comparison ? comparisonSections(data.comparison, this.compareMetric, (m) => { this.compareMetric = m; this.draw(); }) : null,
       el('div', { class: 'sx-two' }, matrixSection(data, pick, this), perLabelSection(data, pick, this)),
       slicesSection(data, this.sliceColumn, (name) => this.setSliceColumn(name)),
       errors,

@@ -486,6 +486,9 @@ impl ExplorerBuilder {
         let gate = gate_of(summary.and_then(|s| s.gate.as_ref()), config.as_ref());
         let cost = summary.and_then(|s| s.cost.clone());
         let slices = summary.and_then(|s| s.slices.clone());
+        let comparison = summary
+            .and_then(|s| s.comparison.clone())
+            .filter(Value::is_object);
         let sources = Sources {
             summary: self.summary.is_some(),
             progress: self.progress.is_some(),
@@ -519,6 +522,7 @@ impl ExplorerBuilder {
             cost,
             slices,
             gate,
+            comparison,
             batches,
             config,
             labels,

@@ -48,6 +48,7 @@ pub struct RunFile {
     pub(super) cost: Option<Value>,
     pub(super) slices: Option<Value>,
     pub(super) gate: Option<Value>,
+    pub(super) comparison: Option<Value>,
     pub(super) config: Option<Value>,
     pub(super) batches: Batches,
 }
@@ -113,6 +114,7 @@ impl RunFile {
                 cost: None,
                 slices: None,
                 gate: None,
+                comparison: None,
                 config: None,
                 batches: Batches::default(),
             },
@@ -177,6 +179,7 @@ impl<'de> serde::de::Visitor<'de> for FileVisitor {
                 "cost" => f.cost = Some(map.next_value()?),
                 "slices" => f.slices = Some(map.next_value()?),
                 "gate" => f.gate = Some(map.next_value()?),
+                "comparison" => f.comparison = Some(map.next_value()?),
                 "config" => f.config = Some(map.next_value()?),
                 "overallProgress" => {
                     let overall: Overall = map.next_value()?;
