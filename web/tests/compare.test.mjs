@@ -182,11 +182,11 @@ test('the page compares two finished runs from their files: the CLI\'s verdict a
 
   // B over another CSV: 20 rows fewer.
   const dir = mkdtempSync(join(tmpdir(), 'shadow-compare-other-'));
-  const lines = readFileSync(CSV, 'utf8').trim().split('\n');
+  const lines = readFileSync(CSV, 'utf8').trim().split(/\r?\n/);
   const short = join(dir, 'labels.csv');
   writeFileSync(short, `${lines.slice(0, lines.length - 20).join('\n')}\n`);
   symlinkSync(IMAGES, join(dir, 'images'));
-  const otherB = spawnSync(BIN, [short, '--mock-latency-ms', '0', '--out-dir', join(dir, 'short')], { encoding: 'utf8' });
+  const otherB = spawnSync(BIN, [short, '--mock-latency-ms', '0', '--allow-outside-data-dir', '--out-dir', join(dir, 'short')], { encoding: 'utf8' });
   assert.equal(otherB.status, 0, otherB.stderr);
   const shortFiles = readdirSync(join(dir, 'short'));
   const shortResults = join(dir, 'short', shortFiles.find((f) => f.endsWith('.jsonl')));
@@ -210,7 +210,7 @@ test('the page compares two finished runs from their files: the CLI\'s verdict a
 test('a page run with a baseline column chosen compares as it goes and at its end; values outside the labels are said', async () => {
   // The shipped CSV with the incumbent's decision: the label on most rows, another
   // digit on every 5th, "review" on every 25th.
-  const [header, ...rows] = readFileSync(CSV, 'utf8').trim().split('\n');
+  const [header, ...rows] = readFileSync(CSV, 'utf8').trim().split(/\r?\n/);
   const dir = mkdtempSync(join(tmpdir(), 'shadow-compare-column-'));
   const csv = join(dir, 'labels.csv');
   writeFileSync(csv, `${header},decision\n${rows.map((r, i) => {
