@@ -241,3 +241,46 @@ test('a page run with a baseline column chosen compares as it goes and at its en
   assert.match(await page.textContent('#explorer .sx-cmp-summary .sx-cmp-notes'), /"review" \(12 rows\)/);
   assert.deepEqual(page.errors, []);
 });
+
+test('the page compares a finished run with its CSV\'s baseline column: the figures of the CLI run\'s own --baseline-column comparison', async () => {
+  const [header, ...rows] = readFileSync(CSV, 'utf8').trim().split(/\r?\n/);
+  const dir = mkdtempSync(join(tmpdir(), 'shadow-compare-finished-column-'));
+  const csv = join(dir, 'labels.csv');
+  writeFileSync(csv, `${header},decision\n${rows.map((r, i) => {
+    const label = Number(r.split(',')[1]);
+    return `${r},${i % 30 === 0 ? 'unsure' : i % 4 === 0 ? (label + 3) % 10 : label}`;
+  }).join('\n')}\n`);
+  symlinkSync(IMAGES, join(dir, 'images'));
+  const out = join(dir, 'run');
+  const r = spawnSync(BIN, [csv, '--mock-latency-ms', '0', '--allow-outside-data-dir', '--baseline-column', 'decision', '--out-dir', out], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const files = readdirSync(out);
+  const results = join(out, files.find((f) => f.endsWith('.jsonl')));
+  const summaryFile = join(out, files.find((f) => /^shadow-mode-batch-\d.*\.json$/.test(f)));
+  const cli = JSON.parse(readFileSync(summaryFile, 'utf8')).comparison;
+
+  const origin = await serve();
+  const page = await openPage(`${origin}/`);
+  await page.setInputFiles('#csv', csv);
+  await page.click('#compare-runs summary');
+  await page.check('input[name=compare-mode][value=column]');
+  assert.equal(await page.isVisible('#compare-a-files'), false, 'no run A: the column is A');
+  await page.click('#compare-go');
+  await page.waitForFunction(() => /Name the CSV's column/.test(document.querySelector('#compare-error').textContent));
+  await page.fill('#compare-column', 'decision');
+  await page.setInputFiles('#compare-b-files', [results, summaryFile]);
+  await page.click('#compare-go');
+  await page.waitForSelector('#comparison[data-ready]');
+  assert.equal((await page.textContent('#comparison .sx-cmp-verdict')).replace(/^Verdict: /, ''), cli.verdict);
+  for (const cell of ['bothRight', 'onlyARight', 'onlyBRight', 'bothWrong', 'onlyAFailed']) {
+    assert.equal(await page.textContent(`#comparison [data-cell=${cell}] .sx-cmp-count`), String(cli.table[cell].count), cell);
+  }
+  assert.equal(await page.$('#comparison .sx-cmp-partial'), null, 'every row restored: whole');
+  assert.match(await page.textContent('#comparison .sx-cmp-notes'), /"unsure" \(10 rows\)/);
+
+  // A column the CSV lacks: its other columns said.
+  await page.fill('#compare-column', 'verdict');
+  await page.click('#compare-go');
+  await page.waitForFunction(() => /no column "verdict".*decision/.test(document.querySelector('#compare-error').textContent));
+  assert.deepEqual(page.errors, []);
+});
