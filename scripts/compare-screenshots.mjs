@@ -38,15 +38,19 @@ if (cmp.status !== 0) throw new Error(cmp.stderr);
 const html = join(dir, readdirSync(dir).find((n) => n.endsWith('.html')));
 
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu'] });
-for (const [name, viewport] of [['compare-view.png', { width: 1280, height: 900 }], ['compare-view-phone.png', { width: 390, height: 844 }]]) {
+// The top of the view down to the first rows of the table (clipped: the whole
+// table would make a picture of several screens).
+for (const [name, viewport, height] of [['compare-view.png', { width: 1280, height: 900 }, 1900], ['compare-view-phone.png', { width: 390, height: 844 }, 2600]]) {
   const page = await browser.newPage({ viewport });
   await page.route('**/*', (r) => (r.request().url().startsWith('file:') ? r.continue() : r.abort()));
   await page.goto(pathToFileURL(html).href);
   await page.waitForSelector('#explorer[data-ready]');
   await page.selectOption('select[name=show]', 'onlyBRight');
+  await page.setViewportSize({ width: viewport.width, height });
   await page.evaluate(() => window.scrollTo(0, 0));
-  await page.waitForFunction(() => [...document.querySelectorAll('.sx-cmp-results img')].every((i) => i.complete));
-  await page.screenshot({ path: join(OUT, name), fullPage: true });
+  await page.waitForFunction(() => [...document.querySelectorAll('.sx-cmp-results img')]
+    .filter((i) => i.getBoundingClientRect().top < innerHeight).every((i) => i.complete));
+  await page.screenshot({ path: join(OUT, name) });
   await page.close();
 }
 await browser.close();
