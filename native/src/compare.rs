@@ -120,7 +120,7 @@ pub fn compare_runs(args: &CompareArgs) -> Result<u8> {
     let html = out.with_extension("html");
     let mut report = ComparisonReport::new(&comparison);
     report.thumbnails.base = thumbnail_base(&files_a, comparison.a.csv_path.as_deref(), &dir);
-    write_atomic_with(&html, |w| Ok(write_comparison_html(&report, w)?))?;
+    write_atomic_with(&html, |w| write_comparison_html(&report, w))?;
     println!("Report:     {}", html.display());
     Ok(0)
 }

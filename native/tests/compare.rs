@@ -134,8 +134,14 @@ fn compare_finds_the_more_accurate_mock_run_better() {
     assert!(html.contains("default-src 'none'"), "no network");
     let embedded = embedded_json(&html);
     assert_eq!(embedded["kind"], "comparison");
-    assert_eq!(embedded["comparison"], json, "the JSON file's comparison, whole");
-    assert_eq!(embedded["thumbnails"]["base"], "../data/", "A's CSV is in data/, beside a/");
+    assert_eq!(
+        embedded["comparison"], json,
+        "the JSON file's comparison, whole"
+    );
+    assert_eq!(
+        embedded["thumbnails"]["base"], "../data/",
+        "A's CSV is in data/, beside a/"
+    );
     assert!(html.contains("function renderComparison("));
 }
 

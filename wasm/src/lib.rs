@@ -693,7 +693,9 @@ impl CompareRuns {
     /// why the runs do not look like runs over the same CSV (with the counts).
     pub fn pair(&mut self) -> Result<Option<String>, JsError> {
         let (Some(a), Some(b)) = (self.journals[0].take(), self.journals[1].take()) else {
-            return Err(JsError::new("pair() is called once, after the results files"));
+            return Err(JsError::new(
+                "pair() is called once, after the results files",
+            ));
         };
         let (rows_a, rows_b) = (a.finish(), b.finish());
         if rows_a.is_empty() || rows_b.is_empty() {
@@ -752,8 +754,9 @@ impl CompareRuns {
 /// relative to the file's folder (as the page's run report).
 #[wasm_bindgen(js_name = comparisonHtml)]
 pub fn comparison_html(comparison: JsValue) -> Result<String, JsError> {
-    let comparison: shadow_core::compare::Comparison = serde_wasm_bindgen::from_value(comparison)
-        .map_err(|e| JsError::new(&format!("not a comparison: {e}")))?;
+    let comparison: shadow_core::compare::Comparison =
+        serde_wasm_bindgen::from_value(comparison)
+            .map_err(|e| JsError::new(&format!("not a comparison: {e}")))?;
     let mut report = shadow_core::explorer::html::ComparisonReport::new(&comparison);
     report.thumbnails.base = Some(String::new());
     Ok(shadow_core::explorer::html::render_comparison_html(&report))
