@@ -74,7 +74,7 @@ function verdictLine(c) {
 }
 
 /** Both sides' headline figures side by side, and B − A where it means something. */
-function sidesTable(c) {
+function sidesTable(c, idp) {
   const a = c.a;
   const b = c.b;
   const kappa = (s) => (s.kappa ? num(s.kappa.value) : '–');
@@ -94,8 +94,8 @@ function sidesTable(c) {
   const timingNote = timing(a) && timing(a) === timing(b)
     ? `both sides' cost and latency from their ${a.timingFrom === 'rows' ? 'rows' : 'summaries'}`
     : [['A', timing(a)], ['B', timing(b)]].filter(([, t]) => t).map(([n, t]) => `${n}'s cost and latency ${t}`).join('; ');
-  return el('section', { class: 'sx-cmp-sides-section', 'aria-labelledby': 'sx-cmp-sides-h' },
-    el('h2', { id: 'sx-cmp-sides-h', text: 'Side by side' }),
+  return el('section', { class: 'sx-cmp-sides-section', 'aria-labelledby': `${idp}-sides-h` },
+    el('h2', { id: `${idp}-sides-h`, text: 'Side by side' }),
     el('p', { class: 'sx-muted', text: `Each side against the human labels over the ${int(c.matching && c.matching.matched)} paired rows${timingNote ? ` (${timingNote})` : ''}.` }),
     el('div', { class: 'sx-scroll' },
       el('table', { class: 'sx-cmp-sides' },
@@ -113,7 +113,7 @@ function sidesTable(c) {
  * the rows a side failed apart. Each cell is a button: `pick(key)` lists its rows
  * (disabled when the comparison lists no row, as a summary's).
  */
-function pairedTable(c, pick, listed) {
+function pairedTable(c, pick, listed, idp) {
   const t = c.table || {};
   const count = (key) => (t[key] ? t[key].count : 0);
   const answeredBoth = ['bothRight', 'onlyARight', 'onlyBRight', 'bothWrong'].reduce((s, k) => s + count(k), 0);
@@ -129,8 +129,8 @@ function pairedTable(c, pick, listed) {
     }, el('span', { class: 'sx-cmp-count', text: int(n) }),
     el('span', { class: 'sx-cmp-share', text: answeredBoth && !key.endsWith('Failed') ? pct(n / answeredBoth) : info.name }));
   };
-  return el('section', { class: 'sx-cmp-table-section', 'aria-labelledby': 'sx-cmp-table-h' },
-    el('h2', { id: 'sx-cmp-table-h', text: 'Paired outcomes' }),
+  return el('section', { class: 'sx-cmp-table-section', 'aria-labelledby': `${idp}-table-h` },
+    el('h2', { id: `${idp}-table-h`, text: 'Paired outcomes' }),
     el('p', { class: 'sx-muted', text: listed ? 'Each row of both sides, by who got its label right. Click a cell to list its rows.' : 'Each row of both sides, by who got its label right.' }),
     el('table', { class: 'sx-cmp-2x2' },
       el('caption', { class: 'sx-visually-hidden', text: 'Rows by whether A and B answered the label' }),
@@ -199,14 +199,14 @@ export function deltaChart(perLabel, metric) {
 }
 
 /** The per-label section: a chooser of the score, its chart, and the figures as a table. */
-function perLabelDeltas(c, metric, setMetric) {
+function perLabelDeltas(c, metric, setMetric, idp) {
   const per = c.perLabel || [];
   const chooser = el('select', { name: 'metric', onchange: (e) => setMetric(e.target.value) },
     METRICS.map((m) => el('option', { value: m.key, text: m.name })));
   chooser.value = metric;
   const boot = c.bootstrap || {};
-  return el('section', { class: 'sx-cmp-labels-section', 'aria-labelledby': 'sx-cmp-labels-h' },
-    el('h2', { id: 'sx-cmp-labels-h', text: 'By label: B − A' }),
+  return el('section', { class: 'sx-cmp-labels-section', 'aria-labelledby': `${idp}-labels-h` },
+    el('h2', { id: `${idp}-labels-h`, text: 'By label: B − A' }),
     el('label', { class: 'sx-toggle' }, 'score ', chooser),
     per.length ? deltaChart(per, metric) : el('p', { class: 'sx-muted', text: 'No label to compare.' }),
     per.length ? el('details', { class: 'sx-cmp-details' },
@@ -230,7 +230,8 @@ export function comparisonSections(c, metric, setMetric) {
   return el('section', { class: 'sx-cmp sx-cmp-summary', 'aria-labelledby': 'sx-cmp-summary-h' },
     el('h2', { id: 'sx-cmp-summary-h', text: 'Compared with the baseline (A: the baseline, B: this run)' }),
     verdictLine(c), compareHead(c, 'A vs B'),
-    el('div', { class: 'sx-cmp-row' }, sidesTable(c), pairedTable(c, () => {}, false)), perLabelDeltas(c, metric, setMetric));
+    el('div', { class: 'sx-cmp-row' }, sidesTable(c, 'sx-cmpsum'), pairedTable(c, () => {}, false, 'sx-cmpsum')),
+    perLabelDeltas(c, metric, setMetric, 'sx-cmpsum'));
 }
 
 class ComparisonView {
@@ -273,8 +274,8 @@ class ComparisonView {
     this.container.replaceChildren(
       compareHead(c, 'Comparison: is B better than A?'),
       verdictLine(c),
-      el('div', { class: 'sx-cmp-row' }, sidesTable(c), pairedTable(c, (k) => this.pick(k), listed)),
-      perLabelDeltas(c, this.metric, (m) => this.setMetric(m)),
+      el('div', { class: 'sx-cmp-row' }, sidesTable(c, 'sx-cmp'), pairedTable(c, (k) => this.pick(k), listed, 'sx-cmp')),
+      perLabelDeltas(c, this.metric, (m) => this.setMetric(m), 'sx-cmp'),
       this.rows.root);
     this.container.dataset.ready = '1';
     this.container.dataset.mode = 'compare';
