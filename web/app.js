@@ -17,6 +17,7 @@ import { preflight } from './preflight.js';
 import { estimate, showEstimate } from './estimate.js';
 import { renderRuns } from './runs.js';
 import { ExplorerPanel } from './explorer-page.js';
+import { ComparePanel } from './compare-page.js';
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -488,6 +489,14 @@ async function resumeJournal(resume) {
   return { kept, lines, done: new Set(lines.map((l) => JSON.parse(l).row)) };
 }
 
+/** The baseline column's choices: the CSV's columns beside image, label and id. */
+function fillBaselineColumns(columns) {
+  const select = $('baseline-column');
+  const keep = select.value;
+  select.replaceChildren(new Option('none', ''), ...columns.map((c) => new Option(c, c)));
+  select.value = columns.includes(keep) ? keep : '';
+}
+
 async function updatePreflight() {
   const resume = state.resume;
   const source = resume ? { csvText: resume.record.csvText, csvName: resume.record.csvName } : await csvOfForm();
@@ -500,6 +509,7 @@ async function updatePreflight() {
     $('data-info').textContent = check.text;
     if (!check.refuse) clearField('images');
     updateEstimate(source, files, check.refuse);
+    fillBaselineColumns(check.extraColumns);
     return check;
   } catch (e) {
     $('data-info').textContent = `${source.csvName}: ${e.message}`;
@@ -592,6 +602,15 @@ async function prepareAndStart() {
     $('images').focus();
     return false;
   }
+  const baselineColumn = $('baseline-column').value;
+  if (baselineColumn) {
+    try {
+      run.compareWithColumn(baselineColumn);
+    } catch (e) {
+      showError(`${csvName}: ${e.message}`);
+      return false;
+    }
+  }
   if (resume) {
     try {
       run.restore(journal.kept, false);
@@ -605,7 +624,7 @@ async function prepareAndStart() {
   }
 
   Object.assign(state, {
-    run, runId, csvName, csvText, config, lines: journal.lines, summary: null, started: now(), cancelling: false,
+    run, runId, csvName, csvText, config, baselineColumn, lines: journal.lines, summary: null, started: now(), cancelling: false,
     startedAt: resume ? resume.record.startedAt : Date.now(), formRunId: runId,
     earlier: resume ? await state.store.tallies(runId) : { retries: 0, rateLimitHits: 0 }, talliesKept: null,
   });
@@ -669,6 +688,7 @@ async function main() {
   fillForm(defaultConfig());
   state.store = await Store.open();
   state.explorer = new ExplorerPanel($('explorer-section'), () => new ImageFiles($('images').files));
+  state.compare = new ComparePanel($('explorer-section'), (image) => state.explorer.thumbnail(image), csvOfForm);
   for (const r of document.querySelectorAll('input[name=endpoint]')) {
     r.addEventListener('change', () => showProvider(chosenKind()));
   }

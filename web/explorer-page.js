@@ -24,7 +24,7 @@ function isProviderJournal(text) {
 /** Which of a run's files `file` is, by its name, else by its content. A results
  * file (.jsonl) is not read here: it is streamed to the builder (a run of
  * 10,000,000 rows has a 3 GB one, more than a string can hold). */
-async function classify(file) {
+export async function classify(file) {
   const name = file.name;
   // A batch-API run's provider journal (ids of its provider batches): a run
   // file, but not one the explorer reads. Its first line says.
@@ -148,7 +148,10 @@ export class ExplorerPanel {
       if (state.summary) return; // finished() has the last word
       this.lastBuild = performance.now();
       const progress = JSON.stringify(state.run.progress(now()));
-      this.show(this.build(undefined, progress, state.lines.join(''), true, state.run.labels()));
+      const data = this.build(undefined, progress, state.lines.join(''), true, state.run.labels());
+      // A run with a baseline column: the comparison so far (the core's, as the summary will hold it).
+      if (state.baselineColumn && data) data.comparison = state.run.comparison(now());
+      this.show(data);
     };
     if (performance.now() >= due) run();
     else this.timer = setTimeout(run, due - performance.now());

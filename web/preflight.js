@@ -10,7 +10,7 @@ const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
  * @param csvText  the CSV
  * @param files    the chosen images folder (an ImageFiles)
  * @param options  {done: Set of rows already final (a resumed run), columns}
- * @returns {text, refuse} (`refuse`: the run would fail every row, for the reason
+ * @returns {text, refuse, rows, extraColumns} (`refuse`: the run would fail every row, for the reason
  *          `text` gives); throws the core's message for a CSV it cannot read.
  */
 export function preflight(csvText, files, { done = new Set(), columns } = {}) {
@@ -40,5 +40,5 @@ export function preflight(csvText, files, { done = new Set(), columns } = {}) {
   // path the chosen folder holds.
   const left = csv.rows - done.size;
   const refuse = left > 0 && csv.urls === 0 && (paths.length > 0 || csv.absolute > 0) && (unreadable || paths.length === 0);
-  return { text: parts.join(', '), refuse, rows: csv.rows };
+  return { text: parts.join(', '), refuse, rows: csv.rows, extraColumns: csv.extraColumns || [] };
 }

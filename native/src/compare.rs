@@ -10,13 +10,14 @@ use anyhow::{bail, Context, Result};
 use shadow_core::compare::{
     Baseline, JournalRows, PairedRuns, RowCaps, RowDetails, RunInfo, RunRows,
 };
+use shadow_core::explorer::html::{write_comparison_html, ComparisonReport};
 use shadow_core::input::CsvOutline;
 use shadow_core::report::comparison_to_console;
 use shadow_core::run_files::compare_file_name;
 
 use crate::cli::{CompareArgs, RunArgs};
 use crate::files::{write_atomic_with, RunFiles};
-use crate::report::run_files_for;
+use crate::report::{find_data_dir, relative_base, run_files_for};
 
 /// Rows listed per cell of the paired table in the JSON.
 const CELL_ROWS: usize = 1_000;
@@ -116,7 +117,21 @@ pub fn compare_runs(args: &CompareArgs) -> Result<u8> {
     let out = dir.join(compare_file_name(&files_a.run_id, &files_b.run_id));
     write_atomic_with(&out, |w| Ok(serde_json::to_writer_pretty(w, &comparison)?))?;
     println!("Comparison: {}", out.display());
+    let html = out.with_extension("html");
+    let mut report = ComparisonReport::new(&comparison);
+    report.thumbnails.base = thumbnail_base(&files_a, comparison.a.csv_path.as_deref(), &dir);
+    write_atomic_with(&html, |w| write_comparison_html(&report, w))?;
+    println!("Report:     {}", html.display());
     Ok(0)
+}
+
+/// The images' URL prefix relative to the report's folder `out_dir`: A's CSV's
+/// folder (where the rows' image paths start), as the run's own report finds it;
+/// `None` (no thumbnails) when it is not found.
+fn thumbnail_base(files_a: &RunFiles, csv_path: Option<&str>, out_dir: &Path) -> Option<String> {
+    let run_dir = files_a.results.parent().unwrap_or(Path::new("."));
+    let data_dir = find_data_dir(run_dir, csv_path?)?.canonicalize().ok()?;
+    relative_base(&out_dir.canonicalize().ok()?, &data_dir)
 }
 
 /// The baseline a run's flags name, if any, with its run id when it is a run:

@@ -124,6 +124,32 @@ fn compare_finds_the_more_accurate_mock_run_better() {
     assert!(first["image"].as_str().unwrap().starts_with("images/img-"));
     assert_eq!(json["perLabel"].as_array().unwrap().len(), 10);
     assert!(json["perLabel"][0]["f1"]["interval"]["low"].is_number());
+
+    // Beside the JSON, its view: one self-contained HTML file embedding the same
+    // comparison for the explorer's compare mode, the images found from A's CSV.
+    let html_path = comparison_file(&a, &b, a.results.parent().unwrap()).with_extension("html");
+    done.stdout_has(&format!("Report:     {}", html_path.display()));
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    assert!(html.starts_with("<!doctype html>"));
+    assert!(html.contains("default-src 'none'"), "no network");
+    let embedded = embedded_json(&html);
+    assert_eq!(embedded["kind"], "comparison");
+    assert_eq!(
+        embedded["comparison"], json,
+        "the JSON file's comparison, whole"
+    );
+    assert_eq!(
+        embedded["thumbnails"]["base"], "../data/",
+        "A's CSV is in data/, beside a/"
+    );
+    assert!(html.contains("function renderComparison("));
+}
+
+/// The JSON a report embeds in its `explorer-data` script.
+fn embedded_json(html: &str) -> Value {
+    let start = html.find("id=\"explorer-data\">").unwrap() + "id=\"explorer-data\">".len();
+    let end = html[start..].find("</script>").unwrap() + start;
+    serde_json::from_str(&html[start..end]).unwrap()
 }
 
 /// Two runs of the same accuracy with different seeds: different answers on
@@ -260,6 +286,15 @@ fn a_baseline_column_is_compared_end_to_end() {
     assert!(notes.contains("20 rows have no value"), "{notes}");
     assert!(c.get("rows").is_none(), "the summary keeps no rows");
     assert!(c["mcnemar"]["pValue"].as_f64().unwrap() < 0.05);
+    // The run's HTML report carries the summary's comparison for its explorer
+    // to draw (figures, no row lists).
+    let report = files
+        .results
+        .to_string_lossy()
+        .replace("-results-", "-report-")
+        .replace(".jsonl", ".html");
+    let report = std::fs::read_to_string(report).unwrap();
+    assert_eq!(embedded_json(&report)["comparison"], *c);
 
     let missing = data.dir("missing");
     let mut cmd = shadow(data.root.path());

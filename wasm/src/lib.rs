@@ -309,6 +309,23 @@ impl ShadowRun {
         to_js(self.run.labels().names())
     }
 
+    /// Compares the run (B) with the incumbent's decision in the CSV's column
+    /// `name` (A) as its rows become final (`--baseline-column`); before the first
+    /// `poll` and before `restore` (restored rows are compared too). Throws for a
+    /// column the CSV lacks (naming the others) and for a run already going.
+    #[wasm_bindgen(js_name = compareWithColumn)]
+    pub fn compare_with_column(&mut self, name: &str) -> Result<(), JsError> {
+        self.run
+            .compare_with(shadow_core::compare::Baseline::Column(name.to_owned()))
+            .map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// The comparison with the baseline so far (the summary's `comparison`:
+    /// figures, no row lists), or `null` for a run without one.
+    pub fn comparison(&self, now: f64) -> Result<JsValue, JsError> {
+        to_js(&self.run.summary(millis(now)).comparison)
+    }
+
     /// Relative image paths the CSV names (for checking the chosen images folder).
     #[wasm_bindgen(js_name = relativePaths)]
     pub fn relative_paths(&self) -> Vec<String> {
@@ -335,7 +352,8 @@ pub fn prepare_journal(journal: &str, retry_failed: bool) -> String {
 }
 
 /// What a labels CSV holds, for the page's check before a run:
-/// `{rows, labels, defective, urls, absolute, relative: [[row, path]]}` (`urls`
+/// `{rows, labels, defective, urls, absolute, relative: [[row, path]], extraColumns}`
+/// (`extraColumns`: the columns beside image, label and id, e.g. a baseline; `urls`
 /// counts http(s) and data URLs; rows with a defect are counted only in
 /// `defective`). `columns` is `{imageColumn, labelColumn, idColumn}` or
 /// `undefined`. A CSV that cannot be read is a JS error saying why.
@@ -363,6 +381,7 @@ pub fn inspect_csv(csv_text: &str, columns: JsValue) -> Result<JsValue, JsError>
     to_js(&serde_json::json!({
         "rows": csv.items.len(), "labels": csv.outline.labels.names(), "defective": defective,
         "urls": urls, "absolute": absolute, "relative": relative,
+        "extraColumns": csv.outline.extra_columns,
     }))
 }
 
@@ -593,4 +612,164 @@ pub fn run_id_of_file_name(name: &str) -> Option<String> {
 #[wasm_bindgen(js_name = mockModel)]
 pub fn mock_model() -> String {
     shadow_core::provider::MOCK_MODEL.to_owned()
+}
+
+/// Two finished (or stopped) runs compared, as `shadow-batch compare A B` does,
+/// from the files the page holds: each run's summary and progress texts and its
+/// results file read in chunks, never whole.
+///
+/// ```js
+/// const c = new CompareRuns(summaryA, progressA, summaryB, progressB);
+/// for each chunk of A's results: c.pushA(chunk); of B's: c.pushB(chunk);
+/// const mismatch = c.pair();        // a sentence, or undefined
+/// if (c.wantsRows()) for each chunk of A's results again: c.pushRows(chunk);
+/// const comparison = c.finish(allowPartial);
+/// ```
+#[wasm_bindgen]
+pub struct CompareRuns {
+    info: [Option<shadow_core::compare::RunInfo>; 2],
+    journals: [Option<shadow_core::compare::JournalRows>; 2],
+    paired: Option<shadow_core::compare::PairedRuns>,
+    details: Option<shadow_core::compare::RowDetails>,
+}
+
+/// A run's facts from its summary and progress texts (either may be missing).
+fn run_info(
+    summary: Option<String>,
+    progress: Option<String>,
+    side: &str,
+) -> Result<shadow_core::compare::RunInfo, JsError> {
+    use shadow_core::compare::RunInfo;
+    let err = |e: shadow_core::compare::CompareError| JsError::new(&format!("{side}: {e}"));
+    let summary = summary
+        .map(|t| RunInfo::from_summary(t.as_bytes()))
+        .transpose()
+        .map_err(err)?;
+    let progress = progress
+        .map(|t| RunInfo::from_progress(t.as_bytes()))
+        .transpose()
+        .map_err(err)?;
+    Ok(match (summary, progress) {
+        (Some(s), Some(p)) => s.or(p),
+        (Some(info), None) | (None, Some(info)) => info,
+        (None, None) => RunInfo::default(),
+    })
+}
+
+#[wasm_bindgen]
+impl CompareRuns {
+    /// Over A's and B's summary and progress texts (each may be `undefined`).
+    /// Throws when a text is not such a file.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        summary_a: Option<String>,
+        progress_a: Option<String>,
+        summary_b: Option<String>,
+        progress_b: Option<String>,
+    ) -> Result<CompareRuns, JsError> {
+        use shadow_core::compare::JournalRows;
+        Ok(CompareRuns {
+            info: [
+                Some(run_info(summary_a, progress_a, "A")?),
+                Some(run_info(summary_b, progress_b, "B")?),
+            ],
+            journals: [Some(JournalRows::new()), Some(JournalRows::new())],
+            paired: None,
+            details: None,
+        })
+    }
+
+    /// The next bytes of A's results file.
+    #[wasm_bindgen(js_name = pushA)]
+    pub fn push_a(&mut self, chunk: &[u8]) {
+        if let Some(j) = &mut self.journals[0] {
+            j.push(chunk);
+        }
+    }
+
+    /// The next bytes of B's results file.
+    #[wasm_bindgen(js_name = pushB)]
+    pub fn push_b(&mut self, chunk: &[u8]) {
+        if let Some(j) = &mut self.journals[1] {
+            j.push(chunk);
+        }
+    }
+
+    /// Matches the rows of A and B (after their results files): `undefined`, or
+    /// why the runs do not look like runs over the same CSV (with the counts).
+    pub fn pair(&mut self) -> Result<Option<String>, JsError> {
+        let (Some(a), Some(b)) = (self.journals[0].take(), self.journals[1].take()) else {
+            return Err(JsError::new(
+                "pair() is called once, after the results files",
+            ));
+        };
+        let (rows_a, rows_b) = (a.finish(), b.finish());
+        if rows_a.is_empty() || rows_b.is_empty() {
+            let side = if rows_a.is_empty() { "A" } else { "B" };
+            return Err(JsError::new(&format!(
+                "{side} has no results rows to compare (choose its results file, shadow-mode-batch-results-….jsonl)"
+            )));
+        }
+        let caps = shadow_core::compare::RowCaps {
+            per_cell: 1_000,
+            table: DEFAULT_ROW_CAP,
+        };
+        let [info_a, info_b] = [self.info[0].take(), self.info[1].take()];
+        let paired = shadow_core::compare::PairedRuns::pair(
+            &rows_a,
+            info_a.unwrap_or_default(),
+            &rows_b,
+            info_b.unwrap_or_default(),
+            caps,
+        );
+        let mismatch = paired.mismatch();
+        self.details = Some(paired.details());
+        self.paired = Some(paired);
+        Ok(mismatch)
+    }
+
+    /// Whether the rows to show need A's results file once more (`pushRows`).
+    #[wasm_bindgen(js_name = wantsRows)]
+    pub fn wants_rows(&self) -> bool {
+        self.details.as_ref().is_some_and(|d| d.wants_rows())
+    }
+
+    /// The next bytes of A's results file, read again for the rows' text.
+    #[wasm_bindgen(js_name = pushRows)]
+    pub fn push_rows(&mut self, chunk: &[u8]) {
+        if let Some(d) = &mut self.details {
+            d.push(chunk);
+        }
+    }
+
+    /// The comparison (`shadow_core::compare::Comparison`, as the CLI's JSON);
+    /// `allowPartial` compares the matching rows of runs `pair` found mismatched.
+    pub fn finish(self, allow_partial: bool) -> Result<JsValue, JsError> {
+        let (Some(paired), Some(details)) = (self.paired, self.details) else {
+            return Err(JsError::new("finish() comes after pair()"));
+        };
+        if let (Some(why), false) = (paired.mismatch(), allow_partial) {
+            return Err(JsError::new(&why));
+        }
+        to_js(&paired.finish(details, allow_partial))
+    }
+}
+
+/// The self-contained HTML of a comparison (`comparison` as `CompareRuns.finish`
+/// gives it): the explorer's compare view, thumbnails by the images' paths
+/// relative to the file's folder (as the page's run report).
+#[wasm_bindgen(js_name = comparisonHtml)]
+pub fn comparison_html(comparison: JsValue) -> Result<String, JsError> {
+    let comparison: shadow_core::compare::Comparison =
+        serde_wasm_bindgen::from_value(comparison)
+            .map_err(|e| JsError::new(&format!("not a comparison: {e}")))?;
+    let mut report = shadow_core::explorer::html::ComparisonReport::new(&comparison);
+    report.thumbnails.base = Some(String::new());
+    Ok(shadow_core::explorer::html::render_comparison_html(&report))
+}
+
+/// The comparison files' name for two run ids: `shadow-mode-batch-compare-{a}-vs-{b}.json`.
+#[wasm_bindgen(js_name = compareFileName)]
+pub fn compare_file_name(a: &str, b: &str) -> String {
+    shadow_core::run_files::compare_file_name(a, b)
 }

@@ -526,3 +526,78 @@ fn the_html_report_is_the_cores_of_the_files_the_page_holds() {
     assert!(html.contains("<title>shadow-batch report — run r1</title>"));
     assert!(report_html(Some("not json".into()), None, None, None).is_err());
 }
+
+/// A results journal of `answers` over labels `i % 2` (`cat`, `dog`).
+fn compare_journal(answers: &[Option<&str>]) -> String {
+    answers
+        .iter()
+        .enumerate()
+        .map(|(row, answer)| {
+            let label = ["cat", "dog"][row % 2];
+            json!({"row": row, "line": row + 2, "image": format!("images/{row}.png"), "label": label,
+                "prediction": answer, "agreement": answer.map(|a| a == label),
+                "status": if answer.is_some() { "success" } else { "failed" }, "attempts": 1,
+                "latencyMs": 5, "error": if answer.is_some() { None } else { Some("HTTP 500") },
+                "finishedAt": "2025-01-24T10:30:00.000Z"})
+            .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+/// `CompareRuns`: two runs' results pushed in chunks, paired, their rows read
+/// again, the core's comparison out as a plain object; a mismatch said with
+/// the counts and refused unless allowed; a run without rows refused.
+#[wasm_bindgen_test]
+fn two_runs_are_compared_through_plain_objects() {
+    use shadow_wasm::CompareRuns;
+    let a = compare_journal(&[Some("cat"), Some("cat"), Some("dog"), None]);
+    let b = compare_journal(&[Some("cat"), Some("dog"), Some("cat"), Some("dog")]);
+    let mut c = CompareRuns::new(None, None, None, None).unwrap();
+    for chunk in a.as_bytes().chunks(7) {
+        c.push_a(chunk);
+    }
+    c.push_b(b.as_bytes());
+    assert_eq!(c.pair().unwrap(), None);
+    assert!(c.wants_rows());
+    c.push_rows(a.as_bytes());
+    let v = value(c.finish(false).unwrap());
+    // Labels cat, dog, cat, dog: row 0 both right, rows 1 and 2 only B right,
+    // row 3 only A failed.
+    assert_eq!(v["table"]["bothRight"]["count"], 1);
+    assert_eq!(v["table"]["onlyBRight"]["rows"], json!([1, 2]));
+    assert_eq!(v["table"]["bothWrong"]["count"], 0);
+    assert_eq!(v["table"]["onlyAFailed"]["count"], 1);
+    let row1 = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["row"] == 1)
+        .unwrap();
+    assert_eq!(
+        (&row1["a"], &row1["b"], &row1["cell"]),
+        (&json!("cat"), &json!("dog"), &json!("onlyBRight"))
+    );
+
+    // B over a CSV of two rows fewer.
+    let short = compare_journal(&[Some("cat"), Some("dog")]);
+    let total =
+        |n: u64| Some(json!({"overallProgress": {"total": n}, "allReports": []}).to_string());
+    let paired = |allow: bool| {
+        let mut c = CompareRuns::new(None, total(4), None, total(2)).unwrap();
+        c.push_a(a.as_bytes());
+        c.push_b(short.as_bytes());
+        let why = c.pair().unwrap().unwrap();
+        (why, c.finish(allow).map(value))
+    };
+    let (why, refused) = paired(false);
+    assert!(why.contains("2 rows match"), "{why}");
+    assert!(refused.is_err());
+    let (_, allowed) = paired(true);
+    assert_eq!(allowed.ok().unwrap()["matching"]["onlyInA"], 2);
+
+    let mut empty = CompareRuns::new(None, None, None, None).unwrap();
+    empty.push_a(a.as_bytes());
+    assert!(empty.pair().is_err(), "B has no rows");
+    assert!(CompareRuns::new(Some("[]".into()), None, None, None).is_err());
+}

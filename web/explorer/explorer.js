@@ -18,6 +18,7 @@ import { readView, viewFragment, showFragment } from './viewstate.js';
 import { RowView } from './rowview.js';
 import { slicesSection } from './slices.js';
 import { confidenceSection } from './calibration.js';
+import { comparisonSections } from './compare.js';
 
 export const FORMAT = 1;
 
@@ -305,6 +306,8 @@ class Explorer {
     this.normalise = false;
     // The column the slices break down by (a name; null: the first sliced one).
     this.sliceColumn = null;
+    // The score the comparison's per-label chart draws (a run with a baseline).
+    this.compareMetric = 'f1';
     this.rowView = new RowView(options);
     this.rowView.order = () => (this.table ? this.table.orderedRows() : []);
     this.rowView.fallbackFocus = (row) => (this.table ? this.table.openerOf(row) : null);
@@ -420,6 +423,7 @@ class Explorer {
     const errors = errorsSection(data, (g) => this.showGroup(g));
     const parts = [
       headline(data),
+      data.comparison ? comparisonSections(data.comparison, this.compareMetric, (m) => { this.compareMetric = m; this.draw(); }) : null,
       el('div', { class: 'sx-two' }, matrixSection(data, pick, this), perLabelSection(data, pick, this)),
       slicesSection(data, this.sliceColumn, (name) => this.setSliceColumn(name)),
       errors,

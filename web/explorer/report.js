@@ -1,8 +1,10 @@
 // The HTML report's start-up: reads the data the CLI embedded in the page and
-// draws the explorer. Thumbnails: an embedded one (--embed-thumbnails), else the
+// draws the explorer (a run's), or its compare mode (`kind: "comparison"`, the
+// report of `shadow-batch compare`). Thumbnails: an embedded one (--embed-thumbnails), else the
 // image's path relative to the report's folder; nothing from the network.
 
 import { renderExplorer } from './explorer.js';
+import { renderComparison } from './compare.js';
 
 export function reportThumbnail(thumbnails) {
   const embedded = thumbnails.embedded || {};
@@ -23,5 +25,7 @@ export function reportThumbnail(thumbnails) {
 const source = document.getElementById('explorer-data');
 if (source) {
   const data = JSON.parse(source.textContent);
-  renderExplorer(document.getElementById('explorer'), data, { thumbnail: reportThumbnail(data.thumbnails || {}) });
+  const options = { thumbnail: reportThumbnail(data.thumbnails || {}) };
+  if (data.kind === 'comparison') renderComparison(document.getElementById('explorer'), data.comparison, options);
+  else renderExplorer(document.getElementById('explorer'), data, options);
 }

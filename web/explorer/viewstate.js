@@ -62,3 +62,30 @@ export function showFragment(fragment) {
     // A page whose history cannot be written: the view still works, without a link.
   }
 }
+
+/** The compare view's state: which rows show (a cell of the paired table, or
+ * `differ`, `failed`), a label, a search, the per-label chart's score. */
+export function emptyCompareView() {
+  return { show: 'all', label: null, text: '', metric: null };
+}
+
+/** The compare view a fragment holds (`#show=onlyBRight&label=cat&q=x&metric=recall`). */
+export function readCompareView(fragment) {
+  const p = new URLSearchParams(String(fragment || '').replace(/^#/, ''));
+  const view = emptyCompareView();
+  view.show = p.get('show') || 'all';
+  view.label = p.get('label');
+  view.text = p.get('q') || '';
+  view.metric = p.get('metric');
+  return view;
+}
+
+/** The fragment of a compare view, without its `#`; empty for the default view. */
+export function compareViewFragment(view) {
+  const p = new URLSearchParams();
+  if (view.show && view.show !== 'all') p.set('show', view.show);
+  if (view.label !== null && view.label !== undefined) p.set('label', view.label);
+  if (view.text) p.set('q', view.text);
+  if (view.metric && view.metric !== 'f1') p.set('metric', view.metric);
+  return p.toString();
+}

@@ -498,6 +498,9 @@ impl ExplorerBuilder {
         let cost = summary.and_then(|s| s.cost.clone());
         let slices = summary.and_then(|s| s.slices.clone());
         let confidence = summary.and_then(|s| s.confidence.clone());
+        let comparison = summary
+            .and_then(|s| s.comparison.clone())
+            .filter(Value::is_object);
         let sources = Sources {
             summary: self.summary.is_some(),
             progress: self.progress.is_some(),
@@ -532,6 +535,7 @@ impl ExplorerBuilder {
             slices,
             confidence,
             gate,
+            comparison,
             batches,
             config,
             labels,

@@ -15,7 +15,10 @@ use std::io::Write;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use super::{ExplorerData, ExplorerError, ResultsStream, RunFile, DEFAULT_ROW_CAP};
+use serde::Serialize;
+
+use super::{ExplorerData, ExplorerError, ResultsStream, RunFile, Thumbnails, DEFAULT_ROW_CAP};
+use crate::compare::Comparison;
 
 /// The explorer's modules, in dependency order, inlined into one script.
 pub const MODULES: &[(&str, &str)] = &[
@@ -30,6 +33,14 @@ pub const MODULES: &[(&str, &str)] = &[
     (
         "rowview.js",
         include_str!("../../../web/explorer/rowview.js"),
+    ),
+    (
+        "comparerows.js",
+        include_str!("../../../web/explorer/comparerows.js"),
+    ),
+    (
+        "compare.js",
+        include_str!("../../../web/explorer/compare.js"),
     ),
     ("slices.js", include_str!("../../../web/explorer/slices.js")),
     (
@@ -163,7 +174,69 @@ fn sha256_base64(text: &str) -> String {
 /// # Errors
 ///
 /// What `out` returns.
-pub fn write_html<W: Write>(data: &ExplorerData, mut out: W) -> std::io::Result<()> {
+pub fn write_html<W: Write>(data: &ExplorerData, out: W) -> std::io::Result<()> {
+    let title = format!("shadow-batch report — run {}", data.run_id);
+    write_page(&title, "results explorer", data, out)
+}
+
+/// The data of a comparison's report (`shadow-mode-batch-compare-{A}-vs-{B}.html`):
+/// the explorer draws it in its compare mode (`kind` is `comparison`).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComparisonReport<'a> {
+    /// [`super::FORMAT`].
+    pub format: u32,
+    /// `comparison`: what tells the explorer's start-up to draw its compare mode.
+    pub kind: &'static str,
+    /// The comparison, with its row lists.
+    pub comparison: &'a Comparison,
+    /// Where the rows' images are found, relative to the report (A's CSV's folder).
+    pub thumbnails: Thumbnails,
+}
+
+impl<'a> ComparisonReport<'a> {
+    /// The report of `comparison`, without thumbnails until the host finds them.
+    pub fn new(comparison: &'a Comparison) -> ComparisonReport<'a> {
+        ComparisonReport {
+            format: super::FORMAT,
+            kind: "comparison",
+            comparison,
+            thumbnails: Thumbnails::default(),
+        }
+    }
+}
+
+/// Writes the HTML of a comparison's report to `out`: the explorer in its compare
+/// mode, as self-contained as a run's report.
+///
+/// # Errors
+///
+/// What `out` returns.
+pub fn write_comparison_html<W: Write>(
+    report: &ComparisonReport<'_>,
+    out: W,
+) -> std::io::Result<()> {
+    let c = report.comparison;
+    let side = |s: &crate::compare::Side| s.run_id.clone().unwrap_or_else(|| s.name.clone());
+    let title = format!("shadow-batch comparison — {} vs {}", side(&c.a), side(&c.b));
+    write_page(&title, "comparison of two runs", report, out)
+}
+
+/// The comparison's report as one string.
+pub fn render_comparison_html(report: &ComparisonReport<'_>) -> String {
+    let mut html = Vec::new();
+    write_comparison_html(report, &mut html).expect("writing to a Vec cannot fail");
+    String::from_utf8(html).expect("the report is UTF-8")
+}
+
+/// The page around the explorer: `data` embedded as script-safe JSON, the
+/// explorer's modules inlined, a CSP that allows no connection.
+fn write_page<W: Write, T: Serialize>(
+    title: &str,
+    what: &str,
+    data: &T,
+    mut out: W,
+) -> std::io::Result<()> {
     let script = inline_script();
     // No connection of any kind; script only this one (by hash); images only from
     // files, data URLs and blobs.
@@ -171,7 +244,7 @@ pub fn write_html<W: Write>(data: &ExplorerData, mut out: W) -> std::io::Result<
         "default-src 'none'; script-src 'sha256-{}'; style-src 'unsafe-inline'; img-src file: data: blob:; base-uri 'none'; form-action 'none'",
         sha256_base64(&script)
     );
-    let title = escape_html(&format!("shadow-batch report — run {}", data.run_id));
+    let title = escape_html(title);
     out.write_all(b"<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")?;
     writeln!(
         out,
@@ -185,7 +258,7 @@ pub fn write_html<W: Write>(data: &ExplorerData, mut out: W) -> std::io::Result<
     out.write_all(b"</style>\n</head>\n<body>\n<main>\n")?;
     writeln!(
         out,
-        "<p class=\"report-top\">shadow-batch {} · results explorer · a self-contained report: it loads nothing from the network</p>",
+        "<p class=\"report-top\">shadow-batch {} · {what} · a self-contained report: it loads nothing from the network</p>",
         env!("CARGO_PKG_VERSION")
     )?;
     out.write_all(b"<div id=\"explorer\"><noscript>This report needs JavaScript to draw its tables and charts.</noscript></div>\n</main>\n")?;
@@ -294,6 +367,88 @@ mod tests {
         assert!(html.contains("<title>shadow-batch report — run r&lt;img src=x"));
         assert_eq!(html.matches("<script").count(), 2, "only the two scripts");
         assert_eq!(html.matches("<img").count(), 0);
+    }
+
+    /// Two runs of three rows whose label and answers are markup, compared.
+    fn hostile_comparison() -> Comparison {
+        use crate::compare::{JournalRows, PairedRuns, RowCaps, RunInfo};
+        let journal = |answers: [Option<&str>; 3]| -> String {
+            answers
+                .iter()
+                .enumerate()
+                .map(|(row, answer)| {
+                    serde_json::json!({
+                        "row": row, "line": row + 2, "image": format!("{HOSTILE}{row}.png"), "label": HOSTILE,
+                        "prediction": answer, "agreement": answer.map(|a| a == HOSTILE),
+                        "status": if answer.is_some() { "success" } else { "failed" }, "attempts": 1,
+                        "latencyMs": 5, "error": if answer.is_some() { None } else { Some("HTTP 500") },
+                        "finishedAt": "2025-01-24T10:30:00.000Z"
+                    })
+                    .to_string()
+                        + "\n"
+                })
+                .collect()
+        };
+        let a = journal([Some(HOSTILE), Some("</script>"), None]);
+        let b = journal([Some(HOSTILE), Some(HOSTILE), Some("<!--")]);
+        let rows = |text: &str| {
+            let mut j = JournalRows::new();
+            j.push(text.as_bytes());
+            j.finish()
+        };
+        let info = |id: &str| RunInfo {
+            run_id: Some(id.into()),
+            status: Some("completed".into()),
+            total_rows: Some(3),
+            from_summary: true,
+            ..RunInfo::default()
+        };
+        let caps = RowCaps {
+            per_cell: 10,
+            table: 10,
+        };
+        let paired = PairedRuns::pair(
+            &rows(&a),
+            info(&format!("A{HOSTILE}")),
+            &rows(&b),
+            info("B1"),
+            caps,
+        );
+        let mut details = paired.details();
+        details.push(a.as_bytes());
+        paired.finish(details, false)
+    }
+
+    #[test]
+    fn a_comparisons_report_embeds_it_for_the_compare_view_and_no_data_can_close_the_script() {
+        let comparison = hostile_comparison();
+        assert_eq!(comparison.table.only_b_right.count, 1, "{comparison:?}");
+        assert_eq!(comparison.rows.len(), 3);
+        let mut report = ComparisonReport::new(&comparison);
+        report.thumbnails.base = Some("../data/".into());
+        let html = render_comparison_html(&report);
+        let json = embedded_json(&html);
+        assert!(!json.contains('<') && !json.contains('>'), "{json}");
+        let back: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(back["kind"], "comparison");
+        assert_eq!(back["format"], super::super::FORMAT);
+        assert_eq!(back["thumbnails"]["base"], "../data/");
+        // The whole comparison, rows and all, as the JSON file holds it.
+        assert_eq!(
+            back["comparison"],
+            serde_json::to_value(&comparison).unwrap()
+        );
+        assert_eq!(back["comparison"]["rows"][1]["a"], "</script>");
+        assert_eq!(back["comparison"]["rows"][1]["cell"], "onlyBRight");
+        assert!(html.contains("<title>shadow-batch comparison — A&lt;img src=x"));
+        assert!(html.contains("comparison of two runs"));
+        assert_eq!(html.matches("<script").count(), 2, "only the two scripts");
+        assert_eq!(html.matches("<img").count(), 0);
+        // The same script (and CSP hash) as a run's report: one explorer, two modes.
+        let script = inline_script();
+        assert!(script.contains("function renderComparison("));
+        assert!(html.contains(&format!("<script type=\"module\">{script}</script>")));
+        assert!(html.contains(&format!("script-src 'sha256-{}'", sha256_base64(&script))));
     }
 
     #[test]

@@ -284,6 +284,11 @@ pub struct ExplorerData {
     /// when the run has no gate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gate: Option<Value>,
+    /// The comparison with the run's baseline (`--baseline`,
+    /// `--baseline-column`): the summary's `comparison` as written (figures,
+    /// no row lists); absent for a run without a baseline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<Value>,
     /// One point per batch report.
     pub batches: Vec<BatchPoint>,
     /// The settings used (no secrets), as written.

@@ -49,6 +49,7 @@ pub struct RunFile {
     pub(super) slices: Option<Value>,
     pub(super) confidence: Option<Value>,
     pub(super) gate: Option<Value>,
+    pub(super) comparison: Option<Value>,
     pub(super) config: Option<Value>,
     pub(super) batches: Batches,
 }
@@ -115,6 +116,7 @@ impl RunFile {
                 slices: None,
                 confidence: None,
                 gate: None,
+                comparison: None,
                 config: None,
                 batches: Batches::default(),
             },
@@ -180,6 +182,7 @@ impl<'de> serde::de::Visitor<'de> for FileVisitor {
                 "slices" => f.slices = Some(map.next_value()?),
                 "confidence" => f.confidence = Some(map.next_value()?),
                 "gate" => f.gate = Some(map.next_value()?),
+                "comparison" => f.comparison = Some(map.next_value()?),
                 "config" => f.config = Some(map.next_value()?),
                 "overallProgress" => {
                     let overall: Overall = map.next_value()?;

@@ -776,6 +776,47 @@ fn the_gate_is_the_summarys_or_not_judged_without_one() {
     assert!(serde_json::to_value(&plain).unwrap().get("gate").is_none());
 }
 
+/// A run with a baseline (`--baseline`, `--baseline-column`): the summary's
+/// comparison reaches the explorer as written (its figures: the run's report
+/// draws them); a run without one has none, and a comparison that is not an
+/// object is left out.
+#[test]
+fn the_summarys_comparison_is_the_explorers() {
+    let folded = known();
+    let plain_summary = summary();
+    let mut summary: Value = serde_json::from_str(&plain_summary).unwrap();
+    let comparison = serde_json::json!({
+        "a": {"name": "column decision", "agreementRate": 0.7},
+        "b": {"name": "this run (r1)", "agreementRate": 0.75},
+        "table": {"bothRight": {"count": 6}, "onlyBRight": {"count": 2}},
+        "verdict": "no difference shown at this sample size (p = 0.5): 95% interval -10.0 to +20.0 points"
+    });
+    summary["comparison"] = comparison.clone();
+    let text = summary.to_string();
+    let input = |summary: &str| {
+        build(ExplorerInput {
+            summary: Some(summary),
+            results: Some(&folded),
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let data = input(&text);
+    assert_eq!(data.comparison, Some(comparison));
+    assert_eq!(
+        serde_json::to_value(&data).unwrap()["comparison"]["table"]["onlyBRight"]["count"],
+        2
+    );
+    summary["comparison"] = Value::Null;
+    assert_eq!(input(&summary.to_string()).comparison, None);
+    let plain = input(&plain_summary);
+    assert_eq!(plain.comparison, None);
+    assert!(serde_json::to_value(&plain)
+        .unwrap()
+        .get("comparison")
+        .is_none());
+}
+
 /// Without a summary the results' errors are grouped as the summary groups them:
 /// by template, without the `line N: ` prefix, the paths as each row's detail.
 #[test]

@@ -124,7 +124,7 @@ EXAMPLES:
         interrupted one; open it in a browser.
     shadow-batch compare RUN-A-FILE RUN-B-FILE
         Is run B better than run A (same CSV)? The verdict, the paired figures,
-        and shadow-mode-batch-compare-A-vs-B.json. Or, as a run goes:
+        shadow-mode-batch-compare-A-vs-B.json and its view (.html). Or, as a run goes:
         --baseline RUN-A-FILE, or --baseline-column NAME (the incumbent's
         decision in the CSV).
 
@@ -142,6 +142,9 @@ FILES (in the CSV's folder, or --out-dir):
     shadow-mode-batch-compare-{A}-vs-{B}.json
                                             `shadow-batch compare A B`: the paired
                                             figures, the verdict, the rows
+    shadow-mode-batch-compare-{A}-vs-{B}.html
+                                            the same in the explorer's compare view:
+                                            one self-contained file, like the report
     shadow-mode-batch-{run}.lock            while a process runs the run: its pid
                                             (a second process on the run is refused)
 
@@ -202,7 +205,8 @@ pub enum Command {
     /// Compare two runs over the same CSV (two models, prompts, providers; live vs
     /// batch): is B better than A? Prints both sides' figures, the paired table,
     /// the labels that moved and the verdict (McNemar's exact test, Newcombe's
-    /// paired interval), and writes shadow-mode-batch-compare-A-vs-B.json.
+    /// paired interval), and writes shadow-mode-batch-compare-A-vs-B.json and
+    /// its view, shadow-mode-batch-compare-A-vs-B.html (self-contained).
     Compare(CompareArgs),
     /// Cancel the provider batches of a --via batch-api run at the provider, keep
     /// what they finished (downloaded into the run's results), and end the run
@@ -236,7 +240,7 @@ pub struct CompareArgs {
     #[arg(value_name = "B")]
     pub b: PathBuf,
 
-    /// Where to write the comparison's JSON [default: A's folder].
+    /// Where to write the comparison's JSON and HTML [default: A's folder].
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
 
@@ -245,7 +249,7 @@ pub struct CompareArgs {
     #[arg(long)]
     pub allow_partial: bool,
 
-    /// Most rows the JSON lists with both answers (1 to 10,000,000): first those
+    /// Most rows the JSON (and the HTML) lists with both answers (1 to 10,000,000): first those
     /// where A and B differ or both are wrong, then those both got right; every
     /// figure still counts all rows.
     #[arg(long, value_name = "N", default_value_t = shadow_core::explorer::DEFAULT_ROW_CAP,
