@@ -32,26 +32,71 @@ fn gemini_args(cmd: &mut Command, mock: &Mock) {
         .args(["--model", "gemini-mock"]);
 }
 
-/// `shadow-batch CSV 10 --provider gemini --via batch-api` against `mock`.
+/// The (undocumented) setting of Gemini's inline limit, in bytes of a
+/// create body: `0` sends every shard as an uploaded file.
+const INLINE_LIMIT: &str = "SHADOW_BATCH_GEMINI_INLINE_MAX_BYTES";
+
+/// How the shards of a test's runs go: `Some(limit)` sets the inline limit
+/// (`"0"`: always a file), `None` leaves shadow-batch's default (19 MB: the
+/// tests' small shards go inline).
+type Limit = Option<&'static str>;
+
+fn with_limit(cmd: &mut Command, limit: Limit) {
+    match limit {
+        Some(bytes) => cmd.env(INLINE_LIMIT, bytes),
+        None => cmd.env_remove(INLINE_LIMIT),
+    };
+}
+
+/// `shadow-batch CSV 10 --provider gemini --via batch-api` against `mock`,
+/// every shard an uploaded file.
 fn batch_cmd(data: &Data, mock: &Mock, out: &Path, extra: &[&str]) -> Command {
+    batch_cmd_limited(data, mock, out, extra, FILE)
+}
+
+fn batch_cmd_limited(
+    data: &Data,
+    mock: &Mock,
+    out: &Path,
+    extra: &[&str],
+    limit: Limit,
+) -> Command {
     let mut cmd = shadow(data.root.path());
     gemini_args(&mut cmd, mock);
+    with_limit(&mut cmd, limit);
     cmd.args(batch_args(data, out)).args(extra);
     cmd
 }
 
 fn resume_cmd(data: &Data, file: &Path) -> Command {
+    resume_cmd_limited(data, file, FILE)
+}
+
+fn resume_cmd_limited(data: &Data, file: &Path, limit: Limit) -> Command {
     let mut cmd = shadow(data.root.path());
+    with_limit(&mut cmd, limit);
     cmd.env_remove("OPENAI_API_KEY")
         .env("GEMINI_API_KEY", KEY)
         .args(["--resume", p(file)]);
     cmd
 }
 
-/// Gemini's batch-API runs against the mock.
+/// Every shard by file.
+const FILE: Limit = Some("0");
+/// The default limit: the tests' shards go inline.
+const INLINE: Limit = None;
+
+/// Gemini's batch-API runs against the mock, every shard an uploaded file.
 fn gemini_batch() -> BatchCommands {
+    gemini_batch_limited(FILE)
+}
+
+/// Gemini's batch-API runs against the mock with the inline limit `limit`.
+fn gemini_batch_limited(limit: Limit) -> BatchCommands {
     BatchCommands {
-        start: Box::new(batch_cmd),
+        start: Box::new(move |data, mock, out, extra| {
+            batch_cmd_limited(data, mock, out, extra, limit)
+        }),
         live: Box::new(|data, mock, out, extra| {
             let mut live = shadow(data.root.path());
             gemini_args(&mut live, mock);
@@ -59,7 +104,7 @@ fn gemini_batch() -> BatchCommands {
                 .args(extra);
             live
         }),
-        resume: Box::new(|data, _, file| resume_cmd(data, file)),
+        resume: Box::new(move |data, _, file| resume_cmd_limited(data, file, limit)),
         cancel: |data, file| {
             let mut cancel = shadow(data.root.path());
             cancel

@@ -97,6 +97,11 @@ pub(super) struct BatchObject {
     pub(super) counts: Option<RequestCounts>,
     /// (code, message)
     pub(super) errors: Vec<(String, String)>,
+    /// Gemini: an inline batch's results, as results file lines (in the
+    /// finished operation, not in a file).
+    pub(super) inline_lines: Option<Vec<String>>,
+    /// Gemini: its requests were inline (no input file).
+    pub(super) inline_input: bool,
     /// When the provider created it.
     pub(super) created_at: Option<Millis>,
 }
@@ -277,11 +282,12 @@ impl Dialect {
                 shard: 0,
                 url: String::new(),
                 headers: Vec::new(),
-                prefix: anthropic::BODY_PREFIX,
+                prefix: anthropic::BODY_PREFIX.to_string(),
                 separator: anthropic::BODY_SEPARATOR,
                 suffix: anthropic::BODY_SUFFIX,
                 lines,
                 bytes,
+                rekeyed: false,
             }
             .body_len(),
         }

@@ -161,6 +161,43 @@ pub(super) fn input_line(key: &str, body: &str) -> String {
     line
 }
 
+/// A line of a shard's file, rewritten as an inline request and without its
+/// `\n`, is this many bytes longer: `{"key":K,"request":R}\n` (19 bytes
+/// around K and R) becomes `{"request":R,"metadata":{"key":K}}` (32).
+pub(super) const INLINE_LINE_GROWTH: u64 = 12;
+
+/// Between two inline requests, and after the last.
+pub(super) const INLINE_SEPARATOR: &str = ",";
+pub(super) const INLINE_SUFFIX: &str = "]}}}}";
+
+/// What goes before the inline requests of a create body: `{"batch":
+/// {"displayName": NAME, "inputConfig": {"requests": {"requests": [`
+/// (the shape of Google's "Batch Mode" guide, inline requests).
+pub(super) fn inline_prefix(display_name: &str) -> String {
+    let name = serde_json::to_string(display_name).expect("a string serializes");
+    format!("{{\"batch\":{{\"displayName\":{name},\"inputConfig\":{{\"requests\":{{\"requests\":[")
+}
+
+/// A line of a shard's file as [`input_line`] writes it (`{"key":K,
+/// "request":R}`, its `\n` optional) as an inline request:
+/// `{"request":R,"metadata":{"key":K}}`, K and R byte for byte. `None` for a
+/// line not of that form.
+pub(super) fn inline_request(line: &str) -> Option<String> {
+    let line = line.strip_suffix('\n').unwrap_or(line);
+    let rest = line.strip_prefix("{\"key\":")?;
+    let mut keys = serde_json::Deserializer::from_str(rest).into_iter::<String>();
+    keys.next()?.ok()?;
+    let (key, rest) = rest.split_at(keys.byte_offset());
+    let request = rest.strip_prefix(",\"request\":")?.strip_suffix('}')?;
+    let mut out = String::with_capacity(line.len() + INLINE_LINE_GROWTH as usize + 1);
+    out.push_str("{\"request\":");
+    out.push_str(request);
+    out.push_str(",\"metadata\":{\"key\":");
+    out.push_str(key);
+    out.push_str("}}");
+    Some(out)
+}
+
 /// The headers of the resumable upload's `start` call for a file of `bytes`
 /// bytes; its body is [`upload_start_body`].
 pub(super) fn upload_start_headers(bytes: u64) -> Vec<(String, String)> {
@@ -184,17 +221,18 @@ pub(super) fn upload_start_body(display_name: &str) -> String {
     json!({"file": {"display_name": display_name}}).to_string()
 }
 
+/// `{base}/{model}:batchGenerateContent`: where batches are created.
+pub(super) fn create_url(api: &Api) -> String {
+    format!("{}/{}:batchGenerateContent", api.base, api.model)
+}
+
 /// `POST {base}/{model}:batchGenerateContent` of an uploaded file.
 pub(super) fn create_request(api: &Api, display_name: &str, file: &str) -> HttpRequest {
     let body = json!({"batch": {
         "displayName": display_name,
         "inputConfig": {"fileName": file},
     }});
-    request(
-        "POST",
-        format!("{}/{}:batchGenerateContent", api.base, api.model),
-        Some(body.to_string()),
-    )
+    request("POST", create_url(api), Some(body.to_string()))
 }
 
 /// `GET {base}/batches/{id}`.
@@ -372,6 +410,13 @@ fn batch_of(v: &Value) -> Result<BatchObject, ParseError> {
         }
     });
     let output = batch.get("output").or_else(|| v.get("response"));
+    // An inline batch's results: each entry `{metadata: {key}, response |
+    // error}` becomes a results file's line (`{"key", ...}`), read as one.
+    let inline_lines = output
+        .and_then(|o| o.pointer("/inlinedResponses/inlinedResponses"))
+        .and_then(Value::as_array)
+        .map(|entries| entries.iter().map(inline_result_line).collect::<Vec<_>>());
+    let inline_input = inline_lines.is_some() || batch.pointer("/inputConfig/requests").is_some();
     let output_file_id = output
         .and_then(|o| o.get("responsesFile"))
         .and_then(Value::as_str)
@@ -410,11 +455,28 @@ fn batch_of(v: &Value) -> Result<BatchObject, ParseError> {
         error_file_id: None,
         counts,
         errors,
+        inline_lines,
+        inline_input,
         created_at: batch
             .get("createTime")
             .and_then(Value::as_str)
             .and_then(parse_rfc3339),
     })
+}
+
+/// An entry of an inline batch's results as a line of a results file: its
+/// `metadata.key` as `key` beside its `response` or `error`.
+fn inline_result_line(entry: &Value) -> String {
+    let mut line = serde_json::Map::new();
+    if let Some(key) = entry.pointer("/metadata/key") {
+        line.insert("key".into(), key.clone());
+    }
+    for field in ["response", "error"] {
+        if let Some(v) = entry.get(field) {
+            line.insert(field.into(), v.clone());
+        }
+    }
+    Value::Object(line).to_string()
 }
 
 /// Reads a batch (the answer to create and get: an operation).
