@@ -305,3 +305,149 @@ fn killed_with_its_provider_journal_lost_a_gemini_run_resumes_without_creating_a
     assert_eq!(stat(&done.victim, "batchCreates"), 1);
     assert_eq!(stat(&done.victim, "batchUploads"), 1);
 }
+
+/// Google's "Batch Mode" guide: requests go inline in the create call when
+/// the whole create request is under 20 MB, else in an uploaded file. The
+/// tests' shards are small: with shadow-batch's default limit (19,000,000
+/// bytes) they go inline, nothing uploaded or downloaded, and the run ends
+/// with a live run's results at half the price, per-line errors inside a
+/// SUCCEEDED batch re-sent as a live run retries them.
+#[test]
+fn a_small_gemini_batch_run_goes_inline_with_the_results_of_a_live_run() {
+    let run =
+        batch_and_live_at_half_the_price(&gemini_batch_limited(INLINE), &["--require-key", KEY]);
+    let batches = run.summary["providerBatches"].as_array().unwrap();
+    assert!(
+        batches.iter().all(|b| b["status"] == "done"
+            && b["batchId"].as_str().unwrap().starts_with("batches/mock")
+            && b["fileId"].is_null()),
+        "{batches:#?}"
+    );
+    let stats = run.mock.stats();
+    let recs = provider_records(&run.batch_out);
+    assert_eq!(stat(&stats, "batchUploads"), 0, "no upload: {stats:#}");
+    assert_eq!(count(&recs, "uploading") + count(&recs, "uploaded"), 0);
+    // The choice is journaled: each create's intent, with its rows, no file.
+    assert_eq!(count(&recs, "submitting"), count(&recs, "created"));
+    assert_eq!(
+        stat(&stats, "batchCreates") as usize,
+        count(&recs, "created")
+    );
+    assert_eq!(
+        stat(&stats, "batchDownloads"),
+        0,
+        "results read from the operation"
+    );
+    assert_eq!(stat(&stats, "batchFilesLive"), 0, "{stats:#}");
+    assert_eq!(stat(&stats, "unauthorized"), 0);
+    assert_no_key(&run.batch, run.data.root.path());
+}
+
+/// The bytes of the inline create body of a finished run's only shard, from
+/// its summary (`runId`, the shard's number, lines and file bytes): `{"batch":
+/// {"displayName": "shadow-batch-RUN-N", "inputConfig": {"requests":
+/// {"requests": [` + each line rewritten (12 bytes longer without its
+/// newline) joined by commas + `]}}}}`.
+fn inline_body_len(summary: &Value) -> u64 {
+    let shard = &summary["providerBatches"][0];
+    let prefix = format!(
+        "{{\"batch\":{{\"displayName\":\"shadow-batch-{}-{}\",\"inputConfig\":{{\"requests\":{{\"requests\":[",
+        summary["runId"].as_str().expect("a run id"),
+        shard["shard"]
+    );
+    let lines = shard["lines"].as_u64().unwrap();
+    let bytes = shard["bytes"].as_u64().unwrap();
+    prefix.len() as u64 + bytes + 12 * lines + (lines - 1) + "]}}}}".len() as u64
+}
+
+/// A shard goes inline when its create body is at most the limit, by file
+/// when it is one byte more (the limit set by the environment for the test).
+#[test]
+fn a_gemini_shard_goes_inline_up_to_the_limit_and_by_file_past_it() {
+    let data = Data::new(10);
+    let go = |limit: Limit, dir: &str| {
+        let mock = Mock::start_with("--batch-ms 200 --error-rate 0");
+        let out = data.dir(dir);
+        run(batch_cmd_limited(&data, &mock, &out, &[], limit)).expect_code(0);
+        let summary = RunFiles::in_dir(&out).summary();
+        assert_eq!(summary["status"], "completed");
+        assert_eq!(summary["providerBatches"].as_array().unwrap().len(), 1);
+        (summary, mock.stats())
+    };
+    let (first, stats) = go(INLINE, "first");
+    assert_eq!(stat(&stats, "batchUploads"), 0);
+    let body = inline_body_len(&first);
+    assert!(body > 1_000, "{body}");
+    let exact = body.to_string().leak();
+    let (at, stats) = go(Some(exact), "at-the-limit");
+    assert_eq!(inline_body_len(&at), body, "the same lines");
+    assert_eq!(stat(&stats, "batchUploads"), 0, "{body} bytes fit {exact}");
+    assert!(at["providerBatches"][0]["fileId"].is_null());
+    let under = (body - 1).to_string().leak();
+    let (past, stats) = go(Some(under), "past-the-limit");
+    assert_eq!(
+        stat(&stats, "batchUploads"),
+        1,
+        "{body} bytes exceed {under}"
+    );
+    assert_eq!(stat(&stats, "batchCreates"), 1);
+    assert!(past["providerBatches"][0]["fileId"]
+        .as_str()
+        .unwrap()
+        .starts_with("files/mock"));
+    let results = |s: &str| RunFiles::in_dir(&data.root.path().join(s)).results();
+    assert_eq!(
+        outcomes(&results("at-the-limit")),
+        outcomes(&results("past-the-limit"))
+    );
+}
+
+#[test]
+#[cfg(unix)]
+fn killed_after_an_inline_gemini_create_resumes_without_creating_again() {
+    let done = kill_and_resume_batch(
+        &gemini_batch_limited(INLINE),
+        "--batch-ms 3000 --error-rate 0",
+        &[],
+        "inline create",
+        |out, _| batch_created(out),
+        |_, _| {},
+    );
+    let (v, k) = (&done.victim, &done.clean);
+    assert_eq!(stat(v, "batchCreates"), 1, "no second create");
+    assert_eq!(stat(k, "batchCreates"), 1);
+    assert_eq!(stat(v, "batchUploads"), 0, "nothing uploaded");
+    assert_eq!(stat(v, "batchLists"), 0, "nothing to look for");
+    assert_eq!(
+        count(&provider_records(&done.victim_out), "submitting"),
+        1,
+        "one intent"
+    );
+    assert_no_key(&done.resumed, done.data.root.path());
+}
+
+#[test]
+#[cfg(unix)]
+fn killed_while_creating_an_inline_gemini_batch_resumes_by_finding_it_by_its_name() {
+    // The create is answered 3 s late: the kill lands after the batch exists
+    // but before its name is known; the resume lists the batches, finds it by
+    // its display name, and neither uploads nor creates.
+    let done = kill_and_resume_batch(
+        &gemini_batch_limited(INLINE),
+        "--batch-ms 500 --error-rate 0 --batch-create-delay-ms 3000",
+        &[],
+        "inline create in flight",
+        |out, mock| {
+            count(&provider_records(out), "submitting") >= 1 && mock.stats()["batchCreates"] == 1
+        },
+        |_, _| {},
+    );
+    let v = &done.victim;
+    assert_eq!(stat(v, "batchCreates"), 1);
+    assert!(
+        stat(v, "batchLists") >= 1,
+        "the resume looked for the batch"
+    );
+    assert_eq!(stat(v, "batchUploads"), 0);
+    assert_no_key(&done.resumed, done.data.root.path());
+}
