@@ -346,7 +346,7 @@ fn a_small_gemini_batch_run_goes_inline_with_the_results_of_a_live_run() {
 /// The bytes of the inline create body of a finished run's only shard, from
 /// its summary (`runId`, the shard's number, lines and file bytes): `{"batch":
 /// {"displayName": "shadow-batch-RUN-N", "inputConfig": {"requests":
-/// {"requests": [` + each line rewritten (12 bytes longer without its
+/// {"requests": [` + each line rewritten (12 bytes longer than with its
 /// newline) joined by commas + `]}}}}`.
 fn inline_body_len(summary: &Value) -> u64 {
     let shard = &summary["providerBatches"][0];

@@ -161,9 +161,9 @@ pub(super) fn input_line(key: &str, body: &str) -> String {
     line
 }
 
-/// A line of a shard's file, rewritten as an inline request and without its
-/// `\n`, is this many bytes longer: `{"key":K,"request":R}\n` (19 bytes
-/// around K and R) becomes `{"request":R,"metadata":{"key":K}}` (32).
+/// A line of a shard's file rewritten as an inline request is this many
+/// bytes longer: `{"key":K,"request":R}\n` (20 bytes around K and R, its
+/// `\n` counted) becomes `{"request":R,"metadata":{"key":K}}` (32, no `\n`).
 pub(super) const INLINE_LINE_GROWTH: u64 = 12;
 
 /// Between two inline requests, and after the last.
@@ -189,6 +189,8 @@ pub(super) fn inline_request(line: &str) -> Option<String> {
     keys.next()?.ok()?;
     let (key, rest) = rest.split_at(keys.byte_offset());
     let request = rest.strip_prefix(",\"request\":")?.strip_suffix('}')?;
+    // One JSON value, whole (not a line cut short).
+    serde_json::from_str::<serde::de::IgnoredAny>(request).ok()?;
     let mut out = String::with_capacity(line.len() + INLINE_LINE_GROWTH as usize + 1);
     out.push_str("{\"request\":");
     out.push_str(request);
@@ -793,5 +795,160 @@ mod tests {
         ));
         assert!(parse_line(r#"{"response":{}}"#).is_err());
         assert!(parse_line("{").is_err());
+    }
+    /// A shard file's line becomes an inline request of Google's shape
+    /// (ai.google.dev/gemini-api/docs/batch-mode, "Inline requests";
+    /// ai.google.dev/api/batch-mode, `InlinedRequest`: `request`, `metadata`),
+    /// its key and request byte for byte, 12 bytes longer than the line with its
+    /// `\n`.
+    #[test]
+    fn a_file_line_becomes_an_inline_request() {
+        let request = r#"{"contents":[{"role":"user","parts":[{"text":"a \"quoted\" } brace"}]}]}"#;
+        for key in ["r7-a2", "odd \"key\" ,\"request\":"] {
+            let line = input_line(key, request);
+            let inline = inline_request(&line).expect("a keyed line");
+            assert_eq!(
+                inline.len() as u64,
+                line.len() as u64 + INLINE_LINE_GROWTH,
+                "{inline}"
+            );
+            let v: Value = serde_json::from_str(&inline).unwrap();
+            assert_eq!(v["metadata"]["key"], key);
+            assert_eq!(
+                v["request"],
+                serde_json::from_str::<Value>(request).unwrap()
+            );
+            assert_eq!(v.as_object().unwrap().len(), 2, "request and metadata only");
+            assert!(inline.starts_with("{\"request\":"), "{inline}");
+            // Without its newline too.
+            assert_eq!(inline_request(line.trim_end()).as_deref(), Some(&*inline));
+        }
+        for bad in [
+            "",
+            "{\"custom_id\":\"r1-a1\",\"request\":{}}",
+            "{\"key\":\"r1-a1\",\"body\":{}}",
+            "{\"key\":7,\"request\":{}}",
+            "{\"key\":\"r1-a1\",\"request\":{}",
+        ] {
+            assert_eq!(inline_request(bad), None, "{bad}");
+        }
+    }
+
+    /// A shard's inline create body (`{"batch": {"displayName",
+    /// "inputConfig": {"requests": {"requests": [...]}}}}`, the guide's REST
+    /// example) is valid JSON of exactly the length the order says, its
+    /// requests in the file's order.
+    #[test]
+    fn an_inline_create_body_is_googles_shape_and_its_stated_length() {
+        let file: String = (0..5)
+            .map(|n| {
+                input_line(
+                    &format!("r{n}-a1"),
+                    &format!(
+                        r#"{{"contents":[{{"parts":[{{"text":"{}"}}]}}]}}"#,
+                        "x".repeat(n * 7)
+                    ),
+                )
+            })
+            .collect();
+        let order = crate::batch::SubmitOrder {
+            call: crate::batch::CallId(3),
+            shard: 2,
+            url: create_url(&api("http://127.0.0.1:9", "gemini-2.5-flash")),
+            headers: Vec::new(),
+            prefix: inline_prefix(&display_name("RUN", 2)),
+            separator: INLINE_SEPARATOR,
+            suffix: INLINE_SUFFIX,
+            lines: 5,
+            bytes: file.len() as u64,
+            rekeyed: true,
+        };
+        let body = order.body(&file).unwrap();
+        assert_eq!(body.len() as u64, order.body_len());
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["batch"]["displayName"], "shadow-batch-RUN-2");
+        let requests = v.pointer("/batch/inputConfig/requests/requests").unwrap();
+        let requests = requests.as_array().unwrap();
+        assert_eq!(requests.len(), 5);
+        for (n, r) in requests.iter().enumerate() {
+            assert_eq!(r["metadata"]["key"], format!("r{n}-a1"));
+            assert_eq!(
+                r.pointer("/request/contents/0/parts/0/text").unwrap(),
+                &"x".repeat(n * 7)
+            );
+        }
+        assert!(order.body(&file[1..]).is_err(), "a file of another size");
+        let mut broken = file.clone();
+        broken.replace_range(0..7, "{\"kez\":");
+        assert!(order.body(&broken).unwrap_err().contains("line 1"));
+    }
+
+    /// A finished inline batch as Google's API reference describes it
+    /// (ai.google.dev/api/batch-mode: the operation's `response` is a
+    /// `GenerateContentBatchOutput` whose `inlinedResponses.inlinedResponses[]`
+    /// are `InlinedResponse`s, `metadata` with `response` or `error`, in the
+    /// order of the requests): its entries are read as results file lines, and
+    /// each is judged exactly as the same entry in a file.
+    #[test]
+    fn inline_results_are_read_from_the_operation_as_file_lines() {
+        let answer = r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"{\"label\":\"cat\"}"}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":270,"candidatesTokenCount":6,"totalTokenCount":276}}"#;
+        let error =
+            r#"{"code":8,"message":"Resource has been exhausted","status":"RESOURCE_EXHAUSTED"}"#;
+        let op = format!(
+            r#"{{"name":"batches/123456","metadata":{{"@type":"type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
+            "model":"models/gemini-2.5-flash","displayName":"shadow-batch-RUN-1","state":"BATCH_STATE_SUCCEEDED",
+            "createTime":"2025-07-01T10:00:00Z","batchStats":{{"requestCount":"3","successfulRequestCount":"2","failedRequestCount":"1"}}}},
+            "done":true,"response":{{"@type":"type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput",
+            "inlinedResponses":{{"inlinedResponses":[
+              {{"metadata":{{"key":"r0-a1"}},"response":{answer}}},
+              {{"metadata":{{"key":"r1-a1"}},"error":{error}}},
+              {{"metadata":{{"key":"r2-a1"}}}}]}}}}}}"#
+        );
+        let b = parse_batch(&op).unwrap();
+        assert_eq!(b.status, ProviderStatus::Completed);
+        assert!(b.inline_input);
+        assert_eq!(b.output_file_id, None);
+        let lines = b.inline_lines.expect("inline results");
+        assert_eq!(lines.len(), 3);
+        let file_lines = [
+            format!(r#"{{"key":"r0-a1","response":{answer}}}"#),
+            format!(r#"{{"key":"r1-a1","error":{error}}}"#),
+            r#"{"key":"r2-a1"}"#.to_string(),
+        ];
+        for (inline, file) in lines.iter().zip(&file_lines) {
+            assert_eq!(
+                parse_line(inline).unwrap(),
+                parse_line(file).unwrap(),
+                "{inline}"
+            );
+        }
+        let (key, outcome) = parse_line(&lines[0]).unwrap();
+        assert_eq!(key, "r0-a1");
+        let LineOutcome::Answered { status: 200, body } = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap(),
+            serde_json::from_str::<Value>(answer).unwrap()
+        );
+        assert!(matches!(
+            parse_line(&lines[1]).unwrap().1,
+            LineOutcome::Answered { status: 429, .. }
+        ));
+        assert!(matches!(
+            parse_line(&lines[2]).unwrap().1,
+            LineOutcome::NotRun { .. }
+        ));
+        // In the batch's own `output` (a batch read directly) too.
+        let direct = parse_batch(&format!(
+            r#"{{"name":"batches/d","state":"BATCH_STATE_SUCCEEDED","output":{{"inlinedResponses":{{"inlinedResponses":[{{"metadata":{{"key":"r0-a1"}},"response":{answer}}}]}}}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(direct.inline_lines.map(|l| l.len()), Some(1));
+        // A file batch has none; a running inline batch shows its inline input.
+        let file = parse_batch(r#"{"name":"batches/9","metadata":{"state":"BATCH_STATE_SUCCEEDED"},"done":true,"response":{"responsesFile":"files/o"}}"#).unwrap();
+        assert_eq!((file.inline_lines, file.inline_input), (None, false));
+        let running = parse_batch(r#"{"name":"batches/r","metadata":{"state":"BATCH_STATE_RUNNING","inputConfig":{"requests":{"requests":[]}}}}"#).unwrap();
+        assert!(running.inline_input && running.inline_lines.is_none());
     }
 }
