@@ -131,13 +131,15 @@ pub(super) enum Dialect {
         /// The run's tag in `custom_id`s.
         tag: String,
     },
-    /// Gemini Batch Mode: a file uploaded by Google's resumable protocol,
-    /// then a batch (a long-running operation) from it (see `gemini`).
+    /// Gemini Batch Mode: a small shard's requests inline in the create
+    /// call, a larger one's in a file uploaded by Google's resumable
+    /// protocol; a batch is a long-running operation (see `gemini`).
     Gemini { api: gemini::Api },
 }
 
 impl Dialect {
-    /// The requests go inline in the create call (no upload, no file id).
+    /// Every shard's requests go inline in the create call (no upload, no
+    /// file id). Gemini's go inline shard by shard (`Shard::inline`).
     pub(super) fn inline(&self) -> bool {
         matches!(self, Dialect::Anthropic { .. })
     }

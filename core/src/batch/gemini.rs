@@ -1,7 +1,8 @@
-//! Gemini Batch Mode (`models/{model}:batchGenerateContent`): an input file
-//! uploaded with the resumable upload protocol, a batch created from it, a
-//! long-running operation read until it is done, and a results file read line
-//! by line. Pure functions.
+//! Gemini Batch Mode (`models/{model}:batchGenerateContent`): a small shard's
+//! requests inline in the create call, a larger one's in an input file
+//! uploaded with the resumable upload protocol; a long-running operation read
+//! until it is done; its inline results, or a results file read line by
+//! line. Pure functions.
 //!
 //! What differs from OpenAI's Batch API, and what the run does about it:
 //!
@@ -11,6 +12,16 @@
 //!   SUCCEEDED can hold error lines: each is judged as the live answer or
 //!   error it carries, its status from the error's code (an HTTP status, or a
 //!   gRPC code mapped as Google maps them: 3 -> 400, 8 -> 429, 14 -> 503...).
+//! - Inline or file, by size: a shard whose create body, its requests inline
+//!   (`inputConfig.requests.requests[]`: `{"request", "metadata": {"key"}}`),
+//!   is at most [`crate::config::BatchApiConfig::inline_max_bytes`] (Google:
+//!   under 20 MB; default 19,000,000) goes inline, no file uploaded: its
+//!   file-form lines are rewritten byte for byte ([`inline_request`]) once
+//!   its size is known, and its results are the finished operation's
+//!   `response.inlinedResponses.inlinedResponses[]` (`{metadata: {key},
+//!   response | error}`, in order), read as the lines of a results file. The
+//!   journal records the create's intent with the rows and no file
+//!   (`Submitting`), so a resume knows it went inline.
 //! - The upload is Google's resumable protocol: a `start` call naming the
 //!   file's size and type, whose answer header `x-goog-upload-url` says where
 //!   to send the bytes (`upload, finalize`); the answer names the file
@@ -28,7 +39,8 @@
 //!   `displayName`: it is `shadow-batch-{run}-{shard}`, and a create whose
 //!   answer was lost (a crash, a timeout, a 5xx) is followed by a listing of
 //!   the account's batches for that name before the shard is created again.
-//!   The journal holds the shard's file id before the create (its intent).
+//!   The journal holds the shard's file id (or, inline, its rows) before the
+//!   create (its intent).
 //! - Cancelling answers an empty object: the batch is read again after it.
 //! - Uploaded files cannot be downloaded again (only generated ones can): a
 //!   batch whose journal was lost has its rows learned from its results.
