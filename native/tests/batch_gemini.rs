@@ -8,6 +8,11 @@
 //! the create and in the middle of a download (each resumed to the results of
 //! an uninterrupted run, the mock's counters showing no second upload or
 //! create and no line run twice), Ctrl-C detaching then `shadow-batch cancel`.
+//!
+//! Each runs twice where the two input forms differ: by file (the inline
+//! limit set to 0), and inline (the default limit: the tests' shards are far
+//! under it), where nothing is uploaded, the results come from the finished
+//! operation, and a shard one byte past the limit goes by file.
 
 mod common;
 
@@ -450,4 +455,81 @@ fn killed_while_creating_an_inline_gemini_batch_resumes_by_finding_it_by_its_nam
     );
     assert_eq!(stat(v, "batchUploads"), 0);
     assert_no_key(&done.resumed, done.data.root.path());
+}
+
+#[test]
+fn an_expired_inline_gemini_batch_re_sends_only_its_rows() {
+    // As by file: the expired batch answers nothing, all twenty rows go again
+    // once, inline again, nothing uploaded.
+    let mock = Mock::start_with("--batch-ms 300 --batch-expire 1 --error-rate 0");
+    let data = Data::new(20);
+    let out = data.dir("out");
+    run(batch_cmd_limited(&data, &mock, &out, &[], INLINE)).expect_code(0);
+    let files = RunFiles::in_dir(&out);
+    let results = files.results();
+    assert_each_row_once(&results, 20);
+    assert!(results.iter().all(|r| r["attempts"] == 2), "{results:#?}");
+    let batches = files.summary()["providerBatches"].clone();
+    assert_eq!(batches[0]["status"], "done (expired)");
+    assert_eq!(batches[1]["lines"], 20);
+    let stats = mock.stats();
+    assert_eq!(stat(&stats, "batchCreates"), 2);
+    assert_eq!(stat(&stats, "batchLines"), 20);
+    assert_eq!(stat(&stats, "batchUploads"), 0);
+}
+
+#[test]
+fn a_failed_inline_gemini_batch_aborts_resumably_and_the_resume_completes() {
+    let (mock, ..) = failed_batch_aborts_and_the_resume_completes(
+        &gemini_batch_limited(INLINE),
+        |first, summary, _| {
+            first.stderr_has("failed, so none of its requests ran");
+            assert_eq!(summary["abortKind"]["kind"], "batchFailed");
+        },
+    );
+    let stats = mock.stats();
+    assert_eq!(
+        (stat(&stats, "batchUploads"), stat(&stats, "batchCreates")),
+        (0, 2)
+    );
+}
+
+#[test]
+#[cfg(unix)]
+fn ctrl_c_detaches_an_inline_gemini_run_then_cancel_keeps_what_finished() {
+    detach_cancel_and_resume(
+        &gemini_batch_limited(INLINE),
+        |detached| {
+            detached.detached.stdout_has(
+                "Detached: 1 provider batch(es) keep running at the provider (batches/mock",
+            );
+            assert_eq!(stat(&detached.mock.stats(), "batchUploads"), 0);
+        },
+        |_, summary| {
+            assert_eq!(
+                summary["providerBatches"][0]["status"], "done (cancelled)",
+                "{summary:#}"
+            );
+        },
+    );
+}
+
+#[test]
+#[cfg(unix)]
+fn killed_with_its_provider_journal_lost_an_inline_gemini_run_resumes_without_creating_again() {
+    // The batch found by its display name, its rows learned from the inline
+    // results in its finished operation.
+    let done = kill_and_resume_batch(
+        &gemini_batch_limited(INLINE),
+        "--batch-ms 3000 --error-rate 0",
+        &[],
+        "lost journal, inline",
+        |out, _| batch_created(out),
+        |_, files| {
+            let journal = provider_file(files.results.parent().unwrap()).expect("a journal");
+            std::fs::remove_file(journal).unwrap();
+        },
+    );
+    assert_eq!(stat(&done.victim, "batchCreates"), 1);
+    assert_eq!(stat(&done.victim, "batchUploads"), 0);
 }
