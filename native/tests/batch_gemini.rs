@@ -345,6 +345,8 @@ fn a_small_gemini_batch_run_goes_inline_with_the_results_of_a_live_run() {
     );
     assert_eq!(stat(&stats, "batchFilesLive"), 0, "{stats:#}");
     assert_eq!(stat(&stats, "unauthorized"), 0);
+    run.batch
+        .stdout_has("at most 19000000 bytes goes inline in it (no upload)");
     assert_no_key(&run.batch, run.data.root.path());
 }
 
