@@ -294,5 +294,5 @@ fn after_a_crash_between_the_inline_intent_and_its_create_the_batch_is_looked_fo
 
 fn batch_counts(batch: &BatchRun) -> (usize, usize) {
     let c = batch.run().counts();
-    (c.successful as usize, c.failed as usize)
+    (c.successful, c.failed)
 }
