@@ -114,6 +114,12 @@ pub struct RunConfig {
     /// Left out of reports when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gate: Vec<crate::gate::Requirement>,
+    /// The seeded random sample of rows the run is made of (`--sample`): the
+    /// host draws it ([`crate::sample`]) and hands the run those rows; kept so
+    /// that a resumed run rebuilds the same one. Left out when the run is over
+    /// the whole CSV in file order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<crate::sample::Sample>,
 }
 
 impl RunConfig {
@@ -194,6 +200,7 @@ impl Default for RunConfig {
             target_agreement: None,
             inline_images: false,
             gate: Vec::new(),
+            sample: None,
         }
     }
 }

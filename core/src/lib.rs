@@ -133,6 +133,7 @@ pub mod ratelimit;
 pub mod redact;
 pub mod report;
 pub mod run_files;
+pub mod sample;
 mod stop;
 pub mod throughput;
 pub mod time;

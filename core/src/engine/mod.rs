@@ -551,6 +551,7 @@ impl Run {
         };
         let statistics = self.tallies.statistics(elapsed);
         let evaluation = self.tallies.eval.evaluate(&self.labels);
+        let evaluation_counts = (evaluation.agreements, evaluation.compared);
         let slices = self.tallies.slices.slices(evaluation.agreement_rate);
         let cost = if self.batch_mode {
             Cost::of_batch(
@@ -600,6 +601,9 @@ impl Run {
                 self.tallies
                     .confidence
                     .report(self.config.target_agreement, self.labels.names())
+            }),
+            sample: self.config.sample.as_ref().map(|sample| {
+                crate::sample::SampleReport::of(sample, evaluation_counts.0, evaluation_counts.1)
             }),
         }
     }

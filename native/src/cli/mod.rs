@@ -695,6 +695,22 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Estimate and sampling")]
     pub dry_run: bool,
 
+    /// Send only a uniform random sample of the CSV's rows: N rows (e.g. 5000)
+    /// or a share in (0, 1] (e.g. 0.1). The sample is the first N rows of a
+    /// permutation of all rows drawn from --seed; the rows go in that order, each
+    /// result naming its true CSV line. Every figure is then "estimated from n
+    /// of N rows", and the summary adds the agreement's interval for the whole
+    /// CSV with the finite-population correction. The sample is saved with the
+    /// run: --resume continues it, and --resume with a larger --sample only adds
+    /// rows. Refused over a CSV whose rows changed since.
+    #[arg(
+        long,
+        value_name = "N|SHARE",
+        value_parser = shadow_core::sample::SampleSize::parse,
+        help_heading = "Estimate and sampling"
+    )]
+    pub sample: Option<shadow_core::sample::SampleSize>,
+
     /// Do not ask the endpoint for log-probabilities. By default a run asks
     /// OpenAI-compatible endpoints (for models that are not reasoning models) and
     /// Gemini for them, and keeps each answer's confidence (the predicted label's
