@@ -443,10 +443,20 @@ pub struct BatchApiConfig {
     /// Default false.
     #[serde(skip_serializing_if = "is_false")]
     pub keep_files: bool,
+    /// Gemini only: a shard whose create request, with its requests inline,
+    /// would be at most this many bytes goes inline (no upload, results read
+    /// from the finished batch); a larger one is uploaded as a file. Default
+    /// and most [`BatchApiConfig::GEMINI_INLINE_MAX_BYTES`]; 0: always a file.
+    #[serde(skip_serializing_if = "is_default_inline")]
+    pub inline_max_bytes: u64,
 }
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+fn is_default_inline(bytes: &u64) -> bool {
+    *bytes == BatchApiConfig::GEMINI_INLINE_MAX_BYTES
 }
 
 impl Default for BatchApiConfig {
@@ -457,6 +467,7 @@ impl Default for BatchApiConfig {
             poll_min_ms: 5_000,
             poll_max_ms: 60_000,
             keep_files: false,
+            inline_max_bytes: BatchApiConfig::GEMINI_INLINE_MAX_BYTES,
         }
     }
 }
@@ -464,6 +475,11 @@ impl Default for BatchApiConfig {
 const HOUR_MS: u64 = 3_600_000;
 
 impl BatchApiConfig {
+    /// Google takes a Gemini batch's requests inline in a create request of
+    /// less than 20 MB ("Batch Mode" guide, ai.google.dev); shadow-batch keeps
+    /// a margin of over 1 MB below it (below 20,000,000 and 20 MiB both).
+    pub const GEMINI_INLINE_MAX_BYTES: u64 = 19_000_000;
+
     /// The defaults for `provider`: shards as large as its batch API takes.
     pub fn for_provider(provider: &Provider) -> BatchApiConfig {
         let limits = provider.batch_api().unwrap_or(BatchLimits::OPENAI);
@@ -507,6 +523,12 @@ impl BatchApiConfig {
         )?;
         check(BatchSetting::PollMinMs, self.poll_min_ms, 1, HOUR_MS)?;
         check(
+            BatchSetting::InlineMaxBytes,
+            self.inline_max_bytes,
+            0,
+            BatchApiConfig::GEMINI_INLINE_MAX_BYTES,
+        )?;
+        check(
             BatchSetting::PollMaxMs,
             self.poll_max_ms,
             self.poll_min_ms,
@@ -524,6 +546,8 @@ pub enum BatchSetting {
     MaxLines,
     /// [`BatchApiConfig::max_bytes`].
     MaxBytes,
+    /// [`BatchApiConfig::inline_max_bytes`].
+    InlineMaxBytes,
     /// [`BatchApiConfig::poll_min_ms`].
     PollMinMs,
     /// [`BatchApiConfig::poll_max_ms`].
@@ -536,6 +560,7 @@ impl BatchSetting {
         match self {
             BatchSetting::MaxLines => "maxLines",
             BatchSetting::MaxBytes => "maxBytes",
+            BatchSetting::InlineMaxBytes => "inlineMaxBytes",
             BatchSetting::PollMinMs => "pollMinMs",
             BatchSetting::PollMaxMs => "pollMaxMs",
         }

@@ -269,6 +269,12 @@ pub fn print_via(config: &RunConfig, open: usize, to_find: usize) {
         b.max_bytes / 1_000_000,
         b.poll_max_ms as f64 / 1000.0
     );
+    if matches!(config.provider, Provider::Gemini(_)) {
+        println!(
+            "                a shard whose create request is at most {} bytes goes inline in it (no upload); a larger one as an uploaded file",
+            b.inline_max_bytes
+        );
+    }
     if open > 0 {
         println!("  Resumed:      {open} provider batch(es) still running: polled, not sent again");
     }

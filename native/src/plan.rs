@@ -370,6 +370,14 @@ pub fn plan(
             if take("keep_provider_files") {
                 batch.keep_files = args.keep_provider_files;
             }
+            // Undocumented, for tests: Gemini's inline limit (0: always a file).
+            if let Ok(bytes) = std::env::var("SHADOW_BATCH_GEMINI_INLINE_MAX_BYTES") {
+                batch.inline_max_bytes = bytes.trim().parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "SHADOW_BATCH_GEMINI_INLINE_MAX_BYTES is {bytes:?}; it must be a number of bytes"
+                    )
+                })?;
+            }
             if let Err(e) = batch.validate_for(&config.provider) {
                 bail!(
                     "{}",

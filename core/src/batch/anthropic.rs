@@ -170,6 +170,8 @@ fn batch_of(v: &Value) -> Result<BatchObject, ParseError> {
         error_file_id: None,
         counts,
         errors: Vec::new(),
+        inline_lines: None,
+        inline_input: false,
         created_at: text("created_at").as_deref().and_then(parse_rfc3339),
     })
 }
@@ -479,6 +481,8 @@ mod tests {
                 ..RequestCounts::default()
             }),
             errors: Vec::new(),
+            inline_lines: None,
+            inline_input: false,
             created_at: parse_rfc3339(t),
         };
         let intent = parse_rfc3339("2026-01-01T10:00:00Z").unwrap();

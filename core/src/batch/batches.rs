@@ -30,7 +30,7 @@ impl BatchRun {
                 batch_id: batch.id.clone(),
                 at: now,
             }));
-        if shard.file && self.dialect.inline() {
+        if shard.file && (self.dialect.inline() || shard.inline) {
             // The requests are at the provider: the local copy can go.
             shard.file = false;
             self.urgent.push_back(BatchOutput::DiscardFile {
@@ -50,6 +50,8 @@ impl BatchRun {
         if shard.file_id.is_none() && !self.dialect.inline() {
             shard.file_id.clone_from(&batch.input_file_id);
         }
+        // A batch adopted from the provider says how its requests went.
+        shard.inline |= batch.inline_input;
         if shard.status_text.as_deref() != Some(batch.status_text.as_str())
             || shard.counts != batch.counts
         {
@@ -76,7 +78,9 @@ impl BatchRun {
                     .cloned()
                     .collect();
                 shard.ended_status = Some(batch.status_text.clone());
-                shard.downloads = if self.dialect.inline() {
+                // Inline results are read from the batch itself (Gemini's
+                // finished operation, read again: a resume reads it the same).
+                shard.downloads = if self.dialect.inline() || shard.inline {
                     VecDeque::from([batch.id.clone()])
                 } else {
                     batch

@@ -9,8 +9,8 @@ use crate::time::Millis;
 
 use super::chores::upload_name;
 use super::{
-    anthropic, journal, BatchOutput, BatchRecord, BatchRun, CallId, CallKind, Chore, Dialect, Mode,
-    Phase, Shard, SubmitOrder, UploadOrder, HOUR_MS, MAX_LIST_PAGES,
+    anthropic, gemini, journal, BatchOutput, BatchRecord, BatchRun, CallId, CallKind, Chore,
+    Dialect, Mode, Phase, Shard, SubmitOrder, UploadOrder, HOUR_MS, MAX_LIST_PAGES,
 };
 
 /// Provider calls.
@@ -73,13 +73,16 @@ impl BatchRun {
         if shard.call.is_some() || shard.due > now || !self.wants_call(shard) {
             return;
         }
-        let inline = self.dialect.inline();
+        let inline = self.dialect.inline() || self.shards[s].inline;
         let shard = &self.shards[s];
         let (kind, request) = match shard.phase {
-            Phase::Sealed if inline => {
+            Phase::Sealed if inline || self.goes_inline(s) => {
                 // The intent goes to the journal before the create call: a
                 // resume looks for the batch the call may have made.
+                // Gemini's choice, journaled with it: the record names no
+                // file, so a resume neither uploads nor creates it again.
                 let shard = &mut self.shards[s];
+                shard.inline = !self.dialect.inline();
                 shard.phase = Phase::Uploaded;
                 shard.intent_at = Some(now);
                 self.urgent
@@ -162,6 +165,22 @@ impl BatchRun {
                     _ => (CallKind::Poll, self.dialect.poll_request(id)),
                 }
             }
+            // Gemini's inline results are in the finished batch: read it.
+            Phase::Downloading if shard.inline && shard.downloads.front().is_some() => {
+                let kind = if shard.learn.is_some() {
+                    CallKind::Learn
+                } else {
+                    CallKind::Download
+                };
+                let id = shard.downloads.front().cloned().unwrap_or_default();
+                let call = self.new_call(s, kind);
+                self.outputs.push_back(BatchOutput::Call {
+                    call,
+                    request: self.dialect.poll_request(&id),
+                    lines: false,
+                });
+                return;
+            }
             Phase::Downloading if shard.learn.is_some() => {
                 let from = match &shard.file_id {
                     Some(file) if self.dialect.learns_from_input() => Some(file.clone()),
@@ -197,22 +216,51 @@ impl BatchRun {
         });
     }
 
-    /// The create call of an inline dialect: the shard's file is its body.
-    fn submit(&mut self, s: usize) {
-        let base = self.base().to_string();
-        let call = self.new_call(s, CallKind::Create);
+    /// Whether a sealed shard's requests go inline in its create call rather
+    /// than in an uploaded file: Gemini's, when that create's body is at most
+    /// [`crate::config::BatchApiConfig::inline_max_bytes`].
+    fn goes_inline(&self, s: usize) -> bool {
+        matches!(self.dialect, Dialect::Gemini { .. })
+            && self.submit_order(CallId(0), s).body_len() <= self.cfg.inline_max_bytes
+    }
+
+    /// The create call of shard `s` with its requests inline.
+    fn submit_order(&self, call: CallId, s: usize) -> SubmitOrder {
         let shard = &self.shards[s];
-        self.outputs.push_back(BatchOutput::Submit(SubmitOrder {
-            call,
-            shard: shard.number,
-            url: anthropic::batches_url(&base),
-            headers: anthropic::create_headers(),
-            prefix: anthropic::BODY_PREFIX,
-            separator: anthropic::BODY_SEPARATOR,
-            suffix: anthropic::BODY_SUFFIX,
-            lines: shard.lines,
-            bytes: shard.bytes,
-        }));
+        match &self.dialect {
+            Dialect::Gemini { api } => SubmitOrder {
+                call,
+                shard: shard.number,
+                url: gemini::create_url(api),
+                headers: vec![("content-type".into(), "application/json".into())],
+                prefix: gemini::inline_prefix(&gemini::display_name(&self.run_id, shard.number)),
+                separator: gemini::INLINE_SEPARATOR,
+                suffix: gemini::INLINE_SUFFIX,
+                lines: shard.lines,
+                bytes: shard.bytes,
+                rekeyed: true,
+            },
+            _ => SubmitOrder {
+                call,
+                shard: shard.number,
+                url: anthropic::batches_url(self.base()),
+                headers: anthropic::create_headers(),
+                prefix: anthropic::BODY_PREFIX.to_string(),
+                separator: anthropic::BODY_SEPARATOR,
+                suffix: anthropic::BODY_SUFFIX,
+                lines: shard.lines,
+                bytes: shard.bytes,
+                rekeyed: false,
+            },
+        }
+    }
+
+    /// The create call of a shard whose requests go inline: the shard's file
+    /// is its body.
+    fn submit(&mut self, s: usize) {
+        let call = self.new_call(s, CallKind::Create);
+        let order = self.submit_order(call, s);
+        self.outputs.push_back(BatchOutput::Submit(order));
         // The progress file says "creating" before the call can be made: a
         // resume that lost the provider journal looks for its batch.
         self.refresh();
@@ -345,10 +393,30 @@ impl BatchRun {
                 }
                 self.on_batch(now, s, batch);
             }),
+            CallKind::Download if self.shards[s].inline => {
+                self.dialect.parse_batch(body).map(|batch| {
+                    for line in batch.inline_lines.unwrap_or_default() {
+                        self.on_result_line(now, s, &line);
+                    }
+                    self.shards[s].downloads.pop_front();
+                    self.shards[s].due = now;
+                })
+            }
             CallKind::Download => {
                 self.shards[s].downloads.pop_front();
                 self.shards[s].due = now;
                 Ok(())
+            }
+            CallKind::Learn if self.shards[s].inline => {
+                self.dialect.parse_batch(body).map(|batch| {
+                    for line in batch.inline_lines.unwrap_or_default() {
+                        self.on_learn_line(s, &line);
+                    }
+                    let shard = &mut self.shards[s];
+                    shard.learn_read = true;
+                    shard.due = now;
+                    self.resolve_learned(now);
+                })
             }
             CallKind::Probe => {
                 self.on_probed(now, s);

@@ -73,10 +73,10 @@ pub enum UploadProtocol {
 }
 
 /// "Create a batch of shard `shard`'s requests": a batch API that takes the
-/// requests inline (Anthropic's). `POST` to `url` with `headers` (and the key) a
-/// body made of `prefix`, the shard file's lines joined by `separator`, and
-/// `suffix`: `prefix.len() + bytes + (lines - 1) * separator.len() +
-/// suffix.len()` bytes.
+/// requests inline (Anthropic's; Gemini's for a small shard). `POST` to `url`
+/// with `headers` (and the key) a body made of `prefix`, the shard file's
+/// lines joined by `separator` (rewritten when `rekeyed`), and `suffix`:
+/// [`SubmitOrder::body_len`] bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SubmitOrder {
@@ -89,7 +89,7 @@ pub struct SubmitOrder {
     /// Headers to set (without the key).
     pub headers: Vec<(String, String)>,
     /// Before the first line.
-    pub prefix: &'static str,
+    pub prefix: String,
     /// Between two lines.
     pub separator: &'static str,
     /// After the last line.
@@ -98,14 +98,63 @@ pub struct SubmitOrder {
     pub lines: usize,
     /// Bytes in the file.
     pub bytes: u64,
+    /// Each line, `{"key":K,"request":R}` in the file, goes as
+    /// `{"request":R,"metadata":{"key":K}}` without its `\n` (Gemini's inline
+    /// requests): build the body with [`SubmitOrder::body`]. Otherwise the
+    /// lines go as they are.
+    pub rekeyed: bool,
 }
 
 impl SubmitOrder {
     /// The length of the body in bytes.
     pub fn body_len(&self) -> u64 {
+        let growth = if self.rekeyed {
+            gemini::INLINE_LINE_GROWTH * self.lines as u64
+        } else {
+            0
+        };
         (self.prefix.len() + self.suffix.len()) as u64
             + self.bytes
+            + growth
             + (self.lines.saturating_sub(1) * self.separator.len()) as u64
+    }
+
+    /// The body, from the shard file's text (its lines, each ending in
+    /// `\n`); an error names the first line that is not as the order says, or
+    /// a file of another size than the order's.
+    pub fn body(&self, file: &str) -> Result<String, String> {
+        if file.len() as u64 != self.bytes {
+            return Err(format!(
+                "the shard file holds {} bytes, not {}",
+                file.len(),
+                self.bytes
+            ));
+        }
+        let mut body = String::with_capacity(usize::try_from(self.body_len()).unwrap_or(0));
+        body.push_str(&self.prefix);
+        for (i, line) in file.split_inclusive('\n').enumerate() {
+            if i > 0 {
+                body.push_str(self.separator);
+            }
+            if self.rekeyed {
+                let request = gemini::inline_request(line).ok_or_else(|| {
+                    format!("line {} of the shard file is not a keyed request", i + 1)
+                })?;
+                body.push_str(&request);
+            } else {
+                body.push_str(line);
+            }
+        }
+        body.push_str(self.suffix);
+        if body.len() as u64 != self.body_len() {
+            return Err(format!(
+                "the shard file's {} lines make a body of {} bytes, not {}",
+                self.lines,
+                body.len(),
+                self.body_len()
+            ));
+        }
+        Ok(body)
     }
 }
 

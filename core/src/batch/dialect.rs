@@ -97,6 +97,11 @@ pub(super) struct BatchObject {
     pub(super) counts: Option<RequestCounts>,
     /// (code, message)
     pub(super) errors: Vec<(String, String)>,
+    /// Gemini: an inline batch's results, as results file lines (in the
+    /// finished operation, not in a file).
+    pub(super) inline_lines: Option<Vec<String>>,
+    /// Gemini: its requests were inline (no input file).
+    pub(super) inline_input: bool,
     /// When the provider created it.
     pub(super) created_at: Option<Millis>,
 }
@@ -126,13 +131,15 @@ pub(super) enum Dialect {
         /// The run's tag in `custom_id`s.
         tag: String,
     },
-    /// Gemini Batch Mode: a file uploaded by Google's resumable protocol,
-    /// then a batch (a long-running operation) from it (see `gemini`).
+    /// Gemini Batch Mode: a small shard's requests inline in the create
+    /// call, a larger one's in a file uploaded by Google's resumable
+    /// protocol; a batch is a long-running operation (see `gemini`).
     Gemini { api: gemini::Api },
 }
 
 impl Dialect {
-    /// The requests go inline in the create call (no upload, no file id).
+    /// Every shard's requests go inline in the create call (no upload, no
+    /// file id). Gemini's go inline shard by shard (`Shard::inline`).
     pub(super) fn inline(&self) -> bool {
         matches!(self, Dialect::Anthropic { .. })
     }
@@ -277,11 +284,12 @@ impl Dialect {
                 shard: 0,
                 url: String::new(),
                 headers: Vec::new(),
-                prefix: anthropic::BODY_PREFIX,
+                prefix: anthropic::BODY_PREFIX.to_string(),
                 separator: anthropic::BODY_SEPARATOR,
                 suffix: anthropic::BODY_SUFFIX,
                 lines,
                 bytes,
+                rekeyed: false,
             }
             .body_len(),
         }

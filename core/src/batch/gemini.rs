@@ -1,7 +1,8 @@
-//! Gemini Batch Mode (`models/{model}:batchGenerateContent`): an input file
-//! uploaded with the resumable upload protocol, a batch created from it, a
-//! long-running operation read until it is done, and a results file read line
-//! by line. Pure functions.
+//! Gemini Batch Mode (`models/{model}:batchGenerateContent`): a small shard's
+//! requests inline in the create call, a larger one's in an input file
+//! uploaded with the resumable upload protocol; a long-running operation read
+//! until it is done; its inline results, or a results file read line by
+//! line. Pure functions.
 //!
 //! What differs from OpenAI's Batch API, and what the run does about it:
 //!
@@ -11,6 +12,16 @@
 //!   SUCCEEDED can hold error lines: each is judged as the live answer or
 //!   error it carries, its status from the error's code (an HTTP status, or a
 //!   gRPC code mapped as Google maps them: 3 -> 400, 8 -> 429, 14 -> 503...).
+//! - Inline or file, by size: a shard whose create body, its requests inline
+//!   (`inputConfig.requests.requests[]`: `{"request", "metadata": {"key"}}`),
+//!   is at most [`crate::config::BatchApiConfig::inline_max_bytes`] (Google:
+//!   under 20 MB; default 19,000,000) goes inline, no file uploaded: its
+//!   file-form lines are rewritten byte for byte ([`inline_request`]) once
+//!   its size is known, and its results are the finished operation's
+//!   `response.inlinedResponses.inlinedResponses[]` (`{metadata: {key},
+//!   response | error}`, in order), read as the lines of a results file. The
+//!   journal records the create's intent with the rows and no file
+//!   (`Submitting`), so a resume knows it went inline.
 //! - The upload is Google's resumable protocol: a `start` call naming the
 //!   file's size and type, whose answer header `x-goog-upload-url` says where
 //!   to send the bytes (`upload, finalize`); the answer names the file
@@ -28,7 +39,8 @@
 //!   `displayName`: it is `shadow-batch-{run}-{shard}`, and a create whose
 //!   answer was lost (a crash, a timeout, a 5xx) is followed by a listing of
 //!   the account's batches for that name before the shard is created again.
-//!   The journal holds the shard's file id before the create (its intent).
+//!   The journal holds the shard's file id (or, inline, its rows) before the
+//!   create (its intent).
 //! - Cancelling answers an empty object: the batch is read again after it.
 //! - Uploaded files cannot be downloaded again (only generated ones can): a
 //!   batch whose journal was lost has its rows learned from its results.
@@ -161,6 +173,45 @@ pub(super) fn input_line(key: &str, body: &str) -> String {
     line
 }
 
+/// A line of a shard's file rewritten as an inline request is this many
+/// bytes longer: `{"key":K,"request":R}\n` (20 bytes around K and R, its
+/// `\n` counted) becomes `{"request":R,"metadata":{"key":K}}` (32, no `\n`).
+pub(super) const INLINE_LINE_GROWTH: u64 = 12;
+
+/// Between two inline requests, and after the last.
+pub(super) const INLINE_SEPARATOR: &str = ",";
+pub(super) const INLINE_SUFFIX: &str = "]}}}}";
+
+/// What goes before the inline requests of a create body: `{"batch":
+/// {"displayName": NAME, "inputConfig": {"requests": {"requests": [`
+/// (the shape of Google's "Batch Mode" guide, inline requests).
+pub(super) fn inline_prefix(display_name: &str) -> String {
+    let name = serde_json::to_string(display_name).expect("a string serializes");
+    format!("{{\"batch\":{{\"displayName\":{name},\"inputConfig\":{{\"requests\":{{\"requests\":[")
+}
+
+/// A line of a shard's file as [`input_line`] writes it (`{"key":K,
+/// "request":R}`, its `\n` optional) as an inline request:
+/// `{"request":R,"metadata":{"key":K}}`, K and R byte for byte. `None` for a
+/// line not of that form.
+pub(super) fn inline_request(line: &str) -> Option<String> {
+    let line = line.strip_suffix('\n').unwrap_or(line);
+    let rest = line.strip_prefix("{\"key\":")?;
+    let mut keys = serde_json::Deserializer::from_str(rest).into_iter::<String>();
+    keys.next()?.ok()?;
+    let (key, rest) = rest.split_at(keys.byte_offset());
+    let request = rest.strip_prefix(",\"request\":")?.strip_suffix('}')?;
+    // One JSON value, whole (not a line cut short).
+    serde_json::from_str::<serde::de::IgnoredAny>(request).ok()?;
+    let mut out = String::with_capacity(line.len() + INLINE_LINE_GROWTH as usize + 1);
+    out.push_str("{\"request\":");
+    out.push_str(request);
+    out.push_str(",\"metadata\":{\"key\":");
+    out.push_str(key);
+    out.push_str("}}");
+    Some(out)
+}
+
 /// The headers of the resumable upload's `start` call for a file of `bytes`
 /// bytes; its body is [`upload_start_body`].
 pub(super) fn upload_start_headers(bytes: u64) -> Vec<(String, String)> {
@@ -184,17 +235,18 @@ pub(super) fn upload_start_body(display_name: &str) -> String {
     json!({"file": {"display_name": display_name}}).to_string()
 }
 
+/// `{base}/{model}:batchGenerateContent`: where batches are created.
+pub(super) fn create_url(api: &Api) -> String {
+    format!("{}/{}:batchGenerateContent", api.base, api.model)
+}
+
 /// `POST {base}/{model}:batchGenerateContent` of an uploaded file.
 pub(super) fn create_request(api: &Api, display_name: &str, file: &str) -> HttpRequest {
     let body = json!({"batch": {
         "displayName": display_name,
         "inputConfig": {"fileName": file},
     }});
-    request(
-        "POST",
-        format!("{}/{}:batchGenerateContent", api.base, api.model),
-        Some(body.to_string()),
-    )
+    request("POST", create_url(api), Some(body.to_string()))
 }
 
 /// `GET {base}/batches/{id}`.
@@ -372,6 +424,13 @@ fn batch_of(v: &Value) -> Result<BatchObject, ParseError> {
         }
     });
     let output = batch.get("output").or_else(|| v.get("response"));
+    // An inline batch's results: each entry `{metadata: {key}, response |
+    // error}` becomes a results file's line (`{"key", ...}`), read as one.
+    let inline_lines = output
+        .and_then(|o| o.pointer("/inlinedResponses/inlinedResponses"))
+        .and_then(Value::as_array)
+        .map(|entries| entries.iter().map(inline_result_line).collect::<Vec<_>>());
+    let inline_input = inline_lines.is_some() || batch.pointer("/inputConfig/requests").is_some();
     let output_file_id = output
         .and_then(|o| o.get("responsesFile"))
         .and_then(Value::as_str)
@@ -410,11 +469,28 @@ fn batch_of(v: &Value) -> Result<BatchObject, ParseError> {
         error_file_id: None,
         counts,
         errors,
+        inline_lines,
+        inline_input,
         created_at: batch
             .get("createTime")
             .and_then(Value::as_str)
             .and_then(parse_rfc3339),
     })
+}
+
+/// An entry of an inline batch's results as a line of a results file: its
+/// `metadata.key` as `key` beside its `response` or `error`.
+fn inline_result_line(entry: &Value) -> String {
+    let mut line = serde_json::Map::new();
+    if let Some(key) = entry.pointer("/metadata/key") {
+        line.insert("key".into(), key.clone());
+    }
+    for field in ["response", "error"] {
+        if let Some(v) = entry.get(field) {
+            line.insert(field.into(), v.clone());
+        }
+    }
+    Value::Object(line).to_string()
 }
 
 /// Reads a batch (the answer to create and get: an operation).
@@ -731,5 +807,160 @@ mod tests {
         ));
         assert!(parse_line(r#"{"response":{}}"#).is_err());
         assert!(parse_line("{").is_err());
+    }
+    /// A shard file's line becomes an inline request of Google's shape
+    /// (ai.google.dev/gemini-api/docs/batch-mode, "Inline requests";
+    /// ai.google.dev/api/batch-mode, `InlinedRequest`: `request`, `metadata`),
+    /// its key and request byte for byte, 12 bytes longer than the line with its
+    /// `\n`.
+    #[test]
+    fn a_file_line_becomes_an_inline_request() {
+        let request = r#"{"contents":[{"role":"user","parts":[{"text":"a \"quoted\" } brace"}]}]}"#;
+        for key in ["r7-a2", "odd \"key\" ,\"request\":"] {
+            let line = input_line(key, request);
+            let inline = inline_request(&line).expect("a keyed line");
+            assert_eq!(
+                inline.len() as u64,
+                line.len() as u64 + INLINE_LINE_GROWTH,
+                "{inline}"
+            );
+            let v: Value = serde_json::from_str(&inline).unwrap();
+            assert_eq!(v["metadata"]["key"], key);
+            assert_eq!(
+                v["request"],
+                serde_json::from_str::<Value>(request).unwrap()
+            );
+            assert_eq!(v.as_object().unwrap().len(), 2, "request and metadata only");
+            assert!(inline.starts_with("{\"request\":"), "{inline}");
+            // Without its newline too.
+            assert_eq!(inline_request(line.trim_end()).as_deref(), Some(&*inline));
+        }
+        for bad in [
+            "",
+            "{\"custom_id\":\"r1-a1\",\"request\":{}}",
+            "{\"key\":\"r1-a1\",\"body\":{}}",
+            "{\"key\":7,\"request\":{}}",
+            "{\"key\":\"r1-a1\",\"request\":{}",
+        ] {
+            assert_eq!(inline_request(bad), None, "{bad}");
+        }
+    }
+
+    /// A shard's inline create body (`{"batch": {"displayName",
+    /// "inputConfig": {"requests": {"requests": [...]}}}}`, the guide's REST
+    /// example) is valid JSON of exactly the length the order says, its
+    /// requests in the file's order.
+    #[test]
+    fn an_inline_create_body_is_googles_shape_and_its_stated_length() {
+        let file: String = (0..5)
+            .map(|n| {
+                input_line(
+                    &format!("r{n}-a1"),
+                    &format!(
+                        r#"{{"contents":[{{"parts":[{{"text":"{}"}}]}}]}}"#,
+                        "x".repeat(n * 7)
+                    ),
+                )
+            })
+            .collect();
+        let order = crate::batch::SubmitOrder {
+            call: crate::batch::CallId(3),
+            shard: 2,
+            url: create_url(&api("http://127.0.0.1:9", "gemini-2.5-flash")),
+            headers: Vec::new(),
+            prefix: inline_prefix(&display_name("RUN", 2)),
+            separator: INLINE_SEPARATOR,
+            suffix: INLINE_SUFFIX,
+            lines: 5,
+            bytes: file.len() as u64,
+            rekeyed: true,
+        };
+        let body = order.body(&file).unwrap();
+        assert_eq!(body.len() as u64, order.body_len());
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["batch"]["displayName"], "shadow-batch-RUN-2");
+        let requests = v.pointer("/batch/inputConfig/requests/requests").unwrap();
+        let requests = requests.as_array().unwrap();
+        assert_eq!(requests.len(), 5);
+        for (n, r) in requests.iter().enumerate() {
+            assert_eq!(r["metadata"]["key"], format!("r{n}-a1"));
+            assert_eq!(
+                r.pointer("/request/contents/0/parts/0/text").unwrap(),
+                &"x".repeat(n * 7)
+            );
+        }
+        assert!(order.body(&file[1..]).is_err(), "a file of another size");
+        let mut broken = file.clone();
+        broken.replace_range(0..7, "{\"kez\":");
+        assert!(order.body(&broken).unwrap_err().contains("line 1"));
+    }
+
+    /// A finished inline batch as Google's API reference describes it
+    /// (ai.google.dev/api/batch-mode: the operation's `response` is a
+    /// `GenerateContentBatchOutput` whose `inlinedResponses.inlinedResponses[]`
+    /// are `InlinedResponse`s, `metadata` with `response` or `error`, in the
+    /// order of the requests): its entries are read as results file lines, and
+    /// each is judged exactly as the same entry in a file.
+    #[test]
+    fn inline_results_are_read_from_the_operation_as_file_lines() {
+        let answer = r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"{\"label\":\"cat\"}"}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":270,"candidatesTokenCount":6,"totalTokenCount":276}}"#;
+        let error =
+            r#"{"code":8,"message":"Resource has been exhausted","status":"RESOURCE_EXHAUSTED"}"#;
+        let op = format!(
+            r#"{{"name":"batches/123456","metadata":{{"@type":"type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
+            "model":"models/gemini-2.5-flash","displayName":"shadow-batch-RUN-1","state":"BATCH_STATE_SUCCEEDED",
+            "createTime":"2025-07-01T10:00:00Z","batchStats":{{"requestCount":"3","successfulRequestCount":"2","failedRequestCount":"1"}}}},
+            "done":true,"response":{{"@type":"type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput",
+            "inlinedResponses":{{"inlinedResponses":[
+              {{"metadata":{{"key":"r0-a1"}},"response":{answer}}},
+              {{"metadata":{{"key":"r1-a1"}},"error":{error}}},
+              {{"metadata":{{"key":"r2-a1"}}}}]}}}}}}"#
+        );
+        let b = parse_batch(&op).unwrap();
+        assert_eq!(b.status, ProviderStatus::Completed);
+        assert!(b.inline_input);
+        assert_eq!(b.output_file_id, None);
+        let lines = b.inline_lines.expect("inline results");
+        assert_eq!(lines.len(), 3);
+        let file_lines = [
+            format!(r#"{{"key":"r0-a1","response":{answer}}}"#),
+            format!(r#"{{"key":"r1-a1","error":{error}}}"#),
+            r#"{"key":"r2-a1"}"#.to_string(),
+        ];
+        for (inline, file) in lines.iter().zip(&file_lines) {
+            assert_eq!(
+                parse_line(inline).unwrap(),
+                parse_line(file).unwrap(),
+                "{inline}"
+            );
+        }
+        let (key, outcome) = parse_line(&lines[0]).unwrap();
+        assert_eq!(key, "r0-a1");
+        let LineOutcome::Answered { status: 200, body } = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap(),
+            serde_json::from_str::<Value>(answer).unwrap()
+        );
+        assert!(matches!(
+            parse_line(&lines[1]).unwrap().1,
+            LineOutcome::Answered { status: 429, .. }
+        ));
+        assert!(matches!(
+            parse_line(&lines[2]).unwrap().1,
+            LineOutcome::NotRun { .. }
+        ));
+        // In the batch's own `output` (a batch read directly) too.
+        let direct = parse_batch(&format!(
+            r#"{{"name":"batches/d","state":"BATCH_STATE_SUCCEEDED","output":{{"inlinedResponses":{{"inlinedResponses":[{{"metadata":{{"key":"r0-a1"}},"response":{answer}}}]}}}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(direct.inline_lines.map(|l| l.len()), Some(1));
+        // A file batch has none; a running inline batch shows its inline input.
+        let file = parse_batch(r#"{"name":"batches/9","metadata":{"state":"BATCH_STATE_SUCCEEDED"},"done":true,"response":{"responsesFile":"files/o"}}"#).unwrap();
+        assert_eq!((file.inline_lines, file.inline_input), (None, false));
+        let running = parse_batch(r#"{"name":"batches/r","metadata":{"state":"BATCH_STATE_RUNNING","inputConfig":{"requests":{"requests":[]}}}}"#).unwrap();
+        assert!(running.inline_input && running.inline_lines.is_none());
     }
 }

@@ -23,10 +23,11 @@
 //!   fits);
 //! - `Upload`: upload the shard's file (`multipart/form-data`, `purpose=batch`),
 //!   answer with [`BatchInput::Answer`]; `DiscardFile`: delete the local file;
-//! - `Submit` (a batch API that takes the requests inline, Anthropic's): `POST`
-//!   the shard's file as the body of the create call, framed as the order says
-//!   (a prefix, the lines joined by a separator, a suffix), answer with `Answer`
-//!   or `CallFailed`;
+//! - `Submit` (requests inline: Anthropic's, and Gemini's small shards):
+//!   `POST` the shard's file as the body of the create call, framed as the
+//!   order says (a prefix, the lines joined by a separator, a suffix; each
+//!   line rewritten when `rekeyed`: [`SubmitOrder::body`]), answer with
+//!   `Answer` or `CallFailed`;
 //! - `Call`: perform the HTTP request (adding the key), answer with `Answer` or
 //!   [`BatchInput::CallFailed`]; for a download (`lines: true`) feed the body's
 //!   lines as they arrive with [`BatchInput::Lines`], then `Answer` with an empty
@@ -43,6 +44,10 @@
 //!   the next line would take it past `max_bytes`, or nothing more is due; then
 //!   it is sealed and uploaded while the next one fills. One model per run, so one
 //!   model per file.
+//! - Gemini: a sealed shard whose create body, its requests inline, is at
+//!   most [`BatchApiConfig::inline_max_bytes`] goes inline (its intent
+//!   journaled as [`BatchRecord::Submitting`], no upload; its results read
+//!   from the finished batch); a larger one is uploaded.
 //! - Every id the provider gives is journaled at once ([`BatchRecord`]): a shard's
 //!   file id with its rows, its batch id, how it ended, and when all its results
 //!   are journaled. A resume ([`BatchRun::restore`]) polls the batches already

@@ -257,6 +257,8 @@ fn batch_of(v: &Value) -> Result<BatchObject, ParseError> {
         counts,
         errors,
         // Unix seconds (OpenAI), or ISO 8601 (some Azure API versions).
+        inline_lines: None,
+        inline_input: false,
         created_at: match v.get("created_at") {
             Some(Value::String(iso)) => crate::time::parse_rfc3339(iso),
             other => other

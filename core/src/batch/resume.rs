@@ -9,7 +9,8 @@ use crate::time::Millis;
 use std::collections::{HashMap, VecDeque};
 
 use super::{
-    journal, BatchOutput, BatchRecord, BatchRun, Chore, FoldedBatches, Phase, Shard, ShardRecord,
+    journal, BatchOutput, BatchRecord, BatchRun, Chore, Dialect, FoldedBatches, Phase, Shard,
+    ShardRecord,
 };
 
 impl BatchRun {
@@ -110,6 +111,12 @@ impl BatchRun {
             shard.intent_at = record.submitted_at;
             shard.members_line = record.members_line;
             shard.batch_line = record.batch_line;
+            // Its requests went in the create call (no file): Gemini's choice
+            // for a small shard, journaled as the create's intent.
+            shard.inline = matches!(self.dialect, Dialect::Gemini { .. })
+                && record.file_id.is_none()
+                && record.uploading.is_none()
+                && record.submitted_at.is_some();
             for &(row, attempt) in &members {
                 if let Some(order) = self.run.adopt(now, row, attempt) {
                     let id = self.dialect.custom_id(row, attempt);
@@ -134,7 +141,7 @@ impl BatchRun {
                     shard.ended_status = Some(status.clone());
                     shard.status_text = Some(status.clone());
                     shard.result_files = output.iter().chain(error).cloned().collect();
-                    shard.downloads = if self.dialect.inline() {
+                    shard.downloads = if self.dialect.inline() || shard.inline {
                         VecDeque::from([id.clone()])
                     } else {
                         shard.result_files.iter().cloned().collect()

@@ -135,6 +135,9 @@ pub(super) struct Shard {
     pub(super) result_files: Vec<String>,
     /// Its files at the provider are deleted (or kept), never twice.
     pub(super) files_cleared: bool,
+    /// Gemini: its requests go (or went) inline in the create call, the shard
+    /// being small enough; its results are read from the finished batch.
+    pub(super) inline: bool,
 }
 
 impl Shard {
@@ -180,11 +183,13 @@ impl Shard {
             strangers: 0,
             result_files: Vec::new(),
             files_cleared: false,
+            inline: false,
         }
     }
 
     /// `inline`: the dialect takes the requests in the create call.
     pub(super) fn status(&self, inline: bool) -> ProviderBatch {
+        let inline = inline || self.inline;
         let status = match self.phase {
             _ if self.learn.is_some() => BatchPhase::Relearning,
             Phase::Building => BatchPhase::Building,

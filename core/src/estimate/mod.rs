@@ -7,7 +7,7 @@
 //! into an [`Estimate`]:
 //!
 //! - tokens per request: the provider's published image formula for the
-//!   measured sizes ([`image_tokens`]) plus the prompt's text, and the answer's
+//!   measured sizes ([`crate::provider::image_tokens`]) plus the prompt's text, and the answer's
 //!   `max_tokens`: the same charge the run's token pacing starts from
 //!   ([`Provider::token_charge`]), with the image priced at its real size;
 //! - cost at the given price or the model's list price, live and through the
@@ -21,7 +21,6 @@
 //! (four characters a token), or foresee retries and refusals.
 
 pub mod image_size;
-pub mod image_tokens;
 mod text;
 pub use text::describe;
 

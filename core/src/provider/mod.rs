@@ -28,6 +28,7 @@ mod browser;
 mod gemini;
 mod http_json;
 mod image_part;
+pub mod image_tokens;
 mod logprobs;
 mod openai;
 mod template;

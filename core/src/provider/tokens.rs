@@ -76,10 +76,10 @@ impl Provider {
     }
 
     /// The provider's published charge for one image of `(width, height)`
-    /// pixels (see [`crate::estimate::image_tokens`]); `None` for a service of
+    /// pixels (see [`crate::provider::image_tokens`]); `None` for a service of
     /// the user's own.
     pub fn image_tokens(&self, size: (u32, u32)) -> Option<u64> {
-        use crate::estimate::image_tokens::{
+        use crate::provider::image_tokens::{
             anthropic_image_tokens, gemini_image_tokens, openai_image_tokens,
         };
         Some(match self {

@@ -3,6 +3,7 @@
 //! answers a live one.
 
 mod breaker;
+mod gemini_inline;
 mod harness;
 mod scenarios;
 // The engine simulation's harness; the batch tests take what they share with it.
