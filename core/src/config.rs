@@ -120,6 +120,13 @@ pub struct RunConfig {
     /// the whole CSV in file order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample: Option<crate::sample::Sample>,
+    /// Stop (`completed`, reason `precision reached`) after the first batch at
+    /// which the agreement's anytime-valid 95% interval ([`crate::anytime`],
+    /// without replacement over the CSV's rows) is at most ± this, in
+    /// `(0, 0.5)`. The host sends the rows in a seeded random order
+    /// ([`RunConfig::sample`]). Left out when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_interval: Option<f64>,
 }
 
 impl RunConfig {
@@ -201,6 +208,7 @@ impl Default for RunConfig {
             inline_images: false,
             gate: Vec::new(),
             sample: None,
+            until_interval: None,
         }
     }
 }

@@ -249,6 +249,10 @@ pub struct SampleReport {
     pub rows: usize,
     /// Rows in the CSV.
     pub csv_rows: usize,
+    /// Rows compared so far (with a label and a prediction): what the figures
+    /// are estimated from (fewer than `rows` after failures, or when
+    /// `--until-interval` stopped the run early).
+    pub compared: u64,
     /// The seed of the permutation.
     pub seed: u64,
     /// The 95% interval of the agreement over the whole CSV, from the rows
@@ -265,6 +269,7 @@ impl SampleReport {
         SampleReport {
             rows: sample.rows,
             csv_rows: sample.csv_rows,
+            compared,
             seed: sample.seed,
             agreement_interval_for_csv: finite_population_interval(
                 agreements,
@@ -277,9 +282,9 @@ impl SampleReport {
         }
     }
 
-    /// "estimated from 100 of 300 rows"
+    /// "estimated from 100 of 300 rows" (the rows compared).
     pub fn words(&self) -> String {
-        format!("estimated from {} of {} rows", self.rows, self.csv_rows)
+        format!("estimated from {} of {} rows", self.compared, self.csv_rows)
     }
 }
 

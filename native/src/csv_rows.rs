@@ -130,8 +130,8 @@ pub fn sampled(
     let saved_sample = saved.and_then(|s| s.config.sample.as_ref());
     if saved.is_some() && saved_sample.is_none() {
         bail!(
-            "--sample: this run went over the whole CSV in file order; a sample is a new run \
-             (give the CSV and --sample without --resume)"
+            "--sample and --until-interval: this run went over the whole CSV in file order; \
+             a sample or a random order is a new run (give the CSV without --resume)"
         );
     }
     let asked = match args.sample {

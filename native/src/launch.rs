@@ -92,7 +92,8 @@ pub async fn launch(
     )?;
     // A resumed or batch-API run checks its journals against every row; a
     // sample is drawn from every row.
-    let sampled = args.sample.is_some() || config.sample.is_some();
+    let sampled =
+        args.sample.is_some() || config.sample.is_some() || config.until_interval.is_some();
     let whole = args.resume.is_some() || config.batch_api.is_some() || sampled;
     let mut rows = CsvRows::open(&csv_path, &config.columns, whole)?;
     if sampled {

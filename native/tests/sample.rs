@@ -193,3 +193,47 @@ fn retry_failed_on_a_sample_retries_only_the_samples_failures() {
     assert_each_row_once(&results, 40);
     assert_eq!(lines_by_row(&results), sampled_lines);
 }
+
+/// `--until-interval`: over 20,000 rows the run stops early, `completed` with
+/// the reason, and its anytime-valid interval holds the mock's true agreement
+/// over the CSV (the mock is right or wrong per image, so the true rate of a
+/// CSV repeating 10 images is that of one pass over them, measured first).
+#[test]
+fn until_interval_stops_early_with_an_interval_that_holds_the_true_agreement() {
+    let data = Data::new(10);
+    let truth_dir = tempfile::tempdir().unwrap();
+    sampled(&data.csv, truth_dir.path(), &[]).expect_code(0);
+    let truth = RunFiles::in_dir(truth_dir.path()).summary()["evaluation"]["agreementRate"]
+        .as_f64()
+        .unwrap();
+
+    let rows: Vec<String> = (0..20_000)
+        .map(|i| format!("images/digit-{:04}.png,{}", i % 10, i % 10))
+        .collect();
+    let big = data.data.join("big.csv");
+    write_csv(&big, "image,label", &rows);
+    let done = sampled(&big, &data.out, &["--until-interval", "0.05"]);
+    done.expect_code(0).stdout_has("precision reached");
+    let summary = RunFiles::in_dir(&data.out).summary();
+    assert_eq!(summary["status"], "completed");
+    let precision = &summary["precision"];
+    assert_eq!(precision["stopReason"], "precision reached", "{precision}");
+    let sent = summary["statistics"]["processed"].as_u64().unwrap();
+    assert!(sent < 5_000, "stopped after {sent} rows");
+    assert!(precision["halfWidth"].as_f64().unwrap() <= 0.05);
+    let (low, high) = (
+        precision["anytimeInterval"]["low"].as_f64().unwrap(),
+        precision["anytimeInterval"]["high"].as_f64().unwrap(),
+    );
+    assert!(
+        low <= truth && truth <= high,
+        "{truth} outside {low}..{high}"
+    );
+    assert!(precision["wilsonInterval"]["low"].is_number());
+
+    for bad in ["0", "0.5", "-0.1", "x"] {
+        let refused = sampled(&data.csv, &data.out, &[&format!("--until-interval={bad}")]);
+        assert_eq!(refused.code, Some(2), "{bad}: {}", refused.stderr);
+        refused.stderr_has("--until-interval");
+    }
+}

@@ -260,6 +260,22 @@ impl Summary {
                 i.high * 100.0
             );
         }
+        if let Some(p) = &self.precision {
+            let _ = writeln!(
+                s,
+                "   Anytime-valid:    {:.2}% to {:.2}% (±{:.2} points over {} rows; asked ±{:.2}){}",
+                p.anytime_interval.low * 100.0,
+                p.anytime_interval.high * 100.0,
+                p.half_width * 100.0,
+                p.rows,
+                p.target_half_width * 100.0,
+                if p.stop_reason.is_some() {
+                    ": precision reached, the run stopped (--resume with a smaller --until-interval goes further)"
+                } else {
+                    ""
+                }
+            );
+        }
         if let Some(k) = ev.kappa {
             let _ = writeln!(
                 s,

@@ -321,6 +321,11 @@ pub struct Summary {
     /// whole CSV has the finite-population correction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample: Option<crate::sample::SampleReport>,
+    /// With `--until-interval`: the agreement's anytime-valid interval, and
+    /// whether the run stopped because it was narrow enough (`stopReason`
+    /// `precision reached`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<crate::anytime::PrecisionReport>,
 }
 
 /// A [`Summary`] with its gate, as the summary file holds it
