@@ -180,5 +180,51 @@ impl ConfidenceSequence {
     }
 }
 
+/// What the summary of an `--until-interval` run says of its stop.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrecisionReport {
+    /// The half-width asked (`--until-interval`).
+    pub target_half_width: f64,
+    /// `precision reached` when the run stopped because the interval was
+    /// narrow enough; absent when it ended otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+    /// Rows compared that fed the sequence.
+    pub rows: u64,
+    /// The anytime-valid 95% interval of the agreement (valid at the stop).
+    pub anytime_interval: crate::eval::Interval,
+    /// Its half-width.
+    pub half_width: f64,
+    /// Wilson's 95% interval of the same rows, for reading (too optimistic
+    /// at a data-chosen stop).
+    pub wilson_interval: Option<crate::eval::Interval>,
+    /// The method, in words.
+    pub method: String,
+}
+
+impl PrecisionReport {
+    /// The report of `sequence`, aimed at `target`; `reached` when the run
+    /// stopped on it.
+    pub fn of(sequence: &ConfidenceSequence, target: f64, reached: bool) -> PrecisionReport {
+        let round = |x: f64| (x * 10_000.0).round() / 10_000.0;
+        let (low, high) = sequence.interval();
+        PrecisionReport {
+            target_half_width: target,
+            stop_reason: reached.then(|| "precision reached".to_string()),
+            rows: sequence.n(),
+            anytime_interval: crate::eval::Interval {
+                low: round(low),
+                high: round(high),
+            },
+            half_width: round(sequence.half_width()),
+            wilson_interval: wilson_interval(sequence.successes, sequence.n()),
+            method: "Waudby-Smith & Ramdas predictable plug-in empirical-Bernstein \
+                     confidence sequence, without replacement over the CSV's rows, 95%"
+                .into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -114,6 +114,19 @@ pub struct RunConfig {
     /// Left out of reports when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gate: Vec<crate::gate::Requirement>,
+    /// The seeded random sample of rows the run is made of (`--sample`): the
+    /// host draws it ([`crate::sample`]) and hands the run those rows; kept so
+    /// that a resumed run rebuilds the same one. Left out when the run is over
+    /// the whole CSV in file order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<crate::sample::Sample>,
+    /// Stop (`completed`, reason `precision reached`) after the first batch at
+    /// which the agreement's anytime-valid 95% interval ([`crate::anytime`],
+    /// without replacement over the CSV's rows) is at most ± this, in
+    /// `(0, 0.5)`. The host sends the rows in a seeded random order
+    /// ([`RunConfig::sample`]). Left out when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_interval: Option<f64>,
 }
 
 impl RunConfig {
@@ -194,6 +207,8 @@ impl Default for RunConfig {
             target_agreement: None,
             inline_images: false,
             gate: Vec::new(),
+            sample: None,
+            until_interval: None,
         }
     }
 }

@@ -31,7 +31,7 @@
 //! | 6 | `ratelimit`, `compare` | what an answer means: retry (and when), item failure, run-fatal; two sides compared over the same rows (two runs, or a run and its baseline): paired figures and a verdict |
 //! | 5 | `journal`, `estimate` | the results journal and its fold for resume; what a run would send, cost and take, before anything is sent |
 //! | 4 | `config` | [`RunConfig`], its bounds, the batch-API settings |
-//! | 3 | `provider`, `gate`, `anytime` | each provider's request template and answer reading, its batch-API limits; the gate for CI: requirements on a run's verdict, parsed and judged; the agreement's anytime-valid confidence sequence |
+//! | 3 | `provider`, `gate`, `anytime`, `sample` | each provider's request template and answer reading, its batch-API limits; the gate for CI: requirements on a run's verdict, parsed and judged; the agreement's anytime-valid confidence sequence; a seeded sample of the CSV's rows and the whole CSV's interval |
 //! | 2 | `cost`, `eval`, `drift`, `stop` | token usage and money; agreement statistics, calibration, coverage and likely label errors; the drift tests over batches (p-chart, CUSUM); why a run stops ([`AbortReason`]) and the breaker both runs use |
 //! | 1 | `time`, `throughput`, `hash`, `http`, `image`, `input`, `message_template`, `redact`, `run_files`, `confidence` | plain values: time, stable hashes, HTTP as data, image encoding, the labels CSV, an error message's template (what varies row to row set apart), rows per second over a real span, secret redaction, file names; an answer's label probabilities from its tokens' log-probabilities |
 //!
@@ -133,6 +133,7 @@ pub mod ratelimit;
 pub mod redact;
 pub mod report;
 pub mod run_files;
+pub mod sample;
 mod stop;
 pub mod throughput;
 pub mod time;

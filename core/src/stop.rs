@@ -224,6 +224,9 @@ pub(crate) enum Stop {
     Interrupted,
     /// A run-fatal condition.
     Aborted(AbortReason),
+    /// `--until-interval`: the agreement's anytime-valid interval became as
+    /// narrow as asked. The run ends `completed`, resumable to go further.
+    PrecisionReached,
 }
 
 /// When a breaker trips, for one kind of run.

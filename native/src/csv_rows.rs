@@ -113,6 +113,41 @@ impl RowFeed {
 }
 
 /// Reads the CSV at `path` whole.
+/// The seeded sample of the CSV the run is made of (`--sample`, or the saved
+/// run's), drawn from its rows read whole; kept in `config` for the journal
+/// header. A resumed run over the whole CSV cannot become a sample: its journal
+/// numbers the rows in file order.
+pub fn sampled(
+    rows: CsvRows,
+    path: &Path,
+    args: &crate::cli::RunArgs,
+    config: &mut RunConfig,
+    saved: Option<&crate::plan::SavedRun>,
+) -> Result<CsvRows> {
+    let CsvRows::Whole(csv) = rows else {
+        bail!("a sample is drawn from the CSV read whole");
+    };
+    let saved_sample = saved.and_then(|s| s.config.sample.as_ref());
+    if saved.is_some() && saved_sample.is_none() {
+        bail!(
+            "--sample and --until-interval: this run went over the whole CSV in file order; \
+             a sample or a random order is a new run (give the CSV without --resume)"
+        );
+    }
+    let asked = match args.sample {
+        Some(size) => size
+            .rows_of(csv.items.len())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        None => saved_sample.map_or(csv.items.len(), |s| s.rows),
+    };
+    let sample = shadow_core::sample::Sample::draw(&csv, config.seed, asked, saved_sample)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let csv = sample.take(csv);
+    config.seed = sample.seed;
+    config.sample = Some(sample);
+    Ok(CsvRows::Whole(csv))
+}
+
 pub fn read_csv(path: &Path, columns: &ColumnNames) -> Result<LabelsCsv> {
     read_labels_csv(open(path)?, columns).map_err(|e| csv_error(path, e))
 }

@@ -162,6 +162,9 @@ pub fn plan(
     if take("no_confidence") {
         config.confidence = !args.no_confidence;
     }
+    if take("until_interval") {
+        config.until_interval = args.until_interval;
+    }
     if take("target_agreement") {
         config.target_agreement = args.target_agreement;
     }

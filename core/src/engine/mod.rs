@@ -76,6 +76,9 @@ pub struct Run {
     polled: bool,
     paused: bool,
     stop: Option<Stop>,
+    /// With `until_interval`: the agreement's anytime-valid confidence
+    /// sequence, fed each compared row as it becomes final.
+    precision: Option<crate::anytime::ConfidenceSequence>,
     /// When a cancelled run stops waiting for the requests in flight.
     abandon_at: Option<Millis>,
     finished: bool,
@@ -187,6 +190,13 @@ impl Run {
             polled: false,
             paused: false,
             stop: None,
+            precision: config.until_interval.map(|w| {
+                crate::anytime::ConfidenceSequence::new(
+                    0.05,
+                    config.sample.as_ref().map(|s| s.csv_rows as u64),
+                )
+                .aiming_at(w)
+            }),
             abandon_at: None,
             finished: false,
             batch_mode: false,
@@ -551,6 +561,7 @@ impl Run {
         };
         let statistics = self.tallies.statistics(elapsed);
         let evaluation = self.tallies.eval.evaluate(&self.labels);
+        let evaluation_counts = (evaluation.agreements, evaluation.compared);
         let slices = self.tallies.slices.slices(evaluation.agreement_rate);
         let cost = if self.batch_mode {
             Cost::of_batch(
@@ -600,6 +611,16 @@ impl Run {
                 self.tallies
                     .confidence
                     .report(self.config.target_agreement, self.labels.names())
+            }),
+            precision: self.precision.as_ref().map(|sequence| {
+                crate::anytime::PrecisionReport::of(
+                    sequence,
+                    self.config.until_interval.unwrap_or(0.0),
+                    self.stop == Some(Stop::PrecisionReached),
+                )
+            }),
+            sample: self.config.sample.as_ref().map(|sample| {
+                crate::sample::SampleReport::of(sample, evaluation_counts.0, evaluation_counts.1)
             }),
         }
     }
@@ -711,6 +732,7 @@ impl Run {
             (None, true) => RunStatus::Completed,
             (Some(Stop::Interrupted), true) => RunStatus::Interrupted,
             (Some(Stop::Aborted(_)), true) => RunStatus::Aborted,
+            (Some(Stop::PrecisionReached), true) => RunStatus::Completed,
         }
     }
 
@@ -798,6 +820,13 @@ impl Run {
             },
             source,
         );
+        if let (Some(sequence), Some(prediction), Some(label)) = (
+            self.precision.as_mut(),
+            done.prediction,
+            self.labels.index_of(&item.label),
+        ) {
+            sequence.push(if prediction == label { 1.0 } else { 0.0 });
+        }
         if source == Source::Live {
             self.outputs.push_back(Output::ItemDone(done));
             self.emit_ready_reports(now);
@@ -808,6 +837,14 @@ impl Run {
         let elapsed = now.since(self.started_at);
         while let Some(report) = self.tallies.next_report(elapsed) {
             self.outputs.push_back(Output::BatchReport { report });
+            // The check is made at each batch's end, as `--until-interval` says.
+            if let (Some(sequence), Some(w), None) =
+                (&self.precision, self.config.until_interval, &self.stop)
+            {
+                if sequence.n() > 0 && sequence.half_width() <= w {
+                    self.stop = Some(Stop::PrecisionReached);
+                }
+            }
         }
     }
 

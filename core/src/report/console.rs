@@ -216,6 +216,15 @@ impl Summary {
             let _ = writeln!(s, "   Reason: {}", escape_for_terminal(reason));
         }
         let _ = writeln!(s, "{RULE}");
+        if let Some(sample) = &self.sample {
+            let _ = writeln!(
+                s,
+                "   Sample:           {} (seed {}): every figure is {}",
+                sample.rows,
+                sample.seed,
+                sample.words()
+            );
+        }
         let _ = writeln!(s, "   Total Images:     {}", st.total);
         let _ = writeln!(s, "   Processed:        {}", st.processed);
         let _ = writeln!(s, "   Successful:       {}", st.successful);
@@ -237,6 +246,34 @@ impl Summary {
                 "   95% Interval:     {:.2}% to {:.2}% (Wilson)",
                 i.low * 100.0,
                 i.high * 100.0
+            );
+        }
+        if let Some(i) = self
+            .sample
+            .as_ref()
+            .and_then(|sample| sample.agreement_interval_for_csv)
+        {
+            let _ = writeln!(
+                s,
+                "   Whole CSV:        {:.2}% to {:.2}% (95%, finite-population corrected)",
+                i.low * 100.0,
+                i.high * 100.0
+            );
+        }
+        if let Some(p) = &self.precision {
+            let _ = writeln!(
+                s,
+                "   Anytime-valid:    {:.2}% to {:.2}% (±{:.2} points over {} rows; asked ±{:.2}){}",
+                p.anytime_interval.low * 100.0,
+                p.anytime_interval.high * 100.0,
+                p.half_width * 100.0,
+                p.rows,
+                p.target_half_width * 100.0,
+                if p.stop_reason.is_some() {
+                    ": precision reached, the run stopped (--resume with a smaller --until-interval goes further)"
+                } else {
+                    ""
+                }
             );
         }
         if let Some(k) = ev.kappa {

@@ -316,6 +316,16 @@ pub struct Summary {
     /// answer could have had a confidence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<crate::eval::calibration::ConfidenceReport>,
+    /// Set when the run is a seeded sample of the CSV (`--sample`): every
+    /// figure is estimated from its rows, and the agreement's interval for the
+    /// whole CSV has the finite-population correction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<crate::sample::SampleReport>,
+    /// With `--until-interval`: the agreement's anytime-valid interval, and
+    /// whether the run stopped because it was narrow enough (`stopReason`
+    /// `precision reached`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<crate::anytime::PrecisionReport>,
 }
 
 /// A [`Summary`] with its gate, as the summary file holds it

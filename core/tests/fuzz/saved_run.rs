@@ -198,6 +198,13 @@ fn config() -> impl Strategy<Value = RunConfig> {
                 } else {
                     Vec::new()
                 },
+                // A sampled run, sometimes.
+                sample: (seed % 11 == 0).then(|| shadow_core::sample::Sample {
+                    seed,
+                    rows: (seed % 1000) as usize,
+                    csv_rows: (seed % 100_000) as usize,
+                    csv_fingerprint: format!("{seed:016x}"),
+                }),
             }
         })
 }

@@ -324,6 +324,21 @@ fn parse_target(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A half-width in (0, 0.5).
+fn parse_half_width(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number (e.g. 0.01 for ±1 point)"))?;
+    if v > 0.0 && v < 0.5 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "`{s}` is not a half-width between 0 and 0.5 (e.g. 0.01 for ±1 point)"
+        ))
+    }
+}
+
 pub(super) fn parse_share(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .trim()
@@ -694,6 +709,38 @@ pub struct RunArgs {
     /// needs) and exit without sending anything or writing any file.
     #[arg(long, help_heading = "Estimate and sampling")]
     pub dry_run: bool,
+
+    /// Send only a uniform random sample of the CSV's rows: N rows (e.g. 5000)
+    /// or a share in (0, 1] (e.g. 0.1). The sample is the first N rows of a
+    /// permutation of all rows drawn from --seed; the rows go in that order, each
+    /// result naming its true CSV line. Every figure is then "estimated from n
+    /// of N rows", and the summary adds the agreement's interval for the whole
+    /// CSV with the finite-population correction. The sample is saved with the
+    /// run: --resume continues it, and --resume with a larger --sample only adds
+    /// rows. Refused over a CSV whose rows changed since.
+    #[arg(
+        long,
+        value_name = "N|SHARE",
+        value_parser = shadow_core::sample::SampleSize::parse,
+        help_heading = "Estimate and sampling"
+    )]
+    pub sample: Option<shadow_core::sample::SampleSize>,
+
+    /// Stop once the agreement is known to within ±W (0 < W < 0.5; 0.01 = ±1
+    /// point): the rows go in a seeded random order (the whole CSV permuted
+    /// when there is no --sample) and the run ends `completed`, reason
+    /// "precision reached", after the first batch at which the agreement's
+    /// anytime-valid 95% interval (a Waudby-Smith & Ramdas confidence sequence,
+    /// without replacement; valid however often it is checked) is at most ±W.
+    /// The summary keeps it beside the ordinary Wilson interval. --resume with a
+    /// smaller W goes further.
+    #[arg(
+        long,
+        value_name = "W",
+        value_parser = parse_half_width,
+        help_heading = "Estimate and sampling"
+    )]
+    pub until_interval: Option<f64>,
 
     /// Do not ask the endpoint for log-probabilities. By default a run asks
     /// OpenAI-compatible endpoints (for models that are not reasoning models) and
