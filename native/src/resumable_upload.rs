@@ -72,18 +72,7 @@ pub async fn upload(
             },
         };
     };
-    let stream = futures_util::stream::unfold(file, |mut file| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 256 * 1024];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(buf), file))
-            }
-            Err(e) => Some((Err(e), file)),
-        }
-    });
+    let stream = super::batch_driver::file_chunks(file);
     let finalize = super::batch_driver::with_key(client.post(target), auth)
         .timeout(Duration::from_secs(3_600))
         .header("x-goog-upload-command", "upload, finalize")

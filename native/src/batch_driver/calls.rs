@@ -115,13 +115,11 @@ pub(super) async fn send_shard_file(
 
 /// The upload of a shard's file (`len` bytes, when known) as
 /// `multipart/form-data`.
-fn upload(
-    request: reqwest::RequestBuilder,
-    order: UploadOrder,
+/// A file read as a stream of 256 kB chunks, for a request body.
+pub(crate) fn file_chunks(
     file: tokio::fs::File,
-    len: Option<u64>,
-) -> Result<reqwest::RequestBuilder, BatchInput> {
-    let stream = futures_util::stream::unfold(file, |mut file| async move {
+) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> {
+    futures_util::stream::unfold(file, |mut file| async move {
         use tokio::io::AsyncReadExt;
         let mut buf = vec![0u8; 256 * 1024];
         match file.read(&mut buf).await {
@@ -132,7 +130,16 @@ fn upload(
             }
             Err(e) => Some((Err(e), file)),
         }
-    });
+    })
+}
+
+fn upload(
+    request: reqwest::RequestBuilder,
+    order: UploadOrder,
+    file: tokio::fs::File,
+    len: Option<u64>,
+) -> Result<reqwest::RequestBuilder, BatchInput> {
+    let stream = file_chunks(file);
     let len = len.unwrap_or(order.bytes);
     let part =
         reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), len)

@@ -32,6 +32,7 @@ use crate::launch::{open_batch_journals, Launched};
 use crate::transport::{classify, describe, read_capped};
 
 mod calls;
+pub(crate) use calls::file_chunks;
 use calls::{perform_call, send_shard_file, ShardSend};
 
 /// Lines whose image is being loaded at once.
