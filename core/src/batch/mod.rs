@@ -141,6 +141,7 @@ mod journal;
 mod lost_create;
 mod openai;
 mod resume;
+mod rounds;
 mod shard;
 
 use std::collections::{HashMap, HashSet, VecDeque};
