@@ -32,6 +32,12 @@
 //! round's batches once the sequence is narrow (there is none running then).
 
 use crate::anytime::{ConfidenceSequence, PrecisionReport};
+use crate::engine::ItemDone;
+use crate::journal::{ItemResult, ItemStatus};
+use crate::time::Millis;
+
+use super::shard::Phase;
+use super::{BatchRun, Mode};
 
 /// The 95% normal quantile, of the fixed-n interval the first round is sized by.
 const Z: f64 = 1.959_963_984_540_054;
@@ -108,6 +114,10 @@ pub struct Rounds {
     sequence: ConfidenceSequence,
     rounds: u32,
     reached: bool,
+    /// The round's rows (and retries) are being taken into shards: from a
+    /// release (or a resume) until a take finds nothing more due; for good
+    /// once every row is released.
+    taking: bool,
 }
 
 impl Rounds {
@@ -126,6 +136,7 @@ impl Rounds {
                 .aiming_at(target),
             rounds: 0,
             reached: false,
+            taking: false,
         }
     }
 
@@ -139,13 +150,29 @@ impl Rounds {
                 Some(false) => RowEnd::Disagreed,
                 None => RowEnd::Uncompared,
             };
+            self.feed();
         }
     }
 
-    /// An earlier session released rows `0..rows` (it sent or finished rows
-    /// up to there): they go in this session's first round.
-    pub fn resume_from(&mut self, rows: usize) {
-        self.released = self.released.max(rows.min(self.ends.len()));
+    /// After the rows of an earlier session are in ([`Rounds::row_final`]):
+    /// replays the rounds it decided, up to the one it was in when it
+    /// stopped (the first that reaches `touched`: the rows it submitted or
+    /// finished). Each round is decided again from the rows final when the
+    /// one before it ended, so the resumed run sends the same rows as an
+    /// uninterrupted one; every row below `touched` is released either way
+    /// (a row waiting for a retry at a round's end, now final, can make a
+    /// replayed round differ from the original in size only).
+    pub fn resume_from(&mut self, touched: usize) {
+        let touched = touched.min(self.ends.len());
+        while self.released < touched {
+            if !matches!(self.decide(), Decision::Release(_)) {
+                break;
+            }
+        }
+        self.reached = false;
+        self.released = self.released.max(touched);
+        self.taking = true;
+        self.feed();
     }
 
     /// Rows that may be sent.
@@ -158,9 +185,12 @@ impl Rounds {
         self.rounds
     }
 
-    /// Feeds the sequence the final rows in row order, up to the first open one.
+    /// Feeds the sequence the final rows in row order, up to the first open one
+    /// (so it reads the rows in the sample's order whatever order their
+    /// results came in), among the rows released.
     fn feed(&mut self) {
-        while let Some(&end) = self.ends.get(self.fed) {
+        while self.fed < self.released {
+            let end = self.ends[self.fed];
             match end {
                 RowEnd::Open => return,
                 RowEnd::Uncompared => {}
@@ -180,10 +210,12 @@ impl Rounds {
         self.feed();
         if self.sequence.n() > 0 && self.sequence.half_width() <= self.target {
             self.reached = true;
+            self.taking = false;
             self.rounds += 1;
             return Decision::Stop;
         }
         let cap = self.ends.len();
+        self.taking = true;
         if self.released >= cap {
             return Decision::Finish;
         }
@@ -213,9 +245,116 @@ impl Rounds {
 
     /// The summary's precision block: the sequence as fed, `precision
     /// reached` when the run stopped on it.
-    pub fn report(&mut self) -> PrecisionReport {
-        self.feed();
+    pub fn report(&self) -> PrecisionReport {
         PrecisionReport::of(&self.sequence, self.target, self.reached)
+    }
+}
+
+/// How a row restored from the results journal reads in the sequence:
+/// `Some(agreed)` when it was compared with its label.
+pub(super) fn restored_agreement(result: &ItemResult<'_>) -> Option<bool> {
+    match (&result.status, &result.prediction) {
+        (ItemStatus::Success, Some(p)) => Some(**p == *result.label),
+        _ => None,
+    }
+}
+
+/// The rounds, as the batch run plays them.
+impl BatchRun {
+    /// Between rounds (no shard building or out at the provider, nothing being
+    /// rebuilt): stops the run once the sequence is narrow enough, or releases
+    /// the next round's rows (taken into shards by `fill`).
+    pub(super) fn plan_round(&mut self, now: Millis) {
+        loop {
+            if self.rounds.is_none() {
+                return;
+            }
+            let out = |phase: Phase| {
+                matches!(
+                    phase,
+                    Phase::Building
+                        | Phase::Sealed
+                        | Phase::Uploaded
+                        | Phase::Running
+                        | Phase::Downloading
+                )
+            };
+            if self.mode != Mode::Running
+                || self.run.is_stopping()
+                || self.run.is_finished()
+                || !self.building.is_empty()
+                || self.shards.iter().any(|s| out(s.phase))
+                || self.recovering()
+            {
+                return;
+            }
+            let Some(decision) = self.rounds.as_mut().map(Rounds::decide) else {
+                return;
+            };
+            match decision {
+                Decision::Stop => {
+                    self.run.precision_reached(now);
+                    self.changed = true;
+                    return;
+                }
+                Decision::Finish => return,
+                Decision::Release(rows) => {
+                    self.run.release_rows(rows);
+                    self.changed = true;
+                    self.fill_round(now);
+                    // Rows that end without a request (defective) end here.
+                    self.drain_run(now);
+                    if !self.building.is_empty() {
+                        return;
+                    }
+                    // Every released row was final already (a resume): the
+                    // next decision comes at once.
+                }
+            }
+        }
+    }
+
+    /// Takes what is due into shards: at any time without rounds; with them,
+    /// only the rows of a round just released (and the retries due then), so
+    /// that a retry waits for the next round instead of making a provider
+    /// batch of its own. Once every row is released, retries go when due.
+    pub(super) fn fill_round(&mut self, now: Millis) {
+        let taking = self.rounds.as_ref().is_none_or(|r| r.taking);
+        if !taking {
+            return;
+        }
+        self.fill(now);
+        if let Some(rounds) = &mut self.rounds {
+            if self.drained && rounds.released < rounds.ends.len() {
+                rounds.taking = false;
+            }
+        }
+    }
+
+    /// A row became final in this session.
+    pub(super) fn row_final(&mut self, done: &ItemDone) {
+        if let Some(rounds) = &mut self.rounds {
+            let label = self.run.labels().index_of(&self.run.item(done.row).label);
+            let agreed = match (done.prediction, label) {
+                (Some(p), Some(l)) => Some(p == l),
+                _ => None,
+            };
+            rounds.row_final(done.row, agreed);
+        }
+    }
+
+    /// After a restore: the rows an earlier session released (those it sent
+    /// or finished, below `rows`) are this session's first round.
+    pub(super) fn resume_rounds(&mut self, rows: usize) {
+        if let Some(rounds) = &mut self.rounds {
+            rounds.resume_from(rows);
+            self.run.release_rows(rounds.released());
+        }
+    }
+
+    /// The rounds, for the host's console: `(rounds decided, rows released)`.
+    pub fn rounds(&self) -> Option<(u32, usize)> {
+        self.rounds.as_ref().map(|r| (r.rounds(), r.released()))
     }
 }
 
@@ -286,7 +425,10 @@ mod tests {
         let mut released = Vec::new();
         let mut done = 0;
         loop {
-            match rounds.decide() {
+            let Some(decision) = self.rounds.as_mut().map(Rounds::decide) else {
+                return;
+            };
+            match decision {
                 Decision::Release(to) => {
                     released.push(to);
                     // The round's results come in reverse order: the
