@@ -711,7 +711,8 @@ impl BatchRun {
         let _ = now;
         self.refresh();
         summary.provider_batches = Some(self.statuses.clone());
-        if let Some(rounds) = &self.rounds {
+        if let Some(rounds) = &mut self.rounds {
+            rounds.settle();
             summary.precision = Some(rounds.report());
         }
         self.outputs.push_back(BatchOutput::Finished { summary });

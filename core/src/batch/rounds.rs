@@ -15,11 +15,14 @@
 //!   one in two, and the rows sent beyond need are at most that one fixed-n
 //!   sample (measured: the table in `docs/batch-api.md`).
 //! - When every shard of a round has ended and its results are in, the
-//!   sequence is fed the rows in the sample's order (the seeded permutation:
-//!   row 0, 1, 2...), up to the first row that is not final (a row waiting for
-//!   a retry holds back those after it, so the order never depends on which
-//!   answers came first). At ±w or narrower the run stops, `completed`,
-//!   reason precision reached, as a live run does.
+//!   sequence is fed the round's rows in the sample's order (the seeded
+//!   permutation: row 0, 1, 2...), never in the order the answers came. A row
+//!   waiting for a retry (which goes with the next round, not in a provider
+//!   batch of its own) is deferred to the first round's end that finds it
+//!   final, so that one retry does not hold back the rows after it: the order
+//!   then depends on which requests failed, not on what was answered. At ±w
+//!   or narrower the run stops, `completed`, reason precision reached, as a
+//!   live run does.
 //! - Otherwise the next round takes the run up to the rows the sequence needs
 //!   at the rate observed so far ([`rows_needed`]), times [`MARGIN`] and scaled
 //!   up for the rows that end without a comparison (failures), at least
@@ -107,8 +110,12 @@ pub struct Rounds {
     ends: Vec<RowEnd>,
     /// Rows `0..released` may be sent.
     released: usize,
-    /// Rows `0..fed` are in the sequence (or were final without a comparison).
+    /// Rows `0..fed` were read: in the sequence, final without a comparison,
+    /// or deferred.
     fed: usize,
+    /// Rows read while still open (waiting for a retry), in row order: fed at
+    /// the first round's end that finds them final.
+    deferred: Vec<usize>,
     /// Final rows fed, compared or not (for the share that is compared).
     agreements: u64,
     sequence: ConfidenceSequence,
@@ -131,6 +138,7 @@ impl Rounds {
             ends: vec![RowEnd::Open; rows],
             released: 0,
             fed: 0,
+            deferred: Vec::new(),
             agreements: 0,
             sequence: ConfidenceSequence::new(ALPHA, population.map(|n| n as u64))
                 .aiming_at(target),
@@ -150,7 +158,6 @@ impl Rounds {
                 Some(false) => RowEnd::Disagreed,
                 None => RowEnd::Uncompared,
             };
-            self.feed();
         }
     }
 
@@ -172,7 +179,6 @@ impl Rounds {
         self.reached = false;
         self.released = self.released.max(touched);
         self.taking = true;
-        self.feed();
     }
 
     /// Rows that may be sent.
@@ -185,23 +191,37 @@ impl Rounds {
         self.rounds
     }
 
-    /// Feeds the sequence the final rows in row order, up to the first open one
-    /// (so it reads the rows in the sample's order whatever order their
-    /// results came in), among the rows released.
+    /// At a round's end: feeds the sequence the rows deferred by earlier
+    /// rounds that are now final, then the released rows not read yet, each
+    /// in row order (whatever order their results came in); a row still open
+    /// (its retry goes with the next round) is deferred, so that one retry
+    /// does not hold back the rows after it.
     fn feed(&mut self) {
+        for row in std::mem::take(&mut self.deferred) {
+            self.read(row);
+        }
         while self.fed < self.released {
-            let end = self.ends[self.fed];
-            match end {
-                RowEnd::Open => return,
-                RowEnd::Uncompared => {}
-                RowEnd::Agreed => {
-                    self.agreements += 1;
-                    self.sequence.push(1.0);
-                }
-                RowEnd::Disagreed => self.sequence.push(0.0),
-            }
+            self.read(self.fed);
             self.fed += 1;
         }
+    }
+
+    fn read(&mut self, row: usize) {
+        match self.ends[row] {
+            RowEnd::Open => self.deferred.push(row),
+            RowEnd::Uncompared => {}
+            RowEnd::Agreed => {
+                self.agreements += 1;
+                self.sequence.push(1.0);
+            }
+            RowEnd::Disagreed => self.sequence.push(0.0),
+        }
+    }
+
+    /// Feeds what the last round's end left (the run ended with every row
+    /// final): before the last report.
+    pub fn settle(&mut self) {
+        self.feed();
     }
 
     /// What to do now that no shard is out: stop, release more rows, or
@@ -239,12 +259,14 @@ impl Rounds {
         // Regularized as the sequence's own variance seed, so that a round of
         // all agreements still projects more rows than it has.
         let rate = (self.agreements as f64 + 0.5) / (compared as f64 + 1.0);
-        let share = compared as f64 / self.fed.max(1) as f64;
+        let read = (self.fed - self.deferred.len()).max(1);
+        let share = compared as f64 / read as f64;
         (rows_needed(rate, self.target, self.population) * MARGIN / share).ceil() as usize
     }
 
-    /// The summary's precision block: the sequence as fed, `precision
-    /// reached` when the run stopped on it.
+    /// The summary's precision block: the sequence as of the last round's end
+    /// (or [`Rounds::settle`]), `precision reached` when the run stopped on
+    /// it.
     pub fn report(&self) -> PrecisionReport {
         PrecisionReport::of(&self.sequence, self.target, self.reached)
     }
@@ -425,10 +447,7 @@ mod tests {
         let mut released = Vec::new();
         let mut done = 0;
         loop {
-            let Some(decision) = self.rounds.as_mut().map(Rounds::decide) else {
-                return;
-            };
-            match decision {
+            match rounds.decide() {
                 Decision::Release(to) => {
                     released.push(to);
                     // The round's results come in reverse order: the
@@ -473,19 +492,22 @@ mod tests {
     }
 
     #[test]
-    fn the_sequence_waits_for_an_open_row_and_skips_failures() {
-        let mut rounds = Rounds::new(0.05, 1_000, None);
+    fn an_open_row_is_deferred_to_a_later_round_and_failures_are_skipped() {
+        let mut rounds = Rounds::new(0.05, 10_000, None);
         assert_eq!(rounds.decide(), Decision::Release(385));
-        for row in 1..385 {
-            rounds.row_final(row, Some(true));
+        // Row 0 waits for a retry; row 1 failed; the rest alternate.
+        rounds.row_final(1, None);
+        for row in 2..385 {
+            rounds.row_final(row, Some(row % 2 == 0));
         }
-        // Row 0 awaits a retry: nothing is fed, the next round is the least
-        // growth, not a projection from nothing.
-        assert_eq!(rounds.decide(), Decision::Release(578));
-        assert_eq!(rounds.report().rows, 0);
-        rounds.row_final(0, None);
+        let Decision::Release(next) = rounds.decide() else {
+            panic!("a coin is not settled in 383 rows")
+        };
+        assert!(next >= 578, "at least half as many again: {next}");
+        assert_eq!(rounds.report().rows, 383, "row 0 deferred, row 1 failed");
         rounds.row_final(0, Some(true));
-        assert_eq!(rounds.report().rows, 384, "row 0 failed: not compared");
+        rounds.settle();
+        assert_eq!(rounds.report().rows, 384, "row 0 fed once it is final");
     }
 
     /// The rounds and rows of runs over 1,000,000 rows (51 seeded streams
