@@ -70,20 +70,36 @@ fn until_interval_through_the_batch_api_stops_after_growing_rounds() {
         precision["anytimeInterval"]["low"].as_f64().unwrap(),
         precision["anytimeInterval"]["high"].as_f64().unwrap(),
     );
-    assert!(low <= truth && truth <= high, "{truth} outside {low}..{high}");
+    assert!(
+        low <= truth && truth <= high,
+        "{truth} outside {low}..{high}"
+    );
 
     let sent = summary["statistics"]["processed"].as_u64().unwrap() as usize;
     assert!(sent > 385 && sent < 4_000, "{sent} rows");
     assert_eq!(precision["rows"].as_u64().unwrap() as usize, sent);
     let batches = summary["providerBatches"].as_array().unwrap();
-    assert!(batches.len() >= 2, "one provider batch per round: {batches:#?}");
-    assert!(batches.iter().all(|b| b["status"] == "done"), "{batches:#?}");
+    assert!(
+        batches.len() >= 2,
+        "one provider batch per round: {batches:#?}"
+    );
+    assert!(
+        batches.iter().all(|b| b["status"] == "done"),
+        "{batches:#?}"
+    );
     // The rows sent are the first of the seeded order, each once.
     let results = files.results();
     assert_each_row_once(&results, sent);
     let run_rows: BTreeSet<u64> = results.iter().map(|r| r["row"].as_u64().unwrap()).collect();
     assert_eq!(run_rows, (0..sent as u64).collect());
-    let lines: BTreeSet<u64> = results.iter().map(|r| r["line"].as_u64().unwrap()).collect();
+    let lines: BTreeSet<u64> = results
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
     assert_eq!(lines.len(), sent);
-    assert_ne!(lines, (2..2 + sent as u64).collect(), "not the CSV's first rows");
+    assert_ne!(
+        lines,
+        (2..2 + sent as u64).collect(),
+        "not the CSV's first rows"
+    );
 }

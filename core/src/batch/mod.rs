@@ -161,8 +161,8 @@ pub use contract::{
 };
 pub use journal::{fold_batch_journal, BatchRecord, FoldedBatches, ShardRecord};
 
-use rounds::Rounds;
 use dialect::{parse_list_page, BatchObject, Dialect, LineOutcome, ParseError, ProviderStatus};
+use rounds::Rounds;
 use shard::{CallKind, Phase, Shard};
 // The settings live with the run's other settings; their old path still works.
 pub use crate::config::BatchApiConfig;

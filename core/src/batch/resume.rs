@@ -64,7 +64,9 @@ impl BatchRun {
                 *seen = (*seen).max(attempt);
             }
         }
-        released = attempts.keys().fold(released, |most, &row| most.max(row + 1));
+        released = attempts
+            .keys()
+            .fold(released, |most, &row| most.max(row + 1));
         self.resume_rounds(released);
         for row in fresh {
             attempts.remove(row);

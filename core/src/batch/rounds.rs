@@ -242,7 +242,8 @@ impl Rounds {
         let next = if self.released == 0 {
             first_round_rows(self.target, cap)
         } else {
-            self.projected().max((self.released as f64 * MIN_GROWTH).ceil() as usize)
+            self.projected()
+                .max((self.released as f64 * MIN_GROWTH).ceil() as usize)
         };
         self.released = next.clamp(self.released + 1, cap);
         self.rounds += 1;
@@ -475,7 +476,9 @@ mod tests {
         assert_eq!(end, Decision::Stop);
         assert!(released.len() >= 2, "{released:?}");
         assert!(
-            released.windows(2).all(|w| w[1] as f64 >= w[0] as f64 * MIN_GROWTH),
+            released
+                .windows(2)
+                .all(|w| w[1] as f64 >= w[0] as f64 * MIN_GROWTH),
             "{released:?}"
         );
         assert!(*released.last().unwrap() < 2_000, "{released:?}");

@@ -59,7 +59,12 @@ fn rounds_grow_until_the_interval_is_narrow_then_the_run_stops_completed() {
     let mut sim = Sim::until_interval(rows, 500, 0.05, script);
     sim.run();
     let summary = sim.summary();
-    assert_eq!(summary.status, RunStatus::Completed, "{:?}", summary.abort_reason);
+    assert_eq!(
+        summary.status,
+        RunStatus::Completed,
+        "{:?}",
+        summary.abort_reason
+    );
     let precision = summary.precision.as_ref().expect("a precision block");
     assert_eq!(precision.stop_reason.as_deref(), Some("precision reached"));
     assert!(precision.half_width <= 0.05, "{precision:?}");
@@ -76,8 +81,15 @@ fn rounds_grow_until_the_interval_is_narrow_then_the_run_stops_completed() {
     assert_eq!(sent, (0..released).collect(), "a prefix of the rows");
     assert_eq!(sim.provider.submitted.len(), released, "each row once");
     assert!(released > 385 && released < 4_000, "{released} rows sent");
-    assert_eq!(sim.batch.rounds(), Some((3, released)), "two rounds, then the stop");
-    assert_eq!(precision.rows as usize, released, "every row sent was compared");
+    assert_eq!(
+        sim.batch.rounds(),
+        Some((3, released)),
+        "two rounds, then the stop"
+    );
+    assert_eq!(
+        precision.rows as usize, released,
+        "every row sent was compared"
+    );
 
     // Round one is the fixed-n rows at 50% (385, in shards of 500: one); the
     // second is created once the first has ended, two hours later.
@@ -92,7 +104,11 @@ fn rounds_grow_until_the_interval_is_narrow_then_the_run_stops_completed() {
         .map(|b| sim.provider.files[&b.input_file].len())
         .sum();
     assert_eq!(first_wave, 385);
-    assert_eq!(sim.outcomes().len(), released, "the rest of the CSV never went");
+    assert_eq!(
+        sim.outcomes().len(),
+        released,
+        "the rest of the CSV never went"
+    );
 }
 
 #[test]
@@ -143,7 +159,12 @@ fn a_retried_row_goes_with_the_next_round() {
         .provider
         .batches
         .iter()
-        .map(|b| (b.created_at.since(START), sim.provider.files[&b.input_file].len()))
+        .map(|b| {
+            (
+                b.created_at.since(START),
+                sim.provider.files[&b.input_file].len(),
+            )
+        })
         .collect();
     assert_eq!(waves(&sim).len(), 2, "no round of its own: {shapes:?}");
     let precision = summary.precision.as_ref().unwrap();
@@ -186,13 +207,23 @@ fn a_crash_in_any_round_resumes_to_the_same_rows_without_sending_twice() {
         sim.run();
         let summary = sim.summary();
         assert_eq!(summary.status, RunStatus::Completed, "crash {crash}");
-        assert_eq!(summary.precision.as_ref(), Some(&clean_precision), "crash {crash}");
+        assert_eq!(
+            summary.precision.as_ref(),
+            Some(&clean_precision),
+            "crash {crash}"
+        );
         assert_eq!(sim.outcomes(), expected, "crash {crash}");
         let mut seen = HashSet::new();
         for (row, attempt, _) in &sim.provider.submitted {
-            assert!(seen.insert((row, attempt)), "crash {crash}: row {row} twice");
+            assert!(
+                seen.insert((row, attempt)),
+                "crash {crash}: row {row} twice"
+            );
         }
-        assert!(sim.provider.creates <= clean.provider.creates, "crash {crash}");
+        assert!(
+            sim.provider.creates <= clean.provider.creates,
+            "crash {crash}"
+        );
     }
     assert!(crashes > 60, "{crashes} crashes");
 }
@@ -211,7 +242,12 @@ fn a_resume_with_a_narrower_target_sends_more_rounds() {
     sim.run();
     let before = first_attempts(&sim).len();
     assert_eq!(
-        sim.summary().precision.as_ref().unwrap().stop_reason.as_deref(),
+        sim.summary()
+            .precision
+            .as_ref()
+            .unwrap()
+            .stop_reason
+            .as_deref(),
         Some("precision reached")
     );
     sim.until_interval = Some(0.05);

@@ -430,7 +430,9 @@ impl Host {
     }
 
     fn show_batches(&mut self, batch: &BatchRun) {
-        if let (Some((round, rows)), Some(w)) = (batch.rounds(), batch.run().config().until_interval) {
+        if let (Some((round, rows)), Some(w)) =
+            (batch.rounds(), batch.run().config().until_interval)
+        {
             if rows > self.round_shown.map_or(0, |(_, shown)| shown) {
                 let total = batch.run().row_count();
                 println!(
