@@ -92,12 +92,6 @@ pub async fn launch(
     )?;
     // A resumed or batch-API run checks its journals against every row; a
     // sample is drawn from every row.
-    if config.until_interval.is_some() && config.batch_api.is_some() {
-        bail!(
-            "--until-interval with --via batch-api is not built yet (the sample would go in \
-             growing shards): use a live run, or --sample N with the batch API"
-        );
-    }
     let sampled =
         args.sample.is_some() || config.sample.is_some() || config.until_interval.is_some();
     let whole = args.resume.is_some() || config.batch_api.is_some() || sampled;

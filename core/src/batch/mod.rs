@@ -141,6 +141,7 @@ mod journal;
 mod lost_create;
 mod openai;
 mod resume;
+pub mod rounds;
 mod shard;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -161,6 +162,7 @@ pub use contract::{
 pub use journal::{fold_batch_journal, BatchRecord, FoldedBatches, ShardRecord};
 
 use dialect::{parse_list_page, BatchObject, Dialect, LineOutcome, ParseError, ProviderStatus};
+use rounds::Rounds;
 use shard::{CallKind, Phase, Shard};
 // The settings live with the run's other settings; their old path still works.
 pub use crate::config::BatchApiConfig;
@@ -231,6 +233,9 @@ pub struct BatchRun {
     upload_doubt: bool,
     /// The run's shards are closed (Done records out) before it finishes.
     closed: bool,
+    /// With `until_interval`: the rounds of growing shards and the sequence
+    /// that ends them ([`rounds`]).
+    rounds: Option<Rounds>,
 }
 
 /// A provider call that belongs to no one shard.
@@ -311,6 +316,12 @@ impl BatchRun {
         let keep_files = cfg.keep_files;
         let mut run = Run::new(config, csv, now)?;
         run.enter_batch_mode();
+        let rounds = run.config().until_interval.map(|w| {
+            // Nothing goes out before the first round is decided.
+            run.release_rows(0);
+            let population = run.config().sample.as_ref().map(|s| s.csv_rows);
+            Rounds::new(w, run.row_count(), population)
+        });
         Ok(BatchRun {
             run,
             cfg,
@@ -344,6 +355,7 @@ impl BatchRun {
             journaled: Vec::new(),
             upload_doubt: false,
             closed: false,
+            rounds,
         })
     }
 
@@ -500,7 +512,8 @@ impl BatchRun {
                 self.park_unsubmitted(now);
                 self.drain_run(now);
             }
-            self.fill(now);
+            self.plan_round(now);
+            self.fill_round(now);
             self.seal(now);
             for s in 0..self.shards.len() {
                 self.advance(now, s);
@@ -591,6 +604,7 @@ impl BatchRun {
     pub fn summary(&self, now: Millis) -> Summary {
         Summary {
             provider_batches: Some(self.statuses.clone()),
+            precision: self.rounds.as_ref().map(Rounds::report),
             ..self.run.summary(now)
         }
     }
@@ -642,7 +656,10 @@ impl BatchRun {
     fn drain_run(&mut self, now: Millis) {
         while let Some(output) = self.run.poll(now) {
             match output {
-                Output::ItemDone(done) => self.outputs.push_back(BatchOutput::ItemDone(done)),
+                Output::ItemDone(done) => {
+                    self.row_final(&done);
+                    self.outputs.push_back(BatchOutput::ItemDone(done))
+                }
                 Output::BatchReport { report } => {
                     self.outputs.push_back(BatchOutput::BatchReport { report })
                 }
@@ -694,6 +711,10 @@ impl BatchRun {
         let _ = now;
         self.refresh();
         summary.provider_batches = Some(self.statuses.clone());
+        if let Some(rounds) = &mut self.rounds {
+            rounds.settle();
+            summary.precision = Some(rounds.report());
+        }
         self.outputs.push_back(BatchOutput::Finished { summary });
         self.done = true;
     }

@@ -41,7 +41,18 @@ impl BatchRun {
     where
         I: IntoIterator<Item = ItemResult<'r>>,
     {
-        let taken = self.run.restore(results)?;
+        // The rounds read the restored rows as the run takes them; the rows
+        // an earlier session released are those it finished or submitted.
+        let mut rounds = self.rounds.take();
+        let mut released = 0;
+        let taken = self.run.restore(results.into_iter().inspect(|r| {
+            if let Some(rounds) = &mut rounds {
+                rounds.row_final(r.row, super::rounds::restored_agreement(r));
+            }
+            released = released.max(r.row + 1);
+        }));
+        self.rounds = rounds;
+        let taken = taken?;
         let rows = self.run.row_count();
         self.next_line = batches.complete_lines + 1;
         self.journaled = batches.shards.clone();
@@ -53,6 +64,10 @@ impl BatchRun {
                 *seen = (*seen).max(attempt);
             }
         }
+        released = attempts
+            .keys()
+            .fold(released, |most, &row| most.max(row + 1));
+        self.resume_rounds(released);
         for row in fresh {
             attempts.remove(row);
         }

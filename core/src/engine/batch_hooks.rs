@@ -26,6 +26,23 @@ impl Run {
         .price;
         // `poll` must never dispatch: sends are taken with `take_send`.
         self.paused = true;
+        // With `until_interval`, the batch run keeps the sequence and decides
+        // the stop between rounds (`crate::batch::rounds`): the run itself
+        // must not stop in the middle of one.
+        self.precision = None;
+    }
+
+    /// Only rows before `rows` may be sent (fresh); retries of any row may.
+    pub(crate) fn release_rows(&mut self, rows: usize) {
+        self.schedule.feed_to(rows);
+    }
+
+    /// Stops the run, `completed`, precision reached: the batch run's
+    /// sequence is narrow enough. The rows not sent are left (as a live
+    /// run's are), for a resume with a narrower target.
+    pub(crate) fn precision_reached(&mut self, now: Millis) {
+        self.stop.get_or_insert(Stop::PrecisionReached);
+        self.maybe_finish(now);
     }
 
     /// The next request to make, if one is due: a retry, else a fresh row. Rows

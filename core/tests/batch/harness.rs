@@ -757,6 +757,8 @@ pub struct Sim {
     pub outputs_seen: Vec<&'static str>,
     /// The provider batches as the progress file last listed them.
     pub saved: Vec<ProviderBatch>,
+    /// The run stops at this half-width (`--until-interval`), in rounds.
+    pub until_interval: Option<f64>,
 }
 
 impl Sim {
@@ -792,11 +794,23 @@ impl Sim {
     }
 
     pub fn config(&self, max_lines: usize) -> RunConfig {
-        if self.anthropic {
+        let config = if self.anthropic {
             anthropic_config(max_lines)
         } else {
             config(max_lines)
+        };
+        RunConfig {
+            until_interval: self.until_interval,
+            ..config
         }
+    }
+
+    /// A run (OpenAI's) that stops once the agreement is known to ±`w`.
+    pub fn until_interval(rows: usize, max_lines: usize, w: f64, script: Script) -> Sim {
+        let mut sim = Sim::new(rows, max_lines, script);
+        sim.until_interval = Some(w);
+        sim.batch = BatchRun::new(sim.config(max_lines), csv(rows), START).unwrap();
+        sim
     }
 
     pub fn new(rows: usize, max_lines: usize, script: Script) -> Sim {
@@ -821,6 +835,7 @@ impl Sim {
             anthropic: false,
             outputs_seen: Vec::new(),
             saved: Vec::new(),
+            until_interval: None,
         }
     }
 

@@ -5,6 +5,7 @@
 mod breaker;
 mod gemini_inline;
 mod harness;
+mod precision;
 mod scenarios;
 // The engine simulation's harness; the batch tests take what they share with it.
 #[allow(dead_code)]

@@ -141,6 +141,7 @@ pub async fn run_batch(launched: Launched, args: &RunArgs, cancel: bool) -> Resu
         to_build: VecDeque::new(),
         building: 0,
         shown: BTreeMap::new(),
+        round_shown: None,
         last_progress: None,
     };
     let (summary, detached) = host.drive(batch, cancel, interrupts).await?;
@@ -196,6 +197,8 @@ struct Host {
     building: usize,
     /// What the console last said of each provider batch.
     shown: BTreeMap<u32, String>,
+    /// The last `--until-interval` round shown: (rounds decided, rows released).
+    round_shown: Option<(u32, usize)>,
     last_progress: Option<Instant>,
 }
 
@@ -427,6 +430,17 @@ impl Host {
     }
 
     fn show_batches(&mut self, batch: &BatchRun) {
+        if let (Some((round, rows)), Some(w)) =
+            (batch.rounds(), batch.run().config().until_interval)
+        {
+            if rows > self.round_shown.map_or(0, |(_, shown)| shown) {
+                let total = batch.run().row_count();
+                println!(
+                    "Round {round} of --until-interval {w}: rows 1-{rows} of {total} go to the provider; the next round, if the interval is still wider, waits for their results"
+                );
+            }
+            self.round_shown = Some((round, rows));
+        }
         for b in batch.provider_batches() {
             let line = b.describe();
             if self.shown.get(&b.shard) != Some(&line) {
