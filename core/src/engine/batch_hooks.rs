@@ -26,6 +26,8 @@ impl Run {
         .price;
         // `poll` must never dispatch: sends are taken with `take_send`.
         self.paused = true;
+        // Its shards are sized by the batch run, not by the live send window.
+        self.open_rows();
     }
 
     /// The next request to make, if one is due: a retry, else a fresh row. Rows
