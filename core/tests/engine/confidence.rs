@@ -175,14 +175,24 @@ fn labels_to_recheck_name_the_csv_line_in_a_sampled_run() {
     })
     .finish();
     let s = log.summary.as_ref().unwrap();
-    let found = s.confidence.as_ref().unwrap().label_errors.as_ref().unwrap();
+    let found = s
+        .confidence
+        .as_ref()
+        .unwrap()
+        .label_errors
+        .as_ref()
+        .unwrap();
     assert_eq!(found.issues.len(), 1);
     let issue = &found.issues[0];
     assert_eq!(issue.line, Some(3));
     // The permutation moved it: its row number is not what a person looks for.
     let row = log.done.iter().find(|d| d.line == 3).unwrap().row;
     assert_eq!(issue.row, row);
-    assert_ne!(row as u64 + 2, 3, "seed 3 leaves the row in place: pick another");
+    assert_ne!(
+        row as u64 + 2,
+        3,
+        "seed 3 leaves the row in place: pick another"
+    );
     let text = s.to_console(10);
     assert!(
         text.contains("     line      3: labelled dog (p 0.050), model says cat at 0.950"),
