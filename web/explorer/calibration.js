@@ -81,11 +81,21 @@ export function recheckCsv(data, issues) {
   for (const issue of issues) {
     const i = at.get(issue.row);
     lines.push([
-      issue.row, i === undefined ? null : data.items.line[i], i === undefined ? null : data.items.image[i],
+      issue.row, lineOf(data, issue, i), i === undefined ? null : data.items.image[i],
       names[issue.given], names[issue.predicted], issue.confidence, issue.givenProbability, names[issue.likely], null,
     ].map(csvField).join(','));
   }
   return `${lines.join('\r\n')}\r\n`;
+}
+
+/**
+ * The CSV line of a flagged row: the summary's (every issue has it since
+ * issue 23), else the embedded row's; null when neither is known. In a sampled
+ * run `row` is the position in the sample, so a person is told the line.
+ */
+function lineOf(data, issue, i) {
+  if (typeof issue.line === 'number') return issue.line;
+  return i === undefined ? null : data.items.line[i];
 }
 
 function recheckView(data, options) {
@@ -96,20 +106,22 @@ function recheckView(data, options) {
   const SHOWN = 60;
   const cards = found.issues.slice(0, SHOWN).map((issue) => {
     const i = at.get(issue.row);
+    const line = lineOf(data, issue, i);
+    const named = line === null ? `row ${issue.row}` : `line ${line}`;
     let picture;
     if (i === undefined) {
       picture = el('div', { class: 'sx-recheck-noimg', text: 'not embedded in this report' });
     } else {
       const got = imageOf(options.thumbnail, data.items.image[i], i);
       const placeholder = (why) => el('div', { class: 'sx-recheck-noimg', text: why });
-      picture = got.url ? imageOrPlaceholder(got.url, { alt: `row ${issue.row}`, loading: 'lazy', class: 'sx-recheck-img' }, placeholder) : placeholder(got.reason);
+      picture = got.url ? imageOrPlaceholder(got.url, { alt: named, loading: 'lazy', class: 'sx-recheck-img' }, placeholder) : placeholder(got.reason);
     }
     return el('li', { class: 'sx-recheck-card', dataset: { row: issue.row } },
       picture,
       el('div', { class: 'sx-recheck-text' },
         el('div', {}, 'labelled ', el('strong', {}, userText(names[issue.given], 40)), el('span', { class: 'sx-ci', text: ` p ${num(issue.givenProbability)}` })),
         el('div', {}, 'model: ', el('strong', {}, userText(names[issue.predicted], 40)), el('span', { class: 'sx-ci', text: ` at ${num(issue.confidence)}` })),
-        el('div', { class: 'sx-muted', text: `row ${issue.row}${i === undefined ? '' : `, line ${data.items.line[i]}`}` })));
+        el('div', { class: 'sx-recheck-line sx-muted', text: `CSV ${named}` })));
   });
   const exportButton = el('button', {
     type: 'button', class: 'sx-recheck-export', text: 'Download as CSV for relabelling',

@@ -104,6 +104,25 @@ test('report: reliability diagram, threshold slider with the rows on each side, 
   }
 });
 
+test('report: in a sampled run the labels to re-check are named by their CSV line, not their place in the sample', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'shadow-recheck-sample-'));
+  const { summary, results, report } = run(out, ['--sample', '120', '--mock-error-rate', '0', '--mock-overconfidence', '0.3']);
+  const found = summary.confidence.labelErrors;
+  assert.ok(found.flagged > 0, 'the mock run has labels to re-check');
+  const byRow = new Map(results.map((r) => [r.row, r]));
+  for (const issue of found.issues) assert.equal(issue.line, byRow.get(issue.row).line);
+  // The sample moved the rows: a row's number is not its line.
+  assert.ok(found.issues.some((i) => i.line !== i.row + 2), JSON.stringify(found.issues));
+  const { page } = await openReport(report, { width: 1280, height: 900 });
+  await page.locator('.sx-confidence-section').waitFor();
+  const named = await page.$$eval('.sx-recheck-card .sx-recheck-line', (ds) => ds.map((d) => d.textContent));
+  assert.deepEqual(named, found.issues.slice(0, 60).map((i) => `CSV line ${i.line}`));
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('.sx-recheck-export')]);
+  const csv = readFileSync(await download.path(), 'utf8').split('\r\n').filter(Boolean);
+  assert.deepEqual(csv.slice(1).map((l) => Number(l.split(',')[1])), found.issues.map((i) => i.line));
+  assert.deepEqual(page.errors, []);
+});
+
 test('report: a run without confidences has no confidence section', async () => {
   const out = mkdtempSync(join(tmpdir(), 'shadow-noconf-'));
   const { summary, report } = run(out, ['--no-confidence']);

@@ -10,6 +10,7 @@
 //! - `answers`: an answer or a transport failure applied to pacing, the breaker,
 //!   retries and the item's end;
 //! - `tally`: counts, batch reports and statistics;
+//! - `precision`: `until_interval`'s confidence sequence, fed in row order;
 //! - `reports`: what the host writes and shows: a row's journal record, the
 //!   progress file, the summary and its comparison;
 //! - `batch_hooks`: what a batch-API run drives the run with (not public).
@@ -21,6 +22,7 @@ mod answers;
 mod batch_hooks;
 pub mod contract;
 mod outcome;
+mod precision;
 mod reports;
 mod rows;
 mod schedule;
@@ -45,6 +47,7 @@ pub use contract::{
 
 use crate::stop::{Breaker, Stop, Thresholds};
 use outcome::{Ended, Failure};
+use precision::Precision;
 use rows::Rows;
 use schedule::{Claimed, InFlight, Schedule};
 use tally::{FinalItem, Source, Tallies};
@@ -75,8 +78,8 @@ pub struct Run {
     paused: bool,
     stop: Option<Stop>,
     /// With `until_interval`: the agreement's anytime-valid confidence
-    /// sequence, fed each compared row as it becomes final.
-    precision: Option<crate::anytime::ConfidenceSequence>,
+    /// sequence, fed the compared rows in row order as they become final.
+    precision: Option<Precision>,
     /// When a cancelled run stops waiting for the requests in flight.
     abandon_at: Option<Millis>,
     finished: bool,
@@ -173,7 +176,7 @@ impl Run {
             && config.confidence_refused_by.as_deref()
                 != Some(config.provider.endpoint_url().as_str());
         let price = Cost::of(Usage::default(), 0, config.price, config.provider.model()).price;
-        Ok(Run {
+        let mut run = Run {
             price,
             format,
             confidence,
@@ -188,13 +191,9 @@ impl Run {
             polled: false,
             paused: false,
             stop: None,
-            precision: config.until_interval.map(|w| {
-                crate::anytime::ConfidenceSequence::new(
-                    0.05,
-                    config.sample.as_ref().map(|s| s.csv_rows as u64),
-                )
-                .aiming_at(w)
-            }),
+            precision: config
+                .until_interval
+                .map(|w| Precision::new(w, config.sample.as_ref().map(|s| s.csv_rows as u64))),
             abandon_at: None,
             finished: false,
             batch_mode: false,
@@ -202,7 +201,9 @@ impl Run {
             rows,
             handed_out: None,
             labels,
-        })
+        };
+        run.open_rows();
+        Ok(run)
     }
 
     /// Feeds the rows an [`Output::NeedRows`] asked for, in order (all of them, or
@@ -217,7 +218,7 @@ impl Run {
         for item in rows {
             self.rows.push(item).map_err(UsageError::RowOutOfOrder)?;
         }
-        self.schedule.feed_to(self.rows.fed_to());
+        self.open_rows();
         Ok(())
     }
 
@@ -646,12 +647,10 @@ impl Run {
             },
             source,
         );
-        if let (Some(sequence), Some(prediction), Some(label)) = (
-            self.precision.as_mut(),
-            done.prediction,
-            self.labels.index_of(&item.label),
-        ) {
-            sequence.push(if prediction == label { 1.0 } else { 0.0 });
+        if let Some(precision) = self.precision.as_mut() {
+            let label = self.labels.index_of(&item.label);
+            precision.settle(row, done.prediction.zip(label).map(|(p, l)| p == l));
+            self.open_rows();
         }
         if source == Source::Live {
             self.outputs.push_back(Output::ItemDone(done));
@@ -664,14 +663,21 @@ impl Run {
         while let Some(report) = self.tallies.next_report(elapsed) {
             self.outputs.push_back(Output::BatchReport { report });
             // The check is made at each batch's end, as `--until-interval` says.
-            if let (Some(sequence), Some(w), None) =
-                (&self.precision, self.config.until_interval, &self.stop)
-            {
-                if sequence.n() > 0 && sequence.half_width() <= w {
-                    self.stop = Some(Stop::PrecisionReached);
-                }
+            if self.stop.is_none() && self.precision.as_ref().is_some_and(Precision::reached) {
+                self.stop = Some(Stop::PrecisionReached);
             }
         }
+    }
+
+    /// Lets the schedule send the rows the run holds, and with
+    /// `until_interval` (live) only those within [`Precision::send_limit`].
+    fn open_rows(&mut self) {
+        let held = self.rows.fed_to();
+        let limit = match &self.precision {
+            Some(p) if !self.batch_mode => p.send_limit(self.schedule.pacer.limit()).min(held),
+            _ => held,
+        };
+        self.schedule.feed_to(limit);
     }
 
     fn maybe_finish(&mut self, now: Millis) {

@@ -149,9 +149,9 @@ impl Run {
                     .confidence
                     .report(self.config.target_agreement, self.labels.names())
             }),
-            precision: self.precision.as_ref().map(|sequence| {
+            precision: self.precision.as_ref().map(|precision| {
                 crate::anytime::PrecisionReport::of(
-                    sequence,
+                    precision.sequence(),
                     self.config.until_interval.unwrap_or(0.0),
                     self.stop == Some(Stop::PrecisionReached),
                 )

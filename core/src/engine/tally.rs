@@ -228,7 +228,8 @@ impl Tallies {
                         }
                         Scored::Unscored => None,
                     };
-                    self.confidence.record(row, label, predicted, given);
+                    self.confidence
+                        .record(row, item.line, label, predicted, given);
                 }
                 self.slices
                     .record(&item.extra, label.map(|l| (l, predicted)));

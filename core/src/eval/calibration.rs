@@ -260,11 +260,12 @@ pub struct ConfidenceTally {
 }
 
 impl ConfidenceTally {
-    /// An answered row of data row `row`, labelled `given`, answered
-    /// `predicted`, with its confidence if it has one.
+    /// An answered row of data row `row` (on CSV line `line`), labelled
+    /// `given`, answered `predicted`, with its confidence if it has one.
     pub fn record(
         &mut self,
         row: usize,
+        line: u64,
         given: usize,
         predicted: usize,
         confidence: Option<&crate::confidence::Confidence>,
@@ -282,6 +283,7 @@ impl ConfidenceTally {
         probabilities.extend(c.alternatives.iter().map(|a| (a.label, a.probability)));
         self.scored.push(ScoredRow {
             row,
+            line,
             given,
             predicted,
             probabilities,

@@ -32,8 +32,10 @@ pub const MAX_LISTED: usize = 1_000;
 /// One scored row, for confident learning.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScoredRow {
-    /// 0-based data row.
+    /// 0-based data row (in a sampled run, the position in the sample).
     pub row: usize,
+    /// The row's line in the CSV (1 is the header), which names it to a person.
+    pub line: u64,
     /// The given (human) label.
     pub given: usize,
     /// The model's label.
@@ -68,8 +70,12 @@ impl ScoredRow {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LabelIssue {
-    /// 0-based data row.
+    /// 0-based data row (in a sampled run, the position in the sample).
     pub row: usize,
+    /// The row's line in the CSV: what the console and the explorer name it
+    /// by. Absent from summaries written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
     /// The given label (index in the label set).
     pub given: usize,
     /// The label the row confidently belongs to.
@@ -131,6 +137,7 @@ pub fn find(rows: &[ScoredRow], labels: usize) -> LabelErrors {
         if likely != r.given && r.argmax(labels, Some(r.given)) != r.given {
             issues.push(LabelIssue {
                 row: r.row,
+                line: Some(r.line),
                 given: r.given,
                 likely,
                 predicted: r.predicted,

@@ -72,10 +72,15 @@ fn write_label_errors(s: &mut String, c: &ConfidenceReport) {
             .map_or_else(|| i.to_string(), |l| escape_for_terminal(l).into_owned())
     };
     for issue in found.issues.iter().take(ISSUES_SHOWN) {
+        // The CSV line names the row to a person (in a sampled run the row
+        // number is its position in the sample); an older summary has none.
+        let at = match issue.line {
+            Some(line) => format!("line {line:>6}"),
+            None => format!("row {:>7}", issue.row),
+        };
         let _ = writeln!(
             s,
-            "     row {:>6}: labelled {} (p {:.3}), model says {} at {:.3}",
-            issue.row,
+            "     {at}: labelled {} (p {:.3}), model says {} at {:.3}",
             name(issue.given),
             issue.given_probability,
             name(issue.predicted),

@@ -152,3 +152,50 @@ fn restored_rows_keep_their_confidence() {
     // 0.7 is in bin 10 ((10/15, 11/15]), 0.95 in bin 14.
     assert_eq!((bins[10], bins[14]), (4, 2));
 }
+
+/// In a sampled run a row's number is its position in the sample, not its
+/// place in the CSV: a label to re-check is named by its CSV line, in the
+/// summary and on the console.
+#[test]
+fn labels_to_recheck_name_the_csv_line_in_a_sampled_run() {
+    let csv = csv_of(12, LABELS);
+    let sample = shadow_core::sample::Sample::draw(&csv, 3, 12, None).unwrap();
+    let config = RunConfig {
+        sample: Some(sample.clone()),
+        seed: 3,
+        ..config()
+    };
+    // CSV line 3 is img-1.png, labelled dog: the model says cat at 0.95.
+    let log = Sim::new(config, sample.take(csv), |item, _, _| {
+        if item.line == 3 {
+            (5, scored("cat", 0.95))
+        } else {
+            (5, scored(&item.label, 0.9))
+        }
+    })
+    .finish();
+    let s = log.summary.as_ref().unwrap();
+    let found = s
+        .confidence
+        .as_ref()
+        .unwrap()
+        .label_errors
+        .as_ref()
+        .unwrap();
+    assert_eq!(found.issues.len(), 1);
+    let issue = &found.issues[0];
+    assert_eq!(issue.line, Some(3));
+    // The permutation moved it: its row number is not what a person looks for.
+    let row = log.done.iter().find(|d| d.line == 3).unwrap().row;
+    assert_eq!(issue.row, row);
+    assert_ne!(
+        row as u64 + 2,
+        3,
+        "seed 3 leaves the row in place: pick another"
+    );
+    let text = s.to_console(10);
+    assert!(
+        text.contains("     line      3: labelled dog (p 0.050), model says cat at 0.950"),
+        "{text}"
+    );
+}

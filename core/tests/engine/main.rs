@@ -3,6 +3,7 @@
 mod compare;
 mod confidence;
 mod pace;
+mod precision_stop;
 mod properties;
 mod scenarios;
 mod sim;

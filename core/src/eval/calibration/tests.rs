@@ -142,8 +142,8 @@ fn the_tally_counts_gaps_and_unscored_rows() {
         probability: 0.9,
         alternatives: Vec::new(),
     };
-    t.record(0, 1, 1, Some(&c));
-    t.record(1, 0, 1, None);
+    t.record(0, 2, 1, 1, Some(&c));
+    t.record(1, 3, 0, 1, None);
     t.gap(crate::confidence::ConfidenceGap::Malformed);
     let r = t.report(None, &["a".to_owned(), "b".to_owned()]);
     assert_eq!(
@@ -165,7 +165,7 @@ fn the_tally_is_bounded_and_its_views_count_every_row() {
             probability: 0.5 + (i % 5000) as f64 / 10_000.0 + 0.00004,
             alternatives: Vec::new(),
         };
-        t.record(i, i % 2, 0, Some(&c));
+        t.record(i, i as u64 + 2, i % 2, 0, Some(&c));
     }
     assert_eq!(t.scored.len(), MAX_ROWS_FOR_LABEL_ERRORS);
     let r = t.report(Some(0.5), &["a".to_owned(), "b".to_owned()]);

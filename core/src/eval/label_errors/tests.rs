@@ -65,6 +65,7 @@ fn rows() -> Vec<ScoredRow> {
         .enumerate()
         .map(|(row, (p, given))| ScoredRow {
             row,
+            line: row as u64 + 2,
             given,
             predicted: (0..4).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap(),
             probabilities: p.iter().copied().enumerate().collect(),
