@@ -347,9 +347,10 @@ impl SampleReport {
             report.stratified_agreement = estimate.agreement;
             report.strata = estimate.strata;
             report.method = "stratified by label: sum of W_h p_h with W_h = N_h/N over the \
-                             CSV's labels, +-1.96 sqrt(sum W_h^2 (1 - n_h/N_h) p_h(1-p_h)/(n_h-1)); \
-                             a label at 0% or 100% counts with the Agresti-Coull variance, \
-                             one with no compared row widens the interval by its weight"
+                             CSV's labels; Wilson score interval at the effective size \
+                             p(1-p)/v, v = sum W_h^2 (1 - n_h/N_h) p_h(1-p_h)/(n_h-1) \
+                             (a label at 0% or 100% counts with the Agresti-Coull variance; \
+                             one with no compared row widens the interval by its weight)"
                 .into();
         }
         report
