@@ -12,14 +12,23 @@
 //! the run's rows; each keeps its own CSV line (and image), so every result
 //! names the true CSV line.
 //!
-//! What it does not do: stratify by label, or weight anything; every row is
-//! equally likely to be drawn.
+//! With `--stratify` the sample is drawn by label instead ([`strata`]): each
+//! label's share of the sample its share of the CSV, the rows sent so that
+//! every prefix is proportional too, and the agreement reweighted to the CSV's
+//! labels ([`reweighted`]). Without it every row is equally likely to be drawn
+//! and nothing is weighted.
 
 use serde::{Deserialize, Serialize};
 
 use crate::eval::Interval;
 use crate::hash::{mix64, splitmix64};
 use crate::input::{Item, LabelsCsv};
+
+pub mod reweighted;
+pub mod strata;
+
+pub use reweighted::StratumReport;
+pub use strata::{LabelRows, Strata};
 
 /// The sample a run is made of, kept in its config (so its journal header and
 /// summary) so that a resumed run rebuilds the same one.
@@ -35,6 +44,11 @@ pub struct Sample {
     /// A digest of every row's line, image and label ([`fingerprint`]): a
     /// resumed sample over a CSV whose content changed is refused.
     pub csv_fingerprint: String,
+    /// `--stratify`: the CSV's rows of each label (the strata the sample was
+    /// drawn by, and the weights of the reweighted estimate). `None` for a
+    /// uniform sample (and in runs saved before stratified samples existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strata: Option<Strata>,
 }
 
 /// The size asked for: a number of rows or a share of the CSV.
@@ -94,6 +108,15 @@ pub enum SampleError {
         /// Rows sampled before.
         saved: usize,
     },
+    /// `--stratify` on resuming a uniform sample.
+    #[error(
+        "--stratify: the run's sample of {rows} rows was drawn uniformly, not by label; \
+         a stratified sample is a new run (give the CSV without --resume)"
+    )]
+    NotStratified {
+        /// Rows of the saved sample.
+        rows: usize,
+    },
 }
 
 impl SampleSize {
@@ -134,12 +157,15 @@ impl SampleSize {
 }
 
 impl Sample {
-    /// The sample of `rows` rows of `csv` by `seed`; with `saved` (a resumed run's),
-    /// refused when the CSV changed since or `rows` is smaller than before.
+    /// The sample of `rows` rows of `csv` by `seed`, by label when `stratify`;
+    /// with `saved` (a resumed run's), refused when the CSV changed since, `rows`
+    /// is smaller than before or `stratify` is asked of a uniform sample (a
+    /// stratified one stays stratified without it).
     pub fn draw(
         csv: &LabelsCsv,
         seed: u64,
         rows: usize,
+        stratify: bool,
         saved: Option<&Sample>,
     ) -> Result<Sample, SampleError> {
         let csv_rows = csv.items.len();
@@ -164,7 +190,11 @@ impl Sample {
                     saved: saved.rows,
                 });
             }
+            if stratify && saved.strata.is_none() {
+                return Err(SampleError::NotStratified { rows: saved.rows });
+            }
         }
+        let stratify = stratify || saved.is_some_and(|s| s.strata.is_some());
         if rows > csv_rows {
             return Err(SampleError::LargerThanCsv {
                 asked: rows,
@@ -176,16 +206,22 @@ impl Sample {
             rows,
             csv_rows,
             csv_fingerprint,
+            strata: stratify.then(|| Strata::of(csv)),
         })
     }
 
-    /// The CSV cut down to this sample: its rows in permutation order, numbered
-    /// `0..rows`, each keeping its CSV line. The labels stay the whole CSV's (a
-    /// label no sampled row has is still one the model may answer).
+    /// The CSV cut down to this sample: its rows in permutation order (a
+    /// stratified sample's in its stratified order), numbered `0..rows`, each
+    /// keeping its CSV line. The labels stay the whole CSV's (a label no sampled
+    /// row has is still one the model may answer).
     pub fn take(&self, csv: LabelsCsv) -> LabelsCsv {
+        let rows = match &self.strata {
+            Some(strata) => strata.rows_in_order(&csv, self.seed, self.rows),
+            None => order(csv.items.len(), self.seed),
+        };
         let LabelsCsv { items, mut outline } = csv;
         let mut slots: Vec<Option<Item>> = items.into_iter().map(Some).collect();
-        let items: Vec<Item> = order(slots.len(), self.seed)
+        let items: Vec<Item> = rows
             .into_iter()
             .take(self.rows)
             .enumerate()
@@ -257,16 +293,31 @@ pub struct SampleReport {
     pub seed: u64,
     /// The 95% interval of the agreement over the whole CSV, from the rows
     /// compared so far, with the finite-population correction
-    /// ([`finite_population_interval`]).
+    /// ([`finite_population_interval`]; for a stratified sample, the reweighted
+    /// agreement's, [`reweighted`]).
     pub agreement_interval_for_csv: Option<Interval>,
     /// How that interval is computed, in words.
     pub method: String,
+    /// The sample was drawn by label (`--stratify`). Left out when not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stratified: bool,
+    /// A stratified sample's agreement reweighted to the CSV's labels,
+    /// `Σ (N_h / N) p_h`; `None` for a uniform sample, or while a label has no
+    /// compared row (then the interval holds whatever it agrees).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stratified_agreement: Option<f64>,
+    /// A stratified sample's labels: the CSV's rows, weight, rows compared and
+    /// agreeing of each. Empty (left out) for a uniform sample.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strata: Vec<StratumReport>,
 }
 
 impl SampleReport {
-    /// The report of `sample` after `agreements` of `compared` rows agreed.
-    pub fn of(sample: &Sample, agreements: u64, compared: u64) -> SampleReport {
-        SampleReport {
+    /// The report of `sample` after `evaluation` (its rows compared so far,
+    /// each label's among them for a stratified sample).
+    pub fn of(sample: &Sample, evaluation: &crate::eval::Evaluation) -> SampleReport {
+        let (agreements, compared) = (evaluation.agreements, evaluation.compared);
+        let mut report = SampleReport {
             rows: sample.rows,
             csv_rows: sample.csv_rows,
             compared,
@@ -279,12 +330,44 @@ impl SampleReport {
             method: "Wilson score interval at the effective size n(N-1)/(N-n) \
                      (finite-population correction; exact when n = N)"
                 .into(),
+            stratified: false,
+            stratified_agreement: None,
+            strata: Vec::new(),
+        };
+        if let Some(strata) = &sample.strata {
+            let estimate = reweighted::reweighted(strata, |label| {
+                evaluation
+                    .per_label
+                    .iter()
+                    .find(|s| s.label == label)
+                    .map_or((0, 0), |s| (s.correct, s.support))
+            });
+            report.stratified = true;
+            report.agreement_interval_for_csv = estimate.interval;
+            report.stratified_agreement = estimate.agreement;
+            report.strata = estimate.strata;
+            report.method = "stratified by label: sum of W_h p_h with W_h = N_h/N over the \
+                             CSV's labels; Wilson score interval at the effective size \
+                             p(1-p)/v, v = sum W_h^2 (1 - n_h/N_h) p_h(1-p_h)/(n_h-1) \
+                             (a label at 0% or 100% counts with the Agresti-Coull variance; \
+                             one with no compared row widens the interval by its weight)"
+                .into();
         }
+        report
     }
 
-    /// "estimated from 100 of 300 rows" (the rows compared).
+    /// "estimated from 100 of 300 rows" (the rows compared), and ", stratified
+    /// by label" for a stratified sample.
     pub fn words(&self) -> String {
-        format!("estimated from {} of {} rows", self.compared, self.csv_rows)
+        let by_label = if self.stratified {
+            ", stratified by label"
+        } else {
+            ""
+        };
+        format!(
+            "estimated from {} of {} rows{by_label}",
+            self.compared, self.csv_rows
+        )
     }
 }
 
@@ -331,5 +414,7 @@ fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
 }
 
+#[cfg(test)]
+mod stratified_tests;
 #[cfg(test)]
 mod tests;

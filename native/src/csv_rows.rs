@@ -140,8 +140,17 @@ pub fn sampled(
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
         None => saved_sample.map_or(csv.items.len(), |s| s.rows),
     };
-    let sample = shadow_core::sample::Sample::draw(&csv, config.seed, asked, saved_sample)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let sample =
+        shadow_core::sample::Sample::draw(&csv, config.seed, asked, args.stratify, saved_sample)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if sample.strata.is_some() && config.until_interval.is_some() {
+        bail!(
+            "--until-interval with a sample stratified by label (--stratify) is refused: its \
+             anytime-valid interval holds only for rows in uniform random order, and a \
+             stratified order is not (use --sample N --stratify for a fixed size, or \
+             --until-interval without --stratify)"
+        );
+    }
     let csv = sample.take(csv);
     config.seed = sample.seed;
     config.sample = Some(sample);

@@ -237,3 +237,190 @@ fn until_interval_stops_early_with_an_interval_that_holds_the_true_agreement() {
         refused.stderr_has("--until-interval");
     }
 }
+
+/// A 200-row CSV over the 10 test images: 120 rows labelled `cat`, 60 `dog`,
+/// 20 `fox` (60%, 30%, 10%), interleaved.
+fn skewed_csv(data: &Data) -> PathBuf {
+    let rows: Vec<String> = (0..200)
+        .map(|i| {
+            let label = match i % 10 {
+                0..=5 => "cat",
+                6..=8 => "dog",
+                _ => "fox",
+            };
+            format!("images/digit-{:04}.png,{label}", i % 10)
+        })
+        .collect();
+    let csv = data.data.join("skewed.csv");
+    write_csv(&csv, "image,label", &rows);
+    csv
+}
+
+/// Rows of each label among `results` whose run row is below `below`.
+fn label_counts(results: &[Value], below: u64) -> [usize; 3] {
+    let mut counts = [0; 3];
+    for r in results
+        .iter()
+        .filter(|r| r["row"].as_u64().unwrap() < below)
+    {
+        let h = ["cat", "dog", "fox"]
+            .iter()
+            .position(|l| r["label"] == *l)
+            .unwrap();
+        counts[h] += 1;
+    }
+    counts
+}
+
+/// `--stratify`: each label's share of the sample is its share of the CSV; a
+/// run killed part way holds a proportional prefix, and --resume finishes the
+/// same rows a run left alone sends; a larger --sample adds rows, stratified
+/// still; the summary has the agreement reweighted to the CSV's labels.
+#[test]
+fn a_stratified_sample_is_proportional_resumes_the_same_rows_and_reweights_the_estimate() {
+    let data = Data::new(10);
+    let csv = skewed_csv(&data);
+    let stratified = ["--sample", "40", "--stratify", "--seed", "9"];
+
+    let clean_dir = tempfile::tempdir().unwrap();
+    let clean = sampled(&csv, clean_dir.path(), &stratified);
+    clean
+        .expect_code(0)
+        .stdout_has("estimated from 40 of 200 rows, stratified by label")
+        .stdout_has("reweighted to the CSV's labels");
+    let clean_files = RunFiles::in_dir(clean_dir.path());
+    let clean_results = clean_files.results();
+    assert_each_row_once(&clean_results, 40);
+    assert_eq!(label_counts(&clean_results, 40), [24, 12, 4]);
+    let clean_lines = lines_by_row(&clean_results);
+
+    // The summary: each label's N_h, n_h and the reweighted agreement.
+    let sample = &clean_files.summary()["sample"];
+    assert_eq!(sample["stratified"], true, "{sample}");
+    let strata = sample["strata"].as_array().unwrap();
+    let n_of = |i: usize, key: &str| strata[i][key].as_u64().unwrap();
+    assert_eq!(
+        (0..3)
+            .map(|i| (n_of(i, "csvRows"), n_of(i, "compared")))
+            .collect::<Vec<_>>(),
+        [(120, 24), (60, 12), (20, 4)]
+    );
+    let by_hand: f64 = (0..3)
+        .map(|i| {
+            n_of(i, "csvRows") as f64 / 200.0 * n_of(i, "agreements") as f64
+                / n_of(i, "compared") as f64
+        })
+        .sum();
+    let reweighted = sample["stratifiedAgreement"].as_f64().unwrap();
+    assert!(
+        (reweighted - by_hand).abs() < 1e-4,
+        "{reweighted} vs {by_hand}"
+    );
+    let interval = &sample["agreementIntervalForCsv"];
+    assert!(interval["low"].as_f64().unwrap() < reweighted);
+    assert!(reweighted < interval["high"].as_f64().unwrap());
+    assert!(sample["method"]
+        .as_str()
+        .unwrap()
+        .starts_with("stratified by label"));
+
+    // Killed part way, one request at a time: the rows done are a prefix, and
+    // the prefix is near proportional.
+    let mut cmd = shadow(&data.out);
+    cmd.arg(&csv).args([
+        "--mock-latency-ms",
+        "40",
+        "--no-confidence",
+        "--concurrency",
+        "1",
+        "--out-dir",
+        p(&data.out),
+    ]);
+    cmd.args(stratified).args(["--", "5"]);
+    let mut victim = Running::spawn(cmd);
+    let out = data.out.clone();
+    let partway = wait_until(std::time::Duration::from_secs(15), || {
+        std::fs::read_dir(&out)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with("shadow-mode-batch-results-") && complete_lines(&e.path()) > 16
+            })
+    });
+    assert!(partway && victim.guard.running(), "the run ended first");
+    victim.kill();
+    let files = RunFiles::in_dir(&data.out);
+    let done = files.results();
+    let k = done.len() as u64;
+    assert!((15..40).contains(&k), "{k} rows done");
+    assert_eq!(lines_by_row(&done)[..], clean_lines[..k as usize]);
+    for (h, count) in label_counts(&done, k).into_iter().enumerate() {
+        let share = [0.6, 0.3, 0.1][h] * k as f64;
+        assert!(
+            (count as f64 - share).abs() < 2.0,
+            "{count} of {k} rows for label {h}"
+        );
+    }
+
+    // Resumed (without --stratify or --sample: both are kept), it sends the
+    // rest: the same rows as the run left alone.
+    let progress = if files.progress.exists() {
+        &files.progress
+    } else {
+        &files.results
+    };
+    sampled(&csv, &data.out, &["--resume", p(progress)]).expect_code(0);
+    let results = files.results();
+    assert_each_row_once(&results, 40);
+    assert_eq!(lines_by_row(&results), clean_lines);
+
+    // A larger sample only adds rows, stratified still: 60 rows, 36/18/6.
+    sampled(
+        &csv,
+        clean_dir.path(),
+        &["--resume", p(&clean_files.progress), "--sample", "60"],
+    )
+    .expect_code(0)
+    .stdout_has("Built-in mock: 20 requests")
+    .stdout_has("estimated from 60 of 200 rows, stratified by label");
+    let grown = clean_files.results();
+    assert_each_row_once(&grown, 60);
+    assert_eq!(lines_by_row(&grown)[..40], clean_lines[..]);
+    assert_eq!(label_counts(&grown, 60), [36, 18, 6]);
+}
+
+/// `--stratify` without --sample, with --until-interval, or on resuming a
+/// uniform sample: refused, saying why, nothing lost.
+#[test]
+fn stratify_without_sample_with_until_interval_or_over_a_uniform_sample_is_refused() {
+    let data = Data::new(10);
+    let csv = skewed_csv(&data);
+    let alone = sampled(&csv, &data.out, &["--stratify"]);
+    assert_eq!(alone.code, Some(2), "{}", alone.stderr);
+    alone.stderr_has("--sample");
+    let anytime = sampled(
+        &csv,
+        &data.out,
+        &["--sample", "50", "--stratify", "--until-interval", "0.1"],
+    );
+    assert_ne!(anytime.code, Some(0));
+    anytime.stderr_has("holds only for rows in uniform random order");
+
+    sampled(&csv, &data.out, &["--sample", "20"]).expect_code(0);
+    let files = RunFiles::in_dir(&data.out);
+    let resumed = sampled(
+        &csv,
+        &data.out,
+        &[
+            "--resume",
+            p(&files.progress),
+            "--sample",
+            "30",
+            "--stratify",
+        ],
+    );
+    assert_ne!(resumed.code, Some(0));
+    resumed.stderr_has("was drawn uniformly, not by label");
+    assert_each_row_once(&files.results(), 20);
+}

@@ -98,8 +98,12 @@ impl Run {
         };
         let statistics = self.tallies.statistics(elapsed);
         let evaluation = self.tallies.eval.evaluate(&self.labels);
-        let evaluation_counts = (evaluation.agreements, evaluation.compared);
         let slices = self.tallies.slices.slices(evaluation.agreement_rate);
+        let sample = self
+            .config
+            .sample
+            .as_ref()
+            .map(|sample| crate::sample::SampleReport::of(sample, &evaluation));
         let cost = if self.batch_mode {
             Cost::of_batch(
                 statistics.usage,
@@ -156,9 +160,7 @@ impl Run {
                     self.stop == Some(Stop::PrecisionReached),
                 )
             }),
-            sample: self.config.sample.as_ref().map(|sample| {
-                crate::sample::SampleReport::of(sample, evaluation_counts.0, evaluation_counts.1)
-            }),
+            sample,
         }
     }
 

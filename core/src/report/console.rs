@@ -248,17 +248,10 @@ impl Summary {
                 i.high * 100.0
             );
         }
-        if let Some(i) = self
-            .sample
-            .as_ref()
-            .and_then(|sample| sample.agreement_interval_for_csv)
-        {
-            let _ = writeln!(
-                s,
-                "   Whole CSV:        {:.2}% to {:.2}% (95%, finite-population corrected)",
-                i.low * 100.0,
-                i.high * 100.0
-            );
+        if let Some(sample) = &self.sample {
+            if let Some(line) = whole_csv_line(sample) {
+                let _ = writeln!(s, "   Whole CSV:        {line}");
+            }
         }
         if let Some(p) = &self.precision {
             let _ = writeln!(
@@ -470,4 +463,23 @@ impl Summary {
         }
         s
     }
+}
+
+/// The "Whole CSV" line of a sampled run: the interval for the whole CSV, and
+/// for a stratified sample the reweighted agreement first.
+fn whole_csv_line(sample: &crate::sample::SampleReport) -> Option<String> {
+    let i = sample.agreement_interval_for_csv?;
+    let (low, high) = (i.low * 100.0, i.high * 100.0);
+    Some(match (sample.stratified, sample.stratified_agreement) {
+        (false, _) => format!("{low:.2}% to {high:.2}% (95%, finite-population corrected)"),
+        (true, Some(p)) => format!(
+            "{:.2}% reweighted to the CSV's labels, 95% {low:.2}% to {high:.2}% \
+             (stratified, finite-population corrected)",
+            p * 100.0
+        ),
+        (true, None) => format!(
+            "{low:.2}% to {high:.2}% (95%, reweighted to the CSV's labels; a label has no \
+             compared row yet, so the interval holds any agreement of it)"
+        ),
+    })
 }

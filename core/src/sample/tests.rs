@@ -35,7 +35,7 @@ fn each_row_is_equally_likely_at_the_front() {
 #[test]
 fn a_sample_keeps_csv_lines_and_a_larger_one_only_adds_rows() {
     let whole = csv(300);
-    let small = Sample::draw(&whole, 42, 100, None).unwrap();
+    let small = Sample::draw(&whole, 42, 100, false, None).unwrap();
     let taken = small.take(whole.clone());
     assert_eq!(taken.items.len(), 100);
     assert_eq!(taken.outline.rows, 100);
@@ -46,12 +46,12 @@ fn a_sample_keeps_csv_lines_and_a_larger_one_only_adds_rows() {
         assert_eq!(item.line as usize, permutation[i] + 2);
         assert_eq!(item.image.as_str(), format!("img{}.png", permutation[i]));
     }
-    let larger = Sample::draw(&whole, 99, 150, Some(&small)).unwrap();
+    let larger = Sample::draw(&whole, 99, 150, false, Some(&small)).unwrap();
     assert_eq!(larger.seed, 42, "a resumed sample keeps its seed");
     let more = larger.take(whole.clone());
     assert_eq!(more.items[..100], taken.items[..]);
     assert_eq!(
-        Sample::draw(&whole, 42, 50, Some(&small)),
+        Sample::draw(&whole, 42, 50, false, Some(&small)),
         Err(SampleError::Smaller {
             asked: 50,
             saved: 100
@@ -62,9 +62,9 @@ fn a_sample_keeps_csv_lines_and_a_larger_one_only_adds_rows() {
 #[test]
 fn a_changed_csv_or_a_size_too_large_is_refused() {
     let whole = csv(300);
-    let saved = Sample::draw(&whole, 1, 10, None).unwrap();
+    let saved = Sample::draw(&whole, 1, 10, false, None).unwrap();
     assert!(matches!(
-        Sample::draw(&csv(301), 1, 10, Some(&saved)),
+        Sample::draw(&csv(301), 1, 10, false, Some(&saved)),
         Err(SampleError::RowCountChanged {
             saved: 300,
             now: 301
@@ -72,7 +72,7 @@ fn a_changed_csv_or_a_size_too_large_is_refused() {
     ));
     let mut edited = whole.clone();
     edited.items[5].label = "dog".into();
-    let err = Sample::draw(&edited, 1, 10, Some(&saved)).unwrap_err();
+    let err = Sample::draw(&edited, 1, 10, false, Some(&saved)).unwrap_err();
     assert!(
         matches!(err, SampleError::ContentChanged { rows: 300, .. }),
         "{err}"

@@ -204,6 +204,14 @@ fn config() -> impl Strategy<Value = RunConfig> {
                     rows: (seed % 1000) as usize,
                     csv_rows: (seed % 100_000) as usize,
                     csv_fingerprint: format!("{seed:016x}"),
+                    // Stratified by label, sometimes.
+                    strata: (seed % 2 == 0).then(|| shadow_core::sample::Strata {
+                        labels: vec![shadow_core::sample::LabelRows {
+                            label: format!("label {seed}"),
+                            csv_rows: (seed % 1000) as usize,
+                        }],
+                        defective_rows: (seed % 3) as usize,
+                    }),
                 }),
                 // A run that stops when its interval is narrow enough, sometimes.
                 until_interval: (seed % 13 == 0).then(|| (1 + seed % 40) as f64 / 100.0),

@@ -726,6 +726,21 @@ pub struct RunArgs {
     )]
     pub sample: Option<shadow_core::sample::SampleSize>,
 
+    /// With --sample: draw the sample by label. Each label's share of the
+    /// sample is its share of the CSV (every label gets one row first when the
+    /// sample has at least as many rows as there are labels; the rest is
+    /// rounded so that a larger sample only adds rows), each label's rows drawn
+    /// at random from --seed, and the rows sent so that any part of the run
+    /// already done is proportional too. Rows with a defect are a stratum of
+    /// their own. The summary and the console add the agreement reweighted to
+    /// the CSV's labels (sum of each label's share times its agreement) with its
+    /// 95% interval (finite-population corrected, per label), and each label's
+    /// rows compared of the CSV's. Kept on --resume. Requires --sample; refused
+    /// with --until-interval, whose stopping rule needs rows in uniform random
+    /// order.
+    #[arg(long, requires = "sample", help_heading = "Estimate and sampling")]
+    pub stratify: bool,
+
     /// Stop once the agreement is known to within ±W (0 < W < 0.5; 0.01 = ±1
     /// point): the rows go in a seeded random order (the whole CSV permuted
     /// when there is no --sample) and the run ends `completed`, reason
