@@ -159,7 +159,7 @@ fn restored_rows_keep_their_confidence() {
 #[test]
 fn labels_to_recheck_name_the_csv_line_in_a_sampled_run() {
     let csv = csv_of(12, LABELS);
-    let sample = shadow_core::sample::Sample::draw(&csv, 3, 12, None).unwrap();
+    let sample = shadow_core::sample::Sample::draw(&csv, 3, 12, false, None).unwrap();
     let config = RunConfig {
         sample: Some(sample.clone()),
         seed: 3,

@@ -49,7 +49,7 @@ fn script(item: &Item, order: &SendOrder, _: Millis) -> (u64, Reply) {
 /// The whole CSV, and the run's seeded sample of all its rows with its config.
 fn sampled(until_interval: f64) -> (LabelsCsv, LabelsCsv, RunConfig) {
     let csv = csv_of(CSV_ROWS, LABELS);
-    let sample = Sample::draw(&csv, SEED, CSV_ROWS, None).unwrap();
+    let sample = Sample::draw(&csv, SEED, CSV_ROWS, false, None).unwrap();
     let config = RunConfig {
         batch_size: 50,
         concurrency: Some(CONCURRENCY),
