@@ -21,6 +21,9 @@ use crate::eval::Interval;
 use crate::hash::{mix64, splitmix64};
 use crate::input::{Item, LabelsCsv};
 
+mod for_run;
+pub use for_run::RunSampleError;
+
 /// The sample a run is made of, kept in its config (so its journal header and
 /// summary) so that a resumed run rebuilds the same one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

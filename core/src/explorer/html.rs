@@ -48,6 +48,10 @@ pub const MODULES: &[(&str, &str)] = &[
         include_str!("../../../web/explorer/calibration.js"),
     ),
     (
+        "sampling.js",
+        include_str!("../../../web/explorer/sampling.js"),
+    ),
+    (
         "explorer.js",
         include_str!("../../../web/explorer/explorer.js"),
     ),

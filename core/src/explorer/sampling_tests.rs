@@ -85,7 +85,10 @@ fn a_summarys_sample_and_precision_blocks_reach_the_renderer_as_written() {
         ..Default::default()
     })
     .unwrap();
-    assert_eq!((data.csv_sample.as_ref(), data.precision.as_ref()), (None, None));
+    assert_eq!(
+        (data.csv_sample.as_ref(), data.precision.as_ref()),
+        (None, None)
+    );
     let json = serde_json::to_value(&data).unwrap();
     assert!(json.get("csvSample").is_none() && json.get("precision").is_none());
 }

@@ -1,0 +1,60 @@
+// The Data box's Sample and Stop fields: a seeded random sample of the CSV's
+// rows (as `--sample N|SHARE`) and a stop once the agreement is known to ±W (as
+// `--until-interval W`), with the run's seed (the Seed setting) shown. The core
+// reads both fields (its words on error, the CLI's) and draws the sample, so the
+// same CSV, seed and size give the CLI's rows.
+
+import { parseUntilInterval, runSample } from './pkg/shadow_wasm.js';
+
+const $ = (id) => document.getElementById(id);
+const INT = new Intl.NumberFormat('en-US');
+
+/** Puts the fields' values into `config` (the settings `ShadowRun` takes):
+ * `sampleSize` (text, read by the core), `untilInterval` (a number or null).
+ * Returns the field with a problem and its message, or null. */
+export function readSampleFields(config) {
+  const size = $('sample-size').value.trim();
+  config.sampleSize = size === '' ? null : size;
+  const until = $('until-interval').value.trim();
+  config.untilInterval = null;
+  if (until !== '') {
+    try {
+      config.untilInterval = parseUntilInterval(until);
+    } catch (e) {
+      return { field: 'until-interval', text: `Stop: ${e.message}` };
+    }
+  }
+  return null;
+}
+
+/** Shows a stored run's (or the defaults') sample and stop in the fields. */
+export function fillSampleFields(config) {
+  $('sample-size').value = config.sampleSize ?? (config.sample ? String(config.sample.rows) : '');
+  $('until-interval').value = config.untilInterval ?? '';
+}
+
+/** What the run of `config` over `csvText` will be made of, said under the
+ * fields; a problem (`{field, text}`) when the core refuses the sample. */
+export function describeSample(csvText, config) {
+  const note = $('sample-note');
+  let drawn;
+  try {
+    drawn = runSample(csvText, config);
+  } catch (e) {
+    note.textContent = '';
+    return { field: 'sample-size', text: `Sample: ${e.message}` };
+  }
+  const parts = [];
+  if (drawn.random) {
+    parts.push(drawn.rows < drawn.csvRows
+      ? `A seeded random sample: ${INT.format(drawn.rows)} of ${INT.format(drawn.csvRows)} rows, seed ${drawn.seed} (the Seed setting), in a random order.`
+      : `All ${INT.format(drawn.rows)} rows in a seeded random order, seed ${drawn.seed} (the Seed setting).`);
+    parts.push(`Every figure will be estimated from the rows compared, and the agreement's interval for the whole CSV corrected for the sample (the CLI with --seed ${drawn.seed}${config.sampleSize ? ` --sample ${config.sampleSize}` : ''} draws the same rows).`);
+  }
+  if (config.untilInterval !== null && config.untilInterval !== undefined) {
+    parts.push(`The run stops once the agreement's anytime-valid 95% interval is at most ±${(config.untilInterval * 100).toFixed(1)} points; it can be resumed to go further.`);
+  }
+  note.textContent = parts.join(' ');
+  note.hidden = parts.length === 0;
+  return null;
+}
