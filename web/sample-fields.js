@@ -46,13 +46,14 @@ export function describeSample(csvText, config) {
   }
   const parts = [];
   if (drawn.random) {
+    const cli = `--seed ${drawn.seed}${config.sampleSize ? ` --sample ${config.sampleSize}` : ''}`;
     parts.push(drawn.rows < drawn.csvRows
-      ? `A seeded random sample: ${INT.format(drawn.rows)} of ${INT.format(drawn.csvRows)} rows, seed ${drawn.seed} (the Seed setting), in a random order.`
-      : `All ${INT.format(drawn.rows)} rows in a seeded random order, seed ${drawn.seed} (the Seed setting).`);
-    parts.push(`Every figure will be estimated from the rows compared, and the agreement's interval for the whole CSV corrected for the sample (the CLI with --seed ${drawn.seed}${config.sampleSize ? ` --sample ${config.sampleSize}` : ''} draws the same rows).`);
+      ? `A seeded random sample: ${INT.format(drawn.rows)} of ${INT.format(drawn.csvRows)} rows, seed ${drawn.seed} (the Seed setting; the CLI's ${cli} draws the same rows).`
+      : `All ${INT.format(drawn.rows)} rows in a seeded random order, seed ${drawn.seed} (the Seed setting; the CLI's ${cli} gives the same order).`);
+    parts.push('Every figure will be estimated from the rows compared, the agreement\'s interval for the whole CSV corrected for the sample.');
   }
   if (config.untilInterval !== null && config.untilInterval !== undefined) {
-    parts.push(`The run stops once the agreement's anytime-valid 95% interval is at most ±${(config.untilInterval * 100).toFixed(1)} points; it can be resumed to go further.`);
+    parts.push(`It stops once the agreement's anytime-valid 95% interval is at most ±${(config.untilInterval * 100).toFixed(1)} points (resumable to go further).`);
   }
   note.textContent = parts.join(' ');
   note.hidden = parts.length === 0;

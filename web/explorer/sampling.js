@@ -25,7 +25,7 @@ const SAMPLE_LINES = [
   (s) => [
     el('strong', { text: `Every figure is ${estimatedFrom(s)}` }),
     `: a seeded random sample of ${int(s.rows)} rows (seed ${s.seed})`,
-    s.rows > s.compared ? `, ${int(s.rows - s.compared)} of them without a compared prediction yet (failed or not run).` : '.',
+    s.rows > s.compared ? `; ${int(s.rows - s.compared)} of them not compared (failed, or not sent yet).` : '.',
   ],
   // The agreement for the whole CSV.
   (s) => (s.agreementIntervalForCsv
