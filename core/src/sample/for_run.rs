@@ -46,3 +46,52 @@ impl Sample {
         Ok((sample.take(csv), sample))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::{parse_labels_csv, ColumnNames};
+
+    fn csv(rows: usize) -> LabelsCsv {
+        let mut text = String::from("image,label\n");
+        for i in 0..rows {
+            text.push_str(&format!("img{i}.png,{}\n", ["cat", "dog"][i % 2]));
+        }
+        parse_labels_csv(&text, &ColumnNames::default()).unwrap()
+    }
+
+    fn lines(csv: &LabelsCsv) -> Vec<u64> {
+        csv.items.iter().map(|i| i.line).collect()
+    }
+
+    #[test]
+    fn a_runs_rows_are_the_draw_of_the_size_asked_or_saved_or_every_row() {
+        let drawn = Sample::draw(&csv(30), 5, 10, None).unwrap();
+        let (rows, sample) =
+            Sample::for_run(csv(30), Some(SampleSize::Rows(10)), 5, false, None).unwrap();
+        assert_eq!(sample, drawn);
+        assert_eq!(lines(&rows), lines(&drawn.take(csv(30))));
+        // A share: rounded up to whole rows.
+        let (_, share) =
+            Sample::for_run(csv(30), Some(SampleSize::Share(0.25)), 5, false, None).unwrap();
+        assert_eq!(share.rows, 8);
+        // Nothing asked: the saved run's size, and its seed whatever is given now.
+        let (again, resumed) = Sample::for_run(csv(30), None, 99, true, Some(&drawn)).unwrap();
+        assert_eq!((resumed.rows, resumed.seed), (10, 5));
+        assert_eq!(lines(&again), lines(&rows));
+        // Nothing asked nor saved (a stop alone): every row, in a random order.
+        let (all, whole) = Sample::for_run(csv(30), None, 5, false, None).unwrap();
+        assert_eq!(whole.rows, 30);
+        assert_eq!(lines(&all)[..10], lines(&rows)[..]);
+    }
+
+    #[test]
+    fn a_whole_run_resumed_or_a_size_the_csv_lacks_is_refused() {
+        assert_eq!(
+            Sample::for_run(csv(30), Some(SampleSize::Rows(10)), 5, true, None).unwrap_err(),
+            RunSampleError::WholeRunResumed
+        );
+        let err = Sample::for_run(csv(30), Some(SampleSize::Rows(31)), 5, false, None).unwrap_err();
+        assert_eq!(err.to_string(), "--sample 31: the CSV has only 30 rows");
+    }
+}
