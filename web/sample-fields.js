@@ -37,11 +37,16 @@ export function fillSampleFields(config) {
  * fields; a problem (`{field, text}`) when the core refuses the sample. */
 export function describeSample(csvText, config) {
   const note = $('sample-note');
+  const asked = config.sampleSize || config.sample || (config.untilInterval !== null && config.untilInterval !== undefined);
+  note.textContent = '';
+  note.hidden = true;
+  if (!asked) return null;
   let drawn;
   try {
     drawn = runSample(csvText, config);
   } catch (e) {
-    note.textContent = '';
+    // A CSV that cannot be read at all is said where the page says so, not here.
+    try { runSample(csvText, { ...config, sampleSize: null, sample: null, untilInterval: null }); } catch { return null; }
     return { field: 'sample-size', text: `Sample: ${e.message}` };
   }
   const parts = [];
