@@ -170,3 +170,26 @@ test('the HTML report of a CLI sampled run, and of one stopped at a width, shows
     assert.deepEqual(page.errors, []);
   }
 });
+
+test('a sampled page run cut by a reload resumes the same sample: the CLI\'s rows, each once', async () => {
+  const url = await serve(['--latency-ms', '200']);
+  const page = await openPage(url);
+  await chooseData(page);
+  await fill(page, { 'sample-size': '0.2', seed: 5, 'batch-size': 10 });
+  await page.click('#start');
+  await page.waitForFunction(() => window.__shadow.lines.length >= 15, null, { timeout: 30_000 });
+  await page.reload();
+  await page.waitForSelector('#resume-offer:not([hidden])');
+  await page.setInputFiles('#images', join(CSV, '../images'));
+  await page.getByRole('button', { name: 'Resume it', exact: true }).click();
+  // The form shows the stored run's sample while it resumes it.
+  assert.equal(await page.inputValue('#sample-size'), '0.2');
+  await waitForEnd(page);
+  const { summary, lines } = await results(page);
+  assert.equal(summary.status, 'completed');
+  assert.ok(summary.statistics.resumedItems >= 15, JSON.stringify(summary.statistics));
+  assert.deepEqual({ rows: summary.sample.rows, seed: summary.sample.seed }, { rows: 60, seed: 5 });
+  const cli = cliRun(['--sample', '0.2', '--seed', '5']);
+  assert.deepEqual(drawn(lines), drawn(cli.lines));
+  assert.deepEqual(page.errors, []);
+});
