@@ -19,7 +19,9 @@ export function estimatedFrom(sample) {
 
 const pointsOf = (w) => `±${(w * 100).toFixed(1)} points`;
 
-/** The lines said of the sample: each gives nodes, or null to say nothing. */
+/** The lines said of the sample: each gives nodes, or null to say nothing. A
+ * sample stratified by label (`s.stratified`, its estimate reweighted to the
+ * CSV's label shares) adds its line here. */
 const SAMPLE_LINES = [
   // What every figure is.
   (s) => [
