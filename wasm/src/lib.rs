@@ -324,20 +324,6 @@ impl ShadowRun {
         to_js(&self.run.summary(millis(now)).comparison)
     }
 
-    /// A sampled run's `{sample, precision}` so far, as its summary will hold
-    /// them (`null` each when the run is not a sample / has no stop).
-    pub fn sampling(&self, now: f64) -> Result<JsValue, JsError> {
-        let summary = self.run.summary(millis(now));
-        to_js(&serde_json::json!({ "sample": summary.sample, "precision": summary.precision }))
-    }
-
-    /// The sample the run is made of (the config's `sample`, to keep with a
-    /// stored run so that a resume rebuilds it), or `null`.
-    #[wasm_bindgen(js_name = drawnSample)]
-    pub fn drawn_sample(&self) -> Result<JsValue, JsError> {
-        to_js(&self.run.config().sample)
-    }
-
     /// Relative image paths the CSV names (for checking the chosen images folder).
     #[wasm_bindgen(js_name = relativePaths)]
     pub fn relative_paths(&self) -> Vec<String> {

@@ -11,7 +11,7 @@ use shadow_core::sample::{Sample, SampleSize};
 use shadow_core::RunConfig;
 use wasm_bindgen::prelude::*;
 
-use crate::{to_js, Columns};
+use crate::{millis, to_js, Columns, ShadowRun};
 
 /// What the page asks of the rows, beside the `RunConfig`.
 #[derive(Deserialize, Default)]
@@ -132,4 +132,21 @@ pub fn parse_sample_size(text: &str) -> Result<JsValue, JsError> {
 #[wasm_bindgen(js_name = parseUntilInterval)]
 pub fn parse_until_interval(text: &str) -> Result<f64, JsError> {
     shadow_core::anytime::parse_half_width(text).map_err(|e| JsError::new(&e))
+}
+
+#[wasm_bindgen]
+impl ShadowRun {
+    /// A sampled run's `{sample, precision}` so far, as its summary will hold
+    /// them (`null` each when the run is not a sample / has no stop).
+    pub fn sampling(&self, now: f64) -> Result<JsValue, JsError> {
+        let summary = self.run.summary(millis(now));
+        to_js(&serde_json::json!({ "sample": summary.sample, "precision": summary.precision }))
+    }
+
+    /// The sample the run is made of (the config's `sample`, to keep with a
+    /// stored run so that a resume rebuilds it), or `null`.
+    #[wasm_bindgen(js_name = drawnSample)]
+    pub fn drawn_sample(&self) -> Result<JsValue, JsError> {
+        to_js(&self.run.config().sample)
+    }
 }
