@@ -16,6 +16,7 @@ import { Store } from './store.js';
 import { preflight } from './preflight.js';
 import { estimate, showEstimate } from './estimate.js';
 import { renderRuns } from './runs.js';
+import { describeSample, fillSampleFields, readSampleFields } from './sample-fields.js';
 import { ExplorerPanel } from './explorer-page.js';
 import { ComparePanel } from './compare-page.js';
 
@@ -54,6 +55,7 @@ function showError(message) {
 const PROBLEM_OF = {
   images: 'data-info', 'base-url': 'base-url-problem', 'api-key': 'api-key-problem', model: 'model-problem',
   endpoint: 'endpoint-problem', deployment: 'deployment-problem',
+  'sample-size': 'sample-size-problem', 'until-interval': 'until-interval-problem',
 };
 
 function markField(field, message) {
@@ -179,6 +181,7 @@ function showProvider(kind) {
 /** Shows `config` in the form. With `endpoint`, also its endpoint choice (a stored run's). */
 function fillForm(config, { endpoint = false } = {}) {
   const bounds = settingBounds();
+  fillSampleFields(config);
   for (const [id, field] of Object.entries(FIELDS)) {
     $(id).value = field.get(config);
     const range = field.setting && bounds[field.setting];
@@ -236,7 +239,9 @@ function showAccess() {
 function settings(base, runId, csvName) {
   const config = structuredClone(base);
   for (const [id, field] of Object.entries(FIELDS)) field.set(config, $(id).value);
-  Object.assign(config, { runId, csvPath: csvName });
+  Object.assign(config, { runId, csvPath: csvName, resuming: Boolean(state.resume) });
+  // The Sample and Stop fields: a problem with them is the first thing said at Start.
+  config.sampleProblem = readSampleFields(config);
   const kind = chosenKind();
   if (kind === 'mock') {
     config.providerLabel = 'mock';
@@ -415,6 +420,10 @@ function showEnd(out) {
     status = `interrupted: ${total - successful - failed} of ${total} rows left; resume it from the offer above the form.`;
   } else if (failed > 0) {
     status = `completed: ${failed} of ${total} rows failed; retry them from the offer above the form.`;
+  } else if (s.precision?.stopReason) {
+    const p = s.precision;
+    status = `completed: ${p.stopReason} after ${p.rows} rows (the agreement's anytime-valid 95% interval is ` +
+      `±${(p.halfWidth * 100).toFixed(1)} points); resume it from the offer above the form, with a narrower Stop, to go further.`;
   }
   // The core says when no request reached the endpoint (`unreached`).
   const cause = s.status !== 'aborted' && s.unreached;
@@ -504,11 +513,19 @@ async function updatePreflight() {
   const done = resume ? (await resumeJournal(resume)).done : new Set();
   if (resume !== state.resume) return null; // changed meanwhile
   const files = new ImageFiles($('images').files);
+  const runSettings = settings(resume ? resume.record.config : defaultConfig(), '', source.csvName);
+  for (const id of ['sample-size', 'until-interval']) clearField(id);
+  const sampleProblem = runSettings.sampleProblem || describeSample(source.csvText, runSettings);
+  if (sampleProblem) {
+    markField(sampleProblem.field, sampleProblem.text);
+    showEstimate($('data-estimate'), []);
+  }
   try {
-    const check = preflight(source.csvText, files, { done, columns: resume?.record.config?.columns });
+    const check = preflight(source.csvText, files,
+      { done, columns: resume?.record.config?.columns, settings: sampleProblem ? undefined : runSettings });
     $('data-info').textContent = check.text;
     if (!check.refuse) clearField('images');
-    updateEstimate(source, files, check.refuse);
+    updateEstimate(source, files, check.refuse || Boolean(sampleProblem));
     fillBaselineColumns(check.extraColumns);
     return check;
   } catch (e) {
@@ -562,6 +579,13 @@ async function prepareAndStart() {
   const runId = resume ? resume.record.runId : fileStamp(Date.now());
   const base = resume ? resume.record.config : defaultConfig();
   const config = settings(base, runId, csvName);
+  const sampleProblem = config.sampleProblem || describeSample(csvText, config);
+  delete config.sampleProblem;
+  if (sampleProblem) {
+    markField(sampleProblem.field, sampleProblem.text);
+    $(sampleProblem.field).focus();
+    return false;
+  }
   const mock = config.providerLabel === 'mock';
   if (!mock) {
     const kind = config.providerLabel;
@@ -595,7 +619,10 @@ async function prepareAndStart() {
   }
   const journal = resume ? await resumeJournal(resume) : { kept: '', lines: [], done: new Set() };
   const files = new ImageFiles($('images').files);
-  const check = preflight(csvText, files, { done: journal.done, columns: config.columns });
+  // The sample the core drew, kept with the run: a resume rebuilds the same rows.
+  config.sample = run.drawnSample();
+  if (config.sample) config.seed = config.sample.seed;
+  const check = preflight(csvText, files, { done: journal.done, columns: config.columns, settings: config });
   $('data-info').textContent = check.text;
   if (check.refuse) {
     markField('images', check.text);
@@ -668,7 +695,9 @@ async function prepareAndStart() {
         tick(); // the last counts, with no ETA now that the run ended
         state.explorer.finished(state);
         const s = out.summary;
-        state.saved = state.store.saveRun(runRecord({ status: s.status, abortKind: s.abortKind, abortReason: s.abortReason }));
+        state.saved = state.store.saveRun(runRecord({
+          status: s.status, abortKind: s.abortKind, abortReason: s.abortReason, stopReason: s.precision?.stopReason,
+        }));
         state.saved
           .then(refreshRuns)
           .catch((e) => showError(`This browser could not keep the run: ${e.message || e}`));

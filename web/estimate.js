@@ -33,7 +33,8 @@ export async function estimate(csvText, config, files) {
 
 function relativePaths(csvText, config) {
   const { imageColumn, labelColumn, idColumn } = config;
-  return inspectCsv(csvText, { imageColumn, labelColumn, idColumn }).relative;
+  // The run's rows: a sampled run's, numbered as estimateSample numbers them.
+  return inspectCsv(csvText, { imageColumn, labelColumn, idColumn }, config).relative;
 }
 
 /** Shows `lines` in the `<dl>` `list`, as text. */

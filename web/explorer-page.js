@@ -68,6 +68,12 @@ async function openedData(got) {
   return stream.finish();
 }
 
+/** A live run's `{csvSample, precision}` (the core's, as its summary will hold them), those it has. */
+function liveSampling(run) {
+  const { sample, precision } = run.sampling(now());
+  return { ...(sample ? { csvSample: sample } : {}), ...(precision ? { precision } : {}) };
+}
+
 export class ExplorerPanel {
   /**
    * @param section     the page's explorer section (filled here)
@@ -151,6 +157,8 @@ export class ExplorerPanel {
       const data = this.build(undefined, progress, state.lines.join(''), true, state.run.labels());
       // A run with a baseline column: the comparison so far (the core's, as the summary will hold it).
       if (state.baselineColumn && data) data.comparison = state.run.comparison(now());
+      // A sampled run: what its summary will say of the sample and the stop, so far.
+      if (data) Object.assign(data, liveSampling(state.run));
       this.show(data);
     };
     if (performance.now() >= due) run();

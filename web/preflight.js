@@ -9,15 +9,16 @@ const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 /**
  * @param csvText  the CSV
  * @param files    the chosen images folder (an ImageFiles)
- * @param options  {done: Set of rows already final (a resumed run), columns}
+ * @param options  {done: Set of rows already final (a resumed run), columns, settings: the run's
+ *                  (a sampled run's rows are its sample's)}
  * @returns {text, refuse, rows, extraColumns} (`refuse`: the run would fail every row, for the reason
  *          `text` gives); throws the core's message for a CSV it cannot read.
  */
-export function preflight(csvText, files, { done = new Set(), columns } = {}) {
-  const csv = inspectCsv(csvText, columns);
+export function preflight(csvText, files, { done = new Set(), columns, settings } = {}) {
+  const csv = inspectCsv(csvText, columns, settings);
   const paths = csv.relative.filter(([row]) => !done.has(row));
   const matched = paths.filter(([, path]) => files.lookup(path));
-  const parts = [plural(csv.rows, 'row')];
+  const parts = [csv.rows < csv.csvRows ? `${plural(csv.rows, 'row')} sampled of ${csv.csvRows}` : plural(csv.rows, 'row')];
   if (done.size) parts.push(`${done.size} already done, ${csv.rows - done.size} to run`);
   let unreadable = false;
   if (paths.length) {

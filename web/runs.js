@@ -26,7 +26,7 @@ async function holdings(store, record) {
   const failed = lines.filter((l) => JSON.parse(l).status === 'failed').length;
   let total = record.counts?.total;
   if (total === undefined) {
-    try { total = inspectCsv(record.csvText).rows; } catch { total = lines.length; }
+    try { total = inspectCsv(record.csvText, undefined, record.config).rows; } catch { total = lines.length; }
   }
   return { total, finished: lines.length, failed, left: Math.max(0, total - lines.length) };
 }
@@ -68,7 +68,8 @@ export async function renderRuns(store, offerSection, listSection, actions, { ac
   for (const record of latest.values()) {
     const h = held.get(record.runId);
     if (record.dismissed || !h) continue;
-    const unfinished = record.status !== 'completed' && h.left > 0;
+    // A run that stopped once it knew enough (precision reached) goes further with a narrower stop.
+    const unfinished = (record.status !== 'completed' || Boolean(record.stopReason)) && h.left > 0;
     if (!unfinished && h.failed === 0) continue;
     const li = el('li', undefined, { class: 'offer', 'data-run-id': record.runId });
     const who = `${record.csvName} (${record.runId})`;
@@ -80,7 +81,9 @@ export async function renderRuns(store, offerSection, listSection, actions, { ac
       const saved = `has ${h.finished} finished result(s)${failed} saved in this browser; ${plural(h.left, 'row')} left.`;
       text = record.status === 'aborted'
         ? `A run of ${who} stopped: ${record.abortReason || 'aborted'}. It ${saved} ${nextStep(record)}`
-        : `An unfinished run of ${who} ${saved}`;
+        : record.stopReason
+          ? `The run of ${who} stopped: ${record.stopReason}. It ${saved} To go further, narrow "Stop when the agreement is known to ±" and resume it.`
+          : `An unfinished run of ${who} ${saved}`;
     }
     li.append(el('p', text, { class: 'offer-text' }));
     const needs = record.config?.providerLabel === 'mock' ? [] : ['enter the API key in the form'];

@@ -226,5 +226,29 @@ impl PrecisionReport {
     }
 }
 
+/// A stop's half-width as given (`--until-interval W`, the page's field): a
+/// number in `(0, 0.5)`, `0.01` being ±1 point. The error says what is wrong
+/// in the words both hosts show.
+pub fn parse_half_width(text: &str) -> Result<f64, String> {
+    let v: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number (e.g. 0.01 for ±1 point)"))?;
+    check_half_width(v).map_err(|_| {
+        format!("`{text}` is not a half-width between 0 and 0.5 (e.g. 0.01 for ±1 point)")
+    })
+}
+
+/// `w` when it is a half-width in `(0, 0.5)`; else why not.
+pub fn check_half_width(w: f64) -> Result<f64, String> {
+    if w > 0.0 && w < 0.5 {
+        Ok(w)
+    } else {
+        Err(format!(
+            "{w} is not a half-width between 0 and 0.5 (e.g. 0.01 for ±1 point)"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests;

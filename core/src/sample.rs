@@ -29,6 +29,8 @@ pub mod strata;
 
 pub use reweighted::StratumReport;
 pub use strata::{LabelRows, Strata};
+mod for_run;
+pub use for_run::RunSampleError;
 
 /// The sample a run is made of, kept in its config (so its journal header and
 /// summary) so that a resumed run rebuilds the same one.
@@ -316,7 +318,28 @@ impl SampleReport {
     /// The report of `sample` after `evaluation` (its rows compared so far,
     /// each label's among them for a stratified sample).
     pub fn of(sample: &Sample, evaluation: &crate::eval::Evaluation) -> SampleReport {
-        let (agreements, compared) = (evaluation.agreements, evaluation.compared);
+        SampleReport::of_counts(
+            sample,
+            evaluation.agreements,
+            evaluation.compared,
+            |label| {
+                evaluation
+                    .per_label
+                    .iter()
+                    .find(|s| s.label == label)
+                    .map_or((0, 0), |s| (s.correct, s.support))
+            },
+        )
+    }
+
+    /// The report from counts: `agreements` of `compared` rows, and each
+    /// label's `(agreeing, compared)` rows (read only for a stratified sample).
+    pub fn of_counts(
+        sample: &Sample,
+        agreements: u64,
+        compared: u64,
+        per_label: impl Fn(&str) -> (u64, u64),
+    ) -> SampleReport {
         let mut report = SampleReport {
             rows: sample.rows,
             csv_rows: sample.csv_rows,
@@ -335,13 +358,7 @@ impl SampleReport {
             strata: Vec::new(),
         };
         if let Some(strata) = &sample.strata {
-            let estimate = reweighted::reweighted(strata, |label| {
-                evaluation
-                    .per_label
-                    .iter()
-                    .find(|s| s.label == label)
-                    .map_or((0, 0), |s| (s.correct, s.support))
-            });
+            let estimate = reweighted::reweighted(strata, per_label);
             report.stratified = true;
             report.agreement_interval_for_csv = estimate.interval;
             report.stratified_agreement = estimate.agreement;

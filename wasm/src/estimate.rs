@@ -11,7 +11,7 @@ use shadow_core::input::ImageRef;
 use shadow_core::RunConfig;
 use wasm_bindgen::prelude::*;
 
-use crate::{to_js, Columns};
+use crate::to_js;
 
 /// What the page found in the chosen folder.
 #[derive(Deserialize, Default)]
@@ -25,15 +25,13 @@ struct Found {
     sizes: Vec<(usize, u32, u32)>,
 }
 
+/// The run's rows (a sampled run's: the sample, numbered as its results
+/// number them) and its settings.
 fn read(
     csv_text: &str,
     config: JsValue,
 ) -> Result<(shadow_core::input::LabelsCsv, RunConfig), JsError> {
-    let columns: Columns = serde_wasm_bindgen::from_value(config.clone())
-        .map_err(|e| JsError::new(&format!("bad settings: {e}")))?;
-    let config: RunConfig = serde_wasm_bindgen::from_value(config)
-        .map_err(|e| JsError::new(&format!("bad settings: {e}")))?;
-    Ok((columns.read(csv_text)?, config))
+    crate::sampling::run_rows(csv_text, &config)
 }
 
 /// `[[row, path]]`: the rows with a relative image path whose size the

@@ -29,6 +29,7 @@ use shadow_core::{Input, Millis, Output, Run, RunConfig};
 use wasm_bindgen::prelude::*;
 
 mod estimate;
+mod sampling;
 
 fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
     value
@@ -104,13 +105,11 @@ pub struct ShadowRun {
 #[wasm_bindgen]
 impl ShadowRun {
     /// A run over `csvText` with `config` (a `RunConfig` in camelCase, plus optional
-    /// `imageColumn`, `labelColumn`, `idColumn`) starting at `now`.
+    /// `imageColumn`, `labelColumn`, `idColumn`, and `sampleSize` and `resuming`
+    /// for a sampled run, see `runSample`) starting at `now`.
     #[wasm_bindgen(constructor)]
     pub fn new(csv_text: &str, config: JsValue, now: f64) -> Result<ShadowRun, JsError> {
-        let columns: Columns = serde_wasm_bindgen::from_value(config.clone())
-            .map_err(|e| JsError::new(&format!("bad settings: {e}")))?;
-        let config: RunConfig = serde_wasm_bindgen::from_value(config)
-            .map_err(|e| JsError::new(&format!("bad settings: {e}")))?;
+        let (csv, config) = sampling::run_rows(csv_text, &config)?;
         if config.batch_api.is_some() {
             // The page drives live runs only: run live, the rows a provider
             // batch of this run may still hold would be sent (and paid) again.
@@ -118,7 +117,6 @@ impl ShadowRun {
                 "this run goes through a provider's batch API, which only the CLI drives:                  continue it with shadow-batch --resume FILE",
             ));
         }
-        let csv = columns.read(csv_text)?;
         let run = Run::new(config, csv, millis(now)).map_err(|e| JsError::new(&e.to_string()))?;
         Ok(ShadowRun { run })
     }
@@ -356,9 +354,15 @@ pub fn prepare_journal(journal: &str, retry_failed: bool) -> String {
 /// (`extraColumns`: the columns beside image, label and id, e.g. a baseline; `urls`
 /// counts http(s) and data URLs; rows with a defect are counted only in
 /// `defective`). `columns` is `{imageColumn, labelColumn, idColumn}` or
-/// `undefined`. A CSV that cannot be read is a JS error saying why.
+/// `undefined`. With the run's `settings` (as `ShadowRun` takes them), the rows
+/// are the run's: a sampled run's, numbered as its results number them, and
+/// `csvRows` the CSV's. A CSV that cannot be read is a JS error saying why.
 #[wasm_bindgen(js_name = inspectCsv)]
-pub fn inspect_csv(csv_text: &str, columns: JsValue) -> Result<JsValue, JsError> {
+pub fn inspect_csv(
+    csv_text: &str,
+    columns: JsValue,
+    settings: JsValue,
+) -> Result<JsValue, JsError> {
     use shadow_core::input::ImageRef;
     let columns: Columns = if columns.is_undefined() || columns.is_null() {
         Columns::default()
@@ -367,6 +371,14 @@ pub fn inspect_csv(csv_text: &str, columns: JsValue) -> Result<JsValue, JsError>
             .map_err(|e| JsError::new(&format!("bad columns: {e}")))?
     };
     let csv = columns.read(csv_text)?;
+    let csv_rows = csv.items.len();
+    let csv = if settings.is_undefined() || settings.is_null() {
+        csv
+    } else {
+        let mut config: RunConfig = serde_wasm_bindgen::from_value(settings.clone())
+            .map_err(|e| JsError::new(&format!("bad settings: {e}")))?;
+        sampling::SampleAsk::read(&settings)?.rows(csv, &mut config)?
+    };
     let (mut defective, mut urls, mut absolute) = (0, 0, 0);
     let mut relative = Vec::new();
     for item in &csv.items {
@@ -379,7 +391,7 @@ pub fn inspect_csv(csv_text: &str, columns: JsValue) -> Result<JsValue, JsError>
         }
     }
     to_js(&serde_json::json!({
-        "rows": csv.items.len(), "labels": csv.outline.labels.names(), "defective": defective,
+        "rows": csv.items.len(), "csvRows": csv_rows, "labels": csv.outline.labels.names(), "defective": defective,
         "urls": urls, "absolute": absolute, "relative": relative,
         "extraColumns": csv.outline.extra_columns,
     }))

@@ -19,15 +19,17 @@ import { RowView } from './rowview.js';
 import { slicesSection } from './slices.js';
 import { confidenceSection } from './calibration.js';
 import { comparisonSections } from './compare.js';
+import { samplingBanner, figureTag } from './sampling.js';
 
 export const FORMAT = 1;
 
-function figure(name, value, detail, cls, verdict) {
+function figure(name, value, detail, cls, verdict, estimated) {
   return el('div', { class: `sx-stat ${cls || ''}` },
     el('div', { class: 'sx-stat-name', text: name }),
     el('div', { class: 'sx-stat-value', text: value }),
     detail ? el('div', { class: 'sx-stat-detail', text: detail }) : null,
-    verdict ? el('div', { class: 'sx-stat-verdict', text: verdict }) : null);
+    verdict ? el('div', { class: 'sx-stat-verdict', text: verdict }) : null,
+    estimated ? el('div', { class: 'sx-stat-est', text: estimated }) : null);
 }
 
 /** The cost tile's value and detail, from the summary's `cost`; null without one. */
@@ -92,14 +94,18 @@ function headline(data) {
   const kappa = ev.kappa;
   const cost = costFigure(data.cost);
   const meaning = agreementMeaning(kappa);
+  // A sampled run: every rate says what it is estimated from.
+  const est = figureTag(data);
   const stats = [
     figure('Agreement', pct(ev.agreementRate),
       ev.agreementInterval ? `95% interval ${interval(ev.agreementInterval)} · n = ${int(ev.compared)}` : `n = ${int(ev.compared || 0)}`,
-      `sx-main ${meaning.cls}`, meaning.words),
-    figure('Cohen\'s κ', kappa ? num(kappa.value) : '–', kappa ? `± ${num(1.96 * kappa.standardError)} (95%)` : 'chance-corrected agreement'),
-    figure('Macro F1', num(ev.macroF1), `weighted ${num(ev.weightedF1)}`),
+      `sx-main ${meaning.cls}`, meaning.words, est),
+    figure('Cohen\'s κ', kappa ? num(kappa.value) : '–', kappa ? `± ${num(1.96 * kappa.standardError)} (95%)` : 'chance-corrected agreement',
+      null, null, est),
+    figure('Macro F1', num(ev.macroF1), `weighted ${num(ev.weightedF1)}`, null, null, est),
     figure('Processed', t.total !== null && t.total !== undefined ? `${int(t.processed)} / ${int(t.total)}` : int(t.processed),
-      t.remaining ? `${int(t.remaining)} not done` : `${int(t.successful)} with a prediction`),
+      t.remaining ? `${int(t.remaining)} not done` : `${int(t.successful)} with a prediction`, null, null,
+      data.csvSample ? `of a sample of the CSV's ${int(data.csvSample.csvRows)} rows` : null),
     figure('Failed', int(t.failed),
       reasons.length ? reasons.map(([k, n]) => `${REASON_NAMES[k] || k}: ${int(n)}`).join(' · ') : 'no failures',
       t.failed > 0 ? 'sx-warn' : ''),
@@ -113,6 +119,7 @@ function headline(data) {
     el('div', { class: 'sx-title' },
       el('h2', {}, 'Run ', el('span', { class: 'sx-runid' }, userText(data.runId || '(unnamed)'))),
       el('span', { class: `sx-status sx-${status.cls}`, role: 'status', text: status.text })),
+    samplingBanner(data),
     sampleNote ? el('p', { class: 'sx-sample', role: 'note', text: sampleNote }) : null,
     data.abortReason ? el('p', { class: 'sx-abort' }, 'Stopped: ', userText(data.abortReason, 400)) : null,
     gateBlock(data.gate),

@@ -116,6 +116,10 @@ test('the settings form starts from the core\'s defaults; the page\'s HTML holds
     for (const cap of ['rpm', 'tpm', 'concurrency']) {
       if (d[cap] !== null) throw new Error(`defaultConfig() has a ${cap} cap: ${d[cap]}`);
     }
+    // No sample and no stop by default (every row, in file order): those fields are empty.
+    for (const unset of ['sample', 'untilInterval']) {
+      if (d[unset] !== undefined && d[unset] !== null) throw new Error(`defaultConfig() has a ${unset}: ${d[unset]}`);
+    }
     const inputs = document.querySelectorAll('#setup input:not([type=file]):not([type=radio]):not([type=password])');
     return { fields: Object.fromEntries([...inputs].map((i) => [i.id, i.value])), expected, limits };
   });
@@ -128,7 +132,7 @@ test('the settings form starts from the core\'s defaults; the page\'s HTML holds
   // API version.)
   assert.deepEqual(fields, {
     ...Object.fromEntries(Object.entries(expected).map(([id, v]) => [id, String(v)])), rpm: '', tpm: '', concurrency: '',
-    deployment: '', 'api-version': '',
+    deployment: '', 'api-version': '', 'sample-size': '', 'until-interval': '',
   });
 
   const html = await (await fetch(`${url}/`)).text();

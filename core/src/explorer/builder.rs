@@ -59,6 +59,8 @@ pub struct ExplorerBuilder {
     pub(super) disagreeing: Sample,
     pub(super) agreeing: Sample,
     seed: u64,
+    /// The sample the journal's header names, for a run without a summary.
+    csv_sample: Option<crate::sample::Sample>,
 }
 
 /// An error group being gathered: the group, its messages' template, and the
@@ -115,6 +117,7 @@ impl ExplorerBuilder {
             disagreeing: Sample::new(cap),
             agreeing: Sample::new(cap),
             seed,
+            csv_sample: None,
         };
         // The evaluation's labels first, so that a matrix index is a label index.
         let labels: Vec<String> = builder
@@ -140,6 +143,13 @@ impl ExplorerBuilder {
             })
         };
         (forget(self.summary), forget(self.progress))
+    }
+
+    /// The seeded sample of the CSV the run is made of, as its journal's header
+    /// names it: without a summary, the data says so from it
+    /// ([`ExplorerData::csv_sample`](super::ExplorerData::csv_sample)).
+    pub fn set_csv_sample(&mut self, sample: Option<crate::sample::Sample>) {
+        self.csv_sample = sample;
     }
 
     fn main(&self) -> Option<&RunFile> {
@@ -493,6 +503,13 @@ impl ExplorerBuilder {
             }
         };
 
+        let csv_sample = summary
+            .and_then(|s| s.csv_sample.clone())
+            .filter(Value::is_object)
+            .or_else(|| self.header_sample_report());
+        let precision = summary
+            .and_then(|s| s.precision.clone())
+            .filter(Value::is_object);
         let statistics = summary.and_then(|s| s.statistics.clone());
         let gate = gate_of(summary.and_then(|s| s.gate.as_ref()), config.as_ref());
         let cost = summary.and_then(|s| s.cost.clone());
@@ -536,6 +553,8 @@ impl ExplorerBuilder {
             confidence,
             gate,
             comparison,
+            csv_sample,
+            precision,
             batches,
             config,
             labels,
@@ -544,6 +563,31 @@ impl ExplorerBuilder {
             sample,
             notes,
         }
+    }
+}
+
+impl ExplorerBuilder {
+    /// What a summary would say of the header's sample, from the rows compared
+    /// here (a label and a prediction).
+    fn header_sample_report(&self) -> Option<Value> {
+        // A summary's word stands (an older one has no `sample`); the rows are
+        // only counted here without one.
+        if self.summary.is_some() {
+            return None;
+        }
+        let sample = self.csv_sample.as_ref()?;
+        let (agreements, compared) = self.pairs.iter().fold((0, 0), |(a, c), (&(l, p), &n)| {
+            (a + if l == p { n } else { 0 }, c + n)
+        });
+        let report = crate::sample::SampleReport::of_counts(sample, agreements, compared, |name| {
+            self.pairs
+                .iter()
+                .filter(|(&(l, _), _)| self.names.get(l as usize).is_some_and(|n| n == name))
+                .fold((0, 0), |(a, c), (&(l, p), &n)| {
+                    (a + if l == p { n } else { 0 }, c + n)
+                })
+        });
+        serde_json::to_value(report).ok()
     }
 }
 

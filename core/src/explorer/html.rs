@@ -48,6 +48,10 @@ pub const MODULES: &[(&str, &str)] = &[
         include_str!("../../../web/explorer/calibration.js"),
     ),
     (
+        "sampling.js",
+        include_str!("../../../web/explorer/sampling.js"),
+    ),
+    (
         "explorer.js",
         include_str!("../../../web/explorer/explorer.js"),
     ),
@@ -473,6 +477,29 @@ mod tests {
             sha256_base64("abc"),
             "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
         );
+    }
+
+    /// The modules share one scope once inlined: a top-level name declared
+    /// twice is a SyntaxError that leaves the report blank.
+    #[test]
+    fn no_two_inlined_modules_declare_the_same_top_level_name() {
+        let mut seen = std::collections::HashMap::new();
+        for (module, source) in MODULES {
+            for line in source.lines() {
+                let line = line.strip_prefix("export ").unwrap_or(line);
+                let rest = ["const ", "let ", "function ", "class "]
+                    .iter()
+                    .find_map(|k| line.strip_prefix(k));
+                let Some(rest) = rest else { continue };
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '$')
+                    .collect();
+                if let Some(other) = seen.insert(name.clone(), *module) {
+                    panic!("`{name}` is declared at the top of both {other} and {module}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -289,6 +289,19 @@ pub struct ExplorerData {
     /// no row lists); absent for a run without a baseline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comparison: Option<Value>,
+    /// The run is a seeded sample of the CSV's rows (`--sample`,
+    /// `--until-interval`): the summary's `sample`
+    /// ([`crate::sample::SampleReport`]) as written; without a summary, made
+    /// here from the sample the journal's header names and the agreement
+    /// computed from the results. Every figure is then estimated from its rows.
+    /// Absent for a run over the whole CSV.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csv_sample: Option<Value>,
+    /// The summary's `precision` (`--until-interval`:
+    /// [`crate::anytime::PrecisionReport`], the anytime-valid interval, the
+    /// Wilson one and why the run stopped), as written; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<Value>,
     /// One point per batch report.
     pub batches: Vec<BatchPoint>,
     /// The settings used (no secrets), as written.
@@ -331,6 +344,7 @@ pub fn build(input: ExplorerInput<'_>) -> Result<ExplorerData, ExplorerError> {
     let Some(folded) = input.results else {
         return Ok(builder.finish(None));
     };
+    builder.set_csv_sample(folded.header.as_ref().and_then(|h| h.run.sample.clone()));
     for r in &folded.results {
         builder.push(r);
     }
@@ -411,5 +425,7 @@ pub struct RowSample {
 /// drawn as one point (their counts summed). A chart is some 300 pixels wide.
 pub const MAX_BATCH_POINTS: usize = 2_000;
 
+#[cfg(test)]
+mod sampling_tests;
 #[cfg(test)]
 mod tests;

@@ -51,6 +51,10 @@ pub struct RunFile {
     pub(super) gate: Option<Value>,
     pub(super) comparison: Option<Value>,
     pub(super) config: Option<Value>,
+    /// The summary's `sample` (a run over a seeded sample of the CSV).
+    pub(super) csv_sample: Option<Value>,
+    /// The summary's `precision` (a run with `--until-interval`).
+    pub(super) precision: Option<Value>,
     pub(super) batches: Batches,
 }
 
@@ -118,6 +122,8 @@ impl RunFile {
                 gate: None,
                 comparison: None,
                 config: None,
+                csv_sample: None,
+                precision: None,
                 batches: Batches::default(),
             },
             seen: Vec::new(),
@@ -184,6 +190,8 @@ impl<'de> serde::de::Visitor<'de> for FileVisitor {
                 "gate" => f.gate = Some(map.next_value()?),
                 "comparison" => f.comparison = Some(map.next_value()?),
                 "config" => f.config = Some(map.next_value()?),
+                "sample" => f.csv_sample = Some(map.next_value()?),
+                "precision" => f.precision = Some(map.next_value()?),
                 "overallProgress" => {
                     let overall: Overall = map.next_value()?;
                     f.total = overall.total;

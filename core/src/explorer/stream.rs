@@ -127,6 +127,7 @@ impl ResultsStream {
         if !tail.is_empty() {
             self.line(&tail);
         }
+        let sample = self.scanner.header().and_then(|h| h.run.sample.clone());
         let scan = std::mem::take(&mut self.scanner).finish();
         if scan.repeated_rows && self.last_line.is_none() {
             let empty = ExplorerBuilder::new(None, None, BuildOptions::default());
@@ -135,6 +136,7 @@ impl ResultsStream {
             self.last_line = Some(std::mem::take(&mut self.repeated));
             return true;
         }
+        self.builder.set_csv_sample(sample);
         self.scan = Some(scan);
         false
     }

@@ -325,20 +325,6 @@ fn parse_target(s: &str) -> Result<f64, String> {
 }
 
 /// A half-width in (0, 0.5).
-fn parse_half_width(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number (e.g. 0.01 for ±1 point)"))?;
-    if v > 0.0 && v < 0.5 {
-        Ok(v)
-    } else {
-        Err(format!(
-            "`{s}` is not a half-width between 0 and 0.5 (e.g. 0.01 for ±1 point)"
-        ))
-    }
-}
-
 pub(super) fn parse_share(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .trim()
@@ -755,7 +741,7 @@ pub struct RunArgs {
     #[arg(
         long,
         value_name = "W",
-        value_parser = parse_half_width,
+        value_parser = shadow_core::anytime::parse_half_width,
         help_heading = "Estimate and sampling"
     )]
     pub until_interval: Option<f64>,
