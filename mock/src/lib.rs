@@ -239,6 +239,7 @@ mod openai;
 mod ratelimit;
 mod server;
 mod stats;
+mod text_only;
 #[cfg(test)]
 mod testing;
 

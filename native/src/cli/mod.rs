@@ -710,6 +710,17 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Estimate and sampling")]
     pub dry_run: bool,
 
+    /// With `estimate` or --dry-run: send ONE request to the endpoint (a
+    /// text-only request for a single answer token, with your key; no row of
+    /// the CSV), read the limits its answer states (OpenAI's
+    /// x-ratelimit-limit-requests and -tokens; Anthropic's
+    /// anthropic-ratelimit-requests-limit, -input-tokens-limit and
+    /// -output-tokens-limit), print them and time the run at them (or at --rpm
+    /// / --tpm when slower). Gemini and an own HTTP service state none: nothing
+    /// is sent. Without this flag an estimate sends nothing.
+    #[arg(long, help_heading = "Estimate and sampling")]
+    pub ask_endpoint_limits: bool,
+
     /// Send only a uniform random sample of the CSV's rows: N rows (e.g. 5000)
     /// or a share in (0, 1] (e.g. 0.1). The sample is the first N rows of a
     /// permutation of all rows drawn from --seed; the rows go in that order, each
