@@ -239,9 +239,9 @@ mod openai;
 mod ratelimit;
 mod server;
 mod stats;
-mod text_only;
 #[cfg(test)]
 mod testing;
+mod text_only;
 
 pub use answers::Truth;
 pub use config::{AccuracyDrop, MockConfig, OpenAiDialect, UNSET_MAX_TOKENS_CHARGE};

@@ -118,9 +118,7 @@ mod tests {
             .unwrap();
         assert_eq!(openai.status(), 200);
         let h = |r: &reqwest::Response, n: &str| {
-            r.headers()
-                .get(n)
-                .map(|v| v.to_str().unwrap().to_owned())
+            r.headers().get(n).map(|v| v.to_str().unwrap().to_owned())
         };
         assert_eq!(
             h(&openai, "x-ratelimit-limit-requests").as_deref(),
@@ -146,7 +144,7 @@ mod tests {
             h(&anthropic, "anthropic-ratelimit-input-tokens-limit").as_deref(),
             Some("250000")
         );
-        let text: Value = anthropic.json().await.unwrap();
+        let text: Value = serde_json::from_str(&anthropic.text().await.unwrap()).unwrap();
         assert_eq!(text["content"][0]["text"], "OK");
         // A classification request with no label list is not text-only.
         let no_labels = body("https://example.test/a.png").replace("response_format", "x");

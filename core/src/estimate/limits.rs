@@ -161,3 +161,7 @@ fn is_limit_header(name: &str) -> bool {
     name.starts_with("x-ratelimit-limit-")
         || (name.starts_with("anthropic-ratelimit-") && name.ends_with("-limit"))
 }
+
+#[cfg(test)]
+#[path = "limits_tests.rs"]
+mod tests;

@@ -249,7 +249,8 @@ impl Survey {
                         self.config.batch_size,
                         requests,
                     );
-                    let share = |total: f64| round_usd(total * rows as f64 / requests.max(1) as f64);
+                    let share =
+                        |total: f64| round_usd(total * rows as f64 / requests.max(1) as f64);
                     StopAt {
                         agreement,
                         rows,

@@ -162,7 +162,7 @@ fn endpoint_limits(limits: &super::EndpointLimits) -> String {
     .filter_map(|(n, what)| n.map(|n| format!("{} {what}", count(n as usize))))
     .collect();
     if stated.is_empty() {
-        return "the endpoint's answer stated none (no rate-limit header)".into();
+        return "the endpoint's answer stated no limit (no x-ratelimit-limit-* or anthropic-ratelimit-*-limit header; Azure sends remaining counts only)".into();
     }
     format!(
         "{} a minute (read from {})",

@@ -217,8 +217,11 @@ pub enum Command {
     /// labels, images found and missing (the run's own checks), tokens per
     /// request by the provider's published image formula for the sizes read from
     /// a sample of the images, the cost at the model's list price or --price-*
-    /// (live and through the batch API), the time at --rpm / --tpm, and how many
-    /// rows an interval of the agreement needs.
+    /// (live and through the batch API), the time at --rpm / --tpm (or at the
+    /// limits one request reads from the endpoint, with --ask-endpoint-limits),
+    /// and how many rows an interval of the agreement needs. With --sample, the
+    /// sample's rows only; with --until-interval W, the requests, cost and time
+    /// to the likely stop at 50%, 90% and 97% agreement.
     Estimate(Box<RunArgs>),
 }
 
