@@ -1,16 +1,18 @@
 //! `--ask-endpoint-limits`: the one request an estimate sends when asked, to
 //! read the limits the endpoint states in its answer's headers. The core
-//! builds the request and reads the answer (`shadow_core::estimate::limits`);
+//! builds the request (`shadow_core::estimate::limits`) and reads the answer
+//! (`shadow_core::ratelimit::read_limits`);
 //! this host sends it with the key and words what went wrong as a run would.
 //! The key is never printed: every text the endpoint sends back is redacted.
 
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use shadow_core::estimate::limits::{limits_request, read_limits, LimitsError, NotAsked};
+use shadow_core::estimate::limits::{limits_request, NotAsked};
 use shadow_core::estimate::EndpointLimits;
 use shadow_core::http::TransportErrorKind;
 use shadow_core::provider::Provider;
+use shadow_core::ratelimit::{read_limits, LimitsError};
 use shadow_core::redact::{url_for_display, Redactor};
 use shadow_core::AbortReason;
 use shadow_core::Millis;

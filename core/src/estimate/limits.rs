@@ -4,7 +4,8 @@
 //! An estimate sends nothing by default. Asked to, the host sends the one
 //! request [`limits_request`] builds (a text-only request for one answer
 //! token, with no row of the CSV in it) and hands its answer to
-//! [`read_limits`]. OpenAI's answers carry `x-ratelimit-limit-requests` and
+//! [`crate::ratelimit::read_limits`] (which reads it as the run reads any
+//! answer). OpenAI's answers carry `x-ratelimit-limit-requests` and
 //! `-tokens`; Anthropic's `anthropic-ratelimit-requests-limit`,
 //! `-input-tokens-limit` and `-output-tokens-limit`. Azure OpenAI sends the
 //! remaining counts only (`x-ratelimit-remaining-*`, not a limit), Gemini no
@@ -16,11 +17,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::http::{HttpRequest, HttpResponse};
+use crate::http::HttpRequest;
 use crate::provider::{is_reasoning_model, Provider, ANTHROPIC_VERSION};
-use crate::ratelimit::{classify_status, describe_status, RateLimitHeaders, StatusVerdict};
-use crate::stop::AbortReason;
-use crate::time::Millis;
 
 /// The request's whole text: a few tokens.
 const PROMPT: &str = "Reply with OK.";
@@ -62,19 +60,6 @@ pub enum NotAsked {
     /// An own HTTP service: no rate-limit headers are known for it.
     #[error("an own HTTP service states no limits shadow-batch knows how to read")]
     OwnService,
-}
-
-/// Why the endpoint's answer gave no limits.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum LimitsError {
-    /// A status the run would stop on (the key refused, the model unknown, no
-    /// quota left).
-    #[error("{0}")]
-    Fatal(AbortReason),
-    /// Another error status, with no limit in its headers.
-    #[error("the endpoint answered {0}")]
-    Status(String),
 }
 
 /// The one request that reads the endpoint's limits: a text-only request for a
@@ -120,48 +105,5 @@ fn openai_body(model: &str) -> serde_json::Value {
     })
 }
 
-/// The limits the answer to [`limits_request`] states. A 429 still states
-/// them; a key refused, an unknown model or an error status without any
-/// limit header is an error. A success without one gives empty limits.
-pub fn read_limits(
-    provider: &Provider,
-    response: &HttpResponse,
-    now: Millis,
-) -> Result<EndpointLimits, LimitsError> {
-    let headers = RateLimitHeaders::parse(response, now);
-    if !(200..300).contains(&response.status) {
-        if let StatusVerdict::Fatal(reason) = classify_status(response, &headers, provider.model())
-        {
-            return Err(LimitsError::Fatal(reason));
-        }
-    }
-    let read_from = response
-        .headers
-        .iter()
-        .filter(|(name, _)| is_limit_header(name))
-        .filter(|(_, value)| value.trim().parse::<u64>().is_ok())
-        .map(|(name, value)| format!("{}: {}", name.to_ascii_lowercase(), value.trim()))
-        .collect();
-    let limits = EndpointLimits {
-        requests_per_minute: headers.requests.limit,
-        tokens_per_minute: headers.tokens.limit,
-        input_tokens_per_minute: headers.input_tokens.limit,
-        output_tokens_per_minute: headers.output_tokens.limit,
-        read_from,
-    };
-    if limits.is_empty() && !(200..300).contains(&response.status) {
-        return Err(LimitsError::Status(describe_status(response)));
-    }
-    Ok(limits)
-}
-
-/// `x-ratelimit-limit-*` or `anthropic-ratelimit-*-limit`.
-fn is_limit_header(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    name.starts_with("x-ratelimit-limit-")
-        || (name.starts_with("anthropic-ratelimit-") && name.ends_with("-limit"))
-}
-
 #[cfg(test)]
-#[path = "limits_tests.rs"]
 mod tests;

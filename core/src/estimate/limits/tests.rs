@@ -1,5 +1,9 @@
 use super::*;
+use crate::http::HttpResponse;
 use crate::provider::{AnthropicConfig, GeminiConfig, OpenAiConfig};
+use crate::ratelimit::{read_limits, LimitsError};
+use crate::stop::AbortReason;
+use crate::time::Millis;
 
 fn response(status: u16, headers: &[(&str, &str)], body: &str) -> HttpResponse {
     HttpResponse {
