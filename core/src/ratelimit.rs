@@ -1,8 +1,10 @@
 //! Reading what an endpoint says about its limits, and deciding what a response
 //! means: success, retry (and when), item failure, or a run-fatal condition.
 
+use crate::estimate::EndpointLimits;
 use crate::http::HttpResponse;
 use crate::provider::parse_api_error;
+use crate::provider::Provider;
 use crate::stop::AbortReason;
 use crate::time::{parse_go_duration, parse_http_date, parse_rfc3339, Millis};
 
@@ -397,6 +399,61 @@ pub(crate) fn backoff_ms(initial: u64, max: u64, attempt: u32, jitter: f64) -> u
     let exp = initial.saturating_mul(1u64 << attempt.saturating_sub(1).min(32));
     let base = exp.min(max);
     base - (base as f64 * 0.25 * jitter) as u64
+}
+
+/// Why the endpoint's answer gave no limits.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitsError {
+    /// A status the run would stop on (the key refused, the model unknown, no
+    /// quota left).
+    #[error("{0}")]
+    Fatal(AbortReason),
+    /// Another error status, with no limit in its headers.
+    #[error("the endpoint answered {0}")]
+    Status(String),
+}
+
+/// The limits the answer to [`crate::estimate::limits::limits_request`] states. A 429 still states
+/// them; a key refused, an unknown model or an error status without any
+/// limit header is an error. A success without one gives empty limits.
+pub fn read_limits(
+    provider: &Provider,
+    response: &HttpResponse,
+    now: Millis,
+) -> Result<EndpointLimits, LimitsError> {
+    let headers = RateLimitHeaders::parse(response, now);
+    if !(200..300).contains(&response.status) {
+        if let StatusVerdict::Fatal(reason) = classify_status(response, &headers, provider.model())
+        {
+            return Err(LimitsError::Fatal(reason));
+        }
+    }
+    let read_from = response
+        .headers
+        .iter()
+        .filter(|(name, _)| is_limit_header(name))
+        .filter(|(_, value)| value.trim().parse::<u64>().is_ok())
+        .map(|(name, value)| format!("{}: {}", name.to_ascii_lowercase(), value.trim()))
+        .collect();
+    let limits = EndpointLimits {
+        requests_per_minute: headers.requests.limit,
+        tokens_per_minute: headers.tokens.limit,
+        input_tokens_per_minute: headers.input_tokens.limit,
+        output_tokens_per_minute: headers.output_tokens.limit,
+        read_from,
+    };
+    if limits.is_empty() && !(200..300).contains(&response.status) {
+        return Err(LimitsError::Status(describe_status(response)));
+    }
+    Ok(limits)
+}
+
+/// `x-ratelimit-limit-*` or `anthropic-ratelimit-*-limit`.
+fn is_limit_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.starts_with("x-ratelimit-limit-")
+        || (name.starts_with("anthropic-ratelimit-") && name.ends_with("-limit"))
 }
 
 #[cfg(test)]

@@ -241,6 +241,7 @@ mod server;
 mod stats;
 #[cfg(test)]
 mod testing;
+mod text_only;
 
 pub use answers::Truth;
 pub use config::{AccuracyDrop, MockConfig, OpenAiDialect, UNSET_MAX_TOKENS_CHARGE};

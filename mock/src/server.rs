@@ -465,7 +465,13 @@ async fn handle(
         }
     }
 
-    // 3. Headers the dialect requires, then the body.
+    // 3. Headers the dialect requires, then the body; a text-only request
+    // (an estimate reading the limits) is answered apart.
+    if dialect != Dialect::Anthropic || headers.contains_key("anthropic-version") {
+        if let Some(request) = crate::text_only::parse(dialect, body) {
+            return text_only(inner, dialect, &request, out);
+        }
+    }
     let attempt = attempt_of(headers);
     let parsed = if dialect == Dialect::Anthropic && !headers.contains_key("anthropic-version") {
         Err("anthropic-version: header is required".to_owned())
@@ -490,39 +496,8 @@ async fn handle(
     // 4. Rate limits, on arrival: the request is charged 1 request and its
     // tokens, or refused without being charged.
     let charge = req.token_charge(cfg.image_tokens);
-    let adm = inner.limits.as_ref().map(|limits| {
-        limits
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .admit(Instant::now(), charge)
-    });
-    if !cfg.no_ratelimit_headers {
-        for (name, value) in dialect.limit_headers(adm.as_ref(), wall_clock_ms()) {
-            set(&mut out, name, value);
-        }
-    }
-    if let Some(adm) = adm {
-        match adm.verdict {
-            Verdict::Admitted => {}
-            Verdict::Refused { by, .. } => {
-                Counters::bump(&c.rate_limited);
-                if by == crate::ratelimit::Limit::Tokens {
-                    Counters::bump(&c.token_limited);
-                }
-                for (name, value) in dialect.retry_headers(&adm) {
-                    set(&mut out, name, value);
-                }
-                return reply(dialect.rate_limited(&adm, &req.model), out);
-            }
-            Verdict::TooLarge => {
-                // OpenAI answers this with a 429 that no wait cures; the mock says
-                // 400, and that a retry cannot help, so that clients do not loop.
-                Counters::bump(&c.too_large);
-                set(&mut out, "x-should-retry", "false");
-                let message = adm.message(&req.model).unwrap_or_default();
-                return reply(dialect.too_large(&message), out);
-            }
-        }
+    if let Some(refusal) = admit(inner, dialect, charge, &req.model, &mut out) {
+        return refusal;
     }
     Counters::add(&c.tokens_admitted, charge);
 
@@ -558,6 +533,68 @@ async fn handle(
         Counters::bump(&c.malformed);
     }
     reply(dialect.answer(cfg, &req, &d, body), out)
+}
+
+/// Charges a request of `charge` tokens to the limits, on arrival, and writes
+/// the dialect's limit headers into `out`; the refusal to answer when a limit
+/// says no (the request is then not charged).
+fn admit(
+    inner: &Inner,
+    dialect: Dialect,
+    charge: u64,
+    model: &str,
+    out: &mut HeaderMap,
+) -> Option<Response> {
+    let c = &inner.counters;
+    let adm = inner.limits.as_ref().map(|limits| {
+        limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .admit(Instant::now(), charge)
+    });
+    if !inner.cfg.no_ratelimit_headers {
+        for (name, value) in dialect.limit_headers(adm.as_ref(), wall_clock_ms()) {
+            set(out, name, value);
+        }
+    }
+    let adm = adm?;
+    match adm.verdict {
+        Verdict::Admitted => None,
+        Verdict::Refused { by, .. } => {
+            Counters::bump(&c.rate_limited);
+            if by == crate::ratelimit::Limit::Tokens {
+                Counters::bump(&c.token_limited);
+            }
+            for (name, value) in dialect.retry_headers(&adm) {
+                set(out, name, value);
+            }
+            Some(reply(dialect.rate_limited(&adm, model), out.clone()))
+        }
+        Verdict::TooLarge => {
+            // OpenAI answers this with a 429 that no wait cures; the mock says
+            // 400, and that a retry cannot help, so that clients do not loop.
+            Counters::bump(&c.too_large);
+            set(out, "x-should-retry", "false");
+            let message = adm.message(model).unwrap_or_default();
+            Some(reply(dialect.too_large(&message), out.clone()))
+        }
+    }
+}
+
+/// A text-only request ([`crate::text_only`]): limits, then a one-word answer.
+fn text_only(
+    inner: &Inner,
+    dialect: Dialect,
+    request: &crate::text_only::TextOnly,
+    mut out: HeaderMap,
+) -> Response {
+    set(&mut out, "x-request-id", anon_id(inner));
+    if let Some(refusal) = admit(inner, dialect, request.charge, &request.model, &mut out) {
+        return refusal;
+    }
+    Counters::add(&inner.counters.tokens_admitted, request.charge);
+    Counters::bump(&inner.counters.ok);
+    reply(crate::text_only::answer(dialect, request), out)
 }
 
 fn anon_id(inner: &Inner) -> String {

@@ -9,6 +9,7 @@ mod compare;
 mod console;
 mod csv_rows;
 mod driver;
+mod endpoint_limits;
 mod estimate;
 mod files;
 mod images;
@@ -90,10 +91,13 @@ fn main() -> ExitCode {
         Some(Command::Compare(args)) => compare::compare_runs(&args),
         Some(Command::Cancel(args)) => runtime.block_on(cancel(&args)),
         Some(Command::Estimate(args)) => match matches.subcommand_matches("estimate") {
-            Some(sub) => estimate::estimate(&args, sub),
+            Some(sub) => estimate::estimate(&args, sub, &runtime),
             None => unreachable!("clap parsed the estimate subcommand"),
         },
-        None if cli.run.dry_run => estimate::estimate(&cli.run, &matches),
+        None if cli.run.dry_run => estimate::estimate(&cli.run, &matches, &runtime),
+        None if cli.run.ask_endpoint_limits => Err(anyhow::anyhow!(
+            "--ask-endpoint-limits reads the endpoint's limits for an estimate: give it with `shadow-batch estimate` or --dry-run"
+        )),
         None => runtime.block_on(run(cli.run, &matches, false)),
     };
     // Requests still in flight after an abandon must not hold the process open.

@@ -81,7 +81,7 @@ fn an_estimate_names_what_a_run_would_send_and_sends_nothing() {
     let done = Running::spawn(cmd).finish(Duration::from_secs(20));
     done.expect_code(0)
         .stdout_has("gpt-4o-mini's list price")
-        .stdout_has("--rpm or --tpm (your tier's limits) give the time");
+        .stdout_has("--rpm or --tpm (your tier's limits), or --ask-endpoint-limits (one request), give the time");
     assert!(listener.accept().is_err());
 }
 
@@ -99,4 +99,101 @@ fn an_estimate_refuses_what_the_run_would() {
     let done = Running::spawn(cmd).finish(Duration::from_secs(20));
     done.expect_code(2)
         .stderr_has("--require: no row of the CSV has the label `7`");
+}
+
+/// `--ask-endpoint-limits` sends one text-only request to the named endpoint
+/// with the run's key, prints the limits its headers state, and times the run
+/// at the slowest of them and the caps: here the mock's 250,000 tokens a
+/// minute over about 2,938 tokens a request (gpt-4o-mini low detail: 2,833 image
+/// tokens, the prompt's text and the answer's cap for these labels, the
+/// "Per request" line) is 85.1 requests a minute, slower than its 3,000
+/// requests. Without the flag the same estimate sends nothing: the mock's
+/// request counter stays 0.
+#[test]
+fn asked_the_estimate_reads_the_endpoints_limits_and_times_the_run_at_them() {
+    let data = Data::new(3);
+    let mock = Mock::start(&[
+        "--rpm",
+        "3000",
+        "--tpm",
+        "250000",
+        "--require-key",
+        "right-key",
+    ]);
+    let estimate = |ask: bool| {
+        let mut cmd = shadow(data.root.path());
+        cmd.args(["estimate", p(&data.csv), "--provider", "openai"])
+            .args(["--base-url", &mock.url, "--model", "gpt-4o-mini"])
+            .env("OPENAI_API_KEY", "right-key");
+        if ask {
+            cmd.arg("--ask-endpoint-limits");
+        }
+        Running::spawn(cmd).finish(Duration::from_secs(30))
+    };
+    let done = estimate(false);
+    done.expect_code(0).stdout_has("(nothing sent)");
+    assert_lacks(&done.stdout, "Endpoint limits");
+    assert_eq!(mock.stats()["requests"], 0, "the default sent a request");
+
+    let done = estimate(true);
+    done.expect_code(0)
+        .stdout_has("(one request sent, for the endpoint's limits)")
+        .stdout_has("Endpoint limits: 3,000 requests, 250,000 tokens a minute (read from ")
+        .stdout_has("x-ratelimit-limit-requests: 3000")
+        .stdout_has("x-ratelimit-limit-tokens: 250000")
+        .stdout_has("at 85.1 requests a minute (the endpoint's tokens-per-minute limit)");
+    assert_eq!(mock.stats()["requests"], 1);
+    assert_eq!(mock.stats()["ok"], 1);
+}
+
+/// A refused key is told in the run's words, naming the variable it came
+/// from, and the key is printed nowhere, even when the endpoint echoes it; a
+/// URL nothing listens on is told as such; Gemini is not asked.
+#[test]
+fn asking_for_limits_fails_in_the_runs_words_and_never_shows_the_key() {
+    let data = Data::new(2);
+    let secret = "sk-estimate-secret-4242";
+    let echo = EchoingEndpoint::start(0);
+    let mut cmd = shadow(data.root.path());
+    cmd.args(["estimate", p(&data.csv), "--provider", "openai"])
+        .args([
+            "--base-url",
+            &format!("{}/v1", echo.url),
+            "--ask-endpoint-limits",
+        ])
+        .env("OPENAI_API_KEY", secret);
+    let done = Running::spawn(cmd).finish(Duration::from_secs(30));
+    done.expect_code(2)
+        .stderr_has("--ask-endpoint-limits: ")
+        .stderr_has("the endpoint rejected the API key (HTTP 401)")
+        .stderr_has("Check OPENAI_API_KEY");
+    assert_lacks(&done.stderr, secret);
+    assert_lacks(&done.stdout, secret);
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let mut cmd = shadow(data.root.path());
+    cmd.args(["estimate", p(&data.csv), "--provider", "openai"])
+        .args(["--base-url", &url, "--ask-endpoint-limits"])
+        .env("OPENAI_API_KEY", secret);
+    let done = Running::spawn(cmd).finish(Duration::from_secs(30));
+    done.expect_code(2)
+        .stderr_has("--ask-endpoint-limits: cannot connect to http://127.0.0.1:")
+        .stderr_has("Check the endpoint URL");
+    assert_lacks(&done.stderr, secret);
+
+    let mut cmd = shadow(data.root.path());
+    cmd.args([
+        "estimate",
+        p(&data.csv),
+        "--provider",
+        "gemini",
+        "--ask-endpoint-limits",
+    ])
+    .env("GEMINI_API_KEY", secret);
+    let done = Running::spawn(cmd).finish(Duration::from_secs(30));
+    done.expect_code(0)
+        .stdout_has("(nothing sent)")
+        .stdout_has("Endpoint limits: not asked: Gemini's API states its limits in no header");
 }

@@ -13,15 +13,24 @@
 //! - cost at the given price or the model's list price, live and through the
 //!   provider's batch API (half);
 //! - time at the requests- and tokens-per-minute limits the run would be paced
-//!   by (the run's own caps; what an endpoint advertises is not asked for);
-//! - how many rows an interval of a given width needs ([`rows_for_interval`]).
+//!   by: the run's own caps, and the limits the endpoint states when the host
+//!   was asked to read them ([`limits`]; by default nothing is sent);
+//! - how many rows an interval of a given width needs ([`rows_for_interval`]);
+//! - for a seeded sample (`config.sample`, the host surveying the sample's rows
+//!   only), every figure is the sample's; for a run that stops when its
+//!   interval is narrow enough (`config.until_interval`), the rows, cost and
+//!   time to the likely stop at a few agreements ([`stop`]).
 //!
 //! What it does not do: fetch URL images (their rows are charged the seed
 //! estimate), count the tokens of the exact prompt with the model's tokenizer
 //! (four characters a token), or foresee retries and refusals.
 
 pub mod image_size;
+pub mod limits;
+pub mod stop;
 mod text;
+pub use limits::EndpointLimits;
+pub use stop::{StopAt, StopEstimate};
 pub use text::describe;
 
 use serde::{Deserialize, Serialize};
@@ -77,6 +86,7 @@ pub struct Survey {
     images: ImageCounts,
     image_token_sum: u64,
     size_share: f64,
+    endpoint_limits: Option<EndpointLimits>,
 }
 
 impl Survey {
@@ -94,6 +104,16 @@ impl Survey {
             images: ImageCounts::default(),
             image_token_sum: 0,
             size_share: (SIZE_SAMPLE as f64 / usable as f64).min(1.0),
+            endpoint_limits: None,
+        }
+    }
+
+    /// The same survey, timed also at the limits the endpoint stated (the
+    /// slowest of those and the run's caps sets the pace, as in the run).
+    pub fn with_endpoint_limits(self, limits: EndpointLimits) -> Survey {
+        Survey {
+            endpoint_limits: Some(limits),
+            ..self
         }
     }
 
@@ -202,10 +222,47 @@ impl Survey {
             }
             _ => None,
         };
-        let time = pace(&self.config, tokens.charge).map(|(per_minute, limited_by)| TimeEstimate {
-            requests_per_minute: round1(per_minute),
-            limited_by,
-            minutes: (requests as f64 / per_minute * 1_000.0).round() / 1_000.0,
+        let time = pace(&self.config, self.endpoint_limits.as_ref(), &tokens).map(
+            |(per_minute, limited_by, from_endpoint)| TimeEstimate {
+                requests_per_minute: round1(per_minute),
+                limited_by,
+                from_endpoint,
+                minutes: round_minutes(requests as f64 / per_minute),
+            },
+        );
+        let sample = self.config.sample.as_ref().map(|s| SampleOf {
+            rows: self.rows,
+            csv_rows: s.csv_rows,
+            seed: s.seed,
+        });
+        // The sequence runs over the whole CSV's rows, as the run's does.
+        let population = sample.as_ref().map_or(self.rows, |s| s.csv_rows) as u64;
+        let until_interval = self.config.until_interval.map(|half_width| StopEstimate {
+            half_width,
+            at: stop::ASSUMED_AGREEMENTS
+                .iter()
+                .map(|&agreement| {
+                    let rows = stop::rows_at_stop(
+                        agreement,
+                        half_width,
+                        Some(population),
+                        self.config.batch_size,
+                        requests,
+                    );
+                    let share =
+                        |total: f64| round_usd(total * rows as f64 / requests.max(1) as f64);
+                    StopAt {
+                        agreement,
+                        rows,
+                        every_row: rows >= requests,
+                        live_usd: cost.as_ref().map(|c| share(c.live_usd)),
+                        batch_api_usd: cost.as_ref().map(|c| share(c.batch_api_usd)),
+                        minutes: time
+                            .as_ref()
+                            .map(|t| round_minutes(rows as f64 / t.requests_per_minute)),
+                    }
+                })
+                .collect(),
         });
         let mut needed = Vec::new();
         for agreement in [0.9, 0.5] {
@@ -235,6 +292,9 @@ impl Survey {
             time,
             via_batch_api: self.config.batch_api.is_some(),
             rows_for_interval: needed,
+            sample,
+            until_interval,
+            endpoint_limits: self.endpoint_limits,
         }
     }
 }
@@ -242,17 +302,53 @@ impl Survey {
 /// Examples of missing or outside images kept for the report.
 const EXAMPLES: usize = 3;
 
-/// The requests a minute the run's caps allow, and which cap binds; `None`
-/// when neither is set.
-fn pace(config: &RunConfig, charge: f64) -> Option<(f64, Limit)> {
-    let rpm = config.rpm.map(|r| (f64::from(r), Limit::RequestsPerMinute));
-    let tpm = config
-        .tpm
-        .map(|t| (t as f64 / charge.max(1.0), Limit::TokensPerMinute));
-    match (rpm, tpm) {
-        (Some(r), Some(t)) => Some(if t.0 < r.0 { t } else { r }),
-        (r, t) => r.or(t),
+/// The requests a minute the run's caps and the endpoint's stated limits
+/// allow, which binds and whether it is the endpoint's; `None` when none is
+/// known. A tokens-per-minute limit is divided by a request's charge (prompt
+/// and `max_tokens`, as the pacing charges it); Anthropic's input- and
+/// output-token limits by the prompt and the answer alone.
+fn pace(
+    config: &RunConfig,
+    endpoint: Option<&EndpointLimits>,
+    tokens: &RequestTokens,
+) -> Option<(f64, Limit, bool)> {
+    let per = |limit: u64, tokens: f64| limit as f64 / tokens.max(1.0);
+    let mut candidates = vec![
+        config
+            .rpm
+            .map(|r| (f64::from(r), Limit::RequestsPerMinute, false)),
+        config
+            .tpm
+            .map(|t| (per(t, tokens.charge), Limit::TokensPerMinute, false)),
+    ];
+    if let Some(e) = endpoint {
+        candidates.extend([
+            e.requests_per_minute
+                .map(|r| (r as f64, Limit::RequestsPerMinute, true)),
+            e.tokens_per_minute
+                .map(|t| (per(t, tokens.charge), Limit::TokensPerMinute, true)),
+            e.input_tokens_per_minute
+                .map(|t| (per(t, tokens.prompt), Limit::InputTokensPerMinute, true)),
+            e.output_tokens_per_minute
+                .filter(|_| tokens.max_output > 0)
+                .map(|t| {
+                    (
+                        per(t, tokens.max_output as f64),
+                        Limit::OutputTokensPerMinute,
+                        true,
+                    )
+                }),
+        ]);
     }
+    candidates
+        .into_iter()
+        .flatten()
+        .filter(|c| c.0 > 0.0)
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+}
+
+fn round_minutes(x: f64) -> f64 {
+    (x * 1_000.0).round() / 1_000.0
 }
 
 /// Rows a 95% interval of `half_width` around an agreement of `agreement`
@@ -285,7 +381,7 @@ fn round_usd(x: f64) -> f64 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Estimate {
-    /// Data rows of the CSV.
+    /// Data rows of the CSV (of the sample, when one is drawn).
     pub rows: usize,
     /// Rows with a defect (no image or no label): they fail unsent.
     pub defects: usize,
@@ -305,6 +401,28 @@ pub struct Estimate {
     pub via_batch_api: bool,
     /// Rows a 95% interval of the agreement needs, for a few widths.
     pub rows_for_interval: Vec<RowsNeeded>,
+    /// The seeded sample the run is made of (`rows` and every figure are then
+    /// the sample's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<SampleOf>,
+    /// Where a run that stops at a target interval will likely stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_interval: Option<StopEstimate>,
+    /// The limits the endpoint stated, when the host was asked to read them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_limits: Option<EndpointLimits>,
+}
+
+/// A sample of the CSV's rows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SampleOf {
+    /// Rows sampled.
+    pub rows: usize,
+    /// Rows of the CSV.
+    pub csv_rows: usize,
+    /// The permutation's seed.
+    pub seed: u64,
 }
 
 /// One label's row count.
@@ -383,6 +501,10 @@ pub enum Limit {
     RequestsPerMinute,
     /// The tokens-per-minute cap, divided by the tokens of one request.
     TokensPerMinute,
+    /// An input-tokens-per-minute limit (Anthropic), divided by the prompt.
+    InputTokensPerMinute,
+    /// An output-tokens-per-minute limit (Anthropic), divided by `max_tokens`.
+    OutputTokensPerMinute,
 }
 
 /// The time the requests take at the binding cap.
@@ -393,6 +515,9 @@ pub struct TimeEstimate {
     pub requests_per_minute: f64,
     /// Which cap.
     pub limited_by: Limit,
+    /// Whether it is a limit the endpoint stated (else the run's own cap).
+    #[serde(default)]
+    pub from_endpoint: bool,
     /// Minutes for every request.
     pub minutes: f64,
 }

@@ -212,3 +212,129 @@ fn the_list_price_applies_and_the_seed_is_the_pacings_charge() {
         crate::cost::PriceSource::ListPrice { .. }
     ));
 }
+
+/// A sample's survey counts only the sample's rows (the host records only
+/// them) and says it is a sample; `until_interval` adds the likely stop at
+/// 50%, 90% and 97% agreement, capped at the rows that would be sent, each
+/// priced and timed at the same per-request figures as the whole.
+#[test]
+fn a_sample_and_an_interval_target_price_what_the_run_would_send() {
+    let whole = csv(3_000);
+    let mut cfg = config("gpt-4o-mini", ImageDetail::Low);
+    cfg.rpm = Some(600);
+    cfg.until_interval = Some(0.05);
+    let sample = crate::sample::Sample::draw(&whole, 7, 1_000, false, None).unwrap();
+    cfg.sample = Some(sample.clone());
+    let sampled = sample.take(whole);
+    let mut survey = Survey::new(&cfg, &sampled.outline);
+    for item in &sampled.items {
+        let check = item.defect.is_none().then_some(ImageCheck::Found {
+            size: Some((64, 64)),
+        });
+        survey.record(item, check);
+    }
+    let e = survey.finish();
+    assert_eq!(e.rows, 1_000);
+    let defects = sampled.items.iter().filter(|i| i.defect.is_some()).count();
+    assert_eq!(e.requests, 1_000 - defects);
+    assert_eq!(
+        e.sample,
+        Some(SampleOf {
+            rows: 1_000,
+            csv_rows: 3_001,
+            seed: 7
+        })
+    );
+    let cost = e.cost.clone().unwrap();
+    let time = e.time.clone().unwrap();
+    let stop = e.until_interval.clone().unwrap();
+    assert_eq!(stop.half_width, 0.05);
+    let agreements: Vec<f64> = stop.at.iter().map(|s| s.agreement).collect();
+    assert_eq!(agreements, [0.5, 0.9, 0.97]);
+    for s in &stop.at {
+        // The population is the CSV's, as in the run's sequence.
+        let expected = stop::rows_at_stop(s.agreement, 0.05, Some(3_001), 50, e.requests);
+        assert_eq!(s.rows, expected);
+        assert!(s.rows <= e.requests && s.rows > 0);
+        let share = s.rows as f64 / e.requests as f64;
+        assert!((s.live_usd.unwrap() - cost.live_usd * share).abs() < 1e-6);
+        assert!((s.batch_api_usd.unwrap() - cost.batch_api_usd * share).abs() < 1e-6);
+        assert!((s.minutes.unwrap() - s.rows as f64 / 600.0).abs() < 1e-3);
+    }
+    // Fewer rows the higher the agreement (a narrower interval), all below the sample.
+    assert!(stop.at[0].rows > stop.at[1].rows && stop.at[1].rows > stop.at[2].rows);
+    assert!(!stop.at[0].every_row);
+    let lines = describe(&e);
+    let line = |name: &str| lines.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+    assert!(line("Rows").starts_with("1,000 sampled of 3,001 (seed 7)"));
+    let until = line("Until interval");
+    assert!(
+        until.starts_with(&format!(
+            "±5 points after about {} requests at 90% agreement",
+            text::count(stop.at[1].rows)
+        )),
+        "{until}"
+    );
+    assert!(until.contains(&format!("{} at 50%", text::count(stop.at[0].rows))));
+    assert!(time.requests_per_minute == 600.0 && !time.from_endpoint);
+
+    // A target the rows cannot reach: every row, said so.
+    cfg.until_interval = Some(0.001);
+    let mut survey = Survey::new(&cfg, &sampled.outline);
+    for item in &sampled.items {
+        survey.record(item, item.defect.is_none().then_some(ImageCheck::Url));
+    }
+    let e = survey.finish();
+    let stop = e.until_interval.clone().unwrap();
+    assert!(stop.at.iter().all(|s| s.every_row && s.rows == e.requests));
+    assert!(describe(&e)
+        .iter()
+        .any(|(n, v)| *n == "Until interval" && v.contains("not before every row is sent")));
+}
+
+/// Limits the endpoint stated time the run when slower than its caps: an
+/// Anthropic input-token limit is divided by the prompt alone, a requests
+/// limit is taken as it is, and the slowest binds.
+#[test]
+fn the_endpoints_stated_limits_time_the_run_when_slower_than_its_caps() {
+    let csv = csv(100);
+    let mut cfg = config("gpt-4o", ImageDetail::Low);
+    cfg.rpm = Some(1_000);
+    let run = |limits: EndpointLimits| {
+        let mut survey = Survey::new(&cfg, &csv.outline).with_endpoint_limits(limits);
+        for item in &csv.items {
+            survey.record(item, item.defect.is_none().then_some(ImageCheck::Url));
+        }
+        survey.finish()
+    };
+    let e = run(EndpointLimits {
+        requests_per_minute: Some(500),
+        ..EndpointLimits::default()
+    });
+    let t = e.time.clone().unwrap();
+    assert_eq!((t.requests_per_minute, t.from_endpoint), (500.0, true));
+    assert_eq!(t.limited_by, Limit::RequestsPerMinute);
+    assert!(describe(&e)
+        .iter()
+        .any(|(n, v)| *n == "Time" && v.contains("the endpoint's requests-per-minute limit")));
+    let e = run(EndpointLimits {
+        requests_per_minute: Some(4_000),
+        input_tokens_per_minute: Some(20_000),
+        read_from: vec!["anthropic-ratelimit-input-tokens-limit: 20000".into()],
+        ..EndpointLimits::default()
+    });
+    let t = e.time.clone().unwrap();
+    assert_eq!(t.limited_by, Limit::InputTokensPerMinute);
+    assert_eq!(t.requests_per_minute, round1(20_000.0 / e.tokens.prompt));
+    let lines = describe(&e);
+    assert!(lines.contains(&(
+        "Endpoint limits",
+        "4,000 requests, 20,000 input tokens a minute (read from anthropic-ratelimit-input-tokens-limit: 20000)".into()
+    )));
+    // Limits above the cap: the cap binds.
+    let e = run(EndpointLimits {
+        requests_per_minute: Some(10_000),
+        ..EndpointLimits::default()
+    });
+    assert!(!e.time.unwrap().from_endpoint);
+}

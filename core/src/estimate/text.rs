@@ -16,7 +16,18 @@ pub fn describe(e: &Estimate) -> Vec<(&'static str, String)> {
         0 => String::new(),
         n => format!(" ({} with a defect: not sent)", count(n)),
     };
-    lines.push(("Rows", format!("{}{defects}", count(e.rows))));
+    match &e.sample {
+        Some(sample) => lines.push((
+            "Rows",
+            format!(
+                "{} sampled of {} (seed {}){defects}: the figures below are the sample's",
+                count(sample.rows),
+                count(sample.csv_rows),
+                sample.seed
+            ),
+        )),
+        None => lines.push(("Rows", format!("{}{defects}", count(e.rows)))),
+    }
     let mut labels = e
         .labels
         .iter()
@@ -75,7 +86,13 @@ pub fn describe(e: &Estimate) -> Vec<(&'static str, String)> {
     ));
     lines.push(("Requests", count(e.requests)));
     lines.push(("Cost", cost(e)));
+    if let Some(limits) = &e.endpoint_limits {
+        lines.push(("Endpoint limits", endpoint_limits(limits)));
+    }
     lines.push(("Time", time(e)));
+    if let Some(stop) = &e.until_interval {
+        lines.push(("Until interval", until(e, stop)));
+    }
     lines.push(("Enough rows", enough_rows(e)));
     lines
 }
@@ -116,15 +133,123 @@ fn time(e: &Estimate) -> String {
     let Some(t) = &e.time else {
         return "no pace known: the endpoint's own limits will set it".into();
     };
-    let cap = match t.limited_by {
-        Limit::RequestsPerMinute => "the requests-per-minute cap",
-        Limit::TokensPerMinute => "the tokens-per-minute cap",
+    let what = match t.limited_by {
+        Limit::RequestsPerMinute => "requests-per-minute",
+        Limit::TokensPerMinute => "tokens-per-minute",
+        Limit::InputTokensPerMinute => "input-tokens-per-minute",
+        Limit::OutputTokensPerMinute => "output-tokens-per-minute",
+    };
+    let cap = if t.from_endpoint {
+        format!("the endpoint's {what} limit")
+    } else {
+        format!("the {what} cap")
     };
     format!(
         "about {} at {} requests a minute ({cap})",
         format_duration((t.minutes * 60_000.0).round() as u64),
         trim(t.requests_per_minute)
     )
+}
+
+fn endpoint_limits(limits: &super::EndpointLimits) -> String {
+    let stated: Vec<String> = [
+        (limits.requests_per_minute, "requests"),
+        (limits.tokens_per_minute, "tokens"),
+        (limits.input_tokens_per_minute, "input tokens"),
+        (limits.output_tokens_per_minute, "output tokens"),
+    ]
+    .iter()
+    .filter_map(|(n, what)| n.map(|n| format!("{} {what}", count(n as usize))))
+    .collect();
+    if stated.is_empty() {
+        return "the endpoint's answer stated no limit (no x-ratelimit-limit-* or anthropic-ratelimit-*-limit header; Azure sends remaining counts only)".into();
+    }
+    format!(
+        "{} a minute (read from {})",
+        stated.join(", "),
+        limits.read_from.join(", ")
+    )
+}
+
+/// Where a run that stops at a target interval will likely stop: the rows at a
+/// few agreements, and the cost and time over that range.
+fn until(e: &Estimate, stop: &super::StopEstimate) -> String {
+    let points = stop.half_width * 100.0;
+    let width = format!(
+        "±{} point{}",
+        trim(points),
+        if points == 1.0 { "" } else { "s" }
+    );
+    let mut text = if stop.at.iter().all(|s| s.every_row) {
+        format!(
+            "{width}: not before every row is sent ({}), at any of {} agreement",
+            count(stop.rows_range().1),
+            stop.at
+                .iter()
+                .map(|s| format!("{}%", trim(s.agreement * 100.0)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        let rows_at = |s: &super::StopAt| {
+            if s.every_row {
+                format!("every row, {}", count(s.rows))
+            } else {
+                count(s.rows)
+            }
+        };
+        let others = stop
+            .at
+            .iter()
+            .filter(|s| s.agreement != 0.9)
+            .map(|s| format!("{} at {}%", rows_at(s), trim(s.agreement * 100.0)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        match stop.at(0.9) {
+            Some(s) => format!(
+                "{width} after about {} requests at 90% agreement ({others})",
+                rows_at(s)
+            ),
+            None => format!("{width} after about {others}"),
+        }
+    };
+    let range = |values: &[f64]| {
+        let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (lo, hi)
+    };
+    let span = |(lo, hi): (f64, f64), show: &dyn Fn(f64) -> String| {
+        if show(lo) == show(hi) {
+            show(lo)
+        } else {
+            format!("{} to {}", show(lo), show(hi))
+        }
+    };
+    let costs: Option<Vec<f64>> = stop
+        .at
+        .iter()
+        .map(|s| {
+            if e.via_batch_api {
+                s.batch_api_usd
+            } else {
+                s.live_usd
+            }
+        })
+        .collect();
+    if let Some(costs) = costs.filter(|c| !c.is_empty()) {
+        let how = if e.via_batch_api {
+            "through the provider's batch API"
+        } else {
+            "live"
+        };
+        text += &format!("; at most {} {how}", span(range(&costs), &usd));
+    }
+    let minutes: Option<Vec<f64>> = stop.at.iter().map(|s| s.minutes).collect();
+    if let Some(minutes) = minutes.filter(|m| !m.is_empty() && !e.via_batch_api) {
+        let show = |m: f64| format_duration((m * 60_000.0).round() as u64);
+        text += &format!(", {}", span(range(&minutes), &show));
+    }
+    text
 }
 
 fn enough_rows(e: &Estimate) -> String {

@@ -217,8 +217,11 @@ pub enum Command {
     /// labels, images found and missing (the run's own checks), tokens per
     /// request by the provider's published image formula for the sizes read from
     /// a sample of the images, the cost at the model's list price or --price-*
-    /// (live and through the batch API), the time at --rpm / --tpm, and how many
-    /// rows an interval of the agreement needs.
+    /// (live and through the batch API), the time at --rpm / --tpm (or at the
+    /// limits one request reads from the endpoint, with --ask-endpoint-limits),
+    /// and how many rows an interval of the agreement needs. With --sample, the
+    /// sample's rows only; with --until-interval W, the requests, cost and time
+    /// to the likely stop at 50%, 90% and 97% agreement.
     Estimate(Box<RunArgs>),
 }
 
@@ -695,6 +698,17 @@ pub struct RunArgs {
     /// needs) and exit without sending anything or writing any file.
     #[arg(long, help_heading = "Estimate and sampling")]
     pub dry_run: bool,
+
+    /// With `estimate` or --dry-run: send ONE request to the endpoint (a
+    /// text-only request for a single answer token, with your key; no row of
+    /// the CSV), read the limits its answer states (OpenAI's
+    /// x-ratelimit-limit-requests and -tokens; Anthropic's
+    /// anthropic-ratelimit-requests-limit, -input-tokens-limit and
+    /// -output-tokens-limit), print them and time the run at them (or at --rpm
+    /// / --tpm when slower). Gemini and an own HTTP service state none: nothing
+    /// is sent. Without this flag an estimate sends nothing.
+    #[arg(long, help_heading = "Estimate and sampling")]
+    pub ask_endpoint_limits: bool,
 
     /// Send only a uniform random sample of the CSV's rows: N rows (e.g. 5000)
     /// or a share in (0, 1] (e.g. 0.1). The sample is the first N rows of a
