@@ -329,7 +329,7 @@ fn a_journal_is_folded_for_resume_and_failed_rows_dropped_for_a_retry() {
 #[wasm_bindgen_test]
 fn a_csv_is_inspected_for_the_check_before_a_run() {
     let csv = "image,label\nimages/a.png,cat\nhttps://x.test/b.png,dog\n/abs/c.png,cat\n,dog\nimages/d.png,dog\n";
-    let seen = value(inspect_csv(csv, JsValue::UNDEFINED).unwrap());
+    let seen = value(inspect_csv(csv, JsValue::UNDEFINED, JsValue::UNDEFINED).unwrap());
     assert_eq!(seen["rows"], 5);
     assert_eq!(seen["labels"], json!(["cat", "dog"]));
     assert_eq!(seen["urls"], 1);
@@ -340,9 +340,9 @@ fn a_csv_is_inspected_for_the_check_before_a_run() {
         json!([[0, "images/a.png"], [4, "images/d.png"]])
     );
     let named = js(&json!({"imageColumn": "pic", "labelColumn": "truth"}));
-    let seen = value(inspect_csv("truth,pic\ncat,a.png\n", named).unwrap());
+    let seen = value(inspect_csv("truth,pic\ncat,a.png\n", named, JsValue::UNDEFINED).unwrap());
     assert_eq!(seen["relative"], json!([[0, "a.png"]]));
-    let err = inspect_csv("foo,bar\n1,2\n", JsValue::UNDEFINED)
+    let err = inspect_csv("foo,bar\n1,2\n", JsValue::UNDEFINED, JsValue::UNDEFINED)
         .err()
         .unwrap();
     let message = String::from(js_sys::Error::from(JsValue::from(err)).message());

@@ -37,6 +37,16 @@ test('the Data box shows the CLI estimate before Start, and follows the settings
   await page.dispatchEvent('#rpm', 'change');
   await page.waitForFunction(() => document.querySelector('#data-estimate').textContent.includes('60 requests a minute'));
   assert.deepEqual(await pageLines(page), cliLines(['--rpm', '60']));
+  // A sample and a stop: the sample's rows, and the likely stop, as the CLI says.
+  await page.fill('#seed', '7');
+  await page.fill('#sample-size', '60');
+  await page.fill('#until-interval', '0.1');
+  for (const id of ['#seed', '#sample-size', '#until-interval']) await page.dispatchEvent(id, 'change');
+  await page.waitForFunction(() => document.querySelector('#data-estimate').textContent.includes('Until interval'));
+  const sampled = cliLines(['--rpm', '60', '--seed', '7', '--sample', '60', '--until-interval', '0.1']);
+  assert.ok(sampled.some(([n, v]) => n === 'Rows' && v.startsWith('60 sampled of 300')), JSON.stringify(sampled));
+  assert.ok(sampled.some(([n]) => n === 'Until interval'), JSON.stringify(sampled));
+  assert.deepEqual(await pageLines(page), sampled);
   // Nothing was started: no run, no result.
   assert.equal(await page.evaluate(() => window.__shadow.lines.length), 0);
   assert.deepEqual(page.errors, []);
