@@ -264,13 +264,16 @@ impl Survey {
                 })
                 .collect(),
         });
+        // The rows sent, unless a sample's: then the whole CSV it is drawn
+        // from and whose agreement it estimates.
+        let enough_of = sample.as_ref().map_or(requests, |s| s.csv_rows);
         let mut needed = Vec::new();
         for agreement in [0.9, 0.5] {
             for half_width in [0.01, 0.02, 0.05] {
                 needed.push(RowsNeeded {
                     half_width,
                     agreement,
-                    rows: rows_for_interval(agreement, half_width, Some(requests)),
+                    rows: rows_for_interval(agreement, half_width, Some(enough_of)),
                 });
             }
         }

@@ -245,6 +245,14 @@ fn a_sample_and_an_interval_target_price_what_the_run_would_send() {
             seed: 7
         })
     );
+    // "Enough rows" counts against the CSV the sample estimates, not the sample.
+    for needed in &e.rows_for_interval {
+        assert_eq!(
+            needed.rows,
+            rows_for_interval(needed.agreement, needed.half_width, Some(3_001))
+        );
+    }
+    assert!(e.rows_for_interval.iter().any(|n| n.rows > 1_000));
     let cost = e.cost.clone().unwrap();
     let time = e.time.clone().unwrap();
     let stop = e.until_interval.clone().unwrap();
