@@ -15,6 +15,7 @@ const INT = new Intl.NumberFormat('en-US');
 export function readSampleFields(config) {
   const size = $('sample-size').value.trim();
   config.sampleSize = size === '' ? null : size;
+  config.stratify = $('stratify').checked;
   const until = $('until-interval').value.trim();
   config.untilInterval = null;
   if (until !== '') {
@@ -31,13 +32,15 @@ export function readSampleFields(config) {
 export function fillSampleFields(config) {
   $('sample-size').value = config.sampleSize ?? (config.sample ? String(config.sample.rows) : '');
   $('until-interval').value = config.untilInterval ?? '';
+  $('stratify').checked = Boolean(config.stratify || config.sample?.strata);
 }
 
 /** What the run of `config` over `csvText` will be made of, said under the
  * fields; a problem (`{field, text}`) when the core refuses the sample. */
 export function describeSample(csvText, config) {
   const note = $('sample-note');
-  const asked = config.sampleSize || config.sample || (config.untilInterval !== null && config.untilInterval !== undefined);
+  const asked = config.sampleSize || config.sample || config.stratify
+    || (config.untilInterval !== null && config.untilInterval !== undefined);
   note.textContent = '';
   note.hidden = true;
   if (!asked) return null;
@@ -46,14 +49,16 @@ export function describeSample(csvText, config) {
     drawn = runSample(csvText, config);
   } catch (e) {
     // A CSV that cannot be read at all is said where the page says so, not here.
-    try { runSample(csvText, { ...config, sampleSize: null, sample: null, untilInterval: null }); } catch { return null; }
-    return { field: 'sample-size', text: `Sample: ${e.message}` };
+    try { runSample(csvText, { ...config, sampleSize: null, sample: null, untilInterval: null, stratify: false }); } catch { return null; }
+    const field = /--until-interval/.test(e.message) ? 'until-interval' : 'sample-size';
+    return { field, text: `${field === 'sample-size' ? 'Sample' : 'Stop'}: ${e.message}` };
   }
   const parts = [];
   if (drawn.random) {
-    const cli = `--seed ${drawn.seed}${config.sampleSize ? ` --sample ${config.sampleSize}` : ''}`;
+    const cli = `--seed ${drawn.seed}${config.sampleSize ? ` --sample ${config.sampleSize}` : ''}${drawn.stratified ? ' --stratify' : ''}`;
+    const kind = drawn.stratified ? 'A seeded random sample stratified by label' : 'A seeded random sample';
     parts.push(drawn.rows < drawn.csvRows
-      ? `A seeded random sample: ${INT.format(drawn.rows)} of ${INT.format(drawn.csvRows)} rows, seed ${drawn.seed} (the Seed setting; the CLI's ${cli} draws the same rows).`
+      ? `${kind}: ${INT.format(drawn.rows)} of ${INT.format(drawn.csvRows)} rows, seed ${drawn.seed} (the Seed setting; the CLI's ${cli} draws the same rows).`
       : `All ${INT.format(drawn.rows)} rows in a seeded random order, seed ${drawn.seed} (the Seed setting; the CLI's ${cli} gives the same order).`);
     parts.push('Every figure will be estimated from the rows compared, the agreement\'s interval for the whole CSV corrected for the sample.');
   }

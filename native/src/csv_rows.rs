@@ -144,12 +144,7 @@ pub fn sampled(
         shadow_core::sample::Sample::draw(&csv, config.seed, asked, args.stratify, saved_sample)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     if sample.strata.is_some() && config.until_interval.is_some() {
-        bail!(
-            "--until-interval with a sample stratified by label (--stratify) is refused: its \
-             anytime-valid interval holds only for rows in uniform random order, and a \
-             stratified order is not (use --sample N --stratify for a fixed size, or \
-             --until-interval without --stratify)"
-        );
+        bail!("{}", shadow_core::sample::RunSampleError::StratifiedStop);
     }
     let csv = sample.take(csv);
     config.seed = sample.seed;

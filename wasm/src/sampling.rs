@@ -1,6 +1,6 @@
 //! A sampled run on the page (`--sample`, `--until-interval`): the page's
 //! settings object may carry `sampleSize` (the Sample field's text, read as
-//! `--sample` reads it) and `resuming` (the run continues a stored one) beside
+//! `--sample` reads it), `stratify` (as `--stratify`) and `resuming` (the run continues a stored one) beside
 //! the `RunConfig`; the rows are drawn by the core
 //! ([`shadow_core::sample::Sample::for_run`]), so the same CSV, seed and size
 //! give the rows the CLI's `--sample` gives.
@@ -21,6 +21,8 @@ pub(crate) struct SampleAsk {
     sample_size: Option<String>,
     /// The run continues a stored one (its `sample` is in the config).
     resuming: bool,
+    /// Draw the sample by label, each label its share (as `--stratify`).
+    stratify: bool,
 }
 
 impl SampleAsk {
@@ -55,16 +57,27 @@ impl SampleAsk {
         }
         let asked = self.size()?;
         if asked.is_none() && config.sample.is_none() && config.until_interval.is_none() {
+            if self.stratify {
+                return Err(JsError::new(
+                    &shadow_core::sample::RunSampleError::StratifyWithoutSample.to_string(),
+                ));
+            }
             return Ok(csv);
         }
         let (csv, sample) = Sample::for_run(
             csv,
             asked,
+            self.stratify,
             config.seed,
             self.resuming,
             config.sample.as_ref(),
         )
         .map_err(|e| JsError::new(&e.to_string()))?;
+        if sample.strata.is_some() && config.until_interval.is_some() {
+            return Err(JsError::new(
+                &shadow_core::sample::RunSampleError::StratifiedStop.to_string(),
+            ));
+        }
         config.seed = sample.seed;
         config.sample = Some(sample);
         Ok(csv)
@@ -86,8 +99,8 @@ pub(crate) fn run_rows(
 }
 
 /// What the run of `settings` over `csvText` will be made of, for the Data
-/// box: `{rows, csvRows, seed, random}` (`random`: the rows go in a seeded
-/// random order, a sample or `untilInterval`). Throws the CLI's words for a
+/// box: `{rows, csvRows, seed, random, stratified}` (`random`: the rows go in
+/// a seeded random order, a sample or `untilInterval`; `stratified`: by label). Throws the CLI's words for a
 /// size it refuses (`--sample 500: the CSV has only 300 rows`).
 #[wasm_bindgen(js_name = runSample)]
 pub fn run_sample(csv_text: &str, settings: JsValue) -> Result<JsValue, JsError> {
@@ -98,6 +111,7 @@ pub fn run_sample(csv_text: &str, settings: JsValue) -> Result<JsValue, JsError>
         csv_rows: usize,
         seed: u64,
         random: bool,
+        stratified: bool,
     }
     let (csv, config) = run_rows(csv_text, &settings)?;
     let drawn = match &config.sample {
@@ -106,12 +120,14 @@ pub fn run_sample(csv_text: &str, settings: JsValue) -> Result<JsValue, JsError>
             csv_rows: s.csv_rows,
             seed: s.seed,
             random: true,
+            stratified: s.strata.is_some(),
         },
         None => Drawn {
             rows: csv.items.len(),
             csv_rows: csv.items.len(),
             seed: config.seed,
             random: false,
+            stratified: false,
         },
     };
     to_js(&drawn)

@@ -89,6 +89,42 @@ test('a sampled page run draws the CLI\'s rows for the same CSV, seed and --samp
   assert.deepEqual(page.errors, []);
 });
 
+test('a stratified page run draws the CLI\'s --sample --stratify rows, and refuses a stop with it in the CLI\'s words', async () => {
+  const url = await serve(['--latency-ms', '0']);
+  const page = await openPage(url);
+  await chooseData(page);
+  await fill(page, { 'sample-size': '40', seed: 7, 'batch-size': 10 });
+  await page.check('#stratify');
+  await page.waitForFunction(() => document.querySelector('#sample-note').textContent.includes('stratified by label: 40 of 300 rows, seed 7'));
+  assert.ok((await page.textContent('#sample-note')).includes('--sample 40 --stratify'));
+
+  // With a stop: refused next to the Stop field, as the CLI refuses it.
+  await fill(page, { 'until-interval': '0.1' });
+  await page.click('#start');
+  const problem = await fieldProblem(page, 'until-interval');
+  assert.ok(problem.invalid, JSON.stringify(problem));
+  const refused = spawnSync(BIN, [CSV, '--sample', '40', '--stratify', '--until-interval', '0.1'], { encoding: 'utf8' });
+  assert.equal(refused.status, 2);
+  assert.ok(refused.stderr.includes(problem.text.replace(/^Stop: /, '')), `${problem.text}\n${refused.stderr}`);
+  assert.equal(await page.evaluate(() => window.__shadow.lines.length), 0);
+
+  await fill(page, { 'until-interval': '' });
+  await page.click('#start');
+  await waitForEnd(page);
+  const { summary, lines } = await results(page);
+  assert.equal(lines.length, 40);
+  assert.equal(summary.sample.stratified, true);
+  const cli = cliRun(['--sample', '40', '--stratify', '--seed', '7']);
+  assert.deepEqual(drawn(lines), drawn(cli.lines));
+  assert.equal(cli.summary.sample.stratified, true);
+
+  await page.waitForFunction(() => document.querySelector('.sx-status')?.textContent.startsWith('completed'));
+  const { text } = await banner(page);
+  assert.ok(text.includes('stratified by label'), text);
+  assert.ok(text.includes(`Agreement reweighted to the CSV's labels: ${(summary.sample.stratifiedAgreement * 100).toFixed(2)}%`), text);
+  assert.deepEqual(page.errors, []);
+});
+
 test('the Sample and Stop fields refuse what the CLI refuses, in its words, next to the field', async () => {
   const url = await serve(['--latency-ms', '0']);
   const page = await openPage(url);

@@ -20,17 +20,30 @@ pub enum RunSampleError {
          a new run (start one instead of resuming)"
     )]
     WholeRunResumed,
+    /// A sample stratified by label with a stop at an interval's width.
+    #[error(
+        "--until-interval with a sample stratified by label (--stratify) is refused: its \
+         anytime-valid interval holds only for rows in uniform random order, and a \
+         stratified order is not (use --sample N --stratify for a fixed size, or \
+         --until-interval without --stratify)"
+    )]
+    StratifiedStop,
+    /// `--stratify` with no sample size (and no saved sample).
+    #[error("--stratify draws a sample by label: give a sample size (--sample N or a share)")]
+    StratifyWithoutSample,
 }
 
 impl Sample {
     /// The sample of a run over `csv` and the CSV cut down to it
     /// ([`Sample::take`]): `asked` rows (or a share), else the saved run's
     /// size, else every row (a random order of the whole CSV, as
-    /// `--until-interval` alone asks). `resumed`: the run continues a saved
-    /// one, whose sample is `saved` (`None`: it went over the whole CSV).
+    /// `--until-interval` alone asks), by label when `stratify` (a saved
+    /// stratified sample stays stratified). `resumed`: the run continues a
+    /// saved one, whose sample is `saved` (`None`: it went over the whole CSV).
     pub fn for_run(
         csv: LabelsCsv,
         asked: Option<SampleSize>,
+        stratify: bool,
         seed: u64,
         resumed: bool,
         saved: Option<&Sample>,
@@ -38,12 +51,14 @@ impl Sample {
         if resumed && saved.is_none() {
             return Err(RunSampleError::WholeRunResumed);
         }
+        if stratify && asked.is_none() && saved.is_none() {
+            return Err(RunSampleError::StratifyWithoutSample);
+        }
         let rows = match asked {
             Some(size) => size.rows_of(csv.items.len())?,
             None => saved.map_or(csv.items.len(), |s| s.rows),
         };
-        // The page does not stratify; a saved stratified sample stays stratified.
-        let sample = Sample::draw(&csv, seed, rows, false, saved)?;
+        let sample = Sample::draw(&csv, seed, rows, stratify, saved)?;
         Ok((sample.take(csv), sample))
     }
 }
@@ -69,19 +84,27 @@ mod tests {
     fn a_runs_rows_are_the_draw_of_the_size_asked_or_saved_or_every_row() {
         let drawn = Sample::draw(&csv(30), 5, 10, false, None).unwrap();
         let (rows, sample) =
-            Sample::for_run(csv(30), Some(SampleSize::Rows(10)), 5, false, None).unwrap();
+            Sample::for_run(csv(30), Some(SampleSize::Rows(10)), false, 5, false, None).unwrap();
         assert_eq!(sample, drawn);
         assert_eq!(lines(&rows), lines(&drawn.take(csv(30))));
         // A share: rounded up to whole rows.
-        let (_, share) =
-            Sample::for_run(csv(30), Some(SampleSize::Share(0.25)), 5, false, None).unwrap();
+        let (_, share) = Sample::for_run(
+            csv(30),
+            Some(SampleSize::Share(0.25)),
+            false,
+            5,
+            false,
+            None,
+        )
+        .unwrap();
         assert_eq!(share.rows, 8);
         // Nothing asked: the saved run's size, and its seed whatever is given now.
-        let (again, resumed) = Sample::for_run(csv(30), None, 99, true, Some(&drawn)).unwrap();
+        let (again, resumed) =
+            Sample::for_run(csv(30), None, false, 99, true, Some(&drawn)).unwrap();
         assert_eq!((resumed.rows, resumed.seed), (10, 5));
         assert_eq!(lines(&again), lines(&rows));
         // Nothing asked nor saved (a stop alone): every row, in a random order.
-        let (all, whole) = Sample::for_run(csv(30), None, 5, false, None).unwrap();
+        let (all, whole) = Sample::for_run(csv(30), None, false, 5, false, None).unwrap();
         assert_eq!(whole.rows, 30);
         assert_eq!(lines(&all)[..10], lines(&rows)[..]);
     }
@@ -89,10 +112,11 @@ mod tests {
     #[test]
     fn a_whole_run_resumed_or_a_size_the_csv_lacks_is_refused() {
         assert_eq!(
-            Sample::for_run(csv(30), Some(SampleSize::Rows(10)), 5, true, None).unwrap_err(),
+            Sample::for_run(csv(30), Some(SampleSize::Rows(10)), false, 5, true, None).unwrap_err(),
             RunSampleError::WholeRunResumed
         );
-        let err = Sample::for_run(csv(30), Some(SampleSize::Rows(31)), 5, false, None).unwrap_err();
+        let err = Sample::for_run(csv(30), Some(SampleSize::Rows(31)), false, 5, false, None)
+            .unwrap_err();
         assert_eq!(err.to_string(), "--sample 31: the CSV has only 30 rows");
     }
 }
