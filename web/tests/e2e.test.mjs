@@ -90,7 +90,7 @@ test('the page gives the same reports and counts as the CLI for the same CSV, mo
 test('the settings form starts from the core\'s defaults; the page\'s HTML holds none', async () => {
   const url = await serve([]);
   const page = await openPage(url);
-  const { fields, expected, limits } = await page.evaluate(async () => {
+  const { fields, checked, expected, limits } = await page.evaluate(async () => {
     const { defaultConfig, settingBounds, mockModel } = await import('./pkg/shadow_wasm.js');
     const d = defaultConfig();
     const b = settingBounds();
@@ -120,8 +120,14 @@ test('the settings form starts from the core\'s defaults; the page\'s HTML holds
     for (const unset of ['sample', 'untilInterval']) {
       if (d[unset] !== undefined && d[unset] !== null) throw new Error(`defaultConfig() has a ${unset}: ${d[unset]}`);
     }
-    const inputs = document.querySelectorAll('#setup input:not([type=file]):not([type=radio]):not([type=password])');
-    return { fields: Object.fromEntries([...inputs].map((i) => [i.id, i.value])), expected, limits };
+    const inputs = document.querySelectorAll('#setup input:not([type=file]):not([type=radio]):not([type=password]):not([type=checkbox])');
+    const boxes = document.querySelectorAll('#setup input[type=checkbox]');
+    return {
+      fields: Object.fromEntries([...inputs].map((i) => [i.id, i.value])),
+      checked: Object.fromEntries([...boxes].map((i) => [i.id, i.checked])),
+      expected,
+      limits,
+    };
   });
   // The form's limits are the core's bounds (RunConfig::validate refuses outside them).
   assert.deepEqual(limits.got, limits.want);
@@ -134,6 +140,8 @@ test('the settings form starts from the core\'s defaults; the page\'s HTML holds
     ...Object.fromEntries(Object.entries(expected).map(([id, v]) => [id, String(v)])), rpm: '', tpm: '', concurrency: '',
     deployment: '', 'api-version': '', 'sample-size': '', 'until-interval': '',
   });
+  // No sample by label by default (the core's RunConfig has no sample).
+  assert.deepEqual(checked, { stratify: false });
 
   const html = await (await fetch(`${url}/`)).text();
   const preset = await page.evaluate((text) => {
