@@ -231,3 +231,21 @@ pub(super) fn parse_accuracy_drop(s: &str) -> Result<AccuracyDrop, String> {
         accuracy: parse_share(accuracy)?,
     })
 }
+
+impl super::RunArgs {
+    /// The built-in mock of a run: the `--mock-*` flags, the run's seed, any free
+    /// port, the rest `MockConfig::default()`'s.
+    pub fn builtin_mock(&self) -> MockConfig {
+        MockConfig {
+            port: 0,
+            rpm: self.mock_rpm,
+            latency_ms: self.mock_latency_ms,
+            error_rate: self.mock_error_rate,
+            accuracy: self.mock_accuracy,
+            accuracy_drop: self.mock_accuracy_drop_at,
+            seed: self.seed,
+            overconfidence: self.mock_overconfidence,
+            ..MockConfig::default()
+        }
+    }
+}
