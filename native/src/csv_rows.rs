@@ -112,7 +112,6 @@ impl RowFeed {
     }
 }
 
-/// Reads the CSV at `path` whole.
 /// The seeded sample of the CSV the run is made of (`--sample`, or the saved
 /// run's), drawn from its rows read whole; kept in `config` for the journal
 /// header. A resumed run over the whole CSV cannot become a sample: its journal
@@ -128,30 +127,27 @@ pub fn sampled(
         bail!("a sample is drawn from the CSV read whole");
     };
     let saved_sample = saved.and_then(|s| s.config.sample.as_ref());
-    if saved.is_some() && saved_sample.is_none() {
-        bail!(
-            "--sample and --until-interval: this run went over the whole CSV in file order; \
-             a sample or a random order is a new run (give the CSV without --resume)"
-        );
-    }
-    let asked = match args.sample {
-        Some(size) => size
-            .rows_of(csv.items.len())
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-        None => saved_sample.map_or(csv.items.len(), |s| s.rows),
-    };
-    let sample =
-        shadow_core::sample::Sample::draw(&csv, config.seed, asked, args.stratify, saved_sample)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    if sample.strata.is_some() && config.until_interval.is_some() {
-        bail!("{}", shadow_core::sample::RunSampleError::StratifiedStop);
-    }
-    let csv = sample.take(csv);
+    let (csv, sample) = shadow_core::sample::Sample::for_run(
+        csv,
+        args.sample,
+        args.stratify,
+        config.seed,
+        saved.is_some(),
+        saved_sample,
+        config.until_interval.is_some(),
+    )
+    .map_err(|e| match e {
+        shadow_core::sample::RunSampleError::WholeRunResumed => {
+            anyhow::anyhow!("--sample and --until-interval: {e}")
+        }
+        e => anyhow::anyhow!("{}: {e}", path.display()),
+    })?;
     config.seed = sample.seed;
     config.sample = Some(sample);
     Ok(CsvRows::Whole(csv))
 }
 
+/// Reads the CSV at `path` whole.
 pub fn read_csv(path: &Path, columns: &ColumnNames) -> Result<LabelsCsv> {
     read_labels_csv(open(path)?, columns).map_err(|e| csv_error(path, e))
 }

@@ -71,13 +71,9 @@ impl SampleAsk {
             config.seed,
             self.resuming,
             config.sample.as_ref(),
+            config.until_interval.is_some(),
         )
         .map_err(|e| JsError::new(&e.to_string()))?;
-        if sample.strata.is_some() && config.until_interval.is_some() {
-            return Err(JsError::new(
-                &shadow_core::sample::RunSampleError::StratifiedStop.to_string(),
-            ));
-        }
         config.seed = sample.seed;
         config.sample = Some(sample);
         Ok(csv)

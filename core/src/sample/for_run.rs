@@ -17,7 +17,7 @@ pub enum RunSampleError {
     /// sample or a random order: its results number the rows in file order.
     #[error(
         "this run went over the whole CSV in file order; a sample or a random order is \
-         a new run (start one instead of resuming)"
+         a new run (give the CSV without --resume)"
     )]
     WholeRunResumed,
     /// A sample stratified by label with a stop at an interval's width.
@@ -40,6 +40,8 @@ impl Sample {
     /// `--until-interval` alone asks), by label when `stratify` (a saved
     /// stratified sample stays stratified). `resumed`: the run continues a
     /// saved one, whose sample is `saved` (`None`: it went over the whole CSV).
+    /// `until_interval`: the run stops at an interval's width, which a
+    /// stratified sample cannot (its order is not uniform).
     pub fn for_run(
         csv: LabelsCsv,
         asked: Option<SampleSize>,
@@ -47,6 +49,7 @@ impl Sample {
         seed: u64,
         resumed: bool,
         saved: Option<&Sample>,
+        until_interval: bool,
     ) -> Result<(LabelsCsv, Sample), RunSampleError> {
         if resumed && saved.is_none() {
             return Err(RunSampleError::WholeRunResumed);
@@ -59,6 +62,9 @@ impl Sample {
             None => saved.map_or(csv.items.len(), |s| s.rows),
         };
         let sample = Sample::draw(&csv, seed, rows, stratify, saved)?;
+        if sample.strata.is_some() && until_interval {
+            return Err(RunSampleError::StratifiedStop);
+        }
         Ok((sample.take(csv), sample))
     }
 }
@@ -83,8 +89,16 @@ mod tests {
     #[test]
     fn a_runs_rows_are_the_draw_of_the_size_asked_or_saved_or_every_row() {
         let drawn = Sample::draw(&csv(30), 5, 10, false, None).unwrap();
-        let (rows, sample) =
-            Sample::for_run(csv(30), Some(SampleSize::Rows(10)), false, 5, false, None).unwrap();
+        let (rows, sample) = Sample::for_run(
+            csv(30),
+            Some(SampleSize::Rows(10)),
+            false,
+            5,
+            false,
+            None,
+            false,
+        )
+        .unwrap();
         assert_eq!(sample, drawn);
         assert_eq!(lines(&rows), lines(&drawn.take(csv(30))));
         // A share: rounded up to whole rows.
@@ -95,16 +109,17 @@ mod tests {
             5,
             false,
             None,
+            false,
         )
         .unwrap();
         assert_eq!(share.rows, 8);
         // Nothing asked: the saved run's size, and its seed whatever is given now.
         let (again, resumed) =
-            Sample::for_run(csv(30), None, false, 99, true, Some(&drawn)).unwrap();
+            Sample::for_run(csv(30), None, false, 99, true, Some(&drawn), false).unwrap();
         assert_eq!((resumed.rows, resumed.seed), (10, 5));
         assert_eq!(lines(&again), lines(&rows));
         // Nothing asked nor saved (a stop alone): every row, in a random order.
-        let (all, whole) = Sample::for_run(csv(30), None, false, 5, false, None).unwrap();
+        let (all, whole) = Sample::for_run(csv(30), None, false, 5, false, None, false).unwrap();
         assert_eq!(whole.rows, 30);
         assert_eq!(lines(&all)[..10], lines(&rows)[..]);
     }
@@ -112,11 +127,49 @@ mod tests {
     #[test]
     fn a_whole_run_resumed_or_a_size_the_csv_lacks_is_refused() {
         assert_eq!(
-            Sample::for_run(csv(30), Some(SampleSize::Rows(10)), false, 5, true, None).unwrap_err(),
+            Sample::for_run(
+                csv(30),
+                Some(SampleSize::Rows(10)),
+                false,
+                5,
+                true,
+                None,
+                false
+            )
+            .unwrap_err(),
             RunSampleError::WholeRunResumed
         );
-        let err = Sample::for_run(csv(30), Some(SampleSize::Rows(31)), false, 5, false, None)
-            .unwrap_err();
+        let err = Sample::for_run(
+            csv(30),
+            Some(SampleSize::Rows(31)),
+            false,
+            5,
+            false,
+            None,
+            false,
+        )
+        .unwrap_err();
         assert_eq!(err.to_string(), "--sample 31: the CSV has only 30 rows");
+    }
+
+    /// By label needs a size; a stratified sample cannot stop at a width (the
+    /// sequence needs uniform random order), asked now or saved before.
+    #[test]
+    fn a_stratified_sample_needs_a_size_and_refuses_a_stop() {
+        assert_eq!(
+            Sample::for_run(csv(30), None, true, 5, false, None, false).unwrap_err(),
+            RunSampleError::StratifyWithoutSample
+        );
+        let ten = Some(SampleSize::Rows(10));
+        assert_eq!(
+            Sample::for_run(csv(30), ten, true, 5, false, None, true).unwrap_err(),
+            RunSampleError::StratifiedStop
+        );
+        let (_, stratified) = Sample::for_run(csv(30), ten, true, 5, false, None, false).unwrap();
+        assert!(stratified.strata.is_some());
+        assert_eq!(
+            Sample::for_run(csv(30), None, false, 5, true, Some(&stratified), true).unwrap_err(),
+            RunSampleError::StratifiedStop
+        );
     }
 }
